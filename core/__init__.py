@@ -1,0 +1,61 @@
+"""polyingress core: the public API for backend plugins.
+
+Plugins import only the names exported here (``from polyingress.core import ...``).
+"""
+
+from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
+from .builder import BuildOptions, BuildResult, build_model
+from .diff import ModelDiff, RouteKey, diff
+from .files import write_atomic
+from .hookspecs import hookimpl
+from .model import (
+    Backend,
+    Certificate,
+    Endpoint,
+    GlobalSettings,
+    HostKind,
+    ObjectRef,
+    PathType,
+    Route,
+    RouteModel,
+    TLSBinding,
+    VirtualHost,
+)
+from .problems import Problem, Severity
+from .store import ObjectStore, Snapshot
+from .tls import FALLBACK_NAME, fallback_certificate, self_signed
+
+__all__ = [
+    "FALLBACK_NAME",
+    "ApplyError",
+    "ApplyResult",
+    "Backend",
+    "BackendInfo",
+    "BuildOptions",
+    "BuildResult",
+    "Certificate",
+    "Endpoint",
+    "GlobalSettings",
+    "HealthReport",
+    "HostKind",
+    "ModelDiff",
+    "ObjectRef",
+    "ObjectStore",
+    "PathType",
+    "Problem",
+    "RenderedConfig",
+    "Route",
+    "RouteKey",
+    "RouteModel",
+    "RunSettings",
+    "Severity",
+    "Snapshot",
+    "TLSBinding",
+    "VirtualHost",
+    "build_model",
+    "diff",
+    "fallback_certificate",
+    "hookimpl",
+    "self_signed",
+    "write_atomic",
+]

@@ -1,0 +1,82 @@
+"""Value types exchanged between the core and backend plugins."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .builder import BuildOptions
+from .model import ObjectRef
+
+__all__ = [
+    "ApplyError",
+    "ApplyResult",
+    "BackendInfo",
+    "HealthReport",
+    "RenderedConfig",
+    "RunSettings",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """Everything a backend needs to know about this run.
+
+    ``bind`` is the address the proxy listens on; ``workdir`` is the backend's own directory
+    (created by the core, owned by the backend). ``options`` holds the values of the options the
+    plugin added in ``polyingress_add_options``.
+    """
+
+    backend: str
+    bind: str = "0.0.0.0"
+    http_port: int = 8080
+    https_port: int = 8443
+    workdir: Path = Path("workdir")
+    health_port: int = 10254
+    build: BuildOptions = field(default_factory=BuildOptions)
+    options: argparse.Namespace = field(default_factory=argparse.Namespace)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyResult:
+    """What an apply did. Every reload names why (``reasons``)."""
+
+    reloaded: bool = False
+    reasons: tuple[str, ...] = ()
+    runtime_changes: int = 0
+
+
+class ApplyError(Exception):
+    """The proxy refused a model. ``refs`` are the objects at fault, when known."""
+
+    def __init__(self, message: str, refs: tuple[ObjectRef, ...] = ()) -> None:
+        super().__init__(message)
+        self.refs = refs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthReport:
+    live: bool
+    ready: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendInfo:
+    name: str
+    version: str
+    description: str = ""
+    features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderedConfig:
+    """Files a backend would write, as (relative name, text), in a stable order."""
+
+    files: tuple[tuple[str, str], ...]
+
+    def text(self) -> str:
+        if len(self.files) == 1:
+            return self.files[0][1]
+        return "".join(f"# ---- {name} ----\n{body}" for name, body in self.files)

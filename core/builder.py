@@ -1,0 +1,423 @@
+"""Snapshot of Kubernetes objects -> RouteModel, exactly per the Ingress v1 specification.
+
+Stages, in a fixed order: IngressClass selection -> Ingress validation -> host/path merge with
+conflict resolution (oldest Ingress wins) -> catch-all merge -> Service/EndpointSlice resolution
+-> TLS Secrets -> ConfigMap settings. Every problem names the object and field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import (
+    Backend,
+    Certificate,
+    GlobalSettings,
+    ObjectRef,
+    PathType,
+    Route,
+    RouteModel,
+    TLSBinding,
+    VirtualHost,
+    host_sort_key,
+)
+from .problems import Problem, Severity
+from .store import Snapshot
+from .translate.ingress import BackendRef, ParsedIngress, parse_ingress
+from .translate.secret import CertificateError, certificate_from_secret
+from .translate.service import SliceIndex, backend_name, first_port, resolve_backend
+
+__all__ = ["BuildOptions", "BuildResult", "build_model"]
+
+DEFAULT_CONTROLLER_CLASS = "polyingress.io/controller"
+DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildOptions:
+    controller_class: str = DEFAULT_CONTROLLER_CLASS
+    watch_ingress_without_class: bool = False
+    default_backend_service: tuple[str, str] | None = None
+    configmap: tuple[str, str] | None = None
+    annotations_prefix: str = "polyingress.io"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildResult:
+    """The model plus everything found on the way.
+
+    ``served`` lists the Ingresses of our class that were accepted (possibly with warnings);
+    ``rejected`` those refused; ``ignored`` those of other classes.
+    """
+
+    model: RouteModel
+    problems: tuple[Problem, ...] = ()
+    served: tuple[ObjectRef, ...] = ()
+    rejected: tuple[ObjectRef, ...] = ()
+    ignored: tuple[ObjectRef, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.WARNING)
+
+
+@dataclass
+class _Cache:
+    """Per-object translation caches keyed by object identity (the store never mutates)."""
+
+    ingresses: dict[
+        tuple[str, str], tuple[Mapping[str, Any], ParsedIngress | None, list[Problem]]
+    ] = field(default_factory=dict)
+
+
+_CACHE = _Cache()
+
+
+def _parse_cached(key: tuple[str, str], obj: Mapping[str, Any]) -> tuple[Any, list[Problem]]:
+    hit = _CACHE.ingresses.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1], hit[2]
+    parsed, problems = parse_ingress(obj)
+    _CACHE.ingresses[key] = (obj, parsed, problems)
+    return parsed, problems
+
+
+def _prune_cache(live: Mapping[tuple[str, str], Any]) -> None:
+    if len(_CACHE.ingresses) > len(live) + 64:
+        for key in [k for k in _CACHE.ingresses if k not in live]:
+            del _CACHE.ingresses[key]
+
+
+def _our_classes(snapshot: Snapshot, opts: BuildOptions) -> tuple[set[str], bool]:
+    ours: set[str] = set()
+    default = False
+    for (_ns, name), obj in snapshot.of("IngressClass").items():
+        spec = obj.get("spec") or {}
+        if spec.get("controller") != opts.controller_class:
+            continue
+        ours.add(name)
+        ann = (obj.get("metadata") or {}).get("annotations") or {}
+        if str(ann.get(DEFAULT_CLASS_ANNOTATION, "")).lower() == "true":
+            default = True
+    return ours, default
+
+
+def _is_ours(p: ParsedIngress, ours: set[str], default: bool, opts: BuildOptions) -> bool:
+    if p.class_name is not None:
+        return p.class_name in ours
+    if p.legacy_class is not None:
+        return p.legacy_class in ours
+    return default or opts.watch_ingress_without_class
+
+
+def _prefix_covers(prefix: str, path: str) -> bool:
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+def _merge_catch_all(own: list[Route], catch_all: list[Route]) -> list[Route]:
+    """Add host-less rows to a host's table with lower precedence than the host's own rows.
+
+    A catch-all row is dropped when the host has a row with the same key, or a Prefix row that
+    covers its path: every request the catch-all row could match is then matched by a host row
+    first. A kept catch-all row cannot steal a request from a host row (proof in the tests), so
+    the merged table keeps the plain rule "Exact first, then longest Prefix".
+    """
+    keys = {(r.path, r.path_type) for r in own}
+    prefixes = [r.path for r in own if r.path_type is PathType.PREFIX]
+    merged = list(own)
+    for row in catch_all:
+        if (row.path, row.path_type) in keys:
+            continue
+        if any(_prefix_covers(p, row.path) for p in prefixes):
+            continue
+        merged.append(
+            Route(
+                path=row.path,
+                path_type=row.path_type,
+                backend=row.backend,
+                source=row.source,
+                from_catch_all=True,
+            )
+        )
+    return merged
+
+
+_SETTING_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -> GlobalSettings:
+    if opts.configmap is None:
+        return GlobalSettings()
+    ns, name = opts.configmap
+    ref = ObjectRef(kind="ConfigMap", namespace=ns, name=name)
+    cm = snapshot.get("ConfigMap", ns, name)
+    if cm is None:
+        return GlobalSettings(source=ref)
+    values = []
+    data = cm.get("data") or {}
+    for key in sorted(data):
+        value = data[key]
+        if not isinstance(key, str) or not _SETTING_KEY.match(key):
+            problems.append(
+                Problem(
+                    ref=ref,
+                    field=f"data[{key!r}]",
+                    message="key must be lowercase letters, digits and '-'; ignored",
+                    severity=Severity.WARNING,
+                    reason="InvalidSetting",
+                )
+            )
+            continue
+        if (
+            not isinstance(value, str)
+            or len(value) > 1024
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+        ):
+            problems.append(
+                Problem(
+                    ref=ref,
+                    field=f"data[{key!r}]",
+                    message="value must be printable text of at most 1024 characters; ignored",
+                    severity=Severity.WARNING,
+                    reason="InvalidSetting",
+                )
+            )
+            continue
+        values.append((key, value))
+    return GlobalSettings(values=tuple(values), source=ref)
+
+
+def build_model(snapshot: Snapshot, opts: BuildOptions | None = None) -> BuildResult:
+    """Build the model for a snapshot. Pure: same snapshot and options, same result."""
+    opts = opts or BuildOptions()
+    problems: list[Problem] = []
+    ours, default_class = _our_classes(snapshot, opts)
+
+    accepted: list[ParsedIngress] = []
+    rejected: list[ObjectRef] = []
+    ignored: list[ObjectRef] = []
+    for key in sorted(snapshot.of("Ingress")):
+        obj = snapshot.of("Ingress")[key]
+        parsed, found = _parse_cached(key, obj)
+        if parsed is None:
+            # Class of an invalid object: decide on the raw fields, so that an Ingress of
+            # another class is ignored completely, even when it is invalid.
+            spec = obj.get("spec") or {}
+            ann = (obj.get("metadata") or {}).get("annotations") or {}
+            cls = spec.get("ingressClassName") if isinstance(spec, Mapping) else None
+            legacy = ann.get(LEGACY_CLASS_ANNOTATION) if isinstance(ann, Mapping) else None
+            mine = (
+                cls in ours
+                if cls is not None
+                else (
+                    legacy in ours
+                    if legacy is not None
+                    else default_class or opts.watch_ingress_without_class
+                )
+            )
+            ref = found[0].ref
+            if mine:
+                problems.extend(found)
+                rejected.append(ref)
+            else:
+                ignored.append(ref)
+            continue
+        if not _is_ours(parsed, ours, default_class, opts):
+            ignored.append(parsed.ref)
+            continue
+        accepted.append(parsed)
+
+    _prune_cache(snapshot.of("Ingress"))
+    accepted.sort(key=lambda p: p.order)  # oldest first: the oldest wins every conflict
+
+    # Host/path merge with conflicts.
+    tables: dict[str | None, dict[tuple[str, PathType], Route]] = {}
+    winners: dict[tuple[str | None, str, PathType], ObjectRef] = {}
+    needed: dict[str, BackendRef] = {}
+    for ing in accepted:
+        for rule in ing.rules:
+            key = (rule.host, rule.path, rule.path_type)
+            if key in winners:
+                winner = winners[key]
+                what = "host-less rule" if rule.host is None else f"host {rule.host}"
+                problems.append(
+                    Problem(
+                        ref=ing.ref,
+                        field=rule.field,
+                        message=(
+                            f"{what} path {rule.path} ({rule.path_type.value}) is already "
+                            f"served by {winner} (older); this path is ignored"
+                        ),
+                        severity=Severity.WARNING,
+                        reason="Conflict",
+                    )
+                )
+                continue
+            winners[key] = ing.ref
+            b = rule.backend
+            bname = backend_name(b.namespace, b.service, b.port)
+            needed.setdefault(bname, b)
+            tables.setdefault(rule.host, {})[(rule.path, rule.path_type)] = Route(
+                path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
+            )
+
+    # TLS bindings: host -> (secret ref or None, source). Oldest Ingress wins.
+    tls_hosts: dict[str, tuple[tuple[str, str] | None, ObjectRef, str]] = {}
+    for ing in accepted:
+        for hosts, secret, tfield in ing.tls:
+            targets = hosts or tuple(h for h in ing.hosts)
+            for host in targets:
+                if host in tls_hosts:
+                    other = tls_hosts[host]
+                    if other[1] != ing.ref:
+                        problems.append(
+                            Problem(
+                                ref=ing.ref,
+                                field=tfield,
+                                message=(
+                                    f"TLS for host {host} is already set by {other[1]} "
+                                    "(older); this entry is ignored for that host"
+                                ),
+                                severity=Severity.WARNING,
+                                reason="Conflict",
+                            )
+                        )
+                    continue
+                sref = (ing.ref.namespace, secret) if secret else None
+                tls_hosts[host] = (sref, ing.ref, tfield)
+
+    # Certificates.
+    certificates: dict[str, Certificate] = {}
+    bad_secrets: dict[tuple[str, str], str] = {}
+    for host, (sref, ing_ref, tfield) in sorted(tls_hosts.items()):
+        if sref is None:
+            continue
+        if sref in bad_secrets or f"{sref[0]}__{sref[1]}" in certificates:
+            if sref in bad_secrets:
+                problems.append(_tls_problem(ing_ref, tfield, host, sref, bad_secrets[sref]))
+            continue
+        secret = snapshot.get("Secret", sref[0], sref[1])
+        if secret is None:
+            bad_secrets[sref] = "not found"
+            problems.append(_tls_problem(ing_ref, tfield, host, sref, "not found"))
+            continue
+        try:
+            cert, cert_warnings = certificate_from_secret(secret)
+        except CertificateError as exc:
+            bad_secrets[sref] = str(exc)
+            problems.append(_tls_problem(ing_ref, tfield, host, sref, str(exc)))
+            continue
+        for w in cert_warnings:
+            problems.append(
+                Problem(
+                    ref=cert.source,
+                    field="data[tls.crt]",
+                    message=w,
+                    severity=Severity.WARNING,
+                    reason="CertificateExpired",
+                )
+            )
+        certificates[cert.name] = cert
+
+    # Default backend: the oldest Ingress's spec.defaultBackend, else the flag.
+    default_ref: BackendRef | None = None
+    default_from: ObjectRef | None = None
+    for ing in accepted:
+        if ing.default_backend is None:
+            continue
+        if default_ref is None:
+            default_ref, default_from = ing.default_backend, ing.ref
+        elif ing.default_backend != default_ref:
+            problems.append(
+                Problem(
+                    ref=ing.ref,
+                    field="spec.defaultBackend",
+                    message=f"the default backend is already set by {default_from} (older); "
+                    "ignored",
+                    severity=Severity.WARNING,
+                    reason="Conflict",
+                )
+            )
+    if default_ref is None and opts.default_backend_service is not None:
+        ns, svc = opts.default_backend_service
+        fp = first_port(snapshot, ns, svc)
+        if fp is None:
+            problems.append(
+                Problem(
+                    ref=ObjectRef(kind="Service", namespace=ns, name=svc),
+                    field="--default-backend-service",
+                    message="Service not found or has no ports; unmatched requests get 404",
+                    severity=Severity.WARNING,
+                    reason="ServiceNotFound",
+                )
+            )
+        else:
+            default_ref = BackendRef(ns, svc, fp[0], fp[1])
+    default_name: str | None = None
+    if default_ref is not None:
+        default_name = backend_name(default_ref.namespace, default_ref.service, default_ref.port)
+        needed.setdefault(default_name, default_ref)
+
+    # Backends.
+    slices = SliceIndex(snapshot)
+    backends: list[Backend] = []
+    for bname in sorted(needed):
+        b = needed[bname]
+        backends.append(
+            resolve_backend(snapshot, slices, b.namespace, b.service, b.port, b.port_is_name)
+        )
+
+    # Virtual hosts.
+    catch_all = sorted(tables.get(None, {}).values(), key=Route.sort_key)
+    all_hosts: set[str | None] = set(tables) | set(tls_hosts)
+    vhosts: list[VirtualHost] = []
+    for host in sorted(all_hosts, key=host_sort_key):
+        own = list(tables.get(host, {}).values())
+        rows = own if host is None else _merge_catch_all(own, catch_all)
+        rows.sort(key=Route.sort_key)
+        tls = None
+        if host is not None and host in tls_hosts:
+            sref, ing_ref, _f = tls_hosts[host]
+            cname = f"{sref[0]}__{sref[1]}" if sref is not None else None
+            tls = TLSBinding(certificate=cname if cname in certificates else None, source=ing_ref)
+        vhosts.append(VirtualHost(host=host, routes=tuple(rows), tls=tls))
+
+    model = RouteModel(
+        vhosts=tuple(vhosts),
+        backends=tuple(backends),
+        certificates=tuple(certificates[n] for n in sorted(certificates)),
+        default_backend=default_name,
+        settings=_settings(snapshot, opts, problems),
+    )
+    problems.sort(key=lambda p: (p.ref, p.field, p.message))
+    served = sorted({i.ref for i in accepted})
+    return BuildResult(
+        model=model,
+        problems=tuple(problems),
+        served=tuple(served),
+        rejected=tuple(sorted(rejected)),
+        ignored=tuple(sorted(ignored)),
+    )
+
+
+def _tls_problem(
+    ref: ObjectRef, tfield: str, host: str, sref: tuple[str, str], why: str
+) -> Problem:
+    return Problem(
+        ref=ref,
+        field=f"{tfield}.secretName",
+        message=(
+            f"Secret {sref[0]}/{sref[1]} for host {host}: {why}; "
+            "the host is served with the fallback certificate"
+        ),
+        severity=Severity.WARNING,
+        reason="InvalidSecret",
+    )

@@ -1,0 +1,175 @@
+"""The backend plugin API: the manual for writing a polyingress backend.
+
+A backend plugin is a module (or object) with functions marked ``@hookimpl`` (from
+``polyingress.core``), published in the ``polyingress.backends`` entry-point group under the
+name users pass to ``--backend``. The built-in nginx, haproxy and traefik backends are found
+through that same group. Only the selected backend is loaded and registered for ``run`` and
+``render``; ``polyingress plugins`` loads each one to list it.
+
+Lifecycle of ``polyingress run --backend NAME``::
+
+    polyingress_add_options(parser)           # every loaded plugin, before parsing argv
+    polyingress_create_backend(settings)      # -> your backend object (kept by the core)
+    polyingress_start(backend, model)         # start the proxy, serving the first model
+    loop:
+        polyingress_apply(backend, model, previous, diff)  # each new model (one worker)
+        polyingress_supervise(backend, model)             # about once a second
+        polyingress_health(backend)                       # on /healthz and /readyz
+    polyingress_stop(backend)                 # SIGTERM/SIGINT: stop, leave no process behind
+
+All lifecycle hooks are called from ONE worker thread of the core (never concurrently with each
+other), except ``polyingress_health``, which is called from the health server's thread and must
+only read state. Implementations may accept a subset of a hook's arguments (pluggy rule). Hook
+names are stable; arguments may be added, never renamed or removed without a deprecation cycle.
+
+Models are immutable (:class:`polyingress.core.RouteModel`); every string that comes from a
+Kubernetes object has been validated by the core (hosts, paths, names), but a backend must still
+quote every string through its own single quoting function before it reaches proxy config.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pluggy
+
+from .api import ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
+from .builder import BuildResult
+from .diff import ModelDiff
+from .model import RouteModel
+
+PROJECT = "polyingress"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Startup: options, identity, creation
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+    """Add the backend's own command-line options to ``run`` and ``render``.
+
+    Called once per loaded plugin, before the command line is parsed. Prefix option names with
+    the backend's name (``--nginx-lua``, ``--traefik-binary``) so that plugins never collide.
+    The parsed values reach the backend through ``RunSettings.options`` (an
+    ``argparse.Namespace``). Return value ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_backend_info() -> BackendInfo | None:
+    """Describe the backend for ``polyingress plugins``.
+
+    Return a :class:`BackendInfo` (name, version, description, and ``features``: short
+    strings such as ``"runtime-endpoints"`` or ``"lua: unavailable (static upstreams)"``).
+    First result wins; only called with the one plugin registered.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_create_backend(settings: RunSettings) -> Any:
+    """Create the backend object for this run; called once, before ``polyingress_start``.
+
+    ``settings`` carries the listen addresses/ports, the workdir (the backend owns it: pid
+    files, sockets, generated config, keys) and the plugin's parsed options. Do not start
+    processes here. Return any object; the core passes it back as ``backend`` to every other
+    lifecycle hook. First result wins.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Running: start, apply, supervise, health, stop
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def polyingress_start(backend: Any, model: RouteModel) -> ApplyResult | None:
+    """Start the proxy (or attach to it) and make it serve ``model``.
+
+    Return only once the proxy serves ``model`` (the core reports ready after this returns).
+    Raise :class:`polyingress.core.ApplyError` when the proxy cannot start with this model; the
+    core then retries with backoff. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_apply(
+    backend: Any, model: RouteModel, previous: RouteModel, diff: ModelDiff
+) -> ApplyResult | None:
+    """Make the running proxy serve ``model``; ``previous`` is what it serves now.
+
+    ``diff`` says precisely what changed (see :class:`polyingress.core.ModelDiff`): decide
+    from it whether the change can be made at run time or needs a reload, and say which in the
+    returned :class:`ApplyResult` (``reloaded`` and the ``reasons``). Never called with an
+    empty diff. Return only once the proxy serves ``model``.
+
+    On failure raise :class:`polyingress.core.ApplyError` (naming the Ingresses at fault when
+    known) and leave the proxy serving ``previous``: the core keeps ``previous`` as the last
+    good model, reports the error, and does not retry the same model again. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_supervise(backend: Any, model: RouteModel) -> str | None:
+    """Check the proxy process; restart it if it died, and make it serve ``model`` again.
+
+    Called about once a second with the last successfully applied model. Return None when all
+    is well, or a short sentence saying what was repaired ("nginx exited with code 1;
+    restarted"), which the core logs and counts. Restarts should back off. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_health(backend: Any) -> HealthReport | None:
+    """Report the proxy's health for ``/healthz`` and ``/readyz``.
+
+    Called from the health server's thread, concurrently with the lifecycle hooks: read
+    state only, never block for long. ``live`` False fails ``/healthz``; ``ready`` False
+    fails ``/readyz``. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_stop(backend: Any) -> None:
+    """Stop the proxy gracefully (let in-flight requests finish, with a bound), leaving no
+    process behind. Called once at shutdown, also after a failed start. Return value ignored.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry run
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig | None:
+    """Render the configuration the backend would apply for ``model``, without side effects.
+
+    Used by ``polyingress render`` and by golden-file tests: return a
+    :class:`RenderedConfig` whose ``files`` are (relative name, text) pairs, byte-identical for
+    equal models and settings. Must not write files or start processes; secrets (private
+    keys) must be replaced by a placeholder in the returned text. First result wins.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Observers (any number of plugins; all are called)
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def polyingress_model_built(result: BuildResult) -> None:
+    """Called after every model build with the model and every problem found, before apply.
+
+    For observers (metrics, audit logs, status writers). Must not modify anything and must
+    return quickly. Return value ignored.
+    """
+
+
+@hookspec
+def polyingress_applied(model: RouteModel, diff: ModelDiff, result: ApplyResult) -> None:
+    """Called after a model was applied successfully. For observers. Return value ignored."""

@@ -1,0 +1,305 @@
+"""The normalized route model: what every backend renders, whatever the proxy.
+
+The model is built fresh from a snapshot of Kubernetes objects for every sync and never mutated.
+All collections are tuples in a canonical order, so the same objects always give the same model
+(and the same ``model_hash``), whatever order they were read in.
+
+Routing semantics (Kubernetes Ingress v1), already resolved by the core:
+
+* A request picks ONE virtual host: the exact host if one matches, else the single-label
+  wildcard (``*.foo.com`` matches ``bar.foo.com`` only), else the catch-all (``host is None``).
+* Inside the virtual host, ``routes`` is a flat table: an Exact route matches its path only,
+  a Prefix route matches its path element-wise (``/foo`` matches ``/foo``, ``/foo/``,
+  ``/foo/bar``, never ``/foobar``); an Exact match beats any Prefix match, and a longer Prefix
+  beats a shorter one. Host-less Ingress rules are already merged into every host's table with
+  lower precedence than the host's own rules, so a backend needs no fall-through logic.
+* No match in the table: ``RouteModel.default_backend`` if set, else HTTP 404.
+* A route whose backend has no ready endpoints answers HTTP 503.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from functools import cached_property
+
+__all__ = [
+    "Backend",
+    "Certificate",
+    "Endpoint",
+    "GlobalSettings",
+    "HostKind",
+    "ObjectRef",
+    "PathType",
+    "Route",
+    "RouteModel",
+    "TLSBinding",
+    "VirtualHost",
+]
+
+
+class PathType(StrEnum):
+    """How a route's path matches. ImplementationSpecific is translated to PREFIX."""
+
+    EXACT = "Exact"
+    PREFIX = "Prefix"
+
+
+class HostKind(StrEnum):
+    EXACT = "exact"
+    WILDCARD = "wildcard"
+    ANY = "any"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class ObjectRef:
+    """The Kubernetes object a model node came from."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class Endpoint:
+    """One endpoint of a backend. Only ``ready`` endpoints may receive new traffic."""
+
+    address: str
+    port: int
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+
+    @property
+    def hostport(self) -> str:
+        if ":" in self.address:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+_NAME_OK = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backend:
+    """A Service port, addressed by its stable ``name`` (``<namespace>__<service>__<port>``).
+
+    ``name`` only contains ``[a-z0-9_-]`` and is safe as an identifier in every proxy's config.
+    ``endpoints`` is sorted by (address, port) and holds every endpoint, ready or not; backends
+    send traffic to ``ready_endpoints`` only. ``problem`` says why a backend has no endpoints
+    when that is an error (Service missing, port unknown).
+    """
+
+    name: str
+    namespace: str
+    service: str
+    port: str
+    endpoints: tuple[Endpoint, ...] = ()
+    problem: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME_OK.match(self.name):
+            raise ValueError(f"backend name {self.name!r} is not [a-z0-9_-]")
+
+    @property
+    def ready_endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for e in self.endpoints if e.ready)
+
+    @property
+    def available(self) -> bool:
+        return any(e.ready for e in self.endpoints)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """One row of a virtual host's routing table.
+
+    ``source`` is the Ingress the rule came from (the winner, when several Ingresses declared the
+    same host, path and type). ``from_catch_all`` marks rows merged in from host-less rules.
+    """
+
+    path: str
+    path_type: PathType
+    backend: str
+    source: ObjectRef
+    from_catch_all: bool = False
+
+    def sort_key(self) -> tuple[int, int, str]:
+        # Exact before Prefix, longer before shorter, then text: the canonical order.
+        return (0 if self.path_type is PathType.EXACT else 1, -len(self.path), self.path)
+
+    def matches(self, path: str) -> bool:
+        """Reference semantics of one route (used by tests and by backends that need a check)."""
+        if self.path_type is PathType.EXACT:
+            return path == self.path
+        if self.path == "/":
+            return path.startswith("/")
+        return path == self.path or path.startswith(self.path + "/")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certificate:
+    """A TLS certificate and key from a ``kubernetes.io/tls`` Secret, parsed and checked.
+
+    ``name`` is ``<namespace>__<secret>``; ``dns_names`` are the names the certificate covers
+    (SANs, else CN); ``fingerprint`` is the SHA-256 of the leaf certificate in hex.
+    """
+
+    name: str
+    source: ObjectRef
+    cert_pem: str = field(repr=False)
+    key_pem: str = field(repr=False)
+    dns_names: tuple[str, ...] = ()
+    not_after: str = ""
+    fingerprint: str = ""
+
+    @property
+    def pem_bundle(self) -> str:
+        """Certificate chain followed by the key, the form HAProxy and others load."""
+        cert = self.cert_pem if self.cert_pem.endswith("\n") else self.cert_pem + "\n"
+        key = self.key_pem if self.key_pem.endswith("\n") else self.key_pem + "\n"
+        return cert + key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSBinding:
+    """TLS for a virtual host. ``certificate`` None means: serve the fallback certificate."""
+
+    certificate: str | None
+    source: ObjectRef
+    ssl_redirect: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VirtualHost:
+    """A host and its flat routing table (see the module docstring for the semantics).
+
+    ``host`` is a lowercase DNS name, ``*.``-prefixed for a single-label wildcard, or None for
+    the catch-all. ``routes`` is in canonical order: Exact first, then longer paths first.
+    """
+
+    host: str | None
+    routes: tuple[Route, ...]
+    tls: TLSBinding | None = None
+
+    @property
+    def kind(self) -> HostKind:
+        if self.host is None:
+            return HostKind.ANY
+        if self.host.startswith("*."):
+            return HostKind.WILDCARD
+        return HostKind.EXACT
+
+    @property
+    def wildcard_suffix(self) -> str | None:
+        """``foo.com`` for ``*.foo.com``; None for other kinds."""
+        if self.host is not None and self.host.startswith("*."):
+            return self.host[2:]
+        return None
+
+    def match(self, path: str) -> Route | None:
+        """The route a request path selects, by the reference semantics (Exact, then longest)."""
+        for route in self.routes:  # canonical order: the first match is the winner
+            if route.matches(path):
+                return route
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GlobalSettings:
+    """Validated proxy-wide settings from the ``--configmap`` ConfigMap.
+
+    ``values`` holds (key, value) pairs that passed the core's generic checks; each backend maps
+    the keys it supports onto its own directives through its own allow-list and validators.
+    """
+
+    values: tuple[tuple[str, str], ...] = ()
+    source: ObjectRef | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.values:
+            if k == key:
+                return v
+        return default
+
+
+def host_sort_key(host: str | None) -> tuple[int, str]:
+    # Exact hosts, then wildcards, then the catch-all; alphabetical within a kind.
+    if host is None:
+        return (2, "")
+    if host.startswith("*."):
+        return (1, host)
+    return (0, host)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteModel:
+    """Everything a backend needs to serve: hosts, backends, certificates, the default backend.
+
+    Build it with :func:`polyingress.core.build_model`; compare two with
+    :func:`polyingress.core.diff`. ``backends`` and ``certificates`` are sorted by name;
+    ``vhosts`` are exact hosts, then wildcards, then the catch-all (if any).
+    """
+
+    vhosts: tuple[VirtualHost, ...] = ()
+    backends: tuple[Backend, ...] = ()
+    certificates: tuple[Certificate, ...] = ()
+    default_backend: str | None = None
+    settings: GlobalSettings = field(default_factory=GlobalSettings)
+
+    @cached_property
+    def backend_index(self) -> dict[str, Backend]:
+        return {b.name: b for b in self.backends}
+
+    @cached_property
+    def certificate_index(self) -> dict[str, Certificate]:
+        return {c.name: c for c in self.certificates}
+
+    @cached_property
+    def vhost_index(self) -> dict[str | None, VirtualHost]:
+        return {v.host: v for v in self.vhosts}
+
+    def backend(self, name: str) -> Backend:
+        return self.backend_index[name]
+
+    def certificate(self, name: str) -> Certificate:
+        return self.certificate_index[name]
+
+    def select_vhost(self, host: str) -> VirtualHost | None:
+        """The virtual host a request Host selects (reference semantics, used in tests)."""
+        host = host.lower().rstrip(".")
+        if ":" in host and not host.startswith("["):
+            host = host.rsplit(":", 1)[0]
+        index = self.vhost_index
+        if host in index:
+            return index[host]
+        if "." in host:
+            wildcard = "*." + host.split(".", 1)[1]
+            if wildcard in index:
+                return index[wildcard]
+        return index.get(None)
+
+    def resolve(self, host: str, path: str) -> tuple[str, Route | None, str | None]:
+        """What a request gets: ("route", route, backend), ("default", None, backend) or 404."""
+        vhost = self.select_vhost(host)
+        route = vhost.match(path) if vhost is not None else None
+        if route is not None:
+            return ("route", route, route.backend)
+        if self.default_backend is not None:
+            return ("default", None, self.default_backend)
+        return ("404", None, None)
+
+    def to_canonical(self) -> dict[str, object]:
+        return asdict(self)
+
+    @cached_property
+    def model_hash(self) -> str:
+        """sha256 of the canonical JSON form: equal models have equal hashes."""
+        blob = json.dumps(self.to_canonical(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,176 @@
+"""Service port -> Backend with endpoints, from EndpointSlices (or legacy Endpoints)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from polyingress.core.model import Backend, Endpoint
+from polyingress.core.store import Snapshot
+
+__all__ = ["SliceIndex", "backend_name", "resolve_backend"]
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def backend_name(namespace: str, service: str, port: str) -> str:
+    # Kubernetes names never contain '_', so '__' separators cannot collide.
+    return f"{namespace}__{service}__{port}"
+
+
+class SliceIndex:
+    """EndpointSlices grouped by (namespace, service name), built once per snapshot."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for (ns, _name), obj in snapshot.of("EndpointSlice").items():
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            svc = labels.get(SERVICE_NAME_LABEL)
+            if isinstance(svc, str):
+                self.by_service.setdefault((ns, svc), []).append(obj)
+
+
+def _valid_ip(address: Any) -> bool:
+    if not isinstance(address, str):
+        return False
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _find_service_port(service: Mapping[str, Any], port: str, by_name: bool) -> Any:
+    for sp in (service.get("spec") or {}).get("ports") or []:
+        if not isinstance(sp, Mapping):
+            continue
+        if by_name and sp.get("name") == port:
+            return sp
+        if not by_name and str(sp.get("port")) == port:
+            return sp
+    return None
+
+
+def _endpoints_from_slices(
+    slices: list[Mapping[str, Any]], service_port: Mapping[str, Any]
+) -> list[Endpoint]:
+    wanted = service_port.get("name") or ""
+    target = service_port.get("targetPort")
+    out: dict[tuple[str, int], Endpoint] = {}
+    for sl in slices:
+        if sl.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
+            continue
+        port_no: int | None = None
+        for p in sl.get("ports") or []:
+            if isinstance(p, Mapping) and (p.get("name") or "") == wanted:
+                port_no = p.get("port")
+                break
+        if port_no is None and isinstance(target, int) and not sl.get("ports"):
+            port_no = target
+        if not isinstance(port_no, int) or not 1 <= port_no <= 65535:
+            continue
+        for ep in sl.get("endpoints") or []:
+            if not isinstance(ep, Mapping):
+                continue
+            addrs = ep.get("addresses") or []
+            if not addrs or not _valid_ip(addrs[0]):
+                continue
+            cond = ep.get("conditions") or {}
+            ready = cond.get("ready")
+            ready = True if ready is None else bool(ready)
+            serving = cond.get("serving")
+            serving = ready if serving is None else bool(serving)
+            terminating = bool(cond.get("terminating") or False)
+            addr = str(ipaddress.ip_address(addrs[0]))
+            key = (addr, port_no)
+            prev = out.get(key)
+            if prev is None or (ready and not prev.ready):
+                out[key] = Endpoint(
+                    address=addr,
+                    port=port_no,
+                    ready=ready and not terminating,
+                    serving=serving,
+                    terminating=terminating,
+                )
+    return list(out.values())
+
+
+def _endpoints_from_legacy(
+    endpoints: Mapping[str, Any], service_port: Mapping[str, Any]
+) -> list[Endpoint]:
+    wanted = service_port.get("name") or ""
+    out: dict[tuple[str, int], Endpoint] = {}
+    for subset in endpoints.get("subsets") or []:
+        if not isinstance(subset, Mapping):
+            continue
+        port_no = None
+        for p in subset.get("ports") or []:
+            if isinstance(p, Mapping) and (p.get("name") or "") == wanted:
+                port_no = p.get("port")
+        if not isinstance(port_no, int) or not 1 <= port_no <= 65535:
+            continue
+        for field, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for a in subset.get(field) or []:
+                ip = a.get("ip") if isinstance(a, Mapping) else None
+                if _valid_ip(ip):
+                    addr = str(ipaddress.ip_address(ip))
+                    out.setdefault(
+                        (addr, port_no),
+                        Endpoint(address=addr, port=port_no, ready=ready, serving=ready),
+                    )
+    return list(out.values())
+
+
+def resolve_backend(
+    snapshot: Snapshot, slices: SliceIndex, namespace: str, service: str, port: str, by_name: bool
+) -> Backend:
+    """Service port by number or name -> targetPort -> EndpointSlice ports -> endpoints."""
+    name = backend_name(namespace, service, port)
+    svc = snapshot.get("Service", namespace, service)
+    if svc is None:
+        return Backend(
+            name=name,
+            namespace=namespace,
+            service=service,
+            port=port,
+            problem=f"Service {namespace}/{service} not found",
+        )
+    if (svc.get("spec") or {}).get("type") == "ExternalName":
+        return Backend(
+            name=name,
+            namespace=namespace,
+            service=service,
+            port=port,
+            problem=f"Service {namespace}/{service} is ExternalName, which is not supported",
+        )
+    sp = _find_service_port(svc, port, by_name)
+    if sp is None:
+        return Backend(
+            name=name,
+            namespace=namespace,
+            service=service,
+            port=port,
+            problem=f"Service {namespace}/{service} has no port {port}",
+        )
+    found = slices.by_service.get((namespace, service))
+    if found:
+        eps = _endpoints_from_slices(found, sp)
+    else:
+        legacy = snapshot.get("Endpoints", namespace, service)
+        eps = _endpoints_from_legacy(legacy, sp) if legacy is not None else []
+    eps.sort()
+    return Backend(name=name, namespace=namespace, service=service, port=port, endpoints=tuple(eps))
+
+
+def first_port(snapshot: Snapshot, namespace: str, service: str) -> tuple[str, bool] | None:
+    """The first port of a Service as (port, by_name), for ``--default-backend-service``."""
+    svc = snapshot.get("Service", namespace, service)
+    if svc is None:
+        return None
+    ports = (svc.get("spec") or {}).get("ports") or []
+    if not ports or not isinstance(ports[0], Mapping):
+        return None
+    if ports[0].get("name"):
+        return (str(ports[0]["name"]), True)
+    return (str(ports[0].get("port")), False)
