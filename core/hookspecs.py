@@ -60,6 +60,16 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     """
 
 
+@hookspec
+def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add backend-specific subcommands (e.g. ``polyingress traefik static-config``).
+
+    Called with the CLI's subparsers when the first word of the command line is the backend's
+    name. Set ``func`` on the parser with ``set_defaults(func=callable)``; the callable gets the
+    parsed ``argparse.Namespace`` and returns the exit code. Return value ignored.
+    """
+
+
 @hookspec(firstresult=True)
 def polyingress_backend_info() -> BackendInfo | None:
     """Describe the backend for ``polyingress plugins``.

@@ -1,0 +1,274 @@
+"""The reconciler: sources mark the state dirty; one worker builds, diffs and applies.
+
+Changes arriving close together are coalesced (``debounce``); the last successfully applied
+model is kept; a model the proxy refused (``ApplyError``) is remembered by hash and not retried
+until the input changes; any other failure is retried with backoff (tenacity) and never
+replaces the last good state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+from prometheus_client import Counter, Gauge, Histogram
+from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings
+from polyingress.core.builder import BuildResult, build_model
+from polyingress.core.diff import ModelDiff, diff
+from polyingress.core.model import RouteModel
+from polyingress.core.problems import Severity
+from polyingress.core.store import ObjectStore
+
+__all__ = ["Controller", "ControllerStatus"]
+
+log = logging.getLogger("polyingress.controller")
+
+SYNCS = Counter("polyingress_syncs_total", "Model builds by outcome", ["result"])
+APPLY_SECONDS = Histogram(
+    "polyingress_apply_duration_seconds",
+    "Time to apply a model to the proxy",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RELOADS = Counter("polyingress_reloads_total", "Proxy reloads by reason", ["reason"])
+RUNTIME_CHANGES = Counter("polyingress_runtime_changes_total", "Changes applied at run time")
+REPAIRS = Counter("polyingress_supervisor_repairs_total", "Proxy repairs by the supervisor")
+PROBLEMS = Gauge("polyingress_problems", "Problems in the current model", ["severity"])
+ROUTES = Gauge("polyingress_routes", "Routes in the last applied model")
+LAST_SUCCESS = Gauge("polyingress_last_apply_success_timestamp_seconds", "Last good apply")
+
+
+class TransientApplyError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStatus:
+    started: bool
+    last_good_hash: str | None
+    last_error: str | None
+    applies: int
+    failed_hash: str | None
+
+
+class Controller:
+    """Drives one backend from one store. ``start()`` blocks until the first model is served."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        pm: pluggy.PluginManager,
+        store: ObjectStore,
+        *,
+        debounce: float = 0.05,
+        supervise_interval: float = 1.0,
+        retry_attempts: int = 5,
+    ) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.store = store
+        self.debounce = debounce
+        self.supervise_interval = supervise_interval
+        self.retry_attempts = retry_attempts
+        self.backend: Any = None
+        self.last_good: RouteModel | None = None
+        self.last_result: BuildResult | None = None
+        self.last_error: str | None = None
+        self.failed_hash: str | None = None
+        self.applies = 0
+        self.started = False
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[BuildResult], None]] = []
+        self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
+        store.subscribe(lambda _keys: self._dirty.set())
+
+    # -- public -------------------------------------------------------------------------------
+
+    def on_build(self, callback: Callable[[BuildResult], None]) -> None:
+        self._listeners.append(callback)
+
+    def on_applied(self, callback: Callable[[RouteModel, ApplyResult], None]) -> None:
+        self._applied_listeners.append(callback)
+
+    def build(self) -> BuildResult:
+        result = build_model(self.store.snapshot(), self.settings.build)
+        self.last_result = result
+        for p in result.problems:
+            if p.severity is Severity.ERROR:
+                log.error("%s", p)
+            else:
+                log.warning("%s", p)
+        PROBLEMS.labels("error").set(len(result.errors))
+        PROBLEMS.labels("warning").set(len(result.warnings))
+        self.pm.hook.polyingress_model_built(result=result)
+        for cb in self._listeners:
+            cb(result)
+        return result
+
+    def start(self) -> None:
+        """Create the backend, serve the first model (retrying with backoff), start the worker."""
+        self.backend = self.pm.hook.polyingress_create_backend(settings=self.settings)
+        if self.backend is None:
+            raise RuntimeError(f"backend {self.settings.backend!r} created no backend object")
+        self._dirty.clear()
+        result = self.build()
+        model = result.model
+        for attempt in Retrying(
+            stop=stop_after_attempt(self.retry_attempts),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            reraise=True,
+        ):
+            with attempt:
+                started = time.monotonic()
+                apply_result = self.pm.hook.polyingress_start(backend=self.backend, model=model)
+                APPLY_SECONDS.observe(time.monotonic() - started)
+        self._record_success(model, apply_result or ApplyResult(), ModelDiff())
+        self.started = True
+        log.info(
+            "serving %d hosts, %d backends (model %s)",
+            len(model.vhosts),
+            len(model.backends),
+            model.model_hash[:12],
+        )
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.backend is not None:
+            self.pm.hook.polyingress_stop(backend=self.backend)
+
+    def health(self) -> HealthReport:
+        if self.backend is None:
+            return HealthReport(live=True, ready=False, detail="starting")
+        report = self.pm.hook.polyingress_health(backend=self.backend)
+        if report is None:
+            report = HealthReport(live=True, ready=self.started)
+        worker_ok = self._thread is None or self._thread.is_alive()
+        return HealthReport(
+            live=report.live and worker_ok,
+            ready=report.ready and self.started,
+            detail=report.detail if worker_ok else "reconciler worker stopped",
+        )
+
+    def status(self) -> ControllerStatus:
+        return ControllerStatus(
+            started=self.started,
+            last_good_hash=self.last_good.model_hash if self.last_good else None,
+            last_error=self.last_error,
+            applies=self.applies,
+            failed_hash=self.failed_hash,
+        )
+
+    def sync_now(self) -> None:
+        """Run one sync in the caller's thread (tests, and ``render``-like tools)."""
+        self._sync()
+
+    # -- worker -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_supervise = time.monotonic() + self.supervise_interval
+        while not self._stop.is_set():
+            timeout = max(0.0, next_supervise - time.monotonic())
+            if self._dirty.wait(timeout=timeout) and not self._stop.is_set():
+                # Coalesce: wait until no new change arrived for `debounce` seconds (bounded).
+                deadline = time.monotonic() + max(self.debounce * 20, 1.0)
+                while time.monotonic() < deadline:
+                    self._dirty.clear()
+                    if not self._dirty.wait(timeout=self.debounce):
+                        break
+                self._dirty.clear()
+                try:
+                    self._sync()
+                except Exception:
+                    log.exception("sync failed")
+            if time.monotonic() >= next_supervise and not self._stop.is_set():
+                next_supervise = time.monotonic() + self.supervise_interval
+                self._supervise()
+
+    def _supervise(self) -> None:
+        if self.last_good is None:
+            return
+        try:
+            repaired = self.pm.hook.polyingress_supervise(
+                backend=self.backend, model=self.last_good
+            )
+        except Exception:
+            log.exception("supervisor hook failed")
+            return
+        if repaired:
+            REPAIRS.inc()
+            log.warning("supervisor: %s", repaired)
+
+    def _sync(self) -> None:
+        result = self.build()
+        model = result.model
+        previous = self.last_good or RouteModel()
+        change = diff(previous, model)
+        if change.empty:
+            SYNCS.labels("unchanged").inc()
+            self.failed_hash = None
+            return
+        if model.model_hash == self.failed_hash:
+            SYNCS.labels("skipped_known_bad").inc()
+            return
+        log.info("applying: %s", change.summary())
+        started = time.monotonic()
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.retry_attempts),
+                wait=wait_exponential(multiplier=0.2, max=5),
+                retry=retry_if_not_exception_type(ApplyError),
+                reraise=True,
+            ):
+                with attempt:
+                    if self._stop.is_set():
+                        return
+                    apply_result = self.pm.hook.polyingress_apply(
+                        backend=self.backend, model=model, previous=previous, diff=change
+                    )
+        except ApplyError as exc:
+            self.failed_hash = model.model_hash
+            self.last_error = str(exc)
+            SYNCS.labels("rejected").inc()
+            culprits = ", ".join(str(r) for r in exc.refs) or "unknown object"
+            log.error("the proxy refused the new configuration (%s): %s", culprits, exc)
+            return
+        except Exception as exc:
+            self.failed_hash = model.model_hash
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            SYNCS.labels("failed").inc()
+            log.exception("applying the new model failed; still serving the last good one")
+            return
+        finally:
+            APPLY_SECONDS.observe(time.monotonic() - started)
+        self._record_success(model, apply_result or ApplyResult(), change)
+
+    def _record_success(self, model: RouteModel, result: ApplyResult, change: ModelDiff) -> None:
+        self.last_good = model
+        self.failed_hash = None
+        self.last_error = None
+        self.applies += 1
+        SYNCS.labels("applied").inc()
+        LAST_SUCCESS.set(time.time())
+        ROUTES.set(sum(len(v.routes) for v in model.vhosts))
+        if result.reloaded:
+            for reason in result.reasons or ("unspecified",):
+                RELOADS.labels(reason).inc()
+            log.info("reloaded the proxy: %s", "; ".join(result.reasons) or "no reason given")
+        if result.runtime_changes:
+            RUNTIME_CHANGES.inc(result.runtime_changes)
+        self.pm.hook.polyingress_applied(model=model, diff=change, result=result)
+        for cb in self._applied_listeners:
+            cb(model, result)
