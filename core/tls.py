@@ -30,7 +30,7 @@ def self_signed(common_name: str, dns_names: tuple[str, ...] = (), days: int = 3
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(min(now, now + dt.timedelta(days=days)) - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=days))
     )
     if dns_names:

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from polyingress.core import BuildOptions, BuildResult, ObjectStore, build_model
+
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def build(objects: list[dict[str, Any]], **opts: Any) -> BuildResult:
+    store = ObjectStore()
+    store.replace_many(upserts=objects, deletes=())
+    return build_model(store.snapshot(), BuildOptions(**opts))
+
+
+@pytest.fixture
+def builder() -> Any:
+    return build

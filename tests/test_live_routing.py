@@ -1,0 +1,134 @@
+"""The backend-agnostic live routing contract: real proxy, real HTTP, real backends.
+
+The same table (routing_cases.py) runs against every installed backend that serves traffic.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from livekit import Controller, HelloFleet, wait_until, write_manifests
+from routing_cases import (
+    CASES,
+    DEFAULT_CASES,
+    TLS_HOST,
+    Case,
+    all_endpoints,
+    default_backend_ingress,
+    service_of,
+    world,
+)
+
+BINARIES = {"nginx": "nginx", "haproxy": "haproxy", "traefik": "traefik"}
+
+
+def _backend_param(name: str) -> pytest.param:  # type: ignore[valid-type]
+    binary = BINARIES[name]
+    return pytest.param(
+        name,
+        id=name,
+        marks=pytest.mark.skipif(
+            shutil.which(binary) is None, reason=f"{binary} is not installed on this machine"
+        ),
+    )
+
+
+BACKENDS = [_backend_param(n) for n in BINARIES]
+
+pytestmark = pytest.mark.live
+
+
+class LiveWorld:
+    def __init__(self, backend: str, tmp: Path) -> None:
+        self.fleet = HelloFleet([(name, addr) for name, addr, _i in all_endpoints()])
+        self.manifests = tmp / "manifests"
+        write_manifests(self.manifests, "world.yaml", world(self.fleet.port))
+        self.controller = Controller(backend, self.manifests, tmp / "work")
+        self.controller.start()
+
+    def check(self, case: Case) -> None:
+        resp = self.controller.get(case.host, case.path, scheme=case.scheme)
+        if isinstance(case.expect, int):
+            assert resp.status == case.expect, (
+                f"{case.id}: expected HTTP {case.expect}, got {resp.status} from {resp.server_name}"
+            )
+            if case.expect == 308:
+                location = resp.headers.get("location", "")
+                assert location.startswith(f"https://{case.host}"), location
+                assert location.endswith(case.path), location
+            return
+        assert resp.status == 200, f"{case.id}: expected {case.expect}, got HTTP {resp.status}"
+        assert resp.server_name is not None
+        assert service_of(resp.server_name) == case.expect, case.id
+        seen = resp.json()
+        assert seen["uri"] == case.path, "path and query must reach the backend unchanged"
+        if case.scheme == "https" and case.host == TLS_HOST:
+            assert resp.peer_cn == TLS_HOST
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.fleet.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveWorld]:
+    w = LiveWorld(request.param, tmp_path_factory.mktemp(f"live-{request.param}"))
+    yield w
+    w.stop()
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_routes_per_ingress_v1(live: LiveWorld, case: Case) -> None:
+    live.check(case)
+
+
+def test_load_spread_over_all_ready_endpoints(live: LiveWorld) -> None:
+    seen = Counter(
+        live.controller.get("app.example.com", "/spread/x").server_name for _ in range(30)
+    )
+    assert set(seen) == {"svc-spread-1", "svc-spread-2", "svc-spread-3"}, seen
+
+
+def test_unknown_sni_gets_fallback_certificate(live: LiveWorld) -> None:
+    resp = live.controller.get("unknown.example.com", "/any", scheme="https")
+    assert resp.status == 200
+    assert resp.peer_cn == "polyingress-fallback.invalid"
+
+
+def test_request_headers_reach_backend(live: LiveWorld) -> None:
+    resp = live.controller.get("app.example.com", "/foo/x?a=1&b=%2F", method="GET")
+    info = resp.json()
+    assert info["uri"] == "/foo/x?a=1&b=%2F"
+    headers = info["headers"]
+    assert headers["host"] == "app.example.com"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == "app.example.com"
+    assert headers["x-forwarded-port"] == str(live.controller.http_port)
+
+
+def test_post_body_and_method_pass_through(live: LiveWorld) -> None:
+    resp = live.controller.get("app.example.com", "/foo/post", method="POST", body=b"x" * 1000)
+    info = resp.json()
+    assert info["method"] == "POST"
+    assert info["body_length"] == 1000
+
+
+def test_default_backend_added_at_run_time(live: LiveWorld) -> None:
+    path = write_manifests(live.manifests, "default.yaml", [default_backend_ingress()])
+    try:
+        wait_until(
+            lambda: live.controller.get("unknown.example.com", "/").server_name == "svc-default-1",
+            timeout=20,
+        )
+        for case in DEFAULT_CASES:
+            live.check(case)
+    finally:
+        path.unlink()
+        wait_until(lambda: live.controller.get("unknown.example.com", "/").status == 404)
