@@ -88,6 +88,7 @@ class ManifestSource:
         self.file_objects: dict[Path, dict[ObjectKey, dict[str, Any]]] = {}
         self.file_errors: dict[Path, str] = {}
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -147,8 +148,10 @@ class ManifestSource:
             return self._publish()
 
     def start(self) -> None:
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="manifest-watch", daemon=True)
         self._thread.start()
+        self._ready.wait(timeout=10)
 
     def stop(self) -> None:
         self._stop.set()
@@ -161,10 +164,20 @@ class ManifestSource:
             stop_event=self._stop,
             debounce=self.debounce_ms,
             step=20,
-            rust_timeout=500,
-            yield_on_timeout=False,
+            rust_timeout=200,
+            yield_on_timeout=True,
             raise_interrupt=False,
         ):
+            if not self._ready.is_set():
+                # The first yield means the watcher is armed: re-read once to catch any change
+                # made between the initial load and now.
+                try:
+                    self.load()
+                except Exception:
+                    log.exception("re-reading the manifest directory failed")
+                self._ready.set()
+            if not changes:
+                continue
             try:
                 self.apply_changes({Path(p) for _change, p in changes})
             except Exception:  # never let one bad event stop the watcher

@@ -1,0 +1,125 @@
+"""Write a rendered Traefik configuration where the file provider watches it.
+
+Workdir layout (the backend owns ``RunSettings.workdir``)::
+
+    <workdir>/traefik.yml              static configuration (managed mode)
+    <workdir>/dynamic/polyingress.yaml the watched directory and its only file
+    <workdir>/certs/*.crt, *.key       certificates and keys, mode 0600
+
+Traefik watches ``dynamic/`` and reloads on every event in it, so the new document is written
+to a temporary file in the *parent* (``<workdir>``), fsynced, and renamed over the live file:
+Traefik never sees a temporary or half-written file (rename within one filesystem is atomic).
+Certificate and key files are written before the document that names them and removed only
+after a document no longer naming them is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyingress.core import write_atomic
+
+from .render import DYNAMIC_FILE, TraefikConfig
+
+__all__ = ["Layout", "WriteResult", "write_config"]
+
+SECRET_MODE = 0o600
+_SECRET_SUFFIXES = (".crt", ".key")
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    workdir: Path
+
+    @property
+    def dynamic_dir(self) -> Path:
+        return self.workdir / "dynamic"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dynamic_dir / DYNAMIC_FILE
+
+    @property
+    def cert_dir(self) -> Path:
+        return self.workdir / "certs"
+
+    @property
+    def static_path(self) -> Path:
+        return self.workdir / "traefik.yml"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteResult:
+    """``config_written`` False means the live document already was this one."""
+
+    config_written: bool
+    files_written: tuple[str, ...] = ()
+    files_removed: tuple[str, ...] = ()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_from_parent(path: Path, data: bytes) -> None:
+    """Temp file in the parent of ``path``'s directory, fsync, rename over ``path``."""
+    staging = path.parent.parent
+    fd, tmp = tempfile.mkstemp(dir=staging, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    _fsync_dir(staging)
+
+
+def _prepare(layout: Layout) -> None:
+    layout.dynamic_dir.mkdir(parents=True, exist_ok=True)
+    layout.cert_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(layout.cert_dir, 0o700)
+
+
+def write_config(layout: Layout, rendered: TraefikConfig) -> WriteResult:
+    """Make ``layout`` hold ``rendered``: secrets first, then the document, then cleanup."""
+    _prepare(layout)
+    written = [
+        f.name
+        for f in rendered.files
+        if write_atomic(layout.cert_dir / f.name, f.data, mode=SECRET_MODE)
+    ]
+
+    data = rendered.text.encode()
+    try:
+        current: bytes | None = layout.config_path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    config_written = current != data
+    if config_written:
+        _replace_from_parent(layout.config_path, data)
+
+    wanted = {f.name for f in rendered.files}
+    removed = []
+    for entry in sorted(layout.cert_dir.iterdir()):
+        if entry.name.endswith(_SECRET_SUFFIXES) and entry.name not in wanted:
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return WriteResult(
+        config_written=config_written,
+        files_written=tuple(written),
+        files_removed=tuple(removed),
+    )

@@ -1,0 +1,89 @@
+"""diff(old, new) tells a backend precisely what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import build
+from kube_objects import CLASS, ingress, path, rule, service, slice_
+from test_builder import tls_secret
+
+from polyingress.core import PathType, RouteModel, diff, self_signed
+
+
+def world(eps: list[tuple[str, bool]], extra: list[dict[str, Any]] | None = None) -> RouteModel:
+    objs = [
+        CLASS,
+        ingress("i", rule("h.com", path("/a", "s"))),
+        service("s"),
+        slice_("s", eps),
+        *(extra or []),
+    ]
+    return build(objs).model
+
+
+def test_identical_models_give_empty_diff() -> None:
+    d = diff(world([("10.0.0.1", True)]), world([("10.0.0.1", True)]))
+    assert d.empty and not d.endpoints_only and d.summary() == "no change"
+
+
+def test_endpoint_change_only() -> None:
+    d = diff(world([("10.0.0.1", True)]), world([("10.0.0.1", True), ("10.0.0.2", True)]))
+    assert d.endpoints_only
+    assert d.endpoints_changed == ("default__s__80",)
+    assert not d.routing_changed
+
+
+def test_readiness_flip_is_an_endpoint_change() -> None:
+    d = diff(world([("10.0.0.1", True)]), world([("10.0.0.1", False)]))
+    assert d.endpoints_only
+
+
+def test_route_and_backend_added_and_removed() -> None:
+    old = world([("10.0.0.1", True)])
+    new = world([("10.0.0.1", True)], [ingress("j", rule("h.com", path("/b", "t", "Exact")))])
+    d = diff(old, new)
+    assert d.routes_added == (("h.com", "/b", PathType.EXACT),)
+    assert d.backends_added == ("default__t__80",)
+    assert not d.endpoints_only and d.routing_changed
+    back = diff(new, old)
+    assert back.routes_removed == (("h.com", "/b", PathType.EXACT),)
+    assert back.backends_removed == ("default__t__80",)
+
+
+def test_route_retargeted_is_changed() -> None:
+    a = build([CLASS, ingress("i", rule("h.com", path("/a", "s")))]).model
+    b = build([CLASS, ingress("i", rule("h.com", path("/a", "t")))]).model
+    d = diff(a, b)
+    assert d.routes_changed == (("h.com", "/a", PathType.PREFIX),)
+    assert d.backends_added == ("default__t__80",) and d.backends_removed == ("default__s__80",)
+
+
+def test_vhost_added() -> None:
+    a = build([CLASS, ingress("i", rule("h.com", path("/a", "s")))]).model
+    b = build(
+        [CLASS, ingress("i", rule("h.com", path("/a", "s")), rule("*.x.com", path("/", "s")))]
+    )
+    d = diff(a, b.model)
+    assert d.vhosts_added == ("*.x.com",)
+
+
+def test_certificates_added_changed_removed() -> None:
+    tls = [{"hosts": ["h.com"], "secretName": "c"}]
+    c1, c2 = self_signed("h.com"), self_signed("h.com")
+    ing = ingress("i", rule("h.com", path("/", "s")), tls=tls)
+    none = build([CLASS, ingress("i", rule("h.com", path("/", "s")))]).model
+    one = build([CLASS, ing, tls_secret("c", c1.cert_pem, c1.key_pem)]).model
+    two = build([CLASS, ing, tls_secret("c", c2.cert_pem, c2.key_pem)]).model
+    assert diff(none, one).certificates_added == ("default__c",)
+    assert diff(none, one).tls_changed == ("h.com",)
+    rotated = diff(one, two)
+    assert rotated.certificates_changed == ("default__c",) and not rotated.tls_changed
+    assert diff(two, none).certificates_removed == ("default__c",)
+
+
+def test_diff_from_nothing_adds_everything() -> None:
+    model = world([("10.0.0.1", True)])
+    d = diff(None, model)
+    assert d.backends_added == ("default__s__80",)
+    assert d.vhosts_added == ("h.com",)

@@ -1,0 +1,151 @@
+"""Plugin discovery, the example third-party backend, and the core/plugin boundary."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from livekit import REPO, Controller, free_port, wait_until, write_manifests
+from routing_cases import world
+
+from polyingress.core import hookspecs
+
+EXAMPLE = REPO / "examples" / "example-backend"
+
+
+@pytest.fixture(scope="module")
+def example_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Install the example distribution (built by pip from its own pyproject) into a target
+    directory that is put on PYTHONPATH: a real install, invisible to other tests."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    yield env
+
+
+def polyingress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "polyingress.core.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_plugins_lists_third_party_backend_with_version(example_installed: dict[str, str]) -> None:
+    out = polyingress("plugins", env=example_installed)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("example\t"))
+    assert line.split("\t")[1:3] == ["0.1.0", "polyingress-example-backend"]
+
+
+def test_backend_flag_selects_third_party_plugin_and_it_receives_the_model(
+    example_installed: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_manifests(tmp_path / "m", "world.yaml", world(free_port()))
+    for key, value in example_installed.items():
+        monkeypatch.setenv(key, value)
+    ctl = Controller("example", tmp_path / "m", tmp_path / "work", extra=["--example-indent", "1"])
+    ctl.start()
+    try:
+        routes = json.loads((tmp_path / "work" / "routes.json").read_text())
+        hosts = [v["host"] for v in routes["vhosts"]]
+        assert hosts == [
+            "app.example.com",
+            "only.example.com",
+            "secure.example.com",
+            "*.wild.example.com",
+            None,
+        ]
+        assert (tmp_path / "work" / "routes.json").read_text().startswith('{\n "backends"')
+        # A change in the manifest directory reaches the plugin as a new model and a diff.
+        write_manifests(tmp_path / "m", "world.yaml", world(free_port())[:-3])
+        wait_until(lambda: (tmp_path / "work" / "applied.log").exists(), timeout=20)
+        assert "routes_removed" in (tmp_path / "work" / "applied.log").read_text()
+    finally:
+        assert ctl.stop() == 0
+
+
+def test_render_with_third_party_plugin(example_installed: dict[str, str]) -> None:
+    out = polyingress(
+        "render", "--backend", "example", "--manifests", "examples/cafe", env=example_installed
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["vhosts"][0]["host"] == "cafe.example.com"
+
+
+def test_unknown_backend_is_a_clear_error() -> None:
+    out = polyingress("render", "--backend", "nope", "--manifests", "examples/cafe")
+    assert out.returncode == 2
+    assert "unknown backend 'nope'" in out.stderr
+
+
+def test_core_never_imports_a_plugin() -> None:
+    for path in (REPO / "core").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith("polyingress.plugins"), f"{path} imports {name}"
+
+
+def test_plugins_import_only_the_core_public_api() -> None:
+    for path in (REPO / "plugins").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "polyingress.core"
+            ):
+                assert node.module == "polyingress.core", f"{path}: {node.module}"
+
+
+def test_core_imports_without_any_plugin_installed() -> None:
+    code = (
+        "import sys; sys.modules['polyingress.plugins'] = None; "
+        "import polyingress.core, polyingress.core.cli, polyingress.core.controller"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_hook_is_documented() -> None:
+    hooks = [
+        n
+        for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
+        if n.startswith("polyingress_")
+    ]
+    assert len(hooks) >= 10
+    for name in hooks:
+        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
+        assert len(doc) > 80, f"{name} is not documented"
+    doc = REPO / "docs" / "plugin-hooks.md"
+    text = doc.read_text()
+    for name in hooks:
+        sig = inspect.signature(getattr(hookspecs, name))
+        args = ", ".join(sig.parameters)
+        assert f"## `{name}({args})`" in text, f"{name}({args}) missing in {doc}"
