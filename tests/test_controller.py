@@ -1,0 +1,146 @@
+"""The reconciler: coalescing, last good model, refused models, transient failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from kube_objects import CLASS, ingress, path, rule, service, slice_
+from livekit import wait_until
+
+from polyingress.core import (
+    ApplyError,
+    ApplyResult,
+    HealthReport,
+    ModelDiff,
+    ObjectStore,
+    RouteModel,
+    RunSettings,
+    hookimpl,
+)
+from polyingress.core.controller import Controller
+from polyingress.core.plugins import plugin_manager
+
+
+class RecordingBackend:
+    """A complete in-process backend plugin whose 'proxy' is a list of applied models."""
+
+    def __init__(self) -> None:
+        self.applied: list[RouteModel] = []
+        self.diffs: list[ModelDiff] = []
+        self.refuse_hosts: set[str] = set()
+        self.transient_failures = 0
+        self.supervised = threading.Event()
+        self.attempts = 0
+
+    @hookimpl
+    def polyingress_create_backend(self, settings: RunSettings) -> RecordingBackend:
+        return self
+
+    @hookimpl
+    def polyingress_start(self, backend: Any, model: RouteModel) -> ApplyResult:
+        self.applied.append(model)
+        return ApplyResult()
+
+    @hookimpl
+    def polyingress_apply(
+        self, backend: Any, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    ) -> ApplyResult:
+        self.attempts += 1
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise OSError("proxy socket busy")
+        bad = [v for v in model.vhosts if v.host in self.refuse_hosts]
+        if bad:
+            raise ApplyError("host refused", refs=tuple(r.source for r in bad[0].routes))
+        assert previous == self.applied[-1], "previous must be what the proxy serves"
+        self.applied.append(model)
+        self.diffs.append(diff)
+        return ApplyResult(reloaded=not diff.endpoints_only, reasons=("test",))
+
+    @hookimpl
+    def polyingress_supervise(self, backend: Any, model: RouteModel) -> None:
+        self.supervised.set()
+
+    @hookimpl
+    def polyingress_health(self, backend: Any) -> HealthReport:
+        return HealthReport(live=True, ready=bool(self.applied))
+
+
+def objects(n_eps: int, host: str = "h.com") -> list[dict[str, Any]]:
+    return [
+        CLASS,
+        ingress("i", rule(host, path("/", "s"))),
+        service("s"),
+        slice_("s", [(f"10.0.0.{i + 1}", True) for i in range(n_eps)]),
+    ]
+
+
+@pytest.fixture
+def setup() -> Any:
+    store = ObjectStore()
+    store.replace_many(objects(1), ())
+    rec = RecordingBackend()
+    ctl = Controller(
+        RunSettings(backend="rec"),
+        plugin_manager(("rec", rec)),
+        store,
+        debounce=0.05,
+        supervise_interval=0.1,
+        retry_attempts=3,
+    )
+    ctl.start()
+    yield store, rec, ctl
+    ctl.stop()
+
+
+def test_start_serves_first_model_and_reports_ready(setup: Any) -> None:
+    _store, rec, ctl = setup
+    assert len(rec.applied) == 1 and ctl.health().ready
+    assert rec.applied[0].backends[0].ready_endpoints[0].address == "10.0.0.1"
+    assert rec.supervised.wait(2)
+
+
+def test_burst_of_changes_is_coalesced(setup: Any) -> None:
+    store, rec, _ctl = setup
+    for n in range(2, 52):
+        store.replace_many(objects(n), ())
+    wait_until(lambda: len(rec.applied[-1].backends[0].endpoints) == 51, timeout=10)
+    assert len(rec.applied) <= 4, f"{len(rec.applied)} applies for one burst"
+    assert rec.diffs[-1].endpoints_only
+
+
+def test_refused_model_keeps_last_good_and_is_not_retried(setup: Any) -> None:
+    store, rec, ctl = setup
+    good = rec.applied[-1]
+    rec.refuse_hosts = {"bad.com"}
+    store.replace_many(objects(1, host="bad.com"), ())
+    wait_until(lambda: ctl.failed_hash is not None)
+    attempts = rec.attempts
+    store.replace_many(objects(1, host="bad.com"), ())  # same input again: no new attempt
+    store.upsert({**CLASS, "metadata": {"name": "polyingress", "labels": {"x": "y"}}})
+    time.sleep(0.5)  # several debounce periods: the worker has seen both changes
+    assert rec.attempts == attempts
+    assert ctl.last_good == good and "host refused" in (ctl.last_error or "")
+    # A later good change is applied.
+    store.replace_many(objects(3), ())
+    wait_until(lambda: len(rec.applied[-1].backends[0].endpoints) == 3)
+    assert ctl.last_error is None
+
+
+def test_transient_failure_is_retried_with_backoff(setup: Any) -> None:
+    store, rec, _ctl = setup
+    rec.transient_failures = 2
+    store.replace_many(objects(4), ())
+    wait_until(lambda: len(rec.applied[-1].backends[0].endpoints) == 4, timeout=10)
+    assert rec.attempts == 3
+
+
+def test_unchanged_input_applies_nothing(setup: Any) -> None:
+    store, rec, _ctl = setup
+    store.replace_many(objects(1), ())
+    store.upsert({**CLASS, "metadata": {"name": "polyingress", "annotations": {"a": "b"}}})
+    wait_until(lambda: rec.supervised.is_set())
+    assert len(rec.applied) == 1
