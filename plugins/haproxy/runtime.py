@@ -714,6 +714,9 @@ def parse_show_proc(text: str) -> ProcTable:
                 leaving=section.startswith("old"),
             )
         )
+    if not any(proc.role is ProcRole.MASTER for proc in processes):
+        # Seen right after `reload`: the re-executing master accepts, then closes silently.
+        raise ProtocolError(f"show proc: no master line in {text[:80]!r}")
     return ProcTable(tuple(processes))
 
 

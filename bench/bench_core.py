@@ -1,0 +1,100 @@
+"""Model build time and peak memory for generated worlds (issue: core framework).
+
+python bench/bench_core.py            # 10, 1,000 and 10,000 Ingresses
+python bench/bench_core.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from worlds import generated_world
+
+from polyingress.core import BuildOptions, ObjectStore, build_model, diff
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(n: int) -> dict[str, float]:
+    objs = generated_world(n)
+    store = ObjectStore()
+    store.replace_many(objs, ())
+    snap = store.snapshot()
+    gc.collect()
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    result = build_model(snap, BuildOptions())
+    cold = time.perf_counter() - t0
+    rss_after = rss_mb()
+    assert len(result.model.vhosts) == n and not result.errors
+    # A second build of the same snapshot (what every sync does) uses the per-object caches.
+    t0 = time.perf_counter()
+    again = build_model(store.snapshot(), BuildOptions())
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert diff(result.model, again.model).empty
+    diff_s = time.perf_counter() - t0
+    # Peak memory of a cold build, traced separately (tracing slows the build).
+    from polyingress.core import builder
+
+    builder._CACHE.ingresses.clear()
+    tracemalloc.start()
+    build_model(snap, BuildOptions())
+    _cur, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "ingresses": n,
+        "routes": sum(len(v.routes) for v in result.model.vhosts),
+        "endpoints": sum(len(b.endpoints) for b in result.model.backends),
+        "cold_build_s": cold,
+        "warm_build_s": warm,
+        "diff_s": diff_s,
+        "build_peak_mb": peak / 1e6,
+        "rss_growth_mb": rss_after - rss_before,
+        "process_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10,1000,10000")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    rows = [measure(int(n)) for n in args.sizes.split(",")]
+    print(
+        f"model build on {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}"
+    )
+    print(
+        f"{'ingresses':>10} {'routes':>7} {'endpoints':>9} {'cold build':>11} "
+        f"{'warm build':>11} {'diff':>8} {'build peak':>11} {'process RSS':>12}"
+    )
+    for r in rows:
+        print(
+            f"{r['ingresses']:>10,} {r['routes']:>7,} {r['endpoints']:>9,} "
+            f"{r['cold_build_s']:>10.3f}s {r['warm_build_s']:>10.3f}s {r['diff_s']:>7.3f}s "
+            f"{r['build_peak_mb']:>9.1f}MB {r['process_maxrss_mb']:>10.1f}MB"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
