@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from polyingress.core.model import Backend, Endpoint
@@ -31,14 +32,13 @@ class SliceIndex:
                 self.by_service.setdefault((ns, svc), []).append(obj)
 
 
-def _valid_ip(address: Any) -> bool:
-    if not isinstance(address, str):
-        return False
+@lru_cache(maxsize=1 << 17)
+def canonical_ip(address: str) -> str | None:
+    """The canonical text of an IP literal, or None (hostnames are never accepted)."""
     try:
-        ipaddress.ip_address(address)
+        return str(ipaddress.ip_address(address))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _find_service_port(service: Mapping[str, Any], port: str, by_name: bool) -> Any:
@@ -74,7 +74,8 @@ def _endpoints_from_slices(
             if not isinstance(ep, Mapping):
                 continue
             addrs = ep.get("addresses") or []
-            if not addrs or not _valid_ip(addrs[0]):
+            addr = canonical_ip(addrs[0]) if addrs and isinstance(addrs[0], str) else None
+            if addr is None:
                 continue
             cond = ep.get("conditions") or {}
             ready = cond.get("ready")
@@ -82,7 +83,6 @@ def _endpoints_from_slices(
             serving = cond.get("serving")
             serving = ready if serving is None else bool(serving)
             terminating = bool(cond.get("terminating") or False)
-            addr = str(ipaddress.ip_address(addrs[0]))
             key = (addr, port_no)
             prev = out.get(key)
             if prev is None or (ready and not prev.ready):
@@ -113,8 +113,8 @@ def _endpoints_from_legacy(
         for field, ready in (("addresses", True), ("notReadyAddresses", False)):
             for a in subset.get(field) or []:
                 ip = a.get("ip") if isinstance(a, Mapping) else None
-                if _valid_ip(ip):
-                    addr = str(ipaddress.ip_address(ip))
+                addr = canonical_ip(ip) if isinstance(ip, str) else None
+                if addr is not None:
                     out.setdefault(
                         (addr, port_no),
                         Endpoint(address=addr, port=port_no, ready=ready, serving=ready),
