@@ -255,6 +255,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     tables: dict[str | None, dict[tuple[str, PathType], Route]] = {}
     winners: dict[tuple[str | None, str, PathType], ObjectRef] = {}
     needed: dict[str, BackendRef] = {}
+    users: dict[str, list[tuple[ObjectRef, str]]] = {}
     for ing in accepted:
         for rule in ing.rules:
             key = (rule.host, rule.path, rule.path_type)
@@ -278,6 +279,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
             b = rule.backend
             bname = backend_name(b.namespace, b.service, b.port)
             needed.setdefault(bname, b)
+            users.setdefault(bname, []).append((ing.ref, rule.field + ".backend"))
             tables.setdefault(rule.host, {})[(rule.path, rule.path_type)] = Route(
                 path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
             )
@@ -402,6 +404,19 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         backend = resolve_backend(snapshot, slices, b.namespace, b.service, b.port, b.port_is_name)
         cache[bname] = (inputs, backend)
         backends.append(backend)
+    for backend in backends:
+        if backend.problem is None:
+            continue
+        for ref, bfield in users.get(backend.name, ()):
+            problems.append(
+                Problem(
+                    ref=ref,
+                    field=bfield,
+                    message=f"{backend.problem}; requests for this path get 503",
+                    severity=Severity.WARNING,
+                    reason="BackendNotFound",
+                )
+            )
     if len(cache) > len(needed) + 64:
         for stale in [k for k in cache if k not in needed]:
             del cache[stale]
