@@ -15,7 +15,7 @@ from kube_objects import CLASS
 EXAMPLES = int(os.environ.get("POLYINGRESS_FUZZ_EXAMPLES", "300"))
 
 SAFE_HOST = re.compile(
-    r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$"
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9\-._~!&()*+,=:@/]*$")
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
