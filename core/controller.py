@@ -51,10 +51,9 @@ class TransientApplyError(Exception):
 @dataclass(frozen=True, slots=True)
 class ControllerStatus:
     started: bool
-    last_good_hash: str | None
     last_error: str | None
     applies: int
-    failed_hash: str | None
+    failing: bool
 
 
 class Controller:
@@ -80,7 +79,7 @@ class Controller:
         self.last_good: RouteModel | None = None
         self.last_result: BuildResult | None = None
         self.last_error: str | None = None
-        self.failed_hash: str | None = None
+        self._failed_model: RouteModel | None = None
         self.applies = 0
         self.started = False
         self._dirty = threading.Event()
@@ -132,12 +131,7 @@ class Controller:
                 APPLY_SECONDS.observe(time.monotonic() - started)
         self._record_success(model, apply_result or ApplyResult(), ModelDiff())
         self.started = True
-        log.info(
-            "serving %d hosts, %d backends (model %s)",
-            len(model.vhosts),
-            len(model.backends),
-            model.model_hash[:12],
-        )
+        log.info("serving %d hosts, %d backends", len(model.vhosts), len(model.backends))
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
         self._thread.start()
 
@@ -165,10 +159,9 @@ class Controller:
     def status(self) -> ControllerStatus:
         return ControllerStatus(
             started=self.started,
-            last_good_hash=self.last_good.model_hash if self.last_good else None,
             last_error=self.last_error,
             applies=self.applies,
-            failed_hash=self.failed_hash,
+            failing=self._failed_model is not None,
         )
 
     def sync_now(self) -> None:
@@ -218,9 +211,9 @@ class Controller:
         change = diff(previous, model)
         if change.empty:
             SYNCS.labels("unchanged").inc()
-            self.failed_hash = None
+            self._forget_failure()
             return
-        if model.model_hash == self.failed_hash:
+        if self._failed_model is not None and model == self._failed_model:
             SYNCS.labels("skipped_known_bad").inc()
             return
         log.info("applying: %s", change.summary())
@@ -239,14 +232,14 @@ class Controller:
                         backend=self.backend, model=model, previous=previous, diff=change
                     )
         except ApplyError as exc:
-            self.failed_hash = model.model_hash
+            self._remember_failure(model)
             self.last_error = str(exc)
             SYNCS.labels("rejected").inc()
             culprits = ", ".join(str(r) for r in exc.refs) or "unknown object"
             log.error("the proxy refused the new configuration (%s): %s", culprits, exc)
             return
         except Exception as exc:
-            self.failed_hash = model.model_hash
+            self._remember_failure(model)
             self.last_error = f"{type(exc).__name__}: {exc}"
             SYNCS.labels("failed").inc()
             log.exception("applying the new model failed; still serving the last good one")
@@ -255,9 +248,16 @@ class Controller:
             APPLY_SECONDS.observe(time.monotonic() - started)
         self._record_success(model, apply_result or ApplyResult(), change)
 
+    def _remember_failure(self, model: RouteModel) -> None:
+        # Compared by value (cheap: unchanged parts are shared objects), not by hash.
+        self._failed_model = model
+
+    def _forget_failure(self) -> None:
+        self._failed_model = None
+
     def _record_success(self, model: RouteModel, result: ApplyResult, change: ModelDiff) -> None:
         self.last_good = model
-        self.failed_hash = None
+        self._forget_failure()
         self.last_error = None
         self.applies += 1
         SYNCS.labels("applied").inc()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
@@ -296,10 +296,46 @@ class RouteModel:
         return ("404", None, None)
 
     def to_canonical(self) -> dict[str, object]:
-        return asdict(self)
+        """A plain-JSON form of the model (certificates by fingerprint, never key material)."""
+
+        def ref(r: ObjectRef | None) -> list[str] | None:
+            return None if r is None else [r.kind, r.namespace, r.name]
+
+        return {
+            "vhosts": [
+                [
+                    v.host,
+                    None
+                    if v.tls is None
+                    else [v.tls.certificate, ref(v.tls.source), v.tls.ssl_redirect],
+                    [
+                        [r.path, r.path_type.value, r.backend, ref(r.source), r.from_catch_all]
+                        for r in v.routes
+                    ],
+                ]
+                for v in self.vhosts
+            ],
+            "backends": [
+                [
+                    b.name,
+                    b.namespace,
+                    b.service,
+                    b.port,
+                    b.problem,
+                    [[e.address, e.port, e.ready, e.serving, e.terminating] for e in b.endpoints],
+                ]
+                for b in self.backends
+            ],
+            "certificates": [
+                [c.name, ref(c.source), c.fingerprint, list(c.dns_names), c.not_after]
+                for c in self.certificates
+            ],
+            "default_backend": self.default_backend,
+            "settings": [list(kv) for kv in self.settings.values],
+        }
 
     @cached_property
     def model_hash(self) -> str:
         """sha256 of the canonical JSON form: equal models have equal hashes."""
-        blob = json.dumps(self.to_canonical(), sort_keys=True, separators=(",", ":"), default=str)
+        blob = json.dumps(self.to_canonical(), separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

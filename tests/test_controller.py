@@ -117,7 +117,7 @@ def test_refused_model_keeps_last_good_and_is_not_retried(setup: Any) -> None:
     good = rec.applied[-1]
     rec.refuse_hosts = {"bad.com"}
     store.replace_many(objects(1, host="bad.com"), ())
-    wait_until(lambda: ctl.failed_hash is not None)
+    wait_until(lambda: ctl.status().failing)
     attempts = rec.attempts
     store.replace_many(objects(1, host="bad.com"), ())  # same input again: no new attempt
     store.upsert({**CLASS, "metadata": {"name": "polyingress", "labels": {"x": "y"}}})
