@@ -25,6 +25,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Final, Literal
 
 import tenacity
@@ -597,7 +598,7 @@ def parse_servers_state(text: str) -> list[ServerState]:
                     admin_state=ServerAdmin(int(row["srv_admin_state"])),
                     weight=int(row["srv_uweight"]),
                     fqdn=None if row["srv_fqdn"] == "-" else row["srv_fqdn"],
-                    columns=row,
+                    columns=MappingProxyType(row),
                 )
             )
         except ValueError as exc:
