@@ -78,6 +78,8 @@ class _Cache:
         tuple[str, str], tuple[Mapping[str, Any], ParsedIngress | None, list[Problem]]
     ] = field(default_factory=dict)
     backends: dict[str, tuple[tuple[Any, ...], Backend]] = field(default_factory=dict)
+    routes: dict[int, tuple[Any, Route]] = field(default_factory=dict)
+    vhosts: dict[str | None, VirtualHost] = field(default_factory=dict)
 
 
 _CACHE = _Cache()
@@ -256,6 +258,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     winners: dict[tuple[str | None, str, PathType], ObjectRef] = {}
     needed: dict[str, BackendRef] = {}
     users: dict[str, list[tuple[ObjectRef, str]]] = {}
+    live_rules: set[int] = set()
     for ing in accepted:
         for rule in ing.rules:
             key = (rule.host, rule.path, rule.path_type)
@@ -280,9 +283,15 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
             bname = backend_name(b.namespace, b.service, b.port)
             needed.setdefault(bname, b)
             users.setdefault(bname, []).append((ing.ref, rule.field + ".backend"))
-            tables.setdefault(rule.host, {})[(rule.path, rule.path_type)] = Route(
-                path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
-            )
+            route_hit = _CACHE.routes.get(id(rule))
+            if route_hit is None or route_hit[0] is not rule:
+                route_hit = (
+                    rule,
+                    Route(path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref),
+                )
+                _CACHE.routes[id(rule)] = route_hit
+            live_rules.add(id(rule))
+            tables.setdefault(rule.host, {})[(rule.path, rule.path_type)] = route_hit[1]
 
     # TLS bindings: host -> (secret ref or None, source). Oldest Ingress wins.
     tls_hosts: dict[str, tuple[tuple[str, str] | None, ObjectRef, str]] = {}
@@ -425,6 +434,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     catch_all = sorted(tables.get(None, {}).values(), key=Route.sort_key)
     all_hosts: set[str | None] = set(tables) | set(tls_hosts)
     vhosts: list[VirtualHost] = []
+    vcache = _CACHE.vhosts
     for host in sorted(all_hosts, key=host_sort_key):
         own = list(tables.get(host, {}).values())
         rows = own if host is None else _merge_catch_all(own, catch_all)
@@ -434,7 +444,22 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
             sref, ing_ref, _f = tls_hosts[host]
             cname = f"{sref[0]}__{sref[1]}" if sref is not None else None
             tls = TLSBinding(certificate=cname if cname in certificates else None, source=ing_ref)
-        vhosts.append(VirtualHost(host=host, routes=tuple(rows), tls=tls))
+        routes = tuple(rows)
+        cached = vcache.get(host)
+        # Reuse the previous VirtualHost when nothing in it changed: equal models then share
+        # their unchanged parts, which makes comparing and diffing them cheap.
+        if cached is not None and cached.routes == routes and cached.tls == tls:
+            vhosts.append(cached)
+        else:
+            vhost = VirtualHost(host=host, routes=routes, tls=tls)
+            vcache[host] = vhost
+            vhosts.append(vhost)
+    if len(vcache) > len(all_hosts) + 64:
+        for stale in [h for h in vcache if h not in all_hosts]:
+            del vcache[stale]
+    if len(_CACHE.routes) > len(live_rules) + 256:
+        for rid in [r for r in _CACHE.routes if r not in live_rules]:
+            del _CACHE.routes[rid]
 
     model = RouteModel(
         vhosts=tuple(vhosts),
@@ -443,15 +468,19 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         default_backend=default_name,
         settings=_settings(snapshot, opts, problems),
     )
-    problems.sort(key=lambda p: (p.ref, p.field, p.message))
-    served = sorted({i.ref for i in accepted})
+    problems.sort(key=lambda p: (_ref_key(p.ref), p.field, p.message))
+    served = sorted({i.ref for i in accepted}, key=_ref_key)
     return BuildResult(
         model=model,
         problems=tuple(problems),
         served=tuple(served),
-        rejected=tuple(sorted(rejected)),
-        ignored=tuple(sorted(ignored)),
+        rejected=tuple(sorted(rejected, key=_ref_key)),
+        ignored=tuple(sorted(ignored, key=_ref_key)),
     )
+
+
+def _ref_key(ref: ObjectRef) -> tuple[str, str, str]:
+    return (ref.kind, ref.namespace, ref.name)
 
 
 def _tls_problem(

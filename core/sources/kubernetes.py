@@ -1,0 +1,794 @@
+"""The Kubernetes API source, and the runtime that adds status, Events and leader election.
+
+Every kind the builder reads is listed, then watched from the list's resourceVersion, as
+client-go's reflector does: watch bookmarks are requested so the resourceVersion stays fresh
+on quiet kinds; ``410 Gone``/``Expired`` (the change log was compacted) is answered with a
+relist that replaces the kind in the store; any other failure is retried with exponential
+backoff (tenacity). Objects are written to the ObjectStore as plain API-JSON dicts (the raw
+response bodies, ``managedFields`` dropped), so the builder sees what the manifest source gives.
+
+While the API server is unreachable the store keeps the last state it had: the proxy keeps
+serving, ``/readyz`` stays green and ``/healthz`` stays 200 with the source reported degraded
+in its text (a restart cannot fix an API outage, and failing liveness on every replica at
+once would take the whole ingress tier down). ``polyingress_source_degraded`` is 1 meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+from prometheus_client import Counter, Gauge
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from polyingress.core.api import HealthReport
+from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
+from polyingress.core.store import CLUSTER_SCOPED, ObjectStore, object_key
+
+__all__ = [
+    "KubeOptions",
+    "KubeRuntime",
+    "KubeSource",
+    "SourceHealth",
+    "add_kube_options",
+    "api_client",
+]
+
+log = logging.getLogger("polyingress.kubernetes")
+
+WATCH_EVENTS = Counter(
+    "polyingress_source_watch_events_total", "Watch events received", ["kind", "type"]
+)
+RELISTS = Counter("polyingress_source_relists_total", "Full lists of a kind", ["kind", "reason"])
+SOURCE_ERRORS = Counter("polyingress_source_errors_total", "Failed list/watch calls", ["kind"])
+DEGRADED = Gauge("polyingress_source_degraded", "1 while the Kubernetes API is unreachable")
+
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("polyingress")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+USER_AGENT = f"polyingress/{_version()}"
+
+
+class _Gone(Exception):
+    """The resourceVersion we hold was compacted away: relist."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+# -- options ----------------------------------------------------------------------------------
+
+
+def _ns_name(value: str) -> tuple[str, str]:
+    parts = value.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError(f"{value!r} must be NAMESPACE/NAME")
+    return parts[0], parts[1]
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    out = tuple(a.strip() for a in value.split(",") if a.strip())
+    if not out:
+        raise argparse.ArgumentTypeError("expected ADDR[,ADDR...]")
+    return out
+
+
+def _bool(value: str) -> bool:
+    low = value.lower()
+    if low in ("1", "t", "true", "yes", "on"):
+        return True
+    if low in ("0", "f", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean (true/false)")
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return number
+
+
+def add_kube_options(parser: argparse.ArgumentParser) -> None:
+    """Flags of the Kubernetes mode (``run`` without ``--manifests``), named as ingress-nginx's."""
+    g = parser.add_argument_group("kubernetes (used when --manifests is not given)")
+    g.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig to use (default: in-cluster service account, else $KUBECONFIG or "
+        "~/.kube/config)",
+    )
+    g.add_argument(
+        "--watch-namespace",
+        metavar="NS",
+        default=None,
+        help="watch Ingresses, Services, EndpointSlices and Secrets in NS only (default: all)",
+    )
+    g.add_argument(
+        "--publish-service",
+        type=_ns_name,
+        metavar="NAMESPACE/NAME",
+        help="write this Service's load-balancer addresses (node addresses for a NodePort "
+        "Service) to status.loadBalancer of the Ingresses served",
+    )
+    g.add_argument(
+        "--publish-status-address",
+        type=_addresses,
+        metavar="ADDR[,ADDR]",
+        help="write these IPs/hostnames to status.loadBalancer (overrides --publish-service)",
+    )
+    g.add_argument(
+        "--update-status",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="write Ingress status (default true; --update-status=false to disable)",
+    )
+    g.add_argument(
+        "--election-id",
+        default="polyingress-leader",
+        metavar="NAME",
+        help="name of the coordination.k8s.io Lease used for leader election",
+    )
+    g.add_argument(
+        "--election-namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else the pod's namespace)",
+    )
+    g.add_argument(
+        "--lease-duration",
+        type=_positive,
+        default=15.0,
+        metavar="SECONDS",
+        help="leader lease duration; a crashed leader is replaced after about this long "
+        "(default 15)",
+    )
+    g.add_argument(
+        "--initial-sync-timeout",
+        type=_positive,
+        default=120.0,
+        metavar="SECONDS",
+        help="give up (exit non-zero) when the first list of every kind takes longer (default 120)",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubeOptions:
+    """Settings of the Kubernetes mode; ``from_args`` reads them from the parsed flags."""
+
+    kubeconfig: str | None = None
+    watch_namespace: str | None = None
+    configmap: tuple[str, str] | None = None
+    publish_service: tuple[str, str] | None = None
+    publish_status_address: tuple[str, ...] = ()
+    update_status: bool = True
+    election_id: str = "polyingress-leader"
+    election_namespace: str | None = None
+    identity: str | None = None
+    controller_class: str = DEFAULT_CONTROLLER_CLASS
+    backend: str = ""
+    lease_duration: float = 15.0
+    renew_deadline: float | None = None  # default: 2/3 of lease_duration
+    retry_period: float | None = None  # default: lease_duration / 7.5 (client-go's 15s/2s)
+    initial_sync_timeout: float = 120.0
+    request_timeout: float = 10.0
+    watch_timeout: int = 300
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    page_size: int = 500
+    status_resync: float = 60.0
+    publish_refresh: float = 30.0
+    event_series_interval: float = 30.0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> KubeOptions:
+        def get(name: str, default: Any = None) -> Any:
+            value = getattr(args, name, None)
+            return default if value is None else value
+
+        return cls(
+            kubeconfig=get("kubeconfig"),
+            watch_namespace=get("watch_namespace"),
+            configmap=get("configmap"),
+            publish_service=get("publish_service"),
+            publish_status_address=tuple(get("publish_status_address", ())),
+            update_status=bool(get("update_status", True)),
+            election_id=get("election_id", "polyingress-leader"),
+            election_namespace=get("election_namespace"),
+            controller_class=get("controller_class", DEFAULT_CONTROLLER_CLASS),
+            backend=get("backend", ""),
+            lease_duration=float(get("lease_duration", 15.0)),
+            initial_sync_timeout=float(get("initial_sync_timeout", 120.0)),
+        )
+
+    @property
+    def renew(self) -> float:
+        return (
+            self.renew_deadline if self.renew_deadline is not None else self.lease_duration * 2 / 3
+        )
+
+    @property
+    def retry(self) -> float:
+        return self.retry_period if self.retry_period is not None else self.lease_duration / 7.5
+
+
+def own_namespace(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    env = os.environ.get("POD_NAMESPACE")
+    if env:
+        return env
+    try:
+        return SERVICEACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def api_client(
+    kubeconfig: str | None = None, *, configuration: kclient.Configuration | None = None
+) -> kclient.ApiClient:
+    """An ApiClient: explicit configuration, else ``kubeconfig``, else in-cluster, else the
+    default kubeconfig. Identifies itself as ``polyingress/<version>``."""
+    if configuration is None:
+        configuration = kclient.Configuration()
+        if kubeconfig:
+            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        else:
+            try:
+                kconfig.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            except kconfig.ConfigException:
+                kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+    # Six long-running watches plus status, Events and the Lease share the pool.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 16)
+    api = kclient.ApiClient(configuration)
+    api.user_agent = USER_AGENT
+    return api
+
+
+def raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call an API method and return the JSON body as plain dicts (the API's own form)."""
+    resp = call(*args, _preload_content=False, **kwargs)
+    try:
+        data = resp.data
+    finally:
+        resp.release_conn()
+    return json.loads(data) if data else None
+
+
+# -- the source -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    kind: str
+    api_version: str
+    list_all: Callable[..., Any] | None  # (**kw) -> response; None: namespaced only
+    list_ns: Callable[..., Any] | None  # (namespace, **kw) -> response
+    namespace: str | None  # the one namespace watched, None: all (or cluster-scoped)
+    field_selector: str | None = None
+
+
+def kind_specs(
+    api: kclient.ApiClient, watch_namespace: str | None, configmap: tuple[str, str] | None
+) -> list[KindSpec]:
+    core = kclient.CoreV1Api(api)
+    net = kclient.NetworkingV1Api(api)
+    disc = kclient.DiscoveryV1Api(api)
+    ns = watch_namespace
+    specs = [
+        KindSpec("IngressClass", "networking.k8s.io/v1", net.list_ingress_class, None, None),
+        KindSpec(
+            "Ingress",
+            "networking.k8s.io/v1",
+            net.list_ingress_for_all_namespaces,
+            net.list_namespaced_ingress,
+            ns,
+        ),
+        KindSpec(
+            "Service", "v1", core.list_service_for_all_namespaces, core.list_namespaced_service, ns
+        ),
+        KindSpec(
+            "EndpointSlice",
+            "discovery.k8s.io/v1",
+            disc.list_endpoint_slice_for_all_namespaces,
+            disc.list_namespaced_endpoint_slice,
+            ns,
+        ),
+        KindSpec(
+            "Secret",
+            "v1",
+            core.list_secret_for_all_namespaces,
+            core.list_namespaced_secret,
+            ns,
+            field_selector=f"type={TLS_SECRET_TYPE}",
+        ),
+    ]
+    if configmap is not None:
+        specs.append(
+            KindSpec(
+                "ConfigMap",
+                "v1",
+                None,
+                core.list_namespaced_config_map,
+                configmap[0],
+                field_selector=f"metadata.name={configmap[1]}",
+            )
+        )
+    return specs
+
+
+class Reflector:
+    """List then watch one kind into the store, forever, in its own thread."""
+
+    def __init__(
+        self,
+        spec: KindSpec,
+        store: ObjectStore,
+        opts: KubeOptions,
+        stop: threading.Event,
+        on_state: Callable[[], None],
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.opts = opts
+        self._stop = stop
+        self._on_state = on_state
+        self.resource_version: str | None = None
+        self.synced = threading.Event()
+        self.healthy = True
+        self.error: str | None = None
+        self.failing_since: float | None = None
+        self.relists = 0
+        self._response: Any = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{spec.kind}", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def interrupt(self) -> None:
+        """Break the blocking read of the current watch (called from another thread)."""
+        with self._lock:
+            resp = self._response
+        if resp is not None:
+            shutdown = getattr(resp, "shutdown", None)
+            try:
+                if shutdown is not None:
+                    shutdown()
+                resp.close()
+            except Exception:  # best effort: the thread also checks the stop event
+                log.debug("closing the %s watch failed", self.spec.kind, exc_info=True)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _ok(self) -> None:
+        if not self.healthy:
+            log.info("%s: connected to the API server again", self.spec.kind)
+        self.healthy, self.error, self.failing_since = True, None, None
+        self._on_state()
+
+    def _failed(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        SOURCE_ERRORS.labels(self.spec.kind).inc()
+        text = _describe(exc)
+        if self.healthy:
+            self.failing_since = time.time()
+        self.healthy, self.error = False, text
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "%s: list/watch failed (%s); keeping the last state, retrying in %.1fs",
+            self.spec.kind,
+            text,
+            wait,
+        )
+        self._on_state()
+
+    # -- list and watch ------------------------------------------------------------------------
+
+    def _call(self, **kwargs: Any) -> Any:
+        spec = self.spec
+        if spec.field_selector:
+            kwargs["field_selector"] = spec.field_selector
+        if spec.namespace is not None and spec.list_ns is not None:
+            return spec.list_ns(spec.namespace, _preload_content=False, **kwargs)
+        assert spec.list_all is not None
+        return spec.list_all(_preload_content=False, **kwargs)
+
+    def _normalize(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj["kind"] = self.spec.kind
+        obj["apiVersion"] = self.spec.api_version
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            meta.pop("managedFields", None)
+        return obj
+
+    def list(self) -> None:
+        items: list[dict[str, Any]] = []
+        cont: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "limit": self.opts.page_size,
+                "_request_timeout": self.opts.request_timeout,
+            }
+            if cont:
+                kwargs["_continue"] = cont
+            try:
+                resp = self._call(**kwargs)
+            except ApiException as exc:
+                if exc.status == 410:
+                    raise _Gone(str(exc.reason)) from exc
+                raise
+            try:
+                body = json.loads(resp.data)
+            finally:
+                resp.release_conn()
+            items.extend(self._normalize(o) for o in body.get("items") or [])
+            meta = body.get("metadata") or {}
+            cont = meta.get("continue")
+            if not cont:
+                break
+        scope = None if self.spec.kind in CLUSTER_SCOPED else self.spec.namespace
+        self.store.replace_kind(self.spec.kind, items, namespace=scope)
+        self.resource_version = meta.get("resourceVersion") or None
+        self.relists += 1
+        self.synced.set()
+        self._ok()
+        log.debug(
+            "%s: listed %d at resourceVersion %s", self.spec.kind, len(items), self.resource_version
+        )
+
+    def watch(self) -> None:
+        timeout = self.opts.watch_timeout
+        try:
+            resp = self._call(
+                watch=True,
+                resource_version=self.resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=timeout,
+                # connect timeout; read timeout a little longer than the server-side one
+                _request_timeout=(self.opts.request_timeout, timeout + 30),
+            )
+        except ApiException as exc:
+            if exc.status == 410:
+                raise _Gone(str(exc.reason)) from exc
+            raise
+        with self._lock:
+            self._response = resp
+        self._ok()
+        try:
+            for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
+                if self._stop.is_set():
+                    return
+                if line:
+                    self._event(json.loads(line))
+        except _Gone:
+            raise
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            # The established stream broke (API restart, proxy timeout): watch again at once
+            # from the last resourceVersion; a refused connection then backs off.
+            if not self._stop.is_set():
+                log.info("%s: watch interrupted (%s); resuming", self.spec.kind, _describe(exc))
+        finally:
+            with self._lock:
+                self._response = None
+            resp.release_conn()
+
+    def _event(self, event: Mapping[str, Any]) -> None:
+        etype = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            return
+        WATCH_EVENTS.labels(self.spec.kind, str(etype)).inc()
+        if etype == "ERROR":
+            code = obj.get("code")
+            if code in (410, "410") or obj.get("reason") in ("Expired", "Gone"):
+                raise _Gone(str(obj.get("message")))
+            raise ApiException(status=code or 500, reason=str(obj.get("message")))
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if etype == "BOOKMARK":
+            if rv:
+                self.resource_version = rv
+            return
+        obj = self._normalize(obj)
+        if etype in ("ADDED", "MODIFIED"):
+            self.store.upsert(obj)
+        elif etype == "DELETED":
+            key = object_key(obj)
+            if key is not None:
+                self.store.delete(key)
+        if rv:
+            self.resource_version = rv
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _session(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+        try:
+            if self.resource_version is None:
+                self.list()
+            self.watch()
+        except _Gone as exc:
+            log.info("%s: resourceVersion expired (%s); relisting", self.spec.kind, exc)
+            RELISTS.labels(self.spec.kind, "expired").inc()
+            self.resource_version = None
+
+    def _run(self) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_TRANSIENT),
+            wait=wait_exponential_jitter(
+                initial=self.opts.backoff_initial, max=self.opts.backoff_max, jitter=0.2
+            ),
+            stop=lambda _state: self._stop.is_set(),
+            sleep=self._sleep,
+            before_sleep=self._failed,
+            reraise=True,
+        )
+        while not self._stop.is_set():
+            try:
+                retrying(self._session)
+            except _Stopped:
+                return
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                log.exception("%s: unexpected error in the watch loop", self.spec.kind)
+                self.healthy, self.error = False, _describe(exc)
+                self._stop.wait(self.opts.backoff_max)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}".strip()
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return f"{type(exc.reason).__name__}: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    ok: bool
+    synced: bool
+    detail: str = ""
+
+
+class KubeSource:
+    """The reflectors of every kind; ``start()`` lists everything before returning."""
+
+    def __init__(self, api: kclient.ApiClient, store: ObjectStore, opts: KubeOptions) -> None:
+        self.api = api
+        self.store = store
+        self.opts = opts
+        self._stop = threading.Event()
+        self.reflectors = [
+            Reflector(spec, store, opts, self._stop, self._state_changed)
+            for spec in kind_specs(api, opts.watch_namespace, opts.configmap)
+        ]
+
+    def _state_changed(self) -> None:
+        DEGRADED.set(0 if all(r.healthy for r in self.reflectors) else 1)
+
+    def start(self, wait: bool = True) -> None:
+        for r in self.reflectors:
+            r.start()
+        if wait and not self.wait_synced(self.opts.initial_sync_timeout):
+            missing = ", ".join(
+                f"{r.spec.kind} ({r.error or 'pending'})"
+                for r in self.reflectors
+                if not r.synced.is_set()
+            )
+            self.stop()
+            raise RuntimeError(
+                f"the first list from the Kubernetes API did not complete within "
+                f"{self.opts.initial_sync_timeout:g}s: {missing}"
+            )
+
+    def wait_synced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(r.synced.wait(max(0.0, deadline - time.monotonic())) for r in self.reflectors)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for r in self.reflectors:
+            r.interrupt()
+        for r in self.reflectors:
+            r.join(timeout=5)
+
+    def health(self) -> SourceHealth:
+        synced = all(r.synced.is_set() for r in self.reflectors)
+        bad = [r for r in self.reflectors if not r.healthy]
+        if not bad:
+            return SourceHealth(ok=True, synced=synced)
+        since = min(r.failing_since or time.time() for r in bad)
+        kinds = ", ".join(r.spec.kind for r in bad)
+        detail = (
+            f"source degraded: Kubernetes API unreachable for {time.time() - since:.0f}s "
+            f"({kinds}: {bad[0].error}); serving the last known state"
+        )
+        return SourceHealth(ok=False, synced=synced, detail=detail)
+
+
+# -- the runtime --------------------------------------------------------------------------------
+
+
+def _identity(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    base = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{base}_{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _Hooks:
+    """Remembers the last BuildResult for the callbacks that run after an apply."""
+
+    last_build: BuildResult | None = None
+
+
+class KubeRuntime:
+    """Kubernetes mode: the API source, leader election, Ingress status and Events.
+
+    ``start(store, controller)`` lists every kind into ``store`` (blocking until done),
+    starts watching, tries once to become leader, and hooks status and Events to
+    ``controller``; call it before ``controller.start()`` so the first model served is the
+    cluster's. ``stop()`` stops everything and releases the lease.
+    """
+
+    def __init__(self, opts: KubeOptions, api: kclient.ApiClient | None = None) -> None:
+        self.opts = opts
+        self.api = api if api is not None else api_client(opts.kubeconfig)
+        self.identity = _identity(opts.identity)
+        self.namespace = own_namespace(opts.election_namespace)
+        self.source: KubeSource | None = None
+        self.elector: Any = None
+        self.status: Any = None
+        self.events: Any = None
+        self._hooks = _Hooks()
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> KubeRuntime:
+        return cls(KubeOptions.from_args(args))
+
+    def start(self, store: ObjectStore, controller: Any) -> None:
+        from polyingress.core.events import EventRecorder, IngressEvents
+        from polyingress.core.leader import LeaderElector
+        from polyingress.core.status import StatusUpdater
+
+        opts = self.opts
+        self.elector = LeaderElector(
+            self.api,
+            namespace=self.namespace,
+            name=opts.election_id,
+            identity=self.identity,
+            lease_duration=opts.lease_duration,
+            renew_deadline=opts.renew,
+            retry_period=opts.retry,
+            request_timeout=opts.request_timeout,
+        )
+        recorder = EventRecorder(
+            self.api,
+            leader=self.elector,
+            controller=opts.controller_class,
+            instance=self.identity,
+            series_interval=opts.event_series_interval,
+            request_timeout=opts.request_timeout,
+        )
+        self.events = IngressEvents(recorder, store, backend=opts.backend)
+        if opts.update_status and (opts.publish_service or opts.publish_status_address):
+            self.status = StatusUpdater(
+                self.api,
+                store,
+                leader=self.elector,
+                publish_service=opts.publish_service,
+                publish_addresses=opts.publish_status_address,
+                resync=opts.status_resync,
+                publish_refresh=opts.publish_refresh,
+                request_timeout=opts.request_timeout,
+            )
+        elif opts.update_status:
+            log.info("no --publish-service or --publish-status-address: Ingress status not written")
+
+        self.source = KubeSource(self.api, store, opts)
+        self.source.start(wait=True)
+
+        controller.on_build(self._on_build)
+        controller.on_applied(self._on_applied)
+        controller.pm.register(self.events.apply_observer(), name="polyingress-kube-events")
+        self.elector.on_change(self._leadership)
+        self.elector.try_once()
+        self.elector.start()
+        recorder.start()
+        if self.status is not None:
+            self.status.start()
+
+    def _on_build(self, result: BuildResult) -> None:
+        self._hooks.last_build = result
+        if self.events is not None:
+            self.events.built(result)
+        if self.status is not None:
+            self.status.update(result)
+
+    def _on_applied(self, model: Any, result: Any) -> None:
+        build = self._hooks.last_build
+        if build is not None and self.events is not None:
+            self.events.applied(build, model)
+
+    def _leadership(self, leading: bool) -> None:
+        log.info("%s leadership (%s)", "acquired" if leading else "lost", self.identity)
+        if leading and self.status is not None:
+            self.status.resync()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+        if self.events is not None:
+            self.events.recorder.stop()
+        if self.elector is not None:
+            self.elector.stop(release=True)
+        if self.source is not None:
+            self.source.stop()
+
+    def health(self) -> SourceHealth:
+        if self.source is None:
+            return SourceHealth(ok=True, synced=False, detail="not started")
+        return self.source.health()
+
+    def wrap_health(self, report: Callable[[], HealthReport]) -> Callable[[], HealthReport]:
+        """The controller's health plus the source's: a degraded source is reported in the
+        text of /healthz and /readyz and never fails them (see the module docstring)."""
+
+        def combined() -> HealthReport:
+            base = report()
+            src = self.health()
+            if src.ok:
+                return base
+            detail = "; ".join(d for d in (base.detail, src.detail) if d)
+            return HealthReport(live=base.live, ready=base.ready, detail=detail)
+
+        return combined
