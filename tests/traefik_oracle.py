@@ -7,27 +7,69 @@ binary. Where the documentation is silent, the docstring names the Traefik sourc
 behaviour was read from. Only what polyingress renders is supported; anything else raises
 :class:`OracleError` rather than guessing.
 
-Also here: :func:`ingress_world`, the generated Kubernetes objects the tests and
+Also here: :func:`schema_validator` (the v3 file-provider JSON schema every rendered file must
+pass) and :func:`ingress_world`, the generated Kubernetes objects the tests and
 ``bench/bench_traefik.py`` use for large worlds.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+
+from polyingress.core import Certificate, ObjectRef
+
 __all__ = [
+    "FALLBACK",
     "AmbiguousRouting",
-    "Outcome",
     "OracleError",
+    "Outcome",
     "Request",
     "ingress_world",
+    "merge",
     "parse_rule",
     "route",
+    "schema_validator",
 ]
+
+# A stand-in fallback certificate: render never parses PEM, and golden files need fixed bytes.
+FALLBACK = Certificate(
+    name="polyingress-fallback",
+    source=ObjectRef(kind="Secret", namespace="", name="polyingress-fallback"),
+    cert_pem="-----BEGIN CERTIFICATE-----\nfallback\n-----END CERTIFICATE-----\n",
+    key_pem="-----BEGIN PRIVATE KEY-----\nfallback\n-----END PRIVATE KEY-----\n",
+)
+
+SCHEMA_PATH = Path(
+    os.environ.get(
+        "POLYINGRESS_TRAEFIK_SCHEMA",
+        Path(__file__).resolve().parents[2]
+        / "shared"
+        / "schemas"
+        / "traefik-v3-file-provider.json",
+    )
+)
+
+
+@functools.cache
+def schema_validator() -> Any:
+    """A validator for the Traefik v3 file-provider schema (the draft its ``$schema`` names),
+    or None when the schema file is absent (set ``POLYINGRESS_TRAEFIK_SCHEMA``)."""
+    if not SCHEMA_PATH.exists():
+        return None
+    schema = json.loads(SCHEMA_PATH.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 class OracleError(Exception):
@@ -40,6 +82,8 @@ class AmbiguousRouting(OracleError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
+    """``path`` is the request target (a query string is allowed); matchers see its path."""
+
     host: str
     path: str
     entrypoint: str = "web"
@@ -51,15 +95,21 @@ class Request:
     def is_tls(self) -> bool:
         return self.entrypoint == "websecure" if self.tls is None else self.tls
 
+    @property
+    def routing_path(self) -> str:
+        return self.path.split("?", 1)[0]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
-    """``status`` 200 with ``service`` means "proxied to that service's servers"."""
+    """``status`` 200 with ``service`` means "proxied to that service's servers", with the
+    request headers ``headers`` set by middlewares."""
 
     status: int
     service: str | None = None
     router: str | None = None
     location: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _canonical_host(host: str) -> str:
@@ -109,7 +159,7 @@ def path_matcher(path: str) -> Callable[[Request], bool]:
     `/products` but neither `/products/shoes` nor `/products/`" (exact, case-sensitive)."""
     if not path.startswith("/"):
         raise OracleError(f"Path({path!r}) must start with '/'")
-    return lambda req: req.path == path
+    return lambda req: req.routing_path == path
 
 
 def path_prefix_matcher(prefix: str) -> Callable[[Request], bool]:
@@ -118,7 +168,7 @@ def path_prefix_matcher(prefix: str) -> Callable[[Request], bool]:
     `/products/` but also `/products-for-sale`" (a plain, case-sensitive string prefix)."""
     if not prefix.startswith("/"):
         raise OracleError(f"PathPrefix({prefix!r}) must start with '/'")
-    return lambda req: req.path.startswith(prefix)
+    return lambda req: req.routing_path.startswith(prefix)
 
 
 _MATCHERS: dict[str, Callable[[str], Callable[[Request], bool]]] = {
@@ -224,6 +274,7 @@ class _Parser:
         return _MATCHERS[name](args[0])
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_rule(rule: str) -> Matcher:
     return _Parser(rule).parse()
 
@@ -284,7 +335,16 @@ def _redirect_scheme(conf: Mapping[str, Any], req: Request) -> Outcome | None:
     return Outcome(status=status, location=location)
 
 
-_MIDDLEWARES = {"ipAllowList": _ip_allow_list, "redirectScheme": _redirect_scheme}
+def _headers(conf: Mapping[str, Any], req: Request) -> dict[str, str]:
+    """Middlewares > Headers: ``customRequestHeaders`` "lists the Header names and values to
+    apply to the request" (set, replacing what the entry point put there)."""
+    extra = set(conf) - {"customRequestHeaders"}
+    if extra:
+        raise OracleError(f"headers middleware options {sorted(extra)} are not modelled")
+    return dict(conf["customRequestHeaders"])
+
+
+_STOPPERS = {"ipAllowList": _ip_allow_list, "redirectScheme": _redirect_scheme}
 
 
 def _serve(config: Mapping[str, Any], name: str, router: str) -> Outcome:
@@ -329,19 +389,39 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         )
     _prio, name, router = matching[0]
     middlewares = config.get("http", {}).get("middlewares", {})
+    headers: dict[str, str] = {}
     for mw_name in router.get("middlewares") or []:
         if mw_name not in middlewares:
             raise OracleError(f"router {name} names the unknown middleware {mw_name}")
         conf = middlewares[mw_name]
         (kind,) = conf
-        if kind not in _MIDDLEWARES:
+        if kind == "headers":
+            headers.update(_headers(conf[kind], req))
+            continue
+        if kind not in _STOPPERS:
             raise OracleError(f"middleware {mw_name}: kind {kind} is not modelled")
-        stopped = _MIDDLEWARES[kind](conf[kind], req)
+        stopped = _STOPPERS[kind](conf[kind], req)
         if stopped is not None:
-            return Outcome(
-                status=stopped.status, router=name, location=stopped.location, service=None
-            )
-    return _serve(config, router["service"], name)
+            return Outcome(status=stopped.status, router=name, location=stopped.location)
+    served = _serve(config, router["service"], name)
+    return Outcome(
+        status=served.status,
+        service=served.service,
+        router=name,
+        headers=tuple(sorted(headers.items())),
+    )
+
+
+def merge(*configs: Mapping[str, Any]) -> dict[str, Any]:
+    """The files of one provider directory, as Traefik merges them (names must not repeat)."""
+    out: dict[str, Any] = {"http": {"routers": {}, "services": {}, "middlewares": {}}}
+    for config in configs:
+        for section, items in config.get("http", {}).items():
+            clash = out["http"][section].keys() & items.keys()
+            if clash:
+                raise OracleError(f"http.{section} {sorted(clash)} defined in two files")
+            out["http"][section].update(items)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,14 +3,15 @@
 Workdir layout (the backend owns ``RunSettings.workdir``)::
 
     <workdir>/traefik.yml              static configuration (managed mode)
-    <workdir>/dynamic/polyingress.yaml the watched directory and its only file
+    <workdir>/dynamic/polyingress.yaml the watched directory: the configuration, and
+    <workdir>/dynamic/polyingress-probe.yaml  its readiness probe (render.probe_config)
     <workdir>/certs/*.crt, *.key       certificates and keys, mode 0600
 
 Traefik watches ``dynamic/`` and reloads on every event in it, so the new document is written
 to a temporary file in the *parent* (``<workdir>``), fsynced, and renamed over the live file:
 Traefik never sees a temporary or half-written file (rename within one filesystem is atomic).
 Certificate and key files are written before the document that names them and removed only
-after a document no longer naming them is in place.
+after a document no longer naming them is in place; the probe file is written last.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from polyingress.core import write_atomic
 
-from .render import DYNAMIC_FILE, TraefikConfig
+from .render import DYNAMIC_FILE, PROBE_FILE, TraefikConfig
 
 __all__ = ["Layout", "WriteResult", "write_config"]
 
@@ -42,6 +43,10 @@ class Layout:
     @property
     def config_path(self) -> Path:
         return self.dynamic_dir / DYNAMIC_FILE
+
+    @property
+    def probe_path(self) -> Path:
+        return self.dynamic_dir / PROBE_FILE
 
     @property
     def cert_dir(self) -> Path:
@@ -88,6 +93,17 @@ def _replace_from_parent(path: Path, data: bytes) -> None:
     _fsync_dir(staging)
 
 
+def _write_if_changed(path: Path, text: str) -> bool:
+    data = text.encode()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    _replace_from_parent(path, data)
+    return True
+
+
 def _prepare(layout: Layout) -> None:
     layout.dynamic_dir.mkdir(parents=True, exist_ok=True)
     layout.cert_dir.mkdir(parents=True, exist_ok=True)
@@ -103,14 +119,8 @@ def write_config(layout: Layout, rendered: TraefikConfig) -> WriteResult:
         if write_atomic(layout.cert_dir / f.name, f.data, mode=SECRET_MODE)
     ]
 
-    data = rendered.text.encode()
-    try:
-        current: bytes | None = layout.config_path.read_bytes()
-    except FileNotFoundError:
-        current = None
-    config_written = current != data
-    if config_written:
-        _replace_from_parent(layout.config_path, data)
+    config_written = _write_if_changed(layout.config_path, rendered.text)
+    _write_if_changed(layout.probe_path, rendered.probe_text)
 
     wanted = {f.name for f in rendered.files}
     removed = []

@@ -7,19 +7,21 @@ executable; the backend only writes the dynamic configuration for a Traefik star
 with ``polyingress traefik static-config`` (ready once the file is written).
 
 Traefik's file provider applies a rewritten file by itself, without a restart; every apply is a
-whole-file rewrite, skipped when the text is unchanged.
+whole-file rewrite, skipped when the text is unchanged. In managed mode start and apply return
+once Traefik answers the probe router of the revision just written (``render.probe_config``),
+so "ready" and "applied" mean served, not merely written.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import http.client
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -39,7 +41,16 @@ from polyingress.core import (
 )
 
 from .apply import Layout, WriteResult, write_config
-from .render import WEB, WEBSECURE, RenderSettings, TraefikConfig, dump_yaml, render
+from .render import (
+    PROBE_HOST,
+    PROBE_STATUS,
+    WEB,
+    WEBSECURE,
+    RenderSettings,
+    TraefikConfig,
+    dump_yaml,
+    render,
+)
 
 __all__ = ["TraefikBackend", "static_config"]
 
@@ -47,6 +58,7 @@ log = logging.getLogger(__name__)
 
 NAME = "traefik"
 START_TIMEOUT = 15.0
+LOAD_TIMEOUT = 10.0  # Traefik's file provider applies a change after providersThrottleDuration (2s)
 STOP_TIMEOUT = 20.0  # Traefik's default entry point graceTimeOut is 10s
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
@@ -58,7 +70,9 @@ def _address(bind: str, port: int) -> str:
     return f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
 
 
-def static_config(http_port: int, https_port: int, workdir: Path | str, bind: str = "0.0.0.0") -> str:
+def static_config(
+    http_port: int, https_port: int, workdir: Path | str, bind: str = "0.0.0.0"
+) -> str:
     """Traefik's static configuration: entry points ``web``/``websecure``, the file provider
     watching ``<workdir>/dynamic`` (the directory polyingress writes)."""
     layout = Layout(Path(os.path.abspath(workdir)))
@@ -71,8 +85,9 @@ def static_config(http_port: int, https_port: int, workdir: Path | str, bind: st
         "log": {"level": "INFO"},
         "providers": {"file": {"directory": str(layout.dynamic_dir), "watch": True}},
     }
-    return "# Traefik static configuration for polyingress (traefik --configFile=...)\n" + dump_yaml(
-        config
+    return (
+        "# Traefik static configuration for polyingress (traefik --configFile=...)\n"
+        + dump_yaml(config)
     )
 
 
@@ -89,7 +104,9 @@ class TraefikBackend:
         redirect_port = getattr(options, "traefik_https_redirect_port", None)
         self.render_settings = RenderSettings(
             cert_dir=str(self.layout.cert_dir),
-            https_port=redirect_port if redirect_port is not None else settings.https_port,
+            http_port=settings.http_port,
+            https_port=settings.https_port,
+            redirect_port=redirect_port,
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -97,6 +114,7 @@ class TraefikBackend:
         self.next_restart = 0.0
         self.restarts = 0
         self.written_stat: tuple[int, int, int] | None = None
+        self.revision = ""
         self._health = HealthReport(live=True, ready=False, detail="not started")
 
     @property
@@ -108,25 +126,99 @@ class TraefikBackend:
 
     def write(self, model: RouteModel) -> WriteResult:
         try:
-            result = write_config(self.layout, self.render(model))
+            rendered = self.render(model)
+            result = write_config(self.layout, rendered)
             st = self.layout.config_path.stat()
         except (OSError, ValueError) as exc:
             raise ApplyError(f"traefik: writing {self.layout.config_path} failed: {exc}") from exc
         self.written_stat = (st.st_ino, st.st_size, st.st_mtime_ns)
+        self.revision = rendered.revision
         if result.config_written:
             log.info(
-                "traefik: wrote %s (%d secret files written, %d removed)",
+                "traefik: wrote %s (%d certificate/key files written, %d removed)",
                 self.layout.config_path,
                 len(result.files_written),
                 len(result.files_removed),
             )
         return result
 
+    def config_intact(self) -> bool:
+        try:
+            st = self.layout.config_path.stat()
+        except FileNotFoundError:
+            return False
+        return self.written_stat == (st.st_ino, st.st_size, st.st_mtime_ns)
+
     def set_health(self, live: bool, ready: bool, detail: str) -> None:
         self._health = HealthReport(live=live, ready=ready, detail=detail)
 
     def health(self) -> HealthReport:
         return self._health
+
+    def start(self, model: RouteModel) -> ApplyResult:
+        if self.binary_given and not (self.binary and os.access(self.binary, os.X_OK)):
+            raise ApplyError(f"traefik: --traefik-binary {self.binary} is not an executable")
+        self.write(model)
+        if not self.managed:
+            detail = f"external mode: configuration written to {self.layout.config_path}"
+            self.set_health(True, True, detail)
+            return ApplyResult(reloaded=False, reasons=("external mode: initial configuration",))
+        self.spawn()
+        try:
+            self.wait_loaded(START_TIMEOUT)
+        except ApplyError:
+            self.stop()
+            raise
+        self.set_health(True, True, self.running_detail())
+        return ApplyResult(
+            reloaded=True, reasons=("traefik started with the initial configuration",)
+        )
+
+    def running_detail(self) -> str:
+        pid = self.proc.pid if self.proc is not None else "?"
+        return f"traefik running (pid {pid}, {self.restarts} restarts)"
+
+    def supervise(self, model: RouteModel) -> str | None:
+        repaired: list[str] = []
+        if not self.config_intact():
+            self.write(model)
+            repaired.append(f"{self.layout.config_path} was changed or removed; rewritten")
+        if self.proc is not None:
+            restarted = self.check_process()
+            if restarted:
+                repaired.append(restarted)
+        return "; ".join(repaired) or None
+
+    def check_process(self) -> str | None:
+        """Restart an exited Traefik: at once the first time, then after 1, 2, 4 ... 30 s."""
+        assert self.proc is not None
+        now = time.monotonic()
+        code = self.proc.poll()
+        if code is None:
+            if now - self.started_at >= STABLE_AFTER:
+                self.backoff = BACKOFF_FIRST
+            return None
+        if now < self.next_restart:
+            wait = self.next_restart - now
+            self.set_health(
+                False, False, f"traefik exited with code {code}; restart in {wait:.0f}s"
+            )
+            return None
+        self.next_restart = now + self.backoff
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        try:
+            self.spawn()
+        except ApplyError as exc:
+            self.set_health(False, False, str(exc))
+            return f"traefik exited with code {code}; restart failed: {exc}"
+        self.restarts += 1
+        try:
+            self.wait_loaded(START_TIMEOUT)
+        except ApplyError as exc:
+            self.set_health(False, False, str(exc))
+            return f"traefik exited with code {code}; restarted, not serving yet: {exc}"
+        self.set_health(True, True, self.running_detail())
+        return f"traefik exited with code {code}; restarted"
 
     def spawn(self) -> None:
         assert self.binary is not None
@@ -136,38 +228,64 @@ class TraefikBackend:
             self.layout.workdir,
             self.settings.bind,
         )
-        write_atomic(self.layout.static_path, static)
         try:
+            write_atomic(self.layout.static_path, static)
             self.proc = subprocess.Popen(
                 [self.binary, f"--configFile={self.layout.static_path}"],
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # our stop() decides how Traefik is signalled
+                start_new_session=True,  # only stop() signals Traefik, and only by its pid
             )
         except OSError as exc:
             raise ApplyError(f"traefik: cannot start {self.binary}: {exc}") from exc
         self.started_at = time.monotonic()
         log.info("traefik: started %s (pid %d)", self.binary, self.proc.pid)
 
-    def wait_listening(self) -> None:
-        """Until the HTTP entry point accepts connections, or Traefik exits, or time is up."""
+    def probe(self) -> bool:
+        """True when Traefik answers the probe of the revision last written."""
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(
+            self.settings.bind, self.settings.bind
+        )
+        conn = http.client.HTTPConnection(host, self.settings.http_port, timeout=1.0)
+        try:
+            conn.request("GET", f"/{self.revision}", headers={"Host": PROBE_HOST})
+            response = conn.getresponse()
+            response.read()
+            return response.status == PROBE_STATUS
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+
+    def wait_loaded(self, timeout: float) -> None:
+        """Until Traefik serves the revision last written; ApplyError if it exits or times out."""
         assert self.proc is not None
-        host = self.settings.bind
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + timeout
+        while True:
             code = self.proc.poll()
             if code is not None:
-                raise ApplyError(f"traefik exited with code {code} while starting")
-            with contextlib.suppress(OSError):
-                socket.create_connection((host, self.settings.http_port), timeout=0.5).close()
+                raise ApplyError(f"traefik exited with code {code}")
+            if self.probe():
                 return
-            time.sleep(0.1)
-        raise ApplyError(
-            f"traefik did not listen on {host}:{self.settings.http_port} within {START_TIMEOUT}s"
-        )
+            if time.monotonic() >= deadline:
+                raise ApplyError(
+                    f"traefik did not serve configuration {self.revision} within {timeout:.0f}s"
+                )
+            time.sleep(0.05)
+
+    def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
+        if not self.write(model).config_written:
+            return ApplyResult(
+                reloaded=False, reasons=(f"rendered configuration unchanged ({diff.summary()})",)
+            )
+        reason = f"configuration file rewritten, Traefik reloads it ({diff.summary()})"
+        if self.proc is not None:
+            try:
+                self.wait_loaded(LOAD_TIMEOUT)
+            except ApplyError as exc:
+                # The file is in place; supervise() restarts a dead Traefik, which then loads it.
+                log.warning("traefik: %s", exc)
+                reason += f"; not confirmed: {exc}"
+        return ApplyResult(reloaded=True, reasons=(reason,))
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -210,6 +328,25 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
 
 
 @hookimpl
+def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    traefik = subparsers.add_parser("traefik", help="Traefik backend tools")
+    tsub = traefik.add_subparsers(dest="traefik_command", required=True, metavar="COMMAND")
+    static = tsub.add_parser(
+        "static-config", help="print the Traefik static configuration to run Traefik with"
+    )
+    static.add_argument("--http-port", type=int, default=8080, metavar="P")
+    static.add_argument("--https-port", type=int, default=8443, metavar="Q")
+    static.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
+    static.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
+
+    def run(args: argparse.Namespace) -> int:
+        sys.stdout.write(static_config(args.http_port, args.https_port, args.workdir, args.bind))
+        return 0
+
+    static.set_defaults(func=run)
+
+
+@hookimpl
 def polyingress_backend_info() -> BackendInfo:
     found = shutil.which("traefik")
     return BackendInfo(
@@ -231,78 +368,17 @@ def polyingress_create_backend(settings: RunSettings) -> TraefikBackend:
 
 @hookimpl
 def polyingress_start(backend: TraefikBackend, model: RouteModel) -> ApplyResult:
-    if backend.binary_given and not (
-        backend.binary is not None and os.access(backend.binary, os.X_OK)
-    ):
-        raise ApplyError(f"traefik: --traefik-binary {backend.binary} is not an executable")
-    backend.write(model)
-    if not backend.managed:
-        backend.set_health(
-            True,
-            True,
-            f"external mode: configuration written to {backend.layout.config_path}",
-        )
-        return ApplyResult(reloaded=False, reasons=("external mode: initial configuration",))
-    backend.spawn()
-    try:
-        backend.wait_listening()
-    except ApplyError:
-        backend.stop()
-        raise
-    backend.set_health(True, True, f"traefik running (pid {backend.proc.pid if backend.proc else '?'})")
-    return ApplyResult(reloaded=True, reasons=("traefik started with the initial configuration",))
+    return backend.start(model)
 
 
 @hookimpl
-def polyingress_apply(
-    backend: TraefikBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
-) -> ApplyResult:
-    result = backend.write(model)
-    if not result.config_written:
-        return ApplyResult(
-            reloaded=False, reasons=(f"rendered configuration unchanged ({diff.summary()})",)
-        )
-    return ApplyResult(
-        reloaded=True,
-        reasons=(f"configuration file rewritten, Traefik reloads it ({diff.summary()})",),
-    )
-
-
-def _config_intact(backend: TraefikBackend) -> bool:
-    try:
-        st = backend.layout.config_path.stat()
-    except FileNotFoundError:
-        return False
-    return backend.written_stat == (st.st_ino, st.st_size, st.st_mtime_ns)
+def polyingress_apply(backend: TraefikBackend, model: RouteModel, diff: ModelDiff) -> ApplyResult:
+    return backend.apply(model, diff)
 
 
 @hookimpl
 def polyingress_supervise(backend: TraefikBackend, model: RouteModel) -> str | None:
-    repaired: list[str] = []
-    if not _config_intact(backend):
-        backend.write(model)
-        repaired.append(f"{backend.layout.config_path} was changed or removed; rewritten")
-    proc = backend.proc
-    if not backend.managed or proc is None:
-        return "; ".join(repaired) or None
-    now = time.monotonic()
-    code = proc.poll()
-    if code is None:
-        if now - backend.started_at >= STABLE_AFTER:
-            backend.backoff = BACKOFF_FIRST
-        return "; ".join(repaired) or None
-    if now < backend.next_restart:
-        wait = backend.next_restart - now
-        backend.set_health(False, False, f"traefik exited with code {code}; restart in {wait:.0f}s")
-        return "; ".join(repaired) or None
-    backend.spawn()
-    backend.restarts += 1
-    backend.next_restart = now + backend.backoff
-    backend.backoff = min(backend.backoff * 2, BACKOFF_MAX)
-    pid = backend.proc.pid if backend.proc else "?"
-    backend.set_health(True, True, f"traefik running (pid {pid}, {backend.restarts} restarts)")
-    repaired.append(f"traefik exited with code {code}; restarted")
-    return "; ".join(repaired)
+    return backend.supervise(model)
 
 
 @hookimpl
@@ -320,12 +396,13 @@ def polyingress_stop(backend: TraefikBackend) -> None:
 def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     backend = TraefikBackend(settings)
     rendered = backend.render(model)
+    static = static_config(
+        settings.http_port, settings.https_port, backend.layout.workdir, settings.bind
+    )
     files = [
-        (
-            "traefik.yml",
-            static_config(settings.http_port, settings.https_port, backend.layout.workdir, settings.bind),
-        ),
+        ("traefik.yml", static),
         (f"dynamic/{backend.layout.config_path.name}", rendered.text),
+        (f"dynamic/{backend.layout.probe_path.name}", rendered.probe_text),
     ]
     files.extend(
         (f"certs/{f.name}", KEY_PLACEHOLDER if f.is_key else f.data) for f in rendered.files

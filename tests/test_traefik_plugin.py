@@ -1,0 +1,294 @@
+"""plugins/traefik/plugin.py: the hooks, external mode, and managed mode with a fake Traefik."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+import yaml
+
+from polyingress.core import (
+    ApplyError,
+    Backend,
+    Endpoint,
+    ObjectRef,
+    PathType,
+    Route,
+    RouteModel,
+    RunSettings,
+    VirtualHost,
+    diff,
+)
+from polyingress.core import hookspecs as core_hookspecs
+from polyingress.plugins.traefik import plugin
+from polyingress.plugins.traefik.plugin import TraefikBackend, static_config
+
+REF = ObjectRef(kind="Ingress", namespace="ns", name="ing")
+
+
+def model(port: int = 8080) -> RouteModel:
+    return RouteModel(
+        vhosts=(
+            VirtualHost(
+                host="a.example.com",
+                routes=(
+                    Route(path="/", path_type=PathType.PREFIX, backend="ns__s__80", source=REF),
+                ),
+            ),
+        ),
+        backends=(
+            Backend(
+                name="ns__s__80",
+                namespace="ns",
+                service="s",
+                port="80",
+                endpoints=(Endpoint(address="10.0.0.1", port=port),),
+            ),
+        ),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings(tmp_path: Path, binary: str | None = None) -> RunSettings:
+    return RunSettings(
+        backend="traefik",
+        bind="127.0.0.1",
+        http_port=free_port(),
+        https_port=free_port(),
+        workdir=tmp_path / "work",
+        options=argparse.Namespace(traefik_binary=binary, traefik_https_redirect_port=None),
+    )
+
+
+@pytest.fixture
+def no_traefik_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def test_hooks_match_the_specs() -> None:
+    pm = pluggy.PluginManager("polyingress")
+    pm.add_hookspecs(core_hookspecs)
+    pm.register(plugin, name="traefik")
+    pm.check_pending()
+    implemented = {name for name in dir(plugin) if name.startswith("polyingress_")}
+    assert implemented == {
+        "polyingress_add_options",
+        "polyingress_add_commands",
+        "polyingress_backend_info",
+        "polyingress_create_backend",
+        "polyingress_start",
+        "polyingress_apply",
+        "polyingress_supervise",
+        "polyingress_health",
+        "polyingress_stop",
+        "polyingress_render",
+    }
+    info = pm.hook.polyingress_backend_info()
+    assert info.name == "traefik"
+
+
+def test_options_are_added_and_parsed() -> None:
+    parser = argparse.ArgumentParser()
+    plugin.polyingress_add_options(parser)
+    args = parser.parse_args(
+        ["--traefik-binary", "/opt/traefik", "--traefik-https-redirect-port", "443"]
+    )
+    assert (args.traefik_binary, args.traefik_https_redirect_port) == ("/opt/traefik", 443)
+
+
+def test_static_config_watches_the_dynamic_directory(tmp_path: Path) -> None:
+    text = static_config(8080, 8443, tmp_path / "w", "0.0.0.0")
+    config = yaml.safe_load(text)
+    assert config["entryPoints"] == {
+        "web": {"address": "0.0.0.0:8080"},
+        "websecure": {"address": "0.0.0.0:8443"},
+    }
+    assert config["providers"]["file"] == {
+        "directory": str(tmp_path / "w" / "dynamic"),
+        "watch": True,
+    }
+    v6 = yaml.safe_load(static_config(80, 443, "rel", "::"))
+    assert v6["entryPoints"]["web"]["address"] == "[::]:80"
+    assert Path(v6["providers"]["file"]["directory"]).is_absolute()
+
+
+def test_render_hook_hides_private_keys(tmp_path: Path) -> None:
+    rendered = plugin.polyingress_render(settings(tmp_path), model())
+    names = [name for name, _text in rendered.files]
+    assert names[:3] == [
+        "traefik.yml",
+        "dynamic/polyingress.yaml",
+        "dynamic/polyingress-probe.yaml",
+    ]
+    keys = [text for name, text in rendered.files if name.endswith(".key")]
+    assert keys and all("PRIVATE KEY" not in text for text in keys)
+    assert not (tmp_path / "work").exists(), "render must not write"
+
+
+def test_external_mode_writes_and_reports_ready(tmp_path: Path, no_traefik_on_path: None) -> None:
+    backend = plugin.polyingress_create_backend(settings(tmp_path))
+    assert not backend.managed
+    assert not plugin.polyingress_health(backend).ready
+    result = plugin.polyingress_start(backend, model())
+    assert not result.reloaded
+    health = plugin.polyingress_health(backend)
+    assert health.ready and "external mode" in health.detail
+    assert backend.layout.config_path.exists()
+
+    changed = model(port=9090)
+    result = plugin.polyingress_apply(backend, changed, diff(model(), changed))
+    assert result.reloaded and "endpoints_changed" in result.reasons[0]
+    same = plugin.polyingress_apply(backend, changed, diff(model(port=1), changed))
+    assert not same.reloaded and "unchanged" in same.reasons[0]
+
+    assert plugin.polyingress_supervise(backend, changed) is None
+    backend.layout.config_path.unlink()
+    repaired = plugin.polyingress_supervise(backend, changed)
+    assert repaired is not None and "rewritten" in repaired
+    assert "9090" in backend.layout.config_path.read_text()
+    plugin.polyingress_stop(backend)
+    assert not plugin.polyingress_health(backend).ready
+
+
+def test_given_binary_that_is_not_executable_fails_start(tmp_path: Path) -> None:
+    backend = TraefikBackend(settings(tmp_path, binary=str(tmp_path / "nope")))
+    with pytest.raises(ApplyError, match="not an executable"):
+        backend.start(model())
+
+
+FAKE_TRAEFIK = """\
+#!{python}
+# A stand-in for traefik: listens on the web entry point of the static configuration and
+# answers the probe router of the probe file like Traefik would (202), everything else 404.
+import http.server, pathlib, re, signal, sys
+
+static = pathlib.Path(sys.argv[1].split("=", 1)[1]).read_text()
+if "{exit_code}" != "none":
+    sys.exit(int("{exit_code}"))
+host, port = re.search(r'address: "?([0-9.]+):([0-9]+)', static).groups()
+directory = re.search(r'directory: "?([^"\\n]+)', static).group(1)
+probe = pathlib.Path(directory, "polyingress-probe.yaml")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        text = probe.read_text() if probe.exists() else ""
+        ok = self.headers.get("Host") == "polyingress-probe.invalid" and (
+            "Path(`" + self.path + "`)" in text
+        )
+        self.send_response(202 if ok else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
+http.server.HTTPServer((host, int(port)), Handler).serve_forever()
+"""
+
+
+def fake_traefik(tmp_path: Path, exit_code: str = "none") -> str:
+    path = tmp_path / f"traefik-{exit_code}"
+    path.write_text(FAKE_TRAEFIK.format(python=sys.executable, exit_code=exit_code))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_managed_mode_starts_supervises_and_stops(tmp_path: Path) -> None:
+    backend = TraefikBackend(settings(tmp_path, binary=fake_traefik(tmp_path)))
+    try:
+        result = backend.start(model())
+        assert result.reloaded
+        assert backend.proc is not None and backend.proc.poll() is None
+        assert backend.health().ready
+        assert backend.layout.static_path.exists()
+
+        changed = model(port=9090)
+        applied = backend.apply(changed, diff(model(), changed))
+        assert applied.reloaded and "not confirmed" not in applied.reasons[0]
+        assert backend.supervise(changed) is None
+
+        first_pid = backend.proc.pid
+        os.kill(first_pid, signal.SIGKILL)
+        backend.proc.wait()
+        message = backend.supervise(changed)
+        assert message is not None and "code -9; restarted" in message
+        assert backend.proc.pid != first_pid and backend.health().ready
+
+        os.kill(backend.proc.pid, signal.SIGKILL)
+        backend.proc.wait()
+        assert backend.supervise(changed) is None, "second crash waits for the backoff"
+        assert not backend.health().ready and "restart in" in backend.health().detail
+        backend.next_restart = time.monotonic()
+        message = backend.supervise(changed)
+        assert message is not None and "restarted" in message
+    finally:
+        proc = backend.proc
+        backend.stop()
+    assert proc is not None and proc.returncode == 0, "stopped by SIGTERM, exited cleanly"
+    assert backend.proc is None
+
+
+def test_managed_start_fails_when_traefik_exits(tmp_path: Path) -> None:
+    backend = TraefikBackend(settings(tmp_path, binary=fake_traefik(tmp_path, exit_code="3")))
+    with pytest.raises(ApplyError, match="exited with code 3"):
+        backend.start(model())
+    assert backend.proc is None
+
+
+def test_health_is_callable_from_another_thread(tmp_path: Path, no_traefik_on_path: None) -> None:
+    backend = TraefikBackend(settings(tmp_path))
+    backend.start(model())
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(plugin.polyingress_health(backend)))
+    thread.start()
+    thread.join()
+    assert seen[0].ready
+
+
+def test_static_config_command_prints_entry_points_and_file_provider(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "polyingress.core.cli",
+            "traefik",
+            "static-config",
+            "--http-port",
+            "8081",
+            "--https-port",
+            "8444",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cfg = yaml.safe_load(out)
+    assert cfg["entryPoints"]["web"]["address"] == "0.0.0.0:8081"
+    assert cfg["entryPoints"]["websecure"]["address"] == "0.0.0.0:8444"
+    assert cfg["providers"]["file"] == {"directory": str(tmp_path / "dynamic"), "watch": True}

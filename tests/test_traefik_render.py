@@ -1,0 +1,418 @@
+"""plugins/traefik/render.py: schema validity, golden files, determinism, semantics at scale."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from traefik_oracle import (
+    FALLBACK,
+    SCHEMA_PATH,
+    Outcome,
+    Request,
+    ingress_world,
+    merge,
+    route,
+    schema_validator,
+)
+
+from polyingress.core import (
+    Certificate,
+    ObjectRef,
+    ObjectStore,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+    build_model,
+)
+from polyingress.plugins.traefik.render import RenderSettings, dump_yaml, quote, render
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden" / "traefik"
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+SETTINGS = RenderSettings(
+    cert_dir="/var/lib/polyingress/traefik/certs", http_port=8080, https_port=8443
+)
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    found = schema_validator()
+    if found is None:
+        pytest.skip(f"Traefik schema not found at {SCHEMA_PATH} (set POLYINGRESS_TRAEFIK_SCHEMA)")
+    return found
+
+
+def build(objects: list[dict[str, Any]]) -> RouteModel:
+    store = ObjectStore()
+    store.replace_many(objects, ())
+    return build_model(store.snapshot()).model
+
+
+def ingress_class() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {"name": "polyingress"},
+        "spec": {"controller": "polyingress.io/controller"},
+    }
+
+
+def ingress(name: str, spec: dict[str, Any], second: int = 0) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": name,
+            "namespace": "web",
+            "creationTimestamp": f"2024-01-01T00:00:{second:02d}Z",
+        },
+        "spec": {"ingressClassName": "polyingress", **spec},
+    }
+
+
+def rule(host: str | None, *paths: tuple[str, str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    "path": path,
+                    "pathType": ptype,
+                    "backend": {"service": {"name": svc, "port": {"number": 80}}},
+                }
+                for path, ptype, svc in paths
+            ]
+        }
+    }
+    if host is not None:
+        out["host"] = host
+    return out
+
+
+def service(name: str, ready: int, namespace: str = "web") -> list[dict[str, Any]]:
+    endpoints = [
+        {"addresses": [f"10.1.{i}.{len(name)}"], "conditions": {"ready": True}}
+        for i in range(ready)
+    ] or [{"addresses": ["10.9.9.9"], "conditions": {"ready": False}}]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-1",
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": endpoints,
+        },
+    ]
+
+
+def cafe_world() -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for path in sorted((ROOT / "examples" / "cafe").glob("*.yaml")):
+        objects.extend(o for o in yaml.safe_load_all(path.read_text()) if o)
+    return objects
+
+
+def hosts_world() -> list[dict[str, Any]]:
+    """Exact, wildcard, an exact host below a wildcard, host-less rules, TLS without a Secret."""
+    return [
+        ingress_class(),
+        ingress(
+            "shop",
+            {
+                "rules": [
+                    rule("shop.example.com", ("/", "Prefix", "shop"), ("/api", "Prefix", "api")),
+                    rule("*.apps.example.com", ("/", "Prefix", "apps")),
+                    rule("admin.apps.example.com", ("/admin", "Prefix", "admin")),
+                    rule(None, ("/status", "Exact", "status"), ("/static", "Prefix", "static")),
+                ],
+                "tls": [{"hosts": ["admin.apps.example.com"], "secretName": "absent"}],
+            },
+        ),
+        *service("shop", 2),
+        *service("api", 1),
+        *service("apps", 3),
+        *service("admin", 1),
+        *service("status", 1),
+        *service("static", 1),
+    ]
+
+
+def default_world() -> list[dict[str, Any]]:
+    """A default backend, a Service without ready endpoints, a missing Service."""
+    return [
+        ingress_class(),
+        ingress(
+            "default", {"defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}}}
+        ),
+        ingress(
+            "apps",
+            {
+                "rules": [
+                    rule("down.example.com", ("/", "Prefix", "down")),
+                    rule("gone.example.com", ("/gone", "Prefix", "gone")),
+                    rule("*.example.com", ("/wild", "Prefix", "wild")),
+                    rule(None, ("/", "Prefix", "root")),
+                ]
+            },
+            second=1,
+        ),
+        *service("fallback", 1),
+        *service("down", 0),
+        *service("wild", 1),
+        *service("root", 1),
+    ]
+
+
+def paths_world() -> list[dict[str, Any]]:
+    """Exact and Prefix side by side, equal lengths, odd characters, a reduced-name collision."""
+    return [
+        ingress_class(),
+        ingress(
+            "paths",
+            {
+                "rules": [
+                    rule(
+                        "paths.example.com",
+                        ("/", "Prefix", "root"),
+                        ("/docs", "Exact", "exact"),
+                        ("/docs", "Prefix", "docs"),
+                        ("/docs/v1/", "Prefix", "v1"),
+                        ("/docs/v2", "ImplementationSpecific", "v2"),
+                        ("/a-b", "Prefix", "dash"),
+                        ("/a/b", "Prefix", "slash"),
+                        ("/odd~!&()*+,=:@._", "Exact", "odd"),
+                        ("/Docs", "Prefix", "upper"),
+                    )
+                ]
+            },
+        ),
+        *(
+            obj
+            for name in ("root", "exact", "docs", "v1", "v2", "dash", "slash", "odd", "upper")
+            for obj in service(name, 1)
+        ),
+    ]
+
+
+GOLDEN_CASES = {
+    "cafe": cafe_world,
+    "hosts-wildcards-tls": hosts_world,
+    "default-backend-503": default_world,
+    "paths": paths_world,
+    "empty": lambda: [ingress_class()],
+}
+
+
+def validate(validator: Any, rendered: Any) -> None:
+    validator.validate(rendered.config)
+    validator.validate(rendered.probe)
+    assert yaml.safe_load(rendered.text) == rendered.config
+    assert yaml.safe_load(rendered.probe_text) == rendered.probe
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden(case: str, validator: Any) -> None:
+    rendered = render(build(GOLDEN_CASES[case]()), SETTINGS, FALLBACK)
+    validate(validator, rendered)
+    path = GOLDEN / f"{case}.yaml"
+    if UPDATE_GOLDEN:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered.text)
+    assert path.exists(), f"{path} is missing; run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert rendered.text == path.read_text(), f"{case}: differs from {path}"
+
+
+def test_render_is_byte_identical_whatever_the_object_order() -> None:
+    objects = hosts_world() + default_world()[2:] + paths_world()[1:]
+    first = render(build(objects), SETTINGS, FALLBACK)
+    for seed in range(3):
+        shuffled = list(objects)
+        random.Random(seed).shuffle(shuffled)
+        again = render(build(shuffled), SETTINGS, FALLBACK)
+        assert again.text == first.text
+        assert again.revision == first.revision
+        assert again.probe_text == first.probe_text
+
+
+def test_reduced_router_names_get_a_hash_only_on_collision() -> None:
+    routers = render(build(paths_world()), SETTINGS, FALLBACK).config["http"]["routers"]
+    suffixed = sorted(n for n in routers if "_" in n)
+    assert [n.rsplit("_", 1)[0] for n in suffixed] == [
+        "web-paths.example.com-prefix-a-b",
+        "web-paths.example.com-prefix-a-b",
+        "websecure-paths.example.com-prefix-a-b",
+        "websecure-paths.example.com-prefix-a-b",
+    ]
+    assert all(n.replace("_", "").replace(".", "").replace("-", "").isalnum() for n in routers)
+
+
+def test_certificates_and_fallback_are_files_named_by_content() -> None:
+    rendered = render(build(cafe_world()), SETTINGS, FALLBACK)
+    tls = rendered.config["tls"]
+    named = {e[k] for e in tls["certificates"] for k in ("certFile", "keyFile")}
+    named |= set(tls["stores"]["default"]["defaultCertificate"].values())
+    files = {f"{SETTINGS.cert_dir}/{f.name}": f for f in rendered.files}
+    assert named == set(files)
+    assert sorted(f.name.rsplit(".", 1)[1] for f in rendered.files if f.is_key) == ["key", "key"]
+    assert all("PRIVATE KEY" in f.data for f in rendered.files if f.is_key)
+    renewed = Certificate(
+        name=FALLBACK.name, source=FALLBACK.source, cert_pem="new\n", key_pem="new\n"
+    )
+    assert render(build(cafe_world()), SETTINGS, renewed).text != rendered.text
+
+
+def test_quote_refuses_what_cannot_be_a_rule_value() -> None:
+    assert quote("/a.b") == "`/a.b`"
+    for bad in ("/a`b", "/a b", "/a\nb", "", "/é"):
+        with pytest.raises(ValueError):
+            quote(bad)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["yes", "No", "on", "true", "null", "1.5", "0x1f", "1:20", "-", "a: b", "#x", "", "é", "a b"],
+)
+def test_dump_yaml_quotes_what_yaml_would_read_otherwise(value: str) -> None:
+    doc = {"k": value, "l": [value, {"x": value, "y": []}], "m": {}, "n": 3, "o": False}
+    assert yaml.safe_load(dump_yaml(doc)) == doc
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantics: the oracle agrees with the core's reference resolution
+# ---------------------------------------------------------------------------------------------
+
+
+def expected_outcome(model: RouteModel, req: Request) -> Outcome:
+    vhost = model.select_vhost(req.host)
+    if not req.is_tls and vhost is not None and vhost.tls and vhost.tls.ssl_redirect:
+        host = req.host.rsplit(":", 1)[0].lower() if ":" in req.host else req.host.lower()
+        return Outcome(status=301, location=f"https://{host}:{SETTINGS.https_port}{req.path}")
+    _kind, _route, backend = model.resolve(req.host, req.path)
+    if backend is None:
+        return Outcome(status=404)
+    if not model.backend(backend).available:
+        return Outcome(status=503, service=backend)
+    return Outcome(status=200, service=backend)
+
+
+def assert_routes_like_core(model: RouteModel, config: dict[str, Any], req: Request) -> None:
+    got = route(config, req)
+    want = expected_outcome(model, req)
+    assert (got.status, got.service, got.location) == (want.status, want.service, want.location), (
+        req
+    )
+
+
+HOSTS = ["a.com", "b.a.com", "*.a.com", "c.b.a.com", "*.b.a.com", None]
+PATHS = ["/", "/foo", "/foo/bar", "/foobar", "/foo/", "/Foo", "/x/y"]
+REQUEST_HOSTS = [
+    "a.com",
+    "A.com:80",
+    "a.com.",
+    "b.a.com",
+    "x.a.com",
+    "c.b.a.com",
+    "d.c.b.a.com",
+    "y.b.a.com",
+    "zzz.org",
+]
+REQUEST_PATHS = ["/", "/foo", "/foo/", "/foo/bar", "/foo/bar/x", "/foobar", "/Foo", "/x/y/z"]
+
+rows = st.tuples(
+    st.sampled_from(HOSTS),
+    st.sampled_from(PATHS),
+    st.sampled_from(["Exact", "Prefix", "ImplementationSpecific"]),
+    st.sampled_from(["s0", "s1", "s2", "down", "missing"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ingresses=st.lists(st.lists(rows, min_size=1, max_size=5), min_size=1, max_size=4),
+    tls_hosts=st.sets(st.sampled_from([h for h in HOSTS if h is not None]), max_size=2),
+    default=st.sampled_from([None, "s0", "down"]),
+)
+def test_oracle_agrees_with_core_on_random_worlds(
+    validator: Any,
+    ingresses: list[list[tuple[str | None, str, str, str]]],
+    tls_hosts: set[str],
+    default: str | None,
+) -> None:
+    objects = [ingress_class(), *service("s0", 1), *service("s1", 2), *service("s2", 1)]
+    objects += service("down", 0)
+    for i, paths in enumerate(ingresses):
+        by_host: dict[str | None, list[tuple[str, str, str]]] = {}
+        for host, path, ptype, svc in paths:
+            by_host.setdefault(host, []).append((path, ptype, svc))
+        spec: dict[str, Any] = {"rules": [rule(h, *p) for h, p in by_host.items()]}
+        if i == 0 and tls_hosts:
+            spec["tls"] = [{"hosts": sorted(tls_hosts), "secretName": "absent"}]
+        if i == 0 and default is not None:
+            spec["defaultBackend"] = {"service": {"name": default, "port": {"number": 80}}}
+        objects.append(ingress(f"ing{i}", spec, second=i))
+    model = build(objects)
+    rendered = render(model, SETTINGS, FALLBACK)
+    validate(validator, rendered)
+    config = rendered.config
+    for host in REQUEST_HOSTS:
+        for path in REQUEST_PATHS:
+            for entrypoint in ("web", "websecure"):
+                req = Request(host=host, path=path, entrypoint=entrypoint)
+                assert_routes_like_core(model, config, req)
+
+
+def test_merged_rows_are_rendered_when_they_are_not_the_catch_all_hosts() -> None:
+    """A model built by hand, whose merged rows the catch-all host does not have."""
+    ref = ObjectRef(kind="Ingress", namespace="ns", name="i")
+    odd = Route(
+        path="/odd", path_type=PathType.PREFIX, backend="b", source=ref, from_catch_all=True
+    )
+    model = RouteModel(
+        vhosts=(
+            VirtualHost(host="a.com", routes=(odd,)),
+            VirtualHost(
+                host=None,
+                routes=(Route(path="/", path_type=PathType.PREFIX, backend="c", source=ref),),
+            ),
+        ),
+    )
+    config = render(model, SETTINGS, FALLBACK).config
+    for service in ("b", "c"):
+        config["http"]["services"][service] = {"loadBalancer": {"servers": [{"url": "http://x"}]}}
+    assert route(config, Request(host="a.com", path="/odd/1")).service == "b"
+    assert route(config, Request(host="a.com", path="/other")).status == 404
+    assert route(config, Request(host="b.com", path="/other")).service == "c"
+
+
+def test_ten_thousand_ingresses(validator: Any) -> None:
+    model = build(ingress_world(10_000))
+    rendered = render(model, SETTINGS, FALLBACK)
+    validator.validate(rendered.config)
+    assert len(rendered.config["http"]["routers"]) > 39_000
+    config = merge(rendered.config, rendered.probe)
+    rng = random.Random(7)
+    for _ in range(12):
+        i = rng.randrange(10_000)
+        host = f"h{i}.example.com" if i % 50 != 49 else f"x.w{i}.example.com"
+        for path in (f"/api/v{i % 7}/x", "/healthz", "/nothing"):
+            for entrypoint in ("web", "websecure"):
+                req = Request(host=host, path=path, entrypoint=entrypoint)
+                assert_routes_like_core(model, config, req)
