@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .annotations import Annotations, parse_annotations
 from .model import (
     Backend,
     Certificate,
@@ -79,6 +80,9 @@ class _Cache:
     ] = field(default_factory=dict)
     backends: dict[str, tuple[tuple[Any, ...], Backend]] = field(default_factory=dict)
     routes: dict[int, tuple[Any, Route]] = field(default_factory=dict)
+    annotations: dict[tuple[str, str], tuple[Any, str, Annotations, list[Problem]]] = field(
+        default_factory=dict
+    )
     vhosts: dict[str | None, VirtualHost] = field(default_factory=dict)
 
 
@@ -94,10 +98,23 @@ def _parse_cached(key: tuple[str, str], obj: Mapping[str, Any]) -> tuple[Any, li
     return parsed, problems
 
 
+def _annotations_cached(
+    key: tuple[str, str], obj: Mapping[str, Any], parsed: ParsedIngress, prefix: str
+) -> tuple[Annotations, list[Problem]]:
+    hit = _CACHE.annotations.get(key)
+    if hit is not None and hit[0] is obj and hit[1] == prefix:
+        return hit[2], hit[3]
+    meta = obj.get("metadata") or {}
+    values, problems = parse_annotations(parsed.ref, meta.get("annotations"), prefix=prefix)
+    _CACHE.annotations[key] = (obj, prefix, values, list(problems))
+    return values, list(problems)
+
+
 def _prune_cache(live: Mapping[tuple[str, str], Any]) -> None:
-    if len(_CACHE.ingresses) > len(live) + 64:
-        for key in [k for k in _CACHE.ingresses if k not in live]:
-            del _CACHE.ingresses[key]
+    for cache in (_CACHE.ingresses, _CACHE.annotations):
+        if len(cache) > len(live) + 64:
+            for key in [k for k in cache if k not in live]:
+                del cache[key]
 
 
 def _our_classes(snapshot: Snapshot, opts: BuildOptions) -> tuple[set[str], bool]:
@@ -217,6 +234,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     ours, default_class = _our_classes(snapshot, opts)
 
     accepted: list[ParsedIngress] = []
+    settings_of: dict[ObjectRef, Annotations] = {}
     rejected: list[ObjectRef] = []
     ignored: list[ObjectRef] = []
     for key in sorted(snapshot.of("Ingress")):
@@ -248,6 +266,12 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         if not _is_ours(parsed, ours, default_class, opts):
             ignored.append(parsed.ref)
             continue
+        values, ann_problems = _annotations_cached(key, obj, parsed, opts.annotations_prefix)
+        problems.extend(ann_problems)
+        if any(p.severity is Severity.ERROR for p in ann_problems):
+            rejected.append(parsed.ref)
+            continue
+        settings_of[parsed.ref] = values
         accepted.append(parsed)
 
     _prune_cache(snapshot.of("Ingress"))
@@ -443,7 +467,11 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         if host is not None and host in tls_hosts:
             sref, ing_ref, _f = tls_hosts[host]
             cname = f"{sref[0]}__{sref[1]}" if sref is not None else None
-            tls = TLSBinding(certificate=cname if cname in certificates else None, source=ing_ref)
+            tls = TLSBinding(
+                certificate=cname if cname in certificates else None,
+                source=ing_ref,
+                ssl_redirect=settings_of.get(ing_ref, Annotations()).get("ssl-redirect"),
+            )
         routes = tuple(rows)
         cached = vcache.get(host)
         # Reuse the previous VirtualHost when nothing in it changed: equal models then share

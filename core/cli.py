@@ -14,9 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from polyingress.core.annotations import validate_prefix
 from polyingress.core.api import RunSettings
 from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildOptions, build_model
 from polyingress.core.plugins import PluginError, discover, load_backend, plugin_manager
+from polyingress.core.sources.kubernetes import add_kube_options
 from polyingress.core.store import ObjectStore
 
 __all__ = ["main"]
@@ -41,6 +43,13 @@ def _port(value: str) -> int:
     return port
 
 
+def _prefix(value: str) -> str:
+    try:
+        return validate_prefix(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("objects")
     g.add_argument(
@@ -53,7 +62,14 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--watch-ingress-without-class", action="store_true")
     g.add_argument("--default-backend-service", type=_ns_name, metavar="NAMESPACE/NAME")
     g.add_argument("--configmap", type=_ns_name, metavar="NAMESPACE/NAME")
-    g.add_argument("--annotations-prefix", default="polyingress.io", metavar="PREFIX")
+    g.add_argument(
+        "--annotations-prefix",
+        type=_prefix,
+        default="polyingress.io",
+        metavar="PREFIX",
+        help="read per-Ingress settings from PREFIX/<key> annotations (ingress-nginx's "
+        "nginx.ingress.kubernetes.io/<key> is accepted too)",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -101,7 +117,9 @@ def _load_store(args: argparse.Namespace) -> tuple[ObjectStore, Any]:
     from polyingress.core.sources.manifests import ManifestSource
 
     if args.manifests is None:
-        raise SystemExit("polyingress: --manifests DIR is required")
+        raise SystemExit(
+            "polyingress: --manifests DIR is required (`run` without it reads the Kubernetes API)"
+        )
     store = ObjectStore()
     source = ManifestSource(
         args.manifests, store, debounce_ms=max(1, getattr(args, "debounce_ms", 50) // 2)
@@ -168,11 +186,20 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     from polyingress.core.controller import Controller
     from polyingress.core.health import HealthServer
 
-    store, source = _load_store(args)
+    kube: Any = None
+    source: Any = None
+    if args.manifests is not None:
+        store, source = _load_store(args)
+    else:
+        from polyingress.core.sources.kubernetes import KubeRuntime
+
+        store = ObjectStore()
+        kube = KubeRuntime.from_args(args)
     settings = _settings(args)
     settings.workdir.mkdir(parents=True, exist_ok=True)
     controller = Controller(settings, pm, store, debounce=args.debounce_ms / 1000)
-    health = HealthServer(args.health_bind, args.health_port, controller.health)
+    report = controller.health if kube is None else kube.wrap_health(controller.health)
+    health = HealthServer(args.health_bind, args.health_port, report)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -184,13 +211,19 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     health.start()
     log.info("health on http://%s:%d (/healthz /readyz /metrics)", args.health_bind, health.port)
     try:
+        if kube is not None:
+            kube.start(store, controller)  # lists every kind first: the first model is complete
         controller.start()
-        source.start()
+        if source is not None:
+            source.start()
         log.info("ready")
         while not stop.wait(0.5):
             pass
     finally:
-        source.stop()
+        if kube is not None:
+            kube.stop()
+        if source is not None:
+            source.stop()
         controller.stop()
         health.stop()
     return 0
@@ -229,10 +262,14 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
         plugins.append((argv[0], obj))
     pm = plugin_manager(*plugins)
 
-    run = sub.add_parser("run", help="run the controller and the proxy")
+    run = sub.add_parser(
+        "run",
+        help="run the controller and the proxy (Kubernetes API unless --manifests is given)",
+    )
     run.add_argument("--backend", required=True, metavar="NAME")
     _add_run_options(run)
     _add_source_options(run)
+    add_kube_options(run)
     run.set_defaults(func=lambda a: cmd_run(a, pm))
 
     render = sub.add_parser("render", help="print the configuration the backend would apply")

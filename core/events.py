@@ -38,7 +38,7 @@ from polyingress.core.hookspecs import hookimpl
 from polyingress.core.model import ObjectRef, RouteModel
 from polyingress.core.problems import Problem, Severity
 from polyingress.core.sources.kubernetes import raw
-from polyingress.core.store import ObjectStore
+from polyingress.core.store import ObjectStore, Snapshot
 
 __all__ = ["EventRecorder", "IngressEvents"]
 
@@ -345,8 +345,11 @@ class IngressEvents:
         self.memory = _Memory()
         self.failed_models: set[str] = set()
 
-    def _regarding(self, ref: ObjectRef) -> tuple[Regarding, Mapping[str, Any] | None]:
-        obj = self.store.snapshot().get("Ingress", ref.namespace, ref.name)
+    def _regarding(
+        self, ref: ObjectRef, snapshot: Snapshot | None = None
+    ) -> tuple[Regarding, Mapping[str, Any] | None]:
+        snap = snapshot if snapshot is not None else self.store.snapshot()
+        obj = snap.get("Ingress", ref.namespace, ref.name)
         meta = (obj or {}).get("metadata") or {}
         return (
             Regarding(
@@ -368,12 +371,13 @@ class IngressEvents:
                 continue
             if (p.ref in rejected and p.severity is Severity.ERROR) or p.reason == "Conflict":
                 per_ref.setdefault(p.ref, []).append(p)
+        snapshot = self.store.snapshot() if per_ref else None
         for ref in sorted(per_ref):
             problems = per_ref[ref]
             note = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
             if ref in rejected:
                 note = "Ingress rejected: " + note
-            regarding, obj = self._regarding(ref)
+            regarding, obj = self._regarding(ref, snapshot)
             memo = (_fingerprint(obj), note)
             if self.memory.rejected.get(ref) == memo:
                 continue
@@ -394,8 +398,9 @@ class IngressEvents:
                     continue
                 paths[route.source] = paths.get(route.source, 0) + 1
                 hosts.setdefault(route.source, set()).add(vhost.host or "*")
+        snapshot = self.store.snapshot()
         for ref in result.served:
-            regarding, obj = self._regarding(ref)
+            regarding, obj = self._regarding(ref, snapshot)
             fp = _fingerprint(obj)
             if self.memory.synced.get(ref) == fp:
                 continue
@@ -411,18 +416,19 @@ class IngressEvents:
         if model.model_hash in self.failed_models:
             return
         self.failed_models.add(model.model_hash)
+        snapshot = self.store.snapshot()
         refs = [r for r in exc.refs if r.kind == "Ingress"]
         if not refs:
             refs = [
                 r
                 for r in served
-                if self.memory.synced.get(r) != _fingerprint(self._regarding(r)[1])
+                if self.memory.synced.get(r) != _fingerprint(self._regarding(r, snapshot)[1])
             ]
         if not refs:
             refs = list(served)
         note = f"{self.backend} refused the configuration; still serving the previous one: {exc}"
         for ref in sorted(set(refs)):
-            regarding, _obj = self._regarding(ref)
+            regarding, _obj = self._regarding(ref, snapshot)
             self.recorder.emit(regarding, WARNING, "BackendError", "Apply", note)
 
     def apply_observer(self) -> Any:

@@ -76,6 +76,7 @@ class LeaderElector:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._failing = False
 
     # -- public --------------------------------------------------------------------------------
 
@@ -144,6 +145,11 @@ class LeaderElector:
                 except Exception:
                     log.exception("leadership callback failed")
 
+    def _warn(self, fmt: str, *args: Any) -> None:
+        """Warn once per run of failures (an API outage retries every retry_period)."""
+        (log.debug if self._failing else log.warning)(fmt, *args)
+        self._failing = True
+
     def _spec(self, *, acquire: bool, transitions: int) -> dict[str, Any]:
         now = _microtime()
         spec: dict[str, Any] = {
@@ -167,7 +173,7 @@ class LeaderElector:
             )
         except ApiException as exc:
             if exc.status != 404:
-                log.warning(
+                self._warn(
                     "reading Lease %s/%s failed: HTTP %s", self.namespace, self.name, exc.status
                 )
                 return False
@@ -186,17 +192,18 @@ class LeaderElector:
                 )
             except ApiException as cexc:
                 if cexc.status != 409:
-                    log.warning("creating Lease failed: HTTP %s", cexc.status)
+                    self._warn("creating Lease failed: HTTP %s", cexc.status)
                 return False
             except Exception as cexc:
-                log.warning("creating Lease failed: %s", cexc)
+                self._warn("creating Lease failed: %s", cexc)
                 return False
             self.holder = self.identity
             return True
         except Exception as exc:
-            log.warning("reading Lease %s/%s failed: %s", self.namespace, self.name, exc)
+            self._warn("reading Lease %s/%s failed: %s", self.namespace, self.name, exc)
             return False
 
+        self._failing = False
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or None
         self.holder = holder
@@ -224,10 +231,10 @@ class LeaderElector:
             )
         except ApiException as exc:
             if exc.status != 409:
-                log.warning("updating Lease failed: HTTP %s", exc.status)
+                self._warn("updating Lease failed: HTTP %s", exc.status)
             return False
         except Exception as exc:
-            log.warning("updating Lease failed: %s", exc)
+            self._warn("updating Lease failed: %s", exc)
             return False
         self.holder = self.identity
         self.transitions = int((updated.get("spec") or {}).get("leaseTransitions") or 0)

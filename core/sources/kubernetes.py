@@ -27,19 +27,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from kubernetes import client as kclient
-from kubernetes import config as kconfig
-from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 from prometheus_client import Counter, Gauge
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from polyingress.core.api import HealthReport
 from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
 from polyingress.core.store import CLUSTER_SCOPED, ObjectStore, object_key
+
+if TYPE_CHECKING:
+    from kubernetes import client as kclient
+
+    from polyingress.core.events import IngressEvents
+    from polyingress.core.leader import LeaderElector
+    from polyingress.core.status import StatusUpdater
+
+# The kubernetes client takes most of a second to import: it is imported where it is used, so
+# that ``polyingress validate``/``render`` and the flag definitions here stay fast.
 
 __all__ = [
     "KubeOptions",
@@ -61,7 +73,12 @@ DEGRADED = Gauge("polyingress_source_degraded", "1 while the Kubernetes API is u
 
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-_TRANSIENT = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    from kubernetes.client.exceptions import ApiException
+
+    return (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 def _version() -> str:
@@ -261,6 +278,9 @@ def api_client(
 ) -> kclient.ApiClient:
     """An ApiClient: explicit configuration, else ``kubeconfig``, else in-cluster, else the
     default kubeconfig. Identifies itself as ``polyingress/<version>``."""
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+
     if configuration is None:
         configuration = kclient.Configuration()
         if kubeconfig:
@@ -276,6 +296,9 @@ def api_client(
                 kconfig.load_kube_config(  # type: ignore[no-untyped-call]
                     client_configuration=configuration
                 )
+    # One quick urllib3 retry covers a stale keep-alive connection; the rest is our backoff.
+    if configuration.retries is None:
+        configuration.retries = 1
     # Six long-running watches plus status, Events and the Lease share the pool.
     configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 16)
     api = kclient.ApiClient(configuration)
@@ -309,6 +332,8 @@ class KindSpec:
 def kind_specs(
     api: kclient.ApiClient, watch_namespace: str | None, configmap: tuple[str, str] | None
 ) -> list[KindSpec]:
+    from kubernetes import client as kclient
+
     core = kclient.CoreV1Api(api)
     net = kclient.NetworkingV1Api(api)
     disc = kclient.DiscoveryV1Api(api)
@@ -446,6 +471,8 @@ class Reflector:
         return obj
 
     def list(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         items: list[dict[str, Any]] = []
         cont: str | None = None
         while True:
@@ -481,6 +508,9 @@ class Reflector:
         )
 
     def watch(self) -> None:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.watch.watch import iter_resp_lines
+
         timeout = self.opts.watch_timeout
         try:
             resp = self._call(
@@ -498,11 +528,13 @@ class Reflector:
         with self._lock:
             self._response = resp
         self._ok()
+        started, events = time.monotonic(), 0
         try:
             for line in iter_resp_lines(resp):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     return
                 if line:
+                    events += 1
                     self._event(json.loads(line))
         except _Gone:
             raise
@@ -515,8 +547,14 @@ class Reflector:
             with self._lock:
                 self._response = None
             resp.release_conn()
+        if not events and time.monotonic() - started < 1.0:
+            # A server (or proxy in between) that ends every watch at once must not make us
+            # spin: pause before watching again.
+            self._stop.wait(self.opts.backoff_initial)
 
     def _event(self, event: Mapping[str, Any]) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         etype = event.get("type")
         obj = event.get("object")
         if not isinstance(obj, dict):
@@ -559,10 +597,9 @@ class Reflector:
 
     def _run(self) -> None:
         retrying = Retrying(
-            retry=retry_if_exception_type(_TRANSIENT),
-            wait=wait_exponential_jitter(
-                initial=self.opts.backoff_initial, max=self.opts.backoff_max, jitter=0.2
-            ),
+            retry=retry_if_exception_type(_transient()),
+            wait=wait_exponential(multiplier=self.opts.backoff_initial, max=self.opts.backoff_max)
+            + wait_random(0, self.opts.backoff_initial),
             stop=lambda _state: self._stop.is_set(),
             sleep=self._sleep,
             before_sleep=self._failed,
@@ -582,6 +619,8 @@ class Reflector:
 
 
 def _describe(exc: BaseException | None) -> str:
+    from kubernetes.client.exceptions import ApiException
+
     if exc is None:
         return "unknown error"
     if isinstance(exc, ApiException):
@@ -684,11 +723,13 @@ class KubeRuntime:
         self.opts = opts
         self.api = api if api is not None else api_client(opts.kubeconfig)
         self.identity = _identity(opts.identity)
+        # The identity in the User-Agent tells replicas apart in the API server's audit log.
+        self.api.user_agent = f"{USER_AGENT} ({self.identity})"
         self.namespace = own_namespace(opts.election_namespace)
         self.source: KubeSource | None = None
-        self.elector: Any = None
-        self.status: Any = None
-        self.events: Any = None
+        self.elector: LeaderElector | None = None
+        self.status: StatusUpdater | None = None
+        self.events: IngressEvents | None = None
         self._hooks = _Hooks()
 
     @classmethod
@@ -701,7 +742,7 @@ class KubeRuntime:
         from polyingress.core.status import StatusUpdater
 
         opts = self.opts
-        self.elector = LeaderElector(
+        elector = self.elector = LeaderElector(
             self.api,
             namespace=self.namespace,
             name=opts.election_id,
@@ -713,7 +754,7 @@ class KubeRuntime:
         )
         recorder = EventRecorder(
             self.api,
-            leader=self.elector,
+            leader=elector,
             controller=opts.controller_class,
             instance=self.identity,
             series_interval=opts.event_series_interval,
@@ -724,7 +765,7 @@ class KubeRuntime:
             self.status = StatusUpdater(
                 self.api,
                 store,
-                leader=self.elector,
+                leader=elector,
                 publish_service=opts.publish_service,
                 publish_addresses=opts.publish_status_address,
                 resync=opts.status_resync,
@@ -740,9 +781,9 @@ class KubeRuntime:
         controller.on_build(self._on_build)
         controller.on_applied(self._on_applied)
         controller.pm.register(self.events.apply_observer(), name="polyingress-kube-events")
-        self.elector.on_change(self._leadership)
-        self.elector.try_once()
-        self.elector.start()
+        elector.on_change(self._leadership)
+        elector.try_once()
+        elector.start()
         recorder.start()
         if self.status is not None:
             self.status.start()
@@ -760,7 +801,6 @@ class KubeRuntime:
             self.events.applied(build, model)
 
     def _leadership(self, leading: bool) -> None:
-        log.info("%s leadership (%s)", "acquired" if leading else "lost", self.identity)
         if leading and self.status is not None:
             self.status.resync()
 
