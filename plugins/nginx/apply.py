@@ -1,0 +1,399 @@
+"""Apply: write, ``nginx -t`` a new file, swap atomically, SIGHUP, wait until served.
+
+Workdir layout (the nginx prefix; nothing is written outside it)::
+
+    conf/nginx.conf             the running configuration
+    conf/nginx.conf.next        the candidate being checked
+    conf/nginx.conf.rejected    the last candidate nginx -t refused (for the operator)
+    conf/certs/                 certificates (0644) and keys (0600), named by fingerprint
+    logs/access.log             only with enable-access-log
+    run/nginx.pid, tmp/*        pid file and temp paths
+
+"Serving" means: the status server answers the new config digest (a new worker runs) and every
+old worker has stopped accepting (notes §5). Until then ``apply`` does not return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyingress.core import (
+    ApplyError,
+    ApplyResult,
+    HealthReport,
+    ModelDiff,
+    ObjectRef,
+    RouteModel,
+    RunSettings,
+    fallback_certificate,
+    write_atomic,
+)
+
+from .process import LogTail, NginxProcess, check_config, stop_stale_master
+from .render import (
+    CONFIG_VERSION_PATH,
+    PID_FILE,
+    TEMP_PATHS,
+    NginxConfig,
+    RenderOptions,
+    UnsafeValue,
+    line_owners,
+    render,
+)
+from .settings import SETTINGS
+
+__all__ = ["NginxBackend", "NginxOptions", "explain_failure", "reload_reasons"]
+
+log = logging.getLogger("polyingress.nginx")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NginxOptions:
+    """The ``--nginx-*`` options."""
+
+    binary: str = "nginx"
+    status_port: int = 0
+    reload_timeout: float = 60.0
+    stop_timeout: float = 15.0
+
+
+def reload_reasons(diff: ModelDiff) -> tuple[str, ...]:
+    """Why a reload is needed, as a few fixed words (they label a metric)."""
+    reasons = []
+    if diff.vhosts_added or diff.vhosts_removed:
+        reasons.append("hosts")
+    if diff.routes_added or diff.routes_removed or diff.routes_changed:
+        reasons.append("routes")
+    if diff.default_backend_changed:
+        reasons.append("default-backend")
+    if diff.backends_added or diff.backends_removed:
+        reasons.append("backends")
+    if diff.endpoints_changed:
+        reasons.append("endpoints")
+    if (
+        diff.tls_changed
+        or diff.certificates_added
+        or diff.certificates_removed
+        or diff.certificates_changed
+    ):
+        reasons.append("tls")
+    if diff.settings_changed:
+        reasons.append("settings")
+    return tuple(reasons) or ("config",)
+
+
+_FATAL = re.compile(r"\[(?:emerg|alert|crit)\] (?:\d+#\d+: )?(?P<msg>.*)$")
+_WHERE = re.compile(r"^(?P<msg>.*) in (?P<path>\S+):(?P<line>\d+)$")
+_QUOTED_WORD = re.compile(r'"([a-z0-9_]+)"')
+
+
+def explain_failure(
+    output: str, config: NginxConfig, conf_name: str
+) -> tuple[str, tuple[ObjectRef, ...]]:
+    """nginx's error as one sentence, and the objects at fault when they can be told.
+
+    The failing line (``... in FILE:LINE``) is mapped to the objects it was rendered from
+    (:func:`line_owners`); a directive named in the message or on that line that a ConfigMap
+    key set, or a certificate file named in the message, attributes the failure to the
+    ConfigMap or to the Secret and the Ingress that uses it.
+    """
+    fatal = [m.group("msg") for m in map(_FATAL.search, output.splitlines()) if m is not None]
+    if not fatal:
+        return (output.strip().splitlines() or ["nginx -t failed without a message"])[-1], ()
+    message = fatal[0]
+    refs: list[ObjectRef] = []
+    words = set(_QUOTED_WORD.findall(message))
+    where = _WHERE.match(message)
+    if where is not None:
+        message = where.group("msg")
+        number = int(where.group("line"))
+        lines = config.text.splitlines()
+        if where.group("path").endswith(conf_name) and 0 < number <= len(lines):
+            statement = lines[number - 1].strip()
+            message += f" (line {number}: {statement})"
+            refs.extend(line_owners(config.text)[number - 1])
+            words.add(statement.split(" ", 1)[0])
+    source = config.settings_source
+    if source is not None:
+        for key in sorted(config.settings.from_configmap):
+            if words & set(SETTINGS[key].directives):
+                refs.append(source)
+    for pair in config.key_pairs:
+        if pair.crt in message or pair.key in message:
+            refs.extend(pair.refs)
+    return message, tuple(dict.fromkeys(refs))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NginxBackend:
+    """The nginx backend of one ``polyingress run``: owns the prefix and the master."""
+
+    def __init__(self, settings: RunSettings, options: NginxOptions) -> None:
+        self.options = options
+        self.prefix = Path(settings.workdir).resolve()
+        self.conf_dir = self.prefix / "conf"
+        self.conf = self.conf_dir / "nginx.conf"
+        self.candidate = self.conf_dir / "nginx.conf.next"
+        self.rejected = self.conf_dir / "nginx.conf.rejected"
+        self.render_options = RenderOptions(
+            bind=settings.bind,
+            http_port=settings.http_port,
+            https_port=settings.https_port,
+            status_port=options.status_port or _free_port(),
+        )
+        self.fallback = fallback_certificate()
+        self.tail = LogTail()
+        self.process: NginxProcess | None = None
+        self.running: NginxConfig | None = None
+        self.failed: tuple[str, ApplyError] | None = None
+        self.checks = 0
+        self.reloads = 0
+        self.restarts = 0
+        self.restart_failures = 0
+        self.next_restart = 0.0
+        self.last_error: str | None = None
+        self._problems: tuple[str, ...] = ()
+        self._access_checked = False
+
+    # -- rendering and files ------------------------------------------------------------------
+
+    def render(self, model: RouteModel) -> NginxConfig:
+        try:
+            config = render(model, self.render_options, self.fallback)
+        except UnsafeValue as exc:
+            raise ApplyError(f"cannot render the nginx configuration: {exc}") from exc
+        if config.problems != self._problems:
+            for problem in config.problems:
+                log.warning("%s", problem)
+            self._problems = config.problems
+        return config
+
+    def _prepare_dirs(self) -> None:
+        for sub in ("conf", "logs", "run", "tmp"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        (self.conf_dir / "certs").mkdir(mode=0o700, exist_ok=True)
+        for _directive, path in TEMP_PATHS:
+            (self.prefix / path).mkdir(parents=True, exist_ok=True)
+
+    def _check_worker_access(self) -> None:
+        """As root, nginx runs its workers as ``nobody`` (notes §1); they buffer large request
+        bodies and responses in ``tmp/`` and fail (500, EACCES) if a parent of the prefix is
+        not searchable by others. Say so once instead of failing requests silently."""
+        if os.geteuid() != 0 or self._access_checked:
+            return
+        self._access_checked = True
+        for parent in [self.prefix, *self.prefix.parents]:
+            try:
+                searchable = bool(parent.stat().st_mode & 0o001)
+            except OSError:
+                continue
+            if not searchable:
+                log.warning(
+                    "nginx workers run as nobody and cannot reach %s/tmp: %s is not searchable "
+                    "by others, so large request bodies and responses will fail; use a workdir "
+                    "whose parents are o+x, or run the controller as an unprivileged user",
+                    self.prefix,
+                    parent,
+                )
+                return
+
+    def _write_key_pairs(self, config: NginxConfig) -> None:
+        for pair in config.key_pairs:
+            write_atomic(self.conf_dir / pair.key, pair.key_pem, mode=0o600)
+            write_atomic(self.conf_dir / pair.crt, pair.cert_pem, mode=0o644)
+
+    def _remove_stale_files(self, config: NginxConfig) -> None:
+        """Certificates and keys the running configuration no longer names."""
+        keep = {p.crt for p in config.key_pairs} | {p.key for p in config.key_pairs}
+        for path in (self.conf_dir / "certs").iterdir():
+            if f"certs/{path.name}" not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def _check(self, config: NginxConfig) -> None:
+        """Write the candidate to a new file and ``nginx -t`` it; ApplyError if refused."""
+        if self.failed is not None and self.failed[0] == config.digest:
+            # The same text was refused already: say so again without running nginx -t.
+            raise ApplyError(str(self.failed[1]), self.failed[1].refs)
+        self._write_key_pairs(config)
+        write_atomic(self.candidate, config.text)
+        self.checks += 1
+        result = check_config(self.options.binary, self.prefix, self.candidate)
+        for line in result.output.splitlines():
+            if "[warn]" in line:
+                log.warning("nginx -t: %s", line)
+        if result.ok:
+            return
+        message, refs = explain_failure(result.output, config, self.candidate.name)
+        os.replace(self.candidate, self.rejected)
+        if self.running is not None:
+            self._remove_stale_files(self.running)
+        error = ApplyError(f"nginx -t refused the configuration: {message}", refs)
+        self.failed = (config.digest, error)
+        self.last_error = str(error)
+        raise error
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    def _version(self) -> str | None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.render_options.status_port, timeout=1.0)
+        try:
+            conn.request("GET", CONFIG_VERSION_PATH, headers={"Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read()
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+        return body.decode(errors="replace") if resp.status == 200 else None
+
+    def _wait_serving(self, process: NginxProcess, config: NginxConfig, mark: int) -> None:
+        """Until the marker answers the config's digest; ApplyError if nginx refused it
+        (the master logs [emerg] and keeps its old configuration) or died."""
+        deadline = time.monotonic() + self.options.reload_timeout
+        while True:
+            lines = self.tail.since(mark)
+            # [emerg] only: an [alert] such as "worker process exited on signal 9" is no verdict
+            # on the configuration.
+            fatal = [line for line in lines if "[emerg]" in line]
+            if fatal:
+                message, refs = explain_failure("\n".join(fatal), config, self.conf.name)
+                raise ApplyError(f"nginx refused the configuration: {message}", refs)
+            if not process.alive():
+                time.sleep(0.05)  # let the reader collect the last lines
+                last = "; ".join(self.tail.since(mark)[-3:])
+                raise ApplyError(f"nginx {process.describe_exit()}: {last}")
+            if self._version() == config.digest:
+                return
+            if time.monotonic() > deadline:
+                raise ApplyError(
+                    f"nginx did not serve config {config.digest} "
+                    f"within {self.options.reload_timeout}s"
+                )
+            time.sleep(0.005)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, model: RouteModel) -> ApplyResult:
+        """Start nginx serving ``model`` (stopping a master an earlier run left behind)."""
+        self._prepare_dirs()
+        self._check_worker_access()
+        if self.process is not None and self.process.alive():
+            self.process.stop(self.options.stop_timeout)
+        stop_stale_master(self.prefix, self.prefix / PID_FILE, self.options.stop_timeout)
+        config = self.render(model)
+        self._check(config)
+        os.replace(self.candidate, self.conf)
+        process = NginxProcess(self.options.binary, self.prefix, self.conf, self.tail)
+        self.process = process
+        mark = self.tail.mark()
+        process.spawn()
+        try:
+            self._wait_serving(process, config, mark)
+        except ApplyError as exc:
+            self.last_error = str(exc)
+            process.stop(self.options.stop_timeout)
+            raise
+        self.running = config
+        self.failed = None
+        self.last_error = None
+        self._remove_stale_files(config)
+        log.info("nginx serving config %s (pid %d)", config.digest, process.pid)
+        return ApplyResult(reloaded=False, reasons=("start",))
+
+    def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
+        config = self.render(model)
+        process = self.process
+        if process is None or not process.alive() or self.running is None:
+            self.start(model)
+            return ApplyResult(reloaded=True, reasons=("restart",))
+        if config.text == self.running.text:
+            log.debug("rendered configuration unchanged (%s): no reload", config.digest)
+            self.failed = None
+            return ApplyResult(reloaded=False)
+        started = time.monotonic()
+        self._check(config)
+        checked = time.monotonic()
+        previous = self.running
+        os.replace(self.candidate, self.conf)
+        old_workers = process.workers()
+        mark = self.tail.mark()
+        process.reload()
+        try:
+            self._wait_serving(process, config, mark)
+        except ApplyError as exc:
+            # The master keeps its old configuration; so must the file, for later restarts.
+            write_atomic(self.conf, previous.text)
+            self._remove_stale_files(previous)
+            self.failed = (config.digest, exc)
+            self.last_error = str(exc)
+            raise
+        if not process.wait_retired(old_workers, timeout=5.0):
+            log.warning("old nginx workers still accept connections 5s after the reload")
+        self.running = config
+        self.failed = None
+        self.last_error = None
+        self.reloads += 1
+        self._remove_stale_files(config)
+        reasons = reload_reasons(diff) if diff is not None else ("config",)
+        log.info(
+            "nginx reloaded (%s): config %s, nginx -t %.0f ms, served after %.0f ms",
+            ", ".join(reasons),
+            config.digest,
+            (checked - started) * 1000,
+            (time.monotonic() - started) * 1000,
+        )
+        return ApplyResult(reloaded=True, reasons=reasons)
+
+    def supervise(self, model: RouteModel) -> str | None:
+        """Restart a dead master with backoff and make it serve ``model`` again."""
+        process = self.process
+        if process is None or process.alive():
+            return None
+        now = time.monotonic()
+        if now < self.next_restart:
+            return None
+        what = f"nginx master {process.pid} {process.describe_exit()}"
+        left = process.kill_leftovers()
+        if left:
+            what += f" (killed {len(left)} orphaned workers)"
+        try:
+            self.start(model)
+        except Exception as exc:
+            self.restart_failures += 1
+            delay = min(30.0, 0.5 * 2 ** (self.restart_failures - 1))
+            self.next_restart = time.monotonic() + delay
+            self.last_error = f"{what}; restart failed: {exc}"
+            return f"{what}; restart failed: {exc}; next attempt in {delay:.1f}s"
+        self.restarts += 1
+        self.restart_failures = 0
+        self.next_restart = 0.0
+        return f"{what}; restarted, serving config {self.running.digest if self.running else '?'}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(self.options.stop_timeout)
+
+    def health(self) -> HealthReport:
+        process = self.process
+        running = self.running
+        if process is not None and process.alive() and running is not None:
+            return HealthReport(
+                live=True, ready=True, detail=f"nginx {process.pid} serving {running.digest}"
+            )
+        # Dead and being restarted with backoff: live until restarts keep failing.
+        detail = self.last_error or ("nginx not started" if process is None else "nginx down")
+        return HealthReport(live=self.restart_failures < 5, ready=False, detail=detail)

@@ -1,0 +1,174 @@
+"""The nginx backend's hook implementations (entry point ``nginx`` in ``polyingress.backends``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+
+from polyingress.core import (
+    ApplyResult,
+    BackendInfo,
+    HealthReport,
+    ModelDiff,
+    RenderedConfig,
+    RouteModel,
+    RunSettings,
+    fallback_certificate,
+    hookimpl,
+)
+
+from .apply import NginxBackend, NginxOptions
+from .process import nginx_version
+from .render import FALLBACK_CRT, RenderOptions, render
+
+__all__ = [
+    "polyingress_add_options",
+    "polyingress_apply",
+    "polyingress_backend_info",
+    "polyingress_create_backend",
+    "polyingress_health",
+    "polyingress_render",
+    "polyingress_start",
+    "polyingress_stop",
+    "polyingress_supervise",
+]
+
+log = logging.getLogger("polyingress.nginx")
+DEFAULTS = NginxOptions()
+_FALLBACK_PLACEHOLDER = "# self-signed fallback certificate, made when nginx starts\n"
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return number
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range 0-65535")
+    return port
+
+
+@hookimpl
+def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("nginx backend")
+    g.add_argument(
+        "--nginx-binary", default=DEFAULTS.binary, metavar="PATH", help="nginx executable"
+    )
+    g.add_argument(
+        "--nginx-status-port",
+        type=_port,
+        default=DEFAULTS.status_port,
+        metavar="P",
+        help="loopback port of nginx's internal status server (default 0: a free port)",
+    )
+    g.add_argument(
+        "--nginx-reload-timeout",
+        type=_positive,
+        default=DEFAULTS.reload_timeout,
+        metavar="S",
+        help="seconds a reload may take before it counts as failed (default 60)",
+    )
+    g.add_argument(
+        "--nginx-stop-timeout",
+        type=_positive,
+        default=DEFAULTS.stop_timeout,
+        metavar="S",
+        help="seconds to wait for a graceful stop before killing nginx (default 15)",
+    )
+
+
+def options_from(settings: RunSettings) -> NginxOptions:
+    ns = settings.options
+    return NginxOptions(
+        binary=getattr(ns, "nginx_binary", DEFAULTS.binary),
+        status_port=getattr(ns, "nginx_status_port", DEFAULTS.status_port),
+        reload_timeout=getattr(ns, "nginx_reload_timeout", DEFAULTS.reload_timeout),
+        stop_timeout=getattr(ns, "nginx_stop_timeout", DEFAULTS.stop_timeout),
+    )
+
+
+@hookimpl
+def polyingress_backend_info() -> BackendInfo:
+    binary = shutil.which(DEFAULTS.binary)
+    version = (nginx_version(binary) if binary else None) or "not installed"
+    return BackendInfo(
+        name="nginx",
+        version=version,
+        description="nginx with a rendered configuration, validated reloads, supervised master",
+        features=(
+            "reload: nginx -t on a new file, atomic swap, SIGHUP, readiness by config digest",
+            "single-label wildcard hosts",
+            "TLS by SNI with a fallback certificate",
+            "static upstreams with keepalive (no Lua balancer yet)",
+        ),
+    )
+
+
+@hookimpl
+def polyingress_create_backend(settings: RunSettings) -> NginxBackend:
+    options = options_from(settings)
+    if shutil.which(options.binary) is None:
+        raise RuntimeError(f"nginx backend: {options.binary!r} not found")
+    return NginxBackend(settings, options)
+
+
+@hookimpl
+def polyingress_start(backend: NginxBackend, model: RouteModel) -> ApplyResult:
+    return backend.start(model)
+
+
+@hookimpl
+def polyingress_apply(
+    backend: NginxBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
+) -> ApplyResult:
+    return backend.apply(model, diff)
+
+
+@hookimpl
+def polyingress_supervise(backend: NginxBackend, model: RouteModel) -> str | None:
+    return backend.supervise(model)
+
+
+@hookimpl
+def polyingress_health(backend: NginxBackend) -> HealthReport:
+    return backend.health()
+
+
+@hookimpl
+def polyingress_stop(backend: NginxBackend) -> None:
+    backend.stop()
+
+
+@hookimpl
+def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+    """nginx.conf, the certificates, and placeholders for keys and the fallback certificate
+    (made anew by each process), so equal models give byte-identical output."""
+    options = options_from(settings)
+    config = render(
+        model,
+        RenderOptions(
+            bind=settings.bind,
+            http_port=settings.http_port,
+            https_port=settings.https_port,
+            status_port=options.status_port,
+        ),
+        fallback_certificate(),
+    )
+    for problem in config.problems:
+        log.warning("%s", problem)
+    files: list[tuple[str, str]] = [("conf/nginx.conf", config.text)]
+    for pair in config.key_pairs:
+        if pair.crt == FALLBACK_CRT:
+            files.append(
+                (f"conf/{pair.crt}", "# self-signed fallback certificate, made at start\n")
+            )
+        else:
+            files.append((f"conf/{pair.crt}", pair.cert_pem))
+        owner = " ".join(str(r) for r in pair.refs) or "the fallback certificate"
+        files.append((f"conf/{pair.key}", f"# private key of {owner}: not shown (mode 0600)\n"))
+    return RenderedConfig(files=tuple(files))

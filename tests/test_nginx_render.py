@@ -1,0 +1,525 @@
+"""nginx rendering: golden files, nginx -t, quoting, attribution, and the routing semantics.
+
+Golden files are regenerated with ``UPDATE_GOLDEN=1 pytest tests/test_nginx_render.py`` and
+reviewed like code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import string
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from polyingress.core import (
+    BuildOptions,
+    ObjectRef,
+    ObjectStore,
+    RouteModel,
+    build_model,
+    fallback_certificate,
+)
+from polyingress.core.sources.manifests import load_objects
+from polyingress.plugins.nginx.process import check_config
+from polyingress.plugins.nginx.render import (
+    NginxConfig,
+    RenderOptions,
+    UnsafeValue,
+    _Matcher,
+    line_owners,
+    quote,
+    render,
+    server_names_hash,
+)
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures" / "nginx"
+GOLDEN = HERE / "golden" / "nginx"
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+OPTS = RenderOptions(bind="127.0.0.1", http_port=18080, https_port=18443, status_port=18246)
+CASES = ["cafe", "paths", "wildcard-catch-all", "wildcard-tls", "settings"]
+BUILD = {"settings": BuildOptions(configmap=("kube-system", "polyingress"))}
+NGINX = shutil.which("nginx")
+needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+
+
+def build(objects: list[dict[str, Any]], opts: BuildOptions | None = None) -> RouteModel:
+    store = ObjectStore()
+    store.replace_many(upserts=objects, deletes=())
+    return build_model(store.snapshot(), opts or BuildOptions()).model
+
+
+def fixture_model(case: str) -> RouteModel:
+    return build(load_objects(FIXTURES / f"{case}.yaml"), BUILD.get(case))
+
+
+def nginx_t(
+    tmp: Path, config: NginxConfig, text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Write ``text`` (default: the config) and its key pairs into a prefix and nginx -t it."""
+    assert NGINX is not None
+    for pair in config.key_pairs:
+        (tmp / "conf" / pair.crt).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / "conf" / pair.crt).write_text(pair.cert_pem)
+        (tmp / "conf" / pair.key).write_text(pair.key_pem)
+    for sub in ("logs", "run", "tmp"):
+        (tmp / sub).mkdir(exist_ok=True)
+    conf = tmp / "conf" / "nginx.conf"
+    conf.write_text(config.text if text is None else text)
+    result = check_config(NGINX, tmp, conf)
+    return subprocess.CompletedProcess([], 0 if result.ok else 1, result.output, "")
+
+
+# -- golden files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_config(case: str) -> None:
+    text = render(fixture_model(case), OPTS, fallback_certificate()).text
+    golden = GOLDEN / f"{case}.conf"
+    if UPDATE_GOLDEN:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"{golden} missing: run with UPDATE_GOLDEN=1"
+    assert text == golden.read_text(), f"{case}: rendered config differs from {golden}"
+
+
+@needs_nginx
+@pytest.mark.parametrize("case", CASES)
+def test_golden_config_passes_nginx_t_without_warnings(case: str, tmp_path: Path) -> None:
+    config = render(fixture_model(case), OPTS, fallback_certificate())
+    result = nginx_t(tmp_path, config, (GOLDEN / f"{case}.conf").read_text())
+    assert result.returncode == 0, result.stdout
+    assert "[warn]" not in result.stdout, result.stdout
+    assert "[emerg]" not in result.stdout
+
+
+def test_render_is_identical_for_shuffled_input() -> None:
+    objects = load_objects(FIXTURES / "paths.yaml")
+    first = render(build(objects), OPTS, fallback_certificate()).text
+    random.Random(7).shuffle(objects)
+    assert render(build(objects), OPTS, fallback_certificate()).text == first
+
+
+def test_settings_problems_are_reported_and_not_rendered() -> None:
+    config = render(fixture_model("settings"), OPTS, fallback_certificate())
+    problems = "\n".join(config.problems)
+    assert "ConfigMap kube-system/polyingress: data['server-snippet']: not a setting" in problems
+    for key in ("proxy-buffering", "ssl-ciphers", "keep-alive-requests", "client-body-timeout"):
+        assert f"data['{key}']" in problems
+    assert len(config.problems) == 5
+    for text in ("return 200;", "/etc/passwd", "1y", "maybe"):
+        assert text not in config.text
+    assert config.settings.from_configmap >= {"worker-processes", "proxy-buffer-size"}
+    assert "proxy-buffering" not in config.settings.from_configmap
+
+
+def test_zero_endpoints_renders_503_without_upstream() -> None:
+    text = render(fixture_model("paths"), OPTS, fallback_certificate()).text
+    assert 'upstream "shop__empty__80"' not in text
+    assert 'upstream "shop__missing__80"' not in text
+    assert 'proxy_pass "http://shop__empty__80"' not in text
+    assert text.count("return 503;") == 4  # = /empty, ^~ /empty/, = /missing, ^~ /missing/
+
+
+def test_status_server_is_loopback_only_and_answers_the_digest() -> None:
+    config = render(fixture_model("cafe"), OPTS, fallback_certificate())
+    assert 'listen "127.0.0.1:18246";' in config.text
+    assert f'return 200 "{config.digest}";' in config.text
+    public = [line for line in config.text.splitlines() if "listen" in line and "18246" not in line]
+    assert all("18080" in line or "18443" in line for line in public)
+    assert config.text.count("/-/config-version") == 1
+
+
+def test_identical_models_give_identical_digests_and_others_differ() -> None:
+    a = render(fixture_model("cafe"), OPTS, fallback_certificate())
+    b = render(fixture_model("cafe"), OPTS, fallback_certificate())
+    c = render(fixture_model("paths"), OPTS, fallback_certificate())
+    assert a.digest == b.digest != c.digest
+
+
+# -- quoting -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("/plain", '"/plain"'),
+        ("/a b;{c}#'", '"/a b;{c}#\'"'),
+        ('/say "hi"', '"/say \\"hi\\""'),
+        ("/back\\slash", '"/back\\\\slash"'),
+        ("/t\\t", '"/t\\\\t"'),
+        ("", '""'),
+    ],
+    ids=["plain", "delimiters", "double-quote", "backslash", "backslash-t", "empty"],
+)
+def test_quote_escapes(value: str, quoted: str) -> None:
+    assert quote(value) == quoted
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["/a\nb", "/a\rb", "/a\tb", "/a\x00b", "/a\x7fb"],
+    ids=["lf", "cr", "tab", "nul", "del"],
+)
+def test_quote_refuses_control_characters(value: str) -> None:
+    with pytest.raises(UnsafeValue, match="control character"):
+        quote(value)
+    with pytest.raises(UnsafeValue):
+        quote(value, variables=True)
+
+
+def test_quote_refuses_dollar_unless_asked() -> None:
+    with pytest.raises(UnsafeValue, match=r"'\$'"):
+        quote("/a$http_cookie")
+    assert quote("https://$host$request_uri", variables=True) == '"https://$host$request_uri"'
+
+
+@needs_nginx
+@pytest.mark.parametrize(
+    "value",
+    ["/a b;{c}#'", '/q"uote', "/back\\slash", "/}; location /x { return 200; } #", '/\\"; {'],
+    ids=["delimiters", "quote", "backslash", "injection", "escape-then-quote"],
+)
+def test_quoted_values_stay_one_token_for_nginx(value: str, tmp_path: Path) -> None:
+    """nginx -t accepts each value as a single location argument (no injected directive):
+    a value that broke out of its quotes would add a location or a syntax error."""
+    config = render(RouteModel(), OPTS, fallback_certificate())
+    probe = f"        location = {quote(value)} {{\n            return 204;\n        }}\n"
+    marker = '        location = "/-/status" {\n'
+    text = config.text.replace(marker, probe + marker)
+    result = nginx_t(tmp_path, config, text)
+    assert result.returncode == 0, result.stdout
+    duplicate = text.replace(marker, probe + marker, 1)
+    assert "duplicate location" in nginx_t(tmp_path, config, duplicate).stdout
+
+
+# -- attribution of nginx -t failures -------------------------------------------------------------
+
+
+def test_line_owners_follow_blocks() -> None:
+    config = render(fixture_model("paths"), OPTS, fallback_certificate())
+    lines = config.text.splitlines()
+    owners = line_owners(config.text)
+    shop = ObjectRef(kind="Ingress", namespace="shop", name="shop")
+    catch_all = ObjectRef(kind="Ingress", namespace="shop", name="catch-all")
+    at = {line.strip(): owners[i] for i, line in enumerate(lines)}
+    assert at['location = "/v6" {'] == (shop,)
+    assert at['location ^~ "/any/" {'] == (catch_all,)
+    assert at['server "[fd00::1]:8080";'] == (
+        ObjectRef(kind="Service", namespace="shop", name="v6"),
+    )
+    assert owners[lines.index("    keepalive_timeout 75s;")] == ()
+
+
+# -- hash sizes ------------------------------------------------------------------------------------
+
+
+def test_server_names_hash_grows_with_the_longest_name() -> None:
+    assert server_names_hash(["a.example.com"]) == (256, 512)
+    bucket, max_size = server_names_hash(["x" * 253] + [f"h{i}.example.com" for i in range(999)])
+    assert bucket >= 8 * (8 + 256) + 8 and max_size == 4000
+
+
+def _host(rng: random.Random, length: int) -> str:
+    labels = []
+    while sum(len(lab) + 1 for lab in labels) < length - 12:
+        labels.append("".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 20))))
+    return (".".join(labels) + ".example.com")[-253:].lstrip(".-")
+
+
+@needs_nginx
+def test_many_long_host_names_build_hashes_without_warnings(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    hosts = sorted({_host(rng, rng.choice([20, 40, 80, 253])) for _ in range(1500)})
+    hosts = [h for h in hosts if all(0 < len(lab) <= 63 for lab in h.split("."))]
+    rules = [{"host": h, "http": {"paths": [_path("/", "Prefix", "s1")]}} for h in hosts[:1000]] + [
+        {"host": "*." + h, "http": {"paths": [_path("/", "Prefix", "s1")]}} for h in hosts[1000:]
+    ]
+    config = render(build(_world(rules)), OPTS, fallback_certificate())
+    result = nginx_t(tmp_path, config)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "[warn]" not in result.stdout, result.stdout[-2000:]
+
+
+# -- routing semantics: the rendered config answers as the model does ------------------------------
+
+
+def _path(path: str, ptype: str, svc: str) -> dict[str, Any]:
+    return {
+        "path": path,
+        "pathType": ptype,
+        "backend": {"service": {"name": svc, "port": {"number": 80}}},
+    }
+
+
+def _world(
+    rules: list[dict[str, Any]],
+    *,
+    tls: list[dict[str, Any]] | None = None,
+    default: str | None = None,
+) -> list[dict[str, Any]]:
+    objs: list[dict[str, Any]] = [
+        {
+            "kind": "IngressClass",
+            "metadata": {"name": "polyingress"},
+            "spec": {"controller": "polyingress.io/controller"},
+        }
+    ]
+    for svc, ready in (("s1", True), ("s2", True), ("s3", False)):
+        objs.append(
+            {
+                "kind": "Service",
+                "metadata": {"name": svc, "namespace": "t"},
+                "spec": {"ports": [{"name": "http", "port": 80}]},
+            }
+        )
+        objs.append(
+            {
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{svc}-1",
+                    "namespace": "t",
+                    "labels": {"kubernetes.io/service-name": svc},
+                },
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080}],
+                "endpoints": [{"addresses": ["10.9.0.1"], "conditions": {"ready": ready}}],
+            }
+        )
+    spec: dict[str, Any] = {"ingressClassName": "polyingress", "rules": rules}
+    if tls:
+        spec["tls"] = tls
+    if default:
+        spec["defaultBackend"] = {"service": {"name": default, "port": {"number": 80}}}
+    objs.append({"kind": "Ingress", "metadata": {"name": "gen", "namespace": "t"}, "spec": spec})
+    return objs
+
+
+@dataclass
+class _SimLocation:
+    modifier: str
+    path: str
+    directives: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _SimServer:
+    ports: set[int] = field(default_factory=set)
+    default_ports: set[int] = field(default_factory=set)
+    names: list[str] = field(default_factory=list)
+    guards: list[str] = field(default_factory=list)
+    locations: list[_SimLocation] = field(default_factory=list)
+
+
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_IF = re.compile(rf"^if \(\$host (!~|~) ({_QUOTED})\) \{{ (.*) \}}$")
+
+
+def _unquote(token: str) -> str:
+    assert token.startswith('"') and token.endswith('"'), token
+    return re.sub(r"\\(.)", r"\1", token[1:-1])
+
+
+def _parse_servers(text: str) -> list[_SimServer]:
+    """The servers of a rendered config (the renderer's layout: one statement per line)."""
+    servers: list[_SimServer] = []
+    server: _SimServer | None = None
+    location: _SimLocation | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == "server {":
+            server = _SimServer()
+            servers.append(server)
+        elif server is None:
+            continue
+        elif location is not None:
+            if line == "}":
+                location = None
+            else:
+                location.directives.append(line)
+        elif line.startswith("location "):
+            args = line[len("location ") : -1].strip()
+            modifier, _, rest = args.partition(" ")
+            if modifier in ("=", "^~"):
+                location = _SimLocation(modifier, _unquote(rest))
+            else:
+                location = _SimLocation("", _unquote(args))
+            server.locations.append(location)
+        elif line == "}":
+            server = None
+        elif line.startswith("listen "):
+            port = int(_unquote(line.split()[1].rstrip(";")).rsplit(":", 1)[1])
+            server.ports.add(port)
+            if "default_server" in line:
+                server.default_ports.add(port)
+        elif line.startswith("server_name "):
+            server.names.append(_unquote(line.split(" ", 1)[1].rstrip(";")))
+        elif line.startswith("if ("):
+            server.guards.append(line)
+    return servers
+
+
+def _result(directive: str) -> str:
+    if directive.startswith("return "):
+        return directive.split()[1].rstrip(";")
+    m = re.fullmatch(r'proxy_pass "http://[a-z0-9-]+__([a-z0-9-]+)__\d+";', directive)
+    assert m is not None, directive
+    return m.group(1)
+
+
+def _if_holds(directive: str, host: str) -> tuple[bool, str] | None:
+    m = _IF.match(directive)
+    if m is None:
+        return None
+    found = re.search(_unquote(m.group(2)), host) is not None
+    return (found if m.group(1) == "~" else not found), m.group(3)
+
+
+def simulate(servers: list[_SimServer], port: int, host: str, path: str) -> str:
+    """What nginx 1.22 answers (notes §2, §3): server by exact name, then longest leading
+    wildcard, then default_server; location by ``=``, then longest prefix; rewrite-phase
+    ``if``/``return`` in order, where an ``if`` that holds lends its config (proxy_pass) to
+    the request but later ``return``s still run."""
+    candidates = [s for s in servers if port in s.ports]
+    exact = [s for s in candidates if host in s.names]
+    wildcards = [
+        (len(n), i)
+        for i, s in enumerate(candidates)
+        for n in s.names
+        if n.startswith("*.") and host.endswith(n[1:])
+    ]
+    if exact:
+        server = exact[0]
+    elif wildcards:
+        server = candidates[max(wildcards)[1]]
+    else:
+        server = next(s for s in candidates if port in s.default_ports)
+    for guard in server.guards:
+        holds = _if_holds(guard, host)
+        assert holds is not None
+        if holds[0]:
+            return _result(holds[1])
+    location = next(
+        (loc for loc in server.locations if loc.modifier == "=" and loc.path == path), None
+    )
+    if location is None:
+        prefixes = [
+            loc for loc in server.locations if loc.modifier != "=" and path.startswith(loc.path)
+        ]
+        location = max(prefixes, key=lambda loc: len(loc.path))
+    lent: str | None = None
+    for directive in location.directives:
+        holds = _if_holds(directive, host)
+        if holds is not None:
+            if holds[0]:
+                if holds[1].startswith("return "):
+                    return _result(holds[1])
+                lent = _result(holds[1])
+        elif directive.startswith("return "):
+            return _result(directive)
+    if lent is not None:
+        return lent
+    return _result(next(d for d in location.directives if d.startswith("proxy_pass ")))
+
+
+def expected(model: RouteModel, scheme: str, host: str, path: str) -> str:
+    vhost = model.select_vhost(host)
+    if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
+        return "308"
+    _kind, _route, backend = model.resolve(host, path)
+    if backend is None:
+        return "404"
+    b = model.backend_index.get(backend)
+    return b.service if b is not None and b.available else "503"
+
+
+SEGMENTS = ["a", "b", "ab", "A"]
+SERVICES = ["s1", "s2", "s3", "s4"]  # s3: no ready endpoints; s4: no such Service
+HOSTS = ["h.example.com", "x.w.example.com", "y.x.w.example.com", "w.example.com", "o.example.org"]
+
+paths = st.tuples(st.lists(st.sampled_from(SEGMENTS), max_size=3), st.booleans()).map(
+    lambda p: "/" + "/".join(p[0]) + ("/" if p[1] and p[0] else "")
+)
+routes = st.lists(
+    st.tuples(paths, st.sampled_from(["Exact", "Prefix"]), st.sampled_from(SERVICES)), max_size=6
+)
+request_paths = st.lists(
+    st.tuples(st.lists(st.sampled_from([*SEGMENTS, "abc", "x"]), max_size=4), st.booleans()),
+    min_size=5,
+    max_size=15,
+).map(lambda ps: ["/" + "/".join(p) + ("/" if slash and p else "") for p, slash in ps])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    exact=routes,
+    wild=routes,
+    any_host=routes,
+    default=st.sampled_from([None, "s1", "s3", "s4"]),
+    tls_exact=st.booleans(),
+    tls_wild=st.booleans(),
+    requests=request_paths,
+)
+def test_rendered_config_answers_as_the_model(
+    exact: list[tuple[str, str, str]],
+    wild: list[tuple[str, str, str]],
+    any_host: list[tuple[str, str, str]],
+    default: str | None,
+    tls_exact: bool,
+    tls_wild: bool,
+    requests: list[str],
+) -> None:
+    rules = []
+    for host, table in (("h.example.com", exact), ("*.w.example.com", wild), (None, any_host)):
+        if not table:
+            continue
+        rule: dict[str, Any] = {"http": {"paths": [_path(p, t, s) for p, t, s in table]}}
+        if host is not None:
+            rule["host"] = host
+        rules.append(rule)
+    tls = [
+        {"hosts": [h]}
+        for h, on in (("h.example.com", tls_exact), ("*.w.example.com", tls_wild))
+        if on
+    ]
+    if not rules and default is None:
+        default = "s1"
+    model = build(_world(rules, tls=tls, default=default))
+    servers = _parse_servers(render(model, OPTS, fallback_certificate()).text)
+    probes = set(requests) | {p for p, _t, _s in exact + wild + any_host}
+    probes |= {p.rstrip("/") + suffix for p in list(probes) for suffix in ("/", "x", "/x")}
+    probes = {p for p in probes if p.startswith("/")}
+    for scheme, port in (("http", OPTS.http_port), ("https", OPTS.https_port)):
+        for host in HOSTS:
+            for path in sorted(probes):
+                got = simulate(servers, port, host, path)
+                want = expected(model, scheme, host, path)
+                assert got == want, f"{scheme}://{host}{path}: nginx {got}, model {want}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    table=routes,
+    probes=st.lists(st.text(alphabet="/abA\x00", max_size=10).map(lambda p: "/" + p), max_size=20),
+)
+def test_indexed_matcher_agrees_with_the_reference_match(
+    table: list[tuple[str, str, str]], probes: list[str]
+) -> None:
+    rules = [{"host": "h.example.com", "http": {"paths": [_path(p, t, s) for p, t, s in table]}}]
+    model = build(_world(rules if table else [], default="s1"))
+    vhost = model.vhost_index.get("h.example.com")
+    matcher = _Matcher(vhost)
+    for path in [*probes, *(p for p, _t, _s in table)]:
+        assert matcher.match(path) == (vhost.match(path) if vhost else None), path
