@@ -261,9 +261,13 @@ class Controller:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
-        # Nothing of ours may survive: kill the whole session if anything is left.
+        # Nothing of ours may survive: kill the whole session if anything is left (proxies run
+        # in process groups of their own, inside the controller's session).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in processes_in_session(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         return self.proc.returncode
 
     def get(self, host: str, path: str, scheme: str = "http", **kw: Any) -> Response:
