@@ -285,9 +285,9 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     live_rules: set[int] = set()
     for ing in accepted:
         for rule in ing.rules:
-            key = (rule.host, rule.path, rule.path_type)
-            if key in winners:
-                winner = winners[key]
+            rkey = (rule.host, rule.path, rule.path_type)
+            if rkey in winners:
+                winner = winners[rkey]
                 what = "host-less rule" if rule.host is None else f"host {rule.host}"
                 problems.append(
                     Problem(
@@ -302,7 +302,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
                     )
                 )
                 continue
-            winners[key] = ing.ref
+            winners[rkey] = ing.ref
             b = rule.backend
             bname = backend_name(b.namespace, b.service, b.port)
             needed.setdefault(bname, b)
@@ -352,13 +352,13 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
             if sref in bad_secrets:
                 problems.append(_tls_problem(ing_ref, tfield, host, sref, bad_secrets[sref]))
             continue
-        secret = snapshot.get("Secret", sref[0], sref[1])
-        if secret is None:
+        secret_obj = snapshot.get("Secret", sref[0], sref[1])
+        if secret_obj is None:
             bad_secrets[sref] = "not found"
             problems.append(_tls_problem(ing_ref, tfield, host, sref, "not found"))
             continue
         try:
-            cert, cert_warnings = certificate_from_secret(secret)
+            cert, cert_warnings = certificate_from_secret(secret_obj)
         except CertificateError as exc:
             bad_secrets[sref] = str(exc)
             problems.append(_tls_problem(ing_ref, tfield, host, sref, str(exc)))
@@ -459,32 +459,32 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     all_hosts: set[str | None] = set(tables) | set(tls_hosts)
     vhosts: list[VirtualHost] = []
     vcache = _CACHE.vhosts
-    for host in sorted(all_hosts, key=host_sort_key):
-        own = list(tables.get(host, {}).values())
-        rows = own if host is None else _merge_catch_all(own, catch_all)
+    for vhost_name in sorted(all_hosts, key=host_sort_key):
+        own = list(tables.get(vhost_name, {}).values())
+        rows = own if vhost_name is None else _merge_catch_all(own, catch_all)
         rows.sort(key=Route.sort_key)
         tls = None
-        if host is not None and host in tls_hosts:
-            sref, ing_ref, _f = tls_hosts[host]
-            cname = f"{sref[0]}__{sref[1]}" if sref is not None else None
+        if vhost_name is not None and vhost_name in tls_hosts:
+            tls_sref, ing_ref, _f = tls_hosts[vhost_name]
+            cname = f"{tls_sref[0]}__{tls_sref[1]}" if tls_sref is not None else None
             tls = TLSBinding(
                 certificate=cname if cname in certificates else None,
                 source=ing_ref,
                 ssl_redirect=settings_of.get(ing_ref, Annotations()).get("ssl-redirect"),
             )
         routes = tuple(rows)
-        cached = vcache.get(host)
+        cached = vcache.get(vhost_name)
         # Reuse the previous VirtualHost when nothing in it changed: equal models then share
         # their unchanged parts, which makes comparing and diffing them cheap.
         if cached is not None and cached.routes == routes and cached.tls == tls:
             vhosts.append(cached)
         else:
-            vhost = VirtualHost(host=host, routes=routes, tls=tls)
-            vcache[host] = vhost
+            vhost = VirtualHost(host=vhost_name, routes=routes, tls=tls)
+            vcache[vhost_name] = vhost
             vhosts.append(vhost)
     if len(vcache) > len(all_hosts) + 64:
-        for stale in [h for h in vcache if h not in all_hosts]:
-            del vcache[stale]
+        for gone in [h for h in vcache if h not in all_hosts]:
+            del vcache[gone]
     if len(_CACHE.routes) > len(live_rules) + 256:
         for rid in [r for r in _CACHE.routes if r not in live_rules]:
             del _CACHE.routes[rid]

@@ -242,7 +242,8 @@ def _preparse_backend(argv: list[str]) -> str | None:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend")
     known, _rest = pre.parse_known_args(argv)
-    return known.backend
+    backend: str | None = known.backend
+    return backend
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:

@@ -27,7 +27,8 @@ class HelloServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body_in = self.rfile.read(length) if length else b""
-                host, port = self.server.server_address[:2]
+                address = self.server.server_address
+                host, port = str(address[0]), int(address[1])  # type: ignore[index]
                 info = {
                     "server_address": f"{host}:{port}",
                     "server_name": server_name,

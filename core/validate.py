@@ -113,7 +113,7 @@ def check_host(value: Any) -> str | None:
 _UNSAFE_HOST_CHAR = re.compile(r"[^a-z0-9.*-]")
 
 
-def check_path(value: Any, path_type: str) -> str | None:
+def check_path(value: Any) -> str | None:
     """An Exact/Prefix/ImplementationSpecific path (all three are held to the same grammar)."""
     if not isinstance(value, str) or not value:
         return "path must be a non-empty string"

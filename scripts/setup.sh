@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core haproxy openssl ca-certificates wrk)
+PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson haproxy openssl ca-certificates wrk)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

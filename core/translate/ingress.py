@@ -89,12 +89,12 @@ def _parse_backend(
         if reason:
             errors.append((field + ".service.port.number", reason))
             return None
-        return BackendRef(ns, name, str(number), False)
+        return BackendRef(ns, str(name), str(number), False)
     reason = check_port_name(pname)
     if reason:
         errors.append((field + ".service.port.name", reason))
         return None
-    return BackendRef(ns, name, pname, True)
+    return BackendRef(ns, str(name), str(pname), True)
 
 
 def normalize_prefix(path: str) -> str:
@@ -183,9 +183,9 @@ def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Pr
                 )
                 continue
             path = p.get("path", "/" if ptype_raw == "ImplementationSpecific" else None)
-            reason = check_path(path, ptype_raw)
-            if reason:
-                errors.append((pfield + ".path", reason))
+            reason = check_path(path)
+            if reason or not isinstance(path, str):
+                errors.append((pfield + ".path", reason or "path must be a string"))
                 continue
             backend = _parse_backend(ns, p.get("backend"), pfield + ".backend", errors)
             if backend is None:

@@ -26,7 +26,7 @@ class CertificateError(ValueError):
 def _data_field(secret: Mapping[str, Any], key: str) -> str:
     string_data = secret.get("stringData") or {}
     if isinstance(string_data, Mapping) and isinstance(string_data.get(key), str):
-        return string_data[key]
+        return str(string_data[key])
     data = secret.get("data") or {}
     raw = data.get(key) if isinstance(data, Mapping) else None
     if not isinstance(raw, str) or not raw:
