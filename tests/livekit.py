@@ -8,6 +8,7 @@ worker closes idle keep-alive connections during a reload); no other failure is 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -92,6 +93,7 @@ class Response:
     body: bytes
     peer_cn: str | None = None
     retried: bool = False
+    peer_sha256: str | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -148,10 +150,13 @@ def request(
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             raise EarlyClose(str(exc)) from exc
         data = resp.read()
-        peer = None
+        peer = digest = None
         if isinstance(conn, http.client.HTTPSConnection) and conn.sock is not None:
-            peer = _cn(conn.sock.getpeercert(binary_form=True))  # type: ignore[attr-defined]
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, peer)
+            der = conn.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+            peer = _cn(der)
+            digest = hashlib.sha256(der).hexdigest() if der else None
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        return Response(resp.status, headers, data, peer, peer_sha256=digest)
     finally:
         if own:
             conn.close()

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from livekit import Controller, HelloFleet, wait_until, write_manifests
 from routing_cases import (
+    _CERTS,
     CASES,
     DEFAULT_CASES,
     TLS_HOST,
     Case,
     all_endpoints,
     default_backend_ingress,
+    endpoint_address,
     service_of,
     world,
 )
@@ -132,3 +134,36 @@ def test_default_backend_added_at_run_time(live: LiveWorld) -> None:
     finally:
         path.unlink()
         wait_until(lambda: live.controller.get("unknown.example.com", "/").status == 404)
+
+
+def test_manifest_changes_to_ingress_endpoints_and_secret_are_served(live: LiveWorld) -> None:
+    """Edit the manifest directory while running: a path, a Service's endpoints, a Secret."""
+    port = live.fleet.port
+    before = live.controller.get(TLS_HOST, "/", scheme="https").peer_sha256
+    saved = dict(_CERTS)
+    _CERTS.clear()  # the next tls_secret() makes a new key pair: the Secret is rotated
+    objs = world(port)
+    for obj in objs:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "Ingress" and name == "only":
+            obj["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/moved"
+        if obj["kind"] == "EndpointSlice" and name == "svc-foo-abc12":
+            address = endpoint_address("svc-any", 0)
+            obj["endpoints"] = [{"addresses": [address], "conditions": {"ready": True}}]
+    _CERTS.clear()
+    _CERTS.update(saved)
+    try:
+        write_manifests(live.manifests, "world.yaml", objs)
+        wait_until(lambda: live.controller.get("only.example.com", "/moved").status == 200)
+        assert live.controller.get("only.example.com", "/only").status == 404
+        wait_until(lambda: live.controller.get(TLS_HOST, "/", scheme="https").peer_sha256 != before)
+        wait_until(
+            lambda: (
+                service_of(live.controller.get("app.example.com", "/foo/x").server_name or "")
+                == "svc-any"
+            )
+        )
+    finally:
+        write_manifests(live.manifests, "world.yaml", world(port))
+        wait_until(lambda: live.controller.get("only.example.com", "/only").status == 200)
+        wait_until(lambda: live.controller.get(TLS_HOST, "/", scheme="https").peer_sha256 == before)
