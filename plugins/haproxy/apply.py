@@ -1,0 +1,941 @@
+"""Make a running HAProxy serve a new model: Runtime API first, a reload only when unavoidable.
+
+Facts are from /work/shared/notes/haproxy-2.6.md ("the notes").
+
+* Endpoints: dynamic servers. ``add server`` then ``enable server`` (never the ``enabled``
+  keyword, notes §2); a removed endpoint is put in maintenance (no new request; in-flight ones
+  finish) and deleted once none is in use (idle connections are closed by passing it through
+  ``drain`` back to ``maint``), or after the drain timeout with ``shutdown sessions``.
+  Server changes are planned from what HAProxy reports (``show servers state``), not from what
+  we believe it holds, and read back afterwards.
+* Routes: one map (render.py explains the keys). A change touching one entry, or only virtual
+  hosts that appear or disappear (their rows are written while the host key is absent, the host
+  key last; removal in the opposite order), is a sequence of single-entry commands, each atomic.
+  Anything else is a ``prepare map``/``add map @v``/``commit map @v``: the whole table is
+  swapped at once (notes §4), so no request sees a half-applied change.
+* New Service: a spare slot backend; its servers are filled before a route points at it. A
+  slot freed by a removed Service is emptied after its routes are gone, and reused by a later
+  apply only.
+* Certificates: ``new``/``set``/``commit ssl cert`` and ``add``/``del ssl crt-list`` (notes §6).
+* Every runtime change is mirrored to disk (map file, crt-list, PEMs, haproxy.cfg with real
+  ``server`` lines), because nothing set at run time survives a reload (notes §2-§6).
+* Reload only when the spare pool is exhausted, a global setting changed, or HAProxy refused a
+  runtime change: render everything, ``haproxy -c``, reload through the master CLI, confirm the
+  new worker with ``show proc`` (notes §1), then read everything back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from polyingress.core import (
+    ApplyError,
+    ApplyResult,
+    Certificate,
+    ModelDiff,
+    RouteModel,
+    write_atomic,
+)
+
+from .metrics import DRIFT_REPAIRED, RELOADS, RUNTIME_COMMANDS, SPARE_SLOTS
+from .process import ConfigInvalid, HAProxyProcess
+from .render import (
+    CONFIG_FILE,
+    CRT_LIST,
+    DEFAULT_KEY,
+    FALLBACK_PEM,
+    ROUTES_MAP,
+    CrtEntry,
+    RenderSettings,
+    Server,
+    SlotTable,
+    Tuning,
+    cert_file,
+    crt_entries,
+    map_entries,
+    parse_tuning,
+    pem_bundle,
+    render_config,
+    render_crt_list,
+    render_map,
+    servers_of,
+    slot_number,
+    vhost_entries,
+    vhost_key,
+)
+from .runtime import (
+    Command,
+    CommandRejected,
+    Conflict,
+    NotFound,
+    ProtocolError,
+    ReloadFailed,
+    Reply,
+    RuntimeApiError,
+    RuntimeClient,
+    ServerState,
+    UnsafeArgument,
+    parse_map_entries,
+    parse_servers_state,
+)
+
+__all__ = [
+    "Applier",
+    "ApplyOptions",
+    "DriftError",
+    "LiveState",
+    "RoutePlan",
+    "group_entries",
+    "parse_crt_list",
+    "parse_servers_conn",
+    "plan_routes",
+    "plan_servers",
+    "update_entries",
+]
+
+log = logging.getLogger(__name__)
+
+SECRET_MODE = 0o600
+RELOAD_SPARE_POOL = "spare backend pool exhausted"
+RELOAD_SETTINGS = "global settings changed"
+RELOAD_REFUSED = "runtime API refused a change"
+RELOAD_CERT_SIZE = "certificate too large for the runtime API"
+RELOAD_DRIFT = "drift not repairable at run time"
+
+
+class DriftError(Exception):
+    """HAProxy still differs from the model after a repair."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyOptions:
+    spare_backends: int = 64
+    drain_timeout: float = 30.0
+
+
+@dataclass(slots=True, kw_only=True)
+class LiveState:
+    """What the running HAProxy holds, as far as we know (re-read before trusting it)."""
+
+    slots: SlotTable
+    routes: dict[str, str]
+    groups: dict[str, dict[str, str]]  # vhost key ("" for default) -> its entries
+    crt_list: dict[str, tuple[str, ...]]  # cert file -> SNI filters
+    certs: dict[str, str]  # cert file -> fingerprint (sha256, as in the model)
+    tuning: Tuning
+    draining: dict[tuple[str, str], float] = field(default_factory=dict)  # -> deadline
+    dirty: bool = False  # a failed apply may have left HAProxy between two models
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """Single-entry commands in a safe order, or ``full`` (swap the whole map atomically)."""
+
+    commands: tuple[Command, ...] = ()
+    full: bool = False
+    changed: int = 0
+
+
+def _group(key: str) -> str:
+    if key == DEFAULT_KEY:
+        return ""
+    if key[0] in "@r":
+        return key[1:]
+    return key[1:].split("/", 1)[0]
+
+
+def _entry_command(key: str, current: Mapping[str, str], desired: Mapping[str, str]) -> Command:
+    if key not in desired:
+        return Command.of("del", "map", ROUTES_MAP, key)
+    if key not in current:
+        return Command.of("add", "map", ROUTES_MAP, key, desired[key])
+    return Command.of("set", "map", ROUTES_MAP, key, desired[key])
+
+
+def plan_routes(
+    current: Mapping[str, str], desired: Mapping[str, str], keys: Iterable[str] | None = None
+) -> RoutePlan:
+    """How to turn the map ``current`` into ``desired`` so that every request sees one or the
+    other. A request reads one vhost group (``@vk``, ``=vk…``, ``^vk…``, ``rvk``) and maybe
+    ``default``; a group that a request can reach may change by one entry only. ``keys``: the
+    only keys that may differ (all when None)."""
+    candidates = current.keys() | desired.keys() if keys is None else set(keys)
+    changed = sorted(k for k in candidates if current.get(k) != desired.get(k))
+    if not changed:
+        return RoutePlan()
+    groups: dict[str, list[str]] = {}
+    for key in changed:
+        groups.setdefault(_group(key), []).append(key)
+    if "" in groups and len(groups) > 1:
+        return RoutePlan(full=True, changed=len(changed))
+    commands: list[Command] = []
+    for name in sorted(groups):
+        members = groups[name]
+        host = f"@{name}"
+        rows = [k for k in members if k != host]
+        if host in members and host not in current:  # appears: rows first, unreachable till host
+            ordered = [*rows, host]
+        elif host in members and host not in desired:  # disappears: unreachable first
+            ordered = [host, *rows]
+        elif len(members) == 1:
+            ordered = members
+        else:
+            return RoutePlan(full=True, changed=len(changed))
+        commands += [_entry_command(k, current, desired) for k in ordered]
+    return RoutePlan(commands=tuple(commands), changed=len(changed))
+
+
+def plan_servers(
+    slot: str, actual: Sequence[ServerState], desired: Sequence[Server]
+) -> tuple[list[Command], list[str]]:
+    """Commands making ``slot`` serve exactly ``desired``; and the servers to retire (put in
+    maintenance now, deleted once drained)."""
+    want = {s.name: s for s in desired}
+    commands: list[Command] = []
+    retire: list[str] = []
+    seen: set[str] = set()
+    for state in actual:
+        seen.add(state.name)
+        ref = f"{slot}/{state.name}"
+        target = want.get(state.name)
+        if target is None:
+            retire.append(state.name)
+            if not state.in_maintenance:
+                commands.append(Command.of("set", "server", ref, "state", "maint"))
+            continue
+        host, port = target.host_port
+        if (state.address, state.port) != (host, port):
+            commands.append(Command.of("set", "server", ref, "addr", host, "port", str(port)))
+        if state.in_maintenance or state.draining:
+            commands.append(Command.of("set", "server", ref, "state", "ready"))
+    for name in sorted(want.keys() - seen):
+        ref = f"{slot}/{name}"
+        # Notes §2: add (starts in maintenance), then enable; never the `enabled` keyword.
+        commands.append(Command.of("add", "server", ref, want[name].address))
+        commands.append(Command.of("enable", "server", ref))
+    return commands, retire
+
+
+@dataclass(frozen=True, slots=True)
+class CrtLine:
+    cert: str
+    number: int
+    filters: tuple[str, ...]
+
+
+def parse_crt_list(text: str) -> list[CrtLine]:
+    """``show ssl crt-list -n <list>``: ``<file>:<line> [options] filters...`` per line."""
+    lines: list[CrtLine] = []
+    for raw in text.replace("\0", "").splitlines():
+        if not raw.strip() or raw.startswith("#"):
+            continue
+        words = raw.split()
+        name, _, number = words[0].rpartition(":")
+        filters: list[str] = []
+        in_options = False
+        for word in words[1:]:
+            if word.startswith("["):
+                in_options = True
+            if not in_options:
+                filters.append(word)
+            if word.endswith("]"):
+                in_options = False
+        lines.append(CrtLine(name, int(number), tuple(filters)))
+    return lines
+
+
+def parse_servers_conn(text: str) -> dict[str, int]:
+    """``show servers conn <backend>``: server name -> connections in use (``used_cur``)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("#"):
+        return {}
+    header = lines[0].lstrip("#").split()
+    column = header.index("used_cur") if "used_cur" in header else None
+    found: dict[str, int] = {}
+    for line in lines[1:]:
+        words = line.split()
+        if column is None or len(words) <= column or "/" not in words[0]:
+            continue
+        found[words[0].split("/", 1)[1]] = int(words[column])
+    return found
+
+
+def _is_default(line: CrtLine) -> bool:
+    return line.cert == FALLBACK_PEM and line.number == 1
+
+
+def _sha1(cert_pem: str) -> str:
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    return cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def _cert_payload_ok(bundle: str, name: str) -> bool:
+    try:
+        Command(("set", "ssl", "cert", name), bundle)
+    except UnsafeArgument:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- the applier
+
+
+class Runtime:
+    """The admin-socket client, counting every command sent (metrics)."""
+
+    def __init__(self, client: RuntimeClient) -> None:
+        self.client = client
+        self.sent = 0
+
+    def batch(self, commands: Sequence[Command], *, check: bool = True) -> list[Reply]:
+        if not commands:
+            return []
+        for command in commands:
+            RUNTIME_COMMANDS.labels(" ".join(command.words[:2])).inc()
+        self.sent += len(commands)
+        return self.client.execute_batch(commands, check=check)
+
+    def one(self, command: Command) -> Reply:
+        return self.batch([command])[0]
+
+
+class _Desired:
+    """What HAProxy should hold for a model and a slot table; each part computed on demand, so
+    that an endpoint change in a world of 10,000 Services looks at one Service."""
+
+    def __init__(self, model: RouteModel, slots: SlotTable, settings: RenderSettings) -> None:
+        self.model = model
+        self.slots = slots
+        self.settings = settings
+        self._owner: dict[str, str] | None = None
+
+    def servers(self, slot: str) -> tuple[Server, ...]:
+        if self._owner is None:
+            self._owner = self.slots.owner()
+        name = self._owner.get(slot)
+        backend = self.model.backend_index.get(name) if name is not None else None
+        return servers_of(backend) if backend is not None else ()
+
+    @cached_property
+    def routes(self) -> dict[str, str]:
+        return map_entries(self.model, self.slots.assigned)
+
+    @cached_property
+    def crt_list(self) -> dict[str, tuple[str, ...]]:
+        return {entry.cert: entry.filters for entry in crt_entries(self.model)}
+
+    @cached_property
+    def certificates(self) -> dict[str, Certificate]:
+        listed = self.crt_list
+        by_file = {cert_file(c.name): c for c in self.model.certificates}
+        return {name: cert for name, cert in by_file.items() if name in listed}
+
+    @cached_property
+    def fingerprints(self) -> dict[str, str]:
+        return {name: cert.fingerprint for name, cert in self.certificates.items()}
+
+    def pem(self, name: str) -> str:
+        return pem_bundle(self.certificates[name])
+
+    def sha1(self, name: str) -> str:
+        return _sha1(self.certificates[name].cert_pem)
+
+    @cached_property
+    def tuning(self) -> Tuning:
+        return parse_tuning(self.model.settings)[0]
+
+    def config(self) -> str:
+        return render_config(self.model, self.slots, self.settings, self.tuning)
+
+
+def group_entries(entries: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    groups: dict[str, dict[str, str]] = {}
+    for key, value in entries.items():
+        groups.setdefault(_group(key), {})[key] = value
+    return groups
+
+
+def update_entries(
+    routes: Mapping[str, str],
+    groups: Mapping[str, Mapping[str, str]],
+    model: RouteModel,
+    assigned: Mapping[str, str],
+    diff: ModelDiff,
+) -> tuple[dict[str, str], dict[str, dict[str, str]], set[str]]:
+    """The routes map after ``diff``, recomputing only the virtual hosts it names (and
+    ``default``): the new map, the new entries of each recomputed group, and every key that may
+    differ. ``groups`` indexes ``routes`` by group (vhost key, ``""`` for the default)."""
+    changed: dict[str, dict[str, str]] = {}
+    for host in _affected_hosts(diff):
+        vhost = model.vhost_index.get(host)
+        changed[vhost_key(host)] = vhost_entries(vhost, assigned) if vhost else {}
+    if diff.default_backend_changed:
+        default = model.default_backend
+        changed[""] = {DEFAULT_KEY: assigned[default]} if default is not None else {}
+    if not changed:
+        return dict(routes), changed, set()
+    result = dict(routes)
+    keys: set[str] = set()
+    for group, entries in changed.items():
+        for key in groups.get(group, {}):
+            result.pop(key, None)
+            keys.add(key)
+        result.update(entries)
+        keys.update(entries)
+    return result, changed, keys
+
+
+def _affected_hosts(diff: ModelDiff) -> set[str | None]:
+    hosts: set[str | None] = {*diff.vhosts_added, *diff.vhosts_removed, *diff.tls_changed}
+    for key in (*diff.routes_added, *diff.routes_removed, *diff.routes_changed):
+        hosts.add(key[0])
+    return hosts
+
+
+class Applier:
+    """Owns what the HAProxy process holds: start, apply, reload, reconcile."""
+
+    def __init__(
+        self,
+        process: HAProxyProcess,
+        settings: RenderSettings,
+        options: ApplyOptions,
+        fallback: Certificate,
+    ) -> None:
+        self.process = process
+        self.workdir = process.workdir
+        self.settings = settings
+        self.options = options
+        self.fallback = fallback
+        self.runtime = Runtime(process.admin())
+        self.state: LiveState | None = None
+        self.worker_pids: frozenset[int] = frozenset()
+        self.reloads = 0
+        self._written_pems: dict[str, str] = {}  # file -> fingerprint on disk
+        self._written_routes: Mapping[str, str] | None = None  # the map object last written
+        self._serving: _Desired | None = None  # what the files and HAProxy hold
+
+    # ---- files
+
+    def prepare_workdir(self) -> None:
+        (self.workdir / "maps").mkdir(parents=True, exist_ok=True)
+        certs = self.workdir / "certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        os.chmod(certs, 0o700)
+        write_atomic(self.workdir / FALLBACK_PEM, pem_bundle(self.fallback), mode=SECRET_MODE)
+
+    def _write(
+        self,
+        desired: _Desired,
+        routes: Mapping[str, str] | None = None,
+        config_name: str = CONFIG_FILE,
+        *,
+        config: bool = True,
+        crt_list: bool = True,
+    ) -> None:
+        """PEMs first, then the map and the crt-list, then the configuration naming them.
+        ``routes`` None writes the model's whole map; otherwise the map is written when it is
+        not the one last written; ``config``/``crt_list`` False: known to be unchanged."""
+        fingerprints = desired.fingerprints
+        if crt_list:
+            for name, fingerprint in fingerprints.items():
+                if self._written_pems.get(name) != fingerprint:
+                    write_atomic(self.workdir / name, desired.pem(name), mode=SECRET_MODE)
+                    self._written_pems[name] = fingerprint
+            for name in [n for n in self._written_pems if n not in fingerprints]:
+                (self.workdir / name).unlink(missing_ok=True)
+                del self._written_pems[name]
+            text = render_crt_list(CrtEntry(c, f) for c, f in sorted(desired.crt_list.items()))
+            write_atomic(self.workdir / CRT_LIST, text)
+        entries = desired.routes if routes is None else routes
+        if entries is not self._written_routes:
+            write_atomic(self.workdir / ROUTES_MAP, render_map(entries))
+            self._written_routes = entries
+        if config or config_name != CONFIG_FILE:
+            write_atomic(self.workdir / config_name, desired.config())
+
+    def _restore(self, desired: _Desired | None) -> None:
+        """After a refused reload: the files of what HAProxy still serves."""
+        if desired is not None:
+            self._written_routes = None
+            self._write(desired, self._state().routes)
+
+    def _fresh_state(self, desired: _Desired) -> LiveState:
+        return LiveState(
+            slots=desired.slots,
+            routes=desired.routes,
+            groups=group_entries(desired.routes),
+            crt_list=dict(desired.crt_list),
+            certs=dict(desired.fingerprints),
+            tuning=desired.tuning,
+        )
+
+    # ---- start / restart
+
+    def start(self, model: RouteModel, previous_slots: SlotTable | None = None) -> None:
+        """Write everything for ``model``, start HAProxy on it and read it back."""
+        slots = SlotTable.plan(
+            (b.name for b in model.backends), self.options.spare_backends, previous_slots
+        )
+        desired = _Desired(model, slots, self.settings)
+        self.prepare_workdir()
+        self._written_pems.clear()
+        self._written_routes = None
+        self._write(desired)
+        keep = {*desired.fingerprints, FALLBACK_PEM}
+        for pem in (self.workdir / "certs").glob("*.pem"):
+            if f"certs/{pem.name}" not in keep:  # left by an earlier run
+                pem.unlink(missing_ok=True)
+        try:
+            self.process.check()
+        except ConfigInvalid as exc:
+            raise ApplyError(f"haproxy -c refused the configuration: {exc}") from exc
+        self.worker_pids = self.process.start()
+        self.state = self._fresh_state(desired)
+        self._serving = desired
+        self._update_gauge()
+        self.reconcile(model, count_drift=False)
+
+    # ---- apply
+
+    def reload_reasons(self, model: RouteModel) -> tuple[str, ...]:
+        state = self._state()
+        reasons: list[str] = []
+        if parse_tuning(model.settings)[0] != state.tuning:
+            reasons.append(RELOAD_SETTINGS)
+        new = [b.name for b in model.backends if b.name not in state.slots.assigned]
+        if len(new) > len(state.slots.free):
+            log.info(
+                "haproxy: %d new Services, %d spare slots: reload", len(new), len(state.slots.free)
+            )
+            reasons.append(RELOAD_SPARE_POOL)
+        for cert in model.certificates:
+            name = cert_file(cert.name)
+            if state.certs.get(name) != cert.fingerprint and not _cert_payload_ok(
+                pem_bundle(cert), name
+            ):
+                reasons.append(RELOAD_CERT_SIZE)
+                break
+        return tuple(reasons)
+
+    def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
+        """Serve ``model``; ``diff`` (from the model HAProxy serves) limits what is looked at,
+        None looks at everything."""
+        reasons = self.reload_reasons(model)
+        if reasons:
+            return self.reload(model, reasons)
+        sent = self.runtime.sent
+        try:
+            self._runtime_apply(model, diff)
+        except (CommandRejected, UnsafeArgument, DriftError) as exc:
+            log.warning("haproxy: %s; reloading instead", exc)
+            return self.reload(model, (RELOAD_REFUSED,))
+        except (RuntimeApiError, OSError):
+            self._state().dirty = True  # commands may or may not have run: re-read everything
+            raise
+        return ApplyResult(reloaded=False, runtime_changes=self.runtime.sent - sent)
+
+    def _runtime_apply(self, model: RouteModel, diff: ModelDiff | None) -> None:
+        state = self._state()
+        full = state.dirty or diff is None
+        assigned = dict(state.slots.assigned)
+        free = list(state.slots.free)
+        added = [b.name for b in model.backends if b.name not in assigned]
+        for name in added:
+            assigned[name] = free.pop(0)
+        removed = sorted(name for name in assigned if name not in model.backend_index)
+        freed = [assigned.pop(name) for name in removed]
+        # Freed slots join the pool only after this apply: their old routes must be gone first.
+        slots = SlotTable(assigned=assigned, free=tuple(sorted([*free, *freed], key=slot_number)))
+        desired = _Desired(model, slots, self.settings)
+
+        certs = full or diff is None or bool(diff.tls_changed) or _certs_changed(diff)
+        if certs:
+            self._sync_certs(desired, read_fingerprints=full)
+
+        if full or diff is None:
+            touched = sorted(assigned.values(), key=slot_number)
+        else:
+            names = {*diff.endpoints_changed, *added}
+            touched = sorted({assigned[n] for n in names if n in assigned}, key=slot_number)
+        self._sync_servers(touched, desired)
+
+        if full or diff is None:
+            routes: dict[str, str] = dict(desired.routes)
+            self._sync_routes(routes, read=True)
+            state.groups = group_entries(routes)
+        else:
+            routes = self._incremental_routes(model, assigned, diff)
+        empty = set(freed) | (set(slots.free) if full else set())
+        self._sync_servers(sorted(empty, key=slot_number), desired)
+        self._delete_drained()
+
+        state.slots = slots
+        state.dirty = False
+        config = full or bool(touched) or bool(freed)
+        self._write(desired, routes, config=config, crt_list=certs)
+        self._serving = desired
+        self._update_gauge()
+
+    def _incremental_routes(
+        self, model: RouteModel, assigned: Mapping[str, str], diff: ModelDiff
+    ) -> dict[str, str]:
+        state = self._state()
+        routes, changed, keys = update_entries(state.routes, state.groups, model, assigned, diff)
+        if not changed:
+            return state.routes
+        self._sync_routes(routes, read=False, keys=keys)
+        for group, entries in changed.items():
+            if entries:
+                state.groups[group] = entries
+            else:
+                state.groups.pop(group, None)
+        return routes
+
+    # ---- reload
+
+    def reload(self, model: RouteModel, reasons: Sequence[str]) -> ApplyResult:
+        state = self._state()
+        spare = self.options.spare_backends
+        if RELOAD_SPARE_POOL in reasons:
+            spare = max(spare, len(model.backends))  # grow geometrically: few reloads
+        slots = SlotTable.plan((b.name for b in model.backends), spare, state.slots)
+        desired = _Desired(model, slots, self.settings)
+        before = self._serving
+        candidate = self.workdir / f"{CONFIG_FILE}.new"
+        self._write(desired, config_name=candidate.name)
+        try:
+            self.process.check(candidate)
+        except ConfigInvalid as exc:
+            candidate.unlink(missing_ok=True)
+            self._restore(before)
+            state.dirty = True  # a refused runtime change may have been half made
+            raise ApplyError(f"haproxy -c refused the new configuration: {exc}") from exc
+        os.replace(candidate, self.workdir / CONFIG_FILE)
+        try:
+            pids = self.process.master().reload(timeout=20.0)
+        except ReloadFailed as exc:
+            self._restore(before)
+            state.dirty = True
+            raise ApplyError(f"haproxy reload failed: {exc}: {self.process.log_tail()}") from exc
+        self.worker_pids = frozenset(pids)
+        self.reloads += 1
+        for reason in reasons:
+            RELOADS.labels(reason).inc()
+        log.info("haproxy: reloaded (%s); worker(s) %s", "; ".join(reasons), sorted(pids))
+        self.state = self._fresh_state(desired)
+        self._serving = desired
+        self._update_gauge()
+        self.reconcile(model, count_drift=True)
+        return ApplyResult(reloaded=True, reasons=tuple(reasons))
+
+    # ---- read back and repair
+
+    def reconcile(self, model: RouteModel, *, count_drift: bool = True) -> int:
+        """Compare everything HAProxy holds with ``model`` and repair it; returns the number of
+        commands the repair needed (0: no drift)."""
+        state = self._state()
+        desired = _Desired(model, state.slots, self.settings)
+        repaired = self._sync_certs(desired, read_fingerprints=True, count=count_drift)
+        repaired += self._sync_servers(None, desired, count=count_drift)
+        routes = dict(desired.routes)
+        repaired += self._sync_routes(routes, read=True, count=count_drift)
+        state.groups = group_entries(routes)
+        self._delete_drained()
+        state.dirty = False
+        if count_drift and repaired:
+            log.warning("haproxy: repaired %d differences with the model", repaired)
+        return repaired
+
+    def tick(self) -> None:
+        """Delete servers that finished draining (called about once a second)."""
+        if self.state is not None and self.state.draining:
+            self._delete_drained()
+
+    # ---- servers
+
+    def _read_servers(self, slots: Sequence[str] | None) -> dict[str, list[ServerState]]:
+        if slots is None:
+            reply = self.runtime.one(Command.of("show", "servers", "state"))
+            found: dict[str, list[ServerState]] = {}
+            for st in parse_servers_state(reply.text):
+                found.setdefault(st.backend, []).append(st)
+            return found
+        replies = self.runtime.batch([Command.of("show", "servers", "state", s) for s in slots])
+        return {slot: parse_servers_state(r.text) for slot, r in zip(slots, replies, strict=True)}
+
+    def _sync_servers(
+        self, slots: Sequence[str] | None, desired: _Desired, *, count: bool = False
+    ) -> int:
+        """Read ``show servers state``, plan, run; until a read finds nothing to do (the last
+        read is the verification). ``slots`` None: every slot, read in one command."""
+        state = self._state()
+        targets = list(desired.slots.slots) if slots is None else list(slots)
+        if not targets:
+            return 0
+        sent = 0
+        for attempt in range(3):
+            actual = self._read_servers(None if slots is None else targets)
+            commands: list[Command] = []
+            now = time.monotonic()
+            for slot in targets:
+                wanted = desired.servers(slot)
+                cmds, retire = plan_servers(slot, actual.get(slot, []), wanted)
+                commands += cmds
+                for name in retire:
+                    state.draining.setdefault((slot, name), now + self.options.drain_timeout)
+                for server in wanted:
+                    state.draining.pop((slot, server.name), None)
+            if not commands:
+                return sent
+            if attempt == 2:
+                raise DriftError(f"servers still differ from the model: {commands[0]} ...")
+            if count or attempt:
+                DRIFT_REPAIRED.labels("servers").inc(len(commands))
+            for reply in self.runtime.batch(commands, check=False):
+                if not reply.ok:  # the next read shows what HAProxy holds; plan again from it
+                    log.warning("haproxy: %s: %s", reply.command, reply.text.strip())
+            sent += len(commands)
+        return sent  # pragma: no cover - the loop returns or raises
+
+    def _delete_drained(self) -> None:
+        """``del server`` for retired servers. A server refused because of connections: if
+        none is in use, the connections left are idle ones that became idle after it entered
+        maintenance (entering maintenance closes idle connections, not later ones): pass it
+        through ``drain`` back to ``maint`` to close them (no traffic either way, there is no
+        persistence), then delete. In use past the drain timeout: ``shutdown sessions``."""
+        state = self._state()
+        if not state.draining:
+            return
+        pending = sorted(state.draining)
+        refused = self._try_delete(pending)
+        if not refused:
+            return
+        slots = sorted({slot for slot, _name in refused})
+        replies = self.runtime.batch([Command.of("show", "servers", "conn", s) for s in slots])
+        in_use: dict[tuple[str, str], int] = {}
+        for slot, reply in zip(slots, replies, strict=True):
+            for name, used in parse_servers_conn(reply.text).items():
+                in_use[(slot, name)] = used
+        now = time.monotonic()
+        retry: list[tuple[str, str]] = []
+        commands: list[Command] = []
+        for key in refused:
+            ref = f"{key[0]}/{key[1]}"
+            overdue = now >= state.draining[key]
+            if in_use.get(key, 0) and not overdue:
+                continue
+            if overdue:
+                log.info("haproxy: %s still busy after the drain timeout; cutting it", ref)
+                commands.append(Command.of("shutdown", "sessions", "server", ref))
+            commands.append(Command.of("set", "server", ref, "state", "drain"))
+            commands.append(Command.of("set", "server", ref, "state", "maint"))
+            retry.append(key)
+        if commands:
+            self.runtime.batch(commands, check=False)
+            self._try_delete(retry)
+
+    def _try_delete(self, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``del server`` each one; returns those refused because of their connections."""
+        state = self._state()
+        commands = [Command.of("del", "server", f"{slot}/{name}") for slot, name in keys]
+        refused: list[tuple[str, str]] = []
+        for key, reply in zip(keys, self.runtime.batch(commands, check=False), strict=True):
+            if reply.ok or reply.error is NotFound:
+                state.draining.pop(key, None)
+            elif reply.error is Conflict:
+                refused.append(key)
+            else:
+                log.warning("haproxy: %s: %s", reply.command, reply.text.strip())
+        return refused
+
+    # ---- routes
+
+    def _read_routes(self) -> tuple[dict[str, str], bool]:
+        entries = parse_map_entries(self.runtime.one(Command.of("show", "map", ROUTES_MAP)).text)
+        routes = dict(entries)
+        return routes, len(routes) == len(entries)
+
+    def _sync_routes(
+        self,
+        desired: dict[str, str],
+        *,
+        read: bool,
+        count: bool = False,
+        keys: Iterable[str] | None = None,
+    ) -> int:
+        """Plan from what we believe HAProxy holds (or from ``show map`` when ``read``), run,
+        read back; a difference left is repaired by swapping in the whole map."""
+        state = self._state()
+        if read:
+            current, unique = self._read_routes()
+            plan = plan_routes(current, desired) if unique else RoutePlan(full=True, changed=1)
+            if count and plan.changed:
+                DRIFT_REPAIRED.labels("routes").inc(plan.changed)
+            if not plan.changed:
+                state.routes = desired
+                return 0
+        else:
+            plan = plan_routes(state.routes, desired, keys)
+            if not plan.changed:
+                state.routes = desired
+                return 0
+        sent = self._run_route_plan(plan, desired)
+        if not plan.full and keys is not None and self._keys_hold(keys, desired):
+            state.routes = desired
+            return sent
+        actual, unique = self._read_routes()
+        if not unique or actual != desired:
+            DRIFT_REPAIRED.labels("routes").inc()
+            sent += self._run_route_plan(RoutePlan(full=True, changed=1), desired)
+            actual, unique = self._read_routes()
+            if not unique or actual != desired:
+                raise DriftError("the routes map still differs from the model after a repair")
+        state.routes = desired
+        return sent
+
+    def _keys_hold(self, keys: Iterable[str], desired: Mapping[str, str]) -> bool:
+        """Read back only ``keys`` (``get map``, the exact-match line): O(change), not O(map)."""
+        ordered = sorted(keys)
+        replies = self.runtime.batch([Command.of("get", "map", ROUTES_MAP, k) for k in ordered])
+        for key, reply in zip(ordered, replies, strict=True):
+            line = next((x for x in reply.lines if x.startswith("type=str,")), "")
+            want = desired.get(key)
+            if want is None:
+                if "found=no" not in line:
+                    return False
+            elif f'key="{key}", value="{want}"' not in line:
+                return False
+        return True
+
+    def _run_route_plan(self, plan: RoutePlan, desired: Mapping[str, str]) -> int:
+        if plan.full:
+            client = self.runtime.client
+            version = client.prepare_map(ROUTES_MAP)
+            chunks = client.add_map_payload(ROUTES_MAP, sorted(desired.items()), version)
+            client.commit_map(ROUTES_MAP, version)
+            RUNTIME_COMMANDS.labels("prepare map").inc()
+            RUNTIME_COMMANDS.labels("add map").inc(chunks)
+            RUNTIME_COMMANDS.labels("commit map").inc()
+            self.runtime.sent += chunks + 2
+            return chunks + 2
+        self.runtime.batch(plan.commands, check=True)
+        return len(plan.commands)
+
+    # ---- certificates
+
+    def _read_certs(self) -> tuple[set[str], list[CrtLine]]:
+        names_reply, list_reply = self.runtime.batch(
+            [
+                Command.of("show", "ssl", "cert"),
+                Command.of("show", "ssl", "crt-list", "-n", CRT_LIST),
+            ]
+        )
+        names: set[str] = set()
+        section = ""
+        for line in names_reply.lines:
+            if line.startswith("#"):
+                section = line.lstrip("#").strip()
+            elif line and section == "filename" and not line.startswith("*"):
+                names.add(line)
+        return names, parse_crt_list(list_reply.text)
+
+    def _sync_certs(
+        self, desired: _Desired, *, read_fingerprints: bool, count: bool = False
+    ) -> int:
+        state = self._state()
+        wanted_lines = desired.crt_list
+        fingerprints = desired.fingerprints
+        if not read_fingerprints and state.crt_list == wanted_lines and state.certs == fingerprints:
+            return 0
+        names, lines = self._read_certs()
+        stale: set[str] = set()
+        if read_fingerprints:
+            check = sorted(n for n in names if n in fingerprints)
+            replies = self.runtime.batch([Command.of("show", "ssl", "cert", n) for n in check])
+            for name, reply in zip(check, replies, strict=True):
+                if f"SHA1 FingerPrint: {desired.sha1(name)}" not in reply.text:
+                    stale.add(name)
+        else:
+            stale = {
+                n for n in names if n in fingerprints and state.certs.get(n) != fingerprints[n]
+            }
+
+        store: list[Command] = []
+        for name in sorted(fingerprints):
+            if name not in names:
+                store.append(Command.of("new", "ssl", "cert", name))
+            if name not in names or name in stale:
+                store.append(Command(("set", "ssl", "cert", name), desired.pem(name)))
+                store.append(Command.of("commit", "ssl", "cert", name))
+        adds: list[Command] = []
+        dels: list[Command] = []
+        kept: set[str] = set()
+        for line in lines:
+            if _is_default(line):
+                continue
+            if wanted_lines.get(line.cert) == line.filters and line.cert not in kept:
+                kept.add(line.cert)
+                continue
+            ref = f"{line.cert}:{line.number}"
+            dels.append(Command.of("del", "ssl", "crt-list", CRT_LIST, ref))
+        for cert, filters in sorted(wanted_lines.items()):
+            if cert not in kept:
+                line_text = " ".join((cert, *filters))
+                adds.append(Command(("add", "ssl", "crt-list", CRT_LIST), line_text))
+        drop = [
+            Command.of("del", "ssl", "cert", name)
+            for name in sorted(names)
+            if name not in fingerprints and name != FALLBACK_PEM
+        ]
+        commands = [*store, *adds, *dels, *drop]
+        if not commands:
+            state.certs = dict(fingerprints)
+            state.crt_list = dict(wanted_lines)
+            return 0
+        if count:
+            DRIFT_REPAIRED.labels("certificates").inc(len(commands))
+        try:
+            self.runtime.batch(store, check=True)
+        except CommandRejected:
+            with contextlib.suppress(CommandRejected, ProtocolError):
+                aborts = [Command.of("abort", "ssl", "cert", n) for n in sorted(fingerprints)]
+                self.runtime.batch(aborts, check=False)
+            raise
+        # New lines first, then the old ones: a handshake always finds a line for its host.
+        self.runtime.batch([*adds, *dels], check=True)
+        self.runtime.batch(drop, check=True)
+        names, lines = self._read_certs()
+        got = sorted((line.cert, line.filters) for line in lines if not _is_default(line))
+        if names != {*fingerprints, FALLBACK_PEM} or got != sorted(wanted_lines.items()):
+            raise DriftError(f"certificates: HAProxy holds {sorted(names)} / {got}")
+        state.certs = dict(fingerprints)
+        state.crt_list = dict(wanted_lines)
+        return len(commands)
+
+    # ---- misc
+
+    def _state(self) -> LiveState:
+        if self.state is None:
+            raise ApplyError("haproxy is not running")
+        return self.state
+
+    def _update_gauge(self) -> None:
+        if self.state is not None:
+            SPARE_SLOTS.set(len(self.state.slots.free))
+
+
+def _certs_changed(diff: ModelDiff) -> bool:
+    return bool(diff.certificates_added or diff.certificates_removed or diff.certificates_changed)

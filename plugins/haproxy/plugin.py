@@ -1,0 +1,351 @@
+"""The HAProxy backend's hook implementations: every routine change through the Runtime API.
+
+``run`` starts HAProxy 2.6+ in master-worker mode in the workdir (process.py), applies each new
+model at run time (apply.py) and reloads only when it must, naming why. Once a second the
+supervisor restarts a dead HAProxy with backoff (on the current model), replays the model onto
+a worker it did not start (an external reload, a respawn), deletes drained servers, and every
+``CHECK_INTERVAL`` reads back everything HAProxy holds and repairs any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from polyingress.core import (
+    ApplyError,
+    ApplyResult,
+    BackendInfo,
+    HealthReport,
+    ModelDiff,
+    RenderedConfig,
+    RouteModel,
+    RunSettings,
+    fallback_certificate,
+    hookimpl,
+)
+
+from .apply import RELOAD_DRIFT, Applier, ApplyOptions, DriftError
+from .metrics import APPLY_SECONDS, RESTARTS
+from .process import HAProxyProcess, StartFailed
+from .render import (
+    CONFIG_FILE,
+    CRT_LIST,
+    FALLBACK_PEM,
+    ROUTES_MAP,
+    RenderSettings,
+    SlotTable,
+    cert_file,
+    parse_tuning,
+    render,
+)
+from .runtime import CommandRejected, RuntimeApiError
+
+__all__ = ["HAProxyBackend", "HAProxyUnavailable"]
+
+log = logging.getLogger(__name__)
+
+NAME = "haproxy"
+DEFAULT_SPARE_BACKENDS = 64
+DEFAULT_DRAIN_TIMEOUT = 30.0
+CHECK_INTERVAL = 10.0
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+STABLE_AFTER = 60.0
+UNREACHABLE_LIMIT = 5
+MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
+KEY_PLACEHOLDER = "<private key: written to the workdir (mode 0600), not shown>\n"
+FALLBACK_PLACEHOLDER = (
+    "<self-signed fallback certificate and key: generated at start, written to the workdir>\n"
+)
+
+
+def _spare(options: argparse.Namespace) -> int:
+    value = getattr(options, "haproxy_spare_backends", None)
+    return DEFAULT_SPARE_BACKENDS if value is None else int(value)
+
+
+def _render_settings(settings: RunSettings) -> RenderSettings:
+    return RenderSettings(
+        bind=settings.bind,
+        http_port=settings.http_port,
+        https_port=settings.https_port,
+        spare_backends=_spare(settings.options),
+    )
+
+
+class HAProxyUnavailable(RuntimeError):
+    """HAProxy could not be started or reached; retrying may help (unlike ApplyError)."""
+
+
+class HAProxyBackend:
+    """One run's state. Lifecycle hooks run on one thread; ``health`` only reads ``_health``."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.settings = settings
+        self.workdir = Path(os.path.abspath(settings.workdir))
+        options = settings.options
+        given = getattr(options, "haproxy_binary", None)
+        self.binary: str | None = given if given is not None else shutil.which("haproxy")
+        drain = getattr(options, "haproxy_drain_timeout", None)
+        self.process = HAProxyProcess(self.binary or "haproxy", self.workdir)
+        self.applier = Applier(
+            self.process,
+            _render_settings(settings),
+            ApplyOptions(
+                spare_backends=_spare(options),
+                drain_timeout=DEFAULT_DRAIN_TIMEOUT if drain is None else float(drain),
+            ),
+            fallback_certificate(),
+        )
+        self.backoff = BACKOFF_FIRST
+        self.next_restart = 0.0
+        self.next_check = 0.0
+        self.unreachable = 0
+        self.restarts = 0
+        self._health = HealthReport(live=True, ready=False, detail="not started")
+
+    # ---- lifecycle
+
+    def start(self, model: RouteModel) -> ApplyResult:
+        if self.binary is None or not os.access(self.binary, os.X_OK):
+            raise ApplyError(
+                "haproxy: no HAProxy executable (install HAProxy 2.6 or later, or pass "
+                "--haproxy-binary)"
+            )
+        if len(str(self.process.master_socket)) > MAX_SOCKET_PATH:
+            raise ApplyError(f"haproxy: workdir {self.workdir} is too long for a UNIX socket path")
+        for warning in parse_tuning(model.settings)[1]:
+            log.warning("%s", warning)
+        previous = self.applier.state.slots if self.applier.state is not None else None
+        try:
+            self.process.stop(timeout=2.0)
+            self.applier.start(model, previous)
+        except (StartFailed, RuntimeApiError, OSError) as exc:
+            self.process.stop(timeout=2.0)
+            self._set_health(False, False, f"haproxy failed to start: {exc}")
+            # Not the model's fault (a port in use, a crash): the core retries with backoff.
+            raise HAProxyUnavailable(f"haproxy: {exc}") from exc
+        self.next_check = time.monotonic() + CHECK_INTERVAL
+        self._set_health(True, True, f"haproxy running (master pid {self.process.pid})")
+        return ApplyResult(reloaded=False, reasons=())
+
+    def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
+        started = time.monotonic()
+        if diff.settings_changed:
+            for warning in parse_tuning(model.settings)[1]:
+                log.warning("%s", warning)
+        if not self.process.alive():
+            # A dead HAProxy is started on the NEW model: the core would not retry this one.
+            self._restart(model, "not running at apply")
+            result = ApplyResult(reloaded=True, reasons=("haproxy was not running; started",))
+        else:
+            try:
+                result = self.applier.apply(model, diff)
+            except (RuntimeApiError, OSError):
+                if self.process.alive():
+                    raise
+                self._restart(model, "exited during apply")
+                result = ApplyResult(reloaded=True, reasons=("haproxy exited; restarted",))
+        APPLY_SECONDS.labels("reload" if result.reloaded else "runtime").observe(
+            time.monotonic() - started
+        )
+        return result
+
+    def _restart(self, model: RouteModel, cause: str) -> None:
+        RESTARTS.labels(cause).inc()
+        self.restarts += 1
+        self.start(model)
+
+    def supervise(self, model: RouteModel) -> str | None:
+        now = time.monotonic()
+        if not self.process.alive():
+            code = self.process.exit_code()
+            if now < self.next_restart:
+                wait = self.next_restart - now
+                self._set_health(False, False, f"haproxy exited ({code}); restart in {wait:.0f}s")
+                return None
+            self.next_restart = now + self.backoff
+            self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+            try:
+                self._restart(model, "exited")
+            except (ApplyError, HAProxyUnavailable) as exc:
+                return f"haproxy exited with code {code}; restart failed: {exc}"
+            return f"haproxy exited with code {code}; restarted with the current model"
+        if now - self.process.started_at >= STABLE_AFTER:
+            self.backoff = BACKOFF_FIRST
+        try:
+            workers = self.process.worker_pids()
+        except RuntimeApiError as exc:
+            self.unreachable += 1
+            if self.unreachable < UNREACHABLE_LIMIT:
+                return None
+            self.unreachable = 0
+            self._restart(model, "master CLI unreachable")
+            return f"haproxy master CLI unreachable ({exc}); restarted"
+        self.unreachable = 0
+        if not workers:
+            return None
+        try:
+            return self._check(model, workers, now)
+        except (DriftError, CommandRejected) as exc:
+            log.warning("haproxy: repair at run time failed (%s); reloading", exc)
+            self.applier.reload(model, (RELOAD_DRIFT,))
+            return f"haproxy drifted from the model ({exc}); reloaded"
+        except RuntimeApiError as exc:  # HAProxy busy or reloading: next tick
+            log.warning("haproxy: read-back failed: %s", exc)
+            return None
+
+    def _check(self, model: RouteModel, workers: frozenset[int], now: float) -> str | None:
+        if workers != self.applier.worker_pids:
+            old = sorted(self.applier.worker_pids)
+            self.applier.worker_pids = workers
+            RESTARTS.labels("worker changed").inc()
+            repaired = self.applier.reconcile(model)
+            return (
+                f"haproxy worker changed ({old} -> {sorted(workers)}) without a reload by "
+                f"polyingress; replayed the model ({repaired} repairs)"
+            )
+        self.applier.tick()
+        dirty = self.applier.state is not None and self.applier.state.dirty
+        if now < self.next_check and not dirty:
+            return None
+        started = time.monotonic()
+        repaired = self.applier.reconcile(model)
+        # A full read-back of a huge world takes a while: keep it under ~2% of the time.
+        spent = time.monotonic() - started
+        self.next_check = time.monotonic() + max(CHECK_INTERVAL, 50 * spent)
+        if repaired:
+            return f"read-back found HAProxy differing from the model; {repaired} repairs"
+        return None
+
+    def stop(self) -> None:
+        self.process.stop()
+        self._set_health(False, False, "stopped")
+
+    def _set_health(self, live: bool, ready: bool, detail: str) -> None:
+        self._health = HealthReport(live=live, ready=ready, detail=detail)
+
+    def health(self) -> HealthReport:
+        return self._health
+
+
+def haproxy_version(binary: str | None) -> str | None:
+    if binary is None:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            [binary, "-v"], capture_output=True, timeout=10, check=False, text=True
+        )
+        match = re.search(r"version (\S+)", done.stdout)
+        if match:
+            return match[1]
+    return None
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+@hookimpl
+def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("haproxy backend")
+    group.add_argument(
+        "--haproxy-binary",
+        metavar="PATH",
+        default=None,
+        help="HAProxy 2.6+ executable to run (default: 'haproxy' on PATH)",
+    )
+    group.add_argument(
+        "--haproxy-spare-backends",
+        metavar="N",
+        type=int,
+        default=None,
+        help="spare backends declared in the configuration, so that a new Service needs no "
+        f"reload (default {DEFAULT_SPARE_BACKENDS}; when used up, a reload adds at least as "
+        "many as there are Services)",
+    )
+    group.add_argument(
+        "--haproxy-drain-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="how long a removed endpoint may finish its requests before they are cut "
+        f"(default {DEFAULT_DRAIN_TIMEOUT:g})",
+    )
+
+
+@hookimpl
+def polyingress_backend_info() -> BackendInfo:
+    binary = shutil.which("haproxy")
+    version = haproxy_version(binary)
+    return BackendInfo(
+        name=NAME,
+        version=version or "not installed",
+        description="HAProxy 2.6+ driven through its Runtime API: routine changes never reload",
+        features=(
+            "runtime-endpoints: add/del server (drained before deletion)",
+            "runtime-routes: one map, atomic prepare/commit",
+            "runtime-certificates: new/set/commit ssl cert + crt-list",
+            "new Services: spare backend slots (--haproxy-spare-backends)",
+            "reloads only for: spare pool exhausted, global settings, refused runtime change",
+            f"binary: {binary}" if binary else "binary: not on PATH",
+        ),
+    )
+
+
+@hookimpl
+def polyingress_create_backend(settings: RunSettings) -> HAProxyBackend:
+    return HAProxyBackend(settings)
+
+
+@hookimpl
+def polyingress_start(backend: HAProxyBackend, model: RouteModel) -> ApplyResult:
+    return backend.start(model)
+
+
+@hookimpl
+def polyingress_apply(
+    backend: HAProxyBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
+) -> ApplyResult:
+    return backend.apply(model, diff)
+
+
+@hookimpl
+def polyingress_supervise(backend: HAProxyBackend, model: RouteModel) -> str | None:
+    return backend.supervise(model)
+
+
+@hookimpl
+def polyingress_health(backend: HAProxyBackend) -> HealthReport:
+    return backend.health()
+
+
+@hookimpl
+def polyingress_stop(backend: HAProxyBackend) -> None:
+    backend.stop()
+
+
+@hookimpl
+def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+    render_settings = _render_settings(settings)
+    slots = SlotTable.plan((b.name for b in model.backends), render_settings.spare_backends)
+    rendered = render(model, render_settings, slots)
+    files: list[tuple[str, str]] = [
+        (CONFIG_FILE, rendered.config),
+        (ROUTES_MAP, rendered.map_text),
+        (CRT_LIST, rendered.crt_list_text),
+        (FALLBACK_PEM, FALLBACK_PLACEHOLDER),
+    ]
+    for cert in model.certificates:
+        name = cert_file(cert.name)
+        if name in rendered.pems:
+            pem = cert.cert_pem if cert.cert_pem.endswith("\n") else cert.cert_pem + "\n"
+            files.append((name, pem + KEY_PLACEHOLDER))
+    return RenderedConfig(files=tuple(files))

@@ -1,0 +1,507 @@
+"""RouteModel -> HAProxy 2.6 configuration, routes map and crt-list. Pure: no disk, no processes.
+
+Measured facts behind every choice are in /work/shared/notes/haproxy-2.6.md ("the notes").
+
+Routing is data, not configuration. One map file, ``maps/routes.map``, is read by ``map_str``
+(exact lookups) and ``map_beg`` (longest prefix through a prefix tree, notes §4). Both lookups
+share the file's single pattern reference, so ``prepare map``/``commit map`` swaps everything a
+request can see at once. Keys (``<vk>`` is the vhost key: the host, ``*.suffix``, or ``*`` for
+the catch-all)::
+
+    @<vk>          -> <vk>     the virtual host exists (exact and wildcard hosts)
+    =<vk><path>    -> <slot>   Exact route
+    ^<vk><path>/   -> <slot>   Prefix route; the core already dropped the trailing ``/``
+    r<vk>          -> 1        plain HTTP requests to this vhost get 308 to https
+    default        -> <slot>   the default backend
+
+The frontend picks ONE virtual host first (``@host``, else ``@*.<all labels but the first>``
+(notes §5), else ``*``), then looks up ``=<vk><path>``, then ``^<vk><path>/``: ``/foo``,
+``/foo/`` and ``/foo/x`` hit ``^h/foo/`` while ``/foobar`` does not (element-wise), and the tree
+returns the longest prefix. The vhost is fixed before the table lookup, so a host whose rows do
+not match never falls through to the wildcard or catch-all table (the caveat of notes §4) and
+no terminal entries are needed. No match: ``default``, else the 404 backend. A value naming a
+backend with no servers (or all in maintenance) gets HAProxy's 503 (notes §3).
+
+Backends cannot be created at run time (notes §8), so every Service gets a neutral *slot*
+backend (``slot_0001``...) and the config declares spare slots; a new Service takes a spare slot
+by having its name written into the map. Servers are dynamic (``add server``/``del server``,
+notes §2); the config carries every ready endpoint as a real ``server`` line, because nothing
+set at run time survives a reload (notes §2, §3).
+
+TLS: the crt-list's first line is the fallback certificate (the default for no or unknown SNI,
+notes §6); each certificate of the model follows with the hosts bound to it as SNI filters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+import jinja2
+
+from polyingress.core import (
+    Backend,
+    Certificate,
+    GlobalSettings,
+    PathType,
+    RouteModel,
+    VirtualHost,
+)
+
+__all__ = [
+    "ADMIN_SOCKET",
+    "CONFIG_FILE",
+    "CRT_LIST",
+    "DEFAULT_KEY",
+    "FALLBACK_PEM",
+    "MASTER_SOCKET",
+    "NOT_FOUND_BACKEND",
+    "ROUTES_MAP",
+    "CrtEntry",
+    "RenderSettings",
+    "Rendered",
+    "Server",
+    "SlotTable",
+    "Tuning",
+    "cert_file",
+    "crt_entries",
+    "map_entries",
+    "parse_tuning",
+    "pem_bundle",
+    "quote",
+    "render",
+    "render_config",
+    "render_crt_list",
+    "render_map",
+    "servers_of",
+    "slot_name",
+    "slot_number",
+    "vhost_entries",
+    "vhost_key",
+]
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "haproxy.cfg"
+ROUTES_MAP = "maps/routes.map"
+CRT_LIST = "certs/crt-list.txt"
+FALLBACK_PEM = "certs/polyingress-fallback.pem"
+ADMIN_SOCKET = "admin.sock"
+MASTER_SOCKET = "master.sock"
+NOT_FOUND_BACKEND = "polyingress_404"
+DEFAULT_KEY = "default"
+CATCH_ALL_KEY = "*"
+REDIRECT_VALUE = "1"
+
+_SLOT_PREFIX = "slot_"
+# Everything that reaches haproxy.cfg, a map or a crt-list as a bare word: no whitespace, no
+# quote, no backslash, no '#', no '$' (environment expansion), no ';' (CLI separator).
+_WORD = re.compile(r"^[A-Za-z0-9._:/@*\[\]%(),=+!&~-]+$")
+
+
+def quote(value: str, what: str) -> str:
+    """The single gate for model strings going into HAProxy text: returns ``value`` unchanged
+    when it is one safe word, raises ValueError otherwise. We never escape: a string that
+    needs escaping is refused (the core's validation makes that impossible for valid input)."""
+    if not isinstance(value, str) or not _WORD.match(value):
+        raise ValueError(f"{what} {value!r} is not safe in HAProxy configuration")
+    return value
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tuning:
+    """Proxy-wide values from the ConfigMap, already in HAProxy's syntax.
+
+    Keys (named as ingress-nginx names them): ``proxy-connect-timeout`` (timeout connect and
+    queue), ``proxy-read-timeout`` (timeout server), ``client-body-timeout`` (timeout client),
+    ``client-header-timeout`` (timeout http-request), ``keep-alive`` (timeout
+    http-keep-alive), ``worker-shutdown-timeout`` (hard-stop-after: how long an old worker may
+    finish its requests after a reload), ``max-worker-connections`` (global maxconn).
+    Changing one needs a reload: they are global or ``defaults`` directives.
+    """
+
+    timeout_connect: str = "5s"
+    timeout_server: str = "60s"
+    timeout_client: str = "60s"
+    timeout_http_request: str = "60s"
+    timeout_http_keep_alive: str = "75s"
+    hard_stop_after: str = "30s"
+    maxconn: int | None = None
+
+
+_DURATION = re.compile(r"^(\d{1,7})(ms|s|m|h|d)?$")
+_DURATION_KEYS = {
+    "proxy-connect-timeout": "timeout_connect",
+    "proxy-read-timeout": "timeout_server",
+    "client-body-timeout": "timeout_client",
+    "client-header-timeout": "timeout_http_request",
+    "keep-alive": "timeout_http_keep_alive",
+    "worker-shutdown-timeout": "hard_stop_after",
+}
+
+
+def _duration(value: str) -> str:
+    match = _DURATION.match(value.strip())
+    if match is None:
+        raise ValueError("expected a number with an optional unit ms, s, m, h or d")
+    # A bare number is seconds (ingress-nginx); HAProxy would read it as milliseconds.
+    return f"{int(match[1])}{match[2] or 's'}"
+
+
+def parse_tuning(settings: GlobalSettings) -> tuple[Tuning, tuple[str, ...]]:
+    """The tuning the ConfigMap asks for, and one warning per key ignored."""
+    values: dict[str, object] = {}
+    warnings: list[str] = []
+    for key, raw in settings.values:
+        try:
+            if key in _DURATION_KEYS:
+                values[_DURATION_KEYS[key]] = _duration(raw)
+            elif key == "max-worker-connections":
+                number = int(raw)
+                if not 16 <= number <= 1_048_576:
+                    raise ValueError("expected 16-1048576")
+                values["maxconn"] = number
+        except ValueError as exc:
+            warnings.append(f"ConfigMap key {key}={raw!r} ignored by the haproxy backend: {exc}")
+    return Tuning(**values), tuple(warnings)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderSettings:
+    bind: str = "0.0.0.0"
+    http_port: int = 8080
+    https_port: int = 8443
+    spare_backends: int = 64
+
+    def bind_address(self, port: int) -> str:
+        address = ipaddress.ip_address(self.bind)  # ValueError for anything but an IP
+        host = f"[{address}]" if address.version == 6 else str(address)
+        return f"{host}:{int(port)}"
+
+    def https_location(self) -> str:
+        port = "" if self.https_port == 443 else f":{int(self.https_port)}"
+        return f"https://%[var(txn.host)]{port}%[pathq]"
+
+
+# --------------------------------------------------------------------------- slots
+
+
+def slot_name(number: int) -> str:
+    return f"{_SLOT_PREFIX}{number:04d}"
+
+
+def slot_number(name: str) -> int:
+    return int(name.removeprefix(_SLOT_PREFIX))
+
+
+@dataclass(frozen=True, slots=True)
+class SlotTable:
+    """Which slot backend serves which model backend, and the spare slots, lowest first."""
+
+    assigned: Mapping[str, str] = field(default_factory=dict)
+    free: tuple[str, ...] = ()
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return tuple(sorted((*self.assigned.values(), *self.free), key=slot_number))
+
+    def owner(self) -> dict[str, str]:
+        return {slot: name for name, slot in self.assigned.items()}
+
+    @classmethod
+    def plan(
+        cls, backends: Iterable[str], spare: int, previous: SlotTable | None = None
+    ) -> SlotTable:
+        """Slots for ``backends``: keep previous assignments, fill the lowest free slots, then
+        grow the pool so that at least ``spare`` slots are free (for a configuration file)."""
+        previous = previous or cls()
+        wanted = sorted(set(backends))
+        assigned = {name: previous.assigned[name] for name in wanted if name in previous.assigned}
+        taken = set(assigned.values())
+        free = [s for s in previous.slots if s not in taken]
+        next_number = max((slot_number(s) for s in previous.slots), default=0) + 1
+        for name in wanted:
+            if name in assigned:
+                continue
+            if free:
+                assigned[name] = free.pop(0)
+            else:
+                assigned[name] = slot_name(next_number)
+                next_number += 1
+        while len(free) < spare:
+            free.append(slot_name(next_number))
+            next_number += 1
+        return cls(assigned=dict(sorted(assigned.items())), free=tuple(free))
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Server:
+    name: str
+    address: str  # ip:port, IPv6 in brackets
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class _IdentityCache:
+    """Results per object identity: the builder reuses a Backend object while its inputs are
+    unchanged, so an endpoint change recomputes one backend, not 10,000."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[object, object]] = {}
+
+    def get(self, obj: object) -> object | None:
+        hit = self._items.get(id(obj))
+        return hit[1] if hit is not None and hit[0] is obj else None
+
+    def put(self, obj: object, value: object) -> None:
+        if len(self._items) > 200_000:
+            self._items.clear()
+        self._items[id(obj)] = (obj, value)
+
+
+_SERVERS = _IdentityCache()
+_BLOCKS: dict[str, tuple[Backend | None, str]] = {}
+
+
+def servers_of(backend: Backend) -> tuple[Server, ...]:
+    """One server per distinct ready endpoint, named ``<ip>_<port>`` (stable across changes).
+
+    Addresses are canonical IPs (the core's EndpointSlice translation checks them)."""
+    cached = _SERVERS.get(backend)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    servers: dict[str, Server] = {}
+    for endpoint in backend.ready_endpoints:
+        port = int(endpoint.port)
+        if not 0 < port < 65536:
+            continue
+        ip = quote(endpoint.address, "endpoint address")
+        address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        name = f"{ip}_{port}"
+        servers[name] = Server(name=name, address=address)
+    result = tuple(sorted(servers.values()))
+    _SERVERS.put(backend, result)
+    return result
+
+
+# --------------------------------------------------------------------------- maps
+
+
+def vhost_key(host: str | None) -> str:
+    return CATCH_ALL_KEY if host is None else quote(host, "host")
+
+
+def _route_key(vk: str, path: str, path_type: PathType) -> str:
+    quote(path, "path")
+    if path_type is PathType.EXACT:
+        return f"={vk}{path}"
+    return f"^{vk}{path.rstrip('/')}/"
+
+
+def vhost_entries(vhost: VirtualHost, assigned: Mapping[str, str]) -> dict[str, str]:
+    """The routes-map entries of one virtual host (its group: ``@vk``, ``=vk…``, ``^vk…``,
+    ``rvk``)."""
+    vk = vhost_key(vhost.host)
+    entries: dict[str, str] = {}
+    if vhost.host is not None:
+        entries[f"@{vk}"] = vk
+        if vhost.tls is not None and vhost.tls.ssl_redirect:
+            entries[f"r{vk}"] = REDIRECT_VALUE
+    for route in vhost.routes:  # canonical order: the first row of a key wins
+        entries.setdefault(_route_key(vk, route.path, route.path_type), assigned[route.backend])
+    return entries
+
+
+def map_entries(model: RouteModel, assigned: Mapping[str, str]) -> dict[str, str]:
+    """The routes map for ``model``: key -> value (see the module docstring), sorted by key."""
+    entries: dict[str, str] = {}
+    if model.default_backend is not None:
+        entries[DEFAULT_KEY] = assigned[model.default_backend]
+    for vhost in model.vhosts:
+        entries.update(vhost_entries(vhost, assigned))
+    return dict(sorted(entries.items()))
+
+
+def render_map(entries: Mapping[str, str]) -> str:
+    lines = ["# polyingress routes map (keys: see the comment at the top of render.py)"]
+    lines += [f"{key} {value}" for key, value in entries.items()]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def cert_file(name: str) -> str:
+    """The crt-list/store name of a certificate: the PEM file relative to the workdir."""
+    return f"certs/{quote(name, 'certificate name')}.pem"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CrtEntry:
+    """One crt-list line: a certificate and the SNI names it is served for."""
+
+    cert: str
+    filters: tuple[str, ...]
+
+    @property
+    def line(self) -> str:
+        return " ".join((self.cert, *self.filters))
+
+
+def _bound_hosts(vhosts: Iterable[VirtualHost]) -> dict[str, list[str]]:
+    hosts: dict[str, list[str]] = {}
+    for vhost in vhosts:
+        if vhost.tls is None or vhost.tls.certificate is None or vhost.host is None:
+            continue
+        hosts.setdefault(vhost.tls.certificate, []).append(quote(vhost.host, "host"))
+    return hosts
+
+
+def crt_entries(model: RouteModel) -> tuple[CrtEntry, ...]:
+    """Certificates bound to at least one host, each with its hosts as SNI filters.
+
+    A host whose binding has no valid certificate gets no line: it is served the fallback, the
+    first line. An unbound certificate is not listed (it would match by its SANs).
+    """
+    hosts = _bound_hosts(model.vhosts)
+    return tuple(
+        CrtEntry(cert=cert_file(name), filters=tuple(sorted(hosts[name])))
+        for name in sorted(hosts)
+        if name in model.certificate_index
+    )
+
+
+def render_crt_list(entries: Iterable[CrtEntry]) -> str:
+    lines = [FALLBACK_PEM, *(entry.line for entry in entries)]
+    return "\n".join(lines) + "\n"
+
+
+def pem_bundle(cert: Certificate) -> str:
+    """Certificate chain then key, without blank lines (a blank line ends a CLI payload)."""
+    return "\n".join(line for line in cert.pem_bundle.splitlines() if line.strip()) + "\n"
+
+
+# --------------------------------------------------------------------------- config
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("polyingress.plugins.haproxy", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+def _backend_block(slot: str, backend: Backend | None) -> str:
+    cached = _BLOCKS.get(slot)
+    if cached is not None and cached[0] is backend:
+        return cached[1]
+    servers: tuple[Server, ...] = ()
+    if backend is None:
+        comment = "spare"
+    else:
+        ready = len(backend.ready_endpoints)
+        comment = f"{quote(backend.name, 'backend name')} ({ready} ready of "
+        comment += f"{len(backend.endpoints)} endpoints)"
+        servers = servers_of(backend)
+    text = (
+        _environment()
+        .get_template("backend.cfg.j2")
+        .render(name=slot, comment=comment, servers=servers)
+    )
+    if len(_BLOCKS) > 200_000:
+        _BLOCKS.clear()
+    _BLOCKS[slot] = (backend, text)
+    return text
+
+
+def render_config(
+    model: RouteModel, slots: SlotTable, settings: RenderSettings, tuning: Tuning
+) -> str:
+    """haproxy.cfg for ``model`` with ``slots``: every ready endpoint is a ``server`` line."""
+    owner = slots.owner()
+    index = model.backend_index
+    blocks = []
+    for slot in slots.slots:
+        name = owner.get(slot)
+        blocks.append(_backend_block(slot, index.get(name) if name is not None else None))
+    global_extra = [f"maxconn {tuning.maxconn}"] if tuning.maxconn else []
+    return (
+        _environment()
+        .get_template("haproxy.cfg.j2")
+        .render(
+            admin_socket=ADMIN_SOCKET,
+            routes_map=ROUTES_MAP,
+            crt_list=CRT_LIST,
+            not_found_backend=NOT_FOUND_BACKEND,
+            http_bind=settings.bind_address(settings.http_port),
+            https_bind=settings.bind_address(settings.https_port),
+            https_location=settings.https_location(),
+            tuning=tuning,
+            global_extra=global_extra,
+            backends="".join(blocks),
+        )
+    )
+
+
+# --------------------------------------------------------------------------- everything
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendered:
+    """Everything HAProxy reads from the workdir for one model."""
+
+    config: str
+    routes: Mapping[str, str]
+    crt_list: tuple[CrtEntry, ...]
+    pems: Mapping[str, str]  # relative file -> PEM bundle (model certificates only)
+    slots: SlotTable
+    tuning: Tuning
+
+    @property
+    def map_text(self) -> str:
+        return render_map(self.routes)
+
+    @property
+    def crt_list_text(self) -> str:
+        return render_crt_list(self.crt_list)
+
+    @property
+    def digest(self) -> str:
+        blob = "\0".join((self.config, self.map_text, self.crt_list_text))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def render(model: RouteModel, settings: RenderSettings, slots: SlotTable) -> Rendered:
+    """Everything for ``model`` with a given slot table (see :meth:`SlotTable.plan`)."""
+    tuning, _warnings = parse_tuning(model.settings)
+    entries = crt_entries(model)
+    listed = {entry.cert for entry in entries}
+    return Rendered(
+        config=render_config(model, slots, settings, tuning),
+        routes=map_entries(model, slots.assigned),
+        crt_list=entries,
+        pems={
+            cert_file(c.name): pem_bundle(c)
+            for c in model.certificates
+            if cert_file(c.name) in listed
+        },
+        slots=slots,
+        tuning=tuning,
+    )
