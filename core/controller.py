@@ -20,11 +20,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings
-from polyingress.core.builder import BuildResult, build_model
+from polyingress.core.builder import BuildResult
 from polyingress.core.diff import ModelDiff, diff
+from polyingress.core.incremental import IncrementalBuilder
 from polyingress.core.model import RouteModel
 from polyingress.core.problems import Severity
-from polyingress.core.store import ObjectStore
+from polyingress.core.store import ObjectKey, ObjectStore
 
 __all__ = ["Controller", "ControllerStatus"]
 
@@ -86,8 +87,11 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[BuildResult], None]] = []
+        self._builder = IncrementalBuilder(settings.build)
+        self._changed: set[ObjectKey] | None = None  # None: unknown, build everything
+        self._changed_lock = threading.Lock()
         self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
-        store.subscribe(lambda _keys: self._dirty.set())
+        store.subscribe(self._on_change)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -97,8 +101,18 @@ class Controller:
     def on_applied(self, callback: Callable[[RouteModel, ApplyResult], None]) -> None:
         self._applied_listeners.append(callback)
 
+    def _on_change(self, keys: list[ObjectKey]) -> None:
+        with self._changed_lock:
+            if self._changed is not None:
+                self._changed.update(keys)
+        self._dirty.set()
+
     def build(self) -> BuildResult:
-        result = build_model(self.store.snapshot(), self.settings.build)
+        """Build the model for the store's current state (incrementally from the last build)."""
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+            snapshot = self.store.snapshot()
+        result = self._builder.build(snapshot, changed)
         self.last_result = result
         for p in result.problems:
             if p.severity is Severity.ERROR:

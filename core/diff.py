@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 from .model import PathType, Route, RouteModel, VirtualHost
@@ -77,45 +78,77 @@ def _route_key_sort(key: RouteKey) -> tuple[tuple[int, str], str, str]:
     return (_host_key(key[0]), key[1], key[2].value)
 
 
-def _route_table(vhosts: tuple[VirtualHost, ...]) -> dict[RouteKey, Route]:
-    table: dict[RouteKey, Route] = {}
-    for vhost in vhosts:
-        for route in vhost.routes:
-            table[(vhost.host, route.path, route.path_type)] = route
-    return table
+def _rows(vhost: VirtualHost) -> dict[tuple[str, PathType], Route]:
+    return {(r.path, r.path_type): r for r in vhost.routes}
 
 
 def diff(old: RouteModel | None, new: RouteModel) -> ModelDiff:
-    """Compute ``new - old``; ``old`` None means everything in ``new`` is added."""
+    """Compute ``new - old``; ``old`` None means everything in ``new`` is added.
+
+    Unchanged parts of consecutive models are shared objects (the builder reuses them), so
+    the cost grows with the change, not with the world.
+    """
     if old is None:
         old = RouteModel()
-    if old is new or old == new:
+    if old is new:
         return ModelDiff()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _diff(old, new)
+    finally:
+        if enabled:
+            gc.enable()
 
+
+def _diff(old: RouteModel, new: RouteModel) -> ModelDiff:
     ob, nb = old.backend_index, new.backend_index
     endpoints_changed = [
         name
-        for name in nb.keys() & ob.keys()
-        if nb[name].endpoints != ob[name].endpoints or nb[name].problem != ob[name].problem
+        for name, b in nb.items()
+        if (o := ob.get(name)) is not None
+        and o is not b
+        and (b.endpoints != o.endpoints or b.problem != o.problem)
     ]
 
     oh, nh = old.vhost_index, new.vhost_index
-    tls_changed = [h for h in nh.keys() & oh.keys() if nh[h].tls != oh[h].tls]
-    tls_changed += [h for h in nh.keys() - oh.keys() if nh[h].tls is not None]
-    tls_changed += [h for h in oh.keys() - nh.keys() if oh[h].tls is not None]
-
-    ort, nrt = _route_table(old.vhosts), _route_table(new.vhosts)
-    routes_changed = [
-        k
-        for k in nrt.keys() & ort.keys()
-        if (nrt[k].backend, nrt[k].source, nrt[k].from_catch_all)
-        != (ort[k].backend, ort[k].source, ort[k].from_catch_all)
-    ]
+    tls_changed: list[str | None] = []
+    routes_added: list[RouteKey] = []
+    routes_removed: list[RouteKey] = []
+    routes_changed: list[RouteKey] = []
+    for host, nv in nh.items():
+        ov = oh.get(host)
+        if ov is nv:
+            continue
+        if ov is None:
+            if nv.tls is not None:
+                tls_changed.append(host)
+            routes_added += [(host, r.path, r.path_type) for r in nv.routes]
+            continue
+        if nv.tls != ov.tls:
+            tls_changed.append(host)
+        if nv.routes == ov.routes:
+            continue
+        orows, nrows = _rows(ov), _rows(nv)
+        for key, route in nrows.items():
+            before = orows.get(key)
+            if before is None:
+                routes_added.append((host, *key))
+            elif (route.backend, route.source, route.from_catch_all) != (
+                before.backend,
+                before.source,
+                before.from_catch_all,
+            ):
+                routes_changed.append((host, *key))
+        routes_removed += [(host, *key) for key in orows if key not in nrows]
+    for host, ov in oh.items():
+        if host not in nh:
+            if ov.tls is not None:
+                tls_changed.append(host)
+            routes_removed += [(host, r.path, r.path_type) for r in ov.routes]
 
     oc, nc = old.certificate_index, new.certificate_index
-    certs_changed = [
-        n for n in nc.keys() & oc.keys() if nc[n].fingerprint != oc[n].fingerprint or nc[n] != oc[n]
-    ]
+    certs_changed = [n for n, c in nc.items() if (prev := oc.get(n)) is not None and prev != c]
 
     return ModelDiff(
         backends_added=tuple(sorted(nb.keys() - ob.keys())),
@@ -123,8 +156,8 @@ def diff(old: RouteModel | None, new: RouteModel) -> ModelDiff:
         endpoints_changed=tuple(sorted(endpoints_changed)),
         vhosts_added=tuple(sorted(nh.keys() - oh.keys(), key=_host_key)),
         vhosts_removed=tuple(sorted(oh.keys() - nh.keys(), key=_host_key)),
-        routes_added=tuple(sorted(nrt.keys() - ort.keys(), key=_route_key_sort)),
-        routes_removed=tuple(sorted(ort.keys() - nrt.keys(), key=_route_key_sort)),
+        routes_added=tuple(sorted(routes_added, key=_route_key_sort)),
+        routes_removed=tuple(sorted(routes_removed, key=_route_key_sort)),
         routes_changed=tuple(sorted(routes_changed, key=_route_key_sort)),
         tls_changed=tuple(sorted(tls_changed, key=_host_key)),
         certificates_added=tuple(sorted(nc.keys() - oc.keys())),

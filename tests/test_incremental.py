@@ -1,0 +1,146 @@
+"""The incremental builder gives exactly the reference build's model and problems."""
+
+from __future__ import annotations
+
+import copy
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from routing_cases import default_backend_ingress, tls_secret, world
+
+from polyingress.core import BuildOptions, ObjectStore, build_model
+from polyingress.core.incremental import IncrementalBuilder
+from polyingress.core.store import ObjectKey, object_key
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+from worlds import generated_world
+
+
+def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[str, Any] | None:
+    """One random change: returns the new object, or None after deleting one."""
+    key = rng.choice(sorted(objs))
+    obj = copy.deepcopy(objs[key])
+    kind = key[0]
+    roll = rng.random()
+    if roll < 0.08 and kind != "IngressClass":
+        return None  # delete
+    if kind == "Ingress":
+        spec = obj["spec"]
+        choice = rng.randrange(7)
+        rules = spec.get("rules") or []
+        if choice == 0 and rules:
+            rules[0]["host"] = rng.choice(
+                ["app.example.com", "new.example.com", "*.wild.example.com", "x.wild.example.com"]
+            )
+        elif choice == 1 and rules:
+            paths = rules[0]["http"]["paths"]
+            paths.append(
+                {
+                    "path": rng.choice(["/a", "/foo", "/foo/bar", "/any", "/z/"]),
+                    "pathType": rng.choice(["Exact", "Prefix"]),
+                    "backend": {
+                        "service": {
+                            "name": rng.choice(["svc-foo", "svc-root", "nope"]),
+                            "port": {"number": 80},
+                        }
+                    },
+                }
+            )
+        elif choice == 2 and rules:
+            rules[0]["http"]["paths"][0]["path"] = "/bad path"  # becomes invalid
+        elif choice == 3:
+            spec["ingressClassName"] = rng.choice(["polyingress", "other"])
+        elif choice == 4:
+            obj["metadata"]["creationTimestamp"] = f"2025-0{rng.randrange(1, 9)}-01T00:00:00Z"
+        elif choice == 5:
+            spec["tls"] = [
+                {
+                    "hosts": [rules[0].get("host", "app.example.com")] if rules else [],
+                    "secretName": rng.choice(["secure-tls", "missing"]),
+                }
+            ]
+        else:
+            obj["metadata"]["annotations"] = {
+                "polyingress.io/ssl-redirect": rng.choice(["true", "false", "maybe"])
+            }
+    elif kind == "EndpointSlice":
+        n = rng.randrange(0, 4)
+        obj["endpoints"] = [
+            {
+                "addresses": [f"10.9.{rng.randrange(4)}.{i + 1}"],
+                "conditions": {"ready": rng.random() < 0.7},
+            }
+            for i in range(n)
+        ]
+        if rng.random() < 0.2:
+            obj["metadata"]["labels"]["kubernetes.io/service-name"] = "svc-root"
+    elif kind == "Service":
+        obj["spec"]["ports"][0]["port"] = rng.choice([80, 81])
+    elif kind == "Secret":
+        obj = tls_secret(
+            obj["metadata"]["name"],
+            rng.choice(["secure.example.com", "x.com"]),
+            namespace=obj["metadata"]["namespace"],
+        )
+        if rng.random() < 0.3:
+            obj["data"]["tls.key"] = "bm90IGEga2V5"
+    return obj
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_change_sequences_match_full_build(seed: int) -> None:
+    rng = random.Random(seed)
+    opts = BuildOptions(default_backend_service=("routing", "svc-default"))
+    objs = {object_key(o): o for o in [*world(8080), default_backend_ingress()]}
+    store = ObjectStore()
+    store.replace_many(objs.values(), ())
+    inc = IncrementalBuilder(opts)
+    inc.build(store.snapshot(), None)
+    for _step in range(40):
+        changed: set[ObjectKey] = set()
+        for _ in range(rng.randrange(1, 4)):
+            key = rng.choice(sorted(objs))
+            new = mutate(rng, {key: objs[key]})
+            if new is None:
+                if key[0] == "IngressClass":
+                    continue
+                store.delete(key)
+                del objs[key]
+            else:
+                store.upsert(new)
+                objs[key] = new
+            changed.add(key)
+        snap = store.snapshot()
+        got = inc.build(snap, changed)
+        want = build_model(snap, opts)
+        assert got.model == want.model
+        assert got.problems == want.problems
+        assert (got.served, got.rejected, got.ignored) == (want.served, want.rejected, want.ignored)
+        if not objs:
+            break
+    assert inc.incremental_builds > 0
+
+
+def test_endpoint_change_in_a_large_world_is_incremental() -> None:
+    objs = generated_world(2000)
+    store = ObjectStore()
+    store.replace_many(objs, ())
+    inc = IncrementalBuilder()
+    first = inc.build(store.snapshot(), None)
+    sl = copy.deepcopy(next(o for o in objs if o["kind"] == "EndpointSlice"))
+    sl["endpoints"] = [{"addresses": ["10.200.0.1"], "conditions": {"ready": True}}]
+    store.upsert(sl)
+    started = time.perf_counter()
+    second = inc.build(store.snapshot(), {object_key(sl)})
+    elapsed = time.perf_counter() - started
+    assert inc.incremental_builds == 1
+    changed = [b for b in second.model.backends if b not in first.model.backends]
+    assert [e.address for e in changed[0].endpoints] == ["10.200.0.1"]
+    # Unchanged parts are shared, not copied.
+    assert all(a is b for a, b in zip(first.model.vhosts, second.model.vhosts, strict=True))
+    assert second.model == build_model(store.snapshot()).model
+    assert elapsed < 5  # a sanity bound only; speed is measured in bench/, not here
