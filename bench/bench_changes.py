@@ -38,6 +38,7 @@ from livekit import Controller, HelloFleet, free_port, request, write_manifests
 from worlds import generated_world
 
 PROBE_HOST = "probe.bench.example.com"
+DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
 
 
 def probe_objects(eps: list[str], port: int, paths: list[str], with_second: bool) -> list[Any]:
@@ -171,7 +172,7 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
     write_manifests(manifests, "world.yaml", world)
     paths = ["/base"]  # no "/" rule: a new path is visible as 404 -> 200
     write_manifests(manifests, "probe.yaml", probe_objects(["127.0.2.1"], fleet.port, paths, True))
-    ctl = Controller(backend, manifests, tmp / "work")
+    ctl = Controller(backend, manifests, tmp / "work", debounce_ms=DEBOUNCE_MS)
     t0 = time.monotonic()
     ctl.start(timeout=300)
     start_s = time.monotonic() - t0
@@ -218,10 +219,16 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
                 manifests, "probe.yaml", probe_objects(["127.0.3.1"], up_port, ["/base"], True)
             )
             poll(ctl, PROBE_HOST, "/base", lambda r: r.status == 200 and r.server_name is None)
-            rps_1 = wrk(ctl.http_port, PROBE_HOST, "/base", wrk_seconds)
-            if size:
-                last = f"app-{size - 1:05d}.ns-{(size - 1) // 100:04d}.apps.example.com"
-                rps_last = wrk(ctl.http_port, last, "/base", wrk_seconds)
+            last = f"app-{size - 1:05d}.ns-{(size - 1) // 100:04d}.apps.example.com"
+            # Alternate the two targets twice and keep each one's best run: the machine is
+            # shared and noisy, and the first run after a burst of changes is always slower.
+            ones, lasts = [], []
+            for _round in range(2):
+                ones.append(wrk(ctl.http_port, PROBE_HOST, "/base", wrk_seconds))
+                if size:
+                    lasts.append(wrk(ctl.http_port, last, "/base", wrk_seconds))
+            rps_1 = max(ones)
+            rps_last = max(lasts) if lasts else 0.0
     finally:
         ctl.stop()
         fleet.stop()

@@ -190,6 +190,7 @@ class Controller:
     manifests: Path
     workdir: Path
     extra: list[str] = field(default_factory=list)
+    debounce_ms: int = 20
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
@@ -219,7 +220,7 @@ class Controller:
             "--health-port",
             str(self.health_port),
             "--debounce-ms",
-            "20",
+            str(self.debounce_ms),
             *self.extra,
         ]
         log = self.log_path.open("ab")
