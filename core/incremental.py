@@ -176,7 +176,7 @@ class IncrementalBuilder:
             if isinstance(svc, str):
                 self.slices.setdefault((ns, svc), {})[name] = obj
                 self.slice_owner[(ns, name)] = (ns, svc)
-        self._order_cache: dict[str, tuple[Any, ...]] = {}
+        self._order_cache: dict[str, tuple[set[Any], list[Any]]] = {}
         model = self.result.model if self.result else RouteModel()
         self.backends: dict[str, Backend] = {b.name: b for b in model.backends}
         self.vhosts: dict[Host, VirtualHost] = {v.host: v for v in model.vhosts}
@@ -521,15 +521,15 @@ class IncrementalBuilder:
         if cached is None or cached.routes != routes or cached.tls != tls:
             self.vhosts[host] = VirtualHost(host=host, routes=routes, tls=tls)
 
-    def _sorted_once(self, name: str, items: Iterable[Any], key: Any) -> tuple[Any, ...]:
-        """Sorted tuple of ``items``, re-sorted only when the set of items changed."""
-        current = set(items)
+    def _sorted_once(self, name: str, mapping: Mapping[Any, Any], key: Any) -> tuple[Any, ...]:
+        """The values of ``mapping`` sorted by ``key(value)``; re-sorted only when the set of
+        keys changed (comparing key sets is cheap, sorting 10,000 items is not)."""
         cached = self._order_cache.get(name)
-        if cached is not None and len(cached) == len(current) and current.issuperset(cached):
-            return cached
-        ordered = tuple(sorted(current, key=key))
-        self._order_cache[name] = ordered
-        return ordered
+        if cached is not None and cached[0] == mapping.keys():
+            return tuple(mapping[k] for k in cached[1])
+        ordered = sorted(mapping) if key is None else sorted(mapping, key=lambda k: key(mapping[k]))
+        self._order_cache[name] = (set(mapping), ordered)
+        return tuple(mapping[k] for k in ordered)
 
     def _assemble(
         self, snapshot: Snapshot, default_name: str | None, default_problems: list[Problem]
@@ -574,11 +574,9 @@ class IncrementalBuilder:
                             )
                         )
         settings = _settings(snapshot, self.opts, problems)
-        hosts = self._sorted_once("vhosts", self.vhosts, host_sort_key)
-        names = self._sorted_once("backends", self.backends, None)
         model = RouteModel(
-            vhosts=tuple(self.vhosts[h] for h in hosts),
-            backends=tuple(self.backends[n] for n in names),
+            vhosts=self._sorted_once("vhosts", self.vhosts, lambda v: host_sort_key(v.host)),
+            backends=self._sorted_once("backends", self.backends, None),
             certificates=tuple(certificates[n] for n in sorted(certificates)),
             default_backend=default_name,
             settings=settings,
@@ -587,8 +585,8 @@ class IncrementalBuilder:
         self.result = BuildResult(
             model=model,
             problems=tuple(problems),
-            served=self._sorted_once("served", self.by_status["accepted"].values(), _ref_key),
-            rejected=self._sorted_once("rejected", self.by_status["rejected"].values(), _ref_key),
-            ignored=self._sorted_once("ignored", self.by_status["ignored"].values(), _ref_key),
+            served=self._sorted_once("served", self.by_status["accepted"], _ref_key),
+            rejected=self._sorted_once("rejected", self.by_status["rejected"], _ref_key),
+            ignored=self._sorted_once("ignored", self.by_status["ignored"], _ref_key),
         )
         return self.result

@@ -136,16 +136,30 @@ class ManifestSource:
             return self._publish()
 
     def apply_changes(self, paths: set[Path]) -> bool:
+        """Re-read the changed files and publish only the objects they can affect, so that the
+        cost of editing one small file does not grow with the size of the whole directory."""
         with self._lock:
+            affected: set[ObjectKey] = set()
             for path in sorted(paths):
                 if path.suffix not in SUFFIXES or path.name.startswith("."):
                     continue
+                affected.update(self.file_objects.get(path, {}))
                 if path.is_file():
                     self._read(path)
                 else:
                     self.file_objects.pop(path, None)
                     self.file_errors.pop(path, None)
-            return self._publish()
+                affected.update(self.file_objects.get(path, {}))
+            if not affected:
+                return False
+            winners: dict[ObjectKey, dict[str, Any]] = {}
+            for path in sorted(self.file_objects):  # later files win, as in _publish
+                objects = self.file_objects[path]
+                for key in affected.intersection(objects) if len(objects) > 64 else objects:
+                    if key in affected:
+                        winners[key] = objects[key]
+            deletes = [k for k in affected if k not in winners]
+            return self.store.replace_many(upserts=winners.values(), deletes=deletes)
 
     def start(self) -> None:
         self._ready = threading.Event()
