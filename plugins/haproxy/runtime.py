@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import functools
 import logging
 import re
 import selectors
@@ -523,6 +524,11 @@ class ServerAdmin(enum.IntFlag):
 
 _MAINT_MASK: Final = ServerAdmin.FMAINT | ServerAdmin.IMAINT | ServerAdmin.RMAINT
 _DRAIN_MASK: Final = ServerAdmin.FDRAIN | ServerAdmin.IDRAIN
+_MAINT_BITS: Final = int(_MAINT_MASK)
+_DRAIN_BITS: Final = int(_DRAIN_MASK)
+# A 10,000-backend world has 30,000 rows: convert each distinct state once, not per row.
+_op_state = functools.lru_cache(maxsize=64)(ServerOpState)
+_admin_state = functools.lru_cache(maxsize=256)(ServerAdmin)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -543,11 +549,11 @@ class ServerState:
 
     @property
     def in_maintenance(self) -> bool:
-        return bool(self.admin_state & _MAINT_MASK)
+        return bool(int(self.admin_state) & _MAINT_BITS)  # int math: enum ops are slow
 
     @property
     def draining(self) -> bool:
-        return bool(self.admin_state & _DRAIN_MASK)
+        return bool(int(self.admin_state) & _DRAIN_BITS)
 
 
 _SERVER_STATE_REQUIRED: Final = (
@@ -594,8 +600,8 @@ def parse_servers_state(text: str) -> list[ServerState]:
                     name=row["srv_name"],
                     address=row["srv_addr"],
                     port=int(row["srv_port"]),
-                    op_state=ServerOpState(int(row["srv_op_state"])),
-                    admin_state=ServerAdmin(int(row["srv_admin_state"])),
+                    op_state=_op_state(int(row["srv_op_state"])),
+                    admin_state=_admin_state(int(row["srv_admin_state"])),
                     weight=int(row["srv_uweight"]),
                     fqdn=None if row["srv_fqdn"] == "-" else row["srv_fqdn"],
                     columns=MappingProxyType(row),
