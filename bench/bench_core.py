@@ -1,5 +1,9 @@
 """Model build time and peak memory for generated worlds (issue: core framework).
 
+cold build: first build of a snapshot; warm build: the reference full rebuild with its
+per-object caches; 1 slice / 1 ingress: the incremental update the controller makes after one
+EndpointSlice / one Ingress changed.
+
 python bench/bench_core.py            # 10, 1,000 and 10,000 Ingresses
 python bench/bench_core.py --json out.json
 """
@@ -7,6 +11,7 @@ python bench/bench_core.py --json out.json
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import os
@@ -22,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from worlds import generated_world
 
 from polyingress.core import BuildOptions, ObjectStore, build_model, diff
+from polyingress.core.incremental import IncrementalBuilder
+from polyingress.core.store import object_key
 
 
 def rss_mb() -> float:
@@ -51,6 +58,20 @@ def measure(n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     assert diff(result.model, again.model).empty
     diff_s = time.perf_counter() - t0
+    # Incremental update after one EndpointSlice change and one Ingress change (the controller's
+    # path): the cost must grow with the change, not with the world.
+    inc = IncrementalBuilder()
+    inc.build(store.snapshot(), None)
+    slice_obj = copy.deepcopy(next(o for o in objs if o["kind"] == "EndpointSlice"))
+    slice_obj["endpoints"][0]["addresses"] = ["10.250.0.1"]
+    ing = copy.deepcopy(next(o for o in objs if o["kind"] == "Ingress"))
+    ing["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/changed"
+    incremental = []
+    for obj in (slice_obj, ing):
+        store.upsert(obj)
+        t0 = time.perf_counter()
+        inc.build(store.snapshot(), {object_key(obj)})
+        incremental.append(time.perf_counter() - t0)
     # Peak memory of a cold build, traced separately (tracing slows the build).
     from polyingress.core import builder
 
@@ -66,6 +87,8 @@ def measure(n: int) -> dict[str, float]:
         "cold_build_s": cold,
         "warm_build_s": warm,
         "diff_s": diff_s,
+        "incremental_endpoint_s": incremental[0],
+        "incremental_ingress_s": incremental[1],
         "build_peak_mb": peak / 1e6,
         "rss_growth_mb": rss_after - rss_before,
         "process_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -84,12 +107,14 @@ def main() -> None:
     )
     print(
         f"{'ingresses':>10} {'routes':>7} {'endpoints':>9} {'cold build':>11} "
-        f"{'warm build':>11} {'diff':>8} {'build peak':>11} {'process RSS':>12}"
+        f"{'warm build':>11} {'1 slice':>8} {'1 ingress':>9} {'build peak':>11} "
+        f"{'process RSS':>12}"
     )
     for r in rows:
         print(
             f"{r['ingresses']:>10,} {r['routes']:>7,} {r['endpoints']:>9,} "
-            f"{r['cold_build_s']:>10.3f}s {r['warm_build_s']:>10.3f}s {r['diff_s']:>7.3f}s "
+            f"{r['cold_build_s']:>10.3f}s {r['warm_build_s']:>10.3f}s "
+            f"{r['incremental_endpoint_s']:>7.3f}s {r['incremental_ingress_s']:>8.3f}s "
             f"{r['build_peak_mb']:>9.1f}MB {r['process_maxrss_mb']:>10.1f}MB"
         )
     if args.json:
