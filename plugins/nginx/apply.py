@@ -1,28 +1,46 @@
-"""Apply: write, ``nginx -t`` a new file, swap atomically, SIGHUP, wait until served.
+"""Apply: write, ``nginx -t`` a new file, swap atomically, SIGHUP, wait until served; in Lua
+mode, push endpoints through the channel instead of reloading when only endpoints changed.
 
 Workdir layout (the nginx prefix; nothing is written outside it)::
 
-    conf/nginx.conf             the running configuration
+    conf/nginx.conf             the running configuration (0600: it holds the channel token)
     conf/nginx.conf.next        the candidate being checked
     conf/nginx.conf.rejected    the last candidate nginx -t refused (for the operator)
     conf/certs/                 certificates (0644) and keys (0600), named by fingerprint
+    channel/                    0700, Lua mode: nginx.sock (0600), the endpoint channel, and
+                                endpoints.json (0600), the state a new dictionary starts from
     logs/access.log             only with enable-access-log
     run/nginx.pid, tmp/*        pid file and temp paths
 
 "Serving" means: the status server answers the new config digest (a new worker runs) and every
-old worker has stopped accepting (notes §5). Until then ``apply`` does not return.
+old worker has stopped accepting (notes §5); in Lua mode also: the channel holds the model's
+endpoints, read back and compared. Until then ``start`` and ``apply`` do not return.
+
+Lua mode, per apply (the decision in words: :func:`plan`):
+
+* Same rendered text (an endpoints-only diff always is): PATCH the changed backends, verify.
+* Otherwise a reload: before the HUP, PATCH every backend of the new model (old and new workers
+  share the dictionary; a backend only the new config routes to must have its endpoints when
+  the first new worker starts); after it, PUT the whole state (drops removed backends), verify.
+  When the running config has no dictionary yet (start, or back from static upstreams), nginx
+  fills the new one from ``channel/endpoints.json`` while loading the config.
+* Any channel failure: render the same model with static upstreams and reload, so no request
+  goes to an endpoint that is gone; reasons get ``lua-push-failed``. Lua mode is tried again
+  on the first apply after a backoff (30 s, doubling up to 10 min), reason ``lua-restored``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import logging
 import os
 import re
+import secrets
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from polyingress.core import (
@@ -37,20 +55,31 @@ from polyingress.core import (
     write_atomic,
 )
 
+from .channel import ChannelError, EndpointChannel
+from .lua_support import CHANNEL_DIR, CHANNEL_SOCKET, lua_render
 from .process import LogTail, NginxProcess, check_config, stop_stale_master
 from .render import (
     CONFIG_VERSION_PATH,
+    LUA_SEED,
     PID_FILE,
     TEMP_PATHS,
     NginxConfig,
     RenderOptions,
     UnsafeValue,
+    endpoint_state,
     line_owners,
     render,
 )
 from .settings import SETTINGS
 
-__all__ = ["NginxBackend", "NginxOptions", "explain_failure", "reload_reasons"]
+__all__ = [
+    "ApplyPlan",
+    "NginxBackend",
+    "NginxOptions",
+    "explain_failure",
+    "plan",
+    "reload_reasons",
+]
 
 log = logging.getLogger("polyingress.nginx")
 
@@ -63,10 +92,14 @@ class NginxOptions:
     status_port: int = 0
     reload_timeout: float = 60.0
     stop_timeout: float = 15.0
+    lua: str = "auto"
 
 
-def reload_reasons(diff: ModelDiff) -> tuple[str, ...]:
-    """Why a reload is needed, as a few fixed words (they label a metric)."""
+LUA_RETRY_FIRST = 30.0
+LUA_RETRY_MAX = 600.0
+
+
+def _reasons(diff: ModelDiff, *, lua: bool) -> list[str]:
     reasons = []
     if diff.vhosts_added or diff.vhosts_removed:
         reasons.append("hosts")
@@ -76,7 +109,7 @@ def reload_reasons(diff: ModelDiff) -> tuple[str, ...]:
         reasons.append("default-backend")
     if diff.backends_added or diff.backends_removed:
         reasons.append("backends")
-    if diff.endpoints_changed:
+    if diff.endpoints_changed and not lua:
         reasons.append("endpoints")
     if (
         diff.tls_changed
@@ -87,7 +120,32 @@ def reload_reasons(diff: ModelDiff) -> tuple[str, ...]:
         reasons.append("tls")
     if diff.settings_changed:
         reasons.append("settings")
-    return tuple(reasons) or ("config",)
+    return reasons
+
+
+def reload_reasons(diff: ModelDiff, *, lua: bool = False) -> tuple[str, ...]:
+    """Why a reload is needed, as a few fixed words (they label a metric). In Lua mode
+    endpoints are never a reason."""
+    return tuple(_reasons(diff, lua=lua)) or ("config",)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyPlan:
+    """What a diff needs: ``reload`` names why a reload is needed (empty: none), ``push`` the
+    backends whose endpoints go through the channel."""
+
+    reload: tuple[str, ...]
+    push: tuple[str, ...]
+
+
+def plan(diff: ModelDiff, *, lua: bool) -> ApplyPlan:
+    """Run time or reload, from the diff alone. Static upstreams: every change reloads. Lua:
+    endpoints never do (also those of backends in a diff that reloads for other reasons);
+    they are pushed. The rendered text has the last word: an unchanged text never reloads."""
+    return ApplyPlan(
+        reload=tuple(_reasons(diff, lua=lua)),
+        push=diff.endpoints_changed if lua else (),
+    )
 
 
 _FATAL = re.compile(r"\[(?:emerg|alert|crit)\] (?:\d+#\d+: )?(?P<msg>.*)$")
@@ -132,10 +190,18 @@ def explain_failure(
     return message, tuple(dict.fromkeys(refs))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(count: int, taken: tuple[int, ...] = ()) -> list[int]:
+    """``count`` distinct free loopback ports, none of ``taken`` (all bound at once: two
+    successive binds to port 0 may return the same port)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        while len(ports) < count:
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port not in taken:
+                ports.append(port)
+        return ports
 
 
 class NginxBackend:
@@ -148,13 +214,42 @@ class NginxBackend:
         self.conf = self.conf_dir / "nginx.conf"
         self.candidate = self.conf_dir / "nginx.conf.next"
         self.rejected = self.conf_dir / "nginx.conf.rejected"
+        # The status server, and in Lua mode the 503 responder: loopback ports of their own.
+        ports = _free_ports(2, taken=(settings.http_port, settings.https_port, options.status_port))
         self.render_options = RenderOptions(
             bind=settings.bind,
             http_port=settings.http_port,
             https_port=settings.https_port,
-            status_port=options.status_port or _free_port(),
+            status_port=options.status_port or ports[0],
         )
         self.fallback = fallback_certificate()
+        self.channel_dir = self.prefix / CHANNEL_DIR
+        self.channel_socket = self.prefix / CHANNEL_SOCKET
+        self.lua, self.lua_state = lua_render(
+            options.lua,
+            options.binary,
+            self.prefix,
+            token=secrets.token_hex(16),
+            unavailable_port=ports[1],
+        )
+        self.channel = (
+            EndpointChannel(self.channel_socket, self.lua.token) if self.lua is not None else None
+        )
+        self._lua_retry_at = 0.0
+        self._lua_backoff = LUA_RETRY_FIRST
+        self.pushes = 0
+        self.push_failures = 0
+        if self.lua is not None:
+            log.info(
+                "nginx: Lua balancer on: endpoint changes are pushed through %s, no reload",
+                self.channel_socket,
+            )
+        else:
+            log.log(
+                logging.INFO if options.lua == "off" else logging.WARNING,
+                "nginx: Lua balancer %s; static upstreams: every endpoint change reloads nginx",
+                self.lua_state,
+            )
         self.tail = LogTail()
         self.process: NginxProcess | None = None
         self.running: NginxConfig | None = None
@@ -167,12 +262,20 @@ class NginxBackend:
         self.last_error: str | None = None
         self._problems: tuple[str, ...] = ()
         self._access_checked = False
+        self._check_seconds = 0.0
+        # Ready only once start() returned: in Lua mode that is after the endpoints were
+        # pushed and read back, not when nginx first answers.
+        self._ready = False
 
     # -- rendering and files ------------------------------------------------------------------
 
-    def render(self, model: RouteModel) -> NginxConfig:
+    def _use_lua(self) -> bool:
+        return self.lua is not None and time.monotonic() >= self._lua_retry_at
+
+    def render(self, model: RouteModel, lua: bool = False) -> NginxConfig:
+        options = replace(self.render_options, lua=self.lua if lua else None)
         try:
-            config = render(model, self.render_options, self.fallback)
+            config = render(model, options, self.fallback)
         except UnsafeValue as exc:
             raise ApplyError(f"cannot render the nginx configuration: {exc}") from exc
         if config.problems != self._problems:
@@ -187,6 +290,18 @@ class NginxBackend:
         (self.conf_dir / "certs").mkdir(mode=0o700, exist_ok=True)
         for _directive, path in TEMP_PATHS:
             (self.prefix / path).mkdir(parents=True, exist_ok=True)
+        self.channel_dir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.channel_dir, 0o700)
+
+    def _remove_stale_socket(self) -> None:
+        """A master that died (SIGKILL) leaves its UNIX socket; nginx would not bind it."""
+        with contextlib.suppress(FileNotFoundError):
+            self.channel_socket.unlink()
+
+    def _write_seed(self, model: RouteModel) -> None:
+        state = {name: [[a, p] for a, p in eps] for name, eps in endpoint_state(model).items()}
+        text = json.dumps({"backends": state}, separators=(",", ":"), sort_keys=True)
+        write_atomic(self.prefix / LUA_SEED, text, mode=0o600)
 
     def _check_worker_access(self) -> None:
         """As root, nginx runs its workers as ``nobody`` (notes §1); they buffer large request
@@ -229,9 +344,10 @@ class NginxBackend:
             # The same text was refused already: say so again without running nginx -t.
             raise ApplyError(str(self.failed[1]), self.failed[1].refs)
         self._write_key_pairs(config)
-        write_atomic(self.candidate, config.text)
+        write_atomic(self.candidate, config.text, mode=0o600)
         self.checks += 1
         result = check_config(self.options.binary, self.prefix, self.candidate)
+        self._check_seconds = result.seconds
         for line in result.output.splitlines():
             if "[warn]" in line:
                 log.warning("nginx -t: %s", line)
@@ -289,12 +405,16 @@ class NginxBackend:
 
     def start(self, model: RouteModel) -> ApplyResult:
         """Start nginx serving ``model`` (stopping a master an earlier run left behind)."""
+        self._ready = False
         self._prepare_dirs()
         self._check_worker_access()
         if self.process is not None and self.process.alive():
             self.process.stop(self.options.stop_timeout)
         stop_stale_master(self.prefix, self.prefix / PID_FILE, self.options.stop_timeout)
-        config = self.render(model)
+        self._remove_stale_socket()
+        config = self.render(model, lua=self._use_lua())
+        if config.lua:
+            self._write_seed(model)
         self._check(config)
         os.replace(self.candidate, self.conf)
         process = NginxProcess(self.options.binary, self.prefix, self.conf, self.tail)
@@ -312,21 +432,129 @@ class NginxBackend:
         self.last_error = None
         self._remove_stale_files(config)
         log.info("nginx serving config %s (pid %d)", config.digest, process.pid)
-        return ApplyResult(reloaded=False, reasons=("start",))
+        result = ApplyResult(reloaded=False, reasons=("start",))
+        if config.lua:
+            self._secure_channel()
+            try:
+                self._push(model, None)
+            except ChannelError as exc:
+                result = self._fall_back(model, exc, ("start",))
+        self._ready = True
+        return result
+
+    def _secure_channel(self) -> None:
+        # nginx creates UNIX sockets 0666; the 0700 directory already keeps others out.
+        try:
+            os.chmod(self.channel_socket, 0o600)
+        except OSError as exc:
+            log.warning("nginx: cannot make %s 0600: %s", self.channel_socket, exc)
+
+    def _push(self, model: RouteModel, names: tuple[str, ...] | None) -> int:
+        """Write the endpoints of ``names`` (None: the whole state) and verify them."""
+        assert self.channel is not None
+        started = time.monotonic()
+        if names is None:
+            generation = self.channel.replace(endpoint_state(model))
+            what = f"all {len(model.backends)} backends"
+        else:
+            generation = self.channel.update(endpoint_state(model, names))
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            what = f"{len(names)} backend{'s' if len(names) != 1 else ''} ({shown})"
+        self.pushes += 1
+        log.info(
+            "nginx: endpoints of %s pushed and read back (generation %d, %.1f ms)",
+            what,
+            generation,
+            (time.monotonic() - started) * 1000,
+        )
+        return generation
+
+    def _fall_back(
+        self, model: RouteModel, exc: ChannelError, reasons: tuple[str, ...]
+    ) -> ApplyResult:
+        """The channel failed: reload with static upstreams (endpoints in the config), so that
+        no request goes to an endpoint that is gone; Lua mode again after a backoff."""
+        self.push_failures += 1
+        self._lua_retry_at = time.monotonic() + self._lua_backoff
+        log.error(
+            "nginx: endpoint push failed (%s); reloading with static upstreams so that no "
+            "request goes to a removed endpoint; Lua balancer again in %.0fs",
+            exc,
+            self._lua_backoff,
+        )
+        self._lua_backoff = min(self._lua_backoff * 2, LUA_RETRY_MAX)
+        reasons = tuple(dict.fromkeys((*reasons, "lua-push-failed")))
+        self._reload(self.render(model, lua=False), reasons)
+        return ApplyResult(reloaded=True, reasons=reasons)
 
     def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
-        config = self.render(model)
         process = self.process
         if process is None or not process.alive() or self.running is None:
             self.start(model)
             return ApplyResult(reloaded=True, reasons=("restart",))
-        if config.text == self.running.text:
-            log.debug("rendered configuration unchanged (%s): no reload", config.digest)
+        previous = self.running
+        if diff is not None and diff.endpoints_only and previous.lua and self._use_lua():
+            # Lua mode renders no endpoint: the text is the running one, without rendering it
+            # (the render of 10,000 hosts takes longer than the push).
+            return self._push_endpoints(model, diff.endpoints_changed)
+        config = self.render(model, lua=self._use_lua())
+        if config.text == previous.text:
             self.failed = None
-            return ApplyResult(reloaded=False)
+            change = plan(diff, lua=True) if diff is not None else None
+            if not config.lua or (change is not None and not change.push):
+                log.debug("rendered configuration unchanged (%s): no reload", config.digest)
+                return ApplyResult(reloaded=False)
+            return self._push_endpoints(model, change.push if change is not None else None)
+        if config.lua and not previous.lua:
+            reasons = (*(_reasons(diff, lua=True) if diff is not None else ()), "lua-restored")
+        elif diff is not None:
+            reasons = reload_reasons(diff, lua=config.lua)
+        else:
+            reasons = ("config",)
         started = time.monotonic()
         self._check(config)
-        checked = time.monotonic()
+        if config.lua:
+            # Before the HUP: the endpoints of backends the new workers route to first.
+            try:
+                if not previous.lua:
+                    self._write_seed(model)
+                elif diff is None:
+                    self._push(model, tuple(b.name for b in model.backends))
+                elif diff.backends_added or diff.endpoints_changed:
+                    self._push(model, (*diff.backends_added, *diff.endpoints_changed))
+            except ChannelError as exc:
+                return self._fall_back(model, exc, reasons)
+        self._reload(config, reasons, started=started)
+        if config.lua:
+            self._secure_channel()
+            try:
+                self._push(model, None)
+            except ChannelError as exc:
+                return self._fall_back(model, exc, reasons)
+            if not previous.lua:
+                self._lua_backoff = LUA_RETRY_FIRST
+                log.info("nginx: Lua balancer restored")
+        return ApplyResult(reloaded=True, reasons=reasons)
+
+    def _push_endpoints(self, model: RouteModel, names: tuple[str, ...] | None) -> ApplyResult:
+        try:
+            self._push(model, names)
+        except ChannelError as exc:
+            return self._fall_back(model, exc, ("endpoints",))
+        count = len(names) if names is not None else len(model.backends)
+        return ApplyResult(reloaded=False, reasons=("endpoints",), runtime_changes=count)
+
+    def _reload(
+        self, config: NginxConfig, reasons: tuple[str, ...], started: float | None = None
+    ) -> None:
+        """Make the running master serve ``config``: nginx -t (unless the caller did, at
+        ``started``), swap, HUP, wait until the new workers serve it and the old ones stopped
+        accepting."""
+        process = self.process
+        assert process is not None and self.running is not None
+        if started is None:
+            started = time.monotonic()
+            self._check(config)
         previous = self.running
         os.replace(self.candidate, self.conf)
         old_workers = process.workers()
@@ -336,7 +564,7 @@ class NginxBackend:
             self._wait_serving(process, config, mark)
         except ApplyError as exc:
             # The master keeps its old configuration; so must the file, for later restarts.
-            write_atomic(self.conf, previous.text)
+            write_atomic(self.conf, previous.text, mode=0o600)
             self._remove_stale_files(previous)
             self.failed = (config.digest, exc)
             self.last_error = str(exc)
@@ -348,15 +576,14 @@ class NginxBackend:
         self.last_error = None
         self.reloads += 1
         self._remove_stale_files(config)
-        reasons = reload_reasons(diff) if diff is not None else ("config",)
         log.info(
-            "nginx reloaded (%s): config %s, nginx -t %.0f ms, served after %.0f ms",
+            "nginx reloaded (%s): config %s, %s, nginx -t %.0f ms, served after %.0f ms",
             ", ".join(reasons),
             config.digest,
-            (checked - started) * 1000,
+            "Lua balancer" if config.lua else "static upstreams",
+            self._check_seconds * 1000,
             (time.monotonic() - started) * 1000,
         )
-        return ApplyResult(reloaded=True, reasons=reasons)
 
     def supervise(self, model: RouteModel) -> str | None:
         """Restart a dead master with backoff and make it serve ``model`` again."""
@@ -390,10 +617,18 @@ class NginxBackend:
     def health(self) -> HealthReport:
         process = self.process
         running = self.running
-        if process is not None and process.alive() and running is not None:
+        if process is not None and process.alive() and running is not None and self._ready:
+            upstreams = "Lua balancer" if running.lua else "static upstreams"
             return HealthReport(
-                live=True, ready=True, detail=f"nginx {process.pid} serving {running.digest}"
+                live=True,
+                ready=True,
+                detail=f"nginx {process.pid} serving {running.digest} ({upstreams})",
             )
         # Dead and being restarted with backoff: live until restarts keep failing.
-        detail = self.last_error or ("nginx not started" if process is None else "nginx down")
+        if process is None:
+            detail = self.last_error or "nginx not started"
+        elif process.alive():
+            detail = "nginx starting"
+        else:
+            detail = self.last_error or "nginx down"
         return HealthReport(live=self.restart_failures < 5, ready=False, detail=detail)

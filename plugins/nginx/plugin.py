@@ -19,6 +19,7 @@ from polyingress.core import (
 )
 
 from .apply import NginxBackend, NginxOptions
+from .lua_support import detect_lua, lua_render
 from .process import nginx_version
 from .render import FALLBACK_CRT, RenderOptions, render
 
@@ -37,6 +38,8 @@ __all__ = [
 log = logging.getLogger("polyingress.nginx")
 DEFAULTS = NginxOptions()
 _FALLBACK_PLACEHOLDER = "# self-signed fallback certificate, made when nginx starts\n"
+# What `polyingress render` shows instead of the per-run channel token.
+TOKEN_PLACEHOLDER = "per-run-token-made-at-start"
 
 
 def _positive(value: str) -> float:
@@ -74,6 +77,13 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
         help="seconds a reload may take before it counts as failed (default 60)",
     )
     g.add_argument(
+        "--nginx-lua",
+        choices=("auto", "on", "off"),
+        default=DEFAULTS.lua,
+        help="Lua balancer: endpoint changes without a reload (default auto: when the Lua "
+        "module, lua-resty-core and lua-cjson are installed; on: refuse to run without it)",
+    )
+    g.add_argument(
         "--nginx-stop-timeout",
         type=_positive,
         default=DEFAULTS.stop_timeout,
@@ -89,6 +99,7 @@ def options_from(settings: RunSettings) -> NginxOptions:
         status_port=getattr(ns, "nginx_status_port", DEFAULTS.status_port),
         reload_timeout=getattr(ns, "nginx_reload_timeout", DEFAULTS.reload_timeout),
         stop_timeout=getattr(ns, "nginx_stop_timeout", DEFAULTS.stop_timeout),
+        lua=getattr(ns, "nginx_lua", DEFAULTS.lua),
     )
 
 
@@ -96,6 +107,17 @@ def options_from(settings: RunSettings) -> NginxOptions:
 def polyingress_backend_info() -> BackendInfo:
     binary = shutil.which(DEFAULTS.binary)
     version = (nginx_version(binary) if binary else None) or "not installed"
+    if binary is None:
+        upstreams = "Lua balancer: unknown (nginx not installed)"
+    else:
+        support = detect_lua(binary)
+        upstreams = (
+            "Lua balancer: endpoint changes without reload (balancer_by_lua over a "
+            "lua_shared_dict, local UNIX-socket channel), upstream keepalive"
+            if support.available
+            else f"Lua balancer unavailable ({support.reason}): static upstreams with "
+            "keepalive, a reload per endpoint change"
+        )
     return BackendInfo(
         name="nginx",
         version=version,
@@ -104,7 +126,7 @@ def polyingress_backend_info() -> BackendInfo:
             "reload: nginx -t on a new file, atomic swap, SIGHUP, readiness by config digest",
             "single-label wildcard hosts",
             "TLS by SNI with a fallback certificate",
-            "static upstreams with keepalive (no Lua balancer yet)",
+            upstreams,
         ),
     )
 
@@ -146,9 +168,16 @@ def polyingress_stop(backend: NginxBackend) -> None:
 
 @hookimpl
 def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
-    """nginx.conf, the certificates, and placeholders for keys and the fallback certificate
-    (made anew by each process), so equal models give byte-identical output."""
+    """nginx.conf, the certificates, and placeholders for keys, the fallback certificate and
+    the channel token (made anew by each process), so equal models give byte-identical output.
+    Lua mode as ``run`` would choose it (``--nginx-lua``, what is installed)."""
     options = options_from(settings)
+    lua = None
+    if shutil.which(options.binary) is not None:
+        prefix = settings.workdir.resolve()
+        lua, _state = lua_render(
+            options.lua, options.binary, prefix, token=TOKEN_PLACEHOLDER, unavailable_port=0
+        )
     config = render(
         model,
         RenderOptions(
@@ -156,6 +185,7 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
             http_port=settings.http_port,
             https_port=settings.https_port,
             status_port=options.status_port,
+            lua=lua,
         ),
         fallback_certificate(),
     )

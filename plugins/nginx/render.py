@@ -38,8 +38,21 @@ Readiness: a status server on 127.0.0.1 (never on the public listeners) answers
 it until it answers the new digest. The digest, not the model hash, so that two models that
 render identically do not force a reload.
 
-Upstreams are rendered in :func:`upstreams` only (the Lua balancer of issue 5 replaces that one
-function's output).
+Upstreams are rendered in :func:`upstreams` only. Two modes:
+
+* Static (no Lua module, ``--nginx-lua off``, or the fallback after a failed push): one
+  ``server`` line per ready endpoint; a backend without one answers ``return 503`` and has no
+  upstream. Every endpoint change is a reload.
+* Lua (``RenderOptions.lua`` set): every backend in the model gets an upstream holding a
+  placeholder ``server 0.0.0.1;``, ``balancer_by_lua_block`` and keepalive; its locations
+  ``proxy_pass`` whether it has ready endpoints or not. The balancer
+  (``lua/polyingress_balancer.lua``) reads the endpoints from the ``lua_shared_dict`` that the
+  controller writes through the endpoint channel (``lua/polyingress_channel.lua``: a server on
+  a UNIX socket in the workdir, token rendered here) and sends the requests of a backend
+  without endpoints to a local responder that answers 503. The config holds no endpoint
+  address, so an endpoint change (also n -> 0 and 0 -> n) leaves it byte-identical: no reload.
+  The balancer finds the backend from ``$proxy_host`` (the upstream name), through a ``map``
+  because ngx.var cannot read ``$proxy_host`` itself; so locations read exactly as in static mode.
 """
 
 from __future__ import annotations
@@ -68,15 +81,21 @@ from polyingress.core import (
 from .settings import NginxSettings, parse_settings
 
 __all__ = [
+    "CHANNEL_PATH",
     "CONFIG_VERSION_PATH",
     "FALLBACK_CRT",
     "FALLBACK_KEY",
+    "LUA_DICT",
+    "LUA_SEED",
     "STATUS_PATH",
     "KeyPair",
+    "LuaRender",
     "NginxConfig",
     "RenderOptions",
     "UnsafeValue",
+    "endpoint_state",
     "line_owners",
+    "lua_safe",
     "quote",
     "render",
     "upstreams",
@@ -96,6 +115,13 @@ TEMP_PATHS = (
     ("uwsgi_temp_path", "tmp/uwsgi"),
     ("scgi_temp_path", "tmp/scgi"),
 )
+# Lua mode: the shared dictionary, the channel's location, and the state file that a fresh
+# dictionary is filled from when nginx starts (relative to the prefix; written 0600 by apply).
+LUA_DICT = "polyingress_backends"
+LUA_DICT_SIZE = "32m"
+LUA_SEED = "channel/endpoints.json"
+CHANNEL_PATH = "/endpoints"
+_UPSTREAM_VARIABLE = "$polyingress_upstream"
 _DIGEST_PLACEHOLDER = "%%polyingress-config-digest%%"
 _CONNECTION_VARIABLE = "$polyingress_connection"
 
@@ -123,13 +149,33 @@ def quote(value: str, *, variables: bool = False) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LuaRender:
+    """Lua mode: what the configuration needs to load the balancer and open the channel.
+
+    ``modules`` are the ``load_module`` paths (empty when nginx has the module built in);
+    ``package_dir`` holds ``polyingress_*.lua``; ``channel_socket`` is the absolute path of
+    the channel's UNIX socket (in a 0700 directory); ``unavailable_port`` the loopback port
+    of the server answering 503 (0: chosen when nginx starts); ``token`` is the per-run
+    secret the controller sends.
+    """
+
+    modules: tuple[str, ...]
+    package_dir: str
+    channel_socket: str
+    unavailable_port: int
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RenderOptions:
-    """Where nginx listens. ``status_port`` 0 means: chosen when nginx starts."""
+    """Where nginx listens. ``status_port`` 0 means: chosen when nginx starts. ``lua`` None:
+    static upstreams."""
 
     bind: str = "0.0.0.0"
     http_port: int = 8080
     https_port: int = 8443
     status_port: int = 10246
+    lua: LuaRender | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +202,7 @@ class NginxConfig:
     settings: NginxSettings
     settings_source: ObjectRef | None
     problems: tuple[str, ...] = ()
+    lua: bool = False
 
 
 # -- location tables ----------------------------------------------------------------------------
@@ -224,8 +271,10 @@ class _Answer:
 Table = Callable[[str], _Answer]
 
 
-def _proxy_or_503(backend: Backend | None) -> str:
-    if backend is None or not backend.available:
+def _proxy_or_503(backend: Backend | None, lua: bool) -> str:
+    # Lua mode: availability is decided per request by the balancer, so that endpoints going
+    # from n to 0 (or 0 to n) do not change the text.
+    if backend is None or not (lua or backend.available):
         return "return 503;"
     return f"proxy_pass {quote('http://' + backend.name)};"
 
@@ -252,17 +301,17 @@ class _Matcher:
         return self.prefix.get("/")
 
 
-def _table(model: RouteModel, vhost: VirtualHost | None) -> Table:
+def _table(model: RouteModel, vhost: VirtualHost | None, lua: bool) -> Table:
     """The model's answer for a path in ``vhost`` (None: no host matched)."""
     matcher = _Matcher(vhost)
 
     def answer(path: str) -> _Answer:
         route = matcher.match(path)
         if route is not None:
-            return _Answer(_proxy_or_503(model.backend_index.get(route.backend)))
+            return _Answer(_proxy_or_503(model.backend_index.get(route.backend), lua))
         if model.default_backend is None:
             return _Answer("return 404;")
-        return _Answer(_proxy_or_503(model.backend_index.get(model.default_backend)))
+        return _Answer(_proxy_or_503(model.backend_index.get(model.default_backend), lua))
 
     return answer
 
@@ -350,6 +399,7 @@ def _host_servers(
     key_pairs: dict[str, KeyPair],
 ) -> list[_Server]:
     assert vhost.host is not None
+    lua = opts.lua is not None
     names = (f"server_name {quote(vhost.host)};",)
     own_keys = _route_keys(vhost)
     refs = {r.source for r in vhost.routes}
@@ -363,7 +413,7 @@ def _host_servers(
     suffix = vhost.wildcard_suffix
     if suffix is not None:
         regex = _guard_regex(suffix)
-        fallback = _table(model, catch_all)
+        fallback = _table(model, catch_all, lua)
         fallback_keys = _route_keys(catch_all)
         answers = {fallback(k.representative).directive for k in [*fallback_keys, _ROOT]}
         only = next(iter(answers))
@@ -387,7 +437,7 @@ def _host_servers(
             *_source_comment(pair.refs),
             f"ssl_certificate_key {quote(pair.key)};",
         )
-    table = _table(model, vhost)
+    table = _table(model, vhost, lua)
     host_q = quote(vhost.host)
     if vhost.tls is not None and vhost.tls.ssl_redirect:
         port = "" if opts.https_port == 443 else f":{opts.https_port}"
@@ -416,23 +466,117 @@ def _host_servers(
 # -- upstreams ----------------------------------------------------------------------------------
 
 
-def upstreams(model: RouteModel, settings: NginxSettings) -> tuple[_Upstream, ...]:
-    """One upstream per backend with ready endpoints; servers are IPs (notes §7)."""
+def upstreams(
+    model: RouteModel, settings: NginxSettings, lua: bool = False
+) -> tuple[_Upstream, ...]:
+    """Static: one upstream per backend with ready endpoints; servers are IPs (notes §7).
+    Lua: one upstream per backend, without a single endpoint address (module docstring)."""
+    keepalive: list[str] = []
+    if settings.upstream_keepalive_connections > 0:
+        # After the balancer: keepalive wraps whichever balancer is set before it.
+        keepalive = [
+            f"keepalive {settings.upstream_keepalive_connections};",
+            f"keepalive_timeout {settings.upstream_keepalive_timeout};",
+            f"keepalive_requests {settings.upstream_keepalive_requests};",
+        ]
     out = []
     for backend in model.backends:
-        ready = backend.ready_endpoints
-        if not ready:
-            continue
-        directives = [f"server {quote(e.hostport)};" for e in ready]
-        if settings.upstream_keepalive_connections > 0:
-            directives += [
-                f"keepalive {settings.upstream_keepalive_connections};",
-                f"keepalive_timeout {settings.upstream_keepalive_timeout};",
-                f"keepalive_requests {settings.upstream_keepalive_requests};",
-            ]
         ref = ObjectRef(kind="Service", namespace=backend.namespace, name=backend.service)
-        out.append(_Upstream(_source_comment([ref]), quote(backend.name), tuple(directives)))
+        if lua:
+            directives = [
+                "server 0.0.0.1;",
+                f"balancer_by_lua_block {{ require({_lua_string(_LUA_BALANCER)}).balance() }}",
+            ]
+        else:
+            ready = backend.ready_endpoints
+            if not ready:
+                continue
+            directives = [f"server {quote(e.hostport)};" for e in ready]
+        out.append(
+            _Upstream(_source_comment([ref]), quote(backend.name), (*directives, *keepalive))
+        )
     return tuple(out)
+
+
+def endpoint_state(
+    model: RouteModel, names: Iterable[str] | None = None
+) -> dict[str, list[tuple[str, int]]]:
+    """Lua mode: what the channel holds for ``names`` (default: every backend), i.e. the ready
+    endpoints of each backend in the model's order, as (address, port)."""
+    index = model.backend_index
+    chosen = model.backends if names is None else [index[n] for n in names if n in index]
+    return {b.name: [(e.address, e.port) for e in b.ready_endpoints] for b in chosen}
+
+
+# -- Lua ----------------------------------------------------------------------------------------
+
+_LUA_BALANCER = "polyingress_balancer"
+_LUA_CHANNEL = "polyingress_channel"
+_LUA_SAFE = re.compile(r"[A-Za-z0-9_./:@+=,~ -]*")
+
+
+def lua_safe(value: str) -> bool:
+    return _LUA_SAFE.fullmatch(value) is not None
+
+
+def _lua_string(value: str) -> str:
+    """A Lua string literal for the renderer's own values (module names, the token, socket
+    paths): only characters that need no escaping in Lua, in nginx's Lua blocks, or in a
+    double-quoted nginx argument."""
+    if not lua_safe(value):
+        raise UnsafeValue(f"{value[:60]!r} cannot be a Lua string here")
+    return f'"{value}"'
+
+
+def _lua_http(lua: LuaRender) -> tuple[str, ...]:
+    if ";" in lua.package_dir or "?" in lua.package_dir:
+        raise UnsafeValue(f"Lua package directory {lua.package_dir!r} contains ';' or '?'")
+    init = (
+        f"require({_lua_string(_LUA_CHANNEL)}).init({{ "
+        f"token = {_lua_string(lua.token)}, "
+        f"seed = {_lua_string(LUA_SEED)}, "
+        f"unavailable = {_lua_string(f'127.0.0.1:{lua.unavailable_port}')} }})"
+    )
+    return (
+        f"lua_package_path {quote(lua.package_dir.rstrip('/') + '/?.lua;;')};",
+        f"lua_shared_dict {LUA_DICT} {LUA_DICT_SIZE};",
+        # The balancer's key: the upstream name from proxy_pass. ngx.var cannot read
+        # $proxy_host (it is not in nginx's variable hash); a map can.
+        f"map $proxy_host {_UPSTREAM_VARIABLE} {{ default $proxy_host; }}",
+        # In the master, before the workers fork (they inherit the loaded modules and the
+        # token, and need not read the package directory when running as nobody).
+        f"init_by_lua_block {{ {init} }}",
+    )
+
+
+def _lua_servers(lua: LuaRender) -> list[_Server]:
+    handle = f"content_by_lua_block {{ require({_lua_string(_LUA_CHANNEL)}).handle() }}"
+    return [
+        _Server(
+            (
+                "# Endpoint channel: the controller writes endpoints into the shared dictionary.",
+                "# UNIX socket in a 0700 directory of the workdir, per-run token; never on TCP.",
+            ),
+            (
+                f"listen {quote('unix:' + lua.channel_socket)};",
+                "access_log off;",
+                "client_max_body_size 64m;",
+                "client_body_buffer_size 64m;",
+            ),
+            (
+                _Location((), f"= {quote(CHANNEL_PATH)}", (handle,)),
+                _Location((), quote("/"), ("return 404;",)),
+            ),
+        ),
+        _Server(
+            (
+                "# Backends without a ready endpoint: the balancer sends their requests here",
+                "# (loopback TCP: workers running as nobody may not reach the workdir).",
+            ),
+            (f"listen {quote(f'127.0.0.1:{lua.unavailable_port}')};", "access_log off;"),
+            (_Location((), quote("/"), ("return 503;",)),),
+        ),
+    ]
 
 
 # -- global directives --------------------------------------------------------------------------
@@ -442,8 +586,11 @@ def _onoff(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _main(s: NginxSettings) -> tuple[str, ...]:
+def _main(s: NginxSettings, lua: LuaRender | None) -> tuple[str, ...]:
+    # Debian's order: the Lua module needs NDK loaded first.
+    modules = lua.modules if lua is not None else ()
     return (
+        *(f"load_module {quote(path)};" for path in modules),
         "daemon off;",
         "master_process on;",
         f"worker_processes {s.worker_processes};",
@@ -474,7 +621,7 @@ def server_names_hash(names: Iterable[str]) -> tuple[int, int]:
     return bucket, max(512, 4 * len(unique))
 
 
-def _http(s: NginxSettings, names: Iterable[str]) -> tuple[str, ...]:
+def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tuple[str, ...]:
     bucket, max_size = server_names_hash(names)
     xff = "$proxy_add_x_forwarded_for" if s.compute_full_forwarded_for else "$remote_addr"
     logging: tuple[str, ...]
@@ -522,6 +669,7 @@ def _http(s: NginxSettings, names: Iterable[str]) -> tuple[str, ...]:
         *((f"ssl_ciphers {quote(s.ssl_ciphers)};",) if s.ssl_ciphers else ()),
         "ssl_session_cache shared:polyingress_ssl:10m;",
         "ssl_session_timeout 10m;",
+        *(_lua_http(lua) if lua is not None else ()),
     )
 
 
@@ -598,6 +746,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
     https_listen = _listen_address(opts.bind, opts.https_port)
     pairs = _key_pairs(model, fallback)
     catch_all = model.vhost_index.get(None)
+    lua = opts.lua is not None
 
     default_listens = (
         f"listen {http_listen} default_server;",
@@ -619,7 +768,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
                 f"ssl_certificate {quote(FALLBACK_CRT)};",
                 f"ssl_certificate_key {quote(FALLBACK_KEY)};",
             ),
-            _locations(_route_keys(catch_all), _table(model, catch_all), None, None),
+            _locations(_route_keys(catch_all), _table(model, catch_all, lua), None, None),
         )
     ]
     names: list[str] = []
@@ -629,12 +778,14 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         names.append(vhost.host)
         servers += _host_servers(model, vhost, catch_all, opts, http_listen, https_listen, pairs)
     servers.append(_status_server(opts))
+    if opts.lua is not None:
+        servers += _lua_servers(opts.lua)
 
     text = _template().render(
-        main=_main(settings),
+        main=_main(settings, opts.lua),
         events=(f"worker_connections {settings.max_worker_connections};",),
-        http=_http(settings, names),
-        upstreams=upstreams(model, settings),
+        http=_http(settings, names, opts.lua),
+        upstreams=upstreams(model, settings, lua=opts.lua is not None),
         servers=servers,
     )
     if text.count(_DIGEST_PLACEHOLDER) != 1:
@@ -647,6 +798,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         settings=settings,
         settings_source=model.settings.source,
         problems=problems,
+        lua=opts.lua is not None,
     )
 
 
