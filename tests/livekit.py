@@ -251,6 +251,18 @@ class Controller:
     def metrics(self) -> str:
         return self.health("/metrics")[1]
 
+    def applied(self) -> float:
+        """How many models the controller has applied (start included), from /metrics."""
+        for line in self.metrics().splitlines():
+            if line.startswith('polyingress_syncs_total{result="applied"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def wait_applied(self, before: float, timeout: float = 20.0) -> None:
+        """Wait until a model newer than ``before`` applies were counted has been applied: the
+        backend reports an apply only once the proxy serves it."""
+        wait_until(lambda: self.applied() > before, timeout=timeout)
+
     def log(self) -> str:
         if self.log_path is None or not self.log_path.exists():
             return ""

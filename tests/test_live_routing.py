@@ -155,7 +155,7 @@ def test_manifest_changes_to_ingress_endpoints_and_secret_are_served(live: LiveW
     try:
         write_manifests(live.manifests, "world.yaml", objs)
         wait_until(lambda: live.controller.get("only.example.com", "/moved").status == 200)
-        assert live.controller.get("only.example.com", "/only").status == 404
+        wait_until(lambda: live.controller.get("only.example.com", "/only").status == 404)
         wait_until(lambda: live.controller.get(TLS_HOST, "/", scheme="https").peer_sha256 != before)
         wait_until(
             lambda: (
