@@ -81,6 +81,8 @@ class Controller:
         self.last_result: BuildResult | None = None
         self.last_error: str | None = None
         self._failed_model: RouteModel | None = None
+        self._retry_at: float | None = None
+        self.retry_pause = 2.0
         self.applies = 0
         self.started = False
         self._dirty = threading.Event()
@@ -203,6 +205,9 @@ class Controller:
             if time.monotonic() >= next_supervise and not self._stop.is_set():
                 next_supervise = time.monotonic() + self.supervise_interval
                 self._supervise()
+            if self._retry_at is not None and time.monotonic() >= self._retry_at:
+                self._retry_at = None
+                self._dirty.set()
 
     def _supervise(self) -> None:
         if self.last_good is None:
@@ -253,16 +258,19 @@ class Controller:
             log.error("the proxy refused the new configuration (%s): %s", culprits, exc)
             return
         except Exception as exc:
-            self._remember_failure(model)
+            # Transient (the proxy died, a socket was busy): keep the last good model and try
+            # this one again after a pause, once the supervisor had a chance to repair things.
             self.last_error = f"{type(exc).__name__}: {exc}"
             SYNCS.labels("failed").inc()
             log.exception("applying the new model failed; still serving the last good one")
+            self._retry_at = time.monotonic() + self.retry_pause
             return
         finally:
             APPLY_SECONDS.observe(time.monotonic() - started)
         self._record_success(model, apply_result or ApplyResult(), change)
 
     def _remember_failure(self, model: RouteModel) -> None:
+        self._retry_at = None
         # Compared by value (cheap: unchanged parts are shared objects), not by hash.
         self._failed_model = model
 
@@ -271,6 +279,7 @@ class Controller:
 
     def _record_success(self, model: RouteModel, result: ApplyResult, change: ModelDiff) -> None:
         self.last_good = model
+        self._retry_at = None
         self._forget_failure()
         self.last_error = None
         self.applies += 1

@@ -397,10 +397,11 @@ def test_stopped_proxy_keeps_the_controller_up_and_recovers_after_sigcont(world:
             marks=[
                 *BACKENDS[0].marks,
                 pytest.mark.xfail(
-                    strict=True,
-                    reason="plugins/nginx/apply.py _wait_serving raises ApplyError when the "
-                    "master dies during a reload; the core takes that for a refusal and never "
-                    "retries the model, and the supervisor restarts nginx on the previous one",
+                    strict=False,
+                    reason="nginx killed while a reload waits: the apply now fails as "
+                    "transient and is retried, but the restart does not always complete within "
+                    "the test's "
+                    "15 s (open: orphaned workers of the killed master; see issue 9 note)",
                 ),
             ],
         ),
@@ -530,11 +531,6 @@ def test_half_written_manifest_keeps_the_last_good_objects(world: World) -> None
     world.assert_controller_up()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no metric counts manifest files that fail to parse (the warning is logged only); "
-    "proposed: a gauge polyingress_manifest_files_invalid set by ManifestSource",
-)
 @pytest.mark.parametrize("world", BACKENDS[:1], indirect=True)
 def test_half_written_manifest_shows_in_a_metric(world: World) -> None:
     base = world.manifests / "base.yaml"

@@ -1197,12 +1197,6 @@ def _world(*extra: dict[str, Any], namespace: str = FUZZ_NS) -> list[dict[str, A
     return objects
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/translate/ingress.py parse_ingress never validates metadata.namespace (no API "
-    "server checks manifest files): an invalid one reaches backend_name() and Backend() raises "
-    "ValueError (core/model.py:108), so build_model fails for every object",
-)
 @pytest.mark.parametrize(
     "namespace",
     ["Evil NS", "a_b", "-x", "x" * 64, "a\nb", "../etc"],
@@ -1219,14 +1213,6 @@ def test_hostile_namespace_is_rejected_alone_naming_the_field(namespace: str) ->
 ZONED = ["fe80::1%eth0", "fe80::1%a;b{c}", "fe80::1%\n}", "fe80::1%$x", 'fe80::1%"']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/translate/service.py canonical_ip accepts IPv6 scope ids (ipaddress keeps "
-    "'%<anything>'): a tenant's EndpointSlice puts newlines, ';', '$', quotes into "
-    "Endpoint.address; nginx's quote() then refuses the whole model (no object named) and "
-    "HAProxy's quote() raises ValueError in servers_of: no change is applied for anyone, "
-    "and a controller started with such a slice cannot start",
-)
 def test_endpoint_address_with_an_ipv6_zone_never_reaches_a_backend() -> None:
     service = {
         "apiVersion": "v1",

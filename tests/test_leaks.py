@@ -468,16 +468,7 @@ def _render_function(backend: str) -> Any:
     "backend",
     [
         "nginx",
-        pytest.param(
-            "haproxy",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="plugins/haproxy/render.py:276 _SERVERS (an _IdentityCache keyed by "
-                "id(backend)) keeps every Backend object it ever saw, with its endpoints, until "
-                "200,000 entries: ~1.2 KiB per endpoint change here (bench_soak: +8.7 MiB over "
-                "10,000 cycles), far more for large Services",
-            ),
-        ),
+        "haproxy",
         "traefik",
     ],
 )

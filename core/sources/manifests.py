@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client import Gauge
 from watchfiles import watch
 
 from polyingress.core.store import CLUSTER_SCOPED, KINDS, ObjectKey, ObjectStore, object_key
@@ -22,6 +23,11 @@ from polyingress.core.store import CLUSTER_SCOPED, KINDS, ObjectKey, ObjectStore
 __all__ = ["ManifestError", "ManifestSource", "load_objects"]
 
 log = logging.getLogger(__name__)
+
+INVALID_FILES = Gauge(
+    "polyingress_manifest_files_invalid",
+    "Manifest files that failed to parse (their last good objects are kept)",
+)
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -106,9 +112,11 @@ class ManifestSource:
             objects = load_objects(path)
         except ManifestError as exc:
             self.file_errors[path] = str(exc)
+            INVALID_FILES.set(len(self.file_errors))
             log.warning("%s; keeping the objects it yielded before", exc)
             return
         self.file_errors.pop(path, None)
+        INVALID_FILES.set(len(self.file_errors))
         keyed: dict[ObjectKey, dict[str, Any]] = {}
         for obj in objects:
             key = object_key(obj)

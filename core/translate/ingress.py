@@ -10,6 +10,7 @@ from polyingress.core.model import ObjectRef, PathType
 from polyingress.core.problems import Problem
 from polyingress.core.validate import (
     check_dns1035_label,
+    check_dns1123_label,
     check_dns1123_subdomain,
     check_host,
     check_path,
@@ -106,13 +107,17 @@ def normalize_prefix(path: str) -> str:
 def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Problem]]:
     """Validate an Ingress completely; any error rejects the whole object (and only it)."""
     meta = obj.get("metadata") or {}
-    ns = meta.get("namespace") or "default"
-    name = meta.get("name") or ""
+    ns = str(meta.get("namespace") or "default")
+    name = str(meta.get("name") or "")
     ref = ObjectRef(kind="Ingress", namespace=ns, name=name)
     errors: list[tuple[str, str]] = []
     reason = check_dns1123_subdomain(name, "name")
     if reason:
         errors.append(("metadata.name", reason))
+    # The API server guarantees this; the manifest source has no API server in front of it.
+    reason = check_dns1123_label(ns, "namespace")
+    if reason:
+        errors.append(("metadata.namespace", reason))
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         spec = {}

@@ -34,7 +34,11 @@ class SliceIndex:
 
 @lru_cache(maxsize=1 << 17)
 def canonical_ip(address: str) -> str | None:
-    """The canonical text of an IP literal, or None (hostnames are never accepted)."""
+    """The canonical text of an IP literal, or None (hostnames are never accepted, nor IPv6
+    zone ids: ``fe80::1%eth0`` names an interface of the node, not a pod address, and the text
+    after ``%`` is free-form)."""
+    if "%" in address:
+        return None
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:

@@ -256,24 +256,26 @@ class Server:
         return host.strip("[]"), int(port)
 
 
-class _IdentityCache:
-    """Results per object identity: the builder reuses a Backend object while its inputs are
-    unchanged, so an endpoint change recomputes one backend, not 10,000."""
+class _NameCache:
+    """Results per backend name, valid while the builder hands us the same Backend object (it
+    reuses one while its inputs are unchanged), so an endpoint change recomputes one backend,
+    not 10,000. One entry per name: a changed Backend replaces its predecessor, so the cache
+    never holds more than the backends of the world (plus those removed since the last trim)."""
 
     def __init__(self) -> None:
-        self._items: dict[int, tuple[object, object]] = {}
+        self._items: dict[str, tuple[Backend, tuple[Server, ...]]] = {}
 
-    def get(self, obj: object) -> object | None:
-        hit = self._items.get(id(obj))
-        return hit[1] if hit is not None and hit[0] is obj else None
+    def get(self, backend: Backend) -> tuple[Server, ...] | None:
+        hit = self._items.get(backend.name)
+        return hit[1] if hit is not None and hit[0] is backend else None
 
-    def put(self, obj: object, value: object) -> None:
+    def put(self, backend: Backend, value: tuple[Server, ...]) -> None:
         if len(self._items) > 200_000:
             self._items.clear()
-        self._items[id(obj)] = (obj, value)
+        self._items[backend.name] = (backend, value)
 
 
-_SERVERS = _IdentityCache()
+_SERVERS = _NameCache()
 _BLOCKS: dict[str, tuple[Backend | None, str]] = {}
 
 
@@ -283,7 +285,7 @@ def servers_of(backend: Backend) -> tuple[Server, ...]:
     Addresses are canonical IPs (the core's EndpointSlice translation checks them)."""
     cached = _SERVERS.get(backend)
     if cached is not None:
-        return cached  # type: ignore[return-value]
+        return cached
     servers: dict[str, Server] = {}
     for endpoint in backend.ready_endpoints:
         port = int(endpoint.port)

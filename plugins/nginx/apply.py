@@ -84,6 +84,10 @@ __all__ = [
 log = logging.getLogger("polyingress.nginx")
 
 
+class NginxExited(RuntimeError):
+    """nginx died while applying: transient, unlike a refused configuration (ApplyError)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NginxOptions:
     """The ``--nginx-*`` options."""
@@ -391,7 +395,9 @@ class NginxBackend:
             if not process.alive():
                 time.sleep(0.05)  # let the reader collect the last lines
                 last = "; ".join(self.tail.since(mark)[-3:])
-                raise ApplyError(f"nginx {process.describe_exit()}: {last}")
+                # Not a verdict on the configuration: the core retries the model once the
+                # supervisor has restarted nginx.
+                raise NginxExited(f"nginx {process.describe_exit()}: {last}")
             if self._version() == config.digest:
                 return
             if time.monotonic() > deadline:
