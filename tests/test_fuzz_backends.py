@@ -1242,12 +1242,6 @@ def test_endpoint_address_with_an_ipv6_zone_never_reaches_a_backend() -> None:
     haproxy_render.render(model, HAPROXY_SETTINGS, slots)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins/nginx/settings.py _log_format accepts the text '%%polyingress-config-digest"
-    "%%'; render() then raises UnsafeValue('the config digest placeholder occurs in the "
-    "model'), naming no object, and the whole model is refused",
-)
 def test_nginx_log_format_with_the_digest_placeholder_is_reported_not_fatal() -> None:
     data = {
         "enable-access-log": "true",
@@ -1266,12 +1260,6 @@ def test_nginx_log_format_with_the_digest_placeholder_is_reported_not_fatal() ->
 
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins/nginx/settings.py _ciphers checks characters only: an unknown cipher list "
-    "passes, nginx -t fails with 'SSL_CTX_set_cipher_list(...) failed' and "
-    "apply.explain_failure names no object (the message has no file:line)",
-)
 def test_nginx_unknown_ssl_ciphers_are_reported_naming_the_configmap(tmp_path: Path) -> None:
     objects = _world(
         {

@@ -54,6 +54,7 @@ ingress-nginx); sizes a number with an optional ``k m g`` (bytes when bare).
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -203,6 +204,12 @@ def _ciphers(value: str) -> str:
     v = value.strip()
     if not _CIPHERS.match(v):
         raise ValueError("expected an OpenSSL cipher list (letters, digits and : + ! @ . _ -)")
+    # Ask the same OpenSSL nginx links: a list it cannot use fails here, naming the key,
+    # instead of failing `nginx -t` with a message that names no object.
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(v)
+    except ssl.SSLError:
+        raise ValueError(f"OpenSSL knows no cipher in {v!r}") from None
     return v
 
 
@@ -254,6 +261,8 @@ _LOG_VARIABLE = re.compile(r"\$(?:\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]*))")
 def _log_format(value: str) -> str:
     if not value.strip():
         raise ValueError("empty log format")
+    if "%%polyingress" in value:
+        raise ValueError("'%%polyingress' is reserved for the renderer's own placeholders")
     for m in _LOG_VARIABLE.finditer(value):
         name = m.group(1) if m.group(1) is not None else m.group(2)
         if not name:
