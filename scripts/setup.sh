@@ -41,8 +41,7 @@ want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "setup: installing pinned dependencies from requirements.lock"
     .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
-    .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . \
-        || .venv/bin/python -m pip install -q --no-deps -e .
+    .venv/bin/python -m pip install -q --no-deps -e .
     echo "$want" >"$stamp"
 fi
 .venv/bin/polyingress plugins >/dev/null
