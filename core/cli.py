@@ -7,6 +7,7 @@ interface (users script them): rename nothing.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -214,6 +215,11 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
         if kube is not None:
             kube.start(store, controller)  # lists every kind first: the first model is complete
         controller.start()
+        # The objects of the first model live as long as the process: move them out of the
+        # cyclic GC's reach, so that a full collection over a 10,000-Ingress world cannot stall
+        # an apply for hundreds of milliseconds.
+        gc.collect()
+        gc.freeze()
         if source is not None:
             source.start()
         log.info("ready")

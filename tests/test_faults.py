@@ -392,19 +392,7 @@ def test_stopped_proxy_keeps_the_controller_up_and_recovers_after_sigcont(world:
 @pytest.mark.parametrize(
     "world",
     [
-        pytest.param(
-            "nginx",
-            marks=[
-                *BACKENDS[0].marks,
-                pytest.mark.xfail(
-                    strict=False,
-                    reason="nginx killed while a reload waits: the apply now fails as "
-                    "transient and is retried, but the restart does not always complete within "
-                    "the test's "
-                    "15 s (open: orphaned workers of the killed master; see issue 9 note)",
-                ),
-            ],
-        ),
+        BACKENDS[0],
         BACKENDS[1],
     ],
     indirect=True,

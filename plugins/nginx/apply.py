@@ -416,6 +416,11 @@ class NginxBackend:
         self._check_worker_access()
         if self.process is not None and self.process.alive():
             self.process.stop(self.options.stop_timeout)
+        elif self.process is not None:
+            # A master that died (killed) leaves its workers holding the listening sockets.
+            left = self.process.kill_leftovers()
+            if left:
+                log.warning("nginx: killed %d orphaned workers of a dead master", len(left))
         stop_stale_master(self.prefix, self.prefix / PID_FILE, self.options.stop_timeout)
         self._remove_stale_socket()
         config = self.render(model, lua=self._use_lua())
