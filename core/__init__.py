@@ -6,7 +6,7 @@ Plugins import only the names exported here (``from polyingress.core import ...`
 from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
 from .builder import BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
-from .files import write_atomic
+from .files import FileGuard, write_atomic
 from .hookspecs import hookimpl
 from .model import (
     Backend,
@@ -35,6 +35,7 @@ __all__ = [
     "BuildResult",
     "Certificate",
     "Endpoint",
+    "FileGuard",
     "GlobalSettings",
     "HealthReport",
     "HostKind",

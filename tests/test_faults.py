@@ -456,12 +456,6 @@ def test_damaged_generated_files_are_never_used_and_rewritten_from_the_model(
     assert world.metric("polyingress_supervisor_repairs_total") >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="supervise() of the nginx and HAProxy backends checks the process only: a deleted "
-    "or corrupted generated file stays so until the next reload or restart, and nothing is "
-    "logged or counted (the Traefik backend checks its file: plugin.py config_intact)",
-)
 def test_damaged_generated_files_are_noticed_and_rewritten_by_the_supervisor(
     world: World,
 ) -> None:

@@ -23,6 +23,7 @@ from polyingress.core import (
     ApplyError,
     ApplyResult,
     BackendInfo,
+    FileGuard,
     HealthReport,
     ModelDiff,
     RenderedConfig,
@@ -56,6 +57,8 @@ NAME = "haproxy"
 DEFAULT_SPARE_BACKENDS = 64
 DEFAULT_DRAIN_TIMEOUT = 30.0
 CHECK_INTERVAL = 10.0
+# Files HAProxy reads at a reload: put back by the supervisor if something else damages them.
+GUARDED_FILES = (CONFIG_FILE, ROUTES_MAP, CRT_LIST, FALLBACK_PEM)
 # The periodic full read-back (every apply already reads back what it changed) waits for a
 # quiet moment: at 10,000 Ingresses it takes about a second, and it runs on the reconciler's
 # worker, so a change arriving meanwhile would wait for it.
@@ -100,6 +103,7 @@ class HAProxyBackend:
         self.binary: str | None = given if given is not None else shutil.which("haproxy")
         drain = getattr(options, "haproxy_drain_timeout", None)
         self.process = HAProxyProcess(self.binary or "haproxy", self.workdir)
+        self.guard = FileGuard()
         self.applier = Applier(
             self.process,
             _render_settings(settings),
@@ -140,7 +144,11 @@ class HAProxyBackend:
             raise HAProxyUnavailable(f"haproxy: {exc}") from exc
         self.next_check = time.monotonic() + CHECK_INTERVAL
         self._set_health(True, True, f"haproxy running (master pid {self.process.pid})")
+        self._guard_record()
         return ApplyResult(reloaded=False, reasons=())
+
+    def _guard_record(self) -> None:
+        self.guard.record(self.workdir / name for name in GUARDED_FILES)
 
     def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
         started = time.monotonic()
@@ -163,6 +171,7 @@ class HAProxyBackend:
         APPLY_SECONDS.labels("reload" if result.reloaded else "runtime").observe(
             time.monotonic() - started
         )
+        self._guard_record()
         return result
 
     def _restart(self, model: RouteModel, cause: str) -> None:
@@ -187,6 +196,10 @@ class HAProxyBackend:
             return f"haproxy exited with code {code}; restarted with the current model"
         if now - self.process.started_at >= STABLE_AFTER:
             self.backoff = BACKOFF_FIRST
+        fixed = self.guard.repair()
+        if fixed:
+            names = ", ".join(str(p.relative_to(self.workdir)) for p in fixed)
+            return f"generated files changed on disk, rewritten from the model: {names}"
         try:
             workers = self.process.worker_pids()
         except RuntimeApiError as exc:

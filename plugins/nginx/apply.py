@@ -46,6 +46,7 @@ from pathlib import Path
 from polyingress.core import (
     ApplyError,
     ApplyResult,
+    FileGuard,
     HealthReport,
     ModelDiff,
     ObjectRef,
@@ -216,6 +217,7 @@ class NginxBackend:
         self.prefix = Path(settings.workdir).resolve()
         self.conf_dir = self.prefix / "conf"
         self.conf = self.conf_dir / "nginx.conf"
+        self.guard = FileGuard()
         self.candidate = self.conf_dir / "nginx.conf.next"
         self.rejected = self.conf_dir / "nginx.conf.rejected"
         # The status server, and in Lua mode the 503 responder: loopback ports of their own.
@@ -439,6 +441,7 @@ class NginxBackend:
             process.stop(self.options.stop_timeout)
             raise
         self.running = config
+        self._guard_record()
         self.failed = None
         self.last_error = None
         self._remove_stale_files(config)
@@ -583,6 +586,7 @@ class NginxBackend:
         if not process.wait_retired(old_workers, timeout=5.0):
             log.warning("old nginx workers still accept connections 5s after the reload")
         self.running = config
+        self._guard_record()
         self.failed = None
         self.last_error = None
         self.reloads += 1
@@ -596,10 +600,21 @@ class NginxBackend:
             (time.monotonic() - started) * 1000,
         )
 
+    def _guard_record(self) -> None:
+        certs = self.conf_dir / "certs"
+        self.guard.record([self.conf, *sorted(certs.glob("polyingress-fallback.*"))])
+
     def supervise(self, model: RouteModel) -> str | None:
-        """Restart a dead master with backoff and make it serve ``model`` again."""
+        """Restart a dead master with backoff and make it serve ``model`` again; put back
+        generated files that something else changed or deleted."""
         process = self.process
-        if process is None or process.alive():
+        if process is None:
+            return None
+        if process.alive():
+            fixed = self.guard.repair()
+            if fixed:
+                names = ", ".join(str(p.relative_to(self.prefix)) for p in fixed)
+                return f"generated files changed on disk, rewritten from the model: {names}"
             return None
         now = time.monotonic()
         if now < self.next_restart:
