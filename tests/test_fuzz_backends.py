@@ -65,6 +65,7 @@ from polyingress.core import (
     diff,
     fallback_certificate,
 )
+from polyingress.plugins.haproxy import apply as haproxy_apply
 from polyingress.plugins.haproxy import render as haproxy_render
 from polyingress.plugins.haproxy.apply import (
     group_entries,
@@ -826,7 +827,7 @@ VOCABULARY = {
     "add", "del", "set", "get", "show", "new", "commit", "abort", "enable", "prepare",
     "shutdown", "map", "server", "servers", "state", "ssl", "cert", "crt-list", "sessions",
     "maint", "ready", "addr", "port", "-n", "@7", haproxy_render.ROUTES_MAP,
-    haproxy_render.CRT_LIST,
+    haproxy_render.CRT_LIST, *haproxy_apply.DYNAMIC_SERVER_POOL,
 }  # fmt: skip
 
 

@@ -178,7 +178,9 @@ def _state(name: str, address: str, port: int, admin: ServerAdmin) -> ServerStat
 def test_plan_servers_adds_then_enables_never_with_the_enabled_keyword() -> None:
     commands, retire = plan_servers("slot_0001", [], [Server("10.0.0.1_80", "10.0.0.1:80")])
     assert _words(commands) == [
-        "add server slot_0001/10.0.0.1_80 10.0.0.1:80",
+        # With the idle-connection pool a config-file server has by default (2.6 gives dynamic
+        # servers none: a new connection per request).
+        "add server slot_0001/10.0.0.1_80 10.0.0.1:80 pool-purge-delay 5s pool-max-conn -1",
         "enable server slot_0001/10.0.0.1_80",
     ]
     assert retire == []

@@ -197,6 +197,12 @@ def plan_routes(
     return RoutePlan(commands=tuple(commands), changed=len(changed))
 
 
+# HAProxy 2.6 gives a server added at run time no idle-connection pool (`show servers conn`:
+# purge_delay 0, idle_lim 0): every request opened a new connection to the pod, a third of the
+# throughput of a server from the configuration file. These are the config-file defaults.
+DYNAMIC_SERVER_POOL = ("pool-purge-delay", "5s", "pool-max-conn", "-1")
+
+
 def plan_servers(
     slot: str, actual: Sequence[ServerState], desired: Sequence[Server]
 ) -> tuple[list[Command], list[str]]:
@@ -223,7 +229,7 @@ def plan_servers(
     for name in sorted(want.keys() - seen):
         ref = f"{slot}/{name}"
         # Notes §2: add (starts in maintenance), then enable; never the `enabled` keyword.
-        commands.append(Command.of("add", "server", ref, want[name].address))
+        commands.append(Command.of("add", "server", ref, want[name].address, *DYNAMIC_SERVER_POOL))
         commands.append(Command.of("enable", "server", ref))
     return commands, retire
 
