@@ -241,21 +241,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         obj = snapshot.of("Ingress")[key]
         parsed, found = _parse_cached(key, obj)
         if parsed is None:
-            # Class of an invalid object: decide on the raw fields, so that an Ingress of
-            # another class is ignored completely, even when it is invalid.
-            spec = obj.get("spec") or {}
-            ann = (obj.get("metadata") or {}).get("annotations") or {}
-            cls = spec.get("ingressClassName") if isinstance(spec, Mapping) else None
-            legacy = ann.get(LEGACY_CLASS_ANNOTATION) if isinstance(ann, Mapping) else None
-            mine = (
-                cls in ours
-                if cls is not None
-                else (
-                    legacy in ours
-                    if legacy is not None
-                    else default_class or opts.watch_ingress_without_class
-                )
-            )
+            mine = invalid_is_ours(obj, ours, default_class, opts)
             ref = found[0].ref
             if mine:
                 problems.extend(found)
@@ -376,39 +362,8 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         certificates[cert.name] = cert
 
     # Default backend: the oldest Ingress's spec.defaultBackend, else the flag.
-    default_ref: BackendRef | None = None
-    default_from: ObjectRef | None = None
-    for ing in accepted:
-        if ing.default_backend is None:
-            continue
-        if default_ref is None:
-            default_ref, default_from = ing.default_backend, ing.ref
-        elif ing.default_backend != default_ref:
-            problems.append(
-                Problem(
-                    ref=ing.ref,
-                    field="spec.defaultBackend",
-                    message=f"the default backend is already set by {default_from} (older); "
-                    "ignored",
-                    severity=Severity.WARNING,
-                    reason="Conflict",
-                )
-            )
-    if default_ref is None and opts.default_backend_service is not None:
-        ns, svc = opts.default_backend_service
-        fp = first_port(snapshot, ns, svc)
-        if fp is None:
-            problems.append(
-                Problem(
-                    ref=ObjectRef(kind="Service", namespace=ns, name=svc),
-                    field="--default-backend-service",
-                    message="Service not found or has no ports; unmatched requests get 404",
-                    severity=Severity.WARNING,
-                    reason="ServiceNotFound",
-                )
-            )
-        else:
-            default_ref = BackendRef(ns, svc, fp[0], fp[1])
+    default_ref, default_problems = default_backend(accepted, snapshot, opts)
+    problems += default_problems
     default_name: str | None = None
     if default_ref is not None:
         default_name = backend_name(default_ref.namespace, default_ref.service, default_ref.port)
@@ -509,6 +464,64 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
 
 def _ref_key(ref: ObjectRef) -> tuple[str, str, str]:
     return (ref.kind, ref.namespace, ref.name)
+
+
+def default_backend(
+    ingresses: list[ParsedIngress], snapshot: Snapshot, opts: BuildOptions
+) -> tuple[BackendRef | None, list[Problem]]:
+    """The oldest Ingress's spec.defaultBackend (``ingresses`` oldest first), else the
+    ``--default-backend-service`` flag's Service; later, different ones get a warning."""
+    problems: list[Problem] = []
+    default_ref: BackendRef | None = None
+    default_from: ObjectRef | None = None
+    for ing in ingresses:
+        if ing.default_backend is None:
+            continue
+        if default_ref is None:
+            default_ref, default_from = ing.default_backend, ing.ref
+        elif ing.default_backend != default_ref:
+            problems.append(
+                Problem(
+                    ref=ing.ref,
+                    field="spec.defaultBackend",
+                    message=f"the default backend is already set by {default_from} (older); "
+                    "ignored",
+                    severity=Severity.WARNING,
+                    reason="Conflict",
+                )
+            )
+    if default_ref is None and opts.default_backend_service is not None:
+        ns, svc = opts.default_backend_service
+        fp = first_port(snapshot, ns, svc)
+        if fp is None:
+            problems.append(
+                Problem(
+                    ref=ObjectRef(kind="Service", namespace=ns, name=svc),
+                    field="--default-backend-service",
+                    message="Service not found or has no ports; unmatched requests get 404",
+                    severity=Severity.WARNING,
+                    reason="ServiceNotFound",
+                )
+            )
+        else:
+            default_ref = BackendRef(ns, svc, fp[0], fp[1])
+    return default_ref, problems
+
+
+def invalid_is_ours(
+    obj: Mapping[str, Any], ours: set[str], default_class: bool, opts: BuildOptions
+) -> bool:
+    """Class of an Ingress that failed validation, decided on its raw fields, so that an
+    Ingress of another class is ignored completely, even when it is invalid."""
+    spec = obj.get("spec") or {}
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    cls = spec.get("ingressClassName") if isinstance(spec, Mapping) else None
+    legacy = ann.get(LEGACY_CLASS_ANNOTATION) if isinstance(ann, Mapping) else None
+    if cls is not None:
+        return cls in ours
+    if legacy is not None:
+        return legacy in ours
+    return default_class or opts.watch_ingress_without_class
 
 
 def _tls_problem(

@@ -20,7 +20,6 @@ from typing import Any
 
 from polyingress.core.annotations import Annotations
 from polyingress.core.builder import (
-    LEGACY_CLASS_ANNOTATION,
     BuildOptions,
     BuildResult,
     _annotations_cached,
@@ -32,6 +31,8 @@ from polyingress.core.builder import (
     _settings,
     _tls_problem,
     build_model,
+    default_backend,
+    invalid_is_ours,
 )
 from polyingress.core.model import (
     Backend,
@@ -52,7 +53,6 @@ from polyingress.core.translate.service import (
     SERVICE_NAME_LABEL,
     SliceIndex,
     backend_name,
-    first_port,
     resolve_backend,
 )
 
@@ -188,16 +188,7 @@ class IncrementalBuilder:
         opts = self.opts
         parsed, found = _parse_cached(key, obj)
         if parsed is None:
-            spec = obj.get("spec") or {}
-            ann = (obj.get("metadata") or {}).get("annotations") or {}
-            cls = spec.get("ingressClassName") if isinstance(spec, Mapping) else None
-            legacy = ann.get(LEGACY_CLASS_ANNOTATION) if isinstance(ann, Mapping) else None
-            if cls is not None:
-                mine = cls in self.ours
-            elif legacy is not None:
-                mine = legacy in self.ours
-            else:
-                mine = self.default_class or opts.watch_ingress_without_class
+            mine = invalid_is_ours(obj, self.ours, self.default_class, opts)
             status = "rejected" if mine else "ignored"
             return _Ingress(obj, None, status, list(found) if mine else [], None)
         if not _is_ours(parsed, self.ours, self.default_class, opts):
@@ -363,41 +354,7 @@ class IncrementalBuilder:
     # -- default backend ----------------------------------------------------------------------
 
     def _default(self, snapshot: Snapshot) -> tuple[BackendRef | None, list[Problem]]:
-        problems: list[Problem] = []
-        default_ref: BackendRef | None = None
-        default_from: ObjectRef | None = None
-        for ing in self._sorted_ingresses(self.with_default):
-            if ing.default_backend is None:
-                continue
-            if default_ref is None:
-                default_ref, default_from = ing.default_backend, ing.ref
-            elif ing.default_backend != default_ref:
-                problems.append(
-                    Problem(
-                        ref=ing.ref,
-                        field="spec.defaultBackend",
-                        message=f"the default backend is already set by {default_from} "
-                        "(older); ignored",
-                        severity=Severity.WARNING,
-                        reason="Conflict",
-                    )
-                )
-        flag = self.opts.default_backend_service
-        if default_ref is None and flag is not None:
-            fp = first_port(snapshot, flag[0], flag[1])
-            if fp is None:
-                problems.append(
-                    Problem(
-                        ref=ObjectRef(kind="Service", namespace=flag[0], name=flag[1]),
-                        field="--default-backend-service",
-                        message="Service not found or has no ports; unmatched requests get 404",
-                        severity=Severity.WARNING,
-                        reason="ServiceNotFound",
-                    )
-                )
-            else:
-                default_ref = BackendRef(flag[0], flag[1], fp[0], fp[1])
-        return default_ref, problems
+        return default_backend(self._sorted_ingresses(self.with_default), snapshot, self.opts)
 
     # -- the incremental path -----------------------------------------------------------------
 
