@@ -148,6 +148,11 @@ class ManifestSource:
         cost of editing one small file does not grow with the size of the whole directory."""
         with self._lock:
             affected: set[ObjectKey] = set()
+            # A new directory's files may have been written before its watch was armed:
+            # read them from the directory itself.
+            paths = set(paths)
+            for path in [p for p in paths if p.is_dir()]:
+                paths.update(f for f in path.rglob("*") if f.is_file())
             for path in sorted(paths):
                 if path.suffix not in SUFFIXES or path.name.startswith("."):
                     continue
