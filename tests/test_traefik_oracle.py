@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import routing_cases
+from livekit import free_port
 from routing_cases import Case
 from traefik_oracle import (
     FALLBACK,
@@ -15,6 +17,7 @@ from traefik_oracle import (
     merge,
     parse_rule,
     route,
+    route_and_forward,
     schema_validator,
 )
 
@@ -29,13 +32,28 @@ from polyingress.core import (
     VirtualHost,
     build_model,
 )
-from polyingress.plugins.traefik.render import RenderSettings, render
+from polyingress.plugins.traefik.redirector import HttpsRedirector
+from polyingress.plugins.traefik.render import SERVICE_REDIRECTOR, RenderSettings, render
 
 HTTPS_PORT = 8443
 HTTP_PORT = 8080
+REDIRECTOR_PORT = free_port()
 SETTINGS = RenderSettings(
-    cert_dir="/var/lib/polyingress/certs", http_port=HTTP_PORT, https_port=HTTPS_PORT
+    cert_dir="/var/lib/polyingress/certs",
+    http_port=HTTP_PORT,
+    https_port=HTTPS_PORT,
+    redirect_url=f"http://127.0.0.1:{REDIRECTOR_PORT}",
 )
+FORWARD = frozenset({SERVICE_REDIRECTOR})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redirector() -> Iterator[HttpsRedirector]:
+    """The controller's HTTPS redirector, where the configurations send ssl-redirect hosts."""
+    running = HttpsRedirector("127.0.0.1", REDIRECTOR_PORT, HTTPS_PORT)
+    running.start()
+    yield running
+    running.stop()
 
 
 def _backend(svc: str) -> dict[str, Any]:
@@ -242,8 +260,15 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ),
     ("unknown-host-unknown-path", "web", "unknown.org", "/nothing", NOT_FOUND),
     ("no-ready-endpoints-503", "web", "down.example.com", "/x", "503"),
-    ("tls-host-redirects-http", "web", "tls.example.com", "/a/b", f"redirect 301 {R}/a/b"),
-    ("tls-host-redirects-unmatched-too", "web", "tls.example.com:80", "/", f"redirect 301 {R}/"),
+    ("tls-host-redirects-http", "web", "tls.example.com", "/a/b", f"redirect 308 {R}/a/b"),
+    ("tls-host-redirects-unmatched-too", "web", "tls.example.com:80", "/", f"redirect 308 {R}/"),
+    (
+        "tls-host-redirect-keeps-query",
+        "web",
+        "TLS.example.com",
+        "/a?b=c",
+        f"redirect 308 {R}/a?b=c",
+    ),
     ("tls-host-served-on-https", "websecure", "tls.example.com", "/a", "svc-tls"),
     ("plain-host-served-on-https", "websecure", "exact.example.com", "/foo/x", "svc-foo"),
     ("https-wildcard", "websecure", "q.foo.com", "/", "svc-wild"),
@@ -261,7 +286,7 @@ def _expected(expected: str, default_backend: bool) -> Outcome:
         return Outcome(status=503, service="default__svc-down__80")
     if expected.startswith("redirect "):
         _word, status, location = expected.split(" ")
-        return Outcome(status=int(status), location=location)
+        return Outcome(status=int(status), service=SERVICE_REDIRECTOR, location=location)
     return Outcome(status=200, service=f"default__{expected}__80")
 
 
@@ -270,7 +295,8 @@ def _core_expectation(model: RouteModel, entrypoint: str, host: str, path: str) 
     vhost = model.select_vhost(host)
     if entrypoint == "web" and vhost is not None and vhost.tls and vhost.tls.ssl_redirect:
         bare = host.split(":")[0].lower()
-        return Outcome(status=301, location=f"https://{bare}:{HTTPS_PORT}{path}")
+        target = f"https://{bare}:{HTTPS_PORT}{path}"
+        return Outcome(status=308, service=SERVICE_REDIRECTOR, location=target)
     _kind, _route, backend = model.resolve(host, path)
     if backend is None:
         return Outcome(status=404)
@@ -297,19 +323,27 @@ def test_routing_case(
     assert _core_expectation(model, entrypoint, host, path) == want, (
         "case table disagrees with core"
     )
-    got = route(CONFIGS[default_backend], Request(host=host, path=path, entrypoint=entrypoint))
+    req = Request(host=host, path=path, entrypoint=entrypoint)
+    got = route_and_forward(CONFIGS[default_backend], req, FORWARD)
     assert _strip(got) == want
 
 
-def test_redirect_keeps_method_with_308() -> None:
-    got = route(CONFIGS[False], Request(host="tls.example.com", path="/form", method="POST"))
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"])
+def test_redirect_is_308_for_every_method(method: str) -> None:
+    req = Request(host="tls.example.com", path="/form", method=method)
+    got = route_and_forward(CONFIGS[False], req, FORWARD)
     assert (got.status, got.location) == (308, f"{R}/form")
 
 
-def test_redirect_to_port_443_has_no_port() -> None:
-    config = render(WORLDS[False], RenderSettings(cert_dir="/c", https_port=443), FALLBACK).config
+def test_redirect_scheme_mode_answers_get_with_301() -> None:
+    """``--traefik-redirect-listen off``: Traefik's redirectScheme, 301 to GET, 308 otherwise."""
+    settings = RenderSettings(cert_dir="/c", https_port=443)
+    config = render(WORLDS[False], settings, FALLBACK).config
+    assert SERVICE_REDIRECTOR not in config["http"]["services"]
     got = route(config, Request(host="tls.example.com:80", path="/x"))
-    assert got.location == "https://tls.example.com/x"
+    assert (got.status, got.location) == (301, "https://tls.example.com/x")
+    got = route(config, Request(host="tls.example.com", path="/x", method="POST"))
+    assert (got.status, got.location) == (308, "https://tls.example.com/x")
 
 
 def test_404_terminator_cannot_be_opened_from_any_client() -> None:
@@ -363,14 +397,11 @@ SHARED_CASES = [(False, c) for c in routing_cases.CASES] + [
 def test_shared_routing_case(with_default: bool, case: Case) -> None:
     _model, config = SHARED[with_default]
     entrypoint = "websecure" if case.scheme == "https" else "web"
-    got = route(config, Request(host=case.host, path=case.path, entrypoint=entrypoint))
+    req = Request(host=case.host, path=case.path, entrypoint=entrypoint)
+    got = route_and_forward(config, req, FORWARD)
     if case.expect == 308:
-        # Traefik's redirectScheme (permanent) answers 301 to GET and 308 to other methods
-        # (pkg/middlewares/redirect/redirect.go); no documented option gives 308 to GET.
-        assert got.status == 301
+        assert got.status == 308
         assert got.location == f"https://{case.host}:{HTTPS_PORT}{case.path}"
-        post = Request(host=case.host, path=case.path, entrypoint=entrypoint, method="POST")
-        assert route(config, post).status == 308
     elif isinstance(case.expect, int):
         assert got.status == case.expect
     else:

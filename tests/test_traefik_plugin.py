@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 import pluggy
 import pytest
 import yaml
+from traefik_oracle import Request, route_and_forward
 
 from polyingress.core import (
     ApplyError,
@@ -25,17 +27,19 @@ from polyingress.core import (
     Route,
     RouteModel,
     RunSettings,
+    TLSBinding,
     VirtualHost,
     diff,
 )
 from polyingress.core import hookspecs as core_hookspecs
 from polyingress.plugins.traefik import plugin
 from polyingress.plugins.traefik.plugin import TraefikBackend, static_config
+from polyingress.plugins.traefik.render import SERVICE_REDIRECTOR
 
 REF = ObjectRef(kind="Ingress", namespace="ns", name="ing")
 
 
-def model(port: int = 8080) -> RouteModel:
+def model(port: int = 8080, tls: bool = False) -> RouteModel:
     return RouteModel(
         vhosts=(
             VirtualHost(
@@ -43,6 +47,7 @@ def model(port: int = 8080) -> RouteModel:
                 routes=(
                     Route(path="/", path_type=PathType.PREFIX, backend="ns__s__80", source=REF),
                 ),
+                tls=TLSBinding(certificate=None, source=REF) if tls else None,
             ),
         ),
         backends=(
@@ -63,14 +68,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def settings(tmp_path: Path, binary: str | None = None) -> RunSettings:
+def settings(
+    tmp_path: Path,
+    binary: str | None = None,
+    redirect_listen: tuple[str, int] | None = ("127.0.0.1", 0),
+) -> RunSettings:
     return RunSettings(
         backend="traefik",
         bind="127.0.0.1",
         http_port=free_port(),
         https_port=free_port(),
         workdir=tmp_path / "work",
-        options=argparse.Namespace(traefik_binary=binary, traefik_https_redirect_port=None),
+        options=argparse.Namespace(
+            traefik_binary=binary,
+            traefik_https_redirect_port=None,
+            traefik_redirect_listen=redirect_listen,
+        ),
     )
 
 
@@ -110,6 +123,22 @@ def test_options_are_added_and_parsed() -> None:
         ["--traefik-binary", "/opt/traefik", "--traefik-https-redirect-port", "443"]
     )
     assert (args.traefik_binary, args.traefik_https_redirect_port) == ("/opt/traefik", 443)
+    assert args.traefik_redirect_listen == ("127.0.0.1", 10308)
+    parsed = {"off": None, "[::1]:9000": ("::1", 9000), "0.0.0.0:1": ("0.0.0.0", 1)}
+    for value, want in parsed.items():
+        args = parser.parse_args(["--traefik-redirect-listen", value])
+        assert args.traefik_redirect_listen == want
+
+
+@pytest.mark.parametrize("value", ["localhost:80", "10.0.0.1", "10.0.0.1:99999", ":80", "[::1]"])
+def test_bad_redirect_listen_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    plugin.polyingress_add_options(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--traefik-redirect-listen", value])
+    assert "--traefik-redirect-listen" in capsys.readouterr().err
 
 
 def test_static_config_watches_the_dynamic_directory(tmp_path: Path) -> None:
@@ -292,3 +321,75 @@ def test_static_config_command_prints_entry_points_and_file_provider(tmp_path: P
     assert cfg["entryPoints"]["web"]["address"] == "0.0.0.0:8081"
     assert cfg["entryPoints"]["websecure"]["address"] == "0.0.0.0:8444"
     assert cfg["providers"]["file"] == {"directory": str(tmp_path / "dynamic"), "watch": True}
+
+
+def test_ssl_redirect_hosts_go_to_the_redirector_which_answers_308(
+    tmp_path: Path, no_traefik_on_path: None
+) -> None:
+    backend = plugin.polyingress_create_backend(settings(tmp_path))
+    plugin.polyingress_start(backend, model(tls=True))
+    try:
+        config = yaml.safe_load(backend.layout.config_path.read_text())
+        (server,) = config["http"]["services"][SERVICE_REDIRECTOR]["loadBalancer"]["servers"]
+        assert backend.redirector is not None
+        assert server["url"] == backend.redirector.url  # the port actually bound
+        https = backend.settings.https_port
+        for method in ("GET", "POST", "HEAD"):
+            req = Request(host="A.example.com:80", path="/p?q=1", method=method)
+            got = route_and_forward(config, req, frozenset({SERVICE_REDIRECTOR}))
+            assert (got.status, got.location) == (308, f"https://a.example.com:{https}/p?q=1")
+        port = backend.redirector.port
+    finally:
+        plugin.polyingress_stop(backend)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_redirect_listen_off_leaves_the_redirect_to_traefik(
+    tmp_path: Path, no_traefik_on_path: None
+) -> None:
+    backend = plugin.polyingress_create_backend(settings(tmp_path, redirect_listen=None))
+    plugin.polyingress_start(backend, model(tls=True))
+    try:
+        assert backend.redirector is None
+        config = yaml.safe_load(backend.layout.config_path.read_text())
+        assert SERVICE_REDIRECTOR not in config["http"]["services"]
+        assert "polyingress-redirect-https" in config["http"]["middlewares"]
+    finally:
+        plugin.polyingress_stop(backend)
+
+
+def test_redirector_port_in_use_fails_start_with_the_flag_named(
+    tmp_path: Path, no_traefik_on_path: None
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        backend = plugin.polyingress_create_backend(
+            settings(tmp_path, redirect_listen=("127.0.0.1", port))
+        )
+        with pytest.raises(ApplyError, match=f"127.0.0.1:{port}.*--traefik-redirect-listen"):
+            plugin.polyingress_start(backend, model(tls=True))
+    assert not backend.layout.config_path.exists()
+
+
+def test_redirector_keeps_the_connection_for_small_bodies_only(
+    tmp_path: Path, no_traefik_on_path: None
+) -> None:
+    backend = plugin.polyingress_create_backend(settings(tmp_path))
+    plugin.polyingress_start(backend, model(tls=True))
+    try:
+        assert backend.redirector is not None
+        conn = http.client.HTTPConnection("127.0.0.1", backend.redirector.port, timeout=5)
+        conn.request("POST", "/form", body=b"a=1" * 100, headers={"Host": "a.example.com"})
+        first = conn.getresponse()
+        assert (first.status, first.read()) == (308, b"Permanent Redirect\n")
+        assert first.getheader("Connection") is None
+        conn.request("PUT", "/big", body=b"x" * 100_000, headers={"Host": "a.example.com"})
+        second = conn.getresponse()
+        assert second.status == 308 and second.getheader("Connection") == "close"
+        second.read()
+        conn.close()
+    finally:
+        plugin.polyingress_stop(backend)

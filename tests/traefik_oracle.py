@@ -15,6 +15,7 @@ pass) and :func:`ingress_world`, the generated Kubernetes objects the tests and
 from __future__ import annotations
 
 import functools
+import http.client
 import ipaddress
 import json
 import os
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -38,6 +40,7 @@ __all__ = [
     "merge",
     "parse_rule",
     "route",
+    "route_and_forward",
     "schema_validator",
 ]
 
@@ -409,6 +412,34 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         service=served.service,
         router=name,
         headers=tuple(sorted(headers.items())),
+    )
+
+
+def route_and_forward(config: Mapping[str, Any], req: Request, forward: frozenset[str]) -> Outcome:
+    """:func:`route`, then, when the request lands on a service named in ``forward``, what
+    Traefik does next, for real: the request goes over HTTP to the service's server (it must
+    have exactly one) with the client's method, target and Host header (Services > Load
+    Balancer > ``passHostHeader``: "forward client Host header to server", default true), and
+    the server's status and Location are the outcome."""
+    got = route(config, req)
+    if got.service not in forward:
+        return got
+    (server,) = config["http"]["services"][got.service]["loadBalancer"]["servers"]
+    url = urlsplit(server["url"])
+    if url.scheme != "http" or url.hostname is None or url.port is None:
+        raise OracleError(f"service {got.service}: server {server['url']} is not modelled")
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
+    try:
+        conn.request(req.method, req.path, headers={"Host": req.host})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    return Outcome(
+        status=response.status,
+        service=got.service,
+        router=got.router,
+        location=response.getheader("Location"),
     )
 
 

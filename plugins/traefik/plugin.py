@@ -10,12 +10,19 @@ Traefik's file provider applies a rewritten file by itself, without a restart; e
 whole-file rewrite, skipped when the text is unchanged. In managed mode start and apply return
 once Traefik answers the probe router of the revision just written (``render.probe_config``),
 so "ready" and "applied" mean served, not merely written.
+
+The backend also runs the HTTPS redirector (``redirector.py``) on ``--traefik-redirect-listen``
+(default 127.0.0.1:10308): ``ssl-redirect`` hosts' plain-HTTP routers forward to it, so the
+redirect is a 308 for every method, as on nginx and HAProxy. ``off`` leaves the redirect to
+Traefik's ``redirectScheme`` (301 to GET).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
+import ipaddress
 import logging
 import os
 import shutil
@@ -41,6 +48,7 @@ from polyingress.core import (
 )
 
 from .apply import Layout, WriteResult, write_config
+from .redirector import HttpsRedirector, dial_url
 from .render import (
     PROBE_HOST,
     PROBE_STATUS,
@@ -64,6 +72,23 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 60.0
 KEY_PLACEHOLDER = "<private key: written to the workdir, not shown>\n"
+REDIRECT_LISTEN_DEFAULT = "127.0.0.1:10308"
+
+
+def redirect_listen(value: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[v6]:PORT``) of the redirector, or None for ``off``."""
+    if value == "off":
+        return None
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected HOST:PORT, [IPV6]:PORT or off")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: HOST must be an IP address") from None
+    return host, int(port)
 
 
 def _address(bind: str, port: int) -> str:
@@ -102,12 +127,16 @@ class TraefikBackend:
         self.binary_given = given is not None
         self.binary: str | None = given if given is not None else shutil.which("traefik")
         redirect_port = getattr(options, "traefik_https_redirect_port", None)
+        listen = getattr(options, "traefik_redirect_listen", REDIRECT_LISTEN_DEFAULT)
+        self.redirect_listen = redirect_listen(listen) if isinstance(listen, str) else listen
         self.render_settings = RenderSettings(
             cert_dir=str(self.layout.cert_dir),
             http_port=settings.http_port,
             https_port=settings.https_port,
             redirect_port=redirect_port,
+            redirect_url=dial_url(*self.redirect_listen) if self.redirect_listen else None,
         )
+        self.redirector: HttpsRedirector | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.backoff = BACKOFF_FIRST
@@ -158,7 +187,12 @@ class TraefikBackend:
     def start(self, model: RouteModel) -> ApplyResult:
         if self.binary_given and not (self.binary and os.access(self.binary, os.X_OK)):
             raise ApplyError(f"traefik: --traefik-binary {self.binary} is not an executable")
-        self.write(model)
+        self.start_redirector()
+        try:
+            self.write(model)
+        except ApplyError:
+            self.stop()
+            raise
         if not self.managed:
             detail = f"external mode: configuration written to {self.layout.config_path}"
             self.set_health(True, True, detail)
@@ -173,6 +207,25 @@ class TraefikBackend:
         return ApplyResult(
             reloaded=True, reasons=("traefik started with the initial configuration",)
         )
+
+    def start_redirector(self) -> None:
+        if self.redirect_listen is None or self.redirector is not None:
+            return
+        host, port = self.redirect_listen
+        https_port = self.render_settings.redirect_port or self.settings.https_port
+        try:
+            self.redirector = HttpsRedirector(host, port, https_port)
+        except OSError as exc:
+            raise ApplyError(
+                f"traefik: the HTTPS redirector cannot listen on {dial_url(host, port)}: {exc} "
+                "(set --traefik-redirect-listen)"
+            ) from exc
+        self.redirector.start()
+        # Port 0 picks a free port: the configuration names the one actually bound.
+        self.render_settings = dataclasses.replace(
+            self.render_settings, redirect_url=self.redirector.url
+        )
+        log.info("traefik: HTTPS redirector (308) listening on %s", self.redirector.url)
 
     def running_detail(self) -> str:
         pid = self.proc.pid if self.proc is not None else "?"
@@ -288,6 +341,9 @@ class TraefikBackend:
         return ApplyResult(reloaded=True, reasons=(reason,))
 
     def stop(self) -> None:
+        redirector, self.redirector = self.redirector, None
+        if redirector is not None:
+            redirector.stop()
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -324,6 +380,15 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="port in the Location of HTTP to HTTPS redirects (default: --https-port; "
         "443 is left out of the URL)",
+    )
+    group.add_argument(
+        "--traefik-redirect-listen",
+        metavar="HOST:PORT",
+        type=redirect_listen,
+        default=REDIRECT_LISTEN_DEFAULT,
+        help="where the controller answers Traefik's forwarded plain-HTTP requests to "
+        "ssl-redirect hosts with 308 (Traefik must reach it; default %(default)s); 'off': "
+        "Traefik's redirectScheme, which answers GET with 301",
     )
 
 
