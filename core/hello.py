@@ -7,12 +7,22 @@ plain text (or JSON with ``?format=json`` or ``Accept: application/json``).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import uuid
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["HelloServer"]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client (or a proxy's health check) closing its connection is not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class HelloServer:
@@ -66,8 +76,7 @@ class HelloServer:
                 return
 
         self.name = name
-        self.server = ThreadingHTTPServer((address, port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server((address, port), Handler)
         self.address, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
