@@ -28,7 +28,7 @@ from .model import (
 )
 from .problems import Problem, Severity
 from .store import Snapshot
-from .translate.ingress import BackendRef, ParsedIngress, parse_ingress
+from .translate.ingress import BackendRef, ParsedIngress, PathRule, parse_ingress
 from .translate.secret import CertificateError, certificate_from_secret
 from .translate.service import SliceIndex, backend_name, first_port, resolve_backend
 
@@ -273,20 +273,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         for rule in ing.rules:
             rkey = (rule.host, rule.path, rule.path_type)
             if rkey in winners:
-                winner = winners[rkey]
-                what = "host-less rule" if rule.host is None else f"host {rule.host}"
-                problems.append(
-                    Problem(
-                        ref=ing.ref,
-                        field=rule.field,
-                        message=(
-                            f"{what} path {rule.path} ({rule.path_type.value}) is already "
-                            f"served by {winner} (older); this path is ignored"
-                        ),
-                        severity=Severity.WARNING,
-                        reason="Conflict",
-                    )
-                )
+                problems.append(_path_conflict(ing.ref, rule, winners[rkey]))
                 continue
             winners[rkey] = ing.ref
             b = rule.backend
@@ -312,18 +299,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
                 if host in tls_hosts:
                     other = tls_hosts[host]
                     if other[1] != ing.ref:
-                        problems.append(
-                            Problem(
-                                ref=ing.ref,
-                                field=tfield,
-                                message=(
-                                    f"TLS for host {host} is already set by {other[1]} "
-                                    "(older); this entry is ignored for that host"
-                                ),
-                                severity=Severity.WARNING,
-                                reason="Conflict",
-                            )
-                        )
+                        problems.append(_tls_conflict(ing.ref, tfield, host, other[1]))
                     continue
                 sref = (ing.ref.namespace, secret) if secret else None
                 tls_hosts[host] = (sref, ing.ref, tfield)
@@ -349,16 +325,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
             bad_secrets[sref] = str(exc)
             problems.append(_tls_problem(ing_ref, tfield, host, sref, str(exc)))
             continue
-        for w in cert_warnings:
-            problems.append(
-                Problem(
-                    ref=cert.source,
-                    field="data[tls.crt]",
-                    message=w,
-                    severity=Severity.WARNING,
-                    reason="CertificateExpired",
-                )
-            )
+        problems.extend(_certificate_warning(cert, w) for w in cert_warnings)
         certificates[cert.name] = cert
 
     # Default backend: the oldest Ingress's spec.defaultBackend, else the flag.
@@ -522,6 +489,44 @@ def invalid_is_ours(
     if legacy is not None:
         return legacy in ours
     return default_class or opts.watch_ingress_without_class
+
+
+def _path_conflict(ref: ObjectRef, rule: PathRule, winner: ObjectRef) -> Problem:
+    """An Ingress rule losing its host, path and path type to an older Ingress."""
+    what = "host-less rule" if rule.host is None else f"host {rule.host}"
+    return Problem(
+        ref=ref,
+        field=rule.field,
+        message=(
+            f"{what} path {rule.path} ({rule.path_type.value}) is already "
+            f"served by {winner} (older); this path is ignored"
+        ),
+        severity=Severity.WARNING,
+        reason="Conflict",
+    )
+
+
+def _tls_conflict(ref: ObjectRef, tfield: str, host: str, winner: ObjectRef) -> Problem:
+    return Problem(
+        ref=ref,
+        field=tfield,
+        message=(
+            f"TLS for host {host} is already set by {winner} "
+            "(older); this entry is ignored for that host"
+        ),
+        severity=Severity.WARNING,
+        reason="Conflict",
+    )
+
+
+def _certificate_warning(cert: Certificate, warning: str) -> Problem:
+    return Problem(
+        ref=cert.source,
+        field="data[tls.crt]",
+        message=warning,
+        severity=Severity.WARNING,
+        reason="CertificateExpired",
+    )
 
 
 def _tls_problem(

@@ -23,12 +23,15 @@ from polyingress.core.builder import (
     BuildOptions,
     BuildResult,
     _annotations_cached,
+    _certificate_warning,
     _is_ours,
     _merge_catch_all,
     _our_classes,
     _parse_cached,
+    _path_conflict,
     _ref_key,
     _settings,
+    _tls_conflict,
     _tls_problem,
     build_model,
     default_backend,
@@ -264,19 +267,7 @@ class IncrementalBuilder:
                     continue
                 rkey = (rule.path, rule.path_type)
                 if rkey in winners:
-                    what = "host-less rule" if host is None else f"host {host}"
-                    problems.append(
-                        Problem(
-                            ref=ing.ref,
-                            field=rule.field,
-                            message=(
-                                f"{what} path {rule.path} ({rule.path_type.value}) is already "
-                                f"served by {winners[rkey]} (older); this path is ignored"
-                            ),
-                            severity=Severity.WARNING,
-                            reason="Conflict",
-                        )
-                    )
+                    problems.append(_path_conflict(ing.ref, rule, winners[rkey]))
                     continue
                 winners[rkey] = ing.ref
                 b = rule.backend
@@ -306,18 +297,7 @@ class IncrementalBuilder:
                     continue
                 if binding is not None:
                     if binding[1] != ing.ref:
-                        problems.append(
-                            Problem(
-                                ref=ing.ref,
-                                field=tfield,
-                                message=(
-                                    f"TLS for host {host} is already set by {binding[1]} "
-                                    "(older); this entry is ignored for that host"
-                                ),
-                                severity=Severity.WARNING,
-                                reason="Conflict",
-                            )
-                        )
+                        problems.append(_tls_conflict(ing.ref, tfield, host, binding[1]))
                     continue
                 sref = (ing.ref.namespace, secret) if secret else None
                 binding = (sref, ing.ref, tfield)
@@ -339,16 +319,7 @@ class IncrementalBuilder:
         except CertificateError as exc:
             self.certs[sref] = _CertState(secret, None, str(exc), [])
             return
-        problems = [
-            Problem(
-                ref=cert.source,
-                field="data[tls.crt]",
-                message=w,
-                severity=Severity.WARNING,
-                reason="CertificateExpired",
-            )
-            for w in warns
-        ]
+        problems = [_certificate_warning(cert, w) for w in warns]
         self.certs[sref] = _CertState(secret, cert, None, problems)
 
     # -- default backend ----------------------------------------------------------------------
