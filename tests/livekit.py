@@ -1,4 +1,5 @@
-"""Helpers for live tests: free ports, hello fleets, a real `polyingress run`, an HTTP client.
+"""Helpers for live tests: free ports, hello fleets, a real `polyingress run` (or the settings
+of a backend run in the test's process), an HTTP client, /metrics samples, a checked teardown.
 
 The client behaves like browsers and HTTP libraries: it retries an idempotent request once when
 the connection was closed before any byte of the response arrived (an exiting nginx/HAProxy
@@ -7,16 +8,19 @@ worker closes idle keep-alive connections during a reload); no other failure is 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,6 +32,7 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from polyingress.core import BuildOptions, RunSettings
 from polyingress.core.hello import HelloServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +42,22 @@ def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((address, 0))
         return int(s.getsockname()[1])
+
+
+def run_settings(
+    backend: str, tmp: Path, build: BuildOptions | None = None, **options: Any
+) -> RunSettings:
+    """Settings for a backend run in this process: loopback, free ports, the workdir
+    ``tmp/work``; ``options`` are the values of the plugin's options (by argparse dest)."""
+    return RunSettings(
+        backend=backend,
+        bind="127.0.0.1",
+        http_port=free_port(),
+        https_port=free_port(),
+        workdir=tmp / "work",
+        build=BuildOptions() if build is None else build,
+        options=argparse.Namespace(**options),
+    )
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
@@ -83,6 +104,17 @@ class HelloFleet:
     def stop(self) -> None:
         for s in self.servers.values():
             s.stop()
+        self.servers.clear()
+
+    def stop_at_once(self, wait: bool = True) -> None:
+        """Stop every hello server at once (each one's shutdown waits up to half a second);
+        ``wait=False`` does not wait for them to be stopped."""
+        threads = [threading.Thread(target=s.stop, daemon=not wait) for s in self.servers.values()]
+        for thread in threads:
+            thread.start()
+        if wait:
+            for thread in threads:
+                thread.join(timeout=10)
         self.servers.clear()
 
 
@@ -294,6 +326,34 @@ class Controller:
     def get(self, host: str, path: str, scheme: str = "http", **kw: Any) -> Response:
         port = self.https_port if scheme == "https" else self.http_port
         return get(port, host, path, scheme=scheme, **kw)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``, in /metrics ``text``."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{.*\})?\s+(\S+)$", line)
+        if m is None or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
+
+
+def stop_running(controller: Controller, fleet: HelloFleet, sessions: set[int]) -> None:
+    """Tear down a controller that must still be running and its hello fleet: assert that the
+    controller has not exited, stop it and the fleet (not waiting for the hello servers), then
+    assert that nothing is left in ``sessions`` (those of its process tree, taken before)."""
+    proc = controller.proc
+    assert proc is not None
+    try:
+        assert proc.poll() is None, f"the controller exited:\n{controller.log()}"
+    finally:
+        controller.stop()
+        fleet.stop_at_once(wait=False)
+    for sid in sessions:
+        assert processes_in_session(sid) == [], "processes left behind"
 
 
 def processes_in_session(sid: int) -> list[int]:

@@ -25,7 +25,6 @@ What the user sees, per fault:
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -41,15 +40,18 @@ from typing import Any
 
 import pytest
 import yaml
+from kube_objects import CLASS
 from livekit import (
     Controller,
     HelloFleet,
     Response,
     free_port,
-    processes_in_session,
+    metric,
+    stop_running,
     wait_until,
     write_manifests,
 )
+from manifests import Objects, b64, cert_data
 
 from polyingress.core import self_signed
 
@@ -59,12 +61,6 @@ SECURE = "secure.test"
 LATE = "late.test"
 FALLBACK_CN = "polyingress-fallback.invalid"
 ADDRESSES = {"svc-a": ["127.0.70.1", "127.0.70.2"], "svc-b": ["127.0.71.1"]}
-CLASS = {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "IngressClass",
-    "metadata": {"name": "polyingress"},
-    "spec": {"controller": "polyingress.io/controller"},
-}
 BACKENDS = [
     pytest.param(
         "nginx", marks=pytest.mark.skipif(not shutil.which("nginx"), reason="nginx missing")
@@ -90,77 +86,8 @@ pytestmark = pytest.mark.live
 # -- objects ---------------------------------------------------------------------------------------
 
 
-def service(name: str, port: int, addresses: list[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-s1",
-                "namespace": NS,
-                "labels": {"kubernetes.io/service-name": name},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-        },
-    ]
-
-
-def ingress(
-    name: str, host: str, paths: dict[str, str], tls_secret: str | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "ingressClassName": "polyingress",
-        "rules": [
-            {
-                "host": host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": path,
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": svc, "port": {"number": 80}}},
-                        }
-                        for path, svc in sorted(paths.items())
-                    ]
-                },
-            }
-        ],
-    }
-    if tls_secret is not None:
-        spec["tls"] = [{"hosts": [host], "secretName": tls_secret}]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": spec,
-    }
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def tls_secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": NS},
-        "data": data,
-    }
-
-
-def cert_data(common_name: str, host: str, days: int = 365) -> dict[str, str]:
-    cert = self_signed(common_name, (host,), days=days)
-    return {"tls.crt": b64(cert.cert_pem), "tls.key": b64(cert.key_pem)}
+OBJECTS = Objects(NS)
+service, ingress, tls_secret = OBJECTS.service, OBJECTS.ingress, OBJECTS.tls_secret
 
 
 def mismatched_data(host: str) -> dict[str, str]:
@@ -170,19 +97,6 @@ def mismatched_data(host: str) -> dict[str, str]:
 
 
 GARBAGE = {"tls.crt": "!!not-base64!!", "tls.key": "%%%"}
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{.*\})?\s+(\S+)$", line)
-        if m is None or m.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
 
 
 # -- the world -------------------------------------------------------------------------------------
@@ -295,18 +209,7 @@ class World:
         return sessions
 
     def stop(self) -> None:
-        proc = self.controller.proc
-        assert proc is not None
-        sessions = self.sessions()
-        try:
-            assert proc.poll() is None, f"the controller exited:\n{self.controller.log()}"
-        finally:
-            self.controller.stop()
-            for server in list(self.fleet.servers.values()):
-                threading.Thread(target=server.stop, daemon=True).start()
-            self.fleet.servers.clear()
-        for sid in sessions:
-            assert processes_in_session(sid) == [], "processes left behind"
+        stop_running(self.controller, self.fleet, self.sessions())
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,7 +4,6 @@ an external reload is replayed, a refused change falls back to a reload."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import json
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import HelloFleet, free_port, get, wait_until
+from livekit import HelloFleet, free_port, get, run_settings, wait_until
 from routing_cases import (
     CASES,
     TLS_HOST,
@@ -33,7 +32,6 @@ from polyingress.core import (
     BuildOptions,
     ObjectStore,
     RouteModel,
-    RunSettings,
     build_model,
     diff,
     fallback_certificate,
@@ -68,16 +66,6 @@ from polyingress.plugins.haproxy.runtime import (
 HAPROXY = shutil.which("haproxy")
 M = ROUTES_MAP
 SECURE_PEM = "certs/routing__secure-tls.pem"
-
-
-def stop_fleet(fleet: HelloFleet) -> None:
-    """Stop every hello server at once (each one's shutdown waits up to half a second)."""
-    threads = [threading.Thread(target=s.stop) for s in fleet.servers.values()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    fleet.servers.clear()
 
 
 def _words(plan_commands: tuple[Command, ...] | list[Command]) -> list[str]:
@@ -372,7 +360,7 @@ class Bench:
 
     def stop(self) -> None:
         self.process.stop()
-        stop_fleet(self.fleet)
+        self.fleet.stop_at_once()
 
 
 @pytest.fixture
@@ -582,14 +570,7 @@ def test_global_setting_change_reloads_and_an_unused_key_does_not(bench: Bench) 
 @pytest.mark.live
 def test_external_reload_is_detected_and_the_model_replayed(tmp_path: Path) -> None:
     fleet = HelloFleet([(name, addr) for name, addr, _i in all_endpoints()])
-    settings = RunSettings(
-        backend="haproxy",
-        bind="127.0.0.1",
-        http_port=free_port(),
-        https_port=free_port(),
-        workdir=tmp_path / "work",
-        options=argparse.Namespace(haproxy_spare_backends=2),
-    )
+    settings = run_settings("haproxy", tmp_path, haproxy_spare_backends=2)
     settings.workdir.mkdir()
     backend = HAProxyBackend(settings)
     model = _build(world(fleet.port))
@@ -614,4 +595,4 @@ def test_external_reload_is_detected_and_the_model_replayed(tmp_path: Path) -> N
         assert resp.server_name == "svc-foo-1"
     finally:
         backend.stop()
-        stop_fleet(fleet)
+        fleet.stop_at_once()

@@ -3,7 +3,6 @@ changes, a seamless reload when the spare pool runs out, restart after a kill, c
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_objects import CLASS
 from livekit import (
     Controller,
     EarlyClose,
@@ -27,8 +27,8 @@ from livekit import (
     wait_until,
     write_manifests,
 )
+from manifests import Objects
 
-from polyingress.core import self_signed
 from polyingress.plugins.haproxy.runtime import MasterClient, ProcTable
 
 pytestmark = [
@@ -50,93 +50,10 @@ ADDRESSES = {
 }
 
 
-def stop_fleet(fleet: HelloFleet) -> None:
-    """Stop every hello server at once (each one's shutdown waits up to half a second)."""
-    threads = [threading.Thread(target=s.stop) for s in fleet.servers.values()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    fleet.servers.clear()
-
-
 # --------------------------------------------------------------------------- manifests
 
-
-def service(name: str, port: int, addresses: list[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-s1",
-                "namespace": NS,
-                "labels": {"kubernetes.io/service-name": name},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-        },
-    ]
-
-
-def ingress(
-    name: str, host: str, paths: dict[str, str], tls_secret: str | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "ingressClassName": "polyingress",
-        "rules": [
-            {
-                "host": host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": path,
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": svc, "port": {"number": 80}}},
-                        }
-                        for path, svc in sorted(paths.items())
-                    ]
-                },
-            }
-        ],
-    }
-    if tls_secret is not None:
-        spec["tls"] = [{"hosts": [host], "secretName": tls_secret}]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": spec,
-    }
-
-
-def secret(name: str, host: str, common_name: str) -> dict[str, Any]:
-    cert = self_signed(common_name, (host,))
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": NS},
-        "data": {
-            "tls.crt": base64.b64encode(cert.cert_pem.encode()).decode(),
-            "tls.key": base64.b64encode(cert.key_pem.encode()).decode(),
-        },
-    }
-
-
-CLASS = {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "IngressClass",
-    "metadata": {"name": "polyingress"},
-    "spec": {"controller": "polyingress.io/controller"},
-}
+OBJECTS = Objects(NS)
+service, ingress, secret = OBJECTS.service, OBJECTS.ingress, OBJECTS.self_signed_secret
 
 
 # --------------------------------------------------------------------------- harness
@@ -278,7 +195,7 @@ class World:
 
     def stop(self) -> None:
         self.controller.stop()
-        stop_fleet(self.fleet)
+        self.fleet.stop_at_once()
 
 
 @pytest.fixture

@@ -10,32 +10,32 @@ certificate files), so its changes are checked in the workdir instead of through
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import shutil
 import stat
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import Controller, HelloFleet, processes_in_session, wait_until, write_manifests
-
-from polyingress.core import self_signed
+from kube_objects import CLASS
+from livekit import (
+    Controller,
+    HelloFleet,
+    metric,
+    processes_in_session,
+    stop_running,
+    wait_until,
+    write_manifests,
+)
+from manifests import Objects
 
 NS = "leaks"
 HOST = "cycle.test"
 GONE = "gone.test"
 ADDRESSES = ["127.0.72.1", "127.0.72.2", "127.0.72.3"]
-CLASS = {
-    "apiVersion": "networking.k8s.io/v1",
-    "kind": "IngressClass",
-    "metadata": {"name": "polyingress"},
-    "spec": {"controller": "polyingress.io/controller"},
-}
 BACKENDS = [
     pytest.param(
         "nginx", marks=pytest.mark.skipif(not shutil.which("nginx"), reason="nginx missing")
@@ -56,78 +56,16 @@ CYCLES = 25
 pytestmark = pytest.mark.live
 
 
-def service(port: int, addresses: list[str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "svc", "namespace": NS},
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "svc-s1",
-                "namespace": NS,
-                "labels": {"kubernetes.io/service-name": "svc"},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-        },
-    ]
+OBJECTS = Objects(NS)
+service, ingress, secret = OBJECTS.service, OBJECTS.ingress, OBJECTS.self_signed_secret
 
 
 def tls_host(name: str, host: str, path: str, common_name: str) -> list[dict[str, Any]]:
-    cert = self_signed(common_name, (host,))
+    """A TLS Secret and an Ingress serving ``path`` of ``host`` from the Service "svc"."""
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "kubernetes.io/tls",
-            "metadata": {"name": f"{name}-tls", "namespace": NS},
-            "data": {
-                "tls.crt": base64.b64encode(cert.cert_pem.encode()).decode(),
-                "tls.key": base64.b64encode(cert.key_pem.encode()).decode(),
-            },
-        },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {
-                "ingressClassName": "polyingress",
-                "tls": [{"hosts": [host], "secretName": f"{name}-tls"}],
-                "rules": [
-                    {
-                        "host": host,
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": path,
-                                    "pathType": "Prefix",
-                                    "backend": {"service": {"name": "svc", "port": {"number": 80}}},
-                                }
-                            ]
-                        },
-                    }
-                ],
-            },
-        },
+        secret(f"{name}-tls", host, common_name),
+        ingress(name, host, {path: "svc"}, tls_secret=f"{name}-tls"),
     ]
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{.*\})?\s+(\S+)$", line)
-        if m is None or m.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
 
 
 class Run:
@@ -136,7 +74,9 @@ class Run:
         self.fleet = HelloFleet([(f"svc-{i + 1}", a) for i, a in enumerate(ADDRESSES)])
         self.manifests = tmp / "manifests"
         self.workdir = tmp / "work"
-        write_manifests(self.manifests, "svc.yaml", [CLASS, *service(self.fleet.port, ADDRESSES)])
+        write_manifests(
+            self.manifests, "svc.yaml", [CLASS, *service("svc", self.fleet.port, ADDRESSES)]
+        )
         write_manifests(self.manifests, "cycle.yaml", tls_host("cycle", HOST, "/p0", "cycle-0"))
         self.controller = Controller(backend, self.manifests, self.workdir)
         self.controller.start()
@@ -164,7 +104,7 @@ class Run:
         """One change cycle: a new certificate, a new path, other endpoints."""
         self.change("cycle.yaml", tls_host("cycle", HOST, f"/p{i}", f"cycle-{i}"), f"/p{i}")
         eps = ADDRESSES[: 1 + i % len(ADDRESSES)]
-        self.change("svc.yaml", [CLASS, *service(self.fleet.port, eps)], None)
+        self.change("svc.yaml", [CLASS, *service("svc", self.fleet.port, eps)], None)
 
     def key_files(self) -> list[Path]:
         """Every file in the workdir holding a private key."""
@@ -175,18 +115,7 @@ class Run:
         return sorted(out)
 
     def stop(self) -> None:
-        proc = self.controller.proc
-        assert proc is not None
-        sessions = sessions_of(tracked(self, set()))
-        try:
-            assert proc.poll() is None, f"the controller exited:\n{self.controller.log()}"
-        finally:
-            self.controller.stop()
-            for server in list(self.fleet.servers.values()):
-                threading.Thread(target=server.stop, daemon=True).start()
-            self.fleet.servers.clear()
-        for sid in sessions:
-            assert processes_in_session(sid) == [], "processes left behind"
+        stop_running(self.controller, self.fleet, sessions_of(tracked(self, set())))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -489,7 +418,7 @@ def test_rendering_a_stream_of_changed_models_retains_no_memory(backend: str) ->
     for n in range(5):
         world += [
             {**o, "metadata": {**o["metadata"], "name": f"svc{n}" + o["metadata"]["name"][3:]}}
-            for o in service(8080, ["10.0.0.1"])
+            for o in service("svc", 8080, ["10.0.0.1"])
         ]
         world[-1]["metadata"]["labels"] = {"kubernetes.io/service-name": f"svc{n}"}
     world += tls_host("cycle", HOST, "/", "cycle")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -45,11 +45,11 @@ pytestmark = pytest.mark.live
 
 
 class LiveWorld:
-    def __init__(self, backend: str, tmp: Path) -> None:
+    def __init__(self, backend: str, tmp: Path, extra: Sequence[str] = ()) -> None:
         self.fleet = HelloFleet([(name, addr) for name, addr, _i in all_endpoints()])
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "world.yaml", world(self.fleet.port))
-        self.controller = Controller(backend, self.manifests, tmp / "work")
+        self.controller = Controller(backend, self.manifests, tmp / "work", extra=list(extra))
         self.controller.start()
 
     def check(self, case: Case) -> None:

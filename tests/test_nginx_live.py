@@ -5,8 +5,6 @@ Each test runs nginx in its own prefix on free ports >= 1024 and stops it by pid
 
 from __future__ import annotations
 
-import argparse
-import base64
 import contextlib
 import http.client
 import logging
@@ -16,10 +14,10 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from livekit import (
@@ -29,15 +27,16 @@ from livekit import (
     EarlyClose,
     HelloFleet,
     Response,
-    free_port,
     get,
     processes_in_session,
     request,
+    run_settings,
     wait_until,
     write_manifests,
 )
+from manifests import Objects
 
-from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model, self_signed
+from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model
 from polyingress.core.controller import Controller
 from polyingress.core.plugins import plugin_manager
 from polyingress.plugins.nginx import plugin
@@ -62,8 +61,11 @@ def service(name: str) -> dict[str, Any]:
     }
 
 
-def endpoints(svc: str, port: int, *names: str, not_ready: tuple[str, ...] = ()) -> dict[str, Any]:
-    eps = [{"addresses": [ADDRESSES[n]], "conditions": {"ready": True}} for n in names]
+def slice_(
+    svc: str, port: int, ready: list[str], not_ready: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The EndpointSlice of ``svc``: ``ready`` addresses, then ``not_ready`` ones, on ``port``."""
+    eps = [{"addresses": [a], "conditions": {"ready": True}} for a in ready]
     eps += [{"addresses": [a], "conditions": {"ready": False}} for a in not_ready]
     return {
         "kind": "EndpointSlice",
@@ -78,43 +80,13 @@ def endpoints(svc: str, port: int, *names: str, not_ready: tuple[str, ...] = ())
     }
 
 
-def ingress(
-    name: str, host: str, routes: dict[str, str], tls_secret: str | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "ingressClassName": "polyingress",
-        "rules": [
-            {
-                "host": host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": path,
-                            "pathType": "Prefix",
-                            "backend": {"service": {"name": svc, "port": {"number": 80}}},
-                        }
-                        for path, svc in sorted(routes.items())
-                    ]
-                },
-            }
-        ],
-    }
-    if tls_secret is not None:
-        spec["tls"] = [{"hosts": [host], "secretName": tls_secret}]
-    return {"kind": "Ingress", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+def endpoints(svc: str, port: int, *names: str, not_ready: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The EndpointSlice of ``svc``: the hello servers ``names`` (keys of ADDRESSES), ready."""
+    return slice_(svc, port, [ADDRESSES[n] for n in names], not_ready)
 
 
-def tls_secret(name: str, common_name: str, host: str) -> dict[str, Any]:
-    cert = self_signed(common_name, (host,))
-    return {
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": NS},
-        "data": {
-            "tls.crt": base64.b64encode(cert.cert_pem.encode()).decode(),
-            "tls.key": base64.b64encode(cert.key_pem.encode()).decode(),
-        },
-    }
+OBJECTS = Objects(NS, api_version=False)
+ingress, secret = OBJECTS.ingress, OBJECTS.self_signed_secret
 
 
 def configmap(**data: str) -> dict[str, Any]:
@@ -125,7 +97,8 @@ def configmap(**data: str) -> dict[str, Any]:
     }
 
 
-def world(port: int) -> list[dict[str, Any]]:
+def hello_services(port: int) -> list[dict[str, Any]]:
+    """The IngressClass, and the Services svc-a (hello servers a1, a2) and svc-b (b1)."""
     return [
         {
             "kind": "IngressClass",
@@ -136,9 +109,15 @@ def world(port: int) -> list[dict[str, Any]]:
         service("svc-b"),
         endpoints("svc-a", port, "a1", "a2"),
         endpoints("svc-b", port, "b1"),
+    ]
+
+
+def world(port: int) -> list[dict[str, Any]]:
+    return [
+        *hello_services(port),
         ingress("app", "app.test", {"/x": "svc-a"}),
         ingress("secure", "secure.test", {"/": "svc-a"}, tls_secret="secure-tls"),
-        tls_secret("secure-tls", "secure-v1", "secure.test"),
+        secret("secure-tls", "secure.test", "secure-v1"),
         configmap(),
     ]
 
@@ -158,6 +137,42 @@ class Live:
     controller: Controller
     settings: RunSettings
     fleet: HelloFleet
+
+    @classmethod
+    def start(
+        cls, tmp_path: Path, objects: Callable[[int], list[dict[str, Any]]], **options: Any
+    ) -> Self:
+        """Hello servers on ADDRESSES, and the core's reconciler driving the nginx plugin in this
+        process, from a store holding ``objects(port of the hello servers)``; ``options`` are
+        the nginx plugin's."""
+        fleet = HelloFleet(list(ADDRESSES.items()))
+        settings = run_settings("nginx", tmp_path, BuildOptions(configmap=CONFIGMAP), **options)
+        store = ObjectStore()
+        store.replace_many(upserts=objects(fleet.port), deletes=())
+        controller = Controller(
+            settings,
+            plugin_manager(("nginx", plugin)),
+            store,
+            debounce=0.005,
+            supervise_interval=0.1,
+        )
+        controller.start()
+        return cls(store, controller, settings, fleet)
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[Self]:
+        """Yield, then stop the controller and the hello servers and assert that no nginx
+        process is left (of the master at the start, nor of the current one)."""
+        master = self.backend.process.pid if self.backend.process else None
+        try:
+            yield self
+        finally:
+            process = self.backend.process
+            self.controller.stop()
+            self.fleet.stop()
+            for pid in {master, process.pid if process else None} - {None}:
+                assert pid is not None
+                assert group_members(pid) == [], "nginx processes left behind"
 
     @property
     def backend(self) -> NginxBackend:
@@ -192,38 +207,16 @@ class Live:
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
-    fleet = HelloFleet(list(ADDRESSES.items()))
-    settings = RunSettings(
-        backend="nginx",
-        bind="127.0.0.1",
-        http_port=free_port(),
-        https_port=free_port(),
-        workdir=tmp_path / "work",
-        build=BuildOptions(configmap=CONFIGMAP),
-        options=argparse.Namespace(
-            nginx_binary="nginx",
-            nginx_status_port=0,
-            nginx_reload_timeout=20.0,
-            nginx_stop_timeout=10.0,
-        ),
+    state = Live.start(
+        tmp_path,
+        world,
+        nginx_binary="nginx",
+        nginx_status_port=0,
+        nginx_reload_timeout=20.0,
+        nginx_stop_timeout=10.0,
     )
-    store = ObjectStore()
-    store.replace_many(upserts=world(fleet.port), deletes=())
-    controller = Controller(
-        settings, plugin_manager(("nginx", plugin)), store, debounce=0.005, supervise_interval=0.1
-    )
-    controller.start()
-    state = Live(store, controller, settings, fleet)
-    master = state.backend.process.pid if state.backend.process else None
-    try:
+    with state.serving():
         yield state
-    finally:
-        process = state.backend.process
-        controller.stop()
-        fleet.stop()
-        for pid in {master, process.pid if process else None} - {None}:
-            assert pid is not None
-            assert group_members(pid) == [], "nginx processes left behind"
 
 
 def test_changes_are_served_as_soon_as_apply_returns(live: Live) -> None:
@@ -237,7 +230,7 @@ def test_changes_are_served_as_soon_as_apply_returns(live: Live) -> None:
     certs = live.settings.workdir / "conf" / "certs"
     old = {p.name for p in certs.iterdir()}
     assert live.get("secure.test", "/", scheme="https").peer_cn == "secure-v1"
-    live.change(tls_secret("secure-tls", "secure-v2", "secure.test"))
+    live.change(secret("secure-tls", "secure.test", "secure-v2"))
     for _ in range(10):
         assert live.get("secure.test", "/", scheme="https").peer_cn == "secure-v2"
     new = {p.name for p in certs.iterdir()}
@@ -397,14 +390,7 @@ def test_a_master_left_by_an_earlier_run_is_stopped_at_start(tmp_path: Path) -> 
     """A controller that crashed (SIGKILL) leaves nginx running; the next start on the same
     workdir stops that master (found through the pid file in the prefix) before starting."""
     fleet = HelloFleet(list(ADDRESSES.items()))
-    settings = RunSettings(
-        backend="nginx",
-        bind="127.0.0.1",
-        http_port=free_port(),
-        https_port=free_port(),
-        workdir=tmp_path / "work",
-        options=argparse.Namespace(nginx_stop_timeout=5.0),
-    )
+    settings = run_settings("nginx", tmp_path, nginx_stop_timeout=5.0)
     store = ObjectStore()
     store.replace_many(upserts=world(fleet.port), deletes=())
     model = build_model(store.snapshot(), settings.build).model

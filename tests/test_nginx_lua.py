@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import HelloFleet, free_port, request, wait_until
-from test_nginx_live import ADDRESSES, Live, configmap, endpoints, ingress, service
+from livekit import request, wait_until
+from test_nginx_live import Live, configmap, endpoints, hello_services, ingress, service, slice_
 from test_nginx_render import (
     GOLDEN,
     OPTS,
@@ -41,16 +41,12 @@ from test_nginx_render import (
 
 from polyingress.core import (
     ApplyResult,
-    BuildOptions,
     ModelDiff,
-    ObjectStore,
     PathType,
     RouteModel,
     RunSettings,
     fallback_certificate,
 )
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import plugin_manager
 from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.nginx import lua_support, plugin
 from polyingress.plugins.nginx import render as render_module
@@ -63,7 +59,6 @@ from polyingress.plugins.nginx.apply import (
 )
 from polyingress.plugins.nginx.channel import TOKEN_HEADER, ChannelError, EndpointChannel
 from polyingress.plugins.nginx.lua_support import LuaSupport, detect_lua, lua_render
-from polyingress.plugins.nginx.process import group_members
 from polyingress.plugins.nginx.render import (
     LuaRender,
     UnsafeValue,
@@ -357,36 +352,10 @@ def test_plugins_listing_says_whether_lua_is_used() -> None:
 
 # -- on a real nginx -----------------------------------------------------------------------------
 
-NS = "live"
-
-
-def slice_(svc: str, port: int, ready: list[str], not_ready: tuple[str, ...] = ()) -> Any:
-    eps = [{"addresses": [a], "conditions": {"ready": True}} for a in ready]
-    eps += [{"addresses": [a], "conditions": {"ready": False}} for a in not_ready]
-    return {
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{svc}-1",
-            "namespace": NS,
-            "labels": {"kubernetes.io/service-name": svc},
-        },
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": port}],
-        "endpoints": eps,
-    }
-
 
 def lua_world(port: int, workers: str = "2") -> list[dict[str, Any]]:
     return [
-        {
-            "kind": "IngressClass",
-            "metadata": {"name": "polyingress"},
-            "spec": {"controller": "polyingress.io/controller"},
-        },
-        service("svc-a"),
-        service("svc-b"),
-        endpoints("svc-a", port, "a1", "a2"),
-        endpoints("svc-b", port, "b1"),
+        *hello_services(port),
         ingress("app", "app.test", {"/x": "svc-a", "/y": "svc-b"}),
         configmap(**{"worker-processes": workers}),
     ]
@@ -410,25 +379,14 @@ class LuaLive(Live):
 
 
 def _start(tmp_path: Path, workers: str = "2") -> LuaLive:
-    fleet = HelloFleet(list(ADDRESSES.items()))
-    settings = RunSettings(
-        backend="nginx",
-        bind="127.0.0.1",
-        http_port=free_port(),
-        https_port=free_port(),
-        workdir=tmp_path / "work",
-        build=BuildOptions(configmap=("kube-system", "polyingress")),
-        options=argparse.Namespace(nginx_lua="on", nginx_reload_timeout=20.0),
+    state = LuaLive.start(
+        tmp_path,
+        lambda port: lua_world(port, workers),
+        nginx_lua="on",
+        nginx_reload_timeout=20.0,
     )
-    store = ObjectStore()
-    store.replace_many(upserts=lua_world(fleet.port, workers), deletes=())
-    controller = Controller(
-        settings, plugin_manager(("nginx", plugin)), store, debounce=0.005, supervise_interval=0.1
-    )
-    controller.start()
-    state = LuaLive(store, controller, settings, fleet)
     state.applied = []
-    controller.on_applied(lambda _model, result: state.applied.append(result))
+    state.controller.on_applied(lambda _model, result: state.applied.append(result))
     return state
 
 
@@ -437,16 +395,8 @@ def lua_live(tmp_path: Path) -> Iterator[LuaLive]:
     if not HAVE_LUA:
         pytest.skip("nginx with the Lua module, lua-resty-core and lua-cjson is not installed")
     state = _start(tmp_path)
-    master = state.backend.process.pid if state.backend.process else None
-    try:
+    with state.serving():
         yield state
-    finally:
-        process = state.backend.process
-        state.controller.stop()
-        state.fleet.stop()
-        for pid in {master, process.pid if process else None} - {None}:
-            assert pid is not None
-            assert group_members(pid) == [], "nginx processes left behind"
 
 
 @pytest.mark.live

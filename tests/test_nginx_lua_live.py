@@ -42,9 +42,7 @@ from routing_cases import (
     CASES,
     DEFAULT_CASES,
     Case,
-    all_endpoints,
     default_backend_ingress,
-    world,
 )
 from test_live_routing import LiveWorld
 
@@ -74,13 +72,7 @@ class ModeWorld(LiveWorld):
 
     def __init__(self, mode: str, tmp: Path) -> None:
         self.mode = mode
-        self.fleet = HelloFleet([(name, addr) for name, addr, _i in all_endpoints()])
-        self.manifests = tmp / "manifests"
-        write_manifests(self.manifests, "world.yaml", world(self.fleet.port))
-        self.controller = Controller(
-            "nginx", self.manifests, tmp / "work", extra=["--nginx-lua", mode]
-        )
-        self.controller.start()
+        super().__init__("nginx", tmp, extra=["--nginx-lua", mode])
 
 
 @pytest.fixture(scope="module", params=MODES)
