@@ -421,6 +421,7 @@ def polyingress_backend_info() -> BackendInfo:
         features=(
             "file-provider: whole-file atomic rewrite, skipped when unchanged",
             "runtime-endpoints: no (endpoint changes rewrite the file; Traefik applies it live)",
+            "ssl-redirect: 308 from the controller's redirector (--traefik-redirect-listen)",
             f"binary: {found}" if found else "binary: not on PATH (external mode)",
         ),
     )
