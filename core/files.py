@@ -11,12 +11,16 @@ from pathlib import Path
 __all__ = ["FileGuard", "write_atomic"]
 
 
-def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, rename).
+def write_atomic(
+    path: Path, data: str | bytes, mode: int = 0o644, *, staging: Path | None = None
+) -> bool:
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename).
 
     Returns False, writing nothing, when the file already holds exactly ``data``. Readers see
     either the old or the new file, never a partial one. ``mode`` is set before any byte is
-    written, so a key file is never readable by others, not even for an instant.
+    written, so a key file is never readable by others, not even for an instant. The temporary
+    file is made in ``staging`` (default: ``path``'s directory; it must be on the same
+    filesystem), so that a program watching ``path``'s directory never sees it.
     """
     raw = data.encode() if isinstance(data, str) else data
     try:
@@ -25,7 +29,8 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    staging = path.parent if staging is None else staging
+    fd, tmp = tempfile.mkstemp(dir=staging, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -37,11 +42,12 @@ def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    for directory in {path.parent, staging}:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
     return True
 
 

@@ -125,13 +125,13 @@ def test_secrets_written_before_and_removed_after_the_config(
     assert len(old_only) == 2  # the renewed certificate and key got new names
 
     seen: list[tuple[Path, set[str]]] = []
-    real = apply_module._replace_from_parent
+    real = apply_module._write_if_changed
 
-    def spy(path: Path, data: bytes) -> None:
+    def spy(path: Path, text: str) -> bool:
         seen.append((path, {p.name for p in layout.cert_dir.iterdir()}))
-        real(path, data)
+        return real(path, text)
 
-    monkeypatch.setattr(apply_module, "_replace_from_parent", spy)
+    monkeypatch.setattr(apply_module, "_write_if_changed", spy)
     result = write_config(layout, new)
     config_path, present = seen[0]
     assert config_path == layout.config_path

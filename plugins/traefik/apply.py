@@ -16,9 +16,7 @@ after a document no longer naming them is in place; the probe file is written la
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,42 +64,9 @@ class WriteResult:
     files_removed: tuple[str, ...] = ()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_from_parent(path: Path, data: bytes) -> None:
-    """Temp file in the parent of ``path``'s directory, fsync, rename over ``path``."""
-    staging = path.parent.parent
-    fd, tmp = tempfile.mkstemp(dir=staging, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    _fsync_dir(staging)
-
-
 def _write_if_changed(path: Path, text: str) -> bool:
-    data = text.encode()
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    _replace_from_parent(path, data)
-    return True
+    # The temporary file goes to the parent of the watched directory: Traefik never sees it.
+    return write_atomic(path, text, staging=path.parent.parent)
 
 
 def _prepare(layout: Layout) -> None:
