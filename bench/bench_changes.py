@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,65 +30,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from livekit import Controller, HelloFleet, free_port, request, write_manifests
-from worlds import generated_world
+from benchkit import (
+    PROBE_HOST,
+    last_host,
+    pct,
+    probe_objects,
+    served,
+    start_upstream,
+    stop_group,
+    upstream_world,
+    wrk,
+)
+from livekit import Controller, HelloFleet, free_port, write_manifests
 
-PROBE_HOST = "probe.bench.example.com"
 DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
-
-
-def probe_objects(eps: list[str], port: int, paths: list[str], with_second: bool) -> list[Any]:
-    objs: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "probe", "namespace": "bench"},
-            "spec": {"ports": [{"name": "http", "port": 80}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "probe-1",
-                "namespace": "bench",
-                "labels": {"kubernetes.io/service-name": "probe"},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in eps],
-        },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "probe", "namespace": "bench"},
-            "spec": {
-                "ingressClassName": "polyingress",
-                "rules": [
-                    {
-                        "host": PROBE_HOST,
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": p,
-                                    "pathType": "Prefix",
-                                    "backend": {
-                                        "service": {"name": "probe", "port": {"number": 80}}
-                                    },
-                                }
-                                for p in paths
-                            ]
-                        },
-                    }
-                ],
-            },
-        },
-    ]
-    if with_second:
-        second = json.loads(json.dumps(objs[2]))
-        second["metadata"]["name"] = "probe-two"
-        second["spec"]["rules"][0]["host"] = "two." + PROBE_HOST
-        objs.append(second)
-    return objs
 
 
 def reloads(ctl: Controller) -> float:
@@ -103,72 +54,12 @@ def reloads(ctl: Controller) -> float:
     return total
 
 
-def poll(ctl: Controller, host: str, path: str, ok: Any, timeout: float = 30.0) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            r = request(ctl.http_port, host, path, timeout=2)
-            if ok(r):
-                return time.monotonic()
-        except Exception:
-            pass
-        time.sleep(0.002)
-    raise TimeoutError(f"{host}{path} did not change within {timeout}s")
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
-
-
-def start_upstream(tmp: Path, address: str, port: int) -> subprocess.Popen[bytes]:
-    conf = tmp / "upstream.conf"
-    (tmp / "up").mkdir(exist_ok=True)
-    conf.write_text(
-        f"""worker_processes 1; daemon off; pid up/nginx.pid; error_log up/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path up/b; proxy_temp_path up/p;
-  fastcgi_temp_path up/f; uwsgi_temp_path up/u; scgi_temp_path up/s;
-  server {{ listen {address}:{port}; keepalive_requests 100000;
-    location / {{ return 200 "ok\\n"; }} }} }}
-"""
-    )
-    proc = subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf)], start_new_session=True)
-    time.sleep(0.3)
-    return proc
-
-
-def wrk(port: int, host: str, path: str, seconds: int) -> float:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            "-c50",
-            f"-d{seconds}s",
-            "-H",
-            f"Host: {host}",
-            f"http://127.0.0.1:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx answers:\n{out}")
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return float(m.group(1)) if m else 0.0
-
-
 def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) -> dict[str, Any]:
     fleet = HelloFleet([("probe-a", "127.0.2.1"), ("probe-b", "127.0.2.2")])
     up_port = free_port("127.0.3.1")
-    upstream = start_upstream(tmp, "127.0.3.1", up_port)
+    upstream = start_upstream(tmp, ["127.0.3.1"], up_port)
     manifests = tmp / "m"
-    world = generated_world(size, port=up_port) if size else generated_world(0)
-    for obj in world:  # every generated Service points at the fast upstream
-        if obj["kind"] == "EndpointSlice":
-            obj["endpoints"] = [{"addresses": ["127.0.3.1"], "conditions": {"ready": True}}]
+    world = upstream_world(size, "127.0.3.1", up_port)  # every Service on the fast upstream
     write_manifests(manifests, "world.yaml", world)
     paths = ["/base"]  # no "/" rule: a new path is visible as 404 -> 200
     write_manifests(manifests, "probe.yaml", probe_objects(["127.0.2.1"], fleet.port, paths, True))
@@ -176,6 +67,7 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
     t0 = time.monotonic()
     ctl.start(timeout=300)
     start_s = time.monotonic() - t0
+    proxy = ctl.http_port
     lat: dict[str, list[float]] = {"endpoint": [], "path+": [], "ingress-": []}
     reloads_before = reloads(ctl)
     current = "127.0.2.1"
@@ -189,7 +81,7 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, True)
                 )
-                done = poll(ctl, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
+                done = served(proxy, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
             elif kind == "path+":
                 new = f"/added-{i}"
                 paths.append(new)
@@ -197,18 +89,18 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, True)
                 )
-                done = poll(ctl, PROBE_HOST, new + "/x", lambda r: r.status == 200)
+                done = served(proxy, PROBE_HOST, new + "/x", lambda r: r.status == 200)
             else:
                 t = time.monotonic()
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, False)
                 )
-                done = poll(ctl, "two." + PROBE_HOST, "/base", lambda r: r.status == 404)
+                done = served(proxy, "two." + PROBE_HOST, "/base", lambda r: r.status == 404)
                 lat[kind].append(done - t)
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, True)
                 )
-                poll(ctl, "two." + PROBE_HOST, "/base", lambda r: r.status == 200)
+                served(proxy, "two." + PROBE_HOST, "/base", lambda r: r.status == 200)
                 continue
             lat[kind].append(done - t)
         reload_count = reloads(ctl) - reloads_before
@@ -218,22 +110,21 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
             write_manifests(
                 manifests, "probe.yaml", probe_objects(["127.0.3.1"], up_port, ["/base"], True)
             )
-            poll(ctl, PROBE_HOST, "/base", lambda r: r.status == 200 and r.server_name is None)
-            last = f"app-{size - 1:05d}.ns-{(size - 1) // 100:04d}.apps.example.com"
+            served(proxy, PROBE_HOST, "/base", lambda r: r.status == 200 and r.server_name is None)
+            last = last_host(size)
             # Alternate the two targets twice and keep each one's best run: the machine is
             # shared and noisy, and the first run after a burst of changes is always slower.
             ones, lasts = [], []
             for _round in range(2):
-                ones.append(wrk(ctl.http_port, PROBE_HOST, "/base", wrk_seconds))
+                ones.append(wrk(proxy, PROBE_HOST, wrk_seconds, "/base").rps)
                 if size:
-                    lasts.append(wrk(ctl.http_port, last, "/base", wrk_seconds))
+                    lasts.append(wrk(proxy, last, wrk_seconds, "/base").rps)
             rps_1 = max(ones)
             rps_last = max(lasts) if lasts else 0.0
     finally:
         ctl.stop()
         fleet.stop()
-        os.killpg(upstream.pid, signal.SIGTERM)
-        upstream.wait()
+        stop_group(upstream)
     all_lat = [x for v in lat.values() for x in v]
     return {
         "backend": backend,

@@ -36,26 +36,23 @@ import platform
 import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
+import benchkit as kit
 from livekit import Controller, Response, free_port, request, write_manifests
-from worlds import generated_world
 
 from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model
 from polyingress.plugins.nginx.plugin import polyingress_render
 
-PROBE_HOST = "probe.bench.example.com"
 UPSTREAM_A = "127.0.3.1"
 UPSTREAM_B = "127.0.3.2"
 
@@ -63,60 +60,9 @@ UPSTREAM_B = "127.0.3.2"
 # -- worlds -------------------------------------------------------------------------------------
 
 
-def last_host(n: int) -> str:
-    i = n - 1
-    return f"app-{i:05d}.ns-{i // 100:04d}.apps.example.com"
-
-
 def world(n: int, port: int, *, wildcard: bool = False) -> list[dict[str, Any]]:
     """``generated_world`` with every endpoint on the fast upstream (one endpoint per Service)."""
-    objs = generated_world(n, port=port, wildcard=wildcard)
-    for obj in objs:
-        if obj["kind"] == "EndpointSlice":
-            obj["endpoints"] = [{"addresses": [UPSTREAM_A], "conditions": {"ready": True}}]
-    return objs
-
-
-def probe_objects(address: str, port: int, paths: list[str]) -> list[dict[str, Any]]:
-    backend = {"service": {"name": "probe", "port": {"number": 80}}}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "probe", "namespace": "bench"},
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "probe-1",
-                "namespace": "bench",
-                "labels": {"kubernetes.io/service-name": "probe"},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port}],
-            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "probe", "namespace": "bench"},
-            "spec": {
-                "ingressClassName": "polyingress",
-                "rules": [
-                    {
-                        "host": PROBE_HOST,
-                        "http": {
-                            "paths": [
-                                {"path": p, "pathType": "Prefix", "backend": backend} for p in paths
-                            ]
-                        },
-                    }
-                ],
-            },
-        },
-    ]
+    return kit.upstream_world(n, UPSTREAM_A, port, wildcard=wildcard)
 
 
 def write_world(directory: Path, objs: list[dict[str, Any]]) -> None:
@@ -128,50 +74,6 @@ def write_world(directory: Path, objs: list[dict[str, Any]]) -> None:
 
 
 # -- processes ----------------------------------------------------------------------------------
-
-
-def start_upstream(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    """A separate one-worker nginx answering 200 on both upstream addresses."""
-    up = tmp / "upstream"
-    up.mkdir(parents=True, exist_ok=True)
-    conf = up / "nginx.conf"
-    listens = " ".join(f"listen {a}:{port};" for a in (UPSTREAM_A, UPSTREAM_B))
-    conf.write_text(
-        f"""worker_processes 1; daemon off; pid {up}/nginx.pid; error_log {up}/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path {up}/b; proxy_temp_path {up}/p;
-  fastcgi_temp_path {up}/f; uwsgi_temp_path {up}/u; scgi_temp_path {up}/s;
-  server {{ {listens} keepalive_requests 1000000;
-    location / {{ default_type text/plain; return 200 "ok $server_addr\\n"; }} }} }}
-"""
-    )
-    proc = subprocess.Popen(
-        ["nginx", "-p", f"{up}/", "-e", f"{up}/error.log", "-c", str(conf)],
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if request(port, "up", "/", address=UPSTREAM_A, timeout=1).status == 200:
-                return proc
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stop_group(proc)
-            raise RuntimeError(f"upstream nginx did not start: {(up / 'error.log').read_text()}")
-        time.sleep(0.05)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGQUIT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=5)
 
 
 def lua_flag() -> list[str]:
@@ -292,7 +194,7 @@ def memory(prefix: Path, label: str, workers_expected: int | None = None) -> dic
 
 
 def measure_render(n: int, port: int, repeat: int) -> dict[str, Any]:
-    objs = world(n, port) + probe_objects(UPSTREAM_A, port, ["/base"])
+    objs = world(n, port) + kit.probe_objects([UPSTREAM_A], port, ["/base"])
     store = ObjectStore()
     store.replace_many(objs, ())
     t0 = time.perf_counter()
@@ -345,18 +247,6 @@ def nginx_t(prefix: Path, repeat: int) -> dict[str, Any]:
     }
 
 
-def poll(get: Callable[[], Response], ok: Callable[[Response], bool], timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if ok(get()):
-                return time.monotonic()
-        except Exception:
-            pass
-        time.sleep(0.002)
-    raise TimeoutError(f"no change served within {timeout}s")
-
-
 # "nginx -t" is 0 when the backend checked before the reload started; "served after" minus it is
 # the time from the swap and SIGHUP until new workers serve and the old ones stopped accepting.
 _RELOAD = re.compile(r"nginx reloaded \(([^)]*)\): .*nginx -t (\d+) ms, served after (\d+) ms")
@@ -368,20 +258,21 @@ def measure_changes(run: Run, port: int, changes: int) -> dict[str, Any]:
     address = UPSTREAM_A
     lat: dict[str, list[float]] = {"path+": [], "endpoint": []}
     offset = run.log_offset()
+    proxy = run.ctl.http_port
     for i in range(changes):
         if i % 2 == 0:
             new = f"/added-{i}"
             paths.append(new)
             t = time.monotonic()
-            write_manifests(run.manifests, "probe.yaml", probe_objects(address, port, paths))
-            done = poll(lambda n=new: run.get(PROBE_HOST, n + "/x"), _ok200, 120)
+            write_manifests(run.manifests, "probe.yaml", kit.probe_objects([address], port, paths))
+            done = kit.served(proxy, kit.PROBE_HOST, new + "/x", _ok200, 120)
             lat["path+"].append(done - t)
         else:
             address = UPSTREAM_B if address == UPSTREAM_A else UPSTREAM_A
             want = f"ok {address}\n".encode()
             t = time.monotonic()
-            write_manifests(run.manifests, "probe.yaml", probe_objects(address, port, paths))
-            done = poll(lambda: run.get(PROBE_HOST, "/base"), lambda r, w=want: r.body == w, 120)
+            write_manifests(run.manifests, "probe.yaml", kit.probe_objects([address], port, paths))
+            done = kit.served(proxy, kit.PROBE_HOST, "/base", lambda r, w=want: r.body == w, 120)
             lat["endpoint"].append(done - t)
     time.sleep(0.2)  # the controller logs the reload right after nginx serves it
     reloads = _RELOAD.findall(run.log_since(offset))
@@ -400,27 +291,6 @@ def measure_changes(run: Run, port: int, changes: int) -> dict[str, Any]:
 
 def _ok200(r: Response) -> bool:
     return r.status == 200
-
-
-def wrk(port: int, host: str, seconds: int) -> dict[str, Any]:
-    out = subprocess.run(
-        ["wrk", "-t2", "-c50", f"-d{seconds}s", "-H", f"Host: {host}", f"http://127.0.0.1:{port}/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise RuntimeError(f"wrk saw {non2xx.group(1)} non-2xx answers for {host}:\n{out}")
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)\b", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    return {
-        "rps": float(rps.group(1)) if rps else 0.0,
-        "latency_ms": float(latency.group(1)) * scale[latency.group(2)] if latency else None,
-        "socket_errors": errors.group(1) if errors else None,
-    }
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -454,13 +324,15 @@ def wrk_accounted(run: Run, host: str, seconds: int, upstream: list[int]) -> dic
     nginx_pids = [master, *workers]
     n0, u0, w0, b0 = cpu_s(nginx_pids), cpu_s(upstream), children_cpu_s(), busy_s()
     t0 = time.monotonic()
-    result = wrk(run.ctl.http_port, host, seconds)
+    result = kit.wrk(run.ctl.http_port, host, seconds)
     wall = time.monotonic() - t0
     nginx = cpu_s(nginx_pids) - n0
     ours = nginx + cpu_s(upstream) - u0 + children_cpu_s() - w0
-    requests = result["rps"] * seconds
+    requests = result.rps * seconds
     return {
-        **result,
+        "rps": result.rps,
+        "latency_ms": result.latency_ms,
+        "socket_errors": result.socket_errors,
         "nginx_cpu_s": nginx,
         "nginx_cpu_us_per_request": nginx / requests * 1e6 if requests else None,
         "other_cores": max(0.0, busy_s() - b0 - ours) / wall,
@@ -473,7 +345,7 @@ def measure_rps(
     names = list(runs)
     for name in names:  # warm-up: upstream keepalive connections, caches
         run, host = runs[name]
-        wrk(run.ctl.http_port, host, 1)
+        kit.wrk(run.ctl.http_port, host, 1)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names if r % 2 == 0 else names[::-1]:
@@ -648,7 +520,7 @@ def main() -> None:
         # Run as root, nginx workers are "nobody" and need to reach the prefix's tmp/.
         tmp.chmod(0o755)
         port = free_port(UPSTREAM_A)
-        upstream = start_upstream(tmp, port)
+        upstream = kit.start_upstream(tmp, [UPSTREAM_A, UPSTREAM_B], port, "ok $server_addr\n")
         active: list[Run] = []
         try:
             rows = []
@@ -657,7 +529,7 @@ def main() -> None:
                 print(f"  render {n}: {row['render_s']:.2f}s", file=sys.stderr)
                 run = Run(tmp, f"size-{n}", world(n, port), extra)
                 write_manifests(
-                    run.manifests, "probe.yaml", probe_objects(UPSTREAM_A, port, ["/base"])
+                    run.manifests, "probe.yaml", kit.probe_objects([UPSTREAM_A], port, ["/base"])
                 )
                 active.append(run.start())
                 row["start_s"] = run.start_s
@@ -675,9 +547,9 @@ def main() -> None:
 
             if args.rounds and args.rps_hosts and shutil.which("wrk"):
                 n = args.rps_hosts
-                suffix = last_host(n)
+                suffix = kit.last_host(n)
                 specs = {
-                    "1 host": (world(1, port), last_host(1)),
+                    "1 host": (world(1, port), kit.last_host(1)),
                     f"{n:,} exact hosts": (world(n, port), suffix),
                     f"{n:,} wildcard hosts": (world(n, port, wildcard=True), "x." + suffix),
                 }
@@ -720,7 +592,7 @@ def main() -> None:
         finally:
             for run in active:
                 run.stop()
-            stop_group(upstream)
+            kit.stop_group(upstream)
     out["seconds"] = time.monotonic() - started
     out["machine"]["load_after"] = os.getloadavg()
     nginx_v = out["machine"]["nginx"].removeprefix("nginx version: ")

@@ -29,11 +29,8 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,8 +42,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
+from benchkit import (
+    PROBE_HOST,
+    endpoint_slice,
+    ingress,
+    pct,
+    service,
+    start_upstream,
+    stop_group,
+    upstream_world,
+    wrk,
+)
 from livekit import HelloFleet, free_port, request
-from worlds import generated_world
 
 from polyingress.core import ObjectStore, RunSettings
 from polyingress.core.controller import Controller
@@ -54,80 +61,10 @@ from polyingress.core.plugins import plugin_manager
 from polyingress.plugins.nginx import plugin
 from polyingress.plugins.nginx.apply import NginxBackend
 
-PROBE_HOST = "probe.bench.example.com"
 FAST_HOST = "fast.bench.example.com"
 HELLO = {"probe-a": "127.0.5.1", "probe-b": "127.0.5.2", "probe-c": "127.0.5.3"}
 ORDER = ("probe-a", "probe-b", "probe-c")
 FAST = ("127.0.5.11", "127.0.5.12")
-
-
-def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "bench"},
-        "spec": {"ports": [{"name": "http", "port": 80}]},
-    }
-
-
-def slice_(name: str, addresses: tuple[str, ...], port: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{name}-1",
-            "namespace": "bench",
-            "labels": {"kubernetes.io/service-name": name},
-        },
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": port}],
-        "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-    }
-
-
-def ingress(name: str, host: str) -> dict[str, Any]:
-    backend = {"service": {"name": name, "port": {"number": 80}}}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "namespace": "bench"},
-        "spec": {
-            "ingressClassName": "polyingress",
-            "rules": [
-                {
-                    "host": host,
-                    "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
-                }
-            ],
-        },
-    }
-
-
-def start_upstream(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    """A tiny nginx answering 200 on FAST's addresses (never the nginx under test)."""
-    prefix = tmp / "upstream"
-    (prefix / "t").mkdir(parents=True, exist_ok=True)
-    listens = " ".join(f"listen {a}:{port};" for a in FAST)
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        f"""worker_processes 1; daemon off; pid nginx.pid; error_log stderr error;
-events {{ worker_connections 4096; }}
-http {{ access_log off; client_body_temp_path t/b; proxy_temp_path t/p;
-  fastcgi_temp_path t/f; uwsgi_temp_path t/u; scgi_temp_path t/s;
-  server {{ {listens} keepalive_requests 1000000; location / {{ return 200 "ok\\n"; }} }} }}
-"""
-    )
-    proc = subprocess.Popen(
-        ["nginx", "-p", f"{prefix}/", "-e", "stderr", "-c", str(conf)], start_new_session=True
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if request(port, FAST_HOST, "/", address=FAST[0], timeout=1).status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("the upstream nginx did not start")
 
 
 @dataclass
@@ -162,7 +99,9 @@ def start_side(mode: str, tmp: Path, world: list[dict[str, Any]], hello_port: in
     )
     store = ObjectStore()
     store.replace_many(upserts=world, deletes=())
-    store.replace_many(upserts=[slice_("probe", (HELLO["probe-a"],), hello_port)], deletes=())
+    store.replace_many(
+        upserts=[endpoint_slice("probe", (HELLO["probe-a"],), hello_port)], deletes=()
+    )
     controller = Controller(settings, plugin_manager(("nginx", plugin)), store, debounce=0.001)
     controller.start()
     side = Side(mode, store, controller, settings.http_port)
@@ -187,7 +126,7 @@ def measure_changes(side: Side, changes: int, hello_port: int) -> None:
         current = ORDER[(i + 1) % len(ORDER)]
         started = time.monotonic()
         side.store.replace_many(
-            upserts=[slice_("probe", (HELLO[current],), hello_port)], deletes=()
+            upserts=[endpoint_slice("probe", (HELLO[current],), hello_port)], deletes=()
         )
         deadline = started + 30
         while True:
@@ -231,42 +170,15 @@ def rss_mb(side: Side) -> float:
     return total / 1024
 
 
-def wrk(port: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            "-c50",
-            f"-d{seconds}s",
-            "-H",
-            f"Host: {FAST_HOST}",
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(m.group(1)) if m else 0.0,
-        "requests": float(total.group(1)) if total else 0.0,
-        "errors": float(sum(int(g) for g in errors.groups())) if errors else 0.0,
-        "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-    }
-
-
 def measure_rps(side: Side, seconds: int) -> None:
     ticks = os.sysconf("SC_CLK_TCK")
     before = worker_ticks(side)
-    result = wrk(side.http_port, seconds)
+    result = wrk(side.http_port, FAST_HOST, seconds, allow_non2xx=True)
     used = (worker_ticks(side) - before) / ticks
-    if result["errors"] or result["non2xx"]:
+    if result.errors or result.non2xx:
         raise RuntimeError(f"{side.mode}: wrk saw errors: {result}")
-    side.rps.append(result["rps"])
-    side.cpu_us.append(used / max(result["requests"], 1) * 1e6)
+    side.rps.append(result.rps)
+    side.cpu_us.append(used / max(result.requests, 1) * 1e6)
 
 
 def measure_churn(side: Side, seconds: int, hello_port: int) -> None:
@@ -279,28 +191,23 @@ def measure_churn(side: Side, seconds: int, hello_port: int) -> None:
         while not stop.wait(0.2):
             current = ORDER[(changes + 1) % len(ORDER)]
             side.store.replace_many(
-                upserts=[slice_("probe", (HELLO[current],), hello_port)], deletes=()
+                upserts=[endpoint_slice("probe", (HELLO[current],), hello_port)], deletes=()
             )
             changes += 1
 
     thread = threading.Thread(target=churn, daemon=True)
     thread.start()
     try:
-        result = wrk(side.http_port, seconds)
+        result = wrk(side.http_port, FAST_HOST, seconds, allow_non2xx=True)
     finally:
         stop.set()
         thread.join()
     side.churn = {
-        "rps": result["rps"],
+        "rps": result.rps,
         "changes": float(changes),
         "reloads": float(side.backend.reloads - reloads),
-        "errors": result["errors"] + result["non2xx"],
+        "errors": float(result.errors + result.non2xx),
     }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -318,16 +225,13 @@ def main() -> None:
     up_port = free_port(FAST[0])
     with tempfile.TemporaryDirectory(prefix="bench-nginx-lua-") as tmp_name:
         tmp = Path(tmp_name)
-        upstream = start_upstream(tmp, up_port)
-        world = generated_world(args.hosts, port=up_port)
-        for obj in world:  # every generated Service points at the tiny upstream
-            if obj["kind"] == "EndpointSlice":
-                obj["endpoints"] = [{"addresses": [FAST[0]], "conditions": {"ready": True}}]
+        upstream = start_upstream(tmp, FAST, up_port)
+        world = upstream_world(args.hosts, FAST[0], up_port)  # every Service on the upstream
         world += [
             service("probe"),
             ingress("probe", PROBE_HOST),
             service("fast"),
-            slice_("fast", FAST, up_port),
+            endpoint_slice("fast", FAST, up_port),
             ingress("fast", FAST_HOST),
         ]
         sides: list[Side] = []
@@ -347,13 +251,12 @@ def main() -> None:
         finally:
             for side in sides:
                 side.controller.stop()
-            os.killpg(upstream.pid, signal.SIGTERM)
-            upstream.wait()
+            stop_group(upstream)
             hello.stop()
 
     lua, static = sides
     ratios = [a / b for a, b in zip(lua.rps, static.rps, strict=True) if b]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for side in sides:
         rows.append(
             {
