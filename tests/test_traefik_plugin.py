@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -323,24 +324,30 @@ def test_static_config_command_prints_entry_points_and_file_provider(tmp_path: P
     assert cfg["providers"]["file"] == {"directory": str(tmp_path / "dynamic"), "watch": True}
 
 
-def test_ssl_redirect_hosts_go_to_the_redirector_which_answers_308(
-    tmp_path: Path, no_traefik_on_path: None
-) -> None:
+@pytest.fixture
+def redirecting(tmp_path: Path, no_traefik_on_path: None) -> Iterator[TraefikBackend]:
+    """A started backend (external mode, redirector on a free port) with an ssl-redirect host."""
     backend = plugin.polyingress_create_backend(settings(tmp_path))
     plugin.polyingress_start(backend, model(tls=True))
-    try:
-        config = yaml.safe_load(backend.layout.config_path.read_text())
-        (server,) = config["http"]["services"][SERVICE_REDIRECTOR]["loadBalancer"]["servers"]
-        assert backend.redirector is not None
-        assert server["url"] == backend.redirector.url  # the port actually bound
-        https = backend.settings.https_port
-        for method in ("GET", "POST", "HEAD"):
-            req = Request(host="A.example.com:80", path="/p?q=1", method=method)
-            got = route_and_forward(config, req, frozenset({SERVICE_REDIRECTOR}))
-            assert (got.status, got.location) == (308, f"https://a.example.com:{https}/p?q=1")
-        port = backend.redirector.port
-    finally:
-        plugin.polyingress_stop(backend)
+    yield backend
+    plugin.polyingress_stop(backend)
+
+
+def test_ssl_redirect_hosts_go_to_the_redirector_which_answers_308(
+    redirecting: TraefikBackend,
+) -> None:
+    backend = redirecting
+    config = yaml.safe_load(backend.layout.config_path.read_text())
+    (server,) = config["http"]["services"][SERVICE_REDIRECTOR]["loadBalancer"]["servers"]
+    assert backend.redirector is not None
+    assert server["url"] == backend.redirector.url  # the port actually bound
+    https = backend.settings.https_port
+    for method in ("GET", "POST", "HEAD"):
+        req = Request(host="A.example.com:80", path="/p?q=1", method=method)
+        got = route_and_forward(config, req, frozenset({SERVICE_REDIRECTOR}))
+        assert (got.status, got.location) == (308, f"https://a.example.com:{https}/p?q=1")
+    port = backend.redirector.port
+    plugin.polyingress_stop(backend)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
@@ -375,21 +382,16 @@ def test_redirector_port_in_use_fails_start_with_the_flag_named(
 
 
 def test_redirector_keeps_the_connection_for_small_bodies_only(
-    tmp_path: Path, no_traefik_on_path: None
+    redirecting: TraefikBackend,
 ) -> None:
-    backend = plugin.polyingress_create_backend(settings(tmp_path))
-    plugin.polyingress_start(backend, model(tls=True))
-    try:
-        assert backend.redirector is not None
-        conn = http.client.HTTPConnection("127.0.0.1", backend.redirector.port, timeout=5)
-        conn.request("POST", "/form", body=b"a=1" * 100, headers={"Host": "a.example.com"})
-        first = conn.getresponse()
-        assert (first.status, first.read()) == (308, b"Permanent Redirect\n")
-        assert first.getheader("Connection") is None
-        conn.request("PUT", "/big", body=b"x" * 100_000, headers={"Host": "a.example.com"})
-        second = conn.getresponse()
-        assert second.status == 308 and second.getheader("Connection") == "close"
-        second.read()
-        conn.close()
-    finally:
-        plugin.polyingress_stop(backend)
+    assert redirecting.redirector is not None
+    conn = http.client.HTTPConnection("127.0.0.1", redirecting.redirector.port, timeout=5)
+    conn.request("POST", "/form", body=b"a=1" * 100, headers={"Host": "a.example.com"})
+    first = conn.getresponse()
+    assert (first.status, first.read()) == (308, b"Permanent Redirect\n")
+    assert first.getheader("Connection") is None
+    conn.request("PUT", "/big", body=b"x" * 100_000, headers={"Host": "a.example.com"})
+    second = conn.getresponse()
+    assert second.status == 308 and second.getheader("Connection") == "close"
+    second.read()
+    conn.close()
