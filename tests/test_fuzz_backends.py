@@ -36,7 +36,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from hostile import (
 )
 from hypothesis import HealthCheck, given, settings
 from livekit import free_port
+from nginx_oracle import NginxServer, Stmt, nginx_answer, parse_nginx, servers_of, stmt_answer
 from traefik_oracle import FALLBACK, Outcome, Request, route, schema_validator
 
 from polyingress.core import (
@@ -188,119 +188,6 @@ def expected(model: RouteModel, scheme: str, host: str, path: str) -> str:
     return backend if model.backend(backend).available else "503"
 
 
-# -- nginx: a parser of the configuration language and a simulator ---------------------------------
-
-
-class NginxSyntaxError(AssertionError):
-    pass
-
-
-_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
-
-
-def nginx_tokens(text: str) -> list[tuple[str, bool | None]]:
-    """(value, quoted) per token, (";"/"{"/"}", None) for punctuation: ngx_conf_read_token's
-    rules, including the unescaping of quoted strings."""
-    out: list[tuple[str, bool | None]] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in " \t\r\n":
-            i += 1
-        elif ch == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif ch == "{" and out and out[-1][1] is False and out[-1][0].endswith("_by_lua_block"):
-            # ngx_lua reads the block as Lua source: up to the matching brace outside strings.
-            depth, j, string = 1, i + 1, ""
-            while depth:
-                if j >= n:
-                    raise NginxSyntaxError("unterminated Lua block")
-                c = text[j]
-                if string:
-                    if c == "\\":
-                        j += 1
-                    elif c == string:
-                        string = ""
-                elif c in "\"'":
-                    string = c
-                elif c in "{}":
-                    depth += 1 if c == "{" else -1
-                j += 1
-            out += [(text[i + 1 : j - 1].strip(), True), (";", None)]
-            i = j
-        elif ch in ";{}":
-            out.append((ch, None))
-            i += 1
-        elif ch in "\"'":
-            buf, i = [], i + 1
-            while True:
-                if i >= n:
-                    raise NginxSyntaxError("unterminated quoted string")
-                c = text[i]
-                if c == "\\" and i + 1 < n:
-                    buf.append(_ESCAPES.get(text[i + 1], "\\" + text[i + 1]))
-                    i += 2
-                elif c == ch:
-                    i += 1
-                    break
-                else:
-                    buf.append(c)
-                    i += 1
-            if i < n and text[i] not in " \t\r\n;{)":
-                raise NginxSyntaxError(f"unexpected {text[i]!r} after a quoted string")
-            out.append(("".join(buf), True))
-        else:
-            j = i
-            while j < n and text[j] not in " \t\r\n;{":
-                j += 2 if text[j] == "\\" else 1
-            out.append((text[i:j], False))
-            i = j
-    return out
-
-
-@dataclass
-class Stmt:
-    args: list[str]
-    block: list[Stmt] | None
-
-    @property
-    def name(self) -> str:
-        return self.args[0]
-
-    def children(self, name: str) -> list[Stmt]:
-        return [s for s in self.block or [] if s.name == name]
-
-
-def parse_nginx(text: str) -> list[Stmt]:
-    tokens = nginx_tokens(text)
-    stack: list[list[Stmt]] = [[]]
-    opened: list[list[str]] = []
-    args: list[str] = []
-    for value, quoted in tokens:
-        if quoted is not None:
-            args.append(value)
-        elif value == ";":
-            if not args:
-                raise NginxSyntaxError("empty statement")
-            stack[-1].append(Stmt(args, None))
-            args = []
-        elif value == "{":
-            if not args:
-                raise NginxSyntaxError("block without a name")
-            stack.append([])
-            opened.append(args)
-            args = []
-        else:
-            if args or len(stack) == 1:
-                raise NginxSyntaxError("unexpected '}'")
-            block = stack.pop()
-            stack[-1].append(Stmt(opened.pop(), block))
-    if args or len(stack) != 1:
-        raise NginxSyntaxError("unterminated statement or block")
-    return stack[0]
-
-
 # Directive names per context: everything the nginx renderer may write, nothing else; the Lua
 # mode adds its own (LUA_ALLOWED).
 NGINX_ALLOWED = {
@@ -377,93 +264,6 @@ def _check_names(stmts: Iterable[Stmt], context: str, lua: bool) -> None:
         assert s.name in allowed, f"{s.name!r} in {context}: {s.args}"
 
 
-@dataclass
-class NginxServer:
-    stmt: Stmt
-    ports: set[int]
-    default_ports: set[int]
-    names: list[str]
-
-    @property
-    def locations(self) -> list[Stmt]:
-        return self.stmt.children("location")
-
-
-def _servers(http: Stmt) -> list[NginxServer]:
-    out = []
-    for s in http.children("server"):
-        ports, defaults = set(), set()
-        for listen in s.children("listen"):
-            if listen.args[1].startswith("unix:"):
-                continue
-            port = int(listen.args[1].rsplit(":", 1)[1])
-            ports.add(port)
-            if "default_server" in listen.args:
-                defaults.add(port)
-        names = [a for n in s.children("server_name") for a in n.args[1:]]
-        out.append(NginxServer(s, ports, defaults, names))
-    return out
-
-
-def _answer(stmt: Stmt) -> str:
-    if stmt.name == "return":
-        return stmt.args[1]
-    assert stmt.name == "proxy_pass" and stmt.args[1].startswith("http://"), stmt.args
-    return stmt.args[1].removeprefix("http://")
-
-
-def _if_holds(stmt: Stmt, host: str) -> bool:
-    assert stmt.args[1] == "($host" and stmt.args[4] == ")" and len(stmt.args) == 5, stmt.args
-    found = re.search(stmt.args[3], host) is not None
-    assert stmt.args[2] in ("~", "!~"), stmt.args
-    return found if stmt.args[2] == "~" else not found
-
-
-def nginx_answer(servers: list[NginxServer], port: int, host: str, path: str) -> str:
-    """nginx 1.22: server by exact name, else the longest matching leading wildcard, else the
-    default server; location ``=``, else the longest prefix; rewrite-phase ``if``/``return``
-    in order (an ``if`` that holds lends its proxy_pass; later ``return``s still run)."""
-    candidates = [s for s in servers if port in s.ports]
-    exact = [s for s in candidates if host in s.names]
-    wildcards = [
-        (len(n), i)
-        for i, s in enumerate(candidates)
-        for n in s.names
-        if n.startswith("*.") and host.endswith(n[1:])
-    ]
-    if exact:
-        server = exact[0]
-    elif wildcards:
-        server = candidates[max(wildcards)[1]]
-    else:
-        server = next(s for s in candidates if port in s.default_ports)
-    for guard in server.stmt.children("if"):
-        if _if_holds(guard, host):
-            (inner,) = guard.block or []
-            return _answer(inner)
-    exact_loc = [loc for loc in server.locations if loc.args[1:] == ["=", path]]
-    if exact_loc:
-        location = exact_loc[0]
-    else:
-        prefixes = [
-            loc for loc in server.locations if loc.args[1] != "=" and path.startswith(loc.args[-1])
-        ]
-        location = max(prefixes, key=lambda loc: len(loc.args[-1]))
-    lent: str | None = None
-    for stmt in location.block or []:
-        if stmt.name == "if":
-            (inner,) = stmt.block or []
-            if _if_holds(stmt, host):
-                if inner.name == "return":
-                    return _answer(inner)
-                lent = _answer(inner)
-        elif stmt.name == "return":
-            return _answer(stmt)
-    if lent is not None:
-        return lent
-    return _answer(next(s for s in location.block or [] if s.name == "proxy_pass"))
-
-
 def _location_keys(routes: Iterable[Any]) -> set[tuple[str, ...]]:
     keys: set[tuple[str, ...]] = {("/",)}
     for r in routes:
@@ -534,7 +334,7 @@ def check_nginx_structure(
             ]
 
     host_vhosts = [v for v in model.vhosts if v.host is not None]
-    servers = _servers(http)
+    servers = servers_of(http)
     redirects = sum(1 for v in host_vhosts if v.tls is not None and v.tls.ssl_redirect)
     extra = 2 if lua is not None else 0
     assert len(servers) == 2 + len(host_vhosts) + redirects + extra, "server blocks != the model's"
@@ -569,9 +369,9 @@ def check_nginx_structure(
             for stmt in loc.block or []:
                 if stmt.name == "if":
                     _check_names(stmt.block or [], "if", lua is not None)
-            targets = [_answer(s) for s in loc.block or [] if s.name != "if"]
+            targets = [stmt_answer(s) for s in loc.block or [] if s.name != "if"]
             targets += [
-                _answer(i) for s in loc.block or [] if s.name == "if" for i in s.block or []
+                stmt_answer(i) for s in loc.block or [] if s.name == "if" for i in s.block or []
             ]
             for t in targets:
                 assert t in upstreams or t in ("404", "503", "308"), t

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import string
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nginx_oracle import NginxServer, nginx_answer, nginx_servers
 
 from polyingress.core import (
     BuildOptions,
@@ -305,133 +304,11 @@ def _world(
     return objs
 
 
-@dataclass
-class _SimLocation:
-    modifier: str
-    path: str
-    directives: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _SimServer:
-    ports: set[int] = field(default_factory=set)
-    default_ports: set[int] = field(default_factory=set)
-    names: list[str] = field(default_factory=list)
-    guards: list[str] = field(default_factory=list)
-    locations: list[_SimLocation] = field(default_factory=list)
-
-
-_QUOTED = r'"(?:[^"\\]|\\.)*"'
-_IF = re.compile(rf"^if \(\$host (!~|~) ({_QUOTED})\) \{{ (.*) \}}$")
-
-
-def _unquote(token: str) -> str:
-    assert token.startswith('"') and token.endswith('"'), token
-    return re.sub(r"\\(.)", r"\1", token[1:-1])
-
-
-def _parse_servers(text: str) -> list[_SimServer]:
-    """The servers of a rendered config (the renderer's layout: one statement per line)."""
-    servers: list[_SimServer] = []
-    server: _SimServer | None = None
-    location: _SimLocation | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line == "server {":
-            server = _SimServer()
-            servers.append(server)
-        elif server is None:
-            continue
-        elif location is not None:
-            if line == "}":
-                location = None
-            else:
-                location.directives.append(line)
-        elif line.startswith("location "):
-            args = line[len("location ") : -1].strip()
-            modifier, _, rest = args.partition(" ")
-            if modifier in ("=", "^~"):
-                location = _SimLocation(modifier, _unquote(rest))
-            else:
-                location = _SimLocation("", _unquote(args))
-            server.locations.append(location)
-        elif line == "}":
-            server = None
-        elif line.startswith("listen "):
-            port = int(_unquote(line.split()[1].rstrip(";")).rsplit(":", 1)[1])
-            server.ports.add(port)
-            if "default_server" in line:
-                server.default_ports.add(port)
-        elif line.startswith("server_name "):
-            server.names.append(_unquote(line.split(" ", 1)[1].rstrip(";")))
-        elif line.startswith("if ("):
-            server.guards.append(line)
-    return servers
-
-
-def _result(directive: str) -> str:
-    if directive.startswith("return "):
-        return directive.split()[1].rstrip(";")
-    m = re.fullmatch(r'proxy_pass "http://[a-z0-9-]+__([a-z0-9-]+)__\d+";', directive)
-    assert m is not None, directive
-    return m.group(1)
-
-
-def _if_holds(directive: str, host: str) -> tuple[bool, str] | None:
-    m = _IF.match(directive)
-    if m is None:
-        return None
-    found = re.search(_unquote(m.group(2)), host) is not None
-    return (found if m.group(1) == "~" else not found), m.group(3)
-
-
-def simulate(servers: list[_SimServer], port: int, host: str, path: str) -> str:
-    """What nginx 1.22 answers (notes §2, §3): server by exact name, then longest leading
-    wildcard, then default_server; location by ``=``, then longest prefix; rewrite-phase
-    ``if``/``return`` in order, where an ``if`` that holds lends its config (proxy_pass) to
-    the request but later ``return``s still run."""
-    candidates = [s for s in servers if port in s.ports]
-    exact = [s for s in candidates if host in s.names]
-    wildcards = [
-        (len(n), i)
-        for i, s in enumerate(candidates)
-        for n in s.names
-        if n.startswith("*.") and host.endswith(n[1:])
-    ]
-    if exact:
-        server = exact[0]
-    elif wildcards:
-        server = candidates[max(wildcards)[1]]
-    else:
-        server = next(s for s in candidates if port in s.default_ports)
-    for guard in server.guards:
-        holds = _if_holds(guard, host)
-        assert holds is not None
-        if holds[0]:
-            return _result(holds[1])
-    location = next(
-        (loc for loc in server.locations if loc.modifier == "=" and loc.path == path), None
-    )
-    if location is None:
-        prefixes = [
-            loc for loc in server.locations if loc.modifier != "=" and path.startswith(loc.path)
-        ]
-        location = max(prefixes, key=lambda loc: len(loc.path))
-    lent: str | None = None
-    for directive in location.directives:
-        holds = _if_holds(directive, host)
-        if holds is not None:
-            if holds[0]:
-                if holds[1].startswith("return "):
-                    return _result(holds[1])
-                lent = _result(holds[1])
-        elif directive.startswith("return "):
-            return _result(directive)
-    if lent is not None:
-        return lent
-    return _result(next(d for d in location.directives if d.startswith("proxy_pass ")))
+def simulate(servers: list[NginxServer], port: int, host: str, path: str) -> str:
+    """What nginx 1.22 answers (notes §2, §3; ``nginx_oracle``), as "308", "404", "503" or the
+    Service name of the upstream it proxies to."""
+    answer = nginx_answer(servers, port, host, path)
+    return answer.split("__")[1] if "__" in answer else answer
 
 
 def expected(model: RouteModel, scheme: str, host: str, path: str) -> str:
@@ -497,7 +374,7 @@ def test_rendered_config_answers_as_the_model(
     if not rules and default is None:
         default = "s1"
     model = build(_world(rules, tls=tls, default=default))
-    servers = _parse_servers(render(model, OPTS, fallback_certificate()).text)
+    servers = nginx_servers(render(model, OPTS, fallback_certificate()).text)
     probes = set(requests) | {p for p, _t, _s in exact + wild + any_host}
     probes |= {p.rstrip("/") + suffix for p in list(probes) for suffix in ("/", "x", "/x")}
     probes = {p for p in probes if p.startswith("/")}
