@@ -162,14 +162,27 @@ class LeaderElector:
             spec["acquireTime"] = now
         return spec
 
+    def _write(self, what: str, call: Callable[..., Any], *args: Any) -> dict[str, Any] | None:
+        """Create or replace the Lease; None when that failed (HTTP 409, another replica wrote
+        it first, is not worth a warning)."""
+        try:
+            result: dict[str, Any] = raw(call, *args, _request_timeout=self.request_timeout)
+        except ApiException as exc:
+            if exc.status != 409:
+                self._warn("%s Lease failed: HTTP %s", what, exc.status)
+            return None
+        except Exception as exc:
+            self._warn("%s Lease failed: %s", what, exc)
+            return None
+        return result
+
     def _acquire_or_renew(self) -> bool:
-        timeout = self.request_timeout
         try:
             lease = raw(
                 self.coord.read_namespaced_lease,
                 self.name,
                 self.namespace,
-                _request_timeout=timeout,
+                _request_timeout=self.request_timeout,
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -183,19 +196,10 @@ class LeaderElector:
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": self._spec(acquire=True, transitions=0),
             }
-            try:
-                raw(
-                    self.coord.create_namespaced_lease,
-                    self.namespace,
-                    body,
-                    _request_timeout=timeout,
-                )
-            except ApiException as cexc:
-                if cexc.status != 409:
-                    self._warn("creating Lease failed: HTTP %s", cexc.status)
-                return False
-            except Exception as cexc:
-                self._warn("creating Lease failed: %s", cexc)
+            if (
+                self._write("creating", self.coord.create_namespaced_lease, self.namespace, body)
+                is None
+            ):
                 return False
             self.holder = self.identity
             return True
@@ -221,20 +225,10 @@ class LeaderElector:
         )
         body = dict(lease)
         body["spec"] = new_spec
-        try:
-            updated = raw(
-                self.coord.replace_namespaced_lease,
-                self.name,
-                self.namespace,
-                body,
-                _request_timeout=timeout,
-            )
-        except ApiException as exc:
-            if exc.status != 409:
-                self._warn("updating Lease failed: HTTP %s", exc.status)
-            return False
-        except Exception as exc:
-            self._warn("updating Lease failed: %s", exc)
+        updated = self._write(
+            "updating", self.coord.replace_namespaced_lease, self.name, self.namespace, body
+        )
+        if updated is None:
             return False
         self.holder = self.identity
         self.transitions = int((updated.get("spec") or {}).get("leaseTransitions") or 0)
