@@ -4,6 +4,7 @@ Plugins import only the names exported here (``from polyingress.core import ...`
 """
 
 from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
+from .argtypes import non_negative_int, non_negative_number, port_number, positive_number
 from .builder import BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
@@ -57,6 +58,10 @@ __all__ = [
     "diff",
     "fallback_certificate",
     "hookimpl",
+    "non_negative_int",
+    "non_negative_number",
+    "port_number",
+    "positive_number",
     "self_signed",
     "write_atomic",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from polyingress.core.annotations import validate_prefix
 from polyingress.core.api import RunSettings
+from polyingress.core.argtypes import namespaced_name, non_negative_int, port_number
 from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildOptions, build_model
 from polyingress.core.plugins import PluginError, discover, load_backend, plugin_manager
 from polyingress.core.sources.kubernetes import add_kube_options
@@ -25,23 +26,6 @@ from polyingress.core.store import ObjectStore
 __all__ = ["main"]
 
 log = logging.getLogger("polyingress")
-
-
-def _ns_name(value: str) -> tuple[str, str]:
-    parts = value.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise argparse.ArgumentTypeError(f"{value!r} must be NAMESPACE/NAME")
-    return parts[0], parts[1]
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is out of range 0-65535")
-    return port
 
 
 def _prefix(value: str) -> str:
@@ -61,8 +45,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--controller-class", default=DEFAULT_CONTROLLER_CLASS, metavar="C")
     g.add_argument("--watch-ingress-without-class", action="store_true")
-    g.add_argument("--default-backend-service", type=_ns_name, metavar="NAMESPACE/NAME")
-    g.add_argument("--configmap", type=_ns_name, metavar="NAMESPACE/NAME")
+    g.add_argument("--default-backend-service", type=namespaced_name, metavar="NAMESPACE/NAME")
+    g.add_argument("--configmap", type=namespaced_name, metavar="NAMESPACE/NAME")
     g.add_argument(
         "--annotations-prefix",
         type=_prefix,
@@ -76,14 +60,14 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("proxy")
     g.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
-    g.add_argument("--http-port", type=_port, default=8080, metavar="P")
-    g.add_argument("--https-port", type=_port, default=8443, metavar="Q")
+    g.add_argument("--http-port", type=port_number, default=8080, metavar="P")
+    g.add_argument("--https-port", type=port_number, default=8443, metavar="Q")
     g.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
-    g.add_argument("--health-port", type=_port, default=10254, metavar="H")
+    g.add_argument("--health-port", type=port_number, default=10254, metavar="H")
     g.add_argument("--health-bind", default="127.0.0.1", metavar="ADDR")
     g.add_argument(
         "--debounce-ms",
-        type=int,
+        type=non_negative_int,
         default=50,
         metavar="MS",
         help="coalesce changes arriving within MS milliseconds into one apply (default 50)",
@@ -299,10 +283,10 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
     demo = sub.add_parser("demo", help="run an example end to end (cafe)")
     demo.add_argument("example", choices=["cafe"])
     demo.add_argument("--backend", default="nginx", metavar="NAME")
-    demo.add_argument("--http-port", type=_port, default=8080)
-    demo.add_argument("--https-port", type=_port, default=8443)
+    demo.add_argument("--http-port", type=port_number, default=8080)
+    demo.add_argument("--https-port", type=port_number, default=8443)
     demo.add_argument("--workdir", type=Path, default=Path("workdir/demo"))
-    demo.add_argument("--health-port", type=_port, default=10254)
+    demo.add_argument("--health-port", type=port_number, default=10254)
     demo.add_argument(
         "--exit-after", type=float, default=None, help="stop after N seconds (for CI)"
     )

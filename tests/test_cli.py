@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kube_objects import CLASS, ingress, path, rule
 from livekit import REPO, write_manifests
 
@@ -80,3 +81,26 @@ def test_bad_flag_values_are_rejected() -> None:
     out = polyingress("validate", "--manifests", "examples/cafe", "--default-backend-service", "x")
     assert out.returncode == 2
     assert "must be NAMESPACE/NAME" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("backend", "flag", "value", "message"),
+    [
+        ("nginx", "--http-port", "70000", "out of range 0-65535"),
+        ("nginx", "--debounce-ms", "-5", "must be >= 0"),
+        ("nginx", "--lease-duration", "0", "must be > 0"),
+        ("nginx", "--nginx-status-port", "x", "is not a whole number"),
+        ("nginx", "--nginx-reload-timeout", "-1", "must be > 0"),
+        ("haproxy", "--haproxy-spare-backends", "-1", "must be >= 0"),
+        ("haproxy", "--haproxy-drain-timeout", "soon", "is not a number"),
+        ("traefik", "--traefik-https-redirect-port", "65536", "out of range 0-65535"),
+    ],
+)
+def test_bad_numbers_are_usage_errors_naming_the_flag(
+    backend: str, flag: str, value: str, message: str
+) -> None:
+    out = polyingress(
+        "run", "--backend", backend, "--manifests", "examples/cafe", f"{flag}={value}"
+    )
+    assert out.returncode == 2, out.stderr
+    assert flag in out.stderr and message in out.stderr, out.stderr

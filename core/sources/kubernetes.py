@@ -40,6 +40,7 @@ from tenacity import (
 )
 
 from polyingress.core.api import HealthReport
+from polyingress.core.argtypes import namespaced_name, positive_number
 from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
 from polyingress.core.store import CLUSTER_SCOPED, ObjectStore, object_key
 
@@ -102,13 +103,6 @@ class _Stopped(Exception):
 # -- options ----------------------------------------------------------------------------------
 
 
-def _ns_name(value: str) -> tuple[str, str]:
-    parts = value.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise argparse.ArgumentTypeError(f"{value!r} must be NAMESPACE/NAME")
-    return parts[0], parts[1]
-
-
 def _addresses(value: str) -> tuple[str, ...]:
     out = tuple(a.strip() for a in value.split(",") if a.strip())
     if not out:
@@ -123,16 +117,6 @@ def _bool(value: str) -> bool:
     if low in ("0", "f", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"{value!r} is not a boolean (true/false)")
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return number
 
 
 def add_kube_options(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +136,7 @@ def add_kube_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--publish-service",
-        type=_ns_name,
+        type=namespaced_name,
         metavar="NAMESPACE/NAME",
         help="write this Service's load-balancer addresses (node addresses for a NodePort "
         "Service) to status.loadBalancer of the Ingresses served",
@@ -186,7 +170,7 @@ def add_kube_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--lease-duration",
-        type=_positive,
+        type=positive_number,
         default=15.0,
         metavar="SECONDS",
         help="leader lease duration; a crashed leader is replaced after about this long "
@@ -194,7 +178,7 @@ def add_kube_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--initial-sync-timeout",
-        type=_positive,
+        type=positive_number,
         default=120.0,
         metavar="SECONDS",
         help="give up (exit non-zero) when the first list of every kind takes longer (default 120)",

@@ -31,6 +31,8 @@ from polyingress.core import (
     RunSettings,
     fallback_certificate,
     hookimpl,
+    non_negative_int,
+    non_negative_number,
 )
 
 from .apply import RELOAD_DRIFT, Applier, ApplyOptions, DriftError
@@ -284,7 +286,7 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--haproxy-spare-backends",
         metavar="N",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="spare backends declared in the configuration, so that a new Service needs no "
         f"reload (default {DEFAULT_SPARE_BACKENDS}; when used up, a reload adds at least as "
@@ -293,7 +295,7 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--haproxy-drain-timeout",
         metavar="SECONDS",
-        type=float,
+        type=non_negative_number,
         default=None,
         help="how long a removed endpoint may finish its requests before they are cut "
         f"(default {DEFAULT_DRAIN_TIMEOUT:g})",

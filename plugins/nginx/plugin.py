@@ -16,6 +16,8 @@ from polyingress.core import (
     RunSettings,
     fallback_certificate,
     hookimpl,
+    port_number,
+    positive_number,
 )
 
 from .apply import NginxBackend, NginxOptions
@@ -42,20 +44,6 @@ _FALLBACK_PLACEHOLDER = "# self-signed fallback certificate, made when nginx sta
 TOKEN_PLACEHOLDER = "per-run-token-made-at-start"
 
 
-def _positive(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return number
-
-
-def _port(value: str) -> int:
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is out of range 0-65535")
-    return port
-
-
 @hookimpl
 def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("nginx backend")
@@ -64,14 +52,14 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--nginx-status-port",
-        type=_port,
+        type=port_number,
         default=DEFAULTS.status_port,
         metavar="P",
         help="loopback port of nginx's internal status server (default 0: a free port)",
     )
     g.add_argument(
         "--nginx-reload-timeout",
-        type=_positive,
+        type=positive_number,
         default=DEFAULTS.reload_timeout,
         metavar="S",
         help="seconds a reload may take before it counts as failed (default 60)",
@@ -85,7 +73,7 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--nginx-stop-timeout",
-        type=_positive,
+        type=positive_number,
         default=DEFAULTS.stop_timeout,
         metavar="S",
         help="seconds to wait for a graceful stop before killing nginx (default 15)",

@@ -44,6 +44,7 @@ from polyingress.core import (
     RunSettings,
     fallback_certificate,
     hookimpl,
+    port_number,
     write_atomic,
 )
 
@@ -376,7 +377,7 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--traefik-https-redirect-port",
         metavar="PORT",
-        type=int,
+        type=port_number,
         default=None,
         help="port in the Location of HTTP to HTTPS redirects (default: --https-port; "
         "443 is left out of the URL)",
@@ -399,8 +400,8 @@ def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  #
     static = tsub.add_parser(
         "static-config", help="print the Traefik static configuration to run Traefik with"
     )
-    static.add_argument("--http-port", type=int, default=8080, metavar="P")
-    static.add_argument("--https-port", type=int, default=8443, metavar="Q")
+    static.add_argument("--http-port", type=port_number, default=8080, metavar="P")
+    static.add_argument("--https-port", type=port_number, default=8443, metavar="Q")
     static.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
     static.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
 
