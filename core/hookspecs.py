@@ -56,7 +56,9 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     Called once per loaded plugin, before the command line is parsed. Prefix option names with
     the backend's name (``--nginx-lua``, ``--traefik-binary``) so that plugins never collide.
     The parsed values reach the backend through ``RunSettings.options`` (an
-    ``argparse.Namespace``). Return value ignored.
+    ``argparse.Namespace``). For numbers, use the core's value types (``port_number``,
+    ``positive_number``, ``non_negative_number``, ``non_negative_int``): a bad value is then a
+    usage error naming the flag. Return value ignored.
     """
 
 
