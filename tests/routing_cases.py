@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core import self_signed
+from polyingress.core import RouteModel, self_signed
 
 # Service -> number of ready endpoints (0 = the Service exists with only not-ready endpoints).
 SERVICES: dict[str, int] = {
@@ -262,3 +262,15 @@ DEFAULT_CASES: list[Case] = [
 def service_of(server_name: str) -> str:
     """hello server name 'svc-foo-1' -> 'svc-foo'."""
     return server_name.rsplit("-", 1)[0]
+
+
+def model_answer(model: RouteModel, scheme: str, host: str, path: str) -> str:
+    """What the model's reference semantics say a request gets: its backend's name, or "308"
+    (plain HTTP to an ssl-redirect host), "404" (no route), "503" (no ready endpoint)."""
+    vhost = model.select_vhost(host)
+    if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
+        return "308"
+    _kind, _route, backend = model.resolve(host, path)
+    if backend is None:
+        return "404"
+    return backend if model.backend(backend).available else "503"

@@ -52,6 +52,7 @@ from hostile import (
 from hypothesis import HealthCheck, given, settings
 from livekit import free_port
 from nginx_oracle import NginxServer, Stmt, nginx_answer, parse_nginx, servers_of, stmt_answer
+from routing_cases import model_answer
 from traefik_oracle import FALLBACK, Outcome, Request, route, schema_validator
 
 from polyingress.core import (
@@ -175,17 +176,6 @@ def probes(model: RouteModel) -> tuple[list[str], list[str]]:
             if len(r.path) > 1:
                 paths.add(r.path[:-1])
     return sorted(hosts), sorted(paths)[:80]
-
-
-def expected(model: RouteModel, scheme: str, host: str, path: str) -> str:
-    """What the model says a request gets: a backend name, or "308", "404", "503"."""
-    vhost = model.select_vhost(host)
-    if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
-        return "308"
-    _kind, _route, backend = model.resolve(host, path)
-    if backend is None:
-        return "404"
-    return backend if model.backend(backend).available else "503"
 
 
 # Directive names per context: everything the nginx renderer may write, nothing else; the Lua
@@ -520,7 +510,7 @@ def check_rendered_nginx(
                 got = nginx_answer(servers, port, host, path)
                 if lua and got in model.backend_index and not model.backend(got).available:
                     got = "503"  # the balancer's answer for a backend without endpoints
-                want = expected(model, scheme, host, path)
+                want = model_answer(model, scheme, host, path)
                 assert got == want, f"{scheme}://{host}{path}: nginx {got}, model {want}"
     if lua:
         check_endpoint_channel(objects, model)
@@ -786,7 +776,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         for host in hosts:
             for path in paths:
                 got = haproxy_answer(entries, owner, model, scheme, host, path)
-                want = expected(model, scheme, host, path)
+                want = model_answer(model, scheme, host, path)
                 assert got == want, f"{scheme}://{host}{path}: haproxy {got}, model {want}"
 
     check_runtime_commands(objects, model)

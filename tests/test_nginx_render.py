@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nginx_oracle import NginxServer, nginx_answer, nginx_servers
+from nginx_oracle import nginx_answer, nginx_servers
+from routing_cases import model_answer
 
 from polyingress.core import (
     BuildOptions,
@@ -304,24 +305,6 @@ def _world(
     return objs
 
 
-def simulate(servers: list[NginxServer], port: int, host: str, path: str) -> str:
-    """What nginx 1.22 answers (notes §2, §3; ``nginx_oracle``), as "308", "404", "503" or the
-    Service name of the upstream it proxies to."""
-    answer = nginx_answer(servers, port, host, path)
-    return answer.split("__")[1] if "__" in answer else answer
-
-
-def expected(model: RouteModel, scheme: str, host: str, path: str) -> str:
-    vhost = model.select_vhost(host)
-    if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
-        return "308"
-    _kind, _route, backend = model.resolve(host, path)
-    if backend is None:
-        return "404"
-    b = model.backend_index.get(backend)
-    return b.service if b is not None and b.available else "503"
-
-
 SEGMENTS = ["a", "b", "ab", "A"]
 SERVICES = ["s1", "s2", "s3", "s4"]  # s3: no ready endpoints; s4: no such Service
 HOSTS = ["h.example.com", "x.w.example.com", "y.x.w.example.com", "w.example.com", "o.example.org"]
@@ -381,8 +364,8 @@ def test_rendered_config_answers_as_the_model(
     for scheme, port in (("http", OPTS.http_port), ("https", OPTS.https_port)):
         for host in HOSTS:
             for path in sorted(probes):
-                got = simulate(servers, port, host, path)
-                want = expected(model, scheme, host, path)
+                got = nginx_answer(servers, port, host, path)
+                want = model_answer(model, scheme, host, path)
                 assert got == want, f"{scheme}://{host}{path}: nginx {got}, model {want}"
 
 
