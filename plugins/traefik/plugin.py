@@ -128,8 +128,9 @@ class TraefikBackend:
         self.binary_given = given is not None
         self.binary: str | None = given if given is not None else shutil.which("traefik")
         redirect_port = getattr(options, "traefik_https_redirect_port", None)
-        listen = getattr(options, "traefik_redirect_listen", REDIRECT_LISTEN_DEFAULT)
-        self.redirect_listen = redirect_listen(listen) if isinstance(listen, str) else listen
+        self.redirect_listen: tuple[str, int] | None = getattr(
+            options, "traefik_redirect_listen", redirect_listen(REDIRECT_LISTEN_DEFAULT)
+        )
         self.render_settings = RenderSettings(
             cert_dir=str(self.layout.cert_dir),
             http_port=settings.http_port,
