@@ -23,6 +23,7 @@ from .model import (
     VirtualHost,
 )
 from .problems import Problem, Severity
+from .requestpath import normalize_request_path
 from .store import ObjectStore, Snapshot
 from .tls import FALLBACK_NAME, fallback_certificate, self_signed
 
@@ -60,6 +61,7 @@ __all__ = [
     "hookimpl",
     "non_negative_int",
     "non_negative_number",
+    "normalize_request_path",
     "port_number",
     "positive_number",
     "self_signed",

@@ -141,6 +141,7 @@ class NginxServer:
     ports: set[int]
     default_ports: set[int]
     names: list[str]
+    http: Stmt | None = None  # the enclosing http block (its maps)
 
     @property
     def locations(self) -> list[Stmt]:
@@ -159,7 +160,7 @@ def servers_of(http: Stmt) -> list[NginxServer]:
             if "default_server" in listen.args:
                 defaults.add(port)
         names = [a for n in s.children("server_name") for a in n.args[1:]]
-        out.append(NginxServer(s, ports, defaults, names))
+        out.append(NginxServer(s, ports, defaults, names, http))
     return out
 
 
@@ -176,6 +177,18 @@ def _if_holds(stmt: Stmt, host: str) -> bool:
     found = re.search(stmt.args[3], host) is not None
     assert stmt.args[2] in ("~", "!~"), stmt.args
     return found if stmt.args[2] == "~" else not found
+
+
+def _bad_path(http: Stmt | None, target: str) -> bool:
+    """The value of ``map $request_uri $polyingress_bad_path`` for ``target``."""
+    assert http is not None
+    (bad,) = [
+        m for m in http.children("map") if m.args[1:] == ["$request_uri", "$polyingress_bad_path"]
+    ]
+    for entry in bad.block or []:
+        if entry.args[0].startswith("~") and re.search(entry.args[0][1:], target):
+            return entry.args[1] == "1"
+    return False
 
 
 def nginx_answer(servers: list[NginxServer], port: int, host: str, path: str) -> str:
@@ -197,6 +210,11 @@ def nginx_answer(servers: list[NginxServer], port: int, host: str, path: str) ->
     else:
         server = next(s for s in candidates if port in s.default_ports)
     for guard in server.stmt.children("if"):
+        if guard.args[1:] == ["($polyingress_bad_path)"]:
+            # The request-path rule's map (render.PATH_RULE): its regex on the request line.
+            if _bad_path(server.http, path):
+                return stmt_answer((guard.block or [])[0])
+            continue
         if _if_holds(guard, host):
             (inner,) = guard.block or []
             return stmt_answer(inner)

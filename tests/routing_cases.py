@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core import RouteModel, self_signed
+from polyingress.core import RouteModel, normalize_request_path, self_signed
 
 # Service -> number of ready endpoints (0 = the Service exists with only not-ready endpoints).
 SERVICES: dict[str, int] = {
@@ -148,7 +148,16 @@ def world(port: int) -> list[dict[str, Any]]:
                 )
             ],
         ),
-        _ingress("only", [_rule("only.example.com", _path("/only", "Prefix", "svc-foo"))]),
+        _ingress(
+            "only",
+            [
+                _rule(
+                    "only.example.com",
+                    _path("/only", "Prefix", "svc-foo"),
+                    _path("/dir/", "Exact", "svc-exact"),
+                )
+            ],
+        ),
         _ingress("catch-all", [_rule(None, _path("/any", "Prefix", "svc-any"))]),
         _ingress(
             "secure",
@@ -238,6 +247,8 @@ CASES: list[Case] = [
     Case("host-own-rule", "only.example.com", "/only/x", "svc-foo"),
     Case("host-falls-to-catch-all", "only.example.com", "/any", "svc-any"),
     Case("host-no-match-404", "only.example.com", "/", 404),
+    Case("exact-trailing-slash", "only.example.com", "/dir/", "svc-exact"),
+    Case("exact-trailing-slash-not-without", "only.example.com", "/dir", 404),
     Case("catch-all-any-host", "unknown.example.com", "/any/x", "svc-any"),
     Case("unknown-host-404", "unknown.example.com", "/", 404),
     Case("other-class-ignored", "other.example.com", "/", 404),
@@ -246,6 +257,33 @@ CASES: list[Case] = [
     Case("https-unknown-host-404", "unknown.example.com", "/", 404, scheme="https"),
     Case("https-catch-all", "unknown.example.com", "/any", "svc-any", scheme="https"),
     Case("https-non-tls-host", "app.example.com", "/foo/bar", "svc-foo-bar", scheme="https"),
+]
+
+# The request-path rule (polyingress.core.requestpath), before matching: what the Service gets
+# is the normalized path (``normalize_request_path``), checked live on every backend.
+PATH_CASES: list[Case] = [
+    Case("dot-segments-removed", "app.example.com", "/x/../foo/x", "svc-foo"),
+    Case("dot-segments-not-a-bypass", "app.example.com", "/foo/../Case", "svc-case"),
+    Case("single-dot-removed", "app.example.com", "/foo/./bar/x", "svc-foo-bar"),
+    Case("encoded-dot-segments", "app.example.com", "/x/%2e%2E/foo/bar", "svc-foo-bar"),
+    Case("encoded-unreserved-decoded", "app.example.com", "/%66oo/x", "svc-foo"),
+    Case("encoded-unreserved-exact", "app.example.com", "/%43ase", "svc-case"),
+    Case("encoded-tilde-decoded", "app.example.com", "/foo/%7euser", "svc-foo"),
+    Case("slashes-merged", "app.example.com", "/foo//bar/x", "svc-foo-bar"),
+    Case("leading-slashes-merged", "app.example.com", "//foo/x", "svc-foo"),
+    Case("space-stays-encoded", "app.example.com", "/foo/a%20b", "svc-foo"),
+    Case("query-not-normalized", "app.example.com", "/foo/x?a=%2F&b=/../c", "svc-foo"),
+    Case("encoded-slash-400", "app.example.com", "/foo%2Fbar", 400),
+    Case("encoded-slash-lower-400", "app.example.com", "/x/..%2ffoo", 400),
+    Case("encoded-backslash-400", "app.example.com", "/foo%5Cbar", 400),
+    Case("raw-backslash-400", "app.example.com", "/foo\\bar", 400),
+    Case("encoded-nul-400", "app.example.com", "/foo%00", 400),
+    Case("bad-escape-400", "app.example.com", "/foo%zz", 400),
+    Case("truncated-escape-400", "app.example.com", "/foo%2", 400),
+    Case("bad-path-before-redirect", TLS_HOST, "/a%2Fb", 400),
+    Case("bad-path-on-https", "app.example.com", "/foo%2Fbar", 400, scheme="https"),
+    Case("dot-segments-on-https", "app.example.com", "/x/../foo/bar", "svc-foo-bar", "https"),
+    Case("dot-segments-wildcard", "a.wild.example.com", "/x/../exact", "svc-exact"),
 ]
 
 # Phase 2: after default_backend_ingress() is added.
@@ -265,8 +303,13 @@ def service_of(server_name: str) -> str:
 
 
 def model_answer(model: RouteModel, scheme: str, host: str, path: str) -> str:
-    """What the model's reference semantics say a request gets: its backend's name, or "308"
-    (plain HTTP to an ssl-redirect host), "404" (no route), "503" (no ready endpoint)."""
+    """What the model's reference semantics say a request gets: its backend's name, or "400"
+    (refused by the request-path rule), "308" (plain HTTP to an ssl-redirect host), "404" (no
+    route), "503" (no ready endpoint). ``path`` is the request target as sent."""
+    normalized = normalize_request_path(path)
+    if normalized is None:
+        return "400"
+    path = normalized.partition("?")[0]
     vhost = model.select_vhost(host)
     if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
         return "308"

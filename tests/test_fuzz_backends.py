@@ -65,6 +65,7 @@ from polyingress.core import (
     build_model,
     diff,
     fallback_certificate,
+    normalize_request_path,
 )
 from polyingress.plugins.haproxy import apply as haproxy_apply
 from polyingress.plugins.haproxy import render as haproxy_render
@@ -175,7 +176,10 @@ def probes(model: RouteModel) -> tuple[list[str], list[str]]:
             paths |= {r.path, r.path + "/", r.path + "/y", r.path + "y"}
             if len(r.path) > 1:
                 paths.add(r.path[:-1])
-    return sorted(hosts), sorted(paths)[:80]
+    # Every proxy applies the request-path rule first; the configurations are judged on what
+    # it yields (tests/test_request_paths.py holds the rule itself live).
+    normalized = {normalize_request_path(p) for p in paths}
+    return sorted(hosts), sorted(p for p in normalized if p is not None)[:80]
 
 
 # Directive names per context: everything the nginx renderer may write, nothing else; the Lua
@@ -230,7 +234,15 @@ NGINX_ALLOWED = {
         "server",
     },
     "upstream": {"server", "keepalive", "keepalive_timeout", "keepalive_requests"},
-    "server": {"listen", "server_name", "ssl_certificate", "ssl_certificate_key", "if", "location"},
+    "server": {
+        "listen",
+        "server_name",
+        "ssl_certificate",
+        "ssl_certificate_key",
+        "if",
+        "rewrite",
+        "location",
+    },
     "status-server": {"listen", "access_log", "location"},
     "location": {"return", "proxy_pass", "if"},
     "status-location": {"default_type", "return", "stub_status"},
@@ -259,6 +271,8 @@ def _location_keys(routes: Iterable[Any]) -> set[tuple[str, ...]]:
     for r in routes:
         if r.path_type is PathType.EXACT:
             keys.add(("=", r.path))
+            if r.path.endswith("/") and r.path != "/":
+                keys.add(("=", r.path[:-1]))  # the twin that stops nginx's own 301
         elif r.path != "/":
             keys |= {("=", r.path), ("^~", r.path + "/")}
     return keys
@@ -300,7 +314,10 @@ def check_nginx_structure(
     _check_names(events.block or [], "events", False)
     _check_names(http.block or [], "http", lua is not None)
     maps = [[s.args for s in m.block or []] for m in http.children("map")]
-    want_maps = [[["default", "upgrade"], ["", ""]]]
+    want_maps = [
+        [["default", "upgrade"], ["", ""]],
+        [["default", "0"], ["~^[^?]*(?:%2[fF]|%5[cC]|\\\\)", "1"]],  # the request-path rule
+    ]
     if lua is not None:
         want_maps.append([["default", "$proxy_host"]])
     assert maps == want_maps

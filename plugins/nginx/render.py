@@ -250,6 +250,10 @@ def _route_keys(vhost: VirtualHost | None) -> dict[_Key, set[ObjectRef]]:
     for route in vhost.routes:
         if route.path_type is PathType.EXACT:
             found = [_Key(route.path, _Kind.EXACT)]
+            if route.path.endswith("/") and route.path != "/":
+                # nginx answers the path without the slash with its own 301 to this location
+                # (notes §2); the twin makes it get the model's answer instead.
+                found.append(_Key(route.path[:-1], _Kind.EXACT))
         elif route.path == "/":
             found = [_ROOT]
         else:
@@ -445,19 +449,26 @@ def _host_servers(
         return [
             _Server(
                 (f"# {host_q}: plain HTTP redirects to HTTPS", *_source_comment(refs)),
-                (f"listen {http_listen};", *names, *guard),
+                (f"listen {http_listen};", *names, *PATH_RULE, *guard),
                 _locations(merged({}), _constant(redirect), fallback, regex),
             ),
             _Server(
                 (f"# {host_q}: HTTPS", *_source_comment(refs)),
-                (f"listen {https_listen} ssl;", *names, *cert, *guard),
+                (f"listen {https_listen} ssl;", *names, *cert, *PATH_RULE, *guard),
                 _locations(merged(own_keys), table, fallback, regex),
             ),
         ]
     return [
         _Server(
             (f"# {host_q}", *_source_comment(refs)),
-            (f"listen {http_listen};", f"listen {https_listen} ssl;", *names, *cert, *guard),
+            (
+                f"listen {http_listen};",
+                f"listen {https_listen} ssl;",
+                *names,
+                *cert,
+                *PATH_RULE,
+                *guard,
+            ),
             _locations(merged(own_keys), table, fallback, regex),
         )
     ]
@@ -648,6 +659,8 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         # Keep-alive to upstreams needs HTTP/1.1 and an empty Connection header (notes §7);
         # the map keeps WebSocket upgrades working and sends no Connection header otherwise.
         f'map $http_upgrade {_CONNECTION_VARIABLE} {{ default "upgrade"; "" ""; }}',
+        # The request-path rule (polyingress.core.requestpath): one regex for all servers.
+        f"map $request_uri {_BAD_PATH_VARIABLE} {{ default 0; {quote(_BAD_PATH_REGEX)} 1; }}",
         "proxy_http_version 1.1;",
         f"proxy_set_header Connection {_CONNECTION_VARIABLE};",
         "proxy_set_header Upgrade $http_upgrade;",
@@ -671,6 +684,16 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         "ssl_session_timeout 10m;",
         *(_lua_http(lua) if lua is not None else ()),
     )
+
+
+# nginx already decodes, merges slashes and removes dot segments before matching ($uri), and
+# answers 400 to a bad %-escape, %00 or a '..' above the root. It must also refuse an encoded
+# slash or backslash (it would decode %2F into a separator) and a raw backslash, and forward
+# the normalized path: ``rewrite`` makes nginx send $uri, re-escaped, instead of the raw
+# request line (proxy_pass without a URI part sends the raw one, notes §2).
+_BAD_PATH_VARIABLE = "$polyingress_bad_path"
+_BAD_PATH_REGEX = "~^[^?]*(?:%2[fF]|%5[cC]|\\\\)"
+PATH_RULE = (f"if ({_BAD_PATH_VARIABLE}) {{ return 400; }}", "rewrite ^ $uri;")
 
 
 def _listen_address(bind: str, port: int) -> str:
@@ -767,6 +790,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
                 # i.e. the fallback certificate, after SNI selected them.
                 f"ssl_certificate {quote(FALLBACK_CRT)};",
                 f"ssl_certificate_key {quote(FALLBACK_KEY)};",
+                *PATH_RULE,
             ),
             _locations(_route_keys(catch_all), _table(model, catch_all, lua), None, None),
         )

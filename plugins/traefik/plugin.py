@@ -92,6 +92,24 @@ def redirect_listen(value: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
+# The request-path rule of every backend (polyingress.core.requestpath): Traefik 3.7 already
+# decodes unreserved characters, merges slashes and removes dot segments (sanitizePath); it
+# must also refuse an encoded slash, backslash or NUL with 400, which 3.7 allows by default.
+# The other encoded characters it can refuse are ordinary on every backend, so allowed.
+ENTRYPOINT_HTTP = {
+    "encodedCharacters": {
+        "allowEncodedSlash": False,
+        "allowEncodedBackSlash": False,
+        "allowEncodedNullCharacter": False,
+        "allowEncodedSemicolon": True,
+        "allowEncodedPercent": True,
+        "allowEncodedQuestionMark": True,
+        "allowEncodedHash": True,
+    },
+    "sanitizePath": True,
+}
+
+
 def _address(bind: str, port: int) -> str:
     return f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
 
@@ -104,8 +122,8 @@ def static_config(
     layout = Layout(Path(os.path.abspath(workdir)))
     config = {
         "entryPoints": {
-            WEB: {"address": _address(bind, http_port)},
-            WEBSECURE: {"address": _address(bind, https_port)},
+            WEB: {"address": _address(bind, http_port), "http": ENTRYPOINT_HTTP},
+            WEBSECURE: {"address": _address(bind, https_port), "http": ENTRYPOINT_HTTP},
         },
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "log": {"level": "INFO"},
