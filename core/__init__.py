@@ -23,6 +23,7 @@ from .model import (
     VirtualHost,
 )
 from .problems import Problem, Severity
+from .reasons import ReloadReason, diff_reasons
 from .store import ObjectStore, Snapshot
 from .tls import FALLBACK_NAME, fallback_certificate, self_signed
 
@@ -45,6 +46,7 @@ __all__ = [
     "ObjectStore",
     "PathType",
     "Problem",
+    "ReloadReason",
     "RenderedConfig",
     "Route",
     "RouteKey",
@@ -56,6 +58,7 @@ __all__ = [
     "VirtualHost",
     "build_model",
     "diff",
+    "diff_reasons",
     "fallback_certificate",
     "hookimpl",
     "non_negative_int",
