@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from polyingress.core import (
 )
 from polyingress.core.controller import Controller
 from polyingress.core.plugins import plugin_manager
+from polyingress.core.sources.kubernetes import KindSpec, KubeOptions, Reflector
 
 
 class ThirdPartyBackend:
@@ -149,3 +151,21 @@ def test_detail_is_logged_and_never_a_label(caplog: pytest.LogCaptureFixture) ->
     assert "reloaded the proxy: settings_changed (7 keys changed)" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "7 keys" not in generate_latest(REGISTRY).decode()
+
+
+def test_watch_event_of_an_unknown_type_is_counted_as_other() -> None:
+    reflector = Reflector(
+        KindSpec("Service", "v1", None, None, None),
+        ObjectStore(),
+        KubeOptions(),
+        threading.Event(),
+        lambda: None,
+    )
+    meta = {"name": "s", "namespace": "default", "resourceVersion": "7"}
+    reflector._event({"type": "SURPRISE-42", "object": {"metadata": meta}})
+    text = generate_latest(REGISTRY).decode()
+    assert 'type="SURPRISE-42"' not in text
+    value = REGISTRY.get_sample_value(
+        "polyingress_source_watch_events_total", {"kind": "Service", "type": "other"}
+    )
+    assert value is not None and value >= 1
