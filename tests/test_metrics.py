@@ -1,7 +1,12 @@
-"""Metrics: label values come from closed sets."""
+"""Metrics: label values come from closed sets, and the README documents every metric.
+
+The live counterpart (every label value on /metrics of a real run, per backend) is
+test_metrics_live.py.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from typing import Any
@@ -9,6 +14,7 @@ from typing import Any
 import pytest
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
+from metrics_doc import documented, family_name, reload_reasons
 from prometheus_client import REGISTRY, generate_latest
 
 from polyingress.core import (
@@ -23,6 +29,17 @@ from polyingress.core import (
 from polyingress.core.controller import Controller
 from polyingress.core.plugins import plugin_manager
 from polyingress.core.sources.kubernetes import KindSpec, KubeOptions, Reflector
+
+# Every module that defines metrics (prometheus_client registers them at import).
+METRIC_MODULES = (
+    "polyingress.core.controller",
+    "polyingress.core.events",
+    "polyingress.core.leader",
+    "polyingress.core.status",
+    "polyingress.core.sources.kubernetes",
+    "polyingress.core.sources.manifests",
+    "polyingress.plugins.haproxy.metrics",
+)
 
 
 class ThirdPartyBackend:
@@ -169,3 +186,24 @@ def test_watch_event_of_an_unknown_type_is_counted_as_other() -> None:
         "polyingress_source_watch_events_total", {"kind": "Service", "type": "other"}
     )
     assert value is not None and value >= 1
+    assert "other" in documented()["polyingress_source_watch_events_total"].labels["type"]
+
+
+def test_every_metric_is_documented_with_its_type() -> None:
+    for module in METRIC_MODULES:
+        importlib.import_module(module)
+    registered = {
+        family_name(f.name, f.type): f.type
+        for f in REGISTRY.collect()
+        if f.name.startswith("polyingress_")
+    }
+    docs = documented()
+    assert sorted(registered) == sorted(docs)
+    assert {n: d.type for n, d in docs.items()} == registered
+
+
+def test_reload_reason_labels_are_documented_as_the_vocabulary() -> None:
+    docs = documented()
+    assert reload_reasons() == {r.value for r in ReloadReason}
+    for name in ("polyingress_reloads_total", "polyingress_haproxy_reloads_total"):
+        assert docs[name].labels == {"reason": reload_reasons()}
