@@ -23,6 +23,7 @@ from .model import (
     VirtualHost,
 )
 from .problems import Problem, Severity
+from .reasons import ReloadReason, diff_reasons
 from .requestpath import normalize_request_path
 from .store import ObjectStore, Snapshot
 from .tls import FALLBACK_NAME, fallback_certificate, self_signed
@@ -46,6 +47,7 @@ __all__ = [
     "ObjectStore",
     "PathType",
     "Problem",
+    "ReloadReason",
     "RenderedConfig",
     "Route",
     "RouteKey",
@@ -57,6 +59,7 @@ __all__ = [
     "VirtualHost",
     "build_model",
     "diff",
+    "diff_reasons",
     "fallback_certificate",
     "hookimpl",
     "non_negative_int",

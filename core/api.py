@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .builder import BuildOptions
 from .model import ObjectRef
+from .reasons import ReloadReason
 
 __all__ = [
     "ApplyError",
@@ -40,10 +41,17 @@ class RunSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyResult:
-    """What an apply did. Every reload names why (``reasons``)."""
+    """What an apply did. Every reload names why.
+
+    ``reasons`` are codes of the closed vocabulary :class:`ReloadReason`; they label the
+    ``polyingress_reloads_total`` metric (a string that is not a member's value is counted as
+    ``other``). ``detail`` is free text for the log (what changed, counts, an error message);
+    it never becomes a label value.
+    """
 
     reloaded: bool = False
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[ReloadReason, ...] = ()
+    detail: str = ""
     runtime_changes: int = 0
 
 

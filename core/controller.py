@@ -25,6 +25,7 @@ from polyingress.core.diff import ModelDiff, diff
 from polyingress.core.incremental import IncrementalBuilder
 from polyingress.core.model import RouteModel
 from polyingress.core.problems import Severity
+from polyingress.core.reasons import ReloadReason
 from polyingress.core.store import ObjectKey, ObjectStore
 
 __all__ = ["Controller", "ControllerStatus"]
@@ -37,7 +38,9 @@ APPLY_SECONDS = Histogram(
     "Time to apply a model to the proxy",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-RELOADS = Counter("polyingress_reloads_total", "Proxy reloads by reason", ["reason"])
+RELOADS = Counter(
+    "polyingress_reloads_total", "Proxy reloads by reason (ReloadReason values)", ["reason"]
+)
 RUNTIME_CHANGES = Counter("polyingress_runtime_changes_total", "Changes applied at run time")
 REPAIRS = Counter("polyingress_supervisor_repairs_total", "Proxy repairs by the supervisor")
 PROBLEMS = Gauge("polyingress_problems", "Problems in the current model", ["severity"])
@@ -93,6 +96,7 @@ class Controller:
         self._changed: set[ObjectKey] | None = None  # None: unknown, build everything
         self._changed_lock = threading.Lock()
         self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
+        self._told_unknown_reason = False
         store.subscribe(self._on_change)
 
     # -- public -------------------------------------------------------------------------------
@@ -287,11 +291,31 @@ class Controller:
         LAST_SUCCESS.set(time.time())
         ROUTES.set(sum(len(v.routes) for v in model.vhosts))
         if result.reloaded:
-            for reason in result.reasons or ("unspecified",):
-                RELOADS.labels(reason).inc()
-            log.info("reloaded the proxy: %s", "; ".join(result.reasons) or "no reason given")
+            self._count_reload(result)
         if result.runtime_changes:
             RUNTIME_CHANGES.inc(result.runtime_changes)
         self.pm.hook.polyingress_applied(model=model, diff=change, result=result)
         for cb in self._applied_listeners:
             cb(model, result)
+
+    def _count_reload(self, result: ApplyResult) -> None:
+        """One count per reason, labelled only with members of the closed vocabulary: free
+        text would make a new time series per distinct text."""
+        given = [str(r) for r in result.reasons]
+        codes = dict.fromkeys(ReloadReason.of(r) for r in result.reasons) or {ReloadReason.OTHER}
+        for code in codes:
+            RELOADS.labels(code.value).inc()
+        unknown = [r for r in given if ReloadReason.of(r) is ReloadReason.OTHER and r != "other"]
+        if (unknown or not given) and not self._told_unknown_reason:
+            self._told_unknown_reason = True
+            log.warning(
+                "backend %s reloaded with %s; counted as 'other' in polyingress_reloads_total "
+                "(a backend returns ReloadReason members in ApplyResult.reasons and free text in "
+                "ApplyResult.detail; said once)",
+                self.settings.backend,
+                "reasons outside the vocabulary: " + "; ".join(repr(r) for r in unknown)
+                if unknown
+                else "no reason",
+            )
+        said = ", ".join(given) or "no reason given"
+        log.info("reloaded the proxy: %s%s", said, f" ({result.detail})" if result.detail else "")

@@ -102,7 +102,8 @@ def polyingress_create_backend(settings: RunSettings) -> Any:
 def polyingress_start(backend: Any, model: RouteModel) -> ApplyResult | None:
     """Start the proxy (or attach to it) and make it serve ``model``.
 
-    Return only once the proxy serves ``model`` (the core reports ready after this returns).
+    Return only once the proxy serves ``model`` (the core reports ready after this returns),
+    with an :class:`ApplyResult` whose ``reasons`` are ``(ReloadReason.START,)``.
     Raise :class:`polyingress.core.ApplyError` when the proxy cannot start with this model; the
     core then retries with backoff. First result wins.
     """
@@ -116,8 +117,13 @@ def polyingress_apply(
 
     ``diff`` says precisely what changed (see :class:`polyingress.core.ModelDiff`): decide
     from it whether the change can be made at run time or needs a reload, and say which in the
-    returned :class:`ApplyResult` (``reloaded`` and the ``reasons``). Never called with an
-    empty diff. Return only once the proxy serves ``model``.
+    returned :class:`ApplyResult`: ``reloaded``, and for a reload its ``reasons`` as members
+    of :class:`polyingress.core.ReloadReason` (``diff_reasons(diff)`` gives those a diff
+    has; add ``RUNTIME_FAILED``, ``PROCESS_RESTARTED``... for what only the backend knows).
+    The reasons label the ``polyingress_reloads_total`` metric, so they are a closed set: put
+    free text (counts, names, error messages) in ``detail``, which is logged; a string that
+    is not a member's value is counted as ``other``. Never called with an empty diff. Return
+    only once the proxy serves ``model``.
 
     On failure raise :class:`polyingress.core.ApplyError` (naming the Ingresses at fault when
     known) and leave the proxy serving ``previous``: the core keeps ``previous`` as the last

@@ -325,8 +325,9 @@ def test_exhausted_spare_pool_reloads_seamlessly_and_keeps_every_route(world: Wo
     after = world.proc()
     assert after.master.reloads == before.master.reloads + 1
     assert after.worker_pids != before.worker_pids
-    reason = 'polyingress_haproxy_reloads_total{reason="spare backend pool exhausted"}'
+    reason = 'polyingress_haproxy_reloads_total{reason="runtime_capacity"}'
     assert world.metric(reason) == 1
+    assert world.metric('polyingress_reloads_total{reason="runtime_capacity"}') == 1
     assert world.metric("polyingress_haproxy_spare_backends") >= 4
     for name in ("svc-x1", "svc-x2", "svc-x3", "svc-x4"):
         assert world.served_by("x.test", f"/{name}") == f"{name}-1"

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from test_nginx_render import BUILD, FIXTURES, OPTS, build, fixture_model, needs_nginx, nginx_t
 
-from polyingress.core import ModelDiff, ObjectRef, PathType, RunSettings, fallback_certificate
+from polyingress.core import (
+    ModelDiff,
+    ObjectRef,
+    PathType,
+    ReloadReason,
+    RunSettings,
+    fallback_certificate,
+)
 from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.nginx.apply import (
     NginxBackend,
@@ -83,22 +90,27 @@ def test_failure_without_a_location_keeps_nginx_message() -> None:
 @pytest.mark.parametrize(
     ("diff", "reasons"),
     [
-        (ModelDiff(endpoints_changed=("a",)), ("endpoints",)),
+        (ModelDiff(endpoints_changed=("a",)), (ReloadReason.ENDPOINTS_CHANGED,)),
         (
             ModelDiff(backends_added=("a",), routes_added=((None, "/", PathType.PREFIX),)),
-            ("routes", "backends"),
+            (ReloadReason.ROUTES_CHANGED,),
         ),
-        (ModelDiff(vhosts_added=("a.example.com",)), ("hosts",)),
-        (ModelDiff(tls_changed=("a.example.com",), certificates_changed=("x",)), ("tls",)),
+        (ModelDiff(vhosts_added=("a.example.com",)), (ReloadReason.ROUTES_CHANGED,)),
+        (
+            ModelDiff(tls_changed=("a.example.com",), certificates_changed=("x",)),
+            (ReloadReason.CERTIFICATES_CHANGED,),
+        ),
         (
             ModelDiff(settings_changed=True, default_backend_changed=True),
-            ("default-backend", "settings"),
+            (ReloadReason.ROUTES_CHANGED, ReloadReason.SETTINGS_CHANGED),
         ),
-        (ModelDiff(), ("config",)),
+        (ModelDiff(), (ReloadReason.OTHER,)),
     ],
     ids=["endpoints", "routes-and-backends", "hosts", "tls", "settings-default", "nothing"],
 )
-def test_reload_reasons_are_a_few_fixed_words(diff: ModelDiff, reasons: tuple[str, ...]) -> None:
+def test_reload_reasons_are_the_cores_vocabulary(
+    diff: ModelDiff, reasons: tuple[ReloadReason, ...]
+) -> None:
     assert reload_reasons(diff) == reasons
 
 

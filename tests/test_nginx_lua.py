@@ -43,6 +43,7 @@ from polyingress.core import (
     ApplyResult,
     ModelDiff,
     PathType,
+    ReloadReason,
     RouteModel,
     RunSettings,
     fallback_certificate,
@@ -92,20 +93,24 @@ needs_lua = pytest.mark.skipif(
     ("diff", "lua", "expected"),
     [
         (ModelDiff(endpoints_changed=("a",)), True, ApplyPlan((), ("a",))),
-        (ModelDiff(endpoints_changed=("a",)), False, ApplyPlan(("endpoints",), ())),
+        (
+            ModelDiff(endpoints_changed=("a",)),
+            False,
+            ApplyPlan((ReloadReason.ENDPOINTS_CHANGED,), ()),
+        ),
         (
             ModelDiff(endpoints_changed=("a",), routes_added=(("h", "/x", PathType.PREFIX),)),
             True,
-            ApplyPlan(("routes",), ("a",)),
+            ApplyPlan((ReloadReason.ROUTES_CHANGED,), ("a",)),
         ),
         (
             ModelDiff(backends_added=("b",), endpoints_changed=("a",)),
             True,
-            ApplyPlan(("backends",), ("a",)),
+            ApplyPlan((ReloadReason.ROUTES_CHANGED,), ("a",)),
         ),
-        (ModelDiff(tls_changed=("h",)), True, ApplyPlan(("tls",), ())),
-        (ModelDiff(settings_changed=True), True, ApplyPlan(("settings",), ())),
-        (ModelDiff(vhosts_removed=("h",)), False, ApplyPlan(("hosts",), ())),
+        (ModelDiff(tls_changed=("h",)), True, ApplyPlan((ReloadReason.CERTIFICATES_CHANGED,), ())),
+        (ModelDiff(settings_changed=True), True, ApplyPlan((ReloadReason.SETTINGS_CHANGED,), ())),
+        (ModelDiff(vhosts_removed=("h",)), False, ApplyPlan((ReloadReason.ROUTES_CHANGED,), ())),
     ],
     ids=[
         "lua-endpoints-only-pushed",
@@ -125,8 +130,8 @@ def test_plan_reloads_only_for_routing_in_lua_mode(
 
 def test_endpoints_are_never_a_reload_reason_in_lua_mode() -> None:
     both = ModelDiff(endpoints_changed=("a",), default_backend_changed=True)
-    assert reload_reasons(both) == ("default-backend", "endpoints")
-    assert reload_reasons(both, lua=True) == ("default-backend",)
+    assert reload_reasons(both) == (ReloadReason.ROUTES_CHANGED, ReloadReason.ENDPOINTS_CHANGED)
+    assert reload_reasons(both, lua=True) == (ReloadReason.ROUTES_CHANGED,)
 
 
 # -- the render ----------------------------------------------------------------------------------
@@ -420,7 +425,7 @@ def test_endpoint_changes_to_zero_and_back_are_served_without_reload(lua_live: L
     assert live.workers() == workers
     assert live.backend.running is text
     assert [(r.reloaded, r.reasons, r.runtime_changes) for r in live.applied] == [
-        (False, ("endpoints",), 1)
+        (False, (ReloadReason.ENDPOINTS_CHANGED,), 1)
     ] * 3
 
 
@@ -438,7 +443,7 @@ def test_a_routing_change_reloads_and_its_new_backend_has_endpoints_at_once(
         ingress("app", "app.test", {"/x": "svc-a", "/y": "svc-b", "/z": "svc-c"}),
     )
     assert live.backend.reloads == reloads + 1
-    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=("routes", "backends"))
+    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=(ReloadReason.ROUTES_CHANGED,))
     assert live.served_by("app.test", "/z/1") == Counter({"b1": 20})
     assert live.served_by("app.test", "/x/1") == Counter({"a1": 20})
     _generation, state = live.channel().read()
@@ -551,7 +556,12 @@ def test_a_failed_push_falls_back_to_static_upstreams_then_lua_returns(
     backend.channel = EndpointChannel(good.path, "not-the-token")
     reloads = backend.reloads
     live.change(endpoints("svc-a", port, "b2"))
-    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=("endpoints", "lua-push-failed"))
+    assert live.applied[-1].reloaded
+    assert live.applied[-1].reasons == (
+        ReloadReason.ENDPOINTS_CHANGED,
+        ReloadReason.RUNTIME_FAILED,
+    )
+    assert "wrong X-Polyingress-Token" in live.applied[-1].detail
     assert backend.reloads == reloads + 1
     running = backend.running
     assert running is not None and not running.lua
@@ -563,13 +573,13 @@ def test_a_failed_push_falls_back_to_static_upstreams_then_lua_returns(
 
     live.change(endpoints("svc-a", port, "a1"))  # within the backoff: static, a reload
     assert backend.reloads == reloads + 2
-    assert live.applied[-1].reasons == ("endpoints",)
+    assert live.applied[-1].reasons == (ReloadReason.ENDPOINTS_CHANGED,)
     assert live.served_by("app.test", "/x/1") == Counter({"a1": 20})
 
     backend.channel = good
     backend._lua_retry_at = 0.0  # the backoff is over
     live.change(endpoints("svc-a", port, "a2"))
-    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=("lua-restored",))
+    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=(ReloadReason.RUNTIME_RESTORED,))
     assert backend.running is not None and backend.running.lua
     # A new dictionary: nginx filled it from channel/endpoints.json (generation 1) while
     # loading the config, then the controller pushed the whole state (2).
@@ -596,8 +606,10 @@ def test_a_full_dictionary_falls_back_to_static_upstreams(
         )
         many = [f"127.0.{5 + n // 250}.{n % 250 + 1}" for n in range(3000)]
         live.change(slice_("svc-a", live.fleet.port, many))
-        assert live.applied[-1] == ApplyResult(
-            reloaded=True, reasons=("endpoints", "lua-push-failed")
+        assert live.applied[-1].reloaded
+        assert live.applied[-1].reasons == (
+            ReloadReason.ENDPOINTS_CHANGED,
+            ReloadReason.RUNTIME_FAILED,
         )
         assert "HTTP 507: no memory in lua_shared_dict" in caplog.text
         running = live.backend.running

@@ -25,6 +25,7 @@ from polyingress.core import (
     Endpoint,
     ObjectRef,
     PathType,
+    ReloadReason,
     Route,
     RouteModel,
     RunSettings,
@@ -183,9 +184,10 @@ def test_external_mode_writes_and_reports_ready(tmp_path: Path, no_traefik_on_pa
 
     changed = model(port=9090)
     result = plugin.polyingress_apply(backend, changed, diff(model(), changed))
-    assert result.reloaded and "endpoints_changed" in result.reasons[0]
+    assert result.reloaded and result.reasons == (ReloadReason.ENDPOINTS_CHANGED,)
+    assert "endpoints_changed=1" in result.detail
     same = plugin.polyingress_apply(backend, changed, diff(model(port=1), changed))
-    assert not same.reloaded and "unchanged" in same.reasons[0]
+    assert not same.reloaded and "unchanged" in same.detail
 
     assert plugin.polyingress_supervise(backend, changed) is None
     backend.layout.config_path.unlink()
@@ -253,7 +255,7 @@ def test_managed_mode_starts_supervises_and_stops(tmp_path: Path) -> None:
 
         changed = model(port=9090)
         applied = backend.apply(changed, diff(model(), changed))
-        assert applied.reloaded and "not confirmed" not in applied.reasons[0]
+        assert applied.reloaded and "not confirmed" not in applied.detail
         assert backend.supervise(changed) is None
 
         first_pid = backend.proc.pid

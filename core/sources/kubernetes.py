@@ -68,6 +68,9 @@ log = logging.getLogger("polyingress.kubernetes")
 WATCH_EVENTS = Counter(
     "polyingress_source_watch_events_total", "Watch events received", ["kind", "type"]
 )
+# The watch event types of the API; anything else a server (or a proxy in between) sends is
+# counted as "other": a label value must come from a closed set.
+WATCH_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
 RELISTS = Counter("polyingress_source_relists_total", "Full lists of a kind", ["kind", "reason"])
 SOURCE_ERRORS = Counter("polyingress_source_errors_total", "Failed list/watch calls", ["kind"])
 DEGRADED = Gauge("polyingress_source_degraded", "1 while the Kubernetes API is unreachable")
@@ -543,7 +546,7 @@ class Reflector:
         obj = event.get("object")
         if not isinstance(obj, dict):
             return
-        WATCH_EVENTS.labels(self.spec.kind, str(etype)).inc()
+        WATCH_EVENTS.labels(self.spec.kind, etype if etype in WATCH_TYPES else "other").inc()
         if etype == "ERROR":
             code = obj.get("code")
             if code in (410, "410") or obj.get("reason") in ("Expired", "Gone"):

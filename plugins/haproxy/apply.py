@@ -42,6 +42,7 @@ from polyingress.core import (
     ApplyResult,
     Certificate,
     ModelDiff,
+    ReloadReason,
     RouteModel,
     write_atomic,
 )
@@ -105,11 +106,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SECRET_MODE = 0o600
-RELOAD_SPARE_POOL = "spare backend pool exhausted"
-RELOAD_SETTINGS = "global settings changed"
-RELOAD_REFUSED = "runtime API refused a change"
-RELOAD_CERT_SIZE = "certificate too large for the runtime API"
-RELOAD_DRIFT = "drift not repairable at run time"
+RELOAD_SPARE_POOL = ReloadReason.RUNTIME_CAPACITY  # no spare backend slot for a new Service
+RELOAD_SETTINGS = ReloadReason.SETTINGS_CHANGED
+RELOAD_REFUSED = ReloadReason.RUNTIME_FAILED  # the Runtime API refused a change
+RELOAD_CERT_SIZE = ReloadReason.RUNTIME_UNSUPPORTED  # a certificate too large for one command
+RELOAD_DRIFT = ReloadReason.DRIFT_REPAIRED  # drift not repairable at run time
 
 
 class DriftError(Exception):
@@ -516,9 +517,9 @@ class Applier:
 
     # ---- apply
 
-    def reload_reasons(self, model: RouteModel) -> tuple[str, ...]:
+    def reload_reasons(self, model: RouteModel) -> tuple[ReloadReason, ...]:
         state = self._state()
-        reasons: list[str] = []
+        reasons: list[ReloadReason] = []
         if parse_tuning(model.settings)[0] != state.tuning:
             reasons.append(RELOAD_SETTINGS)
         new = [b.name for b in model.backends if b.name not in state.slots.assigned]
@@ -612,7 +613,7 @@ class Applier:
 
     # ---- reload
 
-    def reload(self, model: RouteModel, reasons: Sequence[str]) -> ApplyResult:
+    def reload(self, model: RouteModel, reasons: Sequence[ReloadReason]) -> ApplyResult:
         state = self._state()
         spare = self.options.spare_backends
         if RELOAD_SPARE_POOL in reasons:

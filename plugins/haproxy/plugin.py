@@ -26,6 +26,7 @@ from polyingress.core import (
     FileGuard,
     HealthReport,
     ModelDiff,
+    ReloadReason,
     RenderedConfig,
     RouteModel,
     RunSettings,
@@ -147,7 +148,7 @@ class HAProxyBackend:
         self.next_check = time.monotonic() + CHECK_INTERVAL
         self._set_health(True, True, f"haproxy running (master pid {self.process.pid})")
         self._guard_record()
-        return ApplyResult(reloaded=False, reasons=())
+        return ApplyResult(reloaded=False, reasons=(ReloadReason.START,))
 
     def _guard_record(self) -> None:
         self.guard.record(self.workdir / name for name in GUARDED_FILES)
@@ -161,7 +162,11 @@ class HAProxyBackend:
         if not self.process.alive():
             # A dead HAProxy is started on the NEW model: the core would not retry this one.
             self._restart(model, "not running at apply")
-            result = ApplyResult(reloaded=True, reasons=("haproxy was not running; started",))
+            result = ApplyResult(
+                reloaded=True,
+                reasons=(ReloadReason.PROCESS_RESTARTED,),
+                detail="haproxy was not running; started",
+            )
         else:
             try:
                 result = self.applier.apply(model, diff)
@@ -169,7 +174,11 @@ class HAProxyBackend:
                 if self.process.alive():
                     raise
                 self._restart(model, "exited during apply")
-                result = ApplyResult(reloaded=True, reasons=("haproxy exited; restarted",))
+                result = ApplyResult(
+                    reloaded=True,
+                    reasons=(ReloadReason.PROCESS_RESTARTED,),
+                    detail="haproxy exited; restarted",
+                )
         APPLY_SECONDS.labels("reload" if result.reloaded else "runtime").observe(
             time.monotonic() - started
         )

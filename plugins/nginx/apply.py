@@ -50,8 +50,10 @@ from polyingress.core import (
     HealthReport,
     ModelDiff,
     ObjectRef,
+    ReloadReason,
     RouteModel,
     RunSettings,
+    diff_reasons,
     fallback_certificate,
     write_atomic,
 )
@@ -104,34 +106,10 @@ LUA_RETRY_FIRST = 30.0
 LUA_RETRY_MAX = 600.0
 
 
-def _reasons(diff: ModelDiff, *, lua: bool) -> list[str]:
-    reasons = []
-    if diff.vhosts_added or diff.vhosts_removed:
-        reasons.append("hosts")
-    if diff.routes_added or diff.routes_removed or diff.routes_changed:
-        reasons.append("routes")
-    if diff.default_backend_changed:
-        reasons.append("default-backend")
-    if diff.backends_added or diff.backends_removed:
-        reasons.append("backends")
-    if diff.endpoints_changed and not lua:
-        reasons.append("endpoints")
-    if (
-        diff.tls_changed
-        or diff.certificates_added
-        or diff.certificates_removed
-        or diff.certificates_changed
-    ):
-        reasons.append("tls")
-    if diff.settings_changed:
-        reasons.append("settings")
-    return reasons
-
-
-def reload_reasons(diff: ModelDiff, *, lua: bool = False) -> tuple[str, ...]:
-    """Why a reload is needed, as a few fixed words (they label a metric). In Lua mode
+def reload_reasons(diff: ModelDiff, *, lua: bool = False) -> tuple[ReloadReason, ...]:
+    """Why a reload is needed, in the core's vocabulary (they label a metric). In Lua mode
     endpoints are never a reason."""
-    return tuple(_reasons(diff, lua=lua)) or ("config",)
+    return diff_reasons(diff, endpoints=not lua) or (ReloadReason.OTHER,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +117,7 @@ class ApplyPlan:
     """What a diff needs: ``reload`` names why a reload is needed (empty: none), ``push`` the
     backends whose endpoints go through the channel."""
 
-    reload: tuple[str, ...]
+    reload: tuple[ReloadReason, ...]
     push: tuple[str, ...]
 
 
@@ -148,7 +126,7 @@ def plan(diff: ModelDiff, *, lua: bool) -> ApplyPlan:
     endpoints never do (also those of backends in a diff that reloads for other reasons);
     they are pushed. The rendered text has the last word: an unchanged text never reloads."""
     return ApplyPlan(
-        reload=tuple(_reasons(diff, lua=lua)),
+        reload=diff_reasons(diff, endpoints=not lua),
         push=diff.endpoints_changed if lua else (),
     )
 
@@ -446,13 +424,13 @@ class NginxBackend:
         self.last_error = None
         self._remove_stale_files(config)
         log.info("nginx serving config %s (pid %d)", config.digest, process.pid)
-        result = ApplyResult(reloaded=False, reasons=("start",))
+        result = ApplyResult(reloaded=False, reasons=(ReloadReason.START,))
         if config.lua:
             self._secure_channel()
             try:
                 self._push(model, None)
             except ChannelError as exc:
-                result = self._fall_back(model, exc, ("start",))
+                result = self._fall_back(model, exc, (ReloadReason.START,))
         self._ready = True
         return result
 
@@ -484,7 +462,7 @@ class NginxBackend:
         return generation
 
     def _fall_back(
-        self, model: RouteModel, exc: ChannelError, reasons: tuple[str, ...]
+        self, model: RouteModel, exc: ChannelError, reasons: tuple[ReloadReason, ...]
     ) -> ApplyResult:
         """The channel failed: reload with static upstreams (endpoints in the config), so that
         no request goes to an endpoint that is gone; Lua mode again after a backoff."""
@@ -497,15 +475,15 @@ class NginxBackend:
             self._lua_backoff,
         )
         self._lua_backoff = min(self._lua_backoff * 2, LUA_RETRY_MAX)
-        reasons = tuple(dict.fromkeys((*reasons, "lua-push-failed")))
+        reasons = tuple(dict.fromkeys((*reasons, ReloadReason.RUNTIME_FAILED)))
         self._reload(self.render(model, lua=False), reasons)
-        return ApplyResult(reloaded=True, reasons=reasons)
+        return ApplyResult(reloaded=True, reasons=reasons, detail=f"endpoint push failed: {exc}")
 
     def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
         process = self.process
         if process is None or not process.alive() or self.running is None:
             self.start(model)
-            return ApplyResult(reloaded=True, reasons=("restart",))
+            return ApplyResult(reloaded=True, reasons=(ReloadReason.PROCESS_RESTARTED,))
         previous = self.running
         if diff is not None and diff.endpoints_only and previous.lua and self._use_lua():
             # Lua mode renders no endpoint: the text is the running one, without rendering it
@@ -520,11 +498,14 @@ class NginxBackend:
                 return ApplyResult(reloaded=False)
             return self._push_endpoints(model, change.push if change is not None else None)
         if config.lua and not previous.lua:
-            reasons = (*(_reasons(diff, lua=True) if diff is not None else ()), "lua-restored")
+            reasons = (
+                *(diff_reasons(diff, endpoints=False) if diff is not None else ()),
+                ReloadReason.RUNTIME_RESTORED,
+            )
         elif diff is not None:
             reasons = reload_reasons(diff, lua=config.lua)
         else:
-            reasons = ("config",)
+            reasons = (ReloadReason.OTHER,)
         started = time.monotonic()
         self._check(config)
         if config.lua:
@@ -554,12 +535,14 @@ class NginxBackend:
         try:
             self._push(model, names)
         except ChannelError as exc:
-            return self._fall_back(model, exc, ("endpoints",))
+            return self._fall_back(model, exc, (ReloadReason.ENDPOINTS_CHANGED,))
         count = len(names) if names is not None else len(model.backends)
-        return ApplyResult(reloaded=False, reasons=("endpoints",), runtime_changes=count)
+        return ApplyResult(
+            reloaded=False, reasons=(ReloadReason.ENDPOINTS_CHANGED,), runtime_changes=count
+        )
 
     def _reload(
-        self, config: NginxConfig, reasons: tuple[str, ...], started: float | None = None
+        self, config: NginxConfig, reasons: tuple[ReloadReason, ...], started: float | None = None
     ) -> None:
         """Make the running master serve ``config``: nginx -t (unless the caller did, at
         ``started``), swap, HUP, wait until the new workers serve it and the old ones stopped

@@ -39,9 +39,11 @@ from polyingress.core import (
     BackendInfo,
     HealthReport,
     ModelDiff,
+    ReloadReason,
     RenderedConfig,
     RouteModel,
     RunSettings,
+    diff_reasons,
     fallback_certificate,
     hookimpl,
     port_number,
@@ -216,7 +218,11 @@ class TraefikBackend:
         if not self.managed:
             detail = f"external mode: configuration written to {self.layout.config_path}"
             self.set_health(True, True, detail)
-            return ApplyResult(reloaded=False, reasons=("external mode: initial configuration",))
+            return ApplyResult(
+                reloaded=False,
+                reasons=(ReloadReason.START,),
+                detail="external mode: initial configuration",
+            )
         self.spawn()
         try:
             self.wait_loaded(START_TIMEOUT)
@@ -225,7 +231,9 @@ class TraefikBackend:
             raise
         self.set_health(True, True, self.running_detail())
         return ApplyResult(
-            reloaded=True, reasons=("traefik started with the initial configuration",)
+            reloaded=True,
+            reasons=(ReloadReason.START,),
+            detail="traefik started with the initial configuration",
         )
 
     def start_redirector(self) -> None:
@@ -348,7 +356,7 @@ class TraefikBackend:
     def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
         if not self.write(model).config_written:
             return ApplyResult(
-                reloaded=False, reasons=(f"rendered configuration unchanged ({diff.summary()})",)
+                reloaded=False, detail=f"rendered configuration unchanged ({diff.summary()})"
             )
         reason = f"configuration file rewritten, Traefik reloads it ({diff.summary()})"
         if self.proc is not None:
@@ -358,7 +366,11 @@ class TraefikBackend:
                 # The file is in place; supervise() restarts a dead Traefik, which then loads it.
                 log.warning("traefik: %s", exc)
                 reason += f"; not confirmed: {exc}"
-        return ApplyResult(reloaded=True, reasons=(reason,))
+        return ApplyResult(
+            reloaded=True,
+            reasons=diff_reasons(diff) or (ReloadReason.OTHER,),
+            detail=reason,
+        )
 
     def stop(self) -> None:
         redirector, self.redirector = self.redirector, None

@@ -12,6 +12,7 @@ from polyingress.core import (
     BackendInfo,
     HealthReport,
     ModelDiff,
+    ReloadReason,
     RenderedConfig,
     RouteModel,
     RunSettings,
@@ -75,7 +76,7 @@ def _indent(backend: ExampleBackend) -> int:
 def polyingress_start(backend: ExampleBackend, model: RouteModel) -> ApplyResult:
     write_atomic(backend.target, render_json(model, _indent(backend)))
     backend.started = True
-    return ApplyResult(reloaded=False)
+    return ApplyResult(reloaded=False, reasons=(ReloadReason.START,))
 
 
 @hookimpl
@@ -85,7 +86,10 @@ def polyingress_apply(
     write_atomic(backend.target, render_json(model, _indent(backend)))
     with (backend.settings.workdir / "applied.log").open("a") as log:
         log.write(diff.summary() + "\n")
-    return ApplyResult(reloaded=False, runtime_changes=1)
+    # Writing the file is the whole apply: nothing reloads. A backend whose proxy reloads
+    # returns reloaded=True with ReloadReason members (diff_reasons(diff) gives the diff's)
+    # and free text in detail: the reasons label a metric, the detail is logged.
+    return ApplyResult(reloaded=False, runtime_changes=1, detail=diff.summary())
 
 
 @hookimpl
