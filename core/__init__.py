@@ -3,8 +3,22 @@
 Plugins import only the names exported here (``from polyingress.core import ...``).
 """
 
-from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
-from .argtypes import non_negative_int, non_negative_number, port_number, positive_number
+from .api import (
+    ApplyError,
+    ApplyResult,
+    BackendInfo,
+    HealthReport,
+    RenderedConfig,
+    RenderedFile,
+    RunSettings,
+)
+from .argtypes import (
+    ip_address,
+    non_negative_int,
+    non_negative_number,
+    port_number,
+    positive_number,
+)
 from .builder import BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
@@ -46,6 +60,7 @@ __all__ = [
     "PathType",
     "Problem",
     "RenderedConfig",
+    "RenderedFile",
     "Route",
     "RouteKey",
     "RouteModel",
@@ -58,6 +73,7 @@ __all__ = [
     "diff",
     "fallback_certificate",
     "hookimpl",
+    "ip_address",
     "non_negative_int",
     "non_negative_number",
     "port_number",
