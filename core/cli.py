@@ -5,7 +5,8 @@ interface (users script them): rename nothing.
 
 Every mistake in a command line or in what it names (a missing directory, no cluster
 credentials, a port in use) ends in one line on stderr and a non-zero exit: 2 for the command
-line itself, 1 when the inputs or the proxy failed. A traceback means a bug in polyingress.
+line itself, 1 when the inputs or the proxy failed (``--log-level debug`` also logs the
+traceback of a failed start). Any other traceback is a bug in polyingress.
 """
 
 from __future__ import annotations
