@@ -3,8 +3,22 @@
 Plugins import only the names exported here (``from polyingress.core import ...``).
 """
 
-from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
-from .argtypes import non_negative_int, non_negative_number, port_number, positive_number
+from .api import (
+    ApplyError,
+    ApplyResult,
+    BackendInfo,
+    HealthReport,
+    RenderedConfig,
+    RenderedFile,
+    RunSettings,
+)
+from .argtypes import (
+    ip_address,
+    non_negative_int,
+    non_negative_number,
+    port_number,
+    positive_number,
+)
 from .builder import BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
@@ -49,6 +63,7 @@ __all__ = [
     "Problem",
     "ReloadReason",
     "RenderedConfig",
+    "RenderedFile",
     "Route",
     "RouteKey",
     "RouteModel",
@@ -62,6 +77,7 @@ __all__ = [
     "diff_reasons",
     "fallback_certificate",
     "hookimpl",
+    "ip_address",
     "non_negative_int",
     "non_negative_number",
     "normalize_request_path",

@@ -16,6 +16,7 @@ __all__ = [
     "BackendInfo",
     "HealthReport",
     "RenderedConfig",
+    "RenderedFile",
     "RunSettings",
 ]
 
@@ -79,12 +80,35 @@ class BackendInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RenderedFile:
+    """One file as ``run`` writes it: its name relative to the backend's workdir ('/'-separated,
+    no '..'), its exact text (private keys included) and its permission bits."""
+
+    name: str
+    text: str
+    mode: int = 0o644
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RenderedConfig:
-    """Files a backend would write, as (relative name, text), in a stable order."""
+    """Files a backend would write, as (relative name, text), in a stable order.
+
+    ``files`` is what ``polyingress render`` prints: private keys are placeholders there.
+    ``written`` are the files exactly as ``run`` writes them into the workdir, keys included,
+    each with its mode; ``polyingress render --output DIR`` writes them. A backend that leaves
+    ``written`` empty gets ``files`` written, mode 0644 (see :meth:`output`).
+    """
 
     files: tuple[tuple[str, str], ...]
+    written: tuple[RenderedFile, ...] = ()
 
     def text(self) -> str:
         if len(self.files) == 1:
             return self.files[0][1]
         return "".join(f"# ---- {name} ----\n{body}" for name, body in self.files)
+
+    def output(self) -> tuple[RenderedFile, ...]:
+        """The files for ``render --output``: ``written``, else ``files`` with mode 0644."""
+        if self.written:
+            return self.written
+        return tuple(RenderedFile(name=name, text=text) for name, text in self.files)

@@ -7,8 +7,10 @@ argparse reports as a usage error naming the flag.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 __all__ = [
+    "ip_address",
     "namespaced_name",
     "non_negative_int",
     "non_negative_number",
@@ -23,6 +25,14 @@ def namespaced_name(value: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise argparse.ArgumentTypeError(f"{value!r} must be NAMESPACE/NAME")
     return parts[0], parts[1]
+
+
+def ip_address(value: str) -> str:
+    """An IPv4 or IPv6 address (every backend binds an address, not a name)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from None
 
 
 def port_number(value: str) -> int:

@@ -53,7 +53,10 @@ class BuildResult:
     """The model plus everything found on the way.
 
     ``served`` lists the Ingresses of our class that were accepted (possibly with warnings);
-    ``rejected`` those refused; ``ignored`` those of other classes.
+    ``rejected`` those refused; ``ignored`` those not of our class. ``without_class`` are the
+    ignored ones that name no class at all (neither ``spec.ingressClassName`` nor the
+    ``kubernetes.io/ingress.class`` annotation): no IngressClass of ours is the default and
+    ``watch_ingress_without_class`` is off, so nobody may serve them.
     """
 
     model: RouteModel
@@ -61,6 +64,7 @@ class BuildResult:
     served: tuple[ObjectRef, ...] = ()
     rejected: tuple[ObjectRef, ...] = ()
     ignored: tuple[ObjectRef, ...] = ()
+    without_class: tuple[ObjectRef, ...] = ()
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -137,6 +141,16 @@ def _is_ours(p: ParsedIngress, ours: set[str], default: bool, opts: BuildOptions
     if p.legacy_class is not None:
         return p.legacy_class in ours
     return default or opts.watch_ingress_without_class
+
+
+def names_no_class(obj: Mapping[str, Any]) -> bool:
+    """Neither ``spec.ingressClassName`` nor the legacy annotation, decided on the raw fields
+    (so that it holds for an Ingress that failed validation too)."""
+    spec = obj.get("spec")
+    ann = (obj.get("metadata") or {}).get("annotations")
+    cls = spec.get("ingressClassName") if isinstance(spec, Mapping) else None
+    legacy = ann.get(LEGACY_CLASS_ANNOTATION) if isinstance(ann, Mapping) else None
+    return cls is None and legacy is None
 
 
 def _prefix_covers(prefix: str, path: str) -> bool:
@@ -237,6 +251,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
     settings_of: dict[ObjectRef, Annotations] = {}
     rejected: list[ObjectRef] = []
     ignored: list[ObjectRef] = []
+    without_class: list[ObjectRef] = []
     for key in sorted(snapshot.of("Ingress")):
         obj = snapshot.of("Ingress")[key]
         parsed, found = _parse_cached(key, obj)
@@ -248,9 +263,13 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
                 rejected.append(ref)
             else:
                 ignored.append(ref)
+                if names_no_class(obj):
+                    without_class.append(ref)
             continue
         if not _is_ours(parsed, ours, default_class, opts):
             ignored.append(parsed.ref)
+            if names_no_class(obj):
+                without_class.append(parsed.ref)
             continue
         values, ann_problems = _annotations_cached(key, obj, parsed, opts.annotations_prefix)
         problems.extend(ann_problems)
@@ -426,6 +445,7 @@ def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
         served=tuple(served),
         rejected=tuple(sorted(rejected, key=_ref_key)),
         ignored=tuple(sorted(ignored, key=_ref_key)),
+        without_class=tuple(sorted(without_class, key=_ref_key)),
     )
 
 

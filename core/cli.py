@@ -2,30 +2,60 @@
 
 Flags are named as ingress-nginx names them where the concept is the same; they are a public
 interface (users script them): rename nothing.
+
+Every mistake in a command line or in what it names (a missing directory, no cluster
+credentials, a port in use) ends in one line on stderr and a non-zero exit: 2 for the command
+line itself, 1 when the inputs or the proxy failed (``--log-level debug`` also logs the
+traceback of a failed start). Any other traceback is a bug in polyingress.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import logging
+import os
 import signal
 import sys
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from polyingress.core.annotations import validate_prefix
-from polyingress.core.api import RunSettings
-from polyingress.core.argtypes import namespaced_name, non_negative_int, port_number
-from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildOptions, build_model
+from polyingress.core.api import RenderedFile, RunSettings
+from polyingress.core.argtypes import ip_address, namespaced_name, non_negative_int, port_number
+from polyingress.core.builder import (
+    DEFAULT_CONTROLLER_CLASS,
+    BuildOptions,
+    BuildResult,
+    _our_classes,
+    build_model,
+)
+from polyingress.core.files import write_atomic
 from polyingress.core.plugins import PluginError, discover, load_backend, plugin_manager
 from polyingress.core.sources.kubernetes import add_kube_options
-from polyingress.core.store import ObjectStore
+from polyingress.core.sources.manifests import ManifestError
+from polyingress.core.store import ObjectStore, Snapshot
 
-__all__ = ["main"]
+__all__ = ["CommandError", "main"]
 
 log = logging.getLogger("polyingress")
+
+
+class CommandError(Exception):
+    """A mistake the user can fix: printed as one line, exit ``code`` (no traceback)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("polyingress")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _prefix(value: str) -> str:
@@ -59,7 +89,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("proxy")
-    g.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
+    g.add_argument("--bind", type=ip_address, default="0.0.0.0", metavar="ADDR")
     g.add_argument("--http-port", type=port_number, default=8080, metavar="P")
     g.add_argument("--https-port", type=port_number, default=8443, metavar="Q")
     g.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
@@ -99,20 +129,46 @@ def _settings(args: argparse.Namespace) -> RunSettings:
 
 
 def _load_store(args: argparse.Namespace) -> tuple[ObjectStore, Any]:
+    """The objects below ``--manifests``; the caller reports ``source.file_errors`` and
+    ``source.file_warnings`` (validate prints them, run logs them)."""
     from polyingress.core.sources.manifests import ManifestSource
 
     if args.manifests is None:
-        raise SystemExit(
-            "polyingress: --manifests DIR is required (`run` without it reads the Kubernetes API)"
+        raise CommandError(
+            f"{args.command} needs --manifests DIR"
+            + (" (`run` without it reads the Kubernetes API)" if args.command == "run" else "")
         )
     store = ObjectStore()
     source = ManifestSource(
         args.manifests, store, debounce_ms=max(1, getattr(args, "debounce_ms", 50) // 2)
     )
-    source.load()
-    for _path, err in sorted(source.file_errors.items()):
-        log.error("%s", err)
+    try:
+        source.load()
+    except ManifestError as exc:
+        raise CommandError(f"--manifests {exc}") from None
     return store, source
+
+
+def _without_class(result: BuildResult, snapshot: Snapshot, opts: BuildOptions) -> list[str]:
+    """Why each class-less Ingress is not served, and how to serve it."""
+    if not result.without_class:
+        return []
+    ours, _default = _our_classes(snapshot, opts)
+    if ours:
+        named = " or ".join(sorted(ours))
+        use = f"set spec.ingressClassName: {named}"
+    else:
+        use = (
+            f"create an IngressClass with spec.controller: {opts.controller_class} "
+            "and name it in spec.ingressClassName"
+        )
+    return [
+        f"{ref}: not served: it names no IngressClass (no spec.ingressClassName, no "
+        f"kubernetes.io/ingress.class annotation) and no IngressClass of controller "
+        f"{opts.controller_class} is the default; to serve it, {use}, or run with "
+        "--watch-ingress-without-class"
+        for ref in result.without_class
+    ]
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -137,34 +193,103 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     store, source = _load_store(args)
-    result = build_model(store.snapshot(), _build_options(args))
+    snapshot = store.snapshot()
+    opts = _build_options(args)
+    result = build_model(snapshot, opts)
     failed = False
     for _path, err in sorted(source.file_errors.items()):
         print(f"error: {err}")
         failed = True
+    for _path, warnings in sorted(source.file_warnings.items()):
+        for warning in warnings:
+            print(f"warning: {warning}")
     for p in result.problems:
         print(f"{p.severity.value}: {p}")
         failed = failed or p.severity.value == "error"
+    for line in _without_class(result, snapshot, opts):
+        print(f"warning: {line}")
     routes = sum(len(v.routes) for v in result.model.vhosts)
+    other = len(result.ignored) - len(result.without_class)
     print(
         f"{len(result.served)} Ingresses served, {len(result.rejected)} rejected, "
-        f"{len(result.ignored)} of other classes; {len(result.model.vhosts)} hosts, "
-        f"{routes} routes, {len(result.model.backends)} backends"
+        f"{other} of other classes, {len(result.without_class)} without a class; "
+        f"{len(result.model.vhosts)} hosts, {routes} routes, {len(result.model.backends)} backends"
     )
     return 1 if failed else 0
 
 
+def _output_path(directory: Path, name: str) -> Path:
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or not relative.parts or ".." in relative.parts:
+        raise CommandError(f"the backend named a file outside --output: {name!r}", code=1)
+    return directory.joinpath(*relative.parts)
+
+
+def _write_output(directory: Path, files: tuple[RenderedFile, ...]) -> None:
+    """Write every file below ``directory`` with its mode (a key is never readable by others,
+    not even for an instant: write_atomic sets the mode before writing)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            path = _output_path(directory, f.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, f.text, mode=f.mode)
+    except OSError as exc:
+        where = exc.filename or directory
+        raise CommandError(f"--output {where}: {exc.strerror or exc}", code=1) from None
+
+
 def cmd_render(args: argparse.Namespace, pm: Any) -> int:
-    store, _source = _load_store(args)
+    store, source = _load_store(args)
+    if source.file_errors:
+        for _path, err in sorted(source.file_errors.items()):
+            print(f"polyingress: {err}", file=sys.stderr)
+        return 1
+    for _path, warnings in sorted(source.file_warnings.items()):
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     result = build_model(store.snapshot(), _build_options(args))
     for p in result.problems:
         print(f"{p.severity.value}: {p}", file=sys.stderr)
     rendered = pm.hook.polyingress_render(settings=_settings(args), model=result.model)
     if rendered is None:
-        print(f"backend {args.backend!r} cannot render", file=sys.stderr)
+        print(f"polyingress: backend {args.backend} cannot render", file=sys.stderr)
         return 2
-    sys.stdout.write(rendered.text())
+    if args.output is None:
+        sys.stdout.write(rendered.text())
+        return 0
+    files = rendered.output()
+    _write_output(args.output, files)
+    print(f"{len(files)} files written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _kube_runtime(args: argparse.Namespace) -> Any:
+    from kubernetes.config.config_exception import ConfigException
+
+    from polyingress.core.sources.kubernetes import KubeRuntime
+
+    try:
+        return KubeRuntime.from_args(args)
+    except Exception as exc:  # the kubernetes client raises many kinds; each means the same
+        log.debug("loading Kubernetes credentials failed", exc_info=True)
+        without = "use --manifests DIR to run without a cluster"
+        if args.kubeconfig:
+            if isinstance(exc, ConfigException):
+                reason = _one_line(exc).rstrip(".")
+            elif isinstance(exc, OSError):
+                reason = exc.strerror or _one_line(exc)
+            else:  # the client's parser fails with TypeError, KeyError ... on other files
+                reason = "not a kubeconfig file"
+            raise CommandError(
+                f"--kubeconfig {args.kubeconfig}: cannot load it ({reason}); {without}", code=1
+            ) from None
+        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise CommandError(
+            "no Kubernetes cluster credentials found (not in a pod with a service account, no "
+            f"kubeconfig at {where}): give --kubeconfig FILE, or {without}",
+            code=1,
+        ) from None
 
 
 def cmd_run(args: argparse.Namespace, pm: Any) -> int:
@@ -175,16 +300,28 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     source: Any = None
     if args.manifests is not None:
         store, source = _load_store(args)
+        for _path, err in sorted(source.file_errors.items()):
+            log.error("%s", err)
+        for _path, warnings in sorted(source.file_warnings.items()):
+            for warning in warnings:
+                log.warning("%s", warning)
     else:
-        from polyingress.core.sources.kubernetes import KubeRuntime
-
         store = ObjectStore()
-        kube = KubeRuntime.from_args(args)
+        kube = _kube_runtime(args)
     settings = _settings(args)
-    settings.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--workdir {settings.workdir}: {exc.strerror or exc}") from None
     controller = Controller(settings, pm, store, debounce=args.debounce_ms / 1000)
     report = controller.health if kube is None else kube.wrap_health(controller.health)
-    health = HealthServer(args.health_bind, args.health_port, report)
+    try:
+        health = HealthServer(args.health_bind, args.health_port, report)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.health_bind} port {args.health_port} (--health-bind, "
+            f"--health-port): {exc.strerror or exc}"
+        ) from None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -197,8 +334,18 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     log.info("health on http://%s:%d (/healthz /readyz /metrics)", args.health_bind, health.port)
     try:
         if kube is not None:
-            kube.start(store, controller)  # lists every kind first: the first model is complete
-        controller.start()
+            try:
+                kube.start(store, controller)  # lists every kind first: the first model is whole
+            except Exception as exc:
+                log.debug("reading the cluster failed", exc_info=True)
+                raise CommandError(f"cannot read the cluster: {_one_line(exc)}", code=1) from None
+        try:
+            controller.start()
+        except Exception as exc:
+            log.debug("the backend did not start", exc_info=True)
+            raise CommandError(
+                f"the {args.backend} backend did not start: {_one_line(exc)}", code=1
+            ) from None
         # The objects of the first model live as long as the process: move them out of the
         # cyclic GC's reach, so that a full collection over a 10,000-Ingress world cannot stall
         # an apply for hundreds of milliseconds.
@@ -217,6 +364,10 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
         controller.stop()
         health.stop()
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -241,6 +392,7 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
         prog="polyingress",
         description="Kubernetes ingress controller: one core, many proxies.",
     )
+    parser.add_argument("--version", action="version", version=f"polyingress {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     pm = None
     backend = _preparse_backend(argv)
@@ -253,9 +405,11 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
         plugins.append((argv[0], obj))
     pm = plugin_manager(*plugins)
 
+    # Short usage lines: a mistake is then the usage line and one error line (-h lists all).
     run = sub.add_parser(
         "run",
         help="run the controller and the proxy (Kubernetes API unless --manifests is given)",
+        usage="polyingress run --backend NAME [--manifests DIR] [options]",
     )
     run.add_argument("--backend", required=True, metavar="NAME")
     _add_run_options(run)
@@ -263,8 +417,19 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
     add_kube_options(run)
     run.set_defaults(func=lambda a: cmd_run(a, pm))
 
-    render = sub.add_parser("render", help="print the configuration the backend would apply")
+    render = sub.add_parser(
+        "render",
+        help="print the configuration the backend would apply",
+        usage="polyingress render --backend NAME --manifests DIR [--output DIR] [options]",
+    )
     render.add_argument("--backend", required=True, metavar="NAME")
+    render.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="write the files `run` would write into --workdir (private keys included, mode "
+        "0600) below DIR instead of printing them",
+    )
     _add_run_options(render)
     _add_source_options(render)
     render.set_defaults(func=lambda a: cmd_render(a, pm))
@@ -273,14 +438,22 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
         pm.hook.polyingress_add_options(parser=run)
         pm.hook.polyingress_add_options(parser=render)
 
-    validate = sub.add_parser("validate", help="print every problem found; non-zero if any")
+    validate = sub.add_parser(
+        "validate",
+        help="print every problem found; non-zero if any",
+        usage="polyingress validate --manifests DIR [options]",
+    )
     _add_source_options(validate)
     validate.set_defaults(func=cmd_validate, backend=None)
 
     plugins_cmd = sub.add_parser("plugins", help="list the installed backend plugins")
     plugins_cmd.set_defaults(func=cmd_plugins)
 
-    demo = sub.add_parser("demo", help="run an example end to end (cafe)")
+    demo = sub.add_parser(
+        "demo",
+        help="run an example end to end (cafe)",
+        usage="polyingress demo cafe [--backend NAME] [options]",
+    )
     demo.add_argument("example", choices=["cafe"])
     demo.add_argument("--backend", default="nginx", metavar="NAME")
     demo.add_argument("--http-port", type=port_number, default=8080)
@@ -309,7 +482,16 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(getattr(args, "log_level", "info")).upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except CommandError as exc:
+        print(f"polyingress: {exc}", file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        # The reader went away (`polyingress render ... | head`): not an error of ours. Point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return code
 
 

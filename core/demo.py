@@ -22,20 +22,31 @@ CAFE_BACKENDS = (
 )
 
 
-def _find_cafe() -> Path:
+def _find_cafe() -> Path | None:
     here = Path(__file__).resolve()
     for base in (Path.cwd(), *here.parents):
         candidate = base / "examples" / "cafe"
         if (candidate / "cafe-ingress.yaml").is_file():
             return candidate
-    raise SystemExit("polyingress demo: examples/cafe not found (run from the repository)")
+    return None
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from polyingress.core.cli import main
+    from polyingress.core.cli import CommandError, main
 
     manifests = _find_cafe()
-    servers = [HelloServer(n, a, p).start() for n, a, p in CAFE_BACKENDS]
+    if manifests is None:
+        raise CommandError("demo: examples/cafe not found (run it from the repository)", code=1)
+    servers: list[HelloServer] = []
+    try:
+        for n, a, p in CAFE_BACKENDS:
+            servers.append(HelloServer(n, a, p).start())
+    except OSError as exc:
+        for s in servers:
+            s.stop()
+        raise CommandError(
+            f"demo: cannot start the cafe backend {n} on {a}:{p}: {exc.strerror or exc}", code=1
+        ) from None
     port, sport = args.http_port, args.https_port
     print(
         f"""

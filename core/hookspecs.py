@@ -56,9 +56,9 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     Called once per loaded plugin, before the command line is parsed. Prefix option names with
     the backend's name (``--nginx-lua``, ``--traefik-binary``) so that plugins never collide.
     The parsed values reach the backend through ``RunSettings.options`` (an
-    ``argparse.Namespace``). For numbers, use the core's value types (``port_number``,
-    ``positive_number``, ``non_negative_number``, ``non_negative_int``): a bad value is then a
-    usage error naming the flag. Return value ignored.
+    ``argparse.Namespace``). For numbers and addresses, use the core's value types
+    (``port_number``, ``positive_number``, ``non_negative_number``, ``non_negative_int``,
+    ``ip_address``): a bad value is then a usage error naming the flag. Return value ignored.
     """
 
 
@@ -170,7 +170,11 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
     Used by ``polyingress render`` and by golden-file tests: return a
     :class:`RenderedConfig` whose ``files`` are (relative name, text) pairs, byte-identical for
     equal models and settings. Must not write files or start processes; secrets (private
-    keys) must be replaced by a placeholder in the returned text. First result wins.
+    keys) must be replaced by a placeholder in ``files``, which is printed. Fill ``written``
+    with the files exactly as ``run`` writes them into ``settings.workdir`` (keys included,
+    each :class:`RenderedFile` with its mode): ``polyingress render --output DIR`` writes them
+    (values a process makes anew, such as a self-signed fallback certificate, are made anew).
+    First result wins.
     """
 
 

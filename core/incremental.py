@@ -36,6 +36,7 @@ from polyingress.core.builder import (
     build_model,
     default_backend,
     invalid_is_ours,
+    names_no_class,
 )
 from polyingress.core.model import (
     Backend,
@@ -155,6 +156,7 @@ class IncrementalBuilder:
             "rejected": {},
             "ignored": {},
         }
+        self.without_class: dict[tuple[str, str], ObjectRef] = {}
         self.ing_problems: dict[tuple[str, str], list[Problem]] = {}
         for key, obj in snapshot.of("Ingress").items():
             self._set_ingress(key, obj)
@@ -214,6 +216,7 @@ class IncrementalBuilder:
     def _set_ingress(self, key: tuple[str, str], obj: Mapping[str, Any] | None) -> None:
         for bucket in self.by_status.values():
             bucket.pop(key, None)
+        self.without_class.pop(key, None)
         self.ing_problems.pop(key, None)
         old = self.ings.get(key)
         rh, th, d = self._hosts_of(old)
@@ -234,6 +237,8 @@ class IncrementalBuilder:
         elif state.status == "rejected" and state.problems:
             ref = state.problems[0].ref
         self.by_status[state.status][key] = ref
+        if state.status == "ignored" and names_no_class(obj):
+            self.without_class[key] = ref
         if state.problems:
             self.ing_problems[key] = state.problems
         rh, th, d = self._hosts_of(state)
@@ -516,5 +521,6 @@ class IncrementalBuilder:
             served=self._sorted_once("served", self.by_status["accepted"], _ref_key),
             rejected=self._sorted_once("rejected", self.by_status["rejected"], _ref_key),
             ignored=self._sorted_once("ignored", self.by_status["ignored"], _ref_key),
+            without_class=self._sorted_once("without_class", self.without_class, _ref_key),
         )
         return self.result

@@ -45,6 +45,8 @@ def _describe_char(ch: str) -> str:
 
 def check_dns1123_label(value: Any, what: str = "name") -> str | None:
     """None when valid, else the reason."""
+    if value is None:
+        return f"{what} is missing"
     if not isinstance(value, str) or not value:
         return f"{what} must be a non-empty string"
     if len(value) > 63:
@@ -58,6 +60,8 @@ def check_dns1123_label(value: Any, what: str = "name") -> str | None:
 
 
 def check_dns1035_label(value: Any, what: str = "name") -> str | None:
+    if value is None:
+        return f"{what} is missing"
     if not isinstance(value, str) or not value:
         return f"{what} must be a non-empty string"
     if len(value) > 63:
@@ -71,6 +75,8 @@ def check_dns1035_label(value: Any, what: str = "name") -> str | None:
 
 
 def check_dns1123_subdomain(value: Any, what: str = "name") -> str | None:
+    if value is None:
+        return f"{what} is missing"
     if not isinstance(value, str) or not value:
         return f"{what} must be a non-empty string"
     if len(value) > 253:
@@ -86,6 +92,8 @@ def check_dns1123_subdomain(value: Any, what: str = "name") -> str | None:
 
 def check_host(value: Any) -> str | None:
     """Ingress rule / TLS host: a DNS-1123 subdomain, optionally ``*.`` + subdomain; no IP."""
+    if value is None:
+        return "host is missing"
     if not isinstance(value, str) or not value:
         return "host must be a non-empty string"
     bad = _UNSAFE_HOST_CHAR.search(value)
@@ -115,6 +123,8 @@ _UNSAFE_HOST_CHAR = re.compile(r"[^a-z0-9.*-]")
 
 def check_path(value: Any) -> str | None:
     """An Exact/Prefix/ImplementationSpecific path (all three are held to the same grammar)."""
+    if value is None:
+        return "path is missing"
     if not isinstance(value, str) or not value:
         return "path must be a non-empty string"
     if not value.startswith("/"):
@@ -142,6 +152,8 @@ def check_path(value: Any) -> str | None:
 
 
 def check_port_number(value: Any) -> str | None:
+    if value is None:
+        return "port number is missing"
     if isinstance(value, bool) or not isinstance(value, int):
         return f"port number {value!r} must be an integer"
     if not 1 <= value <= 65535:
@@ -151,6 +163,8 @@ def check_port_number(value: Any) -> str | None:
 
 def check_port_name(value: Any) -> str | None:
     """IANA_SVC_NAME: at most 15 chars, lowercase alnum and '-', a letter, no '--'."""
+    if value is None:
+        return "port name is missing"
     if not isinstance(value, str) or not value:
         return "port name must be a non-empty string"
     if len(value) > 15:

@@ -53,7 +53,11 @@ def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[st
         elif choice == 2 and rules:
             rules[0]["http"]["paths"][0]["path"] = "/bad path"  # becomes invalid
         elif choice == 3:
-            spec["ingressClassName"] = rng.choice(["polyingress", "other"])
+            cls = rng.choice(["polyingress", "other", None])
+            if cls is None:
+                spec.pop("ingressClassName", None)  # names no class: not ours, not other's
+            else:
+                spec["ingressClassName"] = cls
         elif choice == 4:
             obj["metadata"]["creationTimestamp"] = f"2025-0{rng.randrange(1, 9)}-01T00:00:00Z"
         elif choice == 5:
@@ -120,6 +124,7 @@ def test_random_change_sequences_match_full_build(seed: int) -> None:
         assert got.model == want.model
         assert got.problems == want.problems
         assert (got.served, got.rejected, got.ignored) == (want.served, want.rejected, want.ignored)
+        assert got.without_class == want.without_class
         if not objs:
             break
     assert inc.incremental_builds > 0

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from livekit import wait_until
 
 from polyingress.core import ObjectStore
@@ -86,3 +90,153 @@ def test_unchanged_reload_does_not_bump_generation(tmp_path: Path) -> None:
     gen = store.generation
     assert src.load() is False
     assert store.generation == gen
+
+
+# -- legacy Ingress versions ----------------------------------------------------------------
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy"
+CAFE_V1_PATHS = [
+    {
+        "path": "/tea",
+        "pathType": "ImplementationSpecific",
+        "backend": {"service": {"name": "tea-svc", "port": {"number": 80}}},
+    },
+    {
+        "path": "/coffee",
+        "pathType": "ImplementationSpecific",
+        "backend": {"service": {"name": "coffee-svc", "port": {"number": 80}}},
+    },
+]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "version"),
+    [
+        ("cafe-ingress-extensions-v1beta1.yaml", "extensions/v1beta1"),
+        ("cafe-ingress-networking-v1beta1.yaml", "networking.k8s.io/v1beta1"),
+    ],
+    ids=["extensions-v1beta1", "networking-v1beta1"],
+)
+def test_tutorial_cafe_ingress_is_read_as_the_api_server_converted_it(
+    fixture: str, version: str
+) -> None:
+    warnings: list[str] = []
+    [obj] = load_objects(LEGACY / fixture, warnings)
+    assert obj["apiVersion"] == "networking.k8s.io/v1"
+    assert obj["spec"]["rules"] == [{"host": "cafe.example.com", "http": {"paths": CAFE_V1_PATHS}}]
+    assert obj["spec"]["tls"] == [{"hosts": ["cafe.example.com"], "secretName": "cafe-secret"}]
+    assert "ingressClassName" not in obj["spec"]  # it names no class, as in the tutorial
+    [warning] = warnings
+    first, *snippet = warning.splitlines()
+    assert first.startswith(f"{LEGACY / fixture}: Ingress default/cafe-ingress is {version}")
+    # The v1 form, as YAML the user can paste.
+    assert yaml.safe_load("\n".join(snippet))["spec"]["rules"][0]["http"]["paths"] == (
+        CAFE_V1_PATHS
+    )
+    assert "None" not in warning
+
+
+def _legacy(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "extensions/v1beta1",
+        "kind": "Ingress",
+        "metadata": {"name": "old", "annotations": {"kubernetes.io/ingress.class": "nginx"}},
+        "spec": spec,
+    }
+
+
+def _one_path(**fields: Any) -> dict[str, Any]:
+    return {"rules": [{"http": {"paths": [fields]}}]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "converted"),
+    [
+        (
+            _one_path(path="/a", backend={"serviceName": "s", "servicePort": "http"}),
+            _one_path(
+                path="/a",
+                pathType="ImplementationSpecific",
+                backend={"service": {"name": "s", "port": {"name": "http"}}},
+            ),
+        ),
+        (
+            _one_path(path="/a", pathType="Exact", backend={"serviceName": "s", "servicePort": 8}),
+            _one_path(
+                path="/a",
+                pathType="Exact",
+                backend={"service": {"name": "s", "port": {"number": 8}}},
+            ),
+        ),
+        (
+            {"backend": {"serviceName": "d", "servicePort": 80}},
+            {"defaultBackend": {"service": {"name": "d", "port": {"number": 80}}}},
+        ),
+        (
+            _one_path(backend={"resource": {"kind": "Bucket", "name": "b"}}),
+            _one_path(
+                pathType="ImplementationSpecific",
+                backend={"resource": {"kind": "Bucket", "name": "b"}},
+            ),
+        ),
+        (
+            _one_path(path="/a", backend={"serviceName": "s"}),
+            _one_path(
+                path="/a", pathType="ImplementationSpecific", backend={"service": {"name": "s"}}
+            ),
+        ),
+    ],
+    ids=["string-port-is-a-name", "pathtype-kept", "spec-backend", "resource", "no-port"],
+)
+def test_legacy_fields_are_converted(
+    tmp_path: Path, spec: dict[str, Any], converted: dict[str, Any]
+) -> None:
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump(_legacy(spec)))
+    [obj] = load_objects(f)
+    assert obj["spec"] == converted
+    # The class annotation is left as it is: the class decision reads it as for v1.
+    assert obj["metadata"]["annotations"] == {"kubernetes.io/ingress.class": "nginx"}
+
+
+def test_v1_ingress_is_not_converted(tmp_path: Path) -> None:
+    f = tmp_path / "new.yaml"
+    v1 = {**_legacy(_one_path(path="/a")), "apiVersion": "networking.k8s.io/v1"}
+    f.write_text(yaml.safe_dump(v1))
+    warnings: list[str] = []
+    assert load_objects(f, warnings)[0]["spec"] == v1["spec"]  # no pathType added
+    assert warnings == []
+
+
+def test_conversion_warning_is_logged_when_a_file_changes_while_watching(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ObjectStore()
+    src = ManifestSource(tmp_path, store, debounce_ms=10)
+    src.load()
+    src.start()
+    try:
+        shutil.copy(LEGACY / "cafe-ingress-extensions-v1beta1.yaml", tmp_path / "cafe.yaml")
+        wait_until(lambda: store.keys("Ingress") == [("default", "cafe-ingress")])
+    finally:
+        src.stop()
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [m for m in logged if "Ingress default/cafe-ingress is extensions/v1beta1" in m]
+    assert src.file_warnings.keys() == {tmp_path / "cafe.yaml"}
+
+
+def test_yaml_errors_are_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yml"
+    f.write_text("kind: Service\nmetadata: {name: [x\n")
+    with pytest.raises(ManifestError) as err:
+        load_objects(f)
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{f}: not valid YAML: line 3, column 1: ")
+
+
+def test_a_document_that_is_not_an_object_is_reported(tmp_path: Path) -> None:
+    f = tmp_path / "notes.yaml"
+    f.write_text("just some text, not a manifest\n")
+    warnings: list[str] = []
+    assert load_objects(f, warnings) == []
+    assert warnings == [f"{f}: the file is not a Kubernetes object (no kind); ignored"]

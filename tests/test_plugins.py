@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from livekit import REPO, Controller, free_port, wait_until, write_manifests
+from livekit import REPO, Controller, free_port, running, wait_until, write_manifests
 from routing_cases import world
 
 from polyingress.core import hookspecs
@@ -94,6 +94,32 @@ def test_render_with_third_party_plugin(example_installed: dict[str, str]) -> No
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["vhosts"][0]["host"] == "cafe.example.com"
+
+
+def test_render_output_with_third_party_plugin_writes_what_run_writes(
+    example_installed: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in example_installed.items():
+        monkeypatch.setenv(key, value)
+    cafe = REPO / "examples" / "cafe"
+    ctl = Controller("example", cafe, tmp_path / "work", extra=["--example-indent", "1"])
+    with running(ctl):
+        ran = (tmp_path / "work" / "routes.json").read_text()
+    out = polyingress(
+        "render",
+        "--backend",
+        "example",
+        "--manifests",
+        str(cafe),
+        "--example-indent",
+        "1",
+        "--output",
+        str(tmp_path / "out"),
+        env=example_installed,
+    )
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["routes.json"]
+    assert (tmp_path / "out" / "routes.json").read_text() == ran
 
 
 def test_unknown_backend_is_a_clear_error() -> None:

@@ -18,7 +18,6 @@ import functools
 import http.client
 import ipaddress
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,23 +51,13 @@ FALLBACK = Certificate(
     key_pem="-----BEGIN PRIVATE KEY-----\nfallback\n-----END PRIVATE KEY-----\n",
 )
 
-SCHEMA_PATH = Path(
-    os.environ.get(
-        "POLYINGRESS_TRAEFIK_SCHEMA",
-        Path(__file__).resolve().parents[2]
-        / "shared"
-        / "schemas"
-        / "traefik-v3-file-provider.json",
-    )
-)
+# The Traefik v3 file-provider schema, kept in the repository (tests/data/README.md).
+SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "traefik-v3-file-provider.json"
 
 
 @functools.cache
 def schema_validator() -> Any:
-    """A validator for the Traefik v3 file-provider schema (the draft its ``$schema`` names),
-    or None when the schema file is absent (set ``POLYINGRESS_TRAEFIK_SCHEMA``)."""
-    if not SCHEMA_PATH.exists():
-        return None
+    """A validator for the Traefik v3 file-provider schema (the draft its ``$schema`` names)."""
     schema = json.loads(SCHEMA_PATH.read_text())
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)

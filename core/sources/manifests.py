@@ -3,6 +3,11 @@
 Every file below the directory is read (multi-document YAML, ``kind: List``); objects without
 a namespace are in ``default``. Files are watched (watchfiles): adding, editing or removing a
 file is applied while running. A file that fails to parse keeps the objects it last yielded.
+
+There is no API server in front of the files, so what it would do on the way in is done here:
+``extensions/v1beta1`` and ``networking.k8s.io/v1beta1`` Ingresses (removed in Kubernetes 1.22,
+still in many tutorials) are converted to ``networking.k8s.io/v1`` as the API server converted
+them, with a warning that shows the v1 form.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ class ManifestError(ValueError):
     pass
 
 
+LEGACY_INGRESS_VERSIONS = ("extensions/v1beta1", "networking.k8s.io/v1beta1")
+INGRESS_V1 = "networking.k8s.io/v1"
+_SHOWN_LINES = 40  # of the v1 form in a conversion warning
+
+
 def _normalize(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = obj.get("kind")
     if kind not in KINDS:
@@ -48,6 +58,111 @@ def _normalize(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     if kind not in CLUSTER_SCOPED and not meta.get("namespace"):
         out["metadata"] = {**meta, "namespace": "default"}
     return out
+
+
+def _v1_backend(backend: Any) -> Any:
+    """``serviceName``/``servicePort`` -> ``service.name``/``service.port``: an integer port
+    is a number, a string one a port name (IntOrString, as the API server converted it)."""
+    if not isinstance(backend, Mapping) or "service" in backend:
+        return backend
+    out = {k: v for k, v in backend.items() if k not in ("serviceName", "servicePort")}
+    if "serviceName" in backend or "servicePort" in backend:
+        service: dict[str, Any] = {}
+        if "serviceName" in backend:
+            service["name"] = backend["serviceName"]
+        port = backend.get("servicePort")
+        if isinstance(port, str):
+            service["port"] = {"name": port}
+        elif port is not None:
+            service["port"] = {"number": port}
+        out["service"] = service
+    return out
+
+
+def _v1_paths(paths: Any) -> Any:
+    if not isinstance(paths, list):
+        return paths
+    converted = []
+    for p in paths:
+        if isinstance(p, Mapping):
+            head = {"path": p["path"]} if "path" in p else {}
+            p = {
+                **head,
+                # The v1beta1 default: matching is up to the controller (Prefix, for us).
+                "pathType": (
+                    "ImplementationSpecific" if p.get("pathType") is None else p["pathType"]
+                ),
+                "backend": _v1_backend(p.get("backend")),
+                **{k: v for k, v in p.items() if k not in ("path", "pathType", "backend")},
+            }
+        converted.append(p)
+    return converted
+
+
+def _v1_rules(rules: Any) -> Any:
+    if not isinstance(rules, list):
+        return rules
+    converted = []
+    for rule in rules:
+        http = rule.get("http") if isinstance(rule, Mapping) else None
+        if isinstance(http, Mapping):
+            rule = {**rule, "http": {**http, "paths": _v1_paths(http.get("paths"))}}
+        converted.append(rule)
+    return converted
+
+
+def ingress_v1(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``extensions/v1beta1`` or ``networking.k8s.io/v1beta1`` Ingress in its v1 form."""
+    out = {**obj, "apiVersion": INGRESS_V1}
+    spec = obj.get("spec")
+    if isinstance(spec, Mapping):
+        new_spec = {k: v for k, v in spec.items() if k != "backend"}
+        if spec.get("backend") is not None and spec.get("defaultBackend") is None:
+            new_spec["defaultBackend"] = _v1_backend(spec["backend"])
+        if "rules" in spec:
+            new_spec["rules"] = _v1_rules(spec["rules"])
+        out["spec"] = new_spec
+    return out
+
+
+def _conversion_warning(path: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    meta = new.get("metadata") or {}
+    name = f"{meta.get('namespace') or 'default'}/{meta.get('name') or '(name missing)'}"
+    spec = new.get("spec")
+    if not isinstance(spec, Mapping):
+        spec = {}
+    shown = {k: spec[k] for k in ("defaultBackend", "rules") if k in spec}
+    lines = yaml.safe_dump({"spec": shown}, sort_keys=False, width=100).splitlines()
+    if len(lines) > _SHOWN_LINES:
+        more = len(lines) - _SHOWN_LINES
+        lines = [*lines[:_SHOWN_LINES], f"# ... {more} more lines"]
+    snippet = "\n".join("    " + line for line in lines)
+    return (
+        f"{path}: Ingress {name} is {old.get('apiVersion')}, which Kubernetes removed in 1.22; "
+        f"read as {INGRESS_V1} the way the API server converted it (no pathType: "
+        "ImplementationSpecific; serviceName/servicePort: service.name/port). Its v1 form:\n"
+        + snippet
+    )
+
+
+def _convert(path: Path, obj: dict[str, Any], warnings: list[str] | None) -> dict[str, Any]:
+    if obj.get("kind") != "Ingress" or obj.get("apiVersion") not in LEGACY_INGRESS_VERSIONS:
+        return obj
+    new = ingress_v1(obj)
+    if warnings is not None:
+        warnings.append(_conversion_warning(path, obj, new))
+    return new
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """One line: where, then what (PyYAML's own text spans several lines)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        what = exc.problem or exc.context or "syntax error"
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        return f"{where}{what}{context}"
+    return " ".join(str(exc).split())
 
 
 def _expand(doc: Any) -> Iterator[Mapping[str, Any]]:
@@ -62,25 +177,38 @@ def _expand(doc: Any) -> Iterator[Mapping[str, Any]]:
         yield doc
 
 
-def load_objects(path: Path) -> list[dict[str, Any]]:
-    """Parse one file into normalized objects of the kinds we read. Raises ManifestError."""
+def load_objects(path: Path, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Parse one file into normalized objects of the kinds we read. Raises ManifestError.
+
+    Legacy Ingresses are converted to v1; one warning per conversion goes to ``warnings``.
+    """
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot read: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"{path}: cannot read: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start})"
+        ) from exc
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
         if path.suffix == ".json":
             docs: list[Any] = [json.loads(text)]
         else:
             docs = list(yaml.load_all(text, Loader=_Loader))
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}: not valid YAML: {_yaml_error(exc)}") from exc
     objects = []
-    for doc in docs:
+    for i, doc in enumerate(docs):
+        if doc is not None and not isinstance(doc, Mapping) and warnings is not None:
+            what = f"document {i + 1}" if len(docs) > 1 else "the file"
+            warnings.append(f"{path}: {what} is not a Kubernetes object (no kind); ignored")
         for item in _expand(doc):
             obj = _normalize(item)
             if obj is not None:
-                objects.append(obj)
+                objects.append(_convert(path, obj, warnings))
     return objects
 
 
@@ -93,6 +221,10 @@ class ManifestSource:
         self.debounce_ms = debounce_ms
         self.file_objects: dict[Path, dict[ObjectKey, dict[str, Any]]] = {}
         self.file_errors: dict[Path, str] = {}
+        self.file_warnings: dict[Path, tuple[str, ...]] = {}
+        # Problems found by load() before start() are the caller's to report (validate prints
+        # them, run logs them); once watching, the source logs what each change brings.
+        self._watching = False
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,7 +232,8 @@ class ManifestSource:
 
     def _files(self) -> list[Path]:
         if not self.directory.is_dir():
-            raise ManifestError(f"{self.directory}: not a directory")
+            what = "not a directory" if self.directory.exists() else "no such directory"
+            raise ManifestError(f"{self.directory}: {what}")
         return sorted(
             p
             for p in self.directory.rglob("*")
@@ -108,15 +241,26 @@ class ManifestSource:
         )
 
     def _read(self, path: Path) -> None:
+        warnings: list[str] = []
         try:
-            objects = load_objects(path)
+            objects = load_objects(path, warnings)
         except ManifestError as exc:
+            # Said once per change: the watcher's first pass re-reads every file.
+            if self._watching and self.file_errors.get(path) != str(exc):
+                kept = path in self.file_objects
+                log.warning("%s%s", exc, "; keeping the objects it yielded before" if kept else "")
             self.file_errors[path] = str(exc)
             INVALID_FILES.set(len(self.file_errors))
-            log.warning("%s; keeping the objects it yielded before", exc)
             return
         self.file_errors.pop(path, None)
         INVALID_FILES.set(len(self.file_errors))
+        if self._watching and self.file_warnings.get(path, ()) != tuple(warnings):
+            for warning in warnings:
+                log.warning("%s", warning)
+        if warnings:
+            self.file_warnings[path] = tuple(warnings)
+        else:
+            self.file_warnings.pop(path, None)
         keyed: dict[ObjectKey, dict[str, Any]] = {}
         for obj in objects:
             key = object_key(obj)
@@ -136,9 +280,11 @@ class ManifestSource:
         """(Re)read every file and publish the result; True when the store changed."""
         with self._lock:
             files = self._files()
-            for gone in set(self.file_objects) - set(files):
-                del self.file_objects[gone]
+            for gone in (set(self.file_objects) | set(self.file_errors)) - set(files):
+                self.file_objects.pop(gone, None)
                 self.file_errors.pop(gone, None)
+                self.file_warnings.pop(gone, None)
+            INVALID_FILES.set(len(self.file_errors))
             for path in files:
                 self._read(path)
             return self._publish()
@@ -162,6 +308,8 @@ class ManifestSource:
                 else:
                     self.file_objects.pop(path, None)
                     self.file_errors.pop(path, None)
+                    self.file_warnings.pop(path, None)
+                    INVALID_FILES.set(len(self.file_errors))
                 affected.update(self.file_objects.get(path, {}))
             if not affected:
                 return False
@@ -175,6 +323,7 @@ class ManifestSource:
             return self.store.replace_many(upserts=winners.values(), deletes=deletes)
 
     def start(self) -> None:
+        self._watching = True
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="manifest-watch", daemon=True)
         self._thread.start()

@@ -63,7 +63,9 @@ def _parse_backend(
     ns: str, backend: Any, field: str, errors: list[tuple[str, str]]
 ) -> BackendRef | None:
     if not isinstance(backend, Mapping):
-        errors.append((field, "backend must be an object"))
+        errors.append(
+            (field, "backend is missing" if backend is None else "backend must be an object")
+        )
         return None
     if backend.get("resource") is not None:
         errors.append((field + ".resource", "resource backends are not supported"))
@@ -179,15 +181,19 @@ def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Pr
             ptype_raw = p.get("pathType")
             ptype = _PATH_TYPES.get(ptype_raw) if isinstance(ptype_raw, str) else None
             if ptype is None:
+                shown = "is missing" if ptype_raw is None else f"{ptype_raw!r} is not valid"
                 errors.append(
                     (
                         pfield + ".pathType",
-                        f"pathType {ptype_raw!r} must be one of Exact, Prefix, "
+                        f"pathType {shown}; it must be one of Exact, Prefix, "
                         "ImplementationSpecific",
                     )
                 )
                 continue
             path = p.get("path", "/" if ptype_raw == "ImplementationSpecific" else None)
+            if path is None:
+                errors.append((pfield + ".path", f"path is missing (required for {ptype_raw})"))
+                continue
             reason = check_path(path)
             if reason or not isinstance(path, str):
                 errors.append((pfield + ".path", reason or "path must be a string"))

@@ -87,7 +87,8 @@ def certificate_from_secret(secret: Mapping[str, Any]) -> tuple[Certificate, lis
     ns, name = meta.get("namespace") or "default", meta.get("name") or ""
     stype = secret.get("type")
     if stype != "kubernetes.io/tls":
-        raise CertificateError(f"type is {stype!r}, expected 'kubernetes.io/tls'")
+        shown = "missing" if stype is None else repr(stype)
+        raise CertificateError(f"type is {shown}, expected 'kubernetes.io/tls'")
     cert_pem = _data_field(secret, "tls.crt")
     key_pem = _data_field(secret, "tls.key")
     names, not_after, fingerprint, cert_out, key_out = parse_pem_pair(cert_pem, key_pem)

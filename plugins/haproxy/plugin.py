@@ -28,6 +28,7 @@ from polyingress.core import (
     ModelDiff,
     ReloadReason,
     RenderedConfig,
+    RenderedFile,
     RouteModel,
     RunSettings,
     fallback_certificate,
@@ -36,7 +37,7 @@ from polyingress.core import (
     non_negative_number,
 )
 
-from .apply import RELOAD_DRIFT, Applier, ApplyOptions, DriftError
+from .apply import RELOAD_DRIFT, SECRET_MODE, Applier, ApplyOptions, DriftError
 from .metrics import APPLY_SECONDS, RESTARTS
 from .process import HAProxyProcess, StartFailed
 from .render import (
@@ -48,6 +49,7 @@ from .render import (
     SlotTable,
     cert_file,
     parse_tuning,
+    pem_bundle,
     render,
 )
 from .runtime import CommandRejected, RuntimeApiError
@@ -373,9 +375,16 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
         (CRT_LIST, rendered.crt_list_text),
         (FALLBACK_PEM, FALLBACK_PLACEHOLDER),
     ]
+    written = [
+        RenderedFile(name=CONFIG_FILE, text=rendered.config),
+        RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
+        RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
+        RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),
+    ]
     for cert in model.certificates:
         name = cert_file(cert.name)
         if name in rendered.pems:
             pem = cert.cert_pem if cert.cert_pem.endswith("\n") else cert.cert_pem + "\n"
             files.append((name, pem + KEY_PLACEHOLDER))
-    return RenderedConfig(files=tuple(files))
+            written.append(RenderedFile(name=name, text=rendered.pems[name], mode=SECRET_MODE))
+    return RenderedConfig(files=tuple(files), written=tuple(written))

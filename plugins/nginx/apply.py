@@ -80,6 +80,7 @@ __all__ = [
     "NginxBackend",
     "NginxOptions",
     "explain_failure",
+    "lua_seed",
     "plan",
     "reload_reasons",
 ]
@@ -171,6 +172,12 @@ def explain_failure(
         if pair.crt in message or pair.key in message:
             refs.extend(pair.refs)
     return message, tuple(dict.fromkeys(refs))
+
+
+def lua_seed(model: RouteModel) -> str:
+    """``channel/endpoints.json``: the endpoints a new Lua dictionary starts from."""
+    state = {name: [[a, p] for a, p in eps] for name, eps in endpoint_state(model).items()}
+    return json.dumps({"backends": state}, separators=(",", ":"), sort_keys=True)
 
 
 def _free_ports(count: int, taken: tuple[int, ...] = ()) -> list[int]:
@@ -283,9 +290,7 @@ class NginxBackend:
             self.channel_socket.unlink()
 
     def _write_seed(self, model: RouteModel) -> None:
-        state = {name: [[a, p] for a, p in eps] for name, eps in endpoint_state(model).items()}
-        text = json.dumps({"backends": state}, separators=(",", ":"), sort_keys=True)
-        write_atomic(self.prefix / LUA_SEED, text, mode=0o600)
+        write_atomic(self.prefix / LUA_SEED, lua_seed(model), mode=0o600)
 
     def _check_worker_access(self) -> None:
         """As root, nginx runs its workers as ``nobody`` (notes §1); they buffer large request

@@ -12,6 +12,7 @@ from polyingress.core import (
     HealthReport,
     ModelDiff,
     RenderedConfig,
+    RenderedFile,
     RouteModel,
     RunSettings,
     fallback_certificate,
@@ -20,10 +21,10 @@ from polyingress.core import (
     positive_number,
 )
 
-from .apply import NginxBackend, NginxOptions
+from .apply import NginxBackend, NginxOptions, lua_seed
 from .lua_support import detect_lua, lua_render
 from .process import nginx_version
-from .render import FALLBACK_CRT, RenderOptions, render
+from .render import FALLBACK_CRT, LUA_SEED, RenderOptions, render
 
 __all__ = [
     "polyingress_add_options",
@@ -158,7 +159,9 @@ def polyingress_stop(backend: NginxBackend) -> None:
 def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     """nginx.conf, the certificates, and placeholders for keys, the fallback certificate and
     the channel token (made anew by each process), so equal models give byte-identical output.
-    Lua mode as ``run`` would choose it (``--nginx-lua``, what is installed)."""
+    Lua mode as ``run`` would choose it (``--nginx-lua``, what is installed). ``written``: the
+    same with the keys, this process's fallback certificate and, in Lua mode, the endpoint
+    seed (the token stays a placeholder: each ``run`` makes its own)."""
     options = options_from(settings)
     lua = None
     if shutil.which(options.binary) is not None:
@@ -180,7 +183,12 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
     for problem in config.problems:
         log.warning("%s", problem)
     files: list[tuple[str, str]] = [("conf/nginx.conf", config.text)]
+    written = [RenderedFile(name="conf/nginx.conf", text=config.text, mode=0o600)]
+    if lua is not None:
+        written.append(RenderedFile(name=LUA_SEED, text=lua_seed(model), mode=0o600))
     for pair in config.key_pairs:
+        written.append(RenderedFile(name=f"conf/{pair.crt}", text=pair.cert_pem, mode=0o644))
+        written.append(RenderedFile(name=f"conf/{pair.key}", text=pair.key_pem, mode=0o600))
         if pair.crt == FALLBACK_CRT:
             files.append(
                 (f"conf/{pair.crt}", "# self-signed fallback certificate, made at start\n")
@@ -189,4 +197,4 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
             files.append((f"conf/{pair.crt}", pair.cert_pem))
         owner = " ".join(str(r) for r in pair.refs) or "the fallback certificate"
         files.append((f"conf/{pair.key}", f"# private key of {owner}: not shown (mode 0600)\n"))
-    return RenderedConfig(files=tuple(files))
+    return RenderedConfig(files=tuple(files), written=tuple(written))

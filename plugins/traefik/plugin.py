@@ -41,16 +41,18 @@ from polyingress.core import (
     ModelDiff,
     ReloadReason,
     RenderedConfig,
+    RenderedFile,
     RouteModel,
     RunSettings,
     diff_reasons,
     fallback_certificate,
     hookimpl,
+    ip_address,
     port_number,
     write_atomic,
 )
 
-from .apply import Layout, WriteResult, write_config
+from .apply import SECRET_MODE, Layout, WriteResult, write_config
 from .redirector import HttpsRedirector, dial_url
 from .render import (
     PROBE_HOST,
@@ -434,7 +436,7 @@ def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  #
     static.add_argument("--http-port", type=port_number, default=8080, metavar="P")
     static.add_argument("--https-port", type=port_number, default=8443, metavar="Q")
     static.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
-    static.add_argument("--bind", default="0.0.0.0", metavar="ADDR")
+    static.add_argument("--bind", type=ip_address, default="0.0.0.0", metavar="ADDR")
 
     def run(args: argparse.Namespace) -> int:
         sys.stdout.write(static_config(args.http_port, args.https_port, args.workdir, args.bind))
@@ -502,7 +504,11 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
         (f"dynamic/{backend.layout.config_path.name}", rendered.text),
         (f"dynamic/{backend.layout.probe_path.name}", rendered.probe_text),
     ]
+    written = [RenderedFile(name=name, text=text) for name, text in files]
     files.extend(
         (f"certs/{f.name}", KEY_PLACEHOLDER if f.is_key else f.data) for f in rendered.files
     )
-    return RenderedConfig(files=tuple(files))
+    written.extend(
+        RenderedFile(name=f"certs/{f.name}", text=f.data, mode=SECRET_MODE) for f in rendered.files
+    )
+    return RenderedConfig(files=tuple(files), written=tuple(written))

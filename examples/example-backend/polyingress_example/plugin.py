@@ -14,6 +14,7 @@ from polyingress.core import (
     ModelDiff,
     ReloadReason,
     RenderedConfig,
+    RenderedFile,
     RouteModel,
     RunSettings,
     hookimpl,
@@ -68,13 +69,13 @@ def polyingress_create_backend(settings: RunSettings) -> ExampleBackend:
     return ExampleBackend(settings)
 
 
-def _indent(backend: ExampleBackend) -> int:
-    return int(getattr(backend.settings.options, "example_indent", 2))
+def _indent(settings: RunSettings) -> int:
+    return int(getattr(settings.options, "example_indent", 2))
 
 
 @hookimpl
 def polyingress_start(backend: ExampleBackend, model: RouteModel) -> ApplyResult:
-    write_atomic(backend.target, render_json(model, _indent(backend)))
+    write_atomic(backend.target, render_json(model, _indent(backend.settings)))
     backend.started = True
     return ApplyResult(reloaded=False, reasons=(ReloadReason.START,))
 
@@ -83,7 +84,7 @@ def polyingress_start(backend: ExampleBackend, model: RouteModel) -> ApplyResult
 def polyingress_apply(
     backend: ExampleBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
 ) -> ApplyResult:
-    write_atomic(backend.target, render_json(model, _indent(backend)))
+    write_atomic(backend.target, render_json(model, _indent(backend.settings)))
     with (backend.settings.workdir / "applied.log").open("a") as log:
         log.write(diff.summary() + "\n")
     # Writing the file is the whole apply: nothing reloads. A backend whose proxy reloads
@@ -104,4 +105,8 @@ def polyingress_stop(backend: ExampleBackend) -> None:
 
 @hookimpl
 def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
-    return RenderedConfig(files=(("routes.json", render_json(model)),))
+    # Nothing secret: ``written`` is what is shown, as ``run`` writes it.
+    text = render_json(model, _indent(settings))
+    return RenderedConfig(
+        files=(("routes.json", text),), written=(RenderedFile(name="routes.json", text=text),)
+    )
