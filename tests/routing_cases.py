@@ -1,8 +1,9 @@
 """The backend-agnostic routing cases: one manifest world and what each request must get.
 
-Every backend is held to this table: the core model (``model.resolve``), the nginx and HAProxy
-live tests (real HTTP through the proxy) and the Traefik oracle. Expected outcomes are a
-Service name (the request reached one of its endpoints) or an HTTP status.
+Every backend is held to this table: the core model (``model.resolve``), the nginx, HAProxy
+and Traefik live tests (real HTTP through the proxy) and the Traefik oracle. Expected outcomes
+are a Service name (the request reached one of its endpoints) or an HTTP status; a 301 or 308
+is the HTTPS redirect, whose Location the live tests check too.
 """
 
 from __future__ import annotations
@@ -213,6 +214,8 @@ class Case:
     path: str
     expect: str | int  # a Service name, or an HTTP status
     scheme: str = "http"
+    method: str = "GET"
+    body: bytes | None = None
 
     def __str__(self) -> str:
         return self.id
@@ -253,7 +256,9 @@ CASES: list[Case] = [
     Case("unknown-host-404", "unknown.example.com", "/", 404),
     Case("other-class-ignored", "other.example.com", "/", 404),
     Case("tls-host-https", TLS_HOST, "/x", "svc-tls", scheme="https"),
-    Case("tls-host-http-redirects", TLS_HOST, "/x", 308),
+    Case("tls-host-http-redirects-get-301", TLS_HOST, "/x?a=1", 301),
+    Case("tls-host-http-redirects-head-308", TLS_HOST, "/x", 308, method="HEAD"),
+    Case("tls-host-http-redirects-post-308", TLS_HOST, "/f?b=2", 308, method="POST", body=b"x=1"),
     Case("https-unknown-host-404", "unknown.example.com", "/", 404, scheme="https"),
     Case("https-catch-all", "unknown.example.com", "/any", "svc-any", scheme="https"),
     Case("https-non-tls-host", "app.example.com", "/foo/bar", "svc-foo-bar", scheme="https"),
@@ -302,17 +307,25 @@ def service_of(server_name: str) -> str:
     return server_name.rsplit("-", 1)[0]
 
 
-def model_answer(model: RouteModel, scheme: str, host: str, path: str) -> str:
+def redirect_status(method: str) -> int:
+    """The status of the HTTPS redirect of an ssl-redirect host, on every backend: 301 for GET,
+    308 for every other method, HEAD included (what Traefik's ``redirectScheme`` answers,
+    measured on Traefik 3.7.15; nginx and HAProxy are rendered to answer the same)."""
+    return 301 if method == "GET" else 308
+
+
+def model_answer(model: RouteModel, scheme: str, host: str, path: str, method: str = "GET") -> str:
     """What the model's reference semantics say a request gets: its backend's name, or "400"
-    (refused by the request-path rule), "308" (plain HTTP to an ssl-redirect host), "404" (no
-    route), "503" (no ready endpoint). ``path`` is the request target as sent."""
+    (refused by the request-path rule), "301" / "308" (plain HTTP to an ssl-redirect host:
+    :func:`redirect_status`), "404" (no route), "503" (no ready endpoint). ``path`` is the
+    request target as sent."""
     normalized = normalize_request_path(path)
     if normalized is None:
         return "400"
     path = normalized.partition("?")[0]
     vhost = model.select_vhost(host)
     if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
-        return "308"
+        return str(redirect_status(method))
     _kind, _route, backend = model.resolve(host, path)
     if backend is None:
         return "404"
