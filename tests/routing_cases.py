@@ -32,6 +32,9 @@ SERVICES: dict[str, int] = {
 MISSING_SERVICE = "svc-missing"  # referenced by a rule, never created
 
 TLS_HOST = "secure.example.com"
+# A wildcard TLS host: its redirect must not catch the hosts its nginx server_name matches but
+# the Ingress wildcard does not (two labels deep); those get the catch-all's answer.
+TLS_WILDCARD = "*.wsecure.example.com"
 
 
 def endpoint_address(service: str, index: int) -> str:
@@ -161,6 +164,12 @@ def world(port: int) -> list[dict[str, Any]]:
         ),
         _ingress("catch-all", [_rule(None, _path("/any", "Prefix", "svc-any"))]),
         _ingress(
+            "wild-secure",
+            [_rule(TLS_WILDCARD, _path("/", "Prefix", "svc-tls"))],
+            tls=[{"hosts": [TLS_WILDCARD], "secretName": "wild-secure-tls"}],
+        ),
+        tls_secret("wild-secure-tls", TLS_WILDCARD),
+        _ingress(
             "secure",
             [_rule(TLS_HOST, _path("/", "Prefix", "svc-tls"))],
             tls=[{"hosts": [TLS_HOST], "secretName": "secure-tls"}],
@@ -259,6 +268,19 @@ CASES: list[Case] = [
     Case("tls-host-http-redirects-get-301", TLS_HOST, "/x?a=1", 301),
     Case("tls-host-http-redirects-head-308", TLS_HOST, "/x", 308, method="HEAD"),
     Case("tls-host-http-redirects-post-308", TLS_HOST, "/f?b=2", 308, method="POST", body=b"x=1"),
+    Case("wildcard-tls-http-redirects-get-301", "a.wsecure.example.com", "/x", 301),
+    Case("wildcard-tls-http-redirects-post-308", "a.wsecure.example.com", "/", 308, method="POST"),
+    Case("wildcard-tls-https", "a.wsecure.example.com", "/x", "svc-tls", scheme="https"),
+    Case("wildcard-tls-too-deep-catch-all", "b.a.wsecure.example.com", "/any/x", "svc-any"),
+    Case(
+        "wildcard-tls-too-deep-catch-all-post",
+        "b.a.wsecure.example.com",
+        "/any/x",
+        "svc-any",
+        method="POST",
+        body=b"x=1",
+    ),
+    Case("wildcard-tls-too-deep-404", "b.a.wsecure.example.com", "/", 404),
     Case("https-unknown-host-404", "unknown.example.com", "/", 404, scheme="https"),
     Case("https-catch-all", "unknown.example.com", "/any", "svc-any", scheme="https"),
     Case("https-non-tls-host", "app.example.com", "/foo/bar", "svc-foo-bar", scheme="https"),
@@ -296,6 +318,15 @@ DEFAULT_CASES: list[Case] = [
     Case("default-unknown-host", "unknown.example.com", "/", "svc-default"),
     Case("default-host-no-match", "only.example.com", "/", "svc-default"),
     Case("default-wildcard-too-deep", "b.a.wild.example.com", "/", "svc-default"),
+    Case("default-wildcard-tls-too-deep", "b.a.wsecure.example.com", "/", "svc-default"),
+    Case(
+        "default-wildcard-tls-too-deep-post",
+        "b.a.wsecure.example.com",
+        "/",
+        "svc-default",
+        method="POST",
+        body=b"x=1",
+    ),
     Case("default-keeps-routes", "app.example.com", "/foobar", "svc-root"),
     Case("default-keeps-503", "app.example.com", "/empty", 503),
     Case("default-https", "unknown.example.com", "/", "svc-default", scheme="https"),

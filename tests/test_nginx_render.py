@@ -51,6 +51,7 @@ CASES = [
     "paths",
     "wildcard-catch-all",
     "wildcard-tls",
+    "wildcard-tls-catch-all",
     "settings",
 ]
 BUILD = {"settings": BuildOptions(configmap=("kube-system", "polyingress"))}
