@@ -111,6 +111,18 @@ def test_redirect_status_depends_on_the_method_only(live: LiveWorld, method: str
     live.check_redirect(resp, TLS_HOST, "/a/b?c=d&e")
 
 
+def test_redirect_differences_are_the_documented_ones(live: LiveWorld) -> None:
+    """What the proxies cannot do alike (README, semantics table): nginx's Location carries the
+    request target as sent, HAProxy's and Traefik's the normalized path (the HTTPS request that
+    follows is normalized alike); nginx's request parser refuses a lowercase method with 400,
+    HAProxy and Traefik redirect it like any method other than GET."""
+    nginx = live.controller.backend == "nginx"
+    resp = live.controller.get(TLS_HOST, "/x/../y?q=/../z")
+    assert resp.status == 301
+    live.check_redirect(resp, TLS_HOST, "/x/../y?q=/../z" if nginx else "/y?q=/../z")
+    assert live.controller.get(TLS_HOST, "/x", method="get").status == (400 if nginx else 308)
+
+
 def _process_state(pid: int) -> str:
     """The state letter of /proc/<pid>/stat ("T": stopped by a signal)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
