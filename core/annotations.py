@@ -100,7 +100,8 @@ register(
         parse=parse_bool,
         risk=Risk.LOW,
         default=True,
-        doc="Redirect HTTP to HTTPS (308) on the hosts that have TLS; default true.",
+        doc="Redirect HTTP to HTTPS (301 for GET, 308 otherwise) on the hosts that have TLS; "
+        "default true.",
     )
 )
 

@@ -55,7 +55,7 @@ Try, in another terminal:
 
   curl --resolve cafe.example.com:{sport}:127.0.0.1 https://cafe.example.com:{sport}/coffee --insecure
   curl --resolve cafe.example.com:{sport}:127.0.0.1 https://cafe.example.com:{sport}/tea --insecure
-  curl -i --resolve cafe.example.com:{port}:127.0.0.1 http://cafe.example.com:{port}/tea  # 308
+  curl -i --resolve cafe.example.com:{port}:127.0.0.1 http://cafe.example.com:{port}/tea  # 301
   curl -i http://127.0.0.1:{port}/  # 404
 
 Edit {manifests} while it runs: changes are applied live. Ctrl-C stops everything.

@@ -226,7 +226,6 @@ class Controller:
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
-    redirect_port: int = field(default_factory=free_port)  # the Traefik backend's redirector
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -256,8 +255,6 @@ class Controller:
             str(self.debounce_ms),
             *self.extra,
         ]
-        if self.backend == "traefik":
-            cmd += ["--traefik-redirect-listen", f"127.0.0.1:{self.redirect_port}"]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO

@@ -3,8 +3,10 @@
 ``parse_nginx`` reads the whole language as ``ngx_conf_read_token`` does (quoted strings with
 their escapes, ``*_by_lua_block`` bodies); ``nginx_answer`` says what a request gets from the
 parsed servers: server by exact name, else the longest matching leading wildcard, else the
-default server; location ``=``, else the longest prefix; the rewrite-phase ``if``/``return`` in
-order. Used by the renderer's property tests and the hostile-input fuzzing.
+default server; location ``=``, else the longest prefix; the rewrite phase (``set``, ``if``,
+``return``) in order, over the variables ``$host``, ``$request_method`` and the request-path
+rule's ``$polyingress_bad_path``. Used by the renderer's property tests and the hostile-input
+fuzzing.
 """
 
 from __future__ import annotations
@@ -172,11 +174,54 @@ def stmt_answer(stmt: Stmt) -> str:
     return stmt.args[1].removeprefix("http://")
 
 
-def _if_holds(stmt: Stmt, host: str) -> bool:
-    assert stmt.args[1] == "($host" and stmt.args[4] == ")" and len(stmt.args) == 5, stmt.args
-    found = re.search(stmt.args[3], host) is not None
-    assert stmt.args[2] in ("~", "!~"), stmt.args
-    return found if stmt.args[2] == "~" else not found
+_VARIABLE = re.compile(r"\$[a-z_]+")
+
+
+def _value(arg: str, variables: dict[str, str]) -> str:
+    """A ``set`` value: a literal without variables, or exactly one variable."""
+    if _VARIABLE.fullmatch(arg):
+        return variables[arg]
+    assert "$" not in arg, f"interpolation in {arg!r} is not simulated"
+    return arg
+
+
+def _if_holds(stmt: Stmt, variables: dict[str, str]) -> bool:
+    """``if ($var)`` (false when empty or "0") or ``if ($var OP operand)`` with OP ``=``,
+    ``!=`` (string comparison), ``~``, ``!~`` (case-sensitive regex search), as the rewrite
+    module evaluates it."""
+    if len(stmt.args) == 2:
+        assert stmt.args[1].startswith("(") and stmt.args[1].endswith(")"), stmt.args
+        return variables[stmt.args[1][1:-1]] not in ("", "0")
+    assert len(stmt.args) == 5 and stmt.args[1].startswith("(") and stmt.args[4] == ")", stmt.args
+    value = variables[stmt.args[1][1:]]
+    op, operand = stmt.args[2], stmt.args[3]
+    if op in ("=", "!="):
+        return (value == operand) == (op == "=")
+    assert op in ("~", "!~"), stmt.args
+    found = re.search(operand, value) is not None
+    return found if op == "~" else not found
+
+
+def _rewrite(stmts: list[Stmt], variables: dict[str, str]) -> tuple[str | None, str | None]:
+    """The rewrite phase over ``stmts``: (the answer of the ``return`` that ran, or None; the
+    ``proxy_pass`` lent by the last ``if`` that held). An ``if`` that holds runs its own
+    ``set``/``return`` and then the statements after it (nested ``if`` is not allowed); its
+    configuration, with its ``proxy_pass`` if it has one, becomes the request's."""
+    lent: str | None = None
+    for stmt in stmts:
+        if stmt.name == "set":
+            variables[stmt.args[1]] = _value(stmt.args[2], variables)
+        elif stmt.name == "return":
+            return stmt_answer(stmt), lent
+        elif stmt.name == "if" and _if_holds(stmt, variables):
+            inner = stmt.block or []
+            assert all(s.name in ("set", "return", "proxy_pass") for s in inner), stmt.args
+            answer, _lent = _rewrite([s for s in inner if s.name != "proxy_pass"], variables)
+            if answer is not None:
+                return answer, lent
+            proxies = [stmt_answer(s) for s in inner if s.name == "proxy_pass"]
+            lent = proxies[0] if proxies else None
+    return None, lent
 
 
 def _bad_path(http: Stmt | None, target: str) -> bool:
@@ -191,10 +236,13 @@ def _bad_path(http: Stmt | None, target: str) -> bool:
     return False
 
 
-def nginx_answer(servers: list[NginxServer], port: int, host: str, path: str) -> str:
+def nginx_answer(
+    servers: list[NginxServer], port: int, host: str, path: str, method: str = "GET"
+) -> str:
     """nginx 1.22: server by exact name, else the longest matching leading wildcard, else the
-    default server; location ``=``, else the longest prefix; rewrite-phase ``if``/``return``
-    in order (an ``if`` that holds lends its proxy_pass; later ``return``s still run)."""
+    default server; location ``=``, else the longest prefix; the server's, then the location's
+    rewrite phase (:func:`_rewrite`); then the content handler: the ``proxy_pass`` lent by an
+    ``if`` that held, else the location's."""
     candidates = [s for s in servers if port in s.ports]
     exact = [s for s in candidates if host in s.names]
     wildcards = [
@@ -209,15 +257,15 @@ def nginx_answer(servers: list[NginxServer], port: int, host: str, path: str) ->
         server = candidates[max(wildcards)[1]]
     else:
         server = next(s for s in candidates if port in s.default_ports)
-    for guard in server.stmt.children("if"):
-        if guard.args[1:] == ["($polyingress_bad_path)"]:
-            # The request-path rule's map (render.PATH_RULE): its regex on the request line.
-            if _bad_path(server.http, path):
-                return stmt_answer((guard.block or [])[0])
-            continue
-        if _if_holds(guard, host):
-            (inner,) = guard.block or []
-            return stmt_answer(inner)
+    variables = {"$host": host, "$request_method": method}
+    maps = server.http.children("map") if server.http is not None else []
+    if any(m.args[1:] == ["$request_uri", "$polyingress_bad_path"] for m in maps):
+        # The request-path rule's map (render.PATH_RULE): its regex on the request line.
+        variables["$polyingress_bad_path"] = "1" if _bad_path(server.http, path) else "0"
+    rewrites = [s for s in server.stmt.block or [] if s.name in ("set", "if", "return")]
+    answer, _lent = _rewrite(rewrites, variables)
+    if answer is not None:
+        return answer
     exact_loc = [loc for loc in server.locations if loc.args[1:] == ["=", path]]
     if exact_loc:
         location = exact_loc[0]
@@ -226,16 +274,9 @@ def nginx_answer(servers: list[NginxServer], port: int, host: str, path: str) ->
             loc for loc in server.locations if loc.args[1] != "=" and path.startswith(loc.args[-1])
         ]
         location = max(prefixes, key=lambda loc: len(loc.args[-1]))
-    lent: str | None = None
-    for stmt in location.block or []:
-        if stmt.name == "if":
-            (inner,) = stmt.block or []
-            if _if_holds(stmt, host):
-                if inner.name == "return":
-                    return stmt_answer(inner)
-                lent = stmt_answer(inner)
-        elif stmt.name == "return":
-            return stmt_answer(stmt)
+    answer, lent = _rewrite(location.block or [], variables)
+    if answer is not None:
+        return answer
     if lent is not None:
         return lent
     return stmt_answer(next(s for s in location.block or [] if s.name == "proxy_pass"))

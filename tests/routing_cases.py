@@ -1,8 +1,9 @@
 """The backend-agnostic routing cases: one manifest world and what each request must get.
 
-Every backend is held to this table: the core model (``model.resolve``), the nginx and HAProxy
-live tests (real HTTP through the proxy) and the Traefik oracle. Expected outcomes are a
-Service name (the request reached one of its endpoints) or an HTTP status.
+Every backend is held to this table: the core model (``model.resolve``), the nginx, HAProxy
+and Traefik live tests (real HTTP through the proxy) and the Traefik oracle. Expected outcomes
+are a Service name (the request reached one of its endpoints) or an HTTP status; a 301 or 308
+is the HTTPS redirect, whose Location the live tests check too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ SERVICES: dict[str, int] = {
 MISSING_SERVICE = "svc-missing"  # referenced by a rule, never created
 
 TLS_HOST = "secure.example.com"
+# A wildcard TLS host: its redirect must not catch the hosts its nginx server_name matches but
+# the Ingress wildcard does not (two labels deep); those get the catch-all's answer.
+TLS_WILDCARD = "*.wsecure.example.com"
 
 
 def endpoint_address(service: str, index: int) -> str:
@@ -160,6 +164,12 @@ def world(port: int) -> list[dict[str, Any]]:
         ),
         _ingress("catch-all", [_rule(None, _path("/any", "Prefix", "svc-any"))]),
         _ingress(
+            "wild-secure",
+            [_rule(TLS_WILDCARD, _path("/", "Prefix", "svc-tls"))],
+            tls=[{"hosts": [TLS_WILDCARD], "secretName": "wild-secure-tls"}],
+        ),
+        tls_secret("wild-secure-tls", TLS_WILDCARD),
+        _ingress(
             "secure",
             [_rule(TLS_HOST, _path("/", "Prefix", "svc-tls"))],
             tls=[{"hosts": [TLS_HOST], "secretName": "secure-tls"}],
@@ -213,6 +223,8 @@ class Case:
     path: str
     expect: str | int  # a Service name, or an HTTP status
     scheme: str = "http"
+    method: str = "GET"
+    body: bytes | None = None
 
     def __str__(self) -> str:
         return self.id
@@ -253,7 +265,22 @@ CASES: list[Case] = [
     Case("unknown-host-404", "unknown.example.com", "/", 404),
     Case("other-class-ignored", "other.example.com", "/", 404),
     Case("tls-host-https", TLS_HOST, "/x", "svc-tls", scheme="https"),
-    Case("tls-host-http-redirects", TLS_HOST, "/x", 308),
+    Case("tls-host-http-redirects-get-301", TLS_HOST, "/x?a=1", 301),
+    Case("tls-host-http-redirects-head-308", TLS_HOST, "/x", 308, method="HEAD"),
+    Case("tls-host-http-redirects-post-308", TLS_HOST, "/f?b=2", 308, method="POST", body=b"x=1"),
+    Case("wildcard-tls-http-redirects-get-301", "a.wsecure.example.com", "/x", 301),
+    Case("wildcard-tls-http-redirects-post-308", "a.wsecure.example.com", "/", 308, method="POST"),
+    Case("wildcard-tls-https", "a.wsecure.example.com", "/x", "svc-tls", scheme="https"),
+    Case("wildcard-tls-too-deep-catch-all", "b.a.wsecure.example.com", "/any/x", "svc-any"),
+    Case(
+        "wildcard-tls-too-deep-catch-all-post",
+        "b.a.wsecure.example.com",
+        "/any/x",
+        "svc-any",
+        method="POST",
+        body=b"x=1",
+    ),
+    Case("wildcard-tls-too-deep-404", "b.a.wsecure.example.com", "/", 404),
     Case("https-unknown-host-404", "unknown.example.com", "/", 404, scheme="https"),
     Case("https-catch-all", "unknown.example.com", "/any", "svc-any", scheme="https"),
     Case("https-non-tls-host", "app.example.com", "/foo/bar", "svc-foo-bar", scheme="https"),
@@ -291,6 +318,15 @@ DEFAULT_CASES: list[Case] = [
     Case("default-unknown-host", "unknown.example.com", "/", "svc-default"),
     Case("default-host-no-match", "only.example.com", "/", "svc-default"),
     Case("default-wildcard-too-deep", "b.a.wild.example.com", "/", "svc-default"),
+    Case("default-wildcard-tls-too-deep", "b.a.wsecure.example.com", "/", "svc-default"),
+    Case(
+        "default-wildcard-tls-too-deep-post",
+        "b.a.wsecure.example.com",
+        "/",
+        "svc-default",
+        method="POST",
+        body=b"x=1",
+    ),
     Case("default-keeps-routes", "app.example.com", "/foobar", "svc-root"),
     Case("default-keeps-503", "app.example.com", "/empty", 503),
     Case("default-https", "unknown.example.com", "/", "svc-default", scheme="https"),
@@ -302,17 +338,25 @@ def service_of(server_name: str) -> str:
     return server_name.rsplit("-", 1)[0]
 
 
-def model_answer(model: RouteModel, scheme: str, host: str, path: str) -> str:
+def redirect_status(method: str) -> int:
+    """The status of the HTTPS redirect of an ssl-redirect host, on every backend: 301 for GET,
+    308 for every other method, HEAD included (what Traefik's ``redirectScheme`` answers,
+    measured on Traefik 3.7.15; nginx and HAProxy are rendered to answer the same)."""
+    return 301 if method == "GET" else 308
+
+
+def model_answer(model: RouteModel, scheme: str, host: str, path: str, method: str = "GET") -> str:
     """What the model's reference semantics say a request gets: its backend's name, or "400"
-    (refused by the request-path rule), "308" (plain HTTP to an ssl-redirect host), "404" (no
-    route), "503" (no ready endpoint). ``path`` is the request target as sent."""
+    (refused by the request-path rule), "301" / "308" (plain HTTP to an ssl-redirect host:
+    :func:`redirect_status`), "404" (no route), "503" (no ready endpoint). ``path`` is the
+    request target as sent."""
     normalized = normalize_request_path(path)
     if normalized is None:
         return "400"
     path = normalized.partition("?")[0]
     vhost = model.select_vhost(host)
     if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
-        return "308"
+        return str(redirect_status(method))
     _kind, _route, backend = model.resolve(host, path)
     if backend is None:
         return "404"

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from conftest import build
 from kube_objects import CLASS, ingress, path, rule, service, slice_
-from routing_cases import CASES, DEFAULT_CASES, Case, default_backend_ingress, world
+from routing_cases import (
+    CASES,
+    DEFAULT_CASES,
+    Case,
+    default_backend_ingress,
+    redirect_status,
+    world,
+)
 
 from polyingress.core import PathType, RouteModel, Severity, self_signed
 
@@ -21,7 +28,7 @@ def outcome(model: RouteModel, case: Case) -> str | int:
         return 404
     vhost = model.select_vhost(case.host)
     if case.scheme == "http" and vhost and vhost.tls and vhost.tls.ssl_redirect:
-        return 308
+        return redirect_status(case.method)
     assert backend is not None
     b = model.backend(backend)
     return b.service if b.available else 503

@@ -536,11 +536,6 @@ def test_render_output_writes_the_files_run_writes(tmp_path: Path, backend: str)
         "--workdir",
         str(tmp_path / "run"),
         *flags,
-        *(
-            ["--traefik-redirect-listen", f"127.0.0.1:{ctl.redirect_port}"]
-            if backend == "traefik"
-            else []
-        ),
         "--output",
         str(tmp_path / "out"),
     )

@@ -171,7 +171,7 @@ class World:
         assert self.served(APP, "/b/x") == "svc-b"
         resp = self.get(SECURE, "/", scheme="https")
         assert resp.status == 200 and resp.peer_cn == SECURE, (resp.status, resp.peer_cn)
-        assert self.get(SECURE, "/").status == 308
+        assert self.get(SECURE, "/").status == 301  # the HTTPS redirect of a GET
 
     def master_pid(self) -> int:
         return int((self.workdir / PID_FILE[self.backend]).read_text())
@@ -460,7 +460,7 @@ def test_broken_tls_secrets_fall_back_and_leave_other_hosts_alone(world: World) 
             "garbage.test": FALLBACK_CN,
         }
         for host in broken:
-            assert world.get(host, "/x").status == 308
+            assert world.get(host, "/x").status == 301  # the HTTPS redirect of a GET
         world.assert_unaffected()
     assert watcher.failures == [], watcher.failures[:5]
     log = world.controller.log()

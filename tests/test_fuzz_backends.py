@@ -162,6 +162,11 @@ def check_problems(objects: list[dict[str, Any]], result: BuildResult) -> None:
                 assert vhost.tls.certificate in model.certificate_index
 
 
+# Request methods of the plain-HTTP probes (the HTTPS redirect depends on the method); HTTPS
+# probes are GETs.
+METHODS = {"http": ("GET", "HEAD", "POST"), "https": ("GET",)}
+
+
 def probes(model: RouteModel) -> tuple[list[str], list[str]]:
     """Request hosts and paths that reach every virtual host and every route's edges."""
     hosts = {"unknown.invalid"}
@@ -244,9 +249,9 @@ NGINX_ALLOWED = {
         "location",
     },
     "status-server": {"listen", "access_log", "location"},
-    "location": {"return", "proxy_pass", "if"},
+    "location": {"return", "proxy_pass", "if", "set"},
     "status-location": {"default_type", "return", "stub_status"},
-    "if": {"return", "proxy_pass"},
+    "if": {"return", "proxy_pass", "set"},
 }
 LUA_ALLOWED = {
     "main": {"load_module"},
@@ -376,12 +381,10 @@ def check_nginx_structure(
             for stmt in loc.block or []:
                 if stmt.name == "if":
                     _check_names(stmt.block or [], "if", lua is not None)
-            targets = [stmt_answer(s) for s in loc.block or [] if s.name != "if"]
-            targets += [
-                stmt_answer(i) for s in loc.block or [] if s.name == "if" for i in s.block or []
-            ]
+            stmts = [*(loc.block or []), *(i for s in loc.block or [] for i in s.block or [])]
+            targets = [stmt_answer(s) for s in stmts if s.name in ("return", "proxy_pass")]
             for t in targets:
-                assert t in upstreams or t in ("404", "503", "308"), t
+                assert t in upstreams or t in ("404", "503", "301", "308"), t
         keys = {tuple(loc.args[1:]) for loc in server.locations}
         assert len(keys) == len(server.locations), "duplicate location"
         certs = [s.args[1:] for s in server.stmt.children("ssl_certificate")]
@@ -524,11 +527,14 @@ def check_rendered_nginx(
     for scheme, port in (("http", HTTP_PORT), ("https", HTTPS_PORT)):
         for host in hosts:
             for path in paths:
-                got = nginx_answer(servers, port, host, path)
-                if lua and got in model.backend_index and not model.backend(got).available:
-                    got = "503"  # the balancer's answer for a backend without endpoints
-                want = model_answer(model, scheme, host, path)
-                assert got == want, f"{scheme}://{host}{path}: nginx {got}, model {want}"
+                for method in METHODS[scheme]:
+                    got = nginx_answer(servers, port, host, path, method)
+                    if lua and got in model.backend_index and not model.backend(got).available:
+                        got = "503"  # the balancer's answer for a backend without endpoints
+                    want = model_answer(model, scheme, host, path, method)
+                    assert got == want, (
+                        f"{method} {scheme}://{host}{path}: nginx {got}, model {want}"
+                    )
     if lua:
         check_endpoint_channel(objects, model)
 
@@ -578,6 +584,7 @@ def haproxy_answer(
     scheme: str,
     host: str,
     path: str,
+    method: str,
 ) -> str:
     """The frontends' lookup chain (templates/haproxy.cfg.j2) over the map file's entries."""
     vk = entries.get("@" + host)
@@ -585,7 +592,7 @@ def haproxy_answer(
         vk = entries.get("@*." + host.split(".", 1)[1])
     vk = vk or "*"
     if scheme == "http" and "r" + vk in entries:
-        return "308"
+        return "301" if method == "GET" else "308"
     slot = entries.get(f"={vk}{path}")
     if slot is None:
         key = f"^{vk}{path}/"
@@ -792,9 +799,12 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
     for scheme in ("http", "https"):
         for host in hosts:
             for path in paths:
-                got = haproxy_answer(entries, owner, model, scheme, host, path)
-                want = model_answer(model, scheme, host, path)
-                assert got == want, f"{scheme}://{host}{path}: haproxy {got}, model {want}"
+                for method in METHODS[scheme]:
+                    got = haproxy_answer(entries, owner, model, scheme, host, path, method)
+                    want = model_answer(model, scheme, host, path, method)
+                    assert got == want, (
+                        f"{method} {scheme}://{host}{path}: haproxy {got}, model {want}"
+                    )
 
     check_runtime_commands(objects, model)
 
@@ -826,20 +836,21 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
 # -- Traefik ---------------------------------------------------------------------------------------
 
 TRAEFIK_SETTINGS = traefik_render.RenderSettings(
-    cert_dir="/var/lib/polyingress/certs",
-    http_port=HTTP_PORT,
-    https_port=HTTPS_PORT,
-    redirect_url="http://127.0.0.1:10308",
+    cert_dir="/var/lib/polyingress/certs", http_port=HTTP_PORT, https_port=HTTPS_PORT
 )
 _LITERAL = re.compile(r"(Host|HostRegexp|Path|PathPrefix)\(`([^`]*)`\)")
 
 
-def traefik_expected(model: RouteModel, entrypoint: str, host: str, path: str) -> Outcome:
+def traefik_expected(
+    model: RouteModel, entrypoint: str, host: str, path: str, method: str
+) -> Outcome:
     vhost = model.select_vhost(host)
     redirect = vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect
     if entrypoint == "web" and redirect:
-        # Forwarded to the controller's redirector (its 308: test_traefik_oracle).
-        return Outcome(status=200, service=traefik_render.SERVICE_REDIRECTOR)
+        location = f"https://{host}:{HTTPS_PORT}{path}"  # the probe hosts have no port
+        return Outcome(
+            status=int(model_answer(model, "http", host, path, method)), location=location
+        )
     _kind, _route, backend = model.resolve(host, path)
     if backend is None:
         return Outcome(status=404)
@@ -860,10 +871,7 @@ def check_traefik(objects: list[dict[str, Any]], result: BuildResult) -> None:
     routers = config.config["http"]["routers"]
     services = config.config["http"]["services"]
     backends = {b.name for b in model.backends}
-    fixed = {traefik_render.SERVICE_UNAVAILABLE}
-    if any(v.tls is not None and v.tls.ssl_redirect for v in model.vhosts):
-        fixed.add(traefik_render.SERVICE_REDIRECTOR)
-    assert set(services) == backends | fixed
+    assert set(services) == backends | {traefik_render.SERVICE_UNAVAILABLE}
     hosts_in_model = {v.host for v in model.vhosts if v.host is not None}
     wildcard_res = {
         "^[^.]+" + ("." + v.host[2:] + ".").replace(".", "\\.") + "?$"
@@ -898,10 +906,14 @@ def check_traefik(objects: list[dict[str, Any]], result: BuildResult) -> None:
     for entrypoint in ("web", "websecure"):
         for host in hosts:
             for path in paths:
-                got = route(merged, Request(host=host, path=path, entrypoint=entrypoint))
-                got = Outcome(status=got.status, service=got.service, location=got.location)
-                want = traefik_expected(model, entrypoint, host, path)
-                assert got == want, f"{entrypoint} {host}{path}: traefik {got}, model {want}"
+                for method in METHODS["http" if entrypoint == "web" else "https"]:
+                    req = Request(host=host, path=path, entrypoint=entrypoint, method=method)
+                    got = route(merged, req)
+                    got = Outcome(status=got.status, service=got.service, location=got.location)
+                    want = traefik_expected(model, entrypoint, host, path, method)
+                    assert got == want, (
+                        f"{method} {entrypoint} {host}{path}: traefik {got}, model {want}"
+                    )
 
 
 # -- the properties --------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ class Bench:
             resp = get(self.http_port, case.host, case.path)
             vhost = self.model.select_vhost(case.host)
             if vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
-                assert resp.status == 308, case
+                assert resp.status == 301, case  # GET
             elif backend is None:
                 assert resp.status == 404, case
             elif not self.model.backend(backend).available:
@@ -494,7 +494,7 @@ def test_new_certificate_and_rotation_at_run_time(bench: Bench) -> None:
     assert not bench.apply(objects)
     resp = get(bench.https_port, "app.example.com", "/foo/x", scheme="https")
     assert resp.peer_cn == "app.example.com"
-    assert get(bench.http_port, "app.example.com", "/foo/x").status == 308
+    assert get(bench.http_port, "app.example.com", "/foo/x").status == 301  # GET
     rotated = copy.deepcopy(objects)
     secret = next(o for o in rotated if o["metadata"]["name"] == "secure-tls")
     fresh = tls_secret("secure-tls", "rotated.example.com")

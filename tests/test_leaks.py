@@ -351,10 +351,7 @@ def _listening(pid: int) -> set[tuple[str, int]]:
 
 def test_controller_listens_only_on_its_loopback_health_port(run: Run) -> None:
     controller = run.controller
-    expected = {("127.0.0.1", controller.health_port)}
-    if run.backend == "traefik":  # and the HTTPS redirector Traefik forwards to
-        expected.add(("127.0.0.1", controller.redirect_port))
-    assert _listening(run.pid) == expected
+    assert _listening(run.pid) == {("127.0.0.1", controller.health_port)}
     proxies = tracked(run, set()) - {run.pid}
     assert proxies or run.backend == "traefik"
     public = {("127.0.0.1", controller.http_port), ("127.0.0.1", controller.https_port)}

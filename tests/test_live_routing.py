@@ -5,13 +5,15 @@ The same table (routing_cases.py) runs against every installed backend that serv
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from livekit import Controller, HelloFleet, wait_until, write_manifests
+from livekit import Controller, HelloFleet, Response, wait_until, write_manifests
 from routing_cases import (
     _CERTS,
     CASES,
@@ -21,6 +23,7 @@ from routing_cases import (
     all_endpoints,
     default_backend_ingress,
     endpoint_address,
+    redirect_status,
     service_of,
     world,
 )
@@ -53,23 +56,30 @@ class LiveWorld:
         self.controller.start()
 
     def check(self, case: Case) -> None:
-        resp = self.controller.get(case.host, case.path, scheme=case.scheme)
+        resp = self.controller.get(
+            case.host, case.path, scheme=case.scheme, method=case.method, body=case.body
+        )
         if isinstance(case.expect, int):
             assert resp.status == case.expect, (
                 f"{case.id}: expected HTTP {case.expect}, got {resp.status} from {resp.server_name}"
             )
-            if case.expect == 308:
-                location = resp.headers.get("location", "")
-                assert location.startswith(f"https://{case.host}"), location
-                assert location.endswith(case.path), location
+            if case.expect in (301, 308):
+                self.check_redirect(resp, case.host, case.path)
             return
         assert resp.status == 200, f"{case.id}: expected {case.expect}, got HTTP {resp.status}"
         assert resp.server_name is not None
         assert service_of(resp.server_name) == case.expect, case.id
         seen = resp.json()
         assert seen["uri"] == case.path, "path and query must reach the backend unchanged"
+        assert seen["method"] == case.method
         if case.scheme == "https" and case.host == TLS_HOST:
             assert resp.peer_cn == TLS_HOST
+
+    def check_redirect(self, resp: Response, host: str, target: str) -> None:
+        """Location: https://<host>:<HTTPS port><request target>. The host compares without
+        case: Traefik keeps the client's spelling, nginx and HAProxy lowercase it."""
+        want = f"https://{host.lower()}:{self.controller.https_port}{target}"
+        assert resp.headers.get("location", "").lower() == want.lower(), resp.headers
 
     def stop(self) -> None:
         self.controller.stop()
@@ -88,6 +98,53 @@ def live(
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_routes_per_ingress_v1(live: LiveWorld, case: Case) -> None:
     live.check(case)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_redirect_status_depends_on_the_method_only(live: LiveWorld, method: str) -> None:
+    """301 for GET, 308 for every other method, on every backend; the port of the Host header
+    is replaced by the HTTPS port, the query is kept."""
+    body = None if method in ("GET", "HEAD") else b"field=value"
+    host = TLS_HOST.upper() + ":80"
+    resp = live.controller.get(host, "/a/b?c=d&e", method=method, body=body)
+    assert resp.status == redirect_status(method)
+    live.check_redirect(resp, TLS_HOST, "/a/b?c=d&e")
+
+
+def test_redirect_differences_are_the_documented_ones(live: LiveWorld) -> None:
+    """What the proxies cannot do alike (README, semantics table): nginx's Location carries the
+    request target as sent, HAProxy's and Traefik's the normalized path (the HTTPS request that
+    follows is normalized alike); nginx's request parser refuses a lowercase method with 400,
+    HAProxy and Traefik redirect it like any method other than GET."""
+    nginx = live.controller.backend == "nginx"
+    resp = live.controller.get(TLS_HOST, "/x/../y?q=/../z")
+    assert resp.status == 301
+    live.check_redirect(resp, TLS_HOST, "/x/../y?q=/../z" if nginx else "/y?q=/../z")
+    assert live.controller.get(TLS_HOST, "/x", method="get").status == (400 if nginx else 308)
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of /proc/<pid>/stat ("T": stopped by a signal)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_redirect_is_answered_by_the_proxy_without_the_controller(live: LiveWorld) -> None:
+    """A plain-HTTP request to an ssl-redirect host never depends on the controller process:
+    with the controller stopped (SIGSTOP; the proxy runs in a session of its own and keeps
+    running), the proxy alone still answers the redirect."""
+    proc = live.controller.proc
+    assert proc is not None and proc.poll() is None
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: _process_state(proc.pid) == "T", timeout=5, interval=0.01)
+        for method, body in (("GET", None), ("HEAD", None), ("POST", b"x" * 100)):
+            resp = live.controller.get(TLS_HOST, "/p?q=1", method=method, body=body, timeout=5)
+            assert resp.status == redirect_status(method), method
+            live.check_redirect(resp, TLS_HOST, "/p?q=1")
+        assert live.controller.get(TLS_HOST, "/x", scheme="https").server_name == "svc-tls-1"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_until(lambda: live.controller.health("/readyz")[0] == 200)
 
 
 def test_load_spread_over_all_ready_endpoints(live: LiveWorld) -> None:

@@ -46,7 +46,14 @@ FIXTURES = HERE / "fixtures" / "nginx"
 GOLDEN = HERE / "golden" / "nginx"
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 OPTS = RenderOptions(bind="127.0.0.1", http_port=18080, https_port=18443, status_port=18246)
-CASES = ["cafe", "paths", "wildcard-catch-all", "wildcard-tls", "settings"]
+CASES = [
+    "cafe",
+    "paths",
+    "wildcard-catch-all",
+    "wildcard-tls",
+    "wildcard-tls-catch-all",
+    "settings",
+]
 BUILD = {"settings": BuildOptions(configmap=("kube-system", "polyingress"))}
 NGINX = shutil.which("nginx")
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
@@ -308,6 +315,7 @@ def _world(
 SEGMENTS = ["a", "b", "ab", "A"]
 SERVICES = ["s1", "s2", "s3", "s4"]  # s3: no ready endpoints; s4: no such Service
 HOSTS = ["h.example.com", "x.w.example.com", "y.x.w.example.com", "w.example.com", "o.example.org"]
+METHODS = ["GET", "HEAD", "POST"]
 
 paths = st.tuples(st.lists(st.sampled_from(SEGMENTS), max_size=3), st.booleans()).map(
     lambda p: "/" + "/".join(p[0]) + ("/" if p[1] and p[0] else "")
@@ -364,9 +372,12 @@ def test_rendered_config_answers_as_the_model(
     for scheme, port in (("http", OPTS.http_port), ("https", OPTS.https_port)):
         for host in HOSTS:
             for path in sorted(probes):
-                got = nginx_answer(servers, port, host, path)
-                want = model_answer(model, scheme, host, path)
-                assert got == want, f"{scheme}://{host}{path}: nginx {got}, model {want}"
+                for method in METHODS:
+                    got = nginx_answer(servers, port, host, path, method)
+                    want = model_answer(model, scheme, host, path, method)
+                    assert got == want, (
+                        f"{method} {scheme}://{host}{path}: nginx {got}, model {want}"
+                    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -77,6 +77,7 @@ def test_backend_flag_selects_third_party_plugin_and_it_receives_the_model(
             "only.example.com",
             "secure.example.com",
             "*.wild.example.com",
+            "*.wsecure.example.com",
             None,
         ]
         assert (tmp_path / "work" / "routes.json").read_text().startswith('{\n "backends"')

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import routing_cases
-from livekit import free_port
-from routing_cases import Case
+from routing_cases import Case, redirect_status
 from traefik_oracle import (
     FALLBACK,
     AmbiguousRouting,
@@ -17,7 +15,6 @@ from traefik_oracle import (
     merge,
     parse_rule,
     route,
-    route_and_forward,
     schema_validator,
 )
 
@@ -32,28 +29,13 @@ from polyingress.core import (
     VirtualHost,
     build_model,
 )
-from polyingress.plugins.traefik.redirector import HttpsRedirector
-from polyingress.plugins.traefik.render import SERVICE_REDIRECTOR, RenderSettings, render
+from polyingress.plugins.traefik.render import RenderSettings, render
 
 HTTPS_PORT = 8443
 HTTP_PORT = 8080
-REDIRECTOR_PORT = free_port()
 SETTINGS = RenderSettings(
-    cert_dir="/var/lib/polyingress/certs",
-    http_port=HTTP_PORT,
-    https_port=HTTPS_PORT,
-    redirect_url=f"http://127.0.0.1:{REDIRECTOR_PORT}",
+    cert_dir="/var/lib/polyingress/certs", http_port=HTTP_PORT, https_port=HTTPS_PORT
 )
-FORWARD = frozenset({SERVICE_REDIRECTOR})
-
-
-@pytest.fixture(scope="module", autouse=True)
-def redirector() -> Iterator[HttpsRedirector]:
-    """The controller's HTTPS redirector, where the configurations send ssl-redirect hosts."""
-    running = HttpsRedirector("127.0.0.1", REDIRECTOR_PORT, HTTPS_PORT)
-    running.start()
-    yield running
-    running.stop()
 
 
 def _backend(svc: str) -> dict[str, Any]:
@@ -260,14 +242,14 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ),
     ("unknown-host-unknown-path", "web", "unknown.org", "/nothing", NOT_FOUND),
     ("no-ready-endpoints-503", "web", "down.example.com", "/x", "503"),
-    ("tls-host-redirects-http", "web", "tls.example.com", "/a/b", f"redirect 308 {R}/a/b"),
-    ("tls-host-redirects-unmatched-too", "web", "tls.example.com:80", "/", f"redirect 308 {R}/"),
+    ("tls-host-redirects-http", "web", "tls.example.com", "/a/b", f"redirect 301 {R}/a/b"),
+    ("tls-host-redirects-unmatched-too", "web", "tls.example.com:80", "/", f"redirect 301 {R}/"),
     (
-        "tls-host-redirect-keeps-query",
+        "tls-host-redirect-keeps-query-and-host-spelling",
         "web",
-        "TLS.example.com",
+        "TLS.example.com.",
         "/a?b=c",
-        f"redirect 308 {R}/a?b=c",
+        "redirect 301 https://TLS.example.com.:8443/a?b=c",
     ),
     ("tls-host-served-on-https", "websecure", "tls.example.com", "/a", "svc-tls"),
     ("plain-host-served-on-https", "websecure", "exact.example.com", "/foo/x", "svc-foo"),
@@ -286,7 +268,7 @@ def _expected(expected: str, default_backend: bool) -> Outcome:
         return Outcome(status=503, service="default__svc-down__80")
     if expected.startswith("redirect "):
         _word, status, location = expected.split(" ")
-        return Outcome(status=int(status), service=SERVICE_REDIRECTOR, location=location)
+        return Outcome(status=int(status), location=location)
     return Outcome(status=200, service=f"default__{expected}__80")
 
 
@@ -294,9 +276,9 @@ def _core_expectation(model: RouteModel, entrypoint: str, host: str, path: str) 
     """What the core's reference semantics say, in oracle terms."""
     vhost = model.select_vhost(host)
     if entrypoint == "web" and vhost is not None and vhost.tls and vhost.tls.ssl_redirect:
-        bare = host.split(":")[0].lower()
-        target = f"https://{bare}:{HTTPS_PORT}{path}"
-        return Outcome(status=308, service=SERVICE_REDIRECTOR, location=target)
+        # Traefik keeps the host as written, without its port (traefik_oracle._redirect_scheme).
+        target = f"https://{host.split(':')[0]}:{HTTPS_PORT}{path}"
+        return Outcome(status=redirect_status("GET"), location=target)
     _kind, _route, backend = model.resolve(host, path)
     if backend is None:
         return Outcome(status=404)
@@ -323,25 +305,42 @@ def test_routing_case(
     assert _core_expectation(model, entrypoint, host, path) == want, (
         "case table disagrees with core"
     )
-    req = Request(host=host, path=path, entrypoint=entrypoint)
-    got = route_and_forward(CONFIGS[default_backend], req, FORWARD)
+    got = route(CONFIGS[default_backend], Request(host=host, path=path, entrypoint=entrypoint))
     assert _strip(got) == want
 
 
-@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"])
-def test_redirect_is_308_for_every_method(method: str) -> None:
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "get"])
+def test_redirect_is_301_for_get_and_308_for_every_other_method(method: str) -> None:
     req = Request(host="tls.example.com", path="/form", method=method)
-    got = route_and_forward(CONFIGS[False], req, FORWARD)
-    assert (got.status, got.location) == (308, f"{R}/form")
+    got = route(CONFIGS[False], req)
+    assert (got.status, got.location) == (redirect_status(method), f"{R}/form")
 
 
-def test_redirect_scheme_mode_answers_get_with_301() -> None:
-    """``--traefik-redirect-listen off``: Traefik's redirectScheme, 301 to GET, 308 otherwise."""
-    settings = RenderSettings(cert_dir="/c", https_port=443)
-    config = render(WORLDS[False], settings, FALLBACK).config
-    assert SERVICE_REDIRECTOR not in config["http"]["services"]
+def test_redirect_is_traefiks_own_redirect_scheme() -> None:
+    """No service of the controller's: the ``web`` router has the redirectScheme middleware
+    and names the always-empty service, so Traefik alone answers."""
+    routers = CONFIGS[False]["http"]["routers"]
+    (name,) = [n for n, r in routers.items() if r["rule"] == "Host(`tls.example.com`)"]
+    assert routers[name]["entryPoints"] == ["web"]
+    assert routers[name]["middlewares"] == ["polyingress-redirect-https"]
+    assert routers[name]["service"] == "polyingress-unavailable"
+    assert CONFIGS[False]["http"]["services"]["polyingress-unavailable"] == {
+        "weighted": {"services": []}
+    }
+    assert CONFIGS[False]["http"]["middlewares"]["polyingress-redirect-https"] == {
+        "redirectScheme": {"scheme": "https", "permanent": True, "port": str(HTTPS_PORT)}
+    }
+
+
+def test_redirect_to_port_443_has_no_port() -> None:
+    config = render(WORLDS[False], RenderSettings(cert_dir="/c", https_port=443), FALLBACK).config
     got = route(config, Request(host="tls.example.com:80", path="/x"))
     assert (got.status, got.location) == (301, "https://tls.example.com/x")
+
+
+def test_redirect_port_setting_names_the_location_port() -> None:
+    settings = RenderSettings(cert_dir="/c", https_port=8443, redirect_port=443)
+    config = render(WORLDS[False], settings, FALLBACK).config
     got = route(config, Request(host="tls.example.com", path="/x", method="POST"))
     assert (got.status, got.location) == (308, "https://tls.example.com/x")
 
@@ -397,10 +396,10 @@ SHARED_CASES = [(False, c) for c in routing_cases.CASES] + [
 def test_shared_routing_case(with_default: bool, case: Case) -> None:
     _model, config = SHARED[with_default]
     entrypoint = "websecure" if case.scheme == "https" else "web"
-    req = Request(host=case.host, path=case.path, entrypoint=entrypoint)
-    got = route_and_forward(config, req, FORWARD)
-    if case.expect == 308:
-        assert got.status == 308
+    req = Request(host=case.host, path=case.path, entrypoint=entrypoint, method=case.method)
+    got = route(config, req)
+    if case.expect in (301, 308):
+        assert got.status == case.expect
         assert got.location == f"https://{case.host}:{HTTPS_PORT}{case.path}"
     elif isinstance(case.expect, int):
         assert got.status == case.expect

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import http.client
+import dataclasses
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 import yaml
-from traefik_oracle import Request, route_and_forward
+from traefik_oracle import Request, route
 
 from polyingress.core import (
     ApplyError,
@@ -36,7 +35,7 @@ from polyingress.core import (
 from polyingress.core import hookspecs as core_hookspecs
 from polyingress.plugins.traefik import plugin
 from polyingress.plugins.traefik.plugin import TraefikBackend, static_config
-from polyingress.plugins.traefik.render import SERVICE_REDIRECTOR
+from polyingress.plugins.traefik.render import MIDDLEWARE_REDIRECT, SERVICE_UNAVAILABLE
 
 REF = ObjectRef(kind="Ingress", namespace="ns", name="ing")
 
@@ -73,7 +72,7 @@ def free_port() -> int:
 def settings(
     tmp_path: Path,
     binary: str | None = None,
-    redirect_listen: tuple[str, int] | None = ("127.0.0.1", 0),
+    redirect_listen: str | None = None,
 ) -> RunSettings:
     return RunSettings(
         backend="traefik",
@@ -125,22 +124,15 @@ def test_options_are_added_and_parsed() -> None:
         ["--traefik-binary", "/opt/traefik", "--traefik-https-redirect-port", "443"]
     )
     assert (args.traefik_binary, args.traefik_https_redirect_port) == ("/opt/traefik", 443)
-    assert args.traefik_redirect_listen == ("127.0.0.1", 10308)
-    parsed = {"off": None, "[::1]:9000": ("::1", 9000), "0.0.0.0:1": ("0.0.0.0", 1)}
-    for value, want in parsed.items():
-        args = parser.parse_args(["--traefik-redirect-listen", value])
-        assert args.traefik_redirect_listen == want
+    assert args.traefik_redirect_listen is None
 
 
-@pytest.mark.parametrize("value", ["localhost:80", "10.0.0.1", "10.0.0.1:99999", ":80", "[::1]"])
-def test_bad_redirect_listen_is_a_usage_error(
-    value: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.parametrize("value", ["127.0.0.1:10308", "[::1]:9000", "off"])
+def test_deprecated_redirect_listen_is_still_accepted(value: str) -> None:
+    """Scripts that pass it keep working for one release (it has no effect)."""
     parser = argparse.ArgumentParser()
     plugin.polyingress_add_options(parser)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--traefik-redirect-listen", value])
-    assert "--traefik-redirect-listen" in capsys.readouterr().err
+    assert parser.parse_args(["--traefik-redirect-listen", value]).traefik_redirect_listen == value
 
 
 def test_static_config_watches_the_dynamic_directory(tmp_path: Path) -> None:
@@ -326,74 +318,39 @@ def test_static_config_command_prints_entry_points_and_file_provider(tmp_path: P
     assert cfg["providers"]["file"] == {"directory": str(tmp_path / "dynamic"), "watch": True}
 
 
-@pytest.fixture
-def redirecting(tmp_path: Path, no_traefik_on_path: None) -> Iterator[TraefikBackend]:
-    """A started backend (external mode, redirector on a free port) with an ssl-redirect host."""
+def test_ssl_redirect_is_traefiks_redirect_scheme_not_a_controller_service(
+    tmp_path: Path, no_traefik_on_path: None
+) -> None:
     backend = plugin.polyingress_create_backend(settings(tmp_path))
     plugin.polyingress_start(backend, model(tls=True))
-    yield backend
-    plugin.polyingress_stop(backend)
-
-
-def test_ssl_redirect_hosts_go_to_the_redirector_which_answers_308(
-    redirecting: TraefikBackend,
-) -> None:
-    backend = redirecting
-    config = yaml.safe_load(backend.layout.config_path.read_text())
-    (server,) = config["http"]["services"][SERVICE_REDIRECTOR]["loadBalancer"]["servers"]
-    assert backend.redirector is not None
-    assert server["url"] == backend.redirector.url  # the port actually bound
-    https = backend.settings.https_port
-    for method in ("GET", "POST", "HEAD"):
-        req = Request(host="A.example.com:80", path="/p?q=1", method=method)
-        got = route_and_forward(config, req, frozenset({SERVICE_REDIRECTOR}))
-        assert (got.status, got.location) == (308, f"https://a.example.com:{https}/p?q=1")
-    port = backend.redirector.port
-    plugin.polyingress_stop(backend)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-
-
-def test_redirect_listen_off_leaves_the_redirect_to_traefik(
-    tmp_path: Path, no_traefik_on_path: None
-) -> None:
-    backend = plugin.polyingress_create_backend(settings(tmp_path, redirect_listen=None))
-    plugin.polyingress_start(backend, model(tls=True))
     try:
-        assert backend.redirector is None
         config = yaml.safe_load(backend.layout.config_path.read_text())
-        assert SERVICE_REDIRECTOR not in config["http"]["services"]
-        assert "polyingress-redirect-https" in config["http"]["middlewares"]
     finally:
         plugin.polyingress_stop(backend)
+    assert set(config["http"]["services"]) == {"ns__s__80", SERVICE_UNAVAILABLE}
+    https = backend.settings.https_port
+    assert config["http"]["middlewares"][MIDDLEWARE_REDIRECT] == {
+        "redirectScheme": {"scheme": "https", "permanent": True, "port": str(https)}
+    }
+    for method, status in (("GET", 301), ("HEAD", 308), ("POST", 308)):
+        got = route(config, Request(host="a.example.com:80", path="/p?q=1", method=method))
+        assert (got.status, got.location) == (status, f"https://a.example.com:{https}/p?q=1")
 
 
-def test_redirector_port_in_use_fails_start_with_the_flag_named(
-    tmp_path: Path, no_traefik_on_path: None
+@pytest.mark.parametrize("given", [None, "127.0.0.1:10308"], ids=["absent", "given"])
+def test_redirect_listen_only_warns_that_it_has_no_effect(
+    tmp_path: Path, no_traefik_on_path: None, caplog: pytest.LogCaptureFixture, given: str | None
 ) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        backend = plugin.polyingress_create_backend(
-            settings(tmp_path, redirect_listen=("127.0.0.1", port))
-        )
-        with pytest.raises(ApplyError, match=f"127.0.0.1:{port}.*--traefik-redirect-listen"):
+    base = settings(tmp_path)
+    texts = []
+    for flag in (None, given):
+        options = argparse.Namespace(**{**vars(base.options), "traefik_redirect_listen": flag})
+        backend = plugin.polyingress_create_backend(dataclasses.replace(base, options=options))
+        with caplog.at_level("WARNING", logger="polyingress.plugins.traefik.plugin"):
             plugin.polyingress_start(backend, model(tls=True))
-    assert not backend.layout.config_path.exists()
-
-
-def test_redirector_keeps_the_connection_for_small_bodies_only(
-    redirecting: TraefikBackend,
-) -> None:
-    assert redirecting.redirector is not None
-    conn = http.client.HTTPConnection("127.0.0.1", redirecting.redirector.port, timeout=5)
-    conn.request("POST", "/form", body=b"a=1" * 100, headers={"Host": "a.example.com"})
-    first = conn.getresponse()
-    assert (first.status, first.read()) == (308, b"Permanent Redirect\n")
-    assert first.getheader("Connection") is None
-    conn.request("PUT", "/big", body=b"x" * 100_000, headers={"Host": "a.example.com"})
-    second = conn.getresponse()
-    assert second.status == 308 and second.getheader("Connection") == "close"
-    second.read()
-    conn.close()
+        texts.append(backend.layout.config_path.read_text())
+        plugin.polyingress_stop(backend)
+    warnings = [r.getMessage() for r in caplog.records if "redirect-listen" in r.getMessage()]
+    assert warnings == ([] if given is None else [plugin.REDIRECT_LISTEN_DEPRECATED])
+    assert "redirect is done by Traefik itself" in plugin.REDIRECT_LISTEN_DEPRECATED
+    assert texts[0] == texts[1]

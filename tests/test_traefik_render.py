@@ -11,6 +11,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from routing_cases import redirect_status
 from traefik_oracle import (
     FALLBACK,
     SCHEMA_PATH,
@@ -32,13 +33,7 @@ from polyingress.core import (
     VirtualHost,
     build_model,
 )
-from polyingress.plugins.traefik.render import (
-    SERVICE_REDIRECTOR,
-    RenderSettings,
-    dump_yaml,
-    quote,
-    render,
-)
+from polyingress.plugins.traefik.render import RenderSettings, dump_yaml, quote, render
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "traefik"
@@ -47,7 +42,6 @@ SETTINGS = RenderSettings(
     cert_dir="/var/lib/polyingress/traefik/certs",
     http_port=8080,
     https_port=8443,
-    redirect_url="http://127.0.0.1:10308",  # the default --traefik-redirect-listen
 )
 
 
@@ -315,8 +309,10 @@ def test_dump_yaml_quotes_what_yaml_would_read_otherwise(value: str) -> None:
 def expected_outcome(model: RouteModel, req: Request) -> Outcome:
     vhost = model.select_vhost(req.host)
     if not req.is_tls and vhost is not None and vhost.tls and vhost.tls.ssl_redirect:
-        # Traefik forwards it to the controller's redirector (its 308: test_traefik_oracle).
-        return Outcome(status=200, service=SERVICE_REDIRECTOR)
+        # Traefik's redirectScheme: the host as written, without its port.
+        host = req.host.rsplit(":", 1)[0] if ":" in req.host else req.host
+        location = f"https://{host}:{SETTINGS.https_port}{req.path}"
+        return Outcome(status=redirect_status(req.method), location=location)
     _kind, _route, backend = model.resolve(req.host, req.path)
     if backend is None:
         return Outcome(status=404)
@@ -386,8 +382,8 @@ def test_oracle_agrees_with_core_on_random_worlds(
     config = rendered.config
     for host in REQUEST_HOSTS:
         for path in REQUEST_PATHS:
-            for entrypoint in ("web", "websecure"):
-                req = Request(host=host, path=path, entrypoint=entrypoint)
+            for entrypoint, method in (("web", "GET"), ("web", "HEAD"), ("websecure", "GET")):
+                req = Request(host=host, path=path, entrypoint=entrypoint, method=method)
                 assert_routes_like_core(model, config, req)
 
 

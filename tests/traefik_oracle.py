@@ -15,7 +15,6 @@ pass) and :func:`ingress_world`, the generated Kubernetes objects the tests and
 from __future__ import annotations
 
 import functools
-import http.client
 import ipaddress
 import json
 import re
@@ -23,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -39,7 +37,6 @@ __all__ = [
     "merge",
     "parse_rule",
     "route",
-    "route_and_forward",
     "schema_validator",
 ]
 
@@ -309,8 +306,10 @@ def _ip_allow_list(conf: Mapping[str, Any], req: Request) -> Outcome | None:
 def _redirect_scheme(conf: Mapping[str, Any], req: Request) -> Outcome | None:
     """Middlewares > RedirectScheme: "redirects the request if the request scheme is different
     from the configured scheme"; ``port`` is the port of the new URL (left out for 443/80).
-    Status codes are not in the docs: ``pkg/middlewares/redirect/redirect.go`` answers 301
-    (permanent) / 302 for GET and 308 / 307 for other methods."""
+    Not in the docs, read from ``pkg/middlewares/redirect/redirect.go`` and measured on Traefik
+    3.7.15: the status is 301 (permanent) / 302 for GET and 308 / 307 for every other method,
+    HEAD and lowercase ``get`` included; the Location's host is the request's Host as the client
+    wrote it (case and a trailing dot kept), without its port."""
     scheme = conf["scheme"]
     current = "https" if req.is_tls else "http"
     if scheme == current:
@@ -318,7 +317,9 @@ def _redirect_scheme(conf: Mapping[str, Any], req: Request) -> Outcome | None:
     port = str(conf.get("port") or "")
     if (scheme == "https" and port == "443") or (scheme == "http" and port == "80"):
         port = ""
-    host = _canonical_host(req.host)
+    host = req.host.strip()
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
     location = f"{scheme}://{host}{':' + port if port else ''}{req.path}"
     if conf.get("permanent"):
         status = 301 if req.method == "GET" else 308
@@ -401,34 +402,6 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         service=served.service,
         router=name,
         headers=tuple(sorted(headers.items())),
-    )
-
-
-def route_and_forward(config: Mapping[str, Any], req: Request, forward: frozenset[str]) -> Outcome:
-    """:func:`route`, then, when the request lands on a service named in ``forward``, what
-    Traefik does next, for real: the request goes over HTTP to the service's server (it must
-    have exactly one) with the client's method, target and Host header (Services > Load
-    Balancer > ``passHostHeader``: "forward client Host header to server", default true), and
-    the server's status and Location are the outcome."""
-    got = route(config, req)
-    if got.service not in forward:
-        return got
-    (server,) = config["http"]["services"][got.service]["loadBalancer"]["servers"]
-    url = urlsplit(server["url"])
-    if url.scheme != "http" or url.hostname is None or url.port is None:
-        raise OracleError(f"service {got.service}: server {server['url']} is not modelled")
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
-    try:
-        conn.request(req.method, req.path, headers={"Host": req.host})
-        response = conn.getresponse()
-        response.read()
-    finally:
-        conn.close()
-    return Outcome(
-        status=response.status,
-        service=got.service,
-        router=got.router,
-        location=response.getheader("Location"),
     )
 
 

@@ -11,7 +11,8 @@ the catch-all)::
     @<vk>          -> <vk>     the virtual host exists (exact and wildcard hosts)
     =<vk><path>    -> <slot>   Exact route
     ^<vk><path>/   -> <slot>   Prefix route; the core already dropped the trailing ``/``
-    r<vk>          -> 1        plain HTTP requests to this vhost get 308 to https
+    r<vk>          -> 1        plain HTTP requests to this vhost are redirected to https
+                               (301 for GET, 308 for every other method)
     default        -> <slot>   the default backend
 
 The frontend picks ONE virtual host first (``@host``, else ``@*.<all labels but the first>``

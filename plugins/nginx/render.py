@@ -29,9 +29,10 @@ Routing, exactly the model's semantics, without regex locations (notes §2):
 TLS: every host server listens on HTTP and HTTPS (HTTPS requests route by Host like HTTP ones).
 A TLS host's server carries its certificate; every other server has no SSL context of its own
 and answers with the default server's, the fallback certificate. With ``ssl_redirect`` a TLS
-host's HTTP side is a separate server answering 308 to ``https://`` (the HTTPS port is kept
-unless 443). The default server (``server_name ""``) answers unknown Hosts and unknown SNI with
-the fallback certificate, by the catch-all's table.
+host's HTTP side is a separate server redirecting to ``https://`` (the HTTPS port is kept
+unless 443): 301 for GET, 308 for every other method, as Traefik's ``redirectScheme`` answers
+(:func:`_redirect_locations`). The default server (``server_name ""``) answers unknown Hosts
+and unknown SNI with the fallback certificate, by the catch-all's table.
 
 Readiness: a status server on 127.0.0.1 (never on the public listeners) answers
 ``/-/config-version`` with the digest of the rendered text; after a reload the apply step polls
@@ -320,10 +321,6 @@ def _table(model: RouteModel, vhost: VirtualHost | None, lua: bool) -> Table:
     return answer
 
 
-def _constant(directive: str) -> Table:
-    return lambda _path: _Answer(directive)
-
-
 @dataclass(frozen=True, slots=True)
 class _Location:
     comments: tuple[str, ...]
@@ -393,6 +390,54 @@ def _locations(
     return tuple(out)
 
 
+_REDIRECT_VARIABLE = "$polyingress_redirect"
+
+
+def _redirect(target: str) -> tuple[str, ...]:
+    """301 to GET, 308 to every other method (HEAD included). ``return`` takes no variable
+    status, and a ``return`` inside an ``if`` that holds ends the rewrite phase."""
+    return (
+        f"if ($request_method = {quote('GET')}) {{ return 301 {target}; }}",
+        f"return 308 {target};",
+    )
+
+
+def _redirect_locations(
+    keys: dict[_Key, set[ObjectRef]],
+    target: str,
+    fallback: Table | None,
+    regex: str | None,
+) -> tuple[_Location, ...]:
+    """The locations of a redirect server: every key redirects, except for Hosts that fail a
+    wildcard guard, which get the fallback's answer of the key (see :func:`_guarded`).
+
+    Two conditions (the guard, the method) and no nested ``if``: a fallback ``return`` is an
+    inverted guard before the redirect. A proxying fallback cannot sit in an ``if`` (the
+    ``return`` after it would still run), so the guard's outcome goes into a variable (the
+    method when the guard holds, else empty) that the returning ``if``s test; when the guard
+    fails none of them holds and the location's own ``proxy_pass``, the fallback, answers.
+    """
+    out = []
+    var = _REDIRECT_VARIABLE
+    for key in sorted({**keys, _ROOT: keys.get(_ROOT, set())}, key=_Key.sort_key):
+        directives = _redirect(target)
+        if fallback is not None and regex is not None:
+            answer = fallback(key.representative)
+            guard = quote(regex, variables=True)
+            if answer.is_return:
+                directives = (f"if ($host !~ {guard}) {{ {answer.directive} }}", *directives)
+            else:
+                directives = (
+                    f"set {var} {quote('')};",
+                    f"if ($host ~ {guard}) {{ set {var} $request_method; }}",
+                    f"if ({var} = {quote('GET')}) {{ return 301 {target}; }}",
+                    f"if ({var} != {quote('')}) {{ return 308 {target}; }}",
+                    answer.directive,
+                )
+        out.append(_Location(_source_comment(keys.get(key, ())), key.match, directives))
+    return tuple(out)
+
+
 def _host_servers(
     model: RouteModel,
     vhost: VirtualHost,
@@ -445,12 +490,12 @@ def _host_servers(
     host_q = quote(vhost.host)
     if vhost.tls is not None and vhost.tls.ssl_redirect:
         port = "" if opts.https_port == 443 else f":{opts.https_port}"
-        redirect = f"return 308 {quote('https://$host' + port + '$request_uri', variables=True)};"
+        target = quote("https://$host" + port + "$request_uri", variables=True)
         return [
             _Server(
                 (f"# {host_q}: plain HTTP redirects to HTTPS", *_source_comment(refs)),
                 (f"listen {http_listen};", *names, *PATH_RULE, *guard),
-                _locations(merged({}), _constant(redirect), fallback, regex),
+                _redirect_locations(merged({}), target, fallback, regex),
             ),
             _Server(
                 (f"# {host_q}: HTTPS", *_source_comment(refs)),

@@ -11,18 +11,15 @@ whole-file rewrite, skipped when the text is unchanged. In managed mode start an
 once Traefik answers the probe router of the revision just written (``render.probe_config``),
 so "ready" and "applied" mean served, not merely written.
 
-The backend also runs the HTTPS redirector (``redirector.py``) on ``--traefik-redirect-listen``
-(default 127.0.0.1:10308): ``ssl-redirect`` hosts' plain-HTTP routers forward to it, so the
-redirect is a 308 for every method, as on nginx and HAProxy. ``off`` leaves the redirect to
-Traefik's ``redirectScheme`` (301 to GET).
+``ssl-redirect`` is Traefik's own ``redirectScheme`` (``render.py``): the controller has no part
+in answering plain HTTP. ``--traefik-redirect-listen``, where an earlier release ran a
+redirector inside the controller, is still accepted, has no effect and is warned about at start.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import http.client
-import ipaddress
 import logging
 import os
 import shutil
@@ -53,7 +50,6 @@ from polyingress.core import (
 )
 
 from .apply import SECRET_MODE, Layout, WriteResult, write_config
-from .redirector import HttpsRedirector, dial_url
 from .render import (
     PROBE_HOST,
     PROBE_STATUS,
@@ -77,23 +73,10 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 60.0
 KEY_PLACEHOLDER = "<private key: written to the workdir, not shown>\n"
-REDIRECT_LISTEN_DEFAULT = "127.0.0.1:10308"
-
-
-def redirect_listen(value: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` (``[v6]:PORT``) of the redirector, or None for ``off``."""
-    if value == "off":
-        return None
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected HOST:PORT, [IPV6]:PORT or off")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: HOST must be an IP address") from None
-    return host, int(port)
+REDIRECT_LISTEN_DEPRECATED = (
+    "traefik: --traefik-redirect-listen is deprecated and has no effect: "
+    "the HTTPS redirect is done by Traefik itself (redirectScheme)"
+)
 
 
 # The request-path rule of every backend (polyingress.core.requestpath): Traefik 3.7 already
@@ -150,17 +133,13 @@ class TraefikBackend:
         self.binary_given = given is not None
         self.binary: str | None = given if given is not None else shutil.which("traefik")
         redirect_port = getattr(options, "traefik_https_redirect_port", None)
-        self.redirect_listen: tuple[str, int] | None = getattr(
-            options, "traefik_redirect_listen", redirect_listen(REDIRECT_LISTEN_DEFAULT)
-        )
+        self.redirect_listen_given = getattr(options, "traefik_redirect_listen", None) is not None
         self.render_settings = RenderSettings(
             cert_dir=str(self.layout.cert_dir),
             http_port=settings.http_port,
             https_port=settings.https_port,
             redirect_port=redirect_port,
-            redirect_url=dial_url(*self.redirect_listen) if self.redirect_listen else None,
         )
-        self.redirector: HttpsRedirector | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.backoff = BACKOFF_FIRST
@@ -211,7 +190,8 @@ class TraefikBackend:
     def start(self, model: RouteModel) -> ApplyResult:
         if self.binary_given and not (self.binary and os.access(self.binary, os.X_OK)):
             raise ApplyError(f"traefik: --traefik-binary {self.binary} is not an executable")
-        self.start_redirector()
+        if self.redirect_listen_given:
+            log.warning(REDIRECT_LISTEN_DEPRECATED)
         try:
             self.write(model)
         except ApplyError:
@@ -237,25 +217,6 @@ class TraefikBackend:
             reasons=(ReloadReason.START,),
             detail="traefik started with the initial configuration",
         )
-
-    def start_redirector(self) -> None:
-        if self.redirect_listen is None or self.redirector is not None:
-            return
-        host, port = self.redirect_listen
-        https_port = self.render_settings.redirect_port or self.settings.https_port
-        try:
-            self.redirector = HttpsRedirector(host, port, https_port)
-        except OSError as exc:
-            raise ApplyError(
-                f"traefik: the HTTPS redirector cannot listen on {dial_url(host, port)}: {exc} "
-                "(set --traefik-redirect-listen)"
-            ) from exc
-        self.redirector.start()
-        # Port 0 picks a free port: the configuration names the one actually bound.
-        self.render_settings = dataclasses.replace(
-            self.render_settings, redirect_url=self.redirector.url
-        )
-        log.info("traefik: HTTPS redirector (308) listening on %s", self.redirector.url)
 
     def running_detail(self) -> str:
         pid = self.proc.pid if self.proc is not None else "?"
@@ -375,9 +336,6 @@ class TraefikBackend:
         )
 
     def stop(self) -> None:
-        redirector, self.redirector = self.redirector, None
-        if redirector is not None:
-            redirector.stop()
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -418,11 +376,9 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--traefik-redirect-listen",
         metavar="HOST:PORT",
-        type=redirect_listen,
-        default=REDIRECT_LISTEN_DEFAULT,
-        help="where the controller answers Traefik's forwarded plain-HTTP requests to "
-        "ssl-redirect hosts with 308 (Traefik must reach it; default %(default)s); 'off': "
-        "Traefik's redirectScheme, which answers GET with 301",
+        default=None,
+        help="deprecated, no effect (removed in the next release): the HTTPS redirect is done "
+        "by Traefik itself",
     )
 
 
@@ -455,7 +411,7 @@ def polyingress_backend_info() -> BackendInfo:
         features=(
             "file-provider: whole-file atomic rewrite, skipped when unchanged",
             "runtime-endpoints: no (endpoint changes rewrite the file; Traefik applies it live)",
-            "ssl-redirect: 308 from the controller's redirector (--traefik-redirect-listen)",
+            "ssl-redirect: Traefik's redirectScheme (301 to GET, 308 to other methods)",
             f"binary: {found}" if found else "binary: not on PATH (external mode)",
         ),
     )

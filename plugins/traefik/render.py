@@ -59,13 +59,14 @@ certificate files only when the configuration changes: "FAQ > Why Is My TLS Cert
 Reloaded"). The fallback certificate is ``tls.stores.default.defaultCertificate``, served when
 no certificate matches the SNI. Traefik picks a certificate by SNI across all certificates, so a
 host whose binding has no valid Secret gets the fallback only when no other certificate covers
-it. With ``ssl_redirect`` the host's only ``web`` router is ``Host(...)``, forwarding to the
-``polyingress-https-redirector`` service: the controller's redirector
-(``redirector.HttpsRedirector`` at ``RenderSettings.redirect_url``), which answers 308 to every
-method like nginx and HAProxy. Without a ``redirect_url`` the router uses the
-``polyingress-redirect-https`` middleware instead (``redirectScheme`` https, permanent): Traefik
-then sends 301 for GET and 308 for other methods (source ``pkg/middlewares/redirect/redirect.go``;
-the docs only say "permanent"; no option gives 308 to GET).
+it. With ``ssl_redirect`` the host's only ``web`` router is ``Host(...)`` with the
+``polyingress-redirect-https`` middleware: ``redirectScheme`` https, permanent, ``port`` unless
+443. Traefik itself answers, so a plain-HTTP request never depends on the controller process.
+It answers **301 to GET and 308 to every other method, HEAD included** (measured on Traefik
+3.7.15; source ``pkg/middlewares/redirect/redirect.go``; the docs only say "permanent", and no
+option changes the codes), which is the rule on every backend (the README's semantics table).
+The Location keeps the request's host as the client wrote it (its case, a trailing dot) and
+drops its port.
 
 Proxied requests carry ``X-Forwarded-Port`` = the entry point's listen port (a ``headers``
 middleware): Traefik itself takes the port of the Host header, else 80/443
@@ -94,7 +95,6 @@ __all__ = [
     "PROBE_FILE",
     "PROBE_HOST",
     "PROBE_STATUS",
-    "SERVICE_REDIRECTOR",
     "SERVICE_UNAVAILABLE",
     "WEB",
     "WEBSECURE",
@@ -114,7 +114,6 @@ PROBE_STATUS = 202
 WEB = "web"
 WEBSECURE = "websecure"
 SERVICE_UNAVAILABLE = "polyingress-unavailable"
-SERVICE_REDIRECTOR = "polyingress-https-redirector"
 MIDDLEWARE_NOT_FOUND = "polyingress-not-found"
 MIDDLEWARE_REDIRECT = "polyingress-redirect-https"
 MIDDLEWARE_PROBE = "polyingress-probe"
@@ -143,15 +142,13 @@ class RenderSettings:
     ``cert_dir`` is the absolute directory of the certificate and key files as Traefik sees it;
     ``http_port``/``https_port`` are the entry points' listen ports (sent as
     ``X-Forwarded-Port``); ``redirect_port`` goes into the HTTPS redirect's Location (default
-    ``https_port``; 443 is left out); ``redirect_url`` is where Traefik reaches the redirector
-    (``http://host:port``; None: Traefik's ``redirectScheme``, 301 to GET).
+    ``https_port``; 443 is left out).
     """
 
     cert_dir: str
     http_port: int = 80
     https_port: int = 443
     redirect_port: int | None = None
-    redirect_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -407,22 +404,10 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     catch_all = frozenset(
         (r.path, r.path_type, r.backend) for r in (any_host.routes if any_host else ())
     )
-    redirector_used = False
     for vhost in model.vhosts:
         host_match = _host_match(vhost)
         redirect = vhost.tls is not None and vhost.tls.ssl_redirect
         rows, terminator = _table(vhost, model, catch_all)
-        if redirect:
-            redirect_router: dict[str, Any] = {
-                "rule": host_match,
-                "priority": _priority(vhost.kind, "redirect"),
-            }
-            if settings.redirect_url is None:
-                redirect_router["middlewares"] = [MIDDLEWARE_REDIRECT]
-                redirect_router["service"] = SERVICE_UNAVAILABLE
-            else:
-                redirect_router["service"] = SERVICE_REDIRECTOR
-                redirector_used = True
         for entrypoint in (WEB, WEBSECURE):
             if entrypoint == WEB and redirect:
                 assert host_match is not None  # TLS bindings always name a host
@@ -431,7 +416,12 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                     vhost.host,
                     "redirect",
                     None,
-                    redirect_router,
+                    {
+                        "rule": host_match,
+                        "priority": _priority(vhost.kind, "redirect"),
+                        "middlewares": [MIDDLEWARE_REDIRECT],
+                        "service": SERVICE_UNAVAILABLE,
+                    },
                 )
                 continue
             for route in rows:
@@ -485,11 +475,6 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     http_routers = {names[key]: router for _base, key, router in routers}
 
     services: dict[str, Any] = {SERVICE_UNAVAILABLE: {"weighted": {"services": []}}}
-    if redirector_used:
-        assert settings.redirect_url is not None
-        services[SERVICE_REDIRECTOR] = {
-            "loadBalancer": {"servers": [{"url": settings.redirect_url}]}
-        }
     for backend in model.backends:
         ready = backend.ready_endpoints
         if ready:
@@ -508,7 +493,7 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
             "ipAllowList": {"sourceRange": [NEVER_A_CLIENT], "rejectStatusCode": 404}
         },
     }
-    if settings.redirect_url is None:
+    if any(v.tls is not None and v.tls.ssl_redirect for v in model.vhosts):
         middlewares[MIDDLEWARE_REDIRECT] = {"redirectScheme": redirect_scheme}
     for entrypoint, port in ((WEB, settings.http_port), (WEBSECURE, settings.https_port)):
         headers = {"customRequestHeaders": {"X-Forwarded-Port": str(port)}}
