@@ -20,7 +20,7 @@ same for both modes), one with ``--nginx-lua on``, one with ``--nginx-lua off``.
   noisy; ratios hold better). Also nginx's CPU time per request (utime + stime of the
   workers over the wrk run), which does not depend on what else the machine runs.
 - requests/s under churn: the same wrk run while the probe's endpoint changes every 200 ms,
-  with the errors wrk saw (a reload closes idle keep-alive connections, notes §5).
+  with the errors wrk saw (a reload closes idle keep-alive connections, nginx notes §5).
 """
 
 from __future__ import annotations

@@ -581,7 +581,7 @@ def test_dynamic_server_round_trip_with_real_traffic(
     assert state.op_state is ServerOpState.RUNNING and state.admin_state == ServerAdmin.NONE
     assert haproxy.get("/dyn") == (200, up_b.body)
     rows = {(r["pxname"], r["svname"]): r for r in client.show_stat()}
-    assert rows[("be_a", "web1")]["status"] == "no check"  # notes §2: no active check
+    assert rows[("be_a", "web1")]["status"] == "no check"  # HAProxy notes §2: no check
 
     message = client.set_server_addr("be_a", "web1", up_c.host, up_c.port)
     assert message.startswith(f"IP changed from '{up_b.host}' to '{up_c.host}'")

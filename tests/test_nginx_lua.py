@@ -503,7 +503,7 @@ class _ReadThenClose:
 
 @pytest.mark.live
 def test_a_sent_request_is_replayed_only_when_idempotent(tmp_path: Path) -> None:
-    """nginx's own rule (notes §7), kept by the balancer: a request the endpoint read and then
+    """nginx's own rule (nginx notes §7), kept by the balancer: a request the endpoint read and then
     dropped is retried on the next endpoint for GET, never for POST (502)."""
     if not HAVE_LUA:
         pytest.skip("nginx with the Lua module is not installed")

@@ -123,7 +123,7 @@ def test_post_body_and_method_pass_through(mode_world: ModeWorld) -> None:
 def test_default_backend_added_at_run_time(mode_world: ModeWorld) -> None:
     """test_live_routing's test, but the cases are checked once the controller reports the
     reload: until then old workers still accept connections with the old config (nginx starts
-    the new workers 100 ms before it stops the old ones, notes §5), so the first answer from
+    the new workers 100 ms before it stops the old ones, nginx notes §5), so the first answer from
     the new config does not mean that every answer comes from it."""
     ctl = mode_world.controller
     before = _applies(ctl.metrics())

@@ -1,6 +1,6 @@
 """Make a running HAProxy serve a new model: Runtime API first, a reload only when unavoidable.
 
-Facts are from /work/shared/notes/haproxy-2.6.md ("the notes").
+Facts are from docs/notes/haproxy-2.6.md ("the notes").
 
 * Endpoints: dynamic servers. ``add server`` then ``enable server`` (never the ``enabled``
   keyword, notes §2); a removed endpoint is put in maintenance (no new request; in-flight ones

@@ -3,7 +3,7 @@
 HAProxy runs in the foreground as our child, in its own process group (``start_new_session``):
 ``haproxy -W -S <workdir>/master.sock,mode,600 -f haproxy.cfg`` with the workdir as its working
 directory (the configuration's relative paths point into it). Its stdout/stderr go to
-``<workdir>/haproxy.log``: a failed reload reports only there (notes §1).
+``<workdir>/haproxy.log``: a failed reload reports only there (docs/notes/haproxy-2.6.md §1).
 
 Stop: SIGUSR1 to the master is a soft stop (workers stop listening, finish their requests and
 exit, then the master exits); after the bound, SIGTERM, then SIGKILL to the whole process group,

@@ -1,6 +1,6 @@
 """RouteModel -> HAProxy 2.6 configuration, routes map and crt-list. Pure: no disk, no processes.
 
-Measured facts behind every choice are in /work/shared/notes/haproxy-2.6.md ("the notes").
+Measured facts behind every choice are in docs/notes/haproxy-2.6.md ("the notes").
 
 Routing is data, not configuration. One map file, ``maps/routes.map``, is read by ``map_str``
 (exact lookups) and ``map_beg`` (longest prefix through a prefix tree, notes §4). Both lookups

@@ -1,6 +1,6 @@
 """HAProxy 2.6 Runtime API client (admin stats socket and master CLI).
 
-Facts this module relies on are in /work/shared/notes/haproxy-2.6.md ("the notes"); the section
+Facts this module relies on are in docs/notes/haproxy-2.6.md ("the notes"); the section
 is cited where a behaviour is not obvious.
 
 Framing: the admin socket is driven in ``prompt`` mode, one connection per call. In 2.6 every

@@ -13,7 +13,7 @@ Workdir layout (the nginx prefix; nothing is written outside it)::
     run/nginx.pid, tmp/*        pid file and temp paths
 
 "Serving" means: the status server answers the new config digest (a new worker runs) and every
-old worker has stopped accepting (notes §5); in Lua mode also: the channel holds the model's
+old worker has stopped accepting (nginx notes §5); in Lua mode also: the channel holds the model's
 endpoints, read back and compared. Until then ``start`` and ``apply`` do not return.
 
 Lua mode, per apply (the decision in words: :func:`plan`):
@@ -293,7 +293,7 @@ class NginxBackend:
         write_atomic(self.prefix / LUA_SEED, lua_seed(model), mode=0o600)
 
     def _check_worker_access(self) -> None:
-        """As root, nginx runs its workers as ``nobody`` (notes §1); they buffer large request
+        """As root, nginx runs its workers as ``nobody`` (nginx notes §1); they buffer large request
         bodies and responses in ``tmp/`` and fail (500, EACCES) if a parent of the prefix is
         not searchable by others. Say so once instead of failing requests silently."""
         if os.geteuid() != 0 or self._access_checked:

@@ -1,7 +1,8 @@
 """The nginx master as a child process, and what /proc says about it.
 
 nginx runs fully inside a prefix (``-p``): pid file, temp paths and the startup error log
-(``-e stderr``) never touch /etc, /run or /var (notes §1). The master runs in the foreground
+(``-e stderr``) never touch /etc, /run or /var (nginx notes §1: docs/notes/nginx-1.22.md). The
+master runs in the foreground
 (``daemon off`` in the config) in its own process group, so a terminal's Ctrl-C reaches only
 the controller, and the whole group (master and workers) can be found and stopped by its id.
 """

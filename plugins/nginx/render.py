@@ -1,6 +1,6 @@
 """RouteModel -> nginx.conf for nginx 1.22. Pure: no files, no processes, no clock.
 
-Facts marked "notes §N" were measured on this nginx (shared/notes/nginx-1.22.md).
+Facts marked "notes §N" were measured on this nginx (docs/notes/nginx-1.22.md).
 
 Every decision is made here, on the model; ``templates/nginx.conf.j2`` only lays out the
 prepared lines. Every string that comes from the model reaches the text through :func:`quote`.
