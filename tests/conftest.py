@@ -16,15 +16,10 @@ UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """The live-test rule of livekit.needs: skip without the proxy, fail under CI=true."""
-    from livekit import in_ci, unavailable
+    from livekit import require
 
     for mark in item.iter_markers("needs_proxy"):
-        reason = unavailable(*mark.args)
-        if reason is None:
-            continue
-        if in_ci():
-            pytest.fail(f"CI=true and a proxy this test needs is {reason}", pytrace=False)
-        pytest.skip(reason)
+        require(*mark.args)
 
 
 def build(objects: list[dict[str, Any]], **opts: Any) -> BuildResult:

@@ -80,6 +80,17 @@ def needs(*proxies: str) -> pytest.MarkDecorator:
     return pytest.mark.needs_proxy(*proxies)
 
 
+def require(*proxies: str) -> None:
+    """The rule itself, for a test (or fixture) that finds out at run time what it needs:
+    skip when a proxy is missing, fail instead under ``CI=true``."""
+    reason = unavailable(*proxies)
+    if reason is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and a proxy this test needs is {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def backend_param(name: str, *, proxy: str | None = None) -> Any:
     """A ``pytest.param`` for one backend of a parametrized live test, with its ``needs`` mark."""
     return pytest.param(name, id=name, marks=needs(proxy or name))
@@ -227,17 +238,19 @@ def request(
             conn = http.client.HTTPConnection(address, port, timeout=timeout)
     hdrs = {"Host": host, "Accept": "application/json", **(headers or {})}
     try:
+        peer = digest = None
         try:
             conn.request(method, path, body=body, headers=hdrs)
+            # The certificate before the response: getresponse() drops the socket of a
+            # response with "Connection: close" (a proxy's worker that is shutting down).
+            if isinstance(conn, http.client.HTTPSConnection) and conn.sock is not None:
+                der = conn.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
+                peer = _cn(der)
+                digest = hashlib.sha256(der).hexdigest() if der else None
             resp = conn.getresponse()
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             raise EarlyClose(str(exc)) from exc
         data = resp.read()
-        peer = digest = None
-        if isinstance(conn, http.client.HTTPSConnection) and conn.sock is not None:
-            der = conn.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
-            peer = _cn(der)
-            digest = hashlib.sha256(der).hexdigest() if der else None
         headers = {k.lower(): v for k, v in resp.getheaders()}
         return Response(resp.status, headers, data, peer, peer_sha256=digest)
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from kube_objects import CLASS, ingress, path, rule, service, slice_
-from livekit import REPO, Controller, HelloFleet, free_port, running, write_manifests
+from livekit import REPO, Controller, HelloFleet, backend_param, free_port, running, write_manifests
 
 
 def polyingress(*args: str) -> subprocess.CompletedProcess[str]:
@@ -507,15 +507,9 @@ def _tree(root: Path) -> dict[str, tuple[str, int]]:
     return files
 
 
-def _require(binary: str) -> None:
-    if shutil.which(binary) is None:
-        pytest.skip(f"{binary} is not installed on this machine")
-
-
 @pytest.mark.live
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [backend_param(b) for b in BACKENDS])
 def test_render_output_writes_the_files_run_writes(tmp_path: Path, backend: str) -> None:
-    _require(backend)
     ctl = Controller(backend, REPO / "examples" / "cafe", tmp_path / "run")
     flags = ["--nginx-status-port", str(free_port())] if backend == "nginx" else []
     ctl.extra = flags
@@ -578,9 +572,8 @@ def test_render_output_has_the_keys_the_listing_hides(tmp_path: Path, backend: s
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [backend_param(b) for b in BACKENDS])
 def test_run_serves_the_tutorials_legacy_cafe_ingress(tmp_path: Path, backend: str) -> None:
-    _require(backend)
     fleet = HelloFleet([("tea-1", "127.0.0.61"), ("coffee-1", "127.0.0.62")])
     try:
         manifests = tmp_path / "m"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from livekit import REPO, free_port, get, wait_until
+from livekit import REPO, free_port, get, needs, wait_until
 
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
+    needs("nginx"),
 ]
 
 

@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -45,6 +44,7 @@ from livekit import (
     Controller,
     HelloFleet,
     Response,
+    backend_param,
     free_port,
     metric,
     stop_running,
@@ -61,14 +61,7 @@ SECURE = "secure.test"
 LATE = "late.test"
 FALLBACK_CN = "polyingress-fallback.invalid"
 ADDRESSES = {"svc-a": ["127.0.70.1", "127.0.70.2"], "svc-b": ["127.0.71.1"]}
-BACKENDS = [
-    pytest.param(
-        "nginx", marks=pytest.mark.skipif(not shutil.which("nginx"), reason="nginx missing")
-    ),
-    pytest.param(
-        "haproxy", marks=pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy missing")
-    ),
-]
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy")]
 # The generated files each backend's proxy reads at (re)start: the configuration, and for
 # HAProxy the routes map (plugins/nginx/apply.py, plugins/haproxy/render.py).
 GENERATED = {"nginx": ["conf/nginx.conf"], "haproxy": ["haproxy.cfg", "maps/routes.map"]}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import HelloFleet, free_port, get, run_settings, wait_until
+from livekit import HelloFleet, free_port, get, needs, run_settings, wait_until
 from routing_cases import (
     CASES,
     TLS_HOST,
@@ -305,7 +305,7 @@ def test_incremental_map_update_equals_a_full_render() -> None:
 
 # --------------------------------------------------------------------------- real HAProxy
 
-live = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed on this machine")
+live = needs("haproxy")
 
 
 class Bench:

@@ -7,7 +7,6 @@ import contextlib
 import http.client
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from livekit import (
     EarlyClose,
     HelloFleet,
     Response,
+    needs,
     request,
     wait_until,
     write_manifests,
@@ -33,7 +33,7 @@ from polyingress.plugins.haproxy.runtime import MasterClient, ProcTable
 
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed"),
+    needs("haproxy"),
 ]
 
 NS = "live"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import UPDATE_GOLDEN
+from livekit import needs
 from routing_cases import CASES as ROUTING_CASES
 from routing_cases import DEFAULT_CASES, default_backend_ingress, world
 
@@ -118,7 +119,7 @@ def test_render_output_has_no_private_key(case: Case) -> None:
     assert FALLBACK_PEM in files
 
 
-@pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed on this machine")
+@needs("haproxy")
 @pytest.mark.parametrize("case", GOLDEN_CASES, ids=str)
 def test_rendered_config_passes_haproxy_check(case: Case, tmp_path: Path) -> None:
     model = _model(_objects(case), case)

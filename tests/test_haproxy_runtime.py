@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from livekit import needs
 
 from polyingress.plugins.haproxy.runtime import (
     AlreadyExists,
@@ -51,7 +52,7 @@ from polyingress.plugins.haproxy.runtime import (
 )
 
 HAPROXY = shutil.which("haproxy")
-needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy binary not installed")
+needs_haproxy = needs("haproxy")
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -8,13 +8,12 @@ slots, so the new Service of the path change makes it reload.
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kube_objects import CLASS
-from livekit import Controller, HelloFleet, metric, wait_until, write_manifests
+from livekit import Controller, HelloFleet, backend_param, metric, wait_until, write_manifests
 from manifests import Objects, cert_data
 from metrics_doc import documented, undocumented_labels
 
@@ -24,12 +23,7 @@ OBJECTS = Objects("metrics")
 APP = "app.test"
 SECURE = "secure.test"
 ADDRESSES = {"svc-a": "127.0.90.1", "svc-a2": "127.0.90.2", "svc-b": "127.0.91.1"}
-BACKENDS = [
-    pytest.param(
-        name, marks=pytest.mark.skipif(shutil.which(name) is None, reason=f"{name} missing")
-    )
-    for name in ("nginx", "haproxy", "traefik")
-]
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik")]
 EXTRA = {"nginx": [], "haproxy": ["--haproxy-spare-backends", "0"], "traefik": []}
 
 

@@ -9,7 +9,6 @@ import contextlib
 import http.client
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -28,6 +27,7 @@ from livekit import (
     HelloFleet,
     Response,
     get,
+    needs,
     processes_in_session,
     request,
     run_settings,
@@ -45,7 +45,7 @@ from polyingress.plugins.nginx.process import group_members
 
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
+    needs("nginx"),
 ]
 
 NS = "live"

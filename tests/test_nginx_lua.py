@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import request, wait_until
+from livekit import needs, request, require, wait_until
 from test_nginx_live import Live, configmap, endpoints, hello_services, ingress, service, slice_
 from test_nginx_render import (
     GOLDEN,
@@ -81,9 +81,7 @@ LUA = LuaRender(
 LUA_OPTS = replace(OPTS, lua=LUA)
 LUA_CASES = ["cafe", "paths", "wildcard-catch-all"]
 HAVE_LUA = shutil.which("nginx") is not None and detect_lua("nginx").available
-needs_lua = pytest.mark.skipif(
-    not HAVE_LUA, reason="nginx with the Lua module, lua-resty-core and lua-cjson is not installed"
-)
+needs_lua = needs("nginx-lua")
 
 
 # -- the decision --------------------------------------------------------------------------------
@@ -397,8 +395,7 @@ def _start(tmp_path: Path, workers: str = "2") -> LuaLive:
 
 @pytest.fixture
 def lua_live(tmp_path: Path) -> Iterator[LuaLive]:
-    if not HAVE_LUA:
-        pytest.skip("nginx with the Lua module, lua-resty-core and lua-cjson is not installed")
+    require("nginx-lua")
     state = _start(tmp_path)
     with state.serving():
         yield state
@@ -505,8 +502,7 @@ class _ReadThenClose:
 def test_a_sent_request_is_replayed_only_when_idempotent(tmp_path: Path) -> None:
     """nginx's own rule (nginx notes §7), kept by the balancer: a request the endpoint read and then
     dropped is retried on the next endpoint for GET, never for POST (502)."""
-    if not HAVE_LUA:
-        pytest.skip("nginx with the Lua module is not installed")
+    require("nginx-lua")
     live = _start(tmp_path, workers="1")  # one worker: strict round-robin
     closer = _ReadThenClose("127.0.4.97", live.fleet.port)
     try:
@@ -596,8 +592,7 @@ def test_a_failed_push_falls_back_to_static_upstreams_then_lua_returns(
 def test_a_full_dictionary_falls_back_to_static_upstreams(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if not HAVE_LUA:
-        pytest.skip("nginx with the Lua module is not installed")
+    require("nginx-lua")
     monkeypatch.setattr(render_module, "LUA_DICT_SIZE", "32k")
     live = _start(tmp_path)
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import shutil
 import statistics
 import threading
 import time
@@ -34,6 +33,7 @@ from livekit import (
     Controller,
     EarlyClose,
     HelloFleet,
+    needs,
     request,
     wait_until,
     write_manifests,
@@ -47,14 +47,10 @@ from routing_cases import (
 from test_live_routing import LiveWorld
 
 from polyingress.plugins.nginx.channel import EndpointChannel
-from polyingress.plugins.nginx.lua_support import detect_lua
-
-HAVE_NGINX = shutil.which("nginx") is not None
-HAVE_LUA = HAVE_NGINX and detect_lua("nginx").available
 
 pytestmark = [
     pytest.mark.live,
-    pytest.mark.skipif(not HAVE_NGINX, reason="nginx is not installed"),
+    needs("nginx"),
 ]
 
 MODES = [
@@ -62,7 +58,7 @@ MODES = [
     pytest.param(
         "on",
         id="lua",
-        marks=pytest.mark.skipif(not HAVE_LUA, reason="the nginx Lua module is not installed"),
+        marks=needs("nginx-lua"),
     ),
 ]
 
@@ -286,7 +282,7 @@ def _reloads(metrics: str) -> float:
     )
 
 
-@pytest.mark.skipif(not HAVE_LUA, reason="the nginx Lua module is not installed")
+@needs("nginx-lua")
 def test_fifty_endpoint_changes_under_load_never_reload_nor_reach_removed_pods(
     tmp_path: Path,
 ) -> None:

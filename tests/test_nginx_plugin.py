@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from livekit import needs
 from test_nginx_render import FIXTURES, fixture_model
 
 from polyingress.core import RunSettings
@@ -61,7 +61,7 @@ def test_create_backend_refuses_a_missing_binary(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+@needs("nginx")
 def test_backend_info_reports_the_nginx_version() -> None:
     info = plugin.polyingress_backend_info()
     assert info.name == "nginx"

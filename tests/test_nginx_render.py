@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from livekit import needs
 from nginx_oracle import nginx_answer, nginx_servers
 from routing_cases import model_answer
 
@@ -56,7 +57,7 @@ CASES = [
 ]
 BUILD = {"settings": BuildOptions(configmap=("kube-system", "polyingress"))}
 NGINX = shutil.which("nginx")
-needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+needs_nginx = needs("nginx")
 
 
 def build(objects: list[dict[str, Any]], opts: BuildOptions | None = None) -> RouteModel:

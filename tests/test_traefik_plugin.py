@@ -93,6 +93,8 @@ def no_traefik_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty-path"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    # setup.sh installs Traefik beside this Python, where find_traefik looks first.
+    monkeypatch.setattr(plugin, "find_traefik", lambda: None)
 
 
 def test_hooks_match_the_specs() -> None:

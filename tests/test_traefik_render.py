@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -424,3 +425,24 @@ def test_ten_thousand_ingresses(validator: Any) -> None:
             for entrypoint in ("web", "websecure"):
                 req = Request(host=host, path=path, entrypoint=entrypoint)
                 assert_routes_like_core(model, config, req)
+
+
+def _empty_mappings(value: Any, where: str = "") -> list[str]:
+    if isinstance(value, dict):
+        if not value:
+            return [where]
+        return [p for k, v in value.items() for p in _empty_mappings(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _empty_mappings(v, f"{where}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_no_section_is_an_empty_mapping(case: str) -> None:
+    """Traefik 3.7 refuses a whole file for ``routers: {}`` ("routers cannot be a standalone
+    element"), so a route-less model (the last Ingress deleted, a start without any) would never
+    be loaded. The only empty mapping Traefik takes is a router's ``tls: {}``."""
+    rendered = render(build(GOLDEN_CASES[case]()), SETTINGS, FALLBACK)
+    for config in (rendered.config, rendered.probe):
+        found = _empty_mappings(config)
+        assert [p for p in found if not re.fullmatch(r"\.http\.routers\..+\.tls", p)] == []

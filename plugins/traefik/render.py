@@ -512,10 +512,12 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     if certificates:
         tls["certificates"] = certificates
 
-    config: dict[str, Any] = {
-        "http": {"routers": http_routers, "services": services, "middlewares": middlewares},
-        "tls": tls,
-    }
+    http: dict[str, Any] = {"services": services, "middlewares": middlewares}
+    if http_routers:
+        # Traefik 3.7 rejects the whole file for an empty mapping here ("routers cannot be a
+        # standalone element"): a model without routes has no ``routers`` section at all.
+        http["routers"] = http_routers
+    config: dict[str, Any] = {"http": http, "tls": tls}
     text = dump_yaml(config)
     revision = hashlib.sha256(text.encode()).hexdigest()[:20]
     probe = probe_config(revision)
