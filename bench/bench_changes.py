@@ -54,7 +54,9 @@ def reloads(ctl: Controller) -> float:
     return total
 
 
-def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) -> dict[str, Any]:
+def run_one(
+    backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int, logs: Path | None = None
+) -> dict[str, Any]:
     fleet = HelloFleet([("probe-a", "127.0.2.1"), ("probe-b", "127.0.2.2")])
     up_port = free_port("127.0.3.1")
     upstream = start_upstream(tmp, ["127.0.3.1"], up_port)
@@ -125,6 +127,9 @@ def run_one(backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int) 
         ctl.stop()
         fleet.stop()
         stop_group(upstream)
+        if logs is not None and ctl.log_path is not None and ctl.log_path.exists():
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ctl.log_path, logs / f"{backend}-{size}.log")
     all_lat = [x for v in lat.values() for x in v]
     return {
         "backend": backend,
@@ -147,12 +152,15 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=102)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--logs", type=Path, help="copy each controller's log into this directory")
     args = ap.parse_args()
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         for backend in args.backends.split(","):
             with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
-                rows.append(run_one(backend, size, args.changes, Path(tmp), args.wrk_seconds))
+                rows.append(
+                    run_one(backend, size, args.changes, Path(tmp), args.wrk_seconds, args.logs)
+                )
                 r = rows[-1]
                 print(f"  done: {backend} {size} p99={r['p99_ms']:.1f}ms", file=sys.stderr)
     print(

@@ -11,6 +11,8 @@ from .api import (
     RenderedConfig,
     RenderedFile,
     RunSettings,
+    Stopwatch,
+    Timings,
 )
 from .argtypes import (
     ip_address,
@@ -70,7 +72,9 @@ __all__ = [
     "RunSettings",
     "Severity",
     "Snapshot",
+    "Stopwatch",
     "TLSBinding",
+    "Timings",
     "VirtualHost",
     "build_model",
     "diff",

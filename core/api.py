@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,8 @@ __all__ = [
     "RenderedConfig",
     "RenderedFile",
     "RunSettings",
+    "Stopwatch",
+    "Timings",
 ]
 
 
@@ -40,6 +45,52 @@ class RunSettings:
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
 
 
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Where the time of one apply went: named parts in seconds, in the order they first ran.
+
+    Backends name their parts after what they did (``render``, ``write``, ``validate``,
+    ``reload``, ``runtime``, ``wait-until-served`` ...); the core logs them with each apply.
+    """
+
+    parts: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def total(self) -> float:
+        return sum(seconds for _name, seconds in self.parts)
+
+    def get(self, name: str) -> float:
+        return sum(seconds for n, seconds in self.parts if n == name)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in self.parts)
+
+
+class Stopwatch:
+    """Collects a backend's :class:`Timings`: ``with watch.part("render"): ...``; a part timed
+    twice adds up. Not thread-safe (one apply at a time)."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self._parts = {}
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.add(name, time.monotonic() - started)
+
+    def add(self, name: str, seconds: float) -> None:
+        self._parts[name] = self._parts.get(name, 0.0) + seconds
+
+    def timings(self) -> Timings:
+        return Timings(tuple(self._parts.items()))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApplyResult:
     """What an apply did. Every reload names why.
@@ -47,13 +98,15 @@ class ApplyResult:
     ``reasons`` are codes of the closed vocabulary :class:`ReloadReason`; they label the
     ``polyingress_reloads_total`` metric (a string that is not a member's value is counted as
     ``other``). ``detail`` is free text for the log (what changed, counts, an error message);
-    it never becomes a label value.
+    it never becomes a label value. ``timings`` says where the apply's time went (the core logs
+    them in its apply line).
     """
 
     reloaded: bool = False
     reasons: tuple[ReloadReason, ...] = ()
     detail: str = ""
     runtime_changes: int = 0
+    timings: Timings = Timings()
 
 
 class ApplyError(Exception):

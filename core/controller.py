@@ -95,8 +95,10 @@ class Controller:
         self._builder = IncrementalBuilder(settings.build)
         self._changed: set[ObjectKey] | None = None  # None: unknown, build everything
         self._changed_lock = threading.Lock()
+        self._noticed_at: float | None = None  # monotonic: the first change not yet built
         self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
         self._told_unknown_reason = False
+        self.last_noticed_at: float | None = None  # of the changes in the last build
         store.subscribe(self._on_change)
 
     # -- public -------------------------------------------------------------------------------
@@ -111,12 +113,15 @@ class Controller:
         with self._changed_lock:
             if self._changed is not None:
                 self._changed.update(keys)
+            if self._noticed_at is None:
+                self._noticed_at = time.monotonic()
         self._dirty.set()
 
     def build(self) -> BuildResult:
         """Build the model for the store's current state (incrementally from the last build)."""
         with self._changed_lock:
             changed, self._changed = self._changed, set()
+            self.last_noticed_at, self._noticed_at = self._noticed_at, None
             snapshot = self.store.snapshot()
         result = self._builder.build(snapshot, changed)
         self.last_result = result
@@ -228,10 +233,14 @@ class Controller:
             log.warning("supervisor: %s", repaired)
 
     def _sync(self) -> None:
+        sync_started = time.monotonic()
         result = self.build()
+        noticed = self.last_noticed_at
+        built = time.monotonic()
         model = result.model
         previous = self.last_good or RouteModel()
         change = diff(previous, model)
+        diffed = time.monotonic()
         if change.empty:
             SYNCS.labels("unchanged").inc()
             self._forget_failure()
@@ -271,7 +280,22 @@ class Controller:
             return
         finally:
             APPLY_SECONDS.observe(time.monotonic() - started)
-        self._record_success(model, apply_result or ApplyResult(), change)
+        apply_result = apply_result or ApplyResult()
+        done = time.monotonic()
+        # Where the time went, from the first change noticed to the proxy serving the model
+        # (the backend's parts: its ApplyResult.timings).
+        queued = sync_started - noticed if noticed is not None else 0.0
+        log.info(
+            "applied %s in %.1f ms: queued %.1f ms, build %.1f ms, diff %.1f ms, apply %.1f ms%s",
+            change.summary(),
+            (done - (noticed if noticed is not None else sync_started)) * 1000,
+            queued * 1000,
+            (built - sync_started) * 1000,
+            (diffed - built) * 1000,
+            (done - started) * 1000,
+            f" ({apply_result.timings})" if apply_result.timings.parts else "",
+        )
+        self._record_success(model, apply_result, change)
 
     def _remember_failure(self, model: RouteModel) -> None:
         self._retry_at = None

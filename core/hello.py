@@ -2,18 +2,27 @@
 
 Each answers every request with its server address, server name, date, URI and a request id, as
 plain text (or JSON with ``?format=json`` or ``Accept: application/json``).
+
+``?stream=N`` answers a long-lived streaming response instead: chunked, one line
+``<server name> <i>`` every ``STREAM_INTERVAL`` seconds (N lines, then the end), with
+``X-Accel-Buffering: no`` so that nginx passes each chunk on at once.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
+import time
 import uuid
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["HelloServer"]
+__all__ = ["STREAM_INTERVAL", "HelloServer"]
+
+STREAM_INTERVAL = 0.1  # seconds between the chunks of ?stream=N
+_STREAM = re.compile(r"[?&]stream=(\d+)")
 
 
 class _Server(ThreadingHTTPServer):
@@ -34,9 +43,30 @@ class HelloServer:
             # Headers and body are two writes: without this, Nagle + delayed ACK add ~40 ms.
             disable_nagle_algorithm = True
 
+            def _stream(self, count: int) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("X-Accel-Buffering", "no")
+                self.end_headers()
+                self.wfile.flush()
+                for i in range(count):
+                    if i:
+                        time.sleep(STREAM_INTERVAL)
+                    line = f"{server_name} {i}\n".encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body_in = self.rfile.read(length) if length else b""
+                stream = _STREAM.search(self.path)
+                if stream and self.command == "GET":
+                    self._stream(int(stream.group(1)))
+                    return
                 address = self.server.server_address
                 host, port = str(address[0]), int(address[1])  # type: ignore[index]
                 info = {

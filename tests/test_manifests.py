@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import yaml
 from livekit import wait_until
 
 from polyingress.core import ObjectStore
+from polyingress.core.sources import manifests
 from polyingress.core.sources.manifests import ManifestError, ManifestSource, load_objects
 
 SVC = """
@@ -90,6 +93,51 @@ def test_unchanged_reload_does_not_bump_generation(tmp_path: Path) -> None:
     gen = store.generation
     assert src.load() is False
     assert store.generation == gen
+
+
+def test_arming_the_watch_rereads_only_files_changed_since_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the first load and the watch being armed, files may change unseen: those (and
+    only those) are read again. Re-reading every file took seconds at 10,000 Ingresses and
+    delayed the first change made after the controller became ready."""
+    store = ObjectStore()
+    for name in ("a", "b", "c", "gone"):
+        (tmp_path / f"{name}.yaml").write_text(SVC % name)
+        old = time.time() - 60  # older than any timestamp granularity: surely unchanged
+        os.utime(tmp_path / f"{name}.yaml", (old, old))
+    src = ManifestSource(tmp_path, store, debounce_ms=10)
+    src.load()
+    # Changed before the watch is armed: edited (new inode, as an atomic rename makes it),
+    # added, removed.
+    (tmp_path / ".b.tmp").write_text(SVC % "b2")
+    os.replace(tmp_path / ".b.tmp", tmp_path / "b.yaml")
+    (tmp_path / "new.yaml").write_text(SVC % "new")
+    (tmp_path / "gone.yaml").unlink()
+    parsed: list[str] = []
+    real = manifests.load_objects
+
+    def spy(path: Path, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+        parsed.append(path.name)
+        return real(path, warnings)
+
+    monkeypatch.setattr(manifests, "load_objects", spy)
+    src.start()
+    try:
+        wait_until(
+            lambda: (
+                store.keys("Service")
+                == [("default", "a"), ("default", "b2"), ("default", "c"), ("default", "new")]
+            )
+        )
+        assert sorted(set(parsed)) == ["b.yaml", "new.yaml"]
+        # A later edit is read as before (and only that file).
+        parsed.clear()
+        (tmp_path / "c.yaml").write_text(SVC % "c2")
+        wait_until(lambda: ("default", "c2") in store.keys("Service"))
+        assert set(parsed) == {"c.yaml"}
+    finally:
+        src.stop()
 
 
 # -- legacy Ingress versions ----------------------------------------------------------------

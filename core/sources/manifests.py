@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,10 @@ class ManifestSource:
         self.file_objects: dict[Path, dict[ObjectKey, dict[str, Any]]] = {}
         self.file_errors: dict[Path, str] = {}
         self.file_warnings: dict[Path, tuple[str, ...]] = {}
+        # What each file was when last read (see _unchanged): arming the watch re-reads only
+        # the files that changed since.
+        self.file_stats: dict[Path, tuple[int, int, int, int]] = {}
+        self._read_at: dict[Path, int] = {}
         # Problems found by load() before start() are the caller's to report (validate prints
         # them, run logs them); once watching, the source logs what each change brings.
         self._watching = False
@@ -240,8 +245,43 @@ class ManifestSource:
             if p.suffix in SUFFIXES and p.is_file() and not p.name.startswith(".")
         )
 
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    # A file modified this close to (or after) the moment it was read may have been written
+    # again within the same timestamp tick (Linux file systems: a few ms) without its mtime
+    # moving: it is not known to be unchanged (git's "racily clean" rule).
+    _RACY_NS = 100_000_000
+
+    def _unchanged(self, path: Path) -> bool:
+        """The file is as it was when last read: same inode, size, mtime and ctime, and its
+        mtime not within ``_RACY_NS`` of that read."""
+        recorded = self.file_stats.get(path)
+        if recorded is None or self._stat(path) != recorded:
+            return False
+        return recorded[2] < self._read_at[path] - self._RACY_NS
+
+    def _forget(self, path: Path) -> None:
+        self.file_objects.pop(path, None)
+        self.file_errors.pop(path, None)
+        self.file_warnings.pop(path, None)
+        self.file_stats.pop(path, None)
+        self._read_at.pop(path, None)
+
     def _read(self, path: Path) -> None:
         warnings: list[str] = []
+        # Stat before reading: a write after the stat leaves a newer file than recorded.
+        stat = self._stat(path)
+        if stat is not None:
+            self.file_stats[path] = stat
+            self._read_at[path] = time.time_ns()
+        else:
+            self.file_stats.pop(path, None)
         try:
             objects = load_objects(path, warnings)
         except ManifestError as exc:
@@ -281,9 +321,7 @@ class ManifestSource:
         with self._lock:
             files = self._files()
             for gone in (set(self.file_objects) | set(self.file_errors)) - set(files):
-                self.file_objects.pop(gone, None)
-                self.file_errors.pop(gone, None)
-                self.file_warnings.pop(gone, None)
+                self._forget(gone)
             INVALID_FILES.set(len(self.file_errors))
             for path in files:
                 self._read(path)
@@ -306,9 +344,7 @@ class ManifestSource:
                 if path.is_file():
                     self._read(path)
                 else:
-                    self.file_objects.pop(path, None)
-                    self.file_errors.pop(path, None)
-                    self.file_warnings.pop(path, None)
+                    self._forget(path)
                     INVALID_FILES.set(len(self.file_errors))
                 affected.update(self.file_objects.get(path, {}))
             if not affected:
@@ -321,6 +357,13 @@ class ManifestSource:
                         winners[key] = objects[key]
             deletes = [k for k in affected if k not in winners]
             return self.store.replace_many(upserts=winners.values(), deletes=deletes)
+
+    def changed_since_read(self) -> set[Path]:
+        """The files added, removed or changed since they were last read."""
+        with self._lock:
+            files = set(self._files())
+            known = set(self.file_objects) | set(self.file_errors)
+            return (known - files) | {p for p in files if not self._unchanged(p)}
 
     def start(self) -> None:
         self._watching = True
@@ -344,17 +387,19 @@ class ManifestSource:
             yield_on_timeout=True,
             raise_interrupt=False,
         ):
+            paths = {Path(p) for _change, p in changes}
             if not self._ready.is_set():
-                # The first yield means the watcher is armed: re-read once to catch any change
-                # made between the initial load and now.
+                # The first yield means the watcher is armed: catch the changes made between
+                # the initial load and now. Only the files that changed are read again (all of
+                # them took seconds at 10,000 Ingresses, delaying the first change).
                 try:
-                    self.load()
+                    paths |= self.changed_since_read()
                 except Exception:
                     log.exception("re-reading the manifest directory failed")
                 self._ready.set()
-            if not changes:
+            if not paths:
                 continue
             try:
-                self.apply_changes({Path(p) for _change, p in changes})
+                self.apply_changes(paths)
             except Exception:  # never let one bad event stop the watcher
                 log.exception("applying manifest changes failed")

@@ -44,6 +44,7 @@ from polyingress.core import (
     ModelDiff,
     ReloadReason,
     RouteModel,
+    Stopwatch,
     write_atomic,
 )
 
@@ -433,6 +434,7 @@ class Applier:
         self._written_pems: dict[str, str] = {}  # file -> fingerprint on disk
         self._written_routes: Mapping[str, str] | None = None  # the map object last written
         self._serving: _Desired | None = None  # what the files and HAProxy hold
+        self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
 
     # ---- files
 
@@ -540,7 +542,8 @@ class Applier:
     def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
         """Serve ``model``; ``diff`` (from the model HAProxy serves) limits what is looked at,
         None looks at everything."""
-        reasons = self.reload_reasons(model)
+        with self.watch.part("plan"):
+            reasons = self.reload_reasons(model)
         if reasons:
             return self.reload(model, reasons)
         sent = self.runtime.sent
@@ -569,30 +572,37 @@ class Applier:
         desired = _Desired(model, slots, self.settings)
 
         certs = full or diff is None or bool(diff.tls_changed) or _certs_changed(diff)
+        watch = self.watch
         if certs:
-            self._sync_certs(desired, read_fingerprints=full)
+            with watch.part("runtime certs"):
+                self._sync_certs(desired, read_fingerprints=full)
 
         if full or diff is None:
             touched = sorted(assigned.values(), key=slot_number)
         else:
             names = {*diff.endpoints_changed, *added}
             touched = sorted({assigned[n] for n in names if n in assigned}, key=slot_number)
-        self._sync_servers(touched, desired)
+        with watch.part("runtime servers"):
+            self._sync_servers(touched, desired)
 
-        if full or diff is None:
-            routes: dict[str, str] = dict(desired.routes)
-            self._sync_routes(routes, read=True)
-            state.groups = group_entries(routes)
-        else:
-            routes = self._incremental_routes(model, assigned, diff)
+        with watch.part("runtime routes"):
+            if full or diff is None:
+                routes: dict[str, str] = dict(desired.routes)
+                self._sync_routes(routes, read=True)
+                state.groups = group_entries(routes)
+            else:
+                routes = self._incremental_routes(model, assigned, diff)
         empty = set(freed) | (set(slots.free) if full else set())
-        self._sync_servers(sorted(empty, key=slot_number), desired)
-        self._delete_drained()
+        with watch.part("runtime servers"):
+            self._sync_servers(sorted(empty, key=slot_number), desired)
+        with watch.part("runtime drain"):
+            self._delete_drained()
 
         state.slots = slots
         state.dirty = False
         config = full or bool(touched) or bool(freed)
-        self._write(desired, routes, config=config, crt_list=certs)
+        with watch.part("write"):
+            self._write(desired, routes, config=config, crt_list=certs)
         self._serving = desired
         self._update_gauge()
 
@@ -622,9 +632,12 @@ class Applier:
         desired = _Desired(model, slots, self.settings)
         before = self._serving
         candidate = self.workdir / f"{CONFIG_FILE}.new"
-        self._write(desired, config_name=candidate.name)
+        watch = self.watch
+        with watch.part("render+write"):
+            self._write(desired, config_name=candidate.name)
         try:
-            self.process.check(candidate)
+            with watch.part("validate"):
+                self.process.check(candidate)
         except ConfigInvalid as exc:
             candidate.unlink(missing_ok=True)
             self._restore(before)
@@ -632,7 +645,8 @@ class Applier:
             raise ApplyError(f"haproxy -c refused the new configuration: {exc}") from exc
         os.replace(candidate, self.workdir / CONFIG_FILE)
         try:
-            pids = self.process.master().reload(timeout=20.0)
+            with watch.part("reload"):
+                pids = self.process.master().reload(timeout=20.0)
         except ReloadFailed as exc:
             self._restore(before)
             state.dirty = True
@@ -645,7 +659,8 @@ class Applier:
         self.state = self._fresh_state(desired)
         self._serving = desired
         self._update_gauge()
-        self.reconcile(model, count_drift=True)
+        with watch.part("read-back"):
+            self.reconcile(model, count_drift=True)
         return ApplyResult(reloaded=True, reasons=tuple(reasons))
 
     # ---- read back and repair

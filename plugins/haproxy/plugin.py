@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -158,12 +159,15 @@ class HAProxyBackend:
     def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
         started = time.monotonic()
         self.last_apply = started
+        watch = self.applier.watch
+        watch.reset()
         if diff.settings_changed:
             for warning in parse_tuning(model.settings)[1]:
                 log.warning("%s", warning)
         if not self.process.alive():
             # A dead HAProxy is started on the NEW model: the core would not retry this one.
-            self._restart(model, "not running at apply")
+            with watch.part("restart"):
+                self._restart(model, "not running at apply")
             result = ApplyResult(
                 reloaded=True,
                 reasons=(ReloadReason.PROCESS_RESTARTED,),
@@ -185,7 +189,7 @@ class HAProxyBackend:
             time.monotonic() - started
         )
         self._guard_record()
-        return result
+        return dataclasses.replace(result, timings=watch.timings())
 
     def _restart(self, model: RouteModel, cause: str) -> None:
         RESTARTS.labels(cause).inc()

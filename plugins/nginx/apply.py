@@ -53,6 +53,7 @@ from polyingress.core import (
     ReloadReason,
     RouteModel,
     RunSettings,
+    Stopwatch,
     diff_reasons,
     fallback_certificate,
     write_atomic,
@@ -247,6 +248,7 @@ class NginxBackend:
         self.failed: tuple[str, ApplyError] | None = None
         self.checks = 0
         self.reloads = 0
+        self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
         self.restarts = 0
         self.restart_failures = 0
         self.next_restart = 0.0
@@ -332,10 +334,12 @@ class NginxBackend:
         if self.failed is not None and self.failed[0] == config.digest:
             # The same text was refused already: say so again without running nginx -t.
             raise ApplyError(str(self.failed[1]), self.failed[1].refs)
-        self._write_key_pairs(config)
-        write_atomic(self.candidate, config.text, mode=0o600)
+        with self.watch.part("write"):
+            self._write_key_pairs(config)
+            write_atomic(self.candidate, config.text, mode=0o600)
         self.checks += 1
-        result = check_config(self.options.binary, self.prefix, self.candidate)
+        with self.watch.part("validate"):
+            result = check_config(self.options.binary, self.prefix, self.candidate)
         self._check_seconds = result.seconds
         for line in result.output.splitlines():
             if "[warn]" in line:
@@ -450,14 +454,14 @@ class NginxBackend:
         """Write the endpoints of ``names`` (None: the whole state) and verify them."""
         assert self.channel is not None
         started = time.monotonic()
+        with self.watch.part("push endpoints"):
+            generation = self._send(model, names)
+        self.pushes += 1
         if names is None:
-            generation = self.channel.replace(endpoint_state(model))
             what = f"all {len(model.backends)} backends"
         else:
-            generation = self.channel.update(endpoint_state(model, names))
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             what = f"{len(names)} backend{'s' if len(names) != 1 else ''} ({shown})"
-        self.pushes += 1
         log.info(
             "nginx: endpoints of %s pushed and read back (generation %d, %.1f ms)",
             what,
@@ -465,6 +469,12 @@ class NginxBackend:
             (time.monotonic() - started) * 1000,
         )
         return generation
+
+    def _send(self, model: RouteModel, names: tuple[str, ...] | None) -> int:
+        assert self.channel is not None
+        if names is None:
+            return self.channel.replace(endpoint_state(model))
+        return self.channel.update(endpoint_state(model, names))
 
     def _fall_back(
         self, model: RouteModel, exc: ChannelError, reasons: tuple[ReloadReason, ...]
@@ -485,16 +495,24 @@ class NginxBackend:
         return ApplyResult(reloaded=True, reasons=reasons, detail=f"endpoint push failed: {exc}")
 
     def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
+        """Serve ``model``; the result's ``timings`` say where the time went."""
+        self.watch.reset()
+        result = self._apply(model, diff)
+        return replace(result, timings=self.watch.timings())
+
+    def _apply(self, model: RouteModel, diff: ModelDiff | None) -> ApplyResult:
         process = self.process
         if process is None or not process.alive() or self.running is None:
-            self.start(model)
+            with self.watch.part("restart"):
+                self.start(model)
             return ApplyResult(reloaded=True, reasons=(ReloadReason.PROCESS_RESTARTED,))
         previous = self.running
         if diff is not None and diff.endpoints_only and previous.lua and self._use_lua():
             # Lua mode renders no endpoint: the text is the running one, without rendering it
             # (the render of 10,000 hosts takes longer than the push).
             return self._push_endpoints(model, diff.endpoints_changed)
-        config = self.render(model, lua=self._use_lua())
+        with self.watch.part("render"):
+            config = self.render(model, lua=self._use_lua())
         if config.text == previous.text:
             self.failed = None
             change = plan(diff, lua=True) if diff is not None else None
@@ -561,9 +579,11 @@ class NginxBackend:
         os.replace(self.candidate, self.conf)
         old_workers = process.workers()
         mark = self.tail.mark()
-        process.reload()
+        with self.watch.part("reload"):
+            process.reload()
         try:
-            self._wait_serving(process, config, mark)
+            with self.watch.part("wait-until-served"):
+                self._wait_serving(process, config, mark)
         except ApplyError as exc:
             # The master keeps its old configuration; so must the file, for later restarts.
             write_atomic(self.conf, previous.text, mode=0o600)
@@ -571,7 +591,9 @@ class NginxBackend:
             self.failed = (config.digest, exc)
             self.last_error = str(exc)
             raise
-        if not process.wait_retired(old_workers, timeout=5.0):
+        with self.watch.part("old workers retired"):
+            retired = process.wait_retired(old_workers, timeout=5.0)
+        if not retired:
             log.warning("old nginx workers still accept connections 5s after the reload")
         self.running = config
         self._guard_record()

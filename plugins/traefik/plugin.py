@@ -20,6 +20,7 @@ redirector inside the controller, is still accepted, has no effect and is warned
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
 import logging
 import os
@@ -42,6 +43,7 @@ from polyingress.core import (
     RenderedFile,
     RouteModel,
     RunSettings,
+    Stopwatch,
     diff_reasons,
     fallback_certificate,
     hookimpl,
@@ -157,6 +159,7 @@ class TraefikBackend:
         self.restarts = 0
         self.written_stat: tuple[int, int, int] | None = None
         self.revision = ""
+        self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
         self._health = HealthReport(live=True, ready=False, detail="not started")
 
     @property
@@ -168,8 +171,10 @@ class TraefikBackend:
 
     def write(self, model: RouteModel) -> WriteResult:
         try:
-            rendered = self.render(model)
-            result = write_config(self.layout, rendered)
+            with self.watch.part("render"):
+                rendered = self.render(model)
+            with self.watch.part("write"):
+                result = write_config(self.layout, rendered)
             st = self.layout.config_path.stat()
         except (OSError, ValueError) as exc:
             raise ApplyError(f"traefik: writing {self.layout.config_path} failed: {exc}") from exc
@@ -327,6 +332,12 @@ class TraefikBackend:
             time.sleep(0.05)
 
     def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
+        """Serve ``model``; the result's ``timings`` say where the time went."""
+        self.watch.reset()
+        result = self._apply(model, diff)
+        return dataclasses.replace(result, timings=self.watch.timings())
+
+    def _apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
         if not self.write(model).config_written:
             return ApplyResult(
                 reloaded=False, detail=f"rendered configuration unchanged ({diff.summary()})"
@@ -334,7 +345,8 @@ class TraefikBackend:
         reason = f"configuration file rewritten, Traefik reloads it ({diff.summary()})"
         if self.proc is not None:
             try:
-                self.wait_loaded(LOAD_TIMEOUT)
+                with self.watch.part("wait-until-served"):
+                    self.wait_loaded(LOAD_TIMEOUT)
             except ApplyError as exc:
                 # The file is in place; supervise() restarts a dead Traefik, which then loads it.
                 log.warning("traefik: %s", exc)
