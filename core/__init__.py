@@ -26,17 +26,20 @@ from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
 from .hookspecs import hookimpl
 from .model import (
+    Answer,
     Backend,
     Certificate,
     Endpoint,
     GlobalSettings,
     HostKind,
     ObjectRef,
+    Outcome,
     PathType,
     Route,
     RouteModel,
     TLSBinding,
     VirtualHost,
+    redirect_status,
 )
 from .problems import Problem, Severity
 from .reasons import ReloadReason, diff_reasons
@@ -46,6 +49,7 @@ from .tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
     "FALLBACK_NAME",
+    "Answer",
     "ApplyError",
     "ApplyResult",
     "Backend",
@@ -61,6 +65,7 @@ __all__ = [
     "ModelDiff",
     "ObjectRef",
     "ObjectStore",
+    "Outcome",
     "PathType",
     "Problem",
     "ReloadReason",
@@ -87,6 +92,7 @@ __all__ = [
     "normalize_request_path",
     "port_number",
     "positive_number",
+    "redirect_status",
     "self_signed",
     "write_atomic",
 ]

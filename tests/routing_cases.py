@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core import RouteModel, normalize_request_path, self_signed
+from polyingress.core import RouteModel, self_signed
 
 # Service -> number of ready endpoints (0 = the Service exists with only not-ready endpoints).
 SERVICES: dict[str, int] = {
@@ -338,26 +338,12 @@ def service_of(server_name: str) -> str:
     return server_name.rsplit("-", 1)[0]
 
 
-def redirect_status(method: str) -> int:
-    """The status of the HTTPS redirect of an ssl-redirect host, on every backend: 301 for GET,
-    308 for every other method, HEAD included (what Traefik's ``redirectScheme`` answers,
-    measured on Traefik 3.7.15; nginx and HAProxy are rendered to answer the same)."""
-    return 301 if method == "GET" else 308
-
-
 def model_answer(model: RouteModel, scheme: str, host: str, path: str, method: str = "GET") -> str:
-    """What the model's reference semantics say a request gets: its backend's name, or "400"
-    (refused by the request-path rule), "301" / "308" (plain HTTP to an ssl-redirect host:
-    :func:`redirect_status`), "404" (no route), "503" (no ready endpoint). ``path`` is the
-    request target as sent."""
-    normalized = normalize_request_path(path)
-    if normalized is None:
-        return "400"
-    path = normalized.partition("?")[0]
-    vhost = model.select_vhost(host)
-    if scheme == "http" and vhost is not None and vhost.tls is not None and vhost.tls.ssl_redirect:
-        return str(redirect_status(method))
-    _kind, _route, backend = model.resolve(host, path)
-    if backend is None:
-        return "404"
-    return backend if model.backend(backend).available else "503"
+    """The core's answer (:meth:`RouteModel.answer`) as the shared cases write it: the backend's
+    name when the request is proxied, else the status the proxy answers ("400", "301", "308",
+    "404", "503"). ``path`` is the request target as sent."""
+    answer = model.answer(host, path, scheme=scheme, method=method)
+    if answer.status is not None:
+        return str(answer.status)
+    assert answer.backend is not None
+    return answer.backend

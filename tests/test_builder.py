@@ -14,7 +14,6 @@ from routing_cases import (
     DEFAULT_CASES,
     Case,
     default_backend_ingress,
-    redirect_status,
     world,
 )
 
@@ -22,16 +21,13 @@ from polyingress.core import PathType, RouteModel, Severity, self_signed
 
 
 def outcome(model: RouteModel, case: Case) -> str | int:
-    """What a request gets according to the model's reference semantics."""
-    kind, _route, backend = model.resolve(case.host, case.path.split("?")[0])
-    if kind == "404":
-        return 404
-    vhost = model.select_vhost(case.host)
-    if case.scheme == "http" and vhost and vhost.tls and vhost.tls.ssl_redirect:
-        return redirect_status(case.method)
-    assert backend is not None
-    b = model.backend(backend)
-    return b.service if b.available else 503
+    """What a request gets according to the core's semantics (RouteModel.answer), written as the
+    cases write it: the Service's name, or the status the proxy answers."""
+    answer = model.answer(case.host, case.path, scheme=case.scheme, method=case.method)
+    if answer.status is not None:
+        return answer.status
+    assert answer.backend is not None
+    return model.backend(answer.backend).service
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -22,10 +22,11 @@ from routing_cases import (
     all_endpoints,
     default_backend_ingress,
     endpoint_address,
-    redirect_status,
     service_of,
     world,
 )
+
+from polyingress.core import redirect_status
 
 BACKENDS = [backend_param(n) for n in ("nginx", "haproxy", "traefik")]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import routing_cases
-from routing_cases import Case, redirect_status
+from routing_cases import Case
 from traefik_oracle import (
     FALLBACK,
     AmbiguousRouting,
@@ -28,6 +28,7 @@ from polyingress.core import (
     RouteModel,
     VirtualHost,
     build_model,
+    redirect_status,
 )
 from polyingress.plugins.traefik.render import RenderSettings, render
 

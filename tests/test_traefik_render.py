@@ -12,7 +12,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from routing_cases import redirect_status
 from traefik_oracle import (
     FALLBACK,
     SCHEMA_PATH,
@@ -33,6 +32,7 @@ from polyingress.core import (
     RouteModel,
     VirtualHost,
     build_model,
+    redirect_status,
 )
 from polyingress.plugins.traefik.render import RenderSettings, dump_yaml, quote, render
 

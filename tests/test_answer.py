@@ -1,0 +1,110 @@
+"""RouteModel.answer: the core's one statement of what a request gets, in the order a proxy
+applies the rules (path rule, HTTPS redirect, route, default backend, 404, 503)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import build
+from kube_objects import CLASS, ingress, path, rule, service, slice_
+from routing_cases import tls_secret
+
+from polyingress.core import Answer, Outcome, RouteModel, redirect_status
+
+HOST = "shop.example.com"
+
+
+def model(*extra: dict[str, Any], default: bool = False) -> RouteModel:
+    objects: list[dict[str, Any]] = [
+        CLASS,
+        ingress(
+            "shop",
+            rule(HOST, path("/admin", "svc-admin"), path("/api/v1", "svc-empty", "Exact")),
+            rule("*.example.com", path("/", "svc-wild")),
+            rule(None, path("/any", "svc-any")),
+            tls=[{"hosts": ["secure.example.com"], "secretName": "secure-tls"}],
+        ),
+        ingress("secure", rule("secure.example.com", path("/pay", "svc-admin"))),
+        tls_secret("secure-tls", "secure.example.com", namespace="default"),
+        service("svc-admin"),
+        service("svc-empty"),
+        service("svc-wild"),
+        service("svc-any"),
+        slice_("svc-admin", [("10.0.0.1", True)]),
+        slice_("svc-empty", [("10.0.0.2", False)]),
+        slice_("svc-wild", [("10.0.0.3", True)]),
+        slice_("svc-any", [("10.0.0.4", True)]),
+        *extra,
+    ]
+    if default:
+        objects += [
+            ingress(
+                "fallback", defaultBackend={"service": {"name": "svc-dflt", "port": {"number": 80}}}
+            ),
+            service("svc-dflt"),
+            slice_("svc-dflt", [("10.0.0.5", True)]),
+        ]
+    result = build(objects)
+    assert not result.errors, result.errors
+    return result.model
+
+
+def service_of(m: RouteModel, answer: Answer) -> str | None:
+    return None if answer.backend is None else m.backend(answer.backend).service
+
+
+def test_a_route_is_proxied_with_the_normalized_path_and_the_query_as_sent() -> None:
+    m = model()
+    answer = m.answer(HOST, "/x/../%61dmin//users?q=%2F")
+    assert answer.outcome is Outcome.ROUTE and answer.proxied and answer.status is None
+    assert service_of(m, answer) == "svc-admin"
+    assert answer.route is not None and answer.route.path == "/admin"
+    assert answer.path == "/admin/users?q=%2F"
+
+
+@pytest.mark.parametrize("target", ["/admin%2Fx", "/a%5Cb", "/a\\b", "/a%zz", "/a%00"])
+def test_the_request_path_rule_refuses_with_400_before_anything_else(target: str) -> None:
+    m = model()
+    for host, scheme in ((HOST, "https"), ("secure.example.com", "http"), ("nowhere", "http")):
+        answer = m.answer(host, target, scheme=scheme)
+        assert (answer.outcome, answer.status, answer.path) == (Outcome.BAD_PATH, 400, None)
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 301), ("HEAD", 308), ("POST", 308)])
+def test_plain_http_to_an_ssl_redirect_host_is_redirected_even_where_no_route_matches(
+    method: str, status: int
+) -> None:
+    m = model()
+    for target in ("/pay", "/not-routed"):
+        answer = m.answer("secure.example.com", target, method=method)
+        assert (answer.outcome, answer.status) == (Outcome.REDIRECT, status)
+        assert status == redirect_status(method)
+    https = m.answer("secure.example.com", "/pay", scheme="https", method=method)
+    assert https.outcome is Outcome.ROUTE
+
+
+def test_a_chosen_backend_without_a_ready_endpoint_answers_503_naming_it() -> None:
+    m = model()
+    answer = m.answer(HOST, "/api/v1", scheme="https")
+    assert (answer.outcome, answer.status) == (Outcome.UNAVAILABLE, 503)
+    assert service_of(m, answer) == "svc-empty" and answer.path is None
+    assert m.answer(HOST, "/api/v1/", scheme="https").outcome is Outcome.NOT_FOUND
+
+
+def test_no_route_is_404_or_the_default_backend() -> None:
+    assert model().answer(HOST, "/nothing").outcome is Outcome.NOT_FOUND
+    assert model().answer(HOST, "/nothing").status == 404
+    with_default = model(default=True)
+    answer = with_default.answer(HOST, "/nothing")
+    assert answer.outcome is Outcome.DEFAULT and service_of(with_default, answer) == "svc-dflt"
+
+
+def test_host_selection_exact_then_single_label_wildcard_then_catch_all() -> None:
+    m = model()
+    assert service_of(m, m.answer("SHOP.example.com:8080", "/admin")) == "svc-admin"
+    assert service_of(m, m.answer("a.example.com", "/x")) == "svc-wild"
+    assert m.answer("a.b.example.com", "/x").outcome is Outcome.NOT_FOUND
+    assert service_of(m, m.answer("a.b.example.com", "/any/x")) == "svc-any"
+    # the host's own table holds the catch-all's rules below its own
+    assert service_of(m, m.answer(HOST, "/any")) == "svc-any"
