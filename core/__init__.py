@@ -13,6 +13,7 @@ from .api import (
     RunSettings,
     Stopwatch,
     Timings,
+    TransientApplyError,
 )
 from .argtypes import (
     ip_address,
@@ -25,6 +26,7 @@ from .builder import BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
 from .hookspecs import hookimpl
+from .kit import ManagedProcess, ProxyBackend, backend_plugin, wait_until_served
 from .model import (
     Answer,
     Backend,
@@ -62,12 +64,14 @@ __all__ = [
     "GlobalSettings",
     "HealthReport",
     "HostKind",
+    "ManagedProcess",
     "ModelDiff",
     "ObjectRef",
     "ObjectStore",
     "Outcome",
     "PathType",
     "Problem",
+    "ProxyBackend",
     "ReloadReason",
     "RenderedConfig",
     "RenderedFile",
@@ -80,7 +84,9 @@ __all__ = [
     "Stopwatch",
     "TLSBinding",
     "Timings",
+    "TransientApplyError",
     "VirtualHost",
+    "backend_plugin",
     "build_model",
     "diff",
     "diff_reasons",
@@ -94,5 +100,6 @@ __all__ = [
     "positive_number",
     "redirect_status",
     "self_signed",
+    "wait_until_served",
     "write_atomic",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "RunSettings",
     "Stopwatch",
     "Timings",
+    "TransientApplyError",
 ]
 
 
@@ -110,11 +111,20 @@ class ApplyResult:
 
 
 class ApplyError(Exception):
-    """The proxy refused a model. ``refs`` are the objects at fault, when known."""
+    """The proxy refused a model. ``refs`` are the objects at fault, when known.
+
+    The core keeps serving the last good model and does not retry this one until the input
+    changes."""
 
     def __init__(self, message: str, refs: tuple[ObjectRef, ...] = ()) -> None:
         super().__init__(message)
         self.refs = refs
+
+
+class TransientApplyError(Exception):
+    """The proxy could not take a model *now* (busy, restarting, a socket not yet there): the
+    core retries the same model with back-off (at start, up to its retry limit; later, after
+    its retry pause). Not a refusal: use :class:`ApplyError` for a model the proxy rejects."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

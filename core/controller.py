@@ -48,10 +48,6 @@ ROUTES = Gauge("polyingress_routes", "Routes in the last applied model")
 LAST_SUCCESS = Gauge("polyingress_last_apply_success_timestamp_seconds", "Last good apply")
 
 
-class TransientApplyError(Exception):
-    pass
-
-
 @dataclass(frozen=True, slots=True)
 class ControllerStatus:
     started: bool

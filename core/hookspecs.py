@@ -6,6 +6,12 @@ name users pass to ``--backend``. The built-in nginx, haproxy and traefik backen
 through that same group. Only the selected backend is loaded and registered for ``run`` and
 ``render``; ``polyingress plugins`` loads each one to list it.
 
+The short way: write a class that follows :class:`polyingress.core.ProxyBackend` (start, apply,
+supervise, health, stop) and publish ``backend_plugin(info=..., create=YourClass, render=...)``
+(:mod:`polyingress.core.kit`): it provides every hook below for you. The kit also has the
+managed-process helper, the "wait until served" helper and ``TransientApplyError``. The hooks
+are documented one by one for those who need them directly.
+
 Lifecycle of ``polyingress run --backend NAME``::
 
     polyingress_add_options(parser)           # every loaded plugin, before parsing argv
@@ -30,7 +36,7 @@ quote every string through its own single quoting function before it reaches pro
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -38,6 +44,9 @@ from .api import ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSett
 from .builder import BuildResult
 from .diff import ModelDiff
 from .model import RouteModel
+
+if TYPE_CHECKING:
+    from .kit import ProxyBackend
 
 PROJECT = "polyingress"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -83,13 +92,14 @@ def polyingress_backend_info() -> BackendInfo | None:
 
 
 @hookspec(firstresult=True)
-def polyingress_create_backend(settings: RunSettings) -> Any:
+def polyingress_create_backend(settings: RunSettings) -> ProxyBackend | None:
     """Create the backend object for this run; called once, before ``polyingress_start``.
 
     ``settings`` carries the listen addresses/ports, the workdir (the backend owns it: pid
     files, sockets, generated config, keys) and the plugin's parsed options. Do not start
-    processes here. Return any object; the core passes it back as ``backend`` to every other
-    lifecycle hook. First result wins.
+    processes here. Return the backend object (a :class:`polyingress.core.ProxyBackend`; a
+    plugin that implements the lifecycle hooks itself may return any object): the core passes
+    it back as ``backend`` to every other lifecycle hook. First result wins.
     """
 
 
@@ -99,7 +109,7 @@ def polyingress_create_backend(settings: RunSettings) -> Any:
 
 
 @hookspec(firstresult=True)
-def polyingress_start(backend: Any, model: RouteModel) -> ApplyResult | None:
+def polyingress_start(backend: ProxyBackend, model: RouteModel) -> ApplyResult | None:
     """Start the proxy (or attach to it) and make it serve ``model``.
 
     Return only once the proxy serves ``model`` (the core reports ready after this returns),
@@ -111,7 +121,7 @@ def polyingress_start(backend: Any, model: RouteModel) -> ApplyResult | None:
 
 @hookspec(firstresult=True)
 def polyingress_apply(
-    backend: Any, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    backend: ProxyBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
 ) -> ApplyResult | None:
     """Make the running proxy serve ``model``; ``previous`` is what it serves now.
 
@@ -127,12 +137,14 @@ def polyingress_apply(
 
     On failure raise :class:`polyingress.core.ApplyError` (naming the Ingresses at fault when
     known) and leave the proxy serving ``previous``: the core keeps ``previous`` as the last
-    good model, reports the error, and does not retry the same model again. First result wins.
+    good model, reports the error, and does not retry the same model again. Raise
+    :class:`polyingress.core.TransientApplyError` when the proxy could not take the model now
+    (busy, restarting): the core retries the same model after a pause. First result wins.
     """
 
 
 @hookspec(firstresult=True)
-def polyingress_supervise(backend: Any, model: RouteModel) -> str | None:
+def polyingress_supervise(backend: ProxyBackend, model: RouteModel) -> str | None:
     """Check the proxy process; restart it if it died, and make it serve ``model`` again.
 
     Called about once a second with the last successfully applied model. Return None when all
@@ -142,7 +154,7 @@ def polyingress_supervise(backend: Any, model: RouteModel) -> str | None:
 
 
 @hookspec(firstresult=True)
-def polyingress_health(backend: Any) -> HealthReport | None:
+def polyingress_health(backend: ProxyBackend) -> HealthReport | None:
     """Report the proxy's health for ``/healthz`` and ``/readyz``.
 
     Called from the health server's thread, concurrently with the lifecycle hooks: read
@@ -152,7 +164,7 @@ def polyingress_health(backend: Any) -> HealthReport | None:
 
 
 @hookspec(firstresult=True)
-def polyingress_stop(backend: Any) -> None:
+def polyingress_stop(backend: ProxyBackend) -> None:
     """Stop the proxy gracefully (let in-flight requests finish, with a bound), leaving no
     process behind. Called once at shutdown, also after a failed start. Return value ignored.
     """

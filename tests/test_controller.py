@@ -18,6 +18,7 @@ from polyingress.core import (
     ObjectStore,
     RouteModel,
     RunSettings,
+    TransientApplyError,
     hookimpl,
 )
 from polyingress.core.controller import Controller
@@ -51,7 +52,7 @@ class RecordingBackend:
         self.attempts += 1
         if self.transient_failures:
             self.transient_failures -= 1
-            raise OSError("proxy socket busy")
+            raise TransientApplyError("proxy socket busy")
         bad = [v for v in model.vhosts if v.host in self.refuse_hosts]
         if bad:
             raise ApplyError("host refused", refs=tuple(r.source for r in bad[0].routes))

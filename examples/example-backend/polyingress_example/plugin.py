@@ -1,10 +1,14 @@
-"""An example backend: the proxy is a JSON file. Only ``polyingress.core`` is imported."""
+"""An example backend: the proxy is a JSON file. Only ``polyingress.core`` is imported.
+
+A backend is a class with five methods (start, apply, supervise, health, stop: the
+``ProxyBackend`` protocol), its render function, and one ``backend_plugin`` call that provides
+every hook. The entry point names the ``plugin`` object (see pyproject.toml).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from polyingress.core import (
@@ -17,19 +21,9 @@ from polyingress.core import (
     RenderedFile,
     RouteModel,
     RunSettings,
-    hookimpl,
+    backend_plugin,
     write_atomic,
 )
-
-
-@dataclass
-class ExampleBackend:
-    settings: RunSettings
-    started: bool = False
-
-    @property
-    def target(self) -> Path:
-        return self.settings.workdir / "routes.json"
 
 
 def render_json(model: RouteModel, indent: int = 2) -> str:
@@ -49,13 +43,44 @@ def render_json(model: RouteModel, indent: int = 2) -> str:
     return json.dumps(data, indent=indent, sort_keys=True) + "\n"
 
 
-@hookimpl
-def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--example-indent", type=int, default=2, help="JSON indentation")
+def _indent(settings: RunSettings) -> int:
+    return int(getattr(settings.options, "example_indent", 2))
 
 
-@hookimpl
-def polyingress_backend_info() -> BackendInfo:
+class ExampleBackend:
+    def __init__(self, settings: RunSettings) -> None:
+        self.settings = settings
+        self.target: Path = settings.workdir / "routes.json"
+        self.started = False
+
+    def start(self, model: RouteModel) -> ApplyResult:
+        write_atomic(self.target, render_json(model, _indent(self.settings)))
+        self.started = True
+        return ApplyResult(reasons=(ReloadReason.START,))
+
+    def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
+        write_atomic(self.target, render_json(model, _indent(self.settings)))
+        with (self.settings.workdir / "applied.log").open("a") as log:
+            log.write(diff.summary() + "\n")
+        # Writing the file is the whole apply: nothing reloads. A backend whose proxy reloads
+        # returns reloaded=True with ReloadReason members (diff_reasons(diff) gives the diff's)
+        # and free text in detail: the reasons label a metric, the detail is logged.
+        return ApplyResult(reloaded=False, runtime_changes=1, detail=diff.summary())
+
+    def supervise(self, model: RouteModel) -> str | None:
+        if self.started and not self.target.exists():
+            write_atomic(self.target, render_json(model, _indent(self.settings)))
+            return "routes.json was missing; rewritten"
+        return None
+
+    def health(self) -> HealthReport:
+        return HealthReport(live=True, ready=self.started and self.target.exists())
+
+    def stop(self) -> None:
+        self.started = False
+
+
+def info() -> BackendInfo:
     return BackendInfo(
         name="example",
         version="0.1.0",
@@ -64,49 +89,16 @@ def polyingress_backend_info() -> BackendInfo:
     )
 
 
-@hookimpl
-def polyingress_create_backend(settings: RunSettings) -> ExampleBackend:
-    return ExampleBackend(settings)
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--example-indent", type=int, default=2, help="JSON indentation")
 
 
-def _indent(settings: RunSettings) -> int:
-    return int(getattr(settings.options, "example_indent", 2))
-
-
-@hookimpl
-def polyingress_start(backend: ExampleBackend, model: RouteModel) -> ApplyResult:
-    write_atomic(backend.target, render_json(model, _indent(backend.settings)))
-    backend.started = True
-    return ApplyResult(reloaded=False, reasons=(ReloadReason.START,))
-
-
-@hookimpl
-def polyingress_apply(
-    backend: ExampleBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
-) -> ApplyResult:
-    write_atomic(backend.target, render_json(model, _indent(backend.settings)))
-    with (backend.settings.workdir / "applied.log").open("a") as log:
-        log.write(diff.summary() + "\n")
-    # Writing the file is the whole apply: nothing reloads. A backend whose proxy reloads
-    # returns reloaded=True with ReloadReason members (diff_reasons(diff) gives the diff's)
-    # and free text in detail: the reasons label a metric, the detail is logged.
-    return ApplyResult(reloaded=False, runtime_changes=1, detail=diff.summary())
-
-
-@hookimpl
-def polyingress_health(backend: ExampleBackend) -> HealthReport:
-    return HealthReport(live=True, ready=backend.started and backend.target.exists())
-
-
-@hookimpl
-def polyingress_stop(backend: ExampleBackend) -> None:
-    backend.started = False
-
-
-@hookimpl
-def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+def render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     # Nothing secret: ``written`` is what is shown, as ``run`` writes it.
     text = render_json(model, _indent(settings))
     return RenderedConfig(
         files=(("routes.json", text),), written=(RenderedFile(name="routes.json", text=text),)
     )
+
+
+plugin = backend_plugin(info=info, create=ExampleBackend, render=render, add_options=add_options)

@@ -1,0 +1,378 @@
+"""The plugin kit: what every backend needs besides its own render/apply/supervise logic.
+
+* :class:`ProxyBackend`: the protocol of the object a backend's ``create`` returns; the core calls
+  its methods through the hooks.
+* :func:`backend_plugin`: the hook implementations for such a backend, made once here. A
+  backend's plugin module is its functions and one line::
+
+      plugin = backend_plugin(info=info, create=MyBackend, render=render_config)
+
+  published as ``mybackend = "my_package.plugin:plugin"`` in the ``polyingress.backends``
+  entry-point group (the built-in backends are published the same way).
+* :class:`ManagedProcess`: a proxy process owned by the backend: spawned in its own session,
+  output appended to a log file, stopped by a sequence of signals with bounds and then SIGKILL to
+  its whole process group (no worker left behind), reaped; restarts back off.
+* :func:`wait_until_served`: poll a "does the proxy serve revision X" probe until it does, the
+  process dies, or the time is up.
+* :class:`~polyingress.core.api.TransientApplyError` (in the core's API): raise it when the proxy
+  could not take a model *now* (busy, restarting); the core retries the same model with
+  back-off. :class:`~polyingress.core.api.ApplyError` means the proxy refused the model.
+* Reload reasons are the closed vocabulary :class:`~polyingress.core.reasons.ReloadReason`;
+  timings of an apply are collected with :class:`~polyingress.core.api.Stopwatch`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import types
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
+from .diff import ModelDiff
+from .hookspecs import hookimpl
+from .model import RouteModel
+
+__all__ = ["ManagedProcess", "ProxyBackend", "backend_plugin", "wait_until_served"]
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ProxyBackend(Protocol):
+    """A running backend, as the core drives it (the hooks' ``backend`` argument).
+
+    All methods but :meth:`health` are called from the core's one worker thread, never
+    concurrently; :meth:`health` is called from the health server's thread and only reads.
+    """
+
+    def start(self, model: RouteModel) -> ApplyResult:
+        """Start the proxy (or attach to it); return once it serves ``model``, with
+        ``reasons=(ReloadReason.START,)``. Raise ApplyError if it cannot serve it."""
+        ...
+
+    def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
+        """Make the proxy serve ``model`` (it serves ``previous``); return once it does.
+        Raise ApplyError (refused: the proxy keeps serving ``previous``) or
+        TransientApplyError (not now: the core retries)."""
+        ...
+
+    def supervise(self, model: RouteModel) -> str | None:
+        """Repair what is wrong (restart a dead proxy serving ``model``); None when all is well,
+        else a sentence saying what was repaired."""
+        ...
+
+    def health(self) -> HealthReport:
+        """Liveness and readiness, from state already known (never blocks)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the proxy gracefully, with a bound; leave no process behind."""
+        ...
+
+
+def backend_plugin(
+    *,
+    info: Callable[[], BackendInfo],
+    create: Callable[[RunSettings], ProxyBackend],
+    render: Callable[[RunSettings, RouteModel], RenderedConfig] | None = None,
+    add_options: Callable[[argparse.ArgumentParser], None] | None = None,
+    add_commands: Callable[[Any], None] | None = None,
+) -> types.SimpleNamespace:
+    """The hook implementations of a backend, as one object to register with pluggy.
+
+    ``create(settings)`` returns the :class:`ProxyBackend`; ``info()`` describes it for
+    ``polyingress plugins``; ``render(settings, model)`` is the dry run of ``polyingress render``
+    (without it, ``render`` says the backend has none); ``add_options(parser)`` adds the
+    backend's flags; ``add_commands(subparsers)`` its own subcommands.
+    """
+
+    @hookimpl
+    def polyingress_backend_info() -> BackendInfo:
+        return info()
+
+    @hookimpl
+    def polyingress_create_backend(settings: RunSettings) -> ProxyBackend:
+        return create(settings)
+
+    @hookimpl
+    def polyingress_start(backend: ProxyBackend, model: RouteModel) -> ApplyResult:
+        return backend.start(model)
+
+    @hookimpl
+    def polyingress_apply(
+        backend: ProxyBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    ) -> ApplyResult:
+        return backend.apply(model, previous, diff)
+
+    @hookimpl
+    def polyingress_supervise(backend: ProxyBackend, model: RouteModel) -> str | None:
+        return backend.supervise(model)
+
+    @hookimpl
+    def polyingress_health(backend: ProxyBackend) -> HealthReport:
+        return backend.health()
+
+    @hookimpl
+    def polyingress_stop(backend: ProxyBackend) -> None:
+        backend.stop()
+
+    hooks: dict[str, Any] = {
+        "polyingress_backend_info": polyingress_backend_info,
+        "polyingress_create_backend": polyingress_create_backend,
+        "polyingress_start": polyingress_start,
+        "polyingress_apply": polyingress_apply,
+        "polyingress_supervise": polyingress_supervise,
+        "polyingress_health": polyingress_health,
+        "polyingress_stop": polyingress_stop,
+    }
+    if render is not None:
+        do_render = render
+
+        @hookimpl
+        def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+            return do_render(settings, model)
+
+        hooks["polyingress_render"] = polyingress_render
+    if add_options is not None:
+        options_hook = add_options
+
+        @hookimpl
+        def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+            options_hook(parser)
+
+        hooks["polyingress_add_options"] = polyingress_add_options
+    if add_commands is not None:
+        commands_hook = add_commands
+
+        @hookimpl
+        def polyingress_add_commands(subparsers: Any) -> None:
+            commands_hook(subparsers)
+
+        hooks["polyingress_add_commands"] = polyingress_add_commands
+    return types.SimpleNamespace(**hooks)
+
+
+class ManagedProcess:
+    """One proxy process (and whatever it forks) owned by a backend.
+
+    ``start`` spawns ``argv`` in a new session (its own process group: a terminal's Ctrl-C
+    reaches only the controller, and ``stop`` can find every child), output appended to
+    ``log_file`` (or inherited), its pid written to ``pid_file`` — a process of an earlier run
+    left in that file is killed first. ``stop`` sends ``stop_signals`` in order, each with its
+    bound, then SIGKILL to the whole group, and reaps. After the process exits, ``restart_due``
+    says when to start it again: the pause doubles from ``backoff_first`` up to
+    ``backoff_max`` while it keeps dying within ``stable_after`` seconds of its start, and
+    goes back to ``backoff_first`` once it has run that long.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        log_file: Path | None = None,
+        pid_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        stop_signals: Sequence[tuple[int, float]] = ((signal.SIGTERM, 10.0),),
+        backoff_first: float = 0.5,
+        backoff_max: float = 30.0,
+        stable_after: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.log_file = log_file
+        self.pid_file = pid_file
+        self.env = dict(env) if env is not None else None
+        self.stop_signals = tuple(stop_signals)
+        self.backoff_first = backoff_first
+        self.backoff_max = backoff_max
+        self.stable_after = stable_after
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.restarts = 0
+        self._backoff = backoff_first
+        self._exited_at: float | None = None
+        self._next_start = 0.0
+
+    # ---- state
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exited(self) -> int | None:
+        """The exit code once the process has exited (it is reaped), else None. The first call
+        that sees the exit schedules the restart (see the class's back-off)."""
+        if self.proc is None:
+            return None
+        code = self.proc.poll()
+        if code is not None and self._exited_at is None:
+            now = time.monotonic()
+            self._exited_at = now
+            if now - self.started_at >= self.stable_after:
+                self._backoff = self.backoff_first
+            self._next_start = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.backoff_max)
+        return code
+
+    def restart_due(self) -> bool:
+        """True when the process has exited and its back-off pause is over."""
+        return self.exited() is not None and time.monotonic() >= self._next_start
+
+    def log_tail(self, size: int = 2000) -> str:
+        """The end of the log file (for error messages)."""
+        if self.log_file is None:
+            return ""
+        try:
+            with self.log_file.open("rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - size))
+                return fh.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    # ---- actions
+
+    def start(self) -> int:
+        """Spawn the process (stopping the one this object ran before); its pid. ApplyError
+        when it cannot be executed."""
+        restarting = self.proc is not None
+        if restarting:
+            self.stop(timeout=2.0)
+        self.kill_leftover()
+        try:
+            if self.log_file is not None:
+                with self.log_file.open("ab") as out:
+                    self.proc = self._spawn(out)
+            else:
+                self.proc = self._spawn(None)
+        except OSError as exc:
+            raise ApplyError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
+        self.started_at = time.monotonic()
+        self._exited_at = None
+        if restarting:
+            self.restarts += 1
+        if self.pid_file is not None:
+            self.pid_file.write_text(f"{self.proc.pid}\n")
+        log.info("%s: started %s (pid %d)", self.name, self.argv[0], self.proc.pid)
+        return self.proc.pid
+
+    def _spawn(self, out: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=True,
+        )
+
+    def signal(self, sig: int) -> bool:
+        """Send ``sig`` to the process (not its group); False if it is not running."""
+        if not self.alive():
+            return False
+        assert self.proc is not None
+        try:
+            self.proc.send_signal(sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Stop the process: each stop signal with its bound (``timeout`` replaces the first
+        bound), then SIGKILL to its process group; reaped. Its exit code, if it ran."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            self.kill_leftover()
+            return None
+        try:
+            for index, (sig, bound) in enumerate(self.stop_signals):
+                if proc.poll() is not None:
+                    break
+                if index:
+                    log.warning("%s: pid %d still running; sending %s", self.name, proc.pid, sig)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=timeout if index == 0 and timeout is not None else bound)
+        finally:
+            # Whatever the process forked, and the process itself if it ignored every signal.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5.0)
+            if self.pid_file is not None:
+                self.pid_file.unlink(missing_ok=True)
+        return proc.returncode
+
+    def kill_leftover(self) -> None:
+        """Kill the process group of a pid file an earlier run left behind (a controller that
+        was SIGKILLed could not stop its proxy), if that process is still our program."""
+        if self.pid_file is None:
+            return
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if self.proc is not None and pid == self.proc.pid:
+            return
+        try:
+            exe = os.path.realpath(f"/proc/{pid}/exe")
+        except OSError:
+            exe = ""
+        ours = os.path.realpath(shutil.which(self.argv[0]) or self.argv[0])
+        if exe and exe == ours:
+            log.warning("%s: stopping pid %d left by an earlier run", self.name, pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def wait_until_served(
+    probe: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    process: ManagedProcess | None = None,
+    interval: float = 0.005,
+    max_interval: float = 0.1,
+) -> float:
+    """Poll ``probe`` (does the proxy serve the revision just written?) until it is True; the
+    seconds it took. The pause between polls starts at ``interval`` and grows to
+    ``max_interval``, so a fast proxy is seen at once and a slow one is not hammered.
+    ApplyError when ``process`` exits meanwhile (naming its exit code and log tail) or when
+    ``timeout`` passes; ``what`` names the revision in the message."""
+    started = time.monotonic()
+    deadline = started + timeout
+    pause = interval
+    while True:
+        if process is not None:
+            code = process.exited()
+            if code is not None:
+                tail = process.log_tail(500)
+                raise ApplyError(
+                    f"{process.name} exited with code {code} before serving {what}"
+                    + (f": {tail}" if tail else "")
+                )
+        if probe():
+            return time.monotonic() - started
+        now = time.monotonic()
+        if now >= deadline:
+            raise ApplyError(f"{what} was not served within {timeout:g}s")
+        time.sleep(min(pause, deadline - now))
+        pause = min(pause * 2, max_interval)

@@ -1,0 +1,278 @@
+"""The plugin kit (polyingress.core.kit): the hook implementations backend_plugin provides, the
+managed-process helper on real processes, and wait_until_served."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_objects import CLASS, ingress, path, rule, service, slice_
+from livekit import wait_until
+
+from polyingress.core import (
+    ApplyError,
+    ApplyResult,
+    BackendInfo,
+    HealthReport,
+    ManagedProcess,
+    ModelDiff,
+    ObjectStore,
+    ProxyBackend,
+    ReloadReason,
+    RenderedConfig,
+    RouteModel,
+    RunSettings,
+    backend_plugin,
+    wait_until_served,
+)
+from polyingress.core.controller import Controller
+from polyingress.core.plugins import plugin_manager
+
+
+class ListBackend:
+    """A ProxyBackend whose proxy is a list of the models it serves."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.settings = settings
+        self.served: list[RouteModel] = []
+        self.stopped = False
+        self.supervised = 0
+
+    def start(self, model: RouteModel) -> ApplyResult:
+        self.served.append(model)
+        return ApplyResult(reasons=(ReloadReason.START,))
+
+    def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
+        assert previous == self.served[-1]
+        self.served.append(model)
+        return ApplyResult(runtime_changes=1, detail=diff.summary())
+
+    def supervise(self, model: RouteModel) -> str | None:
+        self.supervised += 1
+        return None
+
+    def health(self) -> HealthReport:
+        return HealthReport(live=True, ready=bool(self.served), detail=f"{len(self.served)}")
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def info() -> BackendInfo:
+    return BackendInfo(name="list", version="1", description="models in a list")
+
+
+def objects(endpoints: int) -> list[dict[str, Any]]:
+    return [
+        CLASS,
+        ingress("i", rule("h.com", path("/", "s"))),
+        service("s"),
+        slice_("s", [(f"10.0.0.{i + 1}", True) for i in range(endpoints)]),
+    ]
+
+
+def test_a_backend_plugin_is_its_class_and_one_call() -> None:
+    created: list[ListBackend] = []
+
+    def create(settings: RunSettings) -> ListBackend:
+        created.append(ListBackend(settings))
+        return created[-1]
+
+    plugin = backend_plugin(info=info, create=create)
+    store = ObjectStore()
+    store.replace_many(objects(1), ())
+    controller = Controller(
+        RunSettings(backend="list"), plugin_manager(("list", plugin)), store, debounce=0.01
+    )
+    controller.start()
+    try:
+        (backend,) = created
+        assert isinstance(backend, ProxyBackend)
+        assert backend.health().ready and len(backend.served) == 1
+        store.replace_many(objects(3), ())
+        wait_until(lambda: len(backend.served) == 2, timeout=10)
+        assert len(backend.served[-1].backends[0].endpoints) == 3
+        wait_until(lambda: backend.supervised > 0, timeout=10)
+    finally:
+        controller.stop()
+    assert backend.stopped
+
+
+def test_optional_hooks_exist_only_when_given() -> None:
+    bare = backend_plugin(info=info, create=ListBackend)
+    assert not hasattr(bare, "polyingress_render")
+    assert not hasattr(bare, "polyingress_add_options")
+    seen: list[str] = []
+
+    def add_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--list-depth", type=int, default=1)
+
+    def add_commands(subparsers: Any) -> None:
+        seen.append("commands")
+
+    def render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+        return RenderedConfig(files=(("models.txt", model.model_hash),))
+
+    full = backend_plugin(
+        info=info,
+        create=ListBackend,
+        render=render,
+        add_options=add_options,
+        add_commands=add_commands,
+    )
+    pm = plugin_manager(("list", full))
+    parser = argparse.ArgumentParser()
+    pm.hook.polyingress_add_options(parser=parser)
+    assert parser.parse_args(["--list-depth", "4"]).list_depth == 4
+    pm.hook.polyingress_add_commands(subparsers=None)
+    assert seen == ["commands"]
+    rendered = pm.hook.polyingress_render(settings=RunSettings(backend="list"), model=RouteModel())
+    assert rendered.files == (("models.txt", RouteModel().model_hash),)
+    assert pm.hook.polyingress_backend_info() == info()
+
+
+# ---- ManagedProcess, on real processes
+
+FORKING = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    if sys.argv[1] == "ignore-term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = os.fork()
+    if child == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker that outlives a dead master
+        time.sleep(600)
+        os._exit(0)
+    print(f"master {os.getpid()} worker {child}", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def worker_of(proc: ManagedProcess) -> int:
+    line = wait_until(lambda: "worker" in proc.log_tail() and proc.log_tail(), timeout=10)
+    return int(str(line).split()[-1])
+
+
+@pytest.mark.parametrize("mode", ["obeys-term", "ignore-term"])
+def test_stop_leaves_no_process_of_the_group_behind(tmp_path: Path, mode: str) -> None:
+    proc = ManagedProcess(
+        "forker",
+        [sys.executable, "-c", FORKING, mode],
+        log_file=tmp_path / "forker.log",
+        pid_file=tmp_path / "forker.pid",
+        stop_signals=((signal.SIGTERM, 0.5),),
+    )
+    pid = proc.start()
+    worker = worker_of(proc)
+    assert (tmp_path / "forker.pid").read_text().strip() == str(pid)
+    started = time.monotonic()
+    proc.stop()
+    assert time.monotonic() - started < 5
+    # SIGKILL is delivered asynchronously: the worker is gone within moments, not at once
+    wait_until(lambda: not alive(pid) and not alive(worker), timeout=5)
+    assert not (tmp_path / "forker.pid").exists()
+
+
+def test_a_process_left_by_an_earlier_run_is_stopped_before_a_new_start(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", FORKING, "obeys-term"]
+    pid_file = tmp_path / "p.pid"
+    earlier = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL)
+    pid_file.write_text(f"{earlier.pid}\n")
+    proc = ManagedProcess("forker", argv, pid_file=pid_file, log_file=tmp_path / "log")
+    try:
+        proc.start()
+        earlier.wait(timeout=10)
+        assert proc.alive()
+    finally:
+        proc.stop()
+
+
+def test_an_unrelated_process_named_in_the_pid_file_is_left_alone(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    pid_file = tmp_path / "p.pid"
+    pid_file.write_text(f"{other.pid}\n")
+    proc = ManagedProcess(
+        "py", [sys.executable, "-c", "import time; time.sleep(30)"], pid_file=pid_file
+    )
+    try:
+        proc.start()
+        assert other.poll() is None
+    finally:
+        proc.stop()
+        other.kill()
+        other.wait()
+
+
+def test_restarts_back_off_while_the_process_keeps_dying(tmp_path: Path) -> None:
+    proc = ManagedProcess(
+        "dies",
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        backoff_first=0.2,
+        backoff_max=0.8,
+        stable_after=60,
+    )
+    pauses = []
+    proc.start()
+    for _ in range(4):
+        assert wait_until(lambda: proc.exited() is not None, timeout=10)
+        assert proc.exited() == 3
+        seen = time.monotonic()
+        wait_until(proc.restart_due, timeout=10, interval=0.005)
+        pauses.append(time.monotonic() - seen)
+        proc.start()
+    proc.stop()
+    assert proc.restarts == 4
+    # 0.2, 0.4, 0.8, 0.8 (each measured from when the exit was seen, so a little less)
+    assert [round(p, 1) for p in pauses] == pytest.approx([0.2, 0.4, 0.8, 0.8], abs=0.15)
+
+
+def test_a_binary_that_cannot_run_is_an_apply_error(tmp_path: Path) -> None:
+    proc = ManagedProcess("ghost", [str(tmp_path / "no-such-proxy")])
+    with pytest.raises(ApplyError, match=r"ghost: cannot start .*no-such-proxy"):
+        proc.start()
+
+
+# ---- wait_until_served
+
+
+def test_wait_until_served_returns_once_the_probe_answers() -> None:
+    answers = iter([False, False, False, True])
+    waited = wait_until_served(lambda: next(answers), timeout=5, what="revision 7")
+    assert 0 <= waited < 1
+
+
+def test_wait_until_served_names_the_revision_on_timeout() -> None:
+    with pytest.raises(ApplyError, match=r"revision 7 was not served within 0.3s"):
+        wait_until_served(lambda: False, timeout=0.3, what="revision 7")
+
+
+def test_wait_until_served_stops_at_once_when_the_process_exits(tmp_path: Path) -> None:
+    proc = ManagedProcess(
+        "proxy",
+        [sys.executable, "-c", "import sys; print('bad config line 3'); sys.exit(1)"],
+        log_file=tmp_path / "proxy.log",
+    )
+    proc.start()
+    started = time.monotonic()
+    with pytest.raises(ApplyError, match="proxy exited with code 1 before serving r1: bad config"):
+        wait_until_served(lambda: False, timeout=30, what="r1", process=proc)
+    assert time.monotonic() - started < 10
+    proc.stop()
+    assert not os.path.exists(tmp_path / "proxy.pid")
