@@ -229,15 +229,20 @@ def probe_objects(
 
 
 def served(
-    port: int, host: str, path: str, ok: Callable[[Response], bool], timeout: float = 30.0
+    port: int,
+    host: str,
+    path: str,
+    ok: Callable[[Response], bool],
+    timeout: float = 30.0,
+    scheme: str = "http",
 ) -> float:
     """When ``host`` + ``path`` through the proxy on ``port`` first answers ``ok``: polled every
-    2 ms on fresh connections (errors count as not yet). Returns that ``time.monotonic()``;
-    raises TimeoutError after ``timeout`` s."""
+    2 ms on fresh connections (errors count as not yet; ``scheme`` https sends ``host`` as
+    SNI). Returns that ``time.monotonic()``; raises TimeoutError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if ok(request(port, host, path, timeout=2)):
+            if ok(request(port, host, path, timeout=2, scheme=scheme)):
                 return time.monotonic()
         except Exception:
             pass
