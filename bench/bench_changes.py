@@ -18,12 +18,16 @@ Reloads are counted from the controller's /metrics. Requests per second are meas
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +36,27 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from benchkit import (
     PROBE_HOST,
+    endpoint_slice,
+    ingress,
     last_host,
     pct,
     probe_objects,
     served,
+    service,
     start_upstream,
     stop_group,
     upstream_world,
     wrk,
 )
 from livekit import Controller, HelloFleet, free_port, write_manifests
+from longlived import Stream
+
+from polyingress.core import Certificate
+from polyingress.core.tls import self_signed
 
 DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
+KINDS = ("endpoint", "path+", "ingress-", "tls+")
+STREAM_HOST = "stream.bench.example.com"
 
 
 def reloads(ctl: Controller) -> float:
@@ -54,10 +67,146 @@ def reloads(ctl: Controller) -> float:
     return total
 
 
+@dataclass
+class Change:
+    """One change: its kind, when the file was written and when the proxy served it (wall
+    clock, to match the controller's log), and the controller's apply lines in between."""
+
+    kind: str
+    written: float
+    served: float
+    applies: list[Apply] = field(default_factory=list)
+
+    @property
+    def latency(self) -> float:
+        return self.served - self.written
+
+
+@dataclass(frozen=True)
+class Apply:
+    """One "applied ... in X ms: queued, build, diff, apply (parts)" line of the controller."""
+
+    ended: float  # wall clock
+    total_ms: float
+    queued_ms: float
+    build_ms: float
+    diff_ms: float
+    apply_ms: float
+    parts: str
+
+    @property
+    def noticed(self) -> float:
+        return self.ended - self.total_ms / 1000
+
+
+_APPLIED = re.compile(
+    r"^(\S+ \S+) INFO polyingress\.controller: applied .* in ([\d.]+) ms: queued ([\d.]+) ms, "
+    r"build ([\d.]+) ms, diff ([\d.]+) ms, apply ([\d.]+) ms(?: \((.*)\))?$"
+)
+
+
+def applies(log: str) -> list[Apply]:
+    found = []
+    for line in log.splitlines():
+        m = _APPLIED.match(line)
+        if m:
+            ended = datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            found.append(Apply(ended, *(float(m[i]) for i in range(2, 7)), m[7] or ""))
+    return found
+
+
+def attribute(changes: list[Change], log: str) -> None:
+    """Give each change the applies that noticed a change between its write and its being
+    served (log times have millisecond resolution)."""
+    found = applies(log)
+    for change in changes:
+        change.applies = [
+            a for a in found if change.written - 0.003 <= a.noticed <= change.served + 0.003
+        ]
+
+
+def where(change: Change) -> str:
+    """Where the time of one change went: the source (file event, parse, store), the queue
+    (debounce), build, diff, the backend's parts, and the last step to being served."""
+    if not change.applies:
+        return "no apply logged in its window"
+    first, last = change.applies[0], change.applies[-1]
+    parts = [f"source {max(0.0, first.noticed - change.written) * 1000:.1f}"]
+    for a in change.applies:
+        parts.append(
+            f"queued {a.queued_ms:.1f}, build {a.build_ms:.1f}, diff {a.diff_ms:.1f}, "
+            f"apply {a.apply_ms:.1f}" + (f" [{a.parts}]" if a.parts else "")
+        )
+    # Negative: the proxy served the change before the apply returned (e.g. while it read
+    # back or waited for its own probe).
+    parts.append(f"until served {(change.served - last.ended) * 1000:+.1f}")
+    more = f" ({len(change.applies)} applies)" if len(change.applies) > 1 else ""
+    return ", ".join(parts) + " ms" + more
+
+
+def tls_objects(name: str, cert: Certificate, port: int) -> list[dict[str, Any]]:
+    """A new Ingress with a TLS host of its own (``name.PROBE_HOST``, its Secret) to the probe
+    Service."""
+    host = f"{name}.{PROBE_HOST}"
+    obj = ingress(name, host, ["/"], service_name="probe")
+    obj["spec"]["tls"] = [{"hosts": [host], "secretName": name}]
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": "bench"},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": base64.b64encode(cert.cert_pem.encode()).decode(),
+            "tls.key": base64.b64encode(cert.key_pem.encode()).decode(),
+        },
+    }
+    return [secret, obj]
+
+
+def long_lived(
+    ctl: Controller, manifests: Path, fleet_port: int, changes: int, current: str
+) -> tuple[str, float]:
+    """Hold a stream (hello ``?stream``) through the proxy while ``changes`` routine changes
+    (endpoints of the probe Service, paths of the probe Ingress) are applied, then watch it
+    until 13 s after the first change (past nginx's worker_shutdown_timeout of 10 s). Returns
+    ("kept" or "cut", seconds it lasted)."""
+    stream = Stream(ctl.http_port, STREAM_HOST).open()
+    paths = ["/base"]
+    first = time.monotonic()
+    try:
+        for i in range(changes):
+            if i % 2 == 0:
+                current = "127.0.2.2" if current == "127.0.2.1" else "127.0.2.1"
+                want = "probe-a" if current == "127.0.2.1" else "probe-b"
+                write_manifests(
+                    manifests, "probe.yaml", probe_objects([current], fleet_port, paths, True)
+                )
+                served(ctl.http_port, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
+            else:
+                paths.append(f"/ll-{i}")
+                write_manifests(
+                    manifests, "probe.yaml", probe_objects([current], fleet_port, paths, True)
+                )
+                served(ctl.http_port, PROBE_HOST, paths[-1] + "/x", lambda r: r.status == 200)
+        while time.monotonic() < first + 13 and stream.ended is None:
+            time.sleep(0.1)
+        return ("kept" if stream.alive else "cut"), stream.lasted
+    finally:
+        stream.close()
+
+
 def run_one(
-    backend: str, size: int, changes: int, tmp: Path, wrk_seconds: int, logs: Path | None = None
+    backend: str,
+    size: int,
+    changes: int,
+    tmp: Path,
+    wrk_seconds: int,
+    logs: Path | None = None,
+    long_changes: int = 20,
 ) -> dict[str, Any]:
-    fleet = HelloFleet([("probe-a", "127.0.2.1"), ("probe-b", "127.0.2.2")])
+    fleet = HelloFleet(
+        [("probe-a", "127.0.2.1"), ("probe-b", "127.0.2.2"), ("streamer", "127.0.2.3")]
+    )
     up_port = free_port("127.0.3.1")
     upstream = start_upstream(tmp, ["127.0.3.1"], up_port)
     manifests = tmp / "m"
@@ -65,47 +214,66 @@ def run_one(
     write_manifests(manifests, "world.yaml", world)
     paths = ["/base"]  # no "/" rule: a new path is visible as 404 -> 200
     write_manifests(manifests, "probe.yaml", probe_objects(["127.0.2.1"], fleet.port, paths, True))
+    stream_objs = [
+        service("streamer", target_port=fleet.port),
+        endpoint_slice("streamer", ["127.0.2.3"], fleet.port),
+        ingress("streamer", STREAM_HOST),
+    ]
+    write_manifests(manifests, "stream.yaml", stream_objs)
+    certs = [self_signed(f"tls-{i}.{PROBE_HOST}") for i in range(changes)]
     ctl = Controller(backend, manifests, tmp / "work", debounce_ms=DEBOUNCE_MS)
     t0 = time.monotonic()
     ctl.start(timeout=300)
     start_s = time.monotonic() - t0
     proxy = ctl.http_port
-    lat: dict[str, list[float]] = {"endpoint": [], "path+": [], "ingress-": []}
+    done: list[Change] = []
     reloads_before = reloads(ctl)
     current = "127.0.2.1"
+    kept, lasted = "", 0.0
     try:
         for i in range(changes):
-            kind = ("endpoint", "path+", "ingress-")[i % 3]
+            kind = KINDS[i % len(KINDS)]
+            t = time.time()
             if kind == "endpoint":
                 current = "127.0.2.2" if current == "127.0.2.1" else "127.0.2.1"
                 want = "probe-a" if current == "127.0.2.1" else "probe-b"
-                t = time.monotonic()
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, True)
                 )
-                done = served(proxy, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
+                served(proxy, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
             elif kind == "path+":
                 new = f"/added-{i}"
                 paths.append(new)
-                t = time.monotonic()
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, True)
                 )
-                done = served(proxy, PROBE_HOST, new + "/x", lambda r: r.status == 200)
+                served(proxy, PROBE_HOST, new + "/x", lambda r: r.status == 200)
+            elif kind == "tls+":
+                name = f"tls-{i}"
+                write_manifests(manifests, f"{name}.yaml", tls_objects(name, certs[i], fleet.port))
+                host = f"{name}.{PROBE_HOST}"
+                served(
+                    ctl.https_port,
+                    host,
+                    "/",
+                    lambda r, h=host: r.status == 200 and r.peer_cn == h,
+                    scheme="https",
+                )
             else:
-                t = time.monotonic()
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, False)
                 )
-                done = served(proxy, "two." + PROBE_HOST, "/base", lambda r: r.status == 404)
-                lat[kind].append(done - t)
+                served(proxy, "two." + PROBE_HOST, "/base", lambda r: r.status == 404)
+                done.append(Change(kind, t, time.time()))
                 write_manifests(
                     manifests, "probe.yaml", probe_objects([current], fleet.port, paths, True)
                 )
                 served(proxy, "two." + PROBE_HOST, "/base", lambda r: r.status == 200)
                 continue
-            lat[kind].append(done - t)
+            done.append(Change(kind, t, time.time()))
         reload_count = reloads(ctl) - reloads_before
+        if long_changes:
+            kept, lasted = long_lived(ctl, manifests, fleet.port, long_changes, current)
         rps_1 = rps_last = 0.0
         if wrk_seconds and shutil.which("wrk"):
             # Same upstream, same path shape: one route vs the last of `size` hosts.
@@ -127,10 +295,14 @@ def run_one(
         ctl.stop()
         fleet.stop()
         stop_group(upstream)
-        if logs is not None and ctl.log_path is not None and ctl.log_path.exists():
+        log = ctl.log_path.read_text(errors="replace") if ctl.log_path else ""
+        if logs is not None and log:
             logs.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ctl.log_path, logs / f"{backend}-{size}.log")
-    all_lat = [x for v in lat.values() for x in v]
+            (logs / f"{backend}-{size}.log").write_text(log)
+    attribute(done, log)
+    all_lat = [c.latency for c in done]
+    by_kind = {k: [c.latency for c in done if c.kind == k] for k in KINDS}
+    slowest = sorted(done, key=lambda c: c.latency, reverse=True)[:5]
     return {
         "backend": backend,
         "ingresses": size,
@@ -138,44 +310,77 @@ def run_one(
         "changes": len(all_lat),
         "p50_ms": statistics.median(all_lat) * 1000,
         "p99_ms": pct(all_lat, 0.99) * 1000,
-        "by_kind_p50_ms": {k: statistics.median(v) * 1000 for k, v in lat.items() if v},
+        "by_kind_p50_ms": {k: statistics.median(v) * 1000 for k, v in by_kind.items() if v},
         "reloads": reload_count,
         "rps_1_route": rps_1,
         "rps_last_of_n": rps_last,
+        "long_lived": f"{kept} {lasted:.0f}s / {long_changes}" if kept else "",
+        "slowest": [{"kind": c.kind, "ms": c.latency * 1000, "where": where(c)} for c in slowest],
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backends", default="haproxy,nginx")
+    ap.add_argument("--backends", default="haproxy,nginx,traefik")
     ap.add_argument("--sizes", default="10,10000")
-    ap.add_argument("--changes", type=int, default=102)
+    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument(
+        "--changes-at",
+        default="",
+        help="fewer changes for some backend and size, e.g. nginx:10000:12 (nginx reloads "
+        "10,000 Ingresses in 10-40 s)",
+    )
+    ap.add_argument(
+        "--long-changes",
+        type=int,
+        default=20,
+        help="routine changes applied while a stream is held open (0: no long-lived column)",
+    )
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--logs", type=Path, help="copy each controller's log into this directory")
     args = ap.parse_args()
+    fewer = {}
+    for item in filter(None, args.changes_at.split(",")):
+        b, n, c = item.split(":")
+        fewer[(b, int(n))] = int(c)
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         for backend in args.backends.split(","):
+            changes = fewer.get((backend, size), args.changes)
+            long_changes = min(args.long_changes, changes)
             with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
                 rows.append(
-                    run_one(backend, size, args.changes, Path(tmp), args.wrk_seconds, args.logs)
+                    run_one(
+                        backend,
+                        size,
+                        changes,
+                        Path(tmp),
+                        args.wrk_seconds,
+                        args.logs,
+                        long_changes,
+                    )
                 )
                 r = rows[-1]
                 print(f"  done: {backend} {size} p99={r['p99_ms']:.1f}ms", file=sys.stderr)
     print(
         f"{'backend':<8} {'ingresses':>9} {'start':>7} {'changes':>7} {'p50':>8} {'p99':>8} "
-        f"{'endpoint':>9} {'path+':>8} {'ingress-':>9} {'reloads':>7} {'rps 1 route':>12} "
-        f"{'rps last of N':>14}"
+        f"{'endpoint':>9} {'path+':>8} {'ingress-':>9} {'tls+':>8} {'reloads':>7} "
+        f"{'rps 1 route':>12} {'rps last of N':>14}  long-lived (changes)"
     )
     for r in rows:
         k = r["by_kind_p50_ms"]
         print(
             f"{r['backend']:<8} {r['ingresses']:>9,} {r['start_s']:>6.1f}s {r['changes']:>7} "
             f"{r['p50_ms']:>6.1f}ms {r['p99_ms']:>6.1f}ms {k.get('endpoint', 0):>7.1f}ms "
-            f"{k.get('path+', 0):>6.1f}ms {k.get('ingress-', 0):>7.1f}ms {r['reloads']:>7.0f} "
-            f"{r['rps_1_route']:>12,.0f} {r['rps_last_of_n']:>14,.0f}"
+            f"{k.get('path+', 0):>6.1f}ms {k.get('ingress-', 0):>7.1f}ms "
+            f"{k.get('tls+', 0):>6.1f}ms {r['reloads']:>7.0f} "
+            f"{r['rps_1_route']:>12,.0f} {r['rps_last_of_n']:>14,.0f}  {r['long_lived']}"
         )
+    for r in rows:
+        print(f"\nslowest changes, {r['backend']} at {r['ingresses']:,} Ingresses (ms):")
+        for c in r["slowest"]:
+            print(f"  {c['kind']:<9} {c['ms']:>8.1f}: {c['where']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

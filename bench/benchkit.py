@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livekit import Response, request
+from livekit import Response, _SNIConnection, request
 from worlds import generated_world
 
 PROBE_HOST = "probe.bench.example.com"
+_CLIENT_TLS = ssl.create_default_context()
+_CLIENT_TLS.check_hostname = False
+_CLIENT_TLS.verify_mode = ssl.CERT_NONE
 WRK_THREADS = 2
 WRK_CONNECTIONS = 50
 
@@ -229,16 +233,32 @@ def probe_objects(
 
 
 def served(
-    port: int, host: str, path: str, ok: Callable[[Response], bool], timeout: float = 30.0
+    port: int,
+    host: str,
+    path: str,
+    ok: Callable[[Response], bool],
+    timeout: float = 30.0,
+    scheme: str = "http",
 ) -> float:
     """When ``host`` + ``path`` through the proxy on ``port`` first answers ``ok``: polled every
-    2 ms on fresh connections (errors count as not yet). Returns that ``time.monotonic()``;
-    raises TimeoutError after ``timeout`` s."""
+    2 ms on fresh connections (errors count as not yet; ``scheme`` https sends ``host`` as
+    SNI). Returns that ``time.monotonic()``; raises TimeoutError after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if ok(request(port, host, path, timeout=2)):
-                return time.monotonic()
+            # HTTPS: a fresh connection each time too, but one SSL context (creating one loads
+            # the system's CA store: ~17 ms, more than most changes take).
+            conn = (
+                _SNIConnection("127.0.0.1", port, timeout=2, context=_CLIENT_TLS, sni=host)
+                if scheme == "https"
+                else None
+            )
+            try:
+                if ok(request(port, host, path, timeout=2, scheme=scheme, conn=conn)):
+                    return time.monotonic()
+            finally:
+                if conn is not None:
+                    conn.close()
         except Exception:
             pass
         time.sleep(0.002)

@@ -860,7 +860,7 @@ def traefik_expected(
 def check_traefik(objects: list[dict[str, Any]], result: BuildResult) -> None:
     model = result.model
     config = traefik_render.render(model, TRAEFIK_SETTINGS, FALLBACK)
-    for text in (config.text, config.probe_text, *(f.data for f in config.files)):
+    for text in (config.text, *(f.data for f in config.files)):
         assert ANNOTATION_CANARY not in text and SECRET_CANARY not in text
         assert CONFIGMAP_CANARY not in text
     validator = schema_validator()

@@ -90,10 +90,8 @@ def test_write_puts_config_probe_and_secrets_in_place(layout: Layout) -> None:
     result = write_config(layout, rendered)
     assert result.config_written
     assert layout.config_path.read_text() == rendered.text
-    assert layout.probe_path.read_text() == rendered.probe_text
-    assert sorted(p.name for p in layout.dynamic_dir.iterdir()) == sorted(
-        [layout.config_path.name, layout.probe_path.name]
-    )
+    # One file, the probe included: Traefik builds each change once.
+    assert [p.name for p in layout.dynamic_dir.iterdir()] == [layout.config_path.name]
     assert sorted(result.files_written) == sorted(f.name for f in rendered.files)
     assert mode(layout.cert_dir) == 0o700
     for f in rendered.files:
@@ -164,7 +162,7 @@ def test_temp_file_is_staged_in_the_parent_of_the_watched_directory(
     monkeypatch.setattr(apply_module.os, "replace", spy)
     write_config(layout, rendered_for(layout, model()))
     config_moves = [(s, d) for s, d in moves if d.parent == layout.dynamic_dir]
-    assert [d for _s, d in config_moves] == [layout.config_path, layout.probe_path]
+    assert [d for _s, d in config_moves] == [layout.config_path]
     assert all(s.parent == layout.workdir for s, _d in config_moves)
     assert not [p for p in layout.workdir.iterdir() if p.name.endswith(".tmp")]
 

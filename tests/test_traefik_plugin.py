@@ -148,6 +148,8 @@ def test_static_config_watches_the_dynamic_directory(tmp_path: Path) -> None:
         "directory": str(tmp_path / "w" / "dynamic"),
         "watch": True,
     }
+    # Traefik's default of 2s held every change for two seconds before building it.
+    assert config["providers"]["providersThrottleDuration"] == "0s"
     v6 = yaml.safe_load(static_config(80, 443, "rel", "::"))
     assert v6["entryPoints"]["web"]["address"] == "[::]:80"
     assert Path(v6["providers"]["file"]["directory"]).is_absolute()
@@ -156,11 +158,9 @@ def test_static_config_watches_the_dynamic_directory(tmp_path: Path) -> None:
 def test_render_hook_hides_private_keys(tmp_path: Path) -> None:
     rendered = plugin.polyingress_render(settings(tmp_path), model())
     names = [name for name, _text in rendered.files]
-    assert names[:3] == [
-        "traefik.yml",
-        "dynamic/polyingress.yaml",
-        "dynamic/polyingress-probe.yaml",
-    ]
+    # One dynamic file: the probe router is in it (Traefik builds each change once).
+    assert names[:2] == ["traefik.yml", "dynamic/polyingress.yaml"]
+    assert not [n for n in names if n.startswith("dynamic/")][1:]
     keys = [text for name, text in rendered.files if name.endswith(".key")]
     assert keys and all("PRIVATE KEY" not in text for text in keys)
     assert not (tmp_path / "work").exists(), "render must not write"
@@ -201,7 +201,7 @@ def test_given_binary_that_is_not_executable_fails_start(tmp_path: Path) -> None
 FAKE_TRAEFIK = """\
 #!{python}
 # A stand-in for traefik: listens on the web entry point of the static configuration and
-# answers the probe router of the probe file like Traefik would (202), everything else 404.
+# answers the probe router of the dynamic file like Traefik would (202), everything else 404.
 import http.server, pathlib, re, signal, sys
 
 static = pathlib.Path(sys.argv[1].split("=", 1)[1]).read_text()
@@ -209,7 +209,7 @@ if "{exit_code}" != "none":
     sys.exit(int("{exit_code}"))
 host, port = re.search(r'address: "?([0-9.]+):([0-9]+)', static).groups()
 directory = re.search(r'directory: "?([^"\\n]+)', static).group(1)
-probe = pathlib.Path(directory, "polyingress-probe.yaml")
+probe = pathlib.Path(directory, "polyingress.yaml")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

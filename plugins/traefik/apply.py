@@ -3,15 +3,16 @@
 Workdir layout (the backend owns ``RunSettings.workdir``)::
 
     <workdir>/traefik.yml              static configuration (managed mode)
-    <workdir>/dynamic/polyingress.yaml the watched directory: the configuration, and
-    <workdir>/dynamic/polyingress-probe.yaml  its readiness probe (render.probe_config)
+    <workdir>/dynamic/polyingress.yaml the watched directory: the configuration, with its
+                                       readiness probe (render.probe_config)
     <workdir>/certs/*.crt, *.key       certificates and keys, mode 0600
 
 Traefik watches ``dynamic/`` and reloads on every event in it, so the new document is written
 to a temporary file in the *parent* (``<workdir>``), fsynced, and renamed over the live file:
 Traefik never sees a temporary or half-written file (rename within one filesystem is atomic).
 Certificate and key files are written before the document that names them and removed only
-after a document no longer naming them is in place; the probe file is written last.
+after a document no longer naming them is in place. The probe file of earlier releases
+(``polyingress-probe.yaml``) is removed before the document, which now holds the probe, is written.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from pathlib import Path
 
 from polyingress.core import write_atomic
 
-from .render import DYNAMIC_FILE, PROBE_FILE, TraefikConfig
+from .render import DYNAMIC_FILE, TraefikConfig
 
 __all__ = ["Layout", "WriteResult", "write_config"]
 
 SECRET_MODE = 0o600
+LEGACY_PROBE_FILE = "polyingress-probe.yaml"  # the probe's own file before it joined the document
 _SECRET_SUFFIXES = (".crt", ".key")
 
 
@@ -43,8 +45,8 @@ class Layout:
         return self.dynamic_dir / DYNAMIC_FILE
 
     @property
-    def probe_path(self) -> Path:
-        return self.dynamic_dir / PROBE_FILE
+    def legacy_probe_path(self) -> Path:
+        return self.dynamic_dir / LEGACY_PROBE_FILE
 
     @property
     def cert_dir(self) -> Path:
@@ -84,8 +86,9 @@ def write_config(layout: Layout, rendered: TraefikConfig) -> WriteResult:
         if write_atomic(layout.cert_dir / f.name, f.data, mode=SECRET_MODE)
     ]
 
+    # Before the document: its router has the probe's name, which must not be defined twice.
+    layout.legacy_probe_path.unlink(missing_ok=True)
     config_written = _write_if_changed(layout.config_path, rendered.text)
-    _write_if_changed(layout.probe_path, rendered.probe_text)
 
     wanted = {f.name for f in rendered.files}
     removed = []
