@@ -3,13 +3,18 @@
 Stages, in a fixed order: IngressClass selection -> Ingress validation -> host/path merge with
 conflict resolution (oldest Ingress wins) -> catch-all merge -> Service/EndpointSlice resolution
 -> TLS Secrets -> ConfigMap settings. Every problem names the object and field.
+
+One :class:`Builder` states these rules once, per host and per object; :func:`build_model` is a
+fresh Builder's first build (pure), and a kept Builder updates its model after a change by
+running the same per-host and per-object code on what the change touched.
 """
 
 from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +32,12 @@ from .model import (
     host_sort_key,
 )
 from .problems import Problem, Severity
-from .store import Snapshot
+from .store import KINDS, ObjectKey, Snapshot
 from .translate.ingress import BackendRef, ParsedIngress, PathRule, parse_ingress
 from .translate.secret import CertificateError, certificate_from_secret
-from .translate.service import SliceIndex, backend_name, first_port, resolve_backend
+from .translate.service import backend_name, first_port, resolve_backend, service_of_slice
 
-__all__ = ["BuildOptions", "BuildResult", "build_model"]
+__all__ = ["BuildOptions", "BuildResult", "Builder", "build_model"]
 
 DEFAULT_CONTROLLER_CLASS = "polyingress.io/controller"
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
@@ -73,52 +78,6 @@ class BuildResult:
     @property
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.severity is Severity.WARNING)
-
-
-@dataclass
-class _Cache:
-    """Per-object translation caches keyed by object identity (the store never mutates)."""
-
-    ingresses: dict[
-        tuple[str, str], tuple[Mapping[str, Any], ParsedIngress | None, list[Problem]]
-    ] = field(default_factory=dict)
-    backends: dict[str, tuple[tuple[Any, ...], Backend]] = field(default_factory=dict)
-    routes: dict[int, tuple[Any, Route]] = field(default_factory=dict)
-    annotations: dict[tuple[str, str], tuple[Any, str, Annotations, list[Problem]]] = field(
-        default_factory=dict
-    )
-    vhosts: dict[str | None, VirtualHost] = field(default_factory=dict)
-
-
-_CACHE = _Cache()
-
-
-def _parse_cached(key: tuple[str, str], obj: Mapping[str, Any]) -> tuple[Any, list[Problem]]:
-    hit = _CACHE.ingresses.get(key)
-    if hit is not None and hit[0] is obj:
-        return hit[1], hit[2]
-    parsed, problems = parse_ingress(obj)
-    _CACHE.ingresses[key] = (obj, parsed, problems)
-    return parsed, problems
-
-
-def _annotations_cached(
-    key: tuple[str, str], obj: Mapping[str, Any], parsed: ParsedIngress, prefix: str
-) -> tuple[Annotations, list[Problem]]:
-    hit = _CACHE.annotations.get(key)
-    if hit is not None and hit[0] is obj and hit[1] == prefix:
-        return hit[2], hit[3]
-    meta = obj.get("metadata") or {}
-    values, problems = parse_annotations(parsed.ref, meta.get("annotations"), prefix=prefix)
-    _CACHE.annotations[key] = (obj, prefix, values, list(problems))
-    return values, list(problems)
-
-
-def _prune_cache(live: Mapping[tuple[str, str], Any]) -> None:
-    for cache in (_CACHE.ingresses, _CACHE.annotations):
-        if len(cache) > len(live) + 64:
-            for key in [k for k in cache if k not in live]:
-                del cache[key]
 
 
 def _our_classes(snapshot: Snapshot, opts: BuildOptions) -> tuple[set[str], bool]:
@@ -231,221 +190,539 @@ def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -
 
 
 def build_model(snapshot: Snapshot, opts: BuildOptions | None = None) -> BuildResult:
-    """Build the model for a snapshot. Pure: same snapshot and options, same result."""
-    # The build allocates hundreds of thousands of small immutable objects and creates no
-    # cycles: pausing the cyclic GC halves its time at 10,000 Ingresses.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _build(snapshot, opts or BuildOptions())
-    finally:
-        if enabled:
-            gc.enable()
+    """Build the model for a snapshot. Pure: same snapshot and options, same result (a fresh
+    :class:`Builder`, so nothing is kept between calls; keep a Builder to reuse work)."""
+    return Builder(opts).build(snapshot)
 
 
-def _build(snapshot: Snapshot, opts: BuildOptions) -> BuildResult:
-    problems: list[Problem] = []
-    ours, default_class = _our_classes(snapshot, opts)
+Host = str | None
+IngressKey = tuple[str, str]
+SecretRef = tuple[str, str]
+_ACCEPTED, _REJECTED, _IGNORED = "accepted", "rejected", "ignored"
 
-    accepted: list[ParsedIngress] = []
-    settings_of: dict[ObjectRef, Annotations] = {}
-    rejected: list[ObjectRef] = []
-    ignored: list[ObjectRef] = []
-    without_class: list[ObjectRef] = []
-    for key in sorted(snapshot.of("Ingress")):
-        obj = snapshot.of("Ingress")[key]
-        parsed, found = _parse_cached(key, obj)
+
+@dataclass(slots=True)
+class _Ingress:
+    """One Ingress as last seen: its translation, kept while the object is the same one (the
+    store replaces objects, never mutates them), and its classification."""
+
+    obj: Mapping[str, Any]
+    parsed: ParsedIngress | None
+    found: list[Problem]  # the translation's problems (it rejects when parsed is None)
+    annotations: tuple[Annotations, list[Problem]] | None  # parsed once the Ingress is ours
+    status: str = _IGNORED
+    ref: ObjectRef | None = None
+    problems: list[Problem] = field(default_factory=list)  # what this Ingress reports
+
+    def accepted(self) -> ParsedIngress | None:
+        return self.parsed if self.status == _ACCEPTED else None
+
+
+@dataclass(frozen=True, slots=True)
+class _CertState:
+    cert: Certificate | None
+    why: str | None  # why the Secret gives no certificate
+    warnings: tuple[Problem, ...]
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What one build has to recompute."""
+
+    hosts: set[Host] = field(default_factory=set)  # routing tables
+    tls: set[str] = field(default_factory=set)  # TLS bindings
+    vhosts: set[Host] = field(default_factory=set)  # virtual hosts (tables, bindings, certs)
+    default: bool = False
+    catch_all: bool = False  # the host-less rows changed
+    services: set[tuple[str, str]] = field(default_factory=set)
+    secrets: set[SecretRef] = field(default_factory=set)
+
+
+class Builder:
+    """The one statement of the build semantics: snapshot -> :class:`BuildResult`.
+
+    The builder keeps the intermediate state of its last build: per-Ingress translations,
+    per-host routing tables with their conflicts, per-host TLS bindings, certificates, backends
+    and virtual hosts. ``build(snapshot, changed)`` recomputes only what the changed objects
+    can affect; every decision (oldest Ingress wins a path or a host's TLS, the catch-all
+    merge, missing backends and Secrets) is made by one method, per host or per object, on
+    both paths. The first build is the same code run on an empty state with every object
+    changed, which is what :func:`build_model` does.
+
+    ``changed``: the (kind, namespace, name) keys that changed since the previous call, or
+    None when unknown: then they are found by comparing the two snapshots' objects by identity.
+    """
+
+    def __init__(self, opts: BuildOptions | None = None) -> None:
+        self.opts = opts or BuildOptions()
+        self.result: BuildResult | None = None
+        self.snapshot: Snapshot | None = None
+        self.full_builds = 0
+        self.incremental_builds = 0
+        self._reset()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def build(self, snapshot: Snapshot, changed: Iterable[ObjectKey] | None = None) -> BuildResult:
+        # The build allocates many small immutable objects and creates no cycles: pausing the
+        # cyclic GC halves its time at 10,000 Ingresses.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build(snapshot, changed)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _build(self, snapshot: Snapshot, changed: Iterable[ObjectKey] | None) -> BuildResult:
+        previous, self.snapshot = self.snapshot, snapshot
+        if self.result is None or previous is None:
+            return self._full(snapshot)
+        keys = _changed_keys(previous, snapshot) if changed is None else set(changed)
+        if any(k[0] == "IngressClass" for k in keys):
+            return self._full(snapshot)  # every Ingress may change class
+        if not keys:
+            return self.result
+        self.incremental_builds += 1
+        return self._apply(snapshot, keys, _Changes())
+
+    # -- the state ----------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """The empty state: what the first build starts from."""
+        self.ours: set[str] = set()
+        self.default_class = False
+        self.ings: dict[IngressKey, _Ingress] = {}
+        self.by_status: dict[str, dict[IngressKey, ObjectRef]] = {
+            _ACCEPTED: {},
+            _REJECTED: {},
+            _IGNORED: {},
+        }
+        self.without_class: dict[IngressKey, ObjectRef] = {}
+        self.ing_problems: dict[IngressKey, list[Problem]] = {}
+        # Accepted Ingresses by the hosts of their rules / their TLS entries.
+        self.by_host: dict[Host, set[IngressKey]] = {}
+        self.tls_by_host: dict[str, set[IngressKey]] = {}
+        self.with_default: set[IngressKey] = set()
+        # Per host: the routing table, the conflicts lost, the rows' backends.
+        self.tables: dict[Host, dict[tuple[str, PathType], Route]] = {}
+        self.host_problems: dict[Host, list[Problem]] = {}
+        self.host_users: dict[Host, list[tuple[str, ObjectRef, str]]] = {}
+        self.need: Counter[str] = Counter()
+        self.refs: dict[str, BackendRef] = {}
+        # Per host: the TLS binding (Secret, Ingress, field) and the conflicts lost.
+        self.bindings: dict[str, tuple[SecretRef | None, ObjectRef, str]] = {}
+        self.tls_problems: dict[str, list[Problem]] = {}
+        self.certs: dict[SecretRef, _CertState] = {}
+        self.slices: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+        self.slice_owner: dict[tuple[str, str], tuple[str, str]] = {}
+        self.default_state: tuple[BackendRef | None, list[Problem]] = (None, [])
+        self.backends: dict[str, Backend] = {}
+        self.vhosts: dict[Host, VirtualHost] = {}
+        self._order: dict[str, tuple[set[Any], list[Any]]] = {}
+        self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
+
+    def _full(self, snapshot: Snapshot) -> BuildResult:
+        """Every object changed, on the empty state (translations of unchanged Ingresses are
+        kept: they depend on the object only)."""
+        self.full_builds += 1
+        kept = self.ings
+        self._reset()
+        self._kept = kept
+        self.ours, self.default_class = _our_classes(snapshot, self.opts)
+        keys: set[ObjectKey] = set()
+        for kind in ("Ingress", "Service", "EndpointSlice", "Endpoints", "Secret"):
+            keys.update((kind, ns, name) for ns, name in snapshot.of(kind))
+        try:
+            return self._apply(snapshot, keys, _Changes(default=True))
+        finally:
+            self._kept = {}
+
+    # -- one build ----------------------------------------------------------------------------
+
+    def _apply(self, snapshot: Snapshot, keys: set[ObjectKey], todo: _Changes) -> BuildResult:
+        ingress_keys = sorted((ns, name) for kind, ns, name in keys if kind == "Ingress")
+        for key in ingress_keys:
+            self._ingress(key, snapshot.get("Ingress", *key), todo)
+        for kind, ns, name in keys:
+            if kind == "EndpointSlice":
+                self._slice((ns, name), snapshot.get(kind, ns, name), todo)
+            elif kind in ("Service", "Endpoints"):
+                todo.services.add((ns, name))
+            elif kind == "Secret":
+                todo.secrets.add((ns, name))
+
+        self._route_hosts(todo)
+        self._tls_hosts(todo)
+        self._certificates(snapshot, todo)
+        flag = self.opts.default_backend_service
+        if todo.default or (flag is not None and flag in todo.services):
+            self.default_state = default_backend(
+                self._oldest_first(self.with_default), snapshot, self.opts
+            )
+        self._backends(snapshot, todo)
+        todo.vhosts |= todo.hosts | todo.tls
+        if todo.catch_all:  # host-less rows are merged into every host
+            todo.vhosts.update(self.tables, self.bindings)
+        catch_all = sorted(self.tables.get(None, {}).values(), key=Route.sort_key)
+        for host in todo.vhosts:
+            self._vhost(host, catch_all)
+        return self._assemble(snapshot)
+
+    # -- Ingresses: translation and class -------------------------------------------------------
+
+    def _ingress(self, key: IngressKey, obj: Mapping[str, Any] | None, todo: _Changes) -> None:
+        old = self.ings.get(key)
+        if old is not None:
+            self._index(key, old, todo, add=False)
+        if obj is None:
+            self.ings.pop(key, None)
+            return
+        state = self._classify(key, obj, old or self._kept.get(key))
+        self.ings[key] = state
+        self._index(key, state, todo, add=True)
+
+    def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
+        opts = self.opts
+        if old is not None and old.obj is obj:
+            state = _Ingress(obj, old.parsed, old.found, old.annotations)
+        else:
+            parsed, found = parse_ingress(obj)
+            state = _Ingress(obj, parsed, found, None)
+        parsed = state.parsed
         if parsed is None:
-            mine = invalid_is_ours(obj, ours, default_class, opts)
-            ref = found[0].ref
-            if mine:
-                problems.extend(found)
-                rejected.append(ref)
-            else:
-                ignored.append(ref)
-                if names_no_class(obj):
-                    without_class.append(ref)
-            continue
-        if not _is_ours(parsed, ours, default_class, opts):
-            ignored.append(parsed.ref)
-            if names_no_class(obj):
-                without_class.append(parsed.ref)
-            continue
-        values, ann_problems = _annotations_cached(key, obj, parsed, opts.annotations_prefix)
-        problems.extend(ann_problems)
-        if any(p.severity is Severity.ERROR for p in ann_problems):
-            rejected.append(parsed.ref)
-            continue
-        settings_of[parsed.ref] = values
-        accepted.append(parsed)
+            state.ref = state.found[0].ref
+            mine = invalid_is_ours(obj, self.ours, self.default_class, opts)
+            state.status = _REJECTED if mine else _IGNORED
+            state.problems = state.found if mine else []
+            return state
+        state.ref = parsed.ref
+        if not _is_ours(parsed, self.ours, self.default_class, opts):
+            return state
+        if state.annotations is None:
+            meta = obj.get("metadata") or {}
+            values, found = parse_annotations(
+                parsed.ref, meta.get("annotations"), prefix=opts.annotations_prefix
+            )
+            state.annotations = (values, list(found))
+        state.problems = state.annotations[1]
+        errors = any(p.severity is Severity.ERROR for p in state.problems)
+        state.status = _REJECTED if errors else _ACCEPTED
+        return state
 
-    _prune_cache(snapshot.of("Ingress"))
-    accepted.sort(key=lambda p: p.order)  # oldest first: the oldest wins every conflict
+    def _index(self, key: IngressKey, state: _Ingress, todo: _Changes, *, add: bool) -> None:
+        """Add (or remove) an Ingress to (from) the indexes; what it touches becomes dirty."""
+        assert state.ref is not None
+        if add:
+            self.by_status[state.status][key] = state.ref
+            if state.status == _IGNORED and names_no_class(state.obj):
+                self.without_class[key] = state.ref
+            if state.problems:
+                self.ing_problems[key] = state.problems
+        else:
+            del self.by_status[state.status][key]
+            self.without_class.pop(key, None)
+            self.ing_problems.pop(key, None)
+        ing = state.accepted()
+        if ing is None:
+            return
+        rule_hosts = {r.host for r in ing.rules}
+        tls_hosts = {h for hosts, _s, _f in ing.tls for h in (hosts or ing.hosts)}
+        todo.hosts |= rule_hosts
+        todo.tls |= tls_hosts
+        todo.default |= ing.default_backend is not None
+        if add:
+            for h in rule_hosts:
+                self.by_host.setdefault(h, set()).add(key)
+            for t in tls_hosts:
+                self.tls_by_host.setdefault(t, set()).add(key)
+            if ing.default_backend is not None:
+                self.with_default.add(key)
+            return
+        for h in rule_hosts:
+            _discard(self.by_host, h, key)
+        for t in tls_hosts:
+            _discard(self.tls_by_host, t, key)
+        self.with_default.discard(key)
 
-    # Host/path merge with conflicts.
-    tables: dict[str | None, dict[tuple[str, PathType], Route]] = {}
-    winners: dict[tuple[str | None, str, PathType], ObjectRef] = {}
-    needed: dict[str, BackendRef] = {}
-    users: dict[str, list[tuple[ObjectRef, str]]] = {}
-    live_rules: set[int] = set()
-    for ing in accepted:
-        for rule in ing.rules:
-            rkey = (rule.host, rule.path, rule.path_type)
-            if rkey in winners:
-                problems.append(_path_conflict(ing.ref, rule, winners[rkey]))
+    def _oldest_first(self, keys: Iterable[IngressKey]) -> list[ParsedIngress]:
+        out = [p for p in (self.ings[k].accepted() for k in keys) if p is not None]
+        out.sort(key=lambda p: p.order)  # the oldest wins every conflict
+        return out
+
+    def _ingresses_of(self, index: Mapping[Any, set[IngressKey]], hosts: set[Any]) -> list[Any]:
+        if len(hosts) * 2 > len(index):  # most hosts: every accepted Ingress, no union
+            return self._oldest_first(self.by_status[_ACCEPTED])
+        keys: set[IngressKey] = set()
+        for h in hosts:
+            keys |= index.get(h, set())
+        return self._oldest_first(keys)
+
+    # -- per host: routing table, TLS binding, virtual host --------------------------------------
+
+    def _route_hosts(self, todo: _Changes) -> None:
+        rules: dict[Host, list[tuple[ObjectRef, PathRule]]] = {h: [] for h in todo.hosts}
+        for ing in self._ingresses_of(self.by_host, todo.hosts):
+            for rule in ing.rules:
+                rows = rules.get(rule.host)
+                if rows is not None:
+                    rows.append((ing.ref, rule))
+        for host, rows in rules.items():
+            if self._table(host, rows) and host is None:
+                todo.catch_all = True
+
+    def _table(self, host: Host, rules: list[tuple[ObjectRef, PathRule]]) -> bool:
+        """A host's routing table from its rules, oldest Ingress first: the first rule for a
+        path and path type wins, later ones are conflicts. True when the table changed."""
+        for bname, _ref, _f in self.host_users.pop(host, ()):
+            self.need[bname] -= 1
+            if not self.need[bname]:
+                del self.need[bname]
+        table: dict[tuple[str, PathType], Route] = {}
+        problems: list[Problem] = []
+        users: list[tuple[str, ObjectRef, str]] = []
+        for ref, rule in rules:
+            rkey = (rule.path, rule.path_type)
+            winner = table.get(rkey)
+            if winner is not None:
+                problems.append(_path_conflict(ref, rule, winner.source))
                 continue
-            winners[rkey] = ing.ref
             b = rule.backend
             bname = backend_name(b.namespace, b.service, b.port)
-            needed.setdefault(bname, b)
-            users.setdefault(bname, []).append((ing.ref, rule.field + ".backend"))
-            route_hit = _CACHE.routes.get(id(rule))
-            if route_hit is None or route_hit[0] is not rule:
-                route_hit = (
-                    rule,
-                    Route(path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref),
-                )
-                _CACHE.routes[id(rule)] = route_hit
-            live_rules.add(id(rule))
-            tables.setdefault(rule.host, {})[(rule.path, rule.path_type)] = route_hit[1]
+            if bname not in self.refs:
+                self.refs[bname] = b
+            self.need[bname] += 1
+            users.append((bname, ref, rule.field + ".backend"))
+            table[rkey] = Route(path=rule.path, path_type=rule.path_type, backend=bname, source=ref)
+        _put(self.host_problems, host, problems)
+        _put(self.host_users, host, users)
+        changed = self.tables.get(host, {}) != table
+        _put(self.tables, host, table)
+        return changed
 
-    # TLS bindings: host -> (secret ref or None, source). Oldest Ingress wins.
-    tls_hosts: dict[str, tuple[tuple[str, str] | None, ObjectRef, str]] = {}
-    for ing in accepted:
-        for hosts, secret, tfield in ing.tls:
-            targets = hosts or tuple(h for h in ing.hosts)
-            for host in targets:
-                if host in tls_hosts:
-                    other = tls_hosts[host]
-                    if other[1] != ing.ref:
-                        problems.append(_tls_conflict(ing.ref, tfield, host, other[1]))
-                    continue
-                sref = (ing.ref.namespace, secret) if secret else None
-                tls_hosts[host] = (sref, ing.ref, tfield)
+    def _tls_hosts(self, todo: _Changes) -> None:
+        entries: dict[str, list[tuple[ObjectRef, str | None, str]]] = {h: [] for h in todo.tls}
+        for ing in self._ingresses_of(self.tls_by_host, todo.tls):
+            for hosts, secret, tfield in ing.tls:
+                for host in hosts or ing.hosts:
+                    rows = entries.get(host)
+                    if rows is not None:
+                        rows.append((ing.ref, secret, tfield))
+        for host, rows in entries.items():
+            before = self.bindings.get(host)
+            self._binding(host, rows)
+            after = self.bindings.get(host)
+            if after != before:
+                if after is not None and after[0] is not None:
+                    todo.secrets.add(after[0])  # may be newly used
+                if before is not None and before[0] is not None:
+                    todo.secrets.add(before[0])  # may be unused now
 
-    # Certificates.
-    certificates: dict[str, Certificate] = {}
-    bad_secrets: dict[tuple[str, str], str] = {}
-    for host, (sref, ing_ref, tfield) in sorted(tls_hosts.items()):
-        if sref is None:
-            continue
-        if sref in bad_secrets or f"{sref[0]}__{sref[1]}" in certificates:
-            if sref in bad_secrets:
-                problems.append(_tls_problem(ing_ref, tfield, host, sref, bad_secrets[sref]))
-            continue
-        secret_obj = snapshot.get("Secret", sref[0], sref[1])
-        if secret_obj is None:
-            bad_secrets[sref] = "not found"
-            problems.append(_tls_problem(ing_ref, tfield, host, sref, "not found"))
-            continue
-        try:
-            cert, cert_warnings = certificate_from_secret(secret_obj)
-        except CertificateError as exc:
-            bad_secrets[sref] = str(exc)
-            problems.append(_tls_problem(ing_ref, tfield, host, sref, str(exc)))
-            continue
-        problems.extend(_certificate_warning(cert, w) for w in cert_warnings)
-        certificates[cert.name] = cert
+    def _binding(self, host: str, entries: list[tuple[ObjectRef, str | None, str]]) -> None:
+        """A host's TLS binding: the oldest Ingress's first TLS entry naming the host; entries
+        of other, younger Ingresses are conflicts."""
+        binding: tuple[SecretRef | None, ObjectRef, str] | None = None
+        problems: list[Problem] = []
+        for ref, secret, tfield in entries:
+            if binding is None:
+                binding = ((ref.namespace, secret) if secret else None, ref, tfield)
+            elif binding[1] != ref:
+                problems.append(_tls_conflict(ref, tfield, host, binding[1]))
+        _put(self.tls_problems, host, problems)
+        if binding is None:
+            self.bindings.pop(host, None)
+        else:
+            self.bindings[host] = binding
 
-    # Default backend: the oldest Ingress's spec.defaultBackend, else the flag.
-    default_ref, default_problems = default_backend(accepted, snapshot, opts)
-    problems += default_problems
-    default_name: str | None = None
-    if default_ref is not None:
-        default_name = backend_name(default_ref.namespace, default_ref.service, default_ref.port)
-        needed.setdefault(default_name, default_ref)
-
-    # Backends.
-    slices = SliceIndex(snapshot)
-    backends: list[Backend] = []
-    cache = _CACHE.backends
-    for bname in sorted(needed):
-        b = needed[bname]
-        # Identity of every input object: the store replaces objects, never mutates them.
-        inputs = (
-            snapshot.get("Service", b.namespace, b.service),
-            *slices.by_service.get((b.namespace, b.service), ()),
-            snapshot.get("Endpoints", b.namespace, b.service),
-        )
-        hit = cache.get(bname)
-        if (
-            hit is not None
-            and len(hit[0]) == len(inputs)
-            and all(x is y for x, y in zip(hit[0], inputs, strict=True))
-        ):
-            backends.append(hit[1])
-            continue
-        backend = resolve_backend(snapshot, slices, b.namespace, b.service, b.port, b.port_is_name)
-        cache[bname] = (inputs, backend)
-        backends.append(backend)
-    for backend in backends:
-        if backend.problem is None:
-            continue
-        for ref, bfield in users.get(backend.name, ()):
-            problems.append(
-                Problem(
-                    ref=ref,
-                    field=bfield,
-                    message=f"{backend.problem}; requests for this path get 503",
-                    severity=Severity.WARNING,
-                    reason="BackendNotFound",
-                )
-            )
-    if len(cache) > len(needed) + 64:
-        for stale in [k for k in cache if k not in needed]:
-            del cache[stale]
-
-    # Virtual hosts.
-    catch_all = sorted(tables.get(None, {}).values(), key=Route.sort_key)
-    all_hosts: set[str | None] = set(tables) | set(tls_hosts)
-    vhosts: list[VirtualHost] = []
-    vcache = _CACHE.vhosts
-    for vhost_name in sorted(all_hosts, key=host_sort_key):
-        own = list(tables.get(vhost_name, {}).values())
-        rows = own if vhost_name is None else _merge_catch_all(own, catch_all)
+    def _vhost(self, host: Host, catch_all: list[Route]) -> None:
+        """A virtual host: its own rows, the catch-all rows it does not shadow, its TLS."""
+        if host not in self.tables and host not in self.bindings:
+            self.vhosts.pop(host, None)
+            return
+        own = list(self.tables.get(host, {}).values())
+        rows = own if host is None else _merge_catch_all(own, catch_all)
         rows.sort(key=Route.sort_key)
         tls = None
-        if vhost_name is not None and vhost_name in tls_hosts:
-            tls_sref, ing_ref, _f = tls_hosts[vhost_name]
-            cname = f"{tls_sref[0]}__{tls_sref[1]}" if tls_sref is not None else None
+        if host is not None and host in self.bindings:
+            sref, ing_ref, _f = self.bindings[host]
+            state = self.certs.get(sref) if sref is not None else None
+            ing = self.ings[(ing_ref.namespace, ing_ref.name)]
+            values = ing.annotations[0] if ing.annotations is not None else Annotations()
             tls = TLSBinding(
-                certificate=cname if cname in certificates else None,
+                certificate=state.cert.name if state is not None and state.cert else None,
                 source=ing_ref,
-                ssl_redirect=settings_of.get(ing_ref, Annotations()).get("ssl-redirect"),
+                ssl_redirect=values.get("ssl-redirect"),
             )
         routes = tuple(rows)
-        cached = vcache.get(vhost_name)
-        # Reuse the previous VirtualHost when nothing in it changed: equal models then share
-        # their unchanged parts, which makes comparing and diffing them cheap.
-        if cached is not None and cached.routes == routes and cached.tls == tls:
-            vhosts.append(cached)
-        else:
-            vhost = VirtualHost(host=vhost_name, routes=routes, tls=tls)
-            vcache[vhost_name] = vhost
-            vhosts.append(vhost)
-    if len(vcache) > len(all_hosts) + 64:
-        for gone in [h for h in vcache if h not in all_hosts]:
-            del vcache[gone]
-    if len(_CACHE.routes) > len(live_rules) + 256:
-        for rid in [r for r in _CACHE.routes if r not in live_rules]:
-            del _CACHE.routes[rid]
+        cached = self.vhosts.get(host)
+        # Keep the previous VirtualHost when nothing in it changed: successive models then
+        # share their unchanged parts, which makes comparing and diffing them cheap.
+        if cached is None or cached.routes != routes or cached.tls != tls:
+            self.vhosts[host] = VirtualHost(host=host, routes=routes, tls=tls)
 
-    model = RouteModel(
-        vhosts=tuple(vhosts),
-        backends=tuple(backends),
-        certificates=tuple(certificates[n] for n in sorted(certificates)),
-        default_backend=default_name,
-        settings=_settings(snapshot, opts, problems),
-    )
-    problems.sort(key=lambda p: (_ref_key(p.ref), p.field, p.message))
-    served = sorted({i.ref for i in accepted}, key=_ref_key)
-    return BuildResult(
-        model=model,
-        problems=tuple(problems),
-        served=tuple(served),
-        rejected=tuple(sorted(rejected, key=_ref_key)),
-        ignored=tuple(sorted(ignored, key=_ref_key)),
-        without_class=tuple(sorted(without_class, key=_ref_key)),
+    # -- per object: certificates, EndpointSlices, backends -------------------------------------
+
+    def _certificates(self, snapshot: Snapshot, todo: _Changes) -> None:
+        used = {b[0] for b in self.bindings.values() if b[0] is not None}
+        for sref in todo.secrets:
+            before = self.certs.pop(sref, None)
+            if sref not in used:
+                continue
+            after = self._certificate(snapshot.get("Secret", *sref))
+            self.certs[sref] = after
+            if before is None or before.cert != after.cert or before.why != after.why:
+                todo.vhosts.update(h for h, b in self.bindings.items() if b[0] == sref)
+
+    @staticmethod
+    def _certificate(secret: Mapping[str, Any] | None) -> _CertState:
+        if secret is None:
+            return _CertState(None, "not found", ())
+        try:
+            cert, warnings = certificate_from_secret(secret)
+        except CertificateError as exc:
+            return _CertState(None, str(exc), ())
+        return _CertState(cert, None, tuple(_certificate_warning(cert, w) for w in warnings))
+
+    def _slice(self, key: tuple[str, str], obj: Mapping[str, Any] | None, todo: _Changes) -> None:
+        owner = self.slice_owner.pop(key, None)
+        if owner is not None:
+            todo.services.add(owner)
+            _discard(self.slices, owner, key[1])
+        svc = service_of_slice(obj) if obj is not None else None
+        if obj is not None and svc is not None:
+            self.slices.setdefault((key[0], svc), {})[key[1]] = obj
+            self.slice_owner[key] = (key[0], svc)
+            todo.services.add((key[0], svc))
+
+    def _backends(self, snapshot: Snapshot, todo: _Changes) -> None:
+        needed = set(self.need)
+        default_ref = self.default_state[0]
+        if default_ref is not None:
+            name = backend_name(default_ref.namespace, default_ref.service, default_ref.port)
+            needed.add(name)
+            self.refs.setdefault(name, default_ref)
+        for bname in needed:
+            b = self.refs[bname]
+            if bname in self.backends and (b.namespace, b.service) not in todo.services:
+                continue
+            group = self.slices.get((b.namespace, b.service), {})
+            slices = [group[n] for n in sorted(group)]
+            self.backends[bname] = resolve_backend(
+                snapshot, slices, b.namespace, b.service, b.port, b.port_is_name
+            )
+        if len(self.backends) > len(needed):
+            for bname in [n for n in self.backends if n not in needed]:
+                del self.backends[bname]
+        if len(self.refs) > len(needed):
+            for bname in [n for n in self.refs if n not in needed]:
+                del self.refs[bname]
+
+    # -- the result -----------------------------------------------------------------------------
+
+    def _assemble(self, snapshot: Snapshot) -> BuildResult:
+        problems: list[Problem] = []
+        for found in self.ing_problems.values():
+            problems += found
+        for found in self.host_problems.values():
+            problems += found
+        for found in self.tls_problems.values():
+            problems += found
+        for host, (sref, ing_ref, tfield) in self.bindings.items():
+            if sref is not None:
+                why = self.certs[sref].why
+                if why is not None:
+                    problems.append(_tls_problem(ing_ref, tfield, host, sref, why))
+        certificates: dict[str, Certificate] = {}
+        for state in self.certs.values():
+            if state.cert is not None:
+                certificates[state.cert.name] = state.cert
+                problems += state.warnings
+        default_ref, default_problems = self.default_state
+        problems += default_problems
+        broken = {n: b.problem for n, b in self.backends.items() if b.problem is not None}
+        if broken:
+            for users in self.host_users.values():
+                for bname, ref, bfield in users:
+                    if bname in broken:
+                        problems.append(_backend_problem(ref, bfield, broken[bname]))
+        settings = _settings(snapshot, self.opts, problems)
+        default_name = None
+        if default_ref is not None:
+            default_name = backend_name(
+                default_ref.namespace, default_ref.service, default_ref.port
+            )
+        model = RouteModel(
+            vhosts=self._sorted("vhosts", self.vhosts, lambda v: host_sort_key(v.host)),
+            backends=self._sorted("backends", self.backends, None),
+            certificates=tuple(certificates[n] for n in sorted(certificates)),
+            default_backend=default_name,
+            settings=settings,
+        )
+        problems.sort(key=_problem_key)
+        self.result = BuildResult(
+            model=model,
+            problems=tuple(problems),
+            served=self._sorted("served", self.by_status[_ACCEPTED], _ref_key),
+            rejected=self._sorted("rejected", self.by_status[_REJECTED], _ref_key),
+            ignored=self._sorted("ignored", self.by_status[_IGNORED], _ref_key),
+            without_class=self._sorted("without_class", self.without_class, _ref_key),
+        )
+        return self.result
+
+    def _sorted(self, name: str, mapping: Mapping[Any, Any], key: Any) -> tuple[Any, ...]:
+        """The values of ``mapping`` sorted by ``key(value)`` (by key when None); sorted again
+        only when the keys changed (comparing key sets is cheap, sorting 10,000 is not)."""
+        cached = self._order.get(name)
+        if cached is not None and cached[0] == mapping.keys():
+            return tuple(mapping[k] for k in cached[1])
+        ordered = sorted(mapping) if key is None else sorted(mapping, key=lambda k: key(mapping[k]))
+        self._order[name] = (set(mapping), ordered)
+        return tuple(mapping[k] for k in ordered)
+
+
+def _changed_keys(before: Snapshot, after: Snapshot) -> set[ObjectKey]:
+    """The keys whose object is not the same one in both snapshots."""
+    keys: set[ObjectKey] = set()
+    for kind in KINDS:
+        old, new = before.of(kind), after.of(kind)
+        if old is new:
+            continue
+        keys.update((kind, *k) for k, obj in new.items() if old.get(k) is not obj)
+        keys.update((kind, *k) for k in old if k not in new)
+    return keys
+
+
+def _put(mapping: dict[Any, Any], key: Any, value: Any) -> None:
+    """Set ``mapping[key]`` to a non-empty value, or remove the key (empty values are not
+    kept: 10,000 hosts without conflicts keep no 10,000 empty lists)."""
+    if value:
+        mapping[key] = value
+    else:
+        mapping.pop(key, None)
+
+
+def _discard(index: dict[Any, Any], key: Any, member: Any) -> None:
+    group = index.get(key)
+    if group is not None:
+        if isinstance(group, set):
+            group.discard(member)
+        else:
+            group.pop(member, None)
+        if not group:
+            del index[key]
+
+
+def _problem_key(p: Problem) -> tuple[Any, ...]:
+    return (_ref_key(p.ref), p.field, p.message, p.severity, p.reason)
+
+
+def _backend_problem(ref: ObjectRef, bfield: str, why: str) -> Problem:
+    return Problem(
+        ref=ref,
+        field=bfield,
+        message=f"{why}; requests for this path get 503",
+        severity=Severity.WARNING,
+        reason="BackendNotFound",
     )
 
 
