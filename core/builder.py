@@ -11,7 +11,9 @@ running the same per-host and per-object code on what the change touched.
 
 from __future__ import annotations
 
+import bisect
 import gc
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -209,7 +211,8 @@ class _Ingress:
     obj: Mapping[str, Any]
     parsed: ParsedIngress | None
     found: list[Problem]  # the translation's problems (it rejects when parsed is None)
-    annotations: tuple[Annotations, list[Problem]] | None  # parsed once the Ingress is ours
+    annotations: Annotations | None  # parsed once the Ingress is ours
+    annotation_problems: list[Problem] = field(default_factory=list)
     status: str = _IGNORED
     ref: ObjectRef | None = None
     problems: list[Problem] = field(default_factory=list)  # what this Ingress reports
@@ -301,25 +304,25 @@ class Builder:
         self.without_class: dict[IngressKey, ObjectRef] = {}
         self.ing_problems: dict[IngressKey, list[Problem]] = {}
         # Accepted Ingresses by the hosts of their rules / their TLS entries.
-        self.by_host: dict[Host, set[IngressKey]] = {}
-        self.tls_by_host: dict[str, set[IngressKey]] = {}
+        self.by_host: dict[Host, list[IngressKey]] = {}
+        self.tls_by_host: dict[str, list[IngressKey]] = {}
         self.with_default: set[IngressKey] = set()
-        # Per host: the routing table, the conflicts lost, the rows' backends.
+        # Per host: the routing table and the conflicts lost; how many rows use each backend.
         self.tables: dict[Host, dict[tuple[str, PathType], Route]] = {}
         self.host_problems: dict[Host, list[Problem]] = {}
-        self.host_users: dict[Host, list[tuple[str, ObjectRef, str]]] = {}
         self.need: Counter[str] = Counter()
         self.refs: dict[str, BackendRef] = {}
         # Per host: the TLS binding (Secret, Ingress, field) and the conflicts lost.
         self.bindings: dict[str, tuple[SecretRef | None, ObjectRef, str]] = {}
         self.tls_problems: dict[str, list[Problem]] = {}
         self.certs: dict[SecretRef, _CertState] = {}
-        self.slices: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
-        self.slice_owner: dict[tuple[str, str], tuple[str, str]] = {}
+        # EndpointSlice names by (namespace, Service), sorted; the Service of each slice.
+        self.slices: dict[tuple[str, str], list[str]] = {}
+        self.slice_owner: dict[tuple[str, str], str] = {}
         self.default_state: tuple[BackendRef | None, list[Problem]] = (None, [])
         self.backends: dict[str, Backend] = {}
         self.vhosts: dict[Host, VirtualHost] = {}
-        self._order: dict[str, tuple[set[Any], list[Any]]] = {}
+        self._order: dict[str, list[Any]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
 
     def _full(self, snapshot: Snapshot) -> BuildResult:
@@ -330,9 +333,12 @@ class Builder:
         self._reset()
         self._kept = kept
         self.ours, self.default_class = _our_classes(snapshot, self.opts)
-        keys: set[ObjectKey] = set()
-        for kind in ("Ingress", "Service", "EndpointSlice", "Endpoints", "Secret"):
-            keys.update((kind, ns, name) for ns, name in snapshot.of(kind))
+        # On the empty state every needed backend is resolved and every bound Secret read:
+        # only the Ingresses and the EndpointSlice index need the objects named.
+        keys = itertools.chain(
+            (("Ingress", ns, name) for ns, name in snapshot.of("Ingress")),
+            (("EndpointSlice", ns, name) for ns, name in snapshot.of("EndpointSlice")),
+        )
         try:
             return self._apply(snapshot, keys, _Changes(default=True))
         finally:
@@ -340,12 +346,11 @@ class Builder:
 
     # -- one build ----------------------------------------------------------------------------
 
-    def _apply(self, snapshot: Snapshot, keys: set[ObjectKey], todo: _Changes) -> BuildResult:
-        ingress_keys = sorted((ns, name) for kind, ns, name in keys if kind == "Ingress")
-        for key in ingress_keys:
-            self._ingress(key, snapshot.get("Ingress", *key), todo)
+    def _apply(self, snapshot: Snapshot, keys: Iterable[ObjectKey], todo: _Changes) -> BuildResult:
         for kind, ns, name in keys:
-            if kind == "EndpointSlice":
+            if kind == "Ingress":
+                self._ingress((ns, name), snapshot.get(kind, ns, name), todo)
+            elif kind == "EndpointSlice":
                 self._slice((ns, name), snapshot.get(kind, ns, name), todo)
             elif kind in ("Service", "Endpoints"):
                 todo.services.add((ns, name))
@@ -385,7 +390,7 @@ class Builder:
     def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
         opts = self.opts
         if old is not None and old.obj is obj:
-            state = _Ingress(obj, old.parsed, old.found, old.annotations)
+            state = _Ingress(obj, old.parsed, old.found, old.annotations, old.annotation_problems)
         else:
             parsed, found = parse_ingress(obj)
             state = _Ingress(obj, parsed, found, None)
@@ -401,11 +406,10 @@ class Builder:
             return state
         if state.annotations is None:
             meta = obj.get("metadata") or {}
-            values, found = parse_annotations(
+            state.annotations, state.annotation_problems = parse_annotations(
                 parsed.ref, meta.get("annotations"), prefix=opts.annotations_prefix
             )
-            state.annotations = (values, list(found))
-        state.problems = state.annotations[1]
+        state.problems = state.annotation_problems
         errors = any(p.severity is Severity.ERROR for p in state.problems)
         state.status = _REJECTED if errors else _ACCEPTED
         return state
@@ -426,16 +430,16 @@ class Builder:
         ing = state.accepted()
         if ing is None:
             return
-        rule_hosts = {r.host for r in ing.rules}
-        tls_hosts = {h for hosts, _s, _f in ing.tls for h in (hosts or ing.hosts)}
+        rule_hosts = set(_rule_hosts(ing))
+        tls_hosts = set(_tls_hosts(ing))
         todo.hosts |= rule_hosts
         todo.tls |= tls_hosts
         todo.default |= ing.default_backend is not None
         if add:
             for h in rule_hosts:
-                self.by_host.setdefault(h, set()).add(key)
+                self.by_host.setdefault(h, []).append(key)
             for t in tls_hosts:
-                self.tls_by_host.setdefault(t, set()).add(key)
+                self.tls_by_host.setdefault(t, []).append(key)
             if ing.default_backend is not None:
                 self.with_default.add(key)
             return
@@ -450,67 +454,72 @@ class Builder:
         out.sort(key=lambda p: p.order)  # the oldest wins every conflict
         return out
 
-    def _ingresses_of(self, index: Mapping[Any, set[IngressKey]], hosts: set[Any]) -> list[Any]:
+    def _ingresses_of(
+        self, index: Mapping[Any, list[IngressKey]], hosts: set[Any]
+    ) -> list[ParsedIngress]:
+        """The accepted Ingresses naming any of ``hosts`` in ``index``, oldest first."""
         if len(hosts) * 2 > len(index):  # most hosts: every accepted Ingress, no union
             return self._oldest_first(self.by_status[_ACCEPTED])
         keys: set[IngressKey] = set()
         for h in hosts:
-            keys |= index.get(h, set())
+            keys.update(index.get(h, ()))
         return self._oldest_first(keys)
 
     # -- per host: routing table, TLS binding, virtual host --------------------------------------
 
     def _route_hosts(self, todo: _Changes) -> None:
-        rules: dict[Host, list[tuple[ObjectRef, PathRule]]] = {h: [] for h in todo.hosts}
-        for ing in self._ingresses_of(self.by_host, todo.hosts):
-            for rule in ing.rules:
-                rows = rules.get(rule.host)
-                if rows is not None:
-                    rows.append((ing.ref, rule))
-        for host, rows in rules.items():
-            if self._table(host, rows) and host is None:
+        naming = _by_host(self._ingresses_of(self.by_host, todo.hosts), todo.hosts, _rule_hosts)
+        for host in todo.hosts:
+            if self._table(host, naming.get(host, ())) and host is None:
                 todo.catch_all = True
 
-    def _table(self, host: Host, rules: list[tuple[ObjectRef, PathRule]]) -> bool:
-        """A host's routing table from its rules, oldest Ingress first: the first rule for a
-        path and path type wins, later ones are conflicts. True when the table changed."""
-        for bname, _ref, _f in self.host_users.pop(host, ()):
-            self.need[bname] -= 1
-            if not self.need[bname]:
-                del self.need[bname]
+    def _table(self, host: Host, ingresses: Iterable[ParsedIngress]) -> bool:
+        """A host's routing table from the rules naming it, oldest Ingress first: the first
+        rule for a path and path type wins, later ones are conflicts. True when it changed."""
+        for route in self.tables.get(host, {}).values():
+            self.need[route.backend] -= 1
+            if not self.need[route.backend]:
+                del self.need[route.backend]
         table: dict[tuple[str, PathType], Route] = {}
         problems: list[Problem] = []
-        users: list[tuple[str, ObjectRef, str]] = []
-        for ref, rule in rules:
-            rkey = (rule.path, rule.path_type)
-            winner = table.get(rkey)
-            if winner is not None:
-                problems.append(_path_conflict(ref, rule, winner.source))
-                continue
-            b = rule.backend
-            bname = backend_name(b.namespace, b.service, b.port)
-            if bname not in self.refs:
-                self.refs[bname] = b
-            self.need[bname] += 1
-            users.append((bname, ref, rule.field + ".backend"))
-            table[rkey] = Route(path=rule.path, path_type=rule.path_type, backend=bname, source=ref)
+        for ing in ingresses:
+            for rule in ing.rules:
+                if rule.host != host:
+                    continue
+                rkey = (rule.path, rule.path_type)
+                winner = table.get(rkey)
+                if winner is not None:
+                    problems.append(_path_conflict(ing.ref, rule, winner.source))
+                    continue
+                b = rule.backend
+                bname = backend_name(b.namespace, b.service, b.port)
+                if bname not in self.refs:
+                    self.refs[bname] = b
+                self.need[bname] += 1
+                table[rkey] = Route(
+                    path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
+                )
         _put(self.host_problems, host, problems)
-        _put(self.host_users, host, users)
         changed = self.tables.get(host, {}) != table
         _put(self.tables, host, table)
         return changed
 
+    def _winning_rule(self, host: Host, route: Route) -> PathRule:
+        """The rule a row came from: the first of its Ingress's rules with its host, path and
+        path type (a later one in the same Ingress lost to it)."""
+        ing = self.ings[(route.source.namespace, route.source.name)].parsed
+        assert ing is not None
+        return next(
+            r
+            for r in ing.rules
+            if r.host == host and r.path == route.path and r.path_type is route.path_type
+        )
+
     def _tls_hosts(self, todo: _Changes) -> None:
-        entries: dict[str, list[tuple[ObjectRef, str | None, str]]] = {h: [] for h in todo.tls}
-        for ing in self._ingresses_of(self.tls_by_host, todo.tls):
-            for hosts, secret, tfield in ing.tls:
-                for host in hosts or ing.hosts:
-                    rows = entries.get(host)
-                    if rows is not None:
-                        rows.append((ing.ref, secret, tfield))
-        for host, rows in entries.items():
+        naming = _by_host(self._ingresses_of(self.tls_by_host, todo.tls), todo.tls, _tls_hosts)
+        for host in todo.tls:
             before = self.bindings.get(host)
-            self._binding(host, rows)
+            self._binding(host, naming.get(host, ()))
             after = self.bindings.get(host)
             if after != before:
                 if after is not None and after[0] is not None:
@@ -518,16 +527,20 @@ class Builder:
                 if before is not None and before[0] is not None:
                     todo.secrets.add(before[0])  # may be unused now
 
-    def _binding(self, host: str, entries: list[tuple[ObjectRef, str | None, str]]) -> None:
+    def _binding(self, host: str, ingresses: Iterable[ParsedIngress]) -> None:
         """A host's TLS binding: the oldest Ingress's first TLS entry naming the host; entries
         of other, younger Ingresses are conflicts."""
         binding: tuple[SecretRef | None, ObjectRef, str] | None = None
         problems: list[Problem] = []
-        for ref, secret, tfield in entries:
-            if binding is None:
-                binding = ((ref.namespace, secret) if secret else None, ref, tfield)
-            elif binding[1] != ref:
-                problems.append(_tls_conflict(ref, tfield, host, binding[1]))
+        for ing in ingresses:
+            ref = ing.ref
+            for hosts, secret, tfield in ing.tls:
+                if host not in (hosts or ing.hosts):
+                    continue
+                if binding is None:
+                    binding = ((ref.namespace, secret) if secret else None, ref, tfield)
+                elif binding[1] != ref:
+                    problems.append(_tls_conflict(ref, tfield, host, binding[1]))
         _put(self.tls_problems, host, problems)
         if binding is None:
             self.bindings.pop(host, None)
@@ -547,7 +560,7 @@ class Builder:
             sref, ing_ref, _f = self.bindings[host]
             state = self.certs.get(sref) if sref is not None else None
             ing = self.ings[(ing_ref.namespace, ing_ref.name)]
-            values = ing.annotations[0] if ing.annotations is not None else Annotations()
+            values = ing.annotations or Annotations()
             tls = TLSBinding(
                 certificate=state.cert.name if state is not None and state.cert else None,
                 source=ing_ref,
@@ -584,15 +597,16 @@ class Builder:
         return _CertState(cert, None, tuple(_certificate_warning(cert, w) for w in warnings))
 
     def _slice(self, key: tuple[str, str], obj: Mapping[str, Any] | None, todo: _Changes) -> None:
+        ns, name = key
         owner = self.slice_owner.pop(key, None)
         if owner is not None:
-            todo.services.add(owner)
-            _discard(self.slices, owner, key[1])
+            todo.services.add((ns, owner))
+            _discard(self.slices, (ns, owner), name)
         svc = service_of_slice(obj) if obj is not None else None
-        if obj is not None and svc is not None:
-            self.slices.setdefault((key[0], svc), {})[key[1]] = obj
-            self.slice_owner[key] = (key[0], svc)
-            todo.services.add((key[0], svc))
+        if svc is not None:
+            bisect.insort(self.slices.setdefault((ns, svc), []), name)
+            self.slice_owner[key] = svc
+            todo.services.add((ns, svc))
 
     def _backends(self, snapshot: Snapshot, todo: _Changes) -> None:
         needed = set(self.need)
@@ -605,8 +619,8 @@ class Builder:
             b = self.refs[bname]
             if bname in self.backends and (b.namespace, b.service) not in todo.services:
                 continue
-            group = self.slices.get((b.namespace, b.service), {})
-            slices = [group[n] for n in sorted(group)]
+            names = self.slices.get((b.namespace, b.service), ())
+            slices = [snapshot.of("EndpointSlice")[(b.namespace, n)] for n in names]
             self.backends[bname] = resolve_backend(
                 snapshot, slices, b.namespace, b.service, b.port, b.port_is_name
             )
@@ -639,12 +653,16 @@ class Builder:
                 problems += state.warnings
         default_ref, default_problems = self.default_state
         problems += default_problems
-        broken = {n: b.problem for n, b in self.backends.items() if b.problem is not None}
+        broken = {b.name: b.problem for b in self.backends.values() if b.problem is not None}
         if broken:
-            for users in self.host_users.values():
-                for bname, ref, bfield in users:
-                    if bname in broken:
-                        problems.append(_backend_problem(ref, bfield, broken[bname]))
+            for name, table in self.tables.items():
+                for route in table.values():
+                    why = broken.get(route.backend)
+                    if why is not None:
+                        rule = self._winning_rule(name, route)
+                        problems.append(
+                            _backend_problem(route.source, rule.field + ".backend", why)
+                        )
         settings = _settings(snapshot, self.opts, problems)
         default_name = None
         if default_ref is not None:
@@ -672,11 +690,15 @@ class Builder:
     def _sorted(self, name: str, mapping: Mapping[Any, Any], key: Any) -> tuple[Any, ...]:
         """The values of ``mapping`` sorted by ``key(value)`` (by key when None); sorted again
         only when the keys changed (comparing key sets is cheap, sorting 10,000 is not)."""
-        cached = self._order.get(name)
-        if cached is not None and cached[0] == mapping.keys():
-            return tuple(mapping[k] for k in cached[1])
+        ordered = self._order.get(name)
+        if (
+            ordered is not None
+            and len(ordered) == len(mapping)
+            and all(k in mapping for k in ordered)
+        ):
+            return tuple(mapping[k] for k in ordered)
         ordered = sorted(mapping) if key is None else sorted(mapping, key=lambda k: key(mapping[k]))
-        self._order[name] = (set(mapping), ordered)
+        self._order[name] = ordered
         return tuple(mapping[k] for k in ordered)
 
 
@@ -701,15 +723,34 @@ def _put(mapping: dict[Any, Any], key: Any, value: Any) -> None:
         mapping.pop(key, None)
 
 
-def _discard(index: dict[Any, Any], key: Any, member: Any) -> None:
+def _discard(index: dict[Any, list[Any]], key: Any, member: Any) -> None:
     group = index.get(key)
     if group is not None:
-        if isinstance(group, set):
-            group.discard(member)
-        else:
-            group.pop(member, None)
+        group.remove(member)
         if not group:
             del index[key]
+
+
+def _rule_hosts(ing: ParsedIngress) -> Iterable[Host]:
+    return (r.host for r in ing.rules)
+
+
+def _tls_hosts(ing: ParsedIngress) -> Iterable[str]:
+    return (h for hosts, _s, _f in ing.tls for h in (hosts or ing.hosts))
+
+
+def _by_host(
+    ingresses: list[ParsedIngress], hosts: set[Any], hosts_of: Any
+) -> dict[Any, list[ParsedIngress]]:
+    """For each of ``hosts``, the Ingresses naming it, in the order given (oldest first)."""
+    out: dict[Any, list[ParsedIngress]] = {}
+    for ing in ingresses:
+        for host in hosts_of(ing):
+            if host in hosts:
+                group = out.setdefault(host, [])
+                if not group or group[-1] is not ing:
+                    group.append(ing)
+    return out
 
 
 def _problem_key(p: Problem) -> tuple[Any, ...]:
