@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -16,8 +17,9 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def backend_name(namespace: str, service: str, port: str) -> str:
-    # Kubernetes names never contain '_', so '__' separators cannot collide.
-    return f"{namespace}__{service}__{port}"
+    # Kubernetes names never contain '_', so '__' separators cannot collide. Interned: every
+    # row of a backend and the backend itself share one string.
+    return sys.intern(f"{namespace}__{service}__{port}")
 
 
 @lru_cache(maxsize=1 << 17)
