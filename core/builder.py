@@ -267,12 +267,16 @@ class Builder:
     # -- public -------------------------------------------------------------------------------
 
     def build(self, snapshot: Snapshot, changed: Iterable[ObjectKey] | None = None) -> BuildResult:
+        """The result for ``snapshot``, updated from the previous build's state."""
         # The build allocates many small immutable objects and creates no cycles: pausing the
         # cyclic GC halves its time at 10,000 Ingresses.
         enabled = gc.isenabled()
         gc.disable()
         try:
             return self._build(snapshot, changed)
+        except BaseException:
+            self.result = self.snapshot = None  # the state may be half updated: start afresh
+            raise
         finally:
             if enabled:
                 gc.enable()
