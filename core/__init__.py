@@ -22,7 +22,7 @@ from .argtypes import (
     port_number,
     positive_number,
 )
-from .builder import BuildOptions, BuildResult, build_model
+from .builder import Builder, BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
 from .hookspecs import hookimpl
@@ -58,6 +58,7 @@ __all__ = [
     "BackendInfo",
     "BuildOptions",
     "BuildResult",
+    "Builder",
     "Certificate",
     "Endpoint",
     "FileGuard",

@@ -20,9 +20,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings
-from polyingress.core.builder import BuildResult
+from polyingress.core.builder import Builder, BuildResult
 from polyingress.core.diff import ModelDiff, diff
-from polyingress.core.incremental import IncrementalBuilder
 from polyingress.core.model import RouteModel
 from polyingress.core.problems import Severity
 from polyingress.core.reasons import ReloadReason
@@ -88,7 +87,7 @@ class Controller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[BuildResult], None]] = []
-        self._builder = IncrementalBuilder(settings.build)
+        self._builder = Builder(settings.build)
         self._changed: set[ObjectKey] | None = None  # None: unknown, build everything
         self._changed_lock = threading.Lock()
         self._noticed_at: float | None = None  # monotonic: the first change not yet built

@@ -1,4 +1,4 @@
-"""The incremental builder gives exactly the reference build's model and problems."""
+"""A kept Builder, updated change by change, gives exactly a fresh build's model and problems."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from routing_cases import default_backend_ingress, tls_secret, world
 
-from polyingress.core import BuildOptions, ObjectStore, build_model
-from polyingress.core.incremental import IncrementalBuilder
-from polyingress.core.store import ObjectKey, object_key
+from polyingress.core import Builder, BuildOptions, ObjectStore, build_model
+from polyingress.core.store import ObjectKey, Snapshot, object_key
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from worlds import generated_world
@@ -102,9 +101,9 @@ def test_random_change_sequences_match_full_build(seed: int) -> None:
     objs = {object_key(o): o for o in [*world(8080), default_backend_ingress()]}
     store = ObjectStore()
     store.replace_many(objs.values(), ())
-    inc = IncrementalBuilder(opts)
+    inc = Builder(opts)
     inc.build(store.snapshot(), None)
-    for _step in range(40):
+    for step in range(40):
         changed: set[ObjectKey] = set()
         for _ in range(rng.randrange(1, 4)):
             key = rng.choice(sorted(objs))
@@ -119,10 +118,12 @@ def test_random_change_sequences_match_full_build(seed: int) -> None:
                 objs[key] = new
             changed.add(key)
         snap = store.snapshot()
-        got = inc.build(snap, changed)
+        # Every fourth step the Builder is not told what changed (a resync).
+        got = inc.build(snap, None if step % 4 == 3 else changed)
         want = build_model(snap, opts)
         assert got.model == want.model
         assert got.problems == want.problems
+        assert got.warnings == want.warnings
         assert (got.served, got.rejected, got.ignored) == (want.served, want.rejected, want.ignored)
         assert got.without_class == want.without_class
         if not objs:
@@ -134,7 +135,7 @@ def test_endpoint_change_in_a_large_world_is_incremental() -> None:
     objs = generated_world(2000)
     store = ObjectStore()
     store.replace_many(objs, ())
-    inc = IncrementalBuilder()
+    inc = Builder()
     first = inc.build(store.snapshot(), None)
     sl = copy.deepcopy(next(o for o in objs if o["kind"] == "EndpointSlice"))
     sl["endpoints"] = [{"addresses": ["10.200.0.1"], "conditions": {"ready": True}}]
@@ -149,3 +150,50 @@ def test_endpoint_change_in_a_large_world_is_incremental() -> None:
     assert all(a is b for a, b in zip(first.model.vhosts, second.model.vhosts, strict=True))
     assert second.model == build_model(store.snapshot()).model
     assert elapsed < 5  # a sanity bound only; speed is measured in bench/, not here
+
+
+def test_build_model_is_pure() -> None:
+    """No state outlives a call: an object changed in place (which the store never does, but a
+    caller may) is read again, where a cache keyed by identity would return the old result."""
+    objs = {object_key(o): o for o in world(8080)}
+    ing = next(o for k, o in objs.items() if k[0] == "Ingress")
+    snap = Snapshot(objects=_by_kind(objs.values()), generation=1)
+    before = build_model(snap)
+    ing["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/changed-in-place"
+    after = build_model(snap)
+    assert after != before
+    assert any(r.path == "/changed-in-place" for v in after.model.vhosts for r in v.routes)
+    ing["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/bad path"
+    assert build_model(snap).rejected
+
+
+def test_a_resync_reuses_the_unchanged_parts() -> None:
+    """Told nothing, a kept Builder compares the snapshots by identity: a resync of the same
+    objects returns the same result, and one changed object updates only what it touches."""
+    store = ObjectStore()
+    store.replace_many(generated_world(50), ())
+    kept = Builder()
+    first = kept.build(store.snapshot())
+    assert kept.build(store.snapshot()) is first
+    sl = copy.deepcopy(next(o for o in generated_world(50) if o["kind"] == "EndpointSlice"))
+    sl["endpoints"] = []
+    store.upsert(sl)
+    second = kept.build(store.snapshot())
+    assert kept.full_builds == 1 and kept.incremental_builds == 1
+    assert second == build_model(store.snapshot())
+    assert all(a is b for a, b in zip(first.model.vhosts, second.model.vhosts, strict=True))
+
+
+def test_incremental_module_is_the_builder() -> None:
+    from polyingress.core.incremental import IncrementalBuilder
+
+    assert IncrementalBuilder is Builder
+
+
+def _by_kind(objs: Any) -> dict[str, dict[tuple[str, str], Any]]:
+    out: dict[str, dict[tuple[str, str], Any]] = {}
+    for o in objs:
+        key = object_key(o)
+        assert key is not None
+        out.setdefault(key[0], {})[(key[1], key[2])] = o
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,8 @@ def _parse_backend(
         if reason:
             errors.append((field + ".service.port.number", reason))
             return None
-        return BackendRef(ns, str(name), str(number), False)
+        # Interned: the same few field names and port numbers recur in thousands of Ingresses.
+        return BackendRef(ns, str(name), sys.intern(str(number)), False)
     reason = check_port_name(pname)
     if reason:
         errors.append((field + ".service.port.name", reason))
@@ -174,7 +176,7 @@ def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Pr
             errors.append((rfield + ".http.paths", "at least one path is required"))
             continue
         for j, p in enumerate(paths):
-            pfield = f"{rfield}.http.paths[{j}]"
+            pfield = sys.intern(f"{rfield}.http.paths[{j}]")
             if not isinstance(p, Mapping):
                 errors.append((pfield, "path must be an object"))
                 continue

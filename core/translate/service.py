@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from polyingress.core.model import Backend, Endpoint
 from polyingress.core.store import Snapshot
 
-__all__ = ["SliceIndex", "backend_name", "resolve_backend"]
+__all__ = ["SERVICE_NAME_LABEL", "backend_name", "resolve_backend", "service_of_slice"]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def backend_name(namespace: str, service: str, port: str) -> str:
-    # Kubernetes names never contain '_', so '__' separators cannot collide.
-    return f"{namespace}__{service}__{port}"
-
-
-class SliceIndex:
-    """EndpointSlices grouped by (namespace, service name), built once per snapshot."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-        for (ns, _name), obj in snapshot.of("EndpointSlice").items():
-            labels = (obj.get("metadata") or {}).get("labels") or {}
-            svc = labels.get(SERVICE_NAME_LABEL)
-            if isinstance(svc, str):
-                self.by_service.setdefault((ns, svc), []).append(obj)
+    # Kubernetes names never contain '_', so '__' separators cannot collide. Interned: every
+    # row of a backend and the backend itself share one string.
+    return sys.intern(f"{namespace}__{service}__{port}")
 
 
 @lru_cache(maxsize=1 << 17)
@@ -57,7 +47,7 @@ def _find_service_port(service: Mapping[str, Any], port: str, by_name: bool) -> 
 
 
 def _endpoints_from_slices(
-    slices: list[Mapping[str, Any]], service_port: Mapping[str, Any]
+    slices: Sequence[Mapping[str, Any]], service_port: Mapping[str, Any]
 ) -> list[Endpoint]:
     wanted = service_port.get("name") or ""
     target = service_port.get("targetPort")
@@ -126,10 +116,24 @@ def _endpoints_from_legacy(
     return list(out.values())
 
 
+def service_of_slice(obj: Mapping[str, Any]) -> str | None:
+    """The Service an EndpointSlice belongs to (its ``kubernetes.io/service-name`` label)."""
+    svc = ((obj.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return svc if isinstance(svc, str) else None
+
+
 def resolve_backend(
-    snapshot: Snapshot, slices: SliceIndex, namespace: str, service: str, port: str, by_name: bool
+    snapshot: Snapshot,
+    slices: Sequence[Mapping[str, Any]],
+    namespace: str,
+    service: str,
+    port: str,
+    by_name: bool,
 ) -> Backend:
-    """Service port by number or name -> targetPort -> EndpointSlice ports -> endpoints."""
+    """Service port by number or name -> targetPort -> EndpointSlice ports -> endpoints.
+
+    ``slices`` are the Service's EndpointSlices (sorted by name: the result must not depend on
+    the order the store happened to receive them in)."""
     name = backend_name(namespace, service, port)
     svc = snapshot.get("Service", namespace, service)
     if svc is None:
@@ -157,9 +161,8 @@ def resolve_backend(
             port=port,
             problem=f"Service {namespace}/{service} has no port {port}",
         )
-    found = slices.by_service.get((namespace, service))
-    if found:
-        eps = _endpoints_from_slices(found, sp)
+    if slices:
+        eps = _endpoints_from_slices(slices, sp)
     else:
         legacy = snapshot.get("Endpoints", namespace, service)
         eps = _endpoints_from_legacy(legacy, sp) if legacy is not None else []
