@@ -51,7 +51,7 @@ import benchkit as kit
 from livekit import Controller, Response, free_port, request, write_manifests
 
 from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model
-from polyingress.plugins.nginx.plugin import polyingress_render
+from polyingress.plugins.nginx.plugin import render_config
 
 UPSTREAM_A = "127.0.3.1"
 UPSTREAM_B = "127.0.3.2"
@@ -212,7 +212,7 @@ def measure_render(n: int, port: int, repeat: int) -> dict[str, Any]:
     text = ""
     for _ in range(repeat):
         t0 = time.perf_counter()
-        rendered = polyingress_render(settings=settings, model=model)
+        rendered = render_config(settings, model)
         times.append(time.perf_counter() - t0)
         text = dict(rendered.files)["conf/nginx.conf"]
     return {
@@ -365,7 +365,7 @@ def measure_rps(
 
 
 def print_render(rows: list[dict[str, Any]]) -> None:
-    print("\nrender and check (render = polyingress_render in this process, median; nginx -t =")
+    print("\nrender and check (render = the plugin's render_config here, median; nginx -t =")
     print("the backend's check command on the served config, median of 3; its CPU: user+sys)")
     print(
         f"{'ingresses':>10} {'hosts':>7} {'config':>9} {'model build':>12} {'render':>8} "

@@ -102,7 +102,9 @@ def start_side(mode: str, tmp: Path, world: list[dict[str, Any]], hello_port: in
     store.replace_many(
         upserts=[endpoint_slice("probe", (HELLO["probe-a"],), hello_port)], deletes=()
     )
-    controller = Controller(settings, plugin_manager(("nginx", plugin)), store, debounce=0.001)
+    controller = Controller(
+        settings, plugin_manager(("nginx", plugin.hooks)), store, debounce=0.001
+    )
     controller.start()
     side = Side(mode, store, controller, settings.http_port)
     want = "Lua balancer" if mode == "on" else "static upstreams"

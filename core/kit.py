@@ -5,9 +5,9 @@
 * :func:`backend_plugin`: the hook implementations for such a backend, made once here. A
   backend's plugin module is its functions and one line::
 
-      plugin = backend_plugin(info=info, create=MyBackend, render=render_config)
+      hooks = backend_plugin(info=info, create=MyBackend, render=render_config)
 
-  published as ``mybackend = "my_package.plugin:plugin"`` in the ``polyingress.backends``
+  published as ``mybackend = "my_package.plugin:hooks"`` in the ``polyingress.backends``
   entry-point group (the built-in backends are published the same way).
 * :class:`ManagedProcess`: a proxy process owned by the backend: spawned in its own session,
   output appended to a log file, stopped by a sequence of signals with bounds and then SIGKILL to

@@ -85,7 +85,7 @@ def _settings(case: Case) -> RunSettings:
 
 def _files(case: Case, objects: list[dict[str, Any]] | None = None) -> dict[str, str]:
     model = _model(objects if objects is not None else _objects(case), case)
-    rendered = plugin.polyingress_render(settings=_settings(case), model=model)
+    rendered = plugin.hooks.polyingress_render(settings=_settings(case), model=model)
     return dict(rendered.files)
 
 

@@ -151,7 +151,7 @@ class Live:
         store.replace_many(upserts=objects(fleet.port), deletes=())
         controller = Controller(
             settings,
-            plugin_manager(("nginx", plugin)),
+            plugin_manager(("nginx", plugin.hooks)),
             store,
             debounce=0.005,
             supervise_interval=0.1,
@@ -394,8 +394,8 @@ def test_a_master_left_by_an_earlier_run_is_stopped_at_start(tmp_path: Path) -> 
     store = ObjectStore()
     store.replace_many(upserts=world(fleet.port), deletes=())
     model = build_model(store.snapshot(), settings.build).model
-    crashed = plugin.polyingress_create_backend(settings=settings)
-    successor = plugin.polyingress_create_backend(settings=settings)
+    crashed = plugin.hooks.polyingress_create_backend(settings=settings)
+    successor = plugin.hooks.polyingress_create_backend(settings=settings)
     try:
         crashed.start(model)
         assert crashed.process is not None and crashed.process.pid is not None

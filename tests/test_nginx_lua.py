@@ -46,6 +46,7 @@ from polyingress.core import (
     ReloadReason,
     RouteModel,
     RunSettings,
+    Timings,
     fallback_certificate,
 )
 from polyingress.core.sources.manifests import load_objects
@@ -325,14 +326,14 @@ def test_without_lua_the_backend_says_so_once_and_renders_static_upstreams(
     assert caplog.text.count("Lua balancer unavailable: ngx_http_lua_module.so not in") == 1
     assert "static upstreams: every endpoint change reloads nginx" in caplog.text
     with pytest.raises(RuntimeError, match=r"--nginx-lua on, but the Lua balancer cannot run"):
-        plugin.polyingress_create_backend(
+        plugin.hooks.polyingress_create_backend(
             settings=replace(settings, options=argparse.Namespace(nginx_lua="on"))
         )
 
 
 def test_nginx_lua_option_is_auto_on_or_off() -> None:
     parser = argparse.ArgumentParser()
-    plugin.polyingress_add_options(parser=parser)
+    plugin.hooks.polyingress_add_options(parser=parser)
     assert plugin.options_from(RunSettings(backend="nginx", options=parser.parse_args([]))).lua == (
         "auto"
     )
@@ -344,7 +345,7 @@ def test_nginx_lua_option_is_auto_on_or_off() -> None:
 
 @needs_nginx
 def test_plugins_listing_says_whether_lua_is_used() -> None:
-    info = plugin.polyingress_backend_info()
+    info = plugin.hooks.polyingress_backend_info()
     lua = [f for f in info.features if "Lua balancer" in f]
     assert len(lua) == 1
     if HAVE_LUA:
@@ -440,7 +441,9 @@ def test_a_routing_change_reloads_and_its_new_backend_has_endpoints_at_once(
         ingress("app", "app.test", {"/x": "svc-a", "/y": "svc-b", "/z": "svc-c"}),
     )
     assert live.backend.reloads == reloads + 1
-    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=(ReloadReason.ROUTES_CHANGED,))
+    assert replace(live.applied[-1], timings=Timings()) == ApplyResult(
+        reloaded=True, reasons=(ReloadReason.ROUTES_CHANGED,)
+    )
     assert live.served_by("app.test", "/z/1") == Counter({"b1": 20})
     assert live.served_by("app.test", "/x/1") == Counter({"a1": 20})
     _generation, state = live.channel().read()
@@ -575,7 +578,9 @@ def test_a_failed_push_falls_back_to_static_upstreams_then_lua_returns(
     backend.channel = good
     backend._lua_retry_at = 0.0  # the backoff is over
     live.change(endpoints("svc-a", port, "a2"))
-    assert live.applied[-1] == ApplyResult(reloaded=True, reasons=(ReloadReason.RUNTIME_RESTORED,))
+    assert replace(live.applied[-1], timings=Timings()) == ApplyResult(
+        reloaded=True, reasons=(ReloadReason.RUNTIME_RESTORED,)
+    )
     assert backend.running is not None and backend.running.lua
     # A new dictionary: nginx filled it from channel/endpoints.json (generation 1) while
     # loading the config, then the controller pushed the whole state (2).

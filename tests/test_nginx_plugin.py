@@ -30,7 +30,7 @@ LIFECYCLE = [
 
 def test_entry_point_loads_the_plugin_and_every_lifecycle_hook_is_implemented() -> None:
     _info, obj = load_backend("nginx")
-    assert obj is plugin
+    assert obj is plugin.hooks
     pm = plugin_manager(("nginx", obj))
     for name in LIFECYCLE:
         impls = getattr(pm.hook, name).get_hookimpls()
@@ -39,7 +39,7 @@ def test_entry_point_loads_the_plugin_and_every_lifecycle_hook_is_implemented() 
 
 def test_options_are_prefixed_and_parsed() -> None:
     parser = argparse.ArgumentParser()
-    plugin.polyingress_add_options(parser=parser)
+    plugin.hooks.polyingress_add_options(parser=parser)
     ns = parser.parse_args(
         ["--nginx-binary", "/opt/nginx", "--nginx-status-port", "1234", "--nginx-stop-timeout", "3"]
     )
@@ -56,14 +56,14 @@ def test_options_are_prefixed_and_parsed() -> None:
 def test_create_backend_refuses_a_missing_binary(tmp_path: Path) -> None:
     ns = argparse.Namespace(nginx_binary=str(tmp_path / "no-nginx"))
     with pytest.raises(RuntimeError, match="not found"):
-        plugin.polyingress_create_backend(
+        plugin.hooks.polyingress_create_backend(
             settings=RunSettings(backend="nginx", workdir=tmp_path, options=ns)
         )
 
 
 @needs("nginx")
 def test_backend_info_reports_the_nginx_version() -> None:
-    info = plugin.polyingress_backend_info()
+    info = plugin.hooks.polyingress_backend_info()
     assert info.name == "nginx"
     assert info.version[0].isdigit(), info.version
     assert any("reload" in f for f in info.features)
@@ -71,7 +71,7 @@ def test_backend_info_reports_the_nginx_version() -> None:
 
 def test_render_hook_shows_no_key_material() -> None:
     settings = RunSettings(backend="nginx", options=argparse.Namespace())
-    rendered = plugin.polyingress_render(settings=settings, model=fixture_model("cafe"))
+    rendered = plugin.hooks.polyingress_render(settings=settings, model=fixture_model("cafe"))
     names = [name for name, _text in rendered.files]
     assert names[0] == "conf/nginx.conf"
     assert "conf/certs/polyingress-fallback.key" in names

@@ -100,9 +100,9 @@ def no_traefik_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_hooks_match_the_specs() -> None:
     pm = pluggy.PluginManager("polyingress")
     pm.add_hookspecs(core_hookspecs)
-    pm.register(plugin, name="traefik")
+    pm.register(plugin.hooks, name="traefik")
     pm.check_pending()
-    implemented = {name for name in dir(plugin) if name.startswith("polyingress_")}
+    implemented = {name for name in dir(plugin.hooks) if name.startswith("polyingress_")}
     assert implemented == {
         "polyingress_add_options",
         "polyingress_add_commands",
@@ -121,7 +121,7 @@ def test_hooks_match_the_specs() -> None:
 
 def test_options_are_added_and_parsed() -> None:
     parser = argparse.ArgumentParser()
-    plugin.polyingress_add_options(parser)
+    plugin.hooks.polyingress_add_options(parser)
     args = parser.parse_args(
         ["--traefik-binary", "/opt/traefik", "--traefik-https-redirect-port", "443"]
     )
@@ -133,7 +133,7 @@ def test_options_are_added_and_parsed() -> None:
 def test_deprecated_redirect_listen_is_still_accepted(value: str) -> None:
     """Scripts that pass it keep working for one release (it has no effect)."""
     parser = argparse.ArgumentParser()
-    plugin.polyingress_add_options(parser)
+    plugin.hooks.polyingress_add_options(parser)
     assert parser.parse_args(["--traefik-redirect-listen", value]).traefik_redirect_listen == value
 
 
@@ -156,7 +156,7 @@ def test_static_config_watches_the_dynamic_directory(tmp_path: Path) -> None:
 
 
 def test_render_hook_hides_private_keys(tmp_path: Path) -> None:
-    rendered = plugin.polyingress_render(settings(tmp_path), model())
+    rendered = plugin.hooks.polyingress_render(settings(tmp_path), model())
     names = [name for name, _text in rendered.files]
     # One dynamic file: the probe router is in it (Traefik builds each change once).
     assert names[:2] == ["traefik.yml", "dynamic/polyingress.yaml"]
@@ -167,29 +167,29 @@ def test_render_hook_hides_private_keys(tmp_path: Path) -> None:
 
 
 def test_external_mode_writes_and_reports_ready(tmp_path: Path, no_traefik_on_path: None) -> None:
-    backend = plugin.polyingress_create_backend(settings(tmp_path))
+    backend = plugin.hooks.polyingress_create_backend(settings(tmp_path))
     assert not backend.managed
-    assert not plugin.polyingress_health(backend).ready
-    result = plugin.polyingress_start(backend, model())
+    assert not plugin.hooks.polyingress_health(backend).ready
+    result = plugin.hooks.polyingress_start(backend, model())
     assert not result.reloaded
-    health = plugin.polyingress_health(backend)
+    health = plugin.hooks.polyingress_health(backend)
     assert health.ready and "external mode" in health.detail
     assert backend.layout.config_path.exists()
 
     changed = model(port=9090)
-    result = plugin.polyingress_apply(backend, changed, diff(model(), changed))
+    result = plugin.hooks.polyingress_apply(backend, changed, model(), diff(model(), changed))
     assert result.reloaded and result.reasons == (ReloadReason.ENDPOINTS_CHANGED,)
     assert "endpoints_changed=1" in result.detail
-    same = plugin.polyingress_apply(backend, changed, diff(model(port=1), changed))
+    same = plugin.hooks.polyingress_apply(backend, changed, changed, diff(model(port=1), changed))
     assert not same.reloaded and "unchanged" in same.detail
 
-    assert plugin.polyingress_supervise(backend, changed) is None
+    assert plugin.hooks.polyingress_supervise(backend, changed) is None
     backend.layout.config_path.unlink()
-    repaired = plugin.polyingress_supervise(backend, changed)
+    repaired = plugin.hooks.polyingress_supervise(backend, changed)
     assert repaired is not None and "rewritten" in repaired
     assert "9090" in backend.layout.config_path.read_text()
-    plugin.polyingress_stop(backend)
-    assert not plugin.polyingress_health(backend).ready
+    plugin.hooks.polyingress_stop(backend)
+    assert not plugin.hooks.polyingress_health(backend).ready
 
 
 def test_given_binary_that_is_not_executable_fails_start(tmp_path: Path) -> None:
@@ -248,7 +248,7 @@ def test_managed_mode_starts_supervises_and_stops(tmp_path: Path) -> None:
         assert backend.layout.static_path.exists()
 
         changed = model(port=9090)
-        applied = backend.apply(changed, diff(model(), changed))
+        applied = backend.apply(changed, model(), diff(model(), changed))
         assert applied.reloaded and "not confirmed" not in applied.detail
         assert backend.supervise(changed) is None
 
@@ -284,7 +284,7 @@ def test_health_is_callable_from_another_thread(tmp_path: Path, no_traefik_on_pa
     backend = TraefikBackend(settings(tmp_path))
     backend.start(model())
     seen: list[Any] = []
-    thread = threading.Thread(target=lambda: seen.append(plugin.polyingress_health(backend)))
+    thread = threading.Thread(target=lambda: seen.append(plugin.hooks.polyingress_health(backend)))
     thread.start()
     thread.join()
     assert seen[0].ready
@@ -323,12 +323,12 @@ def test_static_config_command_prints_entry_points_and_file_provider(tmp_path: P
 def test_ssl_redirect_is_traefiks_redirect_scheme_not_a_controller_service(
     tmp_path: Path, no_traefik_on_path: None
 ) -> None:
-    backend = plugin.polyingress_create_backend(settings(tmp_path))
-    plugin.polyingress_start(backend, model(tls=True))
+    backend = plugin.hooks.polyingress_create_backend(settings(tmp_path))
+    plugin.hooks.polyingress_start(backend, model(tls=True))
     try:
         config = yaml.safe_load(backend.layout.config_path.read_text())
     finally:
-        plugin.polyingress_stop(backend)
+        plugin.hooks.polyingress_stop(backend)
     assert set(config["http"]["services"]) == {"ns__s__80", SERVICE_UNAVAILABLE}
     https = backend.settings.https_port
     assert config["http"]["middlewares"][MIDDLEWARE_REDIRECT] == {
@@ -347,11 +347,13 @@ def test_redirect_listen_only_warns_that_it_has_no_effect(
     texts = []
     for flag in (None, given):
         options = argparse.Namespace(**{**vars(base.options), "traefik_redirect_listen": flag})
-        backend = plugin.polyingress_create_backend(dataclasses.replace(base, options=options))
+        backend = plugin.hooks.polyingress_create_backend(
+            dataclasses.replace(base, options=options)
+        )
         with caplog.at_level("WARNING", logger="polyingress.plugins.traefik.plugin"):
-            plugin.polyingress_start(backend, model(tls=True))
+            plugin.hooks.polyingress_start(backend, model(tls=True))
         texts.append(backend.layout.config_path.read_text())
-        plugin.polyingress_stop(backend)
+        plugin.hooks.polyingress_stop(backend)
     warnings = [r.getMessage() for r in caplog.records if "redirect-listen" in r.getMessage()]
     assert warnings == ([] if given is None else [plugin.REDIRECT_LISTEN_DEPRECATED])
     assert "redirect is done by Traefik itself" in plugin.REDIRECT_LISTEN_DEPRECATED

@@ -32,8 +32,8 @@ from polyingress.core import (
     RenderedFile,
     RouteModel,
     RunSettings,
+    backend_plugin,
     fallback_certificate,
-    hookimpl,
     non_negative_int,
     non_negative_number,
 )
@@ -55,7 +55,7 @@ from .render import (
 )
 from .runtime import CommandRejected, RuntimeApiError
 
-__all__ = ["HAProxyBackend", "HAProxyUnavailable"]
+__all__ = ["HAProxyBackend", "HAProxyUnavailable", "hooks"]
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class HAProxyBackend:
     def _guard_record(self) -> None:
         self.guard.record(self.workdir / name for name in GUARDED_FILES)
 
-    def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
+    def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
         started = time.monotonic()
         self.last_apply = started
         watch = self.applier.watch
@@ -289,8 +289,7 @@ def haproxy_version(binary: str | None) -> str | None:
 # --------------------------------------------------------------------------- hooks
 
 
-@hookimpl
-def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("haproxy backend")
     group.add_argument(
         "--haproxy-binary",
@@ -317,8 +316,7 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@hookimpl
-def polyingress_backend_info() -> BackendInfo:
+def info() -> BackendInfo:
     binary = shutil.which("haproxy")
     version = haproxy_version(binary)
     return BackendInfo(
@@ -336,40 +334,11 @@ def polyingress_backend_info() -> BackendInfo:
     )
 
 
-@hookimpl
-def polyingress_create_backend(settings: RunSettings) -> HAProxyBackend:
+def create(settings: RunSettings) -> HAProxyBackend:
     return HAProxyBackend(settings)
 
 
-@hookimpl
-def polyingress_start(backend: HAProxyBackend, model: RouteModel) -> ApplyResult:
-    return backend.start(model)
-
-
-@hookimpl
-def polyingress_apply(
-    backend: HAProxyBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
-) -> ApplyResult:
-    return backend.apply(model, diff)
-
-
-@hookimpl
-def polyingress_supervise(backend: HAProxyBackend, model: RouteModel) -> str | None:
-    return backend.supervise(model)
-
-
-@hookimpl
-def polyingress_health(backend: HAProxyBackend) -> HealthReport:
-    return backend.health()
-
-
-@hookimpl
-def polyingress_stop(backend: HAProxyBackend) -> None:
-    backend.stop()
-
-
-@hookimpl
-def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     render_settings = _render_settings(settings)
     slots = SlotTable.plan((b.name for b in model.backends), render_settings.spare_backends)
     rendered = render(model, render_settings, slots)
@@ -392,3 +361,7 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
             files.append((name, pem + KEY_PLACEHOLDER))
             written.append(RenderedFile(name=name, text=rendered.pems[name], mode=SECRET_MODE))
     return RenderedConfig(files=tuple(files), written=tuple(written))
+
+
+# Every hook of the backend, from its class and the functions above (polyingress.core.kit).
+hooks = backend_plugin(info=info, create=create, render=render_config, add_options=add_options)

@@ -494,8 +494,11 @@ class NginxBackend:
         self._reload(self.render(model, lua=False), reasons)
         return ApplyResult(reloaded=True, reasons=reasons, detail=f"endpoint push failed: {exc}")
 
-    def apply(self, model: RouteModel, diff: ModelDiff | None = None) -> ApplyResult:
-        """Serve ``model``; the result's ``timings`` say where the time went."""
+    def apply(
+        self, model: RouteModel, previous: RouteModel | None = None, diff: ModelDiff | None = None
+    ) -> ApplyResult:
+        """Serve ``model``; the result's ``timings`` say where the time went. ``previous`` is
+        not needed: the backend compares with the configuration it runs."""
         self.watch.reset()
         result = self._apply(model, diff)
         return replace(result, timings=self.watch.timings())

@@ -7,16 +7,13 @@ import logging
 import shutil
 
 from polyingress.core import (
-    ApplyResult,
     BackendInfo,
-    HealthReport,
-    ModelDiff,
     RenderedConfig,
     RenderedFile,
     RouteModel,
     RunSettings,
+    backend_plugin,
     fallback_certificate,
-    hookimpl,
     port_number,
     positive_number,
 )
@@ -26,17 +23,7 @@ from .lua_support import detect_lua, lua_render
 from .process import nginx_version
 from .render import FALLBACK_CRT, LUA_SEED, RenderOptions, render
 
-__all__ = [
-    "polyingress_add_options",
-    "polyingress_apply",
-    "polyingress_backend_info",
-    "polyingress_create_backend",
-    "polyingress_health",
-    "polyingress_render",
-    "polyingress_start",
-    "polyingress_stop",
-    "polyingress_supervise",
-]
+__all__ = ["add_options", "create", "hooks", "info", "options_from", "render_config"]
 
 log = logging.getLogger("polyingress.nginx")
 DEFAULTS = NginxOptions()
@@ -45,8 +32,7 @@ _FALLBACK_PLACEHOLDER = "# self-signed fallback certificate, made when nginx sta
 TOKEN_PLACEHOLDER = "per-run-token-made-at-start"
 
 
-@hookimpl
-def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("nginx backend")
     g.add_argument(
         "--nginx-binary", default=DEFAULTS.binary, metavar="PATH", help="nginx executable"
@@ -92,8 +78,7 @@ def options_from(settings: RunSettings) -> NginxOptions:
     )
 
 
-@hookimpl
-def polyingress_backend_info() -> BackendInfo:
+def info() -> BackendInfo:
     binary = shutil.which(DEFAULTS.binary)
     version = (nginx_version(binary) if binary else None) or "not installed"
     if binary is None:
@@ -120,43 +105,14 @@ def polyingress_backend_info() -> BackendInfo:
     )
 
 
-@hookimpl
-def polyingress_create_backend(settings: RunSettings) -> NginxBackend:
+def create(settings: RunSettings) -> NginxBackend:
     options = options_from(settings)
     if shutil.which(options.binary) is None:
         raise RuntimeError(f"nginx backend: {options.binary!r} not found")
     return NginxBackend(settings, options)
 
 
-@hookimpl
-def polyingress_start(backend: NginxBackend, model: RouteModel) -> ApplyResult:
-    return backend.start(model)
-
-
-@hookimpl
-def polyingress_apply(
-    backend: NginxBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
-) -> ApplyResult:
-    return backend.apply(model, diff)
-
-
-@hookimpl
-def polyingress_supervise(backend: NginxBackend, model: RouteModel) -> str | None:
-    return backend.supervise(model)
-
-
-@hookimpl
-def polyingress_health(backend: NginxBackend) -> HealthReport:
-    return backend.health()
-
-
-@hookimpl
-def polyingress_stop(backend: NginxBackend) -> None:
-    backend.stop()
-
-
-@hookimpl
-def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     """nginx.conf, the certificates, and placeholders for keys, the fallback certificate and
     the channel token (made anew by each process), so equal models give byte-identical output.
     Lua mode as ``run`` would choose it (``--nginx-lua``, what is installed). ``written``: the
@@ -198,3 +154,7 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
         owner = " ".join(str(r) for r in pair.refs) or "the fallback certificate"
         files.append((f"conf/{pair.key}", f"# private key of {owner}: not shown (mode 0600)\n"))
     return RenderedConfig(files=tuple(files), written=tuple(written))
+
+
+# Every hook of the backend, from its class and the functions above (polyingress.core.kit).
+hooks = backend_plugin(info=info, create=create, render=render_config, add_options=add_options)

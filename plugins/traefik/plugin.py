@@ -44,9 +44,9 @@ from polyingress.core import (
     RouteModel,
     RunSettings,
     Stopwatch,
+    backend_plugin,
     diff_reasons,
     fallback_certificate,
-    hookimpl,
     ip_address,
     port_number,
     write_atomic,
@@ -64,7 +64,7 @@ from .render import (
     render,
 )
 
-__all__ = ["TraefikBackend", "static_config"]
+__all__ = ["TraefikBackend", "find_traefik", "hooks", "static_config"]
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ class TraefikBackend:
             time.sleep(interval)
             interval = min(longest, interval * 1.5)
 
-    def apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
+    def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
         """Serve ``model``; the result's ``timings`` say where the time went."""
         self.watch.reset()
         result = self._apply(model, diff)
@@ -379,6 +379,7 @@ class TraefikBackend:
         )
 
     def stop(self) -> None:
+        self.set_health(False, False, "stopped")
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
@@ -398,8 +399,7 @@ def _version() -> str:
         return "0+unknown"
 
 
-@hookimpl
-def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("traefik backend")
     group.add_argument(
         "--traefik-binary",
@@ -425,8 +425,7 @@ def polyingress_add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@hookimpl
-def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     traefik = subparsers.add_parser("traefik", help="Traefik backend tools")
     tsub = traefik.add_subparsers(dest="traefik_command", required=True, metavar="COMMAND")
     static = tsub.add_parser(
@@ -444,8 +443,7 @@ def polyingress_add_commands(subparsers: argparse._SubParsersAction) -> None:  #
     static.set_defaults(func=run)
 
 
-@hookimpl
-def polyingress_backend_info() -> BackendInfo:
+def info() -> BackendInfo:
     found = find_traefik()
     return BackendInfo(
         name=NAME,
@@ -460,39 +458,11 @@ def polyingress_backend_info() -> BackendInfo:
     )
 
 
-@hookimpl
-def polyingress_create_backend(settings: RunSettings) -> TraefikBackend:
+def create(settings: RunSettings) -> TraefikBackend:
     return TraefikBackend(settings)
 
 
-@hookimpl
-def polyingress_start(backend: TraefikBackend, model: RouteModel) -> ApplyResult:
-    return backend.start(model)
-
-
-@hookimpl
-def polyingress_apply(backend: TraefikBackend, model: RouteModel, diff: ModelDiff) -> ApplyResult:
-    return backend.apply(model, diff)
-
-
-@hookimpl
-def polyingress_supervise(backend: TraefikBackend, model: RouteModel) -> str | None:
-    return backend.supervise(model)
-
-
-@hookimpl
-def polyingress_health(backend: TraefikBackend) -> HealthReport:
-    return backend.health()
-
-
-@hookimpl
-def polyingress_stop(backend: TraefikBackend) -> None:
-    backend.stop()
-    backend.set_health(False, False, "stopped")
-
-
-@hookimpl
-def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
+def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     backend = TraefikBackend(settings)
     rendered = backend.render(model)
     static = static_config(
@@ -510,3 +480,13 @@ def polyingress_render(settings: RunSettings, model: RouteModel) -> RenderedConf
         RenderedFile(name=f"certs/{f.name}", text=f.data, mode=SECRET_MODE) for f in rendered.files
     )
     return RenderedConfig(files=tuple(files), written=tuple(written))
+
+
+# Every hook of the backend, from its class and the functions above (polyingress.core.kit).
+hooks = backend_plugin(
+    info=info,
+    create=create,
+    render=render_config,
+    add_options=add_options,
+    add_commands=add_commands,
+)

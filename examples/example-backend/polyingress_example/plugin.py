@@ -2,7 +2,7 @@
 
 A backend is a class with five methods (start, apply, supervise, health, stop: the
 ``ProxyBackend`` protocol), its render function, and one ``backend_plugin`` call that provides
-every hook. The entry point names the ``plugin`` object (see pyproject.toml).
+every hook. The entry point names the ``hooks`` object (see pyproject.toml).
 """
 
 from __future__ import annotations
@@ -101,4 +101,4 @@ def render(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     )
 
 
-plugin = backend_plugin(info=info, create=ExampleBackend, render=render, add_options=add_options)
+hooks = backend_plugin(info=info, create=ExampleBackend, render=render, add_options=add_options)
