@@ -9,6 +9,7 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/polyingress"
 ln -s "$PWD/core" "$root/polyingress/core"
 ln -s "$PWD/plugins" "$root/polyingress/plugins"
+ln -s "$PWD/examples/example-backend/polyingress_example" "$root/polyingress_example"
 cd "$root"
 exec "$OLDPWD/.venv/bin/mypy" --strict --cache-dir "$OLDPWD/.mypy_cache" \
-    -p polyingress.core -p polyingress.plugins
+    -p polyingress.core -p polyingress.plugins -p polyingress_example

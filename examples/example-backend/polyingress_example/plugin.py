@@ -1,4 +1,9 @@
-"""An example backend: the proxy is a JSON file. Only ``polyingress.core`` is imported.
+"""An example backend. Only ``polyingress.core`` is imported.
+
+Its proxy is a small Python reverse proxy in the controller's process (``proxy.py``) that
+answers every request as the core's ``RouteModel.answer`` says; each model is also written as
+JSON to ``<workdir>/routes.json``. It passes the shared conformance cases
+(``pytest -p polyingress.core.testing --polyingress-backend example``).
 
 A backend is a class with five methods (start, apply, supervise, health, stop: the
 ``ProxyBackend`` protocol), its render function, and one ``backend_plugin`` call that provides
@@ -24,6 +29,8 @@ from polyingress.core import (
     backend_plugin,
     write_atomic,
 )
+
+from .proxy import Proxy
 
 
 def render_json(model: RouteModel, indent: int = 2) -> str:
@@ -51,41 +58,54 @@ class ExampleBackend:
     def __init__(self, settings: RunSettings) -> None:
         self.settings = settings
         self.target: Path = settings.workdir / "routes.json"
-        self.started = False
+        self.proxy = Proxy(
+            settings.bind, settings.http_port, settings.https_port, settings.workdir / "certs"
+        )
 
     def start(self, model: RouteModel) -> ApplyResult:
+        self.settings.workdir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.target, render_json(model, _indent(self.settings)))
-        self.started = True
+        self.proxy.serve(model)
+        self.proxy.start()
         return ApplyResult(reasons=(ReloadReason.START,))
 
     def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
         write_atomic(self.target, render_json(model, _indent(self.settings)))
         with (self.settings.workdir / "applied.log").open("a") as log:
             log.write(diff.summary() + "\n")
-        # Writing the file is the whole apply: nothing reloads. A backend whose proxy reloads
+        self.proxy.serve(model)
+        # Swapping the model is the whole apply: nothing reloads. A backend whose proxy reloads
         # returns reloaded=True with ReloadReason members (diff_reasons(diff) gives the diff's)
         # and free text in detail: the reasons label a metric, the detail is logged.
         return ApplyResult(reloaded=False, runtime_changes=1, detail=diff.summary())
 
     def supervise(self, model: RouteModel) -> str | None:
-        if self.started and not self.target.exists():
+        repaired = []
+        if not self.target.exists():
             write_atomic(self.target, render_json(model, _indent(self.settings)))
-            return "routes.json was missing; rewritten"
-        return None
+            repaired.append("routes.json was missing; rewritten")
+        if not self.proxy.running:
+            self.proxy.stop()
+            self.proxy.serve(model)
+            self.proxy.start()
+            repaired.append("the proxy's listeners had stopped; restarted")
+        return "; ".join(repaired) or None
 
     def health(self) -> HealthReport:
-        return HealthReport(live=True, ready=self.started and self.target.exists())
+        running = self.proxy.running
+        return HealthReport(live=True, ready=running, detail="serving" if running else "stopped")
 
     def stop(self) -> None:
-        self.started = False
+        self.proxy.stop()
 
 
 def info() -> BackendInfo:
     return BackendInfo(
         name="example",
         version="0.1.0",
-        description="example third-party backend (writes routes.json)",
-        features=("file output",),
+        description="example third-party backend: a Python reverse proxy driven by "
+        "RouteModel.answer (and routes.json)",
+        features=("in-process proxy", "model swap without reload", "file output"),
     )
 
 
