@@ -359,10 +359,13 @@ class Controller:
         backend reports an apply only once the proxy serves it."""
         wait_until(lambda: self.applied() > before, timeout=timeout)
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 20000) -> str:
+        """The controller's log: its last ``tail`` characters (short enough for an assertion
+        message), or all of it (``tail=None``) for a test that counts lines."""
         if self.log_path is None or not self.log_path.exists():
             return ""
-        return self.log_path.read_text(errors="replace")[-20000:]
+        text = self.log_path.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:

@@ -302,11 +302,11 @@ def test_proxy_killed_during_an_apply_ends_serving_the_new_state(world: World) -
     """The proxy dies while an apply waits for it: the new state must still be served."""
     master = world.master_pid()
     group = os.getpgid(master)
-    applying = world.controller.log().count("applying: ")
+    applying = world.controller.log(tail=None).count("applying: ")
     os.killpg(group, signal.SIGSTOP)  # the apply blocks on the stopped proxy
     try:
         world.write("late.yaml", [ingress("late", LATE, {"/": "svc-b"})])
-        wait_until(lambda: world.controller.log().count("applying: ") > applying)
+        wait_until(lambda: world.controller.log(tail=None).count("applying: ") > applying)
         time.sleep(0.5)
         os.kill(master, signal.SIGKILL)
     finally:
@@ -398,7 +398,7 @@ def test_half_written_manifest_keeps_the_last_good_objects(world: World) -> None
     with Watcher(world) as watcher:
         replace_with(base, half_written(base.read_text(), yaml.safe_load_all))
         replace_with(late, half_written(late_text, lambda t: [json.loads(t)]))
-        wait_until(lambda: world.controller.log().count("keeping the objects") >= 2)
+        wait_until(lambda: world.controller.log(tail=None).count("keeping the objects") >= 2)
         time.sleep(1)  # more reconciler rounds: nothing is withdrawn
         assert world.served(LATE, "/") == "svc-b"
         world.assert_unaffected()

@@ -84,7 +84,7 @@ def test_runs_in_the_mode_asked_for_and_says_so_once(mode_world: ModeWorld) -> N
     status, detail = mode_world.controller.health("/readyz")
     assert status == 200
     conf = (mode_world.controller.workdir / "conf" / "nginx.conf").read_text()
-    log = mode_world.controller.log()
+    log = mode_world.controller.log(tail=None)
     if mode_world.mode == "on":
         assert "(Lua balancer)" in detail
         assert "balancer_by_lua_block" in conf
@@ -135,7 +135,7 @@ def test_default_backend_added_at_run_time(mode_world: ModeWorld) -> None:
 
 
 def test_the_log_still_says_the_mode_once_after_reloads(mode_world: ModeWorld) -> None:
-    log = mode_world.controller.log()
+    log = mode_world.controller.log(tail=None)
     assert "nginx reloaded" in log, "the default-backend test reloads"
     needle = "Lua balancer on:" if mode_world.mode == "on" else "Lua balancer off"
     assert log.count(needle) == 1
@@ -366,7 +366,7 @@ def test_fifty_endpoint_changes_under_load_never_reload_nor_reach_removed_pods(
         ctl.stop()
         fleet.stop()
 
-    log = ctl.log()
+    log = ctl.log(tail=None)
     assert "nginx reloaded" not in log
     assert log.count("pushed and read back") >= 51  # the start, then every change
 
