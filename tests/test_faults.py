@@ -2,8 +2,9 @@
 everything the fault does not touch, recovers by itself, and says what happened (a log line
 and a metric on ``/metrics``).
 
-Every test runs a real ``polyingress run`` (``livekit.Controller``) on nginx and on HAProxy,
-with hello backends on loopback addresses, breaks one thing and watches real HTTP(S) traffic.
+Every test runs a real ``polyingress run`` (``livekit.Controller``) on nginx, HAProxy and
+Traefik (managed: the binary the venv installs), with hello backends on loopback addresses,
+breaks one thing and watches real HTTP(S) traffic.
 What the user sees, per fault:
 
 * the proxy is killed (SIGKILL): the supervisor restarts it within seconds, serving the current
@@ -61,17 +62,30 @@ SECURE = "secure.test"
 LATE = "late.test"
 FALLBACK_CN = "polyingress-fallback.invalid"
 ADDRESSES = {"svc-a": ["127.0.70.1", "127.0.70.2"], "svc-b": ["127.0.71.1"]}
-BACKENDS = [backend_param(name) for name in ("nginx", "haproxy")]
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik")]
 # The generated files each backend's proxy reads at (re)start: the configuration, and for
-# HAProxy the routes map (plugins/nginx/apply.py, plugins/haproxy/render.py).
-GENERATED = {"nginx": ["conf/nginx.conf"], "haproxy": ["haproxy.cfg", "maps/routes.map"]}
+# HAProxy the routes map (plugins/nginx/apply.py, plugins/haproxy/render.py); Traefik's watched
+# directory (plugins/traefik/apply.py).
+GENERATED = {
+    "nginx": ["conf/nginx.conf"],
+    "haproxy": ["haproxy.cfg", "maps/routes.map"],
+    "traefik": ["dynamic/polyingress.yaml"],
+}
+# The other generated file damage() corrupts.
+OTHER = {
+    "nginx": "conf/certs/polyingress-fallback.key",
+    "haproxy": "maps/routes.map",
+    "traefik": "dynamic/polyingress-probe.yaml",
+}
 # A line each file holds once late.test is served.
 SERVING_LATE = {
     "conf/nginx.conf": 'server_name "late.test";',
     "haproxy.cfg": "frontend https",
     "maps/routes.map": "@late.test late.test",
+    "dynamic/polyingress.yaml": 'rule: "Host(`late.test`) && PathPrefix(`/`)"',
 }
 PID_FILE = {"nginx": "run/nginx.pid", "haproxy": "haproxy.pid"}
+EXTRA = {"nginx": [], "haproxy": ["--haproxy-drain-timeout", "2"], "traefik": []}
 
 pytestmark = pytest.mark.live
 
@@ -113,8 +127,7 @@ class World:
                 ingress("secure", SECURE, {"/": "svc-b"}, "secure-tls"),
             ],
         )
-        extra = {"nginx": [], "haproxy": ["--haproxy-drain-timeout", "2"]}[backend]
-        self.controller = Controller(backend, self.manifests, self.workdir, extra=extra)
+        self.controller = Controller(backend, self.manifests, self.workdir, extra=EXTRA[backend])
         self.controller.start()
 
     def base(self, **more_paths: str) -> list[dict[str, Any]]:
@@ -167,7 +180,20 @@ class World:
         assert self.get(SECURE, "/").status == 301  # the HTTPS redirect of a GET
 
     def master_pid(self) -> int:
-        return int((self.workdir / PID_FILE[self.backend]).read_text())
+        """The proxy's master process (Traefik writes no pid file: the controller's child)."""
+        if self.backend != "traefik":
+            return int((self.workdir / PID_FILE[self.backend]).read_text())
+        assert self.controller.proc is not None
+        parent = str(self.controller.proc.pid)
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, IndexError):
+                if not entry.name.isdigit():
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (entry / "comm").read_text().strip()
+                if fields[1] == parent and fields[0] != "Z" and comm == "traefik":
+                    return int(entry.name)
+        raise AssertionError("no running traefik under the controller")
 
     def metrics(self) -> str:
         return self.controller.metrics()
@@ -290,14 +316,7 @@ def test_stopped_proxy_keeps_the_controller_up_and_recovers_after_sigcont(world:
     assert re.search(r"applying: .*vhosts_added=1", world.controller.log())
 
 
-@pytest.mark.parametrize(
-    "world",
-    [
-        BACKENDS[0],
-        BACKENDS[1],
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_proxy_killed_during_an_apply_ends_serving_the_new_state(world: World) -> None:
     """The proxy dies while an apply waits for it: the new state must still be served."""
     master = world.master_pid()
@@ -323,14 +342,23 @@ def test_proxy_killed_during_an_apply_ends_serving_the_new_state(world: World) -
 
 def damage(world: World) -> dict[str, str]:
     """Delete the configuration, corrupt the other generated file (HAProxy: the routes map;
-    nginx: the fallback key). Returns what each damaged file held."""
+    nginx: the fallback key; Traefik: the probe file). Returns what each damaged file held.
+
+    Traefik differs by design: its file provider reads the watched directory on every change
+    (nginx and HAProxy read their files only at a start or reload), so it reads the damage at
+    once. It keeps its last good configuration while a file there is unreadable, which is why
+    the probe file is corrupted first here: the main file deleted first would leave a valid
+    directory holding the probe router alone, which Traefik would load, answering 404 to
+    everything until the supervisor's next round rewrote the main file."""
     conf = world.workdir / GENERATED[world.backend][0]
-    other = world.workdir / (
-        "maps/routes.map" if world.backend == "haproxy" else "conf/certs/polyingress-fallback.key"
-    )
+    other = world.workdir / OTHER[world.backend]
     before = {str(conf): conf.read_text(), str(other): other.read_text()}
-    conf.unlink()
-    other.write_text("garbage { ;\n")
+    if world.backend == "traefik":
+        other.write_text("garbage { ;\n")
+        conf.unlink()
+    else:
+        conf.unlink()
+        other.write_text("garbage { ;\n")
     return before
 
 
@@ -366,8 +394,25 @@ def test_damaged_generated_files_are_noticed_and_rewritten_by_the_supervisor(
         return all(Path(p).exists() and Path(p).read_text() == t for p, t in damaged.items())
 
     wait_until(repaired, timeout=3)
-    assert "supervisor: " in world.controller.log()
+    # The supervisor says so once its hook returned, which may be after the files are back.
+    wait_until(lambda: "supervisor: " in world.controller.log(), timeout=5)
     assert world.metric("polyingress_supervisor_repairs_total") >= 1
+
+
+def test_a_damaged_file_alone_is_rewritten_and_changes_are_served(world: World) -> None:
+    """Only the other generated file is corrupted (the configuration left intact): it is
+    rewritten too, and the next change is served. On Traefik this is the probe file, which it
+    loads with the main one as a whole directory: left damaged, Traefik would refuse every
+    later configuration."""
+    other = world.workdir / OTHER[world.backend]
+    good = other.read_text()
+    with Watcher(world) as watcher:
+        other.write_text("garbage { ;\n")
+        wait_until(lambda: other.read_text() == good, timeout=3)
+        world.change("late.yaml", [ingress("late", LATE, {"/": "svc-b"})], LATE, "/", "svc-b")
+    assert watcher.failures == [], watcher.failures[:5]
+    world.assert_unaffected()
+    assert "supervisor: " in world.controller.log()
 
 
 # -- manifests -------------------------------------------------------------------------------------

@@ -356,3 +356,23 @@ def test_redirect_listen_only_warns_that_it_has_no_effect(
     assert warnings == ([] if given is None else [plugin.REDIRECT_LISTEN_DEPRECATED])
     assert "redirect is done by Traefik itself" in plugin.REDIRECT_LISTEN_DEPRECATED
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "remove"])
+def test_supervisor_rewrites_a_damaged_probe_file(
+    tmp_path: Path, no_traefik_on_path: None, damage: str
+) -> None:
+    """Traefik loads its watched directory as a whole: a damaged probe file keeps it from
+    loading the main file too, so the supervisor repairs the probe file like the main one."""
+    backend = TraefikBackend(settings(tmp_path))
+    backend.start(model())
+    probe = backend.layout.probe_path
+    good = probe.read_text()
+    if damage == "corrupt":
+        probe.write_text("garbage { ;\n")
+    else:
+        probe.unlink()
+    repaired = backend.supervise(model())
+    assert repaired is not None and "polyingress-probe.yaml" in repaired and "rewritten" in repaired
+    assert probe.read_text() == good
+    assert backend.supervise(model()) is None

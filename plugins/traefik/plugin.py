@@ -155,7 +155,7 @@ class TraefikBackend:
         self.backoff = BACKOFF_FIRST
         self.next_restart = 0.0
         self.restarts = 0
-        self.written_stat: tuple[int, int, int] | None = None
+        self.written_stat: tuple[tuple[int, int, int], ...] | None = None
         self.revision = ""
         self._health = HealthReport(live=True, ready=False, detail="not started")
 
@@ -170,10 +170,10 @@ class TraefikBackend:
         try:
             rendered = self.render(model)
             result = write_config(self.layout, rendered)
-            st = self.layout.config_path.stat()
+            stat = self.dynamic_stat()
         except (OSError, ValueError) as exc:
             raise ApplyError(f"traefik: writing {self.layout.config_path} failed: {exc}") from exc
-        self.written_stat = (st.st_ino, st.st_size, st.st_mtime_ns)
+        self.written_stat = stat
         self.revision = rendered.revision
         if result.config_written:
             log.info(
@@ -184,12 +184,17 @@ class TraefikBackend:
             )
         return result
 
-    def config_intact(self) -> bool:
+    def dynamic_stat(self) -> tuple[tuple[int, int, int], ...] | None:
+        """Identity of both files of the watched directory, None if one is missing. Traefik
+        loads the directory as a whole: a damaged probe file makes it refuse the main one too."""
         try:
-            st = self.layout.config_path.stat()
+            stats = [p.stat() for p in (self.layout.config_path, self.layout.probe_path)]
         except FileNotFoundError:
-            return False
-        return self.written_stat == (st.st_ino, st.st_size, st.st_mtime_ns)
+            return None
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
+
+    def config_intact(self) -> bool:
+        return self.written_stat is not None and self.dynamic_stat() == self.written_stat
 
     def set_health(self, live: bool, ready: bool, detail: str) -> None:
         self._health = HealthReport(live=live, ready=ready, detail=detail)
@@ -236,7 +241,10 @@ class TraefikBackend:
         repaired: list[str] = []
         if not self.config_intact():
             self.write(model)
-            repaired.append(f"{self.layout.config_path} was changed or removed; rewritten")
+            repaired.append(
+                f"{self.layout.config_path} or {self.layout.probe_path.name} was changed or "
+                "removed; rewritten"
+            )
         if self.proc is not None:
             restarted = self.check_process()
             if restarted:
