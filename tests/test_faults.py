@@ -48,6 +48,7 @@ from livekit import (
     backend_param,
     free_port,
     metric,
+    processes_in_session,
     stop_running,
     wait_until,
     write_manifests,
@@ -333,6 +334,47 @@ def test_proxy_killed_during_an_apply_ends_serving_the_new_state(world: World) -
             os.killpg(group, signal.SIGCONT)
     wait_until(lambda: world.master_pid() != master, timeout=15)
     world.wait_served(LATE, "/", "svc-b", timeout=6)
+    world.assert_unaffected()
+    world.assert_controller_up()
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_controller_leaves_nothing_a_new_run_cannot_replace(world: World) -> None:
+    """The controller is SIGKILLed (no chance to stop its proxy) and started again on the same
+    workdir and ports, as a restarted container would be: the new run ends what the old one
+    left behind (Traefik and HAProxy run in sessions of their own and outlive it) and serves
+    the current manifests with a proxy of its own."""
+    old = world.controller
+    assert old.proc is not None
+    left = {pid for sid in world.sessions() for pid in processes_in_session(sid)} - {old.proc.pid}
+    assert left, "the proxy is seen"
+    try:
+        os.kill(old.proc.pid, signal.SIGKILL)
+        old.proc.wait(timeout=10)
+        world.write("late.yaml", [ingress("late", LATE, {"/": "svc-b"})])
+        world.controller = Controller(
+            world.backend,
+            world.manifests,
+            world.workdir,
+            extra=EXTRA[world.backend],
+            http_port=old.http_port,
+            https_port=old.https_port,
+        )
+        world.controller.start()
+        survivors = [pid for pid in left if running(pid)]
+    finally:
+        for pid in left:  # whatever the outcome, nothing of the old run outlives the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert survivors == [], f"processes of the killed run still running: {survivors}"
+    assert world.served(LATE, "/") == "svc-b"
     world.assert_unaffected()
     world.assert_controller_up()
 

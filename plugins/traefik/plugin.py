@@ -20,6 +20,7 @@ redirector inside the controller, is still accepted, has no effect and is warned
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import logging
 import os
@@ -290,6 +291,7 @@ class TraefikBackend:
             self.layout.workdir,
             self.settings.bind,
         )
+        self.kill_leftover()
         try:
             write_atomic(self.layout.static_path, static)
             self.proc = subprocess.Popen(
@@ -297,10 +299,39 @@ class TraefikBackend:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # only stop() signals Traefik, and only by its pid
             )
+            write_atomic(self.layout.pid_path, f"{self.proc.pid}\n")
         except OSError as exc:
             raise ApplyError(f"traefik: cannot start {self.binary}: {exc}") from exc
         self.started_at = time.monotonic()
         log.info("traefik: started %s (pid %d)", self.binary, self.proc.pid)
+
+    def kill_leftover(self) -> None:
+        """Kill a Traefik left by an earlier run in this workdir (the controller was killed:
+        Traefik, in a session of its own, outlives it). It would hold the ports and answer the
+        probes of this run from the same directory. Only a process whose command line is
+        Traefik with this workdir's static configuration is touched."""
+        try:
+            pid = int(self.layout.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if self.proc is not None and self.proc.pid == pid and self.proc.poll() is None:
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            cmdline = []
+        ours = f"--configFile={self.layout.static_path}".encode()
+        name = Path(cmdline[0].decode(errors="replace")).name if cmdline else ""
+        if "traefik" in name and ours in cmdline[1:]:
+            log.warning("traefik: killing pid %d left by an earlier run", pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.05)
+        self.layout.pid_path.unlink(missing_ok=True)
 
     def probe(self) -> bool:
         """True when Traefik answers the probe of the revision last written."""
@@ -355,7 +386,10 @@ class TraefikBackend:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        self.layout.pid_path.unlink(missing_ok=True)
+        if proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
         try:
