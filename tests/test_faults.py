@@ -2,8 +2,9 @@
 everything the fault does not touch, recovers by itself, and says what happened (a log line
 and a metric on ``/metrics``).
 
-Every test runs a real ``polyingress run`` (``livekit.Controller``) on nginx and on HAProxy,
-with hello backends on loopback addresses, breaks one thing and watches real HTTP(S) traffic.
+Every test runs a real ``polyingress run`` (``livekit.Controller``) on nginx, HAProxy and
+Traefik (managed: the binary the venv installs), with hello backends on loopback addresses,
+breaks one thing and watches real HTTP(S) traffic.
 What the user sees, per fault:
 
 * the proxy is killed (SIGKILL): the supervisor restarts it within seconds, serving the current
@@ -47,6 +48,7 @@ from livekit import (
     backend_param,
     free_port,
     metric,
+    processes_in_session,
     stop_running,
     wait_until,
     write_manifests,
@@ -61,17 +63,30 @@ SECURE = "secure.test"
 LATE = "late.test"
 FALLBACK_CN = "polyingress-fallback.invalid"
 ADDRESSES = {"svc-a": ["127.0.70.1", "127.0.70.2"], "svc-b": ["127.0.71.1"]}
-BACKENDS = [backend_param(name) for name in ("nginx", "haproxy")]
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik")]
 # The generated files each backend's proxy reads at (re)start: the configuration, and for
-# HAProxy the routes map (plugins/nginx/apply.py, plugins/haproxy/render.py).
-GENERATED = {"nginx": ["conf/nginx.conf"], "haproxy": ["haproxy.cfg", "maps/routes.map"]}
+# HAProxy the routes map (plugins/nginx/apply.py, plugins/haproxy/render.py); Traefik's watched
+# directory (plugins/traefik/apply.py).
+GENERATED = {
+    "nginx": ["conf/nginx.conf"],
+    "haproxy": ["haproxy.cfg", "maps/routes.map"],
+    "traefik": ["dynamic/polyingress.yaml"],
+}
+# The other generated file damage() corrupts.
+OTHER = {
+    "nginx": "conf/certs/polyingress-fallback.key",
+    "haproxy": "maps/routes.map",
+    "traefik": "certs/polyingress-fallback.*.key",
+}
 # A line each file holds once late.test is served.
 SERVING_LATE = {
     "conf/nginx.conf": 'server_name "late.test";',
     "haproxy.cfg": "frontend https",
     "maps/routes.map": "@late.test late.test",
+    "dynamic/polyingress.yaml": 'rule: "Host(`late.test`) && PathPrefix(`/`)"',
 }
 PID_FILE = {"nginx": "run/nginx.pid", "haproxy": "haproxy.pid"}
+EXTRA = {"nginx": [], "haproxy": ["--haproxy-drain-timeout", "2"], "traefik": []}
 
 pytestmark = pytest.mark.live
 
@@ -113,8 +128,7 @@ class World:
                 ingress("secure", SECURE, {"/": "svc-b"}, "secure-tls"),
             ],
         )
-        extra = {"nginx": [], "haproxy": ["--haproxy-drain-timeout", "2"]}[backend]
-        self.controller = Controller(backend, self.manifests, self.workdir, extra=extra)
+        self.controller = Controller(backend, self.manifests, self.workdir, extra=EXTRA[backend])
         self.controller.start()
 
     def base(self, **more_paths: str) -> list[dict[str, Any]]:
@@ -167,7 +181,20 @@ class World:
         assert self.get(SECURE, "/").status == 301  # the HTTPS redirect of a GET
 
     def master_pid(self) -> int:
-        return int((self.workdir / PID_FILE[self.backend]).read_text())
+        """The proxy's master process (Traefik writes no pid file: the controller's child)."""
+        if self.backend != "traefik":
+            return int((self.workdir / PID_FILE[self.backend]).read_text())
+        assert self.controller.proc is not None
+        parent = str(self.controller.proc.pid)
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, IndexError):
+                if not entry.name.isdigit():
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (entry / "comm").read_text().strip()
+                if fields[1] == parent and fields[0] != "Z" and comm == "traefik":
+                    return int(entry.name)
+        raise AssertionError("no running traefik under the controller")
 
     def metrics(self) -> str:
         return self.controller.metrics()
@@ -290,14 +317,7 @@ def test_stopped_proxy_keeps_the_controller_up_and_recovers_after_sigcont(world:
     assert re.search(r"applying: .*vhosts_added=1", world.controller.log())
 
 
-@pytest.mark.parametrize(
-    "world",
-    [
-        BACKENDS[0],
-        BACKENDS[1],
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_proxy_killed_during_an_apply_ends_serving_the_new_state(world: World) -> None:
     """The proxy dies while an apply waits for it: the new state must still be served."""
     master = world.master_pid()
@@ -318,26 +338,81 @@ def test_proxy_killed_during_an_apply_ends_serving_the_new_state(world: World) -
     world.assert_controller_up()
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_controller_leaves_nothing_a_new_run_cannot_replace(world: World) -> None:
+    """The controller is SIGKILLed (no chance to stop its proxy) and started again on the same
+    workdir and ports, as a restarted container would be: the new run ends what the old one
+    left behind (Traefik and HAProxy run in sessions of their own and outlive it) and serves
+    the current manifests with a proxy of its own."""
+    old = world.controller
+    assert old.proc is not None
+    left = {pid for sid in world.sessions() for pid in processes_in_session(sid)} - {old.proc.pid}
+    assert left, "the proxy is seen"
+    try:
+        os.kill(old.proc.pid, signal.SIGKILL)
+        old.proc.wait(timeout=10)
+        world.write("late.yaml", [ingress("late", LATE, {"/": "svc-b"})])
+        world.controller = Controller(
+            world.backend,
+            world.manifests,
+            world.workdir,
+            extra=EXTRA[world.backend],
+            http_port=old.http_port,
+            https_port=old.https_port,
+        )
+        world.controller.start()
+        survivors = [pid for pid in left if running(pid)]
+    finally:
+        for pid in left:  # whatever the outcome, nothing of the old run outlives the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert survivors == [], f"processes of the killed run still running: {survivors}"
+    assert world.served(LATE, "/") == "svc-b"
+    world.assert_unaffected()
+    world.assert_controller_up()
+
+
 # -- generated files -------------------------------------------------------------------------------
 
 
-def damage(world: World) -> dict[str, str]:
-    """Delete the configuration, corrupt the other generated file (HAProxy: the routes map;
-    nginx: the fallback key). Returns what each damaged file held."""
+def other_file(world: World) -> Path:
+    (path,) = world.workdir.glob(OTHER[world.backend])
+    return path
+
+
+def damage(world: World, *, delete: bool = True) -> dict[str, str]:
+    """Delete the configuration (or, ``delete=False``, corrupt it), corrupt the other generated
+    file (HAProxy: the routes map; nginx and Traefik: the fallback key). Returns what each
+    damaged file held.
+
+    Traefik differs by design: its file provider reads the watched directory on every change
+    (nginx and HAProxy read their files only at a start or reload), so it reads the damage at
+    once. It keeps its last good configuration while the file is unreadable, but a deleted file
+    is an empty directory to it: it serves 404 until the supervisor's next round rewrites the
+    file (within a second). So the test that asserts no request fails corrupts Traefik's
+    configuration instead of deleting it."""
     conf = world.workdir / GENERATED[world.backend][0]
-    other = world.workdir / (
-        "maps/routes.map" if world.backend == "haproxy" else "conf/certs/polyingress-fallback.key"
-    )
+    other = other_file(world)
     before = {str(conf): conf.read_text(), str(other): other.read_text()}
-    conf.unlink()
     other.write_text("garbage { ;\n")
+    if delete:
+        conf.unlink()
+    else:
+        conf.write_text("garbage { ;\n")
     return before
 
 
 def test_damaged_generated_files_are_never_used_and_rewritten_from_the_model(
     world: World,
 ) -> None:
-    damaged = damage(world)
+    damaged = damage(world, delete=world.backend != "traefik")
     with Watcher(world) as watcher:
         time.sleep(1.5)  # supervisor rounds: nothing reads the damaged files back
         world.change("late.yaml", [ingress("late", LATE, {"/": "svc-b"})], LATE, "/", "svc-b")
@@ -366,8 +441,23 @@ def test_damaged_generated_files_are_noticed_and_rewritten_by_the_supervisor(
         return all(Path(p).exists() and Path(p).read_text() == t for p, t in damaged.items())
 
     wait_until(repaired, timeout=3)
-    assert "supervisor: " in world.controller.log()
+    # The supervisor says so once its hook returned, which may be after the files are back.
+    wait_until(lambda: "supervisor: " in world.controller.log(), timeout=5)
     assert world.metric("polyingress_supervisor_repairs_total") >= 1
+
+
+def test_a_damaged_file_alone_is_rewritten_and_changes_are_served(world: World) -> None:
+    """Only the other generated file is corrupted (the configuration left intact): it is
+    rewritten too, and the next change is served."""
+    other = other_file(world)
+    good = other.read_text()
+    with Watcher(world) as watcher:
+        other.write_text("garbage { ;\n")
+        wait_until(lambda: other.read_text() == good, timeout=3)
+        world.change("late.yaml", [ingress("late", LATE, {"/": "svc-b"})], LATE, "/", "svc-b")
+    assert watcher.failures == [], watcher.failures[:5]
+    world.assert_unaffected()
+    assert "supervisor: " in world.controller.log()
 
 
 # -- manifests -------------------------------------------------------------------------------------

@@ -16,7 +16,11 @@ and the field), or its model is rendered and
   change from a previous model carry only the model's validated strings.
 
 nginx is checked in both modes ``polyingress run`` may use: static upstreams, and the Lua
-balancer (``nginx-lua``, skipped with the reason when the Lua module is not installed).
+balancer (``nginx-lua``; livekit's rule: skipped without the Lua module, failed under CI).
+
+A bounded live subset runs on real Traefik (managed by its backend): a few worlds, each applied
+and served, and a sample of each world's probe requests sent over HTTP(S) and answered as the
+model says (status, backend, redirect Location).
 
 Batching many objects per example keeps ``nginx -t`` and ``haproxy -c`` affordable: the
 default suite runs 50-100 worlds per backend (derandomized, so CI sees the same ones; about
@@ -35,6 +39,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -58,6 +63,7 @@ from traefik_oracle import FALLBACK, Outcome, Request, route, schema_validator
 from polyingress.core import (
     BuildOptions,
     BuildResult,
+    Endpoint,
     ObjectRef,
     ObjectStore,
     PathType,
@@ -1215,3 +1221,143 @@ def test_proxy_checks_see_only_configuration_rendered_from_the_validated_model(
         assert path is not None and text is not None
         assert path.resolve().is_relative_to(workdir), path
         assert "pwn" not in text, path  # every injection attempt above carries "pwn"
+
+
+# -- Traefik, live: real Traefik loads generated hostile worlds ------------------------------------
+
+# Bounded: every world is one apply, and Traefik applies a changed file at most every
+# providersThrottleDuration (2 s by default), so a handful of worlds and a sample of the
+# requests of each (the oracle check above covers every request of 100 worlds).
+LIVE_TRAEFIK_WORLDS = 6
+LIVE_TRAEFIK_REQUESTS = 40
+
+
+class AddressEcho:
+    """One HTTP server on every local address of one port, answering with the address the
+    client connected to (body and X-Echo-Address): each backend of a world gets a loopback
+    address of its own."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = self.connection.getsockname()[0].encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Echo-Address", body.decode())  # HEAD answers have no body
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("0.0.0.0", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def on_loopback(model: RouteModel, port: int) -> tuple[RouteModel, dict[str, str]]:
+    """The model with its backends moved to loopback addresses, one each (the hostile worlds'
+    endpoints are anywhere on the Internet, and mostly not ready): every backend without a
+    problem gets a ready endpoint, those with one (no such Service or port) stay empty."""
+    backends = []
+    by_address = {}
+    for i, b in enumerate(model.backends):
+        address = f"127.3.{i // 250}.{i % 250 + 1}"
+        endpoints = (Endpoint(address=address, port=port),) if b.problem is None else ()
+        backends.append(dataclasses.replace(b, endpoints=endpoints))
+        by_address[address] = b.name
+    return dataclasses.replace(model, backends=tuple(backends)), by_address
+
+
+@pytest.mark.live
+@needs("traefik")
+def test_real_traefik_serves_hostile_worlds_as_the_model_says(tmp_path: Path) -> None:
+    import random
+
+    from livekit import request, run_settings
+
+    from polyingress.plugins.traefik.plugin import TraefikBackend
+
+    echo = AddressEcho()
+    run = run_settings(
+        "traefik",
+        tmp_path,
+        traefik_binary=None,
+        traefik_https_redirect_port=HTTPS_PORT,  # the Location traefik_expected computes
+        traefik_redirect_listen=None,
+    )
+    backend = TraefikBackend(run)
+    current = RouteModel()
+    seen: list[int] = []
+    backend.start(current)
+    try:
+
+        @settings(
+            max_examples=LIVE_TRAEFIK_WORLDS,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(hostile_world())
+        def serve(objects: list[dict[str, Any]]) -> None:
+            nonlocal current
+            model, by_address = on_loopback(build(objects).model, echo.port)
+            applied = backend.apply(model, diff(current, model))
+            current = model
+            assert "not confirmed" not in applied.detail, applied.detail
+            hosts, paths = probes(model)
+            cases = [
+                (entrypoint, host, path, method)
+                for entrypoint in ("web", "websecure")
+                for host in hosts
+                for path in paths
+                for method in METHODS["http" if entrypoint == "web" else "https"]
+            ]
+            sample = random.Random(len(seen)).sample(cases, min(LIVE_TRAEFIK_REQUESTS, len(cases)))
+            seen.append(len(model.vhosts))
+            for entrypoint, host, path, method in sample:
+                want = traefik_expected(model, entrypoint, host, path, method)
+                https = entrypoint == "websecure"
+                resp = request(
+                    run.https_port if https else run.http_port,
+                    host,
+                    path,
+                    scheme="https" if https else "http",
+                    method=method,
+                )
+                got = Outcome(
+                    status=resp.status,
+                    service=by_address.get(resp.headers.get("x-echo-address", ""))
+                    if resp.status == 200
+                    else None,
+                    location=resp.headers.get("location"),
+                )
+                expected = Outcome(
+                    status=want.status,
+                    service=want.service if want.status == 200 else None,
+                    location=want.location,
+                )
+                assert got == expected, f"{method} {entrypoint} {host}{path}"
+
+        serve()
+    finally:
+        backend.stop()
+        echo.stop()
+    assert len(seen) == LIVE_TRAEFIK_WORLDS
+    assert any(seen), "no world with a virtual host was served"

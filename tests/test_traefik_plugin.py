@@ -358,3 +358,23 @@ def test_redirect_listen_only_warns_that_it_has_no_effect(
     assert warnings == ([] if given is None else [plugin.REDIRECT_LISTEN_DEPRECATED])
     assert "redirect is done by Traefik itself" in plugin.REDIRECT_LISTEN_DEPRECATED
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "remove"])
+def test_supervisor_rewrites_a_damaged_certificate_file(
+    tmp_path: Path, no_traefik_on_path: None, damage: str
+) -> None:
+    """Traefik reads the certificate files the configuration names whenever it loads it: the
+    supervisor repairs them like the configuration itself."""
+    backend = TraefikBackend(settings(tmp_path))
+    backend.start(model())
+    (key,) = backend.layout.cert_dir.glob("polyingress-fallback.*.key")
+    good = key.read_text()
+    if damage == "corrupt":
+        key.write_text("garbage { ;\n")
+    else:
+        key.unlink()
+    repaired = backend.supervise(model())
+    assert repaired is not None and "certificate file" in repaired and "rewritten" in repaired
+    assert key.read_text() == good
+    assert backend.supervise(model()) is None

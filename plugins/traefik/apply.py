@@ -3,6 +3,7 @@
 Workdir layout (the backend owns ``RunSettings.workdir``)::
 
     <workdir>/traefik.yml              static configuration (managed mode)
+    <workdir>/traefik.pid              the pid of the Traefik we run (managed mode)
     <workdir>/dynamic/polyingress.yaml the watched directory: the configuration, with its
                                        readiness probe (render.probe_config)
     <workdir>/certs/*.crt, *.key       certificates and keys, mode 0600
@@ -55,6 +56,10 @@ class Layout:
     @property
     def static_path(self) -> Path:
         return self.workdir / "traefik.yml"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.workdir / "traefik.pid"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

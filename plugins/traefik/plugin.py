@@ -20,6 +20,7 @@ redirector inside the controller, is still accepted, has no effect and is warned
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import http.client
 import logging
@@ -173,7 +174,8 @@ class TraefikBackend:
         self.backoff = BACKOFF_FIRST
         self.next_restart = 0.0
         self.restarts = 0
-        self.written_stat: tuple[int, int, int] | None = None
+        self.written_stat: tuple[tuple[int, int, int], ...] | None = None
+        self.cert_names: tuple[str, ...] = ()
         self.revision = ""
         self.routes = 0  # in the model last written: how often to poll the probe
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
@@ -192,10 +194,11 @@ class TraefikBackend:
                 rendered = self.render(model)
             with self.watch.part("write"):
                 result = write_config(self.layout, rendered)
-            st = self.layout.config_path.stat()
+            self.cert_names = tuple(f.name for f in rendered.files)
+            stat = self.dynamic_stat()
         except (OSError, ValueError) as exc:
             raise ApplyError(f"traefik: writing {self.layout.config_path} failed: {exc}") from exc
-        self.written_stat = (st.st_ino, st.st_size, st.st_mtime_ns)
+        self.written_stat = stat
         self.revision = rendered.revision
         self.routes = sum(len(v.routes) for v in model.vhosts)
         if result.config_written:
@@ -207,12 +210,18 @@ class TraefikBackend:
             )
         return result
 
-    def config_intact(self) -> bool:
+    def dynamic_stat(self) -> tuple[tuple[int, int, int], ...] | None:
+        """Identity of the files last written (the watched configuration with its probe, then
+        the certificates and keys it names), None if one is missing."""
+        paths = [self.layout.config_path, *(self.layout.cert_dir / n for n in self.cert_names)]
         try:
-            st = self.layout.config_path.stat()
+            stats = [path.stat() for path in paths]
         except FileNotFoundError:
-            return False
-        return self.written_stat == (st.st_ino, st.st_size, st.st_mtime_ns)
+            return None
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
+
+    def config_intact(self) -> bool:
+        return self.written_stat is not None and self.dynamic_stat() == self.written_stat
 
     def set_health(self, live: bool, ready: bool, detail: str) -> None:
         self._health = HealthReport(live=live, ready=ready, detail=detail)
@@ -259,7 +268,9 @@ class TraefikBackend:
         repaired: list[str] = []
         if not self.config_intact():
             self.write(model)
-            repaired.append(f"{self.layout.config_path} was changed or removed; rewritten")
+            repaired.append(
+                f"{self.layout.config_path} or a certificate file was changed or removed; rewritten"
+            )
         if self.proc is not None:
             restarted = self.check_process()
             if restarted:
@@ -305,6 +316,7 @@ class TraefikBackend:
             self.layout.workdir,
             self.settings.bind,
         )
+        self.kill_leftover()
         try:
             write_atomic(self.layout.static_path, static)
             self.proc = subprocess.Popen(
@@ -312,10 +324,39 @@ class TraefikBackend:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # only stop() signals Traefik, and only by its pid
             )
+            write_atomic(self.layout.pid_path, f"{self.proc.pid}\n")
         except OSError as exc:
             raise ApplyError(f"traefik: cannot start {self.binary}: {exc}") from exc
         self.started_at = time.monotonic()
         log.info("traefik: started %s (pid %d)", self.binary, self.proc.pid)
+
+    def kill_leftover(self) -> None:
+        """Kill a Traefik left by an earlier run in this workdir (the controller was killed:
+        Traefik, in a session of its own, outlives it). It would hold the ports and answer the
+        probes of this run from the same directory. Only a process whose command line is
+        Traefik with this workdir's static configuration is touched."""
+        try:
+            pid = int(self.layout.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if self.proc is not None and self.proc.pid == pid and self.proc.poll() is None:
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            cmdline = []
+        ours = f"--configFile={self.layout.static_path}".encode()
+        name = Path(cmdline[0].decode(errors="replace")).name if cmdline else ""
+        if "traefik" in name and ours in cmdline[1:]:
+            log.warning("traefik: killing pid %d left by an earlier run", pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.05)
+        self.layout.pid_path.unlink(missing_ok=True)
 
     def probe(self) -> bool:
         """True when Traefik answers the probe of the revision last written."""
@@ -381,7 +422,10 @@ class TraefikBackend:
     def stop(self) -> None:
         self.set_health(False, False, "stopped")
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        self.layout.pid_path.unlink(missing_ok=True)
+        if proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
         try:
