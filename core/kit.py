@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -169,9 +168,9 @@ class ManagedProcess:
     ``log_file`` (or inherited), its pid written to ``pid_file`` — a process of an earlier run
     left in that file is killed first. ``stop`` sends ``stop_signals`` in order, each with its
     bound, then SIGKILL to the whole group, and reaps. After the process exits, ``restart_due``
-    says when to start it again: the pause doubles from ``backoff_first`` up to
-    ``backoff_max`` while it keeps dying within ``stable_after`` seconds of its start, and
-    goes back to ``backoff_first`` once it has run that long.
+    says when to start it again: at once the first time, then, while it keeps dying within
+    ``stable_after`` seconds of its start, after ``backoff_first``, doubling up to
+    ``backoff_max``; a process that ran that long restarts at once again.
     """
 
     def __init__(
@@ -202,6 +201,7 @@ class ManagedProcess:
         self.started_at = 0.0
         self.restarts = 0
         self._backoff = backoff_first
+        self._crashes = 0  # exits in a row, each within stable_after of its start
         self._exited_at: float | None = None
         self._next_start = 0.0
 
@@ -224,9 +224,14 @@ class ManagedProcess:
             now = time.monotonic()
             self._exited_at = now
             if now - self.started_at >= self.stable_after:
+                self._crashes = 0  # it had run fine: a new crash restarts at once
+            if self._crashes == 0:
+                self._next_start = now
                 self._backoff = self.backoff_first
-            self._next_start = now + self._backoff
-            self._backoff = min(self._backoff * 2, self.backoff_max)
+            else:
+                self._next_start = now + self._backoff
+                self._backoff = min(self._backoff * 2, self.backoff_max)
+            self._crashes += 1
         return code
 
     def restart_due(self) -> bool:
@@ -322,7 +327,9 @@ class ManagedProcess:
 
     def kill_leftover(self) -> None:
         """Kill the process group of a pid file an earlier run left behind (a controller that
-        was SIGKILLed could not stop its proxy), if that process is still our program."""
+        was SIGKILLed could not stop its proxy, which then holds the ports). Only a process
+        whose command line is exactly this one's (same program, same arguments, which name
+        this run's files) is touched; the file goes either way."""
         if self.pid_file is None:
             return
         try:
@@ -331,16 +338,29 @@ class ManagedProcess:
             return
         if self.proc is not None and pid == self.proc.pid:
             return
-        try:
-            exe = os.path.realpath(f"/proc/{pid}/exe")
-        except OSError:
-            exe = ""
-        ours = os.path.realpath(shutil.which(self.argv[0]) or self.argv[0])
-        if exe and exe == ours:
+        if _command_line(pid) == self.argv:
             log.warning("%s: stopping pid %d left by an earlier run", self.name, pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while _command_line(pid) == self.argv and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.02)
         self.pid_file.unlink(missing_ok=True)
+
+
+def _command_line(pid: int) -> list[str] | None:
+    """The argv of a running (not zombie) process, None if there is none."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:  # a zombie, or a kernel thread
+        return None
+    return [part.decode(errors="surrogateescape") for part in raw.split(b"\0")[:-1]]
 
 
 def wait_until_served(
