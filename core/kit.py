@@ -238,6 +238,12 @@ class ManagedProcess:
         """True when the process has exited and its back-off pause is over."""
         return self.exited() is not None and time.monotonic() >= self._next_start
 
+    def restart_in(self) -> float:
+        """Seconds until an exited process is due for its restart (0 when due)."""
+        if self.exited() is None:
+            return 0.0
+        return max(0.0, self._next_start - time.monotonic())
+
     def log_tail(self, size: int = 2000) -> str:
         """The end of the log file (for error messages)."""
         if self.log_file is None:

@@ -405,7 +405,11 @@ def damage(world: World, *, delete: bool = True) -> dict[str, str]:
     if delete:
         conf.unlink()
     else:
-        conf.write_text("garbage { ;\n")
+        # At once, as an editor or a bad tool would save it: written in place, Traefik could
+        # read the file truncated and empty (a valid, empty configuration) in between.
+        staged = world.workdir / "damaged.tmp"
+        staged.write_text("garbage { ;\n")
+        os.replace(staged, conf)
     return before
 
 

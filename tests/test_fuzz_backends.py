@@ -1318,7 +1318,7 @@ def test_real_traefik_serves_hostile_worlds_as_the_model_says(tmp_path: Path) ->
         def serve(objects: list[dict[str, Any]]) -> None:
             nonlocal current
             model, by_address = on_loopback(build(objects).model, echo.port)
-            applied = backend.apply(model, diff(current, model))
+            applied = backend.apply(model, current, diff(current, model))
             current = model
             assert "not confirmed" not in applied.detail, applied.detail
             hosts, paths = probes(model)

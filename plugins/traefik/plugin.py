@@ -20,7 +20,6 @@ redirector inside the controller, is still accepted, has no effect and is warned
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import http.client
 import logging
@@ -29,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from polyingress.core import (
     ApplyResult,
     BackendInfo,
     HealthReport,
+    ManagedProcess,
     ModelDiff,
     ReloadReason,
     RenderedConfig,
@@ -50,6 +49,7 @@ from polyingress.core import (
     fallback_certificate,
     ip_address,
     port_number,
+    wait_until_served,
     write_atomic,
 )
 
@@ -169,11 +169,7 @@ class TraefikBackend:
             https_port=settings.https_port,
             redirect_port=redirect_port,
         )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-        self.backoff = BACKOFF_FIRST
-        self.next_restart = 0.0
-        self.restarts = 0
+        self.process: ManagedProcess | None = None  # managed mode, once started
         self.written_stat: tuple[tuple[int, int, int], ...] | None = None
         self.cert_names: tuple[str, ...] = ()
         self.revision = ""
@@ -260,9 +256,16 @@ class TraefikBackend:
             detail="traefik started with the initial configuration",
         )
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running Traefik process (managed mode), if any."""
+        return self.process.proc if self.process is not None else None
+
     def running_detail(self) -> str:
-        pid = self.proc.pid if self.proc is not None else "?"
-        return f"traefik running (pid {pid}, {self.restarts} restarts)"
+        process = self.process
+        pid = process.pid if process is not None else "?"
+        restarts = process.restarts if process is not None else 0
+        return f"traefik running (pid {pid}, {restarts} restarts)"
 
     def supervise(self, model: RouteModel) -> str | None:
         repaired: list[str] = []
@@ -271,35 +274,31 @@ class TraefikBackend:
             repaired.append(
                 f"{self.layout.config_path} or a certificate file was changed or removed; rewritten"
             )
-        if self.proc is not None:
+        if self.process is not None and self.process.proc is not None:
             restarted = self.check_process()
             if restarted:
                 repaired.append(restarted)
         return "; ".join(repaired) or None
 
     def check_process(self) -> str | None:
-        """Restart an exited Traefik: at once the first time, then after 1, 2, 4 ... 30 s."""
-        assert self.proc is not None
-        now = time.monotonic()
-        code = self.proc.poll()
+        """Restart an exited Traefik (at once, then with the kit's back-off while it keeps
+        dying) and wait until it serves the configuration again."""
+        process = self.process
+        assert process is not None
+        code = process.exited()
         if code is None:
-            if now - self.started_at >= STABLE_AFTER:
-                self.backoff = BACKOFF_FIRST
             return None
-        if now < self.next_restart:
-            wait = self.next_restart - now
+        if not process.restart_due():
+            wait = process.restart_in()
             self.set_health(
                 False, False, f"traefik exited with code {code}; restart in {wait:.0f}s"
             )
             return None
-        self.next_restart = now + self.backoff
-        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
         try:
             self.spawn()
         except ApplyError as exc:
             self.set_health(False, False, str(exc))
             return f"traefik exited with code {code}; restart failed: {exc}"
-        self.restarts += 1
         try:
             self.wait_loaded(START_TIMEOUT)
         except ApplyError as exc:
@@ -309,6 +308,9 @@ class TraefikBackend:
         return f"traefik exited with code {code}; restarted"
 
     def spawn(self) -> None:
+        """Write the static configuration and start Traefik on it (a Traefik an earlier run
+        left in this workdir is stopped first: it would hold the ports and answer this run's
+        probes from the same directory)."""
         assert self.binary is not None
         static = static_config(
             self.settings.http_port,
@@ -316,47 +318,21 @@ class TraefikBackend:
             self.layout.workdir,
             self.settings.bind,
         )
-        self.kill_leftover()
         try:
             write_atomic(self.layout.static_path, static)
-            self.proc = subprocess.Popen(
-                [self.binary, f"--configFile={self.layout.static_path}"],
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # only stop() signals Traefik, and only by its pid
-            )
-            write_atomic(self.layout.pid_path, f"{self.proc.pid}\n")
         except OSError as exc:
-            raise ApplyError(f"traefik: cannot start {self.binary}: {exc}") from exc
-        self.started_at = time.monotonic()
-        log.info("traefik: started %s (pid %d)", self.binary, self.proc.pid)
-
-    def kill_leftover(self) -> None:
-        """Kill a Traefik left by an earlier run in this workdir (the controller was killed:
-        Traefik, in a session of its own, outlives it). It would hold the ports and answer the
-        probes of this run from the same directory. Only a process whose command line is
-        Traefik with this workdir's static configuration is touched."""
-        try:
-            pid = int(self.layout.pid_path.read_text().strip())
-        except (OSError, ValueError):
-            return
-        if self.proc is not None and self.proc.pid == pid and self.proc.poll() is None:
-            return
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            cmdline = []
-        ours = f"--configFile={self.layout.static_path}".encode()
-        name = Path(cmdline[0].decode(errors="replace")).name if cmdline else ""
-        if "traefik" in name and ours in cmdline[1:]:
-            log.warning("traefik: killing pid %d left by an earlier run", pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.05)
-        self.layout.pid_path.unlink(missing_ok=True)
+            raise ApplyError(f"traefik: cannot write {self.layout.static_path}: {exc}") from exc
+        if self.process is None:
+            self.process = ManagedProcess(
+                "traefik",
+                [self.binary, f"--configFile={self.layout.static_path}"],
+                pid_file=self.layout.pid_path,
+                stop_signals=((signal.SIGTERM, STOP_TIMEOUT),),
+                backoff_first=BACKOFF_FIRST,
+                backoff_max=BACKOFF_MAX,
+                stable_after=STABLE_AFTER,
+            )
+        self.process.start()
 
     def probe(self) -> bool:
         """True when Traefik answers the probe of the revision last written."""
@@ -375,23 +351,18 @@ class TraefikBackend:
             conn.close()
 
     def wait_loaded(self, timeout: float) -> None:
-        """Until Traefik serves the revision last written; ApplyError if it exits or times out."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        interval = PROBE_FIRST
+        """Until Traefik serves the revision last written; ApplyError if it exits or times out.
+        The probe is polled from 2 ms on, the pause growing to at most 5-50 ms with the number
+        of routes (Traefik rebuilds a large configuration for seconds)."""
         longest = min(PROBE_MAX_MAX, max(PROBE_MAX_MIN, self.routes * PROBE_MAX_PER_ROUTE))
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                raise ApplyError(f"traefik exited with code {code}")
-            if self.probe():
-                return
-            if time.monotonic() >= deadline:
-                raise ApplyError(
-                    f"traefik did not serve configuration {self.revision} within {timeout:.0f}s"
-                )
-            time.sleep(interval)
-            interval = min(longest, interval * 1.5)
+        wait_until_served(
+            self.probe,
+            timeout=timeout,
+            what=f"traefik configuration {self.revision}",
+            process=self.process,
+            interval=PROBE_FIRST,
+            max_interval=longest,
+        )
 
     def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
         """Serve ``model``; the result's ``timings`` say where the time went."""
@@ -421,19 +392,8 @@ class TraefikBackend:
 
     def stop(self) -> None:
         self.set_health(False, False, "stopped")
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        self.layout.pid_path.unlink(missing_ok=True)
-        if proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log.warning("traefik: pid %d ignored SIGTERM for %ss; killing", proc.pid, STOP_TIMEOUT)
-            proc.kill()
-            proc.wait()
+        if self.process is not None:
+            self.process.stop()
 
 
 def _version() -> str:
