@@ -238,6 +238,10 @@ class _Changes:
     default: bool = False
     catch_all: bool = False  # the host-less rows changed
     services: set[tuple[str, str]] = field(default_factory=set)
+    backends: set[str] = field(default_factory=set)  # newly used, or maybe no longer used
+    # The result's sorted tuples to make again: their mapping was written / its keys changed.
+    written: set[str] = field(default_factory=set)
+    rekeyed: set[str] = field(default_factory=set)
     secrets: set[SecretRef] = field(default_factory=set)
 
 
@@ -315,7 +319,10 @@ class Builder:
         self.tables: dict[Host, dict[tuple[str, PathType], Route]] = {}
         self.host_problems: dict[Host, list[Problem]] = {}
         self.need: Counter[str] = Counter()
+        # The backends in use (the rows' and the default's): reference, names by Service.
         self.refs: dict[str, BackendRef] = {}
+        self.by_service: dict[tuple[str, str], list[str]] = {}
+        self.default_name: str | None = None
         # Per host: the TLS binding (Secret, Ingress, field) and the conflicts lost.
         self.bindings: dict[str, tuple[SecretRef | None, ObjectRef, str]] = {}
         self.tls_problems: dict[str, list[Problem]] = {}
@@ -325,8 +332,9 @@ class Builder:
         self.slice_owner: dict[tuple[str, str], str] = {}
         self.default_state: tuple[BackendRef | None, list[Problem]] = (None, [])
         self.backends: dict[str, Backend] = {}
+        self.broken: dict[str, str] = {}  # backend name -> its problem
         self.vhosts: dict[Host, VirtualHost] = {}
-        self._order: dict[str, list[Any]] = {}
+        self._order: dict[str, tuple[list[Any], tuple[Any, ...]]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
 
     def _full(self, snapshot: Snapshot) -> BuildResult:
@@ -375,21 +383,33 @@ class Builder:
             todo.vhosts.update(self.tables, self.bindings)
         catch_all = sorted(self.tables.get(None, {}).values(), key=Route.sort_key)
         for host in todo.vhosts:
-            self._vhost(host, catch_all)
-        return self._assemble(snapshot)
+            self._vhost(host, catch_all, todo)
+        return self._assemble(snapshot, todo)
 
     # -- Ingresses: translation and class -------------------------------------------------------
 
     def _ingress(self, key: IngressKey, obj: Mapping[str, Any] | None, todo: _Changes) -> None:
         old = self.ings.get(key)
+        before = self._lists_of(key)
         if old is not None:
             self._index(key, old, todo, add=False)
         if obj is None:
             self.ings.pop(key, None)
-            return
-        state = self._classify(key, obj, old or self._kept.get(key))
-        self.ings[key] = state
-        self._index(key, state, todo, add=True)
+        else:
+            state = self._classify(key, obj, old or self._kept.get(key))
+            self.ings[key] = state
+            self._index(key, state, todo, add=True)
+        after = self._lists_of(key)
+        todo.written |= before | after
+        todo.rekeyed |= before ^ after
+
+    def _lists_of(self, key: IngressKey) -> set[str]:
+        """The result's lists (served, rejected, ignored, without_class) that name an Ingress."""
+        lists = {"served": _ACCEPTED, "rejected": _REJECTED, "ignored": _IGNORED}
+        found = {name for name, status in lists.items() if key in self.by_status[status]}
+        if key in self.without_class:
+            found.add("without_class")
+        return found
 
     def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
         opts = self.opts
@@ -474,16 +494,17 @@ class Builder:
     def _route_hosts(self, todo: _Changes) -> None:
         naming = _by_host(self._ingresses_of(self.by_host, todo.hosts), todo.hosts, _rule_hosts)
         for host in todo.hosts:
-            if self._table(host, naming.get(host, ())) and host is None:
+            if self._table(host, naming.get(host, ()), todo) and host is None:
                 todo.catch_all = True
 
-    def _table(self, host: Host, ingresses: Iterable[ParsedIngress]) -> bool:
+    def _table(self, host: Host, ingresses: Iterable[ParsedIngress], todo: _Changes) -> bool:
         """A host's routing table from the rules naming it, oldest Ingress first: the first
         rule for a path and path type wins, later ones are conflicts. True when it changed."""
         for route in self.tables.get(host, {}).values():
             self.need[route.backend] -= 1
             if not self.need[route.backend]:
                 del self.need[route.backend]
+                todo.backends.add(route.backend)
         table: dict[tuple[str, PathType], Route] = {}
         problems: list[Problem] = []
         for ing in ingresses:
@@ -497,8 +518,9 @@ class Builder:
                     continue
                 b = rule.backend
                 bname = backend_name(b.namespace, b.service, b.port)
-                if bname not in self.refs:
-                    self.refs[bname] = b
+                if bname not in self.need:
+                    self._use(bname, b)
+                    todo.backends.add(bname)
                 self.need[bname] += 1
                 table[rkey] = Route(
                     path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
@@ -551,10 +573,12 @@ class Builder:
         else:
             self.bindings[host] = binding
 
-    def _vhost(self, host: Host, catch_all: list[Route]) -> None:
+    def _vhost(self, host: Host, catch_all: list[Route], todo: _Changes) -> None:
         """A virtual host: its own rows, the catch-all rows it does not shadow, its TLS."""
         if host not in self.tables and host not in self.bindings:
-            self.vhosts.pop(host, None)
+            if self.vhosts.pop(host, None) is not None:
+                todo.written.add("vhosts")
+                todo.rekeyed.add("vhosts")
             return
         own = list(self.tables.get(host, {}).values())
         rows = own if host is None else _merge_catch_all(own, catch_all)
@@ -576,6 +600,9 @@ class Builder:
         # share their unchanged parts, which makes comparing and diffing them cheap.
         if cached is None or cached.routes != routes or cached.tls != tls:
             self.vhosts[host] = VirtualHost(host=host, routes=routes, tls=tls)
+            todo.written.add("vhosts")
+            if cached is None:
+                todo.rekeyed.add("vhosts")
 
     # -- per object: certificates, EndpointSlices, backends -------------------------------------
 
@@ -612,32 +639,57 @@ class Builder:
             self.slice_owner[key] = svc
             todo.services.add((ns, svc))
 
+    def _use(self, bname: str, b: BackendRef) -> None:
+        if bname not in self.refs:
+            self.refs[bname] = b
+            self.by_service.setdefault((b.namespace, b.service), []).append(bname)
+
     def _backends(self, snapshot: Snapshot, todo: _Changes) -> None:
-        needed = set(self.need)
+        """Resolve the backends newly used or whose Service, EndpointSlices or Endpoints
+        changed; forget the ones no longer used."""
         default_ref = self.default_state[0]
+        default_name = None
         if default_ref is not None:
-            name = backend_name(default_ref.namespace, default_ref.service, default_ref.port)
-            needed.add(name)
-            self.refs.setdefault(name, default_ref)
-        for bname in needed:
-            b = self.refs[bname]
-            if bname in self.backends and (b.namespace, b.service) not in todo.services:
-                continue
-            names = self.slices.get((b.namespace, b.service), ())
-            slices = [snapshot.of("EndpointSlice")[(b.namespace, n)] for n in names]
-            self.backends[bname] = resolve_backend(
-                snapshot, slices, b.namespace, b.service, b.port, b.port_is_name
+            default_name = backend_name(
+                default_ref.namespace, default_ref.service, default_ref.port
             )
-        if len(self.backends) > len(needed):
-            for bname in [n for n in self.backends if n not in needed]:
-                del self.backends[bname]
-        if len(self.refs) > len(needed):
-            for bname in [n for n in self.refs if n not in needed]:
+            self._use(default_name, default_ref)
+        if default_name != self.default_name:
+            todo.backends.update(n for n in (self.default_name, default_name) if n is not None)
+            self.default_name = default_name
+        stale = {n for svc in todo.services for n in self.by_service.get(svc, ())}
+        slices = snapshot.of("EndpointSlice")
+        for bname in todo.backends | stale:
+            b = self.refs[bname]
+            if bname not in self.need and bname != default_name:
                 del self.refs[bname]
+                _discard(self.by_service, (b.namespace, b.service), bname)
+                if self.backends.pop(bname, None) is not None:
+                    todo.written.add("backends")
+                    todo.rekeyed.add("backends")
+                self.broken.pop(bname, None)
+            elif bname in stale or bname not in self.backends:
+                todo.written.add("backends")
+                if bname not in self.backends:
+                    todo.rekeyed.add("backends")
+                names = self.slices.get((b.namespace, b.service), ())
+                backend = resolve_backend(
+                    snapshot,
+                    [slices[(b.namespace, n)] for n in names],
+                    b.namespace,
+                    b.service,
+                    b.port,
+                    b.port_is_name,
+                )
+                self.backends[bname] = backend
+                if backend.problem is None:
+                    self.broken.pop(bname, None)
+                else:
+                    self.broken[bname] = backend.problem
 
     # -- the result -----------------------------------------------------------------------------
 
-    def _assemble(self, snapshot: Snapshot) -> BuildResult:
+    def _assemble(self, snapshot: Snapshot, todo: _Changes) -> BuildResult:
         problems: list[Problem] = []
         for found in self.ing_problems.values():
             problems += found
@@ -657,7 +709,7 @@ class Builder:
                 problems += state.warnings
         default_ref, default_problems = self.default_state
         problems += default_problems
-        broken = {b.name: b.problem for b in self.backends.values() if b.problem is not None}
+        broken = self.broken
         if broken:
             for name, table in self.tables.items():
                 for route in table.values():
@@ -674,8 +726,8 @@ class Builder:
                 default_ref.namespace, default_ref.service, default_ref.port
             )
         model = RouteModel(
-            vhosts=self._sorted("vhosts", self.vhosts, lambda v: host_sort_key(v.host)),
-            backends=self._sorted("backends", self.backends, None),
+            vhosts=self._sorted("vhosts", self.vhosts, lambda v: host_sort_key(v.host), todo),
+            backends=self._sorted("backends", self.backends, None, todo),
             certificates=tuple(certificates[n] for n in sorted(certificates)),
             default_backend=default_name,
             settings=settings,
@@ -684,26 +736,31 @@ class Builder:
         self.result = BuildResult(
             model=model,
             problems=tuple(problems),
-            served=self._sorted("served", self.by_status[_ACCEPTED], _ref_key),
-            rejected=self._sorted("rejected", self.by_status[_REJECTED], _ref_key),
-            ignored=self._sorted("ignored", self.by_status[_IGNORED], _ref_key),
-            without_class=self._sorted("without_class", self.without_class, _ref_key),
+            served=self._sorted("served", self.by_status[_ACCEPTED], _ref_key, todo),
+            rejected=self._sorted("rejected", self.by_status[_REJECTED], _ref_key, todo),
+            ignored=self._sorted("ignored", self.by_status[_IGNORED], _ref_key, todo),
+            without_class=self._sorted("without_class", self.without_class, _ref_key, todo),
         )
         return self.result
 
-    def _sorted(self, name: str, mapping: Mapping[Any, Any], key: Any) -> tuple[Any, ...]:
-        """The values of ``mapping`` sorted by ``key(value)`` (by key when None); sorted again
-        only when the keys changed (comparing key sets is cheap, sorting 10,000 is not)."""
-        ordered = self._order.get(name)
-        if (
-            ordered is not None
-            and len(ordered) == len(mapping)
-            and all(k in mapping for k in ordered)
-        ):
-            return tuple(mapping[k] for k in ordered)
-        ordered = sorted(mapping) if key is None else sorted(mapping, key=lambda k: key(mapping[k]))
-        self._order[name] = ordered
-        return tuple(mapping[k] for k in ordered)
+    def _sorted(
+        self, name: str, mapping: Mapping[Any, Any], key: Any, todo: _Changes
+    ) -> tuple[Any, ...]:
+        """The values of ``mapping`` sorted by ``key(value)`` (by key when None): the previous
+        tuple when the mapping was not written, sorted again only when its keys changed
+        (sorting 10,000 items is not cheap)."""
+        cached = self._order.get(name)
+        if cached is not None and name not in todo.written:
+            return cached[1]
+        if cached is None or name in todo.rekeyed:
+            ordered = (
+                sorted(mapping) if key is None else sorted(mapping, key=lambda k: key(mapping[k]))
+            )
+        else:
+            ordered = cached[0]
+        values = tuple(map(mapping.__getitem__, ordered))
+        self._order[name] = (ordered, values)
+        return values
 
 
 def _changed_keys(before: Snapshot, after: Snapshot) -> set[ObjectKey]:
