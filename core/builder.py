@@ -319,7 +319,7 @@ class Builder:
         # Per host: the routing table and the conflicts lost; how many rows use each backend.
         self.tables: dict[Host, dict[tuple[str, PathType], Route]] = {}
         self.host_problems: dict[Host, list[Problem]] = {}
-        self.need: dict[str, int] = {}
+        self.need: dict[str, int] | None = None  # rows per backend (built by the first update)
         # The backends in use (the rows' and the default's): reference, names by Service.
         self.refs: dict[str, BackendRef] = {}
         self.by_service: dict[tuple[str, str], list[str]] | None = None  # (built likewise)
@@ -330,7 +330,7 @@ class Builder:
         self.certs: dict[SecretRef, _CertState] = {}
         # EndpointSlice names by (namespace, Service), sorted; the Service of each slice.
         self.slices: dict[tuple[str, str], list[str]] = {}
-        self.slice_owner: dict[tuple[str, str], str] = {}
+        self.slice_owner: dict[tuple[str, str], str] | None = None  # (built likewise)
         self.default_state: tuple[BackendRef | None, list[Problem]] = (None, [])
         self.backends: dict[str, Backend] = {}
         self.broken: dict[str, str] = {}  # backend name -> its problem
@@ -477,8 +477,8 @@ class Builder:
             _link(self.tls_by_host, tls_hosts, key, add)
 
     def _build_indexes(self) -> None:
-        """The reverse indexes an update needs: the Ingresses naming a host, the backends of
-        a Service."""
+        """The indexes an update needs: the Ingresses naming a host, the backends of a
+        Service, the rows using a backend, the Service of an EndpointSlice."""
         if self.by_host is not None:
             return
         self.by_host, self.tls_by_host, self.by_service = {}, {}, {}
@@ -489,6 +489,13 @@ class Builder:
                 _link(self.tls_by_host, set(_tls_hosts(ing)), key, True)
         for bname, b in self.refs.items():
             self.by_service.setdefault((b.namespace, b.service), []).append(bname)
+        self.need = {}
+        for table in self.tables.values():
+            for route in table.values():
+                self.need[route.backend] = self.need.get(route.backend, 0) + 1
+        self.slice_owner = {
+            (ns, name): svc for (ns, svc), names in self.slices.items() for name in names
+        }
 
     def _oldest_first(self, keys: Iterable[IngressKey]) -> list[ParsedIngress]:
         out = [p for p in (self.ings[k].accepted() for k in keys) if p is not None]
@@ -526,11 +533,12 @@ class Builder:
         rule for a path and path type wins, later ones are conflicts. True when it changed."""
         need = self.need
         before = self.tables.pop(host, {})
-        for route in before.values():
-            need[route.backend] -= 1
-            if not need[route.backend]:
-                del need[route.backend]
-                todo.backends.add(route.backend)
+        if need is not None:
+            for route in before.values():
+                need[route.backend] -= 1
+                if not need[route.backend]:
+                    del need[route.backend]
+                    todo.backends.add(route.backend)
         table: dict[tuple[str, PathType], Route] = {}
         problems: list[Problem] = []
         for ing in ingresses:
@@ -543,11 +551,16 @@ class Builder:
                     continue
                 b = rule.backend
                 bname = backend_name(b.namespace, b.service, b.port)
-                uses = need.get(bname, 0)
-                if not uses:
-                    self._use(bname, b)
-                    todo.backends.add(bname)
-                need[bname] = uses + 1
+                if need is None:  # a first build: counted when the first update needs it
+                    if bname not in self.refs:
+                        self._use(bname, b)
+                        todo.backends.add(bname)
+                else:
+                    uses = need.get(bname, 0)
+                    if not uses:
+                        self._use(bname, b)
+                        todo.backends.add(bname)
+                    need[bname] = uses + 1
                 table[rkey] = Route(
                     path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
                 )
@@ -664,14 +677,16 @@ class Builder:
 
     def _slice(self, key: tuple[str, str], obj: Mapping[str, Any] | None, todo: _Changes) -> None:
         ns, name = key
-        owner = self.slice_owner.pop(key, None)
+        owners = self.slice_owner
+        owner = owners.pop(key, None) if owners is not None else None
         if owner is not None:
             todo.services.add((ns, owner))
             _discard(self.slices, (ns, owner), name)
         svc = service_of_slice(obj) if obj is not None else None
         if svc is not None:
             bisect.insort(self.slices.setdefault((ns, svc), []), name)
-            self.slice_owner[key] = svc
+            if owners is not None:
+                owners[key] = svc
             todo.services.add((ns, svc))
 
     def _use(self, bname: str, b: BackendRef) -> None:
@@ -700,7 +715,7 @@ class Builder:
         slices = snapshot.of("EndpointSlice")
         for bname in todo.backends | stale:
             b = self.refs[bname]
-            if bname not in self.need and bname != default_name:
+            if self.need is not None and bname not in self.need and bname != default_name:
                 del self.refs[bname]
                 if self.by_service is not None:
                     _discard(self.by_service, (b.namespace, b.service), bname)
