@@ -3,10 +3,11 @@
 cold build: ``build_model`` (pure: a fresh Builder); warm build: the same snapshot again through
 a kept Builder that is not told what changed (it compares the objects by identity); 1 slice /
 1 ingress: the incremental update the controller makes after one EndpointSlice / one Ingress
-changed; build peak: traced peak memory of a cold build.
+changed; build peak: traced peak memory of a cold build. Times are medians of --repeat runs
+(the machine is shared: one run is noisy).
 
 python bench/bench_core.py            # 10, 1,000 and 10,000 Ingresses
-python bench/bench_core.py --json out.json
+python bench/bench_core.py --json out.json --repeat 5
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -39,7 +42,13 @@ def rss_mb() -> float:
     return 0.0
 
 
-def measure(n: int) -> dict[str, float]:
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def measure(n: int, repeat: int = 5) -> dict[str, float]:
     objs = generated_world(n)
     store = ObjectStore()
     store.replace_many(objs, ())
@@ -48,15 +57,20 @@ def measure(n: int) -> dict[str, float]:
     rss_before = rss_mb()
     t0 = time.perf_counter()
     result = build_model(snap, BuildOptions())
-    cold = time.perf_counter() - t0
+    colds = [time.perf_counter() - t0]
     rss_after = rss_mb()
     assert len(result.model.vhosts) == n and not result.errors
+    colds += [timed(lambda: build_model(snap, BuildOptions())) for _ in range(repeat - 1)]
+    cold = statistics.median(colds)
     # A rebuild of the same objects by a kept Builder that is not told what changed (a resync).
     kept = Builder(BuildOptions())
     kept.build(snap)
-    t0 = time.perf_counter()
-    again = kept.build(store.snapshot())
-    warm = time.perf_counter() - t0
+    warms = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        again = kept.build(store.snapshot())
+        warms.append(time.perf_counter() - t0)
+    warm = statistics.median(warms)
     t0 = time.perf_counter()
     assert diff(result.model, again.model).empty
     diff_s = time.perf_counter() - t0
@@ -64,16 +78,19 @@ def measure(n: int) -> dict[str, float]:
     # path): the cost must grow with the change, not with the world.
     inc = Builder()
     inc.build(store.snapshot(), None)
-    slice_obj = copy.deepcopy(next(o for o in objs if o["kind"] == "EndpointSlice"))
-    slice_obj["endpoints"][0]["addresses"] = ["10.250.0.1"]
-    ing = copy.deepcopy(next(o for o in objs if o["kind"] == "Ingress"))
-    ing["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/changed"
-    incremental = []
-    for obj in (slice_obj, ing):
-        store.upsert(obj)
-        t0 = time.perf_counter()
-        inc.build(store.snapshot(), {object_key(obj)})
-        incremental.append(time.perf_counter() - t0)
+    slices = [o for o in objs if o["kind"] == "EndpointSlice"]
+    ingresses = [o for o in objs if o["kind"] == "Ingress"]
+    incremental: list[list[float]] = [[], []]
+    for i in range(repeat):
+        slice_obj = copy.deepcopy(slices[i % len(slices)])
+        slice_obj["endpoints"][0]["addresses"] = [f"10.250.0.{i + 1}"]
+        ing = copy.deepcopy(ingresses[i % len(ingresses)])
+        ing["spec"]["rules"][0]["http"]["paths"][0]["path"] = f"/changed-{i}"
+        for times, obj in zip(incremental, (slice_obj, ing), strict=True):
+            store.upsert(obj)
+            t0 = time.perf_counter()
+            inc.build(store.snapshot(), {object_key(obj)})
+            times.append(time.perf_counter() - t0)
     # Peak memory of a cold build, traced separately (tracing slows the build).
     del kept, inc, again
     gc.collect()
@@ -88,8 +105,8 @@ def measure(n: int) -> dict[str, float]:
         "cold_build_s": cold,
         "warm_build_s": warm,
         "diff_s": diff_s,
-        "incremental_endpoint_s": incremental[0],
-        "incremental_ingress_s": incremental[1],
+        "incremental_endpoint_s": statistics.median(incremental[0]),
+        "incremental_ingress_s": statistics.median(incremental[1]),
         "build_peak_mb": peak / 1e6,
         "rss_growth_mb": rss_after - rss_before,
         "process_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -100,8 +117,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10,1000,10000")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    rows = [measure(int(n)) for n in args.sizes.split(",")]
+    rows = [measure(int(n), args.repeat) for n in args.sizes.split(",")]
     print(
         f"model build on {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}"

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import bisect
 import gc
-import itertools
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +199,7 @@ Host = str | None
 IngressKey = tuple[str, str]
 SecretRef = tuple[str, str]
 _ACCEPTED, _REJECTED, _IGNORED = "accepted", "rejected", "ignored"
+_NONE: frozenset[Any] = frozenset()
 
 
 @dataclass(slots=True)
@@ -210,12 +209,12 @@ class _Ingress:
 
     obj: Mapping[str, Any]
     parsed: ParsedIngress | None
-    found: list[Problem]  # the translation's problems (it rejects when parsed is None)
+    found: Sequence[Problem]  # the translation's problems (it rejects when parsed is None)
     annotations: Annotations | None  # parsed once the Ingress is ours
-    annotation_problems: list[Problem] = field(default_factory=list)
+    annotation_problems: Sequence[Problem] = ()
     status: str = _IGNORED
     ref: ObjectRef | None = None
-    problems: list[Problem] = field(default_factory=list)  # what this Ingress reports
+    problems: Sequence[Problem] = ()  # what this Ingress reports
 
     def accepted(self) -> ParsedIngress | None:
         return self.parsed if self.status == _ACCEPTED else None
@@ -235,9 +234,14 @@ class _Changes:
     hosts: set[Host] = field(default_factory=set)  # routing tables
     tls: set[str] = field(default_factory=set)  # TLS bindings
     vhosts: set[Host] = field(default_factory=set)  # virtual hosts (tables, bindings, certs)
+    full: bool = False  # on the empty state: everything is new
     default: bool = False
     catch_all: bool = False  # the host-less rows changed
     services: set[tuple[str, str]] = field(default_factory=set)
+    backends: set[str] = field(default_factory=set)  # newly used, or maybe no longer used
+    # The result's sorted tuples to make again: their mapping was written / its keys changed.
+    written: set[str] = field(default_factory=set)
+    rekeyed: set[str] = field(default_factory=set)
     secrets: set[SecretRef] = field(default_factory=set)
 
 
@@ -306,27 +310,32 @@ class Builder:
             _IGNORED: {},
         }
         self.without_class: dict[IngressKey, ObjectRef] = {}
-        self.ing_problems: dict[IngressKey, list[Problem]] = {}
+        self.ing_problems: dict[IngressKey, Sequence[Problem]] = {}
         # Accepted Ingresses by the hosts of their rules / their TLS entries.
-        self.by_host: dict[Host, list[IngressKey]] = {}
-        self.tls_by_host: dict[str, list[IngressKey]] = {}
+        # (Built by the first update: a first build, all that build_model makes, needs none.)
+        self.by_host: dict[Host, list[IngressKey]] | None = None
+        self.tls_by_host: dict[str, list[IngressKey]] | None = None
         self.with_default: set[IngressKey] = set()
         # Per host: the routing table and the conflicts lost; how many rows use each backend.
         self.tables: dict[Host, dict[tuple[str, PathType], Route]] = {}
         self.host_problems: dict[Host, list[Problem]] = {}
-        self.need: Counter[str] = Counter()
+        self.need: dict[str, int] | None = None  # rows per backend (built by the first update)
+        # The backends in use (the rows' and the default's): reference, names by Service.
         self.refs: dict[str, BackendRef] = {}
+        self.by_service: dict[tuple[str, str], list[str]] | None = None  # (built likewise)
+        self.default_name: str | None = None
         # Per host: the TLS binding (Secret, Ingress, field) and the conflicts lost.
         self.bindings: dict[str, tuple[SecretRef | None, ObjectRef, str]] = {}
         self.tls_problems: dict[str, list[Problem]] = {}
         self.certs: dict[SecretRef, _CertState] = {}
         # EndpointSlice names by (namespace, Service), sorted; the Service of each slice.
         self.slices: dict[tuple[str, str], list[str]] = {}
-        self.slice_owner: dict[tuple[str, str], str] = {}
+        self.slice_owner: dict[tuple[str, str], str] | None = None  # (built likewise)
         self.default_state: tuple[BackendRef | None, list[Problem]] = (None, [])
         self.backends: dict[str, Backend] = {}
+        self.broken: dict[str, str] = {}  # backend name -> its problem
         self.vhosts: dict[Host, VirtualHost] = {}
-        self._order: dict[str, list[Any]] = {}
+        self._order: dict[str, tuple[list[Any], tuple[Any, ...]]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
 
     def _full(self, snapshot: Snapshot) -> BuildResult:
@@ -339,18 +348,20 @@ class Builder:
         self.ours, self.default_class = _our_classes(snapshot, self.opts)
         # On the empty state every needed backend is resolved and every bound Secret read:
         # only the Ingresses and the EndpointSlice index need the objects named.
-        keys = itertools.chain(
-            (("Ingress", ns, name) for ns, name in snapshot.of("Ingress")),
-            (("EndpointSlice", ns, name) for ns, name in snapshot.of("EndpointSlice")),
-        )
+        todo = _Changes(full=True, default=True)
         try:
-            return self._apply(snapshot, keys, _Changes(default=True))
+            for key, obj in snapshot.of("Ingress").items():
+                self._ingress(key, obj, todo)
+            for key, obj in snapshot.of("EndpointSlice").items():
+                self._slice(key, obj, todo)
+            return self._derive(snapshot, todo)
         finally:
             self._kept = {}
 
     # -- one build ----------------------------------------------------------------------------
 
     def _apply(self, snapshot: Snapshot, keys: Iterable[ObjectKey], todo: _Changes) -> BuildResult:
+        self._build_indexes()
         for kind, ns, name in keys:
             if kind == "Ingress":
                 self._ingress((ns, name), snapshot.get(kind, ns, name), todo)
@@ -360,7 +371,10 @@ class Builder:
                 todo.services.add((ns, name))
             elif kind == "Secret":
                 todo.secrets.add((ns, name))
+        return self._derive(snapshot, todo)
 
+    def _derive(self, snapshot: Snapshot, todo: _Changes) -> BuildResult:
+        """Everything the changed objects touch, per host and per object, then the result."""
         self._route_hosts(todo)
         self._tls_hosts(todo)
         self._certificates(snapshot, todo)
@@ -375,21 +389,34 @@ class Builder:
             todo.vhosts.update(self.tables, self.bindings)
         catch_all = sorted(self.tables.get(None, {}).values(), key=Route.sort_key)
         for host in todo.vhosts:
-            self._vhost(host, catch_all)
-        return self._assemble(snapshot)
+            self._vhost(host, catch_all, todo)
+        return self._assemble(snapshot, todo)
 
     # -- Ingresses: translation and class -------------------------------------------------------
 
     def _ingress(self, key: IngressKey, obj: Mapping[str, Any] | None, todo: _Changes) -> None:
         old = self.ings.get(key)
+        before = _NONE if todo.full else self._lists_of(key)
         if old is not None:
             self._index(key, old, todo, add=False)
         if obj is None:
             self.ings.pop(key, None)
-            return
-        state = self._classify(key, obj, old or self._kept.get(key))
-        self.ings[key] = state
-        self._index(key, state, todo, add=True)
+        else:
+            state = self._classify(key, obj, old or self._kept.get(key))
+            self.ings[key] = state
+            self._index(key, state, todo, add=True)
+        if not todo.full:  # (a full build writes them all)
+            after = self._lists_of(key)
+            todo.written |= before | after
+            todo.rekeyed |= before ^ after
+
+    def _lists_of(self, key: IngressKey) -> frozenset[str]:
+        """The result's lists (served, rejected, ignored, without_class) that name an Ingress."""
+        lists = {"served": _ACCEPTED, "rejected": _REJECTED, "ignored": _IGNORED}
+        found = {name for name, status in lists.items() if key in self.by_status[status]}
+        if key in self.without_class:
+            found.add("without_class")
+        return frozenset(found)
 
     def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
         opts = self.opts
@@ -403,7 +430,7 @@ class Builder:
             state.ref = state.found[0].ref
             mine = invalid_is_ours(obj, self.ours, self.default_class, opts)
             state.status = _REJECTED if mine else _IGNORED
-            state.problems = state.found if mine else []
+            state.problems = state.found if mine else ()
             return state
         state.ref = parsed.ref
         if not _is_ours(parsed, self.ours, self.default_class, opts):
@@ -434,24 +461,41 @@ class Builder:
         ing = state.accepted()
         if ing is None:
             return
-        rule_hosts = set(_rule_hosts(ing))
-        tls_hosts = set(_tls_hosts(ing))
+        rule_hosts = {r.host for r in ing.rules}
+        tls_hosts = set(_tls_hosts(ing)) if ing.tls else _NONE
         todo.hosts |= rule_hosts
-        todo.tls |= tls_hosts
+        if tls_hosts:
+            todo.tls |= tls_hosts
         todo.default |= ing.default_backend is not None
         if add:
-            for h in rule_hosts:
-                self.by_host.setdefault(h, []).append(key)
-            for t in tls_hosts:
-                self.tls_by_host.setdefault(t, []).append(key)
             if ing.default_backend is not None:
                 self.with_default.add(key)
+        else:
+            self.with_default.discard(key)
+        if self.by_host is not None and self.tls_by_host is not None:
+            _link(self.by_host, rule_hosts, key, add)
+            _link(self.tls_by_host, tls_hosts, key, add)
+
+    def _build_indexes(self) -> None:
+        """The indexes an update needs: the Ingresses naming a host, the backends of a
+        Service, the rows using a backend, the Service of an EndpointSlice."""
+        if self.by_host is not None:
             return
-        for h in rule_hosts:
-            _discard(self.by_host, h, key)
-        for t in tls_hosts:
-            _discard(self.tls_by_host, t, key)
-        self.with_default.discard(key)
+        self.by_host, self.tls_by_host, self.by_service = {}, {}, {}
+        for key, state in self.ings.items():
+            ing = state.accepted()
+            if ing is not None:
+                _link(self.by_host, {r.host for r in ing.rules}, key, True)
+                _link(self.tls_by_host, set(_tls_hosts(ing)), key, True)
+        for bname, b in self.refs.items():
+            self.by_service.setdefault((b.namespace, b.service), []).append(bname)
+        self.need = {}
+        for table in self.tables.values():
+            for route in table.values():
+                self.need[route.backend] = self.need.get(route.backend, 0) + 1
+        self.slice_owner = {
+            (ns, name): svc for (ns, svc), names in self.slices.items() for name in names
+        }
 
     def _oldest_first(self, keys: Iterable[IngressKey]) -> list[ParsedIngress]:
         out = [p for p in (self.ings[k].accepted() for k in keys) if p is not None]
@@ -459,10 +503,10 @@ class Builder:
         return out
 
     def _ingresses_of(
-        self, index: Mapping[Any, list[IngressKey]], hosts: set[Any]
+        self, index: Mapping[Any, list[IngressKey]] | None, hosts: set[Any]
     ) -> list[ParsedIngress]:
         """The accepted Ingresses naming any of ``hosts`` in ``index``, oldest first."""
-        if len(hosts) * 2 > len(index):  # most hosts: every accepted Ingress, no union
+        if index is None or len(hosts) * 2 > len(index):  # most: all, no union
             return self._oldest_first(self.by_status[_ACCEPTED])
         keys: set[IngressKey] = set()
         for h in hosts:
@@ -472,18 +516,29 @@ class Builder:
     # -- per host: routing table, TLS binding, virtual host --------------------------------------
 
     def _route_hosts(self, todo: _Changes) -> None:
-        naming = _by_host(self._ingresses_of(self.by_host, todo.hosts), todo.hosts, _rule_hosts)
+        naming: dict[Host, list[ParsedIngress]] = {}
+        hosts = todo.hosts
+        for ing in self._ingresses_of(self.by_host, hosts):
+            for rule in ing.rules:
+                if rule.host in hosts:
+                    group = naming.setdefault(rule.host, [])
+                    if not group or group[-1] is not ing:
+                        group.append(ing)
         for host in todo.hosts:
-            if self._table(host, naming.get(host, ())) and host is None:
+            if self._table(host, naming.get(host, ()), todo) and host is None:
                 todo.catch_all = True
 
-    def _table(self, host: Host, ingresses: Iterable[ParsedIngress]) -> bool:
+    def _table(self, host: Host, ingresses: Iterable[ParsedIngress], todo: _Changes) -> bool:
         """A host's routing table from the rules naming it, oldest Ingress first: the first
         rule for a path and path type wins, later ones are conflicts. True when it changed."""
-        for route in self.tables.get(host, {}).values():
-            self.need[route.backend] -= 1
-            if not self.need[route.backend]:
-                del self.need[route.backend]
+        need = self.need
+        before = self.tables.pop(host, {})
+        if need is not None:
+            for route in before.values():
+                need[route.backend] -= 1
+                if not need[route.backend]:
+                    del need[route.backend]
+                    todo.backends.add(route.backend)
         table: dict[tuple[str, PathType], Route] = {}
         problems: list[Problem] = []
         for ing in ingresses:
@@ -491,22 +546,31 @@ class Builder:
                 if rule.host != host:
                     continue
                 rkey = (rule.path, rule.path_type)
-                winner = table.get(rkey)
-                if winner is not None:
-                    problems.append(_path_conflict(ing.ref, rule, winner.source))
+                if rkey in table:
+                    problems.append(_path_conflict(ing.ref, rule, table[rkey].source))
                     continue
                 b = rule.backend
                 bname = backend_name(b.namespace, b.service, b.port)
-                if bname not in self.refs:
-                    self.refs[bname] = b
-                self.need[bname] += 1
+                if need is None:  # a first build: counted when the first update needs it
+                    if bname not in self.refs:
+                        self._use(bname, b)
+                        todo.backends.add(bname)
+                else:
+                    uses = need.get(bname, 0)
+                    if not uses:
+                        self._use(bname, b)
+                        todo.backends.add(bname)
+                    need[bname] = uses + 1
                 table[rkey] = Route(
                     path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
                 )
-        _put(self.host_problems, host, problems)
-        changed = self.tables.get(host, {}) != table
-        _put(self.tables, host, table)
-        return changed
+        if problems:
+            self.host_problems[host] = problems
+        elif self.host_problems:
+            self.host_problems.pop(host, None)
+        if table:
+            self.tables[host] = table
+        return before != table
 
     def _winning_rule(self, host: Host, route: Route) -> PathRule:
         """The rule a row came from: the first of its Ingress's rules with its host, path and
@@ -520,7 +584,13 @@ class Builder:
         )
 
     def _tls_hosts(self, todo: _Changes) -> None:
-        naming = _by_host(self._ingresses_of(self.tls_by_host, todo.tls), todo.tls, _tls_hosts)
+        naming: dict[str, list[ParsedIngress]] = {}
+        for ing in self._ingresses_of(self.tls_by_host, todo.tls):
+            for host in _tls_hosts(ing):
+                if host in todo.tls:
+                    group = naming.setdefault(host, [])
+                    if not group or group[-1] is not ing:
+                        group.append(ing)
         for host in todo.tls:
             before = self.bindings.get(host)
             self._binding(host, naming.get(host, ()))
@@ -551,13 +621,15 @@ class Builder:
         else:
             self.bindings[host] = binding
 
-    def _vhost(self, host: Host, catch_all: list[Route]) -> None:
+    def _vhost(self, host: Host, catch_all: list[Route], todo: _Changes) -> None:
         """A virtual host: its own rows, the catch-all rows it does not shadow, its TLS."""
         if host not in self.tables and host not in self.bindings:
-            self.vhosts.pop(host, None)
+            if self.vhosts.pop(host, None) is not None:
+                todo.written.add("vhosts")
+                todo.rekeyed.add("vhosts")
             return
         own = list(self.tables.get(host, {}).values())
-        rows = own if host is None else _merge_catch_all(own, catch_all)
+        rows = own if host is None or not catch_all else _merge_catch_all(own, catch_all)
         rows.sort(key=Route.sort_key)
         tls = None
         if host is not None and host in self.bindings:
@@ -576,6 +648,9 @@ class Builder:
         # share their unchanged parts, which makes comparing and diffing them cheap.
         if cached is None or cached.routes != routes or cached.tls != tls:
             self.vhosts[host] = VirtualHost(host=host, routes=routes, tls=tls)
+            todo.written.add("vhosts")
+            if cached is None:
+                todo.rekeyed.add("vhosts")
 
     # -- per object: certificates, EndpointSlices, backends -------------------------------------
 
@@ -602,42 +677,74 @@ class Builder:
 
     def _slice(self, key: tuple[str, str], obj: Mapping[str, Any] | None, todo: _Changes) -> None:
         ns, name = key
-        owner = self.slice_owner.pop(key, None)
+        owners = self.slice_owner
+        owner = owners.pop(key, None) if owners is not None else None
         if owner is not None:
             todo.services.add((ns, owner))
             _discard(self.slices, (ns, owner), name)
         svc = service_of_slice(obj) if obj is not None else None
         if svc is not None:
             bisect.insort(self.slices.setdefault((ns, svc), []), name)
-            self.slice_owner[key] = svc
+            if owners is not None:
+                owners[key] = svc
             todo.services.add((ns, svc))
 
+    def _use(self, bname: str, b: BackendRef) -> None:
+        if bname not in self.refs:
+            self.refs[bname] = b
+            if self.by_service is not None:
+                self.by_service.setdefault((b.namespace, b.service), []).append(bname)
+
     def _backends(self, snapshot: Snapshot, todo: _Changes) -> None:
-        needed = set(self.need)
+        """Resolve the backends newly used or whose Service, EndpointSlices or Endpoints
+        changed; forget the ones no longer used."""
         default_ref = self.default_state[0]
+        default_name = None
         if default_ref is not None:
-            name = backend_name(default_ref.namespace, default_ref.service, default_ref.port)
-            needed.add(name)
-            self.refs.setdefault(name, default_ref)
-        for bname in needed:
-            b = self.refs[bname]
-            if bname in self.backends and (b.namespace, b.service) not in todo.services:
-                continue
-            names = self.slices.get((b.namespace, b.service), ())
-            slices = [snapshot.of("EndpointSlice")[(b.namespace, n)] for n in names]
-            self.backends[bname] = resolve_backend(
-                snapshot, slices, b.namespace, b.service, b.port, b.port_is_name
+            default_name = backend_name(
+                default_ref.namespace, default_ref.service, default_ref.port
             )
-        if len(self.backends) > len(needed):
-            for bname in [n for n in self.backends if n not in needed]:
-                del self.backends[bname]
-        if len(self.refs) > len(needed):
-            for bname in [n for n in self.refs if n not in needed]:
+            self._use(default_name, default_ref)
+        if default_name != self.default_name:
+            todo.backends.update(n for n in (self.default_name, default_name) if n is not None)
+            self.default_name = default_name
+        stale: set[str] = set()
+        if self.by_service is not None:  # (a first build resolves every backend it uses)
+            by_service = self.by_service
+            stale = {n for svc in todo.services for n in by_service.get(svc, ())}
+        slices = snapshot.of("EndpointSlice")
+        for bname in todo.backends | stale:
+            b = self.refs[bname]
+            if self.need is not None and bname not in self.need and bname != default_name:
                 del self.refs[bname]
+                if self.by_service is not None:
+                    _discard(self.by_service, (b.namespace, b.service), bname)
+                if self.backends.pop(bname, None) is not None:
+                    todo.written.add("backends")
+                    todo.rekeyed.add("backends")
+                self.broken.pop(bname, None)
+            elif bname in stale or bname not in self.backends:
+                todo.written.add("backends")
+                if bname not in self.backends:
+                    todo.rekeyed.add("backends")
+                names = self.slices.get((b.namespace, b.service), ())
+                backend = resolve_backend(
+                    snapshot,
+                    [slices[(b.namespace, n)] for n in names],
+                    b.namespace,
+                    b.service,
+                    b.port,
+                    b.port_is_name,
+                )
+                self.backends[bname] = backend
+                if backend.problem is None:
+                    self.broken.pop(bname, None)
+                else:
+                    self.broken[bname] = backend.problem
 
     # -- the result -----------------------------------------------------------------------------
 
-    def _assemble(self, snapshot: Snapshot) -> BuildResult:
+    def _assemble(self, snapshot: Snapshot, todo: _Changes) -> BuildResult:
         problems: list[Problem] = []
         for found in self.ing_problems.values():
             problems += found
@@ -657,7 +764,7 @@ class Builder:
                 problems += state.warnings
         default_ref, default_problems = self.default_state
         problems += default_problems
-        broken = {b.name: b.problem for b in self.backends.values() if b.problem is not None}
+        broken = self.broken
         if broken:
             for name, table in self.tables.items():
                 for route in table.values():
@@ -674,8 +781,8 @@ class Builder:
                 default_ref.namespace, default_ref.service, default_ref.port
             )
         model = RouteModel(
-            vhosts=self._sorted("vhosts", self.vhosts, lambda v: host_sort_key(v.host)),
-            backends=self._sorted("backends", self.backends, None),
+            vhosts=self._sorted("vhosts", self.vhosts, host_sort_key, todo),
+            backends=self._sorted("backends", self.backends, None, todo),  # by name
             certificates=tuple(certificates[n] for n in sorted(certificates)),
             default_backend=default_name,
             settings=settings,
@@ -684,26 +791,44 @@ class Builder:
         self.result = BuildResult(
             model=model,
             problems=tuple(problems),
-            served=self._sorted("served", self.by_status[_ACCEPTED], _ref_key),
-            rejected=self._sorted("rejected", self.by_status[_REJECTED], _ref_key),
-            ignored=self._sorted("ignored", self.by_status[_IGNORED], _ref_key),
-            without_class=self._sorted("without_class", self.without_class, _ref_key),
+            served=self._sorted(
+                "served", self.by_status[_ACCEPTED], _ref_key, todo, on_values=True
+            ),
+            rejected=self._sorted(
+                "rejected", self.by_status[_REJECTED], _ref_key, todo, on_values=True
+            ),
+            ignored=self._sorted(
+                "ignored", self.by_status[_IGNORED], _ref_key, todo, on_values=True
+            ),
+            without_class=self._sorted(
+                "without_class", self.without_class, _ref_key, todo, on_values=True
+            ),
         )
         return self.result
 
-    def _sorted(self, name: str, mapping: Mapping[Any, Any], key: Any) -> tuple[Any, ...]:
-        """The values of ``mapping`` sorted by ``key(value)`` (by key when None); sorted again
-        only when the keys changed (comparing key sets is cheap, sorting 10,000 is not)."""
-        ordered = self._order.get(name)
-        if (
-            ordered is not None
-            and len(ordered) == len(mapping)
-            and all(k in mapping for k in ordered)
-        ):
-            return tuple(mapping[k] for k in ordered)
-        ordered = sorted(mapping) if key is None else sorted(mapping, key=lambda k: key(mapping[k]))
-        self._order[name] = ordered
-        return tuple(mapping[k] for k in ordered)
+    def _sorted(
+        self,
+        name: str,
+        mapping: Mapping[Any, Any],
+        key: Any,
+        todo: _Changes,
+        *,
+        on_values: bool = False,
+    ) -> tuple[Any, ...]:
+        """The values of ``mapping`` sorted by ``key`` of their keys (or of themselves): the
+        previous tuple when the mapping was not written, sorted again only when its keys
+        changed (sorting 10,000 items is not cheap)."""
+        cached = self._order.get(name)
+        if cached is not None and name not in todo.written:
+            return cached[1]
+        if cached is None or name in todo.rekeyed:
+            by_value = (lambda k: key(mapping[k])) if on_values else key
+            ordered = sorted(mapping, key=by_value)
+        else:
+            ordered = cached[0]
+        values = tuple(map(mapping.__getitem__, ordered))
+        self._order[name] = (ordered, values)
+        return values
 
 
 def _changed_keys(before: Snapshot, after: Snapshot) -> set[ObjectKey]:
@@ -727,6 +852,14 @@ def _put(mapping: dict[Any, Any], key: Any, value: Any) -> None:
         mapping.pop(key, None)
 
 
+def _link(index: dict[Any, list[Any]], hosts: Iterable[Any], member: Any, add: bool) -> None:
+    for host in hosts:
+        if add:
+            index.setdefault(host, []).append(member)
+        else:
+            _discard(index, host, member)
+
+
 def _discard(index: dict[Any, list[Any]], key: Any, member: Any) -> None:
     group = index.get(key)
     if group is not None:
@@ -735,26 +868,8 @@ def _discard(index: dict[Any, list[Any]], key: Any, member: Any) -> None:
             del index[key]
 
 
-def _rule_hosts(ing: ParsedIngress) -> Iterable[Host]:
-    return (r.host for r in ing.rules)
-
-
 def _tls_hosts(ing: ParsedIngress) -> Iterable[str]:
     return (h for hosts, _s, _f in ing.tls for h in (hosts or ing.hosts))
-
-
-def _by_host(
-    ingresses: list[ParsedIngress], hosts: set[Any], hosts_of: Any
-) -> dict[Any, list[ParsedIngress]]:
-    """For each of ``hosts``, the Ingresses naming it, in the order given (oldest first)."""
-    out: dict[Any, list[ParsedIngress]] = {}
-    for ing in ingresses:
-        for host in hosts_of(ing):
-            if host in hosts:
-                group = out.setdefault(host, [])
-                if not group or group[-1] is not ing:
-                    group.append(ing)
-    return out
 
 
 def _problem_key(p: Problem) -> tuple[Any, ...]:
