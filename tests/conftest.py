@@ -13,6 +13,10 @@ from polyingress.core import BuildOptions, BuildResult, ObjectStore, build_model
 
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 
+# The conformance kit's options and fixtures (live_world, polyingress_backend): the built-in
+# backends' live tests use it as a third party's would.
+pytest_plugins = ["polyingress.testing"]
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """The live-test rule of livekit.needs: skip without the proxy, fail under CI=true."""

@@ -1,41 +1,59 @@
-"""Helpers for live tests: free ports, hello fleets, a real `polyingress run` (or the settings
-of a backend run in the test's process), an HTTP client, /metrics samples, a checked teardown.
-
-The client behaves like browsers and HTTP libraries: it retries an idempotent request once when
-the connection was closed before any byte of the response arrived (an exiting nginx/HAProxy
-worker closes idle keep-alive connections during a reload); no other failure is forgiven.
+"""This repository's live-test helpers: the rule for tests that need a real proxy (skip
+without it, fail under CI=true), and the conformance kit's helpers (polyingress.testing.live:
+hello fleets, a real `polyingress run`, the HTTP client, /metrics samples), re-exported here.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import hashlib
-import http.client
-import json
 import os
-import re
 import shutil
-import signal
-import socket
-import ssl
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
-from polyingress.core import BuildOptions, RunSettings
-from polyingress.core.hello import HelloServer
+from polyingress.testing.live import (
+    Controller as Controller,
+)
+from polyingress.testing.live import (
+    EarlyClose as EarlyClose,
+)
+from polyingress.testing.live import (
+    HelloFleet as HelloFleet,
+)
+from polyingress.testing.live import (
+    Response as Response,
+)
+from polyingress.testing.live import (
+    free_port as free_port,
+)
+from polyingress.testing.live import (
+    get as get,
+)
+from polyingress.testing.live import (
+    metric as metric,
+)
+from polyingress.testing.live import (
+    processes_in_session as processes_in_session,
+)
+from polyingress.testing.live import (
+    request as request,
+)
+from polyingress.testing.live import (
+    run_settings as run_settings,
+)
+from polyingress.testing.live import (
+    running as running,
+)
+from polyingress.testing.live import (
+    stop_running as stop_running,
+)
+from polyingress.testing.live import (
+    wait_until as wait_until,
+)
+from polyingress.testing.live import (
+    write_manifests as write_manifests,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -98,348 +116,3 @@ def backend_param(name: str, *, proxy: str | None = None) -> Any:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
-
-
-def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
-
-
-def run_settings(
-    backend: str, tmp: Path, build: BuildOptions | None = None, **options: Any
-) -> RunSettings:
-    """Settings for a backend run in this process: loopback, free ports, the workdir
-    ``tmp/work``; ``options`` are the values of the plugin's options (by argparse dest)."""
-    return RunSettings(
-        backend=backend,
-        bind="127.0.0.1",
-        http_port=free_port(),
-        https_port=free_port(),
-        workdir=tmp / "work",
-        build=BuildOptions() if build is None else build,
-        options=argparse.Namespace(**options),
-    )
-
-
-def wait_until(pred: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = pred()
-            if value:
-                return value
-        except Exception as exc:
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last error: {last_exc!r})")
-
-
-def write_manifests(directory: Path, name: str, objects: list[dict[str, Any]]) -> Path:
-    """Write objects as one multi-document YAML file, atomically (rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    tmp = directory / f".{name}.tmp"
-    tmp.write_text(yaml.safe_dump_all(objects, sort_keys=True))
-    os.replace(tmp, path)
-    return path
-
-
-class HelloFleet:
-    """Hello servers on many loopback addresses, all on one port."""
-
-    def __init__(self, endpoints: list[tuple[str, str]], port: int | None = None) -> None:
-        self.port = port or free_port("127.0.0.1")
-        self.servers: dict[str, HelloServer] = {}
-        for name, address in endpoints:
-            self.add(name, address)
-
-    def add(self, name: str, address: str) -> HelloServer:
-        server = HelloServer(name, address, self.port).start()
-        self.servers[name] = server
-        return server
-
-    def remove(self, name: str) -> None:
-        self.servers.pop(name).stop()
-
-    def stop(self) -> None:
-        for s in self.servers.values():
-            s.stop()
-        self.servers.clear()
-
-    def stop_at_once(self, wait: bool = True) -> None:
-        """Stop every hello server at once (each one's shutdown waits up to half a second);
-        ``wait=False`` does not wait for them to be stopped."""
-        threads = [threading.Thread(target=s.stop, daemon=not wait) for s in self.servers.values()]
-        for thread in threads:
-            thread.start()
-        if wait:
-            for thread in threads:
-                thread.join(timeout=10)
-        self.servers.clear()
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    peer_cn: str | None = None
-    retried: bool = False
-    peer_sha256: str | None = None
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def server_name(self) -> str | None:
-        try:
-            return str(self.json()["server_name"])
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
-class EarlyClose(Exception):
-    """The connection closed before any response byte: safe to retry an idempotent request."""
-
-
-def _cn(der: bytes | None) -> str | None:
-    if not der:
-        return None
-    cert = x509.load_der_x509_certificate(der)
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(cns[0].value) if cns else None
-
-
-def request(
-    port: int,
-    host: str,
-    path: str,
-    *,
-    scheme: str = "http",
-    method: str = "GET",
-    address: str = "127.0.0.1",
-    sni: str | None = None,
-    headers: dict[str, str] | None = None,
-    body: bytes | None = None,
-    timeout: float = 5.0,
-    conn: http.client.HTTPConnection | None = None,
-) -> Response:
-    """One request on a fresh connection (or ``conn``); JSON answers from hello servers."""
-    own = conn is None
-    if conn is None:
-        if scheme == "https":
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            conn = _SNIConnection(address, port, timeout=timeout, context=ctx, sni=sni or host)
-        else:
-            conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    hdrs = {"Host": host, "Accept": "application/json", **(headers or {})}
-    try:
-        peer = digest = None
-        try:
-            conn.request(method, path, body=body, headers=hdrs)
-            # The certificate before the response: getresponse() drops the socket of a
-            # response with "Connection: close" (a proxy's worker that is shutting down).
-            if isinstance(conn, http.client.HTTPSConnection) and conn.sock is not None:
-                der = conn.sock.getpeercert(binary_form=True)  # type: ignore[attr-defined]
-                peer = _cn(der)
-                digest = hashlib.sha256(der).hexdigest() if der else None
-            resp = conn.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
-            raise EarlyClose(str(exc)) from exc
-        data = resp.read()
-        headers = {k.lower(): v for k, v in resp.getheaders()}
-        return Response(resp.status, headers, data, peer, peer_sha256=digest)
-    finally:
-        if own:
-            conn.close()
-
-
-class _SNIConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, *, sni: str, **kw: Any) -> None:
-        super().__init__(host, port, **kw)
-        self._sni = sni
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self._sni)  # type: ignore[attr-defined]
-
-
-def get(port: int, host: str, path: str, **kw: Any) -> Response:
-    """GET with the browser rule: one retry only when closed before any response byte."""
-    try:
-        return request(port, host, path, **kw)
-    except EarlyClose:
-        resp = request(port, host, path, **kw)
-        resp.retried = True
-        return resp
-
-
-@dataclass
-class Controller:
-    """A real `polyingress run` subprocess."""
-
-    backend: str
-    manifests: Path
-    workdir: Path
-    extra: list[str] = field(default_factory=list)
-    debounce_ms: int = 20
-    http_port: int = field(default_factory=free_port)
-    https_port: int = field(default_factory=free_port)
-    health_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    def start(self, timeout: float = 60.0) -> Controller:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.workdir.parent / f"{self.workdir.name}.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "polyingress.core.cli",
-            "run",
-            "--backend",
-            self.backend,
-            "--manifests",
-            str(self.manifests),
-            "--bind",
-            "127.0.0.1",
-            "--http-port",
-            str(self.http_port),
-            "--https-port",
-            str(self.https_port),
-            "--workdir",
-            str(self.workdir),
-            "--health-port",
-            str(self.health_port),
-            "--debounce-ms",
-            str(self.debounce_ms),
-            *self.extra,
-        ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
-        )
-        log.close()
-        try:
-            wait_until(lambda: self.health("/readyz")[0] == 200, timeout=timeout, interval=0.05)
-        except AssertionError:
-            self.stop()
-            raise AssertionError(f"controller did not become ready:\n{self.log()}") from None
-        return self
-
-    def health(self, path: str) -> tuple[int, str]:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"controller exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.health_port}{path}", timeout=2
-            ) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-        except OSError:
-            return 0, ""
-
-    def metrics(self) -> str:
-        return self.health("/metrics")[1]
-
-    def applied(self) -> float:
-        """How many models the controller has applied (start included), from /metrics."""
-        for line in self.metrics().splitlines():
-            if line.startswith('polyingress_syncs_total{result="applied"}'):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
-
-    def wait_applied(self, before: float, timeout: float = 20.0) -> None:
-        """Wait until a model newer than ``before`` applies were counted has been applied: the
-        backend reports an apply only once the proxy serves it."""
-        wait_until(lambda: self.applied() > before, timeout=timeout)
-
-    def log(self, tail: int | None = 20000) -> str:
-        """The controller's log: its last ``tail`` characters (short enough for an assertion
-        message), or all of it (``tail=None``) for a test that counts lines."""
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace")
-        return text if tail is None else text[-tail:]
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        # Nothing of ours may survive: kill the whole session if anything is left (proxies run
-        # in process groups of their own, inside the controller's session).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for pid in processes_in_session(self.proc.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        return self.proc.returncode
-
-    def get(self, host: str, path: str, scheme: str = "http", **kw: Any) -> Response:
-        port = self.https_port if scheme == "https" else self.http_port
-        return get(port, host, path, scheme=scheme, **kw)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``, in /metrics ``text``."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{.*\})?\s+(\S+)$", line)
-        if m is None or m.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            total += float(m.group(3))
-    return total
-
-
-def stop_running(controller: Controller, fleet: HelloFleet, sessions: set[int]) -> None:
-    """Tear down a controller that must still be running and its hello fleet: assert that the
-    controller has not exited, stop it and the fleet (not waiting for the hello servers), then
-    assert that nothing is left in ``sessions`` (those of its process tree, taken before)."""
-    proc = controller.proc
-    assert proc is not None
-    try:
-        assert proc.poll() is None, f"the controller exited:\n{controller.log()}"
-    finally:
-        controller.stop()
-        fleet.stop_at_once(wait=False)
-    for sid in sessions:
-        assert processes_in_session(sid) == [], "processes left behind"
-
-
-def processes_in_session(sid: int) -> list[int]:
-    """PIDs whose session id is ``sid`` (to prove nothing was left behind)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            out.append(int(entry.name))
-    return out
-
-
-@contextlib.contextmanager
-def running(controller: Controller) -> Iterator[Controller]:
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()

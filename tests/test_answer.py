@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from conftest import build
 from kube_objects import CLASS, ingress, path, rule, service, slice_
-from routing_cases import tls_secret
 
 from polyingress.core import Answer, Outcome, RouteModel, redirect_status
+from polyingress.testing.cases import tls_secret
 
 HOST = "shop.example.com"
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from conftest import build
 from kube_objects import CLASS, ingress, path, rule, service, slice_
-from routing_cases import (
+
+from polyingress.core import PathType, RouteModel, Severity, self_signed
+from polyingress.testing.cases import (
     CASES,
     DEFAULT_CASES,
     Case,
     default_backend_ingress,
     world,
 )
-
-from polyingress.core import PathType, RouteModel, Severity, self_signed
 
 
 def outcome(model: RouteModel, case: Case) -> str | int:

@@ -57,7 +57,6 @@ from hostile import (
 from hypothesis import HealthCheck, given, settings
 from livekit import backend_param, free_port, needs
 from nginx_oracle import NginxServer, Stmt, nginx_answer, parse_nginx, servers_of, stmt_answer
-from routing_cases import model_answer
 from traefik_oracle import FALLBACK, Outcome, Request, route, schema_validator
 
 from polyingress.core import (
@@ -95,6 +94,7 @@ from polyingress.plugins.nginx.channel import EndpointChannel
 from polyingress.plugins.nginx.lua_support import lua_render
 from polyingress.plugins.nginx.process import check_config
 from polyingress.plugins.traefik import render as traefik_render
+from polyingress.testing.cases import model_answer
 
 NGINX = shutil.which("nginx")
 HAPROXY = shutil.which("haproxy")

@@ -18,15 +18,6 @@ from typing import Any
 
 import pytest
 from livekit import HelloFleet, free_port, get, needs, run_settings, wait_until
-from routing_cases import (
-    CASES,
-    TLS_HOST,
-    all_endpoints,
-    default_backend_ingress,
-    service_of,
-    tls_secret,
-    world,
-)
 
 from polyingress.core import (
     BuildOptions,
@@ -61,6 +52,15 @@ from polyingress.plugins.haproxy.runtime import (
     ServerAdmin,
     ServerOpState,
     ServerState,
+)
+from polyingress.testing.cases import (
+    CASES,
+    TLS_HOST,
+    all_endpoints,
+    default_backend_ingress,
+    service_of,
+    tls_secret,
+    world,
 )
 
 HAPROXY = shutil.which("haproxy")

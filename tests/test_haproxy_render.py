@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from conftest import UPDATE_GOLDEN
 from livekit import needs
-from routing_cases import CASES as ROUTING_CASES
-from routing_cases import DEFAULT_CASES, default_backend_ingress, world
 
 from polyingress.core import (
     BuildOptions,
@@ -43,6 +41,8 @@ from polyingress.plugins.haproxy.render import (
     render,
     slot_name,
 )
+from polyingress.testing.cases import CASES as ROUTING_CASES
+from polyingress.testing.cases import DEFAULT_CASES, default_backend_ingress, world
 
 FIXTURES = Path(__file__).parent / "fixtures" / "haproxy"
 GOLDEN = Path(__file__).parent / "golden" / "haproxy"

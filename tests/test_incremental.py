@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from routing_cases import default_backend_ingress, tls_secret, world
 
 from polyingress.core import Builder, BuildOptions, ObjectStore, build_model
 from polyingress.core.store import ObjectKey, Snapshot, object_key
+from polyingress.testing.cases import default_backend_ingress, tls_secret, world
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from worlds import generated_world

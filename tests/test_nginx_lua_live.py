@@ -38,15 +38,15 @@ from livekit import (
     wait_until,
     write_manifests,
 )
-from routing_cases import (
+from test_live_routing import LiveWorld
+
+from polyingress.plugins.nginx.channel import EndpointChannel
+from polyingress.testing.cases import (
     CASES,
     DEFAULT_CASES,
     Case,
     default_backend_ingress,
 )
-from test_live_routing import LiveWorld
-
-from polyingress.plugins.nginx.channel import EndpointChannel
 
 pytestmark = [
     pytest.mark.live,

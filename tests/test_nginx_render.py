@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import needs
 from nginx_oracle import nginx_answer, nginx_servers
-from routing_cases import model_answer
 
 from polyingress.core import (
     BuildOptions,
@@ -41,6 +40,7 @@ from polyingress.plugins.nginx.render import (
     render,
     server_names_hash,
 )
+from polyingress.testing.cases import model_answer
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures" / "nginx"

@@ -6,16 +6,17 @@ import ast
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from livekit import REPO, Controller, free_port, running, wait_until, write_manifests
-from routing_cases import world
+from livekit import REPO, Controller, free_port, needs, running, wait_until, write_manifests
 
 from polyingress.core import hookspecs
+from polyingress.testing.cases import CASES, PATH_CASES, world
 
 EXAMPLE = REPO / "examples" / "example-backend"
 
@@ -176,3 +177,57 @@ def test_every_hook_is_documented() -> None:
         sig = inspect.signature(getattr(hookspecs, name))
         args = ", ".join(sig.parameters)
         assert f"## `{name}({args})`" in text, f"{name}({args}) missing in {doc}"
+
+
+def run_pytest(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def passed(out: subprocess.CompletedProcess[str]) -> int:
+    """How many tests a pytest run passed, asserting that it passed them all."""
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    found = re.search(r"(\d+) passed", out.stdout)
+    assert found is not None and " failed" not in out.stdout and " skipped" not in out.stdout
+    return int(found.group(1))
+
+
+@pytest.mark.live
+@needs("haproxy")
+def test_the_conformance_kit_runs_from_anywhere_against_an_installed_backend(
+    tmp_path: Path,
+) -> None:
+    """``pytest -p polyingress.testing --polyingress-backend NAME``, outside the repository,
+    runs the shared cases live against the installed backend."""
+    out = run_pytest(
+        "-p",
+        "polyingress.testing",
+        "--polyingress-backend",
+        "haproxy",
+        cwd=tmp_path,
+        env=dict(os.environ),
+    )
+    assert passed(out) >= len(CASES) + len(PATH_CASES)
+    assert "test_routes_per_ingress_v1" not in out.stdout  # -q: only the summary
+
+
+@pytest.mark.live
+def test_the_example_backend_passes_the_conformance_suite_in_its_own_tests(
+    example_installed: dict[str, str], tmp_path: Path
+) -> None:
+    """The third-party example runs the kit from its own test directory (its conftest names
+    the plugin), with nothing of this repository's tests on the path."""
+    out = run_pytest(str(EXAMPLE / "tests"), cwd=tmp_path, env=example_installed)
+    assert passed(out) >= len(CASES) + len(PATH_CASES)
+
+
+def test_the_conformance_kit_without_a_backend_adds_no_test(tmp_path: Path) -> None:
+    (tmp_path / "test_own.py").write_text("def test_own():\n    assert True\n")
+    out = run_pytest("-p", "polyingress.testing", cwd=tmp_path, env=dict(os.environ))
+    assert passed(out) == 1

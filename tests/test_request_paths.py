@@ -1,10 +1,11 @@
 """The request-path rule (polyingress.core.requestpath), stated once and held live on every proxy.
 
 ``normalize_request_path`` says what a raw request target becomes before matching (or 400);
-the shared PATH_CASES and a bounded fuzz of hostile paths (dot segments, encoded dots, encoded
+a bounded fuzz of hostile paths (dot segments, encoded dots, encoded
 unreserved characters, encoded slashes and backslashes, runs of slashes) are sent through
 each real proxy, which must pick the Service the model picks for the normalized path and
-forward exactly that path. The few places where a proxy cannot follow the rule are pinned
+forward exactly that path (the shared PATH_CASES run in the conformance suite,
+polyingress.testing.conformance). The few places where a proxy cannot follow the rule are pinned
 down per backend in ``KNOWN_DIFFERENCES`` (and listed in the README).
 """
 
@@ -15,7 +16,6 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from routing_cases import PATH_CASES, Case, model_answer, service_of, world
 from test_live_routing import BACKENDS, LiveWorld
 
 from polyingress.core import (
@@ -25,6 +25,7 @@ from polyingress.core import (
     build_model,
     normalize_request_path,
 )
+from polyingress.testing.cases import model_answer, service_of, world
 
 
 @pytest.mark.parametrize(
@@ -179,19 +180,6 @@ def check(live: LiveWorld, host: str, target: str, scheme: str = "http") -> None
     service = MODEL.backend(want).service
     assert service_of(resp.server_name) == service, (backend, target, resp.server_name)
     assert resp.json()["uri"] == normalized, (backend, target, "the Service gets the matched path")
-
-
-@pytest.mark.live
-@pytest.mark.parametrize("case", PATH_CASES, ids=str)
-def test_request_path_rule(live: LiveWorld, case: Case) -> None:
-    resp = live.controller.get(case.host, case.path, scheme=case.scheme)
-    if isinstance(case.expect, int):
-        assert resp.status == case.expect, (case.id, resp.status, resp.server_name)
-        return
-    assert resp.status == 200, (case.id, resp.status)
-    assert resp.server_name is not None and service_of(resp.server_name) == case.expect, case.id
-    assert resp.json()["uri"] == normalize_request_path(case.path), case.id
-    check(live, case.host, case.path, case.scheme)
 
 
 @pytest.mark.live

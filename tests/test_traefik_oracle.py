@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import routing_cases
-from routing_cases import Case
 from traefik_oracle import (
     FALLBACK,
     AmbiguousRouting,
@@ -31,6 +29,8 @@ from polyingress.core import (
     redirect_status,
 )
 from polyingress.plugins.traefik.render import RenderSettings, render
+from polyingress.testing import cases as routing_cases
+from polyingress.testing.cases import Case
 
 HTTPS_PORT = 8443
 HTTP_PORT = 8080

@@ -44,7 +44,8 @@ class Proxy:
         self.https_port = https_port
         self.cert_dir = cert_dir
         self.model = RouteModel()
-        self._contexts: dict[str, ssl.SSLContext] = {}
+        # certificate name -> (fingerprint, context): a rotated Secret keeps its name
+        self._contexts: dict[str, tuple[str, ssl.SSLContext]] = {}
         self._fallback = self._context(fallback_certificate())
         self._counters: dict[str, itertools.count[int]] = {}
         self._servers: list[ThreadingHTTPServer] = []
@@ -54,9 +55,13 @@ class Proxy:
 
     def serve(self, model: RouteModel) -> None:
         """Serve ``model`` from the next request on (certificates loaded first)."""
-        contexts = {
-            c.name: self._contexts.get(c.name) or self._context(c) for c in model.certificates
-        }
+        contexts = {}
+        for cert in model.certificates:
+            known = self._contexts.get(cert.name)
+            if known is not None and known[0] == cert.fingerprint:
+                contexts[cert.name] = known
+            else:
+                contexts[cert.name] = (cert.fingerprint, self._context(cert))
         self._contexts = contexts
         self.model = model
 
@@ -76,9 +81,9 @@ class Proxy:
         model = self.model
         vhost = model.select_vhost(name) if name else None
         if vhost is not None and vhost.tls is not None and vhost.tls.certificate is not None:
-            context = self._contexts.get(vhost.tls.certificate)
-            if context is not None:
-                sock.context = context
+            known = self._contexts.get(vhost.tls.certificate)
+            if known is not None:
+                sock.context = known[1]
                 return
         sock.context = self._fallback
 

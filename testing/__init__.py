@@ -1,0 +1,35 @@
+"""polyingress's conformance kit: the shared routing cases, hello backends and live helpers.
+
+A backend passes when the same requests get the same answers through its proxy as through the
+built-in ones. Run the suite against any installed backend, from anywhere::
+
+    pytest -p polyingress.testing --polyingress-backend NAME
+
+* :mod:`polyingress.testing.cases`: the routing world (Ingresses, Services, EndpointSlices,
+  TLS Secrets) and what each request must get.
+* :mod:`polyingress.testing.live`: hello backends, a real ``polyingress run``, an HTTP(S)
+  client with SNI, /metrics samples.
+* :mod:`polyingress.testing.conformance`: the live tests.
+* :mod:`polyingress.testing.plugin`: the pytest options and fixtures (this package is the
+  plugin: ``-p polyingress.testing``).
+
+Requires pytest (``pip install polyingress[test]``).
+"""
+
+from __future__ import annotations
+
+from .plugin import (
+    live_world,
+    polyingress_backend,
+    polyingress_run_args,
+    pytest_addoption,
+    pytest_configure,
+)
+
+__all__ = [
+    "live_world",
+    "polyingress_backend",
+    "polyingress_run_args",
+    "pytest_addoption",
+    "pytest_configure",
+]
