@@ -237,7 +237,7 @@ def served(
     host: str,
     path: str,
     ok: Callable[[Response], bool],
-    timeout: float = 30.0,
+    timeout: float = 120.0,
     scheme: str = "http",
 ) -> float:
     """When ``host`` + ``path`` through the proxy on ``port`` first answers ``ok``: polled every

@@ -107,7 +107,8 @@ class ApplyResult:
     reasons: tuple[ReloadReason, ...] = ()
     detail: str = ""
     runtime_changes: int = 0
-    timings: Timings = Timings()
+    # Not part of what the apply did: two equal results may have taken different times.
+    timings: Timings = field(default=Timings(), compare=False)
 
 
 class ApplyError(Exception):

@@ -872,6 +872,7 @@ def check_traefik(objects: list[dict[str, Any]], result: BuildResult) -> None:
     validator = schema_validator()
     validator.validate(config.config)
     validator.validate(config.probe)
+    # The one file: the routing and the probe router of its revision.
     assert yaml.safe_load(config.text) == config.document, "the YAML text is not the config"
 
     routers = config.config["http"].get("routers", {})

@@ -214,3 +214,14 @@ def test_reader_never_sees_a_partial_document(layout: Layout) -> None:
     assert not bad, f"{len(bad)} partial or unknown documents read"
     assert reads[0] >= 100, "the reader did not run alongside the writes"
     assert layout.config_path.read_text() == versions[-1].text
+
+
+def test_the_probe_file_of_an_earlier_release_is_removed(layout: Layout) -> None:
+    """Its router has the name of the probe router now in the document: Traefik must never see
+    both (it refuses a name defined twice)."""
+    layout.dynamic_dir.mkdir(parents=True)
+    layout.legacy_probe_path.write_text("http: {routers: {polyingress-probe: {}}}\n")
+    rendered = rendered_for(layout, model())
+    write_config(layout, rendered)
+    assert [p.name for p in layout.dynamic_dir.iterdir()] == [layout.config_path.name]
+    assert "polyingress-probe" in yaml.safe_load(layout.config_path.read_text())["http"]["routers"]
