@@ -40,7 +40,19 @@ from polyingress.testing.cases import (
 )
 from polyingress.testing.live import Controller, HelloFleet, Response, wait_until, write_manifests
 
-__all__ = ["LiveWorld"]
+# ``from polyingress.testing.conformance import *`` collects the whole suite into a test module.
+__all__ = [
+    "LiveWorld",
+    "test_default_backend_added_at_run_time",
+    "test_load_spread_over_all_ready_endpoints",
+    "test_manifest_changes_to_ingress_endpoints_and_secret_are_served",
+    "test_post_body_and_method_pass_through",
+    "test_redirect_status_depends_on_the_method_only",
+    "test_request_headers_reach_backend",
+    "test_request_path_rule",
+    "test_routes_per_ingress_v1",
+    "test_unknown_sni_gets_fallback_certificate",
+]
 
 pytestmark = pytest.mark.live
 

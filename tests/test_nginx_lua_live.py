@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_live_routing as shared
 from livekit import (
     Controller,
     EarlyClose,
@@ -38,9 +37,9 @@ from livekit import (
     wait_until,
     write_manifests,
 )
-from test_live_routing import LiveWorld
 
 from polyingress.plugins.nginx.channel import EndpointChannel
+from polyingress.testing import conformance
 from polyingress.testing.cases import (
     CASES,
     DEFAULT_CASES,
@@ -63,7 +62,7 @@ MODES = [
 ]
 
 
-class ModeWorld(LiveWorld):
+class ModeWorld(conformance.LiveWorld):
     """test_live_routing's world, served by nginx in the given upstream mode."""
 
     def __init__(self, mode: str, tmp: Path) -> None:
@@ -101,19 +100,19 @@ def test_routes_per_ingress_v1(mode_world: ModeWorld, case: Case) -> None:
 
 
 def test_load_spread_over_all_ready_endpoints(mode_world: ModeWorld) -> None:
-    shared.test_load_spread_over_all_ready_endpoints(mode_world)
+    conformance.test_load_spread_over_all_ready_endpoints(mode_world)
 
 
 def test_unknown_sni_gets_fallback_certificate(mode_world: ModeWorld) -> None:
-    shared.test_unknown_sni_gets_fallback_certificate(mode_world)
+    conformance.test_unknown_sni_gets_fallback_certificate(mode_world)
 
 
 def test_request_headers_reach_backend(mode_world: ModeWorld) -> None:
-    shared.test_request_headers_reach_backend(mode_world)
+    conformance.test_request_headers_reach_backend(mode_world)
 
 
 def test_post_body_and_method_pass_through(mode_world: ModeWorld) -> None:
-    shared.test_post_body_and_method_pass_through(mode_world)
+    conformance.test_post_body_and_method_pass_through(mode_world)
 
 
 def test_default_backend_added_at_run_time(mode_world: ModeWorld) -> None:

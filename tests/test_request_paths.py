@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_live_routing import BACKENDS, LiveWorld
+from livekit import backend_param
 
 from polyingress.core import (
     BuildOptions,
@@ -26,6 +26,7 @@ from polyingress.core import (
     normalize_request_path,
 )
 from polyingress.testing.cases import model_answer, service_of, world
+from polyingress.testing.conformance import LiveWorld
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,7 @@ KNOWN_DIFFERENCES = [
 ]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[backend_param(n) for n in ("nginx", "haproxy", "traefik")])
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveWorld]:

@@ -334,10 +334,6 @@ def info() -> BackendInfo:
     )
 
 
-def create(settings: RunSettings) -> HAProxyBackend:
-    return HAProxyBackend(settings)
-
-
 def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     render_settings = _render_settings(settings)
     slots = SlotTable.plan((b.name for b in model.backends), render_settings.spare_backends)
@@ -364,4 +360,6 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
 
 
 # Every hook of the backend, from its class and the functions above (polyingress.core.kit).
-hooks = backend_plugin(info=info, create=create, render=render_config, add_options=add_options)
+hooks = backend_plugin(
+    info=info, create=HAProxyBackend, render=render_config, add_options=add_options
+)

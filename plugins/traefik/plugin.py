@@ -466,10 +466,6 @@ def info() -> BackendInfo:
     )
 
 
-def create(settings: RunSettings) -> TraefikBackend:
-    return TraefikBackend(settings)
-
-
 def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     backend = TraefikBackend(settings)
     rendered = backend.render(model)
@@ -493,7 +489,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
 # Every hook of the backend, from its class and the functions above (polyingress.core.kit).
 hooks = backend_plugin(
     info=info,
-    create=create,
+    create=TraefikBackend,
     render=render_config,
     add_options=add_options,
     add_commands=add_commands,

@@ -11,29 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from polyingress.testing.conformance import (
-    test_default_backend_added_at_run_time,
-    test_load_spread_over_all_ready_endpoints,
-    test_manifest_changes_to_ingress_endpoints_and_secret_are_served,
-    test_post_body_and_method_pass_through,
-    test_redirect_status_depends_on_the_method_only,
-    test_request_headers_reach_backend,
-    test_request_path_rule,
-    test_routes_per_ingress_v1,
-    test_unknown_sni_gets_fallback_certificate,
-)
-
-__all__ = [
-    "test_default_backend_added_at_run_time",
-    "test_load_spread_over_all_ready_endpoints",
-    "test_manifest_changes_to_ingress_endpoints_and_secret_are_served",
-    "test_post_body_and_method_pass_through",
-    "test_redirect_status_depends_on_the_method_only",
-    "test_request_headers_reach_backend",
-    "test_request_path_rule",
-    "test_routes_per_ingress_v1",
-    "test_unknown_sni_gets_fallback_certificate",
-]
+from polyingress.testing.conformance import *  # noqa: F403 (the whole suite)
 
 
 @pytest.fixture(scope="session")
