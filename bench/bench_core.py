@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from worlds import generated_world
 
 from polyingress.core import Builder, BuildOptions, ObjectStore, build_model, diff
-from polyingress.core.store import object_key
+from polyingress.core.pipeline.store import object_key
 
 
 def rss_mb() -> float:

@@ -79,7 +79,15 @@ def write_world(directory: Path, objs: list[dict[str, Any]]) -> None:
 def lua_flag() -> list[str]:
     """``--nginx-lua off`` if this polyingress has the option (another issue adds it)."""
     out = subprocess.run(
-        [sys.executable, "-m", "polyingress.core.cli", "run", "--backend", "nginx", "--help"],
+        [
+            sys.executable,
+            "-m",
+            "polyingress.core.runtime.cli",
+            "run",
+            "--backend",
+            "nginx",
+            "--help",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -56,8 +56,8 @@ from benchkit import (
 from livekit import HelloFleet, free_port, request
 
 from polyingress.core import ObjectStore, RunSettings
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import plugin_manager
+from polyingress.core.runtime.controller import Controller
+from polyingress.core.runtime.plugins import plugin_manager
 from polyingress.plugins.nginx import plugin
 from polyingress.plugins.nginx.apply import NginxBackend
 

@@ -5,7 +5,7 @@
 
 Each backend runs in a child process of its own (so one backend's memory is not counted in
 another's), and drives the real plugin IN-PROCESS: a ``Controller`` over an ``ObjectStore``,
-with the backend loaded through ``polyingress.core.plugins.load_backend`` and
+with the backend loaded through ``polyingress.core.runtime.plugins.load_backend`` and
 ``plugin_manager``, exactly as ``polyingress run`` does, minus the manifest directory. Going
 through files would add watchfiles' debounce to every cycle: 10,000 cycles per backend would
 not fit in ten minutes. The proxy is real (nginx, HAProxy); Traefik runs in external mode (no
@@ -52,8 +52,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from worlds import generated_world
 
 from polyingress.core import BuildOptions, ObjectStore, RunSettings, self_signed
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import load_backend, plugin_manager
+from polyingress.core.runtime.controller import Controller
+from polyingress.core.runtime.plugins import load_backend, plugin_manager
 
 NS = "ns-0000"  # the namespace of app-00000 in worlds.generated_world
 HOST = "soak.example.com"

@@ -3,7 +3,7 @@
 Plugins import only the names exported here (``from polyingress.core import ...``).
 """
 
-from .api import (
+from polyingress.core.api import (
     ApplyError,
     ApplyResult,
     BackendInfo,
@@ -15,19 +15,19 @@ from .api import (
     Timings,
     TransientApplyError,
 )
-from .argtypes import (
+from polyingress.core.argtypes import (
     ip_address,
     non_negative_int,
     non_negative_number,
     port_number,
     positive_number,
 )
-from .builder import Builder, BuildOptions, BuildResult, build_model
-from .diff import ModelDiff, RouteKey, diff
-from .files import FileGuard, write_atomic
-from .hookspecs import hookimpl
-from .kit import ManagedProcess, ProxyBackend, backend_plugin, wait_until_served
-from .model import (
+from polyingress.core.files import FileGuard, write_atomic
+from polyingress.core.hookspecs import hookimpl
+from polyingress.core.kit import ManagedProcess, ProxyBackend, backend_plugin, wait_until_served
+from polyingress.core.pipeline.builder import Builder, BuildOptions, BuildResult, build_model
+from polyingress.core.pipeline.diff import ModelDiff, RouteKey, diff
+from polyingress.core.pipeline.model import (
     Answer,
     Backend,
     Certificate,
@@ -43,11 +43,11 @@ from .model import (
     VirtualHost,
     redirect_status,
 )
-from .problems import Problem, Severity
-from .reasons import ReloadReason, diff_reasons
-from .requestpath import normalize_request_path
-from .store import ObjectStore, Snapshot
-from .tls import FALLBACK_NAME, fallback_certificate, self_signed
+from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.requestpath import normalize_request_path
+from polyingress.core.pipeline.store import ObjectStore, Snapshot
+from polyingress.core.reasons import ReloadReason, diff_reasons
+from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
     "FALLBACK_NAME",

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .builder import BuildOptions
-from .model import ObjectRef
-from .reasons import ReloadReason
+from polyingress.core.pipeline.builder import BuildOptions
+from polyingress.core.pipeline.model import ObjectRef
+from polyingress.core.reasons import ReloadReason
 
 __all__ = [
     "ApplyError",

@@ -40,13 +40,13 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from .api import ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
-from .builder import BuildResult
-from .diff import ModelDiff
-from .model import RouteModel
+from polyingress.core.api import ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
+from polyingress.core.pipeline.builder import BuildResult
+from polyingress.core.pipeline.diff import ModelDiff
+from polyingress.core.pipeline.model import RouteModel
 
 if TYPE_CHECKING:
-    from .kit import ProxyBackend
+    from polyingress.core.kit import ProxyBackend
 
 PROJECT = "polyingress"
 hookspec = pluggy.HookspecMarker(PROJECT)

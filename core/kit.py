@@ -35,10 +35,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .api import ApplyError, ApplyResult, BackendInfo, HealthReport, RenderedConfig, RunSettings
-from .diff import ModelDiff
-from .hookspecs import hookimpl
-from .model import RouteModel
+from polyingress.core.api import (
+    ApplyError,
+    ApplyResult,
+    BackendInfo,
+    HealthReport,
+    RenderedConfig,
+    RunSettings,
+)
+from polyingress.core.hookspecs import hookimpl
+from polyingress.core.pipeline.diff import ModelDiff
+from polyingress.core.pipeline.model import RouteModel
 
 __all__ = ["ManagedProcess", "ProxyBackend", "backend_plugin", "wait_until_served"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from .diff import ModelDiff
+from polyingress.core.pipeline.diff import ModelDiff
 
 __all__ = ["ReloadReason", "diff_reasons"]
 

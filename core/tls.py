@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .model import Certificate, ObjectRef
+from polyingress.core.pipeline.model import Certificate, ObjectRef
 
 __all__ = ["FALLBACK_NAME", "fallback_certificate", "self_signed"]
 

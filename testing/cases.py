@@ -286,7 +286,7 @@ CASES: list[Case] = [
     Case("https-non-tls-host", "app.example.com", "/foo/bar", "svc-foo-bar", scheme="https"),
 ]
 
-# The request-path rule (polyingress.core.requestpath), before matching: what the Service gets
+# The request-path rule (core/pipeline/requestpath.py), before matching: what the Service gets
 # is the normalized path (``normalize_request_path``), checked live on every backend.
 PATH_CASES: list[Case] = [
     Case("dot-segments-removed", "app.example.com", "/x/../foo/x", "svc-foo"),

@@ -33,7 +33,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from polyingress.core import BuildOptions, RunSettings
-from polyingress.core.hello import HelloServer
+from polyingress.core.runtime.hello import HelloServer
 
 __all__ = [
     "Controller",
@@ -252,7 +252,7 @@ class Controller:
         cmd = [
             sys.executable,
             "-m",
-            "polyingress.core.cli",
+            "polyingress.core.runtime.cli",
             "run",
             "--backend",
             self.backend,

@@ -55,9 +55,9 @@ from polyingress.core import (
     RunSettings,
     hookimpl,
 )
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import plugin_manager
-from polyingress.core.sources.kubernetes import KubeOptions, KubeRuntime, api_client
+from polyingress.core.runtime.controller import Controller
+from polyingress.core.runtime.plugins import plugin_manager
+from polyingress.core.sources.kubernetes.source import KubeOptions, KubeRuntime, api_client
 from polyingress.core.tls import self_signed
 
 # plural -> (group, version, kind, namespaced, has status subresource)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from polyingress.core.annotations import (
+from polyingress.core.pipeline.annotations import (
     NGINX_PREFIX,
     REGISTRY,
     AnnotationSpec,
@@ -17,8 +17,8 @@ from polyingress.core.annotations import (
     register,
     validate_prefix,
 )
-from polyingress.core.model import ObjectRef
-from polyingress.core.problems import Severity
+from polyingress.core.pipeline.model import ObjectRef
+from polyingress.core.pipeline.problems import Severity
 
 REF = ObjectRef(kind="Ingress", namespace="default", name="web")
 

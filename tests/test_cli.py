@@ -20,7 +20,7 @@ from livekit import REPO, Controller, HelloFleet, backend_param, free_port, runn
 
 def polyingress(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "polyingress.core.cli", *args],
+        [sys.executable, "-m", "polyingress.core.runtime.cli", *args],
         capture_output=True,
         text=True,
         cwd=REPO,

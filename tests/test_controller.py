@@ -21,8 +21,8 @@ from polyingress.core import (
     TransientApplyError,
     hookimpl,
 )
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import plugin_manager
+from polyingress.core.runtime.controller import Controller
+from polyingress.core.runtime.plugins import plugin_manager
 
 
 class RecordingBackend:

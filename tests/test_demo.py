@@ -49,7 +49,7 @@ def test_demo_cafe_serves_coffee_and_tea_over_tls(tmp_path: Path, backend: str) 
         [
             sys.executable,
             "-m",
-            "polyingress.core.cli",
+            "polyingress.core.runtime.cli",
             "demo",
             "cafe",
             "--http-port",

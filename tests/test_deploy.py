@@ -15,8 +15,8 @@ from kube_emulator import DEPLOY, OVERLAYS, kubectl_kustomize, kustomize_build
 from livekit import REPO
 
 from polyingress.core import BuildOptions, ObjectStore, build_model
-from polyingress.core.cli import _add_run_options, _add_source_options
-from polyingress.core.sources.kubernetes import add_kube_options
+from polyingress.core.runtime.cli import _add_run_options, _add_source_options
+from polyingress.core.sources.kubernetes.source import add_kube_options
 
 K8S_VERSION = "1.33.0"
 TREES = [f"overlays/{o}" for o in OVERLAYS] + ["examples/cafe"]

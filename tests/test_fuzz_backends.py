@@ -1184,9 +1184,9 @@ def test_proxy_checks_see_only_configuration_rendered_from_the_validated_model(
     import argparse
 
     from polyingress.core import RunSettings
-    from polyingress.core.controller import Controller
-    from polyingress.core.hello import HelloServer
-    from polyingress.core.plugins import load_backend, plugin_manager
+    from polyingress.core.runtime.controller import Controller
+    from polyingress.core.runtime.hello import HelloServer
+    from polyingress.core.runtime.plugins import load_backend, plugin_manager
 
     hello = HelloServer("s-1", "127.0.73.1", free_port("127.0.73.1")).start()
     _plugin, obj = load_backend(backend)

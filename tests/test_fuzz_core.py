@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 
 from polyingress.core import Builder, BuildOptions, ObjectStore, build_model
-from polyingress.core.store import ObjectKey, object_key
+from polyingress.core.pipeline.store import ObjectKey, object_key
 from polyingress.testing.cases import tls_secret
 
 EXAMPLES = int(os.environ.get("POLYINGRESS_FUZZ_EXAMPLES", "300"))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from polyingress.core import Builder, BuildOptions, ObjectStore, build_model
-from polyingress.core.store import ObjectKey, Snapshot, object_key
+from polyingress.core.pipeline.store import ObjectKey, Snapshot, object_key
 from polyingress.testing.cases import default_backend_ingress, tls_secret, world
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
@@ -182,12 +182,6 @@ def test_a_resync_reuses_the_unchanged_parts() -> None:
     assert kept.full_builds == 1 and kept.incremental_builds == 1
     assert second == build_model(store.snapshot())
     assert all(a is b for a, b in zip(first.model.vhosts, second.model.vhosts, strict=True))
-
-
-def test_incremental_module_is_the_builder() -> None:
-    from polyingress.core.incremental import IncrementalBuilder
-
-    assert IncrementalBuilder is Builder
 
 
 def _by_kind(objs: Any) -> dict[str, dict[tuple[str, str], Any]]:

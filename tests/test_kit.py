@@ -33,8 +33,8 @@ from polyingress.core import (
     backend_plugin,
     wait_until_served,
 )
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import plugin_manager
+from polyingress.core.runtime.controller import Controller
+from polyingress.core.runtime.plugins import plugin_manager
 
 
 class ListBackend:

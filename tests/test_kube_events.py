@@ -11,8 +11,8 @@ from kube_objects import CLASS, ingress, path, rule, service, slice_
 from kubernetes import client as kclient
 from livekit import wait_until
 
-from polyingress.core.events import EventRecorder, Regarding
-from polyingress.core.sources.kubernetes import api_client
+from polyingress.core.sources.kubernetes.events import EventRecorder, Regarding
+from polyingress.core.sources.kubernetes.source import api_client
 
 
 @pytest.fixture

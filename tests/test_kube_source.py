@@ -19,7 +19,7 @@ from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
 
 from polyingress.core import BuildOptions, ObjectStore, build_model
-from polyingress.core.sources.kubernetes import (
+from polyingress.core.sources.kubernetes.source import (
     KubeOptions,
     KubeSource,
     add_kube_options,

@@ -11,7 +11,7 @@ from kube_emulator import Call, KubeEmulator, replicas, running_emulator
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
 
-from polyingress.core.status import lb_entries
+from polyingress.core.sources.kubernetes.status import lb_entries
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from livekit import Controller, HelloFleet, backend_param, request, wait_until, write_manifests
 from longlived import Stream
 
-from polyingress.core.hello import STREAM_INTERVAL, HelloServer
+from polyingress.core.runtime.hello import STREAM_INTERVAL, HelloServer
 
 BACKENDS = [backend_param(n) for n in ("nginx", "haproxy", "traefik")]
 CHANGES = 20

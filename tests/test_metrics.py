@@ -26,17 +26,17 @@ from polyingress.core import (
     RunSettings,
     hookimpl,
 )
-from polyingress.core.controller import Controller
-from polyingress.core.plugins import plugin_manager
-from polyingress.core.sources.kubernetes import KindSpec, KubeOptions, Reflector
+from polyingress.core.runtime.controller import Controller
+from polyingress.core.runtime.plugins import plugin_manager
+from polyingress.core.sources.kubernetes.source import KindSpec, KubeOptions, Reflector
 
 # Every module that defines metrics (prometheus_client registers them at import).
 METRIC_MODULES = (
-    "polyingress.core.controller",
-    "polyingress.core.events",
-    "polyingress.core.leader",
-    "polyingress.core.status",
-    "polyingress.core.sources.kubernetes",
+    "polyingress.core.runtime.controller",
+    "polyingress.core.sources.kubernetes.events",
+    "polyingress.core.sources.kubernetes.leader",
+    "polyingress.core.sources.kubernetes.status",
+    "polyingress.core.sources.kubernetes.source",
     "polyingress.core.sources.manifests",
     "polyingress.plugins.haproxy.metrics",
 )

@@ -12,7 +12,7 @@ from livekit import needs
 from test_nginx_render import FIXTURES, fixture_model
 
 from polyingress.core import RunSettings
-from polyingress.core.plugins import load_backend, plugin_manager
+from polyingress.core.runtime.plugins import load_backend, plugin_manager
 from polyingress.plugins.nginx import plugin
 
 LIFECYCLE = [
@@ -86,7 +86,7 @@ def test_cli_render_is_byte_identical_across_processes() -> None:
     command = [
         sys.executable,
         "-m",
-        "polyingress.core.cli",
+        "polyingress.core.runtime.cli",
         "render",
         "--backend",
         "nginx",

@@ -46,7 +46,7 @@ def example_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 
 def polyingress(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "polyingress.core.cli", *args],
+        [sys.executable, "-m", "polyingress.core.runtime.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -156,7 +156,7 @@ def test_plugins_import_only_the_core_public_api() -> None:
 def test_core_imports_without_any_plugin_installed() -> None:
     code = (
         "import sys; sys.modules['polyingress.plugins'] = None; "
-        "import polyingress.core, polyingress.core.cli, polyingress.core.controller"
+        "import polyingress.core, polyingress.core.runtime.cli, polyingress.core.runtime.controller"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

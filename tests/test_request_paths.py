@@ -1,4 +1,4 @@
-"""The request-path rule (polyingress.core.requestpath), stated once and held live on every proxy.
+"""The request-path rule (core/pipeline/requestpath.py), stated once, held live on every proxy.
 
 ``normalize_request_path`` says what a raw request target becomes before matching (or 400);
 a bounded fuzz of hostile paths (dot segments, encoded dots, encoded

@@ -301,7 +301,7 @@ def test_static_config_command_prints_entry_points_and_file_provider(tmp_path: P
         [
             sys.executable,
             "-m",
-            "polyingress.core.cli",
+            "polyingress.core.runtime.cli",
             "traefik",
             "static-config",
             "--http-port",

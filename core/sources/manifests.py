@@ -24,7 +24,13 @@ import yaml
 from prometheus_client import Gauge
 from watchfiles import watch
 
-from polyingress.core.store import CLUSTER_SCOPED, KINDS, ObjectKey, ObjectStore, object_key
+from polyingress.core.pipeline.store import (
+    CLUSTER_SCOPED,
+    KINDS,
+    ObjectKey,
+    ObjectStore,
+    object_key,
+)
 
 __all__ = ["ManifestError", "ManifestSource", "load_objects"]
 

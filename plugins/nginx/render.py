@@ -704,7 +704,7 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         # Keep-alive to upstreams needs HTTP/1.1 and an empty Connection header (notes §7);
         # the map keeps WebSocket upgrades working and sends no Connection header otherwise.
         f'map $http_upgrade {_CONNECTION_VARIABLE} {{ default "upgrade"; "" ""; }}',
-        # The request-path rule (polyingress.core.requestpath): one regex for all servers.
+        # The request-path rule (polyingress.core.pipeline.requestpath): one regex for all servers.
         f"map $request_uri {_BAD_PATH_VARIABLE} {{ default 0; {quote(_BAD_PATH_REGEX)} 1; }}",
         "proxy_http_version 1.1;",
         f"proxy_set_header Connection {_CONNECTION_VARIABLE};",

@@ -94,7 +94,7 @@ REDIRECT_LISTEN_DEPRECATED = (
 )
 
 
-# The request-path rule of every backend (polyingress.core.requestpath): Traefik 3.7 already
+# The request-path rule of every backend (core/pipeline/requestpath.py): Traefik 3.7 already
 # decodes unreserved characters, merges slashes and removes dot segments (sanitizePath); it
 # must also refuse an encoded slash, backslash or NUL with 400, which 3.7 allows by default.
 # The other encoded characters it can refuse are ordinary on every backend, so allowed.

@@ -10,7 +10,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from polyingress.core import hookspecs
 
 __all__ = ["ENTRY_POINT_GROUP", "BackendPlugin", "discover", "load_backend", "plugin_manager"]
 

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from polyingress.core.model import Certificate, ObjectRef
+from polyingress.core.pipeline.model import Certificate, ObjectRef
 
 __all__ = ["CertificateError", "certificate_from_secret", "parse_pem_pair"]
 

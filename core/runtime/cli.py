@@ -22,21 +22,21 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from polyingress.core.annotations import validate_prefix
 from polyingress.core.api import RenderedFile, RunSettings
 from polyingress.core.argtypes import ip_address, namespaced_name, non_negative_int, port_number
-from polyingress.core.builder import (
+from polyingress.core.files import write_atomic
+from polyingress.core.pipeline.annotations import validate_prefix
+from polyingress.core.pipeline.builder import (
     DEFAULT_CONTROLLER_CLASS,
     BuildOptions,
     BuildResult,
     _our_classes,
     build_model,
 )
-from polyingress.core.files import write_atomic
-from polyingress.core.plugins import PluginError, discover, load_backend, plugin_manager
-from polyingress.core.sources.kubernetes import add_kube_options
+from polyingress.core.pipeline.store import ObjectStore, Snapshot
+from polyingress.core.runtime.plugins import PluginError, discover, load_backend, plugin_manager
+from polyingress.core.sources.kubernetes.source import add_kube_options
 from polyingress.core.sources.manifests import ManifestError
-from polyingress.core.store import ObjectStore, Snapshot
 
 __all__ = ["CommandError", "main"]
 
@@ -267,7 +267,7 @@ def cmd_render(args: argparse.Namespace, pm: Any) -> int:
 def _kube_runtime(args: argparse.Namespace) -> Any:
     from kubernetes.config.config_exception import ConfigException
 
-    from polyingress.core.sources.kubernetes import KubeRuntime
+    from polyingress.core.sources.kubernetes.source import KubeRuntime
 
     try:
         return KubeRuntime.from_args(args)
@@ -293,8 +293,8 @@ def _kube_runtime(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace, pm: Any) -> int:
-    from polyingress.core.controller import Controller
-    from polyingress.core.health import HealthServer
+    from polyingress.core.runtime.controller import Controller
+    from polyingress.core.runtime.health import HealthServer
 
     kube: Any = None
     source: Any = None
@@ -371,7 +371,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from polyingress.core.demo import run_demo
+    from polyingress.core.runtime.demo import run_demo
 
     return run_demo(args)
 

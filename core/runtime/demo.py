@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from polyingress.core.hello import HelloServer
+from polyingress.core.runtime.hello import HelloServer
 
 __all__ = ["CAFE_BACKENDS", "run_demo"]
 
@@ -32,7 +32,7 @@ def _find_cafe() -> Path | None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from polyingress.core.cli import CommandError, main
+    from polyingress.core.runtime.cli import CommandError, main
 
     manifests = _find_cafe()
     if manifests is None:

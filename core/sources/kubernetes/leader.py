@@ -29,7 +29,7 @@ from kubernetes import client as kclient
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
 
-from polyingress.core.sources.kubernetes import raw
+from polyingress.core.sources.kubernetes.source import raw
 
 __all__ = ["LeaderElector"]
 

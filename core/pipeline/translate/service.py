@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from polyingress.core.model import Backend, Endpoint
-from polyingress.core.store import Snapshot
+from polyingress.core.pipeline.model import Backend, Endpoint
+from polyingress.core.pipeline.store import Snapshot
 
 __all__ = ["SERVICE_NAME_LABEL", "backend_name", "resolve_backend", "service_of_slice"]
 

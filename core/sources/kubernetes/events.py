@@ -33,12 +33,12 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter
 
 from polyingress.core.api import ApplyError
-from polyingress.core.builder import BuildResult
 from polyingress.core.hookspecs import hookimpl
-from polyingress.core.model import ObjectRef, RouteModel
-from polyingress.core.problems import Problem, Severity
-from polyingress.core.sources.kubernetes import raw
-from polyingress.core.store import ObjectStore, Snapshot
+from polyingress.core.pipeline.builder import BuildResult
+from polyingress.core.pipeline.model import ObjectRef, RouteModel
+from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.store import ObjectStore, Snapshot
+from polyingress.core.sources.kubernetes.source import raw
 
 __all__ = ["EventRecorder", "IngressEvents"]
 

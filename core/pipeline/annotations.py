@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from .model import ObjectRef
-from .problems import Problem, Severity
+from polyingress.core.pipeline.model import ObjectRef
+from polyingress.core.pipeline.problems import Problem, Severity
 
 __all__ = [
     "DEFAULT_PREFIX",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 
-from .model import PathType, Route, RouteModel, VirtualHost
+from polyingress.core.pipeline.model import PathType, Route, RouteModel, VirtualHost
 
 __all__ = ["ModelDiff", "RouteKey", "diff"]
 

@@ -20,12 +20,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings
-from polyingress.core.builder import Builder, BuildResult
-from polyingress.core.diff import ModelDiff, diff
-from polyingress.core.model import RouteModel
-from polyingress.core.problems import Severity
+from polyingress.core.pipeline.builder import Builder, BuildResult
+from polyingress.core.pipeline.diff import ModelDiff, diff
+from polyingress.core.pipeline.model import RouteModel
+from polyingress.core.pipeline.problems import Severity
+from polyingress.core.pipeline.store import ObjectKey, ObjectStore
 from polyingress.core.reasons import ReloadReason
-from polyingress.core.store import ObjectKey, ObjectStore
 
 __all__ = ["Controller", "ControllerStatus"]
 

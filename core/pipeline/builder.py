@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .annotations import Annotations, parse_annotations
-from .model import (
+from polyingress.core.pipeline.annotations import Annotations, parse_annotations
+from polyingress.core.pipeline.model import (
     Backend,
     Certificate,
     GlobalSettings,
@@ -31,11 +31,21 @@ from .model import (
     VirtualHost,
     host_sort_key,
 )
-from .problems import Problem, Severity
-from .store import KINDS, ObjectKey, Snapshot
-from .translate.ingress import BackendRef, ParsedIngress, PathRule, parse_ingress
-from .translate.secret import CertificateError, certificate_from_secret
-from .translate.service import backend_name, first_port, resolve_backend, service_of_slice
+from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.store import KINDS, ObjectKey, Snapshot
+from polyingress.core.pipeline.translate.ingress import (
+    BackendRef,
+    ParsedIngress,
+    PathRule,
+    parse_ingress,
+)
+from polyingress.core.pipeline.translate.secret import CertificateError, certificate_from_secret
+from polyingress.core.pipeline.translate.service import (
+    backend_name,
+    first_port,
+    resolve_backend,
+    service_of_slice,
+)
 
 __all__ = ["BuildOptions", "BuildResult", "Builder", "build_model"]
 

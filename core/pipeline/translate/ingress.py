@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core.model import ObjectRef, PathType
-from polyingress.core.problems import Problem
-from polyingress.core.validate import (
+from polyingress.core.pipeline.model import ObjectRef, PathType
+from polyingress.core.pipeline.problems import Problem
+from polyingress.core.pipeline.validate import (
     check_dns1035_label,
     check_dns1123_label,
     check_dns1123_subdomain,

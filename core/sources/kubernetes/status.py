@@ -25,10 +25,10 @@ from kubernetes import client as kclient
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import Counter
 
-from polyingress.core.builder import BuildResult
-from polyingress.core.model import ObjectRef
-from polyingress.core.sources.kubernetes import raw
-from polyingress.core.store import ObjectStore
+from polyingress.core.pipeline.builder import BuildResult
+from polyingress.core.pipeline.model import ObjectRef
+from polyingress.core.pipeline.store import ObjectStore
+from polyingress.core.sources.kubernetes.source import raw
 
 __all__ = ["StatusUpdater", "addresses_of_service", "lb_entries"]
 

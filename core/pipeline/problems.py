@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .model import ObjectRef
+from polyingress.core.pipeline.model import ObjectRef
 
 __all__ = ["Problem", "Severity", "ValidationError"]
 

@@ -41,15 +41,15 @@ from tenacity import (
 
 from polyingress.core.api import HealthReport
 from polyingress.core.argtypes import namespaced_name, positive_number
-from polyingress.core.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
-from polyingress.core.store import CLUSTER_SCOPED, ObjectStore, object_key
+from polyingress.core.pipeline.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
+from polyingress.core.pipeline.store import CLUSTER_SCOPED, ObjectStore, object_key
 
 if TYPE_CHECKING:
     from kubernetes import client as kclient
 
-    from polyingress.core.events import IngressEvents
-    from polyingress.core.leader import LeaderElector
-    from polyingress.core.status import StatusUpdater
+    from polyingress.core.sources.kubernetes.events import IngressEvents
+    from polyingress.core.sources.kubernetes.leader import LeaderElector
+    from polyingress.core.sources.kubernetes.status import StatusUpdater
 
 # The kubernetes client takes most of a second to import: it is imported where it is used, so
 # that ``polyingress validate``/``render`` and the flag definitions here stay fast.
@@ -724,9 +724,9 @@ class KubeRuntime:
         return cls(KubeOptions.from_args(args))
 
     def start(self, store: ObjectStore, controller: Any) -> None:
-        from polyingress.core.events import EventRecorder, IngressEvents
-        from polyingress.core.leader import LeaderElector
-        from polyingress.core.status import StatusUpdater
+        from polyingress.core.sources.kubernetes.events import EventRecorder, IngressEvents
+        from polyingress.core.sources.kubernetes.leader import LeaderElector
+        from polyingress.core.sources.kubernetes.status import StatusUpdater
 
         opts = self.opts
         elector = self.elector = LeaderElector(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
-from .requestpath import normalize_request_path
+from polyingress.core.pipeline.requestpath import normalize_request_path
 
 __all__ = [
     "Answer",
@@ -290,7 +290,7 @@ class RouteModel:
     """Everything a backend needs to serve: hosts, backends, certificates, the default backend.
 
     Build it with :func:`polyingress.core.build_model`; compare two with
-    :func:`polyingress.core.diff`. ``backends`` and ``certificates`` are sorted by name;
+    :func:`polyingress.core.pipeline.diff`. ``backends`` and ``certificates`` are sorted by name;
     ``vhosts`` are exact hosts, then wildcards, then the catch-all (if any).
     """
 
