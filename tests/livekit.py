@@ -69,7 +69,7 @@ def proxy_binary(proxy: str) -> str | None:
     if proxy in ("nginx", "haproxy"):
         return shutil.which(proxy)
     if proxy == "traefik":
-        from polyingress.plugins.traefik.plugin import find_traefik
+        from polyingress.plugins.traefik.process import find_traefik
 
         return find_traefik()
     if proxy == "nginx-lua":

