@@ -26,7 +26,14 @@ from .builder import Builder, BuildOptions, BuildResult, build_model
 from .diff import ModelDiff, RouteKey, diff
 from .files import FileGuard, write_atomic
 from .hookspecs import hookimpl
-from .kit import ManagedProcess, ProxyBackend, backend_plugin, wait_until_served
+from .kit import (
+    ManagedProcess,
+    ProxyBackend,
+    backend_plugin,
+    command_line,
+    group_members,
+    wait_until_served,
+)
 from .model import (
     Answer,
     Backend,
@@ -89,9 +96,11 @@ __all__ = [
     "VirtualHost",
     "backend_plugin",
     "build_model",
+    "command_line",
     "diff",
     "diff_reasons",
     "fallback_certificate",
+    "group_members",
     "hookimpl",
     "ip_address",
     "non_negative_int",
