@@ -264,6 +264,13 @@ class ManagedProcess:
             self._backoff = min(self._backoff * 2, self.backoff_max)
         self._crashes += 1
 
+    def failed_start(self) -> None:
+        """Count a start the backend gave up before the spawn (its own checks failed) like a
+        process that died at once, for the back-off."""
+        self.started_at = time.monotonic()
+        self._exited_at = None
+        self._ended()
+
     def restart_due(self) -> bool:
         """True when the process is not running (it exited, was stopped or could not be
         started; or was never started) and its back-off pause is over."""

@@ -297,7 +297,7 @@ def test_output_lines_go_to_a_callback(tmp_path: Path) -> None:
 
 def test_a_process_stopped_early_or_not_started_backs_off_like_a_crash(tmp_path: Path) -> None:
     """A backend stops a process that did not become ready; that counts as a crash for the
-    back-off, and so does a start that fails."""
+    back-off, and so do a start that fails and one the backend gave up before the spawn."""
     proc = ManagedProcess(
         "young",
         [sys.executable, "-c", "import time; time.sleep(30)"],
@@ -316,6 +316,8 @@ def test_a_process_stopped_early_or_not_started_backs_off_like_a_crash(tmp_path:
     with pytest.raises(ApplyError):
         proc.start()
     assert not proc.restart_due() and 9 < proc.restart_in() <= 10
+    proc.failed_start()  # the backend's own checks failed before the spawn
+    assert not proc.restart_due() and 19 < proc.restart_in() <= 20
 
 
 def test_restarts_back_off_while_the_process_keeps_dying(tmp_path: Path) -> None:
