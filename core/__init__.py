@@ -24,7 +24,14 @@ from polyingress.core.argtypes import (
 )
 from polyingress.core.files import FileGuard, write_atomic
 from polyingress.core.hookspecs import hookimpl
-from polyingress.core.kit import ManagedProcess, ProxyBackend, backend_plugin, wait_until_served
+from polyingress.core.kit import (
+    ManagedProcess,
+    ProxyBackend,
+    backend_plugin,
+    command_line,
+    group_members,
+    wait_until_served,
+)
 from polyingress.core.pipeline.builder import Builder, BuildOptions, BuildResult, build_model
 from polyingress.core.pipeline.diff import ModelDiff, RouteKey, diff
 from polyingress.core.pipeline.model import (
@@ -89,9 +96,11 @@ __all__ = [
     "VirtualHost",
     "backend_plugin",
     "build_model",
+    "command_line",
     "diff",
     "diff_reasons",
     "fallback_certificate",
+    "group_members",
     "hookimpl",
     "ip_address",
     "non_negative_int",

@@ -10,8 +10,10 @@
   published as ``mybackend = "my_package.plugin:hooks"`` in the ``polyingress.backends``
   entry-point group (the built-in backends are published the same way).
 * :class:`ManagedProcess`: a proxy process owned by the backend: spawned in its own session,
-  output appended to a log file, stopped by a sequence of signals with bounds and then SIGKILL to
-  its whole process group (no worker left behind), reaped; restarts back off.
+  output appended to a log file (or passed line by line to a callback), stopped by a sequence of
+  signals with bounds and then SIGKILL to its whole process group (no worker left behind), reaped;
+  a process an earlier run left is found through the pid file and stopped; restarts back off.
+  :func:`command_line` and :func:`group_members` read /proc for the backend's own checks.
 * :func:`wait_until_served`: poll a "does the proxy serve revision X" probe until it does, the
   process dies, or the time is up.
 * :class:`~polyingress.core.api.TransientApplyError` (in the core's API): raise it when the proxy
@@ -29,6 +31,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -47,7 +50,14 @@ from polyingress.core.hookspecs import hookimpl
 from polyingress.core.pipeline.diff import ModelDiff
 from polyingress.core.pipeline.model import RouteModel
 
-__all__ = ["ManagedProcess", "ProxyBackend", "backend_plugin", "wait_until_served"]
+__all__ = [
+    "ManagedProcess",
+    "ProxyBackend",
+    "backend_plugin",
+    "command_line",
+    "group_members",
+    "wait_until_served",
+]
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +182,16 @@ class ManagedProcess:
 
     ``start`` spawns ``argv`` in a new session (its own process group: a terminal's Ctrl-C
     reaches only the controller, and ``stop`` can find every child), output appended to
-    ``log_file`` (or inherited), its pid written to ``pid_file`` — a process of an earlier run
-    left in that file is killed first. ``stop`` sends ``stop_signals`` in order, each with its
-    bound, then SIGKILL to the whole group, and reaps. After the process exits, ``restart_due``
-    says when to start it again: at once the first time, then, while it keeps dying within
-    ``stable_after`` seconds of its start, after ``backoff_first``, doubling up to
+    ``log_file``, or each line of it passed to ``output`` from a reader thread, or inherited;
+    its pid written to ``pid_file``. A process of an earlier run left in that file is stopped
+    first (:meth:`kill_leftover`): it is recognised by ``leftover_matches(pid)`` — by default,
+    by a command line exactly this one's; a proxy that retitles itself needs its own test — and
+    sent ``leftover_stop_signals`` (default none) each with its bound, then SIGKILL to its group.
+    ``stop`` sends ``stop_signals`` in order, each with its bound, then SIGKILL to the whole
+    group, waits until no process of the group is left (the ports are free when it returns), and
+    reaps. After the process ends (it exited, was stopped, or could not be started),
+    ``restart_due`` says when to start it again: at once the first time, then, while it keeps
+    ending within ``stable_after`` seconds of its start, after ``backoff_first``, doubling up to
     ``backoff_max``; a process that ran that long restarts at once again.
     """
 
@@ -189,7 +204,10 @@ class ManagedProcess:
         log_file: Path | None = None,
         pid_file: Path | None = None,
         env: Mapping[str, str] | None = None,
+        output: Callable[[str], None] | None = None,
         stop_signals: Sequence[tuple[int, float]] = ((signal.SIGTERM, 10.0),),
+        leftover_matches: Callable[[int], bool] | None = None,
+        leftover_stop_signals: Sequence[tuple[int, float]] = (),
         backoff_first: float = 0.5,
         backoff_max: float = 30.0,
         stable_after: float = 30.0,
@@ -200,11 +218,17 @@ class ManagedProcess:
         self.log_file = log_file
         self.pid_file = pid_file
         self.env = dict(env) if env is not None else None
+        if output is not None and log_file is not None:
+            raise ValueError("output goes to a log file or to a callback, not both")
+        self.output = output
         self.stop_signals = tuple(stop_signals)
+        self.leftover_matches = leftover_matches or self._same_command_line
+        self.leftover_stop_signals = tuple(leftover_stop_signals)
         self.backoff_first = backoff_first
         self.backoff_max = backoff_max
         self.stable_after = stable_after
         self.proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
         self.started_at = 0.0
         self.restarts = 0
         self._backoff = backoff_first
@@ -227,28 +251,46 @@ class ManagedProcess:
         if self.proc is None:
             return None
         code = self.proc.poll()
-        if code is not None and self._exited_at is None:
-            now = time.monotonic()
-            self._exited_at = now
-            if now - self.started_at >= self.stable_after:
-                self._crashes = 0  # it had run fine: a new crash restarts at once
-            if self._crashes == 0:
-                self._next_start = now
-                self._backoff = self.backoff_first
-            else:
-                self._next_start = now + self._backoff
-                self._backoff = min(self._backoff * 2, self.backoff_max)
-            self._crashes += 1
+        if code is not None:
+            self._ended()
         return code
 
+    def _ended(self) -> None:
+        """Schedule the restart of the process that just ended (once per start)."""
+        if self._exited_at is not None:
+            return
+        now = time.monotonic()
+        self._exited_at = now
+        if now - self.started_at >= self.stable_after:
+            self._crashes = 0  # it had run fine: a new crash restarts at once
+        if self._crashes == 0:
+            self._next_start = now
+            self._backoff = self.backoff_first
+        else:
+            self._next_start = now + self._backoff
+            self._backoff = min(self._backoff * 2, self.backoff_max)
+        self._crashes += 1
+
+    def failed_start(self) -> None:
+        """Count a start the backend gave up before the spawn (its own checks failed) like a
+        process that died at once, for the back-off."""
+        self.started_at = time.monotonic()
+        self._exited_at = None
+        self._ended()
+
     def restart_due(self) -> bool:
-        """True when the process has exited and its back-off pause is over."""
-        return self.exited() is not None and time.monotonic() >= self._next_start
+        """True when the process is not running (it exited, was stopped or could not be
+        started; or was never started) and its back-off pause is over."""
+        if self.alive():
+            return False
+        self.exited()
+        return time.monotonic() >= self._next_start
 
     def restart_in(self) -> float:
-        """Seconds until an exited process is due for its restart (0 when due)."""
-        if self.exited() is None:
+        """Seconds until a process that is not running is due for its restart (0 when due)."""
+        if self.alive():
             return 0.0
+        self.exited()
         return max(0.0, self._next_start - time.monotonic())
 
     def log_tail(self, size: int = 2000) -> str:
@@ -272,16 +314,28 @@ class ManagedProcess:
         if restarting:
             self.stop(timeout=2.0)
         self.kill_leftover()
+        self.started_at = time.monotonic()
+        self._exited_at = None
         try:
             if self.log_file is not None:
                 with self.log_file.open("ab") as out:
                     self.proc = self._spawn(out)
+            elif self.output is not None:
+                self.proc = self._spawn(subprocess.PIPE)
             else:
                 self.proc = self._spawn(None)
         except OSError as exc:
+            self._ended()  # for the back-off, a process that died at once
             raise ApplyError(f"{self.name}: cannot start {self.argv[0]}: {exc}") from exc
-        self.started_at = time.monotonic()
-        self._exited_at = None
+        if self.output is not None:
+            assert self.proc.stdout is not None
+            self._reader = threading.Thread(
+                target=self._read,
+                args=(self.proc.stdout, self.output),
+                name=f"{self.name}-output",
+                daemon=True,
+            )
+            self._reader.start()
         if restarting:
             self.restarts += 1
         if self.pid_file is not None:
@@ -300,6 +354,13 @@ class ManagedProcess:
             start_new_session=True,
         )
 
+    @staticmethod
+    def _read(stream: Any, output: Callable[[str], None]) -> None:
+        # EOF only once every holder of the pipe (the process and what it forked) has exited.
+        with stream:
+            for raw in stream:
+                output(raw.decode(errors="replace").rstrip("\n"))
+
     def signal(self, sig: int) -> bool:
         """Send ``sig`` to the process (not its group); False if it is not running."""
         if not self.alive():
@@ -313,7 +374,9 @@ class ManagedProcess:
 
     def stop(self, timeout: float | None = None) -> int | None:
         """Stop the process: each stop signal with its bound (``timeout`` replaces the first
-        bound), then SIGKILL to its process group; reaped. Its exit code, if it ran."""
+        bound), then SIGKILL to its process group, until none of the group is left; reaped. Its
+        exit code, if it ran. Without a process of its own, one an earlier run left is
+        stopped (:meth:`kill_leftover`)."""
         proc, self.proc = self.proc, None
         if proc is None:
             self.kill_leftover()
@@ -329,20 +392,35 @@ class ManagedProcess:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=timeout if index == 0 and timeout is not None else bound)
         finally:
-            # Whatever the process forked, and the process itself if it ignored every signal.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            # Whatever the process forked, and the process itself if it ignored every signal;
+            # until the group is empty (its leader, unreaped, keeps the group id from reuse).
+            self._kill_group(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5.0)
+            if self._reader is not None:
+                self._reader.join(timeout=5.0)
+                self._reader = None
             if self.pid_file is not None:
                 self.pid_file.unlink(missing_ok=True)
+            if proc.returncode is not None:
+                self._ended()
         return proc.returncode
 
+    def _kill_group(self, pgid: int) -> None:
+        left = group_members(pgid)
+        if not left:
+            return
+        if left != [pgid]:
+            log.warning("%s: killing %d processes left in group %d", self.name, len(left), pgid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        _wait(lambda: not group_members(pgid), 5.0)
+
     def kill_leftover(self) -> None:
-        """Kill the process group of a pid file an earlier run left behind (a controller that
-        was SIGKILLed could not stop its proxy, which then holds the ports). Only a process
-        whose command line is exactly this one's (same program, same arguments, which name
-        this run's files) is touched; the file goes either way."""
+        """Stop the process group of a pid file an earlier run left behind (a controller that
+        was SIGKILLed could not stop its proxy, which then holds the ports): the leftover stop
+        signals, each with its bound, then SIGKILL to the group, until none of it is left. Only
+        a process ``leftover_matches`` recognises is touched; the file goes either way."""
         if self.pid_file is None:
             return
         try:
@@ -351,21 +429,30 @@ class ManagedProcess:
             return
         if self.proc is not None and pid == self.proc.pid:
             return
-        if _command_line(pid) == self.argv:
+        matches = self.leftover_matches
+        if matches(pid):
             log.warning("%s: stopping pid %d left by an earlier run", self.name, pid)
+            for sig, bound in self.leftover_stop_signals:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+                if _wait(lambda: not matches(pid), bound, reap=pid):
+                    break
+            # A group is only killed while its leader still runs or other members hold its id,
+            # so the id cannot be one reused by an unrelated process.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+                if matches(pid) or group_members(pid):
+                    os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while _command_line(pid) == self.argv and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.02)
+                if matches(pid):  # not the leader of a group of its own
+                    os.kill(pid, signal.SIGKILL)
+            _wait(lambda: not matches(pid) and not group_members(pid), 5.0, reap=pid)
         self.pid_file.unlink(missing_ok=True)
 
+    def _same_command_line(self, pid: int) -> bool:
+        return command_line(pid) == self.argv
 
-def _command_line(pid: int) -> list[str] | None:
+
+def command_line(pid: int) -> list[str] | None:
     """The argv of a running (not zombie) process, None if there is none."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -374,6 +461,36 @@ def _command_line(pid: int) -> list[str] | None:
     if not raw:  # a zombie, or a kernel thread
         return None
     return [part.decode(errors="surrogateescape") for part in raw.split(b"\0")[:-1]]
+
+
+def group_members(pgid: int) -> list[int]:
+    """The running (not zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return sorted(members)
+
+
+def _wait(done: Callable[[], bool], timeout: float, reap: int | None = None) -> bool:
+    """Poll ``done`` until it is True (then True) or ``timeout`` passes (then False); ``reap``
+    is a pid to reap meanwhile, should it be a child of this process."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        if reap is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(reap, os.WNOHANG)
+        time.sleep(0.01)
+    return True
 
 
 def wait_until_served(

@@ -36,12 +36,11 @@ from livekit import (
 )
 from manifests import Objects
 
-from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model
+from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model, group_members
 from polyingress.core.runtime.controller import Controller
 from polyingress.core.runtime.plugins import plugin_manager
 from polyingress.plugins.nginx import plugin
 from polyingress.plugins.nginx.apply import NginxBackend
-from polyingress.plugins.nginx.process import group_members
 
 pytestmark = [
     pytest.mark.live,

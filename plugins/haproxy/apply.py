@@ -511,7 +511,7 @@ class Applier:
             self.process.check()
         except ConfigInvalid as exc:
             raise ApplyError(f"haproxy -c refused the configuration: {exc}") from exc
-        self.worker_pids = self.process.start()
+        self.worker_pids = self.process.serve()
         self.state = self._fresh_state(desired)
         self._serving = desired
         self._update_gauge()

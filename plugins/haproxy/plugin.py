@@ -69,9 +69,6 @@ GUARDED_FILES = (CONFIG_FILE, ROUTES_MAP, CRT_LIST, FALLBACK_PEM)
 # quiet moment: at 10,000 Ingresses it takes about a second, and it runs on the reconciler's
 # worker, so a change arriving meanwhile would wait for it.
 QUIET_BEFORE_CHECK = 3.0
-BACKOFF_FIRST = 1.0
-BACKOFF_MAX = 30.0
-STABLE_AFTER = 60.0
 UNREACHABLE_LIMIT = 5
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 KEY_PLACEHOLDER = "<private key: written to the workdir (mode 0600), not shown>\n"
@@ -119,8 +116,6 @@ class HAProxyBackend:
             ),
             fallback_certificate(),
         )
-        self.backoff = BACKOFF_FIRST
-        self.next_restart = 0.0
         self.next_check = 0.0
         self.last_apply = 0.0
         self.unreachable = 0
@@ -199,20 +194,17 @@ class HAProxyBackend:
     def supervise(self, model: RouteModel) -> str | None:
         now = time.monotonic()
         if not self.process.alive():
-            code = self.process.exit_code()
-            if now < self.next_restart:
-                wait = self.next_restart - now
+            # Restarted at once, then with the kit's back-off while it keeps dying.
+            code = self.process.exited()
+            if not self.process.restart_due():
+                wait = self.process.restart_in()
                 self._set_health(False, False, f"haproxy exited ({code}); restart in {wait:.0f}s")
                 return None
-            self.next_restart = now + self.backoff
-            self.backoff = min(self.backoff * 2, BACKOFF_MAX)
             try:
                 self._restart(model, "exited")
             except (ApplyError, HAProxyUnavailable) as exc:
                 return f"haproxy exited with code {code}; restart failed: {exc}"
             return f"haproxy exited with code {code}; restarted with the current model"
-        if now - self.process.started_at >= STABLE_AFTER:
-            self.backoff = BACKOFF_FIRST
         fixed = self.guard.repair()
         if fixed:
             names = ", ".join(str(p.relative_to(self.workdir)) for p in fixed)

@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -56,16 +57,16 @@ from polyingress.core import (
     Stopwatch,
     diff_reasons,
     fallback_certificate,
+    wait_until_served,
     write_atomic,
 )
 
 from .channel import ChannelError, EndpointChannel
 from .lua_support import CHANNEL_DIR, CHANNEL_SOCKET, lua_render
-from .process import LogTail, NginxProcess, check_config, stop_stale_master
+from .process import LogTail, NginxProcess, check_config
 from .render import (
     CONFIG_VERSION_PATH,
     LUA_SEED,
-    PID_FILE,
     TEMP_PATHS,
     NginxConfig,
     RenderOptions,
@@ -251,7 +252,6 @@ class NginxBackend:
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
         self.restarts = 0
         self.restart_failures = 0
-        self.next_restart = 0.0
         self.last_error: str | None = None
         self._problems: tuple[str, ...] = ()
         self._access_checked = False
@@ -371,9 +371,10 @@ class NginxBackend:
 
     def _wait_serving(self, process: NginxProcess, config: NginxConfig, mark: int) -> None:
         """Until the marker answers the config's digest; ApplyError if nginx refused it
-        (the master logs [emerg] and keeps its old configuration) or died."""
-        deadline = time.monotonic() + self.options.reload_timeout
-        while True:
+        (the master logs [emerg] and keeps its old configuration) or it is not served in time,
+        NginxExited if nginx died."""
+
+        def served() -> bool:
             lines = self.tail.since(mark)
             # [emerg] only: an [alert] such as "worker process exited on signal 9" is no verdict
             # on the configuration.
@@ -387,14 +388,15 @@ class NginxBackend:
                 # Not a verdict on the configuration: the core retries the model once the
                 # supervisor has restarted nginx.
                 raise NginxExited(f"nginx {process.describe_exit()}: {last}")
-            if self._version() == config.digest:
-                return
-            if time.monotonic() > deadline:
-                raise ApplyError(
-                    f"nginx did not serve config {config.digest} "
-                    f"within {self.options.reload_timeout}s"
-                )
-            time.sleep(0.005)
+            return self._version() == config.digest
+
+        wait_until_served(
+            served,
+            timeout=self.options.reload_timeout,
+            what=f"nginx config {config.digest}",
+            interval=0.005,
+            max_interval=0.005,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -403,29 +405,32 @@ class NginxBackend:
         self._ready = False
         self._prepare_dirs()
         self._check_worker_access()
-        if self.process is not None and self.process.alive():
-            self.process.stop(self.options.stop_timeout)
-        elif self.process is not None:
-            # A master that died (killed) leaves its workers holding the listening sockets.
-            left = self.process.kill_leftovers()
-            if left:
-                log.warning("nginx: killed %d orphaned workers of a dead master", len(left))
-        stop_stale_master(self.prefix, self.prefix / PID_FILE, self.options.stop_timeout)
-        self._remove_stale_socket()
-        config = self.render(model, lua=self._use_lua())
-        if config.lua:
-            self._write_seed(model)
-        self._check(config)
-        os.replace(self.candidate, self.conf)
-        process = NginxProcess(self.options.binary, self.prefix, self.conf, self.tail)
-        self.process = process
+        process = self.process
+        if process is None:
+            process = NginxProcess(
+                self.options.binary, self.prefix, self.conf, self.tail, self.options.stop_timeout
+            )
+            self.process = process
+        # A running master stops gracefully; a dead one's workers (they hold the listening
+        # sockets) are killed; without either, a master an earlier run left on the prefix.
+        process.stop()
+        try:
+            self._remove_stale_socket()
+            config = self.render(model, lua=self._use_lua())
+            if config.lua:
+                self._write_seed(model)
+            self._check(config)
+            os.replace(self.candidate, self.conf)
+        except Exception:
+            process.failed_start()  # restarts back off as if nginx had died at once
+            raise
         mark = self.tail.mark()
-        process.spawn()
+        process.start()
         try:
             self._wait_serving(process, config, mark)
         except ApplyError as exc:
             self.last_error = str(exc)
-            process.stop(self.options.stop_timeout)
+            process.stop()
             raise
         self.running = config
         self._guard_record()
@@ -583,7 +588,7 @@ class NginxBackend:
         old_workers = process.workers()
         mark = self.tail.mark()
         with self.watch.part("reload"):
-            process.reload()
+            process.signal(signal.SIGHUP)
         try:
             with self.watch.part("wait-until-served"):
                 self._wait_serving(process, config, mark)
@@ -629,29 +634,27 @@ class NginxBackend:
                 names = ", ".join(str(p.relative_to(self.prefix)) for p in fixed)
                 return f"generated files changed on disk, rewritten from the model: {names}"
             return None
-        now = time.monotonic()
-        if now < self.next_restart:
+        # Restarted at once, then with the kit's back-off while it keeps dying.
+        if not process.restart_due():
             return None
-        what = f"nginx master {process.pid} {process.describe_exit()}"
-        left = process.kill_leftovers()
-        if left:
-            what += f" (killed {len(left)} orphaned workers)"
+        if process.pid is not None:
+            what = f"nginx master {process.pid} {process.describe_exit()}"
+        else:
+            what = "nginx not running after a failed start"
         try:
             self.start(model)
         except Exception as exc:
             self.restart_failures += 1
-            delay = min(30.0, 0.5 * 2 ** (self.restart_failures - 1))
-            self.next_restart = time.monotonic() + delay
+            delay = process.restart_in()
             self.last_error = f"{what}; restart failed: {exc}"
             return f"{what}; restart failed: {exc}; next attempt in {delay:.1f}s"
         self.restarts += 1
         self.restart_failures = 0
-        self.next_restart = 0.0
         return f"{what}; restarted, serving config {self.running.digest if self.running else '?'}"
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.stop(self.options.stop_timeout)
+            self.process.stop()
 
     def health(self) -> HealthReport:
         process = self.process

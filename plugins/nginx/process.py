@@ -1,17 +1,18 @@
-"""The nginx master as a child process, and what /proc says about it.
+"""The nginx master as a child process (the kit's ManagedProcess), and what /proc says about
+its workers.
 
 nginx runs fully inside a prefix (``-p``): pid file, temp paths and the startup error log
 (``-e stderr``) never touch /etc, /run or /var (nginx notes §1: docs/notes/nginx-1.22.md). The
-master runs in the foreground
-(``daemon off`` in the config) in its own process group, so a terminal's Ctrl-C reaches only
-the controller, and the whole group (master and workers) can be found and stopped by its id.
+master runs in the foreground (``daemon off`` in the config) in a session of its own, so a
+terminal's Ctrl-C reaches only the controller, and the whole group (master and workers) can be
+found and stopped by its id: QUIT (graceful: in-flight requests finish) with its bound, then
+SIGKILL to the group. A master an earlier run left on the prefix (found through nginx's pid
+file, by its process title) is stopped the same way before a new one starts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -20,16 +21,17 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+
+from polyingress.core import ManagedProcess, command_line
+
+from .render import PID_FILE
 
 __all__ = [
     "CheckResult",
     "LogTail",
     "NginxProcess",
     "check_config",
-    "group_members",
     "nginx_version",
-    "stop_stale_master",
 ]
 
 log = logging.getLogger("polyingress.nginx")
@@ -122,10 +124,8 @@ def nginx_version(binary: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class _Stat:
-    comm: str
     state: str
     ppid: int
-    pgrp: int
 
 
 def _stat(pid: int) -> _Stat | None:
@@ -133,134 +133,54 @@ def _stat(pid: int) -> _Stat | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
         return None
-    comm = raw[raw.find("(") + 1 : raw.rfind(")")]
     fields = raw[raw.rfind(")") + 2 :].split()
-    return _Stat(comm, fields[0], int(fields[1]), int(fields[2]))
+    return _Stat(fields[0], int(fields[1]))
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
+def _title(pid: int) -> str:
+    """The process title (nginx rewrites its command line: "nginx: worker process")."""
+    return " ".join(command_line(pid) or []).strip()
 
 
 def _pids() -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
-def _alive(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st.state not in ("Z", "X")
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live nginx processes in process group ``pgid`` (a master's workers outlive it)."""
-    out = []
-    for pid in _pids():
-        st = _stat(pid)
-        if st is not None and st.pgrp == pgid and st.comm == "nginx" and st.state not in "ZX":
-            out.append(pid)
-    return out
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    # Only if nginx processes are in it: a group id is a pid, and pids get reused.
-    if group_members(pgid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-
-
-def _wait_gone(pids: list[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(_alive(p) for p in pids):
-            return True
-        time.sleep(0.01)
-    return not any(_alive(p) for p in pids)
-
-
-def stop_stale_master(prefix: Path, pid_file: Path, timeout: float) -> int | None:
-    """Stop an nginx master left running on ``prefix`` by an earlier controller (and its
-    group). Returns its pid, or None when there was none."""
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    cmd = _cmdline(pid)
-    if not cmd.startswith("nginx: master process") or f"-p {prefix}/" not in cmd:
-        return None
-    st = _stat(pid)
-    if st is None:
-        return None
-    log.warning("stopping nginx master %d left running on %s by an earlier run", pid, prefix)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGQUIT)
-    _wait_gone([pid], timeout)
-    left = group_members(st.pgrp)
-    _kill_group(st.pgrp, signal.SIGKILL)
-    _wait_gone(left, 5)
-    return pid
-
-
 # -- the master -----------------------------------------------------------------------------------
 
 
-class NginxProcess:
-    """One nginx master started by us: ``nginx -p PREFIX/ -e stderr -c CONF``."""
+class NginxProcess(ManagedProcess):
+    """The nginx master started by us: ``nginx -p PREFIX/ -e stderr -c CONF``; its stderr goes
+    to ``tail``."""
 
-    def __init__(self, binary: str, prefix: Path, conf: Path, tail: LogTail) -> None:
-        self.binary = binary
+    def __init__(
+        self, binary: str, prefix: Path, conf: Path, tail: LogTail, stop_timeout: float
+    ) -> None:
         self.prefix = prefix
-        self.conf = conf
-        self.tail = tail
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
-
-    def spawn(self) -> None:
-        self._proc = subprocess.Popen(
-            [self.binary, "-p", f"{self.prefix}/", "-e", "stderr", "-c", str(self.conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            process_group=0,
-            close_fds=True,
+        super().__init__(
+            "nginx",
+            [binary, "-p", f"{prefix}/", "-e", "stderr", "-c", str(conf)],
+            pid_file=prefix / PID_FILE,  # nginx writes the same pid there itself
+            output=tail.feed,
+            stop_signals=((signal.SIGQUIT, stop_timeout),),
+            leftover_matches=self._is_master,
+            leftover_stop_signals=((signal.SIGQUIT, stop_timeout),),
+            backoff_first=0.5,
+            backoff_max=30.0,
         )
-        assert self._proc.stderr is not None
-        self._reader = threading.Thread(
-            target=self._read, args=(self._proc.stderr,), name="nginx-stderr", daemon=True
-        )
-        self._reader.start()
-        log.info("started nginx master %d (prefix %s)", self._proc.pid, self.prefix)
 
-    def _read(self, stream: IO[bytes]) -> None:
-        # EOF only once every holder of the pipe (master and workers) has exited.
-        with stream:
-            for raw in stream:
-                self.tail.feed(raw.decode(errors="replace"))
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.poll() if self._proc is not None else None
+    def _is_master(self, pid: int) -> bool:
+        """An nginx master on this prefix (its title: "nginx: master process nginx -p ...")."""
+        title = _title(pid)
+        return title.startswith("nginx: master process") and f"-p {self.prefix}/" in title
 
     def describe_exit(self) -> str:
-        code = self.returncode
+        code = self.exited()
         if code is None:
-            return "running"
+            return "running" if self.alive() else "not running"
         if code < 0:
             return f"killed by {signal.Signals(-code).name}"
         return f"exited with code {code}"
-
-    def reload(self) -> None:
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGHUP)
 
     def workers(self) -> list[int]:
         """The master's children (workers, including old ones still shutting down)."""
@@ -288,41 +208,10 @@ class NginxProcess:
                 st = _stat(pid)
                 if st is None or st.state in "ZX" or st.ppid != master:
                     continue
-                if "shutting down" not in _cmdline(pid):
+                if "shutting down" not in _title(pid):
                     pending.append(pid)
             if not pending:
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.005)
-
-    def kill_leftovers(self) -> list[int]:
-        """After the master died: SIGKILL the workers it left (they keep the listeners)."""
-        if self._proc is None:
-            return []
-        left = group_members(self._proc.pid)
-        if left:
-            log.warning("killing %d nginx workers left by master %d", len(left), self._proc.pid)
-            _kill_group(self._proc.pid, signal.SIGKILL)
-            _wait_gone(left, 5)
-        return left
-
-    def stop(self, timeout: float) -> None:
-        """Graceful stop (QUIT: in-flight requests finish), bounded; then KILL the group."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("nginx did not stop within %.0fs; killing it", timeout)
-        self.kill_leftovers()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        log.info("nginx master %d %s", proc.pid, self.describe_exit())
