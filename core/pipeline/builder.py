@@ -170,32 +170,25 @@ def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -
     for key in sorted(data):
         value = data[key]
         if not isinstance(key, str) or not _SETTING_KEY.match(key):
-            problems.append(
-                Problem(
-                    ref=ref,
-                    field=f"data[{key!r}]",
-                    message="key must be lowercase letters, digits and '-'; ignored",
-                    severity=Severity.WARNING,
-                    reason="InvalidSetting",
-                )
-            )
-            continue
-        if (
+            wrong = "key must be lowercase letters, digits and '-'; ignored"
+        elif (
             not isinstance(value, str)
             or len(value) > 1024
             or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
         ):
-            problems.append(
-                Problem(
-                    ref=ref,
-                    field=f"data[{key!r}]",
-                    message="value must be printable text of at most 1024 characters; ignored",
-                    severity=Severity.WARNING,
-                    reason="InvalidSetting",
-                )
-            )
+            wrong = "value must be printable text of at most 1024 characters; ignored"
+        else:
+            values.append((key, value))
             continue
-        values.append((key, value))
+        problems.append(
+            Problem(
+                ref=ref,
+                field=f"data[{key!r}]",
+                message=wrong,
+                severity=Severity.WARNING,
+                reason="InvalidSetting",
+            )
+        )
     return GlobalSettings(values=tuple(values), source=ref)
 
 

@@ -43,44 +43,47 @@ def _describe_char(ch: str) -> str:
     return f"character {ch!r}"
 
 
-def check_dns1123_label(value: Any, what: str = "name") -> str | None:
-    """None when valid, else the reason."""
+def _non_empty_string(value: Any, what: str, limit: int) -> str | None:
+    """The checks every name shares: present, a non-empty string, at most ``limit`` long."""
     if value is None:
         return f"{what} is missing"
     if not isinstance(value, str) or not value:
         return f"{what} must be a non-empty string"
-    if len(value) > 63:
-        return f"{what} {value[:70]!r} is longer than 63 characters"
-    if not _LABEL.match(value):
-        return (
-            f"{what} {value!r} is not a valid DNS-1123 label "
-            "(lowercase letters, digits and '-', starting and ending with a letter or digit)"
-        )
+    if len(value) > limit:
+        return f"{what} {value[:70]!r} is longer than {limit} characters"
     return None
+
+
+_LABEL_KINDS = {
+    "DNS-1123 label": (
+        _LABEL,
+        "(lowercase letters, digits and '-', starting and ending with a letter or digit)",
+    ),
+    "DNS-1035 label": (_LABEL_1035, "(lowercase letters, digits and '-', starting with a letter)"),
+}
+
+
+def _check_label(value: Any, what: str, kind: str) -> str | None:
+    problem = _non_empty_string(value, what, 63)
+    pattern, rule = _LABEL_KINDS[kind]
+    if problem is None and not pattern.match(value):
+        problem = f"{what} {value!r} is not a valid {kind} {rule}"
+    return problem
+
+
+def check_dns1123_label(value: Any, what: str = "name") -> str | None:
+    """None when valid, else the reason."""
+    return _check_label(value, what, "DNS-1123 label")
 
 
 def check_dns1035_label(value: Any, what: str = "name") -> str | None:
-    if value is None:
-        return f"{what} is missing"
-    if not isinstance(value, str) or not value:
-        return f"{what} must be a non-empty string"
-    if len(value) > 63:
-        return f"{what} {value[:70]!r} is longer than 63 characters"
-    if not _LABEL_1035.match(value):
-        return (
-            f"{what} {value!r} is not a valid DNS-1035 label "
-            "(lowercase letters, digits and '-', starting with a letter)"
-        )
-    return None
+    return _check_label(value, what, "DNS-1035 label")
 
 
 def check_dns1123_subdomain(value: Any, what: str = "name") -> str | None:
-    if value is None:
-        return f"{what} is missing"
-    if not isinstance(value, str) or not value:
-        return f"{what} must be a non-empty string"
-    if len(value) > 253:
-        return f"{what} {value[:70]!r}... is longer than 253 characters"
+    problem = _non_empty_string(value, what, 253)
+    if problem is not None:
+        return problem
     for label in value.split("."):
         if not label or len(label) > 63 or not _LABEL.match(label):
             return (

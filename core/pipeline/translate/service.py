@@ -135,32 +135,24 @@ def resolve_backend(
     ``slices`` are the Service's EndpointSlices (sorted by name: the result must not depend on
     the order the store happened to receive them in)."""
     name = backend_name(namespace, service, port)
+
+    def broken(why: str) -> Backend:
+        return Backend(
+            name=name,
+            namespace=namespace,
+            service=service,
+            port=port,
+            problem=f"Service {namespace}/{service} {why}",
+        )
+
     svc = snapshot.get("Service", namespace, service)
     if svc is None:
-        return Backend(
-            name=name,
-            namespace=namespace,
-            service=service,
-            port=port,
-            problem=f"Service {namespace}/{service} not found",
-        )
+        return broken("not found")
     if (svc.get("spec") or {}).get("type") == "ExternalName":
-        return Backend(
-            name=name,
-            namespace=namespace,
-            service=service,
-            port=port,
-            problem=f"Service {namespace}/{service} is ExternalName, which is not supported",
-        )
+        return broken("is ExternalName, which is not supported")
     sp = _find_service_port(svc, port, by_name)
     if sp is None:
-        return Backend(
-            name=name,
-            namespace=namespace,
-            service=service,
-            port=port,
-            problem=f"Service {namespace}/{service} has no port {port}",
-        )
+        return broken(f"has no port {port}")
     if slices:
         eps = _endpoints_from_slices(slices, sp)
     else:

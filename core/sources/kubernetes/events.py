@@ -38,7 +38,7 @@ from polyingress.core.pipeline.builder import BuildResult
 from polyingress.core.pipeline.model import ObjectRef, RouteModel
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
-from polyingress.core.sources.kubernetes.source import raw
+from polyingress.core.sources.kubernetes.source import merge_patch, raw
 
 __all__ = ["EventRecorder", "IngressEvents"]
 
@@ -302,13 +302,12 @@ class EventRecorder:
                 return
             patch = {"series": {"count": s.count, "lastObservedTime": _microtime(s.last)}}
             try:
-                raw(
+                merge_patch(
                     self.events.patch_namespaced_event,
                     s.name,
                     s.namespace,
                     patch,
-                    _content_type="application/merge-patch+json",
-                    _request_timeout=self.request_timeout,
+                    self.request_timeout,
                 )
             except Exception as exc:
                 log.warning("updating the series of Event %s failed: %s", s.name, exc)

@@ -176,14 +176,18 @@ class LeaderElector:
             return None
         return result
 
+    def _read(self) -> Any:
+        """The Lease as JSON (ApiException 404 when there is none)."""
+        return raw(
+            self.coord.read_namespaced_lease,
+            self.name,
+            self.namespace,
+            _request_timeout=self.request_timeout,
+        )
+
     def _acquire_or_renew(self) -> bool:
         try:
-            lease = raw(
-                self.coord.read_namespaced_lease,
-                self.name,
-                self.namespace,
-                _request_timeout=self.request_timeout,
-            )
+            lease = self._read()
         except ApiException as exc:
             if exc.status != 404:
                 self._warn(
@@ -237,12 +241,7 @@ class LeaderElector:
 
     def _release(self) -> None:
         try:
-            lease = raw(
-                self.coord.read_namespaced_lease,
-                self.name,
-                self.namespace,
-                _request_timeout=self.request_timeout,
-            )
+            lease = self._read()
             spec = lease.get("spec") or {}
             if spec.get("holderIdentity") != self.identity:
                 return

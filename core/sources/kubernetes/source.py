@@ -303,6 +303,20 @@ def raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return json.loads(data) if data else None
 
 
+def merge_patch(
+    call: Callable[..., Any], name: str, namespace: str, body: Any, timeout: float
+) -> Any:
+    """A JSON merge patch of one namespaced object (an Event's series, an Ingress's status)."""
+    return raw(
+        call,
+        name,
+        namespace,
+        body,
+        _content_type="application/merge-patch+json",
+        _request_timeout=timeout,
+    )
+
+
 # -- the source -------------------------------------------------------------------------------
 
 

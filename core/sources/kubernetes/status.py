@@ -28,7 +28,7 @@ from prometheus_client import Counter
 from polyingress.core.pipeline.builder import BuildResult
 from polyingress.core.pipeline.model import ObjectRef
 from polyingress.core.pipeline.store import ObjectStore
-from polyingress.core.sources.kubernetes.source import raw
+from polyingress.core.sources.kubernetes.source import merge_patch, raw
 
 __all__ = ["StatusUpdater", "addresses_of_service", "lb_entries"]
 
@@ -245,13 +245,12 @@ class StatusUpdater:
             return False
         body = {"status": {"loadBalancer": {"ingress": entries or None}}}
         try:
-            raw(
+            merge_patch(
                 self.net.patch_namespaced_ingress_status,
                 ref.name,
                 ref.namespace,
                 body,
-                _content_type="application/merge-patch+json",
-                _request_timeout=self.request_timeout,
+                self.request_timeout,
             )
         except ApiException as exc:
             STATUS_WRITES.labels("failed").inc()
