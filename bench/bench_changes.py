@@ -48,11 +48,11 @@ from benchkit import (
     upstream_world,
     wrk,
 )
-from livekit import Controller, HelloFleet, free_port, write_manifests
 from longlived import Stream
 
 from polyingress.core import Certificate
 from polyingress.core.tls import self_signed
+from polyingress.testing.live import Controller, HelloFleet, free_port, write_manifests
 
 DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
 KINDS = ("endpoint", "path+", "ingress-", "tls+")

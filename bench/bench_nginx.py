@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 import benchkit as kit
-from livekit import Controller, Response, free_port, request, write_manifests
 
 from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model
 from polyingress.plugins.nginx.plugin import render_config
+from polyingress.testing.live import Controller, Response, free_port, request, write_manifests
 
 UPSTREAM_A = "127.0.3.1"
 UPSTREAM_B = "127.0.3.2"

@@ -53,13 +53,13 @@ from benchkit import (
     upstream_world,
     wrk,
 )
-from livekit import HelloFleet, free_port, request
 
 from polyingress.core import ObjectStore, RunSettings
 from polyingress.core.runtime.controller import Controller
 from polyingress.core.runtime.plugins import plugin_manager
 from polyingress.plugins.nginx import plugin
 from polyingress.plugins.nginx.apply import NginxBackend
+from polyingress.testing.live import HelloFleet, free_port, request
 
 FAST_HOST = "fast.bench.example.com"
 HELLO = {"probe-a": "127.0.5.1", "probe-b": "127.0.5.2", "probe-c": "127.0.5.3"}

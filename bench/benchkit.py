@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from livekit import Response, _SNIConnection, request
 from worlds import generated_world
+
+from polyingress.testing.live import Response, _SNIConnection, request
 
 PROBE_HOST = "probe.bench.example.com"
 _CLIENT_TLS = ssl.create_default_context()
