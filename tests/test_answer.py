@@ -9,7 +9,7 @@ import pytest
 from conftest import build
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 
-from polyingress.core import Answer, Outcome, RouteModel, redirect_status
+from polyingress.core import Answer, Outcome, PathTable, RouteModel, redirect_status
 from polyingress.testing.cases import tls_secret
 
 HOST = "shop.example.com"
@@ -108,3 +108,34 @@ def test_host_selection_exact_then_single_label_wildcard_then_catch_all() -> Non
     assert service_of(m, m.answer("a.b.example.com", "/any/x")) == "svc-any"
     # the host's own table holds the catch-all's rules below its own
     assert service_of(m, m.answer(HOST, "/any")) == "svc-any"
+
+
+def test_fallback_host_is_the_next_host_the_selection_rule_would_try() -> None:
+    m = model()
+    exact, wildcard, catch_all = (m.vhost_index[h] for h in (HOST, "*.example.com", None))
+    assert m.fallback_host(exact) is wildcard
+    assert m.fallback_host(wildcard) is catch_all
+    assert m.fallback_host(catch_all) is None
+    # every exact host below *.example.com falls back to the wildcard, not the catch-all
+    assert m.fallback_host(m.vhost_index["secure.example.com"]) is wildcard
+    assert m.select_vhost("nothing.example.com") is wildcard
+
+
+def test_outcome_after_the_route_is_chosen() -> None:
+    m = model(default=True)
+    vhost = m.vhost_index[HOST]
+    admin = vhost.match("/admin/x")
+    assert m.outcome(admin).outcome is Outcome.ROUTE and m.outcome(admin).route is admin
+    empty = vhost.match("/api/v1")
+    assert (m.outcome(empty).outcome, m.outcome(empty).status) == (Outcome.UNAVAILABLE, 503)
+    assert m.outcome(None).outcome is Outcome.DEFAULT
+    assert model().outcome(None) == Answer(Outcome.NOT_FOUND, status=404)
+
+
+def test_path_table_matches_element_wise_and_prefers_exact() -> None:
+    vhost = model().vhost_index[HOST]
+    table = PathTable(vhost.routes)
+    assert table.match("/admin") is table.match("/admin/users") is vhost.match("/admin/")
+    assert table.match("/adminx") is None or table.match("/adminx").path == "/any"
+    assert table.match("/api/v1") is not None and table.match("/api/v1").path_type.value == "Exact"
+    assert table.match("/api/v1/x") is None

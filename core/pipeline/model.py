@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
@@ -41,6 +41,7 @@ __all__ = [
     "HostKind",
     "ObjectRef",
     "Outcome",
+    "PathTable",
     "PathType",
     "Route",
     "RouteModel",
@@ -213,11 +214,37 @@ class VirtualHost:
         return None
 
     def match(self, path: str) -> Route | None:
-        """The route a request path selects, by the reference semantics (Exact, then longest)."""
-        for route in self.routes:  # canonical order: the first match is the winner
-            if route.matches(path):
+        """The route a request path selects (Exact, then the longest element-wise Prefix)."""
+        return PathTable(self.routes).match(path)
+
+
+class PathTable:
+    """Routes indexed to match a path in time linear in the path, not in the table: Exact by
+    lookup, then the longest Prefix among the path itself and its parts ending before a ``/``
+    (element-wise: ``/foo`` covers ``/foo`` and ``/foo/bar``, never ``/foobar``). Build it once
+    per virtual host to match many paths (a renderer that enumerates a host's paths)."""
+
+    __slots__ = ("exact", "prefix")
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.exact = {r.path: r for r in routes if r.path_type is PathType.EXACT}
+        # canonical order puts the first of equal paths first: keep it
+        self.prefix: dict[str, Route] = {}
+        for r in routes:
+            if r.path_type is not PathType.EXACT:
+                self.prefix.setdefault(r.path, r)
+
+    def match(self, path: str) -> Route | None:
+        route = self.exact.get(path)
+        if route is not None:
+            return route
+        end = len(path)
+        while end > 0:
+            route = self.prefix.get(path[:end])
+            if route is not None:
                 return route
-        return None
+            end = path.rfind("/", 0, end)
+        return self.prefix.get("/")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,18 +346,48 @@ class RouteModel:
         return self.certificate_index[name]
 
     def select_vhost(self, host: str) -> VirtualHost | None:
-        """The virtual host a request Host selects (reference semantics, used in tests)."""
+        """The virtual host a request Host selects: the exact host, else the single-label
+        wildcard, else the catch-all."""
         host = host.lower().rstrip(".")
         if ":" in host and not host.startswith("["):
             host = host.rsplit(":", 1)[0]
+        exact = self.vhost_index.get(host)
+        return exact if exact is not None else self._below(host)
+
+    def fallback_host(self, vhost: VirtualHost) -> VirtualHost | None:
+        """The virtual host the names of ``vhost`` would select if it did not exist: for an
+        exact host its wildcard, else the catch-all; for a wildcard the catch-all; for the
+        catch-all none. A proxy that matches hosts by priority must keep requests that
+        ``vhost`` does not route from falling through to it (the spec: the most specific host
+        answers alone)."""
+        if vhost.host is None:
+            return None
+        if vhost.kind is HostKind.WILDCARD:
+            return self.vhost_index.get(None)
+        return self._below(vhost.host)
+
+    def _below(self, name: str) -> VirtualHost | None:
         index = self.vhost_index
-        if host in index:
-            return index[host]
-        if "." in host:
-            wildcard = "*." + host.split(".", 1)[1]
-            if wildcard in index:
-                return index[wildcard]
+        if "." in name:
+            wildcard = index.get("*." + name.split(".", 1)[1])
+            if wildcard is not None:
+                return wildcard
         return index.get(None)
+
+    def outcome(self, route: Route | None) -> Answer:
+        """What a request gets once its virtual host chose ``route`` (None: no route matched):
+        the route's backend, else the default backend, else 404; a chosen backend without a
+        ready endpoint answers 503. The answer's ``path`` is left to the caller."""
+        if route is not None:
+            outcome, backend = Outcome.ROUTE, route.backend
+        elif self.default_backend is not None:
+            outcome, backend = Outcome.DEFAULT, self.default_backend
+        else:
+            return Answer(Outcome.NOT_FOUND, status=404)
+        found = self.backend_index.get(backend)
+        if found is None or not found.available:
+            return Answer(Outcome.UNAVAILABLE, status=503, backend=backend, route=route)
+        return Answer(outcome, backend=backend, route=route)
 
     def answer(
         self, host: str, target: str, *, scheme: str = "http", method: str = "GET"
@@ -348,16 +405,8 @@ class RouteModel:
         tls = vhost.tls if vhost is not None else None
         if scheme == "http" and tls is not None and tls.ssl_redirect:
             return Answer(Outcome.REDIRECT, status=redirect_status(method), path=normalized)
-        route = vhost.match(path) if vhost is not None else None
-        if route is not None:
-            outcome, backend = Outcome.ROUTE, route.backend
-        elif self.default_backend is not None:
-            outcome, backend = Outcome.DEFAULT, self.default_backend
-        else:
-            return Answer(Outcome.NOT_FOUND, status=404)
-        if not self.backend(backend).available:
-            return Answer(Outcome.UNAVAILABLE, status=503, backend=backend, route=route)
-        return Answer(outcome, backend=backend, route=route, path=normalized)
+        answer = self.outcome(vhost.match(path) if vhost is not None else None)
+        return answer if answer.status is not None else replace(answer, path=normalized)
 
     def resolve(self, host: str, path: str) -> tuple[str, Route | None, str | None]:
         """What a request gets: ("route", route, backend), ("default", None, backend) or 404."""

@@ -70,11 +70,12 @@ from pathlib import Path
 import jinja2
 
 from polyingress.core import (
-    Backend,
+    Answer,
     Certificate,
     ObjectRef,
+    Outcome,
+    PathTable,
     PathType,
-    Route,
     RouteModel,
     VirtualHost,
 )
@@ -276,47 +277,23 @@ class _Answer:
 Table = Callable[[str], _Answer]
 
 
-def _proxy_or_503(backend: Backend | None, lua: bool) -> str:
-    # Lua mode: availability is decided per request by the balancer, so that endpoints going
-    # from n to 0 (or 0 to n) do not change the text.
-    if backend is None or not (lua or backend.available):
+def _directive(model: RouteModel, answer: Answer, lua: bool) -> str:
+    """The nginx directive of the core's answer. Lua mode: availability is decided per request
+    by the balancer, so that endpoints going from n to 0 (or 0 to n) do not change the text."""
+    if answer.outcome is Outcome.NOT_FOUND:
+        return "return 404;"
+    backend = model.backend_index.get(answer.backend) if answer.backend is not None else None
+    if backend is None or (answer.outcome is Outcome.UNAVAILABLE and not lua):
         return "return 503;"
     return f"proxy_pass {quote('http://' + backend.name)};"
 
 
-class _Matcher:
-    """:meth:`VirtualHost.match` in time linear in the path, not in the table: Exact by lookup,
-    then the longest Prefix among the path itself and its parts ending before a ``/``."""
-
-    def __init__(self, vhost: VirtualHost | None) -> None:
-        routes = vhost.routes if vhost is not None else ()
-        self.exact = {r.path: r for r in routes if r.path_type is PathType.EXACT}
-        self.prefix = {r.path: r for r in routes if r.path_type is PathType.PREFIX}
-
-    def match(self, path: str) -> Route | None:
-        route = self.exact.get(path)
-        if route is not None:
-            return route
-        end = len(path)
-        while end > 0:
-            route = self.prefix.get(path[:end])
-            if route is not None:
-                return route
-            end = path.rfind("/", 0, end)
-        return self.prefix.get("/")
-
-
 def _table(model: RouteModel, vhost: VirtualHost | None, lua: bool) -> Table:
     """The model's answer for a path in ``vhost`` (None: no host matched)."""
-    matcher = _Matcher(vhost)
+    table = PathTable(vhost.routes if vhost is not None else ())
 
     def answer(path: str) -> _Answer:
-        route = matcher.match(path)
-        if route is not None:
-            return _Answer(_proxy_or_503(model.backend_index.get(route.backend), lua))
-        if model.default_backend is None:
-            return _Answer("return 404;")
-        return _Answer(_proxy_or_503(model.backend_index.get(model.default_backend), lua))
+        return _Answer(_directive(model, model.outcome(table.match(path)), lua))
 
     return answer
 
@@ -441,7 +418,6 @@ def _redirect_locations(
 def _host_servers(
     model: RouteModel,
     vhost: VirtualHost,
-    catch_all: VirtualHost | None,
     opts: RenderOptions,
     http_listen: str,
     https_listen: str,
@@ -462,8 +438,11 @@ def _host_servers(
     suffix = vhost.wildcard_suffix
     if suffix is not None:
         regex = _guard_regex(suffix)
-        fallback = _table(model, catch_all, lua)
-        fallback_keys = _route_keys(catch_all)
+        # A name the guard refuses is not this wildcard's: it gets the host the core selects
+        # without it (RouteModel.fallback_host: the catch-all).
+        below = model.fallback_host(vhost)
+        fallback = _table(model, below, lua)
+        fallback_keys = _route_keys(below)
         answers = {fallback(k.representative).directive for k in [*fallback_keys, _ROOT]}
         only = next(iter(answers))
         if len(answers) == 1 and only.startswith("return "):
@@ -845,7 +824,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         if vhost.host is None:
             continue
         names.append(vhost.host)
-        servers += _host_servers(model, vhost, catch_all, opts, http_listen, https_listen, pairs)
+        servers += _host_servers(model, vhost, opts, http_listen, https_listen, pairs)
     servers.append(_status_server(opts))
     if opts.lua is not None:
         servers += _lua_servers(opts.lua)

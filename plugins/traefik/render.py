@@ -375,16 +375,13 @@ def _table(
     if vhost.host is None:
         return vhost.routes, False
     covers_all = any(r.path_type is PathType.PREFIX and r.path == "/" for r in vhost.routes)
-    shadowed = (
-        vhost.kind is HostKind.EXACT
-        and "." in vhost.host
-        and "*." + vhost.host.split(".", 1)[1] in model.vhost_index
-    )
+    # The host the core would select for these names without this one (RouteModel's rule).
+    below = model.fallback_host(vhost)
+    shadowed = below is not None and below.host is not None  # a wildcard waits below
     merged = [r for r in vhost.routes if r.from_catch_all]
     if not shadowed and all((r.path, r.path_type, r.backend) in catch_all for r in merged):
         return tuple(r for r in vhost.routes if not r.from_catch_all), False
-    lower_exists = shadowed or None in model.vhost_index
-    return vhost.routes, lower_exists and not covers_all
+    return vhost.routes, below is not None and not covers_all
 
 
 def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -> TraefikConfig:
