@@ -30,6 +30,7 @@ from polyingress.core.kit import (
     backend_plugin,
     command_line,
     group_members,
+    session_members,
     wait_until_served,
 )
 from polyingress.core.pipeline.builder import Builder, BuildOptions, BuildResult, build_model
@@ -112,6 +113,7 @@ __all__ = [
     "positive_number",
     "redirect_status",
     "self_signed",
+    "session_members",
     "wait_until_served",
     "write_atomic",
 ]

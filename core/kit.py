@@ -13,7 +13,8 @@
   output appended to a log file (or passed line by line to a callback), stopped by a sequence of
   signals with bounds and then SIGKILL to its whole process group (no worker left behind), reaped;
   a process an earlier run left is found through the pid file and stopped; restarts back off.
-  :func:`command_line` and :func:`group_members` read /proc for the backend's own checks.
+  :func:`command_line`, :func:`group_members` and :func:`session_members` read /proc for the
+  backend's own checks.
 * :func:`wait_until_served`: poll a "does the proxy serve revision X" probe until it does, the
   process dies, or the time is up.
 * :class:`~polyingress.core.api.TransientApplyError` (in the core's API): raise it when the proxy
@@ -56,6 +57,7 @@ __all__ = [
     "backend_plugin",
     "command_line",
     "group_members",
+    "session_members",
     "wait_until_served",
 ]
 
@@ -465,6 +467,19 @@ def command_line(pid: int) -> list[str] | None:
 
 def group_members(pgid: int) -> list[int]:
     """The running (not zombie) processes of process group ``pgid``."""
+    return _processes_with(_PGRP, pgid)
+
+
+def session_members(sid: int) -> list[int]:
+    """The running (not zombie) processes of session ``sid`` (what a proxy started in a
+    session of its own, and everything it forked, may leave behind)."""
+    return _processes_with(_SESSION, sid)
+
+
+_PGRP, _SESSION = 2, 3  # fields of /proc/<pid>/stat after the state letter's field 0
+
+
+def _processes_with(field: int, value: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -474,7 +489,7 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+        if fields[0] not in ("Z", "X") and int(fields[field]) == value:
             members.append(int(entry.name))
     return sorted(members)
 

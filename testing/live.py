@@ -25,6 +25,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,11 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from polyingress.core import BuildOptions, RunSettings
+from polyingress.core import BuildOptions, RunSettings, session_members
 from polyingress.core.runtime.hello import HelloServer
 
 __all__ = [
+    "AddressEcho",
     "Controller",
     "EarlyClose",
     "HelloFleet",
@@ -131,6 +133,42 @@ class HelloFleet:
             for thread in threads:
                 thread.join(timeout=10)
         self.servers.clear()
+
+
+class AddressEcho:
+    """One HTTP server on every local address of one port, answering with the address the
+    client connected to (body and ``X-Echo-Address``): it stands in for endpoints anywhere in
+    127.0.0.0/8, so each backend of a world can get a loopback address of its own."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = self.connection.getsockname()[0].encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Echo-Address", body.decode())  # HEAD answers have no body
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("0.0.0.0", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @dataclass
@@ -375,18 +413,7 @@ def stop_running(controller: Controller, fleet: HelloFleet, sessions: set[int]) 
 
 def processes_in_session(sid: int) -> list[int]:
     """PIDs whose session id is ``sid`` (to prove nothing was left behind)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            out.append(int(entry.name))
-    return out
+    return session_members(sid)
 
 
 @contextlib.contextmanager

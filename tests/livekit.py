@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from polyingress.testing.live import (
+    AddressEcho as AddressEcho,
+)
+from polyingress.testing.live import (
     Controller as Controller,
 )
 from polyingress.testing.live import (

@@ -34,7 +34,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +41,11 @@ import pytest
 import yaml
 from kube_objects import CLASS
 from livekit import (
+    AddressEcho,
     Controller,
     HelloFleet,
     Response,
     backend_param,
-    free_port,
     metric,
     processes_in_session,
     stop_running,
@@ -589,36 +588,8 @@ def test_broken_tls_secrets_fall_back_and_leave_other_hosts_alone(world: World) 
 # -- scale -----------------------------------------------------------------------------------------
 
 
-class AnyAddressServer:
-    """One HTTP server on every local address of one port, answering with the address the
-    client connected to: it stands in for endpoints anywhere in 127.0.0.0/8."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                body = self.connection.getsockname()[0].encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("0.0.0.0", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_endpoint_slice_with_10000_endpoints_is_served(world: World) -> None:
-    server = AnyAddressServer()
+    server = AddressEcho()
     try:
         addresses = [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(10_000)]
         big = service("svc-big", server.port, addresses)

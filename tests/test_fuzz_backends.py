@@ -39,7 +39,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from hostile import (
     hostile_world,
 )
 from hypothesis import HealthCheck, given, settings
-from livekit import backend_param, free_port, needs
+from livekit import AddressEcho, backend_param, free_port, needs
 from nginx_oracle import NginxServer, Stmt, nginx_answer, parse_nginx, servers_of, stmt_answer
 from traefik_oracle import FALLBACK, Outcome, Request, route, schema_validator
 
@@ -1231,44 +1230,6 @@ def test_proxy_checks_see_only_configuration_rendered_from_the_validated_model(
 # requests of each (the oracle check above covers every request of 100 worlds).
 LIVE_TRAEFIK_WORLDS = 6
 LIVE_TRAEFIK_REQUESTS = 40
-
-
-class AddressEcho:
-    """One HTTP server on every local address of one port, answering with the address the
-    client connected to (body and X-Echo-Address): each backend of a world gets a loopback
-    address of its own."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                body = self.connection.getsockname()[0].encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("X-Echo-Address", body.decode())  # HEAD answers have no body
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_HEAD = do_POST = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("0.0.0.0", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def on_loopback(model: RouteModel, port: int) -> tuple[RouteModel, dict[str, str]]:

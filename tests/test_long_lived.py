@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_objects import ingress, path, rule, service, slice_
 from livekit import Controller, HelloFleet, backend_param, request, wait_until, write_manifests
 from longlived import Stream
 
@@ -22,6 +23,7 @@ from polyingress.core.runtime.hello import STREAM_INTERVAL, HelloServer
 
 BACKENDS = [backend_param(n) for n in ("nginx", "haproxy", "traefik")]
 CHANGES = 20
+NS = "live"
 NGINX_WORKER_SHUTDOWN_TIMEOUT = 10.0  # plugins/nginx/settings.py default
 
 
@@ -42,48 +44,15 @@ def test_hello_stream_sends_a_chunk_every_interval() -> None:
 
 
 def _service(name: str, addresses: list[str], port: int) -> list[dict[str, Any]]:
+    http = [{"name": "http", "port": port}]
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": "live"},
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-1",
-                "namespace": "live",
-                "labels": {"kubernetes.io/service-name": name},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port}],
-            "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
-        },
+        service(name, [{"name": "http", "port": 80, "targetPort": port}], ns=NS),
+        slice_(name, [(a, True) for a in addresses], http, ns=NS, name=f"{name}-1"),
     ]
 
 
 def _ingress(name: str, host: str, paths: list[str]) -> dict[str, Any]:
-    backend = {"service": {"name": name, "port": {"number": 80}}}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "namespace": "live"},
-        "spec": {
-            "ingressClassName": "polyingress",
-            "rules": [
-                {
-                    "host": host,
-                    "http": {
-                        "paths": [
-                            {"path": p, "pathType": "Prefix", "backend": backend} for p in paths
-                        ]
-                    },
-                }
-            ],
-        },
-    }
+    return ingress(name, rule(host, *(path(p, name) for p in paths)), ns=NS)
 
 
 CLASS = {

@@ -409,14 +409,14 @@ class RouteModel:
         return answer if answer.status is not None else replace(answer, path=normalized)
 
     def resolve(self, host: str, path: str) -> tuple[str, Route | None, str | None]:
-        """What a request gets: ("route", route, backend), ("default", None, backend) or 404."""
+        """The backend a request path is routed to, whether or not it has a ready endpoint:
+        ("route", route, backend), ("default", None, backend) or ("404", None, None)."""
         vhost = self.select_vhost(host)
         route = vhost.match(path) if vhost is not None else None
-        if route is not None:
-            return ("route", route, route.backend)
-        if self.default_backend is not None:
-            return ("default", None, self.default_backend)
-        return ("404", None, None)
+        backend = self.outcome(route).backend
+        if backend is None:
+            return ("404", None, None)
+        return ("route" if route is not None else "default", route, backend)
 
     def to_canonical(self) -> dict[str, object]:
         """A plain-JSON form of the model (certificates by fingerprint, never key material)."""
