@@ -285,9 +285,14 @@ def test_health_is_callable_from_another_thread(tmp_path: Path, no_traefik_on_pa
     backend = TraefikBackend(settings(tmp_path))
     backend.start(model())
     seen: list[Any] = []
-    thread = threading.Thread(target=lambda: seen.append(plugin.hooks.polyingress_health(backend)))
-    thread.start()
-    thread.join()
+    try:
+        thread = threading.Thread(
+            target=lambda: seen.append(plugin.hooks.polyingress_health(backend))
+        )
+        thread.start()
+        thread.join()
+    finally:
+        backend.stop()  # a Traefik it may have started must not outlive the test
     assert seen[0].ready
 
 
