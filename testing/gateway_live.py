@@ -44,7 +44,14 @@ from polyingress.testing.gateway_cases import (
     certificate_sha256,
     hello_name,
 )
-from polyingress.testing.live import Controller, HelloFleet, Response, wait_until, write_manifests
+from polyingress.testing.live import (
+    Controller,
+    HelloFleet,
+    Response,
+    metric,
+    wait_until,
+    write_manifests,
+)
 
 __all__ = [
     "CONSECUTIVE",
@@ -268,12 +275,19 @@ class GatewayWorld:
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
     def load(self, case: GatewayCase) -> None:
+        """Write the case's objects and wait until the controller has built from them: a model
+        applied (the proxy serves it), or unchanged (two cases whose routes attach nowhere
+        give the same model), or refused."""
         if self.loaded == case.objects:
             return
-        before = self.controller.applied()
+        before = self._syncs()
         write_manifests(self.manifests, "case.yaml", list(case.objects))
-        self.controller.wait_applied(before)
+        wait_until(lambda: self._syncs() > before, timeout=20)
         self.loaded = case.objects
+
+    def _syncs(self) -> float:
+        """Every model build the controller finished, whatever its outcome."""
+        return metric(self.controller.metrics(), "polyingress_syncs_total")
 
     def send(self, e: Expect, target: str | None = None) -> Response:
         return self.controller.get(
