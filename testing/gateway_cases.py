@@ -58,6 +58,7 @@ __all__ = [
     "WEB",
     "Expect",
     "GatewayCase",
+    "ListenerStatus",
     "base_objects",
     "certificate_sha256",
     "hello_name",
@@ -319,18 +320,36 @@ Status = tuple[str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
+class ListenerStatus:
+    """One listener in a Gateway's status, as upstream's GatewayStatusMustHaveListeners
+    compares it: ``attached`` routes, the route ``kinds`` in supportedKinds (empty: the list
+    must be empty) and ``conditions`` (type, status, reason; an empty reason matches any)."""
+
+    gateway: str
+    name: str
+    attached: int
+    kinds: tuple[str, ...] = ("HTTPRoute",)
+    conditions: tuple[tuple[str, str, str], ...] = ()
+    namespace: str = INFRA
+
+
+@dataclass(frozen=True)
 class GatewayCase:
     """One upstream conformance test (or one step of it: ``<Test>/<step>``): ``objects`` added
     to the base, ``expects`` checked in order; ``features`` the features it needs beyond the
     core ones (upstream's ``Features``); ``statuses``: expected conditions, as (kind,
     namespace, name, parent or listener name or "", condition type, status, reason; an empty
-    reason matches any, as upstream's); ``attached_routes``: (namespace, Gateway, listener,
-    attachedRoutes) the Gateway's status must show (with HTTPRoute among the listener's
-    supportedKinds); ``zero_routes``: (namespace, Gateway) with no route attached (upstream's
+    reason matches any, as upstream's); ``listeners``: what the listeners of a Gateway's status
+    must show (every listener of a Gateway named here is listed, as upstream lists them);
+    ``zero_routes``: (namespace, Gateway) with no route attached (upstream's
     GatewayMustHaveZeroRoutes: no listener in its status, or one with attachedRoutes 0);
-    ``weights``: (Service, share) the requests of the first expect must be
-    split by (upstream's rule: 500 requests, each share within 5 %, a share 0 gets none);
-    ``provisional``: upstream marks the test provisional."""
+    ``latest``: (kind, namespace, name) whose every condition has the object's
+    metadata.generation as observedGeneration (upstream's ...MustHaveLatestConditions);
+    ``endpoints``: (namespace, EndpointSlice, Service of the base) — the slice gets that
+    Service's endpoint and the hello servers' port when the case is loaded (upstream's test
+    fills such slices with a Deployment's pod addresses); ``weights``: (Service, share) the
+    requests of the first expect must be split by (upstream's rule: 500 requests, each share
+    within 5 %, a share 0 gets none); ``provisional``: upstream marks the test provisional."""
 
     name: str
     objects: tuple[dict[str, Any], ...]
@@ -338,14 +357,33 @@ class GatewayCase:
     features: frozenset[str] = frozenset()
     statuses: tuple[Status, ...] = ()
     weights: tuple[tuple[tuple[str, str], float], ...] = field(default=())
-    attached_routes: tuple[tuple[str, str, str, int], ...] = ()
+    listeners: tuple[ListenerStatus, ...] = ()
     zero_routes: tuple[tuple[str, str], ...] = ()
+    latest: tuple[tuple[str, str, str], ...] = ()
+    endpoints: tuple[tuple[str, str, tuple[str, str]], ...] = ()
     provisional: bool = False
 
     @property
     def upstream(self) -> str:
         """The upstream test this case is (a step of)."""
         return self.name.split("/", 1)[0]
+
+    def objects_at(self, port: int) -> list[dict[str, Any]]:
+        """The case's objects with the hello servers listening on ``port``: each EndpointSlice
+        of ``endpoints`` holds its Service's endpoint on that port."""
+        fill = {(ns, name): ref for ns, name, ref in self.endpoints}
+        out: list[dict[str, Any]] = []
+        for obj in self.objects:
+            meta = obj.get("metadata") or {}
+            ref = fill.get((meta.get("namespace", ""), meta.get("name", "")))
+            if obj.get("kind") == "EndpointSlice" and ref is not None:
+                obj = {
+                    **obj,
+                    "ports": [{**p, "port": port} for p in obj.get("ports") or ()],
+                    "endpoints": [{"addresses": [BACKENDS[ref]], "conditions": {"ready": True}}],
+                }
+            out.append(obj)
+        return out
 
     def __str__(self) -> str:
         return self.name
@@ -397,6 +435,10 @@ def accepted(
         if resolved:
             out.append(route_condition(route, gateway, "ResolvedRefs", "True", "ResolvedRefs", ns))
     return (*out, *listeners_ready(gateway, *(listeners or _LISTENERS[gateway])))
+
+
+# A listener's Accepted and ResolvedRefs True (any reason).
+_READY = (("Accepted", "True", ""), ("ResolvedRefs", "True", ""))
 
 
 # --- core ----------------------------------------------------------------------------------
@@ -943,14 +985,14 @@ spec:
             listeners=("listener-1",),
         ),
     ),
-    attached_routes=(
+    listeners=(
         # specific-host-matches-listener-specific-host and
         # wildcard-host-matches-listener-specific-host
-        (INFRA, "httproute-hostname-intersection", "listener-1", 2),
+        ListenerStatus("httproute-hostname-intersection", "listener-1", 2, conditions=_READY),
         # specific-host-matches-listener-wildcard-host
-        (INFRA, "httproute-hostname-intersection", "listener-2", 1),
+        ListenerStatus("httproute-hostname-intersection", "listener-2", 1, conditions=_READY),
         # wildcard-host-matches-listener-wildcard-host
-        (INFRA, "httproute-hostname-intersection", "listener-3", 1),
+        ListenerStatus("httproute-hostname-intersection", "listener-3", 1, conditions=_READY),
     ),
 )
 
@@ -2056,34 +2098,12 @@ spec:
     ),
     (),
     statuses=(
-        ("Gateway", INFRA, "gateway-with-one-attached-route", "http", "Accepted", "True", ""),
-        ("Gateway", INFRA, "gateway-with-one-attached-route", "http", "ResolvedRefs", "True", ""),
-        ("Gateway", INFRA, "gateway-with-two-attached-routes", "http", "Accepted", "True", ""),
-        ("Gateway", INFRA, "gateway-with-two-attached-routes", "http", "ResolvedRefs", "True", ""),
         route_condition(
             "http-route-not-accepted",
             "gateway-with-two-attached-routes",
             "Accepted",
             "False",
             "NoMatchingListenerHostname",
-        ),
-        (
-            "Gateway",
-            INFRA,
-            "unresolved-gateway-with-one-attached-unresolved-route",
-            "tls",
-            "Programmed",
-            "False",
-            "",
-        ),
-        (
-            "Gateway",
-            INFRA,
-            "unresolved-gateway-with-one-attached-unresolved-route",
-            "tls",
-            "ResolvedRefs",
-            "False",
-            "",
         ),
         route_condition(
             "http-route-4",
@@ -2092,12 +2112,18 @@ spec:
             "False",
         ),
     ),
-    attached_routes=(
-        (INFRA, "gateway-with-one-attached-route", "http", 1),
-        (INFRA, "gateway-with-two-attached-routes", "http", 2),
-        (INFRA, "unresolved-gateway-with-one-attached-unresolved-route", "tls", 1),
+    listeners=(
+        ListenerStatus("gateway-with-one-attached-route", "http", 1, conditions=_READY),
+        ListenerStatus("gateway-with-two-attached-routes", "http", 2, conditions=_READY),
+        ListenerStatus(
+            "unresolved-gateway-with-one-attached-unresolved-route",
+            "tls",
+            1,
+            conditions=(("Programmed", "False", ""), ("ResolvedRefs", "False", "")),
+        ),
     ),
 )
+
 
 _GATEWAY_WITH_ATTACHED_ROUTES_WITH_PORT_8080 = GatewayCase(
     "GatewayWithAttachedRoutesWithPort8080",
@@ -2147,14 +2173,16 @@ spec:
     ),
     (),
     features=frozenset({"GatewayPort8080"}),
-    statuses=tuple(
-        ("Gateway", INFRA, "gateway-with-two-listeners-and-one-attached-route", ln, c, "True", "")
-        for ln in ("http-unattached", "http")
-        for c in ("Accepted", "ResolvedRefs")
-    ),
-    attached_routes=(
-        (INFRA, "gateway-with-two-listeners-and-one-attached-route", "http-unattached", 0),
-        (INFRA, "gateway-with-two-listeners-and-one-attached-route", "http", 1),
+    listeners=(
+        ListenerStatus(
+            "gateway-with-two-listeners-and-one-attached-route",
+            "http-unattached",
+            0,
+            conditions=_READY,
+        ),
+        ListenerStatus(
+            "gateway-with-two-listeners-and-one-attached-route", "http", 1, conditions=_READY
+        ),
     ),
 )
 
