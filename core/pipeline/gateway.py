@@ -44,6 +44,7 @@ from polyingress.core.pipeline.translate.httproute import (
     parse_httproute,
 )
 from polyingress.core.pipeline.translate.ingress import BackendRef
+from polyingress.core.pipeline.translate.secret import CertificateError, certificate_from_secret
 from polyingress.core.pipeline.translate.service import backend_name
 from polyingress.core.pipeline.validate import check_host
 
@@ -99,11 +100,21 @@ class _Listener:
     tls_secret: tuple[str, str] | None
     conditions: list[dict[str, Any]]
     attached: int = 0
+    gateway_ok: bool = True  # False: the Gateway itself is not accepted
 
     @property
     def served(self) -> bool:
-        return self.protocol in ("HTTP", "HTTPS") and not any(
-            c["type"] == "Accepted" and c["status"] == "False" for c in self.conditions
+        return (
+            self.gateway_ok
+            and self.protocol in ("HTTP", "HTTPS")
+            and not any(c["type"] == "Accepted" and c["status"] == "False" for c in self.conditions)
+        )
+
+    @property
+    def valid(self) -> bool:
+        """Accepted and its references resolved: configured as written."""
+        return self.served and not any(
+            c["type"] == "ResolvedRefs" and c["status"] == "False" for c in self.conditions
         )
 
     @property
@@ -274,7 +285,9 @@ def _listeners(
         kinds_ok = True
         kinds: list[dict[str, str]] = []
         wanted = allowed.get("kinds")
-        if wanted:
+        if protocol not in ("HTTP", "HTTPS"):
+            pass  # no route kind is supported on a listener of a protocol not served
+        elif wanted:
             for k in wanted:
                 group = k.get("group", GATEWAY_GROUP) if isinstance(k, Mapping) else None
                 kind = k.get("kind") if isinstance(k, Mapping) else None
@@ -315,9 +328,12 @@ def _listeners(
                 ):
                     refs_ok, refs_reason = False, "RefNotPermitted"
                     refs_msg = f"no ReferenceGrant in {cns} allows this Gateway the Secret"
-                elif snapshot.get("Secret", cns, cname) is None:
+                elif (secret := snapshot.get("Secret", cns, cname)) is None:
                     refs_ok, refs_reason = False, "InvalidCertificateRef"
                     refs_msg = f"Secret {cns}/{cname} not found"
+                elif (bad := _certificate_problem(secret)) is not None:
+                    refs_ok, refs_reason = False, "InvalidCertificateRef"
+                    refs_msg = f"Secret {cns}/{cname}: {bad}"
                 else:
                     tls_secret = (cns, cname)
         if ok:
@@ -351,6 +367,28 @@ def _listeners(
             )
         )
     return out
+
+
+def _certificate_problem(secret: Mapping[str, Any]) -> str | None:
+    """Why a Secret holds no certificate and key a listener can serve, or None."""
+    try:
+        certificate_from_secret(secret)
+    except CertificateError as exc:
+        return str(exc)
+    return None
+
+
+def _gateway_problem(gw: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why a Gateway of ours cannot be accepted, whatever its listeners: (reason, message)."""
+    infrastructure = (gw.get("spec") or {}).get("infrastructure") or {}
+    ref = infrastructure.get("parametersRef") if isinstance(infrastructure, Mapping) else None
+    if ref is not None:
+        kind = ref.get("kind") if isinstance(ref, Mapping) else None
+        return (
+            "InvalidParameters",
+            f"spec.infrastructure.parametersRef: no parameters are supported ({kind})",
+        )
+    return None
 
 
 def _allows(snapshot: Snapshot, listener: _Listener, route_ns: str) -> bool:
@@ -519,6 +557,8 @@ class GatewayStage:
         self.classes: dict[str, Mapping[str, Any]] = {}
         self.listeners: dict[tuple[str, str], list[_Listener]] = {}
         self.gateways: dict[tuple[str, str], int | None] = {}
+        # Gateways of ours that cannot be accepted: (reason, message).
+        self.gateway_problems: dict[tuple[str, str], tuple[str, str]] = {}
         self._signature: object = None
         self.routes: dict[tuple[str, str], GatewayResult] = {}
         self._by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -583,14 +623,20 @@ class GatewayStage:
 
     def _context(self, snapshot: Snapshot) -> None:
         self.classes = _ours(snapshot, self.controller)
-        self.listeners, self.gateways = {}, {}
+        self.listeners, self.gateways, self.gateway_problems = {}, {}, {}
         for (ns, name), gw in sorted(snapshot.of("Gateway").items()):
             spec = gw.get("spec") or {}
             if not _of_group(gw) or spec.get("gatewayClassName") not in self.classes:
                 continue
             _ns, _n, gen = _meta(gw)
             ref = ObjectRef(kind="Gateway", namespace=ns, name=name)
-            self.listeners[(ns, name)] = _listeners(snapshot, gw, ref, gen, self.now)
+            listeners = _listeners(snapshot, gw, ref, gen, self.now)
+            problem = _gateway_problem(gw)
+            if problem is not None:
+                self.gateway_problems[(ns, name)] = problem
+                for ln in listeners:
+                    ln.gateway_ok = False
+            self.listeners[(ns, name)] = listeners
             self.gateways[(ns, name)] = gen
 
     def _context_signature(self) -> object:
@@ -698,7 +744,8 @@ class GatewayStage:
             docs.append(_doc("GatewayClass", "", name, status))
         for (ns, name), gen in self.gateways.items():
             lst = self.listeners[(ns, name)]
-            docs.append(_gateway_doc(ns, name, gen, lst, self._attached, now))
+            problem = self.gateway_problems.get((ns, name))
+            docs.append(_gateway_doc(ns, name, gen, lst, self._attached, now, problem))
         routes = self.routes
         for key in self._sorted_routes():
             docs.extend(routes[key].statuses)
@@ -723,22 +770,25 @@ def _gateway_doc(
     lst: list[_Listener],
     attached: Mapping[tuple[str, str, str], int],
     now: str,
+    problem: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     any_ok = any(ln.served for ln in lst)
+    if problem is not None:
+        accepted = _cond("Accepted", False, problem[0], problem[1], gen, now)
+    elif any_ok and all(ln.valid for ln in lst):
+        accepted = _cond("Accepted", True, "Accepted", "Gateway accepted", gen, now)
+    else:
+        # The spec's reason when a listener is not valid (unsupported, or a reference that does
+        # not resolve), whether the Gateway is accepted (some listener is served) or not.
+        message = "some listeners are not valid" if any_ok else "no listener can be served"
+        accepted = _cond("Accepted", any_ok, "ListenersNotValid", message, gen, now)
     return _doc(
         "Gateway",
         ns,
         name,
         {
             "conditions": [
-                _cond(
-                    "Accepted",
-                    any_ok,
-                    "Accepted" if any_ok else "ListenersNotValid",
-                    "Gateway accepted" if any_ok else "no listener can be served",
-                    gen,
-                    now,
-                ),
+                accepted,
                 _cond(
                     "Programmed",
                     any_ok,
