@@ -35,7 +35,9 @@ status, tests/test_gateway_core.py) and live through every backend
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,13 +134,13 @@ def _service(namespace: str, name: str, port: int) -> list[dict[str, Any]]:
     ]
 
 
-def _tls_secret(name: str) -> dict[str, Any]:
-    cert, key = _certificate(CERTIFICATES[name])
+def _tls_secret(name: str, host: str, namespace: str = INFRA) -> dict[str, Any]:
+    cert, key = _certificate(host)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": INFRA},
+        "metadata": {"name": name, "namespace": namespace},
         "data": {
             "tls.crt": base64.b64encode(cert.encode()).decode(),
             "tls.key": base64.b64encode(key.encode()).decode(),
@@ -235,7 +237,10 @@ def base_objects(port: int, controller: str = CONTROLLER) -> list[dict[str, Any]
             ],
         ),
     ]
-    objs += [_tls_secret(name) for name in CERTIFICATES]
+    objs += [_tls_secret(name, host) for name, host in CERTIFICATES.items()]
+    # The suite's certificate in the web backends' namespace (upstream creates it for the tests
+    # of cross-namespace certificateRefs).
+    objs.append(_tls_secret("certificate", "certificate.invalid", WEB))
     for ns, name in BACKENDS:
         objs += _service(ns, name, port)
     return objs
@@ -391,9 +396,31 @@ class GatewayCase:
 
 def manifests(text: str) -> tuple[dict[str, Any], ...]:
     """Objects from YAML text (upstream's manifests, as they are written there, with
-    ``{GATEWAY_CLASS_NAME}`` for our GatewayClass)."""
+    ``{GATEWAY_CLASS_NAME}`` for our GatewayClass and ``{GATEWAY_CONTROLLER_NAME}`` for our
+    controller)."""
     text = text.replace("{GATEWAY_CLASS_NAME}", GATEWAY_CLASS)
+    text = text.replace("{GATEWAY_CONTROLLER_NAME}", CONTROLLER)
     return tuple(o for o in yaml.safe_load_all(text) if o)
+
+
+def generation(
+    objects: tuple[dict[str, Any], ...],
+    gen: int,
+    edits: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
+) -> tuple[dict[str, Any], ...]:
+    """The objects as the API server holds them after ``gen`` versions of their spec: every
+    Gateway API object with ``metadata.generation`` ``gen``; ``edits`` maps an object's name to
+    a function changing (a copy of) its spec, as upstream's tests patch it."""
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+            obj["metadata"]["generation"] = gen
+            edit = (edits or {}).get(obj["metadata"]["name"])
+            if edit is not None:
+                edit(obj["spec"])
+        out.append(obj)
+    return tuple(out)
 
 
 def v(n: int) -> tuple[str, str]:
@@ -2270,6 +2297,1083 @@ spec:
     ),
 )
 
+_INVALID_REFERENCE_GRANT = GatewayCase(
+    "HTTPRouteInvalidReferenceGrant",
+    manifests(
+        """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-namespace
+  namespace: gateway-conformance-infra
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: not-the-group-youre-looking-for
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-namespace
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: not-the-namespace-youre-looking-for
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: not-the-group-youre-looking-for
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-name
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: not-the-service-youre-looking-for
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reference-grant
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+    - name: same-namespace
+  rules:
+    - backendRefs:
+        - name: web-backend
+          namespace: gateway-conformance-web-backend
+          port: 8080
+"""
+    ),
+    (Expect(GW, "/", status=500),),
+    statuses=(
+        *accepted("reference-grant", resolved=False),
+        route_condition(
+            "reference-grant", "same-namespace", "ResolvedRefs", "False", "RefNotPermitted"
+        ),
+    ),
+)
+
+_SERVICE_TYPES_OBJECTS = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: service-types
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - matches: [{path: {type: Exact, value: /manual-endpointslices}}]
+    backendRefs: [{name: manual-endpointslices, port: 8080}]
+  - matches: [{path: {type: Exact, value: /headless}}]
+    backendRefs: [{name: headless, port: 8080}]
+  - matches: [{path: {type: Exact, value: /headless-manual-endpointslices}}]
+    backendRefs: [{name: headless-manual-endpointslices, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: manual-endpointslices
+  namespace: gateway-conformance-infra
+spec:
+  ports:
+  - name: first-port
+    protocol: TCP
+    port: 8080
+    targetPort: 3000
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-endpointslices-ip4
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: manual-endpointslices
+addressType: IPv4
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-endpointslices-ip6
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: manual-endpointslices
+addressType: IPv6
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: headless
+  namespace: gateway-conformance-infra
+spec:
+  clusterIP: None
+  selector:
+    app: infra-backend-v1
+  ports:
+  - name: first-port
+    protocol: TCP
+    port: 8080
+    targetPort: 3000
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: headless-manual-endpointslices
+  namespace: gateway-conformance-infra
+spec:
+  clusterIP: None
+  ports:
+  - name: first-port
+    protocol: TCP
+    port: 8080
+    targetPort: 3000
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: headless-manual-endpointslices-ip4
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: headless-manual-endpointslices
+addressType: IPv4
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: headless-manual-endpointslices-ip6
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: headless-manual-endpointslices
+addressType: IPv6
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+"""
+)
+
+# Upstream fills the manual EndpointSlices with infra-backend-v1's pod addresses (IPv4 and
+# IPv6; here: its hello server's IPv4 loopback address, no IPv6 one, so the -ip6 slices stay
+# empty as upstream leaves a family without pods), and the cluster's EndpointSlice controller
+# makes the slice of the "headless" Service from its selector; without a cluster, that slice is
+# written here (headless-managed).
+_SERVICE_TYPES = GatewayCase(
+    "HTTPRouteServiceTypes",
+    (
+        *_SERVICE_TYPES_OBJECTS,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "headless-managed",
+                "namespace": INFRA,
+                "labels": {"kubernetes.io/service-name": "headless"},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": "first-port", "port": 3000, "protocol": "TCP"}],
+        },
+    ),
+    (
+        Expect(GW, "/manual-endpointslices", v(1)),
+        Expect(GW, "/headless-manual-endpointslices", v(1)),
+        Expect(GW, "/headless", v(1)),
+    ),
+    statuses=accepted("service-types"),
+    endpoints=(
+        (INFRA, "manual-endpointslices-ip4", v(1)),
+        (INFRA, "headless-manual-endpointslices-ip4", v(1)),
+        (INFRA, "headless-managed", v(1)),
+    ),
+)
+
+_OBSERVED_GENERATION_ROUTE = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: observed-generation-bump
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+)
+
+
+def _backend_v2(spec: dict[str, Any]) -> None:
+    spec["rules"][0]["backendRefs"][0]["name"] = "infra-backend-v2"
+
+
+# Upstream patches the route (its backend becomes infra-backend-v2): the second step is the
+# route after that patch, the API server's generation 2.
+_ROUTE_OBSERVED_GENERATION_BUMP = (
+    GatewayCase(
+        "HTTPRouteObservedGenerationBump",
+        generation(_OBSERVED_GENERATION_ROUTE, 1),
+        (),
+        latest=(("HTTPRoute", INFRA, "observed-generation-bump"),),
+    ),
+    GatewayCase(
+        "HTTPRouteObservedGenerationBump/patched",
+        generation(_OBSERVED_GENERATION_ROUTE, 2, {"observed-generation-bump": _backend_v2}),
+        (),
+        statuses=(
+            route_condition("observed-generation-bump", "same-namespace", "Accepted", "True"),
+            route_condition(
+                "observed-generation-bump", "same-namespace", "ResolvedRefs", "True", "ResolvedRefs"
+            ),
+        ),
+        latest=(("HTTPRoute", INFRA, "observed-generation-bump"),),
+    ),
+)
+
+_GATEWAY_OBSERVED_GENERATION = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-observed-generation-bump
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      hostname: "bar.com"
+      port: 80
+      protocol: HTTP
+      allowedRoutes:
+        namespaces:
+          from: All
+"""
+)
+
+
+def _add_alternate(spec: dict[str, Any]) -> None:
+    spec["listeners"].append(
+        {
+            "name": "alternate",
+            "hostname": "foo.com",
+            "port": 80,
+            "protocol": "HTTP",
+            "allowedRoutes": {"namespaces": {"from": "All"}},
+        }
+    )
+
+
+_GATEWAY_OBSERVED_GENERATION_BUMP = (
+    GatewayCase(
+        "GatewayObservedGenerationBump",
+        generation(_GATEWAY_OBSERVED_GENERATION, 1),
+        (),
+        latest=(("Gateway", INFRA, "gateway-observed-generation-bump"),),
+    ),
+    GatewayCase(
+        "GatewayObservedGenerationBump/patched",
+        generation(
+            _GATEWAY_OBSERVED_GENERATION, 2, {"gateway-observed-generation-bump": _add_alternate}
+        ),
+        (),
+        latest=(("Gateway", INFRA, "gateway-observed-generation-bump"),),
+    ),
+)
+
+_GATEWAY_CLASS_OBSERVED_GENERATION = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: gatewayclass-observed-generation-bump
+spec:
+  controllerName: "{GATEWAY_CONTROLLER_NAME}"
+  description: "old"
+"""
+)
+
+
+def _description_new(spec: dict[str, Any]) -> None:
+    spec["description"] = "new"
+
+
+_GWC_ACCEPTED: tuple[Status, ...] = (
+    ("GatewayClass", "", "gatewayclass-observed-generation-bump", "", "Accepted", "", ""),
+)
+_GATEWAY_CLASS_OBSERVED_GENERATION_BUMP = (
+    GatewayCase(
+        "GatewayClassObservedGenerationBump",
+        generation(_GATEWAY_CLASS_OBSERVED_GENERATION, 1),
+        (),
+        statuses=_GWC_ACCEPTED,
+        latest=(("GatewayClass", "", "gatewayclass-observed-generation-bump"),),
+    ),
+    GatewayCase(
+        "GatewayClassObservedGenerationBump/patched",
+        generation(
+            _GATEWAY_CLASS_OBSERVED_GENERATION,
+            2,
+            {"gatewayclass-observed-generation-bump": _description_new},
+        ),
+        (),
+        statuses=_GWC_ACCEPTED,
+        latest=(("GatewayClass", "", "gatewayclass-observed-generation-bump"),),
+    ),
+)
+
+_MODIFY_LISTENERS = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-add-listener
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: "secure.test.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+    tls:
+      certificateRefs:
+      - group: ""
+        kind: Secret
+        name: tls-validity-checks-certificate
+        namespace: gateway-conformance-infra
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: http-route-1
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - kind: Gateway
+    name: gateway-add-listener
+    namespace: gateway-conformance-infra
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-remove-listener
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: "secure.test.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+    tls:
+      certificateRefs:
+      - group: ""
+        kind: Secret
+        name: tls-validity-checks-certificate
+        namespace: gateway-conformance-infra
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: http-route-2
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - kind: Gateway
+    name: gateway-remove-listener
+    namespace: gateway-conformance-infra
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+)
+
+
+def _add_http(spec: dict[str, Any]) -> None:
+    spec["listeners"].append(
+        {
+            "name": "http",
+            "port": 80,
+            "protocol": "HTTP",
+            "hostname": "data.test.com",
+            "allowedRoutes": {"namespaces": {"from": "All"}},
+        }
+    )
+
+
+def _remove_https(spec: dict[str, Any]) -> None:
+    spec["listeners"] = [ln for ln in spec["listeners"] if ln["name"] == "http"]
+
+
+_MODIFY_LATEST = (
+    ("Gateway", INFRA, "gateway-add-listener"),
+    ("Gateway", INFRA, "gateway-remove-listener"),
+)
+_ADDED = generation(_MODIFY_LISTENERS, 2, {"gateway-add-listener": _add_http})
+
+# Upstream patches one Gateway (a listener added), then the other (a listener removed): three
+# steps, the objects before and after each patch.
+_GATEWAY_MODIFY_LISTENERS = (
+    GatewayCase(
+        "GatewayModifyListeners",
+        generation(_MODIFY_LISTENERS, 1),
+        (),
+        latest=_MODIFY_LATEST,
+    ),
+    GatewayCase(
+        "GatewayModifyListeners/listener-added",
+        _ADDED,
+        (),
+        listeners=(
+            ListenerStatus("gateway-add-listener", "https", 1, conditions=_READY),
+            ListenerStatus("gateway-add-listener", "http", 1, conditions=_READY),
+        ),
+        latest=_MODIFY_LATEST[:1],
+    ),
+    GatewayCase(
+        "GatewayModifyListeners/listener-removed",
+        generation(_ADDED, 2, {"gateway-remove-listener": _remove_https}),
+        (),
+        listeners=(ListenerStatus("gateway-remove-listener", "http", 1, conditions=_READY),),
+        latest=_MODIFY_LATEST,
+    ),
+)
+
+_GATEWAY_INVALID_ROUTE_KIND = GatewayCase(
+    "GatewayInvalidRouteKind",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-only-invalid-route-kind
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+      allowedRoutes:
+        namespaces:
+          from: All
+        kinds:
+          - kind: InvalidRoute
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-supported-and-invalid-route-kind
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+      allowedRoutes:
+        namespaces:
+          from: All
+        kinds:
+          - kind: InvalidRoute
+          - kind: HTTPRoute
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-only-invalid-route-kind",
+            "http",
+            0,
+            kinds=(),
+            conditions=(("ResolvedRefs", "False", "InvalidRouteKinds"),),
+        ),
+        ListenerStatus(
+            "gateway-supported-and-invalid-route-kind",
+            "http",
+            0,
+            conditions=(("ResolvedRefs", "False", "InvalidRouteKinds"),),
+        ),
+    ),
+)
+
+_GATEWAY_LISTENER_UNSUPPORTED_PROTOCOL = GatewayCase(
+    "GatewayListenerUnsupportedProtocol",
+    generation(
+        manifests(
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-only-unsupported-protocols
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: invalid
+      port: 1111
+      protocol: INVALID
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-supported-and-unsupported-protocols
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+    - name: invalid
+      port: 1111
+      protocol: INVALID
+"""
+        ),
+        1,
+    ),
+    (),
+    statuses=(
+        (
+            "Gateway",
+            INFRA,
+            "gateway-only-unsupported-protocols",
+            "",
+            "Accepted",
+            "False",
+            "ListenersNotValid",
+        ),
+        (
+            "Gateway",
+            INFRA,
+            "gateway-supported-and-unsupported-protocols",
+            "",
+            "Accepted",
+            "True",
+            "ListenersNotValid",
+        ),
+    ),
+    listeners=(
+        ListenerStatus(
+            "gateway-only-unsupported-protocols",
+            "invalid",
+            0,
+            kinds=(),
+            conditions=(("Accepted", "False", "UnsupportedProtocol"),),
+        ),
+        ListenerStatus(
+            "gateway-supported-and-unsupported-protocols",
+            "http",
+            0,
+            conditions=(("Accepted", "True", "Accepted"),),
+        ),
+        ListenerStatus(
+            "gateway-supported-and-unsupported-protocols",
+            "invalid",
+            0,
+            kinds=(),
+            conditions=(("Accepted", "False", "UnsupportedProtocol"),),
+        ),
+    ),
+    latest=(
+        ("Gateway", INFRA, "gateway-only-unsupported-protocols"),
+        ("Gateway", INFRA, "gateway-supported-and-unsupported-protocols"),
+    ),
+)
+
+_GATEWAY_INVALID_TLS_CONFIGURATION = GatewayCase(
+    "GatewayInvalidTLSConfiguration",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-nonexistent-secret
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: Secret
+            name: nonexistent-certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-unsupported-group
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: wrong.group.company.io
+            kind: Secret
+            name: tls-validity-checks-certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-unsupported-kind
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: WrongKind
+            name: tls-validity-checks-certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-malformed-secret
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: Secret
+            name: malformed-certificate
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: malformed-certificate
+  namespace: gateway-conformance-infra
+data:
+  # this certificate is invalid because contains an invalid pem (base64 of "Hello world"),
+  # and the certificate and the key are identical
+  tls.crt: SGVsbG8gd29ybGQK
+  tls.key: SGVsbG8gd29ybGQK
+type: kubernetes.io/tls
+"""
+    ),
+    (),
+    listeners=tuple(
+        ListenerStatus(
+            gw, "https", 0, conditions=(("ResolvedRefs", "False", "InvalidCertificateRef"),)
+        )
+        for gw in (
+            "gateway-certificate-nonexistent-secret",
+            "gateway-certificate-unsupported-group",
+            "gateway-certificate-unsupported-kind",
+            "gateway-certificate-malformed-secret",
+        )
+    ),
+)
+
+_GATEWAY_INVALID_PARAMETERS_REF = GatewayCase(
+    "GatewayInvalidParametersRef",
+    generation(
+        manifests(
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-invalid-parameters-ref
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+  infrastructure:
+    parametersRef:
+      group: invalid.io
+      kind: InvalidParameters
+      name: invalid
+"""
+        ),
+        1,
+    ),
+    (),
+    statuses=(
+        (
+            "Gateway",
+            INFRA,
+            "gateway-invalid-parameters-ref",
+            "",
+            "Accepted",
+            "False",
+            "InvalidParameters",
+        ),
+    ),
+    latest=(("Gateway", INFRA, "gateway-invalid-parameters-ref"),),
+)
+
+_SECRET_REF_GATEWAY = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: {name}
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{{GATEWAY_CLASS_NAME}}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: Secret
+            name: certificate
+            namespace: gateway-conformance-web-backend
+"""
+
+_REF_NOT_PERMITTED = (("ResolvedRefs", "False", "RefNotPermitted"),)
+_PROGRAMMED = (("Programmed", "True", "Programmed"), ("ResolvedRefs", "True", ""))
+
+_GATEWAY_SECRET_INVALID_REFERENCE_GRANT = GatewayCase(
+    "GatewaySecretInvalidReferenceGrant",
+    manifests(
+        _SECRET_REF_GATEWAY.format(name="gateway-secret-invalid-reference-grant")
+        + """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-namespace
+  namespace: gateway-conformance-app-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: not-the-group-youre-looking-for
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-namespace
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: not-the-namespace-youre-looking-for
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: not-the-group-youre-looking-for
+      kind: Secret
+      name: not-the-certificate-youre-looking-for
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-name
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: not-the-certificate-youre-looking-for
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-invalid-reference-grant", "https", 0, conditions=_REF_NOT_PERMITTED
+        ),
+    ),
+)
+
+_GATEWAY_SECRET_MISSING_REFERENCE_GRANT = GatewayCase(
+    "GatewaySecretMissingReferenceGrant",
+    manifests(_SECRET_REF_GATEWAY.format(name="gateway-secret-missing-reference-grant")),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-missing-reference-grant", "https", 0, conditions=_REF_NOT_PERMITTED
+        ),
+    ),
+)
+
+_GATEWAY_SECRET_REFERENCE_GRANT_ALL_IN_NAMESPACE = GatewayCase(
+    "GatewaySecretReferenceGrantAllInNamespace",
+    manifests(
+        _SECRET_REF_GATEWAY.format(name="gateway-secret-reference-grant-all-in-namespace")
+        + """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-all-in-namespace
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-reference-grant-all-in-namespace", "https", 0, conditions=_PROGRAMMED
+        ),
+    ),
+)
+
+_GATEWAY_SECRET_REFERENCE_GRANT_SPECIFIC = GatewayCase(
+    "GatewaySecretReferenceGrantSpecific",
+    manifests(
+        _SECRET_REF_GATEWAY.format(name="gateway-secret-reference-grant-specific")
+        + """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-specific
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-reference-grant-specific", "https", 0, conditions=_PROGRAMMED
+        ),
+    ),
+)
+
+
 # --- extended ------------------------------------------------------------------------------
 
 _QUERY_PARAM_MATCHING = GatewayCase(
@@ -3827,6 +4931,20 @@ CASES: list[GatewayCase] = [
     _SIMPLE_SAME_NAMESPACE,
     _GATEWAY_WITH_ATTACHED_ROUTES,
     _MULTIPLE_GATEWAYS,
+    _INVALID_REFERENCE_GRANT,
+    _SERVICE_TYPES,
+    *_ROUTE_OBSERVED_GENERATION_BUMP,
+    *_GATEWAY_OBSERVED_GENERATION_BUMP,
+    *_GATEWAY_CLASS_OBSERVED_GENERATION_BUMP,
+    *_GATEWAY_MODIFY_LISTENERS,
+    _GATEWAY_INVALID_ROUTE_KIND,
+    _GATEWAY_LISTENER_UNSUPPORTED_PROTOCOL,
+    _GATEWAY_INVALID_TLS_CONFIGURATION,
+    _GATEWAY_INVALID_PARAMETERS_REF,
+    _GATEWAY_SECRET_INVALID_REFERENCE_GRANT,
+    _GATEWAY_SECRET_MISSING_REFERENCE_GRANT,
+    _GATEWAY_SECRET_REFERENCE_GRANT_ALL_IN_NAMESPACE,
+    _GATEWAY_SECRET_REFERENCE_GRANT_SPECIFIC,
     # extended
     _INVALID_PARENT_REF_NOT_MATCHING_LISTENER_PORT,
     _INVALID_PARENT_REF_SECTION_NAME_NOT_MATCHING_PORT,
