@@ -160,3 +160,30 @@ def test_a_gateway_with_parameters_is_not_accepted_and_takes_no_route() -> None:
     (parent,) = _parents(statuses, "to-parameters")
     assert _cond(parent["conditions"], "Accepted")[0] == "False"
     assert result.model.answer("x.example", "/").status == 404
+
+
+def test_listener_isolation_a_more_specific_listener_takes_its_names_from_a_route() -> None:
+    # A route attached to the hostname-less listener with the hostname *.example.com does not
+    # serve x.example.com when a listener *.example.com exists: that listener's routes alone do
+    # (the spec's listener isolation). Its other hostnames stay served, and it stays attached.
+    listeners = [
+        {**_HTTP, "name": "any", "allowedRoutes": {"namespaces": {"from": "All"}}},
+        {
+            **_HTTP,
+            "name": "wild",
+            "hostname": "*.example.com",
+            "allowedRoutes": {"namespaces": {"from": "All"}},
+        },
+    ]
+    route = _route("through-any", {"name": "iso", "sectionName": "any"})
+    route["spec"]["hostnames"] = ["*.example.com", "bar.com"]
+    store = ObjectStore()
+    store.replace_many([*base_objects(1), _gateway("iso", listeners), route], ())
+    result = build_model(store.snapshot(), BuildOptions(now="now"))
+    model = result.model
+    assert model.answer("x.example.com", "/").status == 404
+    assert model.answer("bar.com", "/").proxied
+    doc = _doc(list(result.statuses), "Gateway", "iso")
+    assert [ln["attachedRoutes"] for ln in doc["listeners"]] == [1, 0]
+    (parent,) = _parents(list(result.statuses), "through-any")
+    assert _cond(parent["conditions"], "Accepted") == ("True", "Accepted")

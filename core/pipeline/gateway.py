@@ -195,6 +195,40 @@ def _intersect(listener: str | None, route: str) -> str | None:
     return None
 
 
+def _specificity(hostname: str | None) -> tuple[int, int]:
+    """How specific a listener's hostname is when a request matches several listeners: an
+    exact name, then the longer wildcard, then none."""
+    if hostname is None:
+        return (0, 0)
+    return (1, len(hostname)) if _wild(hostname) else (2, len(hostname))
+
+
+def _covers(listener: str, host: str) -> bool:
+    """Whether every request name of ``host`` (a name or a ``*.x`` wildcard) matches the
+    listener hostname."""
+    if not _wild(listener):
+        return host == listener
+    return host.endswith(listener[1:]) and host != listener[2:]
+
+
+def _isolated(host: str | None, listener: _Listener, others: Sequence[_Listener]) -> bool:
+    """Listener isolation (the spec): the requests for ``host`` go to the most specific listener
+    of the Gateway (same protocol) matching them, so a route attached through ``listener`` does
+    not serve them when a more specific listener matches them all."""
+    if host is None:
+        return False
+    rank = _specificity(listener.hostname)
+    return any(
+        other is not listener
+        and other.served
+        and other.protocol == listener.protocol
+        and other.hostname is not None
+        and _specificity(other.hostname) > rank
+        and _covers(other.hostname, host)
+        for other in others
+    )
+
+
 def _model_host(host: str | None) -> Host:
     """A Gateway API hostname as a model host: ``*.x`` becomes the suffix host ``**.x``."""
     if host is None:
@@ -968,12 +1002,16 @@ def _route(
                 ln for ln in candidates if ln.served and _allows(snapshot, ln, parsed.ref.namespace)
             ]
             by_host: dict[Host, list[_Listener]] = {}
+            matched: list[_Listener] = []  # the listeners the route attaches to
             for ln in allowed:
                 names: Iterable[str | None] = parsed.hostnames or (None,)
                 for h in names:
                     hit = ln.hostname if h is None else _intersect(ln.hostname, h)
                     if hit is not None or (h is None and ln.hostname is None):
-                        by_host.setdefault(_model_host(hit), []).append(ln)
+                        if ln not in matched:
+                            matched.append(ln)
+                        if not _isolated(hit, ln, listeners[key]):
+                            by_host.setdefault(_model_host(hit), []).append(ln)
             if not allowed:
                 conds = [
                     _cond(
@@ -985,7 +1023,7 @@ def _route(
                         now,
                     )
                 ]
-            elif not by_host:
+            elif not matched:
                 conds = [
                     _cond(
                         "Accepted",
@@ -998,9 +1036,8 @@ def _route(
                 ]
             else:
                 served_any = True
-                for hs in by_host.values():
-                    for ln in hs:
-                        result.attached.add((ln.gateway.namespace, ln.gateway.name, ln.name))
+                for ln in matched:
+                    result.attached.add((ln.gateway.namespace, ln.gateway.name, ln.name))
                 for host, lns in by_host.items():
                     for rule, backends, mir in zip(parsed.rules, resolved, mirrors, strict=True):
                         result.rows.setdefault(host, []).extend(
