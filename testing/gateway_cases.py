@@ -4906,6 +4906,360 @@ spec:
     )
 
 
+_NAMED_RULE = GatewayCase(
+    "HTTPRouteNamedRule",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: http-named-rules
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - name: named-rule
+    matches:
+    - path:
+        type: PathPrefix
+        value: /named
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /unnamed
+    backendRefs:
+    - name: infra-backend-v2
+      port: 8080
+"""
+    ),
+    # Upstream names no backend for these answers of 200; each rule has one.
+    (Expect(GW, "/named", v(1)), Expect(GW, "/unnamed", v(2))),
+    features=frozenset({"HTTPRouteNamedRouteRule"}),
+    statuses=accepted("http-named-rules"),
+    provisional=True,
+)
+
+
+def _isolation_expects() -> tuple[Expect, ...]:
+    """Upstream's table: each host reaches only the routes of its most specific listener."""
+    served = {
+        "bar.com": "/empty-hostname",
+        "bar.example.com": "/wildcard-example-com",
+        "bar.foo.example.com": "/wildcard-foo-example-com",
+        "abc.foo.example.com": "/abc-foo-example-com",
+    }
+    paths = (
+        "/empty-hostname",
+        "/wildcard-example-com",
+        "/wildcard-foo-example-com",
+        "/abc-foo-example-com",
+    )
+    return tuple(
+        Expect(host, path, v(1)) if served[host] == path else Expect(host, path, status=404)
+        for host in served
+        for path in paths
+    )
+
+
+# Upstream sends the requests of its two Gateways to their own addresses; here they share the
+# HTTP port, so the test is two steps, one Gateway (one of upstream's two manifests) each, with
+# upstream's one table of requests.
+_ISOLATION_ROUTES = (
+    "attaches-to-empty-hostname",
+    "attaches-to-wildcard-example-com",
+    "attaches-to-wildcard-foo-example-com",
+    "attaches-to-abc-foo-example-com",
+)
+_ISOLATION_LISTENERS = (
+    "empty-hostname",
+    "wildcard-example-com",
+    "wildcard-foo-example-com",
+    "abc-foo-example-com",
+)
+_HTTP_LISTENER_ISOLATION = (
+    GatewayCase(
+        "GatewayHTTPListenerIsolation",
+        manifests(
+            """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: http-listener-isolation
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: empty-hostname
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: abc-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "abc.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-empty-hostname
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: empty-hostname
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /empty-hostname
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-example-com
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-example-com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-foo-example-com
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-foo-example-com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-abc-foo-example-com
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: abc-foo-example-com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /abc-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+        ),
+        _isolation_expects(),
+        features=frozenset({"GatewayHTTPListenerIsolation"}),
+        statuses=accepted(
+            *_ISOLATION_ROUTES, gateway="http-listener-isolation", listeners=_ISOLATION_LISTENERS
+        ),
+    ),
+    GatewayCase(
+        "GatewayHTTPListenerIsolation/with-hostname-intersection",
+        manifests(
+            """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: http-listener-isolation-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: empty-hostname
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: abc-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "abc.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-empty-hostname-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: empty-hostname
+  hostnames:
+  - "bar.com"
+  - "*.example.com" # request matching is prevented by the isolation wildcard-example-com listener
+  # request matching is prevented by the isolation wildcard-foo-example-com listener
+  - "*.foo.example.com"
+  # request matching is prevented by the isolation of abc-foo-example-com listener
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /empty-hostname
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-example-com-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-example-com
+  hostnames:
+  - "bar.com" # doesn't match wildcard-example-com listener
+  - "*.example.com"
+  # request matching is prevented by the isolation of wildcard-foo-example-com listener
+  - "*.foo.example.com"
+  # request matching is prevented by the isolation of abc-foo-example-com listener
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-foo-example-com-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-foo-example-com
+  hostnames:
+  - "bar.com" # doesn't match wildcard-foo-example-com listener
+  # this becomes *.foo.example.com, as the hostname cannot be less specific than *.foo.example.com
+  # of the listener
+  - "*.example.com"
+  - "*.foo.example.com"
+  # request matching is prevented by the isolation abc-foo-example-com listener
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-abc-foo-example-com-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: abc-foo-example-com
+  hostnames:
+  - "bar.com" # doesn't match abc-foo-example-com listener
+  # becomes abc.foo.example.com as it cannot be less specific than abc.foo.example.com of the
+  # listener
+  - "*.example.com"
+  # becomes abc.foo.example.com as it cannot be less specific than abc.foo.example.com of the
+  # listener
+  - "*.foo.example.com"
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /abc-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+        ),
+        _isolation_expects(),
+        features=frozenset({"GatewayHTTPListenerIsolation"}),
+        statuses=accepted(
+            *(f"{r}-with-hostname-intersection" for r in _ISOLATION_ROUTES),
+            gateway="http-listener-isolation-with-hostname-intersection",
+            listeners=_ISOLATION_LISTENERS,
+        ),
+    ),
+)
+
 CASES: list[GatewayCase] = [
     # core
     _EXACT_PATH_MATCHING,
@@ -4977,6 +5331,8 @@ CASES: list[GatewayCase] = [
         "backend-timeout",
         "HTTPRouteBackendTimeout",
     ),
+    _NAMED_RULE,
+    *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)
     _DISALLOWED_KIND,
 ]
