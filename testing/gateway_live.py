@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from polyingress.core import BuildOptions, RouteModel, build_model
+from polyingress.core import BuildOptions, RouteModel, build_model, served_features
 from polyingress.core.pipeline.model import Answer
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.runtime.hello import request_delay
@@ -80,7 +80,7 @@ def backend_features(name: str) -> frozenset[str]:
 
     _p, obj = load_backend(name)
     info = plugin_manager((name, obj)).hook.polyingress_backend_info()
-    return frozenset(info.gateway_features) if info is not None else frozenset()
+    return served_features(info.gateway_features) if info is not None else frozenset()
 
 
 def model_of(case: GatewayCase, features: frozenset[str] | None = None) -> Any:

@@ -50,14 +50,29 @@ from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
     "CORE_FEATURES",
+    "CORE_PROVIDED",
     "GatewayResult",
     "GatewayStage",
     "GatewayTLS",
+    "served_features",
     "translate_gateways",
 ]
 
 Host = str | None
 CORE_FEATURES = frozenset({"Gateway", "HTTPRoute", "ReferenceGrant"})
+# What the core alone decides for a backend serving HTTPRoutes: listeners on port 8080 (every
+# listener is served on --http-port/--https-port) and parentRef.port attachment.
+CORE_PROVIDED = frozenset({"GatewayPort8080", "HTTPRouteParentRefPort"})
+
+
+def served_features(declared: Iterable[str]) -> frozenset[str]:
+    """The Gateway API features served with a backend that declares ``declared``
+    (``BackendInfo.gateway_features``): those, plus what the core provides when it serves
+    HTTPRoutes at all."""
+    features = frozenset(declared)
+    return features | CORE_PROVIDED if "HTTPRoute" in features else features
+
+
 _V1 = f"{GATEWAY_GROUP}/v1"
 
 
