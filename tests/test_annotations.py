@@ -53,7 +53,7 @@ def parse(annotations: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], list[
                 (
                     "error",
                     "metadata.annotations['polyingress.io/ssl-redirct']: "
-                    "unknown annotation (known under polyingress.io/: ssl-redirect)",
+                    "unknown annotation; did you mean polyingress.io/ssl-redirect?",
                 )
             ],
         ),
@@ -115,7 +115,7 @@ def test_custom_prefix_replaces_ours() -> None:
 
 
 def test_nginx_prefix_as_our_prefix_makes_unknown_keys_errors() -> None:
-    values, problems = parse({f"{NGINX_PREFIX}/rewrite-target": "/"}, prefix=NGINX_PREFIX)
+    values, problems = parse({f"{NGINX_PREFIX}/server-snippet": "x"}, prefix=NGINX_PREFIX)
     assert values == {} and problems[0][0] == "error"
 
 

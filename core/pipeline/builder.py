@@ -15,7 +15,7 @@ import bisect
 import gc
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from polyingress.core.pipeline.annotations import Annotations, parse_annotations
@@ -34,6 +34,18 @@ from polyingress.core.pipeline.model import (
 )
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.store import KINDS, ObjectKey, Snapshot
+from polyingress.core.pipeline.translate.annotations import (
+    CanaryUse,
+    Gate,
+    IngressPolicy,
+    app_root_rows,
+    error_rows,
+    gate,
+    gate_problems,
+    translate_annotations,
+    uses_regex,
+    with_canaries,
+)
 from polyingress.core.pipeline.translate.ingress import (
     BackendRef,
     ParsedIngress,
@@ -62,6 +74,10 @@ class BuildOptions:
     default_backend_service: tuple[str, str] | None = None
     configmap: tuple[str, str] | None = None
     annotations_prefix: str = "polyingress.io"
+    # The ports the proxy listens on: a redirect an annotation asks for (force-ssl-redirect,
+    # app-root) names them, as the HTTPS redirect of an ssl-redirect host does.
+    http_port: int = 80
+    https_port: int = 443
     # The Gateway API features the selected backend serves (its BackendInfo.features); None:
     # every feature (tools that judge objects without a backend).
     features: frozenset[str] | None = None
@@ -154,15 +170,7 @@ def _merge_catch_all(own: list[Route], catch_all: list[Route]) -> list[Route]:
             continue
         if any(_prefix_covers(p, row.path) for p in prefixes):
             continue
-        merged.append(
-            Route(
-                path=row.path,
-                path_type=row.path_type,
-                backend=row.backend,
-                source=row.source,
-                from_catch_all=True,
-            )
-        )
+        merged.append(replace(row, from_catch_all=True))
     return merged
 
 
@@ -232,6 +240,8 @@ class _Ingress:
     found: Sequence[Problem]  # the translation's problems (it rejects when parsed is None)
     annotations: Annotations | None  # parsed once the Ingress is ours
     annotation_problems: Sequence[Problem] = ()
+    policy: IngressPolicy | None = None  # what its annotations mean (set with annotations)
+    gate: Gate | None = None  # the policy held against the backend's features
     status: str = _IGNORED
     ref: ObjectRef | None = None
     problems: Sequence[Problem] = ()  # what this Ingress reports
@@ -339,6 +349,12 @@ class Builder:
         # Per host: the routing table and the conflicts lost; how many rows use each backend.
         self.tables: dict[Host, dict[tuple[Any, ...], Route]] = {}
         self.host_problems: dict[Host, list[Problem]] = {}
+        # Per host: the canary backends its table uses -> (canary Ingress, rule field).
+        self.canary_refs: dict[Host, dict[str, tuple[ObjectRef, str]]] = {}
+        # server-alias: the accepted Ingresses that set one; the alias hosts served last build.
+        self.alias_ings: set[IngressKey] = set()
+        self.alias_hosts: set[str] = set()
+        self.alias_problems: list[Problem] = []
         self.need: dict[str, int] | None = None  # rows per backend (built by the first update)
         # The backends in use (the rows' and the default's): reference, names by Service.
         self.refs: dict[str, BackendRef] = {}
@@ -421,6 +437,8 @@ class Builder:
         catch_all = sorted(self.tables.get(None, {}).values(), key=Route.sort_key)
         for host in todo.vhosts:
             self._vhost(host, catch_all, todo)
+        if self.alias_ings or self.alias_hosts:
+            self._aliases(todo)
         return self._assemble(snapshot, todo)
 
     # -- Ingresses: translation and class -------------------------------------------------------
@@ -452,9 +470,17 @@ class Builder:
     def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
         opts = self.opts
         if old is not None and old.obj is obj:
-            state = _Ingress(obj, old.parsed, old.found, old.annotations, old.annotation_problems)
+            state = _Ingress(
+                obj,
+                old.parsed,
+                old.found,
+                old.annotations,
+                old.annotation_problems,
+                old.policy,
+                old.gate,
+            )
         else:
-            parsed, found = parse_ingress(obj)
+            parsed, found = parse_ingress(obj, regex=uses_regex(obj, opts.annotations_prefix))
             state = _Ingress(obj, parsed, found, None)
         parsed = state.parsed
         if parsed is None:
@@ -468,11 +494,28 @@ class Builder:
             return state
         if state.annotations is None:
             meta = obj.get("metadata") or {}
-            state.annotations, state.annotation_problems = parse_annotations(
+            annotations, found = parse_annotations(
                 parsed.ref, meta.get("annotations"), prefix=opts.annotations_prefix
             )
+            policy = translate_annotations(
+                parsed.ref,
+                annotations,
+                parsed.rules,
+                prefix=opts.annotations_prefix,
+                http_port=opts.http_port,
+                https_port=opts.https_port,
+            )
+            passed = gate(policy, opts.features)
+            state.annotations, state.policy, state.gate = annotations, policy, passed
+            state.annotation_problems = [
+                *found,
+                *policy.problems(),
+                *gate_problems(policy, passed, opts.backend),
+            ]
         state.problems = state.annotation_problems
-        errors = any(p.severity is Severity.ERROR for p in state.problems)
+        errors = any(
+            p.severity is Severity.ERROR and p.reason != "UnsupportedValue" for p in state.problems
+        )
         state.status = _REJECTED if errors else _ACCEPTED
         return state
 
@@ -503,6 +546,11 @@ class Builder:
                 self.with_default.add(key)
         else:
             self.with_default.discard(key)
+        if state.policy is not None and state.policy.aliases and state.policy.canary is None:
+            if add:
+                self.alias_ings.add(key)
+            else:
+                self.alias_ings.discard(key)
         if self.by_host is not None and self.tls_by_host is not None:
             _link(self.by_host, rule_hosts, key, add)
             _link(self.tls_by_host, tls_hosts, key, add)
@@ -562,7 +610,9 @@ class Builder:
 
     def _table(self, host: Host, ingresses: Iterable[ParsedIngress], todo: _Changes) -> bool:
         """A host's routing table from the rules naming it, oldest Ingress first: the first
-        rule for a path and path type wins, later ones are conflicts. True when it changed."""
+        rule for a path and path type wins, later ones are conflicts; an app-root answers /
+        before any rule; canaries attach to the rule with their path and path type. True when
+        it changed."""
         need = self.need
         before = self.tables.pop(host, {})
         if need is not None:
@@ -574,38 +624,86 @@ class Builder:
                         todo.backends.add(bname)
         table: dict[tuple[Any, ...], Route] = {}
         problems: list[Problem] = []
+        refs: dict[str, BackendRef] = {}
+        claimed: dict[tuple[str, PathType], ObjectRef] = {}
+        mains: dict[tuple[str, PathType], tuple[list[Route], str]] = {}
+        canaries: list[tuple[ParsedIngress, IngressPolicy]] = []
+        app_root: IngressPolicy | None = None
         for ing in ingresses:
+            state = self.ings[(ing.ref.namespace, ing.ref.name)]
+            policy, passed = state.policy, state.gate
+            if policy is not None and policy.canary is not None:
+                canaries.append((ing, policy))
+                continue
+            if policy is not None and policy.app_root is not None:
+                if app_root is None:
+                    app_root = policy
+                    for row in app_root_rows(policy, None if passed is None or passed.ok else 500):
+                        table[row.match_key] = row
+                    claimed[("/", PathType.EXACT)] = ing.ref
+                elif policy.app_root != app_root.app_root:
+                    problems.append(_app_root_conflict(ing.ref, host, app_root.ref))
             for rule in ing.rules:
                 if rule.host != host:
                     continue
-                rkey = (rule.path, rule.path_type, None, (), (), _BOTH)
-                if rkey in table:
-                    problems.append(_path_conflict(ing.ref, rule, table[rkey].source))
+                ckey = (rule.path, rule.path_type)
+                winner = claimed.get(ckey)
+                if winner is not None:
+                    problems.append(_path_conflict(ing.ref, rule, winner))
                     continue
+                claimed[ckey] = ing.ref
                 b = rule.backend
                 bname = backend_name(b.namespace, b.service, b.port)
-                if need is None:  # a first build: counted when the first update needs it
-                    if bname not in self.refs:
-                        self._use(bname, b)
-                        todo.backends.add(bname)
+                refs[bname] = b
+                if policy is None or (policy.plain and (passed is None or passed.ok)):
+                    rows = [
+                        Route(
+                            path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
+                        )
+                    ]
+                elif passed is not None and not passed.ok:
+                    rows = error_rows(rule, ing.ref)
                 else:
-                    uses = need.get(bname, 0)
-                    if not uses:
-                        self._use(bname, b)
-                        todo.backends.add(bname)
-                    need[bname] = uses + 1
-                table[rkey] = Route(
-                    path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
-                )
+                    rows = policy.rows(rule, bname)
+                mains[ckey] = (rows, bname)
+        attached: dict[tuple[str, PathType], list[CanaryUse]] = {}
+        canary_refs: dict[str, tuple[ObjectRef, str]] = {}
+        for ing, policy in canaries:
+            assert policy.canary is not None
+            for rule in ing.rules:
+                if rule.host != host:
+                    continue
+                ckey = (rule.path, rule.path_type)
+                found = mains.get(ckey)
+                b = rule.backend
+                bname = backend_name(b.namespace, b.service, b.port)
+                if found is None or found[1] == bname:
+                    problems.append(_canary_unattached(ing.ref, rule, found is not None))
+                    continue
+                refs[bname] = b
+                canary_refs.setdefault(bname, (ing.ref, rule.field))
+                use = CanaryUse(ref=ing.ref, order=ing.order, canary=policy.canary, backend=bname)
+                attached.setdefault(ckey, []).append(use)
+        for ckey, (rows, _main) in mains.items():
+            canary_uses = attached.get(ckey)
+            if canary_uses:
+                rows, dropped = with_canaries(rows, canary_uses)
+                problems += [_canary_weight_dropped(u.ref, ckey, why) for u, why in dropped]
+            for row in rows:
+                table.setdefault(row.match_key, row)
         for row in sorted(self.gateway.rows_of(host), key=Route.sort_key):
             # After every Ingress row: on a tie an Ingress rule wins; among HTTPRoute rows the
             # first in precedence (the oldest route, then namespace/name, then rule order).
             mkey = row.match_key
             if mkey in table:
                 continue
+            table[mkey] = row
+        for row in table.values():
             for bname in (*row.backends, *row.mirrors):
-                ref = self.gateway.ref(bname)
-                if need is None:
+                ref = refs.get(bname)
+                if ref is None:
+                    ref = self.gateway.ref(bname)
+                if need is None:  # a first build: counted when the first update needs it
                     if bname not in self.refs:
                         self._use(bname, ref)
                         todo.backends.add(bname)
@@ -615,7 +713,7 @@ class Builder:
                         self._use(bname, ref)
                         todo.backends.add(bname)
                     need[bname] = uses + 1
-            table[mkey] = row
+        _put(self.canary_refs, host, canary_refs)
         if problems:
             self.host_problems[host] = problems
         elif self.host_problems:
@@ -708,6 +806,50 @@ class Builder:
             todo.written.add("vhosts")
             if cached is None:
                 todo.rekeyed.add("vhosts")
+
+    def _aliases(self, todo: _Changes) -> None:
+        """ingress-nginx's server-alias: each host of an Ingress setting it is also served
+        under the aliases, as that host exactly (its rows and TLS, whichever Ingress or
+        HTTPRoute gave them). As in ingress-nginx, a host takes the aliases of the oldest
+        Ingress naming it that sets some; an alias that is a host of its own, or that an
+        older host took, is ignored (a warning)."""
+        taken: dict[str, str] = {}
+        given: set[str] = set()  # hosts that took an (older) Ingress's aliases
+        problems: list[Problem] = []
+        for ing in self._oldest_first(self.alias_ings):
+            state = self.ings[(ing.ref.namespace, ing.ref.name)]
+            assert state.policy is not None
+            for host in dict.fromkeys(r.host for r in ing.rules):
+                if host is None or host not in self.vhosts or host in given:
+                    continue
+                given.add(host)
+                for alias in state.policy.aliases:
+                    why = None
+                    if alias == host:
+                        continue
+                    if alias in self.tables or alias in self.bindings:
+                        why = "it is a host of its own"
+                    elif alias in taken:
+                        why = f"it is already an alias of {taken[alias]}"
+                    if why is not None:
+                        problems.append(_alias_ignored(ing.ref, alias, why))
+                        continue
+                    taken[alias] = host
+        for alias in self.alias_hosts - taken.keys():
+            real = alias in self.tables or alias in self.bindings
+            if not real and self.vhosts.pop(alias, None) is not None:
+                todo.written.add("vhosts")
+                todo.rekeyed.add("vhosts")
+        for alias, host in taken.items():
+            target = self.vhosts[host]
+            cached = self.vhosts.get(alias)
+            if cached is None or cached.routes is not target.routes or cached.tls != target.tls:
+                self.vhosts[alias] = VirtualHost(host=alias, routes=target.routes, tls=target.tls)
+                todo.written.add("vhosts")
+                if cached is None:
+                    todo.rekeyed.add("vhosts")
+        self.alias_hosts = set(taken)
+        self.alias_problems = problems
 
     # -- per object: certificates, EndpointSlices, backends -------------------------------------
 
@@ -809,6 +951,7 @@ class Builder:
             problems += found
         for found in self.tls_problems.values():
             problems += found
+        problems += self.alias_problems
         for host, (sref, ing_ref, tfield) in self.bindings.items():
             if sref is not None:
                 why = self.certs[sref].why
@@ -825,15 +968,22 @@ class Builder:
         broken = self.broken
         if broken:
             for name, table in self.tables.items():
+                canary_refs = self.canary_refs.get(name, {})
+                seen: set[tuple[ObjectRef, str]] = set()
                 for route in table.values():
-                    if route.backend is None or route.source.kind != "Ingress":
+                    if route.source.kind != "Ingress":
                         continue  # (an HTTPRoute's references are in its status)
-                    why = broken.get(route.backend)
-                    if why is not None:
-                        rule = self._winning_rule(name, route)
-                        problems.append(
-                            _backend_problem(route.source, rule.field + ".backend", why)
-                        )
+                    for bname in route.backends:
+                        why = broken.get(bname)
+                        if why is None:
+                            continue
+                        if bname in canary_refs:
+                            ref, rfield = canary_refs[bname]
+                        else:
+                            ref, rfield = route.source, self._winning_rule(name, route).field
+                        if (ref, rfield) not in seen:
+                            seen.add((ref, rfield))
+                            problems.append(_backend_problem(ref, rfield + ".backend", why))
         settings = _settings(snapshot, self.opts, problems)
         default_name = None
         if default_ref is not None:
@@ -1019,6 +1169,56 @@ def _path_conflict(ref: ObjectRef, rule: PathRule, winner: ObjectRef) -> Problem
             f"{what} path {rule.path} ({rule.path_type.value}) is already "
             f"served by {winner} (older); this path is ignored"
         ),
+        severity=Severity.WARNING,
+        reason="Conflict",
+    )
+
+
+def _app_root_conflict(ref: ObjectRef, host: Host, winner: ObjectRef) -> Problem:
+    what = "host-less rules" if host is None else f"host {host}"
+    return Problem(
+        ref=ref,
+        field="metadata.annotations",
+        message=f"app-root for {what} is already set by {winner} (older); this one is ignored",
+        severity=Severity.WARNING,
+        reason="Conflict",
+    )
+
+
+def _canary_unattached(ref: ObjectRef, rule: PathRule, same_backend: bool) -> Problem:
+    what = "host-less rule" if rule.host is None else f"host {rule.host}"
+    why = (
+        "its Service is the main Ingress's own"
+        if same_backend
+        else "no Ingress that is not a canary has this host, path and path type"
+    )
+    return Problem(
+        ref=ref,
+        field=rule.field,
+        message=(
+            f"canary {what} path {rule.path} ({rule.path_type.value}): {why}; this path is "
+            "not served (as in ingress-nginx)"
+        ),
+        severity=Severity.WARNING,
+        reason="CanaryNotAttached",
+    )
+
+
+def _canary_weight_dropped(ref: ObjectRef, ckey: tuple[str, PathType], why: str) -> Problem:
+    return Problem(
+        ref=ref,
+        field="metadata.annotations",
+        message=f"canary-weight for path {ckey[0]} ({ckey[1].value}) ignored: {why}",
+        severity=Severity.WARNING,
+        reason="Conflict",
+    )
+
+
+def _alias_ignored(ref: ObjectRef, alias: str, why: str) -> Problem:
+    return Problem(
+        ref=ref,
+        field="metadata.annotations",
+        message=f"server-alias {alias} ignored: {why} (as in ingress-nginx)",
         severity=Severity.WARNING,
         reason="Conflict",
     )

@@ -122,6 +122,8 @@ def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> B
         features=None if info is None else served_features(info.gateway_features),
         backend=str(getattr(args, "backend", None) or ""),
         now=now,
+        http_port=getattr(args, "http_port", 80),
+        https_port=getattr(args, "https_port", 443),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from polyingress.core.pipeline.model import ObjectRef, PathType
 from polyingress.core.pipeline.problems import Problem
+from polyingress.core.pipeline.regexpath import RegexPath, parse_regex_path
 from polyingress.core.pipeline.validate import (
     check_dns1035_label,
     check_dns1123_label,
@@ -37,6 +38,9 @@ class PathRule:
     path_type: PathType
     backend: BackendRef
     field: str  # spec.rules[i].http.paths[j]
+    # With use-regex, an ImplementationSpecific path is a regular expression: the form it has
+    # (``path`` is then the Prefix it is served as).
+    regex: RegexPath | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +112,13 @@ def normalize_prefix(path: str) -> str:
     return stripped or "/"
 
 
-def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Problem]]:
-    """Validate an Ingress completely; any error rejects the whole object (and only it)."""
+def parse_ingress(
+    obj: Mapping[str, Any], *, regex: bool = False
+) -> tuple[ParsedIngress | None, list[Problem]]:
+    """Validate an Ingress completely; any error rejects the whole object (and only it).
+
+    ``regex``: the Ingress sets ingress-nginx's ``use-regex``; its ImplementationSpecific paths
+    are then regular expressions, accepted in the forms :mod:`regexpath` translates."""
     meta = obj.get("metadata") or {}
     ns = str(meta.get("namespace") or "default")
     name = str(meta.get("name") or "")
@@ -196,6 +205,14 @@ def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Pr
             if path is None:
                 errors.append((pfield + ".path", f"path is missing (required for {ptype_raw})"))
                 continue
+            regex_path: RegexPath | None = None
+            if regex and ptype_raw == "ImplementationSpecific" and isinstance(path, str):
+                try:
+                    regex_path = parse_regex_path(path)
+                except ValueError as exc:
+                    errors.append((pfield + ".path", str(exc)))
+                    continue
+                path = regex_path.prefix
             reason = check_path(path)
             if reason or not isinstance(path, str):
                 errors.append((pfield + ".path", reason or "path must be a string"))
@@ -205,7 +222,7 @@ def parse_ingress(obj: Mapping[str, Any]) -> tuple[ParsedIngress | None, list[Pr
                 continue
             if ptype is PathType.PREFIX:
                 path = normalize_prefix(path)
-            rules.append(PathRule(host, path, ptype, backend, pfield))
+            rules.append(PathRule(host, path, ptype, backend, pfield, regex_path))
 
     tls: list[tuple[tuple[str, ...], str | None, str]] = []
     raw_tls = spec.get("tls") or []

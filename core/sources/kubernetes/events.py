@@ -377,7 +377,12 @@ class IngressEvents:
                 continue
             if p.ref.kind != "Ingress":
                 continue
-            if (p.ref in rejected and p.severity is Severity.ERROR) or p.reason == "Conflict":
+            if (
+                (p.ref in rejected and p.severity is Severity.ERROR)
+                or p.reason == "Conflict"
+                # an annotation its backend cannot serve: the Ingress's paths answer 500
+                or (p.severity is Severity.ERROR and p.reason == "UnsupportedValue")
+            ):
                 per_ref.setdefault(p.ref, []).append(p)
         snapshot = self.store.snapshot() if per_ref else None
         for ref in sorted(per_ref):

@@ -1,0 +1,910 @@
+"""ingress-nginx annotations -> the route model's rows, and what each backend can serve of them.
+
+The parsed annotations of one Ingress (:mod:`polyingress.core.pipeline.annotations`) become an
+:class:`IngressPolicy`: how its rows differ from plain Ingress rows, in the Gateway-API-shaped
+vocabulary every backend renders (redirects, rewrites, header filters, weighted splits, header
+matches, timeouts), and a :class:`Verdict` per annotation set: **honoured** (the documented
+behaviour of ingress-nginx, exactly), **partial** (honoured, with a stated difference) or
+**unsupported** (not served; the Ingress is then rejected when serving it without the
+annotation would open access or route elsewhere, else served without it with a warning).
+
+A verdict names the Gateway API features (``BackendInfo.gateway_features``) a backend must
+serve for it; :func:`gate` holds them against a backend's, so that a backend lacking one never
+serves an Ingress differently in silence: its rows answer 500 and the Ingress gets an
+``UnsupportedValue`` problem (as an HTTPRoute rule needing an undeclared feature does), or, for a
+backend serving no Gateway API rows at all, the Ingress is rejected.
+
+Behaviour is ingress-nginx's (docs/user-guide/nginx-configuration/annotations.md, its
+annotation parsers and test/e2e/annotations), read from kubernetes/ingress-nginx; each verdict's
+note says where polyingress differs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+from polyingress.core.pipeline.annotations import (
+    DEFAULT_PREFIX,
+    MAX_WEIGHT_TOTAL,
+    NGINX_PREFIX,
+    REGISTRY,
+    Annotations,
+    RedirectURL,
+    parse_bool,
+)
+from polyingress.core.pipeline.model import (
+    HeaderFilter,
+    HeaderMatch,
+    ObjectRef,
+    PathModifier,
+    PathModifierType,
+    PathType,
+    Redirect,
+    Rewrite,
+    Route,
+    WeightedBackend,
+)
+from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.regexpath import RegexForm
+from polyingress.core.pipeline.translate.ingress import PathRule
+
+__all__ = [
+    "ANNOTATION_SUPPORT",
+    "CANARY_KEYS",
+    "Canary",
+    "Gate",
+    "IngressPolicy",
+    "Support",
+    "Verdict",
+    "app_root_rows",
+    "error_rows",
+    "gate",
+    "translate_annotations",
+    "uses_regex",
+    "with_canaries",
+]
+
+_CORE = "HTTPRoute"
+_PATH_REWRITE = "HTTPRoutePathRewrite"
+_HOST_REWRITE = "HTTPRouteHostRewrite"
+_PATH_REDIRECT = "HTTPRoutePathRedirect"
+_SCHEME_REDIRECT = "HTTPRouteSchemeRedirect"
+_PORT_REDIRECT = "HTTPRoutePortRedirect"
+_TIMEOUT = "HTTPRouteBackendTimeout"
+_WELL_KNOWN = {"http": 80, "https": 443}
+_CODE_FEATURES = {
+    303: "HTTPRoute303RedirectStatusCode",
+    307: "HTTPRoute307RedirectStatusCode",
+    308: "HTTPRoute308RedirectStatusCode",
+}
+
+
+class Support(StrEnum):
+    HONOURED = "honoured"
+    PARTIAL = "partial"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What polyingress does with one annotation of one Ingress.
+
+    ``note``: the difference from ingress-nginx for ``partial``, why for ``unsupported``, a
+    remark (no effect, precedence) for ``honoured``; ``features``: the Gateway API features
+    the backend must serve; ``severity`` (unsupported only): ERROR rejects the Ingress,
+    WARNING serves it without the annotation."""
+
+    name: str
+    key: str
+    support: Support
+    note: str = ""
+    features: frozenset[str] = frozenset()
+    severity: Severity = Severity.WARNING
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """A canary Ingress's rules: ``weight`` of ``total`` requests, and the header that sends a
+    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values)."""
+
+    weight: int = 0
+    total: int = 100
+    header: str | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngressPolicy:
+    """How one Ingress's rows differ from plain Ingress rows (backend-independent)."""
+
+    ref: ObjectRef
+    verdicts: tuple[Verdict, ...] = ()
+    canary: Canary | None = None
+    rewrite_target: str | None = None
+    host_rewrite: str | None = None
+    forwarded_prefix: str | None = None
+    timeout: float | None = None
+    redirect: Redirect | None = None  # permanent-/temporal-redirect: every path answers it
+    force_ssl: bool = False
+    app_root: str | None = None
+    aliases: tuple[str, ...] = ()
+    http_port: int = 80
+    https_port: int = 443
+
+    @property
+    def rejected(self) -> tuple[Verdict, ...]:
+        """The unsupported annotations that reject the Ingress."""
+        return tuple(
+            v
+            for v in self.verdicts
+            if v.support is Support.UNSUPPORTED and v.severity is Severity.ERROR
+        )
+
+    @property
+    def features(self) -> frozenset[str]:
+        """Every Gateway API feature the Ingress's served annotations need."""
+        out: set[str] = set()
+        for v in self.verdicts:
+            if v.support is not Support.UNSUPPORTED:
+                out |= v.features
+        return frozenset(out)
+
+    @property
+    def plain(self) -> bool:
+        """Its rows are plain Ingress rows (a path and a backend)."""
+        return (
+            self.rewrite_target is None
+            and self.host_rewrite is None
+            and self.timeout is None
+            and self.redirect is None
+            and not self.force_ssl
+        )
+
+    def problems(self) -> list[Problem]:
+        """The problems of unsupported annotations (what the Ingress loses, or why it is
+        rejected)."""
+        out = []
+        for v in self.verdicts:
+            if v.support is not Support.UNSUPPORTED:
+                continue
+            what = "the Ingress is rejected" if v.severity is Severity.ERROR else "ignored"
+            out.append(
+                Problem(
+                    ref=self.ref,
+                    field=f"metadata.annotations[{v.key!r}]",
+                    message=f"not supported: {v.note}; {what}",
+                    severity=v.severity,
+                    reason="UnsupportedAnnotation",
+                )
+            )
+        return out
+
+    def _path_rewrite(self, rule: PathRule) -> PathModifier | None:
+        target = self.rewrite_target
+        if target is None:
+            return None
+        regex = rule.regex
+        if "$" not in target:
+            # ingress-nginx: ``rewrite "(?i)<path>" <target> break``: the whole path is
+            # replaced (the query kept); no rewrite when the target is the path itself.
+            if target == rule.path or (regex is not None and target == regex.pattern):
+                return None
+            return PathModifier(type=PathModifierType.FULL, value=target)
+        assert regex is not None  # checked by the translation
+        return PathModifier(type=PathModifierType.PREFIX, value=_capture_base(target, regex.form))
+
+    def rows(self, rule: PathRule, backend: str) -> list[Route]:
+        """The rows of one of the Ingress's rules (not a canary's: see :func:`with_canaries`)."""
+        base = Route(path=rule.path, path_type=rule.path_type, backend=backend, source=self.ref)
+        if self.plain:
+            return [base]
+        if self.redirect is not None:
+            return [replace(base, backend=None, redirect=self.redirect)]
+        modifier = self._path_rewrite(rule)
+        rewrite = None
+        if modifier is not None or self.host_rewrite is not None:
+            rewrite = Rewrite(hostname=self.host_rewrite, path=modifier)
+        headers = None
+        if self.forwarded_prefix is not None and modifier is not None:
+            # ingress-nginx sets X-Forwarded-Prefix only where it rewrites the path.
+            headers = HeaderFilter(set=(("x-forwarded-prefix", self.forwarded_prefix),))
+        row = replace(base, rewrite=rewrite, request_headers=headers, timeout=self.timeout)
+        if not self.force_ssl:
+            return [row]
+        redirect = Redirect(status=308, scheme="https", port=self.https_port)
+        return [
+            replace(base, backend=None, schemes=("http",), redirect=redirect),
+            replace(row, schemes=("https",)),
+        ]
+
+
+def _capture_base(target: str, form: RegexForm) -> str:
+    """The replacement prefix of a rewrite-target using captures (checked by
+    :func:`_capture_target`): ``R/$2``, ``R$1$2`` (P(/|$)(.*)) or ``R/$1`` (P/(.*))."""
+    for suffix in ("/$2", "$1$2", "/$1"):
+        if target.endswith(suffix):
+            return target[: -len(suffix)] or "/"
+    raise AssertionError(target)
+
+
+def _capture_target(target: str, forms: set[RegexForm]) -> str | None:
+    """Why a rewrite-target with capture references cannot be translated for paths of
+    ``forms`` (None: it can: the prefix the path matched is replaced)."""
+    for suffix, ok in (
+        ("/$2", {RegexForm.SLASH_OR_END}),
+        ("$1$2", {RegexForm.SLASH_OR_END}),
+        ("/$1", {RegexForm.SUBPATH}),
+    ):
+        if target.endswith(suffix) and "$" not in target[: -len(suffix)] and forms <= ok:
+            return None
+    return (
+        f"rewrite-target {target!r} with these paths: only R/$2 or R$1$2 with paths "
+        "P(/|$)(.*), and R/$1 with paths P/(.*), are translated"
+    )
+
+
+# --- the translation ---------------------------------------------------------------------------
+
+CANARY_KEYS = (
+    "canary-weight",
+    "canary-weight-total",
+    "canary-by-header",
+    "canary-by-header-value",
+    "canary-by-header-pattern",
+    "canary-by-cookie",
+)
+# Annotations a canary Ingress keeps (ingress-nginx: a canary inherits every other one from its
+# main Ingress; load-balance, upstream-hash-by and affinity excepted).
+_CANARY_OWN = frozenset({"canary", *CANARY_KEYS, "affinity", "affinity-mode"})
+_CORS_KEYS = (
+    "cors-allow-origin",
+    "cors-allow-methods",
+    "cors-allow-headers",
+    "cors-expose-headers",
+    "cors-allow-credentials",
+    "cors-max-age",
+)
+_SESSION_KEYS = (
+    "affinity-mode",
+    "session-cookie-name",
+    "session-cookie-path",
+    "session-cookie-domain",
+    "session-cookie-samesite",
+    "session-cookie-expires",
+    "session-cookie-max-age",
+    "session-cookie-secure",
+    "session-cookie-change-on-failure",
+    "session-cookie-conditional-samesite-none",
+)
+_AUTH_KEYS = ("auth-secret", "auth-secret-type", "auth-realm")
+_LIMIT_KEYS = ("limit-rps", "limit-rpm", "limit-connections", "limit-burst-multiplier")
+_ACCESS_KEYS = ("whitelist-source-range", "allowlist-source-range", "denylist-source-range")
+
+# What polyingress does with each annotation whatever its value (the README's matrix): the
+# support, the Gateway API features a backend needs, and the note. Some verdicts depend on the
+# value (a 308 redirect code needs HTTPRoute308RedirectStatusCode; an invalid combination is
+# refused): :func:`translate_annotations` decides those per Ingress.
+ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
+    "ssl-redirect": (
+        Support.PARTIAL,
+        frozenset(),
+        "per host (the Ingress whose TLS entry serves it decides); 301 for GET, 308 for the "
+        "other methods (ingress-nginx: 308 for all)",
+    ),
+    "force-ssl-redirect": (
+        Support.PARTIAL,
+        frozenset({_CORE, _SCHEME_REDIRECT, "HTTPRoute308RedirectStatusCode"}),
+        "308 to https on the HTTPS port; the path keeps a trailing '/' (ingress-nginx drops "
+        "it); a TLS host with ssl-redirect answers its own redirect (301/308) first",
+    ),
+    "rewrite-target": (
+        Support.PARTIAL,
+        frozenset({_CORE, _PATH_REWRITE}),
+        "the backend gets the target as the whole path (with captures: the matched prefix "
+        "replaced), the query kept; paths keep Ingress matching (element-wise, "
+        "case-sensitive) where ingress-nginx matches every path of the host as a "
+        "case-insensitive regular expression prefix",
+    ),
+    "use-regex": (
+        Support.PARTIAL,
+        frozenset(),
+        "only the path forms P, P(/|$)(.*) and P/(.*) (P literal), matched case-sensitively "
+        "and element-wise; other regular expressions reject the Ingress",
+    ),
+    "app-root": (
+        Support.PARTIAL,
+        frozenset({_CORE, _PATH_REDIRECT}),
+        "302 for /; the query string is kept in the Location (ingress-nginx drops it)",
+    ),
+    "permanent-redirect": (
+        Support.PARTIAL,
+        frozenset({_CORE, _SCHEME_REDIRECT, _PATH_REDIRECT}),
+        "the request's query string is appended to the Location (ingress-nginx sends the URL "
+        "as written); a URL without a path redirects to '/'",
+    ),
+    "permanent-redirect-code": (Support.HONOURED, frozenset(), ""),
+    "temporal-redirect": (
+        Support.PARTIAL,
+        frozenset({_CORE, _SCHEME_REDIRECT, _PATH_REDIRECT}),
+        "the request's query string is appended to the Location (ingress-nginx sends the URL "
+        "as written); a URL without a path redirects to '/'",
+    ),
+    "temporal-redirect-code": (Support.HONOURED, frozenset(), ""),
+    "canary": (Support.HONOURED, frozenset(), "any number of canaries per path"),
+    "canary-weight": (Support.HONOURED, frozenset({_CORE}), ""),
+    "canary-weight-total": (Support.HONOURED, frozenset(), ""),
+    "canary-by-header": (Support.HONOURED, frozenset({_CORE}), ""),
+    "canary-by-header-value": (Support.HONOURED, frozenset({_CORE}), ""),
+    "canary-by-header-pattern": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "regular expression header matches are not in the route model",
+    ),
+    "canary-by-cookie": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "cookie matches are not in the route model",
+    ),
+    "upstream-vhost": (Support.HONOURED, frozenset({_CORE, _HOST_REWRITE}), ""),
+    "x-forwarded-prefix": (
+        Support.HONOURED,
+        frozenset({_CORE}),
+        "set where rewrite-target rewrites the path, as ingress-nginx does",
+    ),
+    "server-alias": (
+        Support.HONOURED,
+        frozenset(),
+        "an alias that is a host of its own, or another Ingress's alias, is ignored",
+    ),
+    "proxy-read-timeout": (
+        Support.PARTIAL,
+        frozenset({_CORE, _TIMEOUT}),
+        "the backend must answer within it (504); ingress-nginx bounds each read, so a "
+        "response streaming longer than it may be cut on some backends",
+    ),
+    "proxy-connect-timeout": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "no connect timeout in the route model; the backend's default applies",
+    ),
+    "proxy-send-timeout": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "no send timeout in the route model; the backend's default applies",
+    ),
+    "proxy-body-size": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "no body size limit in the route model; the backend's default applies",
+    ),
+    "backend-protocol": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "only HTTP backends (the default) are served",
+    ),
+    "custom-headers": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "response headers from a ConfigMap are not read yet",
+    ),
+    "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
+    "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
+    "auth-type": (
+        Support.UNSUPPORTED,
+        frozenset(),
+        "authentication is not in the route model",
+    ),
+    **{
+        k: (Support.UNSUPPORTED, frozenset(), "client address lists are not in the route model")
+        for k in _ACCESS_KEYS
+    },
+    **{
+        k: (Support.UNSUPPORTED, frozenset(), "rate limits are not in the route model")
+        for k in _LIMIT_KEYS
+    },
+    **{k: (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model") for k in _CORS_KEYS},
+    **{
+        k: (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model")
+        for k in _SESSION_KEYS
+    },
+    **{
+        k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
+        for k in _AUTH_KEYS
+    },
+}
+# Unsupported annotations whose absence would open access or send requests elsewhere: the
+# Ingress is rejected (fail closed) instead of served without them.
+_REJECT_WHEN_UNSUPPORTED = frozenset(
+    {*_ACCESS_KEYS, "auth-type", *_AUTH_KEYS, "backend-protocol", "use-regex", "rewrite-target"}
+)
+
+
+def _missing_registry() -> None:
+    missing = set(REGISTRY) ^ set(ANNOTATION_SUPPORT)
+    if missing:
+        raise AssertionError(f"annotations without a stated support: {sorted(missing)}")
+
+
+_missing_registry()
+
+
+def translate_annotations(
+    ref: ObjectRef,
+    ann: Annotations,
+    rules: Sequence[PathRule],
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    http_port: int = 80,
+    https_port: int = 443,
+) -> IngressPolicy:
+    """The policy of one Ingress from its parsed annotations (pure)."""
+    verdicts: list[Verdict] = []
+    values = ann.values
+
+    def verdict(
+        name: str,
+        support: Support | None = None,
+        note: str | None = None,
+        features: Iterable[str] | None = None,
+    ) -> None:
+        base_support, base_features, base_note = ANNOTATION_SUPPORT[name]
+        chosen = support or base_support
+        severity = Severity.WARNING
+        if chosen is Support.UNSUPPORTED and name in _REJECT_WHEN_UNSUPPORTED:
+            severity = Severity.ERROR
+        verdicts.append(
+            Verdict(
+                name=name,
+                key=ann.key(name, prefix),
+                support=chosen,
+                note=base_note if note is None else note,
+                features=frozenset(base_features if features is None else features),
+                severity=severity,
+            )
+        )
+
+    is_canary = bool(values.get("canary"))
+    policy: dict[str, object] = {}
+
+    # -- canary ---------------------------------------------------------------------------
+    if "canary" in values:
+        verdict("canary", note="" if not is_canary else None)
+    canary_set = [k for k in CANARY_KEYS if k in values]
+    if canary_set and not is_canary:
+        for k in canary_set:
+            verdict(
+                k,
+                Support.UNSUPPORTED,
+                'configured but the Ingress is not a canary (canary: "true"), as '
+                "ingress-nginx refuses it",
+                (),
+            )
+            verdicts[-1] = replace(verdicts[-1], severity=Severity.ERROR)
+    elif is_canary:
+        weight = values.get("canary-weight", 0)
+        total = values.get("canary-weight-total", 100)
+        header = values.get("canary-by-header")
+        hvalue = values.get("canary-by-header-value")
+        bad_weight = weight > total
+        for k in canary_set:
+            if k == "canary-weight" and bad_weight:
+                verdict(
+                    k,
+                    Support.UNSUPPORTED,
+                    f"canary-weight {weight} is more than canary-weight-total {total}",
+                    (),
+                )
+                verdicts[-1] = replace(verdicts[-1], severity=Severity.ERROR)
+            elif k == "canary-weight" and weight == 0:
+                verdict(k, note="weight 0: the canary gets no request by weight", features=())
+            elif k == "canary-by-header-value" and header is None:
+                verdict(
+                    k, note="no effect without canary-by-header (as in ingress-nginx)", features=()
+                )
+            elif k == "canary-by-header-pattern" and hvalue is not None:
+                verdict(
+                    k,
+                    Support.HONOURED,
+                    "no effect: canary-by-header-value is set (as in ingress-nginx)",
+                )
+            else:
+                verdict(k)
+        policy["canary"] = Canary(
+            weight=0 if bad_weight else weight,
+            total=total,
+            header=header,
+            value=hvalue if header is not None else None,
+        )
+
+    def inherited(name: str) -> bool:
+        if is_canary and name not in _CANARY_OWN and name in values:
+            verdict(
+                name,
+                Support.HONOURED,
+                "ignored on a canary Ingress: the main Ingress's applies (as in ingress-nginx)",
+                (),
+            )
+            return True
+        return False
+
+    # -- redirects --------------------------------------------------------------------------
+    for name in ("temporal-redirect", "permanent-redirect"):
+        if name not in values or inherited(name):
+            continue
+        url: RedirectURL = values[name]
+        if name == "permanent-redirect" and "temporal-redirect" in values:
+            verdict(
+                name,
+                Support.HONOURED,
+                "no effect: temporal-redirect takes precedence (as in ingress-nginx)",
+                (),
+            )
+            continue
+        default = 302 if name == "temporal-redirect" else 301
+        code = values.get(f"{name}-code", default)
+        if name == "temporal-redirect" and code > 307:
+            code = 302  # ingress-nginx: a temporal code outside 300-307 is 302
+        if url.query:
+            verdict(
+                name,
+                Support.UNSUPPORTED,
+                f"a query string in the URL ({url}) is not in the route model",
+                (),
+            )
+            verdicts[-1] = replace(verdicts[-1], severity=Severity.ERROR)
+            continue
+        if code not in (301, 302, 303, 307, 308):
+            verdict(
+                name,
+                Support.UNSUPPORTED,
+                f"status {code} is not a redirect the route model has (301, 302, 303, 307, 308)",
+                (),
+            )
+            verdicts[-1] = replace(verdicts[-1], severity=Severity.ERROR)
+            continue
+        features = set(ANNOTATION_SUPPORT[name][1])
+        if code in _CODE_FEATURES:
+            features.add(_CODE_FEATURES[code])
+        port = url.port if url.port is not None else _WELL_KNOWN[url.scheme]
+        if port != _WELL_KNOWN[url.scheme]:
+            features.add(_PORT_REDIRECT)
+        verdict(name, features=features)
+        policy["redirect"] = Redirect(
+            status=code,
+            scheme=url.scheme,
+            hostname=url.host,
+            port=port,
+            path=PathModifier(type=PathModifierType.FULL, value=url.path or "/"),
+        )
+    for name in ("permanent-redirect-code", "temporal-redirect-code"):
+        if name in values and not inherited(name):
+            of = name.removesuffix("-code")
+            if of not in values:
+                verdict(name, note=f"no effect without {of} (as in ingress-nginx)")
+            elif name == "temporal-redirect-code" and values[name] > 307:
+                verdict(
+                    name,
+                    note="ingress-nginx answers 302 for a temporal code above 307; "
+                    "so does polyingress",
+                )
+            else:
+                verdict(name)
+
+    # -- rewrites ---------------------------------------------------------------------------
+    regex = bool(values.get("use-regex"))
+    if "use-regex" in values and not inherited("use-regex"):
+        if regex:
+            verdict("use-regex")
+        else:
+            verdict("use-regex", Support.HONOURED, "")
+    target = values.get("rewrite-target")
+    if target and not inherited("rewrite-target"):
+        forms = {r.regex.form for r in rules if r.regex is not None}
+        why = None
+        if "$" in target:
+            if not regex:
+                why = f"rewrite-target {target!r} refers to capture groups without use-regex"
+            elif any(r.regex is None for r in rules):
+                why = (
+                    f"rewrite-target {target!r} refers to capture groups of paths that are "
+                    "not regular expressions (pathType ImplementationSpecific)"
+                )
+            else:
+                why = _capture_target(target, forms)
+        if why is not None:
+            verdict("rewrite-target", Support.UNSUPPORTED, why, ())
+        else:
+            verdict("rewrite-target")
+            policy["rewrite_target"] = target
+    if "x-forwarded-prefix" in values and not inherited("x-forwarded-prefix"):
+        if "rewrite_target" in policy:
+            verdict("x-forwarded-prefix")
+            policy["forwarded_prefix"] = values["x-forwarded-prefix"]
+        else:
+            verdict(
+                "x-forwarded-prefix",
+                note="no effect without rewrite-target (as in ingress-nginx)",
+                features=(),
+            )
+    if "upstream-vhost" in values and not inherited("upstream-vhost"):
+        verdict("upstream-vhost")
+        policy["host_rewrite"] = values["upstream-vhost"]
+    if "app-root" in values and not inherited("app-root"):
+        verdict("app-root")
+        policy["app_root"] = values["app-root"]
+
+    # -- HTTPS ------------------------------------------------------------------------------
+    if "ssl-redirect" in values and not inherited("ssl-redirect"):
+        if values["ssl-redirect"]:
+            verdict("ssl-redirect")
+        else:
+            verdict("ssl-redirect", Support.HONOURED, "")
+    if "force-ssl-redirect" in values and not inherited("force-ssl-redirect"):
+        if values["force-ssl-redirect"]:
+            features = set(ANNOTATION_SUPPORT["force-ssl-redirect"][1])
+            if https_port != 443:
+                features.add(_PORT_REDIRECT)
+            if "redirect" in policy:
+                verdict(
+                    "force-ssl-redirect",
+                    Support.HONOURED,
+                    "no effect: the Ingress answers its redirect annotation first "
+                    "(as in ingress-nginx)",
+                    (),
+                )
+            else:
+                verdict("force-ssl-redirect", features=features)
+                policy["force_ssl"] = True
+        else:
+            verdict("force-ssl-redirect", Support.HONOURED, "")
+
+    # -- hosts, timeouts --------------------------------------------------------------------
+    if "server-alias" in values:
+        if is_canary:
+            inherited("server-alias")
+        else:
+            verdict("server-alias")
+            policy["aliases"] = values["server-alias"]
+    if "proxy-read-timeout" in values and not inherited("proxy-read-timeout"):
+        verdict("proxy-read-timeout")
+        policy["timeout"] = float(values["proxy-read-timeout"])
+
+    # -- not in the route model --------------------------------------------------------------
+    for name in (
+        "proxy-connect-timeout",
+        "proxy-send-timeout",
+        "proxy-body-size",
+        "custom-headers",
+    ):
+        if name in values and not inherited(name):
+            verdict(name)
+    if "backend-protocol" in values and not inherited("backend-protocol"):
+        if values["backend-protocol"] == "HTTP":
+            verdict("backend-protocol", Support.HONOURED, "")
+        else:
+            verdict(
+                "backend-protocol",
+                note=f"{values['backend-protocol']}: only HTTP backends (the default) are served",
+            )
+    for name in _ACCESS_KEYS:
+        if name in values and not inherited(name):
+            verdict(name)
+    for switch, keys in (
+        ("enable-cors", _CORS_KEYS),
+        ("affinity", _SESSION_KEYS),
+        ("auth-type", _AUTH_KEYS),
+    ):
+        on = bool(values.get(switch))
+        if switch in values and not (switch != "affinity" and inherited(switch)):
+            if on:
+                verdict(switch)
+            else:
+                verdict(switch, Support.HONOURED, "")
+        for k in keys:
+            if k in values and not (k not in _CANARY_OWN and inherited(k)):
+                if on:
+                    verdict(k)
+                else:
+                    verdict(
+                        k, Support.HONOURED, f"no effect without {switch} (as in ingress-nginx)", ()
+                    )
+    for name in _LIMIT_KEYS:
+        if name in values and not inherited(name):
+            verdict(name)
+
+    verdicts.sort(key=lambda v: v.name)
+    return IngressPolicy(
+        ref=ref,
+        verdicts=tuple(verdicts),
+        http_port=http_port,
+        https_port=https_port,
+        **policy,  # type: ignore[arg-type]
+    )
+
+
+def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
+    """Whether an Ingress sets use-regex (our prefix first, then ingress-nginx's; a value that
+    is not a boolean is reported by the annotation parser and counts as false here)."""
+    ann = (obj.get("metadata") or {}).get("annotations")
+    if not isinstance(ann, Mapping):
+        return False
+    for ns in (prefix, NGINX_PREFIX):
+        value = ann.get(f"{ns}/use-regex")
+        if isinstance(value, str):
+            try:
+                return parse_bool(value)
+            except ValueError:
+                return False
+    return False
+
+
+# --- what a backend serves -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A policy held against a backend's features: ``missing`` the features each served
+    annotation needs and the backend lacks; ``core`` whether the backend serves Gateway API
+    rows at all (without, an Ingress needing any is rejected instead of answering 500)."""
+
+    missing: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    core: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+def gate(policy: IngressPolicy, features: frozenset[str] | None) -> Gate:
+    if features is None:
+        return Gate()
+    missing = {
+        v.key: frozenset(v.features - features)
+        for v in policy.verdicts
+        if v.support is not Support.UNSUPPORTED and v.features - features
+    }
+    return Gate(missing=missing, core=_CORE in features)
+
+
+def gate_problems(policy: IngressPolicy, g: Gate, backend: str) -> list[Problem]:
+    """What the Ingress loses on this backend: its rows answer 500 (UnsupportedValue), or it is
+    rejected when the backend serves no Gateway API rows (or it is a canary)."""
+    out = []
+    reject = not g.core or policy.canary is not None
+    for key, features in sorted(g.missing.items()):
+        names = ", ".join(sorted(features))
+        what = "the Ingress is rejected" if reject else "its paths answer 500"
+        out.append(
+            Problem(
+                ref=policy.ref,
+                field=f"metadata.annotations[{key!r}]",
+                message=f"needs {names}, not served by the {backend or 'selected'} backend; {what}",
+                severity=Severity.ERROR,
+                reason="UnsupportedAnnotation" if reject else "UnsupportedValue",
+            )
+        )
+    return out
+
+
+def error_rows(rule: PathRule, ref: ObjectRef) -> list[Route]:
+    """The row of a rule whose annotations its backend cannot serve: 500."""
+    return [Route(path=rule.path, path_type=rule.path_type, backend=None, source=ref, status=500)]
+
+
+def app_root_rows(policy: IngressPolicy, status: int | None = None) -> list[Route]:
+    """ingress-nginx's app-root (``if ($uri = /) { return 302 $scheme://$http_host<root>; }``):
+    an Exact / row per scheme, redirecting to the root on the port the request came in on."""
+    assert policy.app_root is not None
+    path = PathModifier(type=PathModifierType.FULL, value=policy.app_root)
+    rows = []
+    for scheme, port in (("http", policy.http_port), ("https", policy.https_port)):
+        rows.append(
+            Route(
+                path="/",
+                path_type=PathType.EXACT,
+                backend=None,
+                source=policy.ref,
+                schemes=(scheme,),
+                status=status,
+                redirect=None if status is not None else Redirect(status=302, path=path, port=port),
+            )
+        )
+    return rows
+
+
+# --- canaries ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryUse:
+    """One canary Ingress's rule attached to a main row: its backend and rules."""
+
+    ref: ObjectRef
+    order: tuple[str, str, str]
+    canary: Canary
+    backend: str
+
+
+def _shares(
+    canaries: Sequence[CanaryUse],
+) -> tuple[dict[int, Fraction], list[tuple[CanaryUse, str]]]:
+    """Each canary's share of the requests by weight (index -> fraction), oldest first; a
+    canary whose weight would take the sum above all requests, or whose share cannot be
+    stated in weights up to 1,000,000 beside the others, is left out (with why)."""
+    shares: dict[int, Fraction] = {}
+    dropped: list[tuple[CanaryUse, str]] = []
+    for i, use in enumerate(canaries):
+        if use.canary.weight <= 0:
+            continue
+        share = Fraction(use.canary.weight, use.canary.total)
+        trial = {**shares, i: share}
+        if sum(trial.values()) > 1:
+            dropped.append(
+                (use, "the canary weights of this path add up to more than all requests")
+            )
+            continue
+        if math.lcm(*(f.denominator for f in trial.values())) > MAX_WEIGHT_TOTAL:
+            dropped.append((use, "the canary weights of this path cannot be combined exactly"))
+            continue
+        shares[i] = share
+    return shares, dropped
+
+
+def _split(
+    main: str, canaries: Sequence[CanaryUse], shares: Mapping[int, Fraction]
+) -> tuple[str | None, tuple[WeightedBackend, ...]]:
+    """(backend, ()) for one destination, (None, split) for several."""
+    live = {i: s for i, s in shares.items() if s > 0}
+    rest = 1 - sum(live.values(), Fraction(0))
+    parts = [(main, rest)] if rest > 0 else []
+    parts += [(canaries[i].backend, s) for i, s in sorted(live.items())]
+    if len(parts) == 1:
+        return parts[0][0], ()
+    denominator = math.lcm(*(s.denominator for _b, s in parts))
+    return None, tuple(WeightedBackend(backend=b, weight=int(s * denominator)) for b, s in parts)
+
+
+def with_canaries(
+    rows: Sequence[Route], canaries: Sequence[CanaryUse]
+) -> tuple[list[Route], list[tuple[CanaryUse, str]]]:
+    """A main rule's rows with its canaries attached (oldest canary first), ingress-nginx's
+    order of precedence: ``canary-by-header`` (``always``, or the value) sends a request to
+    that canary and ``never`` keeps it from that canary; then the weights split what is left.
+    With several canaries, their header rows come in age order (every ``always``/value row
+    before any ``never`` row) and the weights add up. Rows that do not proxy (a redirect, a
+    500) take no canary. Returns the rows and the canaries whose weight was left out."""
+    shares, dropped = _shares(canaries)
+    out: list[Route] = []
+    for row in rows:
+        if row.backend is None or row.redirect is not None or row.status is not None:
+            out.append(row)
+            continue
+        main = row.backend
+        backend, split = _split(main, canaries, shares)
+        out.append(replace(row, backend=backend, split=split))
+        for i, use in enumerate(canaries):
+            c = use.canary
+            if c.header is None:
+                continue
+            created, ns, name = use.order
+            hits = (("0", c.value),) if c.value is not None else (("0", "always"), ("1", "never"))
+            for rank, value in hits:
+                if value == "never":
+                    others = {j: s for j, s in shares.items() if j != i}
+                    b, sp = _split(main, canaries, others)
+                    target = replace(row, backend=b, split=sp)
+                else:
+                    target = replace(row, backend=use.backend, split=(), source=use.ref)
+                out.append(
+                    replace(
+                        target,
+                        headers=(HeaderMatch(name=c.header, value=value),),
+                        order=(rank + created, ns, name, i, 0),
+                    )
+                )
+    return out, dropped
