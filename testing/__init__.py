@@ -13,6 +13,8 @@ built-in ones. Run the suite against any installed backend, from anywhere::
 * :mod:`polyingress.testing.gateway_cases`: the Gateway API conformance cases (upstream's
   tests, named as there), :mod:`polyingress.testing.gateway_live`: their live run, and
   :mod:`polyingress.testing.gateway_report`: upstream's ConformanceReport of a run.
+* :mod:`polyingress.testing.annotation_cases`: ingress-nginx annotation cases (its documented
+  behaviour and end-to-end tests), :mod:`polyingress.testing.annotation_live`: their live run.
 * :mod:`polyingress.testing.plugin`: the pytest options and fixtures (this package is the
   plugin: ``-p polyingress.testing``).
 
@@ -22,6 +24,7 @@ Requires pytest (``pip install polyingress[test]``).
 from __future__ import annotations
 
 from .plugin import (
+    annotation_world,
     gateway_world,
     live_world,
     polyingress_backend,
@@ -33,6 +36,7 @@ from .plugin import (
 )
 
 __all__ = [
+    "annotation_world",
     "gateway_world",
     "live_world",
     "polyingress_backend",

@@ -17,9 +17,11 @@ Options:
 Fixtures: ``polyingress_backend`` (the name; override it, parametrized, to run several),
 ``polyingress_run_args``, ``live_world`` (a :class:`~polyingress.testing.conformance.
 LiveWorld`: hello backends, the routing world in a manifest directory and a running
-``polyingress run``, one per test module and backend) and ``gateway_world`` (a
+``polyingress run``, one per test module and backend), ``gateway_world`` (a
 :class:`~polyingress.testing.gateway_live.GatewayWorld`: the Gateway API conformance cases,
-loaded one at a time into a running ``polyingress run``).
+loaded one at a time into a running ``polyingress run``) and ``annotation_world`` (an
+:class:`~polyingress.testing.annotation_live.AnnotationWorld`: the ingress-nginx annotation
+cases, likewise).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from . import conformance, gateway_live, gateway_report
+from . import annotation_live, conformance, gateway_live, gateway_report
 
 __all__ = [
+    "annotation_world",
     "gateway_world",
     "live_world",
     "polyingress_backend",
@@ -88,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "live: runs a real proxy and sends real HTTP through it")
     config.stash[_GATEWAY_OUTCOMES] = {}
     if config.getoption("polyingress_backend"):
-        for module in (conformance, gateway_live):
+        for module in (conformance, gateway_live, annotation_live):
             suite = str(Path(module.__file__ or ""))
             if suite not in config.args:
                 config.args.append(suite)
@@ -131,6 +134,21 @@ def gateway_world(
     world = gateway_live.GatewayWorld(
         polyingress_backend,
         tmp_path_factory.mktemp(f"gateway-{polyingress_backend}"),
+        extra=polyingress_run_args,
+    )
+    yield world
+    world.stop()
+
+
+@pytest.fixture(scope="module")
+def annotation_world(
+    polyingress_backend: str,
+    polyingress_run_args: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[annotation_live.AnnotationWorld]:
+    world = annotation_live.AnnotationWorld(
+        polyingress_backend,
+        tmp_path_factory.mktemp(f"annotations-{polyingress_backend}"),
         extra=polyingress_run_args,
     )
     yield world

@@ -35,6 +35,7 @@ from polyingress.core.pipeline.annotations import (
     REGISTRY,
     Annotations,
     RedirectURL,
+    parse_annotations,
     parse_bool,
 )
 from polyingress.core.pipeline.model import (
@@ -51,7 +52,7 @@ from polyingress.core.pipeline.model import (
 )
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.regexpath import RegexForm
-from polyingress.core.pipeline.translate.ingress import PathRule
+from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
 
 __all__ = [
     "ANNOTATION_SUPPORT",
@@ -64,6 +65,7 @@ __all__ = [
     "app_root_rows",
     "error_rows",
     "gate",
+    "policy_of",
     "translate_annotations",
     "uses_regex",
     "with_canaries",
@@ -741,6 +743,26 @@ def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
             except ValueError:
                 return False
     return False
+
+
+def policy_of(
+    obj: Mapping[str, Any],
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    http_port: int = 80,
+    https_port: int = 443,
+) -> tuple[IngressPolicy | None, list[Problem]]:
+    """One Ingress object's policy and the problems of its fields and annotations (None when
+    the object itself is invalid), as the builder judges it, whatever its class."""
+    parsed, problems = parse_ingress(obj, regex=uses_regex(obj, prefix))
+    if parsed is None:
+        return None, problems
+    meta = obj.get("metadata") or {}
+    ann, found = parse_annotations(parsed.ref, meta.get("annotations"), prefix=prefix)
+    policy = translate_annotations(
+        parsed.ref, ann, parsed.rules, prefix=prefix, http_port=http_port, https_port=https_port
+    )
+    return policy, [*found, *policy.problems()]
 
 
 # --- what a backend serves -----------------------------------------------------------------------
