@@ -19,6 +19,28 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from worlds import generated_world
 
 
+N = "nginx.ingress.kubernetes.io/"
+# Annotations a change may give an Ingress: rows of every kind (rewrites, redirects, canaries
+# attaching to whichever Ingress has their host and path, aliases of hosts that may be real),
+# and invalid ones.
+ANNOTATION_SETS: list[dict[str, str]] = [
+    {"polyingress.io/ssl-redirect": "true"},
+    {"polyingress.io/ssl-redirect": "false"},
+    {"polyingress.io/ssl-redirect": "maybe"},
+    {N + "rewrite-target": "/new", N + "upstream-vhost": "up.example.com"},
+    {N + "canary": "true", N + "canary-weight": "30"},
+    {N + "canary": "true", N + "canary-by-header": "X-Canary", N + "canary-weight": "80"},
+    {N + "server-alias": "alias.example.com, app.example.com"},
+    {N + "server-alias": "alias.example.com"},
+    {N + "app-root": "/start", N + "force-ssl-redirect": "true"},
+    {N + "permanent-redirect": "https://moved.example.com/x"},
+    {N + "proxy-read-timeout": "7", N + "x-forwarded-prefix": "/p", N + "rewrite-target": "/"},
+    {N + "whitelist-source-range": "10.0.0.0/8"},
+    {N + "enable-cors": "true"},
+    {N + "canary-weight": "5"},
+]
+
+
 def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[str, Any] | None:
     """One random change: returns the new object, or None after deleting one."""
     key = rng.choice(sorted(objs))
@@ -67,9 +89,7 @@ def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[st
                 }
             ]
         else:
-            obj["metadata"]["annotations"] = {
-                "polyingress.io/ssl-redirect": rng.choice(["true", "false", "maybe"])
-            }
+            obj["metadata"]["annotations"] = rng.choice(ANNOTATION_SETS)
     elif kind == "EndpointSlice":
         n = rng.randrange(0, 4)
         obj["endpoints"] = [
@@ -94,11 +114,29 @@ def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[st
     return obj
 
 
+def canaries(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Canary Ingresses of the first two Ingresses of a world: their rules, other Services."""
+    out = []
+    for i, ing in enumerate([o for o in objs if o["kind"] == "Ingress"][:2]):
+        canary = copy.deepcopy(ing)
+        canary["metadata"]["name"] = f"canary-{i}"
+        canary["metadata"]["creationTimestamp"] = "2026-06-01T00:00:00Z"
+        canary["metadata"]["annotations"] = ANNOTATION_SETS[4 + i]
+        canary["spec"].pop("tls", None)
+        canary["spec"].pop("defaultBackend", None)
+        for r in canary["spec"].get("rules") or []:
+            for p in (r.get("http") or {}).get("paths") or []:
+                p["backend"] = {"service": {"name": "svc-foo", "port": {"number": 80}}}
+        out.append(canary)
+    return out
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_random_change_sequences_match_full_build(seed: int) -> None:
     rng = random.Random(seed)
     opts = BuildOptions(default_backend_service=("routing", "svc-default"))
-    objs = {object_key(o): o for o in [*world(8080), default_backend_ingress()]}
+    base = [*world(8080), default_backend_ingress()]
+    objs = {object_key(o): o for o in [*base, *canaries(base)]}
     store = ObjectStore()
     store.replace_many(objs.values(), ())
     inc = Builder(opts)
