@@ -18,7 +18,6 @@ from polyingress.testing.cases import default_backend_ingress, tls_secret, world
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from worlds import generated_world
 
-
 N = "nginx.ingress.kubernetes.io/"
 # Annotations a change may give an Ingress: rows of every kind (rewrites, redirects, canaries
 # attaching to whichever Ingress has their host and path, aliases of hosts that may be real),
