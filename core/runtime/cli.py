@@ -274,6 +274,66 @@ def cmd_status(args: argparse.Namespace, pm: Any) -> int:
     return 0
 
 
+def _cluster_objects(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every object the controller reads, listed once from the cluster (``run``'s source)."""
+    from polyingress.core.sources.kubernetes.source import KubeOptions, KubeSource
+
+    runtime = _kube_runtime(argparse.Namespace(**{**vars(args), "backend": ""}))
+    opts: KubeOptions = runtime.opts
+    api = runtime.api
+    store = ObjectStore()
+    source = KubeSource(api, store, opts)
+    try:
+        source.start(wait=True)
+    except Exception as exc:
+        log.debug("reading the cluster failed", exc_info=True)
+        raise CommandError(f"cannot read the cluster: {_one_line(exc)}", code=1) from None
+    finally:
+        source.stop()
+    snapshot = store.snapshot()
+    return [dict(o) for kind in snapshot.objects for o in snapshot.of(kind).values()]
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Per Ingress and backend: which ingress-nginx annotations are honoured, partial or
+    unsupported; exit 1 when anything would behave otherwise than under ingress-nginx."""
+    from polyingress.core.runtime.matrix import features_of
+    from polyingress.core.runtime.migrate import (
+        changes_behaviour,
+        migration_report,
+        render_report,
+    )
+
+    names = list(dict.fromkeys(args.backend or sorted(discover())))
+    if not names:
+        raise CommandError("no backend is installed (polyingress plugins lists them)", code=1)
+    backends: dict[str, frozenset[str] | None] = {}
+    for name in names:
+        try:
+            backends[name] = features_of(name)
+        except PluginError as exc:
+            raise CommandError(str(exc)) from None
+    if args.manifests is not None:
+        store, source = _load_store(args)
+        for _path, err in sorted(source.file_errors.items()):
+            print(f"error: {err}")
+        objects = [
+            dict(o) for kind in store.snapshot().objects for o in store.snapshot().of(kind).values()
+        ]
+        failed = bool(source.file_errors)
+    else:
+        objects = _cluster_objects(args)
+        failed = False
+    reports = migration_report(
+        objects,
+        backends,
+        prefix=args.annotations_prefix,
+        ports=(args.http_port, args.https_port),
+    )
+    sys.stdout.write(render_report(reports, names))
+    return 1 if failed or changes_behaviour(reports) else 0
+
+
 def _output_path(directory: Path, name: str) -> Path:
     relative = PurePosixPath(name)
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
@@ -516,6 +576,47 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
     )
     _add_source_options(status)
     status.set_defaults(func=lambda a: cmd_status(a, pm))
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="report which ingress-nginx annotations each backend honours; non-zero if any "
+        "would behave otherwise",
+        usage="polyingress migrate [--manifests DIR] [--backend NAME ...] [options]",
+        description="For every Ingress (whatever its class), every nginx.ingress.kubernetes.io/"
+        " and --annotations-prefix annotation on every backend: honoured (ingress-nginx's "
+        "documented behaviour), partial (with the difference), unsupported (why, and what the "
+        "Ingress gets instead) or invalid. Reads --manifests DIR, else the cluster (as run "
+        "does). Exit 1 when anything is not honoured exactly.",
+    )
+    migrate.add_argument(
+        "--backend",
+        action="append",
+        metavar="NAME",
+        help="judge for this backend (repeatable; default: every installed backend)",
+    )
+    migrate.add_argument("--manifests", type=Path, metavar="DIR")
+    migrate.add_argument(
+        "--annotations-prefix", type=_prefix, default="polyingress.io", metavar="PREFIX"
+    )
+    migrate.add_argument(
+        "--http-port",
+        type=port_number,
+        default=80,
+        metavar="P",
+        help="the port clients reach HTTP on (redirects name it; default 80)",
+    )
+    migrate.add_argument(
+        "--https-port",
+        type=port_number,
+        default=443,
+        metavar="Q",
+        help="the port clients reach HTTPS on (default 443)",
+    )
+    g = migrate.add_argument_group("kubernetes (used when --manifests is not given)")
+    g.add_argument("--kubeconfig", metavar="FILE")
+    g.add_argument("--watch-namespace", metavar="NS")
+    g.add_argument("--initial-sync-timeout", type=float, default=120.0, metavar="S")
+    migrate.set_defaults(func=cmd_migrate, debounce_ms=50, update_status=False)
 
     plugins_cmd = sub.add_parser("plugins", help="list the installed backend plugins")
     plugins_cmd.set_defaults(func=cmd_plugins)

@@ -329,14 +329,23 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "the request's query string is appended to the Location (ingress-nginx sends the URL "
         "as written); a URL without a path redirects to '/'",
     ),
-    "permanent-redirect-code": (Support.HONOURED, frozenset(), ""),
+    "permanent-redirect-code": (
+        Support.HONOURED,
+        frozenset(),
+        "303, 307 and 308 need HTTPRoute303/307/308RedirectStatusCode; 300, 304-306 are refused",
+    ),
     "temporal-redirect": (
         Support.PARTIAL,
         frozenset({_CORE, _SCHEME_REDIRECT, _PATH_REDIRECT}),
         "the request's query string is appended to the Location (ingress-nginx sends the URL "
         "as written); a URL without a path redirects to '/'",
     ),
-    "temporal-redirect-code": (Support.HONOURED, frozenset(), ""),
+    "temporal-redirect-code": (
+        Support.HONOURED,
+        frozenset(),
+        "303 and 307 need HTTPRoute303/307RedirectStatusCode; above 307 is 302 (as in "
+        "ingress-nginx); 300, 304-306 are refused",
+    ),
     "canary": (Support.HONOURED, frozenset(), "any number of canaries per path"),
     "canary-weight": (Support.HONOURED, frozenset({_CORE}), ""),
     "canary-weight-total": (Support.HONOURED, frozenset(), ""),
@@ -595,7 +604,7 @@ def translate_annotations(
                     "so does polyingress",
                 )
             else:
-                verdict(name)
+                verdict(name, note="")
 
     # -- rewrites ---------------------------------------------------------------------------
     regex = bool(values.get("use-regex"))
