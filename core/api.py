@@ -145,7 +145,10 @@ class BackendInfo:
     # the core of HTTPRoute; "HTTPRouteQueryParamMatching", "HTTPRoute303RedirectStatusCode"
     # ...). The core hands HTTPRoute rows only to a backend declaring "HTTPRoute", and a rule
     # using an extended feature the backend does not declare answers 500 (its route's status
-    # says why); GatewayClass.status.supportedFeatures lists them.
+    # says why); GatewayClass.status.supportedFeatures lists them. The same declaration gates
+    # ingress-nginx annotations: an Ingress row may carry a rewrite, redirect, split, header
+    # match, header filter or timeout (translate/annotations.py names the features each
+    # annotation needs), and only when the backend declares them.
     gateway_features: tuple[str, ...] = ()
 
 

@@ -76,7 +76,7 @@ REGISTRY: dict[str, AnnotationSpec] = {}
 
 
 def register(spec: AnnotationSpec) -> AnnotationSpec:
-    if not _NAME.match(spec.name):
+    if not _NAME.fullmatch(spec.name):
         raise ValueError(f"annotation name {spec.name!r} is not a lowercase DNS label")
     if spec.name in REGISTRY:
         raise ValueError(f"annotation {spec.name!r} is already registered")
@@ -130,7 +130,7 @@ MAX_WEIGHT_TOTAL = 1_000_000  # the Gateway API's bound on a backendRef weight
 
 def parse_int(value: str, low: int = 0, high: int = 2**31 - 1) -> int:
     """A decimal integer (ingress-nginx's ValidateInt: digits only) within [low, high]."""
-    if not _INT.match(value):
+    if not _INT.fullmatch(value):
         raise ValueError(f"{value!r} is not a whole number")
     number = int(value)
     if not low <= number <= high:
@@ -157,7 +157,7 @@ def parse_rewrite_target(value: str) -> str:
         return ""
     if "$" in value and not re.search(r"\$[1-9]", value):
         raise ValueError(f"{value!r}: '$' is only allowed as a capture reference $1-$9")
-    if not _REWRITE_TARGET.match(value):
+    if not _REWRITE_TARGET.fullmatch(value):
         raise ValueError(
             f"{value!r} must be a path starting with '/' of letters, digits and -._~/: (and $1-$9)"
         )
@@ -168,7 +168,7 @@ def parse_rewrite_target(value: str) -> str:
 
 def parse_plain_path(value: str) -> str:
     """A path without variables: '/' and letters, digits, -._~/:."""
-    if not _PLAIN_PATH.match(value):
+    if not _PLAIN_PATH.fullmatch(value):
         raise ValueError(
             f"{value!r} must be a path starting with '/' of letters, digits and -._~/:"
         )
@@ -179,7 +179,7 @@ def parse_plain_path(value: str) -> str:
 
 def parse_header_name(value: str) -> str:
     """An HTTP header name every proxy passes as it is; returned lowercase."""
-    if not _HEADER_NAME.match(value):
+    if not _HEADER_NAME.fullmatch(value):
         hint = (
             " (write '-' for '_': nginx drops headers whose names hold '_')" if "_" in value else ""
         )
@@ -189,13 +189,13 @@ def parse_header_name(value: str) -> str:
 
 def parse_basic(value: str) -> str:
     """ingress-nginx's basic characters: letters, digits and -._~/:."""
-    if not _BASIC.match(value):
+    if not _BASIC.fullmatch(value):
         raise ValueError(f"{value!r} may only hold letters, digits and -._~/: (1-256 of them)")
     return value
 
 
 def parse_cookie_name(value: str) -> str:
-    if not _COOKIE_NAME.match(value):
+    if not _COOKIE_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a cookie name (an HTTP token)")
     return value
 
@@ -251,7 +251,7 @@ def parse_redirect_url(value: str) -> RedirectURL:
     digits); the host a DNS name or an IPv4 address."""
     if "$" in value:
         raise ValueError(f"{value!r}: nginx variables are not supported")
-    if not _URL_CHARS.match(value):
+    if not _URL_CHARS.fullmatch(value):
         raise ValueError(f"{value!r} may only hold letters, digits and -._~/:,?&=")
     scheme, sep, rest = value.partition("://")
     if not sep or scheme not in ("http", "https"):
@@ -276,7 +276,7 @@ def parse_redirect_url(value: str) -> RedirectURL:
         reason = check_host(host)
         if reason is not None or host.startswith("*."):
             raise ValueError(f"{value!r}: {reason or 'the host must not be a wildcard'}") from None
-    if path and (not _URL_PATH.match(path) or "//" in path):
+    if path and (not _URL_PATH.fullmatch(path) or "//" in path):
         raise ValueError(f"{value!r}: the path may only hold letters, digits and -._~/:,&=")
     return RedirectURL(scheme=scheme, host=host, port=port, path=path, query=query)
 
@@ -299,7 +299,7 @@ def parse_backend_protocol(value: str) -> str:
 def parse_size(value: str) -> int:
     """nginx's size (ingress-nginx's SizeRegex): digits and an optional unit b, k, m or g;
     returned in bytes (0: no limit)."""
-    found = _SIZE.match(value)
+    found = _SIZE.fullmatch(value)
     if found is None:
         raise ValueError(f"{value!r} is not a size like 8m, 512k or 1000")
     return int(found.group(1)) * _SIZE_UNITS[found.group(2).lower()]
@@ -337,7 +337,7 @@ def _list(pattern: re.Pattern[str], what: str) -> Callable[[str], tuple[str, ...
         if not items:
             raise ValueError(f"no {what} given")
         for item in items:
-            if not pattern.match(item):
+            if not pattern.fullmatch(item):
                 raise ValueError(f"{item[:60]!r} is not a valid {what}")
         return items
 
@@ -350,13 +350,13 @@ def parse_namespaced(value: str) -> tuple[str | None, str]:
     if not sep:
         ns, name = "", value
     for part, what in ((ns, "namespace"), (name, "name")):
-        if (part or sep) and (not part or not _DNS_SUBDOMAIN.match(part) or len(part) > 253):
+        if (part or sep) and (not part or not _DNS_SUBDOMAIN.fullmatch(part) or len(part) > 253):
             raise ValueError(f"{value!r}: the {what} is not a DNS subdomain")
     return (ns or None, name)
 
 
 def parse_realm(value: str) -> str:
-    if not _REALM.match(value):
+    if not _REALM.fullmatch(value):
         raise ValueError(f"{value!r} may only hold letters, digits, spaces and -._~/:")
     return value
 
@@ -538,7 +538,7 @@ _spec("auth-realm", parse_realm, Risk.MEDIUM, "Authentication realm.")
 
 def validate_prefix(prefix: str) -> str:
     """``--annotations-prefix``: a DNS subdomain such as ``polyingress.io``."""
-    if len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix):
+    if len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix):
         raise ValueError(f"annotations prefix {prefix!r} must be a lowercase DNS subdomain")
     return prefix
 

@@ -189,7 +189,7 @@ def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -
     data = cm.get("data") or {}
     for key in sorted(data):
         value = data[key]
-        if not isinstance(key, str) or not _SETTING_KEY.match(key):
+        if not isinstance(key, str) or not _SETTING_KEY.fullmatch(key):
             wrong = "key must be lowercase letters, digits and '-'; ignored"
         elif (
             not isinstance(value, str)

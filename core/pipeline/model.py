@@ -144,7 +144,7 @@ class Backend:
     problem: str | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME_OK.match(self.name):
+        if not _NAME_OK.fullmatch(self.name):
             raise ValueError(f"backend name {self.name!r} is not [a-z0-9_-]")
 
     @property

@@ -66,7 +66,7 @@ _CONSTRUCTS = {
 def parse_regex_path(path: str) -> RegexPath:
     """The Prefix a use-regex path is served as, or ValueError naming what is refused."""
     for pattern, form in _FORMS:
-        found = pattern.match(path)
+        found = pattern.fullmatch(path)
         if found is None:
             continue
         prefix = found.group("p").rstrip("/") or "/"

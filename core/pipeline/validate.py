@@ -66,7 +66,7 @@ _LABEL_KINDS = {
 def _check_label(value: Any, what: str, kind: str) -> str | None:
     problem = _non_empty_string(value, what, 63)
     pattern, rule = _LABEL_KINDS[kind]
-    if problem is None and not pattern.match(value):
+    if problem is None and not pattern.fullmatch(value):
         problem = f"{what} {value!r} is not a valid {kind} {rule}"
     return problem
 
@@ -85,7 +85,7 @@ def check_dns1123_subdomain(value: Any, what: str = "name") -> str | None:
     if problem is not None:
         return problem
     for label in value.split("."):
-        if not label or len(label) > 63 or not _LABEL.match(label):
+        if not label or len(label) > 63 or not _LABEL.fullmatch(label):
             return (
                 f"{what} {value!r} is not a valid DNS-1123 subdomain "
                 "(lowercase labels of letters, digits and '-', separated by '.')"
@@ -172,7 +172,7 @@ def check_port_name(value: Any) -> str | None:
         return "port name must be a non-empty string"
     if len(value) > 15:
         return f"port name {value[:30]!r} is longer than 15 characters"
-    if not _PORT_NAME.match(value) or "--" in value or not re.search("[a-z]", value):
+    if not _PORT_NAME.fullmatch(value) or "--" in value or not re.search("[a-z]", value):
         return (
             f"port name {value!r} is not a valid IANA service name "
             "(lowercase letters, digits and single '-', at least one letter)"

@@ -63,7 +63,7 @@ _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 def parse_duration(value: Any) -> float | None:
     """A Gateway API duration (``1h``, ``500ms``, ``1m30s``) in seconds, or None if invalid."""
-    if not isinstance(value, str) or not _DURATION.match(value):
+    if not isinstance(value, str) or not _DURATION.fullmatch(value):
         return None
     return sum(int(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value))
 
@@ -203,7 +203,7 @@ def _backend(ref: Any, ns: str, field: str) -> BackendRefSpec:
 
 
 def _path_value(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _PATH.match(value) or len(value) > 1024:
+    if not isinstance(value, str) or not _PATH.fullmatch(value) or len(value) > 1024:
         raise _Invalid(field, "must be an absolute path of the characters the Gateway API allows")
     parts = value.split("/")
     if "" in parts[1:-1] or "." in parts or ".." in parts or "%2f" in value.lower():
@@ -235,9 +235,9 @@ def _match(m: Any, field: str, unsupported: list[tuple[str, str]]) -> MatchSpec 
             unsupported.append((hf + ".type", f"{h.get('type')} header matches"))
             return None
         name, val = h.get("name"), h.get("value")
-        if not isinstance(name, str) or not _TOKEN.match(name):
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise _Invalid(hf + ".name", "must be an HTTP header name")
-        if not isinstance(val, str) or not _HEADER_VALUE.match(val) or not val:
+        if not isinstance(val, str) or not _HEADER_VALUE.fullmatch(val) or not val:
             raise _Invalid(hf + ".value", "must be 1-4096 printable ASCII characters")
         # Names are case-insensitive; the first of equal names counts (the spec).
         headers.setdefault(name.lower(), HeaderMatch(name=name.lower(), value=val))
@@ -249,10 +249,10 @@ def _match(m: Any, field: str, unsupported: list[tuple[str, str]]) -> MatchSpec 
             unsupported.append((qf + ".type", f"{q.get('type')} query parameter matches"))
             return None
         name, val = q.get("name"), q.get("value")
-        if not isinstance(name, str) or not _QUERY_PART.match(name):
+        if not isinstance(name, str) or not _QUERY_PART.fullmatch(name):
             unsupported.append((qf + ".name", "query parameter names other than [A-Za-z0-9._~-]"))
             return None
-        if not isinstance(val, str) or not _QUERY_VALUE.match(val):
+        if not isinstance(val, str) or not _QUERY_VALUE.fullmatch(val):
             unsupported.append((qf + ".value", "query parameter values other than [A-Za-z0-9._~-]"))
             return None
         query.setdefault(name, QueryMatch(name=name, value=val))
@@ -274,9 +274,9 @@ def _header_filter(spec: Any, field: str) -> HeaderFilter:
             hf = f"{field}.{key}[{j}]"
             h = _map(h, hf)
             name, val = h.get("name"), h.get("value")
-            if not isinstance(name, str) or not _TOKEN.match(name):
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
                 raise _Invalid(hf + ".name", "must be an HTTP header name")
-            if not isinstance(val, str) or not _HEADER_VALUE.match(val):
+            if not isinstance(val, str) or not _HEADER_VALUE.fullmatch(val):
                 raise _Invalid(hf + ".value", "must be printable ASCII without CR or LF")
             lname = name.lower()
             if lname in seen:
@@ -284,7 +284,7 @@ def _header_filter(spec: Any, field: str) -> HeaderFilter:
             seen.add(lname)
             out[key].append((lname, val))
     for j, name in enumerate(_list(spec.get("remove"), f"{field}.remove")):
-        if not isinstance(name, str) or not _TOKEN.match(name):
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise _Invalid(f"{field}.remove[{j}]", "must be an HTTP header name")
         if name.lower() in seen:
             raise _Invalid(f"{field}.remove[{j}]", f"header {name!r} is named twice")
