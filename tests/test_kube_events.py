@@ -182,3 +182,35 @@ def test_long_notes_are_truncated_to_the_api_limit(kube: KubeEmulator) -> None:
         rec.stop()
     note = events(kube, "web")[0]["note"]
     assert len(note) == 1024 and note.endswith("...")
+
+
+def test_an_annotation_the_backend_cannot_serve_gets_a_warning_event(kube: KubeEmulator) -> None:
+    """An Ingress whose annotation needs a Gateway API feature its backend does not declare is
+    served with its paths answering 500: a Rejected (Warning) Event names the annotation."""
+    from polyingress.core import BuildOptions, ObjectStore, build_model
+    from polyingress.core.sources.kubernetes.events import IngressEvents
+
+    web = ingress(
+        "web",
+        rule("web.example.com", path("/", "web")),
+        annotations={"nginx.ingress.kubernetes.io/rewrite-target": "/app"},
+    )
+    kube.put(web)
+    store = ObjectStore()
+    store.replace_many([CLASS, service("web"), slice_("web", [("10.0.0.1", True)]), web], ())
+    result = build_model(
+        store.snapshot(), BuildOptions(features=frozenset({"HTTPRoute"}), backend="tiny")
+    )
+    assert [r.name for r in result.served] == ["web"]
+    rec = recorder(kube, Clock())
+    try:
+        IngressEvents(rec, store, backend="tiny").built(result)
+        wait_until(lambda: events(kube, "web", "Rejected"))
+    finally:
+        rec.stop()
+    (event,) = events(kube, "web", "Rejected")
+    assert event["type"] == "Warning"
+    assert event["note"] == (
+        "metadata.annotations['nginx.ingress.kubernetes.io/rewrite-target']: needs "
+        "HTTPRoutePathRewrite, not served by the tiny backend; its paths answer 500"
+    )
