@@ -401,7 +401,9 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "custom-headers": (
         Support.UNSUPPORTED,
         frozenset(),
-        "response headers from a ConfigMap are not read yet",
+        "response headers set from a ConfigMap would fit the route model (ingress-nginx: "
+        "more_set_headers, names listed in global-allowed-response-headers), but the "
+        "controller reads only its own ConfigMap (RBAC resourceNames): not translated yet",
     ),
     "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
     "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
