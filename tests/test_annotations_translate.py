@@ -3,12 +3,13 @@ annotations reject an Ingress, canary and alias merge rules, problems naming the
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from polyingress.core import BuildOptions, ObjectStore, build_model
-from polyingress.core.pipeline.model import Outcome
+from polyingress.core.pipeline.model import Outcome, PathType
 from polyingress.core.pipeline.problems import Severity
 from polyingress.core.pipeline.translate.annotations import (
     ANNOTATION_SUPPORT,
@@ -412,3 +413,32 @@ def test_everything_served_with_every_feature() -> None:
     assert (https.path, https.host) == ("/x", "b.example.com")
     assert https.route is not None and https.route.timeout == 30.0
     assert result.model.answer("a.example.com", "/q").location == "https://a.example.com:8443/q"
+
+
+def test_an_annotation_edit_is_a_change_to_apply() -> None:
+    """A canary weight or a header edited on the same host and path changes the model's diff
+    (the controller applies only what the diff names)."""
+    from polyingress.core import diff
+
+    main = ingress("main", "a.example.com", "/")
+
+    def canary(**ann: str) -> dict[str, Any]:
+        return ingress(
+            "canary",
+            "a.example.com",
+            "/",
+            "canary",
+            annotations={"canary": "true", **ann},
+            created="2026-01-02T00:00:00Z",
+        )
+
+    steps = [
+        canary(**{"canary-weight": "10"}),
+        canary(**{"canary-weight": "20"}),
+        canary(**{"canary-weight": "20", "canary-by-header": "X-A"}),
+        canary(**{"canary-weight": "20", "canary-by-header": "X-B"}),
+    ]
+    models = [build(main, c).model for c in steps]
+    for before, after in itertools.pairwise(models):
+        change = diff(before, after)
+        assert ("a.example.com", "/", PathType.PREFIX) in change.routes_changed, change
