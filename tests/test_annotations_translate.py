@@ -442,3 +442,19 @@ def test_an_annotation_edit_is_a_change_to_apply() -> None:
     for before, after in itertools.pairwise(models):
         change = diff(before, after)
         assert ("a.example.com", "/", PathType.PREFIX) in change.routes_changed, change
+
+
+def test_a_canary_brings_no_tls_and_no_default_backend() -> None:
+    """ingress-nginx builds no server from a canary Ingress: an older canary's TLS entry and
+    default backend do not take the host's certificate or the default backend."""
+    main = ingress("main", "a.example.com", "/", created="2026-01-02T00:00:00Z")
+    canary = ingress("canary", "a.example.com", "/", "canary", annotations={"canary": "true"})
+    canary["spec"]["tls"] = [{"hosts": ["a.example.com"], "secretName": "canary-tls"}]
+    canary["spec"]["defaultBackend"] = {"service": {"name": "canary", "port": {"number": 80}}}
+    result = build(main, canary)
+    assert result.model.default_backend is None
+    vhost = result.model.select_vhost("a.example.com")
+    assert vhost is not None and vhost.tls is None
+    assert result.model.answer("a.example.com", "/").backend == f"{NAMESPACE}__echo__80"
+    (p,) = result.problems
+    assert p.field == "spec.tls" and "spec.tls and spec.defaultBackend of a canary" in p.message

@@ -512,6 +512,11 @@ class Builder:
                 *policy.problems(),
                 *gate_problems(policy, passed, opts.backend),
             ]
+            if policy.canary is not None and (parsed.tls or parsed.default_backend):
+                # ingress-nginx builds no server from a canary: its TLS and default backend
+                # are not used (only its rules, attached to the main Ingress's).
+                state.annotation_problems.append(_canary_own_parts(parsed))
+                state.parsed = parsed = replace(parsed, tls=(), default_backend=None)
         state.problems = state.annotation_problems
         errors = any(
             p.severity is Severity.ERROR and p.reason != "UnsupportedValue" for p in state.problems
@@ -1199,6 +1204,19 @@ def _canary_unattached(ref: ObjectRef, rule: PathRule, same_backend: bool) -> Pr
             f"canary {what} path {rule.path} ({rule.path_type.value}): {why}; this path is "
             "not served (as in ingress-nginx)"
         ),
+        severity=Severity.WARNING,
+        reason="CanaryNotAttached",
+    )
+
+
+def _canary_own_parts(ing: ParsedIngress) -> Problem:
+    parts = [
+        n for n, v in (("spec.tls", ing.tls), ("spec.defaultBackend", ing.default_backend)) if v
+    ]
+    return Problem(
+        ref=ing.ref,
+        field=parts[0],
+        message=f"{' and '.join(parts)} of a canary Ingress are not used (as in ingress-nginx)",
         severity=Severity.WARNING,
         reason="CanaryNotAttached",
     )
