@@ -19,6 +19,7 @@ from polyingress.core import (
 )
 
 from .apply import NginxBackend, NginxOptions, lua_seed
+from .gateway import GATEWAY_FEATURES
 from .lua_support import detect_lua, lua_render
 from .process import nginx_version
 from .render import FALLBACK_CRT, LUA_SEED, RenderOptions, render
@@ -102,6 +103,7 @@ def info() -> BackendInfo:
             "TLS by SNI with a fallback certificate",
             upstreams,
         ),
+        gateway_features=GATEWAY_FEATURES,
     )
 
 
