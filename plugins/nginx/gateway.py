@@ -246,7 +246,11 @@ class Gateway:
         """The http-level lines: ``$polyingress_dollar``, the Location path check, and every
         map and split this render made, by name."""
         regex = quote(f"~^[{_PATH_SAFE}]*$", variables=True)
+        # Every map is a variable: nginx's default variables hash (1024 x 64 bytes) warns
+        # from a few dozen names of this length on (notes §6); nginx's own are about 150.
         lines = [
+            "variables_hash_bucket_size 128;",
+            f"variables_hash_max_size {max(1024, 4 * (len(self.http_blocks) + 512))};",
             'geo $polyingress_dollar { default "$"; }',
             f"map $uri ${_URI_OK} {{ default 0; {regex} 1; }}",
         ]
@@ -255,20 +259,20 @@ class Gateway:
         return tuple(lines)
 
     def _map(self, kind: str, source: str, entries: list[tuple[str, str]], default: str) -> str:
-        """A map of ``source`` (nginx text) with regex ``entries`` (regex, value as nginx text)
-        named by its content; returns the variable's name."""
+        """A map of ``source`` with ``entries`` (key, value), all nginx text, named by its
+        content; returns the variable's name."""
         var = _PREFIX + kind + "_" + _digest(source, entries, default)
         if var not in self.http_blocks:
             self.http_blocks[var] = (
                 f"map {source} ${var} {{",
                 f"    default {default};",
-                *(f"    {quote(r, variables=True)} {v};" for r, v in entries),
+                *(f"    {k} {v};" for k, v in entries),
                 "}",
             )
         return var
 
     def _flag(self, source: str, regex: str) -> _Cond:
-        return _Cond(self._map("c", source, [("~" + regex, "1")], "0"))
+        return _Cond(self._map("c", source, [(quote("~" + regex, variables=True), "1")], "0"))
 
     # -- conditions -----------------------------------------------------------------------------
 
@@ -325,7 +329,8 @@ class Gateway:
                 else:
                     client = "$http_" + name.replace("-", "_")
                     default = quote(client + "," + text, variables=True)
-                    var = self._map("a", client, [("~^$", quote(text, variables=True))], default)
+                    # (a regex never matches an empty value in a map: the empty key does)
+                    var = self._map("a", client, [('""', quote(text, variables=True))], default)
                     out[name] = (name, "$" + var)
             for name in f.remove:
                 out[name] = (name, "")
@@ -543,7 +548,8 @@ class Gateway:
         entries: list[tuple[str, str]] = []
         for choice in choices[:-1]:
             wants = {c.var: c.want for c in choice.conds}
-            pattern = "~^" + "".join(wants.get(v, ".") for v in variables) + "$"
+            bits = "".join(wants.get(v, ".") for v in variables)
+            pattern = quote(f"~^{bits}$", variables=True)
             if pattern not in {p for p, _t in entries}:
                 entries.append((pattern, _target(choice.action.target)))
         var = self._map("s", source, entries, _target(choices[-1].action.target))
