@@ -228,10 +228,11 @@ class _Key:
 
     @property
     def match(self) -> str:
+        # '$' is literal in a location (notes §8); Gateway API paths may hold it.
         if self.kind is _Kind.EXACT:
-            return f"= {quote(self.path)}"
+            return f"= {quote(self.path, variables=True)}"
         if self.kind is _Kind.PREFIX:
-            return f"^~ {quote(self.path + '/')}"
+            return f"^~ {quote(self.path + '/', variables=True)}"
         return quote("/")
 
     def sort_key(self) -> tuple[bool, str, int]:
