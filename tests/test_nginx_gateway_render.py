@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import needs
-from nginx_oracle import NginxServer, Stmt, _if_holds, nginx_servers, parse_nginx, stmt_answer
+from nginx_oracle import NginxServer, Stmt, _rewrite, nginx_servers, parse_nginx, stmt_answer
 from test_nginx_lua import LUA
 from test_nginx_render import GOLDEN, OPTS, UPDATE_GOLDEN, nginx_t
 
@@ -283,17 +283,9 @@ class Variables(dict[str, str]):
         return self.interpolate(default)
 
 
-def _rewrite_phase(stmts: list[Stmt], variables: Variables) -> str | None:
-    """``if``/``return`` in order (``set`` is not used by these servers); the answer of the
-    ``return`` that ran."""
-    for stmt in stmts:
-        if stmt.name == "return":
-            return stmt_answer(stmt)
-        if stmt.name == "if" and _if_holds(stmt, variables):
-            inner = stmt.block or []
-            assert [s.name for s in inner] == ["return"], stmt.args
-            return stmt_answer(inner[0])
-    return None
+def _rewrite_phase(stmts: list[Stmt], variables: Variables) -> tuple[str | None, str | None]:
+    """The oracle's rewrite phase (set, if, return; the proxy_pass an ``if`` lends)."""
+    return _rewrite(stmts, variables)
 
 
 def _server(servers: list[NginxServer], port: int, host: str) -> NginxServer:
@@ -338,8 +330,8 @@ def simulate(
         },
         headers,
     )
-    rewrites = [s for s in server.stmt.block or [] if s.name in ("if", "return")]
-    answer = _rewrite_phase(rewrites, variables)
+    rewrites = [s for s in server.stmt.block or [] if s.name in ("set", "if", "return")]
+    answer, _lent = _rewrite_phase(rewrites, variables)
     if answer is not None:
         return answer
     locations = [loc for loc in server.locations if not loc.args[1].startswith("@")]
@@ -351,15 +343,17 @@ def simulate(
             loc for loc in locations if loc.args[1] != "=" and path.startswith(loc.args[-1])
         ]
         location = max(prefixes, key=lambda loc: len(loc.args[-1]))
-    answer = _rewrite_phase(location.block or [], variables)
+    answer, lent = _rewrite_phase(location.block or [], variables)
     if answer == "418":
         (page,) = location.children("error_page")
         assert page.args[1:3] == ["418", "="], page.args
         name = variables.interpolate(page.args[3])
         (location,) = [loc for loc in server.locations if loc.args[1] == name]
-        answer = _rewrite_phase(location.block or [], variables)
+        answer, lent = _rewrite_phase(location.block or [], variables)
     if answer is not None:
         return answer
+    if lent is not None:
+        return lent
     return stmt_answer(next(s for s in location.block or [] if s.name == "proxy_pass"))
 
 

@@ -131,6 +131,7 @@ CHANNEL_PATH = "/endpoints"
 _UPSTREAM_VARIABLE = "$polyingress_upstream"
 _DIGEST_PLACEHOLDER = "%%polyingress-config-digest%%"
 _CONNECTION_VARIABLE = "$polyingress_connection"
+_HOST_VARIABLE = "$polyingress_host"
 
 
 class UnsafeValue(ValueError):
@@ -687,7 +688,7 @@ def proxy_headers(s: NginxSettings) -> tuple[tuple[str, str], ...]:
     return (
         ("Connection", _CONNECTION_VARIABLE),
         ("Upgrade", "$http_upgrade"),
-        ("Host", "$host"),
+        ("Host", _HOST_VARIABLE),
         ("X-Real-IP", "$remote_addr"),
         ("X-Forwarded-For", xff),
         ("X-Forwarded-Host", "$host"),
@@ -722,6 +723,9 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         # Keep-alive to upstreams needs HTTP/1.1 and an empty Connection header (notes §7);
         # the map keeps WebSocket upgrades working and sends no Connection header otherwise.
         f'map $http_upgrade {_CONNECTION_VARIABLE} {{ default "upgrade"; "" ""; }}',
+        # The Host as the client sent it (with its port, as HAProxy and Traefik forward it);
+        # nginx's own name for it when there is none (HTTP/1.0).
+        f"map $http_host {_HOST_VARIABLE} {{ default $http_host; \"\" $host; }}",
         # The request-path rule (polyingress.core.pipeline.requestpath): one regex for all servers.
         f"map $request_uri {_BAD_PATH_VARIABLE} {{ default 0; {quote(_BAD_PATH_REGEX)} 1; }}",
         "proxy_http_version 1.1;",
