@@ -725,7 +725,7 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         f'map $http_upgrade {_CONNECTION_VARIABLE} {{ default "upgrade"; "" ""; }}',
         # The Host as the client sent it (with its port, as HAProxy and Traefik forward it);
         # nginx's own name for it when there is none (HTTP/1.0).
-        f"map $http_host {_HOST_VARIABLE} {{ default $http_host; \"\" $host; }}",
+        f'map $http_host {_HOST_VARIABLE} {{ default $http_host; "" $host; }}',
         # The request-path rule (polyingress.core.pipeline.requestpath): one regex for all servers.
         f"map $request_uri {_BAD_PATH_VARIABLE} {{ default 0; {quote(_BAD_PATH_REGEX)} 1; }}",
         "proxy_http_version 1.1;",
