@@ -13,7 +13,10 @@ certificates, and (Lua mode) endpoint changes without a reload.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import socketserver
 import threading
 import time
 from collections import Counter
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websocket
 from livekit import Controller, HelloFleet, Response, metric, needs, wait_until, write_manifests
 
 from polyingress.core import BuildOptions, ObjectStore, RouteModel, build_model
@@ -37,6 +41,7 @@ NS = "gw"
 HELLO = {"v1": "127.0.91.1", "v2": "127.0.91.2", "v3": "127.0.91.3"}
 SLOW = "127.0.91.4"
 RECORDERS = {"rec1": "127.0.91.5", "rec2": "127.0.91.6"}
+WS = "127.0.91.7"
 # Headers this proxy sets on every proxied request (render.proxy_headers).
 PROXY_SET = {"connection", "upgrade", "host", "x-real-ip"} | {
     f"x-forwarded-{n}" for n in ("for", "host", "port", "proto")
@@ -100,6 +105,74 @@ class Recorder:
         self.server.server_close()
 
 
+class WebSocketEcho:
+    """A WebSocket server (RFC 6455): the handshake, then every text frame echoed back with
+    the request's path and the X-Filtered header it got."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, address: str, port: int) -> None:
+        echo = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.connection.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)
+                }
+                if headers.get("upgrade", "").lower() != "websocket":
+                    self.connection.sendall(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    return
+                accept = base64.b64encode(
+                    hashlib.sha1((headers["sec-websocket-key"] + echo.GUID).encode()).digest()
+                ).decode()
+                self.connection.sendall(
+                    (
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                    ).encode()
+                )
+                while True:
+                    message = echo.read_frame(self.rfile)
+                    if message is None:
+                        return
+                    reply = f"{path} {headers.get('x-filtered', '-')} {message}".encode()
+                    self.connection.sendall(bytes([0x81, len(reply)]) + reply)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server((address, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def read_frame(rfile: Any) -> str | None:
+        """One masked client frame (short text frames only); None on close or EOF."""
+        head = rfile.read(2)
+        if len(head) < 2 or head[0] & 0x0F == 0x8:
+            return None
+        length = head[1] & 0x7F
+        assert length < 126, "short frames only"
+        mask = rfile.read(4)
+        data = rfile.read(length)
+        return bytes(b ^ mask[i % 4] for i, b in enumerate(data)).decode()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class GatewayNginx:
     """The fixture's world served by ``polyingress run --backend nginx --nginx-lua MODE``."""
 
@@ -109,6 +182,7 @@ class GatewayNginx:
         port = self.fleet.port
         self.slow = Recorder(f"{NS}/slow", SLOW, port)
         self.recorders = {n: Recorder(f"{NS}/{n}", a, port) for n, a in RECORDERS.items()}
+        self.ws = WebSocketEcho(WS, port)
         self.objects = world_objects(port)
         self.model = model_of(self.objects)
         self.manifests = tmp / "manifests"
@@ -135,6 +209,7 @@ class GatewayNginx:
         self.controller.stop()
         self.fleet.stop()
         self.slow.stop()
+        self.ws.stop()
         for r in self.recorders.values():
             r.stop()
 
@@ -465,3 +540,36 @@ def test_lua_endpoint_changes_do_not_reload(world: GatewayNginx, tmp_path: Path)
         write_manifests(world.manifests, "gateway.yaml", world.objects)
         world.controller.wait_applied(applied)
     assert world.reloads() == before
+
+
+def _websocket(world: GatewayNginx, path: str, **headers: str) -> websocket.WebSocket:
+    return websocket.create_connection(
+        f"ws://127.0.0.1:{world.controller.http_port}{path}",
+        host="ws.example",
+        header=[f"{k.replace('_', '-')}: {v}" for k, v in headers.items()],
+        timeout=5,
+    )
+
+
+def test_websockets_pass_conditional_and_filtered_rows(world: GatewayNginx) -> None:
+    """HTTPRouteBackendProtocolWebSocket: the upgrade passes the error_page dispatch of a
+    conditional row and a row that repeats the proxy_set_header defaults (Connection and
+    Upgrade among them); the named rules (HTTPRouteNamedRouteRule) route as unnamed ones."""
+    ws = _websocket(world, "/chat?x=1", X_Room="one")
+    try:
+        ws.send("hello")
+        assert ws.recv() == "/chat?x=1 - hello"
+        ws.send("again")
+        assert ws.recv() == "/chat?x=1 - again"
+    finally:
+        ws.close()
+    ws = _websocket(world, "/filtered/x")
+    try:
+        ws.send("hi")
+        assert ws.recv() == "/filtered/x yes hi"
+    finally:
+        ws.close()
+    # the third, unconditional rule: a plain HTTP backend, no upgrade
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        _websocket(world, "/chat")
+    assert world.send(_r("ws.example", "/chat")).server_name == f"{NS}/v1"

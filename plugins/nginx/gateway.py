@@ -105,6 +105,10 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
+    # row sets request headers); a rule's name changes nothing nginx does.
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteNamedRouteRule",
 )
 
 _PREFIX = "polyingress_"
