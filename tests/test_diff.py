@@ -87,3 +87,47 @@ def test_diff_from_nothing_adds_everything() -> None:
     d = diff(None, model)
     assert d.backends_added == ("default__s__80",)
     assert d.vhosts_added == ("h.com",)
+
+
+def _gateway_world(header_value: str, address: str) -> RouteModel:
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": "default"},
+        "spec": {
+            "gatewayClassName": "c",
+            "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}],
+        },
+    }
+    gateway_class = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": "c"},
+        "spec": {"controllerName": "polyingress.io/controller"},
+    }
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r", "namespace": "default"},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "hostnames": ["h.com"],
+            "rules": [
+                {
+                    "matches": [{"headers": [{"name": "version", "value": header_value}]}],
+                    "backendRefs": [{"name": "s", "port": 80}],
+                },
+                {"backendRefs": [{"name": "s", "port": 80}]},
+            ],
+        },
+    }
+    objs = [gateway_class, gateway, route, service("s"), slice_("s", [(address, True)])]
+    return build(objs).model
+
+
+def test_a_gateway_row_change_beside_another_row_of_its_path_is_a_route_change() -> None:
+    """Rows sharing a (path, type) key differ in their conditions: changing one is a route
+    change, never 'endpoints only' (a backend would skip re-rendering)."""
+    d = diff(_gateway_world("one", "10.0.0.1"), _gateway_world("two", "10.0.0.2"))
+    assert d.routes_changed == (("h.com", "/", PathType.PREFIX),)
+    assert not d.endpoints_only and d.routing_changed

@@ -18,8 +18,9 @@ class ModelDiff:
     """The difference ``new - old``. Every field is sorted, so diffs compare and print stably.
 
     ``endpoints_changed`` names backends present in both models whose endpoints (or problem)
-    differ; ``routes_changed`` are rows whose key exists in both but whose backend or source
-    changed; ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
+    differ; ``routes_changed`` are (host, path, type) keys present in both whose rows differ
+    in anything (backend, source, a Gateway API row's conditions, filters, split, order);
+    ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
     """
 
     backends_added: tuple[str, ...] = ()
@@ -78,8 +79,13 @@ def _route_key_sort(key: RouteKey) -> tuple[tuple[int, str], str, str]:
     return (_host_key(key[0]), key[1], key[2].value)
 
 
-def _rows(vhost: VirtualHost) -> dict[tuple[str, PathType], Route]:
-    return {(r.path, r.path_type): r for r in vhost.routes}
+def _rows(vhost: VirtualHost) -> dict[tuple[str, PathType], tuple[Route, ...]]:
+    """The rows of each (path, type), in order: an Ingress row alone, or the Gateway API rows
+    sharing it (conditions, filters, splits...); any change among them changes the key."""
+    rows: dict[tuple[str, PathType], list[Route]] = {}
+    for r in vhost.routes:
+        rows.setdefault((r.path, r.path_type), []).append(r)
+    return {key: tuple(found) for key, found in rows.items()}
 
 
 def diff(old: RouteModel | None, new: RouteModel) -> ModelDiff:
@@ -134,11 +140,7 @@ def _diff(old: RouteModel, new: RouteModel) -> ModelDiff:
             before = orows.get(key)
             if before is None:
                 routes_added.append((host, *key))
-            elif (route.backend, route.source, route.from_catch_all) != (
-                before.backend,
-                before.source,
-                before.from_catch_all,
-            ):
+            elif route != before:
                 routes_changed.append((host, *key))
         routes_removed += [(host, *key) for key in orows if key not in nrows]
     for host, ov in oh.items():
