@@ -573,3 +573,27 @@ def test_websockets_pass_conditional_and_filtered_rows(world: GatewayNginx) -> N
     with pytest.raises(websocket.WebSocketBadStatusException):
         _websocket(world, "/chat")
     assert world.send(_r("ws.example", "/chat")).server_name == f"{NS}/v1"
+
+
+def test_a_rule_edit_with_an_endpoint_change_is_served(world: GatewayNginx) -> None:
+    """A Gateway API rule edit (a header filter's value) applied together with an endpoint
+    change: not 'endpoints only' (Lua mode would keep the running text)."""
+    objects = world_objects(world.fleet.port)
+    for obj in objects:
+        if obj["kind"] == "HTTPRoute" and obj["metadata"]["name"] == "headers":
+            obj["spec"]["rules"][0]["filters"][0]["requestHeaderModifier"]["set"][0]["value"] = (
+                "edited"
+            )
+        if obj["kind"] == "EndpointSlice" and obj["metadata"]["name"] == "v1-ep":
+            obj["endpoints"][0]["conditions"]["ready"] = False
+    applied = world.controller.applied()
+    write_manifests(world.manifests, "gateway.yaml", objects)
+    world.controller.wait_applied(applied)
+    try:
+        seen = world.send(_r("headers.example", "/x")).json()
+        assert seen["headers"]["x-set"] == "edited"
+        assert world.send(_r("match.example", "/exact")).status == 503
+    finally:
+        applied = world.controller.applied()
+        write_manifests(world.manifests, "gateway.yaml", world.objects)
+        world.controller.wait_applied(applied)
