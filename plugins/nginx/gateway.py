@@ -590,6 +590,10 @@ class Gateway:
                 named.update(action.reached(inline))
                 extra.update((loc.match, loc) for loc in action.extra)
             out.append(_Location(_source_comment(keys.get(key, ())), key.match, directives))
+        if not named and not extra and len({loc.directives for loc in out}) == 1:
+            # Every path answers alike (e.g. the HTTPS side of a host routed on HTTP only).
+            refs = {ref for found in keys.values() for ref in found}
+            return (_Location(_source_comment(refs), out[-1].match, out[-1].directives),)
         out += [extra[m] for m in sorted(extra)]
         out += [_Location((), name, named[name]) for name in sorted(named)]
         return tuple(out)
