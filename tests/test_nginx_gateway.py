@@ -318,6 +318,12 @@ REQUESTS = [
     _r("rewrite.example", "/strip/x"),
     _r("rewrite.example", "/other"),
     _r("rewrite.example", "/"),
+    # percent-escapes in route paths and rewrites
+    _r("percent.example", "/sp%20ace"),
+    _r("percent.example", "/sp%20ace/x"),
+    _r("percent.example", "/pct/x?y=1"),
+    _r("percent.example", "/pre%20fix/x%20y"),
+    _r("percent.example", "/pre%20fix"),
     # header filters
     _r("headers.example", "/x"),
     _r("headers.example", "/x", ("X-Set", "old"), ("X-Add", "first"), ("X-Remove", "gone")),

@@ -74,6 +74,7 @@ from .render import (
     _Server,
     _source_comment,
     quote,
+    uri_form,
 )
 from .settings import NginxSettings
 
@@ -113,6 +114,7 @@ GATEWAY_FEATURES = (
 
 _PREFIX = "polyingress_"
 _DOLLAR = "${polyingress_dollar}"
+_QMARK = "${polyingress_qmark}"
 _URI_OK = "polyingress_uri_ok"
 _WELL_KNOWN = {"http": 80, "https": 443}
 _LUA_SPLIT = "polyingress_split"
@@ -256,6 +258,7 @@ class Gateway:
             "variables_hash_bucket_size 128;",
             f"variables_hash_max_size {max(1024, 4 * (len(self.http_blocks) + 512))};",
             'geo $polyingress_dollar { default "$"; }',
+            'geo $polyingress_qmark { default "?"; }',
             f"map $uri ${_URI_OK} {{ default 0; {regex} 1; }}",
         ]
         for name in sorted(self.http_blocks):
@@ -394,10 +397,15 @@ class Gateway:
         if modifier is None:
             return ()
         end = f" {flag};" if flag else ";"
+        # Proxied: the URI nginx escapes again when it sends it; a Location: as written. A
+        # literal '?' would start the arguments: it comes from a variable.
+        value = modifier.value.replace("$", _DOLLAR)
+        if flag:
+            value = uri_form(modifier.value).replace("$", _DOLLAR).replace("?", _QMARK)
         if modifier.type == _FULL:
-            return (f"rewrite ^ {literal(modifier.value)}{end}",)
-        prefix = _re_escape(route.path.rstrip("/"))
-        base = modifier.value.rstrip("/").replace("$", _DOLLAR)
+            return (f"rewrite ^ {quote(value, variables=True)}{end}",)
+        prefix = _re_escape(uri_form(route.path).rstrip("/"))
+        base = value.rstrip("/")
         rest = quote(f"(?s)^{prefix}(.*)$", variables=True)
         if base:
             return (f"rewrite {rest} {quote(base + '$1', variables=True)}{end}",)

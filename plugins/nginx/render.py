@@ -62,6 +62,7 @@ import functools
 import hashlib
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -106,6 +107,7 @@ __all__ = [
     "quote",
     "render",
     "upstreams",
+    "uri_form",
 ]
 
 CONFIG_VERSION_PATH = "/-/config-version"
@@ -132,6 +134,24 @@ _UPSTREAM_VARIABLE = "$polyingress_upstream"
 _DIGEST_PLACEHOLDER = "%%polyingress-config-digest%%"
 _CONNECTION_VARIABLE = "$polyingress_connection"
 _HOST_VARIABLE = "$polyingress_host"
+
+
+def uri_form(path: str) -> str:
+    """A path as nginx holds it in ``$uri`` (percent-escapes decoded), so that a location or a
+    rewritten URI means the path as written: nginx decodes a request before it matches, and
+    escapes ``$uri`` again when it proxies. Kept as written when decoding would give a control
+    character, an invalid UTF-8 sequence or a new '/'."""
+    if "%" not in path:
+        return path
+    try:
+        decoded = urllib.parse.unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return path
+    if decoded.count("/") != path.count("/") or any(
+        ord(c) < 0x20 or ord(c) == 0x7F for c in decoded
+    ):
+        return path
+    return decoded
 
 
 class UnsafeValue(ValueError):
@@ -229,11 +249,12 @@ class _Key:
 
     @property
     def match(self) -> str:
-        # '$' is literal in a location (notes §8); Gateway API paths may hold it.
+        # '$' is literal in a location (notes §8); Gateway API paths may hold it, and
+        # percent-escapes, which nginx matches decoded.
         if self.kind is _Kind.EXACT:
-            return f"= {quote(self.path, variables=True)}"
+            return f"= {quote(uri_form(self.path), variables=True)}"
         if self.kind is _Kind.PREFIX:
-            return f"^~ {quote(self.path + '/', variables=True)}"
+            return f"^~ {quote(uri_form(self.path) + '/', variables=True)}"
         return quote("/")
 
     def sort_key(self) -> tuple[bool, str, int]:
