@@ -110,6 +110,10 @@ GATEWAY_FEATURES = (
     # row sets request headers); a rule's name changes nothing nginx does.
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteNamedRouteRule",
+    # The core attaches by parentRef.port and serves a listener of any port number (HTTP on
+    # --http-port, HTTPS on --https-port); nginx serves what it attached.
+    "HTTPRouteParentRefPort",
+    "GatewayPort8080",
 )
 
 _PREFIX = "polyingress_"
