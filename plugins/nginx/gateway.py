@@ -110,9 +110,10 @@ GATEWAY_FEATURES = (
     # row sets request headers); a rule's name changes nothing nginx does.
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteNamedRouteRule",
-    # The core attaches by parentRef.port and serves a listener of any port number (HTTP on
-    # --http-port, HTTPS on --https-port); nginx serves what it attached.
-    "HTTPRouteParentRefPort",
+    # A listener of any port number is served (HTTP on --http-port, HTTPS on --https-port; the
+    # core's design). Not HTTPRouteParentRefPort nor HTTPRouteDestinationPortMatching: upstream
+    # means routes of listeners on different ports answering on their own port only
+    # (HTTPRouteListenerPortMatching), which one HTTP port for every listener cannot do.
     "GatewayPort8080",
 )
 
