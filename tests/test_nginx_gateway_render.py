@@ -564,3 +564,50 @@ def test_nginx_selection_answers_as_the_core(
                                 f"{method} {scheme}://{host}{target} {headers}: nginx {got}, "
                                 f"the core {want} ({answer})"
                             )
+
+
+PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+PATH_CHARS = "-ABZabz09/._~!$&'()*+,;=:@"
+gateway_paths = st.lists(
+    st.text(alphabet=PATH_CHARS.replace("/", ""), min_size=1, max_size=8), min_size=1, max_size=3
+).map(lambda parts: "/" + "/".join(parts))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(header=PRINTABLE.filter(bool), value=PRINTABLE, path=gateway_paths)
+def test_any_allowed_value_is_read_back_exactly(header: str, value: str, path: str) -> None:
+    """Header match values and filter values of any printable ASCII, paths of any character
+    the core allows: nginx's tokenizer reads back the value (``$`` as ``${polyingress_dollar}``
+    where nginx interpolates), the match regex holds for the value and nothing longer, the
+    location is the path."""
+    base = [o for o in load_objects(FIXTURE) if o["kind"] != "HTTPRoute"]
+    rule = {
+        "matches": [
+            {
+                "path": {"type": "PathPrefix", "value": path},
+                "headers": [{"name": "X-M", "value": header}],
+            }
+        ],
+        "filters": [
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"set": [{"name": "X-Set", "value": value}]},
+            },
+            {
+                "type": "ResponseHeaderModifier",
+                "responseHeaderModifier": {"add": [{"name": "X-R", "value": value}]},
+            },
+        ],
+        "backendRefs": [{"name": "v1", "port": 8080}],
+    }
+    model = build([*base, _route("h", rule, ["h.example"])])
+    assert any(r.request_headers for v in model.vhosts for r in v.routes), "rule not served"
+    stmts = _statements(parse_nginx(render(model, OPTS, fallback_certificate()).text))
+    escaped = value.replace("$", "${polyingress_dollar}")
+    assert [s.args[2] for s in stmts if s.args[:2] == ["proxy_set_header", "x-set"]] == [escaped]
+    assert [s.args[2] for s in stmts if s.args[:2] == ["add_header", "x-r"]] == [escaped]
+    (header_map,) = [s for s in stmts if s.name == "map" and s.args[1] == "$http_x_m"]
+    regex = next(e.args[0] for e in header_map.block or [] if e.args[0].startswith("~"))
+    assert re.search(regex[1:], header) and not re.search(regex[1:], header + "x")
+    locations = {s.args[-1] for s in stmts if s.name == "location"}
+    assert path in locations and path + "/" in locations
