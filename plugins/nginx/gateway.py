@@ -110,11 +110,8 @@ GATEWAY_FEATURES = (
     # row sets request headers); a rule's name changes nothing nginx does.
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteNamedRouteRule",
-    # A listener of any port number is served (HTTP on --http-port, HTTPS on --https-port; the
-    # core's design). Not HTTPRouteParentRefPort nor HTTPRouteDestinationPortMatching: upstream
-    # means routes of listeners on different ports answering on their own port only
-    # (HTTPRouteListenerPortMatching), which one HTTP port for every listener cannot do.
-    "GatewayPort8080",
+    # (GatewayPort8080 and HTTPRouteParentRefPort: the core's, for every backend serving
+    # HTTPRoute; core/pipeline/gateway.py CORE_PROVIDED.)
 )
 
 _PREFIX = "polyingress_"
