@@ -569,7 +569,11 @@ def test_nginx_selection_answers_as_the_core(
 PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
 PATH_CHARS = "-ABZabz09/._~!$&'()*+,;=:@"
 gateway_paths = st.lists(
-    st.text(alphabet=PATH_CHARS.replace("/", ""), min_size=1, max_size=8), min_size=1, max_size=3
+    st.text(alphabet=PATH_CHARS.replace("/", ""), min_size=1, max_size=8).filter(
+        lambda part: part not in (".", "..")  # dot segments: refused by the core
+    ),
+    min_size=1,
+    max_size=3,
 ).map(lambda parts: "/" + "/".join(parts))
 
 
