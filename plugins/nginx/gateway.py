@@ -110,6 +110,9 @@ GATEWAY_FEATURES = (
     # row sets request headers); a rule's name changes nothing nginx does.
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteNamedRouteRule",
+    # The most specific host answers alone (the core's model): nginx's exact names, then the
+    # longest wildcard, and a wildcard server answers nothing of a less specific host's.
+    "GatewayHTTPListenerIsolation",
     # (GatewayPort8080 and HTTPRouteParentRefPort: the core's, for every backend serving
     # HTTPRoute; core/pipeline/gateway.py CORE_PROVIDED.)
 )
