@@ -326,6 +326,7 @@ def check_nginx_structure(
     maps = [[s.args for s in m.block or []] for m in http.children("map")]
     want_maps = [
         [["default", "upgrade"], ["", ""]],
+        [["default", "$http_host"], ["", "$host"]],  # the Host as sent, else nginx's name
         [["default", "0"], ["~^[^?]*(?:%2[fF]|%5[cC]|\\\\)", "1"]],  # the request-path rule
     ]
     if lua is not None:
