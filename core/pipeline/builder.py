@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyingress.core.pipeline.annotations import Annotations, parse_annotations
-from polyingress.core.pipeline.gateway import GatewayResult, translate_gateways
+from polyingress.core.pipeline.gateway import GatewayStage
 from polyingress.core.pipeline.model import (
     Backend,
     Certificate,
@@ -355,7 +355,10 @@ class Builder:
         self.backends: dict[str, Backend] = {}
         self.broken: dict[str, str] = {}  # backend name -> its problem
         self.vhosts: dict[Host, VirtualHost] = {}
-        self.gateway = GatewayResult()  # the Gateway API stage's last result
+        opts = self.opts
+        self.gateway = GatewayStage(  # the Gateway API stage, kept like the rest
+            opts.controller_class, features=opts.features, backend=opts.backend, now=opts.now
+        )
         self._order: dict[str, tuple[list[Any], tuple[Any, ...]]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
 
@@ -375,7 +378,9 @@ class Builder:
                 self._ingress(key, obj, todo)
             for key, obj in snapshot.of("EndpointSlice").items():
                 self._slice(key, obj, todo)
-            self._gateways(snapshot, todo)
+            hosts, tls_hosts = self.gateway.update(snapshot)
+            todo.hosts |= hosts
+            todo.tls |= tls_hosts
             return self._derive(snapshot, todo)
         finally:
             self._kept = {}
@@ -394,28 +399,10 @@ class Builder:
             elif kind == "Secret":
                 todo.secrets.add((ns, name))
         if any(k[0] in _GATEWAY_INPUTS for k in keys):
-            self._gateways(snapshot, todo)
+            hosts, tls_hosts = self.gateway.update(snapshot, keys)
+            todo.hosts |= hosts
+            todo.tls |= tls_hosts
         return self._derive(snapshot, todo)
-
-    def _gateways(self, snapshot: Snapshot, todo: _Changes) -> None:
-        """The Gateway API stage, run again when any of its inputs changed: the hosts whose
-        rows or TLS changed are recomputed like an Ingress change's."""
-        before = self.gateway
-        opts = self.opts
-        after = translate_gateways(
-            snapshot,
-            opts.controller_class,
-            features=opts.features,
-            backend=opts.backend,
-            now=opts.now,
-        )
-        self.gateway = after
-        for host in before.rows.keys() | after.rows.keys():
-            if before.rows.get(host) != after.rows.get(host):
-                todo.hosts.add(host)
-        for tls_host in before.tls.keys() | after.tls.keys():
-            if before.tls.get(tls_host) != after.tls.get(tls_host):
-                todo.tls.add(tls_host)
 
     def _derive(self, snapshot: Snapshot, todo: _Changes) -> BuildResult:
         """Everything the changed objects touch, per host and per object, then the result."""
@@ -610,14 +597,14 @@ class Builder:
                 table[rkey] = Route(
                     path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
                 )
-        for row in sorted(self.gateway.rows.get(host, ()), key=Route.sort_key):
+        for row in sorted(self.gateway.rows_of(host), key=Route.sort_key):
             # After every Ingress row: on a tie an Ingress rule wins; among HTTPRoute rows the
             # first in precedence (the oldest route, then namespace/name, then rule order).
             mkey = row.match_key
             if mkey in table:
                 continue
             for bname in (*row.backends, *row.mirrors):
-                ref = self.gateway.refs[bname]
+                ref = self.gateway.ref(bname)
                 if need is None:
                     if bname not in self.refs:
                         self._use(bname, ref)
@@ -680,7 +667,7 @@ class Builder:
                     binding = ((ref.namespace, secret) if secret else None, ref, tfield)
                 elif binding[1] != ref:
                     problems.append(_tls_conflict(ref, tfield, host, binding[1]))
-        gw = self.gateway.tls.get(host)
+        gw = self.gateway.tls_of(host)
         if binding is None and gw is not None:  # an HTTPS listener's (an Ingress's wins)
             binding = (gw.secret, gw.gateway, gw.field)
         _put(self.tls_problems, host, problems)
@@ -834,7 +821,7 @@ class Builder:
                 problems += state.warnings
         default_ref, default_problems = self.default_state
         problems += default_problems
-        problems += self.gateway.problems
+        problems += self.gateway.problems()
         broken = self.broken
         if broken:
             for name, table in self.tables.items():
@@ -876,7 +863,7 @@ class Builder:
             without_class=self._sorted(
                 "without_class", self.without_class, _ref_key, todo, on_values=True
             ),
-            statuses=tuple(self.gateway.statuses),
+            statuses=tuple(self.gateway.statuses()),
         )
         return self.result
 

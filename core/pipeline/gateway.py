@@ -22,6 +22,7 @@ The stage reads the snapshot and states, exactly as the Gateway API v1 specifica
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ from polyingress.core.pipeline.validate import check_host
 __all__ = [
     "CORE_FEATURES",
     "GatewayResult",
+    "GatewayStage",
     "GatewayTLS",
     "translate_gateways",
 ]
@@ -69,11 +71,17 @@ class GatewayTLS:
 
 @dataclass(slots=True)
 class GatewayResult:
+    """What one HTTPRoute contributes (or, from :func:`translate_gateways`, all of them)."""
+
     rows: dict[Host, list[Route]] = field(default_factory=dict)
     tls: dict[str, GatewayTLS] = field(default_factory=dict)
     refs: dict[str, BackendRef] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    # The listeners it attached to: (Gateway namespace, Gateway name, listener name).
+    attached: set[tuple[str, str, str]] = field(default_factory=set)
+    # Every Service it names, valid or not (a new Service may make a reference valid).
+    services: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -486,6 +494,273 @@ def _rows(
     return rows
 
 
+class GatewayStage:
+    """The Gateway API stage, kept between builds: each HTTPRoute's contribution is computed
+    on its own and recomputed only when it, a Service it names, or the context (GatewayClasses,
+    Gateways and their listeners, ReferenceGrants, Namespaces) changed, so the cost of a change
+    grows with the change, not with the number of routes.
+
+    ``features``: the Gateway API features the selected backend serves (None: all); a rule
+    using another answers 500 and its route is not Accepted (UnsupportedValue).
+    """
+
+    def __init__(
+        self,
+        controller: str,
+        *,
+        features: frozenset[str] | None = None,
+        backend: str = "",
+        now: str = "",
+    ) -> None:
+        self.controller = controller
+        self.features = features
+        self.backend = backend
+        self.now = now
+        self.classes: dict[str, Mapping[str, Any]] = {}
+        self.listeners: dict[tuple[str, str], list[_Listener]] = {}
+        self.gateways: dict[tuple[str, str], int | None] = {}
+        self._signature: object = None
+        self.routes: dict[tuple[str, str], GatewayResult] = {}
+        self._by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        self._rows: dict[Host, dict[tuple[str, str], list[Route]]] = {}
+        self._tls: dict[str, dict[tuple[str, str], GatewayTLS]] = {}
+        self._refs: dict[str, tuple[BackendRef, int]] = {}
+        self._attached: Counter[tuple[str, str, str]] = Counter()
+        self._order: list[tuple[str, str]] | None = None  # sorted(self.routes), kept
+
+    # -- the update ---------------------------------------------------------------------------
+
+    def update(
+        self, snapshot: Snapshot, keys: Iterable[tuple[str, str, str]] | None = None
+    ) -> tuple[set[Host], set[str]]:
+        """Bring the stage up to ``snapshot``; ``keys`` the changed objects (None: all).
+        Returns the hosts whose rows changed and the hosts whose TLS changed."""
+        changed = None if keys is None else set(keys)
+        todo: set[tuple[str, str]] = set()
+        if changed is None or any(k[0] in _CONTEXT for k in changed):
+            self._context(snapshot)
+            signature = self._context_signature()
+            every = changed is None or any(k[0] in ("ReferenceGrant", "Namespace") for k in changed)
+            if every or signature != self._signature:
+                todo.update(self.routes, snapshot.of("HTTPRoute"))
+            self._signature = signature
+        if changed is not None:
+            for kind, ns, name in changed:
+                if kind == "HTTPRoute":
+                    todo.add((ns, name))
+                elif kind == "Service":
+                    todo.update(self._by_service.get((ns, name), ()))
+        hosts: set[Host] = set()
+        tls_hosts: set[str] = set()
+        for key in todo:
+            old = self.routes.pop(key, None)
+            if old is not None:
+                self._account(key, old, hosts, tls_hosts, add=False)
+            obj = snapshot.get("HTTPRoute", *key)
+            if obj is None or not _of_group(obj):
+                if old is not None:
+                    self._order = None
+                continue
+            if old is None:
+                self._order = None
+            res = GatewayResult()
+            if self.features is not None and "HTTPRoute" not in self.features:
+                _not_served(obj, self.listeners, self.backend, self.controller, self.now, res)
+            else:
+                _route(
+                    snapshot,
+                    obj,
+                    self.listeners,
+                    self.features,
+                    self.backend,
+                    self.controller,
+                    self.now,
+                    res,
+                )
+            self.routes[key] = res
+            self._account(key, res, hosts, tls_hosts, add=True)
+        return hosts, tls_hosts
+
+    def _context(self, snapshot: Snapshot) -> None:
+        self.classes = _ours(snapshot, self.controller)
+        self.listeners, self.gateways = {}, {}
+        for (ns, name), gw in sorted(snapshot.of("Gateway").items()):
+            spec = gw.get("spec") or {}
+            if not _of_group(gw) or spec.get("gatewayClassName") not in self.classes:
+                continue
+            _ns, _n, gen = _meta(gw)
+            ref = ObjectRef(kind="Gateway", namespace=ns, name=name)
+            self.listeners[(ns, name)] = _listeners(snapshot, gw, ref, gen, self.now)
+            self.gateways[(ns, name)] = gen
+
+    def _context_signature(self) -> object:
+        """What a route's translation reads of the context."""
+        return tuple(
+            (
+                key,
+                tuple(
+                    (
+                        ln.name,
+                        ln.port,
+                        ln.protocol,
+                        ln.hostname,
+                        ln.allowed_from,
+                        repr(ln.selector),
+                        ln.kinds_ok,
+                        ln.tls_secret,
+                        ln.served,
+                    )
+                    for ln in lst
+                ),
+            )
+            for key, lst in sorted(self.listeners.items())
+        )
+
+    def _account(
+        self,
+        key: tuple[str, str],
+        res: GatewayResult,
+        hosts: set[Host],
+        tls_hosts: set[str],
+        *,
+        add: bool,
+    ) -> None:
+        for host, rows in res.rows.items():
+            hosts.add(host)
+            if add:
+                self._rows.setdefault(host, {})[key] = rows
+            else:
+                _drop(self._rows, host, key)
+        for tls_host, tls in res.tls.items():
+            tls_hosts.add(tls_host)
+            if add:
+                self._tls.setdefault(tls_host, {})[key] = tls
+            else:
+                _drop(self._tls, tls_host, key)
+        for bname, ref in res.refs.items():
+            _ref, uses = self._refs.get(bname, (ref, 0))
+            uses += 1 if add else -1
+            if uses:
+                self._refs[bname] = (ref, uses)
+            else:
+                del self._refs[bname]
+        for svc in res.services:
+            if add:
+                self._by_service.setdefault(svc, set()).add(key)
+            else:
+                _drop(self._by_service, svc, key)
+        for listener in res.attached:
+            self._attached[listener] += 1 if add else -1
+
+    # -- what the builder reads ---------------------------------------------------------------
+
+    def rows_of(self, host: Host) -> list[Route]:
+        return [row for rows in self._rows.get(host, {}).values() for row in rows]
+
+    def hosts(self) -> set[Host]:
+        return set(self._rows)
+
+    def tls_of(self, host: str) -> GatewayTLS | None:
+        """The certificate of the HTTPS listener serving ``host`` (of the first route, by
+        namespace/name, that attached the host to an HTTPS listener)."""
+        found = self._tls.get(host)
+        return found[min(found)] if found else None
+
+    def ref(self, bname: str) -> BackendRef:
+        return self._refs[bname][0]
+
+    def _sorted_routes(self) -> list[tuple[str, str]]:
+        if self._order is None:
+            self._order = sorted(self.routes)
+        return self._order
+
+    def problems(self) -> list[Problem]:
+        routes = self.routes
+        return [p for key in self._sorted_routes() for p in routes[key].problems]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """The status documents: GatewayClasses, Gateways, then HTTPRoutes, each sorted."""
+        now = self.now
+        docs: list[dict[str, Any]] = []
+        supported = sorted((self.features or frozenset()) - {"Gateway", "ReferenceGrant"})
+        for name, obj in sorted(self.classes.items()):
+            _ns, _n, gen = _meta(obj)
+            status: dict[str, Any] = {
+                "conditions": [
+                    _cond("Accepted", True, "Accepted", "handled by polyingress", gen, now),
+                    _cond(
+                        "SupportedVersion", True, "SupportedVersion", "Gateway API v1.6", gen, now
+                    ),
+                ]
+            }
+            if self.features is not None:
+                status["supportedFeatures"] = [{"name": f} for f in supported]
+            docs.append(_doc("GatewayClass", "", name, status))
+        for (ns, name), gen in self.gateways.items():
+            lst = self.listeners[(ns, name)]
+            docs.append(_gateway_doc(ns, name, gen, lst, self._attached, now))
+        routes = self.routes
+        for key in self._sorted_routes():
+            docs.extend(routes[key].statuses)
+        return docs
+
+
+_CONTEXT = frozenset({"GatewayClass", "Gateway", "ReferenceGrant", "Namespace", "Secret"})
+
+
+def _drop(index: dict[Any, Any], outer: Any, key: Any) -> None:
+    inner = index.get(outer)
+    if inner is not None:
+        inner.discard(key) if isinstance(inner, set) else inner.pop(key, None)
+        if not inner:
+            del index[outer]
+
+
+def _gateway_doc(
+    ns: str,
+    name: str,
+    gen: int | None,
+    lst: list[_Listener],
+    attached: Mapping[tuple[str, str, str], int],
+    now: str,
+) -> dict[str, Any]:
+    any_ok = any(ln.served for ln in lst)
+    return _doc(
+        "Gateway",
+        ns,
+        name,
+        {
+            "conditions": [
+                _cond(
+                    "Accepted",
+                    any_ok,
+                    "Accepted" if any_ok else "ListenersNotValid",
+                    "Gateway accepted" if any_ok else "no listener can be served",
+                    gen,
+                    now,
+                ),
+                _cond(
+                    "Programmed",
+                    any_ok,
+                    "Programmed" if any_ok else "Invalid",
+                    "served on the HTTP and HTTPS ports" if any_ok else "not served",
+                    gen,
+                    now,
+                ),
+            ],
+            "listeners": [
+                {
+                    "name": ln.name,
+                    "supportedKinds": ln.kinds,
+                    "attachedRoutes": attached.get((ns, name, ln.name), 0),
+                    "conditions": ln.conditions,
+                }
+                for ln in lst
+            ],
+        },
+    )
+
+
 def translate_gateways(
     snapshot: Snapshot,
     controller: str,
@@ -493,84 +768,11 @@ def translate_gateways(
     features: frozenset[str] | None = None,
     backend: str = "",
     now: str = "",
-) -> GatewayResult:
-    """The rows, TLS and backends of every HTTPRoute attached to our Gateways, the problems,
-    and the status of every GatewayClass, Gateway and HTTPRoute of ours.
-
-    ``features``: the Gateway API features the selected backend serves (None: all); a rule
-    using another answers 500 and its route is not Accepted (UnsupportedValue).
-    """
-    result = GatewayResult()
-    classes = _ours(snapshot, controller)
-    supported = sorted((features or frozenset()) - {"Gateway", "ReferenceGrant"})
-    for name, obj in sorted(classes.items()):
-        _ns, _n, gen = _meta(obj)
-        status: dict[str, Any] = {
-            "conditions": [
-                _cond("Accepted", True, "Accepted", "handled by polyingress", gen, now),
-                _cond("SupportedVersion", True, "SupportedVersion", "Gateway API v1.6", gen, now),
-            ]
-        }
-        if features is not None:
-            status["supportedFeatures"] = [{"name": f} for f in supported]
-        result.statuses.append(_doc("GatewayClass", "", name, status))
-    listeners: dict[tuple[str, str], list[_Listener]] = {}
-    gateways: dict[tuple[str, str], tuple[Mapping[str, Any], int | None]] = {}
-    for (ns, name), gw in sorted(snapshot.of("Gateway").items()):
-        if not _of_group(gw) or (gw.get("spec") or {}).get("gatewayClassName") not in classes:
-            continue
-        _ns, _n, gen = _meta(gw)
-        ref = ObjectRef(kind="Gateway", namespace=ns, name=name)
-        listeners[(ns, name)] = _listeners(snapshot, gw, ref, gen, now)
-        gateways[(ns, name)] = (gw, gen)
-    routes_served = features is None or "HTTPRoute" in features
-    for _key, obj in sorted(snapshot.of("HTTPRoute").items()):
-        if not _of_group(obj):
-            continue
-        if not routes_served:
-            _not_served(obj, listeners, backend, controller, now, result)
-        else:
-            _route(snapshot, obj, listeners, features, backend, controller, now, result)
-    for (ns, name), (_gw, gen) in gateways.items():
-        lst = listeners[(ns, name)]
-        any_ok = any(ln.served for ln in lst)
-        result.statuses.append(
-            _doc(
-                "Gateway",
-                ns,
-                name,
-                {
-                    "conditions": [
-                        _cond(
-                            "Accepted",
-                            any_ok,
-                            "Accepted" if any_ok else "ListenersNotValid",
-                            "Gateway accepted" if any_ok else "no listener can be served",
-                            gen,
-                            now,
-                        ),
-                        _cond(
-                            "Programmed",
-                            any_ok,
-                            "Programmed" if any_ok else "Invalid",
-                            "served on the HTTP and HTTPS ports" if any_ok else "not served",
-                            gen,
-                            now,
-                        ),
-                    ],
-                    "listeners": [
-                        {
-                            "name": ln.name,
-                            "supportedKinds": ln.kinds,
-                            "attachedRoutes": ln.attached,
-                            "conditions": ln.conditions,
-                        }
-                        for ln in lst
-                    ],
-                },
-            )
-        )
-    return result
+) -> GatewayStage:
+    """A fresh stage brought up to ``snapshot`` (what a first build does)."""
+    stage = GatewayStage(controller, features=features, backend=backend, now=now)
+    stage.update(snapshot)
+    return stage
 
 
 def _not_served(
@@ -644,6 +846,9 @@ def _route(
         result.statuses.append(_doc("HTTPRoute", ns, name, {"parents": parents_status}))
         return
     # Backends once per rule (they do not depend on the parent).
+    for rule in parsed.rules:
+        for b in (*rule.backends, *rule.mirrors):
+            result.services.add((b.namespace, b.name))
     used: dict[str, BackendRef] = {}
     resolved = [_resolve_backends(snapshot, parsed, rule.backends, used) for rule in parsed.rules]
     mirrors = [
@@ -743,8 +948,9 @@ def _route(
                 ]
             else:
                 served_any = True
-                for ln in {id(x): x for hs in by_host.values() for x in hs}.values():
-                    ln.attached += 1
+                for hs in by_host.values():
+                    for ln in hs:
+                        result.attached.add((ln.gateway.namespace, ln.gateway.name, ln.name))
                 for host, lns in by_host.items():
                     for rule, backends, mir in zip(parsed.rules, resolved, mirrors, strict=True):
                         result.rows.setdefault(host, []).extend(

@@ -602,11 +602,11 @@ def _plain(value: object) -> object:
 def host_sort_key(host: str | None) -> tuple[int, str]:
     # Exact hosts, then wildcards (Ingress), then suffixes (Gateway API), then the catch-all;
     # alphabetical within a kind.
-    kind = host_kind(host)
-    if kind is HostKind.ANY:
+    if host is None:
         return (3, "")
-    assert host is not None
-    return ({HostKind.EXACT: 0, HostKind.WILDCARD: 1, HostKind.SUFFIX: 2}[kind], host)
+    if host[0] != "*":
+        return (0, host)
+    return (2 if host[1] == "*" else 1, host)
 
 
 @dataclass(frozen=True, kw_only=True)

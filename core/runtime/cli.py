@@ -224,7 +224,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{other} of other classes, {len(result.without_class)} without a class; "
         f"{len(result.model.vhosts)} hosts, {routes} routes, {len(result.model.backends)} backends"
     )
+    gateway_line = _gateway_summary(result.statuses)
+    if gateway_line:
+        print(gateway_line)
     return 1 if failed else 0
+
+
+def _gateway_summary(statuses: tuple[dict[str, Any], ...]) -> str:
+    """One line on the Gateway API objects of ours (none: no line, so the output of a world
+    without them stays as it was)."""
+    if not statuses:
+        return ""
+    kinds = [d["kind"] for d in statuses]
+    accepted = sum(
+        1
+        for d in statuses
+        if d["kind"] == "HTTPRoute"
+        and all(
+            c["status"] == "True"
+            for p in d["status"]["parents"]
+            for c in p["conditions"]
+            if c["type"] == "Accepted"
+        )
+    )
+    routes = kinds.count("HTTPRoute")
+    return (
+        f"{kinds.count('GatewayClass')} GatewayClasses, {kinds.count('Gateway')} Gateways; "
+        f"{routes} HTTPRoutes: {accepted} accepted, {routes - accepted} not accepted "
+        "(polyingress status says why)"
+    )
 
 
 def cmd_status(args: argparse.Namespace, pm: Any) -> int:
