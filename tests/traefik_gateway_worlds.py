@@ -15,9 +15,8 @@ import base64
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-
-from polyingress.core import self_signed
 
 NS = "gw"
 CONTROLLER = "polyingress.io/controller"
@@ -26,10 +25,13 @@ SERVICES: dict[str, int | None] = {"s0": 10, "s1": 11, "s2": 12, "down": None}
 MISSING = "missing"  # a Service that does not exist: an invalid backend reference
 
 
+DATA = Path(__file__).parent / "data"
+
+
 @functools.cache
 def _certificate() -> tuple[str, str]:
-    made = self_signed("*.a.com")
-    return made.cert_pem, made.key_pem
+    """A fixed certificate for *.a.com (tests/data/README.md): golden files need fixed bytes."""
+    return (DATA / "gateway-a.com.crt").read_text(), (DATA / "gateway-a.com.key").read_text()
 
 
 def base_objects(port: int = 8080, address: str = "127.0.91") -> list[dict[str, Any]]:
@@ -223,6 +225,77 @@ def header_filter(kind: str, **changes: Any) -> dict[str, Any]:
         spec["remove"] = list(changes["remove"])
     key = kind[0].lower() + kind[1:]
     return {"type": kind, key: spec}
+
+
+def route_object(
+    name: str, *rules: Rule, hostnames: tuple[str, ...] = (), **kw: Any
+) -> dict[str, Any]:
+    """An HTTPRoute object of these rules."""
+    return HTTPRoute(name, rules, hostnames, **kw).object()
+
+
+def everything_world() -> list[dict[str, Any]]:
+    """One of each row kind (the golden file's world)."""
+    hdr = header_filter
+    return [
+        route_object(
+            "conditions",
+            Rule((Match("/", "PathPrefix", headers=(("Version", "one"),)),), (("s0", 1),)),
+            Rule((Match("/", "PathPrefix", headers=(("Version", "two"), ("Color", "x"))),)),
+            Rule((Match("/foo", "PathPrefix", method="POST", query=(("q", "1"),)),), (("s1", 1),)),
+            Rule((Match("/foo", "Exact"),), (("s2", 1),)),
+            hostnames=("a.com",),
+        ),
+        route_object(
+            "suffix",
+            Rule((Match("/"),), (("s0", 3), ("s1", 1), ("s2", 0), (MISSING, 1))),
+            Rule((Match("/none"),), ()),
+            Rule((Match("/down"),), (("down", 1),)),
+            hostnames=("*.a.com",),
+        ),
+        route_object(
+            "filters",
+            Rule(
+                (Match("/redirect"),),
+                (),
+                (
+                    {
+                        "type": "RequestRedirect",
+                        "requestRedirect": {
+                            "statusCode": 303,
+                            "hostname": "r.org",
+                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"},
+                        },
+                    },
+                ),
+            ),
+            Rule(
+                (Match("/rewrite"),),
+                (("s1", 1),),
+                (
+                    hdr("RequestHeaderModifier", set={"X-Set": "s"}, add={"X-Add": "a"}),
+                    hdr("ResponseHeaderModifier", remove=["Server"]),
+                    {
+                        "type": "URLRewrite",
+                        "urlRewrite": {
+                            "hostname": "rewritten.org",
+                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"},
+                        },
+                    },
+                    {
+                        "type": "RequestMirror",
+                        "requestMirror": {"backendRef": {"name": "s2", "port": 80}},
+                    },
+                ),
+                timeout="1500ms",
+            ),
+            hostnames=("b.a.com",),
+            section="https",
+        ),
+        route_object("anyhost", Rule((Match("/any"),), (("s2", 1),))),
+        ingress("ing", "a.com", [("/ingress", "Prefix", "s0")]),
+        ingress("catch-all", None, [("/global", "Prefix", "s1")]),
+    ]
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,12 @@ def _scalar(value: object) -> str:
         raise TypeError(f"cannot write {type(value).__name__} to the Traefik configuration")
     if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
         return value
-    return json.dumps(value)  # JSON strings are YAML double-quoted scalars
+    # JSON strings are YAML double-quoted scalars. "{" is written as the YAML escape \x7b:
+    # Traefik's file provider runs every file through Go's text/template (with Sprig's
+    # functions, env among them: pkg/provider/file/file.go, CreateConfiguration) before it
+    # reads the YAML, so a "{{" from a value (a Gateway API header value may hold one) would be
+    # executed, or break the whole file. No "{" of a value reaches the text.
+    return json.dumps(value).replace("{", "\\x7b")
 
 
 def _emit(value: dict[str, Any] | list[Any], indent: int, out: list[str]) -> None:
@@ -245,7 +250,9 @@ def dump_yaml(config: dict[str, Any]) -> str:
     Not ``yaml.dump``: PyYAML's representer took 5.4 s (libyaml emitter) for the generated
     10,000-Ingress world (~40,000 routers), this 0.3 s (measured on the dev VM). Strings are
     plain only when no YAML 1.1/1.2 resolver reads them as anything but a string, otherwise
-    JSON-quoted; the tests load every output back with PyYAML and compare it to the dict.
+    JSON-quoted, with every "{" escaped (``\x7b``: Traefik reads the file as a Go template
+    first, see ``_scalar``); the tests load every output back with PyYAML and compare it to
+    the dict.
     """
     out: list[str] = []
     _emit(config, 0, out)
