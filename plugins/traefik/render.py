@@ -596,41 +596,41 @@ def _status_middleware(status: int, middlewares: dict[str, Any]) -> str:
 
 def _row_target(
     route: Route,
-    entrypoint: str,
+    scheme: str,
     model: RouteModel,
     services: dict[str, Any],
     middlewares: dict[str, Any],
-) -> tuple[list[str], str]:
-    """The middlewares and the service of a row's router on ``entrypoint``."""
-    scheme = "https" if entrypoint == WEBSECURE else "http"
+) -> tuple[tuple[str, ...], str, bool]:
+    """A row's middlewares (after the entry point's forwarded-port one when the row proxies),
+    its service, and whether it proxies, on an entry point of ``scheme``."""
     if route.status is not None:
-        return [_status_middleware(route.status, middlewares)], SERVICE_UNAVAILABLE
+        return (_status_middleware(route.status, middlewares),), SERVICE_UNAVAILABLE, False
     if route.redirect is not None:
         config = filter_config(route, scheme)
         assert config is not None
         name = filter_name(config)
         middlewares[name] = {"plugin": {PLUGIN: config}}
-        return [name], SERVICE_UNAVAILABLE
+        return (name,), SERVICE_UNAVAILABLE, False
     fail = (0, 0)
     if route.split:
         service, fail = _split_service(route, model, services)
     else:
         assert route.backend is not None
         service = route.backend
-    chain = [FORWARDED_PORT[entrypoint]]
     if service == SERVICE_UNAVAILABLE:
-        return chain, service  # 503: nothing is proxied
+        return (), service, True  # 503: nothing is proxied
+    chain: tuple[str, ...] = ()
     config = filter_config(route, scheme, fail)
     if config is not None:
         name = filter_name(config)
         middlewares[name] = {"plugin": {PLUGIN: config}}
-        chain.append(name)
+        chain = (name,)
     if route.mirrors:
         mirrors = [{"name": m, "percent": 100} for m in route.mirrors]
         mirroring = {"service": service, "mirrors": mirrors}
         service = _content_name("polyingress-mirror", mirroring)
         services[service] = {"mirroring": mirroring}
-    return chain, service
+    return chain, service, True
 
 
 def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -> TraefikConfig:
@@ -652,6 +652,9 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
             router["tls"] = {}
         routers.append((base, key, router))
 
+    # A row's middlewares and service, once for both entry points (its redirect's Location
+    # alone depends on the scheme): (id of the row, the scheme or "") -> _row_target's result.
+    targets: dict[tuple[int, str], tuple[tuple[str, ...], str, bool]] = {}
     any_host = model.vhost_index.get(None)
     catch_all_rows = any_host.routes if any_host else ()
     catch_all = frozenset((r.path, r.path_type, r.backend) for r in catch_all_rows)
@@ -687,7 +690,13 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                 if route.conditional:
                     conditions = (route.method, route.headers, route.query, route.schemes)
                     key = (*key, conditions)
-                chain, service = _row_target(route, entrypoint, model, services, middlewares)
+                memo = (id(route), scheme if route.redirect is not None else "")
+                target = targets.get(memo)
+                if target is None:
+                    target = _row_target(route, scheme, model, services, middlewares)
+                    targets[memo] = target
+                extra, service, proxied = target
+                chain = [FORWARDED_PORT[entrypoint], *extra] if proxied else list(extra)
                 add(
                     key,
                     _router_name_base(entrypoint, vhost.host, kind, route.path),
