@@ -5,6 +5,7 @@ tests/test_gateway_live.py: every row kind, the statuses of redirects for every 
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -66,10 +67,28 @@ def extra_world() -> list[dict[str, Any]]:
     ]
 
 
+def differences_world() -> list[dict[str, Any]]:
+    """Rows whose conditions Traefik evaluates otherwise than the core (README, Traefik)."""
+    return [
+        route_object(
+            "differences",
+            Rule((Match("/q", query=(("q", "1"),)),), (("s0", 1),)),
+            Rule((Match("/h", headers=(("Version", "one"),)),), (("s1", 1),)),
+            Rule((Match("/host", headers=(("Host", "diff.com"),)),), (("s2", 1),)),
+            hostnames=("diff.com",),
+        )
+    ]
+
+
 def world(port: int, change: int = 0, kind: str = "HTTPRoute") -> list[dict[str, Any]]:
     """The world; ``change`` > 0 adds an HTTPRoute (or Ingress) edit: ``/changed/<change>`` on
     host c.com to s2 (the change timing below)."""
-    objects = [*base_objects(port, ADDRESS), *everything_world(), *extra_world()]
+    objects = [
+        *base_objects(port, ADDRESS),
+        *everything_world(),
+        *extra_world(),
+        *differences_world(),
+    ]
     if change and kind == "HTTPRoute":
         objects.append(
             route_object(
@@ -190,6 +209,58 @@ def test_a_hostile_header_value_is_matched_and_set_as_written(live: Live) -> Non
     for other in ("a", HOSTILE[:-1], "evil"):
         assert live.send(Request("hostile.com", "/", headers=(("X-Token", other),))).status == 404
     assert live.send(Request("evil", "/", headers=(("X-Token", HOSTILE),))).status == 404
+
+
+def _raw(live: Live, target: str, lines: list[tuple[str, str]]) -> Response:
+    """A request with these header lines exactly (a name may repeat), Host diff.com."""
+    conn = http.client.HTTPConnection("127.0.0.1", live.controller.http_port, timeout=5)
+    try:
+        conn.putrequest("GET", target, skip_host=True)
+        for name, value in [("Host", "diff.com"), ("Accept", "application/json"), *lines]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "lines", "core", "traefik"),
+    [
+        # Query() compares decoded values: %31 is 1 (the core compares the value as sent).
+        ("/q?q=%31", [], 404, "s0"),
+        # Any value of a repeated parameter counts (the core: the first).
+        ("/q?q=2&q=1", [], 404, "s0"),
+        ("/q?q=1&q=2", [], "s0", "s0"),
+        # Any line of a repeated header counts (the core: the first).
+        ("/h", [("Version", "two"), ("Version", "one")], 404, "s1"),
+        ("/h", [("Version", "one"), ("Version", "two")], "s1", "s1"),
+        # A match on the Host header: Go moves Host out of the header map, Header() never sees
+        # it (the core compares the Host header as sent).
+        ("/host", [], "s2", 404),
+    ],
+    ids=[
+        "query-decoded",
+        "query-any-value",
+        "query-first",
+        "header-any-line",
+        "header-first",
+        "header-host",
+    ],
+)
+def test_the_documented_differences_of_traefiks_matchers(
+    live: Live, target: str, lines: list[tuple[str, str]], core: object, traefik: object
+) -> None:
+    """Pinned down: where Traefik's Query() and Header() differ from RouteModel.answer (the
+    README's Traefik section); everything else of these rows is as the core says."""
+    first = {}
+    for name, value in lines:
+        first.setdefault(name.lower(), value)
+    answer = live.model.answer("diff.com", target, headers=(("host", "diff.com"), *first.items()))
+    assert (answer.status or _short(answer.backend)) == core
+    resp = _raw(live, target, lines)
+    assert (resp.status if resp.status != 200 else resp.json()["server_name"]) == traefik
 
 
 def test_an_httproute_change_is_served_like_an_ingress_change(live: Live) -> None:
