@@ -67,6 +67,19 @@ def extra_world() -> list[dict[str, Any]]:
     ]
 
 
+def encoded_world() -> list[dict[str, Any]]:
+    """Rule paths with percent-encodings (the Gateway API allows them; Ingress paths not)."""
+    return [
+        route_object(
+            "encoded",
+            Rule((Match("/sp%20ace", "Exact"),), (("s0", 1),)),
+            Rule((Match("/semi%3Bx"),), (("s1", 1),)),
+            Rule((Match("/quote%22s"),), (("s2", 1),)),
+            hostnames=("pct.com",),
+        )
+    ]
+
+
 def differences_world() -> list[dict[str, Any]]:
     """Rows whose conditions Traefik evaluates otherwise than the core (README, Traefik)."""
     return [
@@ -88,6 +101,7 @@ def world(port: int, change: int = 0, kind: str = "HTTPRoute") -> list[dict[str,
         *everything_world(),
         *extra_world(),
         *differences_world(),
+        *encoded_world(),
     ]
     if change and kind == "HTTPRoute":
         objects.append(
@@ -209,6 +223,23 @@ def test_a_hostile_header_value_is_matched_and_set_as_written(live: Live) -> Non
     for other in ("a", HOSTILE[:-1], "evil"):
         assert live.send(Request("hostile.com", "/", headers=(("X-Token", other),))).status == 404
     assert live.send(Request("evil", "/", headers=(("X-Token", HOSTILE),))).status == 404
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/sp%20ace",
+        "/sp%20ace/",
+        "/semi%3Bx",
+        "/semi%3bx/y",
+        "/semi;x",
+        "/quote%22s/a",
+        "/quote%22",
+        "/%73emi%3Bx",
+    ],
+)
+def test_encoded_rule_paths_match_as_the_core_says(live: Live, target: str) -> None:
+    check(live, Request("pct.com", target))
 
 
 def _raw(live: Live, target: str, lines: list[tuple[str, str]]) -> Response:
