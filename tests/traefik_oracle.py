@@ -108,7 +108,9 @@ class Outcome:
     pairs); a ``mirroring`` service to its main service, copying to ``mirrors``. The filters
     middleware (polyingress's plugin) may answer ``fail`` (weight, total) of the requests with
     500, and changes what the service gets: ``path`` (the request target), ``host``,
-    ``request_headers`` (the request's header lines after its set/add/remove)."""
+    ``request_headers`` (the request's header lines after its set/add/remove), and the
+    response's headers (``response_changes``: (set|add|remove, name, value), in no particular
+    order: each name once)."""
 
     status: int
     service: str | None = None
@@ -121,6 +123,7 @@ class Outcome:
     path: str | None = None
     host: str | None = None
     request_headers: tuple[tuple[str, str], ...] = ()
+    response_changes: tuple[tuple[str, str, str], ...] = ()
     filters: Mapping[str, Any] | None = None
 
 
@@ -418,11 +421,14 @@ def _redirect_scheme(conf: Mapping[str, Any], req: Request) -> Outcome | None:
 
 def _headers(conf: Mapping[str, Any], req: Request) -> dict[str, str]:
     """Middlewares > Headers: ``customRequestHeaders`` "lists the Header names and values to
-    apply to the request" (set, replacing what the entry point put there)."""
-    extra = set(conf) - {"customRequestHeaders"}
+    apply to the request", ``customResponseHeaders`` to the response; "You can remove headers
+    by setting their value to an empty string". Not in the docs, read from
+    ``pkg/middlewares/headers/header.go`` (``modifyCustomRequestHeaders``): a Host entry sets the
+    request's host. Returns the request headers it sets (value "" removes)."""
+    extra = set(conf) - {"customRequestHeaders", "customResponseHeaders"}
     if extra:
         raise OracleError(f"headers middleware options {sorted(extra)} are not modelled")
-    return dict(conf["customRequestHeaders"])
+    return dict(conf.get("customRequestHeaders") or {})
 
 
 _STOPPERS = {"ipAllowList": _ip_allow_list, "redirectScheme": _redirect_scheme}
@@ -578,6 +584,7 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
     headers: dict[str, str] = {}
     lines = list(req.headers)
     changes: dict[str, Any] = {}
+    response: list[tuple[str, str, str]] = []
     filters: Mapping[str, Any] | None = None
     for mw_name in router.get("middlewares") or []:
         if mw_name not in middlewares:
@@ -585,14 +592,30 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         conf = middlewares[mw_name]
         (kind,) = conf
         if kind == "headers":
-            headers.update(_headers(conf[kind], req))
+            for header, value in _headers(conf[kind], req).items():
+                headers[header] = value
+                lines[:] = [(k, v) for k, v in lines if k.lower() != header.lower()]
+                if header.lower() == "host" and value:
+                    changes["host"] = value
+                elif value:
+                    lines.append((header, value))
+            for header, value in (conf[kind].get("customResponseHeaders") or {}).items():
+                response.append(
+                    ("remove", header.lower(), "") if not value else ("set", header.lower(), value)
+                )
             continue
         if kind == "plugin":
             (plugin,) = conf[kind]
             if plugin != "polyingress" or filters is not None:
                 raise OracleError(f"middleware {mw_name}: plugin {plugin} is not modelled")
             filters = conf[kind][plugin]
-            answered, changes = _filters(filters, req, lines)
+            answered, found = _filters(filters, req, lines)
+            changes.update(found)
+            for op in ("set", "add"):
+                for item in (filters.get("responseHeaders") or {}).get(op, []):
+                    response.append((op, item["name"], item["value"]))
+            for name_ in (filters.get("responseHeaders") or {}).get("remove", []):
+                response.append(("remove", name_, ""))
             if answered is not None:
                 return Outcome(
                     status=answered.status, router=name, location=answered.location, filters=filters
@@ -615,6 +638,7 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         path=changes.get("path"),
         host=changes.get("host"),
         request_headers=tuple(lines),
+        response_changes=tuple(response),
         filters=filters,
     )
 

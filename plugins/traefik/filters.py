@@ -32,6 +32,7 @@ splits (``weighted``), mirrors (``mirroring``) and the HTTPS redirect of Ingress
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib import resources
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "WELL_KNOWN_PORTS",
     "filter_config",
     "filter_name",
+    "native_headers",
     "plugin_files",
     "redirect_config",
 ]
@@ -75,17 +77,69 @@ def _changes(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in pairs]
 
 
+# Header names Traefik's headers middleware takes as map keys without surprise (the file
+# provider's decoder and Go's canonical form); others go to the plugin, which takes lists.
+_SIMPLE_NAME = re.compile(r"^[a-z0-9-]+$")
+
+
+def _native(route: Route, response: bool) -> bool:
+    """Whether the ``headers`` middleware may state this side's set and remove (the plugin
+    then does only the adds): never when the request side names the Host (a rewrite of the
+    host must follow its changes, and Traefik's map has one Host)."""
+    changes = route.response_headers if response else route.request_headers
+    if changes is None:
+        return False
+    if response:
+        return True
+    names = [name for name, _value in (*changes.set, *changes.add)]
+    return "host" not in names and "host" not in changes.remove
+
+
+def _set_natively(name: str, value: str) -> bool:
+    # customRequestHeaders deletes a header whose value is empty: an empty set is the plugin's.
+    return bool(value) and _SIMPLE_NAME.match(name) is not None
+
+
+def native_headers(route: Route) -> dict[str, Any] | None:
+    """The ``headers`` middleware configuration for what Traefik states exactly of a row's
+    header changes: set (``Header.Set``) and remove (an empty value: ``Header.Del``), request
+    and response, and the rewrite of the Host (``customRequestHeaders`` Host sets the request's
+    host). Each name appears once in a filter (the core refuses repeats), so these and the
+    plugin's adds commute. None when nothing is left to it."""
+    out: dict[str, Any] = {}
+    for response, key in ((False, "customRequestHeaders"), (True, "customResponseHeaders")):
+        changes = route.response_headers if response else route.request_headers
+        if changes is None or not _native(route, response):
+            continue
+        mapping = {n: v for n, v in changes.set if _set_natively(n, v)}
+        mapping.update({n: "" for n in changes.remove if _SIMPLE_NAME.match(n)})
+        if mapping:
+            out[key] = mapping
+    rewrite = route.rewrite
+    if rewrite is not None and rewrite.hostname is not None and _host_natively(route):
+        out.setdefault("customRequestHeaders", {})["Host"] = rewrite.hostname
+    return out or None
+
+
+def _host_natively(route: Route) -> bool:
+    return route.request_headers is None or _native(route, response=False)
+
+
 def _header_filter(route: Route, response: bool) -> dict[str, Any] | None:
+    """The plugin's part of a row's header changes: what ``native_headers`` leaves."""
     changes = route.response_headers if response else route.request_headers
     if changes is None:
         return None
+    native = _native(route, response)
     out: dict[str, Any] = {}
-    if changes.set:
-        out["set"] = _changes(changes.set)
+    sets = [(n, v) for n, v in changes.set if not (native and _set_natively(n, v))]
+    if sets:
+        out["set"] = _changes(tuple(sets))
     if changes.add:
         out["add"] = _changes(changes.add)
-    if changes.remove:
-        out["remove"] = list(changes.remove)
+    removes = [n for n in changes.remove if not (native and _SIMPLE_NAME.match(n))]
+    if removes:
+        out["remove"] = removes
     return out or None
 
 
@@ -133,7 +187,7 @@ def filter_config(
         config["responseHeaders"] = response
     if route.rewrite is not None:
         rewrite: dict[str, Any] = {}
-        if route.rewrite.hostname is not None:
+        if route.rewrite.hostname is not None and not _host_natively(route):
             rewrite["hostname"] = route.rewrite.hostname
         path = _path_change(route, rewrite=True)
         if path is not None:

@@ -90,7 +90,7 @@ from typing import Any
 
 from polyingress.core import Certificate, HostKind, PathType, Route, RouteModel, VirtualHost
 
-from .filters import PLUGIN, filter_config, filter_name
+from .filters import PLUGIN, filter_config, filter_name, native_headers
 
 __all__ = [
     "DYNAMIC_FILE",
@@ -620,11 +620,16 @@ def _row_target(
     if service == SERVICE_UNAVAILABLE:
         return (), service, True  # 503: nothing is proxied
     chain: tuple[str, ...] = ()
+    native = native_headers(route)
+    if native is not None:
+        name = _content_name("polyingress-headers", native)
+        middlewares[name] = {"headers": native}
+        chain = (name,)
     config = filter_config(route, scheme, fail)
     if config is not None:
         name = filter_name(config)
         middlewares[name] = {"plugin": {PLUGIN: config}}
-        chain = (name,)
+        chain = (*chain, name)
     if route.mirrors:
         mirrors = [{"name": m, "percent": 100} for m in route.mirrors]
         mirroring = {"service": service, "mirrors": mirrors}
