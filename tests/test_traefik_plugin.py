@@ -221,6 +221,30 @@ def test_the_filters_plugin_is_installed_in_the_workdir(
     plugin.hooks.polyingress_stop(backend)
 
 
+def test_install_plugin_command_writes_the_plugin(tmp_path: Path) -> None:
+    """`polyingress traefik install-plugin --workdir DIR`, for a Traefik started elsewhere
+    (the Kubernetes overlay's init container)."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "polyingress.core.runtime.cli",
+            "traefik",
+            "install-plugin",
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    for name, text in plugin_files():
+        assert (tmp_path / "w" / name).read_text() == text
+
+
 def test_given_binary_that_is_not_executable_fails_start(tmp_path: Path) -> None:
     backend = TraefikBackend(settings(tmp_path, binary=str(tmp_path / "nope")))
     with pytest.raises(ApplyError, match="not an executable"):

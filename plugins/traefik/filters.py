@@ -41,6 +41,7 @@ from polyingress.core import Route
 __all__ = [
     "MODULE",
     "PLUGIN",
+    "PLUGINS_DIR",
     "WELL_KNOWN_PORTS",
     "filter_config",
     "filter_name",

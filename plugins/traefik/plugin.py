@@ -48,7 +48,7 @@ from polyingress.core import (
 )
 
 from .apply import SECRET_MODE, Layout, WriteResult, install_plugin, write_config
-from .filters import plugin_files
+from .filters import MODULE, PLUGIN, PLUGINS_DIR, plugin_files
 from .process import (
     LOAD_TIMEOUT,
     LOAD_TIMEOUT_PER_ROUTE,
@@ -356,6 +356,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         return 0
 
     static.set_defaults(func=run)
+
+    install = tsub.add_parser(
+        "install-plugin",
+        help="write polyingress's filters plugin (Gateway API filters) below DIR/plugins-local, "
+        "for a Traefik started elsewhere with DIR as its working directory",
+    )
+    install.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
+
+    def run_install(args: argparse.Namespace) -> int:
+        layout = Layout(Path(os.path.abspath(args.workdir)))
+        try:
+            install_plugin(layout)
+        except OSError as exc:
+            sys.stderr.write(f"polyingress: cannot install the filters plugin: {exc}\n")
+            return 1
+        sys.stdout.write(f"installed {PLUGIN} ({MODULE}) in {layout.workdir / PLUGINS_DIR}\n")
+        return 0
+
+    install.set_defaults(func=run_install)
 
 
 def info() -> BackendInfo:
