@@ -8,31 +8,46 @@ How the core's routing semantics become Traefik routers (Traefik docs, "Routing 
 HTTP > Routing > Rules & Priority", doc.traefik.io/traefik/reference/routing-configuration/
 http/routing/rules-and-priority/):
 
-* Every row of a virtual host's table is one router per entry point. Exact ``/p`` is
-  ``Path(`/p`)``; Prefix ``/foo`` is ``Path(`/foo`) || PathPrefix(`/foo/`)`` because
-  ``PathPrefix`` is a plain string prefix ("Match `/products` ... but also
-  `/products-for-sale`"); Prefix ``/`` is ``PathPrefix(`/`)``.
+* Every row of a virtual host's table is one router per entry point (a Gateway API row only on
+  the entry points of its listeners' schemes: ``web`` for HTTP, ``websecure`` for HTTPS).
+  Exact ``/p`` is ``Path(`/p`)``; Prefix ``/foo`` is ``Path(`/foo`) || PathPrefix(`/foo/`)``
+  because ``PathPrefix`` is a plain string prefix ("Match `/products` ... but also
+  `/products-for-sale`"); Prefix ``/`` is ``PathPrefix(`/`)``. A Gateway API row's conditions
+  follow: ``Method(...)``, ``Header(...)`` per header, ``Query(...)`` per parameter (values as
+  backtick or Go double-quoted literals, :func:`literal`; rule paths with percent-encodings as
+  Traefik's routing path, :func:`routing_path`).
 * Host ``a.com`` is ``Host(`a.com`)``. A single-label wildcard ``*.foo.com`` is
   ``HostRegexp(`^[^.]+\\.foo\\.com\\.?$`)``: v3 takes a Go regexp, matched against the
   lowercased host without its port; ``\\.?`` accepts a fully qualified request host
   (``bar.foo.com.``), which ``Host`` also accepts and the core strips. ``Host(`*.foo.com`)``
-  is not used: only Traefik v3.7 and later have it. Everything used here works since v3.0.
+  is not used: only Traefik v3.7 and later have it. Everything used here works since v3.0. A
+  Gateway API wildcard (the model's suffix host ``**.foo.com``: one label or more) is
+  ``HostRegexp(`^.+\\.foo\\.com\\.?$`)``.
 * Traefik sorts routers by priority, by default the rule's length, and the order of equal
   priorities is unspecified. Every router gets an explicit priority from the model instead
-  (see :func:`_priority`): a band per host kind (exact > wildcard > catch-all), and inside a
-  band Exact above Prefix, longer paths above shorter ones. Two routers that can match the same
-  request never share a priority.
+  (:class:`Bands`): a band per host kind (exact > wildcard > suffix, the longer suffix first >
+  catch-all), and inside a band Exact above Prefix, longer paths above shorter ones, and the
+  rows of one path in the core's precedence. Two routers that can match the same request
+  never share a priority.
 * A request picks ONE virtual host; in Traefik, a request no router of its host matches falls
   to the next lower band. For a wildcard host, or an exact host that no wildcard host
   matches, that is the catch-all host, whose table is exactly the host-less rows the core
   merged into this host (after the host's own rows, which a merged row never beats): so only
   the host's own rows are rendered, which keeps the router count linear when host-less rules
-  meet many hosts. An exact host below which a matching wildcard host waits gets all its rows
-  plus a lowest-in-band "terminator" router, ``Host(...)`` alone, to the default backend or to
-  the 404 route, so nothing falls through to the wildcard. Below everything,
-  ``PathPrefix(`/`)`` at priority 1 goes to the default backend when the model has one;
-  otherwise Traefik's own 404 applies ("Getting Started > FAQ > 404 Not found": a request no
-  router matches gets 404).
+  meet many hosts. That holds only while the catch-all host has Ingress rows alone and the
+  host's own rows are unconditional (:func:`_table`). Otherwise, and for a host below which a
+  matching wildcard or suffix host waits, the host gets all its rows plus a lowest-in-band
+  "terminator" router, ``Host(...)`` alone, to the default backend or to the 404 route, so
+  nothing falls through. Below everything, ``PathPrefix(`/`)`` at the catch-all band's
+  terminator priority goes to the default backend when the model has one; otherwise Traefik's
+  own 404 applies ("Getting Started > FAQ > 404 Not found": a request no router matches gets
+  404).
+* What a Gateway API row does besides routing: 500 (a rule without a valid backend) as the
+  404 below, with ``rejectStatusCode: 500``; a weighted split is a ``weighted`` service of
+  the backends with a weight and a ready endpoint; mirrors a ``mirroring`` service; header set
+  and remove and the Host rewrite Traefik's ``headers`` middleware; the rest (header adds,
+  redirects, path rewrites, timeouts, the 500 share of an invalid reference in a split)
+  polyingress's filters middleware, a local plugin (``filters.py`` says why).
 
 404 and 503:
 
