@@ -94,7 +94,7 @@ def object_key(obj: Obj) -> ObjectKey | None:
     """(kind, namespace, name) of an object, or None when it is not a kind we read (also a
     kind of the same name from another API group)."""
     kind = obj.get("kind")
-    if not accepts(kind, obj.get("apiVersion")):
+    if not isinstance(kind, str) or not accepts(kind, obj.get("apiVersion")):
         return None
     meta = obj.get("metadata") or {}
     name = meta.get("name")
