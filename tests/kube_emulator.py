@@ -159,6 +159,7 @@ class Call:
     namespace: str
     name: str
     user_agent: str
+    version: str = ""  # the API version requested (RBAC does not look at it)
 
 
 class ApiError(Exception):
@@ -257,6 +258,7 @@ class KubeAPI(kmock.KubernetesEmulator):
         self.changed: asyncio.Condition | None = None
         self.faults: list[Callable[[Call], ApiError | None]] = []
         self.absent_groups: set[str] = set()  # API groups not installed: every request 404
+        self.served = dict(SERVED)  # plural -> versions served (a test may narrow them)
 
     # -- recording -------------------------------------------------------------------------
 
@@ -288,6 +290,7 @@ class KubeAPI(kmock.KubernetesEmulator):
             namespace=request.namespace or "",
             name=name,
             user_agent=request.headers.get("User-Agent", ""),
+            version=request.resource.version or "",
         )
         self.calls.append(call)
         if call.user_agent.startswith(CONTROLLER_AGENT):
@@ -354,7 +357,7 @@ class KubeAPI(kmock.KubernetesEmulator):
         if call is None:
             return await super()._handle(request)
         assert request.resource is not None
-        if call.group in self.absent_groups or request.resource.version not in SERVED.get(
+        if call.group in self.absent_groups or request.resource.version not in self.served.get(
             request.resource.plural or "", frozenset()
         ):
             # What the API server answers for a group/version/resource it does not serve.
