@@ -320,14 +320,16 @@ class GatewayStatusWriter:
                     return False
             assert obj is not None
             current = obj.get("status") or {}
-            status = desired_status(kind, current, wanted, self.controller, self.clock())
-            if status == current:
-                return False
             rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
             written = self._written.get(key)
-            if written is not None and written[0] == status and rv in written[1:]:
-                return False  # written already: the watch has not brought it yet, or the API
-                # server stores it in a form of its own (writing again would never end)
+            ours = written is not None and rv in written[1:]
+            # Written by us at this resourceVersion (the watch has not brought it yet) or
+            # stored from our write: what we wrote is the status to compare with.
+            base = written[0] if written is not None and ours else current
+            status = desired_status(kind, base, wanted, self.controller, self.clock())
+            if status == current or (ours and written is not None and status == written[0]):
+                return False  # also when the API server stores it in a form of its own:
+                # writing it again would never end
             if not self.leader.is_leader():
                 return False
             try:
