@@ -7,16 +7,22 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from gwapi_objects import CONTROLLER, V1, gateway, gateway_class, http_route, namespace
+from gwapi_objects import (
+    CONTROLLER,
+    Statuses,
+    cond,
+    gateway,
+    gateway_class,
+    http_route,
+    namespace,
+)
 from kube_emulator import GATEWAY_CRDS, ApiError, Call, KubeEmulator, replicas, running_emulator
 from kube_objects import service
 from livekit import wait_until
 
-from polyingress.core.pipeline.store import Snapshot
 from polyingress.core.sources.kubernetes.gateway_status import (
     STATUS_DEFAULTS,
     desired_status,
@@ -32,95 +38,6 @@ NOW = "2026-06-01T12:00:00Z"
 def kube() -> Iterator[KubeEmulator]:
     with running_emulator() as emu:
         yield emu
-
-
-def cond(
-    ctype: str, status: str = "True", reason: str = "", message: str = "", gen: int = 1
-) -> dict[str, Any]:
-    return {
-        "type": ctype,
-        "status": status,
-        "reason": reason or ctype,
-        "message": message,
-        "observedGeneration": gen,
-    }
-
-
-@dataclass
-class Statuses:
-    """A hand-written stand-in for the status computation: every GatewayClass of ours
-    Accepted, every Gateway Accepted/Programmed with its listeners, every HTTPRoute (or those
-    in ``routes``) Accepted by its first parent."""
-
-    message: str = "all good"
-    status: str = "True"
-    transition_time: str | None = None  # given with every condition, if set
-    routes: set[str] | None = None
-    snapshots: list[int] = field(default_factory=list)
-
-    def conditions(self, gen: int, *types: str) -> list[dict[str, Any]]:
-        out = [cond(t, self.status, message=self.message, gen=gen) for t in types]
-        if self.transition_time is not None:
-            for c in out:
-                c["lastTransitionTime"] = self.transition_time
-        return out
-
-    def __call__(self, snapshot: Snapshot) -> list[dict[str, Any]]:
-        self.snapshots.append(snapshot.generation)
-        docs: list[dict[str, Any]] = []
-        for (_ns, name), obj in sorted(snapshot.of("GatewayClass").items()):
-            docs.append(
-                {
-                    "apiVersion": V1,
-                    "kind": "GatewayClass",
-                    "metadata": {"name": name},
-                    "status": {"conditions": self.conditions(gen(obj), "Accepted")},
-                }
-            )
-        for (ns, name), obj in sorted(snapshot.of("Gateway").items()):
-            listeners = [
-                {
-                    "name": lst["name"],
-                    "attachedRoutes": 1,
-                    "supportedKinds": [{"kind": "HTTPRoute"}],  # group: the CRD's default
-                    "conditions": self.conditions(gen(obj), "Accepted", "Programmed"),
-                }
-                for lst in obj["spec"]["listeners"]
-            ]
-            docs.append(
-                {
-                    "apiVersion": V1,
-                    "kind": "Gateway",
-                    "metadata": {"namespace": ns, "name": name},
-                    "status": {
-                        "conditions": self.conditions(gen(obj), "Accepted", "Programmed"),
-                        "listeners": listeners,
-                    },
-                }
-            )
-        for (ns, name), obj in sorted(snapshot.of("HTTPRoute").items()):
-            if self.routes is not None and name not in self.routes:
-                continue
-            ref = obj["spec"]["parentRefs"][0]
-            parent = {
-                # group and kind left out: the CRD's defaults
-                "parentRef": {"namespace": ref.get("namespace", ns), "name": ref["name"]},
-                "controllerName": CONTROLLER,
-                "conditions": self.conditions(gen(obj), "Accepted", "ResolvedRefs"),
-            }
-            docs.append(
-                {
-                    "apiVersion": V1,
-                    "kind": "HTTPRoute",
-                    "metadata": {"namespace": ns, "name": name},
-                    "status": {"parents": [parent]},
-                }
-            )
-        return docs
-
-
-def gen(obj: Mapping[str, Any]) -> int:
-    return int(obj["metadata"].get("generation") or 1)
 
 
 def status_of(kube: KubeEmulator, kind: str, name: str, ns: str = "default") -> Any:
