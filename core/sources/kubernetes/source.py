@@ -811,6 +811,7 @@ class KubeSource:
 
     def start(self, wait: bool = True) -> None:
         for r in self.reflectors:
+            r.quiet = wait  # what the first lists do not find is said below, in one line
             r.start()
         if wait and not self.wait_synced(self.opts.initial_sync_timeout):
             missing = ", ".join(
