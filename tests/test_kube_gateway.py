@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from gwapi_objects import GROUP, gateway, gateway_class, http_route, namespace, reference_grant
-from kube_emulator import KubeEmulator, Replica, replicas, running_emulator
+from kube_emulator import ApiError, Call, KubeEmulator, Replica, replicas, running_emulator
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
 
@@ -150,6 +150,39 @@ def test_without_the_crds_ingresses_are_served_and_crds_installed_later_are_read
         assert rep.proxy.get("cafe.example.com", "/coffee")[0] == 200
         said = [r.getMessage() for r in caplog.records if "not served" in r.getMessage()]
         assert sorted(m.split(":")[0] for m in said) == sorted(GATEWAY_KINDS)  # once per kind
+
+
+def test_an_older_rbac_keeps_ingresses_served_and_says_what_it_cannot_read(
+    kube: KubeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upgrade whose new RBAC was not applied: the new kinds are 403 Forbidden."""
+    caplog.set_level(logging.INFO, logger="polyingress.kubernetes")
+    cafe_ingress(kube)
+    gateway_world(kube)
+    denied = {"namespaces", "gateways", "httproutes"}
+
+    def old_rbac(call: Call) -> ApiError | None:
+        if call.resource in denied:
+            return ApiError(403, "Forbidden", f"cannot {call.verb} resource {call.resource}")
+        return None
+
+    kube.api.faults.append(old_rbac)
+    with replicas(kube) as (rep,):
+        assert rep.proxy.get("cafe.example.com", "/coffee")[0] == 200
+        report = rep.health()
+        assert report.live and report.ready
+        assert "not allowed to be read (RBAC): Namespace, Gateway, HTTPRoute (apply the RBAC" in (
+            report.detail
+        )
+        assert "not served" not in report.detail
+        assert rep.store.keys("GatewayClass") == [("", "polyingress")]  # allowed: read
+        said = [r.getMessage() for r in caplog.records if "not allowed" in r.getMessage()]
+        assert len(said) == 1
+
+        denied.clear()  # the RBAC is applied
+        wait_until(lambda: rep.store.keys("HTTPRoute") == [("default", "web")])
+        wait_until(lambda: rep.store.keys("Namespace") == [("", "backends"), ("", "default")])
+        wait_until(lambda: rep.health().detail == "")
 
 
 def test_expired_resource_version_relists_the_routes(kube: KubeEmulator) -> None:

@@ -16,7 +16,9 @@ The Gateway API kinds (GatewayClass, Gateway, HTTPRoute, ReferenceGrant) are CRD
 may not have. When the API server answers their list with 404, the kind counts as read and
 empty: the controller serves Ingresses as usual, says so once in the log and in the text of
 ``/healthz``, and lists the kind again every ``absent_retry`` seconds, so CRDs installed later
-are picked up (and CRDs deleted later empty the kind). ReferenceGrant is read as v1 where the
+are picked up (and CRDs deleted later empty the kind). The same for a 403 on these kinds and on
+Namespaces (an upgrade that did not apply the new RBAC keeps serving Ingresses, and says what
+it cannot read). ReferenceGrant is read as v1 where the
 CRDs serve it, else as v1beta1; every Gateway API object is stored as
 ``gateway.networking.k8s.io/v1`` (the CRDs convert between versions without changing a field).
 """
@@ -123,7 +125,23 @@ class _Gone(Exception):
 
 
 class _Absent(Exception):
-    """The API server does not serve this kind (404: its CRD is not installed)."""
+    """The API server does not serve this kind (404: its CRD is not installed), or does not
+    let us read it (403: the RBAC of an older release)."""
+
+    def __init__(self, why: str, *, forbidden: bool) -> None:
+        super().__init__(why)
+        self.forbidden = forbidden
+
+
+NOT_SERVED = "not served by the Kubernetes API"
+FORBIDDEN = "not allowed to be read (RBAC)"
+
+
+def _unavailable(exc: Any, spec: KindSpec) -> _Absent | None:
+    """The _Absent an API error means for an optional kind, else None."""
+    if spec.optional and getattr(exc, "status", None) in (403, 404):
+        return _Absent(_describe(exc), forbidden=exc.status == 403)
+    return None
 
 
 class _Stopped(Exception):
@@ -356,7 +374,8 @@ class KindSpec:
     list_ns: Callable[..., Any] | None  # (namespace, **kw) -> response
     namespace: str | None  # the one namespace watched, None: all (or cluster-scoped)
     field_selector: str | None = None
-    # The API server may not serve it (a CRD): a 404 makes the kind empty, retried slowly.
+    # The controller works without it (a CRD the cluster may not have, a kind an older RBAC
+    # does not grant): a 404 or 403 makes the kind empty, listed again every absent_retry.
     optional: bool = False
     # Listed instead when this one is not served (an older version of the same kind).
     fallback: KindSpec | None = None
@@ -453,6 +472,7 @@ def kind_specs(
             None,
             None,
             field_selector=f"metadata.name={ns}" if ns else None,
+            optional=True,  # the RBAC of a release before Gateway API did not grant it
         ),
         gateway_kind_spec(custom, "GatewayClass", "v1", ns),
         gateway_kind_spec(custom, "Gateway", "v1", ns),
@@ -499,6 +519,7 @@ class Reflector:
         self.resource_version: str | None = None
         self.synced = threading.Event()
         self.absent = False  # the API server does not serve the kind (optional kinds only)
+        self.forbidden = False  # ... because the RBAC does not allow it (403)
         self.quiet = True  # until the first sync of every kind: KubeSource logs what is absent
         self.healthy = True
         self.error: str | None = None
@@ -592,8 +613,9 @@ class Reflector:
                 if exc.status == 404 and not cont and self.active.fallback is not None:
                     self.active = self.active.fallback  # an older version may be served
                     continue
-                if exc.status == 404 and self.spec.optional:
-                    raise _Absent(_describe(exc)) from exc
+                unavailable = _unavailable(exc, self.spec)
+                if unavailable is not None:
+                    raise unavailable from exc
                 raise
             try:
                 body = json.loads(resp.data)
@@ -609,7 +631,7 @@ class Reflector:
         self.resource_version = meta.get("resourceVersion") or None
         self.relists += 1
         if self.absent:
-            self.absent = False
+            self.absent = self.forbidden = False
             log.info(
                 "%s: served by the API server now (%s); reading it",
                 self.spec.kind,
@@ -638,8 +660,9 @@ class Reflector:
         except ApiException as exc:
             if exc.status == 410:
                 raise _Gone(str(exc.reason)) from exc
-            if exc.status == 404 and self.spec.optional:
-                raise _Absent(_describe(exc)) from exc
+            unavailable = _unavailable(exc, self.spec)
+            if unavailable is not None:
+                raise unavailable from exc
             raise
         with self._lock:
             self._response = resp
@@ -711,13 +734,13 @@ class Reflector:
             RELISTS.labels(self.spec.kind, "expired").inc()
             self.resource_version = None
         except _Absent as exc:
-            self._absent(str(exc))
+            self._absent(str(exc), forbidden=exc.forbidden)
 
-    def _absent(self, why: str) -> None:
-        """The kind is not served (its CRD is not installed, or was deleted): it is read as
-        empty, and listed again every ``absent_retry`` seconds."""
-        first = not self.absent
-        self.absent = True
+    def _absent(self, why: str, *, forbidden: bool) -> None:
+        """The kind is not served (its CRD is not installed, or was deleted) or not allowed:
+        it is read as empty, and listed again every ``absent_retry`` seconds."""
+        first = not self.absent or self.forbidden != forbidden
+        self.absent, self.forbidden = True, forbidden
         self.active = self.spec
         self.resource_version = None
         scope = None if self.spec.kind in CLUSTER_SCOPED else self.spec.namespace
@@ -726,9 +749,9 @@ class Reflector:
         self._ok()
         if first and not self.quiet:
             log.warning(
-                "%s: not served by the API server (%s): its CRD is not installed; read as "
-                "empty, checked again every %gs",
+                "%s: %s (%s); read as empty, checked again every %gs",
                 self.spec.kind,
+                FORBIDDEN if forbidden else f"{NOT_SERVED}: its CRD is not installed",
                 why,
                 self.opts.absent_retry,
             )
@@ -797,17 +820,23 @@ class KubeSource:
         DEGRADED.set(0 if all(r.healthy for r in self.reflectors) else 1)
 
     def absent(self) -> tuple[str, ...]:
-        """The kinds the API server does not serve (their CRDs are not installed)."""
+        """The kinds read as empty because the API server does not serve them (their CRDs are
+        not installed) or does not let us read them (403)."""
         return tuple(r.spec.kind for r in self.reflectors if r.absent)
 
     def _absent_note(self) -> str:
-        absent = self.absent()
-        if not absent:
-            return ""
-        return (
-            f"not served by the Kubernetes API: {', '.join(absent)} (CRDs not installed; "
-            f"checked again every {self.opts.absent_retry:g}s)"
-        )
+        every = f"checked again every {self.opts.absent_retry:g}s"
+        missing = [r.spec.kind for r in self.reflectors if r.absent and not r.forbidden]
+        denied = [r.spec.kind for r in self.reflectors if r.absent and r.forbidden]
+        notes = []
+        if missing:
+            notes.append(f"{NOT_SERVED}: {', '.join(missing)} (CRDs not installed; {every})")
+        if denied:
+            notes.append(
+                f"{FORBIDDEN}: {', '.join(denied)} (apply the RBAC of this release, "
+                f"deploy/base/rbac.yaml; {every})"
+            )
+        return "; ".join(notes)
 
     def start(self, wait: bool = True) -> None:
         for r in self.reflectors:
