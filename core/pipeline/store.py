@@ -49,9 +49,9 @@ KINDS = (
     "Endpoints",
     "Secret",
     "ConfigMap",
+    *GATEWAY_KINDS,
     # Namespaces are read for their labels only (HTTPRoute allowedRoutes ``from: Selector``).
     "Namespace",
-    *GATEWAY_KINDS,
 )
 CLUSTER_SCOPED = frozenset({"IngressClass", "Namespace", "GatewayClass"})
 
