@@ -363,3 +363,60 @@ def test_update_status_false_writes_no_gateway_status(kube: KubeEmulator) -> Non
         time.sleep(0.5)
     assert status_writes(kube) == []
     assert statuses.snapshots == []
+
+
+def _timeless(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _timeless(v) for k, v in value.items() if k != "lastTransitionTime"}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
+def _conditions(status: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(status, Mapping):
+        for key, value in status.items():
+            if key == "conditions" and isinstance(value, list):
+                yield from value
+            else:
+                yield from _conditions(value)
+    elif isinstance(status, list):
+        for item in status:
+            yield from _conditions(item)
+
+
+def test_kubernetes_mode_writes_the_status_each_build_computes(kube: KubeEmulator) -> None:
+    """No stand-in: the statuses of the controller's own builds (BuildResult.statuses, what
+    ``polyingress status`` prints) are what the leader writes."""
+    world(kube)
+    kube.put(service("web"))
+    with replicas(kube) as (rep,):
+        assert rep.runtime.gateway_status is not None
+
+        def written_as_built() -> bool:
+            result = rep.controller.last_result
+            if result is None or not result.statuses:
+                return False
+            for doc in result.statuses:
+                meta = doc["metadata"]
+                stored = status_of(kube, doc["kind"], meta["name"], meta.get("namespace", ""))
+                want = with_status_defaults(doc["kind"], doc["status"])
+                if _timeless(stored) != _timeless(want):
+                    return False
+            return True
+
+        wait_until(written_as_built)
+        docs = rep.controller.last_result.statuses
+        assert sorted({d["kind"] for d in docs}) == ["Gateway", "GatewayClass", "HTTPRoute"]
+        assert accepted(kube, "HTTPRoute", "web")["status"] == "True"
+        for doc in docs:
+            meta = doc["metadata"]
+            stored = status_of(kube, doc["kind"], meta["name"], meta.get("namespace", ""))
+            for condition in _conditions(stored):
+                assert condition["lastTransitionTime"] not in ("", "1970-01-01T00:00:00Z")
+        # Not ours: never written.
+        assert status_of(kube, "GatewayClass", "theirs", "")["conditions"][0]["reason"] == "Pending"
+        writes = len(status_writes(kube))
+        kube.put(service("nudge"))
+        time.sleep(1.2)  # builds and resyncs: nothing changed, nothing written
+        assert len(status_writes(kube)) == writes

@@ -1,9 +1,10 @@
 """The ``status`` of the GatewayClasses, Gateways and HTTPRoutes we serve, written by the leader.
 
-What the status should be is not decided here: ``statuses(snapshot)`` (the Gateway API status
-computation) returns documents ``{"apiVersion", "kind", "metadata": {"namespace", "name"},
-"status"}``, the form ``polyingress status`` prints. This module writes each one's ``status``
-subresource, and only when it differs from what the object in the store has:
+What the status should be is not decided here: every build computes it (``BuildResult.statuses``,
+documents ``{"apiVersion", "kind", "metadata": {"namespace", "name"}, "status"}``, what
+``polyingress status`` prints), and ``update(result)`` hands it over; a ``statuses(snapshot)``
+function given instead computes the documents from the store. This module writes each one's
+``status`` subresource, and only when it differs from what the object in the store has:
 
 * before comparing, the desired status gets the defaults the CRDs' schemas give status fields
   (``STATUS_DEFAULTS``; the API server applies them on every write, so a status without them
@@ -53,7 +54,7 @@ from polyingress.core.pipeline.store import (
     ObjectStore,
     Snapshot,
 )
-from polyingress.core.sources.kubernetes.source import raw
+from polyingress.core.sources.kubernetes.source import StatusDocuments, raw
 from polyingress.core.sources.kubernetes.status import STATUS_WRITES
 
 __all__ = [
@@ -66,8 +67,7 @@ __all__ = [
 
 log = logging.getLogger("polyingress.status")
 
-# The Gateway API status to write for a snapshot (see the module docstring).
-StatusDocuments = Callable[[Snapshot], Sequence[Mapping[str, Any]]]
+Documents = Sequence[Mapping[str, Any]]
 
 PLURALS = {"GatewayClass": "gatewayclasses", "Gateway": "gateways", "HTTPRoute": "httproutes"}
 
@@ -216,7 +216,8 @@ Key = tuple[str, str, str]  # kind, namespace ("" for a GatewayClass), name
 
 
 class GatewayStatusWriter:
-    """Writes the documents ``statuses(snapshot)`` returns (see the module docstring)."""
+    """Writes the status documents of the last build, or those ``statuses(snapshot)`` returns
+    (see the module docstring)."""
 
     def __init__(
         self,
@@ -224,8 +225,8 @@ class GatewayStatusWriter:
         store: ObjectStore,
         *,
         leader: Leader,
-        statuses: StatusDocuments,
         controller: str,
+        statuses: StatusDocuments | None = None,
         resync: float = 60.0,
         request_timeout: float = 10.0,
         retry_after: float = 5.0,
@@ -249,6 +250,8 @@ class GatewayStatusWriter:
         # and none when the API server stores it in a form we do not foresee).
         self._written: dict[Key, tuple[dict[str, Any], str, str]] = {}
         self._retry = False
+        self._documents: Documents | None = None  # of the last build
+        self._lock = threading.Lock()
         self._told: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -267,8 +270,13 @@ class GatewayStatusWriter:
         if self._thread is not None:
             self._thread.join(timeout=self.request_timeout * self.attempts + 1)
 
-    def update(self, *_: Any) -> None:
-        """A new model was built: check the statuses (from the writer's thread)."""
+    def update(self, result: Any = None) -> None:
+        """A new model was built: write its statuses (``result.statuses``; from the writer's
+        thread)."""
+        documents = getattr(result, "statuses", None)
+        if documents is not None:
+            with self._lock:
+                self._documents = documents
         self._wake.set()
 
     def resync(self) -> None:
@@ -280,7 +288,13 @@ class GatewayStatusWriter:
             return 0
         self._retry = False
         snapshot = self.store.snapshot()
-        documents = self.statuses(snapshot)
+        if self.statuses is not None:
+            documents: Documents | None = self.statuses(snapshot)
+        else:
+            with self._lock:
+                documents = self._documents
+        if documents is None:
+            return 0  # no build yet
         writes = 0
         seen: set[Key] = set()
         for doc in documents:

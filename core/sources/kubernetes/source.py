@@ -915,8 +915,9 @@ class KubeRuntime:
     ``controller``; call it before ``controller.start()`` so the first model served is the
     cluster's. ``stop()`` stops everything and releases the lease.
 
-    ``gateway_statuses(snapshot)`` gives the Gateway API status documents to write (see
-    gateway_status.py); without it (or with ``--update-status=false``) none is written.
+    The leader writes the Gateway API status each build computes (``BuildResult.statuses``;
+    see gateway_status.py), unless ``--update-status=false``; ``gateway_statuses(snapshot)``,
+    if given, computes the documents instead.
     """
 
     def __init__(
@@ -985,7 +986,7 @@ class KubeRuntime:
             )
         elif opts.update_status:
             log.info("no --publish-service or --publish-status-address: Ingress status not written")
-        if opts.update_status and self.gateway_statuses is not None:
+        if opts.update_status:
             self.gateway_status = GatewayStatusWriter(
                 self.api,
                 store,
