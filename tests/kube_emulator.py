@@ -255,7 +255,10 @@ class KubeAPI(kmock.KubernetesEmulator):
         self.bookmark_interval = 0.2
         self.calls: list[Call] = []
         self.open_watches = 0
-        self.changed: asyncio.Condition | None = None
+        # Set (and replaced by a new one) on every change: the open watches wait on it. An
+        # Event, not a Condition: waiting needs no lock, so a watch cancelled at shutdown never
+        # waits to re-acquire one (Python 3.11's Condition.wait could then hang the shutdown).
+        self.changed: asyncio.Event | None = None
         self.faults: list[Callable[[Call], ApiError | None]] = []
         self.absent_groups: set[str] = set()  # API groups not installed: every request 404
         self.served = dict(SERVED)  # plural -> versions served (a test may narrow them)
@@ -299,10 +302,15 @@ class KubeAPI(kmock.KubernetesEmulator):
 
     # -- state changes (also used directly by tests) -----------------------------------------
 
-    def _cond(self) -> asyncio.Condition:
+    def _changed(self) -> asyncio.Event:
         if self.changed is None:
-            self.changed = asyncio.Condition()
+            self.changed = asyncio.Event()
         return self.changed
+
+    def _notify(self) -> None:
+        event = self._changed()
+        self.changed = asyncio.Event()
+        event.set()
 
     async def write(self, plural: str, obj: dict[str, Any], *, notify: bool = True) -> None:
         group, version, kind, namespaced, _st = RESOURCES[plural]
@@ -333,8 +341,7 @@ class KubeAPI(kmock.KubernetesEmulator):
         self.state[key] = obj
         if notify:
             self.log.append((self.rv, plural, "ADDED" if old is None else "MODIFIED", obj))
-        async with self._cond():
-            self._cond().notify_all()
+        self._notify()
 
     async def remove(self, plural: str, ns: str, name: str, *, notify: bool = True) -> None:
         obj = self.state.pop((plural, ns, name))
@@ -343,12 +350,10 @@ class KubeAPI(kmock.KubernetesEmulator):
         gone["metadata"]["resourceVersion"] = str(self.rv)
         if notify:
             self.log.append((self.rv, plural, "DELETED", gone))
-        async with self._cond():
-            self._cond().notify_all()
+        self._notify()
 
     async def poke(self) -> None:
-        async with self._cond():
-            self._cond().notify_all()
+        self._notify()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -562,11 +567,10 @@ class KubeAPI(kmock.KubernetesEmulator):
                 wait = self.bookmark_interval
                 if deadline is not None:
                     wait = min(wait, max(deadline - now, 0.001))
-                cond = self._cond()
-                async with cond:
-                    if pos >= len(self.log) and self.closing == closing and self.expiry == expiry:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(cond.wait(), wait)
+                changed = self._changed()  # taken before looking: a change after it sets it
+                if pos >= len(self.log) and self.closing == closing and self.expiry == expiry:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), wait)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write_eof()
         except (ConnectionError, RuntimeError):
