@@ -33,6 +33,7 @@ from polyingress.core.pipeline.builder import (
     _our_classes,
     build_model,
 )
+from polyingress.core.pipeline.settings import SettingsSupport
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
 from polyingress.core.runtime.plugins import PluginError, discover, load_backend, plugin_manager
 from polyingress.core.sources.kubernetes.source import add_kube_options
@@ -105,17 +106,24 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
-def _build_options(args: argparse.Namespace) -> BuildOptions:
+def _build_options(args: argparse.Namespace, pm: Any = None) -> BuildOptions:
+    """The build options of the flags; with the backend's plugin manager ``pm``, ConfigMap keys
+    that backend does not apply are reported (its ``BackendInfo.settings``)."""
+    support = None
+    info = pm.hook.polyingress_backend_info() if pm is not None else None
+    if info is not None:
+        support = SettingsSupport(info.name, frozenset(info.settings))
     return BuildOptions(
         controller_class=args.controller_class,
         watch_ingress_without_class=args.watch_ingress_without_class,
         default_backend_service=args.default_backend_service,
         configmap=args.configmap,
         annotations_prefix=args.annotations_prefix,
+        settings_support=support,
     )
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def _settings(args: argparse.Namespace, pm: Any = None) -> RunSettings:
     return RunSettings(
         backend=args.backend,
         bind=getattr(args, "bind", "0.0.0.0"),
@@ -123,7 +131,7 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         https_port=getattr(args, "https_port", 8443),
         workdir=Path(getattr(args, "workdir", Path("workdir"))).resolve(),
         health_port=getattr(args, "health_port", 10254),
-        build=_build_options(args),
+        build=_build_options(args, pm),
         options=args,
     )
 
@@ -248,10 +256,11 @@ def cmd_render(args: argparse.Namespace, pm: Any) -> int:
     for _path, warnings in sorted(source.file_warnings.items()):
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    result = build_model(store.snapshot(), _build_options(args))
+    settings = _settings(args, pm)
+    result = build_model(store.snapshot(), settings.build)
     for p in result.problems:
         print(f"{p.severity.value}: {p}", file=sys.stderr)
-    rendered = pm.hook.polyingress_render(settings=_settings(args), model=result.model)
+    rendered = pm.hook.polyingress_render(settings=settings, model=result.model)
     if rendered is None:
         print(f"polyingress: backend {args.backend} cannot render", file=sys.stderr)
         return 2
@@ -308,7 +317,7 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     else:
         store = ObjectStore()
         kube = _kube_runtime(args)
-    settings = _settings(args)
+    settings = _settings(args, pm)
     try:
         settings.workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
