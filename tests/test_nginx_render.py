@@ -127,7 +127,8 @@ def test_settings_problems_are_reported_and_not_rendered() -> None:
     config = render(result.model, OPTS, fallback_certificate())
     problems = "\n".join(str(p) for p in result.problems)
     assert (
-        "ConfigMap kube-system/polyingress: data['server-snippet']: not a known setting" in problems
+        "ConfigMap kube-system/polyingress: data['server-snippet']: not a setting of polyingress"
+        in problems
     )
     for key in ("proxy-buffering", "ssl-ciphers", "keep-alive-requests", "client-body-timeout"):
         assert f"data['{key}']" in problems

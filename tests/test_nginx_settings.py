@@ -132,7 +132,7 @@ def test_unknown_keys_are_reported_and_ignored(key: str) -> None:
     settings, problems = build({key: "x"})
     assert settings == DEFAULTS
     assert [str(p) for p in problems] == [
-        f"ConfigMap kube-system/polyingress: data['{key}']: not a known setting; ignored"
+        f"ConfigMap kube-system/polyingress: data['{key}']: not a setting of polyingress; ignored"
     ]
     assert problems[0].reason == "UnknownSetting"
 

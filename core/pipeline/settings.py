@@ -541,7 +541,9 @@ def parse_settings(
             continue
         spec = SETTINGS.get(key)
         if spec is None:
-            issues.append(SettingIssue(key, "not a known setting; ignored", "UnknownSetting"))
+            issues.append(
+                SettingIssue(key, "not a setting of polyingress; ignored", "UnknownSetting")
+            )
             continue
         try:
             typed[spec.attr] = spec.parse(value)
