@@ -339,11 +339,11 @@ class GlobalSettings:
     :func:`parse_settings` (the builder does); ``GlobalSettings()`` is every default.
     """
 
-    worker_processes: int = _setting(
+    worker_processes: int = _setting(  # 0: auto
         0,
         "int or auto",
         _worker_processes,
-        "auto or 1-1024 (auto is 0 here)",
+        "auto or 1-1024",
         "worker processes (auto: one per CPU core)",
         _show_workers,
     )

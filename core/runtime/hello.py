@@ -5,7 +5,8 @@ plain text (or JSON with ``?format=json`` or ``Accept: application/json``).
 
 ``?stream=N`` answers a long-lived streaming response instead: chunked, one line
 ``<server name> <i>`` every ``STREAM_INTERVAL`` seconds (N lines, then the end), with
-``X-Accel-Buffering: no`` so that nginx passes each chunk on at once.
+``X-Accel-Buffering: no`` so that nginx passes each chunk on at once. ``?delay=MS`` answers
+after MS milliseconds (at most 60,000): a slow backend, for the proxies' read timeouts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = ["STREAM_INTERVAL", "HelloServer"]
 
 STREAM_INTERVAL = 0.1  # seconds between the chunks of ?stream=N
 _STREAM = re.compile(r"[?&]stream=(\d+)")
+_DELAY = re.compile(r"[?&]delay=(\d{1,5})(?:&|$)")
+MAX_DELAY_MS = 60_000
 
 
 class _Server(ThreadingHTTPServer):
@@ -63,6 +66,9 @@ class HelloServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body_in = self.rfile.read(length) if length else b""
+                delay = _DELAY.search(self.path)
+                if delay:
+                    time.sleep(min(int(delay.group(1)), MAX_DELAY_MS) / 1000)
                 stream = _STREAM.search(self.path)
                 if stream and self.command == "GET":
                     self._stream(int(stream.group(1)))
