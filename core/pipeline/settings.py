@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # model.py imports this module: no import of it at run time
@@ -459,20 +459,10 @@ def _allow_list() -> dict[str, Setting]:
     out: dict[str, Setting] = {}
     for f in fields(GlobalSettings):
         spec = f.metadata.get("setting")
-        if spec is None:
-            continue
-        assert f.default is not MISSING
-        key = f.name.replace("_", "-")
-        out[key] = Setting(
-            kind=spec.kind,
-            parse=spec.parse,
-            values=spec.values,
-            meaning=spec.meaning,
-            show=spec.show,
-            key=key,
-            attr=f.name,
-            default=f.default,
-        )
+        if spec is not None:
+            assert f.default is not MISSING
+            key = f.name.replace("_", "-")
+            out[key] = replace(spec, key=key, attr=f.name, default=f.default)
     return out
 
 
