@@ -150,6 +150,12 @@ class BackendInfo:
     version: str
     description: str = ""
     features: tuple[str, ...] = ()
+    # The Gateway API features the backend serves, by their upstream names ("HTTPRoute" for
+    # the core of HTTPRoute; "HTTPRouteQueryParamMatching", "HTTPRoute303RedirectStatusCode"
+    # ...). The core hands HTTPRoute rows only to a backend declaring "HTTPRoute", and a rule
+    # using an extended feature the backend does not declare answers 500 (its route's status
+    # says why); GatewayClass.status.supportedFeatures lists them.
+    gateway_features: tuple[str, ...] = ()
     settings: Mapping[str, str] = field(default_factory=dict)
 
 

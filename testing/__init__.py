@@ -10,6 +10,8 @@ built-in ones. Run the suite against any installed backend, from anywhere::
 * :mod:`polyingress.testing.live`: hello backends, a real ``polyingress run``, an HTTP(S)
   client with SNI, /metrics samples.
 * :mod:`polyingress.testing.conformance`: the live tests.
+* :mod:`polyingress.testing.gateway_cases`: the Gateway API conformance cases (upstream's
+  tests, named as there) and :mod:`polyingress.testing.gateway_live`: their live run.
 * :mod:`polyingress.testing.plugin`: the pytest options and fixtures (this package is the
   plugin: ``-p polyingress.testing``).
 
@@ -19,6 +21,7 @@ Requires pytest (``pip install polyingress[test]``).
 from __future__ import annotations
 
 from .plugin import (
+    gateway_world,
     live_world,
     polyingress_backend,
     polyingress_run_args,
@@ -27,6 +30,7 @@ from .plugin import (
 )
 
 __all__ = [
+    "gateway_world",
     "live_world",
     "polyingress_backend",
     "polyingress_run_args",

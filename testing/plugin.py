@@ -9,9 +9,11 @@ Options:
     An extra argument for ``polyingress run`` (repeatable), e.g. the backend's own flags.
 
 Fixtures: ``polyingress_backend`` (the name; override it, parametrized, to run several),
-``polyingress_run_args``, and ``live_world`` (a :class:`~polyingress.testing.conformance.
+``polyingress_run_args``, ``live_world`` (a :class:`~polyingress.testing.conformance.
 LiveWorld`: hello backends, the routing world in a manifest directory and a running
-``polyingress run``, one per test module and backend).
+``polyingress run``, one per test module and backend) and ``gateway_world`` (a
+:class:`~polyingress.testing.gateway_live.GatewayWorld`: the Gateway API conformance cases,
+loaded one at a time into a running ``polyingress run``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from . import conformance
+from . import conformance, gateway_live
 
 __all__ = [
+    "gateway_world",
     "live_world",
     "polyingress_backend",
     "polyingress_run_args",
@@ -52,9 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "live: runs a real proxy and sends real HTTP through it")
     if config.getoption("polyingress_backend"):
-        suite = str(Path(conformance.__file__))
-        if suite not in config.args:
-            config.args.append(suite)
+        for module in (conformance, gateway_live):
+            suite = str(Path(module.__file__ or ""))
+            if suite not in config.args:
+                config.args.append(suite)
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +83,21 @@ def live_world(
     world = conformance.LiveWorld(
         polyingress_backend,
         tmp_path_factory.mktemp(f"live-{polyingress_backend}"),
+        extra=polyingress_run_args,
+    )
+    yield world
+    world.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_world(
+    polyingress_backend: str,
+    polyingress_run_args: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[gateway_live.GatewayWorld]:
+    world = gateway_live.GatewayWorld(
+        polyingress_backend,
+        tmp_path_factory.mktemp(f"gateway-{polyingress_backend}"),
         extra=polyingress_run_args,
     )
     yield world

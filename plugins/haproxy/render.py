@@ -308,6 +308,10 @@ def vhost_entries(vhost: VirtualHost, assigned: Mapping[str, str]) -> dict[str, 
         if vhost.tls is not None and vhost.tls.ssl_redirect:
             entries[f"r{vk}"] = REDIRECT_VALUE
     for route in vhost.routes:  # canonical order: the first row of a key wins
+        if route.backend is None:
+            # Rows without one backend come from HTTPRoutes, which the core hands only to a
+            # backend that declares the "HTTPRoute" feature.
+            raise ValueError(f"{route.source}: a row without a single backend")
         entries.setdefault(_route_key(vk, route.path, route.path_type), assigned[route.backend])
     return entries
 

@@ -398,7 +398,9 @@ def _cert_files(
 
 
 def _table(
-    vhost: VirtualHost, model: RouteModel, catch_all: frozenset[tuple[str, PathType, str]]
+    vhost: VirtualHost,
+    model: RouteModel,
+    catch_all: frozenset[tuple[str, PathType, str | None]],
 ) -> tuple[tuple[Route, ...], bool]:
     """The rows to render for ``vhost`` and whether it needs a terminator router.
 
