@@ -32,21 +32,19 @@ from polyingress.core import (
     format_duration,
     format_size,
     parse_settings,
-    settings_table,
 )
-from polyingress.core.runtime.plugins import load_backend, plugin_manager
+from polyingress.core.runtime.matrix import info_of, settings_matrix
 from polyingress.testing.live import Controller, HelloFleet, running, wait_until, write_manifests
 
 README = Path(__file__).parent.parent / "README.md"
 BACKENDS = ("nginx", "haproxy", "traefik")
-TABLE_START = "<!-- settings-table: generated, see tests/test_settings.py -->\n"
+TABLE_START = "<!-- settings-table: python -m polyingress.core.runtime.matrix --settings -->\n"
 TABLE_END = "<!-- /settings-table -->\n"
 CONFIGMAP = ("ops", "polyingress")
 
 
 def backend_info(name: str) -> BackendInfo:
-    _plugin, obj = load_backend(name)
-    info = plugin_manager((name, obj)).hook.polyingress_backend_info()
+    info = info_of(name)
     assert isinstance(info, BackendInfo)
     return info
 
@@ -106,8 +104,10 @@ def test_every_backend_declares_only_keys_of_the_allow_list() -> None:
 
 def test_readme_table_is_the_allow_list_and_the_backends_mappings() -> None:
     """README's "Global settings" table is generated: key, value, default, meaning, and what
-    each built-in backend sets (its BackendInfo.settings). UPDATE_GOLDEN=1 rewrites it."""
-    table = settings_table((name, backend_info(name).settings) for name in BACKENDS)
+    each built-in backend sets (its BackendInfo.settings). Regenerate it with
+    ``python -m polyingress.core.runtime.matrix --settings nginx haproxy traefik`` (or
+    UPDATE_GOLDEN=1)."""
+    table = settings_matrix(list(BACKENDS))
     text = README.read_text()
     assert TABLE_START in text and TABLE_END in text, "README lost the settings table markers"
     before, rest = text.split(TABLE_START, 1)
@@ -115,7 +115,9 @@ def test_readme_table_is_the_allow_list_and_the_backends_mappings() -> None:
     if UPDATE_GOLDEN and current != table:
         README.write_text(before + TABLE_START + table + TABLE_END + after)
         current = table
-    assert current == table, "README's settings table is stale: run with UPDATE_GOLDEN=1"
+    assert current == table, (
+        "regenerate: python -m polyingress.core.runtime.matrix --settings nginx haproxy traefik"
+    )
     for key in SETTINGS:
         assert f"| `{key}` |" in current
 
@@ -240,7 +242,7 @@ def test_proxy_read_timeout_answers_504_for_a_slow_backend(backend: str, tmp_pat
         with running(Controller(backend, manifests, tmp_path / "work", extra=extra)) as run:
             assert run.get("settings.test", "/fast").status == 200
             started = time.monotonic()
-            slow = run.get("settings.test", "/slow?delay=3000", timeout=10)
+            slow = run.get("settings.test", "/slow?delay=3s", timeout=10)
             waited = time.monotonic() - started
             assert slow.status == 504, (slow.status, slow.body[:200])
             assert 0.8 <= waited < 2.9, waited
@@ -252,7 +254,7 @@ def test_proxy_read_timeout_answers_504_for_a_slow_backend(backend: str, tmp_pat
             )
             run.wait_applied(before)
             resp = wait_until(
-                lambda: _served(run.get("settings.test", "/slow?delay=2000", timeout=10)),
+                lambda: _served(run.get("settings.test", "/slow?delay=2s", timeout=10)),
                 timeout=30,
             )
             assert resp.server_name == "slow-1"
