@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from polyingress.core.api import BackendInfo
+from polyingress.core.pipeline.gateway import served_features
 from polyingress.core.pipeline.settings import settings_table
 from polyingress.core.runtime.plugins import discover, load_backend, plugin_manager
 
@@ -56,7 +57,7 @@ def info_of(backend: str) -> BackendInfo | None:
 
 def features_of(backend: str) -> frozenset[str]:
     info = info_of(backend)
-    return frozenset(info.gateway_features) if info is not None else frozenset()
+    return served_features(info.gateway_features) if info is not None else frozenset()
 
 
 def settings_matrix(backends: list[str]) -> str:
