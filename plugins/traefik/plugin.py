@@ -58,6 +58,7 @@ from .process import (
     static_config,
 )
 from .render import (
+    SETTINGS,
     RenderSettings,
     TraefikConfig,
     render,
@@ -390,6 +391,7 @@ def info() -> BackendInfo:
             f"binary: {found}" if found else "binary: none found (external mode)",
         ),
         gateway_features=GATEWAY_FEATURES,
+        settings=SETTINGS,
     )
 
 
