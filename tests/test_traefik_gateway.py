@@ -5,6 +5,7 @@ routes every request of random worlds as RouteModel.answer says; golden files; h
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from traefik_oracle import FALLBACK, Outcome, schema_validator
 from traefik_oracle import Request as OracleRequest
 from traefik_oracle import route as oracle_route
 
-from polyingress.core import ObjectStore, Route, RouteModel, build_model
+from polyingress.core import ObjectStore, Route, RouteModel, build_model, format_duration
+from polyingress.plugins.traefik.filters import timeout_ms
 from polyingress.plugins.traefik.plugin import GATEWAY_FEATURES
 from polyingress.plugins.traefik.render import RenderSettings, literal, render, routing_path
 
@@ -51,6 +53,11 @@ def _joined(lines: tuple[tuple[str, str], ...]) -> dict[str, str]:
     for name, value in lines:
         out.setdefault(name.lower(), []).append(value)
     return {k: ",".join(v) for k, v in out.items()}
+
+
+def _untimed(service: str | None) -> str | None:
+    """A backend's service name without the copy a row's timeout makes of it."""
+    return None if service is None else re.sub(r"-timeout-\d+ms$", "", service)
 
 
 def expected_split(model: RouteModel, row: Route) -> tuple[dict[str, int], int]:
@@ -96,16 +103,21 @@ def check_request(model: RouteModel, config: dict[str, Any], req: Request) -> No
         return
     assert got.status == 200, where
     row = answer.route
+    split = {_untimed(k): v for k, v in got.split}
     if row is not None and row.split:
         shares, fail = expected_split(model, row)
         if len(shares) == 1:
-            assert (got.service, got.split) == (next(iter(shares)), ()), where
+            assert (_untimed(got.service), split) == (next(iter(shares)), {}), where
         else:
-            assert dict(got.split) == shares, where
+            assert split == shares, where
         assert got.fail == ((fail, fail + sum(shares.values())) if fail else (0, 0)), where
     else:
-        assert got.service == answer.backend and not got.split, where
+        assert _untimed(got.service) == answer.backend and not got.split, where
         assert got.fail == (0, 0), where
+    # The time Traefik waits for the response headers: the row's timeout, else the ConfigMap's.
+    timeout = row.timeout if row is not None else None
+    read_ms = timeout_ms(timeout) if timeout else model.settings.proxy_read_timeout
+    assert got.read_timeout == format_duration(read_ms), where
     assert got.mirrors == (row.mirrors if row is not None else ()), where
     rewritten = row is not None and row.rewrite is not None and row.rewrite.path is not None
     assert got.path == (answer.path if rewritten else None), where
@@ -242,7 +254,8 @@ def rules(draw: st.DrawFn) -> Rule:
         filters.append(
             {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "s2", "port": 80}}}
         )
-    return Rule(ms, draw(backends), tuple(filters))
+    timeout = draw(st.sampled_from([None, None, None, "1500ms", "2m"]))
+    return Rule(ms, draw(backends), tuple(filters), timeout)
 
 
 @st.composite

@@ -80,6 +80,25 @@ def encoded_world() -> list[dict[str, Any]]:
     ]
 
 
+def timeouts_world() -> list[dict[str, Any]]:
+    """A route timeout longer than the ConfigMap's proxy-read-timeout (1s here), and a row
+    without one."""
+    return [
+        route_object(
+            "timeouts",
+            Rule((Match("/long"),), (("s0", 1),), timeout="3s"),
+            Rule((Match("/plain"),), (("s1", 1),)),
+            hostnames=("t.com",),
+        ),
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "polyingress", "namespace": "gw"},
+            "data": {"proxy-read-timeout": "1s"},
+        },
+    ]
+
+
 def differences_world() -> list[dict[str, Any]]:
     """Rows whose conditions Traefik evaluates otherwise than the core (README, Traefik)."""
     return [
@@ -102,6 +121,7 @@ def world(port: int, change: int = 0, kind: str = "HTTPRoute") -> list[dict[str,
         *extra_world(),
         *differences_world(),
         *encoded_world(),
+        *timeouts_world(),
     ]
     if change and kind == "HTTPRoute":
         objects.append(
@@ -129,7 +149,9 @@ class Live:
         self.model = model_of(self.objects)
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "world.yaml", self.objects)
-        self.controller = Controller("traefik", self.manifests, tmp / "work").start()
+        self.controller = Controller(
+            "traefik", self.manifests, tmp / "work", extra=["--configmap", "gw/polyingress"]
+        ).start()
 
     def send(self, req: Request) -> Response:
         return self.controller.get(
@@ -240,6 +262,24 @@ def test_a_hostile_header_value_is_matched_and_set_as_written(live: Live) -> Non
 )
 def test_encoded_rule_paths_match_as_the_core_says(live: Live, target: str) -> None:
     check(live, Request("pct.com", target))
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "least", "most"),
+    [
+        ("/long?delay=2s", 200, 1.9, 2.9),  # the route's 3s, not the ConfigMap's 1s
+        ("/long?delay=5s", 504, 2.9, 4.5),
+        ("/plain?delay=2s", 504, 0.9, 1.9),  # the ConfigMap's proxy-read-timeout
+    ],
+)
+def test_a_route_timeout_replaces_the_configmaps_read_timeout(
+    live: Live, target: str, status: int, least: float, most: float
+) -> None:
+    start = time.monotonic()
+    resp = live.controller.get("t.com", target, timeout=10)
+    took = time.monotonic() - start
+    assert resp.status == status, resp
+    assert least <= took <= most, took
 
 
 def _raw(live: Live, target: str, lines: list[tuple[str, str]]) -> Response:

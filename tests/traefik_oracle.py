@@ -124,6 +124,7 @@ class Outcome:
     host: str | None = None
     request_headers: tuple[tuple[str, str], ...] = ()
     response_changes: tuple[tuple[str, str, str], ...] = ()
+    read_timeout: str | None = None
     filters: Mapping[str, Any] | None = None
 
 
@@ -451,18 +452,28 @@ def _serve(config: Mapping[str, Any], name: str, router: str) -> Outcome:
         servers = service["loadBalancer"].get("servers") or []
         if not servers:
             return Outcome(status=503, service=name, router=router)
-        return Outcome(status=200, service=name, router=router)
+        return Outcome(
+            status=200,
+            service=name,
+            router=router,
+            read_timeout=_read_timeout(config, service["loadBalancer"]),
+        )
     if "weighted" in service:
         children = service["weighted"].get("services") or []
         if not children:
             return Outcome(status=503, service=name, router=router)
         split = []
+        timeouts = set()
         for child in children:
             served = _serve(config, child["name"], router)
             if served.split or served.mirrors or served.status != 200:
                 raise OracleError(f"service {name}: only proxying children are modelled")
             split.append((child["name"], int(child["weight"])))
-        return Outcome(status=200, service=name, router=router, split=tuple(split))
+            timeouts.add(served.read_timeout)
+        (timeout,) = timeouts  # one read timeout for a split: the row's
+        return Outcome(
+            status=200, service=name, router=router, split=tuple(split), read_timeout=timeout
+        )
     if "mirroring" in service:
         conf = service["mirroring"]
         mirrors = []
@@ -477,8 +488,23 @@ def _serve(config: Mapping[str, Any], name: str, router: str) -> Outcome:
             router=router,
             split=main.split,
             mirrors=tuple(mirrors),
+            read_timeout=main.read_timeout,
         )
     raise OracleError(f"service {name}: kind {sorted(service)} is not modelled")
+
+
+def _read_timeout(config: Mapping[str, Any], balancer: Mapping[str, Any]) -> str | None:
+    """Services > ServersTransport: a load balancer's ``serversTransport`` names an entry of
+    ``http.serversTransports``; its ``forwardingTimeouts.responseHeaderTimeout`` is "the amount
+    of time to wait for a server's response headers" (then 504, Traefik source
+    ``pkg/proxy/httputil/proxy.go``: a timeout error)."""
+    name = balancer.get("serversTransport")
+    if name is None:
+        return None
+    transports = config.get("http", {}).get("serversTransports", {})
+    if name not in transports:
+        raise OracleError(f"serversTransport {name} is not defined")
+    return transports[name].get("forwardingTimeouts", {}).get("responseHeaderTimeout")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,6 +665,7 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         host=changes.get("host"),
         request_headers=tuple(lines),
         response_changes=tuple(response),
+        read_timeout=served.read_timeout,
         filters=filters,
     )
 

@@ -48,6 +48,7 @@ __all__ = [
     "native_headers",
     "plugin_files",
     "redirect_config",
+    "timeout_ms",
 ]
 
 PLUGIN = "polyingress"  # the plugin's name in the static and the dynamic configuration
@@ -198,8 +199,13 @@ def filter_config(
     if fail[0]:
         config["failWeight"], config["failTotal"] = fail
     if route.timeout is not None:
-        config["timeoutMs"] = max(1, round(route.timeout * 1000))
+        config["timeoutMs"] = timeout_ms(route.timeout)
     return config or None
+
+
+def timeout_ms(seconds: float) -> int:
+    """A route's timeout in whole milliseconds (at least one)."""
+    return max(1, round(seconds * 1000))
 
 
 def filter_name(config: dict[str, Any]) -> str:

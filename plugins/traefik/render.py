@@ -114,7 +114,7 @@ from polyingress.core import (
     format_duration,
 )
 
-from .filters import PLUGIN, filter_config, filter_name, native_headers
+from .filters import PLUGIN, filter_config, filter_name, native_headers, timeout_ms
 
 __all__ = [
     "DYNAMIC_FILE",
@@ -643,12 +643,38 @@ def _status_middleware(status: int, middlewares: dict[str, Any]) -> str:
     return name
 
 
+def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, Any]) -> str:
+    """A row's timeout towards its backends: a copy of the service whose servers use a
+    serversTransport waiting ``ms`` for the response headers (the ConfigMap's
+    ``proxy-read-timeout`` is every other service's; a route's own timeout may be longer). The
+    filters middleware bounds the whole request by the same time."""
+    conf = services[name]
+    if "loadBalancer" in conf:
+        transport = f"polyingress-timeout-{ms}ms"
+        if transport not in transports:
+            base = transports[SERVERS_TRANSPORT]["forwardingTimeouts"]
+            transports[transport] = {
+                "forwardingTimeouts": {**base, "responseHeaderTimeout": format_duration(ms)}
+            }
+        copy = f"{name}-timeout-{ms}ms"
+        services[copy] = {"loadBalancer": {**conf["loadBalancer"], "serversTransport": transport}}
+        return copy
+    children = conf.get("weighted", {}).get("services") or []
+    if not children:
+        return name  # no server: 503 at once
+    timed = [{**c, "name": _timed(c["name"], ms, services, transports)} for c in children]
+    copy = f"{name}-timeout-{ms}ms"
+    services[copy] = {"weighted": {"services": timed}}
+    return copy
+
+
 def _row_target(
     route: Route,
     scheme: str,
     model: RouteModel,
     services: dict[str, Any],
     middlewares: dict[str, Any],
+    transports: dict[str, Any],
 ) -> tuple[tuple[str, ...], str, bool]:
     """A row's middlewares (after the entry point's forwarded-port one when the row proxies),
     its service, and whether it proxies, on an entry point of ``scheme``."""
@@ -668,6 +694,8 @@ def _row_target(
         service = route.backend
     if service == SERVICE_UNAVAILABLE:
         return (), service, True  # 503: nothing is proxied
+    if route.timeout is not None:
+        service = _timed(service, timeout_ms(route.timeout), services, transports)
     chain: tuple[str, ...] = ()
     native = native_headers(route)
     if native is not None:
@@ -706,6 +734,18 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
             router["tls"] = {}
         routers.append((base, key, router))
 
+    for backend in model.backends:
+        ready = backend.ready_endpoints
+        if ready:
+            services[backend.name] = {
+                "loadBalancer": {
+                    "servers": [{"url": f"http://{e.hostport}"} for e in ready],
+                    "serversTransport": SERVERS_TRANSPORT,
+                }
+            }
+        else:
+            services[backend.name] = {"weighted": {"services": []}}
+    transports: dict[str, Any] = {SERVERS_TRANSPORT: servers_transport(model.settings)}
     # A row's middlewares and service, once for both entry points (its redirect's Location
     # alone depends on the scheme): (id of the row, the scheme or "") -> _row_target's result.
     targets: dict[tuple[int, str], tuple[tuple[str, ...], str, bool]] = {}
@@ -747,7 +787,7 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                 memo = (id(route), scheme if route.redirect is not None else "")
                 target = targets.get(memo)
                 if target is None:
-                    target = _row_target(route, scheme, model, services, middlewares)
+                    target = _row_target(route, scheme, model, services, middlewares, transports)
                     targets[memo] = target
                 extra, service, proxied = target
                 chain = [FORWARDED_PORT[entrypoint], *extra] if proxied else list(extra)
@@ -793,18 +833,6 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     names = _unique_names((base, key) for base, key, _r in routers)
     http_routers = {names[key]: router for _base, key, router in routers}
 
-    for backend in model.backends:
-        ready = backend.ready_endpoints
-        if ready:
-            services[backend.name] = {
-                "loadBalancer": {
-                    "servers": [{"url": f"http://{e.hostport}"} for e in ready],
-                    "serversTransport": SERVERS_TRANSPORT,
-                }
-            }
-        else:
-            services[backend.name] = {"weighted": {"services": []}}
-
     redirect_port = settings.redirect_port or settings.https_port
     redirect_scheme: dict[str, Any] = {"scheme": "https", "permanent": True}
     if redirect_port != 443:
@@ -831,7 +859,7 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     http: dict[str, Any] = {
         "services": services,
         "middlewares": middlewares,
-        "serversTransports": {SERVERS_TRANSPORT: servers_transport(model.settings)},
+        "serversTransports": transports,
     }
     if http_routers:
         # Traefik 3.7 rejects the whole file for an empty mapping here ("routers cannot be a
