@@ -907,7 +907,7 @@ def check_traefik(objects: list[dict[str, Any]], result: BuildResult) -> None:
                 **config.config["http"].get(section, {}),
                 **config.probe["http"].get(section, {}),
             }
-            for section in ("routers", "services", "middlewares")
+            for section in ("routers", "services", "middlewares", "serversTransports")
         }
     }
     hosts, paths = probes(model)
