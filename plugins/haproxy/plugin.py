@@ -53,6 +53,7 @@ from .render import (
     pem_bundle,
     render,
 )
+from .rows import wanted_names
 from .runtime import CommandRejected, RuntimeApiError
 
 __all__ = ["HAProxyBackend", "HAProxyUnavailable", "hooks"]
@@ -60,6 +61,25 @@ __all__ = ["HAProxyBackend", "HAProxyUnavailable", "hooks"]
 log = logging.getLogger(__name__)
 
 NAME = "haproxy"
+# The Gateway API features served (upstream names), each proven by the live cases
+# (tests/test_gateway_live.py, tests/test_haproxy_gateway.py). Not served: request mirrors
+# (HAProxy 2.6 has no way to copy a request to a second server without SPOE).
+GATEWAY_FEATURES = (
+    "HTTPRoute",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
+)
 DEFAULT_SPARE_BACKENDS = 64
 DEFAULT_DRAIN_TIMEOUT = 30.0
 CHECK_INTERVAL = 10.0
@@ -323,12 +343,13 @@ def info() -> BackendInfo:
             "reloads only for: spare pool exhausted, global settings, refused runtime change",
             f"binary: {binary}" if binary else "binary: not on PATH",
         ),
+        gateway_features=GATEWAY_FEATURES,
     )
 
 
 def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     render_settings = _render_settings(settings)
-    slots = SlotTable.plan((b.name for b in model.backends), render_settings.spare_backends)
+    slots = SlotTable.plan(wanted_names(model), render_settings.spare_backends)
     rendered = render(model, render_settings, slots)
     files: list[tuple[str, str]] = [
         (CONFIG_FILE, rendered.config),
