@@ -3,8 +3,11 @@
 :func:`check_model` holds :meth:`RouteModel.answer` and the computed status to a case;
 :class:`GatewayWorld` runs ``polyingress run --backend NAME`` once and loads one case at a time
 (the base objects plus the case's own, as upstream applies one test's manifests at a time),
-waits until the controller has applied it, then sends every request over real HTTP(S) and
-checks what the hello backend received and what the client got back.
+waits until the controller has applied it, then sends every request over real HTTP(S) until it
+gets what the case expects three times in a row (upstream's rule), checking what the hello
+backend received, what the client got back and what reached a mirror; then it checks the
+status the controller computes for that backend (``polyingress status --backend NAME`` on the
+same manifests: the status depends on the backend's features).
 
 A case needing an extended feature the backend does not declare (``BackendInfo.
 gateway_features``) is skipped with that reason, as the upstream suite skips unsupported
@@ -13,36 +16,55 @@ features; a core case is never skipped.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from polyingress.core import BuildOptions, RouteModel, build_model
+from polyingress.core.pipeline.model import Answer
 from polyingress.core.pipeline.store import ObjectStore
+from polyingress.core.runtime.hello import request_delay
 from polyingress.testing.gateway_cases import (
     BACKENDS,
     CASES,
+    CONTROLLER,
+    CORE_FEATURES,
     Expect,
     GatewayCase,
     base_objects,
+    certificate_sha256,
     hello_name,
 )
 from polyingress.testing.live import Controller, HelloFleet, Response, wait_until, write_manifests
 
 __all__ = [
+    "CONSECUTIVE",
     "GatewayWorld",
     "backend_features",
     "check_model",
+    "check_statuses",
     "model_of",
+    "same_location",
     "test_gateway_conformance",
 ]
 
 pytestmark = pytest.mark.live
 
 _HELLO_PORT = 1  # the port the base objects name; the model check needs no real one
+_GROUP = "gateway.networking.k8s.io"
+CONSECUTIVE = 3  # upstream's RequiredConsecutiveSuccesses: an expectation must hold 3 in a row
+_WEIGHT_TRIES = 10  # upstream's weight.MaxTestRetries
+_REQUEST_ID = "gateway-api-conformance-request-id"  # upstream's query parameter for mirrors
+_WELL_KNOWN = {"http": 80, "https": 443}
 
 
 def backend_features(name: str) -> frozenset[str]:
@@ -65,49 +87,124 @@ def _backend_name(ref: tuple[str, str]) -> str:
     return f"{ref[0]}__{ref[1]}__8080"
 
 
+def _joined(headers: Mapping[str, list[str]], name: str) -> str | None:
+    values = headers.get(name.lower())
+    return None if values is None else ",".join(values)
+
+
+def _multimap(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k, val in pairs:
+        out.setdefault(k.lower(), []).append(val)
+    return out
+
+
+def same_location(got: str | None, want: str) -> bool:
+    """A redirect's Location compared as upstream compares it: scheme, host, port (the
+    scheme's well-known port may be written or left out) and path (and the query)."""
+    if got is None:
+        return False
+    a, b = urlsplit(got), urlsplit(want)
+    return (
+        a.scheme == b.scheme
+        and a.hostname == b.hostname
+        and (a.port or _WELL_KNOWN.get(a.scheme)) == (b.port or _WELL_KNOWN.get(b.scheme))
+        and a.path == b.path
+        and a.query == b.query
+    )
+
+
+def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
+    answer: Answer = model.answer(
+        e.host,
+        e.path,
+        scheme=e.scheme,
+        method=e.method,
+        headers=tuple((k.lower(), val) for k, val in e.sent_headers),
+    )
+    route = answer.route
+    delay = request_delay(e.path)
+    reaches_backend = e.backend is not None or e.status == 200
+    if e.status == 504 and delay is not None:
+        # The backend answers after ``delay``: the route's timeout must end the wait first.
+        assert answer.proxied and route is not None, f"{case}: {e}: got {answer}"
+        assert route.timeout is not None and route.timeout < delay, (
+            f"{case}: {e}: the route's timeout {route.timeout} does not end a {delay}s wait"
+        )
+    elif reaches_backend:
+        assert answer.proxied, f"{case}: {e}: expected {e.backend or 'a backend'}, got {answer}"
+        if e.backend is not None:
+            names = {w.backend for w in answer.backends}
+            assert _backend_name(e.backend) in names, f"{case}: {e}: got {names}"
+        if delay is not None and route is not None:
+            assert route.timeout is None or route.timeout > delay, (
+                f"{case}: {e}: the route's timeout {route.timeout} ends a {delay}s wait"
+            )
+    else:
+        assert answer.status == e.status, f"{case}: {e}: got {answer}"
+    if e.location is not None:
+        assert answer.location == e.location, f"{case}: {e}: got {answer.location}"
+    if e.certificate is not None:
+        vhost = model.select_vhost(e.host)
+        tls = vhost.tls if vhost is not None else None
+        got = None if tls is None or tls.certificate is None else tls.certificate
+        want = certificate_sha256(e.certificate)
+        assert got is not None and model.certificate(got).fingerprint == want, (
+            f"{case}: {e}: the host is served with {got}, not {e.certificate}"
+        )
+    if not reaches_backend or not answer.proxied:
+        return
+    want_path = e.path_seen or e.path
+    assert answer.path == want_path, f"{case}: {e}: the backend gets {answer.path}"
+    if e.as_sent:
+        assert answer.host is None, f"{case}: {e}: the backend gets Host {answer.host}"
+    elif e.host_seen is not None:
+        assert answer.host == e.host_seen, f"{case}: {e}: the backend gets Host {answer.host}"
+    sent = _multimap(e.sent_headers)
+    got_headers = (
+        route.request_headers.apply(sent) if route and route.request_headers is not None else sent
+    )
+    for k, val in e.request_headers if e.as_sent else e.headers:
+        assert _joined(got_headers, k) == val, f"{case}: {e}: request headers {got_headers}"
+    for k in e.absent:
+        assert k.lower() not in got_headers, f"{case}: {e}: {k} must not reach the backend"
+    resp = _multimap(e.backend_response_headers)
+    if route is not None and route.response_headers is not None:
+        resp = route.response_headers.apply(resp)
+    for k, val in e.response_headers:
+        assert _joined(resp, k) == val, f"{case}: {e}: response headers {resp}"
+    for k in e.absent_response_headers:
+        assert k.lower() not in resp, f"{case}: {e}: {k} must not be in the response"
+    if e.mirrored_to:
+        mirrors = set(route.mirrors) if route is not None else set()
+        for ref in e.mirrored_to:
+            assert _backend_name(ref) in mirrors, f"{case}: {e}: not mirrored to {ref}: {mirrors}"
+
+
 def check_model(case: GatewayCase) -> None:
     """Every request of the case against :meth:`RouteModel.answer`, every expected condition
-    against the computed status."""
+    against the computed status, the split against the weights."""
     result = model_of(case)
     model: RouteModel = result.model
     for e in case.expects:
-        answer = model.answer(
-            e.host,
-            e.path,
-            scheme=e.scheme,
-            method=e.method,
-            headers=tuple((k.lower(), val) for k, val in e.request_headers),
-        )
-        if e.backend is not None:
-            assert answer.proxied, f"{case}: {e}: expected {e.backend}, got {answer}"
-            names = {w.backend for w in answer.backends}
-            assert _backend_name(e.backend) in names, f"{case}: {e}: got {names}"
-        else:
-            assert answer.status == e.status, f"{case}: {e}: got {answer}"
-        if e.location is not None:
-            assert answer.location == e.location, f"{case}: {e}: got {answer.location}"
-        if e.path_seen is not None:
-            assert answer.path == e.path_seen, f"{case}: {e}: backend gets {answer.path}"
-        if e.host_seen is not None:
-            assert answer.host == e.host_seen, f"{case}: {e}: backend gets host {answer.host}"
-        route = answer.route
-        if e.headers or e.absent:
-            sent = {k.lower(): [val] for k, val in e.request_headers}
-            got = route.request_headers.apply(sent) if route and route.request_headers else sent
-            for k, val in e.headers:
-                assert got.get(k.lower()) == [val], f"{case}: {e}: request headers {got}"
-            for k in e.absent:
-                assert k.lower() not in got, f"{case}: {e}: {k} must not reach the backend"
-        if e.response_headers or e.absent_response_headers:
-            resp: dict[str, list[str]] = {}
-            if route is not None and route.response_headers is not None:
-                resp = route.response_headers.apply(resp)
-            for k, val in e.response_headers:
-                assert val in resp.get(k.lower(), []), f"{case}: {e}: response headers {resp}"
+        _check_answer(case, e, model)
+    if case.weights:
+        e = case.expects[0]
+        answer = model.answer(e.host, e.path, scheme=e.scheme, method=e.method)
+        split = {w.backend: w.weight for w in answer.backends}
+        total = sum(split.values())
+        for ref, share in case.weights:
+            got = split.get(_backend_name(ref), 0) / total if total else 0.0
+            assert abs(got - share) < 1e-9, f"{case}: {ref} gets {got:.1%}, not {share:.1%}"
     check_statuses(case, result.statuses)
 
 
-def check_statuses(case: GatewayCase, statuses: Iterable[dict[str, Any]]) -> None:
+def check_statuses(case: GatewayCase, statuses: Iterable[Mapping[str, Any]]) -> None:
+    """The case's expected conditions, attachedRoutes and Gateways without routes in status
+    documents (``{kind, metadata, status}``), as upstream's helpers compare them: a condition
+    is found when one of that type has the status and (unless "") the reason; an HTTPRoute's
+    parent must name our controller and its parentRef the Gateway group and kind (what the API
+    server defaults when a route leaves them out)."""
     docs = {
         (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d["status"]
         for d in statuses
@@ -116,20 +213,44 @@ def check_statuses(case: GatewayCase, statuses: Iterable[dict[str, Any]]) -> Non
         doc = docs.get((kind, ns, name))
         assert doc is not None, f"{case}: no status for {kind} {ns}/{name}"
         if kind == "HTTPRoute":
-            conds = [
-                c
-                for p in doc["parents"]
-                if p["parentRef"]["name"] == parent
-                for c in p["conditions"]
-            ]
+            parents = [p for p in doc.get("parents") or () if p["parentRef"]["name"] == parent]
+            assert parents, f"{case}: HTTPRoute {ns}/{name} has no status for parent {parent}"
+            for p in parents:
+                ref = p["parentRef"]
+                assert p.get("controllerName") == CONTROLLER, f"{case}: {name}: {p}"
+                assert (ref.get("group"), ref.get("kind")) == (_GROUP, "Gateway"), (
+                    f"{case}: HTTPRoute {ns}/{name}: parentRef without the Gateway group/kind {ref}"
+                )
+            conds = [c for p in parents for c in p["conditions"]]
         elif kind == "Gateway" and parent:
-            conds = [c for ln in doc["listeners"] if ln["name"] == parent for c in ln["conditions"]]
+            listeners = [ln for ln in doc.get("listeners") or () if ln["name"] == parent]
+            assert listeners, f"{case}: Gateway {ns}/{name} has no listener {parent} in status"
+            conds = listeners[0]["conditions"]
         else:
             conds = doc["conditions"]
         found = [c for c in conds if c["type"] == ctype]
         assert found, f"{case}: {kind} {ns}/{name} {parent}: no {ctype} condition in {conds}"
-        assert (found[0]["status"], found[0]["reason"]) == (status, reason), (
-            f"{case}: {kind} {ns}/{name} {parent}: {ctype} is {found[0]}"
+        assert any(
+            c["status"] == status and (not reason or c["reason"] == reason) for c in found
+        ), f"{case}: {kind} {ns}/{name} {parent}: {ctype} is {found}, not {status} {reason}"
+    for ns, gw, listener, count in case.attached_routes:
+        doc = docs.get(("Gateway", ns, gw))
+        assert doc is not None, f"{case}: no status for Gateway {ns}/{gw}"
+        found_ln = [ln for ln in doc.get("listeners") or () if ln["name"] == listener]
+        assert found_ln, f"{case}: Gateway {ns}/{gw} has no listener {listener} in status"
+        ln = found_ln[0]
+        assert ln["attachedRoutes"] == count, (
+            f"{case}: Gateway {ns}/{gw} listener {listener}: attachedRoutes "
+            f"{ln['attachedRoutes']}, not {count}"
+        )
+        kinds = [(k.get("group", _GROUP), k.get("kind")) for k in ln.get("supportedKinds") or ()]
+        assert (_GROUP, "HTTPRoute") in kinds, f"{case}: {gw}/{listener} supports {kinds}"
+    for ns, gw in case.zero_routes:
+        doc = docs.get(("Gateway", ns, gw))
+        assert doc is not None, f"{case}: no status for Gateway {ns}/{gw}"
+        listeners = doc.get("listeners") or []
+        assert not listeners or (len(listeners) == 1 and listeners[0]["attachedRoutes"] == 0), (
+            f"{case}: Gateway {ns}/{gw} must have no route attached: {listeners}"
         )
 
 
@@ -138,39 +259,58 @@ class GatewayWorld:
 
     def __init__(self, backend: str, tmp: Path, extra: list[str] | None = None) -> None:
         self.backend = backend
-        self.features = backend_features(backend)
+        self.features = backend_features(backend) | (CORE_FEATURES - {"HTTPRoute"})
         self.fleet = HelloFleet([(hello_name(ns, s), a) for (ns, s), a in BACKENDS.items()])
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
         self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
         self.controller.start()
-        self.loaded: str | None = None
+        self.loaded: tuple[dict[str, Any], ...] | None = None
 
     def load(self, case: GatewayCase) -> None:
-        if self.loaded == case.name:
+        if self.loaded == case.objects:
             return
         before = self.controller.applied()
         write_manifests(self.manifests, "case.yaml", list(case.objects))
         self.controller.wait_applied(before)
-        self.loaded = case.name
+        self.loaded = case.objects
 
-    def send(self, e: Expect) -> Response:
+    def send(self, e: Expect, target: str | None = None) -> Response:
         return self.controller.get(
-            e.host, e.path, scheme=e.scheme, method=e.method, headers=dict(e.request_headers)
+            e.host,
+            target or e.path,
+            scheme=e.scheme,
+            method=e.method,
+            headers=dict(e.sent_headers),
         )
 
     def holds(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
-        resp = self.send(e)
+        """One request: whether it got what ``e`` expects, and if not, why."""
+        target, want_path = e.path, e.path_seen or e.path
+        if e.mirrored_to:  # a unique request, to be found in the mirrors' logs
+            rid = f"{_REQUEST_ID}={uuid.uuid4()}"
+            target += ("&" if "?" in target else "?") + rid
+            want_path += ("&" if "?" in want_path else "?") + rid
+        resp = self.send(e, target)
         why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
-        if e.backend is not None:
-            if resp.status != 200 or resp.server_name != hello_name(*e.backend):
+        if e.backend is not None or e.status == 200:
+            if resp.status != 200:
                 return False, why
-            seen = resp.json()
-            if e.path_seen is not None and seen["uri"] != e.path_seen:
+            try:
+                seen = resp.json()
+                name = str(seen["server_name"])
+            except (ValueError, KeyError, TypeError):
+                return False, f"{why}: not an answer of a hello backend"
+            if e.backend is not None and name != hello_name(*e.backend):
+                return False, why
+            if seen["uri"] != want_path:
                 return False, f"{why}: the backend got {seen['uri']}"
-            if e.host_seen is not None and seen["host"].split(":")[0] != e.host_seen:
+            if seen["method"] != e.method:
+                return False, f"{why}: the backend got {seen['method']}"
+            want_host = e.host if e.as_sent else e.host_seen
+            if want_host is not None and seen["host"] != want_host:
                 return False, f"{why}: the backend got Host {seen['host']}"
-            for k, val in e.headers:
+            for k, val in e.request_headers if e.as_sent else e.headers:
                 if seen["headers"].get(k.lower()) != val:
                     return False, f"{why}: the backend got headers {seen['headers']}"
             for k in e.absent:
@@ -178,46 +318,96 @@ class GatewayWorld:
                     return False, f"{why}: {k} reached the backend"
         elif resp.status != e.status:
             return False, why
-        if e.location is not None and resp.headers.get("location") != e.location:
-            return False, f"{why}: Location {resp.headers.get('location')}"
+        if e.location is not None and not same_location(resp.headers.get("location"), e.location):
+            return False, f"{why}: Location {resp.headers.get('location')}, not {e.location}"
         for k, val in e.response_headers:
-            if resp.headers.get(k.lower()) != val:
-                return False, f"{why}: response headers {resp.headers}"
+            got = resp.header_values(k)
+            if ",".join(got) != val:
+                return False, f"{why}: response header {k}: {got}"
         for k in e.absent_response_headers:
-            if k.lower() in resp.headers:
+            if resp.header_values(k):
                 return False, f"{why}: {k} in the response"
+        if e.certificate is not None and resp.peer_sha256 != certificate_sha256(e.certificate):
+            return False, f"{why}: not the certificate of {e.certificate} (CN {resp.peer_cn})"
+        for ref in e.mirrored_to:
+            server = self.fleet.servers[hello_name(*ref)]
+
+            def mirrored(server: Any = server) -> bool:
+                return any(r["uri"] == want_path for r in list(server.requests))
+
+            try:
+                wait_until(mirrored, timeout=10, interval=0.05)
+            except AssertionError:
+                return False, f"{case}: {e}: no copy of {want_path} reached {ref}"
         return True, ""
 
     def check(self, case: GatewayCase) -> None:
         self.load(case)
         for e in case.expects:
-            last = [""]
-
-            def ok(e: Expect = e, last: list[str] = last) -> bool:
-                good, last[0] = self.holds(case, e)
-                return good
-
-            try:
-                wait_until(ok, timeout=10, interval=0.1)
-            except AssertionError:
-                raise AssertionError(last[0]) from None
+            self._consistently(case, e)
         if case.weights:
             self.check_weights(case)
+        check_statuses(case, self.statuses())
+
+    def _consistently(self, case: GatewayCase, e: Expect, timeout: float = 15.0) -> None:
+        """Until ``e`` holds CONSECUTIVE times in a row (upstream's eventually consistent
+        response), within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        streak, why = 0, ""
+        while streak < CONSECUTIVE:
+            good, why = self.holds(case, e)
+            streak = streak + 1 if good else 0
+            if not good:
+                if time.monotonic() > deadline:
+                    raise AssertionError(why)
+                time.sleep(0.1)
 
     def check_weights(self, case: GatewayCase, requests: int = 500) -> None:
         """Upstream's rule: over 500 requests each backend's share is within 5 % of its
-        weight's share (a weight 0 gets none)."""
+        weight's share and a weight 0 gets none; a try that misses is tried again, up to 10
+        tries."""
         e = case.expects[0]
-        seen: Counter[str] = Counter()
-        for _ in range(requests):
-            resp = self.send(e)
-            assert resp.status == 200, f"{case}: HTTP {resp.status}"
-            seen[str(resp.server_name)] += 1
-        for ref, share in case.weights:
-            got = seen[hello_name(*ref)] / requests
-            assert abs(got - share) <= 0.05 if share else got == 0, (
-                f"{case}: {ref} got {got:.1%} of the requests, its weight says {share:.1%}"
-            )
+        shares = {hello_name(*ref): share for ref, share in case.weights}
+        failures: list[str] = []
+        for _ in range(_WEIGHT_TRIES):
+            seen: Counter[str] = Counter()
+            for _ in range(requests):
+                resp = self.send(e)
+                assert resp.status == 200, f"{case}: HTTP {resp.status}"
+                seen[str(resp.server_name)] += 1
+            wrong = [
+                f"{name} got {seen[name] / requests:.1%}, its weight says {share:.1%}"
+                for name, share in shares.items()
+                if (abs(seen[name] / requests - share) > 0.05 if share else seen[name] > 0)
+            ]
+            wrong += [f"{name} is no backend of the split" for name in seen if name not in shares]
+            if not wrong:
+                return
+            failures.append("; ".join(wrong))
+        raise AssertionError(f"{case}: the split missed {_WEIGHT_TRIES} times: {failures}")
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """The status ``polyingress status --backend`` computes for the loaded manifests."""
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "polyingress.core.runtime.cli",
+                "status",
+                "--manifests",
+                str(self.manifests),
+                "--backend",
+                self.backend,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, f"polyingress status failed: {out.stderr}"
+        docs = yaml.safe_load(out.stdout) or []
+        assert isinstance(docs, list), out.stdout
+        return docs
 
     def stop(self) -> None:
         self.controller.stop()

@@ -1006,7 +1006,10 @@ def _route(
 def _parent_status(
     ref: Mapping[str, Any], conditions: list[dict[str, Any]], controller: str
 ) -> dict[str, Any]:
-    return {"parentRef": dict(ref), "controllerName": controller, "conditions": conditions}
+    # The parentRef as the API server holds it: group and kind defaulted (the CRD's defaults),
+    # so that a client matching status.parents to spec.parentRefs finds it.
+    parent = {"group": GATEWAY_GROUP, "kind": "Gateway", **ref}
+    return {"parentRef": parent, "controllerName": controller, "conditions": conditions}
 
 
 def redirect_uses_prefix(route: Route) -> bool:
