@@ -237,7 +237,8 @@ def check(world: GatewayWorld, model: RouteModel, probe: Probe) -> str | None:
             for name in {n for n, _ in (*f.set, *f.add)} | set(f.remove):
                 want = after.get(name)
                 have = seen["headers"].get(name)
-                if (want[-1] if want else None) != have:
+                # The hello server joins repeated header lines with "," (as upstream's echo).
+                if (",".join(want) if want else None) != have:
                     return f"{got}: header {name} reached the backend as {have!r}, not {want!r}"
         else:
             for k, v in probe.headers:

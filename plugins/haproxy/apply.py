@@ -428,17 +428,15 @@ def update_entries(
     assigned: Mapping[str, str],
     diff: ModelDiff,
     shapes: Shapes | None = None,
-    previous: RouteModel | None = None,
 ) -> tuple[dict[str, str], dict[str, dict[str, str]], set[str]]:
     """The routes map after ``diff``, recomputing only the virtual hosts it names (and
     ``default``): the new map, the new entries of each recomputed group, and every key that may
-    differ. ``groups`` indexes ``routes`` by group (vhost key, ``""`` for the default).
-    ``previous``: the model ``routes`` was made for (a Gateway API row's conditions and filters
-    are not in the diff's route keys: a host whose rows differ is recomputed)."""
+    differ. ``groups`` indexes ``routes`` by group (vhost key, ``""`` for the default, the
+    suffix-host flag). ``shapes``: the running configuration's (default: the model's)."""
     if shapes is None:
         shapes = Shapes.of(model)
     changed: dict[str, dict[str, str]] = {}
-    for host in _affected_hosts(diff, previous, model):
+    for host in _affected_hosts(diff):
         vhost = model.vhost_index.get(host)
         changed[vhost_key(host)] = vhost_entries(vhost, assigned, shapes) if vhost else {}
     suffixes = (
@@ -464,21 +462,10 @@ def update_entries(
     return result, changed, keys
 
 
-def _affected_hosts(
-    diff: ModelDiff, previous: RouteModel | None, model: RouteModel
-) -> set[str | None]:
+def _affected_hosts(diff: ModelDiff) -> set[str | None]:
     hosts: set[str | None] = {*diff.vhosts_added, *diff.vhosts_removed, *diff.tls_changed}
     for key in (*diff.routes_added, *diff.routes_removed, *diff.routes_changed):
         hosts.add(key[0])
-    if previous is not None:
-        # The diff keys rows by (path, type) and compares backends only: rows of one path with
-        # other conditions, filters or splits are the same key to it. The builder reuses an
-        # unchanged host's object, so only hosts it rebuilt are compared.
-        old = previous.vhost_index
-        for host, vhost in model.vhost_index.items():
-            before = old.get(host)
-            if before is not None and before is not vhost and before.routes != vhost.routes:
-                hosts.add(host)
     return hosts
 
 
@@ -710,9 +697,8 @@ class Applier:
         self, model: RouteModel, assigned: Mapping[str, str], diff: ModelDiff
     ) -> dict[str, str]:
         state = self._state()
-        previous = self._serving.model if self._serving is not None else None
         routes, changed, keys = update_entries(
-            state.routes, state.groups, model, assigned, diff, state.shapes, previous
+            state.routes, state.groups, model, assigned, diff, state.shapes
         )
         if not changed:
             return state.routes
