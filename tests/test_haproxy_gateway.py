@@ -11,6 +11,7 @@ hosts and HTTPS listeners; then routine edits of them must be served without a r
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from livekit import metric, needs
 
-from polyingress.core import RouteModel
+from polyingress.core import RouteModel, self_signed
 from polyingress.testing.gateway_cases import INFRA, GatewayCase, hello_name
 from polyingress.testing.gateway_live import GatewayWorld, model_of
 
@@ -112,7 +113,9 @@ def _rule(rng: random.Random) -> dict[str, Any]:
                 rewrite["path"] = _path_modifier(rng, prefix_only)
             filters.append({"type": "URLRewrite", "urlRewrite": rewrite})
     if rng.random() < 0.3:
-        filters.append({"type": "RequestHeaderModifier", "requestHeaderModifier": _header_filter(rng)})
+        filters.append(
+            {"type": "RequestHeaderModifier", "requestHeaderModifier": _header_filter(rng)}
+        )
     if rng.random() < 0.3:
         filters.append(
             {"type": "ResponseHeaderModifier", "responseHeaderModifier": _header_filter(rng)}
@@ -218,7 +221,9 @@ def check(world: GatewayWorld, model: RouteModel, probe: Probe) -> str | None:
     got += f"location={answer.location}; live HTTP {resp.status} {resp.headers} {resp.body[:300]!r}"
     route = answer.route
     if answer.proxied:
-        names = {hello_name(*_service(w.backend)) for w in answer.backends if w.backend and w.weight}
+        names = {
+            hello_name(*_service(w.backend)) for w in answer.backends if w.backend and w.weight
+        }
         invalid = sum(w.weight for w in answer.backends if w.backend is None)
         if resp.status == 500 and invalid:
             return None  # the invalid backends' share of a split
@@ -282,6 +287,11 @@ def _load(world: GatewayWorld, name: str, routes: list[dict[str, Any]]) -> Route
     return model
 
 
+def _commands(world: GatewayWorld, command: str) -> float:
+    text = world.controller.metrics()
+    return metric(text, "polyingress_haproxy_runtime_commands_total", command=command)
+
+
 def _reloads(world: GatewayWorld) -> float:
     return metric(world.controller.metrics(), "polyingress_haproxy_reloads_total")
 
@@ -309,8 +319,12 @@ def _routine(
         "hostnames": ["routine.example"],
         "rules": [
             {
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}, "headers": [
-                    {"name": "x-version", "value": version}]}],
+                "matches": [
+                    {
+                        "path": {"type": "PathPrefix", "value": "/"},
+                        "headers": [{"name": "x-version", "value": version}],
+                    }
+                ],
                 "backendRefs": [{"name": backend, "port": 8080}],
                 "filters": [
                     {
@@ -412,3 +426,163 @@ def test_routine_httproute_changes_are_served_without_a_reload(world: GatewayWor
         failures = [why for p in ROUTINE_PROBES if (why := check(world, model, p))]
         assert not failures, f"step {i}:\n" + "\n".join(failures)
         assert _reloads(world) == reloads, f"step {i} reloaded HAProxy:\n{world.controller.log()}"
+
+
+def _split(weights: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        _route(
+            "split",
+            {
+                "parentRefs": [HTTP_GATEWAY],
+                "hostnames": ["split.example"],
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": name, "port": 8080, "weight": weight}
+                            for name, weight in weights.items()
+                        ]
+                    }
+                ],
+            },
+        )
+    ]
+
+
+def _shares(world: GatewayWorld, requests: int = 400) -> dict[str, float]:
+    seen: dict[str, int] = {}
+    for _ in range(requests):
+        resp = world.controller.get("split.example", "/")
+        key = str(resp.server_name) if resp.status == 200 else str(resp.status)
+        seen[key] = seen.get(key, 0) + 1
+    return {k: n / requests for k, n in seen.items()}
+
+
+def test_weighted_split_shares_and_weight_changes_without_a_reload(world: GatewayWorld) -> None:
+    """A split is a slot holding its backends' servers, weighted (HAProxy's weighted round
+    robin: exact shares); weight 0 gets nothing; new weights of the same backends are set on
+    the servers (set server weight) without a reload; an invalid backend's share answers 500."""
+    v1, v2, v3 = (hello_name(INFRA, s) for s in SERVICES)
+    _load(world, "split-0", _split({SERVICES[0]: 70, SERVICES[1]: 30, SERVICES[2]: 0}))
+    reloads = _reloads(world)
+    shares = _shares(world)
+    assert abs(shares.get(v1, 0) - 0.7) <= 0.02 and abs(shares.get(v2, 0) - 0.3) <= 0.02, shares
+    assert v3 not in shares, shares
+    added = _commands(world, "add server")
+    _load(world, "split-1", _split({SERVICES[0]: 1, SERVICES[1]: 3, SERVICES[2]: 0}))
+    assert _commands(world, "add server") == added  # the same slot, its servers reweighted
+    shares = _shares(world)
+    assert abs(shares.get(v1, 0) - 0.25) <= 0.02 and abs(shares.get(v2, 0) - 0.75) <= 0.02, shares
+    _load(world, "split-2", _split({SERVICES[0]: 1, SERVICES[1]: 1, "no-such-service": 2}))
+    shares = _shares(world)
+    assert abs(shares.get("500", 0) - 0.5) <= 0.08, shares
+    assert abs(shares.get(v1, 0) - 0.25) <= 0.06 and abs(shares.get(v2, 0) - 0.25) <= 0.06, shares
+    assert _reloads(world) == reloads, world.controller.log()
+
+
+def _timeouts(fast: str, slow: str) -> list[dict[str, Any]]:
+    def rule(path: str, timeout: str) -> dict[str, Any]:
+        return {
+            "matches": [{"path": {"type": "PathPrefix", "value": path}}],
+            "backendRefs": [{"name": SERVICES[0], "port": 8080}],
+            "timeouts": {"request": timeout},
+        }
+
+    spec = {
+        "parentRefs": [HTTP_GATEWAY],
+        "hostnames": ["timeout.example"],
+        "rules": [rule("/fast", fast), rule("/slow", slow)],
+    }
+    return [_route("timeouts", spec)]
+
+
+def test_request_timeouts_are_per_row_data(world: GatewayWorld) -> None:
+    """A row's timeout bounds the wait for the backend (504 past it); it is record data, so
+    changing it needs no reload."""
+    _load(world, "timeouts-0", _timeouts("300ms", "3s"))
+    reloads = _reloads(world)
+    assert world.controller.get("timeout.example", "/fast?delay=1s").status == 504
+    assert world.controller.get("timeout.example", "/slow?delay=1s").status == 200
+    assert world.controller.get("timeout.example", "/fast?delay=0s").status == 200
+    _load(world, "timeouts-1", _timeouts("3s", "300ms"))
+    assert world.controller.get("timeout.example", "/fast?delay=1s").status == 200
+    assert world.controller.get("timeout.example", "/slow?delay=1s").status == 504
+    assert _reloads(world) == reloads
+
+
+def _secret(name: str, common_name: str, *names: str) -> dict[str, Any]:
+    cert = self_signed(common_name, names)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": INFRA},
+        "data": {
+            "tls.crt": base64.b64encode(cert.cert_pem.encode()).decode(),
+            "tls.key": base64.b64encode(cert.key_pem.encode()).decode(),
+        },
+    }
+
+
+def test_suffix_host_certificates_by_sni(world: GatewayWorld) -> None:
+    """An HTTPS listener ``*.sni.example`` is the suffix host ``**.sni.example`` (one label or
+    more). Its certificate is served for the names it covers, one label below the suffix and
+    the deeper names in its SANs; an exact listener host keeps its own certificate and alone
+    answers its names (no fall-through to the suffix host's rows)."""
+    listeners = [
+        {
+            "name": name,
+            "port": 443,
+            "protocol": "HTTPS",
+            "hostname": host,
+            "allowedRoutes": {"namespaces": {"from": "Same"}},
+            "tls": {"certificateRefs": [{"kind": "Secret", "name": secret}]},
+        }
+        for name, host, secret in (
+            ("suffix", "*.sni.example", "sni-suffix"),
+            ("exact", "exact.sni.example", "sni-exact"),
+        )
+    ]
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "sni", "namespace": INFRA},
+        "spec": {"gatewayClassName": "polyingress", "listeners": listeners},
+    }
+
+    def route(name: str, section: str, host: str, path: str, service: str) -> dict[str, Any]:
+        return _route(
+            name,
+            {
+                "parentRefs": [{"name": "sni", "sectionName": section}],
+                "hostnames": [host],
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                        "backendRefs": [{"name": service, "port": 8080}],
+                    }
+                ],
+            },
+        )
+
+    objects = [
+        gateway,
+        _secret("sni-suffix", "*.sni.example", "*.sni.example", "*.deep.sni.example"),
+        _secret("sni-exact", "exact.sni.example", "exact.sni.example"),
+        route("suffix", "suffix", "*.sni.example", "/", SERVICES[0]),
+        route("exact", "exact", "exact.sni.example", "/only", SERVICES[1]),
+    ]
+    model = _load(world, "sni", objects)
+    for host, path, cn in [
+        ("a.sni.example", "/", "*.sni.example"),
+        ("x.deep.sni.example", "/", "*.sni.example"),
+        ("exact.sni.example", "/only/x", "exact.sni.example"),
+        ("exact.sni.example", "/", "exact.sni.example"),  # 404: the exact host answers alone
+        ("a.b.sni.example", "/", None),  # not covered by the certificate: the fallback one
+    ]:
+        probe = Probe(host, path, "https")
+        assert check(world, model, probe) is None, check(world, model, probe)
+        resp = world.controller.get(host, path, scheme="https")
+        if cn is not None:
+            assert resp.peer_cn == cn, (host, resp.peer_cn)
+        else:
+            assert resp.peer_cn not in ("*.sni.example", "exact.sni.example"), resp.peer_cn
