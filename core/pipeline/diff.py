@@ -19,7 +19,8 @@ class ModelDiff:
 
     ``endpoints_changed`` names backends present in both models whose endpoints (or problem)
     differ; ``routes_changed`` are row keys present in both whose rows differ in anything (an
-    Ingress row's backend or source; any field of the Gateway API rows of that path); ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
+    Ingress row's backend or source; any field of the Gateway API rows of that path);
+    ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
     """
 
     backends_added: tuple[str, ...] = ()
