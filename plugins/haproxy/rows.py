@@ -23,10 +23,11 @@ condition. Each row gives one entry::
     ~<vk>#<id>|<sig>|<scheme>|<values> -> <rank>:<row>
 
 ``<sig>`` numbers the row's *signature* (which method, header and query names it compares;
-0: none), ``<scheme>`` is ``h`` or ``s``, ``<values>`` what the row requires for them (method,
-then each header value and each ``" " + query value`` in base64, ``|``-separated), ``<rank>``
-its place in the group. The frontend builds the same key from the request for every signature
-and keeps the found row of lowest rank: the first row whose conditions hold, as the core says.
+0: none), ``<scheme>`` is ``h`` or ``s``, ``<values>`` what the row requires for them (the
+method, then the SHA-256 of each header value and of each ``" " + query value``, so keys stay
+short whatever the values), ``<rank>`` its place in the group. The frontend builds the same
+key from the request for every signature and keeps the found row of lowest rank: the first row
+whose conditions hold, as the core says.
 
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
@@ -48,7 +49,6 @@ the old ones (apply.py), and no request sees half of a change.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -124,8 +124,10 @@ def encode_value(value: str) -> str:
     )
 
 
-def _b64(value: str) -> str:
-    return base64.b64encode(value.encode()).decode()
+def _digest(value: str) -> str:
+    """A compared value as it stands in a key: SHA-256 in upper-case hex, what HAProxy's
+    ``sha2(256),hex`` gives (keys stay short whatever the value; no preimage to forge)."""
+    return hashlib.sha256(value.encode()).hexdigest().upper()
 
 
 def query_regex(name: str) -> str:
@@ -251,10 +253,10 @@ class Shapes:
         """``http-request`` rules fetching the request values the signatures compare."""
         lines = []
         for j, name in enumerate(self.match_headers):
-            expr = cfg_word(f"req.fhdr({_arg(name)},1),base64")
+            expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
             lines.append(f"set-var(txn.m{j}) {expr}")
         for j, name in enumerate(self.match_queries):
-            expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),base64')
+            expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),sha2(256),hex')
             lines.append(f"set-var(txn.u{j}) {expr}")
         return lines
 
@@ -288,8 +290,8 @@ def signature(route: Route) -> Signature | None:
 
 def _values(route: Route) -> str:
     parts = [route.method] if route.method is not None else []
-    parts += [_b64(h.value) for h in route.headers]
-    parts += [_b64(" " + q.value) for q in route.query]
+    parts += [_digest(h.value) for h in route.headers]
+    parts += [_digest(" " + q.value) for q in route.query]
     return "|".join(parts)
 
 
