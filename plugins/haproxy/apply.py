@@ -11,11 +11,18 @@ Facts are from docs/notes/haproxy-2.6.md ("the notes").
 * Routes: one map (render.py explains the keys). A change touching one entry, or only virtual
   hosts that appear or disappear (their rows are written while the host key is absent, the host
   key last; removal in the opposite order), is a sequence of single-entry commands, each atomic.
+  Gateway API groups and records (rows.py) are named by their contents: new ones are added
+  first (nothing points to them yet), then the one key pointing to them changes, then the old
+  ones are deleted; two pointers of one host changing, or an entry no CLI word can carry (a
+  ``;`` in a path), swap the whole map.
   Anything else is a ``prepare map``/``add map @v``/``commit map @v``: the whole table is
   swapped at once (notes §4), so no request sees a half-applied change.
-* New Service: a spare slot backend; its servers are filled before a route points at it. A
-  slot freed by a removed Service is emptied after its routes are gone, and reused by a later
-  apply only.
+* New Service (or weighted split): a spare slot backend; its servers are filled before a route
+  points at it. A slot freed by a removed Service is emptied after its routes are gone, and
+  reused by a later apply only. A split whose weights changed keeps its slot: ``set server
+  weight`` on its servers.
+* Gateway API shapes (rows.py): a model needing a header or query name, or a bound, the running
+  configuration lacks reloads; a reload keeps the names it had (so they reload once).
 * Certificates: ``new``/``set``/``commit ssl cert`` and ``add``/``del ssl crt-list`` (notes §6).
 * Every runtime change is mirrored to disk (map file, crt-list, PEMs, haproxy.cfg with real
   ``server`` lines), because nothing set at run time survives a reload (notes §2-§6).

@@ -5,6 +5,26 @@ model at run time (apply.py) and reloads only when it must, naming why. Once a s
 supervisor restarts a dead HAProxy with backoff (on the current model), replays the model onto
 a worker it did not start (an external reload, a respawn), deletes drained servers, and every
 ``CHECK_INTERVAL`` reads back everything HAProxy holds and repairs any difference.
+
+Gateway API (``GATEWAY_FEATURES``): HTTPRoute rows are routes-map data read by one interpreter
+in the configuration (rows.py explains the entries), so routine HTTPRoute changes never reload:
+routes, hosts, paths, rules, Services, the *values* a rule compares (method, header and query
+values), header filter values, redirects, rewrites, 500 rules, timeouts, and split weights (set
+on the split's servers). What reloads, and why:
+
+* a header or query-parameter *name* (or a combination of names) in a condition, or a header
+  name in a filter, that the running configuration does not read yet: HAProxy 2.6 fetches a
+  header (``req.fhdr``) or sets one (``set-header``) only by a name written in haproxy.cfg.
+  Once read, a name stays until the process restarts, so it reloads once
+  (``runtime_unsupported``);
+* a ``ReplacePrefixMatch`` prefix of more segments, or a wildcard host of more labels, than the
+  configuration's bounds (16 and 8, or what the model needed at the last reload), and more new
+  Services and splits than spare backends (``runtime_capacity``);
+* as for Ingresses: global settings, a refused runtime change, a certificate too large for one
+  command.
+
+Not served: request mirrors (HAProxy 2.6 has no way to copy a request to a second server
+without SPOE); the core answers such a rule 500 and says why in the route's status.
 """
 
 from __future__ import annotations
@@ -62,8 +82,7 @@ log = logging.getLogger(__name__)
 
 NAME = "haproxy"
 # The Gateway API features served (upstream names), each proven by the live cases
-# (tests/test_gateway_live.py, tests/test_haproxy_gateway.py). Not served: request mirrors
-# (HAProxy 2.6 has no way to copy a request to a second server without SPOE).
+# (tests/test_gateway_live.py, tests/test_haproxy_gateway.py). Not served: request mirrors.
 GATEWAY_FEATURES = (
     "HTTPRoute",
     "HTTPRouteQueryParamMatching",

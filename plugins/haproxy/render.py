@@ -14,14 +14,21 @@ the catch-all)::
     r<vk>          -> 1        plain HTTP requests to this vhost are redirected to https
                                (301 for GET, 308 for every other method)
     default        -> <slot>   the default backend
+    suffixes       -> 1        some vhost is a suffix wildcard ``**.<suffix>``
+    ~<vk>#<id>|... -> <rank>:<row>   a group of Gateway API rows (rows.py); a path key's value
+    x<vk>#<id>...  -> ...            a row's record (rows.py)
+
+A path key's value is a slot, or (Gateway API rows with conditions or more than a backend) a
+group ``~<vk>#<id>``: rows.py explains the interpreter that reads groups and records.
 
 The frontend picks ONE virtual host first (``@host``, else ``@*.<all labels but the first>``
-(notes §5), else ``*``), then looks up ``=<vk><path>``, then ``^<vk><path>/``: ``/foo``,
-``/foo/`` and ``/foo/x`` hit ``^h/foo/`` while ``/foobar`` does not (element-wise), and the tree
-returns the longest prefix. The vhost is fixed before the table lookup, so a host whose rows do
-not match never falls through to the wildcard or catch-all table (the caveat of notes §4) and
-no terminal entries are needed. No match: ``default``, else the 404 backend. A value naming a
-backend with no servers (or all in maintenance) gets HAProxy's 503 (notes §3).
+(notes §5), else the longest ``@**.<last labels>`` (at least one label more), else ``*``),
+then looks up ``=<vk><path>``, then ``^<vk><path>/``: ``/foo``, ``/foo/`` and ``/foo/x`` hit
+``^h/foo/`` while ``/foobar`` does not (element-wise), and the tree returns the longest prefix.
+The vhost is fixed before the table lookup, so a host whose rows do not match never falls
+through to the wildcard or catch-all table (the caveat of notes §4) and no terminal entries are
+needed. No match: ``default``, else the 404 backend. A value naming a backend with no servers
+(or all in maintenance) gets HAProxy's 503 (notes §3).
 
 Backends cannot be created at run time (notes §8), so every Service gets a neutral *slot*
 backend (``slot_0001``...) and the config declares spare slots; a new Service takes a spare slot
