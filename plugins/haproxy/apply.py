@@ -931,6 +931,8 @@ class Applier:
     def _keys_hold(self, keys: Iterable[str], desired: Mapping[str, str]) -> bool:
         """Read back only ``keys`` (``get map``, the exact-match line): O(change), not O(map)."""
         ordered = sorted(keys)
+        if not all(_cli_safe(k, None) for k in ordered):
+            return False  # a key no CLI word carries (';'): read the whole map instead
         replies = self.runtime.batch([Command.of("get", "map", ROUTES_MAP, k) for k in ordered])
         for key, reply in zip(ordered, replies, strict=True):
             line = next((x for x in reply.lines if x.startswith("type=str,")), "")

@@ -163,31 +163,25 @@ class Shapes:
 
     @classmethod
     def of(cls, model: RouteModel) -> Shapes:
+        """What ``model`` needs (at least the default bounds)."""
         signatures: set[Signature] = set()
-        headers: set[str] = set()
-        queries: set[str] = set()
         req: set[str] = set()
         resp: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
         for vhost in model.vhosts:
-            if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
-                labels = max(labels, vhost.wildcard_suffix.count(".") + 1)
-            for route in vhost.routes:
-                sig = signature(route)
-                if sig is not None:
-                    signatures.add(sig)
-                    headers.update(sig[1])
-                    queries.update(sig[2])
-                req.update(_filter_names(route, response=False))
-                resp.update(_filter_names(route, response=True))
-                for kind, _value in _modifiers(route):
-                    if kind == REPLACE_PREFIX:
-                        segments = max(segments, _prefix(route).count("/"))
+            needs = _needs(vhost)
+            if needs is _NOTHING:
+                continue
+            signatures |= needs.signatures
+            req |= needs.request_filters
+            resp |= needs.response_filters
+            segments = max(segments, needs.segments)
+            labels = max(labels, needs.labels)
         return cls(
             signatures=tuple(sorted(signatures)),
-            match_headers=tuple(sorted(headers)),
-            match_queries=tuple(sorted(queries)),
+            match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
+            match_queries=tuple(sorted({q for s in signatures for q in s[2]})),
             request_filters=tuple(sorted(req)),
             response_filters=tuple(sorted(resp)),
             segments=segments,
@@ -372,13 +366,65 @@ def split_weights(members: Sequence[tuple[str, int, int]]) -> dict[str, int]:
 def wanted_names(model: RouteModel) -> list[str]:
     """Every slot owner the model needs: its backends, then the splits of its rows."""
     names = [b.name for b in model.backends]
-    splits = {
-        name
-        for vhost in model.vhosts
-        for route in vhost.routes
-        if route.split and (name := split_name(route)) is not None
-    }
+    splits: set[str] = set()
+    for vhost in model.vhosts:
+        needs = _needs(vhost)
+        if needs.splits:
+            splits |= needs.splits
     return names + sorted(splits)
+
+
+@dataclass(frozen=True, slots=True)
+class _Needs:
+    """What one virtual host needs of the configuration and of the slots."""
+
+    signatures: frozenset[Signature] = frozenset()
+    request_filters: frozenset[str] = frozenset()
+    response_filters: frozenset[str] = frozenset()
+    segments: int = 0
+    labels: int = 0
+    splits: frozenset[str] = frozenset()
+
+
+_NOTHING = _Needs()
+# Per host, valid while the builder hands us the same VirtualHost object (it reuses an unchanged
+# host's), so an apply in a world of 10,000 hosts looks at the rows of the changed ones only.
+_NEEDS: dict[str | None, tuple[VirtualHost, _Needs]] = {}
+
+
+def _needs(vhost: VirtualHost) -> _Needs:
+    hit = _NEEDS.get(vhost.host)
+    if hit is not None and hit[0] is vhost:
+        return hit[1]
+    signatures: set[Signature] = set()
+    req: set[str] = set()
+    resp: set[str] = set()
+    splits: set[str] = set()
+    segments = labels = 0
+    if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
+        labels = vhost.wildcard_suffix.count(".") + 1
+    for route in vhost.routes:
+        if plain_behaviour(route) and not route.conditional:
+            continue
+        sig = signature(route)
+        if sig is not None:
+            signatures.add(sig)
+        req.update(_filter_names(route, response=False))
+        resp.update(_filter_names(route, response=True))
+        for kind, _value in _modifiers(route):
+            if kind == REPLACE_PREFIX:
+                segments = max(segments, _prefix(route).count("/"))
+        if route.split and (name := split_name(route)) is not None:
+            splits.add(name)
+    found = _Needs(
+        frozenset(signatures), frozenset(req), frozenset(resp), segments, labels, frozenset(splits)
+    )
+    if found == _NOTHING:
+        found = _NOTHING
+    if len(_NEEDS) > 200_000:
+        _NEEDS.clear()
+    _NEEDS[vhost.host] = (vhost, found)
+    return found
 
 
 # --------------------------------------------------------------------------- entries
