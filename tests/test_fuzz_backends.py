@@ -772,11 +772,13 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
     )
     assert {k: v for k, v in sections.items() if not k.startswith("backend slot_")} == skeleton
     owner = slots.owner()
+    # Slots take their shared rules from the "slots" defaults section (a row's timeout, a
+    # split's 500 share), part of the skeleton.
     assert sorted(k for k in sections if k.startswith("backend slot_")) == [
-        f"backend {s}" for s in slots.slots
+        f"backend {s} from slots" for s in slots.slots
     ]
     for slot in slots.slots:
-        body = sections[f"backend {slot}"]
+        body = sections[f"backend {slot} from slots"]
         backend = model.backend_index.get(owner[slot]) if slot in owner else None
         if backend is None:
             assert body == ["# spare", "balance roundrobin"]

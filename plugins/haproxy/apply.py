@@ -585,7 +585,11 @@ class Applier:
 
     # ---- apply
 
-    def reload_reasons(self, model: RouteModel) -> tuple[ReloadReason, ...]:
+    def reload_reasons(
+        self, model: RouteModel, diff: ModelDiff | None = None
+    ) -> tuple[ReloadReason, ...]:
+        """Why ``model`` cannot be applied at run time (empty: it can). ``diff``: the change from
+        the model HAProxy serves; only the hosts it names can need more of the configuration."""
         state = self._state()
         reasons: list[ReloadReason] = []
         if parse_tuning(model.settings)[0] != state.tuning:
@@ -600,7 +604,12 @@ class Applier:
                 len(state.slots.free),
             )
             reasons.append(RELOAD_SPARE_POOL)
-        needed = Shapes.of(model)
+        if diff is None or state.dirty:
+            needed = Shapes.of(model)
+        else:
+            index = model.vhost_index
+            hosts = (index[h] for h in _affected_hosts(diff) if h in index)
+            needed = Shapes.of(RouteModel(vhosts=tuple(hosts)))
         if not state.shapes.covers(needed):
             missing = _missing_shapes(state.shapes, needed)
             log.info("haproxy: the configuration does not evaluate %s: reload", missing)
@@ -621,7 +630,7 @@ class Applier:
         """Serve ``model``; ``diff`` (from the model HAProxy serves) limits what is looked at,
         None looks at everything."""
         with self.watch.part("plan"):
-            reasons = self.reload_reasons(model)
+            reasons = self.reload_reasons(model, diff)
         if reasons:
             return self.reload(model, reasons)
         sent = self.runtime.sent
