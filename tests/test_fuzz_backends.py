@@ -820,6 +820,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         haproxy_render.ROUTES_MAP: rendered.map_text,
         haproxy_render.CRT_LIST: rendered.crt_list_text,
         haproxy_render.FALLBACK_PEM: haproxy_render.pem_bundle(fallback_certificate()),
+        haproxy_render.MIRROR_LUA: haproxy_render.mirror_lua(),
         **rendered.pems,
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from livekit import metric, needs
+from livekit import metric, needs, wait_until
 
 from polyingress.core import RouteModel, self_signed
 from polyingress.testing.gateway_cases import INFRA, GatewayCase, hello_name
@@ -586,3 +587,61 @@ def test_suffix_host_certificates_by_sni(world: GatewayWorld) -> None:
             assert resp.peer_cn == cn, (host, resp.peer_cn)
         else:
             assert resp.peer_cn not in ("*.sni.example", "exact.sni.example"), resp.peer_cn
+
+
+def _mirrored(mirrors: list[str], header: str = "one") -> list[dict[str, Any]]:
+    spec = {
+        "parentRefs": [HTTP_GATEWAY],
+        "hostnames": ["mirror.example"],
+        "rules": [
+            {
+                "backendRefs": [{"name": SERVICES[0], "port": 8080}],
+                "filters": [
+                    {
+                        "type": "RequestHeaderModifier",
+                        "requestHeaderModifier": {"set": [{"name": "x-set", "value": header}]},
+                    },
+                    *(
+                        {
+                            "type": "RequestMirror",
+                            "requestMirror": {"backendRef": {"name": name, "port": 8080}},
+                        }
+                        for name in mirrors
+                    ),
+                ],
+            }
+        ],
+    }
+    return [_route("mirror", spec)]
+
+
+def _copies(world: GatewayWorld, service: str, marker: str) -> list[dict[str, Any]]:
+    server = world.fleet.servers[hello_name(INFRA, service)]
+    return [r for r in list(server.requests) if marker in r["uri"]]
+
+
+def test_request_mirrors_get_the_request_as_proxied(world: GatewayWorld) -> None:
+    """Each mirror gets one copy (method, path and query, the headers after the route's
+    filters, the body); the request itself is answered by its backend. Other mirrors, or
+    other filter values, are routine changes."""
+    _load(world, "mirror-0", _mirrored([SERVICES[1], SERVICES[2]]))
+    reloads = _reloads(world)
+    resp = world.controller.get("mirror.example", "/m?id=first")
+    assert resp.status == 200 and resp.server_name == hello_name(INFRA, SERVICES[0])
+    for service in SERVICES[1:]:
+        copies = wait_until(lambda s=service: _copies(world, s, "id=first"), timeout=5)
+        assert len(copies) == 1 and copies[0]["uri"] == "/m?id=first", copies
+        assert copies[0]["headers"]["x-set"] == "one" and copies[0]["method"] == "GET"
+    body = b"a body for the mirror"
+    resp = world.controller.get("mirror.example", "/m?id=posted", method="POST", body=body)
+    assert resp.status == 200
+    copies = wait_until(lambda: _copies(world, SERVICES[1], "id=posted"), timeout=5)
+    assert copies[0]["method"] == "POST" and copies[0]["body_length"] == len(body)
+
+    _load(world, "mirror-1", _mirrored([SERVICES[2]], header="two"))
+    world.controller.get("mirror.example", "/m?id=second")
+    copies = wait_until(lambda: _copies(world, SERVICES[2], "id=second"), timeout=5)
+    assert copies[0]["headers"]["x-set"] == "two"
+    time.sleep(0.5)
+    assert not _copies(world, SERVICES[1], "id=second")  # no longer a mirror
+    assert _reloads(world) == reloads

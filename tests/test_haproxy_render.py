@@ -25,23 +25,25 @@ from polyingress.core import (
 )
 from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.haproxy import plugin
-from polyingress.plugins.haproxy.rows import wanted_names
 from polyingress.plugins.haproxy.render import (
     CATCH_ALL_KEY,
     CRT_LIST,
     DEFAULT_KEY,
     FALLBACK_PEM,
+    MIRROR_LUA,
     ROUTES_MAP,
     RenderSettings,
     SlotTable,
     Tuning,
     map_entries,
+    mirror_lua,
     parse_tuning,
     pem_bundle,
     quote,
     render,
     slot_name,
 )
+from polyingress.plugins.haproxy.rows import wanted_names
 from polyingress.testing.cases import CASES as ROUTING_CASES
 from polyingress.testing.cases import DEFAULT_CASES, default_backend_ingress, world
 
@@ -142,6 +144,7 @@ def test_rendered_config_passes_haproxy_check(case: Case, tmp_path: Path) -> Non
         ROUTES_MAP: rendered.map_text,
         CRT_LIST: rendered.crt_list_text,
         FALLBACK_PEM: pem_bundle(fallback_certificate()),
+        MIRROR_LUA: mirror_lua(),
         **rendered.pems,
     }
     for name, text in files.items():

@@ -19,9 +19,11 @@ from polyingress.plugins.haproxy.apply import plan_routes
 from polyingress.plugins.haproxy.render import (
     CRT_LIST,
     FALLBACK_PEM,
+    MIRROR_LUA,
     ROUTES_MAP,
     RenderSettings,
     SlotTable,
+    mirror_lua,
     pem_bundle,
     render,
 )
@@ -124,6 +126,7 @@ def test_hostile_names_reach_haproxy_as_one_word(tmp_path: Path) -> None:
     (tmp_path / "haproxy.cfg").write_text(rendered.config)
     (tmp_path / ROUTES_MAP).write_text(rendered.map_text)
     (tmp_path / FALLBACK_PEM).write_text(pem_bundle(fallback_certificate()))
+    (tmp_path / MIRROR_LUA).write_text(mirror_lua())
     (tmp_path / CRT_LIST).write_text(rendered.crt_list_text)
     for name, pem in rendered.pems.items():
         (tmp_path / name).write_text(pem)

@@ -63,6 +63,7 @@ from .render import (
     CRT_LIST,
     DEFAULT_KEY,
     FALLBACK_PEM,
+    MIRROR_LUA,
     REDIRECT_VALUE,
     ROUTES_MAP,
     SUFFIXES_KEY,
@@ -74,6 +75,7 @@ from .render import (
     cert_file,
     crt_entries,
     map_entries,
+    mirror_lua,
     parse_tuning,
     pem_bundle,
     render_config,
@@ -508,6 +510,7 @@ class Applier:
         certs.mkdir(parents=True, exist_ok=True)
         os.chmod(certs, 0o700)
         write_atomic(self.workdir / FALLBACK_PEM, pem_bundle(self.fallback), mode=SECRET_MODE)
+        write_atomic(self.workdir / MIRROR_LUA, mirror_lua())
 
     def _write(
         self,

@@ -23,8 +23,10 @@ on the split's servers). What reloads, and why:
 * as for Ingresses: global settings, a refused runtime change, a certificate too large for one
   command.
 
-Not served: request mirrors (HAProxy 2.6 has no way to copy a request to a second server
-without SPOE); the core answers such a rule 500 and says why in the route's status.
+Request mirrors are a Lua action (lua/mirror.lua, written to the workdir and loaded with
+``lua-load``): HAProxy 2.6 has no native mirror, its Lua HTTP client sends the copy from a task
+of its own. So the backend needs an HAProxy built with Lua (Debian's, Ubuntu's and the official
+images are); ``start`` says so plainly when it is not.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -65,10 +68,12 @@ from .render import (
     CONFIG_FILE,
     CRT_LIST,
     FALLBACK_PEM,
+    MIRROR_LUA,
     ROUTES_MAP,
     RenderSettings,
     SlotTable,
     cert_file,
+    mirror_lua,
     parse_tuning,
     pem_bundle,
     render,
@@ -82,7 +87,8 @@ log = logging.getLogger(__name__)
 
 NAME = "haproxy"
 # The Gateway API features served (upstream names), each proven by the live cases
-# (tests/test_gateway_live.py, tests/test_haproxy_gateway.py). Not served: request mirrors.
+# (tests/test_gateway_live.py, tests/test_haproxy_gateway.py). Mirrors need HAProxy's Lua
+# (lua/mirror.lua; every HAProxy of Debian, Ubuntu and the official images has it).
 GATEWAY_FEATURES = (
     "HTTPRoute",
     "HTTPRouteQueryParamMatching",
@@ -96,6 +102,8 @@ GATEWAY_FEATURES = (
     "HTTPRoute308RedirectStatusCode",
     "HTTPRouteHostRewrite",
     "HTTPRoutePathRewrite",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
 )
@@ -103,7 +111,7 @@ DEFAULT_SPARE_BACKENDS = 64
 DEFAULT_DRAIN_TIMEOUT = 30.0
 CHECK_INTERVAL = 10.0
 # Files HAProxy reads at a reload: put back by the supervisor if something else damages them.
-GUARDED_FILES = (CONFIG_FILE, ROUTES_MAP, CRT_LIST, FALLBACK_PEM)
+GUARDED_FILES = (CONFIG_FILE, ROUTES_MAP, CRT_LIST, FALLBACK_PEM, MIRROR_LUA)
 # The periodic full read-back (every apply already reads back what it changed) waits for a
 # quiet moment: at 10,000 Ingresses it takes about a second, and it runs on the reconciler's
 # worker, so a change arriving meanwhile would wait for it.
@@ -171,6 +179,12 @@ class HAProxyBackend:
             )
         if len(str(self.process.master_socket)) > MAX_SOCKET_PATH:
             raise ApplyError(f"haproxy: workdir {self.workdir} is too long for a UNIX socket path")
+        if not haproxy_has_lua(self.binary):
+            raise ApplyError(
+                f"haproxy: {self.binary} is built without Lua (haproxy -vv has no 'Built with "
+                "Lua'); the haproxy backend needs it for Gateway API request mirrors (Debian, "
+                "Ubuntu and the official HAProxy images have it)"
+            )
         for warning in parse_tuning(model.settings)[1]:
             log.warning("%s", warning)
         previous = self.applier.state.slots if self.applier.state is not None else None
@@ -304,6 +318,19 @@ class HAProxyBackend:
         return self._health
 
 
+@functools.cache
+def haproxy_has_lua(binary: str) -> bool:
+    """Whether ``haproxy -vv`` says the binary is built with Lua (True when it cannot tell:
+    ``haproxy -c`` then reports what is wrong)."""
+    try:
+        done = subprocess.run(
+            [binary, "-vv"], capture_output=True, timeout=10, check=False, text=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return done.returncode != 0 or "Built with Lua" in done.stdout
+
+
 def haproxy_version(binary: str | None) -> str | None:
     if binary is None:
         return None
@@ -375,12 +402,14 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (ROUTES_MAP, rendered.map_text),
         (CRT_LIST, rendered.crt_list_text),
         (FALLBACK_PEM, FALLBACK_PLACEHOLDER),
+        (MIRROR_LUA, mirror_lua()),
     ]
     written = [
         RenderedFile(name=CONFIG_FILE, text=rendered.config),
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
         RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),
+        RenderedFile(name=MIRROR_LUA, text=mirror_lua()),
     ]
     for cert in model.certificates:
         name = cert_file(cert.name)

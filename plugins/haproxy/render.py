@@ -49,6 +49,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 
 import jinja2
 
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_KEY",
     "FALLBACK_PEM",
     "MASTER_SOCKET",
+    "MIRROR_LUA",
     "NOT_FOUND_BACKEND",
     "ROUTES_MAP",
     "SUFFIXES_KEY",
@@ -88,6 +90,7 @@ __all__ = [
     "cert_file",
     "crt_entries",
     "map_entries",
+    "mirror_lua",
     "parse_tuning",
     "pem_bundle",
     "quote",
@@ -106,6 +109,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "haproxy.cfg"
+MIRROR_LUA = "mirror.lua"  # the request-mirror action (lua/mirror.lua), loaded by lua-load
+MIRROR_SOCKET = "mirror.sock"  # the internal frontend the copies go through (mirror.lua)
 ROUTES_MAP = "maps/routes.map"
 CRT_LIST = "certs/crt-list.txt"
 FALLBACK_PEM = "certs/polyingress-fallback.pem"
@@ -472,6 +477,12 @@ def pem_bundle(cert: Certificate) -> str:
 
 
 @cache
+def mirror_lua() -> str:
+    """The text of the workdir's mirror.lua (the package's lua/mirror.lua)."""
+    return (resources.files("polyingress.plugins.haproxy") / "lua" / "mirror.lua").read_text()
+
+
+@cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("polyingress.plugins.haproxy", "templates"),
@@ -560,6 +571,8 @@ def render_config(
             global_extra=global_extra,
             backends="".join(blocks),
             suffixes_key=SUFFIXES_KEY,
+            mirror_lua=MIRROR_LUA,
+            mirror_socket=MIRROR_SOCKET,
             suffix_labels=range(shapes.suffix_labels, 0, -1),
             gateway_http=_gateway(shapes, "http"),
             gateway_https=_gateway(shapes, "https"),

@@ -31,14 +31,16 @@ whose conditions hold, as the core says.
 
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
-    x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|port
+    x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
+                       port|mirrors
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
 ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the path with ``pvalue``,
-``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. Header values
+``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. ``mirrors``
+lists the slots a copy of the request goes to (lua/mirror.lua). Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -447,6 +449,7 @@ def plain_behaviour(route: Route) -> bool:
         and route.request_headers is None
         and route.response_headers is None
         and route.timeout is None
+        and not route.mirrors
     )
 
 
@@ -501,7 +504,7 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -520,6 +523,7 @@ class _Compiler:
                 )
         else:
             slot_or_code, e500, weight = self._target(route)
+            mirrors = ",".join(self.assigned[m] for m in route.mirrors)
             if route.timeout is not None:
                 timeout = max(1, round(route.timeout * 1000))
             if route.rewrite is not None:
@@ -548,6 +552,7 @@ class _Compiler:
             str(plen),
             rscheme,
             rport,
+            mirrors,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
