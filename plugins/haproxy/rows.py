@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from polyingress.core import HostKind, PathType, Route, RouteModel, VirtualHost
@@ -682,7 +682,3 @@ def _prefix_chain(
         end = path.rfind("/", 0, end)
     rows += prefix.get("/", ())
     return rows
-
-
-def hosts_with_rows(vhosts: Iterable[VirtualHost]) -> bool:
-    return any(not is_plain(r) for v in vhosts for r in v.routes)
