@@ -367,13 +367,23 @@ def split_weights(members: Sequence[tuple[str, int, int]]) -> dict[str, int]:
 
 def wanted_names(model: RouteModel) -> list[str]:
     """Every slot owner the model needs: its backends, then the splits of its rows."""
+    last = _WANTED.get("model")
+    if last is not None and last[0] is model:
+        return list(last[1])
     names = [b.name for b in model.backends]
     splits: set[str] = set()
+    cached = _NEEDS.get
     for vhost in model.vhosts:
-        needs = _needs(vhost)
+        hit = cached(vhost.host)
+        needs = hit[1] if hit is not None and hit[0] is vhost else _needs(vhost)
         if needs.splits:
             splits |= needs.splits
-    return names + sorted(splits)
+    found = (*names, *sorted(splits))
+    _WANTED["model"] = (model, found)  # an apply asks twice (plan, then apply)
+    return list(found)
+
+
+_WANTED: dict[str, tuple[RouteModel, tuple[str, ...]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
