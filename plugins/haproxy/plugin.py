@@ -106,6 +106,10 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # Rule names are the core's (status, no proxy behaviour); a request to a listener's host
+    # gets only the routes of the most specific listener host: the frontend picks one vhost.
+    "HTTPRouteNamedRouteRule",
+    "GatewayHTTPListenerIsolation",
 )
 DEFAULT_SPARE_BACKENDS = 64
 DEFAULT_DRAIN_TIMEOUT = 30.0
