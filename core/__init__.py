@@ -35,6 +35,7 @@ from polyingress.core.kit import (
 )
 from polyingress.core.pipeline.builder import Builder, BuildOptions, BuildResult, build_model
 from polyingress.core.pipeline.diff import ModelDiff, RouteKey, diff
+from polyingress.core.pipeline.gateway import served_features
 from polyingress.core.pipeline.model import (
     Answer,
     Backend,
@@ -113,6 +114,7 @@ __all__ = [
     "positive_number",
     "redirect_status",
     "self_signed",
+    "served_features",
     "session_members",
     "wait_until_served",
     "write_atomic",

@@ -11,7 +11,8 @@ built-in ones. Run the suite against any installed backend, from anywhere::
   client with SNI, /metrics samples.
 * :mod:`polyingress.testing.conformance`: the live tests.
 * :mod:`polyingress.testing.gateway_cases`: the Gateway API conformance cases (upstream's
-  tests, named as there) and :mod:`polyingress.testing.gateway_live`: their live run.
+  tests, named as there), :mod:`polyingress.testing.gateway_live`: their live run, and
+  :mod:`polyingress.testing.gateway_report`: upstream's ConformanceReport of a run.
 * :mod:`polyingress.testing.plugin`: the pytest options and fixtures (this package is the
   plugin: ``-p polyingress.testing``).
 
@@ -27,6 +28,8 @@ from .plugin import (
     polyingress_run_args,
     pytest_addoption,
     pytest_configure,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
 )
 
 __all__ = [
@@ -36,4 +39,6 @@ __all__ = [
     "polyingress_run_args",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
 ]

@@ -35,7 +35,9 @@ status, tests/test_gateway_core.py) and live through every backend
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,7 @@ __all__ = [
     "WEB",
     "Expect",
     "GatewayCase",
+    "ListenerStatus",
     "base_objects",
     "certificate_sha256",
     "hello_name",
@@ -131,13 +134,13 @@ def _service(namespace: str, name: str, port: int) -> list[dict[str, Any]]:
     ]
 
 
-def _tls_secret(name: str) -> dict[str, Any]:
-    cert, key = _certificate(CERTIFICATES[name])
+def _tls_secret(name: str, host: str, namespace: str = INFRA) -> dict[str, Any]:
+    cert, key = _certificate(host)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "kubernetes.io/tls",
-        "metadata": {"name": name, "namespace": INFRA},
+        "metadata": {"name": name, "namespace": namespace},
         "data": {
             "tls.crt": base64.b64encode(cert.encode()).decode(),
             "tls.key": base64.b64encode(key.encode()).decode(),
@@ -234,7 +237,10 @@ def base_objects(port: int, controller: str = CONTROLLER) -> list[dict[str, Any]
             ],
         ),
     ]
-    objs += [_tls_secret(name) for name in CERTIFICATES]
+    objs += [_tls_secret(name, host) for name, host in CERTIFICATES.items()]
+    # The suite's certificate in the web backends' namespace (upstream creates it for the tests
+    # of cross-namespace certificateRefs).
+    objs.append(_tls_secret("certificate", "certificate.invalid", WEB))
     for ns, name in BACKENDS:
         objs += _service(ns, name, port)
     return objs
@@ -319,18 +325,36 @@ Status = tuple[str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True)
+class ListenerStatus:
+    """One listener in a Gateway's status, as upstream's GatewayStatusMustHaveListeners
+    compares it: ``attached`` routes, the route ``kinds`` in supportedKinds (empty: the list
+    must be empty) and ``conditions`` (type, status, reason; an empty reason matches any)."""
+
+    gateway: str
+    name: str
+    attached: int
+    kinds: tuple[str, ...] = ("HTTPRoute",)
+    conditions: tuple[tuple[str, str, str], ...] = ()
+    namespace: str = INFRA
+
+
+@dataclass(frozen=True)
 class GatewayCase:
     """One upstream conformance test (or one step of it: ``<Test>/<step>``): ``objects`` added
     to the base, ``expects`` checked in order; ``features`` the features it needs beyond the
     core ones (upstream's ``Features``); ``statuses``: expected conditions, as (kind,
     namespace, name, parent or listener name or "", condition type, status, reason; an empty
-    reason matches any, as upstream's); ``attached_routes``: (namespace, Gateway, listener,
-    attachedRoutes) the Gateway's status must show (with HTTPRoute among the listener's
-    supportedKinds); ``zero_routes``: (namespace, Gateway) with no route attached (upstream's
+    reason matches any, as upstream's); ``listeners``: what the listeners of a Gateway's status
+    must show (every listener of a Gateway named here is listed, as upstream lists them);
+    ``zero_routes``: (namespace, Gateway) with no route attached (upstream's
     GatewayMustHaveZeroRoutes: no listener in its status, or one with attachedRoutes 0);
-    ``weights``: (Service, share) the requests of the first expect must be
-    split by (upstream's rule: 500 requests, each share within 5 %, a share 0 gets none);
-    ``provisional``: upstream marks the test provisional."""
+    ``latest``: (kind, namespace, name) whose every condition has the object's
+    metadata.generation as observedGeneration (upstream's ...MustHaveLatestConditions);
+    ``endpoints``: (namespace, EndpointSlice, Service of the base) — the slice gets that
+    Service's endpoint and the hello servers' port when the case is loaded (upstream's test
+    fills such slices with a Deployment's pod addresses); ``weights``: (Service, share) the
+    requests of the first expect must be split by (upstream's rule: 500 requests, each share
+    within 5 %, a share 0 gets none); ``provisional``: upstream marks the test provisional."""
 
     name: str
     objects: tuple[dict[str, Any], ...]
@@ -338,8 +362,10 @@ class GatewayCase:
     features: frozenset[str] = frozenset()
     statuses: tuple[Status, ...] = ()
     weights: tuple[tuple[tuple[str, str], float], ...] = field(default=())
-    attached_routes: tuple[tuple[str, str, str, int], ...] = ()
+    listeners: tuple[ListenerStatus, ...] = ()
     zero_routes: tuple[tuple[str, str], ...] = ()
+    latest: tuple[tuple[str, str, str], ...] = ()
+    endpoints: tuple[tuple[str, str, tuple[str, str]], ...] = ()
     provisional: bool = False
 
     @property
@@ -347,15 +373,54 @@ class GatewayCase:
         """The upstream test this case is (a step of)."""
         return self.name.split("/", 1)[0]
 
+    def objects_at(self, port: int) -> list[dict[str, Any]]:
+        """The case's objects with the hello servers listening on ``port``: each EndpointSlice
+        of ``endpoints`` holds its Service's endpoint on that port."""
+        fill = {(ns, name): ref for ns, name, ref in self.endpoints}
+        out: list[dict[str, Any]] = []
+        for obj in self.objects:
+            meta = obj.get("metadata") or {}
+            ref = fill.get((meta.get("namespace", ""), meta.get("name", "")))
+            if obj.get("kind") == "EndpointSlice" and ref is not None:
+                obj = {
+                    **obj,
+                    "ports": [{**p, "port": port} for p in obj.get("ports") or ()],
+                    "endpoints": [{"addresses": [BACKENDS[ref]], "conditions": {"ready": True}}],
+                }
+            out.append(obj)
+        return out
+
     def __str__(self) -> str:
         return self.name
 
 
 def manifests(text: str) -> tuple[dict[str, Any], ...]:
     """Objects from YAML text (upstream's manifests, as they are written there, with
-    ``{GATEWAY_CLASS_NAME}`` for our GatewayClass)."""
+    ``{GATEWAY_CLASS_NAME}`` for our GatewayClass and ``{GATEWAY_CONTROLLER_NAME}`` for our
+    controller)."""
     text = text.replace("{GATEWAY_CLASS_NAME}", GATEWAY_CLASS)
+    text = text.replace("{GATEWAY_CONTROLLER_NAME}", CONTROLLER)
     return tuple(o for o in yaml.safe_load_all(text) if o)
+
+
+def generation(
+    objects: tuple[dict[str, Any], ...],
+    gen: int,
+    edits: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
+) -> tuple[dict[str, Any], ...]:
+    """The objects as the API server holds them after ``gen`` versions of their spec: every
+    Gateway API object with ``metadata.generation`` ``gen``; ``edits`` maps an object's name to
+    a function changing (a copy of) its spec, as upstream's tests patch it."""
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+            obj["metadata"]["generation"] = gen
+            edit = (edits or {}).get(obj["metadata"]["name"])
+            if edit is not None:
+                edit(obj["spec"])
+        out.append(obj)
+    return tuple(out)
 
 
 def v(n: int) -> tuple[str, str]:
@@ -397,6 +462,10 @@ def accepted(
         if resolved:
             out.append(route_condition(route, gateway, "ResolvedRefs", "True", "ResolvedRefs", ns))
     return (*out, *listeners_ready(gateway, *(listeners or _LISTENERS[gateway])))
+
+
+# A listener's Accepted and ResolvedRefs True (any reason).
+_READY = (("Accepted", "True", ""), ("ResolvedRefs", "True", ""))
 
 
 # --- core ----------------------------------------------------------------------------------
@@ -943,14 +1012,14 @@ spec:
             listeners=("listener-1",),
         ),
     ),
-    attached_routes=(
+    listeners=(
         # specific-host-matches-listener-specific-host and
         # wildcard-host-matches-listener-specific-host
-        (INFRA, "httproute-hostname-intersection", "listener-1", 2),
+        ListenerStatus("httproute-hostname-intersection", "listener-1", 2, conditions=_READY),
         # specific-host-matches-listener-wildcard-host
-        (INFRA, "httproute-hostname-intersection", "listener-2", 1),
+        ListenerStatus("httproute-hostname-intersection", "listener-2", 1, conditions=_READY),
         # wildcard-host-matches-listener-wildcard-host
-        (INFRA, "httproute-hostname-intersection", "listener-3", 1),
+        ListenerStatus("httproute-hostname-intersection", "listener-3", 1, conditions=_READY),
     ),
 )
 
@@ -2056,34 +2125,12 @@ spec:
     ),
     (),
     statuses=(
-        ("Gateway", INFRA, "gateway-with-one-attached-route", "http", "Accepted", "True", ""),
-        ("Gateway", INFRA, "gateway-with-one-attached-route", "http", "ResolvedRefs", "True", ""),
-        ("Gateway", INFRA, "gateway-with-two-attached-routes", "http", "Accepted", "True", ""),
-        ("Gateway", INFRA, "gateway-with-two-attached-routes", "http", "ResolvedRefs", "True", ""),
         route_condition(
             "http-route-not-accepted",
             "gateway-with-two-attached-routes",
             "Accepted",
             "False",
             "NoMatchingListenerHostname",
-        ),
-        (
-            "Gateway",
-            INFRA,
-            "unresolved-gateway-with-one-attached-unresolved-route",
-            "tls",
-            "Programmed",
-            "False",
-            "",
-        ),
-        (
-            "Gateway",
-            INFRA,
-            "unresolved-gateway-with-one-attached-unresolved-route",
-            "tls",
-            "ResolvedRefs",
-            "False",
-            "",
         ),
         route_condition(
             "http-route-4",
@@ -2092,12 +2139,18 @@ spec:
             "False",
         ),
     ),
-    attached_routes=(
-        (INFRA, "gateway-with-one-attached-route", "http", 1),
-        (INFRA, "gateway-with-two-attached-routes", "http", 2),
-        (INFRA, "unresolved-gateway-with-one-attached-unresolved-route", "tls", 1),
+    listeners=(
+        ListenerStatus("gateway-with-one-attached-route", "http", 1, conditions=_READY),
+        ListenerStatus("gateway-with-two-attached-routes", "http", 2, conditions=_READY),
+        ListenerStatus(
+            "unresolved-gateway-with-one-attached-unresolved-route",
+            "tls",
+            1,
+            conditions=(("Programmed", "False", ""), ("ResolvedRefs", "False", "")),
+        ),
     ),
 )
+
 
 _GATEWAY_WITH_ATTACHED_ROUTES_WITH_PORT_8080 = GatewayCase(
     "GatewayWithAttachedRoutesWithPort8080",
@@ -2147,14 +2200,16 @@ spec:
     ),
     (),
     features=frozenset({"GatewayPort8080"}),
-    statuses=tuple(
-        ("Gateway", INFRA, "gateway-with-two-listeners-and-one-attached-route", ln, c, "True", "")
-        for ln in ("http-unattached", "http")
-        for c in ("Accepted", "ResolvedRefs")
-    ),
-    attached_routes=(
-        (INFRA, "gateway-with-two-listeners-and-one-attached-route", "http-unattached", 0),
-        (INFRA, "gateway-with-two-listeners-and-one-attached-route", "http", 1),
+    listeners=(
+        ListenerStatus(
+            "gateway-with-two-listeners-and-one-attached-route",
+            "http-unattached",
+            0,
+            conditions=_READY,
+        ),
+        ListenerStatus(
+            "gateway-with-two-listeners-and-one-attached-route", "http", 1, conditions=_READY
+        ),
     ),
 )
 
@@ -2241,6 +2296,1083 @@ spec:
         ),
     ),
 )
+
+_INVALID_REFERENCE_GRANT = GatewayCase(
+    "HTTPRouteInvalidReferenceGrant",
+    manifests(
+        """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-namespace
+  namespace: gateway-conformance-infra
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: not-the-group-youre-looking-for
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-namespace
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: not-the-namespace-youre-looking-for
+  to:
+    - group: ""
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: not-the-group-youre-looking-for
+      kind: Service
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: web-backend
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-name
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: not-the-service-youre-looking-for
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reference-grant
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+    - name: same-namespace
+  rules:
+    - backendRefs:
+        - name: web-backend
+          namespace: gateway-conformance-web-backend
+          port: 8080
+"""
+    ),
+    (Expect(GW, "/", status=500),),
+    statuses=(
+        *accepted("reference-grant", resolved=False),
+        route_condition(
+            "reference-grant", "same-namespace", "ResolvedRefs", "False", "RefNotPermitted"
+        ),
+    ),
+)
+
+_SERVICE_TYPES_OBJECTS = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: service-types
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - matches: [{path: {type: Exact, value: /manual-endpointslices}}]
+    backendRefs: [{name: manual-endpointslices, port: 8080}]
+  - matches: [{path: {type: Exact, value: /headless}}]
+    backendRefs: [{name: headless, port: 8080}]
+  - matches: [{path: {type: Exact, value: /headless-manual-endpointslices}}]
+    backendRefs: [{name: headless-manual-endpointslices, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: manual-endpointslices
+  namespace: gateway-conformance-infra
+spec:
+  ports:
+  - name: first-port
+    protocol: TCP
+    port: 8080
+    targetPort: 3000
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-endpointslices-ip4
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: manual-endpointslices
+addressType: IPv4
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-endpointslices-ip6
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: manual-endpointslices
+addressType: IPv6
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: headless
+  namespace: gateway-conformance-infra
+spec:
+  clusterIP: None
+  selector:
+    app: infra-backend-v1
+  ports:
+  - name: first-port
+    protocol: TCP
+    port: 8080
+    targetPort: 3000
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: headless-manual-endpointslices
+  namespace: gateway-conformance-infra
+spec:
+  clusterIP: None
+  ports:
+  - name: first-port
+    protocol: TCP
+    port: 8080
+    targetPort: 3000
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: headless-manual-endpointslices-ip4
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: headless-manual-endpointslices
+addressType: IPv4
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: headless-manual-endpointslices-ip6
+  namespace: gateway-conformance-infra
+  labels:
+    kubernetes.io/service-name: headless-manual-endpointslices
+addressType: IPv6
+ports:
+- name: first-port
+  port: 3000
+  protocol: TCP
+"""
+)
+
+# Upstream fills the manual EndpointSlices with infra-backend-v1's pod addresses (IPv4 and
+# IPv6; here: its hello server's IPv4 loopback address, no IPv6 one, so the -ip6 slices stay
+# empty as upstream leaves a family without pods), and the cluster's EndpointSlice controller
+# makes the slice of the "headless" Service from its selector; without a cluster, that slice is
+# written here (headless-managed).
+_SERVICE_TYPES = GatewayCase(
+    "HTTPRouteServiceTypes",
+    (
+        *_SERVICE_TYPES_OBJECTS,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "headless-managed",
+                "namespace": INFRA,
+                "labels": {"kubernetes.io/service-name": "headless"},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": "first-port", "port": 3000, "protocol": "TCP"}],
+        },
+    ),
+    (
+        Expect(GW, "/manual-endpointslices", v(1)),
+        Expect(GW, "/headless-manual-endpointslices", v(1)),
+        Expect(GW, "/headless", v(1)),
+    ),
+    statuses=accepted("service-types"),
+    endpoints=(
+        (INFRA, "manual-endpointslices-ip4", v(1)),
+        (INFRA, "headless-manual-endpointslices-ip4", v(1)),
+        (INFRA, "headless-managed", v(1)),
+    ),
+)
+
+_OBSERVED_GENERATION_ROUTE = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: observed-generation-bump
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+)
+
+
+def _backend_v2(spec: dict[str, Any]) -> None:
+    spec["rules"][0]["backendRefs"][0]["name"] = "infra-backend-v2"
+
+
+# Upstream patches the route (its backend becomes infra-backend-v2): the second step is the
+# route after that patch, the API server's generation 2.
+_ROUTE_OBSERVED_GENERATION_BUMP = (
+    GatewayCase(
+        "HTTPRouteObservedGenerationBump",
+        generation(_OBSERVED_GENERATION_ROUTE, 1),
+        (),
+        latest=(("HTTPRoute", INFRA, "observed-generation-bump"),),
+    ),
+    GatewayCase(
+        "HTTPRouteObservedGenerationBump/patched",
+        generation(_OBSERVED_GENERATION_ROUTE, 2, {"observed-generation-bump": _backend_v2}),
+        (),
+        statuses=(
+            route_condition("observed-generation-bump", "same-namespace", "Accepted", "True"),
+            route_condition(
+                "observed-generation-bump", "same-namespace", "ResolvedRefs", "True", "ResolvedRefs"
+            ),
+        ),
+        latest=(("HTTPRoute", INFRA, "observed-generation-bump"),),
+    ),
+)
+
+_GATEWAY_OBSERVED_GENERATION = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-observed-generation-bump
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      hostname: "bar.com"
+      port: 80
+      protocol: HTTP
+      allowedRoutes:
+        namespaces:
+          from: All
+"""
+)
+
+
+def _add_alternate(spec: dict[str, Any]) -> None:
+    spec["listeners"].append(
+        {
+            "name": "alternate",
+            "hostname": "foo.com",
+            "port": 80,
+            "protocol": "HTTP",
+            "allowedRoutes": {"namespaces": {"from": "All"}},
+        }
+    )
+
+
+_GATEWAY_OBSERVED_GENERATION_BUMP = (
+    GatewayCase(
+        "GatewayObservedGenerationBump",
+        generation(_GATEWAY_OBSERVED_GENERATION, 1),
+        (),
+        latest=(("Gateway", INFRA, "gateway-observed-generation-bump"),),
+    ),
+    GatewayCase(
+        "GatewayObservedGenerationBump/patched",
+        generation(
+            _GATEWAY_OBSERVED_GENERATION, 2, {"gateway-observed-generation-bump": _add_alternate}
+        ),
+        (),
+        latest=(("Gateway", INFRA, "gateway-observed-generation-bump"),),
+    ),
+)
+
+_GATEWAY_CLASS_OBSERVED_GENERATION = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: gatewayclass-observed-generation-bump
+spec:
+  controllerName: "{GATEWAY_CONTROLLER_NAME}"
+  description: "old"
+"""
+)
+
+
+def _description_new(spec: dict[str, Any]) -> None:
+    spec["description"] = "new"
+
+
+_GWC_ACCEPTED: tuple[Status, ...] = (
+    ("GatewayClass", "", "gatewayclass-observed-generation-bump", "", "Accepted", "", ""),
+)
+_GATEWAY_CLASS_OBSERVED_GENERATION_BUMP = (
+    GatewayCase(
+        "GatewayClassObservedGenerationBump",
+        generation(_GATEWAY_CLASS_OBSERVED_GENERATION, 1),
+        (),
+        statuses=_GWC_ACCEPTED,
+        latest=(("GatewayClass", "", "gatewayclass-observed-generation-bump"),),
+    ),
+    GatewayCase(
+        "GatewayClassObservedGenerationBump/patched",
+        generation(
+            _GATEWAY_CLASS_OBSERVED_GENERATION,
+            2,
+            {"gatewayclass-observed-generation-bump": _description_new},
+        ),
+        (),
+        statuses=_GWC_ACCEPTED,
+        latest=(("GatewayClass", "", "gatewayclass-observed-generation-bump"),),
+    ),
+)
+
+_MODIFY_LISTENERS = manifests(
+    """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-add-listener
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: "secure.test.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+    tls:
+      certificateRefs:
+      - group: ""
+        kind: Secret
+        name: tls-validity-checks-certificate
+        namespace: gateway-conformance-infra
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: http-route-1
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - kind: Gateway
+    name: gateway-add-listener
+    namespace: gateway-conformance-infra
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-remove-listener
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: "secure.test.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+    tls:
+      certificateRefs:
+      - group: ""
+        kind: Secret
+        name: tls-validity-checks-certificate
+        namespace: gateway-conformance-infra
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: http-route-2
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - kind: Gateway
+    name: gateway-remove-listener
+    namespace: gateway-conformance-infra
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+)
+
+
+def _add_http(spec: dict[str, Any]) -> None:
+    spec["listeners"].append(
+        {
+            "name": "http",
+            "port": 80,
+            "protocol": "HTTP",
+            "hostname": "data.test.com",
+            "allowedRoutes": {"namespaces": {"from": "All"}},
+        }
+    )
+
+
+def _remove_https(spec: dict[str, Any]) -> None:
+    spec["listeners"] = [ln for ln in spec["listeners"] if ln["name"] == "http"]
+
+
+_MODIFY_LATEST = (
+    ("Gateway", INFRA, "gateway-add-listener"),
+    ("Gateway", INFRA, "gateway-remove-listener"),
+)
+_ADDED = generation(_MODIFY_LISTENERS, 2, {"gateway-add-listener": _add_http})
+
+# Upstream patches one Gateway (a listener added), then the other (a listener removed): three
+# steps, the objects before and after each patch.
+_GATEWAY_MODIFY_LISTENERS = (
+    GatewayCase(
+        "GatewayModifyListeners",
+        generation(_MODIFY_LISTENERS, 1),
+        (),
+        latest=_MODIFY_LATEST,
+    ),
+    GatewayCase(
+        "GatewayModifyListeners/listener-added",
+        _ADDED,
+        (),
+        listeners=(
+            ListenerStatus("gateway-add-listener", "https", 1, conditions=_READY),
+            ListenerStatus("gateway-add-listener", "http", 1, conditions=_READY),
+        ),
+        latest=_MODIFY_LATEST[:1],
+    ),
+    GatewayCase(
+        "GatewayModifyListeners/listener-removed",
+        generation(_ADDED, 2, {"gateway-remove-listener": _remove_https}),
+        (),
+        listeners=(ListenerStatus("gateway-remove-listener", "http", 1, conditions=_READY),),
+        latest=_MODIFY_LATEST,
+    ),
+)
+
+_GATEWAY_INVALID_ROUTE_KIND = GatewayCase(
+    "GatewayInvalidRouteKind",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-only-invalid-route-kind
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+      allowedRoutes:
+        namespaces:
+          from: All
+        kinds:
+          - kind: InvalidRoute
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-supported-and-invalid-route-kind
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+      allowedRoutes:
+        namespaces:
+          from: All
+        kinds:
+          - kind: InvalidRoute
+          - kind: HTTPRoute
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-only-invalid-route-kind",
+            "http",
+            0,
+            kinds=(),
+            conditions=(("ResolvedRefs", "False", "InvalidRouteKinds"),),
+        ),
+        ListenerStatus(
+            "gateway-supported-and-invalid-route-kind",
+            "http",
+            0,
+            conditions=(("ResolvedRefs", "False", "InvalidRouteKinds"),),
+        ),
+    ),
+)
+
+_GATEWAY_LISTENER_UNSUPPORTED_PROTOCOL = GatewayCase(
+    "GatewayListenerUnsupportedProtocol",
+    generation(
+        manifests(
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-only-unsupported-protocols
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: invalid
+      port: 1111
+      protocol: INVALID
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-supported-and-unsupported-protocols
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+    - name: invalid
+      port: 1111
+      protocol: INVALID
+"""
+        ),
+        1,
+    ),
+    (),
+    statuses=(
+        (
+            "Gateway",
+            INFRA,
+            "gateway-only-unsupported-protocols",
+            "",
+            "Accepted",
+            "False",
+            "ListenersNotValid",
+        ),
+        (
+            "Gateway",
+            INFRA,
+            "gateway-supported-and-unsupported-protocols",
+            "",
+            "Accepted",
+            "True",
+            "ListenersNotValid",
+        ),
+    ),
+    listeners=(
+        ListenerStatus(
+            "gateway-only-unsupported-protocols",
+            "invalid",
+            0,
+            kinds=(),
+            conditions=(("Accepted", "False", "UnsupportedProtocol"),),
+        ),
+        ListenerStatus(
+            "gateway-supported-and-unsupported-protocols",
+            "http",
+            0,
+            conditions=(("Accepted", "True", "Accepted"),),
+        ),
+        ListenerStatus(
+            "gateway-supported-and-unsupported-protocols",
+            "invalid",
+            0,
+            kinds=(),
+            conditions=(("Accepted", "False", "UnsupportedProtocol"),),
+        ),
+    ),
+    latest=(
+        ("Gateway", INFRA, "gateway-only-unsupported-protocols"),
+        ("Gateway", INFRA, "gateway-supported-and-unsupported-protocols"),
+    ),
+)
+
+_GATEWAY_INVALID_TLS_CONFIGURATION = GatewayCase(
+    "GatewayInvalidTLSConfiguration",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-nonexistent-secret
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: Secret
+            name: nonexistent-certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-unsupported-group
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: wrong.group.company.io
+            kind: Secret
+            name: tls-validity-checks-certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-unsupported-kind
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: WrongKind
+            name: tls-validity-checks-certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-certificate-malformed-secret
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: Secret
+            name: malformed-certificate
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: malformed-certificate
+  namespace: gateway-conformance-infra
+data:
+  # this certificate is invalid because contains an invalid pem (base64 of "Hello world"),
+  # and the certificate and the key are identical
+  tls.crt: SGVsbG8gd29ybGQK
+  tls.key: SGVsbG8gd29ybGQK
+type: kubernetes.io/tls
+"""
+    ),
+    (),
+    listeners=tuple(
+        ListenerStatus(
+            gw, "https", 0, conditions=(("ResolvedRefs", "False", "InvalidCertificateRef"),)
+        )
+        for gw in (
+            "gateway-certificate-nonexistent-secret",
+            "gateway-certificate-unsupported-group",
+            "gateway-certificate-unsupported-kind",
+            "gateway-certificate-malformed-secret",
+        )
+    ),
+)
+
+_GATEWAY_INVALID_PARAMETERS_REF = GatewayCase(
+    "GatewayInvalidParametersRef",
+    generation(
+        manifests(
+            """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gateway-invalid-parameters-ref
+  namespace: gateway-conformance-infra
+  annotations:
+    gateway-api/skip-this-for-readiness: "true"
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+    - name: http
+      port: 80
+      protocol: HTTP
+  infrastructure:
+    parametersRef:
+      group: invalid.io
+      kind: InvalidParameters
+      name: invalid
+"""
+        ),
+        1,
+    ),
+    (),
+    statuses=(
+        (
+            "Gateway",
+            INFRA,
+            "gateway-invalid-parameters-ref",
+            "",
+            "Accepted",
+            "False",
+            "InvalidParameters",
+        ),
+    ),
+    latest=(("Gateway", INFRA, "gateway-invalid-parameters-ref"),),
+)
+
+_SECRET_REF_GATEWAY = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: {name}
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{{GATEWAY_CLASS_NAME}}"
+  listeners:
+    - name: https
+      port: 443
+      protocol: HTTPS
+      allowedRoutes:
+        namespaces:
+          from: All
+      tls:
+        certificateRefs:
+          - group: ""
+            kind: Secret
+            name: certificate
+            namespace: gateway-conformance-web-backend
+"""
+
+_REF_NOT_PERMITTED = (("ResolvedRefs", "False", "RefNotPermitted"),)
+_PROGRAMMED = (("Programmed", "True", "Programmed"), ("ResolvedRefs", "True", ""))
+
+_GATEWAY_SECRET_INVALID_REFERENCE_GRANT = GatewayCase(
+    "GatewaySecretInvalidReferenceGrant",
+    manifests(
+        _SECRET_REF_GATEWAY.format(name="gateway-secret-invalid-reference-grant")
+        + """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-namespace
+  namespace: gateway-conformance-app-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: not-the-group-youre-looking-for
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-from-namespace
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: not-the-namespace-youre-looking-for
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-group
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: not-the-group-youre-looking-for
+      kind: Secret
+      name: not-the-certificate-youre-looking-for
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-kind
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Service
+      name: certificate
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-wrong-to-name
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: not-the-certificate-youre-looking-for
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-invalid-reference-grant", "https", 0, conditions=_REF_NOT_PERMITTED
+        ),
+    ),
+)
+
+_GATEWAY_SECRET_MISSING_REFERENCE_GRANT = GatewayCase(
+    "GatewaySecretMissingReferenceGrant",
+    manifests(_SECRET_REF_GATEWAY.format(name="gateway-secret-missing-reference-grant")),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-missing-reference-grant", "https", 0, conditions=_REF_NOT_PERMITTED
+        ),
+    ),
+)
+
+_GATEWAY_SECRET_REFERENCE_GRANT_ALL_IN_NAMESPACE = GatewayCase(
+    "GatewaySecretReferenceGrantAllInNamespace",
+    manifests(
+        _SECRET_REF_GATEWAY.format(name="gateway-secret-reference-grant-all-in-namespace")
+        + """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-all-in-namespace
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-reference-grant-all-in-namespace", "https", 0, conditions=_PROGRAMMED
+        ),
+    ),
+)
+
+_GATEWAY_SECRET_REFERENCE_GRANT_SPECIFIC = GatewayCase(
+    "GatewaySecretReferenceGrantSpecific",
+    manifests(
+        _SECRET_REF_GATEWAY.format(name="gateway-secret-reference-grant-specific")
+        + """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata:
+  name: reference-grant-specific
+  namespace: gateway-conformance-web-backend
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: Gateway
+      namespace: gateway-conformance-infra
+  to:
+    - group: ""
+      kind: Secret
+      name: certificate
+"""
+    ),
+    (),
+    listeners=(
+        ListenerStatus(
+            "gateway-secret-reference-grant-specific", "https", 0, conditions=_PROGRAMMED
+        ),
+    ),
+)
+
 
 # --- extended ------------------------------------------------------------------------------
 
@@ -3774,6 +4906,360 @@ spec:
     )
 
 
+_NAMED_RULE = GatewayCase(
+    "HTTPRouteNamedRule",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: http-named-rules
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - name: named-rule
+    matches:
+    - path:
+        type: PathPrefix
+        value: /named
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /unnamed
+    backendRefs:
+    - name: infra-backend-v2
+      port: 8080
+"""
+    ),
+    # Upstream names no backend for these answers of 200; each rule has one.
+    (Expect(GW, "/named", v(1)), Expect(GW, "/unnamed", v(2))),
+    features=frozenset({"HTTPRouteNamedRouteRule"}),
+    statuses=accepted("http-named-rules"),
+    provisional=True,
+)
+
+
+def _isolation_expects() -> tuple[Expect, ...]:
+    """Upstream's table: each host reaches only the routes of its most specific listener."""
+    served = {
+        "bar.com": "/empty-hostname",
+        "bar.example.com": "/wildcard-example-com",
+        "bar.foo.example.com": "/wildcard-foo-example-com",
+        "abc.foo.example.com": "/abc-foo-example-com",
+    }
+    paths = (
+        "/empty-hostname",
+        "/wildcard-example-com",
+        "/wildcard-foo-example-com",
+        "/abc-foo-example-com",
+    )
+    return tuple(
+        Expect(host, path, v(1)) if served[host] == path else Expect(host, path, status=404)
+        for host in served
+        for path in paths
+    )
+
+
+# Upstream sends the requests of its two Gateways to their own addresses; here they share the
+# HTTP port, so the test is two steps, one Gateway (one of upstream's two manifests) each, with
+# upstream's one table of requests.
+_ISOLATION_ROUTES = (
+    "attaches-to-empty-hostname",
+    "attaches-to-wildcard-example-com",
+    "attaches-to-wildcard-foo-example-com",
+    "attaches-to-abc-foo-example-com",
+)
+_ISOLATION_LISTENERS = (
+    "empty-hostname",
+    "wildcard-example-com",
+    "wildcard-foo-example-com",
+    "abc-foo-example-com",
+)
+_HTTP_LISTENER_ISOLATION = (
+    GatewayCase(
+        "GatewayHTTPListenerIsolation",
+        manifests(
+            """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: http-listener-isolation
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: empty-hostname
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: abc-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "abc.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-empty-hostname
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: empty-hostname
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /empty-hostname
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-example-com
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-example-com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-foo-example-com
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-foo-example-com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-abc-foo-example-com
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation
+    namespace: gateway-conformance-infra
+    sectionName: abc-foo-example-com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /abc-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+        ),
+        _isolation_expects(),
+        features=frozenset({"GatewayHTTPListenerIsolation"}),
+        statuses=accepted(
+            *_ISOLATION_ROUTES, gateway="http-listener-isolation", listeners=_ISOLATION_LISTENERS
+        ),
+    ),
+    GatewayCase(
+        "GatewayHTTPListenerIsolation/with-hostname-intersection",
+        manifests(
+            """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: http-listener-isolation-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  gatewayClassName: "{GATEWAY_CLASS_NAME}"
+  listeners:
+  - name: empty-hostname
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: wildcard-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "*.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+  - name: abc-foo-example-com
+    port: 80
+    protocol: HTTP
+    hostname: "abc.foo.example.com"
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-empty-hostname-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: empty-hostname
+  hostnames:
+  - "bar.com"
+  - "*.example.com" # request matching is prevented by the isolation wildcard-example-com listener
+  # request matching is prevented by the isolation wildcard-foo-example-com listener
+  - "*.foo.example.com"
+  # request matching is prevented by the isolation of abc-foo-example-com listener
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /empty-hostname
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-example-com-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-example-com
+  hostnames:
+  - "bar.com" # doesn't match wildcard-example-com listener
+  - "*.example.com"
+  # request matching is prevented by the isolation of wildcard-foo-example-com listener
+  - "*.foo.example.com"
+  # request matching is prevented by the isolation of abc-foo-example-com listener
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-wildcard-foo-example-com-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: wildcard-foo-example-com
+  hostnames:
+  - "bar.com" # doesn't match wildcard-foo-example-com listener
+  # this becomes *.foo.example.com, as the hostname cannot be less specific than *.foo.example.com
+  # of the listener
+  - "*.example.com"
+  - "*.foo.example.com"
+  # request matching is prevented by the isolation abc-foo-example-com listener
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /wildcard-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: attaches-to-abc-foo-example-com-with-hostname-intersection
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: http-listener-isolation-with-hostname-intersection
+    namespace: gateway-conformance-infra
+    sectionName: abc-foo-example-com
+  hostnames:
+  - "bar.com" # doesn't match abc-foo-example-com listener
+  # becomes abc.foo.example.com as it cannot be less specific than abc.foo.example.com of the
+  # listener
+  - "*.example.com"
+  # becomes abc.foo.example.com as it cannot be less specific than abc.foo.example.com of the
+  # listener
+  - "*.foo.example.com"
+  - "abc.foo.example.com"
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /abc-foo-example-com
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+        ),
+        _isolation_expects(),
+        features=frozenset({"GatewayHTTPListenerIsolation"}),
+        statuses=accepted(
+            *(f"{r}-with-hostname-intersection" for r in _ISOLATION_ROUTES),
+            gateway="http-listener-isolation-with-hostname-intersection",
+            listeners=_ISOLATION_LISTENERS,
+        ),
+    ),
+)
+
 CASES: list[GatewayCase] = [
     # core
     _EXACT_PATH_MATCHING,
@@ -3799,6 +5285,20 @@ CASES: list[GatewayCase] = [
     _SIMPLE_SAME_NAMESPACE,
     _GATEWAY_WITH_ATTACHED_ROUTES,
     _MULTIPLE_GATEWAYS,
+    _INVALID_REFERENCE_GRANT,
+    _SERVICE_TYPES,
+    *_ROUTE_OBSERVED_GENERATION_BUMP,
+    *_GATEWAY_OBSERVED_GENERATION_BUMP,
+    *_GATEWAY_CLASS_OBSERVED_GENERATION_BUMP,
+    *_GATEWAY_MODIFY_LISTENERS,
+    _GATEWAY_INVALID_ROUTE_KIND,
+    _GATEWAY_LISTENER_UNSUPPORTED_PROTOCOL,
+    _GATEWAY_INVALID_TLS_CONFIGURATION,
+    _GATEWAY_INVALID_PARAMETERS_REF,
+    _GATEWAY_SECRET_INVALID_REFERENCE_GRANT,
+    _GATEWAY_SECRET_MISSING_REFERENCE_GRANT,
+    _GATEWAY_SECRET_REFERENCE_GRANT_ALL_IN_NAMESPACE,
+    _GATEWAY_SECRET_REFERENCE_GRANT_SPECIFIC,
     # extended
     _INVALID_PARENT_REF_NOT_MATCHING_LISTENER_PORT,
     _INVALID_PARENT_REF_SECTION_NAME_NOT_MATCHING_PORT,
@@ -3831,6 +5331,8 @@ CASES: list[GatewayCase] = [
         "backend-timeout",
         "HTTPRouteBackendTimeout",
     ),
+    _NAMED_RULE,
+    *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)
     _DISALLOWED_KIND,
 ]

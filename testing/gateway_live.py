@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from polyingress.core import BuildOptions, RouteModel, build_model
+from polyingress.core import BuildOptions, RouteModel, build_model, served_features
 from polyingress.core.pipeline.model import Answer
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.runtime.hello import request_delay
@@ -44,7 +44,14 @@ from polyingress.testing.gateway_cases import (
     certificate_sha256,
     hello_name,
 )
-from polyingress.testing.live import Controller, HelloFleet, Response, wait_until, write_manifests
+from polyingress.testing.live import (
+    Controller,
+    HelloFleet,
+    Response,
+    metric,
+    wait_until,
+    write_manifests,
+)
 
 __all__ = [
     "CONSECUTIVE",
@@ -73,13 +80,13 @@ def backend_features(name: str) -> frozenset[str]:
 
     _p, obj = load_backend(name)
     info = plugin_manager((name, obj)).hook.polyingress_backend_info()
-    return frozenset(info.gateway_features) if info is not None else frozenset()
+    return served_features(info.gateway_features) if info is not None else frozenset()
 
 
 def model_of(case: GatewayCase, features: frozenset[str] | None = None) -> Any:
     """The core's build of the base plus the case (a BuildResult)."""
     store = ObjectStore()
-    store.replace_many([*base_objects(_HELLO_PORT), *case.objects], ())
+    store.replace_many([*base_objects(_HELLO_PORT), *case.objects_at(_HELLO_PORT)], ())
     return build_model(store.snapshot(), BuildOptions(features=features, now="now"))
 
 
@@ -134,8 +141,16 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
     elif reaches_backend:
         assert answer.proxied, f"{case}: {e}: expected {e.backend or 'a backend'}, got {answer}"
         if e.backend is not None:
-            names = {w.backend for w in answer.backends}
-            assert _backend_name(e.backend) in names, f"{case}: {e}: got {names}"
+            # The hello server the request reaches (as upstream checks the pod that answered),
+            # whichever Service leads to it.
+            names = {w.backend for w in answer.backends if w.backend is not None}
+            addresses = {
+                ep.address
+                for name in names
+                if name in model.backend_index
+                for ep in model.backend(name).ready_endpoints
+            }
+            assert BACKENDS[e.backend] in addresses, f"{case}: {e}: got {names} ({addresses})"
         if delay is not None and route is not None:
             assert route.timeout is None or route.timeout > delay, (
                 f"{case}: {e}: the route's timeout {route.timeout} ends a {delay}s wait"
@@ -230,21 +245,35 @@ def check_statuses(case: GatewayCase, statuses: Iterable[Mapping[str, Any]]) -> 
             conds = doc["conditions"]
         found = [c for c in conds if c["type"] == ctype]
         assert found, f"{case}: {kind} {ns}/{name} {parent}: no {ctype} condition in {conds}"
-        assert any(
-            c["status"] == status and (not reason or c["reason"] == reason) for c in found
-        ), f"{case}: {kind} {ns}/{name} {parent}: {ctype} is {found}, not {status} {reason}"
-    for ns, gw, listener, count in case.attached_routes:
-        doc = docs.get(("Gateway", ns, gw))
-        assert doc is not None, f"{case}: no status for Gateway {ns}/{gw}"
-        found_ln = [ln for ln in doc.get("listeners") or () if ln["name"] == listener]
-        assert found_ln, f"{case}: Gateway {ns}/{gw} has no listener {listener} in status"
+        assert _has_condition(found, ctype, status, reason), (
+            f"{case}: {kind} {ns}/{name} {parent}: {ctype} is {found}, not {status} {reason}"
+        )
+    listed: dict[tuple[str, str], int] = {}
+    for want in case.listeners:
+        key = (want.namespace, want.gateway)
+        listed[key] = listed.get(key, 0) + 1
+        doc = docs.get(("Gateway", *key))
+        assert doc is not None, f"{case}: no status for Gateway {key}"
+        found_ln = [ln for ln in doc.get("listeners") or () if ln["name"] == want.name]
+        assert found_ln, f"{case}: Gateway {key} has no listener {want.name} in status"
         ln = found_ln[0]
-        assert ln["attachedRoutes"] == count, (
-            f"{case}: Gateway {ns}/{gw} listener {listener}: attachedRoutes "
-            f"{ln['attachedRoutes']}, not {count}"
+        where = f"{case}: Gateway {want.namespace}/{want.gateway} listener {want.name}"
+        assert ln["attachedRoutes"] == want.attached, (
+            f"{where}: attachedRoutes {ln['attachedRoutes']}, not {want.attached}"
         )
         kinds = [(k.get("group", _GROUP), k.get("kind")) for k in ln.get("supportedKinds") or ()]
-        assert (_GROUP, "HTTPRoute") in kinds, f"{case}: {gw}/{listener} supports {kinds}"
+        if want.kinds:
+            for kind in want.kinds:
+                assert (_GROUP, kind) in kinds, f"{where}: supportedKinds {kinds} lack {kind}"
+        else:
+            assert not kinds, f"{where}: supportedKinds must be empty, not {kinds}"
+        for ctype, status, reason in want.conditions:
+            assert _has_condition(ln["conditions"], ctype, status, reason), (
+                f"{where}: no {ctype} {status} {reason or '(any reason)'} in {ln['conditions']}"
+            )
+    for (ns, gw), count in listed.items():
+        got = len(docs[("Gateway", ns, gw)].get("listeners") or ())
+        assert got == count, f"{case}: Gateway {ns}/{gw} has {got} listeners in status, not {count}"
     for ns, gw in case.zero_routes:
         doc = docs.get(("Gateway", ns, gw))
         assert doc is not None, f"{case}: no status for Gateway {ns}/{gw}"
@@ -252,6 +281,39 @@ def check_statuses(case: GatewayCase, statuses: Iterable[Mapping[str, Any]]) -> 
         assert not listeners or (len(listeners) == 1 and listeners[0]["attachedRoutes"] == 0), (
             f"{case}: Gateway {ns}/{gw} must have no route attached: {listeners}"
         )
+    generations = {
+        (o["kind"], (o.get("metadata") or {}).get("namespace", ""), o["metadata"]["name"]): (
+            o["metadata"].get("generation")
+        )
+        for o in case.objects
+    }
+    for kind, ns, name in case.latest:
+        doc = docs.get((kind, ns, name))
+        assert doc is not None, f"{case}: no status for {kind} {ns}/{name}"
+        want_gen = generations.get((kind, ns, name))
+        assert want_gen is not None, f"{case}: {kind} {ns}/{name} has no metadata.generation"
+        conds = (
+            [c for p in doc.get("parents") or () for c in p["conditions"]]
+            if kind == "HTTPRoute"
+            else list(doc.get("conditions") or ())
+        )
+        stale = [c for c in conds if c.get("observedGeneration") != want_gen]
+        assert conds and not stale, (
+            f"{case}: {kind} {ns}/{name}: conditions not of generation {want_gen}: {stale or conds}"
+        )
+
+
+def _has_condition(
+    conditions: Iterable[Mapping[str, Any]], ctype: str, status: str, reason: str
+) -> bool:
+    """Upstream's findConditionInList: one of that type with the status and the reason (an
+    empty one matches any)."""
+    return any(
+        c["type"] == ctype
+        and (not status or c["status"] == status)
+        and (not reason or c["reason"] == reason)
+        for c in conditions
+    )
 
 
 class GatewayWorld:
@@ -268,12 +330,19 @@ class GatewayWorld:
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
     def load(self, case: GatewayCase) -> None:
+        """Write the case's objects and wait until the controller has built from them: a model
+        applied (the proxy serves it), or unchanged (two cases whose routes attach nowhere
+        give the same model), or refused."""
         if self.loaded == case.objects:
             return
-        before = self.controller.applied()
-        write_manifests(self.manifests, "case.yaml", list(case.objects))
-        self.controller.wait_applied(before)
+        before = self._syncs()
+        write_manifests(self.manifests, "case.yaml", case.objects_at(self.fleet.port))
+        wait_until(lambda: self._syncs() > before, timeout=20)
         self.loaded = case.objects
+
+    def _syncs(self) -> float:
+        """Every model build the controller finished, whatever its outcome."""
+        return metric(self.controller.metrics(), "polyingress_syncs_total")
 
     def send(self, e: Expect, target: str | None = None) -> Response:
         return self.controller.get(

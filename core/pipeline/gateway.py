@@ -44,19 +44,35 @@ from polyingress.core.pipeline.translate.httproute import (
     parse_httproute,
 )
 from polyingress.core.pipeline.translate.ingress import BackendRef
+from polyingress.core.pipeline.translate.secret import CertificateError, certificate_from_secret
 from polyingress.core.pipeline.translate.service import backend_name
 from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
     "CORE_FEATURES",
+    "CORE_PROVIDED",
     "GatewayResult",
     "GatewayStage",
     "GatewayTLS",
+    "served_features",
     "translate_gateways",
 ]
 
 Host = str | None
 CORE_FEATURES = frozenset({"Gateway", "HTTPRoute", "ReferenceGrant"})
+# What the core alone decides for a backend serving HTTPRoutes: listeners on port 8080 (every
+# listener is served on --http-port/--https-port) and parentRef.port attachment.
+CORE_PROVIDED = frozenset({"GatewayPort8080", "HTTPRouteParentRefPort"})
+
+
+def served_features(declared: Iterable[str]) -> frozenset[str]:
+    """The Gateway API features served with a backend that declares ``declared``
+    (``BackendInfo.gateway_features``): those, plus what the core provides when it serves
+    HTTPRoutes at all."""
+    features = frozenset(declared)
+    return features | CORE_PROVIDED if "HTTPRoute" in features else features
+
+
 _V1 = f"{GATEWAY_GROUP}/v1"
 
 
@@ -99,11 +115,21 @@ class _Listener:
     tls_secret: tuple[str, str] | None
     conditions: list[dict[str, Any]]
     attached: int = 0
+    gateway_ok: bool = True  # False: the Gateway itself is not accepted
 
     @property
     def served(self) -> bool:
-        return self.protocol in ("HTTP", "HTTPS") and not any(
-            c["type"] == "Accepted" and c["status"] == "False" for c in self.conditions
+        return (
+            self.gateway_ok
+            and self.protocol in ("HTTP", "HTTPS")
+            and not any(c["type"] == "Accepted" and c["status"] == "False" for c in self.conditions)
+        )
+
+    @property
+    def valid(self) -> bool:
+        """Accepted and its references resolved: configured as written."""
+        return self.served and not any(
+            c["type"] == "ResolvedRefs" and c["status"] == "False" for c in self.conditions
         )
 
     @property
@@ -182,6 +208,40 @@ def _intersect(listener: str | None, route: str) -> str | None:
     if listener.endswith(route[1:]):
         return listener
     return None
+
+
+def _specificity(hostname: str | None) -> tuple[int, int]:
+    """How specific a listener's hostname is when a request matches several listeners: an
+    exact name, then the longer wildcard, then none."""
+    if hostname is None:
+        return (0, 0)
+    return (1, len(hostname)) if _wild(hostname) else (2, len(hostname))
+
+
+def _covers(listener: str, host: str) -> bool:
+    """Whether every request name of ``host`` (a name or a ``*.x`` wildcard) matches the
+    listener hostname."""
+    if not _wild(listener):
+        return host == listener
+    return host.endswith(listener[1:]) and host != listener[2:]
+
+
+def _isolated(host: str | None, listener: _Listener, others: Sequence[_Listener]) -> bool:
+    """Listener isolation (the spec): the requests for ``host`` go to the most specific listener
+    of the Gateway (same protocol) matching them, so a route attached through ``listener`` does
+    not serve them when a more specific listener matches them all."""
+    if host is None:
+        return False
+    rank = _specificity(listener.hostname)
+    return any(
+        other is not listener
+        and other.served
+        and other.protocol == listener.protocol
+        and other.hostname is not None
+        and _specificity(other.hostname) > rank
+        and _covers(other.hostname, host)
+        for other in others
+    )
 
 
 def _model_host(host: str | None) -> Host:
@@ -274,7 +334,9 @@ def _listeners(
         kinds_ok = True
         kinds: list[dict[str, str]] = []
         wanted = allowed.get("kinds")
-        if wanted:
+        if protocol not in ("HTTP", "HTTPS"):
+            pass  # no route kind is supported on a listener of a protocol not served
+        elif wanted:
             for k in wanted:
                 group = k.get("group", GATEWAY_GROUP) if isinstance(k, Mapping) else None
                 kind = k.get("kind") if isinstance(k, Mapping) else None
@@ -315,9 +377,12 @@ def _listeners(
                 ):
                     refs_ok, refs_reason = False, "RefNotPermitted"
                     refs_msg = f"no ReferenceGrant in {cns} allows this Gateway the Secret"
-                elif snapshot.get("Secret", cns, cname) is None:
+                elif (secret := snapshot.get("Secret", cns, cname)) is None:
                     refs_ok, refs_reason = False, "InvalidCertificateRef"
                     refs_msg = f"Secret {cns}/{cname} not found"
+                elif (bad := _certificate_problem(secret)) is not None:
+                    refs_ok, refs_reason = False, "InvalidCertificateRef"
+                    refs_msg = f"Secret {cns}/{cname}: {bad}"
                 else:
                     tls_secret = (cns, cname)
         if ok:
@@ -351,6 +416,28 @@ def _listeners(
             )
         )
     return out
+
+
+def _certificate_problem(secret: Mapping[str, Any]) -> str | None:
+    """Why a Secret holds no certificate and key a listener can serve, or None."""
+    try:
+        certificate_from_secret(secret)
+    except CertificateError as exc:
+        return str(exc)
+    return None
+
+
+def _gateway_problem(gw: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why a Gateway of ours cannot be accepted, whatever its listeners: (reason, message)."""
+    infrastructure = (gw.get("spec") or {}).get("infrastructure") or {}
+    ref = infrastructure.get("parametersRef") if isinstance(infrastructure, Mapping) else None
+    if ref is not None:
+        kind = ref.get("kind") if isinstance(ref, Mapping) else None
+        return (
+            "InvalidParameters",
+            f"spec.infrastructure.parametersRef: no parameters are supported ({kind})",
+        )
+    return None
 
 
 def _allows(snapshot: Snapshot, listener: _Listener, route_ns: str) -> bool:
@@ -519,6 +606,8 @@ class GatewayStage:
         self.classes: dict[str, Mapping[str, Any]] = {}
         self.listeners: dict[tuple[str, str], list[_Listener]] = {}
         self.gateways: dict[tuple[str, str], int | None] = {}
+        # Gateways of ours that cannot be accepted: (reason, message).
+        self.gateway_problems: dict[tuple[str, str], tuple[str, str]] = {}
         self._signature: object = None
         self.routes: dict[tuple[str, str], GatewayResult] = {}
         self._by_service: dict[tuple[str, str], set[tuple[str, str]]] = {}
@@ -583,14 +672,20 @@ class GatewayStage:
 
     def _context(self, snapshot: Snapshot) -> None:
         self.classes = _ours(snapshot, self.controller)
-        self.listeners, self.gateways = {}, {}
+        self.listeners, self.gateways, self.gateway_problems = {}, {}, {}
         for (ns, name), gw in sorted(snapshot.of("Gateway").items()):
             spec = gw.get("spec") or {}
             if not _of_group(gw) or spec.get("gatewayClassName") not in self.classes:
                 continue
             _ns, _n, gen = _meta(gw)
             ref = ObjectRef(kind="Gateway", namespace=ns, name=name)
-            self.listeners[(ns, name)] = _listeners(snapshot, gw, ref, gen, self.now)
+            listeners = _listeners(snapshot, gw, ref, gen, self.now)
+            problem = _gateway_problem(gw)
+            if problem is not None:
+                self.gateway_problems[(ns, name)] = problem
+                for ln in listeners:
+                    ln.gateway_ok = False
+            self.listeners[(ns, name)] = listeners
             self.gateways[(ns, name)] = gen
 
     def _context_signature(self) -> object:
@@ -698,7 +793,8 @@ class GatewayStage:
             docs.append(_doc("GatewayClass", "", name, status))
         for (ns, name), gen in self.gateways.items():
             lst = self.listeners[(ns, name)]
-            docs.append(_gateway_doc(ns, name, gen, lst, self._attached, now))
+            problem = self.gateway_problems.get((ns, name))
+            docs.append(_gateway_doc(ns, name, gen, lst, self._attached, now, problem))
         routes = self.routes
         for key in self._sorted_routes():
             docs.extend(routes[key].statuses)
@@ -723,22 +819,25 @@ def _gateway_doc(
     lst: list[_Listener],
     attached: Mapping[tuple[str, str, str], int],
     now: str,
+    problem: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     any_ok = any(ln.served for ln in lst)
+    if problem is not None:
+        accepted = _cond("Accepted", False, problem[0], problem[1], gen, now)
+    elif any_ok and all(ln.valid for ln in lst):
+        accepted = _cond("Accepted", True, "Accepted", "Gateway accepted", gen, now)
+    else:
+        # The spec's reason when a listener is not valid (unsupported, or a reference that does
+        # not resolve), whether the Gateway is accepted (some listener is served) or not.
+        message = "some listeners are not valid" if any_ok else "no listener can be served"
+        accepted = _cond("Accepted", any_ok, "ListenersNotValid", message, gen, now)
     return _doc(
         "Gateway",
         ns,
         name,
         {
             "conditions": [
-                _cond(
-                    "Accepted",
-                    any_ok,
-                    "Accepted" if any_ok else "ListenersNotValid",
-                    "Gateway accepted" if any_ok else "no listener can be served",
-                    gen,
-                    now,
-                ),
+                accepted,
                 _cond(
                     "Programmed",
                     any_ok,
@@ -918,12 +1017,16 @@ def _route(
                 ln for ln in candidates if ln.served and _allows(snapshot, ln, parsed.ref.namespace)
             ]
             by_host: dict[Host, list[_Listener]] = {}
+            matched: list[_Listener] = []  # the listeners the route attaches to
             for ln in allowed:
                 names: Iterable[str | None] = parsed.hostnames or (None,)
                 for h in names:
                     hit = ln.hostname if h is None else _intersect(ln.hostname, h)
                     if hit is not None or (h is None and ln.hostname is None):
-                        by_host.setdefault(_model_host(hit), []).append(ln)
+                        if ln not in matched:
+                            matched.append(ln)
+                        if not _isolated(hit, ln, listeners[key]):
+                            by_host.setdefault(_model_host(hit), []).append(ln)
             if not allowed:
                 conds = [
                     _cond(
@@ -935,7 +1038,7 @@ def _route(
                         now,
                     )
                 ]
-            elif not by_host:
+            elif not matched:
                 conds = [
                     _cond(
                         "Accepted",
@@ -948,9 +1051,8 @@ def _route(
                 ]
             else:
                 served_any = True
-                for hs in by_host.values():
-                    for ln in hs:
-                        result.attached.add((ln.gateway.namespace, ln.gateway.name, ln.name))
+                for ln in matched:
+                    result.attached.add((ln.gateway.namespace, ln.gateway.name, ln.name))
                 for host, lns in by_host.items():
                     for rule, backends, mir in zip(parsed.rules, resolved, mirrors, strict=True):
                         result.rows.setdefault(host, []).extend(

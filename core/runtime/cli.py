@@ -34,6 +34,7 @@ from polyingress.core.pipeline.builder import (
     _our_classes,
     build_model,
 )
+from polyingress.core.pipeline.gateway import served_features
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
 from polyingress.core.runtime.plugins import PluginError, discover, load_backend, plugin_manager
 from polyingress.core.sources.kubernetes.source import add_kube_options
@@ -118,7 +119,7 @@ def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> B
         default_backend_service=args.default_backend_service,
         configmap=args.configmap,
         annotations_prefix=args.annotations_prefix,
-        features=None if info is None else frozenset(info.gateway_features),
+        features=None if info is None else served_features(info.gateway_features),
         backend=str(getattr(args, "backend", None) or ""),
         now=now,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from polyingress.core.pipeline.gateway import served_features
 from polyingress.core.runtime.plugins import discover, load_backend, plugin_manager
 
 __all__ = ["EXTENDED", "features_of", "matrix"]
@@ -46,7 +47,7 @@ EXTENDED = (
 def features_of(backend: str) -> frozenset[str]:
     _path, obj = load_backend(backend)
     info = plugin_manager((backend, obj)).hook.polyingress_backend_info()
-    return frozenset(info.gateway_features) if info is not None else frozenset()
+    return served_features(info.gateway_features) if info is not None else frozenset()
 
 
 def matrix(backends: list[str]) -> str:
