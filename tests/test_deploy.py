@@ -19,7 +19,7 @@ from polyingress.core.runtime.cli import _add_run_options, _add_source_options
 from polyingress.core.sources.kubernetes.source import add_kube_options
 
 K8S_VERSION = "1.33.0"
-TREES = [f"overlays/{o}" for o in OVERLAYS] + ["examples/cafe"]
+TREES = [f"overlays/{o}" for o in OVERLAYS] + ["examples/cafe", "gateway-api"]
 
 
 def key(obj: dict[str, Any]) -> tuple[str, str, str]:

@@ -31,6 +31,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from polyingress.core.pipeline.requestpath import normalize_request_path
+from polyingress.core.pipeline.settings import GlobalSettings
 
 __all__ = [
     "Answer",
@@ -470,24 +471,6 @@ class PathTable:
                 return route
             end = path.rfind("/", 0, end)
         return self._first(self.prefix.get("/"), request)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GlobalSettings:
-    """Validated proxy-wide settings from the ``--configmap`` ConfigMap.
-
-    ``values`` holds (key, value) pairs that passed the core's generic checks; each backend maps
-    the keys it supports onto its own directives through its own allow-list and validators.
-    """
-
-    values: tuple[tuple[str, str], ...] = ()
-    source: ObjectRef | None = None
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        for k, v in self.values:
-            if k == key:
-                return v
-        return default
 
 
 class Outcome(StrEnum):

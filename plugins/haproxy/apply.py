@@ -76,13 +76,13 @@ from .render import (
     crt_entries,
     map_entries,
     mirror_lua,
-    parse_tuning,
     pem_bundle,
     render_config,
     render_crt_list,
     render_map,
     slot_number,
     slot_servers,
+    tuning_of,
     vhost_entries,
     vhost_key,
 )
@@ -417,7 +417,7 @@ class _Desired:
 
     @cached_property
     def tuning(self) -> Tuning:
-        return parse_tuning(self.model.settings)[0]
+        return tuning_of(self.model.settings)
 
     def config(self) -> str:
         return render_config(self.model, self.slots, self.settings, self.tuning, self.shapes)
@@ -595,7 +595,7 @@ class Applier:
         the model HAProxy serves; only the hosts it names can need more of the configuration."""
         state = self._state()
         reasons: list[ReloadReason] = []
-        if parse_tuning(model.settings)[0] != state.tuning:
+        if tuning_of(model.settings) != state.tuning:
             reasons.append(RELOAD_SETTINGS)
         names = wanted_names(model)
         new = [n for n in names if n not in state.slots.assigned]

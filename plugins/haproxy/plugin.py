@@ -70,11 +70,11 @@ from .render import (
     FALLBACK_PEM,
     MIRROR_LUA,
     ROUTES_MAP,
+    SETTINGS,
     RenderSettings,
     SlotTable,
     cert_file,
     mirror_lua,
-    parse_tuning,
     pem_bundle,
     render,
 )
@@ -189,8 +189,6 @@ class HAProxyBackend:
                 "Lua'); the haproxy backend needs it for Gateway API request mirrors (Debian, "
                 "Ubuntu and the official HAProxy images have it)"
             )
-        for warning in parse_tuning(model.settings)[1]:
-            log.warning("%s", warning)
         previous = self.applier.state.slots if self.applier.state is not None else None
         try:
             self.process.stop(timeout=2.0)
@@ -213,9 +211,6 @@ class HAProxyBackend:
         self.last_apply = started
         watch = self.applier.watch
         watch.reset()
-        if diff.settings_changed:
-            for warning in parse_tuning(model.settings)[1]:
-                log.warning("%s", warning)
         if not self.process.alive():
             # A dead HAProxy is started on the NEW model: the core would not retry this one.
             with watch.part("restart"):
@@ -394,6 +389,7 @@ def info() -> BackendInfo:
             f"binary: {binary}" if binary else "binary: not on PATH",
         ),
         gateway_features=GATEWAY_FEATURES,
+        settings=SETTINGS,
     )
 
 
