@@ -149,6 +149,22 @@ def test_traefik_runs_as_a_sidecar_on_the_shared_workdir() -> None:
     assert traefik["securityContext"].get("runAsUser", uid) == uid
 
 
+def test_traefik_loads_the_filters_plugin_written_before_it_starts() -> None:
+    """Traefik loads local plugins from ./plugins-local of its working directory, once, at
+    start: an init container writes polyingress's filters plugin to the workdir first."""
+    pod = one(built("overlays/traefik"), "Deployment")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    _controller, traefik = pod["containers"]
+    assert init["args"][:2] == ["traefik", "install-plugin"]
+    assert "--workdir=/var/lib/polyingress" in init["args"]
+    (mount,) = [m for m in init["volumeMounts"] if m["name"] == "workdir"]
+    assert mount["mountPath"] == "/var/lib/polyingress" and not mount.get("readOnly")
+    assert traefik["workingDir"] == "/var/lib/polyingress"
+    plugin = "--experimental.localplugins.polyingress.modulename=polyingress/filters"
+    assert plugin in traefik["args"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+
+
 def test_cafe_example_is_served_by_the_installed_class() -> None:
     objects = [*built("examples/cafe"), one(built("overlays/nginx"), "IngressClass")]
     kinds = sorted(o["kind"] for o in objects)
