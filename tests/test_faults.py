@@ -80,7 +80,7 @@ OTHER = {
 # A line each file holds once late.test is served.
 SERVING_LATE = {
     "conf/nginx.conf": 'server_name "late.test";',
-    "haproxy.cfg": "frontend https",
+    "haproxy.cfg": "frontend https from polyingress",
     "maps/routes.map": "@late.test late.test",
     "dynamic/polyingress.yaml": 'rule: "Host(`late.test`) && PathPrefix(`/`)"',
 }

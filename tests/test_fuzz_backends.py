@@ -771,11 +771,13 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
     )
     assert {k: v for k, v in sections.items() if not k.startswith("backend slot_")} == skeleton
     owner = slots.owner()
+    # Slots take their shared rules from the "slots" defaults section (a row's timeout, a
+    # split's 500 share), part of the skeleton.
     assert sorted(k for k in sections if k.startswith("backend slot_")) == [
-        f"backend {s}" for s in slots.slots
+        f"backend {s} from slots" for s in slots.slots
     ]
     for slot in slots.slots:
-        body = sections[f"backend {slot}"]
+        body = sections[f"backend {slot} from slots"]
         backend = model.backend_index.get(owner[slot]) if slot in owner else None
         if backend is None:
             assert body == ["# spare", "balance roundrobin"]
@@ -817,6 +819,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         haproxy_render.ROUTES_MAP: rendered.map_text,
         haproxy_render.CRT_LIST: rendered.crt_list_text,
         haproxy_render.FALLBACK_PEM: haproxy_render.pem_bundle(fallback_certificate()),
+        haproxy_render.MIRROR_LUA: haproxy_render.mirror_lua(),
         **rendered.pems,
     }
     with tempfile.TemporaryDirectory() as tmp:

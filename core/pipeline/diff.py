@@ -18,8 +18,9 @@ class ModelDiff:
     """The difference ``new - old``. Every field is sorted, so diffs compare and print stably.
 
     ``endpoints_changed`` names backends present in both models whose endpoints (or problem)
-    differ; ``routes_changed`` are rows whose key exists in both but whose backend or source
-    changed; ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
+    differ; ``routes_changed`` are row keys present in both whose rows differ in anything (an
+    Ingress row's backend or source; any field of the Gateway API rows of that path);
+    ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
     """
 
     backends_added: tuple[str, ...] = ()
@@ -78,8 +79,13 @@ def _route_key_sort(key: RouteKey) -> tuple[tuple[int, str], str, str]:
     return (_host_key(key[0]), key[1], key[2].value)
 
 
-def _rows(vhost: VirtualHost) -> dict[tuple[str, PathType], Route]:
-    return {(r.path, r.path_type): r for r in vhost.routes}
+def _rows(vhost: VirtualHost) -> dict[tuple[str, PathType], tuple[Route, ...]]:
+    """A host's rows by (path, type): one Ingress row, or the Gateway API rows of that path
+    (other conditions), in precedence order."""
+    rows: dict[tuple[str, PathType], list[Route]] = {}
+    for r in vhost.routes:
+        rows.setdefault((r.path, r.path_type), []).append(r)
+    return {key: tuple(found) for key, found in rows.items()}
 
 
 def diff(old: RouteModel | None, new: RouteModel) -> ModelDiff:
@@ -130,15 +136,13 @@ def _diff(old: RouteModel, new: RouteModel) -> ModelDiff:
         if nv.routes == ov.routes:
             continue
         orows, nrows = _rows(ov), _rows(nv)
-        for key, route in nrows.items():
+        for key, rows in nrows.items():
             before = orows.get(key)
             if before is None:
                 routes_added.append((host, *key))
-            elif (route.backend, route.source, route.from_catch_all) != (
-                before.backend,
-                before.source,
-                before.from_catch_all,
-            ):
+            elif rows != before:
+                # Whatever changed in the rows: the backend or source of an Ingress row, or
+                # a Gateway API row's conditions, split, filters, redirect or rewrite.
                 routes_changed.append((host, *key))
         routes_removed += [(host, *key) for key in orows if key not in nrows]
     for host, ov in oh.items():
