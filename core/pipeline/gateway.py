@@ -61,8 +61,16 @@ __all__ = [
 Host = str | None
 CORE_FEATURES = frozenset({"Gateway", "HTTPRoute", "ReferenceGrant"})
 # What the core alone decides for a backend serving HTTPRoutes: listeners on port 8080 (every
-# listener is served on --http-port/--https-port) and parentRef.port attachment.
-CORE_PROVIDED = frozenset({"GatewayPort8080", "HTTPRouteParentRefPort"})
+# listener is served on --http-port/--https-port), parentRef.port attachment, named rules (only
+# in the status) and listener isolation (the hosts a more specific listener takes).
+CORE_PROVIDED = frozenset(
+    {
+        "GatewayPort8080",
+        "HTTPRouteParentRefPort",
+        "HTTPRouteNamedRouteRule",
+        "GatewayHTTPListenerIsolation",
+    }
+)
 
 
 def served_features(declared: Iterable[str]) -> frozenset[str]:

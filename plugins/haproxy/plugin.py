@@ -106,10 +106,7 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
-    # Rule names are the core's (status, no proxy behaviour); a request to a listener's host
-    # gets only the routes of the most specific listener host: the frontend picks one vhost.
-    "HTTPRouteNamedRouteRule",
-    "GatewayHTTPListenerIsolation",
+    # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64
 DEFAULT_DRAIN_TIMEOUT = 30.0
