@@ -1,0 +1,384 @@
+"""RouteModel -> Caddy's JSON configuration. Pure: no disk, no processes, no network.
+
+The whole configuration is one JSON document, loaded through the admin API (``POST /load``,
+``admin.py``). It holds:
+
+* ``admin``: the admin API on a UNIX socket in the workdir (mode 0200, Caddy's default for
+  sockets), never a TCP port; ``persist: false`` (no autosave.json).
+* ``apps.http``: two servers, ``polyingress-http`` on ``--http-port`` (HTTP/1.1) and
+  ``polyingress-https`` on ``--https-port`` (HTTP/1.1 and HTTP/2 over TLS; no HTTP/3, so no UDP
+  port), both with ``automatic_https.disable``: Caddy adds no redirects and manages no
+  certificate. The apps ``pki`` (Caddy's local CA) and ACME are never configured.
+* ``apps.tls``: the Secrets' certificates and the fallback certificate, inline (``load_pem``),
+  each tagged with a digest of its content; OCSP stapling and the storage checks are off.
+
+Every request goes through the same routes, in order (the core's ``RouteModel.answer``):
+
+1. **400** by the request-path rule (``polyingress.core.normalize_request_path``): a target
+   that does not start with ``/``, an encoded slash, backslash or NUL (any case) or a raw
+   backslash, looked for in the raw request target (``{http.request.orig_uri}``). A ``%`` not
+   followed by two hex digits never gets this far: Go's HTTP server answers 400 itself.
+2. **Normalization**, only for paths that need it, with Caddy's ``rewrite`` handler on the
+   escaped path: hex digits of escapes upper-cased, then each of the 66 unreserved characters
+   decoded (one ``path_regexp`` each: ``%41`` -> ``A``); then, for runs of slashes and dot
+   segments, Caddy's path cleaning (``uri_substring``, whose every use cleans the path first:
+   merges slashes, removes dot segments) after a ``path_regexp`` that appends a ``/`` to a
+   path ending in a dot segment (the rule keeps that slash; Go's ``path.Clean`` would drop it).
+   The Service receives this path: Caddy forwards the request's escaped path.
+3. **Host**: one route per virtual host, exact hosts first, then single-label wildcards (Caddy's
+   ``host`` matcher: ``*`` is exactly one label, names compare without case; the name with a
+   trailing dot is listed too), then the catch-all; each is terminal and holds the host's whole
+   table (the core already merged the host-less rules into it), so a request never falls through
+   to another host.
+4. On the HTTP server, a host with ``ssl-redirect``: **301** for GET, **308** otherwise
+   (``redirect_status``), to ``https://<host>[:<https port>]<normalized path?query>``.
+5. **Paths**, in the core's table order (Exact first, then the longer Prefix first): each row
+   is a ``vars_regexp`` matcher on the escaped path and query (``{http.request.uri}``), written
+   from the rule path with every character but letters, digits and ``/`` escaped, so the
+   pattern is literal: Exact ``/p`` is ``^/p(?:\\?|$)``, Prefix ``/p`` is ``^/p(?:[/?]|$)``
+   (element-wise), Prefix ``/`` has no matcher. Caddy's ``path`` matcher is not used: it
+   compares without case and reads ``*`` as a wildcard. The row's answer is
+   ``RouteModel.outcome(route)``: ``reverse_proxy`` to the ready endpoints (round robin), or
+   **503** when the backend has none. After the rows, ``RouteModel.outcome(None)``: the default
+   backend, or **404**.
+
+Every string that reaches the document comes from the validated model and is JSON-encoded by
+``json.dumps``; host names and rule paths are checked again here (:func:`literal`,
+:func:`host_names`), and what they become in a matcher is literal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from polyingress.core import (
+    Answer,
+    Certificate,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+    redirect_status,
+)
+
+__all__ = [
+    "HTTPS_SERVER",
+    "HTTP_SERVER",
+    "KEY_PLACEHOLDER",
+    "CaddyConfig",
+    "RenderSettings",
+    "host_names",
+    "literal",
+    "path_pattern",
+    "render",
+]
+
+HTTP_SERVER = "polyingress-http"
+HTTPS_SERVER = "polyingress-https"
+KEY_PLACEHOLDER = "<private key: not shown>"
+
+_UNRESERVED = string.ascii_letters + string.digits + "-._~"
+_HOST_CHARS = frozenset(string.ascii_lowercase + string.digits + ".-")
+
+# Step 1: what the request-path rule refuses, in the raw request target.
+BAD_TARGET = r"^(?:[^/]|[^?]*(?:%(?:2[fF]|5[cC]|00)|\\))"
+# Step 2: which paths need decoding, which need cleaning (in the escaped path, before any '?').
+NEEDS_DECODING = r"^[^?]*%"
+NEEDS_CLEANING = r"^[^?]*(?://|/\.\.?(?:[/?]|$))"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderSettings:
+    """What the document needs besides the model.
+
+    ``admin_socket`` and ``storage_dir`` are absolute paths in the workdir; ``bind``,
+    ``http_port`` and ``https_port`` are the listen address and ports; ``stream_close_delay``
+    (seconds) is how long an upgraded connection (a WebSocket) is kept open after a new
+    configuration replaced the one it came through.
+    """
+
+    admin_socket: str
+    storage_dir: str
+    bind: str = "0.0.0.0"
+    http_port: int = 80
+    https_port: int = 443
+    stream_close_delay: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaddyConfig:
+    """The rendered document: ``text`` is what is loaded (private keys included), ``shown`` the
+    same with the keys replaced by a placeholder; ``revision`` identifies ``text``."""
+
+    document: dict[str, Any]
+    text: str
+    shown: str
+    revision: str
+
+
+def literal(text: str) -> str:
+    """``text`` as an RE2 pattern that matches exactly ``text``: letters, digits and ``/`` as
+    they are, every other (ASCII punctuation) character escaped. Anything else is refused: the
+    core's validation lets no other character into a rule path."""
+    out = []
+    for ch in text:
+        if ch.isascii() and (ch.isalnum() or ch == "/"):
+            out.append(ch)
+        elif ch in string.punctuation:
+            out.append("\\" + ch)
+        else:
+            raise ValueError(f"{text!r} cannot be placed in a Caddy matcher")
+    return "".join(out)
+
+
+def path_pattern(route: Route) -> str | None:
+    """The ``vars_regexp`` pattern on ``{http.request.uri}`` (escaped path and query) that
+    matches what the core's ``Route.matches`` matches; None for Prefix ``/`` (every path)."""
+    if route.path_type is PathType.EXACT:
+        return f"^{literal(route.path)}(?:\\?|$)"
+    if route.path == "/":
+        return None
+    return f"^{literal(route.path)}(?:[/?]|$)"
+
+
+def host_names(vhost: VirtualHost) -> list[str]:
+    """The ``host`` matcher's names for a virtual host: the name and the name with a trailing
+    dot (a fully qualified Host header selects the same host)."""
+    assert vhost.host is not None
+    name = vhost.host
+    bare = name[2:] if name.startswith("*.") else name
+    if not bare or not set(bare) <= _HOST_CHARS or "{" in name or "}" in name:
+        raise ValueError(f"host {name!r} cannot be placed in a Caddy matcher")
+    return [name, name + "."]
+
+
+def _listen(bind: str, port: int) -> str:
+    return f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
+
+
+def _status(code: int) -> dict[str, Any]:
+    return {
+        "handler": "static_response",
+        "status_code": code,
+        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
+        "body": f"{code} {HTTPStatus(code).phrase}\n",
+    }
+
+
+def _regexp(placeholder: str, pattern: str) -> dict[str, Any]:
+    return {"vars_regexp": {placeholder: {"pattern": pattern}}}
+
+
+class _Renderer:
+    def __init__(self, model: RouteModel, settings: RenderSettings) -> None:
+        self.model = model
+        self.settings = settings
+
+    def proxy(self, backend: str, port: int) -> dict[str, Any]:
+        ready = self.model.backend(backend).ready_endpoints
+        return {
+            "handler": "reverse_proxy",
+            "upstreams": [{"dial": e.hostport} for e in ready],
+            "load_balancing": {"selection_policy": {"policy": "round_robin"}},
+            # Caddy sets X-Forwarded-For, -Proto and -Host itself (replacing a client's own).
+            "headers": {"request": {"set": {"X-Forwarded-Port": [str(port)]}}},
+            "stream_close_delay": _duration(self.settings.stream_close_delay),
+        }
+
+    def answer(self, answer: Answer, port: int) -> dict[str, Any]:
+        if answer.status is not None:
+            return _status(answer.status)
+        assert answer.backend is not None
+        return self.proxy(answer.backend, port)
+
+    def redirect(self) -> list[dict[str, Any]]:
+        port = self.settings.https_port
+        location = "https://{http.request.host}" + ("" if port == 443 else f":{port}")
+        location += "{http.request.uri}"
+
+        def to(status: int) -> dict[str, Any]:
+            return {
+                "handler": "static_response",
+                "status_code": status,
+                "headers": {"Location": [location]},
+            }
+
+        get = redirect_status("GET")
+        other = redirect_status("POST")
+        return [
+            {"match": [{"method": ["GET"]}], "handle": [to(get)], "terminal": True},
+            {"handle": [to(other)], "terminal": True},
+        ]
+
+    def table(self, vhost: VirtualHost, port: int) -> list[dict[str, Any]]:
+        routes: list[dict[str, Any]] = []
+        # The core's order (stable: the first of equal paths stays first, as in PathTable).
+        for route in sorted(vhost.routes, key=Route.sort_key):
+            handle = [self.answer(self.model.outcome(route), port)]
+            pattern = path_pattern(route)
+            if pattern is None:
+                routes.append({"handle": handle, "terminal": True})
+                return routes  # Prefix "/" matches every path: nothing after it is reached
+            routes.append(
+                {
+                    "match": [_regexp("{http.request.uri}", pattern)],
+                    "handle": handle,
+                    "terminal": True,
+                }
+            )
+        routes.append({"handle": [self.answer(self.model.outcome(None), port)], "terminal": True})
+        return routes
+
+    def server_routes(self, scheme: str) -> list[dict[str, Any]]:
+        port = self.settings.http_port if scheme == "http" else self.settings.https_port
+        routes = _request_path_routes()
+        for vhost in self.model.vhosts:
+            redirect = scheme == "http" and vhost.tls is not None and vhost.tls.ssl_redirect
+            inner = self.redirect() if redirect else self.table(vhost, port)
+            route: dict[str, Any] = {
+                "handle": [{"handler": "subroute", "routes": inner}],
+                "terminal": True,
+            }
+            if vhost.host is not None:
+                route["match"] = [{"host": host_names(vhost)}]
+            routes.append(route)
+        if None not in self.model.vhost_index:
+            routes.append({"handle": [self.answer(self.model.outcome(None), port)]})
+        return routes
+
+    def connection_policies(self, fallback: Certificate) -> list[dict[str, Any]]:
+        """The certificate each SNI name gets: that of the virtual host the name selects (the
+        core's ``select_vhost``), else the fallback. By content tag: a policy's certificate is
+        chosen even where it does not cover the name, as on the other backends."""
+        policies = []
+        for vhost in self.model.vhosts:
+            if vhost.host is None:
+                continue
+            cert = None
+            if vhost.tls is not None and vhost.tls.certificate is not None:
+                cert = self.model.certificate_index.get(vhost.tls.certificate)
+            policies.append(
+                {
+                    "match": {"sni": [vhost.host]},
+                    "certificate_selection": {"any_tag": [_tag(cert or fallback)]},
+                }
+            )
+        policies.append({"certificate_selection": {"any_tag": [_tag(fallback)]}})
+        return policies
+
+
+def _request_path_routes() -> list[dict[str, Any]]:
+    """Steps 1 and 2 of the module docstring: 400, then the normalization."""
+    upper = []
+    for digit in "abcdef":
+        upper.append({"find": f"%{digit}", "replace": f"%{digit.upper()}"})
+    for digit in "abcdef":
+        # "${1}" written with Caddy's escaped braces, so its replacer leaves it to Go's regexp
+        upper.append({"find": f"(%[0-9A-F]){digit}", "replace": f"$\\{{1\\}}{digit.upper()}"})
+    decode = [{"find": f"%{ord(ch):02X}", "replace": ch} for ch in _UNRESERVED]
+    return [
+        {
+            "match": [_regexp("{http.request.orig_uri}", BAD_TARGET)],
+            "handle": [_status(400)],
+            "terminal": True,
+        },
+        {
+            "match": [_regexp("{http.request.uri}", NEEDS_DECODING)],
+            "handle": [{"handler": "rewrite", "path_regexp": upper + decode}],
+        },
+        {
+            "match": [_regexp("{http.request.uri}", NEEDS_CLEANING)],
+            "handle": [
+                {"handler": "rewrite", "path_regexp": [{"find": r"/\.\.?$", "replace": "$0/"}]},
+                # A substring that never occurs (Go refuses control characters in a request
+                # target): the replacement does nothing, the cleaning before it is the point.
+                {"handler": "rewrite", "uri_substring": [{"find": "\x00", "replace": "\x00"}]},
+            ],
+        },
+    ]
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
+def _tag(cert: Certificate) -> str:
+    """A tag naming the certificate's content: Caddy's certificate cache outlives a
+    configuration and keeps the tags a certificate ever had, so a name-based tag could stay on
+    a certificate a Secret no longer holds."""
+    digest = hashlib.sha256((cert.cert_pem + "\0" + cert.key_pem).encode()).hexdigest()
+    return f"polyingress-{digest[:32]}"
+
+
+def _certificates(model: RouteModel, fallback: Certificate, keys: bool) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for cert in (*model.certificates, fallback):
+        tag = _tag(cert)
+        if tag not in seen:
+            seen[tag] = {
+                "certificate": cert.cert_pem,
+                "key": cert.key_pem if keys else KEY_PLACEHOLDER,
+                "tags": [tag],
+            }
+    return list(seen.values())
+
+
+def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -> CaddyConfig:
+    """The document serving ``model``; equal inputs give byte-identical text."""
+    r = _Renderer(model, settings)
+    servers = {
+        HTTP_SERVER: {
+            "listen": [_listen(settings.bind, settings.http_port)],
+            "protocols": ["h1"],
+            "automatic_https": {"disable": True},
+            "routes": r.server_routes("http"),
+        },
+        HTTPS_SERVER: {
+            "listen": [_listen(settings.bind, settings.https_port)],
+            "protocols": ["h1", "h2"],
+            "automatic_https": {"disable": True},
+            "tls_connection_policies": r.connection_policies(fallback),
+            "routes": r.server_routes("https"),
+        },
+    }
+
+    def document(keys: bool) -> dict[str, Any]:
+        return {
+            "admin": {
+                "listen": "unix/" + settings.admin_socket,
+                "config": {"persist": False},
+            },
+            "logging": {"logs": {"default": {"level": "WARN"}}},
+            "storage": {"module": "file_system", "root": settings.storage_dir},
+            "apps": {
+                "http": {
+                    "http_port": settings.http_port,
+                    "https_port": settings.https_port,
+                    "servers": servers,
+                },
+                "tls": {
+                    "certificates": {"load_pem": _certificates(model, fallback, keys)},
+                    "disable_ocsp_stapling": True,
+                    "disable_storage_check": True,
+                    "disable_storage_clean": True,
+                },
+            },
+        }
+
+    loaded = document(keys=True)
+    text = _dump(loaded)
+    return CaddyConfig(
+        document=loaded,
+        text=text,
+        shown=_dump(document(keys=False)),
+        revision=hashlib.sha256(text.encode()).hexdigest()[:16],
+    )
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"
