@@ -89,6 +89,7 @@ class CaddyBackend:
         self.process: CaddyProcess | None = None
         self.running: CaddyConfig | None = None  # the document Caddy last accepted
         self.routes = 0
+        self.left_out: frozenset[str] = frozenset()  # certificates already warned about
         self.watch = Stopwatch()
         self._health = HealthReport(live=True, ready=False, detail="not started")
 
@@ -102,6 +103,7 @@ class CaddyBackend:
         assert self.process is not None
         with self.watch.part("render"):
             config = self.render(model)
+        self.warn_left_out(config)
         if self.running is not None and config.text == self.running.text:
             return False
         routes = sum(len(v.routes) for v in model.vhosts)
@@ -116,6 +118,19 @@ class CaddyBackend:
             except OSError as exc:
                 log.warning("caddy: cannot write %s: %s", self.layout.config_path, exc)
         return True
+
+    def warn_left_out(self, config: CaddyConfig) -> None:
+        """Warn once about each certificate Caddy cannot load (its hosts get the fallback)."""
+        names = frozenset(c.fingerprint or c.name for c in config.left_out)
+        for cert in config.left_out:
+            if (cert.fingerprint or cert.name) not in self.left_out:
+                log.warning(
+                    "caddy: %s has a key Caddy cannot use (Go's TLS takes RSA of 1024 bits or "
+                    "more, ECDSA P-256/P-384/P-521, Ed25519); its hosts get the fallback "
+                    "certificate",
+                    cert.source,
+                )
+        self.left_out = names
 
     # ---- lifecycle
 

@@ -30,6 +30,7 @@ from polyingress.core import (
 )
 
 from .admin import AdminClient
+from .render import LOGGING
 
 __all__ = ["CaddyProcess", "Layout", "caddy_version", "find_caddy", "layout_for"]
 
@@ -140,7 +141,7 @@ def bootstrap_config(layout: Layout) -> str:
                     "listen": "unix/" + str(layout.admin_socket),
                     "config": {"persist": False},
                 },
-                "logging": {"logs": {"default": {"level": "WARN"}}},
+                "logging": LOGGING,
                 "storage": {"module": "file_system", "root": str(layout.storage_dir)},
             },
             indent=1,

@@ -10,7 +10,10 @@ The whole configuration is one JSON document, loaded through the admin API (``PO
   port), both with ``automatic_https.disable``: Caddy adds no redirects and manages no
   certificate. The apps ``pki`` (Caddy's local CA) and ACME are never configured.
 * ``apps.tls``: the Secrets' certificates and the fallback certificate, inline (``load_pem``),
-  each tagged with a digest of its content; OCSP stapling and the storage checks are off.
+  each tagged with a digest of its content; OCSP stapling and the storage checks are off. A
+  certificate whose key Go's TLS cannot use (:func:`caddy_can_load`: Caddy would refuse the
+  whole document for it) is left out, and its hosts get the fallback certificate, as for a
+  Secret the core finds invalid; the backend logs a warning naming the Secret.
 
 Every request goes through the same routes, in order (the core's ``RouteModel.answer``):
 
@@ -53,8 +56,12 @@ import hashlib
 import json
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from polyingress.core import (
     Answer,
@@ -72,6 +79,7 @@ __all__ = [
     "KEY_PLACEHOLDER",
     "CaddyConfig",
     "RenderSettings",
+    "caddy_can_load",
     "host_names",
     "literal",
     "path_pattern",
@@ -85,6 +93,14 @@ KEY_PLACEHOLDER = "<private key: not shown>"
 _UNRESERVED = string.ascii_letters + string.digits + "-._~"
 _HOST_CHARS = frozenset(string.ascii_lowercase + string.digits + ".-")
 
+# Caddy's own log: warnings and errors; the admin API's "host checking disabled" warning,
+# repeated at every load (a UNIX socket has no Host to check), only from the ERROR level.
+LOGGING = {
+    "logs": {
+        "default": {"level": "WARN", "exclude": ["admin"]},
+        "admin": {"level": "ERROR", "include": ["admin"]},
+    }
+}
 # Step 1: what the request-path rule refuses, in the raw request target.
 BAD_TARGET = r"^(?:[^/]|[^?]*(?:%(?:2[fF]|5[cC]|00)|\\))"
 # Step 2: which paths need decoding, which need cleaning (in the escaped path, before any '?').
@@ -113,12 +129,15 @@ class RenderSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaddyConfig:
     """The rendered document: ``text`` is what is loaded (private keys included), ``shown`` the
-    same with the keys replaced by a placeholder; ``revision`` identifies ``text``."""
+    same with the keys replaced by a placeholder; ``revision`` identifies ``text``;
+    ``left_out`` are the model's certificates Caddy could not load (their hosts get the
+    fallback)."""
 
     document: dict[str, Any]
     text: str
     shown: str
     revision: str
+    left_out: tuple[Certificate, ...] = ()
 
 
 def literal(text: str) -> str:
@@ -174,10 +193,37 @@ def _regexp(placeholder: str, pattern: str) -> dict[str, Any]:
     return {"vars_regexp": {placeholder: {"pattern": pattern}}}
 
 
+# What Go's crypto/tls accepts as a certificate's key (tls.X509KeyPair); RSA below 1024 bits is
+# refused since Go 1.24. cryptography, which the core parses Secrets with, also reads Ed448,
+# DSA and other curves: such a Secret is valid to the core and would make Caddy refuse the
+# whole document ("PEM pair N: tls: failed to parse private key").
+_EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+_RSA_MIN_BITS = 1024
+
+
+def caddy_can_load(cert: Certificate) -> bool:
+    """Whether Caddy (Go's crypto/tls) can use the certificate's private key."""
+    return _key_usable(cert.key_pem)
+
+
+@lru_cache(maxsize=4096)
+def _key_usable(key_pem: str) -> bool:
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.key_size >= _RSA_MIN_BITS
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return isinstance(key.curve, _EC_CURVES)
+    return isinstance(key, ed25519.Ed25519PrivateKey)
+
+
 class _Renderer:
     def __init__(self, model: RouteModel, settings: RenderSettings) -> None:
         self.model = model
         self.settings = settings
+        self.usable = {c.name: c for c in model.certificates if caddy_can_load(c)}
 
     def proxy(self, backend: str, port: int) -> dict[str, Any]:
         ready = self.model.backend(backend).ready_endpoints
@@ -261,7 +307,7 @@ class _Renderer:
                 continue
             cert = None
             if vhost.tls is not None and vhost.tls.certificate is not None:
-                cert = self.model.certificate_index.get(vhost.tls.certificate)
+                cert = self.usable.get(vhost.tls.certificate)
             policies.append(
                 {
                     "match": {"sni": [vhost.host]},
@@ -315,9 +361,11 @@ def _tag(cert: Certificate) -> str:
     return f"polyingress-{digest[:32]}"
 
 
-def _certificates(model: RouteModel, fallback: Certificate, keys: bool) -> list[dict[str, Any]]:
+def _certificates(
+    certificates: list[Certificate], fallback: Certificate, keys: bool
+) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
-    for cert in (*model.certificates, fallback):
+    for cert in (*certificates, fallback):
         tag = _tag(cert)
         if tag not in seen:
             seen[tag] = {
@@ -331,6 +379,7 @@ def _certificates(model: RouteModel, fallback: Certificate, keys: bool) -> list[
 def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -> CaddyConfig:
     """The document serving ``model``; equal inputs give byte-identical text."""
     r = _Renderer(model, settings)
+    usable = list(r.usable.values())
     servers = {
         HTTP_SERVER: {
             "listen": [_listen(settings.bind, settings.http_port)],
@@ -353,7 +402,7 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                 "listen": "unix/" + settings.admin_socket,
                 "config": {"persist": False},
             },
-            "logging": {"logs": {"default": {"level": "WARN"}}},
+            "logging": LOGGING,
             "storage": {"module": "file_system", "root": settings.storage_dir},
             "apps": {
                 "http": {
@@ -362,7 +411,7 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                     "servers": servers,
                 },
                 "tls": {
-                    "certificates": {"load_pem": _certificates(model, fallback, keys)},
+                    "certificates": {"load_pem": _certificates(usable, fallback, keys)},
                     "disable_ocsp_stapling": True,
                     "disable_storage_check": True,
                     "disable_storage_clean": True,
@@ -377,6 +426,7 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
         text=text,
         shown=_dump(document(keys=False)),
         revision=hashlib.sha256(text.encode()).hexdigest()[:16],
+        left_out=tuple(c for c in model.certificates if c.name not in r.usable),
     )
 
 
