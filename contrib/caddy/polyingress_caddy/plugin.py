@@ -11,7 +11,8 @@ call. Only ``polyingress.core`` is imported.
   diff's reasons. A refused document leaves Caddy on the previous one (Caddy rolls back) and is
   raised as ``ApplyError`` with Caddy's message.
 * ``supervise``: restart a Caddy that exited (with the kit's back-off) and load the last good
-  model into it.
+  model into it; put back the files of the workdir if something changed or deleted them (the
+  kit's ``FileGuard``: Caddy reads its bootstrap file at every start).
 * ``stop``: SIGTERM (Caddy closes its listeners and lets open connections finish), SIGKILL to the
   group after 10 s.
 """
@@ -30,6 +31,7 @@ from polyingress.core import (
     ApplyError,
     ApplyResult,
     BackendInfo,
+    FileGuard,
     HealthReport,
     ModelDiff,
     ReloadReason,
@@ -90,6 +92,7 @@ class CaddyBackend:
         self.running: CaddyConfig | None = None  # the document Caddy last accepted
         self.routes = 0
         self.left_out: frozenset[str] = frozenset()  # certificates already warned about
+        self.files = FileGuard()  # the files of the workdir, as written
         self.watch = Stopwatch()
         self._health = HealthReport(live=True, ready=False, detail="not started")
 
@@ -117,6 +120,7 @@ class CaddyBackend:
                 write_atomic(self.layout.config_path, config.text, mode=SECRET_MODE)
             except OSError as exc:
                 log.warning("caddy: cannot write %s: %s", self.layout.config_path, exc)
+            self.files.record([self.layout.bootstrap_path, self.layout.config_path])
         return True
 
     def warn_left_out(self, config: CaddyConfig) -> None:
@@ -172,17 +176,16 @@ class CaddyBackend:
     def _apply(self, model: RouteModel, diff: ModelDiff) -> ApplyResult:
         assert self.process is not None
         code = self.process.managed.exited()
-        if code is not None:
-            # Caddy died since the last supervision: start it again on the new model.
-            self.spawn()
-            self.load(model)
-            self._set_health(True, True, self.running_detail())
-            return ApplyResult(
-                reloaded=True,
-                reasons=(ReloadReason.PROCESS_RESTARTED, *diff_reasons(diff)),
-                detail=f"caddy had exited with code {code}; restarted ({diff.summary()})",
-            )
-        if not self.load(model):
+        if code is not None:  # Caddy died since the last supervision
+            return self._restart(model, diff, f"caddy had exited with code {code}")
+        try:
+            loaded = self.load(model)
+        except ApplyError:
+            code = self.process.managed.exited()
+            if code is None:
+                raise  # refused: Caddy runs the previous document
+            return self._restart(model, diff, f"caddy exited with code {code} during the apply")
+        if not loaded:
             return ApplyResult(detail=f"rendered configuration unchanged ({diff.summary()})")
         return ApplyResult(
             reloaded=True,
@@ -190,11 +193,30 @@ class CaddyBackend:
             detail=f"configuration loaded through the admin API ({diff.summary()})",
         )
 
+    def _restart(self, model: RouteModel, diff: ModelDiff, why: str) -> ApplyResult:
+        """Start Caddy again on the new model (an apply that found it dead)."""
+        self.spawn()
+        self.load(model)
+        self._set_health(True, True, self.running_detail())
+        return ApplyResult(
+            reloaded=True,
+            reasons=(ReloadReason.PROCESS_RESTARTED, *diff_reasons(diff)),
+            detail=f"{why}; restarted ({diff.summary()})",
+        )
+
     def supervise(self, model: RouteModel) -> str | None:
-        """Restart an exited Caddy (at once, then with the kit's back-off while it keeps dying)
-        and load ``model``, the last good one, into it."""
+        """Put back damaged files; restart an exited Caddy (at once, then with the kit's
+        back-off while it keeps dying) and load ``model``, the last good one, into it."""
         if self.process is None:
             return None
+        repaired = [f"{p.name} was changed or removed; rewritten" for p in self.files.repair()]
+        restarted = self._check_process(model)
+        if restarted:
+            repaired.append(restarted)
+        return "; ".join(repaired) or None
+
+    def _check_process(self, model: RouteModel) -> str | None:
+        assert self.process is not None
         process = self.process.managed
         code = process.exited()
         if code is None:
