@@ -309,10 +309,10 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     config = backend.render(model)
     bootstrap = bootstrap_config(backend.layout)
     return RenderedConfig(
-        files=(("caddy-bootstrap.json", bootstrap), ("caddy.json", config.shown)),
+        files=(("caddy-bootstrap.json", bootstrap), ("private/caddy.json", config.shown)),
         written=(
             RenderedFile(name="caddy-bootstrap.json", text=bootstrap),
-            RenderedFile(name="caddy.json", text=config.text, mode=SECRET_MODE),
+            RenderedFile(name="private/caddy.json", text=config.text, mode=SECRET_MODE),
         ),
     )
 

@@ -64,9 +64,15 @@ class Layout:
         return self.workdir / "caddy-bootstrap.json"
 
     @property
+    def private_dir(self) -> Path:
+        """Mode 0700: what holds private keys."""
+        return self.workdir / "private"
+
+    @property
     def config_path(self) -> Path:
-        """The configuration Caddy last accepted (mode 0600: it holds the private keys)."""
-        return self.workdir / "caddy.json"
+        """The configuration Caddy last accepted, compact JSON (mode 0600, in ``private/``: it
+        holds the private keys)."""
+        return self.private_dir / "caddy.json"
 
     @property
     def pid_path(self) -> Path:
@@ -185,6 +191,8 @@ class CaddyProcess:
         try:
             layout.storage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             layout.home_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            layout.private_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            layout.private_dir.chmod(0o700)
             write_atomic(layout.bootstrap_path, bootstrap_config(layout))
         except OSError as exc:
             raise ApplyError(f"caddy: cannot prepare {layout.workdir}: {exc}") from exc

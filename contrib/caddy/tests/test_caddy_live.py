@@ -227,7 +227,8 @@ def test_a_refused_document_is_an_apply_error_and_caddy_keeps_the_previous_one(
         assert backend.process is not None
         good = backend.running
         assert good is not None
-        broken = good.text.replace('"handler": "reverse_proxy"', '"handler": "no_such_handler"')
+        broken = good.text.replace('"handler":"reverse_proxy"', '"handler":"no_such_handler"')
+        assert broken != good.text
         with pytest.raises(ApplyError, match="no_such_handler"):
             backend.process.admin.load(broken, timeout=10)
         assert request(settings.http_port, "r.example.com", "/").server_name == "one"
@@ -298,7 +299,8 @@ def test_caddy_writes_nothing_outside_the_workdir(
     ctl.stop()
     assert list(home.iterdir()) == []
     assert not os.path.exists(f"/proc/{pid}")
-    config = ctl.workdir / "caddy.json"
+    config = ctl.workdir / "private" / "caddy.json"
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
 
 

@@ -220,10 +220,11 @@ def _ed448_secret_data() -> dict[str, str]:
 def test_render_output_is_what_run_writes_with_the_key_file_private(tmp_path: Path) -> None:
     settings = RunSettings(backend="caddy", workdir=tmp_path / "work", options=argparse.Namespace())
     out = render_config(settings, model(world()))
-    assert [name for name, _text in out.files] == ["caddy-bootstrap.json", "caddy.json"]
+    assert [name for name, _text in out.files] == ["caddy-bootstrap.json", "private/caddy.json"]
     written = {f.name: f for f in out.written}
-    assert written["caddy.json"].mode == 0o600 and "PRIVATE KEY" in written["caddy.json"].text
-    assert "PRIVATE KEY" not in dict(out.files)["caddy.json"]
+    document = written["private/caddy.json"]
+    assert document.mode == 0o600 and "PRIVATE KEY" in document.text
+    assert "PRIVATE KEY" not in dict(out.files)["private/caddy.json"]
     bootstrap = json.loads(written["caddy-bootstrap.json"].text)
     assert set(bootstrap) == {"admin", "logging", "storage"}  # nothing served before /load
 
