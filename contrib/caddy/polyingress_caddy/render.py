@@ -64,6 +64,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from polyingress.core import (
+    FALLBACK_NAME,
     Answer,
     Certificate,
     PathType,
@@ -372,7 +373,10 @@ def _duration(seconds: float) -> str:
 def _tag(cert: Certificate) -> str:
     """A tag naming the certificate's content: Caddy's certificate cache outlives a
     configuration and keeps the tags a certificate ever had, so a name-based tag could stay on
-    a certificate a Secret no longer holds."""
+    a certificate a Secret no longer holds. The fallback certificate, made once per process
+    (Caddy's cache lives no longer), is tagged by its name."""
+    if cert.name == FALLBACK_NAME:
+        return FALLBACK_NAME
     digest = hashlib.sha256((cert.cert_pem + "\0" + cert.key_pem).encode()).hexdigest()
     return f"polyingress-{digest[:32]}"
 
