@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -438,3 +439,20 @@ def test_a_websocket_is_closed_stream_close_delay_after_the_first_change(
     finally:
         ctl.stop()
         echo.stop()
+
+
+def test_polyingress_plugins_lists_caddy_with_its_versions() -> None:
+    binary = require_caddy()
+    out = subprocess.run(
+        [sys.executable, "-m", "polyingress.core.runtime.cli", "plugins"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("caddy\t"))
+    _name, version, distribution, description = line.split("\t")
+    assert (version, distribution) == (metadata.version("polyingress-caddy"), "polyingress-caddy")
+    caddy = subprocess.run([binary, "version"], capture_output=True, text=True).stdout.split()[0]
+    assert description.startswith(f"Caddy {caddy} ") and caddy.startswith("v2.11.")
+    assert f"binary: {binary}" in out.stdout

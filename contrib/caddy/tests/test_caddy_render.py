@@ -238,3 +238,28 @@ def test_a_workdir_too_deep_for_a_unix_socket_puts_it_in_a_private_temporary_dir
     assert len(str(backend.layout.admin_socket)) < 108
     near = CaddyBackend(RunSettings(backend="caddy", workdir=tmp_path / "w"))
     assert near.layout.admin_socket == (tmp_path / "w" / "caddy-admin.sock")
+
+
+def test_the_plugin_imports_only_polyingress_public_api() -> None:
+    """An outsider's plugin: ``polyingress.core`` (its top level) and, in the tests, the
+    conformance kit ``polyingress.testing``; never a built-in plugin or a core internal."""
+    import ast
+
+    here = Path(__file__).resolve().parent
+    allowed = {"plugin": {"polyingress.core"}, "tests": {"polyingress.core", "polyingress.testing"}}
+    files = [("plugin", p) for p in (here.parent / "polyingress_caddy").glob("*.py")]
+    files += [("tests", p) for p in here.glob("*.py")]
+    assert len(files) > 5
+    for kind, path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            for name in names:
+                if name == "polyingress" or name.startswith("polyingress."):
+                    top = ".".join(name.split(".")[:2])
+                    assert top in allowed[kind], f"{path.name} imports {name}"
+                    if kind == "plugin":
+                        assert name == "polyingress.core", f"{path.name} imports {name}"
