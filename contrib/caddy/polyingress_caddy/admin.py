@@ -4,7 +4,8 @@
 its servers (the listeners are shared with the old ones), stops the old servers gracefully and
 answers 200; if anything in the new configuration fails, Caddy keeps the old one running (it
 rolls back) and answers with an error, which :meth:`AdminClient.load` raises as
-:class:`polyingress.core.ApplyError` with Caddy's message.
+:class:`polyingress.core.ApplyError` with Caddy's message. A socket that does not answer is not
+a refusal: :class:`polyingress.core.TransientApplyError` (the core retries the model).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import socket
 from typing import Any
 
-from polyingress.core import ApplyError
+from polyingress.core import ApplyError, TransientApplyError
 
 __all__ = ["AdminClient", "AdminUnavailable"]
 
@@ -71,11 +72,12 @@ class AdminClient:
 
     def load(self, text: str, timeout: float) -> None:
         """Make Caddy run the configuration ``text``; ApplyError with Caddy's message when it
-        refuses it (it then still runs the previous one)."""
+        refuses it (it then still runs the previous one), TransientApplyError when it does not
+        answer."""
         try:
             status, body = self.request("POST", "/load", text.encode(), timeout=timeout)
         except AdminUnavailable as exc:
-            raise ApplyError(f"caddy: loading the configuration failed: {exc}") from exc
+            raise TransientApplyError(f"caddy: loading the configuration failed: {exc}") from exc
         if status != 200:
             raise ApplyError(f"caddy refused the configuration (HTTP {status}): {_error(body)}")
 

@@ -40,6 +40,7 @@ from polyingress.core import (
     RouteModel,
     RunSettings,
     Stopwatch,
+    TransientApplyError,
     backend_plugin,
     diff_reasons,
     fallback_certificate,
@@ -149,7 +150,7 @@ class CaddyBackend:
         try:
             self.spawn()
             self.load(model)
-        except ApplyError:
+        except (ApplyError, TransientApplyError):
             self.stop()
             raise
         self._set_health(True, True, self.running_detail())
@@ -180,10 +181,10 @@ class CaddyBackend:
             return self._restart(model, diff, f"caddy had exited with code {code}")
         try:
             loaded = self.load(model)
-        except ApplyError:
+        except (ApplyError, TransientApplyError):
             code = self.process.managed.exited()
             if code is None:
-                raise  # refused: Caddy runs the previous document
+                raise  # refused, or no answer: Caddy runs the previous document
             return self._restart(model, diff, f"caddy exited with code {code} during the apply")
         if not loaded:
             return ApplyResult(detail=f"rendered configuration unchanged ({diff.summary()})")
@@ -228,7 +229,7 @@ class CaddyBackend:
         try:
             self.spawn()
             self.load(model)
-        except ApplyError as exc:
+        except (ApplyError, TransientApplyError) as exc:
             self._set_health(False, False, str(exc))
             return f"caddy exited with code {code}; restart failed: {exc}"
         self._set_health(True, True, self.running_detail())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -450,9 +451,12 @@ def test_polyingress_plugins_lists_caddy_with_its_versions() -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    line = next(x for x in out.stdout.splitlines() if x.startswith("caddy\t"))
+    lines = out.stdout.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("caddy\t"))
+    line, features = lines[at], lines[at + 1]
     _name, version, distribution, description = line.split("\t")
     assert (version, distribution) == (metadata.version("polyingress-caddy"), "polyingress-caddy")
     caddy = subprocess.run([binary, "version"], capture_output=True, text=True).stdout.split()[0]
     assert description.startswith(f"Caddy {caddy} ") and caddy.startswith("v2.11.")
-    assert f"binary: {binary}" in out.stdout
+    listed = re.search(r"binary: (\S+)", features)
+    assert listed is not None and os.path.realpath(listed.group(1)) == os.path.realpath(binary)
