@@ -17,6 +17,8 @@ import yaml
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import REPO, Controller, HelloFleet, backend_param, free_port, running, write_manifests
 
+from polyingress.core.runtime.plugins import discover
+
 
 def polyingress(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -150,6 +152,8 @@ def places(tmp_path: Path) -> dict[str, str]:
         "missing": str(tmp_path / "missing"),
         "file": str(tmp_path / "file"),
         "notyaml": str(tmp_path / "notyaml"),
+        # the built-in three, and what else is installed (scripts/setup.sh adds contrib/caddy)
+        "backends": ", ".join(sorted({"haproxy", "nginx", "traefik", *discover()})),
     }
 
 
@@ -161,7 +165,7 @@ MISTAKES = [
         "run-unknown-backend",
         ["run", "--backend", "nope", "--manifests", "examples/cafe"],
         2,
-        "unknown backend 'nope'; installed backends: haproxy, nginx, traefik",
+        "unknown backend 'nope'; installed backends: {backends}",
     ),
     (
         "run-without-cluster",
