@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,10 +137,26 @@ class HealthReport:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackendInfo:
+    """What ``polyingress plugins`` shows, and the ConfigMap keys the backend applies.
+
+    ``settings`` maps each key of the core's allow-list (:data:`polyingress.core.SETTINGS`)
+    the backend applies to what it sets there, in the proxy's words (``proxy_read_timeout``,
+    ``timeout server``), with the backend's own default where the core's is None. A key the
+    ConfigMap sets outside it is reported as not applied; the README's settings table shows
+    the built-in backends' mappings.
+    """
+
     name: str
     version: str
     description: str = ""
     features: tuple[str, ...] = ()
+    # The Gateway API features the backend serves, by their upstream names ("HTTPRoute" for
+    # the core of HTTPRoute; "HTTPRouteQueryParamMatching", "HTTPRoute303RedirectStatusCode"
+    # ...). The core hands HTTPRoute rows only to a backend declaring "HTTPRoute", and a rule
+    # using an extended feature the backend does not declare answers 500 (its route's status
+    # says why); GatewayClass.status.supportedFeatures lists them.
+    gateway_features: tuple[str, ...] = ()
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -179,9 +179,15 @@ class Response:
     peer_cn: str | None = None
     retried: bool = False
     peer_sha256: str | None = None
+    # Every header line as received, in order (``headers`` keeps one value per name).
+    header_lines: tuple[tuple[str, str], ...] = ()
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a response header (case-insensitive), in the order received."""
+        return [v for k, v in self.header_lines if k.lower() == name.lower()]
 
     @property
     def server_name(self) -> str | None:
@@ -242,8 +248,9 @@ def request(
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             raise EarlyClose(str(exc)) from exc
         data = resp.read()
-        headers = {k.lower(): v for k, v in resp.getheaders()}
-        return Response(resp.status, headers, data, peer, peer_sha256=digest)
+        lines = tuple(resp.getheaders())
+        headers = {k.lower(): v for k, v in lines}
+        return Response(resp.status, headers, data, peer, peer_sha256=digest, header_lines=lines)
     finally:
         if own:
             conn.close()

@@ -470,14 +470,20 @@ def test_rendering_a_stream_of_changed_models_retains_no_memory(backend: str) ->
 
     for i in range(300):  # warm up: every cache that is bounded by the model is full
         change(i)
+    # Two windows of 1,000 changes: what a render retains per change shows in both, while a
+    # one-off resize of an interpreter-wide table (measured: the interned strings' dict, grown
+    # by ~1.9 MB once, in whichever window its fill threshold falls) shows in one only.
+    grown = []
     tracemalloc.start()
     try:
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(300, 1300):
-            change(i)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
+        for window in (range(300, 1300), range(1300, 2300)):
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for i in window:
+                change(i)
+            gc.collect()
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
     finally:
         tracemalloc.stop()
-    assert grown < 256 * 1024, f"{grown / 1024:.0f} KiB retained over 1,000 changes"
+    kib = [f"{g / 1024:.0f} KiB" for g in grown]
+    assert min(grown) < 256 * 1024, f"{' and '.join(kib)} retained over two 1,000 changes"

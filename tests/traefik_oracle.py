@@ -410,6 +410,7 @@ def merge(*configs: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"http": {"routers": {}, "services": {}, "middlewares": {}}}
     for config in configs:
         for section, items in config.get("http", {}).items():
+            out["http"].setdefault(section, {})
             clash = out["http"][section].keys() & items.keys()
             if clash:
                 raise OracleError(f"http.{section} {sorted(clash)} defined in two files")

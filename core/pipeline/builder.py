@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import bisect
 import gc
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from polyingress.core.pipeline.annotations import Annotations, parse_annotations
+from polyingress.core.pipeline.gateway import GatewayStage
 from polyingress.core.pipeline.model import (
     Backend,
     Certificate,
@@ -32,6 +32,7 @@ from polyingress.core.pipeline.model import (
     host_sort_key,
 )
 from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.settings import SettingsSupport, parse_settings
 from polyingress.core.pipeline.store import KINDS, ObjectKey, Snapshot
 from polyingress.core.pipeline.translate.ingress import (
     BackendRef,
@@ -61,6 +62,14 @@ class BuildOptions:
     default_backend_service: tuple[str, str] | None = None
     configmap: tuple[str, str] | None = None
     annotations_prefix: str = "polyingress.io"
+    # The Gateway API features the selected backend serves (its BackendInfo.features); None:
+    # every feature (tools that judge objects without a backend).
+    features: frozenset[str] | None = None
+    backend: str = ""
+    # The lastTransitionTime written into Gateway API conditions (the caller's clock).
+    now: str = ""
+    # The keys the selected backend applies; None (validate, no backend): not checked.
+    settings_support: SettingsSupport | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +89,9 @@ class BuildResult:
     rejected: tuple[ObjectRef, ...] = ()
     ignored: tuple[ObjectRef, ...] = ()
     without_class: tuple[ObjectRef, ...] = ()
+    # The status of every GatewayClass, Gateway and HTTPRoute of ours, as documents
+    # {apiVersion, kind, metadata {namespace, name}, status}.
+    statuses: tuple[dict[str, Any], ...] = ()
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -134,11 +146,13 @@ def _merge_catch_all(own: list[Route], catch_all: list[Route]) -> list[Route]:
     first. A kept catch-all row cannot steal a request from a host row (proof in the tests), so
     the merged table keeps the plain rule "Exact first, then longest Prefix".
     """
-    keys = {(r.path, r.path_type) for r in own}
-    prefixes = [r.path for r in own if r.path_type is PathType.PREFIX]
+    keys = {r.match_key for r in own}
+    prefixes = [r.path for r in own if r.path_type is PathType.PREFIX and not r.conditional]
     merged = list(own)
     for row in catch_all:
-        if (row.path, row.path_type) in keys:
+        if row.source.kind != "Ingress":  # host-less HTTPRoute rows are the catch-all's alone
+            continue
+        if row.match_key in keys:
             continue
         if any(_prefix_covers(p, row.path) for p in prefixes):
             continue
@@ -154,9 +168,6 @@ def _merge_catch_all(own: list[Route], catch_all: list[Route]) -> list[Route]:
     return merged
 
 
-_SETTING_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
 def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -> GlobalSettings:
     if opts.configmap is None:
         return GlobalSettings()
@@ -165,31 +176,18 @@ def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -
     cm = snapshot.get("ConfigMap", ns, name)
     if cm is None:
         return GlobalSettings(source=ref)
-    values = []
-    data = cm.get("data") or {}
-    for key in sorted(data):
-        value = data[key]
-        if not isinstance(key, str) or not _SETTING_KEY.match(key):
-            wrong = "key must be lowercase letters, digits and '-'; ignored"
-        elif (
-            not isinstance(value, str)
-            or len(value) > 1024
-            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
-        ):
-            wrong = "value must be printable text of at most 1024 characters; ignored"
-        else:
-            values.append((key, value))
-            continue
-        problems.append(
-            Problem(
-                ref=ref,
-                field=f"data[{key!r}]",
-                message=wrong,
-                severity=Severity.WARNING,
-                reason="InvalidSetting",
-            )
+    settings, issues = parse_settings(cm.get("data") or {}, ref, opts.settings_support)
+    problems.extend(
+        Problem(
+            ref=ref,
+            field=f"data[{issue.key!r}]",
+            message=issue.message,
+            severity=Severity.WARNING,
+            reason=issue.reason,
         )
-    return GlobalSettings(values=tuple(values), source=ref)
+        for issue in issues
+    )
+    return settings
 
 
 def build_model(snapshot: Snapshot, opts: BuildOptions | None = None) -> BuildResult:
@@ -199,6 +197,11 @@ def build_model(snapshot: Snapshot, opts: BuildOptions | None = None) -> BuildRe
 
 
 Host = str | None
+_BOTH = ("http", "https")
+# The kinds the Gateway API stage reads (a Service or Secret may make a reference valid).
+_GATEWAY_INPUTS = frozenset(
+    {"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace", "Service", "Secret"}
+)
 IngressKey = tuple[str, str]
 SecretRef = tuple[str, str]
 _ACCEPTED, _REJECTED, _IGNORED = "accepted", "rejected", "ignored"
@@ -320,7 +323,7 @@ class Builder:
         self.tls_by_host: dict[str, list[IngressKey]] | None = None
         self.with_default: set[IngressKey] = set()
         # Per host: the routing table and the conflicts lost; how many rows use each backend.
-        self.tables: dict[Host, dict[tuple[str, PathType], Route]] = {}
+        self.tables: dict[Host, dict[tuple[Any, ...], Route]] = {}
         self.host_problems: dict[Host, list[Problem]] = {}
         self.need: dict[str, int] | None = None  # rows per backend (built by the first update)
         # The backends in use (the rows' and the default's): reference, names by Service.
@@ -338,6 +341,10 @@ class Builder:
         self.backends: dict[str, Backend] = {}
         self.broken: dict[str, str] = {}  # backend name -> its problem
         self.vhosts: dict[Host, VirtualHost] = {}
+        opts = self.opts
+        self.gateway = GatewayStage(  # the Gateway API stage, kept like the rest
+            opts.controller_class, features=opts.features, backend=opts.backend, now=opts.now
+        )
         self._order: dict[str, tuple[list[Any], tuple[Any, ...]]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
 
@@ -357,6 +364,9 @@ class Builder:
                 self._ingress(key, obj, todo)
             for key, obj in snapshot.of("EndpointSlice").items():
                 self._slice(key, obj, todo)
+            hosts, tls_hosts = self.gateway.update(snapshot)
+            todo.hosts |= hosts
+            todo.tls |= tls_hosts
             return self._derive(snapshot, todo)
         finally:
             self._kept = {}
@@ -374,6 +384,10 @@ class Builder:
                 todo.services.add((ns, name))
             elif kind == "Secret":
                 todo.secrets.add((ns, name))
+        if any(k[0] in _GATEWAY_INPUTS for k in keys):
+            hosts, tls_hosts = self.gateway.update(snapshot, keys)
+            todo.hosts |= hosts
+            todo.tls |= tls_hosts
         return self._derive(snapshot, todo)
 
     def _derive(self, snapshot: Snapshot, todo: _Changes) -> BuildResult:
@@ -495,7 +509,8 @@ class Builder:
         self.need = {}
         for table in self.tables.values():
             for route in table.values():
-                self.need[route.backend] = self.need.get(route.backend, 0) + 1
+                for bname in (*route.backends, *route.mirrors):
+                    self.need[bname] = self.need.get(bname, 0) + 1
         self.slice_owner = {
             (ns, name): svc for (ns, svc), names in self.slices.items() for name in names
         }
@@ -538,17 +553,18 @@ class Builder:
         before = self.tables.pop(host, {})
         if need is not None:
             for route in before.values():
-                need[route.backend] -= 1
-                if not need[route.backend]:
-                    del need[route.backend]
-                    todo.backends.add(route.backend)
-        table: dict[tuple[str, PathType], Route] = {}
+                for bname in (*route.backends, *route.mirrors):
+                    need[bname] -= 1
+                    if not need[bname]:
+                        del need[bname]
+                        todo.backends.add(bname)
+        table: dict[tuple[Any, ...], Route] = {}
         problems: list[Problem] = []
         for ing in ingresses:
             for rule in ing.rules:
                 if rule.host != host:
                     continue
-                rkey = (rule.path, rule.path_type)
+                rkey = (rule.path, rule.path_type, None, (), (), _BOTH)
                 if rkey in table:
                     problems.append(_path_conflict(ing.ref, rule, table[rkey].source))
                     continue
@@ -567,6 +583,25 @@ class Builder:
                 table[rkey] = Route(
                     path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
                 )
+        for row in sorted(self.gateway.rows_of(host), key=Route.sort_key):
+            # After every Ingress row: on a tie an Ingress rule wins; among HTTPRoute rows the
+            # first in precedence (the oldest route, then namespace/name, then rule order).
+            mkey = row.match_key
+            if mkey in table:
+                continue
+            for bname in (*row.backends, *row.mirrors):
+                ref = self.gateway.ref(bname)
+                if need is None:
+                    if bname not in self.refs:
+                        self._use(bname, ref)
+                        todo.backends.add(bname)
+                else:
+                    uses = need.get(bname, 0)
+                    if not uses:
+                        self._use(bname, ref)
+                        todo.backends.add(bname)
+                    need[bname] = uses + 1
+            table[mkey] = row
         if problems:
             self.host_problems[host] = problems
         elif self.host_problems:
@@ -618,6 +653,9 @@ class Builder:
                     binding = ((ref.namespace, secret) if secret else None, ref, tfield)
                 elif binding[1] != ref:
                     problems.append(_tls_conflict(ref, tfield, host, binding[1]))
+        gw = self.gateway.tls_of(host)
+        if binding is None and gw is not None:  # an HTTPS listener's (an Ingress's wins)
+            binding = (gw.secret, gw.gateway, gw.field)
         _put(self.tls_problems, host, problems)
         if binding is None:
             self.bindings.pop(host, None)
@@ -638,12 +676,14 @@ class Builder:
         if host is not None and host in self.bindings:
             sref, ing_ref, _f = self.bindings[host]
             state = self.certs.get(sref) if sref is not None else None
-            ing = self.ings[(ing_ref.namespace, ing_ref.name)]
-            values = ing.annotations or Annotations()
+            redirect = False  # a Gateway redirects only where an HTTPRoute says so
+            if ing_ref.kind == "Ingress":
+                ing = self.ings[(ing_ref.namespace, ing_ref.name)]
+                redirect = (ing.annotations or Annotations()).get("ssl-redirect")
             tls = TLSBinding(
                 certificate=state.cert.name if state is not None and state.cert else None,
                 source=ing_ref,
-                ssl_redirect=values.get("ssl-redirect"),
+                ssl_redirect=redirect,
             )
         routes = tuple(rows)
         cached = self.vhosts.get(host)
@@ -767,10 +807,13 @@ class Builder:
                 problems += state.warnings
         default_ref, default_problems = self.default_state
         problems += default_problems
+        problems += self.gateway.problems()
         broken = self.broken
         if broken:
             for name, table in self.tables.items():
                 for route in table.values():
+                    if route.backend is None or route.source.kind != "Ingress":
+                        continue  # (an HTTPRoute's references are in its status)
                     why = broken.get(route.backend)
                     if why is not None:
                         rule = self._winning_rule(name, route)
@@ -806,6 +849,7 @@ class Builder:
             without_class=self._sorted(
                 "without_class", self.without_class, _ref_key, todo, on_values=True
             ),
+            statuses=tuple(self.gateway.statuses()),
         )
         return self.result
 

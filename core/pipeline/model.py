@@ -31,6 +31,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from polyingress.core.pipeline.requestpath import normalize_request_path
+from polyingress.core.pipeline.settings import GlobalSettings
 
 __all__ = [
     "Answer",
@@ -38,16 +39,28 @@ __all__ = [
     "Certificate",
     "Endpoint",
     "GlobalSettings",
+    "HeaderFilter",
+    "HeaderMatch",
     "HostKind",
     "ObjectRef",
     "Outcome",
+    "PathModifier",
+    "PathModifierType",
     "PathTable",
     "PathType",
+    "QueryMatch",
+    "Redirect",
+    "Request",
+    "Rewrite",
     "Route",
     "RouteModel",
     "TLSBinding",
     "VirtualHost",
+    "WeightedBackend",
+    "host_kind",
+    "redirect_location",
     "redirect_status",
+    "route_canonical",
 ]
 
 
@@ -59,9 +72,27 @@ class PathType(StrEnum):
 
 
 class HostKind(StrEnum):
+    """How a virtual host's name matches a request's Host.
+
+    ``EXACT`` ``a.foo.com``; ``WILDCARD`` ``*.foo.com``, the Ingress wildcard: exactly one label
+    more (``a.foo.com``, not ``a.b.foo.com``); ``SUFFIX`` ``**.foo.com``, the Gateway API
+    wildcard: one label or more (``a.foo.com`` and ``a.b.foo.com``, never ``foo.com``); ``ANY``
+    the catch-all."""
+
     EXACT = "exact"
     WILDCARD = "wildcard"
+    SUFFIX = "suffix"
     ANY = "any"
+
+
+def host_kind(host: str | None) -> HostKind:
+    if host is None:
+        return HostKind.ANY
+    if host.startswith("**."):
+        return HostKind.SUFFIX
+    if host.startswith("*."):
+        return HostKind.WILDCARD
+    return HostKind.EXACT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -126,31 +157,216 @@ class Backend:
         return any(e.ready for e in self.endpoints)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class HeaderMatch:
+    """The request must carry header ``name`` (lowercase; names match case-insensitively) with
+    exactly ``value`` (case-sensitive)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class QueryMatch:
+    """The request's query must carry parameter ``name`` (case-sensitive) with exactly
+    ``value``; when the name repeats, its first value counts."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class WeightedBackend:
+    """One backend of a traffic split: it gets ``weight`` / (sum of weights) of the requests;
+    weight 0 gets none. ``backend`` None is the share of an invalid backend reference: those
+    requests are answered 500 (Gateway API)."""
+
+    backend: str | None
+    weight: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeaderFilter:
+    """Header changes, applied in this order: ``set`` (replace or add), ``add`` (append a value),
+    ``remove``. Names are lowercase; values are checked printable ASCII without CR/LF."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def apply(self, headers: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The header multimap after the changes (the reference semantics the tests compare
+        every proxy with)."""
+        out = {k: list(v) for k, v in headers.items()}
+        for name, value in self.set:
+            out[name] = [value]
+        for name, value in self.add:
+            out.setdefault(name, []).append(value)
+        for name in self.remove:
+            out.pop(name, None)
+        return out
+
+
+class PathModifierType(StrEnum):
+    FULL = "ReplaceFullPath"
+    PREFIX = "ReplacePrefixMatch"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PathModifier:
+    """A path change of a redirect or rewrite: the whole path, or the matched prefix."""
+
+    type: PathModifierType
+    value: str
+
+    def apply(self, path: str, route: Route) -> str:
+        if self.type is PathModifierType.FULL:
+            return self.value
+        # ReplacePrefixMatch: the matched prefix (element-wise) is replaced; "/" joins what is
+        # left without doubling or dropping the slash.
+        prefix = route.path.rstrip("/")
+        rest = path[len(prefix) :] if prefix else path
+        base = self.value.rstrip("/")
+        if not rest or rest == "/":
+            return (base + rest) or "/"
+        return base + rest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redirect:
+    """Answer with a redirect instead of proxying. None keeps the request's own part (the port:
+    dropped when it is the new scheme's well-known one)."""
+
+    status: int = 302
+    scheme: str | None = None
+    hostname: str | None = None
+    port: int | None = None
+    path: PathModifier | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rewrite:
+    """Change the request before it is proxied: the Host header, the path."""
+
+    hostname: str | None = None
+    path: PathModifier | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     """One row of a virtual host's routing table.
 
-    ``source`` is the Ingress the rule came from (the winner, when several Ingresses declared the
-    same host, path and type). ``from_catch_all`` marks rows merged in from host-less rules.
+    ``source`` is the Ingress or HTTPRoute the rule came from (the winner, when several declared
+    the same match). ``from_catch_all`` marks rows merged in from host-less Ingress rules.
+
+    An Ingress row is a path, a path type and a backend. A Gateway API row may also require a
+    method, headers and query parameters (all must match), be served on one listener scheme
+    only (``schemes``), split its requests between weighted backends (``split``; ``backend`` is
+    then None), answer by itself (``status``, e.g. 500 for a rule without a valid backend;
+    ``redirect``), change the request (``rewrite``, ``request_headers``) and the response
+    (``response_headers``), and copy requests to ``mirrors``. ``order`` breaks the ties the
+    match leaves: (creation timestamp, namespace, name, rule index, match index).
     """
 
     path: str
     path_type: PathType
-    backend: str
+    backend: str | None
     source: ObjectRef
     from_catch_all: bool = False
+    method: str | None = None
+    headers: tuple[HeaderMatch, ...] = ()
+    query: tuple[QueryMatch, ...] = ()
+    schemes: tuple[str, ...] = ("http", "https")
+    split: tuple[WeightedBackend, ...] = ()
+    status: int | None = None
+    redirect: Redirect | None = None
+    rewrite: Rewrite | None = None
+    request_headers: HeaderFilter | None = None
+    response_headers: HeaderFilter | None = None
+    mirrors: tuple[str, ...] = ()
+    timeout: float | None = None
+    order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
-    def sort_key(self) -> tuple[int, int, str]:
-        # Exact before Prefix, longer before shorter, then text: the canonical order.
-        return (0 if self.path_type is PathType.EXACT else 1, -len(self.path), self.path)
+    def sort_key(self) -> tuple[int, int, str, int, int, int, tuple[str, str, str, int, int]]:
+        # The precedence of the Gateway API (Ingress rows are the case without conditions):
+        # Exact before Prefix, longer before shorter, then a method match, more headers, more
+        # query parameters, then the oldest source, its namespace/name and rule order.
+        return (
+            0 if self.path_type is PathType.EXACT else 1,
+            -len(self.path),
+            self.path,
+            0 if self.method is not None else 1,
+            -len(self.headers),
+            -len(self.query),
+            self.order,
+        )
+
+    @property
+    def conditional(self) -> bool:
+        """True when the row requires more than its path (a method, headers, query, a scheme)."""
+        return bool(self.method is not None or self.headers or self.query or len(self.schemes) < 2)
+
+    @property
+    def match_key(self) -> tuple[object, ...]:
+        """Rows with equal keys match the same requests: the first in precedence wins."""
+        return (
+            self.path,
+            self.path_type,
+            self.method,
+            tuple(sorted(self.headers)),
+            tuple(sorted(self.query)),
+            self.schemes,
+        )
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """Every backend the row may proxy to (its split's, or its one), mirrors excluded."""
+        if self.split:
+            return tuple(w.backend for w in self.split if w.backend is not None)
+        return () if self.backend is None else (self.backend,)
 
     def matches(self, path: str) -> bool:
-        """Reference semantics of one route (used by tests and by backends that need a check)."""
+        """Reference semantics of one route's path (used by tests and by backends that need a
+        check)."""
         if self.path_type is PathType.EXACT:
             return path == self.path
         if self.path == "/":
             return path.startswith("/")
         return path == self.path or path.startswith(self.path + "/")
+
+    def accepts(self, request: Request) -> bool:
+        """The conditions beyond the path: scheme, method, headers, query parameters."""
+        if request.scheme not in self.schemes:
+            return False
+        if self.method is not None and request.method != self.method:
+            return False
+        for h in self.headers:
+            if request.header(h.name) != h.value:
+                return False
+        return all(request.query_param(q.name) == q.value for q in self.query)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The parts of a request the routing looks at."""
+
+    scheme: str = "http"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    query: str = ""
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def query_param(self, name: str) -> str | None:
+        for part in self.query.split("&"):
+            key, _, value = part.partition("=")
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,69 +416,61 @@ class VirtualHost:
 
     @property
     def kind(self) -> HostKind:
-        if self.host is None:
-            return HostKind.ANY
-        if self.host.startswith("*."):
-            return HostKind.WILDCARD
-        return HostKind.EXACT
+        return host_kind(self.host)
 
     @property
     def wildcard_suffix(self) -> str | None:
-        """``foo.com`` for ``*.foo.com``; None for other kinds."""
-        if self.host is not None and self.host.startswith("*."):
-            return self.host[2:]
+        """``foo.com`` for ``*.foo.com`` and ``**.foo.com``; None for other kinds."""
+        if self.host is not None and self.host.startswith("*"):
+            return self.host.lstrip("*")[1:]
         return None
 
-    def match(self, path: str) -> Route | None:
-        """The route a request path selects (Exact, then the longest element-wise Prefix)."""
-        return PathTable(self.routes).match(path)
+    def match(self, path: str, request: Request | None = None) -> Route | None:
+        """The route a request selects (Exact, then the longest element-wise Prefix; among the
+        rows of one path, the first whose conditions the request meets)."""
+        return PathTable(self.routes).match(path, request)
+
+
+_PLAIN = Request()
 
 
 class PathTable:
     """Routes indexed to match a path in time linear in the path, not in the table: Exact by
     lookup, then the longest Prefix among the path itself and its parts ending before a ``/``
-    (element-wise: ``/foo`` covers ``/foo`` and ``/foo/bar``, never ``/foobar``). Build it once
-    per virtual host to match many paths (a renderer that enumerates a host's paths)."""
+    (element-wise: ``/foo`` covers ``/foo`` and ``/foo/bar``, never ``/foobar``). Rows of one
+    path keep their precedence order; the first whose conditions hold wins, else the next
+    shorter path is tried. Build it once per virtual host to match many paths."""
 
     __slots__ = ("exact", "prefix")
 
     def __init__(self, routes: tuple[Route, ...]) -> None:
-        self.exact = {r.path: r for r in routes if r.path_type is PathType.EXACT}
         # canonical order puts the first of equal paths first: keep it
-        self.prefix: dict[str, Route] = {}
+        self.exact: dict[str, list[Route]] = {}
+        self.prefix: dict[str, list[Route]] = {}
         for r in routes:
-            if r.path_type is not PathType.EXACT:
-                self.prefix.setdefault(r.path, r)
+            table = self.exact if r.path_type is PathType.EXACT else self.prefix
+            table.setdefault(r.path, []).append(r)
 
-    def match(self, path: str) -> Route | None:
-        route = self.exact.get(path)
+    @staticmethod
+    def _first(rows: list[Route] | None, request: Request) -> Route | None:
+        if rows:
+            for row in rows:
+                if row.accepts(request):
+                    return row
+        return None
+
+    def match(self, path: str, request: Request | None = None) -> Route | None:
+        request = request or _PLAIN
+        route = self._first(self.exact.get(path), request)
         if route is not None:
             return route
         end = len(path)
         while end > 0:
-            route = self.prefix.get(path[:end])
+            route = self._first(self.prefix.get(path[:end]), request)
             if route is not None:
                 return route
             end = path.rfind("/", 0, end)
-        return self.prefix.get("/")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GlobalSettings:
-    """Validated proxy-wide settings from the ``--configmap`` ConfigMap.
-
-    ``values`` holds (key, value) pairs that passed the core's generic checks; each backend maps
-    the keys it supports onto its own directives through its own allow-list and validators.
-    """
-
-    values: tuple[tuple[str, str], ...] = ()
-    source: ObjectRef | None = None
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        for k, v in self.values:
-            if k == key:
-                return v
-        return default
+        return self._first(self.prefix.get("/"), request)
 
 
 class Outcome(StrEnum):
@@ -274,6 +482,8 @@ class Outcome(StrEnum):
     REDIRECT = "redirect"  # plain HTTP to an ssl-redirect host: 301 or 308 to HTTPS
     NOT_FOUND = "not-found"  # no route and no default backend: 404
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
+    ERROR = "error"  # the route has no valid backend (Gateway API): 500
+    ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
 
 
 def redirect_status(method: str) -> int:
@@ -287,29 +497,99 @@ def redirect_status(method: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What one request gets. ``status`` is the status the proxy answers by itself (400, 301,
-    308, 404, 503), None when the request is proxied; ``backend`` the backend it is proxied to
-    (for 503: the backend that has no ready endpoint); ``route`` the matched route, if any;
-    ``path`` the request target the backend receives (normalized path and the query as sent),
-    None when the request is refused."""
+    302, 303, 307, 308, 404, 500, 503), None when the request is proxied; ``backend`` the backend
+    it is proxied to (for 503: the backend that has no ready endpoint; None for a weighted
+    split: see ``backends``); ``route`` the matched route, if any; ``path`` the request target
+    the backend receives (normalized path, rewritten if the route says so, and the query as
+    sent), None when the request is refused; ``host`` the Host the backend receives when the
+    route rewrites it; ``location`` the Location of a redirect the route answers."""
 
     outcome: Outcome
     status: int | None = None
     backend: str | None = None
     route: Route | None = None
     path: str | None = None
+    host: str | None = None
+    location: str | None = None
 
     @property
     def proxied(self) -> bool:
         return self.status is None
 
+    @property
+    def backends(self) -> tuple[WeightedBackend, ...]:
+        """The backends a proxied request may reach with their weights (one, or a split)."""
+        if self.route is not None and self.route.split and self.outcome is Outcome.ROUTE:
+            return self.route.split
+        return () if self.backend is None else (WeightedBackend(backend=self.backend, weight=1),)
+
+
+_WELL_KNOWN = {"http": 80, "https": 443}
+
+
+def redirect_location(
+    redirect: Redirect, route: Route, *, scheme: str, host: str, path: str, query: str
+) -> str:
+    """The Location of a route's redirect (Gateway API RequestRedirect): each part the redirect
+    does not set is the request's; the port is left out when it is the scheme's well-known
+    one."""
+    new_scheme = redirect.scheme or scheme
+    hostname = redirect.hostname or host
+    new_path = redirect.path.apply(path, route) if redirect.path is not None else path
+    port = redirect.port
+    authority = hostname
+    if port is not None and _WELL_KNOWN.get(new_scheme) != port:
+        authority = f"{hostname}:{port}"
+    target = new_path + ("?" + query if query else "")
+    return f"{new_scheme}://{authority}{target}"
+
+
+def route_canonical(r: Route, source: list[str] | None) -> list[object]:
+    """A route as plain JSON: an Ingress row as before; a Gateway API row adds what it has."""
+    row: list[object] = [r.path, r.path_type.value, r.backend, source, r.from_catch_all]
+    extra = {
+        "method": r.method,
+        "headers": [[h.name, h.value] for h in r.headers],
+        "query": [[q.name, q.value] for q in r.query],
+        "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
+        "split": [[w.backend, w.weight] for w in r.split],
+        "status": r.status,
+        "redirect": None if r.redirect is None else _plain(r.redirect),
+        "rewrite": None if r.rewrite is None else _plain(r.rewrite),
+        "request_headers": None if r.request_headers is None else _plain(r.request_headers),
+        "response_headers": None if r.response_headers is None else _plain(r.response_headers),
+        "mirrors": list(r.mirrors),
+        "timeout": r.timeout,
+        "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
+    }
+    kept = {k: v for k, v in extra.items() if v not in (None, [])}
+    if kept:
+        row.append(kept)
+    return row
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, StrEnum):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        return {
+            name: _plain(getattr(value, name))
+            for name in value.__dataclass_fields__
+            if getattr(value, name) is not None
+        }
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
 
 def host_sort_key(host: str | None) -> tuple[int, str]:
-    # Exact hosts, then wildcards, then the catch-all; alphabetical within a kind.
+    # Exact hosts, then wildcards (Ingress), then suffixes (Gateway API), then the catch-all;
+    # alphabetical within a kind.
     if host is None:
-        return (2, "")
-    if host.startswith("*."):
-        return (1, host)
-    return (0, host)
+        return (3, "")
+    if host[0] != "*":
+        return (0, host)
+    return (2 if host[1] == "*" else 1, host)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,8 +626,9 @@ class RouteModel:
         return self.certificate_index[name]
 
     def select_vhost(self, host: str) -> VirtualHost | None:
-        """The virtual host a request Host selects: the exact host, else the single-label
-        wildcard, else the catch-all."""
+        """The virtual host a request Host selects, the most specific that matches: the exact
+        host, else the single-label wildcard (Ingress), else the longest suffix wildcard
+        (Gateway API), else the catch-all."""
         host = host.lower().rstrip(".")
         if ":" in host and not host.startswith("["):
             host = host.rsplit(":", 1)[0]
@@ -356,57 +637,127 @@ class RouteModel:
 
     def fallback_host(self, vhost: VirtualHost) -> VirtualHost | None:
         """The virtual host the names of ``vhost`` would select if it did not exist: for an
-        exact host its wildcard, else the catch-all; for a wildcard the catch-all; for the
-        catch-all none. A proxy that matches hosts by priority must keep requests that
-        ``vhost`` does not route from falling through to it (the spec: the most specific host
-        answers alone)."""
+        exact host the most specific wildcard or suffix below it, else the catch-all; for a
+        wildcard or suffix the next shorter suffix, else the catch-all; for the catch-all none.
+        A proxy that matches hosts by priority must keep requests that ``vhost`` does not route
+        from falling through to it (the spec: the most specific host answers alone)."""
         if vhost.host is None:
             return None
-        if vhost.kind is HostKind.WILDCARD:
-            return self.vhost_index.get(None)
-        return self._below(vhost.host)
+        kind = vhost.kind
+        if kind is HostKind.EXACT:
+            return self._below(vhost.host)
+        suffix = vhost.wildcard_suffix or ""
+        # The names of *.foo.com and **.foo.com are x.foo.com: below them, **.foo.com (for a
+        # single-label wildcard) and the suffixes of foo.com.
+        if kind is HostKind.WILDCARD:
+            same = self.vhost_index.get("**." + suffix)
+            if same is not None:
+                return same
+        return self._suffixes(suffix)
 
     def _below(self, name: str) -> VirtualHost | None:
         index = self.vhost_index
-        if "." in name:
-            wildcard = index.get("*." + name.split(".", 1)[1])
-            if wildcard is not None:
-                return wildcard
+        if "." not in name:
+            return index.get(None)
+        parent = name.split(".", 1)[1]
+        wildcard = index.get("*." + parent)
+        if wildcard is not None:
+            return wildcard
+        return self._suffixes(name)
+
+    def _suffixes(self, name: str) -> VirtualHost | None:
+        """The longest suffix wildcard ``**.s`` with ``s`` a proper suffix of ``name`` (or
+        ``name`` itself when it is a wildcard's suffix), else the catch-all."""
+        index = self.vhost_index
+        if self._has_suffix_hosts:
+            rest = name
+            while "." in rest:
+                rest = rest.split(".", 1)[1]
+                found = index.get("**." + rest)
+                if found is not None:
+                    return found
         return index.get(None)
+
+    @cached_property
+    def _has_suffix_hosts(self) -> bool:
+        return any(v.kind is HostKind.SUFFIX for v in self.vhosts)
 
     def outcome(self, route: Route | None) -> Answer:
         """What a request gets once its virtual host chose ``route`` (None: no route matched):
-        the route's backend, else the default backend, else 404; a chosen backend without a
-        ready endpoint answers 503. The answer's ``path`` is left to the caller."""
+        the route's own answer (500, a redirect) or its backend(s), else the default backend,
+        else 404; a chosen backend without a ready endpoint answers 503 (a split: when none of
+        its weighted backends has one). The answer's ``path`` is left to the caller."""
         if route is not None:
+            if route.status is not None:
+                return Answer(Outcome.ERROR, status=route.status, route=route)
+            if route.split:
+                live = [w for w in route.split if w.weight > 0]
+                if not live:
+                    return Answer(Outcome.ERROR, status=500, route=route)
+                if not any(w.backend is not None and self._available(w.backend) for w in live):
+                    return Answer(Outcome.UNAVAILABLE, status=503, route=route)
+                return Answer(Outcome.ROUTE, route=route)
             outcome, backend = Outcome.ROUTE, route.backend
         elif self.default_backend is not None:
             outcome, backend = Outcome.DEFAULT, self.default_backend
         else:
             return Answer(Outcome.NOT_FOUND, status=404)
-        found = self.backend_index.get(backend)
-        if found is None or not found.available:
+        if backend is None:  # a redirect row: the caller answers it
+            return Answer(Outcome.ROUTE_REDIRECT, route=route)
+        if not self._available(backend):
             return Answer(Outcome.UNAVAILABLE, status=503, backend=backend, route=route)
         return Answer(outcome, backend=backend, route=route)
 
+    def _available(self, backend: str) -> bool:
+        found = self.backend_index.get(backend)
+        return found is not None and found.available
+
     def answer(
-        self, host: str, target: str, *, scheme: str = "http", method: str = "GET"
+        self,
+        host: str,
+        target: str,
+        *,
+        scheme: str = "http",
+        method: str = "GET",
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> Answer:
         """What a request gets, the whole semantics in one place, in the order a proxy applies
         them: the request-path rule (400), the HTTPS redirect of an ssl-redirect host for plain
-        HTTP (301/308), the route of the selected virtual host, else the default backend, else
-        404; a chosen backend without a ready endpoint answers 503. ``target`` is the request
-        target as sent (path and query)."""
+        HTTP (301/308), the route of the selected virtual host (its conditions: scheme, method,
+        headers, query), else the default backend, else 404; the route's own answer (500, a
+        redirect with its Location); a chosen backend without a ready endpoint answers 503.
+        ``target`` is the request target as sent (path and query); ``host`` the Host header."""
         normalized = normalize_request_path(target)
         if normalized is None:
             return Answer(Outcome.BAD_PATH, status=400)
-        path = normalized.partition("?")[0]
+        path, _, query = normalized.partition("?")
         vhost = self.select_vhost(host)
         tls = vhost.tls if vhost is not None else None
         if scheme == "http" and tls is not None and tls.ssl_redirect:
             return Answer(Outcome.REDIRECT, status=redirect_status(method), path=normalized)
-        answer = self.outcome(vhost.match(path) if vhost is not None else None)
-        return answer if answer.status is not None else replace(answer, path=normalized)
+        request = Request(scheme=scheme, method=method, headers=headers, query=query)
+        route = vhost.match(path, request) if vhost is not None else None
+        answer = self.outcome(route)
+        bare_host = host.lower().rstrip(".")
+        if ":" in bare_host and not bare_host.startswith("["):
+            bare_host = bare_host.rsplit(":", 1)[0]
+        if answer.outcome is Outcome.ROUTE_REDIRECT and route is not None:
+            redirect = route.redirect
+            assert redirect is not None
+            location = redirect_location(
+                redirect, route, scheme=scheme, host=bare_host, path=path, query=query
+            )
+            return replace(answer, status=redirect.status, location=location)
+        if answer.status is not None:
+            return answer
+        if route is not None and route.rewrite is not None:
+            rewrite = route.rewrite
+            if rewrite.path is not None:
+                path = rewrite.path.apply(path, route)
+                normalized = path + ("?" + query if query else "")
+            if rewrite.hostname is not None:
+                answer = replace(answer, host=rewrite.hostname)
+        return replace(answer, path=normalized)
 
     def resolve(self, host: str, path: str) -> tuple[str, Route | None, str | None]:
         """The backend a request path is routed to, whether or not it has a ready endpoint:
@@ -431,10 +782,7 @@ class RouteModel:
                     None
                     if v.tls is None
                     else [v.tls.certificate, ref(v.tls.source), v.tls.ssl_redirect],
-                    [
-                        [r.path, r.path_type.value, r.backend, ref(r.source), r.from_catch_all]
-                        for r in v.routes
-                    ],
+                    [route_canonical(r, ref(r.source)) for r in v.routes],
                 ]
                 for v in self.vhosts
             ],

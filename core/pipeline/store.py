@@ -22,8 +22,13 @@ KINDS = (
     "Endpoints",
     "Secret",
     "ConfigMap",
+    "GatewayClass",
+    "Gateway",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "Namespace",
 )
-CLUSTER_SCOPED = frozenset({"IngressClass"})
+CLUSTER_SCOPED = frozenset({"IngressClass", "GatewayClass", "Namespace"})
 
 ObjectKey = tuple[str, str, str]
 Obj = Mapping[str, Any]

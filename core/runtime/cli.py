@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -33,6 +34,8 @@ from polyingress.core.pipeline.builder import (
     _our_classes,
     build_model,
 )
+from polyingress.core.pipeline.gateway import served_features
+from polyingress.core.pipeline.settings import SettingsSupport
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
 from polyingress.core.runtime.plugins import PluginError, discover, load_backend, plugin_manager
 from polyingress.core.sources.kubernetes.source import add_kube_options
@@ -105,17 +108,28 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
-def _build_options(args: argparse.Namespace) -> BuildOptions:
+def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> BuildOptions:
+    """The build options of a command; with the plugin manager of a ``--backend``, the Gateway
+    API features that backend serves (without one: every feature) and the ConfigMap keys it
+    applies (without one: not checked; its ``BackendInfo.settings``)."""
+    info = None
+    if pm is not None and getattr(args, "backend", None):
+        info = pm.hook.polyingress_backend_info()
+    support = None if info is None else SettingsSupport(info.name, frozenset(info.settings))
     return BuildOptions(
         controller_class=args.controller_class,
         watch_ingress_without_class=args.watch_ingress_without_class,
         default_backend_service=args.default_backend_service,
         configmap=args.configmap,
         annotations_prefix=args.annotations_prefix,
+        features=None if info is None else served_features(info.gateway_features),
+        backend=str(getattr(args, "backend", None) or ""),
+        now=now,
+        settings_support=support,
     )
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def _settings(args: argparse.Namespace, pm: Any = None) -> RunSettings:
     return RunSettings(
         backend=args.backend,
         bind=getattr(args, "bind", "0.0.0.0"),
@@ -123,7 +137,7 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         https_port=getattr(args, "https_port", 8443),
         workdir=Path(getattr(args, "workdir", Path("workdir"))).resolve(),
         health_port=getattr(args, "health_port", 10254),
-        build=_build_options(args),
+        build=_build_options(args, pm),
         options=args,
     )
 
@@ -215,7 +229,51 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{other} of other classes, {len(result.without_class)} without a class; "
         f"{len(result.model.vhosts)} hosts, {routes} routes, {len(result.model.backends)} backends"
     )
+    gateway_line = _gateway_summary(result.statuses)
+    if gateway_line:
+        print(gateway_line)
     return 1 if failed else 0
+
+
+def _gateway_summary(statuses: tuple[dict[str, Any], ...]) -> str:
+    """One line on the Gateway API objects of ours (none: no line, so the output of a world
+    without them stays as it was)."""
+    if not statuses:
+        return ""
+    kinds = [d["kind"] for d in statuses]
+    accepted = sum(
+        1
+        for d in statuses
+        if d["kind"] == "HTTPRoute"
+        and all(
+            c["status"] == "True"
+            for p in d["status"]["parents"]
+            for c in p["conditions"]
+            if c["type"] == "Accepted"
+        )
+    )
+    routes = kinds.count("HTTPRoute")
+    return (
+        f"{kinds.count('GatewayClass')} GatewayClasses, {kinds.count('Gateway')} Gateways; "
+        f"{routes} HTTPRoutes: {accepted} accepted, {routes - accepted} not accepted "
+        "(polyingress status says why)"
+    )
+
+
+def cmd_status(args: argparse.Namespace, pm: Any) -> int:
+    """Print the status the controller would write for every GatewayClass, Gateway and
+    HTTPRoute of ours, as one YAML list (the same computation as in Kubernetes mode)."""
+    import yaml
+
+    store, source = _load_store(args)
+    for _path, err in sorted(source.file_errors.items()):
+        print(f"polyingress: {err}", file=sys.stderr)
+    if source.file_errors:
+        return 1
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = build_model(store.snapshot(), _build_options(args, pm, now=now))
+    sys.stdout.write(yaml.safe_dump(list(result.statuses), sort_keys=False, width=100))
+    return 0
 
 
 def _output_path(directory: Path, name: str) -> Path:
@@ -248,10 +306,11 @@ def cmd_render(args: argparse.Namespace, pm: Any) -> int:
     for _path, warnings in sorted(source.file_warnings.items()):
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-    result = build_model(store.snapshot(), _build_options(args))
+    settings = _settings(args, pm)
+    result = build_model(store.snapshot(), settings.build)
     for p in result.problems:
         print(f"{p.severity.value}: {p}", file=sys.stderr)
-    rendered = pm.hook.polyingress_render(settings=_settings(args), model=result.model)
+    rendered = pm.hook.polyingress_render(settings=settings, model=result.model)
     if rendered is None:
         print(f"polyingress: backend {args.backend} cannot render", file=sys.stderr)
         return 2
@@ -308,7 +367,7 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     else:
         store = ObjectStore()
         kube = _kube_runtime(args)
-    settings = _settings(args)
+    settings = _settings(args, pm)
     try:
         settings.workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -445,6 +504,20 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
     )
     _add_source_options(validate)
     validate.set_defaults(func=cmd_validate, backend=None)
+
+    status = sub.add_parser(
+        "status",
+        help="print the Gateway API status the controller would write, as YAML",
+        usage="polyingress status --manifests DIR [--backend NAME] [options]",
+    )
+    status.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="judge the routes as this backend would serve them (its Gateway API features); "
+        "without it: as a backend serving every feature",
+    )
+    _add_source_options(status)
+    status.set_defaults(func=lambda a: cmd_status(a, pm))
 
     plugins_cmd = sub.add_parser("plugins", help="list the installed backend plugins")
     plugins_cmd.set_defaults(func=cmd_plugins)

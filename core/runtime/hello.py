@@ -6,6 +6,18 @@ plain text (or JSON with ``?format=json`` or ``Accept: application/json``).
 ``?stream=N`` answers a long-lived streaming response instead: chunked, one line
 ``<server name> <i>`` every ``STREAM_INTERVAL`` seconds (N lines, then the end), with
 ``X-Accel-Buffering: no`` so that nginx passes each chunk on at once.
+
+What the Gateway API conformance cases need of a backend (as upstream's echo server does):
+
+* ``?delay=D`` (a Gateway API duration: ``1s``, ``500ms``) waits that long before answering,
+  so that a route's timeout can be seen (at most ``MAX_DELAY`` seconds);
+* a request header ``X-Echo-Set-Header: Name:value,Other:value`` makes the answer carry those
+  response headers (so a route's response header changes can be seen on headers the backend
+  set);
+* the JSON answer's ``headers`` holds every request header by lowercase name, a header sent
+  more than once with its values joined by ``,`` in order;
+* ``requests`` keeps what the server received last (the JSON info of up to ``REQUEST_LOG``
+  requests), so that a test can see a request that was mirrored to it.
 """
 
 from __future__ import annotations
@@ -16,13 +28,44 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-__all__ = ["STREAM_INTERVAL", "HelloServer"]
+from polyingress.core.pipeline.translate.httproute import parse_duration
+
+__all__ = ["MAX_DELAY", "REQUEST_LOG", "STREAM_INTERVAL", "HelloServer", "request_delay"]
 
 STREAM_INTERVAL = 0.1  # seconds between the chunks of ?stream=N
+MAX_DELAY = 30.0  # the longest ?delay= honoured, in seconds
+REQUEST_LOG = 1000  # how many requests HelloServer.requests keeps
 _STREAM = re.compile(r"[?&]stream=(\d+)")
+_DELAY = re.compile(r"[?&]delay=([^&#]*)")
+_SET_HEADER = "X-Echo-Set-Header"
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+
+
+def request_delay(target: str) -> float | None:
+    """The seconds ``?delay=D`` in a request target asks the hello server to wait (None:
+    none, or not a duration)."""
+    found = _DELAY.search(target)
+    if found is None:
+        return None
+    seconds = parse_duration(found.group(1))
+    return None if seconds is None else min(seconds, MAX_DELAY)
+
+
+def _echo_set_headers(value: str | None) -> list[tuple[str, str]]:
+    """``Name:value,Other:value`` -> the response headers to add (malformed parts skipped:
+    names must be tokens, values printable ASCII)."""
+    out: list[tuple[str, str]] = []
+    for part in (value or "").split(","):
+        name, sep, val = part.partition(":")
+        name, val = name.strip(), val.strip()
+        if sep and _TOKEN.match(name) and all(" " <= c <= "~" for c in val):
+            out.append((name, val))
+    return out
 
 
 class _Server(ThreadingHTTPServer):
@@ -37,6 +80,9 @@ class _Server(ThreadingHTTPServer):
 class HelloServer:
     def __init__(self, name: str, address: str, port: int) -> None:
         server_name = name
+        # What the server received last (the JSON info of each request), newest last.
+        self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
+        log = self.requests
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -67,9 +113,16 @@ class HelloServer:
                 if stream and self.command == "GET":
                     self._stream(int(stream.group(1)))
                     return
+                delay = request_delay(self.path)
+                if delay:
+                    time.sleep(delay)
                 address = self.server.server_address
                 host, port = str(address[0]), int(address[1])  # type: ignore[index]
-                info = {
+                headers: dict[str, str] = {}
+                for k, v in self.headers.items():
+                    k = k.lower()
+                    headers[k] = f"{headers[k]},{v}" if k in headers else v
+                info: dict[str, Any] = {
                     "server_address": f"{host}:{port}",
                     "server_name": server_name,
                     "date": formatdate(usegmt=True),
@@ -77,9 +130,10 @@ class HelloServer:
                     "method": self.command,
                     "request_id": uuid.uuid4().hex,
                     "host": self.headers.get("Host", ""),
-                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "headers": headers,
                     "body_length": len(body_in),
                 }
+                log.append(info)
                 wants_json = "format=json" in self.path or "json" in self.headers.get("Accept", "")
                 if wants_json:
                     body = json.dumps(info, sort_keys=True).encode()
@@ -96,6 +150,8 @@ class HelloServer:
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in _echo_set_headers(self.headers.get(_SET_HEADER)):
+                    self.send_header(name, value)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)

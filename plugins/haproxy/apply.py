@@ -64,13 +64,13 @@ from .render import (
     cert_file,
     crt_entries,
     map_entries,
-    parse_tuning,
     pem_bundle,
     render_config,
     render_crt_list,
     render_map,
     servers_of,
     slot_number,
+    tuning_of,
     vhost_entries,
     vhost_key,
 )
@@ -362,7 +362,7 @@ class _Desired:
 
     @cached_property
     def tuning(self) -> Tuning:
-        return parse_tuning(self.model.settings)[0]
+        return tuning_of(self.model.settings)
 
     def config(self) -> str:
         return render_config(self.model, self.slots, self.settings, self.tuning)
@@ -522,7 +522,7 @@ class Applier:
     def reload_reasons(self, model: RouteModel) -> tuple[ReloadReason, ...]:
         state = self._state()
         reasons: list[ReloadReason] = []
-        if parse_tuning(model.settings)[0] != state.tuning:
+        if tuning_of(model.settings) != state.tuning:
             reasons.append(RELOAD_SETTINGS)
         new = [b.name for b in model.backends if b.name not in state.slots.assigned]
         if len(new) > len(state.slots.free):

@@ -46,10 +46,10 @@ from .render import (
     CRT_LIST,
     FALLBACK_PEM,
     ROUTES_MAP,
+    SETTINGS,
     RenderSettings,
     SlotTable,
     cert_file,
-    parse_tuning,
     pem_bundle,
     render,
 )
@@ -132,8 +132,6 @@ class HAProxyBackend:
             )
         if len(str(self.process.master_socket)) > MAX_SOCKET_PATH:
             raise ApplyError(f"haproxy: workdir {self.workdir} is too long for a UNIX socket path")
-        for warning in parse_tuning(model.settings)[1]:
-            log.warning("%s", warning)
         previous = self.applier.state.slots if self.applier.state is not None else None
         try:
             self.process.stop(timeout=2.0)
@@ -156,9 +154,6 @@ class HAProxyBackend:
         self.last_apply = started
         watch = self.applier.watch
         watch.reset()
-        if diff.settings_changed:
-            for warning in parse_tuning(model.settings)[1]:
-                log.warning("%s", warning)
         if not self.process.alive():
             # A dead HAProxy is started on the NEW model: the core would not retry this one.
             with watch.part("restart"):
@@ -323,6 +318,7 @@ def info() -> BackendInfo:
             "reloads only for: spare pool exhausted, global settings, refused runtime change",
             f"binary: {binary}" if binary else "binary: not on PATH",
         ),
+        settings=SETTINGS,
     )
 
 

@@ -52,6 +52,7 @@ from polyingress.core import (
     PathType,
     RouteModel,
     VirtualHost,
+    format_duration,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "MASTER_SOCKET",
     "NOT_FOUND_BACKEND",
     "ROUTES_MAP",
+    "SETTINGS",
     "CrtEntry",
     "RenderSettings",
     "Rendered",
@@ -72,7 +74,6 @@ __all__ = [
     "cert_file",
     "crt_entries",
     "map_entries",
-    "parse_tuning",
     "pem_bundle",
     "quote",
     "render",
@@ -82,6 +83,7 @@ __all__ = [
     "servers_of",
     "slot_name",
     "slot_number",
+    "tuning_of",
     "vhost_entries",
     "vhost_key",
 ]
@@ -119,60 +121,41 @@ def quote(value: str, what: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tuning:
-    """Proxy-wide values from the ConfigMap, already in HAProxy's syntax.
+    """The ConfigMap's settings HAProxy applies, in its syntax (the core parsed and validated
+    them: ``GlobalSettings``). Changing one needs a reload: they are global or ``defaults``
+    directives. ``maxconn`` None leaves HAProxy's own (from the file-descriptor limit)."""
 
-    Keys (named as ingress-nginx names them): ``proxy-connect-timeout`` (timeout connect and
-    queue), ``proxy-read-timeout`` (timeout server), ``client-body-timeout`` (timeout client),
-    ``client-header-timeout`` (timeout http-request), ``keep-alive`` (timeout
-    http-keep-alive), ``worker-shutdown-timeout`` (hard-stop-after: how long an old worker may
-    finish its requests after a reload), ``max-worker-connections`` (global maxconn).
-    Changing one needs a reload: they are global or ``defaults`` directives.
-    """
-
-    timeout_connect: str = "5s"
-    timeout_server: str = "60s"
-    timeout_client: str = "60s"
-    timeout_http_request: str = "60s"
-    timeout_http_keep_alive: str = "75s"
-    hard_stop_after: str = "30s"
-    maxconn: int | None = None
+    timeout_connect: str
+    timeout_server: str
+    timeout_client: str
+    timeout_http_request: str
+    timeout_http_keep_alive: str
+    hard_stop_after: str
+    maxconn: int | None
 
 
-_DURATION = re.compile(r"^(\d{1,7})(ms|s|m|h|d)?$")
-_DURATION_KEYS = {
-    "proxy-connect-timeout": "timeout_connect",
-    "proxy-read-timeout": "timeout_server",
-    "client-body-timeout": "timeout_client",
-    "client-header-timeout": "timeout_http_request",
-    "keep-alive": "timeout_http_keep_alive",
-    "worker-shutdown-timeout": "hard_stop_after",
+def tuning_of(settings: GlobalSettings) -> Tuning:
+    return Tuning(
+        timeout_connect=format_duration(settings.proxy_connect_timeout),
+        timeout_server=format_duration(settings.proxy_read_timeout),
+        timeout_client=format_duration(settings.client_body_timeout),
+        timeout_http_request=format_duration(settings.client_header_timeout),
+        timeout_http_keep_alive=format_duration(settings.keep_alive),
+        hard_stop_after=format_duration(settings.worker_shutdown_timeout),
+        maxconn=settings.max_worker_connections,
+    )
+
+
+# ConfigMap key -> what it sets in haproxy.cfg (BackendInfo.settings; the README's table).
+SETTINGS = {
+    "max-worker-connections": "global `maxconn` (default: HAProxy's, from the file limit)",
+    "worker-shutdown-timeout": "global `hard-stop-after` (old workers after a reload)",
+    "keep-alive": "`timeout http-keep-alive`",
+    "client-header-timeout": "`timeout http-request`",
+    "client-body-timeout": "`timeout client` (client inactivity)",
+    "proxy-connect-timeout": "`timeout connect`, `timeout queue`",
+    "proxy-read-timeout": "`timeout server` (server inactivity)",
 }
-
-
-def _duration(value: str) -> str:
-    match = _DURATION.match(value.strip())
-    if match is None:
-        raise ValueError("expected a number with an optional unit ms, s, m, h or d")
-    # A bare number is seconds (ingress-nginx); HAProxy would read it as milliseconds.
-    return f"{int(match[1])}{match[2] or 's'}"
-
-
-def parse_tuning(settings: GlobalSettings) -> tuple[Tuning, tuple[str, ...]]:
-    """The tuning the ConfigMap asks for, and one warning per key ignored."""
-    values: dict[str, object] = {}
-    warnings: list[str] = []
-    for key, raw in settings.values:
-        try:
-            if key in _DURATION_KEYS:
-                values[_DURATION_KEYS[key]] = _duration(raw)
-            elif key == "max-worker-connections":
-                number = int(raw)
-                if not 16 <= number <= 1_048_576:
-                    raise ValueError("expected 16-1048576")
-                values["maxconn"] = number
-        except ValueError as exc:
-            warnings.append(f"ConfigMap key {key}={raw!r} ignored by the haproxy backend: {exc}")
-    return Tuning(**values), tuple(warnings)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -325,6 +308,10 @@ def vhost_entries(vhost: VirtualHost, assigned: Mapping[str, str]) -> dict[str, 
         if vhost.tls is not None and vhost.tls.ssl_redirect:
             entries[f"r{vk}"] = REDIRECT_VALUE
     for route in vhost.routes:  # canonical order: the first row of a key wins
+        if route.backend is None:
+            # Rows without one backend come from HTTPRoutes, which the core hands only to a
+            # backend that declares the "HTTPRoute" feature.
+            raise ValueError(f"{route.source}: a row without a single backend")
         entries.setdefault(_route_key(vk, route.path, route.path_type), assigned[route.backend])
     return entries
 
@@ -493,11 +480,11 @@ class Rendered:
 
 def render(model: RouteModel, settings: RenderSettings, slots: SlotTable) -> Rendered:
     """Everything for ``model`` with a given slot table (see :meth:`SlotTable.plan`)."""
-    tuning, _warnings = parse_tuning(model.settings)
+    wanted = tuning_of(model.settings)
     entries = crt_entries(model)
     listed = {entry.cert for entry in entries}
     return Rendered(
-        config=render_config(model, slots, settings, tuning),
+        config=render_config(model, slots, settings, wanted),
         routes=map_entries(model, slots.assigned),
         crt_list=entries,
         pems={
@@ -506,5 +493,5 @@ def render(model: RouteModel, settings: RenderSettings, slots: SlotTable) -> Ren
             if cert_file(c.name) in listed
         },
         slots=slots,
-        tuning=tuning,
+        tuning=wanted,
     )

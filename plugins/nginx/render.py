@@ -80,7 +80,7 @@ from polyingress.core import (
     VirtualHost,
 )
 
-from .settings import NginxSettings, parse_settings
+from .settings import NginxSettings, nginx_settings
 
 __all__ = [
     "CHANNEL_PATH",
@@ -788,7 +788,7 @@ def _template() -> jinja2.Template:
 
 def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> NginxConfig:
     """The nginx.conf for ``model``; same inputs, byte-identical text."""
-    settings, problems = parse_settings(model.settings)
+    settings = nginx_settings(model.settings)
     http_listen = _listen_address(opts.bind, opts.http_port)
     https_listen = _listen_address(opts.bind, opts.https_port)
     pairs = _key_pairs(model, fallback)
@@ -845,7 +845,6 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         key_pairs=tuple(pairs[n] for n in sorted(pairs)),
         settings=settings,
         settings_source=model.settings.source,
-        problems=problems,
         lua=opts.lua is not None,
     )
 

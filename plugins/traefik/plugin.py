@@ -57,6 +57,7 @@ from .process import (
     static_config,
 )
 from .render import (
+    SETTINGS,
     RenderSettings,
     TraefikConfig,
     render,
@@ -342,6 +343,7 @@ def info() -> BackendInfo:
             "ssl-redirect: Traefik's redirectScheme (301 to GET, 308 to other methods)",
             f"binary: {found}" if found else "binary: none found (external mode)",
         ),
+        settings=SETTINGS,
     )
 
 

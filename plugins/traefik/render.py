@@ -87,7 +87,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core import Certificate, HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    Certificate,
+    GlobalSettings,
+    HostKind,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+    format_duration,
+)
 
 __all__ = [
     "DYNAMIC_FILE",
@@ -95,7 +104,9 @@ __all__ = [
     "MIDDLEWARE_REDIRECT",
     "PROBE_HOST",
     "PROBE_STATUS",
+    "SERVERS_TRANSPORT",
     "SERVICE_UNAVAILABLE",
+    "SETTINGS",
     "WEB",
     "WEBSECURE",
     "RenderSettings",
@@ -105,6 +116,7 @@ __all__ = [
     "probe_config",
     "quote",
     "render",
+    "servers_transport",
     "with_probe",
 ]
 
@@ -114,6 +126,7 @@ PROBE_STATUS = 202
 WEB = "web"
 WEBSECURE = "websecure"
 SERVICE_UNAVAILABLE = "polyingress-unavailable"
+SERVERS_TRANSPORT = "polyingress"
 MIDDLEWARE_NOT_FOUND = "polyingress-not-found"
 MIDDLEWARE_REDIRECT = "polyingress-redirect-https"
 MIDDLEWARE_PROBE = "polyingress-probe"
@@ -246,6 +259,27 @@ def dump_yaml(config: dict[str, Any]) -> str:
     return "".join(out)
 
 
+# ConfigMap key -> what it sets in Traefik (BackendInfo.settings; the README's table). The
+# dynamic configuration's serversTransport (every service uses it): a change needs no restart.
+SETTINGS = {
+    "proxy-connect-timeout": "serversTransport `forwardingTimeouts.dialTimeout`",
+    "proxy-read-timeout": "serversTransport `forwardingTimeouts.responseHeaderTimeout` "
+    "(until the response headers)",
+    "upstream-keepalive-timeout": "serversTransport `forwardingTimeouts.idleConnTimeout`",
+}
+
+
+def servers_transport(settings: GlobalSettings) -> dict[str, Any]:
+    """The one ``serversTransports`` entry: the ConfigMap's timeouts towards the endpoints."""
+    return {
+        "forwardingTimeouts": {
+            "dialTimeout": format_duration(settings.proxy_connect_timeout),
+            "responseHeaderTimeout": format_duration(settings.proxy_read_timeout),
+            "idleConnTimeout": format_duration(settings.upstream_keepalive_timeout),
+        }
+    }
+
+
 def _regex_escape(name: str) -> str:
     # Hosts are [a-z0-9.-] (core validation); '.' is the only regexp metacharacter among them.
     return name.replace(".", "\\.")
@@ -364,7 +398,9 @@ def _cert_files(
 
 
 def _table(
-    vhost: VirtualHost, model: RouteModel, catch_all: frozenset[tuple[str, PathType, str]]
+    vhost: VirtualHost,
+    model: RouteModel,
+    catch_all: frozenset[tuple[str, PathType, str | None]],
 ) -> tuple[tuple[Route, ...], bool]:
     """The rows to render for ``vhost`` and whether it needs a terminator router.
 
@@ -481,7 +517,10 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
         ready = backend.ready_endpoints
         if ready:
             services[backend.name] = {
-                "loadBalancer": {"servers": [{"url": f"http://{e.hostport}"} for e in ready]}
+                "loadBalancer": {
+                    "servers": [{"url": f"http://{e.hostport}"} for e in ready],
+                    "serversTransport": SERVERS_TRANSPORT,
+                }
             }
         else:
             services[backend.name] = {"weighted": {"services": []}}
@@ -514,7 +553,11 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     if certificates:
         tls["certificates"] = certificates
 
-    http: dict[str, Any] = {"services": services, "middlewares": middlewares}
+    http: dict[str, Any] = {
+        "services": services,
+        "middlewares": middlewares,
+        "serversTransports": {SERVERS_TRANSPORT: servers_transport(model.settings)},
+    }
     if http_routers:
         # Traefik 3.7 rejects the whole file for an empty mapping here ("routers cannot be a
         # standalone element"): a model without routes has no routers of its own (the probe's

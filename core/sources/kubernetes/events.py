@@ -334,6 +334,9 @@ class _Memory:
     rejected: dict[ObjectRef, tuple[str, str]] = field(default_factory=dict)  # (fingerprint, note)
 
 
+_API_VERSIONS = {"Ingress": "networking.k8s.io/v1", "HTTPRoute": "gateway.networking.k8s.io/v1"}
+
+
 class IngressEvents:
     """Turns builds and applies into Events on the Ingresses concerned."""
 
@@ -348,13 +351,14 @@ class IngressEvents:
         self, ref: ObjectRef, snapshot: Snapshot | None = None
     ) -> tuple[Regarding, Mapping[str, Any] | None]:
         snap = snapshot if snapshot is not None else self.store.snapshot()
-        obj = snap.get("Ingress", ref.namespace, ref.name)
+        obj = snap.get(ref.kind, ref.namespace, ref.name)
         meta = (obj or {}).get("metadata") or {}
         return (
             Regarding(
-                kind="Ingress",
+                kind=ref.kind,
                 namespace=ref.namespace,
                 name=ref.name,
+                api_version=_API_VERSIONS.get(ref.kind, "networking.k8s.io/v1"),
                 uid=str(meta.get("uid") or ""),
                 resource_version=str(meta.get("resourceVersion") or ""),
             ),
@@ -366,6 +370,11 @@ class IngressEvents:
         per_ref: dict[ObjectRef, list[Problem]] = {}
         rejected = set(result.rejected)
         for p in result.problems:
+            if p.ref.kind == "HTTPRoute":
+                # An HTTPRoute's errors: refused, or a rule this backend cannot serve.
+                if p.severity is Severity.ERROR:
+                    per_ref.setdefault(p.ref, []).append(p)
+                continue
             if p.ref.kind != "Ingress":
                 continue
             if (p.ref in rejected and p.severity is Severity.ERROR) or p.reason == "Conflict":
@@ -376,6 +385,8 @@ class IngressEvents:
             note = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
             if ref in rejected:
                 note = "Ingress rejected: " + note
+            elif ref.kind == "HTTPRoute":
+                note = "HTTPRoute not accepted: " + note
             regarding, obj = self._regarding(ref, snapshot)
             memo = (_fingerprint(obj), note)
             if self.memory.rejected.get(ref) == memo:
