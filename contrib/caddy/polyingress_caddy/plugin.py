@@ -106,7 +106,10 @@ class CaddyBackend:
         """Make Caddy run the document of ``model``; False when it already does."""
         assert self.process is not None
         with self.watch.part("render"):
-            config = self.render(model)
+            try:
+                config = self.render(model)
+            except ValueError as exc:  # something the renderer refuses to put into Caddy's JSON
+                raise ApplyError(f"caddy: {exc}") from exc
         self.warn_left_out(config)
         if self.running is not None and config.text == self.running.text:
             return False

@@ -279,6 +279,12 @@ class _Renderer:
         routes: list[dict[str, Any]] = []
         # The core's order (stable: the first of equal paths stays first, as in PathTable).
         for route in sorted(vhost.routes, key=Route.sort_key):
+            if not _ingress_row(route):
+                # The core hands Gateway API rows only to a backend that declares "HTTPRoute";
+                # this one declares no Gateway feature.
+                raise ValueError(
+                    f"{route.source}: a Gateway API row; the caddy backend serves Ingresses"
+                )
             handle = [self.answer(self.model.outcome(route), port)]
             pattern = path_pattern(route)
             if pattern is None:
@@ -330,6 +336,22 @@ class _Renderer:
             )
         policies.append({"certificate_selection": {"any_tag": [_tag(fallback)]}})
         return policies
+
+
+def _ingress_row(route: Route) -> bool:
+    """A row an Ingress makes: a path, its type and one backend, nothing else."""
+    return (
+        route.backend is not None
+        and not route.conditional
+        and not route.split
+        and route.status is None
+        and route.redirect is None
+        and route.rewrite is None
+        and route.request_headers is None
+        and route.response_headers is None
+        and not route.mirrors
+        and route.timeout is None
+    )
 
 
 def _request_path_routes() -> list[dict[str, Any]]:
