@@ -570,16 +570,7 @@ class Builder:
                     continue
                 b = rule.backend
                 bname = backend_name(b.namespace, b.service, b.port)
-                if need is None:  # a first build: counted when the first update needs it
-                    if bname not in self.refs:
-                        self._use(bname, b)
-                        todo.backends.add(bname)
-                else:
-                    uses = need.get(bname, 0)
-                    if not uses:
-                        self._use(bname, b)
-                        todo.backends.add(bname)
-                    need[bname] = uses + 1
+                self._count(bname, b, todo)
                 table[rkey] = Route(
                     path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref
                 )
@@ -590,17 +581,7 @@ class Builder:
             if mkey in table:
                 continue
             for bname in (*row.backends, *row.mirrors):
-                ref = self.gateway.ref(bname)
-                if need is None:
-                    if bname not in self.refs:
-                        self._use(bname, ref)
-                        todo.backends.add(bname)
-                else:
-                    uses = need.get(bname, 0)
-                    if not uses:
-                        self._use(bname, ref)
-                        todo.backends.add(bname)
-                    need[bname] = uses + 1
+                self._count(bname, self.gateway.ref(bname), todo)
             table[mkey] = row
         if problems:
             self.host_problems[host] = problems
@@ -609,6 +590,20 @@ class Builder:
         if table:
             self.tables[host] = table
         return before != table
+
+    def _count(self, bname: str, ref: BackendRef, todo: _Changes) -> None:
+        """One more row uses backend ``bname``: the first use resolves it."""
+        need = self.need
+        if need is None:  # a first build: counted when the first update needs it
+            if bname not in self.refs:
+                self._use(bname, ref)
+                todo.backends.add(bname)
+            return
+        uses = need.get(bname, 0)
+        if not uses:
+            self._use(bname, ref)
+            todo.backends.add(bname)
+        need[bname] = uses + 1
 
     def _winning_rule(self, host: Host, route: Route) -> PathRule:
         """The rule a row came from: the first of its Ingress's rules with its host, path and

@@ -51,6 +51,7 @@ from polyingress.core.pipeline.validate import check_host
 __all__ = [
     "CORE_FEATURES",
     "CORE_PROVIDED",
+    "HTTPROUTE_EXTENDED",
     "GatewayResult",
     "GatewayStage",
     "GatewayTLS",
@@ -70,6 +71,37 @@ CORE_PROVIDED = frozenset(
         "HTTPRouteNamedRouteRule",
         "GatewayHTTPListenerIsolation",
     }
+)
+
+
+# The 24 HTTPRoute extended features of Gateway API v1.6.1 (pkg/features/httproute.go; Retry's
+# two sub-features aside), in upstream's order: the README matrix and the conformance report
+# list them from here.
+HTTPROUTE_EXTENDED = (
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteParentRefPort",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteCORS",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteDestinationPortMatching",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteRetry",
 )
 
 

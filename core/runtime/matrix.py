@@ -13,39 +13,13 @@ from __future__ import annotations
 import sys
 
 from polyingress.core.api import BackendInfo
-from polyingress.core.pipeline.gateway import served_features
+from polyingress.core.pipeline.gateway import HTTPROUTE_EXTENDED, served_features
 from polyingress.core.pipeline.settings import settings_table
 from polyingress.core.runtime.plugins import discover, load_backend, plugin_manager
 
 __all__ = ["EXTENDED", "features_of", "info_of", "matrix", "settings_matrix"]
 
-# The HTTPRoute extended features of Gateway API v1.6.1 (pkg/features/httproute.go), in order.
-EXTENDED = (
-    "HTTPRouteQueryParamMatching",
-    "HTTPRouteMethodMatching",
-    "HTTPRouteResponseHeaderModification",
-    "HTTPRoutePortRedirect",
-    "HTTPRouteSchemeRedirect",
-    "HTTPRoutePathRedirect",
-    "HTTPRouteHostRewrite",
-    "HTTPRoutePathRewrite",
-    "HTTPRouteRequestMirror",
-    "HTTPRouteRequestMultipleMirrors",
-    "HTTPRouteRequestPercentageMirror",
-    "HTTPRouteRequestTimeout",
-    "HTTPRouteBackendTimeout",
-    "HTTPRouteParentRefPort",
-    "HTTPRouteBackendProtocolH2C",
-    "HTTPRouteBackendProtocolWebSocket",
-    "HTTPRouteNamedRouteRule",
-    "HTTPRouteCORS",
-    "HTTPRoute303RedirectStatusCode",
-    "HTTPRoute307RedirectStatusCode",
-    "HTTPRoute308RedirectStatusCode",
-    "HTTPRouteDestinationPortMatching",
-    "HTTPRouteBackendRequestHeaderModification",
-    "HTTPRouteRetry",
-)
+EXTENDED = HTTPROUTE_EXTENDED
 
 
 def info_of(backend: str) -> BackendInfo | None:
