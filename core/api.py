@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +137,15 @@ class HealthReport:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackendInfo:
+    """What ``polyingress plugins`` shows, and the ConfigMap keys the backend applies.
+
+    ``settings`` maps each key of the core's allow-list (:data:`polyingress.core.SETTINGS`)
+    the backend applies to what it sets there, in the proxy's words (``proxy_read_timeout``,
+    ``timeout server``), with the backend's own default where the core's is None. A key the
+    ConfigMap sets outside it is reported as not applied; the README's settings table shows
+    the built-in backends' mappings.
+    """
+
     name: str
     version: str
     description: str = ""
@@ -147,6 +156,7 @@ class BackendInfo:
     # using an extended feature the backend does not declare answers 500 (its route's status
     # says why); GatewayClass.status.supportedFeatures lists them.
     gateway_features: tuple[str, ...] = ()
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -107,14 +107,11 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
-    # row sets request headers); a rule's name changes nothing nginx does.
+    # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
-    "HTTPRouteNamedRouteRule",
-    # The most specific host answers alone (the core's model): nginx's exact names, then the
-    # longest wildcard, and a wildcard server answers nothing of a less specific host's.
-    "GatewayHTTPListenerIsolation",
-    # (GatewayPort8080 and HTTPRouteParentRefPort: the core's, for every backend serving
-    # HTTPRoute; core/pipeline/gateway.py CORE_PROVIDED.)
+    # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
+    # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
+    # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
 )
 
 _PREFIX = "polyingress_"

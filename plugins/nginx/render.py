@@ -83,7 +83,7 @@ from polyingress.core import (
     VirtualHost,
 )
 
-from .settings import NginxSettings, parse_settings
+from .settings import NginxSettings, nginx_settings
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -845,7 +845,7 @@ def _template() -> jinja2.Template:
 
 def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> NginxConfig:
     """The nginx.conf for ``model``; same inputs, byte-identical text."""
-    settings, problems = parse_settings(model.settings)
+    settings = nginx_settings(model.settings)
     http_listen = _listen_address(opts.bind, opts.http_port)
     https_listen = _listen_address(opts.bind, opts.https_port)
     pairs = _key_pairs(model, fallback)
@@ -911,7 +911,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         key_pairs=tuple(pairs[n] for n in sorted(pairs)),
         settings=settings,
         settings_source=model.settings.source,
-        problems=(*problems, *(gw.problems if gw is not None else ())),
+        problems=tuple(gw.problems) if gw is not None else (),
         lua=opts.lua is not None,
     )
 
