@@ -62,15 +62,12 @@ __all__ = [
 Host = str | None
 CORE_FEATURES = frozenset({"Gateway", "HTTPRoute", "ReferenceGrant"})
 # What the core alone decides for a backend serving HTTPRoutes: listeners on port 8080 (every
-# listener is served on --http-port/--https-port), parentRef.port attachment, named rules (only
-# in the status) and listener isolation (the hosts a more specific listener takes).
+# listener is served on --http-port/--https-port), named rules (only in the status) and listener
+# isolation (the hosts a more specific listener takes). Not HTTPRouteParentRefPort: upstream's
+# HTTPRouteListenerPortMatching needs listeners on different ports to answer differently, and
+# here every HTTP listener shares one port.
 CORE_PROVIDED = frozenset(
-    {
-        "GatewayPort8080",
-        "HTTPRouteParentRefPort",
-        "HTTPRouteNamedRouteRule",
-        "GatewayHTTPListenerIsolation",
-    }
+    {"GatewayPort8080", "HTTPRouteNamedRouteRule", "GatewayHTTPListenerIsolation"}
 )
 
 
