@@ -2,6 +2,9 @@
 
     python bench/bench_changes.py                       # haproxy and nginx, small and 10k worlds
     python bench/bench_changes.py --backends nginx --sizes 10 --changes 60
+    python bench/bench_changes.py --backends nginx,haproxy,traefik,caddy --sizes 10
+
+Any installed backend can be named (caddy: the third-party backend in contrib/caddy).
 
 For each backend and world size: a real `polyingress run` serves a generated world (N Ingresses,
 two paths each, 3 endpoints per Service) plus a small probe Ingress. The benchmark then makes
@@ -321,7 +324,11 @@ def run_one(
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--backends", default="haproxy,nginx,traefik")
+    ap.add_argument(
+        "--backends",
+        default="haproxy,nginx,traefik",
+        help="installed backends, comma-separated (e.g. nginx,haproxy,traefik,caddy)",
+    )
     ap.add_argument("--sizes", default="10,10000")
     ap.add_argument("--changes", type=int, default=100)
     ap.add_argument(

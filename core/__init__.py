@@ -29,6 +29,7 @@ from polyingress.core.kit import (
     ProxyBackend,
     backend_plugin,
     command_line,
+    find_executable,
     group_members,
     session_members,
     wait_until_served,
@@ -41,7 +42,6 @@ from polyingress.core.pipeline.model import (
     Backend,
     Certificate,
     Endpoint,
-    GlobalSettings,
     HostKind,
     ObjectRef,
     Outcome,
@@ -55,12 +55,23 @@ from polyingress.core.pipeline.model import (
 )
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.requestpath import normalize_request_path
+from polyingress.core.pipeline.settings import (
+    SETTINGS,
+    GlobalSettings,
+    Setting,
+    SettingsSupport,
+    format_duration,
+    format_size,
+    parse_settings,
+    settings_table,
+)
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
 from polyingress.core.reasons import ReloadReason, diff_reasons
 from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
     "FALLBACK_NAME",
+    "SETTINGS",
     "Answer",
     "ApplyError",
     "ApplyResult",
@@ -91,6 +102,8 @@ __all__ = [
     "RouteKey",
     "RouteModel",
     "RunSettings",
+    "Setting",
+    "SettingsSupport",
     "Severity",
     "Snapshot",
     "Stopwatch",
@@ -104,18 +117,23 @@ __all__ = [
     "diff",
     "diff_reasons",
     "fallback_certificate",
+    "find_executable",
+    "format_duration",
+    "format_size",
     "group_members",
     "hookimpl",
     "ip_address",
     "non_negative_int",
     "non_negative_number",
     "normalize_request_path",
+    "parse_settings",
     "port_number",
     "positive_number",
     "redirect_status",
     "self_signed",
     "served_features",
     "session_members",
+    "settings_table",
     "wait_until_served",
     "write_atomic",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +137,15 @@ class HealthReport:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackendInfo:
+    """What ``polyingress plugins`` shows, and the ConfigMap keys the backend applies.
+
+    ``settings`` maps each key of the core's allow-list (:data:`polyingress.core.SETTINGS`)
+    the backend applies to what it sets there, in the proxy's words (``proxy_read_timeout``,
+    ``timeout server``), with the backend's own default where the core's is None. A key the
+    ConfigMap sets outside it is reported as not applied; the README's settings table shows
+    the built-in backends' mappings.
+    """
+
     name: str
     version: str
     description: str = ""
@@ -150,6 +159,7 @@ class BackendInfo:
     # match, header filter or timeout (translate/annotations.py names the features each
     # annotation needs), and only when the backend declares them.
     gateway_features: tuple[str, ...] = ()
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -87,6 +87,11 @@ def polyingress_backend_info() -> BackendInfo | None:
 
     Return a :class:`BackendInfo` (name, version, description, and ``features``: short
     strings such as ``"runtime-endpoints"`` or ``"lua: unavailable (static upstreams)"``).
+    ``settings`` maps the ConfigMap keys the backend applies (of the core's allow-list,
+    ``polyingress.core.SETTINGS``) to what each sets in the proxy; ``run`` and ``render``
+    report every other key the ConfigMap sets as not applied. The backend reads the typed
+    values from ``model.settings`` (``GlobalSettings``: durations in milliseconds, sizes in
+    bytes) and formats them (``format_duration``, ``format_size``); it never parses them.
     First result wins; only called with the one plugin registered.
     """
 

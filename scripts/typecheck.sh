@@ -11,6 +11,8 @@ ln -s "$PWD/core" "$root/polyingress/core"
 ln -s "$PWD/plugins" "$root/polyingress/plugins"
 ln -s "$PWD/testing" "$root/polyingress/testing"
 ln -s "$PWD/examples/example-backend/polyingress_example" "$root/polyingress_example"
+ln -s "$PWD/contrib/caddy/polyingress_caddy" "$root/polyingress_caddy"
 cd "$root"
 exec "$OLDPWD/.venv/bin/mypy" --strict --cache-dir "$OLDPWD/.mypy_cache" \
-    -p polyingress.core -p polyingress.plugins -p polyingress.testing -p polyingress_example
+    -p polyingress.core -p polyingress.plugins -p polyingress.testing -p polyingress_example \
+    -p polyingress_caddy

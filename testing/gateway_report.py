@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from polyingress.core.pipeline.gateway import HTTPROUTE_EXTENDED
 from polyingress.testing.gateway_cases import CASES, CORE_FEATURES, GatewayCase
 
 __all__ = [
@@ -66,37 +67,13 @@ PROFILE_EXTENDED_FEATURES = frozenset(
         "GatewayFrontendClientCertificateValidation",
         "GatewayFrontendClientCertificateValidationInsecureFallback",
         "ListenerSet",
-        # HTTPRoute
-        "HTTPRouteDestinationPortMatching",
-        "HTTPRouteBackendRequestHeaderModification",
-        "HTTPRouteQueryParamMatching",
-        "HTTPRouteMethodMatching",
-        "HTTPRouteResponseHeaderModification",
-        "HTTPRoutePortRedirect",
-        "HTTPRouteSchemeRedirect",
-        "HTTPRoutePathRedirect",
-        "HTTPRouteHostRewrite",
-        "HTTPRoutePathRewrite",
-        "HTTPRouteRequestMirror",
-        "HTTPRouteRequestMultipleMirrors",
-        "HTTPRouteRequestPercentageMirror",
-        "HTTPRouteRequestTimeout",
-        "HTTPRouteBackendTimeout",
-        "HTTPRouteParentRefPort",
-        "HTTPRouteBackendProtocolH2C",
-        "HTTPRouteBackendProtocolWebSocket",
-        "HTTPRouteNamedRouteRule",
-        "HTTPRouteCORS",
-        "HTTPRoute303RedirectStatusCode",
-        "HTTPRoute307RedirectStatusCode",
-        "HTTPRoute308RedirectStatusCode",
-        "HTTPRouteRetry",
-        "HTTPRouteRetryBackendTimeout",
-        "HTTPRouteRetryConnectionError",
         # BackendTLSPolicy
         "BackendTLSPolicy",
         "BackendTLSPolicySANValidation",
     }
+    # HTTPRoute: upstream's HTTPRouteExtendedFeatures, listed once in the core
+    | set(HTTPROUTE_EXTENDED)
+    | {"HTTPRouteRetryBackendTimeout", "HTTPRouteRetryConnectionError"}
 )
 
 

@@ -339,8 +339,8 @@ SECRET_KINDS = (
     "missing",
 )
 
-# Keys of the backends' ConfigMap allow-lists (nginx: plugins/nginx/settings.py; HAProxy:
-# plugins/haproxy/render.py parse_tuning), and sample values their validators accept.
+# Keys of the core's ConfigMap allow-list (polyingress.core.SETTINGS), and sample values its
+# parsers accept.
 SETTING_SAMPLES: dict[str, list[str]] = {
     "worker-processes": ["auto", "1", "2"],
     "max-worker-connections": ["16", "1024"],

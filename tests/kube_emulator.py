@@ -12,7 +12,11 @@ discovery and replaces object handling with the real rules:
 * list with fieldSelector/labelSelector, limit and continue tokens (410 once compacted);
 * create (409 AlreadyExists), replace with optimistic concurrency (409 Conflict on a stale
   resourceVersion), JSON merge patch, the ``status`` subresource, delete;
-* outages: the HTTP server is stopped (connections refused) and restarted on the same port.
+* outages: the HTTP server is stopped (connections refused) and restarted on the same port;
+* the Gateway API resources as the vendored CRDs (deploy/gateway-api) define them: scope,
+  served versions, status subresource, and the schema's defaults applied on every write; an
+  API group can be uninstalled (404 for every request to it, its objects gone) and installed
+  again, as deleting and re-applying CRDs does.
 
 ``KubeEmulator`` runs it in a thread with its own event loop for synchronous tests and records
 every call (verb, resource, namespace, name) made by the controller for the RBAC test.
@@ -41,7 +45,7 @@ from typing import Any
 import aiohttp.web
 import kmock
 import yaml
-from kmock._internal import rendering
+from kmock._internal import parsing, rendering
 from kubernetes import client as kclient
 
 from polyingress.core import (
@@ -60,6 +64,38 @@ from polyingress.core.runtime.plugins import plugin_manager
 from polyingress.core.sources.kubernetes.source import KubeOptions, KubeRuntime, api_client
 from polyingress.core.tls import self_signed
 
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+GATEWAY_INSTALL = DEPLOY / "gateway-api" / "standard-install.yaml"
+GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
+
+
+def _gateway_crds() -> dict[str, dict[str, Any]]:
+    """The vendored CRDs of the kinds polyingress reads, by plural."""
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = {}
+    for doc in yaml.load_all(GATEWAY_INSTALL.read_text(), Loader=loader):
+        crd = doc and doc["kind"] == "CustomResourceDefinition"
+        if crd and doc["spec"]["names"]["kind"] in GATEWAY_KINDS:
+            out[doc["spec"]["names"]["plural"]] = doc
+    return out
+
+
+GATEWAY_CRDS = _gateway_crds()
+
+
+def _crd_resource(crd: Mapping[str, Any]) -> tuple[str, str, str, bool, bool]:
+    spec = crd["spec"]
+    storage = next(v for v in spec["versions"] if v["storage"])
+    served = [v for v in spec["versions"] if v["served"]]
+    return (
+        spec["group"],
+        "v1" if any(v["name"] == "v1" for v in served) else storage["name"],
+        spec["names"]["kind"],
+        spec["scope"] == "Namespaced",
+        "status" in (storage.get("subresources") or {}),
+    )
+
+
 # plural -> (group, version, kind, namespaced, has status subresource)
 RESOURCES: dict[str, tuple[str, str, str, bool, bool]] = {
     "ingresses": ("networking.k8s.io", "v1", "Ingress", True, True),
@@ -71,7 +107,43 @@ RESOURCES: dict[str, tuple[str, str, str, bool, bool]] = {
     "nodes": ("", "v1", "Node", False, True),
     "events": ("events.k8s.io", "v1", "Event", True, False),
     "leases": ("coordination.k8s.io", "v1", "Lease", True, False),
+    "namespaces": ("", "v1", "Namespace", False, True),
+    **{plural: _crd_resource(crd) for plural, crd in GATEWAY_CRDS.items()},
 }
+# plural -> the versions served (a request for another one is 404, as for an unknown path)
+SERVED: dict[str, frozenset[str]] = {
+    plural: frozenset({spec[1]}) for plural, spec in RESOURCES.items()
+} | {
+    plural: frozenset(v["name"] for v in crd["spec"]["versions"] if v["served"])
+    for plural, crd in GATEWAY_CRDS.items()
+}
+# plural -> the openAPIV3Schema whose defaults are applied on write (the served versions of
+# these CRDs default alike)
+SCHEMAS: dict[str, dict[str, Any]] = {
+    plural: next(v for v in crd["spec"]["versions"] if v["storage"])["schema"]["openAPIV3Schema"]
+    for plural, crd in GATEWAY_CRDS.items()
+}
+
+
+def apply_defaults(obj: Any, schema: Mapping[str, Any]) -> Any:
+    """Structural-schema defaulting as the API server does it: a missing property with a
+    ``default`` gets it (defaulted in turn), through objects, arrays and maps."""
+    if isinstance(obj, dict):
+        props = schema.get("properties") or {}
+        for name, sub in props.items():
+            if name not in obj and "default" in sub:
+                obj[name] = copy.deepcopy(sub["default"])
+            if name in obj:
+                obj[name] = apply_defaults(obj[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, Mapping):
+            for name in [n for n in obj if n not in props]:
+                obj[name] = apply_defaults(obj[name], extra)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), Mapping):
+        return [apply_defaults(item, schema["items"]) for item in obj]
+    return obj
+
+
 KIND_TO_PLURAL = {spec[2]: plural for plural, spec in RESOURCES.items()}
 CONTROLLER_AGENT = "polyingress/"
 ALL_CALLS: list[Call] = []  # every call the controller made in this test session
@@ -87,6 +159,7 @@ class Call:
     namespace: str
     name: str
     user_agent: str
+    version: str = ""  # the API version requested (RBAC does not look at it)
 
 
 class ApiError(Exception):
@@ -153,6 +226,20 @@ def _selector_matches(obj: Mapping[str, Any], fields: str, labels: str) -> bool:
     return True
 
 
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """kmock 0.8 fails on the collection of Namespaces itself (``/api/v1/namespaces``, read
+    as a namespace with no name); it is the plural ``namespaces`` of the core group."""
+    if path.rstrip("/") == "/api/v1/namespaces":
+        return parsing.ParsedPath(group="", version="v1", plural="namespaces")
+    return _kmock_parse_path(path)
+
+
+parsing.parse_path = _parse_path
+
+
 class KubeAPI(kmock.KubernetesEmulator):
     """The stateful part; runs in the emulator's event loop only."""
 
@@ -168,8 +255,13 @@ class KubeAPI(kmock.KubernetesEmulator):
         self.bookmark_interval = 0.2
         self.calls: list[Call] = []
         self.open_watches = 0
-        self.changed: asyncio.Condition | None = None
+        # Set (and replaced by a new one) on every change: the open watches wait on it. An
+        # Event, not a Condition: waiting needs no lock, so a watch cancelled at shutdown never
+        # waits to re-acquire one (Python 3.11's Condition.wait could then hang the shutdown).
+        self.changed: asyncio.Event | None = None
         self.faults: list[Callable[[Call], ApiError | None]] = []
+        self.absent_groups: set[str] = set()  # API groups not installed: every request 404
+        self.served = dict(SERVED)  # plural -> versions served (a test may narrow them)
 
     # -- recording -------------------------------------------------------------------------
 
@@ -201,6 +293,7 @@ class KubeAPI(kmock.KubernetesEmulator):
             namespace=request.namespace or "",
             name=name,
             user_agent=request.headers.get("User-Agent", ""),
+            version=request.resource.version or "",
         )
         self.calls.append(call)
         if call.user_agent.startswith(CONTROLLER_AGENT):
@@ -209,10 +302,15 @@ class KubeAPI(kmock.KubernetesEmulator):
 
     # -- state changes (also used directly by tests) -----------------------------------------
 
-    def _cond(self) -> asyncio.Condition:
+    def _changed(self) -> asyncio.Event:
         if self.changed is None:
-            self.changed = asyncio.Condition()
+            self.changed = asyncio.Event()
         return self.changed
+
+    def _notify(self) -> None:
+        event = self._changed()
+        self.changed = asyncio.Event()
+        event.set()
 
     async def write(self, plural: str, obj: dict[str, Any], *, notify: bool = True) -> None:
         group, version, kind, namespaced, _st = RESOURCES[plural]
@@ -223,6 +321,8 @@ class KubeAPI(kmock.KubernetesEmulator):
         key = (plural, ns, meta["name"])
         old = self.state.get(key)
         self.rv += 1
+        if plural in SCHEMAS:
+            apply_defaults(obj, SCHEMAS[plural])
         obj["apiVersion"] = f"{group}/{version}" if group else version
         obj["kind"] = kind
         meta["resourceVersion"] = str(self.rv)
@@ -241,8 +341,7 @@ class KubeAPI(kmock.KubernetesEmulator):
         self.state[key] = obj
         if notify:
             self.log.append((self.rv, plural, "ADDED" if old is None else "MODIFIED", obj))
-        async with self._cond():
-            self._cond().notify_all()
+        self._notify()
 
     async def remove(self, plural: str, ns: str, name: str, *, notify: bool = True) -> None:
         obj = self.state.pop((plural, ns, name))
@@ -251,12 +350,10 @@ class KubeAPI(kmock.KubernetesEmulator):
         gone["metadata"]["resourceVersion"] = str(self.rv)
         if notify:
             self.log.append((self.rv, plural, "DELETED", gone))
-        async with self._cond():
-            self._cond().notify_all()
+        self._notify()
 
     async def poke(self) -> None:
-        async with self._cond():
-            self._cond().notify_all()
+        self._notify()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -264,6 +361,12 @@ class KubeAPI(kmock.KubernetesEmulator):
         call = self._record(request)
         if call is None:
             return await super()._handle(request)
+        assert request.resource is not None
+        if call.group in self.absent_groups or request.resource.version not in self.served.get(
+            request.resource.plural or "", frozenset()
+        ):
+            # What the API server answers for a group/version/resource it does not serve.
+            return aiohttp.web.Response(status=404, text="404 page not found\n")
         try:
             if self.down:
                 raise ApiError(503, "ServiceUnavailable", "the API server is shutting down")
@@ -434,7 +537,7 @@ class KubeAPI(kmock.KubernetesEmulator):
                     if p == plural and self._matching(plural, ns, obj, params):
                         await send({"type": etype, "object": obj})
                         last_sent = loop.time()
-                if self.closing != closing or self.down:
+                if self.closing != closing or self.down or group in self.absent_groups:
                     return response
                 if self.expiry != expiry:
                     await send(
@@ -464,11 +567,10 @@ class KubeAPI(kmock.KubernetesEmulator):
                 wait = self.bookmark_interval
                 if deadline is not None:
                     wait = min(wait, max(deadline - now, 0.001))
-                cond = self._cond()
-                async with cond:
-                    if pos >= len(self.log) and self.closing == closing and self.expiry == expiry:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(cond.wait(), wait)
+                changed = self._changed()  # taken before looking: a change after it sets it
+                if pos >= len(self.log) and self.closing == closing and self.expiry == expiry:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), wait)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await response.write_eof()
         except (ConnectionError, RuntimeError):
@@ -561,6 +663,26 @@ class KubeEmulator:
     def come_back(self) -> None:
         self._run(self._serve())
 
+    def uninstall(self, group: str) -> None:
+        """The API group's CRDs are deleted: its objects are gone, its watches end, every
+        request to it is answered 404 (as for a path the API server does not serve)."""
+
+        async def go() -> None:
+            self.api.absent_groups.add(group)
+            for key in [k for k in self.api.state if RESOURCES[k[0]][0] == group]:
+                del self.api.state[key]
+            await self.api.poke()
+
+        self._run(go())
+
+    def install(self, group: str) -> None:
+        """The API group's CRDs are applied (again): it is served, with no objects yet."""
+
+        async def go() -> None:
+            self.api.absent_groups.discard(group)
+
+        self._run(go())
+
     def compact(self, *, expire_watches: bool = True) -> None:
         """Forget the change log: watches from an older resourceVersion get 410 Expired."""
 
@@ -578,6 +700,10 @@ class KubeEmulator:
         """Create or replace an object (as a user's kubectl apply would); returns it stored."""
         body = copy.deepcopy(dict(obj))
         plural = KIND_TO_PLURAL[body["kind"]]
+        if RESOURCES[plural][0] in self.api.absent_groups:
+            raise ValueError(
+                f"{body['kind']}: the API group {RESOURCES[plural][0]} is not installed"
+            )
 
         async def go() -> None:
             # Like kubectl apply: the status (written by controllers) is kept unless given.
@@ -743,6 +869,7 @@ def fast_options(**overrides: Any) -> KubeOptions:
         "request_timeout": 2.0,
         "initial_sync_timeout": 10.0,
         "status_resync": 0.5,
+        "absent_retry": 0.3,
         "publish_refresh": 0.2,
         "event_series_interval": 0.2,
         "election_namespace": "polyingress",
@@ -756,7 +883,12 @@ class Replica:
     """One controller replica wired exactly as ``polyingress run`` wires Kubernetes mode."""
 
     def __init__(
-        self, emulator: KubeEmulator, *, name: str = "replica-a", **overrides: Any
+        self,
+        emulator: KubeEmulator,
+        *,
+        name: str = "replica-a",
+        gateway_statuses: Any = None,
+        **overrides: Any,
     ) -> None:
         opts = fast_options(identity=name, **overrides)
         self.proxy = ModelProxy()
@@ -768,7 +900,9 @@ class Replica:
         self.pm = plugin_manager(("test", self.proxy))
         self.controller = Controller(settings, self.pm, self.store, debounce=0.01)
         configuration = kclient.Configuration(host=emulator.url)
-        self.runtime = KubeRuntime(opts, api=api_client(configuration=configuration))
+        self.runtime = KubeRuntime(
+            opts, api=api_client(configuration=configuration), gateway_statuses=gateway_statuses
+        )
         self.health = self.runtime.wrap_health(self.controller.health)
 
     def start(self) -> Replica:
@@ -787,6 +921,8 @@ class Replica:
             rt.elector.stop(release=False)
         if rt.status is not None:
             rt.status.stop()
+        if rt.gateway_status is not None:
+            rt.gateway_status.stop()
         if rt.events is not None:
             rt.events.recorder.stop()
         if rt.source is not None:
@@ -803,7 +939,6 @@ class Replica:
 
 # -- deploy/: a Python equivalent of the kustomize features used, and the RBAC it grants ------
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 OVERLAYS = ("nginx", "haproxy", "traefik")
 
 

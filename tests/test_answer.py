@@ -139,3 +139,18 @@ def test_path_table_matches_element_wise_and_prefers_exact() -> None:
     assert table.match("/adminx") is None or table.match("/adminx").path == "/any"
     assert table.match("/api/v1") is not None and table.match("/api/v1").path_type.value == "Exact"
     assert table.match("/api/v1/x") is None
+
+
+def test_a_host_with_a_port_and_trailing_dots_selects_its_virtual_host() -> None:
+    """The port goes first, then the trailing dot: ``r.com.:8080`` is ``r.com`` (Traefik and
+    the others route it so)."""
+    model = build(
+        [
+            CLASS,
+            service("web"),
+            slice_("web", [("10.0.0.1", True)]),
+            ingress("web", rule("r.com", path("/", "web"))),
+        ]
+    ).model
+    for host in ("r.com", "r.com.", "R.COM.:8080", "r.com:8080"):
+        assert model.answer(host, "/").outcome is Outcome.ROUTE, host

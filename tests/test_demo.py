@@ -38,9 +38,10 @@ def descendants(root: int) -> set[int]:
 
 
 # nginx is the default backend: no --backend flag; the others by name (scripts/demo.sh passes
-# its arguments on: bash scripts/demo.sh --backend traefik).
+# its arguments on: bash scripts/demo.sh --backend traefik). caddy is the third-party backend in
+# contrib/caddy: `polyingress run --backend caddy --manifests examples/cafe`.
 @pytest.mark.parametrize(
-    "backend", [backend_param("nginx"), backend_param("haproxy"), backend_param("traefik")]
+    "backend", [backend_param(n) for n in ("nginx", "haproxy", "traefik", "caddy")]
 )
 def test_demo_cafe_serves_coffee_and_tea_over_tls(tmp_path: Path, backend: str) -> None:
     http, https, health = free_port(), free_port(), free_port()

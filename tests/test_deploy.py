@@ -19,7 +19,7 @@ from polyingress.core.runtime.cli import _add_run_options, _add_source_options
 from polyingress.core.sources.kubernetes.source import add_kube_options
 
 K8S_VERSION = "1.33.0"
-TREES = [f"overlays/{o}" for o in OVERLAYS] + ["examples/cafe"]
+TREES = [f"overlays/{o}" for o in OVERLAYS] + ["examples/cafe", "gateway-api"]
 
 
 def key(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -147,6 +147,22 @@ def test_traefik_runs_as_a_sidecar_on_the_shared_workdir() -> None:
     # The certificates are written mode 0600: both containers must run as the same user.
     uid = pod["securityContext"]["runAsUser"]
     assert traefik["securityContext"].get("runAsUser", uid) == uid
+
+
+def test_traefik_loads_the_filters_plugin_written_before_it_starts() -> None:
+    """Traefik loads local plugins from ./plugins-local of its working directory, once, at
+    start: an init container writes polyingress's filters plugin to the workdir first."""
+    pod = one(built("overlays/traefik"), "Deployment")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    _controller, traefik = pod["containers"]
+    assert init["args"][:2] == ["traefik", "install-plugin"]
+    assert "--workdir=/var/lib/polyingress" in init["args"]
+    (mount,) = [m for m in init["volumeMounts"] if m["name"] == "workdir"]
+    assert mount["mountPath"] == "/var/lib/polyingress" and not mount.get("readOnly")
+    assert traefik["workingDir"] == "/var/lib/polyingress"
+    plugin = "--experimental.localplugins.polyingress.modulename=polyingress/filters"
+    assert plugin in traefik["args"]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_cafe_example_is_served_by_the_installed_class() -> None:

@@ -89,6 +89,67 @@ def test_diff_from_nothing_adds_everything() -> None:
     assert d.vhosts_added == ("h.com",)
 
 
+def test_gateway_rows_of_one_path_changed_in_anything_are_a_change() -> None:
+    """A Gateway API row's condition, filter or split may change while its path and backend
+    stay: the diff must not call that 'no change' (the controller would not apply it)."""
+    from polyingress.core.pipeline.model import (
+        HeaderFilter,
+        HeaderMatch,
+        ObjectRef,
+        Route,
+        VirtualHost,
+        WeightedBackend,
+    )
+
+    src = ObjectRef(kind="HTTPRoute", namespace="ns", name="r")
+
+    def model(*rows: Route) -> RouteModel:
+        return RouteModel(vhosts=(VirtualHost(host="h.com", routes=rows),))
+
+    plain = Route(path="/a", path_type=PathType.PREFIX, backend="ns__s__80", source=src)
+    one = Route(
+        path="/a",
+        path_type=PathType.PREFIX,
+        backend="ns__s__80",
+        source=src,
+        headers=(HeaderMatch(name="v", value="one"),),
+    )
+    two = Route(
+        path="/a",
+        path_type=PathType.PREFIX,
+        backend="ns__s__80",
+        source=src,
+        headers=(HeaderMatch(name="v", value="two"),),
+    )
+    key = (("h.com", "/a", PathType.PREFIX),)
+    filtered = Route(
+        path="/a",
+        path_type=PathType.PREFIX,
+        backend="ns__s__80",
+        source=src,
+        request_headers=HeaderFilter(set=(("x", "1"),)),
+    )
+    split = Route(
+        path="/a",
+        path_type=PathType.PREFIX,
+        backend=None,
+        source=src,
+        split=(
+            WeightedBackend(backend="ns__s__80", weight=1),
+            WeightedBackend(backend=None, weight=1),
+        ),
+    )
+    for old, new in [
+        (model(one, plain), model(two, plain)),  # a header value
+        (model(plain), model(one, plain)),  # a conditional row added before the plain one
+        (model(plain), model(filtered)),  # a filter
+        (model(plain), model(split)),  # a split
+    ]:
+        d = diff(old, new)
+        assert not d.empty and d.routes_changed == key, d
+    assert diff(model(one, plain), model(one, plain)).empty
+
+
 def _gateway_world(header_value: str, address: str) -> RouteModel:
     gateway = {
         "apiVersion": "gateway.networking.k8s.io/v1",

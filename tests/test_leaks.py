@@ -1,4 +1,5 @@
-"""Resources over time, for every backend (nginx, HAProxy, Traefik): no file descriptor or
+"""Resources over time, for every backend (nginx, HAProxy, Traefik, and Caddy from contrib/caddy):
+no file descriptor or
 process leaks over change cycles, generated files removed with the objects they came from,
 private keys and control sockets never accessible to other users, and nothing listening but
 the loopback health port and the proxy's own listeners.
@@ -36,7 +37,7 @@ NS = "leaks"
 HOST = "cycle.test"
 GONE = "gone.test"
 ADDRESSES = ["127.0.72.1", "127.0.72.2", "127.0.72.3"]
-BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik")]
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik", "caddy")]
 CYCLES = 25
 # Traefik applies a changed file at most every providersThrottleDuration (2 s by default): each
 # of its cycles (two applies) takes about 4 s, so it runs fewer; 8 cycles still expose a leak of
@@ -237,6 +238,10 @@ def test_no_fd_or_process_leak_over_change_cycles(run: Run) -> None:
 
 
 def test_generated_files_are_removed_with_their_objects(run: Run) -> None:
+    if run.backend == "caddy":
+        _caddy_keys_leave_with_their_secret(run)
+        return
+
     def files_of(secret: str) -> set[str]:
         return {
             p.name
@@ -263,18 +268,42 @@ def test_generated_files_are_removed_with_their_objects(run: Run) -> None:
     assert leftovers == []
 
 
+def _caddy_keys_leave_with_their_secret(run: Run) -> None:
+    """Caddy gets certificates and keys inline in the document it loads through its admin API;
+    private/caddy.json (0600) is the copy of what it runs. A key is there while its Secret is
+    served, a rotated key replaces it, and it leaves with the Secret."""
+
+    def keys_in_document() -> set[str]:
+        text = (run.workdir / "private" / "caddy.json").read_text()
+        return set(re.findall(r"-----BEGIN PRIVATE KEY-----\\n(.+?)-----END", text))
+
+    base = keys_in_document()
+    run.change("gone.yaml", tls_host("gone", GONE, "/", "gone-1"), None)
+    first = keys_in_document() - base
+    run.change("gone.yaml", tls_host("gone", GONE, "/", "gone-2"), None)
+    second = keys_in_document() - base
+    assert len(first) == len(second) == 1 and first != second, (first, second)
+    run.change("gone.yaml", [], None)
+    assert keys_in_document() == base
+    leftovers = [p for p in run.workdir.rglob("*") if re.search(r"\.(tmp|partial|new)$", p.name)]
+    assert leftovers == []
+
+
 # -- private keys and control channels -------------------------------------------------------------
 
 
 def test_key_files_and_sockets_are_never_accessible_to_other_users(run: Run) -> None:
     run.change("gone.yaml", tls_host("gone", GONE, "/", "gone-1"), None)
     keys = run.key_files()
-    # The fallback key and the two hosts' keys at least, every one private to the controller.
-    assert len(keys) >= 3, keys
+    # The fallback key and the two hosts' keys at least, every one private to the controller
+    # (Caddy: all three inline in the one copy of the document it runs).
+    assert len(keys) >= (1 if run.backend == "caddy" else 3), keys
     for path in keys:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, (path, oct(path.stat().st_mode))
         assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0, path.parent
-        assert path.suffix in (".key", ".pem"), f"a private key in {path}"
+        # Caddy: the copy of the document it runs, keys inline (contrib/caddy).
+        caddy_copy = run.backend == "caddy" and path.name == "caddy.json"
+        assert path.suffix in (".key", ".pem") or caddy_copy, f"a private key in {path}"
     sockets = [p for p in run.workdir.rglob("*") if p.is_socket()]
     if run.backend == "haproxy":
         assert {p.name for p in sockets} >= {"admin.sock", "master.sock"}
@@ -376,6 +405,11 @@ def _render_function(backend: str) -> Any:
             return haproxy.render(model, settings, slots)
 
         return render_haproxy
+    if backend == "caddy":
+        from polyingress_caddy import render as caddy
+
+        settings_c = caddy.RenderSettings(admin_socket="/w/a.sock", storage_dir="/w/data")
+        return lambda model: caddy.render(model, settings_c, fallback_certificate())
     from polyingress.plugins.traefik import render as traefik
 
     settings_t = traefik.RenderSettings(cert_dir="/certs")
@@ -388,6 +422,7 @@ def _render_function(backend: str) -> Any:
         "nginx",
         "haproxy",
         "traefik",
+        backend_param("caddy"),  # the plugin (contrib/caddy) must be installed
     ],
 )
 def test_rendering_a_stream_of_changed_models_retains_no_memory(backend: str) -> None:
@@ -435,14 +470,20 @@ def test_rendering_a_stream_of_changed_models_retains_no_memory(backend: str) ->
 
     for i in range(300):  # warm up: every cache that is bounded by the model is full
         change(i)
+    # Two windows of 1,000 changes: what a render retains per change shows in both, while a
+    # one-off resize of an interpreter-wide table (measured: the interned strings' dict, grown
+    # by ~1.9 MB once, in whichever window its fill threshold falls) shows in one only.
+    grown = []
     tracemalloc.start()
     try:
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(300, 1300):
-            change(i)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
+        for window in (range(300, 1300), range(1300, 2300)):
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for i in window:
+                change(i)
+            gc.collect()
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
     finally:
         tracemalloc.stop()
-    assert grown < 256 * 1024, f"{grown / 1024:.0f} KiB retained over 1,000 changes"
+    kib = [f"{g / 1024:.0f} KiB" for g in grown]
+    assert min(grown) < 256 * 1024, f"{' and '.join(kib)} retained over two 1,000 changes"

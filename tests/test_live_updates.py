@@ -42,7 +42,7 @@ ENDPOINTS = {
     "svc-b": ["127.0.81.1"],
     "svc-default": ["127.0.82.1"],
 }
-BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik")]
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik", "caddy")]
 
 pytestmark = pytest.mark.live
 

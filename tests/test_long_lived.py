@@ -2,10 +2,13 @@
 while 20 routine changes (endpoints of another Service, paths of another Ingress) are applied.
 
 HAProxy applies them through its Runtime API and Traefik swaps its configuration in place:
-neither touches an open connection, so the stream lives on. nginx reloads for a path change
-(and for endpoints with static upstreams); the old worker keeps the stream until
-``worker_shutdown_timeout`` (10 s by default) and then closes it: the stream is cut about 10 s
-after the first reload, as ingress-nginx does.
+neither touches an open connection, so the stream lives on. Caddy (contrib/caddy) loads a new
+configuration through its admin API and stops the old servers gracefully, with no grace period
+limit: a request in flight, this stream, runs to its end on them (an upgraded connection, a
+WebSocket, is closed ``--caddy-stream-close-delay`` after the change: contrib/caddy/tests).
+nginx reloads for a path change (and for endpoints with static upstreams); the old worker keeps
+the stream until ``worker_shutdown_timeout`` (10 s by default) and then closes it: the stream is
+cut about 10 s after the first reload, as ingress-nginx does.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from longlived import Stream
 
 from polyingress.core.runtime.hello import STREAM_INTERVAL, HelloServer
 
-BACKENDS = [backend_param(n) for n in ("nginx", "haproxy", "traefik")]
+BACKENDS = [backend_param(n) for n in ("nginx", "haproxy", "traefik", "caddy")]
 CHANGES = 20
 NS = "live"
 NGINX_WORKER_SHUTDOWN_TIMEOUT = 10.0  # plugins/nginx/settings.py default

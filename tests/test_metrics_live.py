@@ -23,8 +23,8 @@ OBJECTS = Objects("metrics")
 APP = "app.test"
 SECURE = "secure.test"
 ADDRESSES = {"svc-a": "127.0.90.1", "svc-a2": "127.0.90.2", "svc-b": "127.0.91.1"}
-BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik")]
-EXTRA = {"nginx": [], "haproxy": ["--haproxy-spare-backends", "0"], "traefik": []}
+BACKENDS = [backend_param(name) for name in ("nginx", "haproxy", "traefik", "caddy")]
+EXTRA = {"nginx": [], "haproxy": ["--haproxy-spare-backends", "0"], "traefik": [], "caddy": []}
 
 
 def world(port: int, *, a: str = "svc-a", paths: dict[str, str] | None = None) -> list[Any]:

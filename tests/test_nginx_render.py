@@ -119,16 +119,25 @@ def test_render_is_identical_for_shuffled_input() -> None:
 
 
 def test_settings_problems_are_reported_and_not_rendered() -> None:
-    config = render(fixture_model("settings"), OPTS, fallback_certificate())
-    problems = "\n".join(config.problems)
-    assert "ConfigMap kube-system/polyingress: data['server-snippet']: not a setting" in problems
+    """The core reports what the ConfigMap got wrong (build problems naming each key); the rest
+    of the ConfigMap, and the rest of the configuration, is rendered."""
+    store = ObjectStore()
+    store.replace_many(upserts=load_objects(FIXTURES / "settings.yaml"), deletes=())
+    result = build_model(store.snapshot(), BUILD["settings"])
+    config = render(result.model, OPTS, fallback_certificate())
+    problems = "\n".join(str(p) for p in result.problems)
+    assert (
+        "ConfigMap kube-system/polyingress: data['server-snippet']: not a setting of polyingress"
+        in problems
+    )
     for key in ("proxy-buffering", "ssl-ciphers", "keep-alive-requests", "client-body-timeout"):
         assert f"data['{key}']" in problems
-    assert len(config.problems) == 5
+    assert len(result.problems) == 5
     for text in ("return 200;", "/etc/passwd", "1y", "maybe"):
         assert text not in config.text
     assert config.settings.from_configmap >= {"worker-processes", "proxy-buffer-size"}
     assert "proxy-buffering" not in config.settings.from_configmap
+    assert 'server_name "web.example.com";' in config.text
 
 
 def test_zero_endpoints_renders_503_without_upstream() -> None:

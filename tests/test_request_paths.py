@@ -148,7 +148,9 @@ KNOWN_DIFFERENCES = [
 ]
 
 
-@pytest.fixture(scope="module", params=[backend_param(n) for n in ("nginx", "haproxy", "traefik")])
+@pytest.fixture(
+    scope="module", params=[backend_param(n) for n in ("nginx", "haproxy", "traefik", "caddy")]
+)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveWorld]:

@@ -34,6 +34,7 @@ from polyingress.core import (
 )
 from polyingress.core import hookspecs as core_hookspecs
 from polyingress.plugins.traefik import plugin
+from polyingress.plugins.traefik.filters import MODULE, PLUGIN, plugin_files
 from polyingress.plugins.traefik.plugin import TraefikBackend, static_config
 from polyingress.plugins.traefik.render import MIDDLEWARE_REDIRECT, SERVICE_UNAVAILABLE
 
@@ -190,6 +191,58 @@ def test_external_mode_writes_and_reports_ready(tmp_path: Path, no_traefik_on_pa
     assert "9090" in backend.layout.config_path.read_text()
     plugin.hooks.polyingress_stop(backend)
     assert not plugin.hooks.polyingress_health(backend).ready
+
+
+def test_static_config_loads_the_filters_plugin(tmp_path: Path) -> None:
+    """polyingress's filters middleware is a local plugin: named in the static configuration,
+    read by Traefik from ./plugins-local of its working directory (the workdir)."""
+    config = yaml.safe_load(static_config(8080, 8443, tmp_path / "w", "0.0.0.0"))
+    assert config["experimental"]["localPlugins"] == {PLUGIN: {"moduleName": "polyingress/filters"}}
+    assert "run in\n# " + str(tmp_path / "w") in static_config(8080, 8443, tmp_path / "w")
+
+
+def test_the_filters_plugin_is_installed_in_the_workdir(
+    tmp_path: Path, no_traefik_on_path: None
+) -> None:
+    backend = plugin.hooks.polyingress_create_backend(settings(tmp_path))
+    plugin.hooks.polyingress_start(backend, model())
+    files = dict(plugin_files())
+    for name, text in files.items():
+        assert (backend.layout.workdir / name).read_text() == text
+    manifest_name = f"plugins-local/src/{MODULE}/.traefik.yml"
+    manifest = yaml.safe_load(files[manifest_name])
+    assert (manifest["type"], manifest["import"]) == ("middleware", MODULE)
+    source = files[f"plugins-local/src/{MODULE}/filters.go"]
+    assert "package filters" in source and "func New(" in source
+    assert "func CreateConfig() *Config" in source
+    # render --output writes them too: a GitOps deployment has the plugin beside the config.
+    rendered = plugin.hooks.polyingress_render(settings(tmp_path), model())
+    assert {n: t for n, t in rendered.files if n.startswith("plugins-local/")} == files
+    plugin.hooks.polyingress_stop(backend)
+
+
+def test_install_plugin_command_writes_the_plugin(tmp_path: Path) -> None:
+    """`polyingress traefik install-plugin --workdir DIR`, for a Traefik started elsewhere
+    (the Kubernetes overlay's init container)."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "polyingress.core.runtime.cli",
+            "traefik",
+            "install-plugin",
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    for name, text in plugin_files():
+        assert (tmp_path / "w" / name).read_text() == text
 
 
 def test_given_binary_that_is_not_executable_fails_start(tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ class AmbiguousRouting(OracleError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
-    """``path`` is the request target (a query string is allowed); matchers see its path."""
+    """``path`` is the request target (a query string is allowed); matchers see its path.
+    ``headers`` are the request's header lines (the Host header is ``host``)."""
 
     host: str
     path: str
@@ -79,6 +80,7 @@ class Request:
     tls: bool | None = None  # default: True on "websecure", False elsewhere
     method: str = "GET"
     client_ip: str = "192.0.2.10"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_tls(self) -> bool:
@@ -88,17 +90,42 @@ class Request:
     def routing_path(self) -> str:
         return self.path.split("?", 1)[0]
 
+    @property
+    def raw_query(self) -> str:
+        return self.path.partition("?")[2]
+
+    def header_values(self, name: str) -> list[str]:
+        """Go's ``req.Header[CanonicalHeaderKey(name)]``: every line's value, in order."""
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """``status`` 200 with ``service`` means "proxied to that service's servers", with the
-    request headers ``headers`` set by middlewares."""
+    request headers ``headers`` set by ``headers`` middlewares.
+
+    A ``weighted`` service with children proxies to one of ``split`` ((service, weight)
+    pairs); a ``mirroring`` service to its main service, copying to ``mirrors``. The filters
+    middleware (polyingress's plugin) may answer ``fail`` (weight, total) of the requests with
+    500, and changes what the service gets: ``path`` (the request target), ``host``,
+    ``request_headers`` (the request's header lines after its set/add/remove), and the
+    response's headers (``response_changes``: (set|add|remove, name, value), in no particular
+    order: each name once)."""
 
     status: int
     service: str | None = None
     router: str | None = None
     location: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    split: tuple[tuple[str, int], ...] = ()
+    mirrors: tuple[str, ...] = ()
+    fail: tuple[int, int] = (0, 0)
+    path: str | None = None
+    host: str | None = None
+    request_headers: tuple[tuple[str, str], ...] = ()
+    response_changes: tuple[tuple[str, str, str], ...] = ()
+    read_timeout: str | None = None
+    filters: Mapping[str, Any] | None = None
 
 
 def _canonical_host(host: str) -> str:
@@ -160,12 +187,77 @@ def path_prefix_matcher(prefix: str) -> Callable[[Request], bool]:
     return lambda req: req.routing_path.startswith(prefix)
 
 
-_MATCHERS: dict[str, Callable[[str], Callable[[Request], bool]]] = {
+def method_matcher(method: str) -> Callable[[Request], bool]:
+    """``Method(`method`)``: Rules & Priority > Method, "Matches requests based on the HTTP
+    method"; the configured method is upper-cased and compared with the request's as sent
+    (Traefik source ``pkg/muxer/http/matcher.go``, ``method``: ``strings.ToUpper``)."""
+    expected = method.upper()
+    return lambda req: req.method == expected
+
+
+def header_matcher(name: str, value: str) -> Callable[[Request], bool]:
+    """``Header(`key`, `value`)``: Rules & Priority > Header and HeaderRegexp, "Matches requests
+    that contain a header named key with the given value" (the docs name ``key`` case-blind;
+    the value is compared exactly). Not in the docs, read from ``pkg/muxer/http/matcher.go``
+    (``header``: ``slices.Contains(req.Header[key], value)``): any line of a repeated header
+    counts."""
+    return lambda req: value in req.header_values(name)
+
+
+def _query_unescape(text: str) -> str | None:
+    """Go's ``url.QueryUnescape``: ``+`` is a space, ``%XX`` a byte; a bad escape is an error."""
+    out = bytearray()
+    i = 0
+    raw = text.encode("latin-1", "replace")
+    while i < len(raw):
+        c = raw[i]
+        if c == ord("%"):
+            digits = raw[i + 1 : i + 3]
+            if len(digits) < 2 or not all(chr(d) in "0123456789abcdefABCDEF" for d in digits):
+                return None
+            out.append(int(digits, 16))
+            i += 3
+            continue
+        out.append(ord(" ") if c == ord("+") else c)
+        i += 1
+    return out.decode("latin-1")
+
+
+def query_values(raw_query: str) -> dict[str, list[str]]:
+    """``req.URL.Query()`` as Traefik's routers see it. The entry point lets ``;`` separate
+    parameters (``http.AllowQuerySemicolons``, ``pkg/server/server_entrypoint_tcp.go``, as
+    ``encodeQuerySemicolons`` is off); Go's ``url.ParseQuery`` splits on ``&``, then ``=``,
+    decodes both halves and drops a pair whose escapes are bad."""
+    values: dict[str, list[str]] = {}
+    for pair in raw_query.replace(";", "&").split("&"):
+        if not pair:
+            continue
+        key, _sep, value = pair.partition("=")
+        k, v = _query_unescape(key), _query_unescape(value)
+        if k is None or v is None:
+            continue
+        values.setdefault(k, []).append(v)
+    return values
+
+
+def query_matcher(name: str, value: str) -> Callable[[Request], bool]:
+    """``Query(`key`, `value`)``: Rules & Priority > Query and QueryRegexp, "Matches requests
+    that contain a query parameter named key with the given value". Not in the docs, read from
+    ``pkg/muxer/http/matcher.go`` (``query``): the decoded values (``req.URL.Query()``), any of
+    a repeated parameter's."""
+    return lambda req: value in query_values(req.raw_query).get(name, [])
+
+
+_MATCHERS: dict[str, Callable[..., Callable[[Request], bool]]] = {
     "Host": host_matcher,
     "HostRegexp": host_regexp_matcher,
     "Path": path_matcher,
     "PathPrefix": path_prefix_matcher,
+    "Method": method_matcher,
+    "Header": header_matcher,
+    "Query": query_matcher,
 }
+_ARITY = {"Header": 2, "Query": 2}
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<op>&&|\|\||!|\(|\)|,)|(?P<name>[A-Za-z]+)|`(?P<raw>[^`]*)`"
@@ -258,9 +350,9 @@ class _Parser:
             self.pos += 1
             args.append(self.take("value"))
         self.take("op", ")")
-        if len(args) != 1:
-            raise OracleError(f"rule {self.rule!r}: {name} takes one value")
-        return _MATCHERS[name](args[0])
+        if len(args) != _ARITY.get(name, 1):
+            raise OracleError(f"rule {self.rule!r}: {name} takes {_ARITY.get(name, 1)} values")
+        return _MATCHERS[name](*args)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -330,11 +422,14 @@ def _redirect_scheme(conf: Mapping[str, Any], req: Request) -> Outcome | None:
 
 def _headers(conf: Mapping[str, Any], req: Request) -> dict[str, str]:
     """Middlewares > Headers: ``customRequestHeaders`` "lists the Header names and values to
-    apply to the request" (set, replacing what the entry point put there)."""
-    extra = set(conf) - {"customRequestHeaders"}
+    apply to the request", ``customResponseHeaders`` to the response; "You can remove headers
+    by setting their value to an empty string". Not in the docs, read from
+    ``pkg/middlewares/headers/header.go`` (``modifyCustomRequestHeaders``): a Host entry sets the
+    request's host. Returns the request headers it sets (value "" removes)."""
+    extra = set(conf) - {"customRequestHeaders", "customResponseHeaders"}
     if extra:
         raise OracleError(f"headers middleware options {sorted(extra)} are not modelled")
-    return dict(conf["customRequestHeaders"])
+    return dict(conf.get("customRequestHeaders") or {})
 
 
 _STOPPERS = {"ipAllowList": _ip_allow_list, "redirectScheme": _redirect_scheme}
@@ -344,7 +439,11 @@ def _serve(config: Mapping[str, Any], name: str, router: str) -> Outcome:
     """Services. A load balancer with servers proxies (status 200 here). "FAQ > 503 Service
     Unavailable": 503 "when a service has been explicitly configured without servers"; an empty
     ``weighted`` service has no server either (``pkg/server/service/loadbalancer/wrr/wrr.go``:
-    503 "no available server")."""
+    503 "no available server"). Services > Weighted Round Robin: a ``weighted`` service with
+    children "load balance[s] the requests between multiple services based on weights"
+    (``split``). Services > Mirroring: a ``mirroring`` service sends each request to its
+    ``service`` and copies it to each mirror with ``percent`` of the requests (only 100 is
+    modelled)."""
     services = config.get("http", {}).get("services", {})
     if name not in services:
         raise OracleError(f"router {router} names the unknown service {name}")
@@ -353,12 +452,138 @@ def _serve(config: Mapping[str, Any], name: str, router: str) -> Outcome:
         servers = service["loadBalancer"].get("servers") or []
         if not servers:
             return Outcome(status=503, service=name, router=router)
-        return Outcome(status=200, service=name, router=router)
+        return Outcome(
+            status=200,
+            service=name,
+            router=router,
+            read_timeout=_read_timeout(config, service["loadBalancer"]),
+        )
     if "weighted" in service:
-        if not service["weighted"].get("services"):
+        children = service["weighted"].get("services") or []
+        if not children:
             return Outcome(status=503, service=name, router=router)
-        raise OracleError(f"service {name}: weighted services with children are not modelled")
+        split = []
+        timeouts = set()
+        for child in children:
+            served = _serve(config, child["name"], router)
+            if served.split or served.mirrors or served.status != 200:
+                raise OracleError(f"service {name}: only proxying children are modelled")
+            split.append((child["name"], int(child["weight"])))
+            timeouts.add(served.read_timeout)
+        (timeout,) = timeouts  # one read timeout for a split: the row's
+        return Outcome(
+            status=200, service=name, router=router, split=tuple(split), read_timeout=timeout
+        )
+    if "mirroring" in service:
+        conf = service["mirroring"]
+        mirrors = []
+        for mirror in conf.get("mirrors") or []:
+            if mirror.get("percent") != 100 or mirror["name"] not in services:
+                raise OracleError(f"service {name}: mirror {mirror} is not modelled")
+            mirrors.append(mirror["name"])
+        main = _serve(config, conf["service"], router)
+        return Outcome(
+            status=main.status,
+            service=main.service,
+            router=router,
+            split=main.split,
+            mirrors=tuple(mirrors),
+            read_timeout=main.read_timeout,
+        )
     raise OracleError(f"service {name}: kind {sorted(service)} is not modelled")
+
+
+def _read_timeout(config: Mapping[str, Any], balancer: Mapping[str, Any]) -> str | None:
+    """Services > ServersTransport: a load balancer's ``serversTransport`` names an entry of
+    ``http.serversTransports``; its ``forwardingTimeouts.responseHeaderTimeout`` is "the amount
+    of time to wait for a server's response headers" (then 504, Traefik source
+    ``pkg/proxy/httputil/proxy.go``: a timeout error)."""
+    name = balancer.get("serversTransport")
+    if name is None:
+        return None
+    transports = config.get("http", {}).get("serversTransports", {})
+    if name not in transports:
+        raise OracleError(f"serversTransport {name} is not defined")
+    return transports[name].get("forwardingTimeouts", {}).get("responseHeaderTimeout")
+
+
+# ---------------------------------------------------------------------------------------------
+# polyingress's filters middleware (a local plugin: plugins/traefik/middleware/filters.go)
+# ---------------------------------------------------------------------------------------------
+
+
+def _bare_host(host: str) -> str:
+    """filters.go ``bareHost``: lowercase, trailing dots dropped, then the port."""
+    host = host.lower().rstrip(".")
+    if ":" in host and not host.startswith("["):
+        host = host[: host.rindex(":")]
+    return host
+
+
+def _change_path(change: Mapping[str, Any], path: str) -> str:
+    """filters.go ``changePath``: the whole path, or the matched prefix replaced."""
+    if change["kind"] == "full":
+        return str(change["value"])
+    prefix = str(change["prefix"]).rstrip("/")
+    rest = path[len(prefix) :] if prefix and path.startswith(prefix) else path
+    base = str(change["value"]).rstrip("/")
+    if rest in ("", "/"):
+        return (base + rest) or "/"
+    return base + rest
+
+
+_FILTER_KEYS = frozenset(
+    {
+        "redirect",
+        "requestHeaders",
+        "responseHeaders",
+        "rewrite",
+        "failWeight",
+        "failTotal",
+        "timeoutMs",
+    }
+)
+
+
+def _filters(
+    conf: Mapping[str, Any], req: Request, headers: list[tuple[str, str]]
+) -> tuple[Outcome | None, dict[str, Any]]:
+    """filters.go ``ServeHTTP``: a redirect answers; otherwise the share ``failWeight`` of
+    ``failTotal`` answers 500 (kept as ``fail``, it is random), the request headers are set,
+    appended to (joined with ",") and removed, the Host and the path rewritten."""
+    unknown = set(conf) - _FILTER_KEYS
+    if unknown:
+        raise OracleError(f"filters options {sorted(unknown)} are not modelled")
+    path, sep, query = req.path.partition("?")
+    if "redirect" in conf:
+        r = conf["redirect"]
+        host = r.get("hostname") or _bare_host(req.host)
+        new_path = _change_path(r["path"], path) if "path" in r else path
+        target = new_path + ("?" + query if query else "")
+        location = f"{r['scheme']}://{host}{r.get('portSuffix', '')}{target}"
+        return Outcome(status=int(r["status"]), location=location), {}
+    changes: dict[str, Any] = {
+        "fail": (int(conf.get("failWeight", 0)), int(conf.get("failTotal", 0)))
+    }
+    request = conf.get("requestHeaders") or {}
+    for item in request.get("set", []):
+        if item["name"] == "host":
+            changes["host"] = item["value"]
+            continue
+        headers[:] = [(k, v) for k, v in headers if k.lower() != item["name"]]
+        headers.append((item["name"], item["value"]))
+    for item in request.get("add", []):
+        old = [v for k, v in headers if k.lower() == item["name"]]
+        headers[:] = [(k, v) for k, v in headers if k.lower() != item["name"]]
+        headers.append((item["name"], ",".join([*old, item["value"]])))
+    for name in request.get("remove", []):
+        headers[:] = [(k, v) for k, v in headers if k.lower() != name]
+    rewrite = conf.get("rewrite") or {}
+    if "hostname" in rewrite:
+        changes["host"] = rewrite["hostname"]
+    if "path" in rewrite:
+        changes["path"] = _change_path(rewrite["path"], path) + sep + query
+    return None, changes
 
 
 def route(config: Mapping[str, Any], req: Request) -> Outcome:
@@ -383,13 +608,44 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
     _prio, name, router = matching[0]
     middlewares = config.get("http", {}).get("middlewares", {})
     headers: dict[str, str] = {}
+    lines = list(req.headers)
+    changes: dict[str, Any] = {}
+    response: list[tuple[str, str, str]] = []
+    filters: Mapping[str, Any] | None = None
     for mw_name in router.get("middlewares") or []:
         if mw_name not in middlewares:
             raise OracleError(f"router {name} names the unknown middleware {mw_name}")
         conf = middlewares[mw_name]
         (kind,) = conf
         if kind == "headers":
-            headers.update(_headers(conf[kind], req))
+            for header, value in _headers(conf[kind], req).items():
+                headers[header] = value
+                lines[:] = [(k, v) for k, v in lines if k.lower() != header.lower()]
+                if header.lower() == "host" and value:
+                    changes["host"] = value
+                elif value:
+                    lines.append((header, value))
+            for header, value in (conf[kind].get("customResponseHeaders") or {}).items():
+                response.append(
+                    ("remove", header.lower(), "") if not value else ("set", header.lower(), value)
+                )
+            continue
+        if kind == "plugin":
+            (plugin,) = conf[kind]
+            if plugin != "polyingress" or filters is not None:
+                raise OracleError(f"middleware {mw_name}: plugin {plugin} is not modelled")
+            filters = conf[kind][plugin]
+            answered, found = _filters(filters, req, lines)
+            changes.update(found)
+            for op in ("set", "add"):
+                for item in (filters.get("responseHeaders") or {}).get(op, []):
+                    response.append((op, item["name"], item["value"]))
+            for name_ in (filters.get("responseHeaders") or {}).get("remove", []):
+                response.append(("remove", name_, ""))
+            if answered is not None:
+                return Outcome(
+                    status=answered.status, router=name, location=answered.location, filters=filters
+                )
             continue
         if kind not in _STOPPERS:
             raise OracleError(f"middleware {mw_name}: kind {kind} is not modelled")
@@ -402,6 +658,15 @@ def route(config: Mapping[str, Any], req: Request) -> Outcome:
         service=served.service,
         router=name,
         headers=tuple(sorted(headers.items())),
+        split=served.split,
+        mirrors=served.mirrors,
+        fail=changes.get("fail", (0, 0)),
+        path=changes.get("path"),
+        host=changes.get("host"),
+        request_headers=tuple(lines),
+        response_changes=tuple(response),
+        read_timeout=served.read_timeout,
+        filters=filters,
     )
 
 
@@ -410,6 +675,7 @@ def merge(*configs: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"http": {"routers": {}, "services": {}, "middlewares": {}}}
     for config in configs:
         for section, items in config.get("http", {}).items():
+            out["http"].setdefault(section, {})
             clash = out["http"][section].keys() & items.keys()
             if clash:
                 raise OracleError(f"http.{section} {sorted(clash)} defined in two files")

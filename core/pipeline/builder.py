@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import gc
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +32,7 @@ from polyingress.core.pipeline.model import (
     host_sort_key,
 )
 from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.settings import SettingsSupport, parse_settings
 from polyingress.core.pipeline.store import KINDS, ObjectKey, Snapshot
 from polyingress.core.pipeline.translate.annotations import (
     CanaryUse,
@@ -84,6 +84,8 @@ class BuildOptions:
     backend: str = ""
     # The lastTransitionTime written into Gateway API conditions (the caller's clock).
     now: str = ""
+    # The keys the selected backend applies; None (validate, no backend): not checked.
+    settings_support: SettingsSupport | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,9 +176,6 @@ def _merge_catch_all(own: list[Route], catch_all: list[Route]) -> list[Route]:
     return merged
 
 
-_SETTING_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
 def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -> GlobalSettings:
     if opts.configmap is None:
         return GlobalSettings()
@@ -185,31 +184,18 @@ def _settings(snapshot: Snapshot, opts: BuildOptions, problems: list[Problem]) -
     cm = snapshot.get("ConfigMap", ns, name)
     if cm is None:
         return GlobalSettings(source=ref)
-    values = []
-    data = cm.get("data") or {}
-    for key in sorted(data):
-        value = data[key]
-        if not isinstance(key, str) or not _SETTING_KEY.fullmatch(key):
-            wrong = "key must be lowercase letters, digits and '-'; ignored"
-        elif (
-            not isinstance(value, str)
-            or len(value) > 1024
-            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
-        ):
-            wrong = "value must be printable text of at most 1024 characters; ignored"
-        else:
-            values.append((key, value))
-            continue
-        problems.append(
-            Problem(
-                ref=ref,
-                field=f"data[{key!r}]",
-                message=wrong,
-                severity=Severity.WARNING,
-                reason="InvalidSetting",
-            )
+    settings, issues = parse_settings(cm.get("data") or {}, ref, opts.settings_support)
+    problems.extend(
+        Problem(
+            ref=ref,
+            field=f"data[{issue.key!r}]",
+            message=issue.message,
+            severity=Severity.WARNING,
+            reason=issue.reason,
         )
-    return GlobalSettings(values=tuple(values), source=ref)
+        for issue in issues
+    )
+    return settings
 
 
 def build_model(snapshot: Snapshot, opts: BuildOptions | None = None) -> BuildResult:
@@ -219,7 +205,6 @@ def build_model(snapshot: Snapshot, opts: BuildOptions | None = None) -> BuildRe
 
 
 Host = str | None
-_BOTH = ("http", "https")
 # The kinds the Gateway API stage reads (a Service or Secret may make a reference valid).
 _GATEWAY_INPUTS = frozenset(
     {"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace", "Service", "Secret"}
@@ -706,18 +691,7 @@ class Builder:
         for row in table.values():
             for bname in (*row.backends, *row.mirrors):
                 ref = refs.get(bname)
-                if ref is None:
-                    ref = self.gateway.ref(bname)
-                if need is None:  # a first build: counted when the first update needs it
-                    if bname not in self.refs:
-                        self._use(bname, ref)
-                        todo.backends.add(bname)
-                else:
-                    uses = need.get(bname, 0)
-                    if not uses:
-                        self._use(bname, ref)
-                        todo.backends.add(bname)
-                    need[bname] = uses + 1
+                self._count(bname, ref if ref is not None else self.gateway.ref(bname), todo)
         _put(self.canary_refs, host, canary_refs)
         if problems:
             self.host_problems[host] = problems
@@ -726,6 +700,20 @@ class Builder:
         if table:
             self.tables[host] = table
         return before != table
+
+    def _count(self, bname: str, ref: BackendRef, todo: _Changes) -> None:
+        """One more row uses backend ``bname``: the first use resolves it."""
+        need = self.need
+        if need is None:  # a first build: counted when the first update needs it
+            if bname not in self.refs:
+                self._use(bname, ref)
+                todo.backends.add(bname)
+            return
+        uses = need.get(bname, 0)
+        if not uses:
+            self._use(bname, ref)
+            todo.backends.add(bname)
+        need[bname] = uses + 1
 
     def _winning_rule(self, host: Host, route: Route) -> PathRule:
         """The rule a row came from: the first of its Ingress's rules with its host, path and

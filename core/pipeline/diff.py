@@ -18,8 +18,8 @@ class ModelDiff:
     """The difference ``new - old``. Every field is sorted, so diffs compare and print stably.
 
     ``endpoints_changed`` names backends present in both models whose endpoints (or problem)
-    differ; ``routes_changed`` are (host, path, type) keys present in both whose rows differ
-    in anything (backend, source, a Gateway API row's conditions, filters, split, order);
+    differ; ``routes_changed`` are row keys present in both whose rows differ in anything (an
+    Ingress row's backend or source; any field of the Gateway API rows of that path);
     ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
     """
 
@@ -80,8 +80,8 @@ def _route_key_sort(key: RouteKey) -> tuple[tuple[int, str], str, str]:
 
 
 def _rows(vhost: VirtualHost) -> dict[tuple[str, PathType], tuple[Route, ...]]:
-    """The rows of each (path, type), in order: an Ingress row alone, or the Gateway API rows
-    sharing it (conditions, filters, splits...); any change among them changes the key."""
+    """A host's rows by (path, type): one Ingress row, or the Gateway API rows of that path
+    (other conditions), in precedence order."""
     rows: dict[tuple[str, PathType], list[Route]] = {}
     for r in vhost.routes:
         rows.setdefault((r.path, r.path_type), []).append(r)
@@ -136,11 +136,13 @@ def _diff(old: RouteModel, new: RouteModel) -> ModelDiff:
         if nv.routes == ov.routes:
             continue
         orows, nrows = _rows(ov), _rows(nv)
-        for key, route in nrows.items():
+        for key, rows in nrows.items():
             before = orows.get(key)
             if before is None:
                 routes_added.append((host, *key))
-            elif route != before:
+            elif rows != before:
+                # Whatever changed in the rows: the backend or source of an Ingress row, or
+                # a Gateway API row's conditions, split, filters, redirect or rewrite.
                 routes_changed.append((host, *key))
         routes_removed += [(host, *key) for key in orows if key not in nrows]
     for host, ov in oh.items():

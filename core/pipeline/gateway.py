@@ -51,6 +51,7 @@ from polyingress.core.pipeline.validate import check_host
 __all__ = [
     "CORE_FEATURES",
     "CORE_PROVIDED",
+    "HTTPROUTE_EXTENDED",
     "GatewayResult",
     "GatewayStage",
     "GatewayTLS",
@@ -61,8 +62,44 @@ __all__ = [
 Host = str | None
 CORE_FEATURES = frozenset({"Gateway", "HTTPRoute", "ReferenceGrant"})
 # What the core alone decides for a backend serving HTTPRoutes: listeners on port 8080 (every
-# listener is served on --http-port/--https-port) and parentRef.port attachment.
-CORE_PROVIDED = frozenset({"GatewayPort8080", "HTTPRouteParentRefPort"})
+# listener is served on --http-port/--https-port), named rules (only in the status) and listener
+# isolation (the hosts a more specific listener takes). Not HTTPRouteParentRefPort: upstream's
+# HTTPRouteListenerPortMatching needs listeners on different ports to answer differently, and
+# here every HTTP listener shares one port.
+CORE_PROVIDED = frozenset(
+    {"GatewayPort8080", "HTTPRouteNamedRouteRule", "GatewayHTTPListenerIsolation"}
+)
+
+
+# The 24 HTTPRoute extended features of Gateway API v1.6.1 (pkg/features/httproute.go; Retry's
+# two sub-features aside), in upstream's order: the README matrix and the conformance report
+# list them from here.
+HTTPROUTE_EXTENDED = (
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteParentRefPort",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteCORS",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteDestinationPortMatching",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteRetry",
+)
 
 
 def served_features(declared: Iterable[str]) -> frozenset[str]:

@@ -31,6 +31,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from polyingress.core.pipeline.requestpath import normalize_request_path
+from polyingress.core.pipeline.settings import GlobalSettings
 
 __all__ = [
     "Answer",
@@ -472,24 +473,6 @@ class PathTable:
         return self._first(self.prefix.get("/"), request)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GlobalSettings:
-    """Validated proxy-wide settings from the ``--configmap`` ConfigMap.
-
-    ``values`` holds (key, value) pairs that passed the core's generic checks; each backend maps
-    the keys it supports onto its own directives through its own allow-list and validators.
-    """
-
-    values: tuple[tuple[str, str], ...] = ()
-    source: ObjectRef | None = None
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        for k, v in self.values:
-            if k == key:
-                return v
-        return default
-
-
 class Outcome(StrEnum):
     """What kind of answer a request gets (:meth:`RouteModel.answer`)."""
 
@@ -646,9 +629,10 @@ class RouteModel:
         """The virtual host a request Host selects, the most specific that matches: the exact
         host, else the single-label wildcard (Ingress), else the longest suffix wildcard
         (Gateway API), else the catch-all."""
-        host = host.lower().rstrip(".")
+        host = host.lower()
         if ":" in host and not host.startswith("["):
             host = host.rsplit(":", 1)[0]
+        host = host.rstrip(".")  # after the port: "r.com.:8080" is r.com
         exact = self.vhost_index.get(host)
         return exact if exact is not None else self._below(host)
 
@@ -755,9 +739,10 @@ class RouteModel:
         request = Request(scheme=scheme, method=method, headers=headers, query=query)
         route = vhost.match(path, request) if vhost is not None else None
         answer = self.outcome(route)
-        bare_host = host.lower().rstrip(".")
+        bare_host = host.lower()
         if ":" in bare_host and not bare_host.startswith("["):
             bare_host = bare_host.rsplit(":", 1)[0]
+        bare_host = bare_host.rstrip(".")
         if answer.outcome is Outcome.ROUTE_REDIRECT and route is not None:
             redirect = route.redirect
             assert redirect is not None

@@ -3,6 +3,11 @@
 Objects are kept as plain dicts in the Kubernetes API's JSON form (camelCase keys), keyed by
 (kind, namespace, name). Sources replace whole objects; the store never mutates one in place,
 so the builder may cache per-object translations by identity.
+
+A kind is read from its own API group only (``API_GROUPS``): Istio's ``networking.istio.io``
+Gateway or Knative's ``serving.knative.dev`` Service share a kind name with ours and are not
+taken. The Gateway API kinds must name their apiVersion (one of ``GATEWAY_API_VERSIONS``, the
+versions the standard-channel CRDs serve); the older kinds may leave it out.
 """
 
 from __future__ import annotations
@@ -12,7 +17,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KINDS", "ObjectKey", "ObjectStore", "Snapshot"]
+__all__ = [
+    "API_GROUPS",
+    "CLUSTER_SCOPED",
+    "GATEWAY_API_VERSIONS",
+    "GATEWAY_GROUP",
+    "GATEWAY_KINDS",
+    "GATEWAY_V1",
+    "KINDS",
+    "ObjectKey",
+    "ObjectStore",
+    "Snapshot",
+    "accepts",
+    "api_group",
+    "object_key",
+]
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_V1 = f"{GATEWAY_GROUP}/v1"
+# The Gateway API kinds read (standard channel). Sources store them as GATEWAY_V1: the CRDs
+# convert between their versions without changing a field ("None" strategy), so an object
+# written as v1beta1 reads back as v1 with the same content.
+GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
+GATEWAY_API_VERSIONS = frozenset({GATEWAY_V1, f"{GATEWAY_GROUP}/v1beta1"})
 
 KINDS = (
     "Ingress",
@@ -22,22 +49,52 @@ KINDS = (
     "Endpoints",
     "Secret",
     "ConfigMap",
-    "GatewayClass",
-    "Gateway",
-    "HTTPRoute",
-    "ReferenceGrant",
+    *GATEWAY_KINDS,
+    # Namespaces are read for their labels only (HTTPRoute allowedRoutes ``from: Selector``).
     "Namespace",
 )
-CLUSTER_SCOPED = frozenset({"IngressClass", "GatewayClass", "Namespace"})
+CLUSTER_SCOPED = frozenset({"IngressClass", "Namespace", "GatewayClass"})
+
+# kind -> the API groups it is read from ("" is the core group, apiVersion "v1").
+API_GROUPS: Mapping[str, frozenset[str]] = {
+    "Ingress": frozenset({"networking.k8s.io", "extensions"}),
+    "IngressClass": frozenset({"networking.k8s.io"}),
+    "Service": frozenset({""}),
+    "EndpointSlice": frozenset({"discovery.k8s.io"}),
+    "Endpoints": frozenset({""}),
+    "Secret": frozenset({""}),
+    "ConfigMap": frozenset({""}),
+    "Namespace": frozenset({""}),
+    **{kind: frozenset({GATEWAY_GROUP}) for kind in GATEWAY_KINDS},
+}
+_NEEDS_API_VERSION = frozenset(GATEWAY_KINDS)
 
 ObjectKey = tuple[str, str, str]
 Obj = Mapping[str, Any]
 
 
-def object_key(obj: Obj) -> ObjectKey | None:
-    """(kind, namespace, name) of an object, or None when it is not a kind we read."""
-    kind = obj.get("kind")
+def api_group(api_version: str) -> str:
+    """The group of an apiVersion: ``networking.k8s.io/v1`` -> ``networking.k8s.io``,
+    ``v1`` -> ``""`` (the core group)."""
+    return api_version.rpartition("/")[0]
+
+
+def accepts(kind: object, api_version: object) -> bool:
+    """``kind`` is one we read and ``api_version`` is of its group (see the module docstring)."""
     if kind not in KINDS:
+        return False
+    if kind in _NEEDS_API_VERSION:
+        return api_version in GATEWAY_API_VERSIONS
+    if api_version is None:
+        return True
+    return isinstance(api_version, str) and api_group(api_version) in API_GROUPS[str(kind)]
+
+
+def object_key(obj: Obj) -> ObjectKey | None:
+    """(kind, namespace, name) of an object, or None when it is not a kind we read (also a
+    kind of the same name from another API group)."""
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or not accepts(kind, obj.get("apiVersion")):
         return None
     meta = obj.get("metadata") or {}
     name = meta.get("name")

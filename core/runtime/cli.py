@@ -35,6 +35,7 @@ from polyingress.core.pipeline.builder import (
     build_model,
 )
 from polyingress.core.pipeline.gateway import served_features
+from polyingress.core.pipeline.settings import SettingsSupport
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
 from polyingress.core.runtime.plugins import PluginError, discover, load_backend, plugin_manager
 from polyingress.core.sources.kubernetes.source import add_kube_options
@@ -109,10 +110,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> BuildOptions:
     """The build options of a command; with the plugin manager of a ``--backend``, the Gateway
-    API features that backend serves (without one: every feature)."""
+    API features that backend serves (without one: every feature) and the ConfigMap keys it
+    applies (without one: not checked; its ``BackendInfo.settings``)."""
     info = None
     if pm is not None and getattr(args, "backend", None):
         info = pm.hook.polyingress_backend_info()
+    support = None if info is None else SettingsSupport(info.name, frozenset(info.settings))
     return BuildOptions(
         controller_class=args.controller_class,
         watch_ingress_without_class=args.watch_ingress_without_class,
@@ -122,6 +125,7 @@ def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> B
         features=None if info is None else served_features(info.gateway_features),
         backend=str(getattr(args, "backend", None) or ""),
         now=now,
+        settings_support=support,
         http_port=getattr(args, "http_port", 80),
         https_port=getattr(args, "https_port", 443),
     )

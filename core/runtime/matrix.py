@@ -1,63 +1,58 @@
-"""The Gateway API feature matrix and the ingress-nginx annotation matrix of the installed
-backends, as the README shows them.
+"""The tables of what the installed backends declare, as the README shows them.
 
-``python -m polyingress.core.runtime.matrix [BACKEND ...]`` prints a Markdown table: one row per
-feature of the GATEWAY-HTTP profile, one column per backend, from what each backend declares
-(``BackendInfo.gateway_features``) — the same declaration the core acts on, so the README
-(regenerated from it, and compared with it by a test) cannot drift from what runs.
-
-``python -m polyingress.core.runtime.matrix --annotations [BACKEND ...]`` prints the
-annotation x backend table: for each ingress-nginx annotation polyingress reads, whether each
-backend serves it (``supported``: ingress-nginx's behaviour; ``partial``: with the stated
+``python -m polyingress.core.runtime.matrix [BACKEND ...]`` prints the Gateway API feature
+matrix: one row per feature of the GATEWAY-HTTP profile, one column per backend, from what each
+backend declares (``BackendInfo.gateway_features``). ``... matrix --settings [BACKEND ...]``
+prints the ConfigMap settings table: the core's allow-list with what each backend sets for each
+key (``BackendInfo.settings``). ``... matrix --annotations [BACKEND ...]`` prints the
+ingress-nginx annotation x backend table: whether each backend serves each annotation
+polyingress reads (``supported``: ingress-nginx's behaviour; ``partial``: with the stated
 difference; ``unsupported``), from the translation's stated support
 (:data:`~polyingress.core.pipeline.translate.annotations.ANNOTATION_SUPPORT`) and the Gateway
-API features it needs, held against what the backend declares.
+API features it needs, held against what the backend declares. All are the declarations the
+core acts on, so the README (regenerated from them, and compared with them by tests) cannot
+drift from what runs.
 """
 
 from __future__ import annotations
 
 import sys
 
+from polyingress.core.api import BackendInfo
 from polyingress.core.pipeline.annotations import REGISTRY
-from polyingress.core.pipeline.gateway import served_features
+from polyingress.core.pipeline.gateway import HTTPROUTE_EXTENDED, served_features
+from polyingress.core.pipeline.settings import settings_table
 from polyingress.core.pipeline.translate.annotations import ANNOTATION_SUPPORT, Support
 from polyingress.core.runtime.plugins import discover, load_backend, plugin_manager
 
-__all__ = ["EXTENDED", "annotation_matrix", "features_of", "matrix"]
+__all__ = [
+    "EXTENDED",
+    "annotation_matrix",
+    "features_of",
+    "info_of",
+    "matrix",
+    "settings_matrix",
+]
 
-# The HTTPRoute extended features of Gateway API v1.6.1 (pkg/features/httproute.go), in order.
-EXTENDED = (
-    "HTTPRouteQueryParamMatching",
-    "HTTPRouteMethodMatching",
-    "HTTPRouteResponseHeaderModification",
-    "HTTPRoutePortRedirect",
-    "HTTPRouteSchemeRedirect",
-    "HTTPRoutePathRedirect",
-    "HTTPRouteHostRewrite",
-    "HTTPRoutePathRewrite",
-    "HTTPRouteRequestMirror",
-    "HTTPRouteRequestMultipleMirrors",
-    "HTTPRouteRequestPercentageMirror",
-    "HTTPRouteRequestTimeout",
-    "HTTPRouteBackendTimeout",
-    "HTTPRouteParentRefPort",
-    "HTTPRouteBackendProtocolH2C",
-    "HTTPRouteBackendProtocolWebSocket",
-    "HTTPRouteNamedRouteRule",
-    "HTTPRouteCORS",
-    "HTTPRoute303RedirectStatusCode",
-    "HTTPRoute307RedirectStatusCode",
-    "HTTPRoute308RedirectStatusCode",
-    "HTTPRouteDestinationPortMatching",
-    "HTTPRouteBackendRequestHeaderModification",
-    "HTTPRouteRetry",
-)
+EXTENDED = HTTPROUTE_EXTENDED
+
+
+def info_of(backend: str) -> BackendInfo | None:
+    """What an installed backend declares (its ``polyingress_backend_info``)."""
+    _path, obj = load_backend(backend)
+    info: BackendInfo | None = plugin_manager((backend, obj)).hook.polyingress_backend_info()
+    return info
 
 
 def features_of(backend: str) -> frozenset[str]:
-    _path, obj = load_backend(backend)
-    info = plugin_manager((backend, obj)).hook.polyingress_backend_info()
+    info = info_of(backend)
     return served_features(info.gateway_features) if info is not None else frozenset()
+
+
+def settings_matrix(backends: list[str]) -> str:
+    """The ConfigMap settings table (README, "Global settings")."""
+    declared = {b: info_of(b) for b in backends}
+    return settings_table((b, i.settings if i is not None else {}) for b, i in declared.items())
 
 
 def matrix(backends: list[str]) -> str:
@@ -88,8 +83,8 @@ def annotation_cell(name: str, features: frozenset[str]) -> str:
 def annotation_matrix(
     backends: list[str], declared: dict[str, frozenset[str]] | None = None
 ) -> str:
-    """The annotation x backend table (``declared``: the backends' features, else read from
-    the installed plugins)."""
+    """The annotation x backend table (README, "ingress-nginx annotations"); ``declared``: the
+    backends' features, else read from the installed plugins."""
     served = declared if declared is not None else {b: features_of(b) for b in backends}
     head = (
         "| `nginx.ingress.kubernetes.io/` | "
@@ -108,10 +103,10 @@ def annotation_matrix(
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "--annotations":
-        sys.stdout.write(annotation_matrix(args[1:] or sorted(discover())))
-        return 0
-    sys.stdout.write(matrix(args or sorted(discover())))
+    tables = {"--settings": settings_matrix, "--annotations": annotation_matrix}
+    table = tables.get(args[0], matrix) if args else matrix
+    backends = [a for a in args if a not in tables]
+    sys.stdout.write(table(backends or sorted(discover())))
     return 0
 
 

@@ -1,13 +1,18 @@
 """The manifest-directory source: Kubernetes objects from *.yaml / *.yml / *.json files.
 
 Every file below the directory is read (multi-document YAML, ``kind: List``); objects without
-a namespace are in ``default``. Files are watched (watchfiles): adding, editing or removing a
-file is applied while running. A file that fails to parse keeps the objects it last yielded.
+a namespace are in ``default`` (cluster-scoped kinds: IngressClass, Namespace, GatewayClass
+have none). A kind is taken from its own API group only (``store.accepts``): a Gateway of
+``networking.istio.io`` is not a Gateway API Gateway. Files are watched (watchfiles): adding,
+editing or removing a file is applied while running. A file that fails to parse keeps the
+objects it last yielded.
 
 There is no API server in front of the files, so what it would do on the way in is done here:
 ``extensions/v1beta1`` and ``networking.k8s.io/v1beta1`` Ingresses (removed in Kubernetes 1.22,
 still in many tutorials) are converted to ``networking.k8s.io/v1`` as the API server converted
-them, with a warning that shows the v1 form.
+them, with a warning that shows the v1 form; Gateway API objects written as
+``gateway.networking.k8s.io/v1beta1`` read as ``.../v1`` (the CRDs convert without changing a
+field, and v1beta1 is still served: no warning).
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from watchfiles import watch
 
 from polyingress.core.pipeline.store import (
     CLUSTER_SCOPED,
+    GATEWAY_KINDS,
+    GATEWAY_V1,
     KINDS,
     ObjectKey,
     ObjectStore,
+    accepts,
     object_key,
 )
 
@@ -56,12 +64,14 @@ _SHOWN_LINES = 40  # of the v1 form in a conversion warning
 
 def _normalize(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = obj.get("kind")
-    if kind not in KINDS:
-        return None
+    if not accepts(kind, obj.get("apiVersion")):
+        return None  # not a kind we read, or a kind of that name from another API group
     meta = obj.get("metadata")
     if not isinstance(meta, Mapping):
         return None
     out = dict(obj)
+    if kind in GATEWAY_KINDS:
+        out["apiVersion"] = GATEWAY_V1  # what the API server answers a v1 read with
     if kind not in CLUSTER_SCOPED and not meta.get("namespace"):
         out["metadata"] = {**meta, "namespace": "default"}
     return out

@@ -11,11 +11,18 @@ Facts are from docs/notes/haproxy-2.6.md ("the notes").
 * Routes: one map (render.py explains the keys). A change touching one entry, or only virtual
   hosts that appear or disappear (their rows are written while the host key is absent, the host
   key last; removal in the opposite order), is a sequence of single-entry commands, each atomic.
+  Gateway API groups and records (rows.py) are named by their contents: new ones are added
+  first (nothing points to them yet), then the one key pointing to them changes, then the old
+  ones are deleted; two pointers of one host changing, or an entry no CLI word can carry (a
+  ``;`` in a path), swap the whole map.
   Anything else is a ``prepare map``/``add map @v``/``commit map @v``: the whole table is
   swapped at once (notes §4), so no request sees a half-applied change.
-* New Service: a spare slot backend; its servers are filled before a route points at it. A
-  slot freed by a removed Service is emptied after its routes are gone, and reused by a later
-  apply only.
+* New Service (or weighted split): a spare slot backend; its servers are filled before a route
+  points at it. A slot freed by a removed Service is emptied after its routes are gone, and
+  reused by a later apply only. A split whose weights changed keeps its slot: ``set server
+  weight`` on its servers.
+* Gateway API shapes (rows.py): a model needing a header or query name, or a bound, the running
+  configuration lacks reloads; a reload keeps the names it had (so they reload once).
 * Certificates: ``new``/``set``/``commit ssl cert`` and ``add``/``del ssl crt-list`` (notes §6).
 * Every runtime change is mirrored to disk (map file, crt-list, PEMs, haproxy.cfg with real
   ``server`` lines), because nothing set at run time survives a reload (notes §2-§6).
@@ -41,6 +48,7 @@ from polyingress.core import (
     ApplyError,
     ApplyResult,
     Certificate,
+    HostKind,
     ModelDiff,
     ReloadReason,
     RouteModel,
@@ -55,7 +63,10 @@ from .render import (
     CRT_LIST,
     DEFAULT_KEY,
     FALLBACK_PEM,
+    MIRROR_LUA,
+    REDIRECT_VALUE,
     ROUTES_MAP,
+    SUFFIXES_KEY,
     CrtEntry,
     RenderSettings,
     Server,
@@ -64,16 +75,18 @@ from .render import (
     cert_file,
     crt_entries,
     map_entries,
-    parse_tuning,
+    mirror_lua,
     pem_bundle,
     render_config,
     render_crt_list,
     render_map,
-    servers_of,
     slot_number,
+    slot_servers,
+    tuning_of,
     vhost_entries,
     vhost_key,
 )
+from .rows import GROUP_PREFIX, RECORD_PREFIX, SPLIT_PREFIX, Shapes, split_members, wanted_names
 from .runtime import (
     Command,
     CommandRejected,
@@ -112,6 +125,9 @@ RELOAD_SETTINGS = ReloadReason.SETTINGS_CHANGED
 RELOAD_REFUSED = ReloadReason.RUNTIME_FAILED  # the Runtime API refused a change
 RELOAD_CERT_SIZE = ReloadReason.RUNTIME_UNSUPPORTED  # a certificate too large for one command
 RELOAD_DRIFT = ReloadReason.DRIFT_REPAIRED  # drift not repairable at run time
+# A Gateway API row needs a header or query parameter name the configuration does not read
+# (HAProxy 2.6 reads them only by a name written in haproxy.cfg: rows.py).
+RELOAD_NEW_NAME = ReloadReason.RUNTIME_UNSUPPORTED
 
 
 class DriftError(Exception):
@@ -134,6 +150,7 @@ class LiveState:
     crt_list: dict[str, tuple[str, ...]]  # cert file -> SNI filters
     certs: dict[str, str]  # cert file -> fingerprint (sha256, as in the model)
     tuning: Tuning
+    shapes: Shapes  # the names and bounds the configuration evaluates (rows.py)
     draining: dict[tuple[str, str], float] = field(default_factory=dict)  # -> deadline
     dirty: bool = False  # a failed apply may have left HAProxy between two models
 
@@ -151,11 +168,29 @@ class RoutePlan:
 
 
 def _group(key: str) -> str:
-    if key == DEFAULT_KEY:
+    """The virtual host (key) an entry belongs to; "" for the global ones."""
+    if key in (DEFAULT_KEY, SUFFIXES_KEY):
         return ""
     if key[0] in "@r":
         return key[1:]
+    if key[0] in _CONTENT:
+        return key[1:].split("#", 1)[0]
     return key[1:].split("/", 1)[0]
+
+
+# Groups and records (rows.py) are reached only through a path key's value: content-addressed,
+# they are only ever added (before the key pointing to them) or deleted (after).
+_CONTENT = (GROUP_PREFIX, RECORD_PREFIX)
+
+
+def _cli_safe(key: str, value: str | None) -> bool:
+    """True when a single ``add/set/del map`` command can carry the entry (a ``;`` in a
+    Gateway API path cannot be a CLI word; the payload of a whole-map swap carries it)."""
+    try:
+        Command.of("set", "map", ROUTES_MAP, key, *(() if value is None else (value,)))
+    except UnsafeArgument:
+        return False
+    return True
 
 
 def _entry_command(key: str, current: Mapping[str, str], desired: Mapping[str, str]) -> Command:
@@ -182,20 +217,31 @@ def plan_routes(
         groups.setdefault(_group(key), []).append(key)
     if "" in groups and len(groups) > 1:
         return RoutePlan(full=True, changed=len(changed))
-    commands: list[Command] = []
+    if not all(_cli_safe(k, desired.get(k)) for k in changed):
+        return RoutePlan(full=True, changed=len(changed))
+    added: list[str] = []
+    pointers: list[str] = []
+    deleted: list[str] = []
     for name in sorted(groups):
         members = groups[name]
+        content = [k for k in members if k[0] in _CONTENT]
+        if any(k in current and k in desired for k in content):
+            return RoutePlan(full=True, changed=len(changed))  # content never changes in place
+        added += [k for k in content if k not in current]
+        deleted += [k for k in content if k not in desired]
+        members = [k for k in members if k[0] not in _CONTENT]
         host = f"@{name}"
         rows = [k for k in members if k != host]
         if host in members and host not in current:  # appears: rows first, unreachable till host
             ordered = [*rows, host]
         elif host in members and host not in desired:  # disappears: unreachable first
             ordered = [host, *rows]
-        elif len(members) == 1:
+        elif len(members) <= 1:
             ordered = members
         else:
             return RoutePlan(full=True, changed=len(changed))
-        commands += [_entry_command(k, current, desired) for k in ordered]
+        pointers += ordered
+    commands = [_entry_command(k, current, desired) for k in (*added, *pointers, *deleted)]
     return RoutePlan(commands=tuple(commands), changed=len(changed))
 
 
@@ -226,12 +272,18 @@ def plan_servers(
         host, port = target.host_port
         if (state.address, state.port) != (host, port):
             commands.append(Command.of("set", "server", ref, "addr", host, "port", str(port)))
+        if state.weight != target.weight:
+            commands.append(Command.of("set", "server", ref, "weight", str(target.weight)))
         if state.in_maintenance or state.draining:
             commands.append(Command.of("set", "server", ref, "state", "ready"))
     for name in sorted(want.keys() - seen):
         ref = f"{slot}/{name}"
+        server = want[name]
+        weight = () if server.weight == 1 else ("weight", str(server.weight))
         # Notes §2: add (starts in maintenance), then enable; never the `enabled` keyword.
-        commands.append(Command.of("add", "server", ref, want[name].address, *DYNAMIC_SERVER_POOL))
+        commands.append(
+            Command.of("add", "server", ref, server.address, *weight, *DYNAMIC_SERVER_POOL)
+        )
         commands.append(Command.of("enable", "server", ref))
     return commands, retire
 
@@ -320,25 +372,28 @@ class Runtime:
 
 
 class _Desired:
-    """What HAProxy should hold for a model and a slot table; each part computed on demand, so
-    that an endpoint change in a world of 10,000 Services looks at one Service."""
+    """What HAProxy should hold for a model, a slot table and the configuration's shapes; each
+    part computed on demand, so that an endpoint change in a world of 10,000 Services looks at
+    one Service."""
 
-    def __init__(self, model: RouteModel, slots: SlotTable, settings: RenderSettings) -> None:
+    def __init__(
+        self, model: RouteModel, slots: SlotTable, settings: RenderSettings, shapes: Shapes
+    ) -> None:
         self.model = model
         self.slots = slots
         self.settings = settings
+        self.shapes = shapes
         self._owner: dict[str, str] | None = None
 
     def servers(self, slot: str) -> tuple[Server, ...]:
         if self._owner is None:
             self._owner = self.slots.owner()
         name = self._owner.get(slot)
-        backend = self.model.backend_index.get(name) if name is not None else None
-        return servers_of(backend) if backend is not None else ()
+        return slot_servers(name, self.model.backend_index) if name is not None else ()
 
     @cached_property
     def routes(self) -> dict[str, str]:
-        return map_entries(self.model, self.slots.assigned)
+        return map_entries(self.model, self.slots.assigned, self.shapes)
 
     @cached_property
     def crt_list(self) -> dict[str, tuple[str, ...]]:
@@ -362,10 +417,10 @@ class _Desired:
 
     @cached_property
     def tuning(self) -> Tuning:
-        return parse_tuning(self.model.settings)[0]
+        return tuning_of(self.model.settings)
 
     def config(self) -> str:
-        return render_config(self.model, self.slots, self.settings, self.tuning)
+        return render_config(self.model, self.slots, self.settings, self.tuning, self.shapes)
 
 
 def group_entries(entries: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -381,17 +436,28 @@ def update_entries(
     model: RouteModel,
     assigned: Mapping[str, str],
     diff: ModelDiff,
+    shapes: Shapes | None = None,
 ) -> tuple[dict[str, str], dict[str, dict[str, str]], set[str]]:
     """The routes map after ``diff``, recomputing only the virtual hosts it names (and
     ``default``): the new map, the new entries of each recomputed group, and every key that may
-    differ. ``groups`` indexes ``routes`` by group (vhost key, ``""`` for the default)."""
+    differ. ``groups`` indexes ``routes`` by group (vhost key, ``""`` for the default, the
+    suffix-host flag). ``shapes``: the running configuration's (default: the model's)."""
+    if shapes is None:
+        shapes = Shapes.of(model)
     changed: dict[str, dict[str, str]] = {}
     for host in _affected_hosts(diff):
         vhost = model.vhost_index.get(host)
-        changed[vhost_key(host)] = vhost_entries(vhost, assigned) if vhost else {}
-    if diff.default_backend_changed:
+        changed[vhost_key(host)] = vhost_entries(vhost, assigned, shapes) if vhost else {}
+    suffixes = (
+        (SUFFIXES_KEY in routes)
+        if not (diff.vhosts_added or diff.vhosts_removed)
+        else (any(v.kind is HostKind.SUFFIX for v in model.vhosts))
+    )
+    if diff.default_backend_changed or suffixes != (SUFFIXES_KEY in routes):
         default = model.default_backend
         changed[""] = {DEFAULT_KEY: assigned[default]} if default is not None else {}
+        if suffixes:
+            changed[""][SUFFIXES_KEY] = REDIRECT_VALUE
     if not changed:
         return dict(routes), changed, set()
     result = dict(routes)
@@ -444,6 +510,7 @@ class Applier:
         certs.mkdir(parents=True, exist_ok=True)
         os.chmod(certs, 0o700)
         write_atomic(self.workdir / FALLBACK_PEM, pem_bundle(self.fallback), mode=SECRET_MODE)
+        write_atomic(self.workdir / MIRROR_LUA, mirror_lua())
 
     def _write(
         self,
@@ -489,16 +556,18 @@ class Applier:
             crt_list=dict(desired.crt_list),
             certs=dict(desired.fingerprints),
             tuning=desired.tuning,
+            shapes=desired.shapes,
         )
 
     # ---- start / restart
 
     def start(self, model: RouteModel, previous_slots: SlotTable | None = None) -> None:
         """Write everything for ``model``, start HAProxy on it and read it back."""
-        slots = SlotTable.plan(
-            (b.name for b in model.backends), self.options.spare_backends, previous_slots
-        )
-        desired = _Desired(model, slots, self.settings)
+        slots = SlotTable.plan(wanted_names(model), self.options.spare_backends, previous_slots)
+        shapes = Shapes.of(model)
+        if self.state is not None:
+            shapes = self.state.shapes.union(shapes)  # a restart: no reload for them again
+        desired = _Desired(model, slots, self.settings, shapes)
         self.prepare_workdir()
         self._written_pems.clear()
         self._written_routes = None
@@ -519,17 +588,38 @@ class Applier:
 
     # ---- apply
 
-    def reload_reasons(self, model: RouteModel) -> tuple[ReloadReason, ...]:
+    def reload_reasons(
+        self, model: RouteModel, diff: ModelDiff | None = None
+    ) -> tuple[ReloadReason, ...]:
+        """Why ``model`` cannot be applied at run time (empty: it can). ``diff``: the change from
+        the model HAProxy serves; only the hosts it names can need more of the configuration."""
         state = self._state()
         reasons: list[ReloadReason] = []
-        if parse_tuning(model.settings)[0] != state.tuning:
+        if tuning_of(model.settings) != state.tuning:
             reasons.append(RELOAD_SETTINGS)
-        new = [b.name for b in model.backends if b.name not in state.slots.assigned]
-        if len(new) > len(state.slots.free):
+        names = wanted_names(model)
+        new = [n for n in names if n not in state.slots.assigned]
+        reusable = _reusable_splits(new, state.slots.assigned, set(names))
+        if len(new) - len(reusable) > len(state.slots.free):
             log.info(
-                "haproxy: %d new Services, %d spare slots: reload", len(new), len(state.slots.free)
+                "haproxy: %d new Services and splits, %d spare slots: reload",
+                len(new),
+                len(state.slots.free),
             )
             reasons.append(RELOAD_SPARE_POOL)
+        if diff is None or state.dirty:
+            needed = Shapes.of(model)
+        else:
+            index = model.vhost_index
+            hosts = (index[h] for h in _affected_hosts(diff) if h in index)
+            needed = Shapes.of(RouteModel(vhosts=tuple(hosts)))
+        if not state.shapes.covers(needed):
+            missing = _missing_shapes(state.shapes, needed)
+            log.info("haproxy: the configuration does not evaluate %s: reload", missing)
+            if state.shapes.names_cover(needed):
+                reasons.append(RELOAD_SPARE_POOL)
+            else:
+                reasons.append(RELOAD_NEW_NAME)
         for cert in model.certificates:
             name = cert_file(cert.name)
             if state.certs.get(name) != cert.fingerprint and not _cert_payload_ok(
@@ -543,7 +633,7 @@ class Applier:
         """Serve ``model``; ``diff`` (from the model HAProxy serves) limits what is looked at,
         None looks at everything."""
         with self.watch.part("plan"):
-            reasons = self.reload_reasons(model)
+            reasons = self.reload_reasons(model, diff)
         if reasons:
             return self.reload(model, reasons)
         sent = self.runtime.sent
@@ -562,14 +652,21 @@ class Applier:
         full = state.dirty or diff is None
         assigned = dict(state.slots.assigned)
         free = list(state.slots.free)
-        added = [b.name for b in model.backends if b.name not in assigned]
+        names = wanted_names(model)
+        wanted = set(names)
+        added = [name for name in names if name not in assigned]
+        # A split whose weights changed keeps its slot (the same backends): its servers get the
+        # new weights (set server weight), and the rows' entries, naming the slot, stay as they are.
+        for new, old in _reusable_splits(added, assigned, wanted).items():
+            assigned[new] = assigned.pop(old)
         for name in added:
-            assigned[name] = free.pop(0)
-        removed = sorted(name for name in assigned if name not in model.backend_index)
+            if name not in assigned:
+                assigned[name] = free.pop(0)
+        removed = sorted(name for name in assigned if name not in wanted)
         freed = [assigned.pop(name) for name in removed]
         # Freed slots join the pool only after this apply: their old routes must be gone first.
         slots = SlotTable(assigned=assigned, free=tuple(sorted([*free, *freed], key=slot_number)))
-        desired = _Desired(model, slots, self.settings)
+        desired = _Desired(model, slots, self.settings, state.shapes)
 
         certs = full or diff is None or bool(diff.tls_changed) or _certs_changed(diff)
         watch = self.watch
@@ -580,8 +677,17 @@ class Applier:
         if full or diff is None:
             touched = sorted(assigned.values(), key=slot_number)
         else:
-            names = {*diff.endpoints_changed, *added}
-            touched = sorted({assigned[n] for n in names if n in assigned}, key=slot_number)
+            changed = {*diff.endpoints_changed, *added}
+            # A split's servers are its backends' endpoints, weighted by their numbers.
+            endpoints = set(diff.endpoints_changed)
+            if endpoints:
+                changed |= {
+                    n
+                    for n in assigned
+                    if n.startswith(SPLIT_PREFIX)
+                    and any(b in endpoints for b, _w in split_members(n))
+                }
+            touched = sorted({assigned[n] for n in changed if n in assigned}, key=slot_number)
         with watch.part("runtime servers"):
             self._sync_servers(touched, desired)
 
@@ -610,7 +716,9 @@ class Applier:
         self, model: RouteModel, assigned: Mapping[str, str], diff: ModelDiff
     ) -> dict[str, str]:
         state = self._state()
-        routes, changed, keys = update_entries(state.routes, state.groups, model, assigned, diff)
+        routes, changed, keys = update_entries(
+            state.routes, state.groups, model, assigned, diff, state.shapes
+        )
         if not changed:
             return state.routes
         self._sync_routes(routes, read=False, keys=keys)
@@ -626,10 +734,12 @@ class Applier:
     def reload(self, model: RouteModel, reasons: Sequence[ReloadReason]) -> ApplyResult:
         state = self._state()
         spare = self.options.spare_backends
+        names = wanted_names(model)
         if RELOAD_SPARE_POOL in reasons:
-            spare = max(spare, len(model.backends))  # grow geometrically: few reloads
-        slots = SlotTable.plan((b.name for b in model.backends), spare, state.slots)
-        desired = _Desired(model, slots, self.settings)
+            spare = max(spare, len(names))  # grow geometrically: few reloads
+        slots = SlotTable.plan(names, spare, state.slots)
+        shapes = state.shapes.union(Shapes.of(model))
+        desired = _Desired(model, slots, self.settings, shapes)
         before = self._serving
         candidate = self.workdir / f"{CONFIG_FILE}.new"
         watch = self.watch
@@ -669,7 +779,9 @@ class Applier:
         """Compare everything HAProxy holds with ``model`` and repair it; returns the number of
         commands the repair needed (0: no drift)."""
         state = self._state()
-        desired = _Desired(model, state.slots, self.settings)
+        if not state.shapes.covers(Shapes.of(model)):
+            raise DriftError("the configuration does not evaluate every row of the model")
+        desired = _Desired(model, state.slots, self.settings, state.shapes)
         repaired = self._sync_certs(desired, read_fingerprints=True, count=count_drift)
         repaired += self._sync_servers(None, desired, count=count_drift)
         routes = dict(desired.routes)
@@ -831,6 +943,8 @@ class Applier:
     def _keys_hold(self, keys: Iterable[str], desired: Mapping[str, str]) -> bool:
         """Read back only ``keys`` (``get map``, the exact-match line): O(change), not O(map)."""
         ordered = sorted(keys)
+        if not all(_cli_safe(k, None) for k in ordered):
+            return False  # a key no CLI word carries (';'): read the whole map instead
         replies = self.runtime.batch([Command.of("get", "map", ROUTES_MAP, k) for k in ordered])
         for key, reply in zip(ordered, replies, strict=True):
             line = next((x for x in reply.lines if x.startswith("type=str,")), "")
@@ -957,6 +1071,37 @@ class Applier:
     def _update_gauge(self) -> None:
         if self.state is not None:
             SPARE_SLOTS.set(len(self.state.slots.free))
+
+
+def _reusable_splits(
+    added: Iterable[str], assigned: Mapping[str, str], wanted: set[str]
+) -> dict[str, str]:
+    """New split -> a split leaving the model with the same backends (other weights)."""
+    leaving: dict[frozenset[str], list[str]] = {}
+    for name in sorted(assigned):
+        if name.startswith(SPLIT_PREFIX) and name not in wanted:
+            members = frozenset(b for b, _w in split_members(name))
+            leaving.setdefault(members, []).append(name)
+    reuse: dict[str, str] = {}
+    for name in added:
+        if name.startswith(SPLIT_PREFIX):
+            candidates = leaving.get(frozenset(b for b, _w in split_members(name)))
+            if candidates:
+                reuse[name] = candidates.pop(0)
+    return reuse
+
+
+def _missing_shapes(have: Shapes, needed: Shapes) -> str:
+    parts = []
+    for what in ("signatures", "request_filters", "response_filters"):
+        extra = sorted(set(getattr(needed, what)) - set(getattr(have, what)))
+        if extra:
+            parts.append(f"{what} {extra}")
+    if needed.segments > have.segments:
+        parts.append(f"{needed.segments} prefix segments")
+    if needed.suffix_labels > have.suffix_labels:
+        parts.append(f"suffix hosts of {needed.suffix_labels} labels")
+    return "; ".join(parts)
 
 
 def _certs_changed(diff: ModelDiff) -> bool:

@@ -5,6 +5,28 @@ model at run time (apply.py) and reloads only when it must, naming why. Once a s
 supervisor restarts a dead HAProxy with backoff (on the current model), replays the model onto
 a worker it did not start (an external reload, a respawn), deletes drained servers, and every
 ``CHECK_INTERVAL`` reads back everything HAProxy holds and repairs any difference.
+
+Gateway API (``GATEWAY_FEATURES``): HTTPRoute rows are routes-map data read by one interpreter
+in the configuration (rows.py explains the entries), so routine HTTPRoute changes never reload:
+routes, hosts, paths, rules, Services, the *values* a rule compares (method, header and query
+values), header filter values, redirects, rewrites, 500 rules, timeouts, and split weights (set
+on the split's servers). What reloads, and why:
+
+* a header or query-parameter *name* (or a combination of names) in a condition, or a header
+  name in a filter, that the running configuration does not read yet: HAProxy 2.6 fetches a
+  header (``req.fhdr``) or sets one (``set-header``) only by a name written in haproxy.cfg.
+  Once read, a name stays until the process restarts, so it reloads once
+  (``runtime_unsupported``);
+* a ``ReplacePrefixMatch`` prefix of more segments, or a wildcard host of more labels, than the
+  configuration's bounds (16 and 8, or what the model needed at the last reload), and more new
+  Services and splits than spare backends (``runtime_capacity``);
+* as for Ingresses: global settings, a refused runtime change, a certificate too large for one
+  command.
+
+Request mirrors are a Lua action (lua/mirror.lua, written to the workdir and loaded with
+``lua-load``): HAProxy 2.6 has no native mirror, its Lua HTTP client sends the copy from a task
+of its own. So the backend needs an HAProxy built with Lua (Debian's, Ubuntu's and the official
+images are); ``start`` says so plainly when it is not.
 """
 
 from __future__ import annotations
@@ -12,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -45,14 +68,17 @@ from .render import (
     CONFIG_FILE,
     CRT_LIST,
     FALLBACK_PEM,
+    MIRROR_LUA,
     ROUTES_MAP,
+    SETTINGS,
     RenderSettings,
     SlotTable,
     cert_file,
-    parse_tuning,
+    mirror_lua,
     pem_bundle,
     render,
 )
+from .rows import wanted_names
 from .runtime import CommandRejected, RuntimeApiError
 
 __all__ = ["HAProxyBackend", "HAProxyUnavailable", "hooks"]
@@ -60,11 +86,33 @@ __all__ = ["HAProxyBackend", "HAProxyUnavailable", "hooks"]
 log = logging.getLogger(__name__)
 
 NAME = "haproxy"
+# The Gateway API features served (upstream names), each proven by the live cases
+# (tests/test_gateway_live.py, tests/test_haproxy_gateway.py). Mirrors need HAProxy's Lua
+# (lua/mirror.lua; every HAProxy of Debian, Ubuntu and the official images has it).
+GATEWAY_FEATURES = (
+    "HTTPRoute",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
+    # (Named rules and listener isolation are the core's: served_features adds them.)
+)
 DEFAULT_SPARE_BACKENDS = 64
 DEFAULT_DRAIN_TIMEOUT = 30.0
 CHECK_INTERVAL = 10.0
 # Files HAProxy reads at a reload: put back by the supervisor if something else damages them.
-GUARDED_FILES = (CONFIG_FILE, ROUTES_MAP, CRT_LIST, FALLBACK_PEM)
+GUARDED_FILES = (CONFIG_FILE, ROUTES_MAP, CRT_LIST, FALLBACK_PEM, MIRROR_LUA)
 # The periodic full read-back (every apply already reads back what it changed) waits for a
 # quiet moment: at 10,000 Ingresses it takes about a second, and it runs on the reconciler's
 # worker, so a change arriving meanwhile would wait for it.
@@ -132,8 +180,12 @@ class HAProxyBackend:
             )
         if len(str(self.process.master_socket)) > MAX_SOCKET_PATH:
             raise ApplyError(f"haproxy: workdir {self.workdir} is too long for a UNIX socket path")
-        for warning in parse_tuning(model.settings)[1]:
-            log.warning("%s", warning)
+        if not haproxy_has_lua(self.binary):
+            raise ApplyError(
+                f"haproxy: {self.binary} is built without Lua (haproxy -vv has no 'Built with "
+                "Lua'); the haproxy backend needs it for Gateway API request mirrors (Debian, "
+                "Ubuntu and the official HAProxy images have it)"
+            )
         previous = self.applier.state.slots if self.applier.state is not None else None
         try:
             self.process.stop(timeout=2.0)
@@ -156,9 +208,6 @@ class HAProxyBackend:
         self.last_apply = started
         watch = self.applier.watch
         watch.reset()
-        if diff.settings_changed:
-            for warning in parse_tuning(model.settings)[1]:
-                log.warning("%s", warning)
         if not self.process.alive():
             # A dead HAProxy is started on the NEW model: the core would not retry this one.
             with watch.part("restart"):
@@ -265,6 +314,19 @@ class HAProxyBackend:
         return self._health
 
 
+@functools.cache
+def haproxy_has_lua(binary: str) -> bool:
+    """Whether ``haproxy -vv`` says the binary is built with Lua (True when it cannot tell:
+    ``haproxy -c`` then reports what is wrong)."""
+    try:
+        done = subprocess.run(
+            [binary, "-vv"], capture_output=True, timeout=10, check=False, text=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return done.returncode != 0 or "Built with Lua" in done.stdout
+
+
 def haproxy_version(binary: str | None) -> str | None:
     if binary is None:
         return None
@@ -323,24 +385,28 @@ def info() -> BackendInfo:
             "reloads only for: spare pool exhausted, global settings, refused runtime change",
             f"binary: {binary}" if binary else "binary: not on PATH",
         ),
+        gateway_features=GATEWAY_FEATURES,
+        settings=SETTINGS,
     )
 
 
 def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     render_settings = _render_settings(settings)
-    slots = SlotTable.plan((b.name for b in model.backends), render_settings.spare_backends)
+    slots = SlotTable.plan(wanted_names(model), render_settings.spare_backends)
     rendered = render(model, render_settings, slots)
     files: list[tuple[str, str]] = [
         (CONFIG_FILE, rendered.config),
         (ROUTES_MAP, rendered.map_text),
         (CRT_LIST, rendered.crt_list_text),
         (FALLBACK_PEM, FALLBACK_PLACEHOLDER),
+        (MIRROR_LUA, mirror_lua()),
     ]
     written = [
         RenderedFile(name=CONFIG_FILE, text=rendered.config),
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
         RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),
+        RenderedFile(name=MIRROR_LUA, text=mirror_lua()),
     ]
     for cert in model.certificates:
         name = cert_file(cert.name)

@@ -14,14 +14,21 @@ the catch-all)::
     r<vk>          -> 1        plain HTTP requests to this vhost are redirected to https
                                (301 for GET, 308 for every other method)
     default        -> <slot>   the default backend
+    suffixes       -> 1        some vhost is a suffix wildcard ``**.<suffix>``
+    ~<vk>#<id>|... -> <rank>:<row>   a group of Gateway API rows (rows.py); a path key's value
+    x<vk>#<id>...  -> ...            a row's record (rows.py)
+
+A path key's value is a slot, or (Gateway API rows with conditions or more than a backend) a
+group ``~<vk>#<id>``: rows.py explains the interpreter that reads groups and records.
 
 The frontend picks ONE virtual host first (``@host``, else ``@*.<all labels but the first>``
-(notes §5), else ``*``), then looks up ``=<vk><path>``, then ``^<vk><path>/``: ``/foo``,
-``/foo/`` and ``/foo/x`` hit ``^h/foo/`` while ``/foobar`` does not (element-wise), and the tree
-returns the longest prefix. The vhost is fixed before the table lookup, so a host whose rows do
-not match never falls through to the wildcard or catch-all table (the caveat of notes §4) and
-no terminal entries are needed. No match: ``default``, else the 404 backend. A value naming a
-backend with no servers (or all in maintenance) gets HAProxy's 503 (notes §3).
+(notes §5), else the longest ``@**.<last labels>`` (at least one label more), else ``*``),
+then looks up ``=<vk><path>``, then ``^<vk><path>/``: ``/foo``, ``/foo/`` and ``/foo/x`` hit
+``^h/foo/`` while ``/foobar`` does not (element-wise), and the tree returns the longest prefix.
+The vhost is fixed before the table lookup, so a host whose rows do not match never falls
+through to the wildcard or catch-all table (the caveat of notes §4) and no terminal entries are
+needed. No match: ``default``, else the 404 backend. A value naming a backend with no servers
+(or all in maintenance) gets HAProxy's 503 (notes §3).
 
 Backends cannot be created at run time (notes §8), so every Service gets a neutral *slot*
 backend (``slot_0001``...) and the config declares spare slots; a new Service takes a spare slot
@@ -42,6 +49,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 
 import jinja2
 
@@ -49,9 +57,18 @@ from polyingress.core import (
     Backend,
     Certificate,
     GlobalSettings,
-    PathType,
+    HostKind,
     RouteModel,
     VirtualHost,
+    format_duration,
+)
+
+from .rows import (
+    SPLIT_PREFIX,
+    Shapes,
+    split_members,
+    split_weights,
+    table_entries,
 )
 
 __all__ = [
@@ -61,8 +78,11 @@ __all__ = [
     "DEFAULT_KEY",
     "FALLBACK_PEM",
     "MASTER_SOCKET",
+    "MIRROR_LUA",
     "NOT_FOUND_BACKEND",
     "ROUTES_MAP",
+    "SETTINGS",
+    "SUFFIXES_KEY",
     "CrtEntry",
     "RenderSettings",
     "Rendered",
@@ -72,7 +92,7 @@ __all__ = [
     "cert_file",
     "crt_entries",
     "map_entries",
-    "parse_tuning",
+    "mirror_lua",
     "pem_bundle",
     "quote",
     "render",
@@ -82,6 +102,8 @@ __all__ = [
     "servers_of",
     "slot_name",
     "slot_number",
+    "slot_servers",
+    "tuning_of",
     "vhost_entries",
     "vhost_key",
 ]
@@ -89,6 +111,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "haproxy.cfg"
+MIRROR_LUA = "mirror.lua"  # the request-mirror action (lua/mirror.lua), loaded by lua-load
+MIRROR_SOCKET = "mirror.sock"  # the internal frontend the copies go through (mirror.lua)
 ROUTES_MAP = "maps/routes.map"
 CRT_LIST = "certs/crt-list.txt"
 FALLBACK_PEM = "certs/polyingress-fallback.pem"
@@ -96,6 +120,7 @@ ADMIN_SOCKET = "admin.sock"
 MASTER_SOCKET = "master.sock"
 NOT_FOUND_BACKEND = "polyingress_404"
 DEFAULT_KEY = "default"
+SUFFIXES_KEY = "suffixes"  # present when some host is a suffix wildcard (**.foo.com)
 CATCH_ALL_KEY = "*"
 REDIRECT_VALUE = "1"
 
@@ -119,60 +144,41 @@ def quote(value: str, what: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tuning:
-    """Proxy-wide values from the ConfigMap, already in HAProxy's syntax.
+    """The ConfigMap's settings HAProxy applies, in its syntax (the core parsed and validated
+    them: ``GlobalSettings``). Changing one needs a reload: they are global or ``defaults``
+    directives. ``maxconn`` None leaves HAProxy's own (from the file-descriptor limit)."""
 
-    Keys (named as ingress-nginx names them): ``proxy-connect-timeout`` (timeout connect and
-    queue), ``proxy-read-timeout`` (timeout server), ``client-body-timeout`` (timeout client),
-    ``client-header-timeout`` (timeout http-request), ``keep-alive`` (timeout
-    http-keep-alive), ``worker-shutdown-timeout`` (hard-stop-after: how long an old worker may
-    finish its requests after a reload), ``max-worker-connections`` (global maxconn).
-    Changing one needs a reload: they are global or ``defaults`` directives.
-    """
-
-    timeout_connect: str = "5s"
-    timeout_server: str = "60s"
-    timeout_client: str = "60s"
-    timeout_http_request: str = "60s"
-    timeout_http_keep_alive: str = "75s"
-    hard_stop_after: str = "30s"
-    maxconn: int | None = None
+    timeout_connect: str
+    timeout_server: str
+    timeout_client: str
+    timeout_http_request: str
+    timeout_http_keep_alive: str
+    hard_stop_after: str
+    maxconn: int | None
 
 
-_DURATION = re.compile(r"^(\d{1,7})(ms|s|m|h|d)?$")
-_DURATION_KEYS = {
-    "proxy-connect-timeout": "timeout_connect",
-    "proxy-read-timeout": "timeout_server",
-    "client-body-timeout": "timeout_client",
-    "client-header-timeout": "timeout_http_request",
-    "keep-alive": "timeout_http_keep_alive",
-    "worker-shutdown-timeout": "hard_stop_after",
+def tuning_of(settings: GlobalSettings) -> Tuning:
+    return Tuning(
+        timeout_connect=format_duration(settings.proxy_connect_timeout),
+        timeout_server=format_duration(settings.proxy_read_timeout),
+        timeout_client=format_duration(settings.client_body_timeout),
+        timeout_http_request=format_duration(settings.client_header_timeout),
+        timeout_http_keep_alive=format_duration(settings.keep_alive),
+        hard_stop_after=format_duration(settings.worker_shutdown_timeout),
+        maxconn=settings.max_worker_connections,
+    )
+
+
+# ConfigMap key -> what it sets in haproxy.cfg (BackendInfo.settings; the README's table).
+SETTINGS = {
+    "max-worker-connections": "global `maxconn` (default: HAProxy's, from the file limit)",
+    "worker-shutdown-timeout": "global `hard-stop-after` (old workers after a reload)",
+    "keep-alive": "`timeout http-keep-alive`",
+    "client-header-timeout": "`timeout http-request`",
+    "client-body-timeout": "`timeout client` (client inactivity)",
+    "proxy-connect-timeout": "`timeout connect`, `timeout queue`",
+    "proxy-read-timeout": "`timeout server` (server inactivity)",
 }
-
-
-def _duration(value: str) -> str:
-    match = _DURATION.match(value.strip())
-    if match is None:
-        raise ValueError("expected a number with an optional unit ms, s, m, h or d")
-    # A bare number is seconds (ingress-nginx); HAProxy would read it as milliseconds.
-    return f"{int(match[1])}{match[2] or 's'}"
-
-
-def parse_tuning(settings: GlobalSettings) -> tuple[Tuning, tuple[str, ...]]:
-    """The tuning the ConfigMap asks for, and one warning per key ignored."""
-    values: dict[str, object] = {}
-    warnings: list[str] = []
-    for key, raw in settings.values:
-        try:
-            if key in _DURATION_KEYS:
-                values[_DURATION_KEYS[key]] = _duration(raw)
-            elif key == "max-worker-connections":
-                number = int(raw)
-                if not 16 <= number <= 1_048_576:
-                    raise ValueError("expected 16-1048576")
-                values["maxconn"] = number
-        except ValueError as exc:
-            warnings.append(f"ConfigMap key {key}={raw!r} ignored by the haproxy backend: {exc}")
-    return Tuning(**values), tuple(warnings)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,6 +256,7 @@ class SlotTable:
 class Server:
     name: str
     address: str  # ip:port, IPv6 in brackets
+    weight: int = 1  # HAProxy's default; a split's servers carry their backend's share
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -277,7 +284,33 @@ class _NameCache:
 
 
 _SERVERS = _NameCache()
-_BLOCKS: dict[str, tuple[Backend | None, str]] = {}
+_BLOCKS: dict[str, tuple[Backend | None, str, str | None]] = {}
+
+
+def slot_servers(owner: str, backends: Mapping[str, Backend]) -> tuple[Server, ...]:
+    """The servers of the slot serving ``owner``: a backend's ready endpoints, or a split's
+    (each backend's endpoints, named ``m<i>_<ip>_<port>``, weighted so that each backend gets
+    its share: rows.split_weights)."""
+    if not owner.startswith(SPLIT_PREFIX):
+        backend = backends.get(owner)
+        return servers_of(backend) if backend is not None else ()
+    members = split_members(owner)
+    found = [(i, backends.get(name), weight) for i, (name, weight) in enumerate(members)]
+    counted = [
+        (name, weight, len(servers_of(b)) if b is not None else 0)
+        for (name, weight), (_i, b, _w) in zip(members, found, strict=True)
+    ]
+    weights = split_weights(counted)
+    servers: list[Server] = []
+    for i, backend, _weight in found:
+        if backend is None or backend.name not in weights:
+            continue
+        per_server = weights[backend.name]
+        servers += [
+            Server(name=f"m{i}_{s.name}", address=s.address, weight=per_server)
+            for s in servers_of(backend)
+        ]
+    return tuple(sorted(servers))
 
 
 def servers_of(backend: Backend) -> tuple[Server, ...]:
@@ -308,38 +341,35 @@ def vhost_key(host: str | None) -> str:
     return CATCH_ALL_KEY if host is None else quote(host, "host")
 
 
-def _route_key(vk: str, path: str, path_type: PathType) -> str:
-    quote(path, "path")
-    if path_type is PathType.EXACT:
-        return f"={vk}{path}"
-    return f"^{vk}{path.rstrip('/')}/"
-
-
-def vhost_entries(vhost: VirtualHost, assigned: Mapping[str, str]) -> dict[str, str]:
-    """The routes-map entries of one virtual host (its group: ``@vk``, ``=vk…``, ``^vk…``,
-    ``rvk``)."""
+def vhost_entries(
+    vhost: VirtualHost, assigned: Mapping[str, str], shapes: Shapes
+) -> dict[str, str]:
+    """The routes-map entries of one virtual host (its group: ``@vk``, ``rvk``, ``=vk…``,
+    ``^vk…`` and the Gateway API rows' ``~vk…`` groups and ``xvk…`` records, rows.py).
+    ``shapes``: what the configuration evaluates (the same for every host of a map)."""
     vk = vhost_key(vhost.host)
     entries: dict[str, str] = {}
     if vhost.host is not None:
         entries[f"@{vk}"] = vk
         if vhost.tls is not None and vhost.tls.ssl_redirect:
             entries[f"r{vk}"] = REDIRECT_VALUE
-    for route in vhost.routes:  # canonical order: the first row of a key wins
-        if route.backend is None:
-            # Rows without one backend come from HTTPRoutes, which the core hands only to a
-            # backend that declares the "HTTPRoute" feature.
-            raise ValueError(f"{route.source}: a row without a single backend")
-        entries.setdefault(_route_key(vk, route.path, route.path_type), assigned[route.backend])
+    entries.update(table_entries(vhost, vk, assigned, shapes))
     return entries
 
 
-def map_entries(model: RouteModel, assigned: Mapping[str, str]) -> dict[str, str]:
+def map_entries(
+    model: RouteModel, assigned: Mapping[str, str], shapes: Shapes | None = None
+) -> dict[str, str]:
     """The routes map for ``model``: key -> value (see the module docstring), sorted by key."""
+    if shapes is None:
+        shapes = Shapes.of(model)
     entries: dict[str, str] = {}
     if model.default_backend is not None:
         entries[DEFAULT_KEY] = assigned[model.default_backend]
+    if any(v.kind is HostKind.SUFFIX for v in model.vhosts):
+        entries[SUFFIXES_KEY] = REDIRECT_VALUE
     for vhost in model.vhosts:
-        entries.update(vhost_entries(vhost, assigned))
+        entries.update(vhost_entries(vhost, assigned, shapes))
     return dict(sorted(entries.items()))
 
 
@@ -369,12 +399,36 @@ class CrtEntry:
         return " ".join((self.cert, *self.filters))
 
 
-def _bound_hosts(vhosts: Iterable[VirtualHost]) -> dict[str, list[str]]:
+def _sni_filters(model: RouteModel, vhost: VirtualHost, cert: Certificate | None) -> list[str]:
+    """The SNI names a host's certificate is served for. HAProxy's SNI filters know exact names
+    and one-label wildcards (notes §6). A suffix host ``**.foo.com`` (one label or more) gets
+    ``*.foo.com`` and every name its certificate covers below ``foo.com`` (``*.a.foo.com``,
+    ``b.a.foo.com``): a name no filter lists gets the fallback certificate, which a client
+    cannot tell from this one, as this one does not cover it either. A wildcard filter another
+    host owns (``*.foo.com`` of an Ingress wildcard, a longer suffix) is left to that host."""
+    assert vhost.host is not None
+    if vhost.kind is not HostKind.SUFFIX:
+        return [quote(vhost.host, "host")]
+    suffix = vhost.wildcard_suffix or ""
+    names = {"*." + suffix}
+    if cert is not None:
+        names |= {
+            n.lower()
+            for n in cert.dns_names
+            if n.lower().endswith("." + suffix) and _WORD.match(n) and "**" not in n
+        }
+    # The host a name selects in the model; for ``*.x`` the host its names select (the model
+    # finds an Ingress wildcard ``*.x`` by its exact name, else the longest suffix of x).
+    return [quote(n, "host") for n in sorted(names) if model.select_vhost(n) is vhost]
+
+
+def _bound_hosts(model: RouteModel) -> dict[str, list[str]]:
     hosts: dict[str, list[str]] = {}
-    for vhost in vhosts:
+    for vhost in model.vhosts:
         if vhost.tls is None or vhost.tls.certificate is None or vhost.host is None:
             continue
-        hosts.setdefault(vhost.tls.certificate, []).append(quote(vhost.host, "host"))
+        cert = model.certificate_index.get(vhost.tls.certificate)
+        hosts.setdefault(vhost.tls.certificate, []).extend(_sni_filters(model, vhost, cert))
     return hosts
 
 
@@ -384,11 +438,11 @@ def crt_entries(model: RouteModel) -> tuple[CrtEntry, ...]:
     A host whose binding has no valid certificate gets no line: it is served the fallback, the
     first line. An unbound certificate is not listed (it would match by its SANs).
     """
-    hosts = _bound_hosts(model.vhosts)
+    hosts = _bound_hosts(model)
     return tuple(
-        CrtEntry(cert=cert_file(name), filters=tuple(sorted(hosts[name])))
+        CrtEntry(cert=cert_file(name), filters=tuple(sorted(set(hosts[name]))))
         for name in sorted(hosts)
-        if name in model.certificate_index
+        if name in model.certificate_index and hosts[name]
     )
 
 
@@ -406,6 +460,12 @@ def pem_bundle(cert: Certificate) -> str:
 
 
 @cache
+def mirror_lua() -> str:
+    """The text of the workdir's mirror.lua (the package's lua/mirror.lua)."""
+    return (resources.files("polyingress.plugins.haproxy") / "lua" / "mirror.lua").read_text()
+
+
+@cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("polyingress.plugins.haproxy", "templates"),
@@ -415,18 +475,26 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _backend_block(slot: str, backend: Backend | None) -> str:
+def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -> str:
+    backend = index.get(owner) if owner is not None else None
+    split = owner is not None and owner.startswith(SPLIT_PREFIX)
     cached = _BLOCKS.get(slot)
-    if cached is not None and cached[0] is backend:
+    if cached is not None and cached[0] is backend and not split and cached[2] == owner:
         return cached[1]
     servers: tuple[Server, ...] = ()
-    if backend is None:
+    if owner is None:
         comment = "spare"
+    elif split:
+        servers = slot_servers(owner, index)
+        comment = f"weighted split {quote(owner, 'split')} ({len(servers)} servers)"
     else:
-        ready = len(backend.ready_endpoints)
-        comment = f"{quote(backend.name, 'backend name')} ({ready} ready of "
-        comment += f"{len(backend.endpoints)} endpoints)"
-        servers = servers_of(backend)
+        if backend is None:
+            comment = f"{quote(owner, 'backend name')} (not in the model)"
+        else:
+            ready = len(backend.ready_endpoints)
+            comment = f"{quote(backend.name, 'backend name')} ({ready} ready of "
+            comment += f"{len(backend.endpoints)} endpoints)"
+            servers = servers_of(backend)
     text = (
         _environment()
         .get_template("backend.cfg.j2")
@@ -434,20 +502,42 @@ def _backend_block(slot: str, backend: Backend | None) -> str:
     )
     if len(_BLOCKS) > 200_000:
         _BLOCKS.clear()
-    _BLOCKS[slot] = (backend, text)
+    _BLOCKS[slot] = (backend, text, owner)
     return text
 
 
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
+    """What the frontend of ``scheme`` evaluates for Gateway API rows (rows.py)."""
+    return {
+        "fetches": shapes.value_lines(),
+        "signatures": shapes.signature_formats(scheme),
+        "segments": range(1, shapes.segments + 1),
+        "redirect_codes": REDIRECT_CODES,
+        "request_filters": shapes.request_filter_names(),
+        "response_filters": shapes.response_filter_names(),
+    }
+
+
 def render_config(
-    model: RouteModel, slots: SlotTable, settings: RenderSettings, tuning: Tuning
+    model: RouteModel,
+    slots: SlotTable,
+    settings: RenderSettings,
+    tuning: Tuning,
+    shapes: Shapes | None = None,
 ) -> str:
-    """haproxy.cfg for ``model`` with ``slots``: every ready endpoint is a ``server`` line."""
+    """haproxy.cfg for ``model`` with ``slots``: every ready endpoint is a ``server`` line.
+    ``shapes``: the names and bounds the Gateway API rows need (default: the model's)."""
+    if shapes is None:
+        shapes = Shapes.of(model)
     owner = slots.owner()
     index = model.backend_index
     blocks = []
     for slot in slots.slots:
         name = owner.get(slot)
-        blocks.append(_backend_block(slot, index.get(name) if name is not None else None))
+        blocks.append(_backend_block(slot, name, index))
     global_extra = [f"maxconn {tuning.maxconn}"] if tuning.maxconn else []
     return (
         _environment()
@@ -463,6 +553,12 @@ def render_config(
             tuning=tuning,
             global_extra=global_extra,
             backends="".join(blocks),
+            suffixes_key=SUFFIXES_KEY,
+            mirror_lua=MIRROR_LUA,
+            mirror_socket=MIRROR_SOCKET,
+            suffix_labels=range(shapes.suffix_labels, 0, -1),
+            gateway_http=_gateway(shapes, "http"),
+            gateway_https=_gateway(shapes, "https"),
         )
     )
 
@@ -480,6 +576,7 @@ class Rendered:
     pems: Mapping[str, str]  # relative file -> PEM bundle (model certificates only)
     slots: SlotTable
     tuning: Tuning
+    shapes: Shapes
 
     @property
     def map_text(self) -> str:
@@ -495,14 +592,19 @@ class Rendered:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def render(model: RouteModel, settings: RenderSettings, slots: SlotTable) -> Rendered:
-    """Everything for ``model`` with a given slot table (see :meth:`SlotTable.plan`)."""
-    tuning, _warnings = parse_tuning(model.settings)
+def render(
+    model: RouteModel, settings: RenderSettings, slots: SlotTable, shapes: Shapes | None = None
+) -> Rendered:
+    """Everything for ``model`` with a given slot table (see :meth:`SlotTable.plan`, whose
+    owners are :func:`rows.wanted_names`) and configuration shapes (default: the model's)."""
+    if shapes is None:
+        shapes = Shapes.of(model)
+    tuning = tuning_of(model.settings)
     entries = crt_entries(model)
     listed = {entry.cert for entry in entries}
     return Rendered(
-        config=render_config(model, slots, settings, tuning),
-        routes=map_entries(model, slots.assigned),
+        config=render_config(model, slots, settings, tuning, shapes),
+        routes=map_entries(model, slots.assigned, shapes),
         crt_list=entries,
         pems={
             cert_file(c.name): pem_bundle(c)
@@ -511,4 +613,5 @@ def render(model: RouteModel, settings: RenderSettings, slots: SlotTable) -> Ren
         },
         slots=slots,
         tuning=tuning,
+        shapes=shapes,
     )

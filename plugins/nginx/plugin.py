@@ -19,9 +19,11 @@ from polyingress.core import (
 )
 
 from .apply import NginxBackend, NginxOptions, lua_seed
+from .gateway import GATEWAY_FEATURES
 from .lua_support import detect_lua, lua_render
 from .process import nginx_version
 from .render import FALLBACK_CRT, LUA_SEED, RenderOptions, render
+from .settings import applied_settings
 
 __all__ = ["add_options", "create", "hooks", "info", "options_from", "render_config"]
 
@@ -102,6 +104,8 @@ def info() -> BackendInfo:
             "TLS by SNI with a fallback certificate",
             upstreams,
         ),
+        settings=applied_settings(),
+        gateway_features=GATEWAY_FEATURES,
     )
 
 
@@ -136,8 +140,6 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         ),
         fallback_certificate(),
     )
-    for problem in config.problems:
-        log.warning("%s", problem)
     files: list[tuple[str, str]] = [("conf/nginx.conf", config.text)]
     written = [RenderedFile(name="conf/nginx.conf", text=config.text, mode=0o600)]
     if lua is not None:

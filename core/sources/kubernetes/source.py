@@ -11,11 +11,22 @@ While the API server is unreachable the store keeps the last state it had: the p
 serving, ``/readyz`` stays green and ``/healthz`` stays 200 with the source reported degraded
 in its text (a restart cannot fix an API outage, and failing liveness on every replica at
 once would take the whole ingress tier down). ``polyingress_source_degraded`` is 1 meanwhile.
+
+The Gateway API kinds (GatewayClass, Gateway, HTTPRoute, ReferenceGrant) are CRDs a cluster
+may not have. When the API server answers their list with 404, the kind counts as read and
+empty: the controller serves Ingresses as usual, says so once in the log and in the text of
+``/healthz``, and lists the kind again every ``absent_retry`` seconds, so CRDs installed later
+are picked up (and CRDs deleted later empty the kind). The same for a 403 on these kinds and on
+Namespaces (an upgrade that did not apply the new RBAC keeps serving Ingresses, and says what
+it cannot read). ReferenceGrant is read as v1 where the
+CRDs serve it, else as v1beta1; every Gateway API object is stored as
+``gateway.networking.k8s.io/v1`` (the CRDs convert between versions without changing a field).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -23,7 +34,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -42,12 +53,20 @@ from tenacity import (
 from polyingress.core.api import HealthReport
 from polyingress.core.argtypes import namespaced_name, positive_number
 from polyingress.core.pipeline.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
-from polyingress.core.pipeline.store import CLUSTER_SCOPED, ObjectStore, object_key
+from polyingress.core.pipeline.store import (
+    CLUSTER_SCOPED,
+    GATEWAY_GROUP,
+    GATEWAY_V1,
+    ObjectStore,
+    Snapshot,
+    object_key,
+)
 
 if TYPE_CHECKING:
     from kubernetes import client as kclient
 
     from polyingress.core.sources.kubernetes.events import IngressEvents
+    from polyingress.core.sources.kubernetes.gateway_status import GatewayStatusWriter
     from polyingress.core.sources.kubernetes.leader import LeaderElector
     from polyingress.core.sources.kubernetes.status import StatusUpdater
 
@@ -59,9 +78,15 @@ __all__ = [
     "KubeRuntime",
     "KubeSource",
     "SourceHealth",
+    "StatusDocuments",
     "add_kube_options",
     "api_client",
 ]
+
+# The Gateway API status to write for a snapshot: documents {"apiVersion", "kind", "metadata":
+# {"namespace", "name"}, "status"} of GatewayClasses, Gateways and HTTPRoutes (see
+# gateway_status.GatewayStatusWriter).
+StatusDocuments = Callable[[Snapshot], Sequence[Mapping[str, Any]]]
 
 log = logging.getLogger("polyingress.kubernetes")
 
@@ -97,6 +122,26 @@ USER_AGENT = f"polyingress/{_version()}"
 
 class _Gone(Exception):
     """The resourceVersion we hold was compacted away: relist."""
+
+
+class _Absent(Exception):
+    """The API server does not serve this kind (404: its CRD is not installed), or does not
+    let us read it (403: the RBAC of an older release)."""
+
+    def __init__(self, why: str, *, forbidden: bool) -> None:
+        super().__init__(why)
+        self.forbidden = forbidden
+
+
+NOT_SERVED = "not served by the Kubernetes API"
+FORBIDDEN = "not allowed to be read (RBAC)"
+
+
+def _unavailable(exc: Any, spec: KindSpec) -> _Absent | None:
+    """The _Absent an API error means for an optional kind, else None."""
+    if spec.optional and getattr(exc, "status", None) in (403, 404):
+        return _Absent(_describe(exc), forbidden=exc.status == 403)
+    return None
 
 
 class _Stopped(Exception):
@@ -213,6 +258,7 @@ class KubeOptions:
     backoff_max: float = 30.0
     page_size: int = 500
     status_resync: float = 60.0
+    absent_retry: float = 60.0  # how often a kind the API server does not serve is listed again
     publish_refresh: float = 30.0
     event_series_interval: float = 30.0
 
@@ -286,8 +332,8 @@ def api_client(
     # One quick urllib3 retry covers a stale keep-alive connection; the rest is our backoff.
     if configuration.retries is None:
         configuration.retries = 1
-    # Six long-running watches plus status, Events and the Lease share the pool.
-    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 16)
+    # Eleven long-running watches plus status, Events and the Lease share the pool.
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 24)
     api = kclient.ApiClient(configuration)
     api.user_agent = USER_AGENT
     return api
@@ -323,11 +369,61 @@ def merge_patch(
 @dataclass(frozen=True, slots=True)
 class KindSpec:
     kind: str
-    api_version: str
+    api_version: str  # as stored (whatever version is listed)
     list_all: Callable[..., Any] | None  # (**kw) -> response; None: namespaced only
     list_ns: Callable[..., Any] | None  # (namespace, **kw) -> response
     namespace: str | None  # the one namespace watched, None: all (or cluster-scoped)
     field_selector: str | None = None
+    # The controller works without it (a CRD the cluster may not have, a kind an older RBAC
+    # does not grant): a 404 or 403 makes the kind empty, listed again every absent_retry.
+    optional: bool = False
+    # Listed instead when this one is not served (an older version of the same kind).
+    fallback: KindSpec | None = None
+    served_as: str = ""  # the apiVersion listed, when it differs from api_version
+
+
+GATEWAY_PLURALS = {
+    "GatewayClass": "gatewayclasses",
+    "Gateway": "gateways",
+    "HTTPRoute": "httproutes",
+    "ReferenceGrant": "referencegrants",
+}
+
+
+def gateway_kind_spec(
+    custom: kclient.CustomObjectsApi,
+    kind: str,
+    version: str,
+    watch_namespace: str | None,
+    fallback: KindSpec | None = None,
+) -> KindSpec:
+    """A Gateway API kind read through the CustomObjectsApi, as ``version``."""
+    plural = GATEWAY_PLURALS[kind]
+    if kind in CLUSTER_SCOPED:
+        list_all = functools.partial(
+            custom.list_cluster_custom_object, GATEWAY_GROUP, version, plural
+        )
+        list_ns = None
+        namespace = None
+    else:
+        list_all = functools.partial(
+            custom.list_custom_object_for_all_namespaces, GATEWAY_GROUP, version, plural
+        )
+
+        def list_ns(ns: str, **kw: Any) -> Any:
+            return custom.list_namespaced_custom_object(GATEWAY_GROUP, version, ns, plural, **kw)
+
+        namespace = watch_namespace
+    return KindSpec(
+        kind,
+        GATEWAY_V1,
+        list_all,
+        list_ns,
+        namespace,
+        optional=True,
+        fallback=fallback,
+        served_as=f"{GATEWAY_GROUP}/{version}",
+    )
 
 
 def kind_specs(
@@ -338,6 +434,7 @@ def kind_specs(
     core = kclient.CoreV1Api(api)
     net = kclient.NetworkingV1Api(api)
     disc = kclient.DiscoveryV1Api(api)
+    custom = kclient.CustomObjectsApi(api)
     ns = watch_namespace
     specs = [
         KindSpec("IngressClass", "networking.k8s.io/v1", net.list_ingress_class, None, None),
@@ -366,6 +463,27 @@ def kind_specs(
             ns,
             field_selector=f"type={TLS_SECRET_TYPE}",
         ),
+        # For their labels (allowedRoutes ``from: Selector``); with --watch-namespace only the
+        # routes of that namespace are read, so only its labels matter.
+        KindSpec(
+            "Namespace",
+            "v1",
+            core.list_namespace,
+            None,
+            None,
+            field_selector=f"metadata.name={ns}" if ns else None,
+            optional=True,  # the RBAC of a release before Gateway API did not grant it
+        ),
+        gateway_kind_spec(custom, "GatewayClass", "v1", ns),
+        gateway_kind_spec(custom, "Gateway", "v1", ns),
+        gateway_kind_spec(custom, "HTTPRoute", "v1", ns),
+        gateway_kind_spec(
+            custom,
+            "ReferenceGrant",
+            "v1",
+            ns,
+            fallback=gateway_kind_spec(custom, "ReferenceGrant", "v1beta1", ns),
+        ),
     ]
     if configmap is not None:
         specs.append(
@@ -393,12 +511,16 @@ class Reflector:
         on_state: Callable[[], None],
     ) -> None:
         self.spec = spec
+        self.active = spec  # the variant listed (spec, or its fallback)
         self.store = store
         self.opts = opts
         self._stop = stop
         self._on_state = on_state
         self.resource_version: str | None = None
         self.synced = threading.Event()
+        self.absent = False  # the API server does not serve the kind (optional kinds only)
+        self.forbidden = False  # ... because the RBAC does not allow it (403)
+        self.quiet = True  # until the first sync of every kind: KubeSource logs what is absent
         self.healthy = True
         self.error: str | None = None
         self.failing_since: float | None = None
@@ -455,7 +577,7 @@ class Reflector:
     # -- list and watch ------------------------------------------------------------------------
 
     def _call(self, **kwargs: Any) -> Any:
-        spec = self.spec
+        spec = self.active
         if spec.field_selector:
             kwargs["field_selector"] = spec.field_selector
         if spec.namespace is not None and spec.list_ns is not None:
@@ -488,6 +610,12 @@ class Reflector:
             except ApiException as exc:
                 if exc.status == 410:
                     raise _Gone(str(exc.reason)) from exc
+                if exc.status == 404 and not cont and self.active.fallback is not None:
+                    self.active = self.active.fallback  # an older version may be served
+                    continue
+                unavailable = _unavailable(exc, self.spec)
+                if unavailable is not None:
+                    raise unavailable from exc
                 raise
             try:
                 body = json.loads(resp.data)
@@ -502,6 +630,13 @@ class Reflector:
         self.store.replace_kind(self.spec.kind, items, namespace=scope)
         self.resource_version = meta.get("resourceVersion") or None
         self.relists += 1
+        if self.absent:
+            self.absent = self.forbidden = False
+            log.info(
+                "%s: served by the API server now (%s); reading it",
+                self.spec.kind,
+                self.active.served_as or self.spec.api_version,
+            )
         self.synced.set()
         self._ok()
         log.debug(
@@ -525,6 +660,9 @@ class Reflector:
         except ApiException as exc:
             if exc.status == 410:
                 raise _Gone(str(exc.reason)) from exc
+            unavailable = _unavailable(exc, self.spec)
+            if unavailable is not None:
+                raise unavailable from exc
             raise
         with self._lock:
             self._response = resp
@@ -595,6 +733,29 @@ class Reflector:
             log.info("%s: resourceVersion expired (%s); relisting", self.spec.kind, exc)
             RELISTS.labels(self.spec.kind, "expired").inc()
             self.resource_version = None
+        except _Absent as exc:
+            self._absent(str(exc), forbidden=exc.forbidden)
+
+    def _absent(self, why: str, *, forbidden: bool) -> None:
+        """The kind is not served (its CRD is not installed, or was deleted) or not allowed:
+        it is read as empty, and listed again every ``absent_retry`` seconds."""
+        first = not self.absent or self.forbidden != forbidden
+        self.absent, self.forbidden = True, forbidden
+        self.active = self.spec
+        self.resource_version = None
+        scope = None if self.spec.kind in CLUSTER_SCOPED else self.spec.namespace
+        self.store.replace_kind(self.spec.kind, [], namespace=scope)
+        self.synced.set()
+        self._ok()
+        if first and not self.quiet:
+            log.warning(
+                "%s: %s (%s); read as empty, checked again every %gs",
+                self.spec.kind,
+                FORBIDDEN if forbidden else f"{NOT_SERVED}: its CRD is not installed",
+                why,
+                self.opts.absent_retry,
+            )
+        self._stop.wait(self.opts.absent_retry)
 
     def _run(self) -> None:
         retrying = Retrying(
@@ -633,9 +794,13 @@ def _describe(exc: BaseException | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SourceHealth:
+    """``ok`` is False while the API is unreachable; ``absent`` names the kinds the API server
+    does not serve (not a failure: a cluster without the Gateway API CRDs)."""
+
     ok: bool
     synced: bool
     detail: str = ""
+    absent: tuple[str, ...] = ()
 
 
 class KubeSource:
@@ -654,8 +819,28 @@ class KubeSource:
     def _state_changed(self) -> None:
         DEGRADED.set(0 if all(r.healthy for r in self.reflectors) else 1)
 
+    def absent(self) -> tuple[str, ...]:
+        """The kinds read as empty because the API server does not serve them (their CRDs are
+        not installed) or does not let us read them (403)."""
+        return tuple(r.spec.kind for r in self.reflectors if r.absent)
+
+    def _absent_note(self) -> str:
+        every = f"checked again every {self.opts.absent_retry:g}s"
+        missing = [r.spec.kind for r in self.reflectors if r.absent and not r.forbidden]
+        denied = [r.spec.kind for r in self.reflectors if r.absent and r.forbidden]
+        notes = []
+        if missing:
+            notes.append(f"{NOT_SERVED}: {', '.join(missing)} (CRDs not installed; {every})")
+        if denied:
+            notes.append(
+                f"{FORBIDDEN}: {', '.join(denied)} (apply the RBAC of this release, "
+                f"deploy/base/rbac.yaml; {every})"
+            )
+        return "; ".join(notes)
+
     def start(self, wait: bool = True) -> None:
         for r in self.reflectors:
+            r.quiet = wait  # what the first lists do not find is said below, in one line
             r.start()
         if wait and not self.wait_synced(self.opts.initial_sync_timeout):
             missing = ", ".join(
@@ -668,6 +853,14 @@ class KubeSource:
                 f"the first list from the Kubernetes API did not complete within "
                 f"{self.opts.initial_sync_timeout:g}s: {missing}"
             )
+        if wait:
+            # One line for what the first lists did not find (the Gateway API CRDs, in a
+            # cluster without them); each reflector says on its own when that changes later.
+            note = self._absent_note()
+            if note:
+                log.warning("%s; the other kinds are served", note)
+            for r in self.reflectors:
+                r.quiet = False
 
     def wait_synced(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -683,15 +876,18 @@ class KubeSource:
     def health(self) -> SourceHealth:
         synced = all(r.synced.is_set() for r in self.reflectors)
         bad = [r for r in self.reflectors if not r.healthy]
+        note = self._absent_note()
+        absent = self.absent()
         if not bad:
-            return SourceHealth(ok=True, synced=synced)
+            return SourceHealth(ok=True, synced=synced, detail=note, absent=absent)
         since = min(r.failing_since or time.time() for r in bad)
         kinds = ", ".join(r.spec.kind for r in bad)
         detail = (
             f"source degraded: Kubernetes API unreachable for {time.time() - since:.0f}s "
             f"({kinds}: {bad[0].error}); serving the last known state"
         )
-        return SourceHealth(ok=False, synced=synced, detail=detail)
+        detail = "; ".join(d for d in (detail, note) if d)
+        return SourceHealth(ok=False, synced=synced, detail=detail, absent=absent)
 
 
 # -- the runtime --------------------------------------------------------------------------------
@@ -718,9 +914,19 @@ class KubeRuntime:
     starts watching, tries once to become leader, and hooks status and Events to
     ``controller``; call it before ``controller.start()`` so the first model served is the
     cluster's. ``stop()`` stops everything and releases the lease.
+
+    The leader writes the Gateway API status each build computes (``BuildResult.statuses``;
+    see gateway_status.py), unless ``--update-status=false``; ``gateway_statuses(snapshot)``,
+    if given, computes the documents instead.
     """
 
-    def __init__(self, opts: KubeOptions, api: kclient.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        opts: KubeOptions,
+        api: kclient.ApiClient | None = None,
+        *,
+        gateway_statuses: StatusDocuments | None = None,
+    ) -> None:
         self.opts = opts
         self.api = api if api is not None else api_client(opts.kubeconfig)
         self.identity = _identity(opts.identity)
@@ -730,15 +936,20 @@ class KubeRuntime:
         self.source: KubeSource | None = None
         self.elector: LeaderElector | None = None
         self.status: StatusUpdater | None = None
+        self.gateway_statuses = gateway_statuses
+        self.gateway_status: GatewayStatusWriter | None = None
         self.events: IngressEvents | None = None
         self._hooks = _Hooks()
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> KubeRuntime:
-        return cls(KubeOptions.from_args(args))
+    def from_args(
+        cls, args: argparse.Namespace, *, gateway_statuses: StatusDocuments | None = None
+    ) -> KubeRuntime:
+        return cls(KubeOptions.from_args(args), gateway_statuses=gateway_statuses)
 
     def start(self, store: ObjectStore, controller: Any) -> None:
         from polyingress.core.sources.kubernetes.events import EventRecorder, IngressEvents
+        from polyingress.core.sources.kubernetes.gateway_status import GatewayStatusWriter
         from polyingress.core.sources.kubernetes.leader import LeaderElector
         from polyingress.core.sources.kubernetes.status import StatusUpdater
 
@@ -775,6 +986,16 @@ class KubeRuntime:
             )
         elif opts.update_status:
             log.info("no --publish-service or --publish-status-address: Ingress status not written")
+        if opts.update_status:
+            self.gateway_status = GatewayStatusWriter(
+                self.api,
+                store,
+                leader=elector,
+                statuses=self.gateway_statuses,
+                controller=opts.controller_class,
+                resync=opts.status_resync,
+                request_timeout=opts.request_timeout,
+            )
 
         self.source = KubeSource(self.api, store, opts)
         self.source.start(wait=True)
@@ -788,6 +1009,8 @@ class KubeRuntime:
         recorder.start()
         if self.status is not None:
             self.status.start()
+        if self.gateway_status is not None:
+            self.gateway_status.start()
 
     def _on_build(self, result: BuildResult) -> None:
         self._hooks.last_build = result
@@ -795,6 +1018,8 @@ class KubeRuntime:
             self.events.built(result)
         if self.status is not None:
             self.status.update(result)
+        if self.gateway_status is not None:
+            self.gateway_status.update(result)
 
     def _on_applied(self, model: Any, result: Any) -> None:
         build = self._hooks.last_build
@@ -804,10 +1029,14 @@ class KubeRuntime:
     def _leadership(self, leading: bool) -> None:
         if leading and self.status is not None:
             self.status.resync()
+        if leading and self.gateway_status is not None:
+            self.gateway_status.resync()
 
     def stop(self) -> None:
         if self.status is not None:
             self.status.stop()
+        if self.gateway_status is not None:
+            self.gateway_status.stop()
         if self.events is not None:
             self.events.recorder.stop()
         if self.elector is not None:
@@ -827,7 +1056,7 @@ class KubeRuntime:
         def combined() -> HealthReport:
             base = report()
             src = self.health()
-            if src.ok:
+            if not src.detail:
                 return base
             detail = "; ".join(d for d in (base.detail, src.detail) if d)
             return HealthReport(live=base.live, ready=base.ready, detail=detail)

@@ -34,7 +34,11 @@ __all__ = ["StatusUpdater", "addresses_of_service", "lb_entries"]
 
 log = logging.getLogger("polyingress.status")
 
-STATUS_WRITES = Counter("polyingress_status_writes_total", "Ingress status writes", ["outcome"])
+STATUS_WRITES = Counter(
+    "polyingress_status_writes_total",
+    "Status writes (Ingress status.loadBalancer; GatewayClass, Gateway, HTTPRoute status)",
+    ["outcome"],
+)
 
 Entries = tuple[tuple[tuple[str, str], ...], ...]  # hashable form of [{"ip": ...}, ...]
 

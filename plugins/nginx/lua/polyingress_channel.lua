@@ -14,6 +14,9 @@
 -- the endpoints it had before) and the write answers 507, so the controller falls back.
 
 local balancer = require("polyingress_balancer")
+-- Loaded here, in the master (init_by_lua): workers running as nobody may not read the
+-- package directory, and the split of Gateway API rules runs in them.
+require("polyingress_split")
 local bit = require("bit")
 local cjson = require("cjson.safe")
 

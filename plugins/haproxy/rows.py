@@ -1,0 +1,694 @@
+"""Gateway API rows as routes-map data: what the configuration evaluates, what the map holds.
+
+Pure: no disk, no processes. render.py calls it for every virtual host; the measured HAProxy
+facts it relies on are in docs/notes/haproxy-2.6.md §9 ("the notes").
+
+**Why data, not configuration.** A rule in haproxy.cfg changes only with a reload; a map entry
+changes over the Runtime API (notes §4). So the configuration holds a small *interpreter* that
+is the same for every HTTPRoute, and each route's rows, conditions and behaviour are map
+entries. What the interpreter cannot take from data is the configuration's *shape*
+(:class:`Shapes`): HAProxy 2.6 reads a header or a query parameter only by a name written in
+the configuration (``req.fhdr(<name>)``, ``set-header <name>``), so the names a condition or a
+header filter uses are part of it, and so are two bounds (the segments of a
+``ReplacePrefixMatch`` prefix, the labels of a ``**.`` suffix host). A change needing a name or
+a bound the running configuration lacks reloads once; everything else is data.
+
+**Lookup.** A path key (``=<vk><path>``, ``^<vk><path>/``, render.py) of a table whose rows are
+all plain (one backend, no condition, no filter: every Ingress row) still holds the backend's
+slot. Otherwise it holds a *group* ``~<vk>#<id>``: the rows a request for that key may get, in
+precedence order, with the rows of the shorter prefixes it falls through to appended
+(:meth:`polyingress.core.PathTable.match`), per listener scheme, up to the first row without a
+condition. Each row gives one entry::
+
+    ~<vk>#<id>|<sig>|<scheme>|<values> -> <rank>:<row>
+
+``<sig>`` numbers the row's *signature* (which method, header and query names it compares;
+0: none), ``<scheme>`` is ``h`` or ``s``, ``<values>`` what the row requires for them (the
+method, then the SHA-256 of each header value and of each ``" " + query value``, so keys stay
+short whatever the values), ``<rank>`` its place in the group. The frontend builds the same
+key from the request for every signature and keeps the found row of lowest rank: the first row
+whose conditions hold, as the core says.
+
+``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
+
+    x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
+                       port|mirrors
+    x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
+    x<vk>#<id>|p<j> -> the same for the response
+
+kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
+weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
+``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the path with ``pvalue``,
+``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. ``mirrors``
+lists the slots a copy of the request goes to (lua/mirror.lua). Header values
+are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
+printable value, quotes and backslashes included, is data and never configuration.
+
+Group and record ids are content hashes of their entries: a changed group gets a new id, so an
+apply adds the new entries (unreachable until referenced), flips the one pointer, then deletes
+the old ones (apply.py), and no request sees half of a change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from polyingress.core import HostKind, PathType, Route, RouteModel, VirtualHost
+
+__all__ = [
+    "DEFAULT_SEGMENTS",
+    "DEFAULT_SUFFIX_LABELS",
+    "GROUP_PREFIX",
+    "RECORD_PREFIX",
+    "SCHEME_LETTER",
+    "SPLIT_PREFIX",
+    "Shapes",
+    "Signature",
+    "cfg_word",
+    "encode_value",
+    "is_plain",
+    "plain_behaviour",
+    "query_regex",
+    "split_members",
+    "split_name",
+    "split_weights",
+    "table_entries",
+    "wanted_names",
+]
+
+GROUP_PREFIX = "~"
+RECORD_PREFIX = "x"
+SPLIT_PREFIX = "split~"
+SCHEME_LETTER = {"http": "h", "https": "s"}
+REPLACE_FULL = "ReplaceFullPath"  # the core's PathModifierType values
+REPLACE_PREFIX = "ReplacePrefixMatch"
+# Bounds rendered even when the model needs less, so that routine changes fit without a reload.
+DEFAULT_SEGMENTS = 16
+DEFAULT_SUFFIX_LABELS = 8
+MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_WELL_KNOWN = {"http": 80, "https": 443}
+_ID_BYTES = 8  # 64-bit content ids (16 hex digits); a clash within one host is detected
+
+Signature = tuple[bool, tuple[str, ...], tuple[str, ...]]
+"""(compares the method, header names, query parameter names) of a conditional row."""
+
+
+# --------------------------------------------------------------------------- quoting
+
+
+def cfg_word(text: str) -> str:
+    """One haproxy.cfg word holding ``text`` literally: single-quoted (no escape, no ``$``
+    expansion, no ``#`` comment inside), a ``'`` closed, backslash-escaped and reopened (notes
+    §9: ``'a'\\''b'`` is the word ``a'b``). Control characters are refused."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ValueError(f"{text!r}: control characters cannot be written to haproxy.cfg")
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _arg(text: str) -> str:
+    """A sample-fetch argument holding ``text`` literally (double-quoted at the argument level,
+    inside a :func:`cfg_word`); header names are tokens, which hold no ``"`` or ``\\``."""
+    if '"' in text or "\\" in text:
+        raise ValueError(f"{text!r}: not an HTTP token")
+    return f'"{text}"'
+
+
+def encode_value(value: str) -> str:
+    """A header value as map data: every byte but the unreserved characters percent-encoded,
+    so the entry has no space, ``;`` or ``\\`` and ``url_dec`` gives the value back exactly (no
+    literal ``+`` or ``?``: url_dec turns ``+`` after ``?`` into a space)."""
+    return "".join(
+        c if c in _UNRESERVED else "".join(f"%{b:02X}" for b in c.encode()) for c in value
+    )
+
+
+def _digest(value: str) -> str:
+    """A compared value as it stands in a key: SHA-256 in upper-case hex, what HAProxy's
+    ``sha2(256),hex`` gives (keys stay short whatever the value; no preimage to forge)."""
+    return hashlib.sha256(value.encode()).hexdigest().upper()
+
+
+def query_regex(name: str) -> str:
+    """The regex whose first group is the value of the first ``name`` parameter of a query
+    split on ``&`` (the core's Request.query_param; HAProxy's url_param also stops at ``;``).
+    Names are unreserved characters: only ``.`` needs escaping, as ``[.]`` (no backslash)."""
+    if not name or any(c not in _UNRESERVED for c in name):
+        raise ValueError(f"query parameter name {name!r} is not [A-Za-z0-9._~-]")
+    literal = name.replace(".", "[.]")
+    return f"^(?:[^&]*&)*?{literal}(?:=([^&]*))?(?:&.*)?$"
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@dataclass(frozen=True, slots=True)
+class Shapes:
+    """What the running configuration can evaluate (the names and bounds it was rendered with).
+
+    Fixed at a reload: a model needing more (:meth:`covers`) reloads once. Every tuple is sorted;
+    an index is a position in it."""
+
+    signatures: tuple[Signature, ...] = ()
+    match_headers: tuple[str, ...] = ()
+    match_queries: tuple[str, ...] = ()
+    request_filters: tuple[str, ...] = ()
+    response_filters: tuple[str, ...] = ()
+    segments: int = DEFAULT_SEGMENTS
+    suffix_labels: int = DEFAULT_SUFFIX_LABELS
+    _index: dict[str, dict[object, int]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    @classmethod
+    def of(cls, model: RouteModel) -> Shapes:
+        """What ``model`` needs (at least the default bounds)."""
+        signatures: set[Signature] = set()
+        req: set[str] = set()
+        resp: set[str] = set()
+        segments = DEFAULT_SEGMENTS
+        labels = DEFAULT_SUFFIX_LABELS
+        for vhost in model.vhosts:
+            needs = _needs(vhost)
+            if needs is _NOTHING:
+                continue
+            signatures |= needs.signatures
+            req |= needs.request_filters
+            resp |= needs.response_filters
+            segments = max(segments, needs.segments)
+            labels = max(labels, needs.labels)
+        return cls(
+            signatures=tuple(sorted(signatures)),
+            match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
+            match_queries=tuple(sorted({q for s in signatures for q in s[2]})),
+            request_filters=tuple(sorted(req)),
+            response_filters=tuple(sorted(resp)),
+            segments=segments,
+            suffix_labels=labels,
+        )
+
+    def covers(self, needed: Shapes) -> bool:
+        return (
+            set(needed.signatures) <= set(self.signatures)
+            and set(needed.request_filters) <= set(self.request_filters)
+            and set(needed.response_filters) <= set(self.response_filters)
+            and self.segments >= needed.segments
+            and self.suffix_labels >= needed.suffix_labels
+        )
+
+    def names_cover(self, needed: Shapes) -> bool:
+        """True when only a bound (not a name) is missing."""
+        return (
+            set(needed.signatures) <= set(self.signatures)
+            and set(needed.request_filters) <= set(self.request_filters)
+            and set(needed.response_filters) <= set(self.response_filters)
+        )
+
+    def union(self, other: Shapes) -> Shapes:
+        return Shapes(
+            signatures=tuple(sorted({*self.signatures, *other.signatures})),
+            match_headers=tuple(sorted({*self.match_headers, *other.match_headers})),
+            match_queries=tuple(sorted({*self.match_queries, *other.match_queries})),
+            request_filters=tuple(sorted({*self.request_filters, *other.request_filters})),
+            response_filters=tuple(sorted({*self.response_filters, *other.response_filters})),
+            segments=max(self.segments, other.segments),
+            suffix_labels=max(self.suffix_labels, other.suffix_labels),
+        )
+
+    def _lookup(self, kind: str, values: Sequence[object], key: object) -> int:
+        index = self._index.get(kind)
+        if index is None:
+            index = {v: i for i, v in enumerate(values)}
+            self._index[kind] = index
+        return index[key]
+
+    def signature_index(self, sig: Signature | None) -> int:
+        """0 for a row without conditions, else 1 + the signature's position."""
+        if sig is None:
+            return 0
+        return 1 + self._lookup("sig", self.signatures, sig)
+
+    def header_index(self, name: str) -> int:
+        return self._lookup("hdr", self.match_headers, name)
+
+    def query_index(self, name: str) -> int:
+        return self._lookup("qry", self.match_queries, name)
+
+    def request_filter_index(self, name: str) -> int:
+        return self._lookup("req", self.request_filters, name)
+
+    def response_filter_index(self, name: str) -> int:
+        return self._lookup("resp", self.response_filters, name)
+
+    # ---- the configuration lines (haproxy.cfg.j2 writes them as given)
+
+    def value_lines(self) -> list[str]:
+        """``http-request`` rules fetching the request values the signatures compare."""
+        lines = []
+        for j, name in enumerate(self.match_headers):
+            expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
+            lines.append(f"set-var(txn.m{j}) {expr}")
+        for j, name in enumerate(self.match_queries):
+            expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),sha2(256),hex')
+            lines.append(f"set-var(txn.u{j}) {expr}")
+        return lines
+
+    def signature_formats(self, scheme: str) -> list[str]:
+        """The lookup key of each signature (index order, 0 first) as a log-format string."""
+        letter = SCHEME_LETTER[scheme]
+        formats = [f"%[var(txn.g)]|0|{letter}|"]
+        for i, (method, headers, queries) in enumerate(self.signatures, start=1):
+            parts = ["%[method]"] if method else []
+            parts += [f"%[var(txn.m{self.header_index(h)})]" for h in headers]
+            parts += [f"%[var(txn.u{self.query_index(q)})]" for q in queries]
+            formats.append(f"%[var(txn.g)]|{i}|{letter}|" + "|".join(parts))
+        return formats
+
+    def request_filter_names(self) -> list[tuple[int, str]]:
+        return [(j, cfg_word(n)) for j, n in enumerate(self.request_filters)]
+
+    def response_filter_names(self) -> list[tuple[int, str]]:
+        return [(j, cfg_word(n)) for j, n in enumerate(self.response_filters)]
+
+
+def signature(route: Route) -> Signature | None:
+    if route.method is None and not route.headers and not route.query:
+        return None
+    return (
+        route.method is not None,
+        tuple(h.name for h in route.headers),
+        tuple(q.name for q in route.query),
+    )
+
+
+def _values(route: Route) -> str:
+    parts = [route.method] if route.method is not None else []
+    parts += [_digest(h.value) for h in route.headers]
+    parts += [_digest(" " + q.value) for q in route.query]
+    return "|".join(parts)
+
+
+def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
+    """(operation s/a/r, header name, value) of the row's request or response header filter,
+    in the order the core applies them: set, add, remove."""
+    f = route.response_headers if response else route.request_headers
+    if f is not None:
+        yield from (("s", name, value) for name, value in f.set)
+        yield from (("a", name, value) for name, value in f.add)
+        yield from (("r", name, "") for name in f.remove)
+
+
+def _filter_names(route: Route, *, response: bool) -> Iterator[str]:
+    return (name for _op, name, _value in _filter_ops(route, response=response))
+
+
+def _modifiers(route: Route) -> Iterator[tuple[str, str]]:
+    """(type, value) of the row's path modifiers (its redirect's, its rewrite's)."""
+    if route.redirect is not None and route.redirect.path is not None:
+        yield route.redirect.path.type.value, route.redirect.path.value
+    if route.rewrite is not None and route.rewrite.path is not None:
+        yield route.rewrite.path.type.value, route.rewrite.path.value
+
+
+def _prefix(route: Route) -> str:
+    return route.path.rstrip("/")
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _live_members(route: Route) -> list[tuple[str, int]]:
+    return [(w.backend, w.weight) for w in route.split if w.backend is not None and w.weight > 0]
+
+
+def split_name(route: Route) -> str | None:
+    """The slot owner of a split with two backends or more: its backends and their weights
+    (divided by their greatest common divisor). None for one backend: its own slot serves."""
+    members = _live_members(route)
+    if len({b for b, _w in members}) < 2:
+        return None
+    totals: dict[str, int] = {}
+    for backend, weight in members:
+        totals[backend] = totals.get(backend, 0) + weight
+    divisor = math.gcd(*totals.values())
+    return SPLIT_PREFIX + ",".join(f"{b}*{w // divisor}" for b, w in sorted(totals.items()))
+
+
+def split_members(name: str) -> tuple[tuple[str, int], ...]:
+    """(backend, weight) of a split's slot owner name."""
+    body = name.removeprefix(SPLIT_PREFIX)
+    out = []
+    for part in body.split(","):
+        backend, _, weight = part.rpartition("*")
+        out.append((backend, int(weight)))
+    return tuple(out)
+
+
+def split_weights(members: Sequence[tuple[str, int, int]]) -> dict[str, int]:
+    """The server weight of each member's endpoints: (backend, weight, ready servers) -> weight
+    per server, so that each backend gets its weight's share of the requests (HAProxy's
+    weighted round robin). Exact when the ratios fit HAProxy's 1-256; else rounded (each share
+    then within 1/256 of its weight's), and never 0 for a backend with a weight."""
+    wanted = {b: (w, n) for b, w, n in members if n > 0}
+    if not wanted:
+        return {}
+    lcm = math.lcm(*(n for _w, n in wanted.values()))
+    exact = {b: w * lcm // n for b, (w, n) in wanted.items()}
+    divisor = math.gcd(*exact.values())
+    exact = {b: v // divisor for b, v in exact.items()}
+    top = max(exact.values())
+    if top <= MAX_SERVER_WEIGHT:
+        return exact
+    return {b: max(1, round(MAX_SERVER_WEIGHT * v / top)) for b, v in exact.items()}
+
+
+def wanted_names(model: RouteModel) -> list[str]:
+    """Every slot owner the model needs: its backends, then the splits of its rows."""
+    last = _WANTED.get("model")
+    if last is not None and last[0] is model:
+        return list(last[1])
+    names = [b.name for b in model.backends]
+    splits: set[str] = set()
+    cached = _NEEDS.get
+    for vhost in model.vhosts:
+        hit = cached(vhost.host)
+        needs = hit[1] if hit is not None and hit[0] is vhost else _needs(vhost)
+        if needs.splits:
+            splits |= needs.splits
+    found = (*names, *sorted(splits))
+    _WANTED["model"] = (model, found)  # an apply asks twice (plan, then apply)
+    return list(found)
+
+
+_WANTED: dict[str, tuple[RouteModel, tuple[str, ...]]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Needs:
+    """What one virtual host needs of the configuration and of the slots."""
+
+    signatures: frozenset[Signature] = frozenset()
+    request_filters: frozenset[str] = frozenset()
+    response_filters: frozenset[str] = frozenset()
+    segments: int = 0
+    labels: int = 0
+    splits: frozenset[str] = frozenset()
+
+
+_NOTHING = _Needs()
+# Per host, valid while the builder hands us the same VirtualHost object (it reuses an unchanged
+# host's), so an apply in a world of 10,000 hosts looks at the rows of the changed ones only.
+_NEEDS: dict[str | None, tuple[VirtualHost, _Needs]] = {}
+
+
+def _needs(vhost: VirtualHost) -> _Needs:
+    hit = _NEEDS.get(vhost.host)
+    if hit is not None and hit[0] is vhost:
+        return hit[1]
+    signatures: set[Signature] = set()
+    req: set[str] = set()
+    resp: set[str] = set()
+    splits: set[str] = set()
+    segments = labels = 0
+    if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
+        labels = vhost.wildcard_suffix.count(".") + 1
+    for route in vhost.routes:
+        if plain_behaviour(route) and not route.conditional:
+            continue
+        sig = signature(route)
+        if sig is not None:
+            signatures.add(sig)
+        req.update(_filter_names(route, response=False))
+        resp.update(_filter_names(route, response=True))
+        for kind, _value in _modifiers(route):
+            if kind == REPLACE_PREFIX:
+                segments = max(segments, _prefix(route).count("/"))
+        if route.split and (name := split_name(route)) is not None:
+            splits.add(name)
+    found = _Needs(
+        frozenset(signatures), frozenset(req), frozenset(resp), segments, labels, frozenset(splits)
+    )
+    if found == _NOTHING:
+        found = _NOTHING
+    if len(_NEEDS) > 200_000:
+        _NEEDS.clear()
+    _NEEDS[vhost.host] = (vhost, found)
+    return found
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def is_plain(route: Route) -> bool:
+    """A row the routes map can state as a slot: one backend, no condition, both schemes, no
+    filter, rewrite, timeout or mirror (every Ingress row)."""
+    return plain_behaviour(route) and not route.conditional
+
+
+def plain_behaviour(route: Route) -> bool:
+    """A row that, once chosen, is proxied to its one backend as it is: its record is a slot."""
+    return (
+        route.backend is not None
+        and not route.split
+        and route.status is None
+        and route.redirect is None
+        and route.rewrite is None
+        and route.request_headers is None
+        and route.response_headers is None
+        and route.timeout is None
+        and not route.mirrors
+    )
+
+
+def _content_id(entries: Mapping[str, str]) -> str:
+    blob = "\n".join(f"{k} {v}" for k, v in sorted(entries.items()))
+    return hashlib.sha256(blob.encode()).hexdigest()[: 2 * _ID_BYTES]
+
+
+class _Ids:
+    """Content ids of one virtual host's groups and records, refusing a clash (two contents,
+    one id) rather than serving the wrong one."""
+
+    def __init__(self, vk: str) -> None:
+        self.vk = vk
+        self.seen: dict[str, str] = {}
+
+    def name(self, prefix: str, entries: Mapping[str, str]) -> str:
+        """``<prefix><vk>#<id>`` for ``entries`` (suffix -> value)."""
+        ident = _content_id(entries)
+        blob = repr(sorted(entries.items()))
+        if self.seen.setdefault(prefix + ident, blob) != blob:
+            raise ValueError(f"host {self.vk}: content id {ident} names two different contents")
+        return f"{prefix}{self.vk}#{ident}"
+
+
+@dataclass(slots=True)
+class _Compiler:
+    vk: str
+    assigned: Mapping[str, str]
+    shapes: Shapes
+    out: dict[str, str]
+    ids: _Ids
+    records: dict[tuple[int, str], str] = field(default_factory=dict)
+
+    # ---- records
+
+    def row_ref(self, route: Route, scheme: str) -> str:
+        if plain_behaviour(route):
+            assert route.backend is not None
+            return self.assigned[route.backend]
+        cache_key = (id(route), scheme)
+        found = self.records.get(cache_key)
+        if found is not None:
+            return found
+        entries = self.record(route, scheme)
+        key = self.ids.name(RECORD_PREFIX, entries)
+        for suffix, value in entries.items():
+            self.out[key + suffix] = value
+        self.records[cache_key] = key
+        return key
+
+    def record(self, route: Route, scheme: str) -> dict[str, str]:
+        """The record's entries, keyed by their suffix after the record key ("" for the main)."""
+        kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
+        host = pmode = pvalue = rscheme = rport = mirrors = ""
+        k = plen = 0
+        flags = ""
+        entries: dict[str, str] = {}
+        if route.status is not None:
+            kind = "5"
+        elif route.redirect is not None:
+            redirect = route.redirect
+            kind, slot_or_code = "r", str(int(redirect.status))
+            rscheme = redirect.scheme or scheme
+            host = redirect.hostname or ""
+            if redirect.port is not None and _WELL_KNOWN.get(rscheme) != redirect.port:
+                rport = f":{int(redirect.port)}"
+            if redirect.path is not None:
+                pmode, pvalue, k, plen = _path_fields(
+                    redirect.path.type.value, redirect.path.value, route
+                )
+        else:
+            slot_or_code, e500, weight = self._target(route)
+            mirrors = ",".join(self.assigned[m] for m in route.mirrors)
+            if route.timeout is not None:
+                timeout = max(1, round(route.timeout * 1000))
+            if route.rewrite is not None:
+                host = route.rewrite.hostname or ""
+                path = route.rewrite.path
+                if path is not None:
+                    pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
+            entries |= _filters(route, "q", self.shapes.request_filter_index)
+        if kind != "5":
+            entries |= _filters(route, "p", self.shapes.response_filter_index)
+        if any(s.startswith("|q") for s in entries):
+            flags += "q"
+        if any(s.startswith("|p") for s in entries):
+            flags += "p"
+        fields = (
+            kind,
+            slot_or_code,
+            str(e500),
+            str(weight),
+            str(timeout),
+            flags,
+            host,
+            pmode,
+            pvalue,
+            str(k),
+            str(plen),
+            rscheme,
+            rport,
+            mirrors,
+        )
+        for value in fields:
+            if "|" in value or any(c.isspace() for c in value):
+                raise ValueError(f"{route.source}: {value!r} cannot be a record field")
+        entries[""] = "|".join(fields)
+        return entries
+
+    def _target(self, route: Route) -> tuple[str, int, int]:
+        """(slot, weight answered 500, total weight) of a proxied row."""
+        if not route.split:
+            if route.backend is None:
+                raise ValueError(f"{route.source}: a row with neither backend nor answer")
+            return self.assigned[route.backend], 0, 0
+        live = [w for w in route.split if w.weight > 0]
+        invalid = sum(w.weight for w in live if w.backend is None)
+        total = sum(w.weight for w in live)
+        name = split_name(route)
+        if name is None:
+            backends = [w.backend for w in live if w.backend is not None]
+            if not backends:
+                raise ValueError(f"{route.source}: a split without a valid backend")
+            slot = self.assigned[backends[0]]
+        else:
+            slot = self.assigned[name]
+        return slot, invalid, (total if invalid else 0)
+
+    # ---- groups
+
+    def pointer(self, chain: Sequence[Route]) -> str:
+        """The value of a path key whose requests get the rows ``chain`` (precedence order)."""
+        per_scheme = {s: _scheme_chain(chain, s) for s in SCHEME_LETTER}
+        first = per_scheme["http"]
+        if (
+            len(first) == 1
+            and per_scheme["https"] == first
+            and is_plain(first[0])
+            and first[0].backend is not None
+        ):
+            return self.assigned[first[0].backend]
+        group: dict[str, str] = {}
+        for scheme, rows in per_scheme.items():
+            letter = SCHEME_LETTER[scheme]
+            for rank, route in enumerate(rows):
+                index = self.shapes.signature_index(signature(route))
+                key = f"|{index}|{letter}|{_values(route)}"
+                group.setdefault(key, f"{rank}:{self.row_ref(route, scheme)}")
+        name = self.ids.name(GROUP_PREFIX, group)
+        for suffix, value in group.items():
+            self.out[name + suffix] = value
+        return name
+
+
+def _scheme_chain(chain: Sequence[Route], scheme: str) -> list[Route]:
+    """The rows a request of ``scheme`` may get, up to the first that needs nothing more."""
+    rows = []
+    for route in chain:
+        if scheme not in route.schemes:
+            continue
+        rows.append(route)
+        if route.method is None and not route.headers and not route.query:
+            break
+    return rows
+
+
+def _path_fields(kind: str, value: str, route: Route) -> tuple[str, str, int, int]:
+    """(mode, value, k, plen) of a path modifier: F and the new path, or P, the replacement
+    without its trailing ``/``, the segments and the length of the matched prefix."""
+    if kind == REPLACE_FULL:
+        return "F", value, 0, 0
+    if kind != REPLACE_PREFIX:
+        raise ValueError(f"{route.source}: unknown path modifier {kind!r}")
+    prefix = _prefix(route)
+    return "P", value.rstrip("/"), prefix.count("/"), len(prefix)
+
+
+def _filters(route: Route, letter: str, index: Callable[[str], int]) -> dict[str, str]:
+    """Record entries of a header filter: ``|<letter><j>`` -> s/a + encoded value, or r."""
+    response = letter == "p"
+    return {
+        f"|{letter}{index(name)}": op + (encode_value(value) if op != "r" else "")
+        for op, name, value in _filter_ops(route, response=response)
+    }
+
+
+def _map_key_ok(text: str) -> str:
+    if not text or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise ValueError(f"{text!r} cannot be a routes-map key")
+    return text
+
+
+def table_entries(
+    vhost: VirtualHost, vk: str, assigned: Mapping[str, str], shapes: Shapes
+) -> dict[str, str]:
+    """The path keys of one virtual host with their groups and records (render.py adds the
+    host keys). A path key's requests get its own rows, then those of the longest shorter
+    prefix, and so on (the core's PathTable.match), so its group lists them all."""
+    exact: dict[str, list[Route]] = {}
+    prefix: dict[str, list[Route]] = {}
+    for route in vhost.routes:  # canonical order: precedence within one path
+        table = exact if route.path_type is PathType.EXACT else prefix
+        table.setdefault(route.path, []).append(route)
+
+    compiler = _Compiler(vk, assigned, shapes, {}, _Ids(vk))
+    entries: dict[str, str] = {}
+    for path, rows in exact.items():
+        chain = rows + _prefix_chain(prefix, path, include_self=True)
+        entries[_map_key_ok(f"={vk}{path}")] = compiler.pointer(chain)
+    for path, rows in prefix.items():
+        chain = rows + _prefix_chain(prefix, path, include_self=False)
+        entries[_map_key_ok(f"^{vk}{path.rstrip('/')}/")] = compiler.pointer(chain)
+    entries.update(compiler.out)
+    return entries
+
+
+def _prefix_chain(
+    prefix: Mapping[str, list[Route]], path: str, *, include_self: bool
+) -> list[Route]:
+    """The Prefix rows a request path falls through to, longest first, as PathTable.match
+    tries them: ``path`` itself (when ``include_self``), its parts ending before a ``/``, then
+    ``/``."""
+    rows: list[Route] = []
+    if path == "/":
+        return list(prefix.get("/", ())) if include_self else []
+    end = len(path) if include_self else path.rfind("/")
+    while end > 0:
+        rows += prefix.get(path[:end], ())
+        end = path.rfind("/", 0, end)
+    rows += prefix.get("/", ())
+    return rows
