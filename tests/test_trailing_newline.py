@@ -61,3 +61,17 @@ def test_annotations() -> None:
     ):
         parsed, problems = parse_annotations(ref, {f"{NGINX_PREFIX}/{key}": value})
         assert key not in parsed.values and problems[0].severity.value == "error"
+
+
+def test_the_plugins_quoting_gates_refuse_a_trailing_newline() -> None:
+    """HAProxy's and Traefik's one gate for model strings match whole strings: Python's ``$``
+    also matches before a final newline, which would let ``web\\n`` into a config line."""
+    from polyingress.plugins.haproxy.render import quote as haproxy_quote
+    from polyingress.plugins.traefik.render import quote as traefik_quote
+
+    assert haproxy_quote("web", "name") == "web"
+    assert traefik_quote("web") == "`web`"
+    with pytest.raises(ValueError):
+        haproxy_quote("web\n", "name")
+    with pytest.raises(ValueError):
+        traefik_quote("web\n")

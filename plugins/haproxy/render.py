@@ -134,7 +134,7 @@ def quote(value: str, what: str) -> str:
     """The single gate for model strings going into HAProxy text: returns ``value`` unchanged
     when it is one safe word, raises ValueError otherwise. We never escape: a string that
     needs escaping is refused (the core's validation makes that impossible for valid input)."""
-    if not isinstance(value, str) or not _WORD.match(value):
+    if not isinstance(value, str) or not _WORD.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not safe in HAProxy configuration")
     return value
 
@@ -415,7 +415,7 @@ def _sni_filters(model: RouteModel, vhost: VirtualHost, cert: Certificate | None
         names |= {
             n.lower()
             for n in cert.dns_names
-            if n.lower().endswith("." + suffix) and _WORD.match(n) and "**" not in n
+            if n.lower().endswith("." + suffix) and _WORD.fullmatch(n) and "**" not in n
         }
     # The host a name selects in the model; for ``*.x`` the host its names select (the model
     # finds an Ingress wildcard ``*.x`` by its exact name, else the longest suffix of x).

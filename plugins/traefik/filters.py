@@ -99,7 +99,7 @@ def _native(route: Route, response: bool) -> bool:
 
 def _set_natively(name: str, value: str) -> bool:
     # customRequestHeaders deletes a header whose value is empty: an empty set is the plugin's.
-    return bool(value) and _SIMPLE_NAME.match(name) is not None
+    return bool(value) and _SIMPLE_NAME.fullmatch(name) is not None
 
 
 def native_headers(route: Route) -> dict[str, Any] | None:
@@ -114,7 +114,7 @@ def native_headers(route: Route) -> dict[str, Any] | None:
         if changes is None or not _native(route, response):
             continue
         mapping = {n: v for n, v in changes.set if _set_natively(n, v)}
-        mapping.update({n: "" for n in changes.remove if _SIMPLE_NAME.match(n)})
+        mapping.update({n: "" for n in changes.remove if _SIMPLE_NAME.fullmatch(n)})
         if mapping:
             out[key] = mapping
     rewrite = route.rewrite
@@ -139,7 +139,7 @@ def _header_filter(route: Route, response: bool) -> dict[str, Any] | None:
         out["set"] = _changes(tuple(sets))
     if changes.add:
         out["add"] = _changes(changes.add)
-    removes = [n for n in changes.remove if not (native and _SIMPLE_NAME.match(n))]
+    removes = [n for n in changes.remove if not (native and _SIMPLE_NAME.fullmatch(n))]
     if removes:
         out["remove"] = removes
     return out or None

@@ -218,7 +218,7 @@ class TraefikConfig:
 
 def quote(value: str) -> str:
     """The one way a string from the model reaches a Traefik rule: a backtick literal."""
-    if not _QUOTABLE.match(value):
+    if not _QUOTABLE.fullmatch(value):
         raise ValueError(f"{value!r} cannot be placed in a Traefik rule")
     return f"`{value}`"
 
@@ -331,7 +331,7 @@ def literal(value: str) -> str:
     double-quoted literal ("Rules: values are backticks or escaped double-quotes"; Traefik
     reads them with ``strconv.Unquote``), ``\\`` and ``"`` escaped, every byte outside
     printable ASCII as ``\\xNN``."""
-    if _QUOTABLE.match(value):
+    if _QUOTABLE.fullmatch(value):
         return f"`{value}`"
     out = ['"']
     for char in value:
