@@ -62,7 +62,7 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -72,6 +72,7 @@ import jinja2
 from polyingress.core import (
     Answer,
     Certificate,
+    HostKind,
     ObjectRef,
     Outcome,
     PathTable,
@@ -93,6 +94,7 @@ __all__ = [
     "KeyPair",
     "LuaRender",
     "NginxConfig",
+    "RenderCache",
     "RenderOptions",
     "UnsafeValue",
     "endpoint_state",
@@ -123,9 +125,20 @@ LUA_DICT = "polyingress_backends"
 LUA_DICT_SIZE = "32m"
 LUA_SEED = "channel/endpoints.json"
 CHANNEL_PATH = "/endpoints"
-_UPSTREAM_VARIABLE = "$polyingress_upstream"
+# Lua mode: one upstream for every backend; a location names its backend in a variable that
+# the balancer reads (a literal, or for hosts served by one shared server block a map of $host).
+LUA_UPSTREAM = "polyingress_lua"
+BACKEND_VARIABLE = "$polyingress_backend"
+_LUA_PROXY_PASS = f'proxy_pass "http://{LUA_UPSTREAM}";'
+# Lua mode's idle upstream connections per worker, shared by every backend (ingress-nginx's
+# default for its one balancer upstream), unless the ConfigMap sets
+# upstream-keepalive-connections.
+LUA_KEEPALIVE_DEFAULT = 320
 _DIGEST_PLACEHOLDER = "%%polyingress-config-digest%%"
 _CONNECTION_VARIABLE = "$polyingress_connection"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class UnsafeValue(ValueError):
@@ -142,9 +155,10 @@ def quote(value: str, *, variables: bool = False) -> str:
     own constants (redirect target, guard regex) use: in ``return``, ``proxy_pass`` and
     ``proxy_set_header`` nginx interpolates ``$name`` (notes §8).
     """
-    for ch in value:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise UnsafeValue(f"control character U+{ord(ch):04X} in {value[:60]!r}")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        ch = bad.group()
+        raise UnsafeValue(f"control character U+{ord(ch):04X} in {value[:60]!r}")
     if not variables and "$" in value:
         raise UnsafeValue(f"'$' in {value[:60]!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -273,6 +287,13 @@ class _Answer:
     def is_return(self) -> bool:
         return self.directive.startswith("return ")
 
+    @property
+    def backend_set(self) -> str | None:
+        """Lua mode: the ``set`` of the backend a proxied answer names (None otherwise)."""
+        if self.directive.endswith(" " + _LUA_PROXY_PASS):
+            return self.directive[: -len(_LUA_PROXY_PASS) - 1]
+        return None
+
 
 Table = Callable[[str], _Answer]
 
@@ -285,6 +306,8 @@ def _directive(model: RouteModel, answer: Answer, lua: bool) -> str:
     backend = model.backend_index.get(answer.backend) if answer.backend is not None else None
     if backend is None or (answer.outcome is Outcome.UNAVAILABLE and not lua):
         return "return 503;"
+    if lua:
+        return f"set {BACKEND_VARIABLE} {quote(backend.name)}; {_LUA_PROXY_PASS}"
     return f"proxy_pass {quote('http://' + backend.name)};"
 
 
@@ -335,12 +358,21 @@ def _guard_regex(suffix: str) -> str:
 def _guarded(primary: _Answer, fallback: _Answer, regex: str) -> tuple[str, ...]:
     """Directives answering ``primary`` when the guard holds, ``fallback`` otherwise.
 
-    After an ``if`` block nginx still runs the location's later rewrite directives (``return``)
-    even when the ``if`` matched, so a ``return`` must sit inside the ``if``: when only the
-    primary answer is a ``return``, the condition is inverted.
+    After an ``if`` block nginx still runs the location's later rewrite directives (``return``,
+    ``set``) even when the ``if`` matched, so a ``return`` must sit inside the ``if``: when only
+    the primary answer is a ``return``, the condition is inverted. In Lua mode two proxied
+    answers differ in the backend they ``set``: the primary's is set first, the ``if`` sets
+    the fallback's after it (and proxies, as the ``if`` block's configuration is the one used).
     """
     if primary.directive == fallback.directive:
         return (primary.directive,)
+    if primary.backend_set and fallback.backend_set:
+        cond = f"$host !~ {quote(regex, variables=True)}"
+        return (
+            primary.backend_set,
+            f"if ({cond}) {{ {fallback.backend_set} {_LUA_PROXY_PASS} }}",
+            _LUA_PROXY_PASS,
+        )
     if fallback.is_return or not primary.is_return:
         cond = f"$host !~ {quote(regex, variables=True)}"
         return (f"if ({cond}) {{ {fallback.directive} }}", primary.directive)
@@ -354,7 +386,7 @@ def _locations(
     fallback: Table | None,
     regex: str | None,
 ) -> tuple[_Location, ...]:
-    out = []
+    out: list[tuple[_Key, tuple[str, ...]]] = []
     # Exact and Prefix keys by path, the catch-all ``/`` last (order does not change matching).
     for key in sorted({**keys, _ROOT: keys.get(_ROOT, set())}, key=_Key.sort_key):
         rep = key.representative
@@ -363,8 +395,52 @@ def _locations(
             directives = _guarded(answer, fallback(rep), regex)
         else:
             directives = (answer.directive,)
-        out.append(_Location(_source_comment(keys.get(key, ())), key.match, directives))
-    return tuple(out)
+        out.append((key, directives))
+    return _pruned(out, keys)
+
+
+def _pruned(
+    entries: list[tuple[_Key, tuple[str, ...]]], keys: dict[_Key, set[ObjectRef]]
+) -> tuple[_Location, ...]:
+    """The locations without the redundant ones. A key whose directives are those of the key
+    nginx would select without it (the longest Prefix key above it, else ``/``) answers nothing
+    of its own: it is left out and its paths fall to that key (transitively: a chain of equal
+    keys collapses to its top), so a host whose every path gets one answer is one
+    ``location /``. Except ``= P`` while a location named ``P/`` stays, or nginx would answer
+    ``P`` with its own 301 to ``P/`` (notes §2). A kept location names the objects of the keys
+    it took over."""
+    directives = dict(entries)
+    by_path = {k.path: k for k in directives if k.kind is _Kind.PREFIX}
+    exact_paths = {k.path for k in directives if k.kind is _Kind.EXACT}
+
+    def parent(key: _Key) -> _Key:
+        # The longest Prefix key that is a proper ancestor of the representative path.
+        path = key.path if key.kind is _Kind.EXACT else key.path + "/"
+        end = path.rfind("/", 0, len(path) if key.kind is _Kind.EXACT else len(path) - 1)
+        while end > 0:
+            found = by_path.get(path[:end])
+            if found is not None:
+                return found
+            end = path.rfind("/", 0, end)
+        return _ROOT
+
+    parents = {k: parent(k) for k in directives if k != _ROOT}
+    dropped = {k for k, up in parents.items() if directives[k] == directives[up]}
+    # Named "P/" and kept (a Prefix P, or an Exact "P/"): its "= P" twin must stay.
+    slash_named = {k.path for k in directives if k.kind is _Kind.PREFIX and k not in dropped}
+    slash_named |= {
+        p[:-1] for p in exact_paths if p.endswith("/") and _Key(p, _Kind.EXACT) not in dropped
+    }
+    dropped = {k for k in dropped if not (k.kind is _Kind.EXACT and k.path in slash_named)}
+    refs: dict[_Key, set[ObjectRef]] = {k: set(keys.get(k, ())) for k in directives}
+    for k in sorted(dropped, key=lambda k: -len(k.path)):
+        up = parents[k]
+        while up in dropped:
+            up = parents[up]
+        refs[up] |= refs[k]
+    return tuple(
+        _Location(_source_comment(refs[k]), k.match, d) for k, d in entries if k not in dropped
+    )
 
 
 _REDIRECT_VARIABLE = "$polyingress_redirect"
@@ -394,7 +470,7 @@ def _redirect_locations(
     method when the guard holds, else empty) that the returning ``if``s test; when the guard
     fails none of them holds and the location's own ``proxy_pass``, the fallback, answers.
     """
-    out = []
+    out: list[tuple[_Key, tuple[str, ...]]] = []
     var = _REDIRECT_VARIABLE
     for key in sorted({**keys, _ROOT: keys.get(_ROOT, set())}, key=_Key.sort_key):
         directives = _redirect(target)
@@ -411,8 +487,8 @@ def _redirect_locations(
                     f"if ({var} != {quote('')}) {{ return 308 {target}; }}",
                     answer.directive,
                 )
-        out.append(_Location(_source_comment(keys.get(key, ())), key.match, directives))
-    return tuple(out)
+        out.append((key, directives))
+    return _pruned(out, keys)
 
 
 def _host_servers(
@@ -498,6 +574,172 @@ def _host_servers(
     ]
 
 
+# -- hosts served by one server block (Lua mode) ---------------------------------------------------
+#
+# With the Lua module loaded, nginx 1.22's ngx_http_lua (0.10.23) creates an SSL_CTX for every
+# location configuration it merges (every server, location and `if`; ~0.1 ms and ~15 KB each on
+# OpenSSL 3.0): 10,000 hosts of one server and three locations each took nginx -t 8 s and 1.3 GB.
+# Hosts whose server blocks differ only in their name and their backends therefore share one
+# server block: one server_name line per host, and a location's backend is looked up by $host
+# (a map per backend position). 10,000 such hosts cost nginx -t 0.02 s and 20 MB.
+
+_SLOT = re.compile(r'set \$polyingress_backend ("[a-z0-9_-]+");')
+_SLOT_MARK = "set $polyingress_backend %%slot%%;"
+_NAME_MARK = "%%server_name%%"
+# Words a map reads as its own parameters, not as a key: such hosts keep a server of their own.
+_MAP_WORDS = frozenset({"default", "hostnames", "include", "volatile"})
+SLOT_VARIABLE = "$polyingress_slot_"
+
+
+_Shape = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shaped:
+    """A host's server block, and what hosts served alike share: the block without its comments,
+    its server_name and its backend names (``slots``, in order). ``shape`` None: served alone."""
+
+    server: _Server
+    host: str
+    shape: _Shape | None
+    slots: tuple[str, ...]
+
+
+def _shaped(server: _Server, host: str) -> _Shaped:
+    name_line = f"server_name {quote(host)};"
+    if host in _MAP_WORDS or host.startswith("*."):
+        return _Shaped(server, host, None, ())
+    slots: list[str] = []
+
+    def take(m: re.Match[str]) -> str:
+        slots.append(m.group(1))
+        return _SLOT_MARK
+
+    directives = tuple(_NAME_MARK if d == name_line else d for d in server.directives)
+    locations = tuple(
+        (loc.match, tuple(_SLOT.sub(take, d) for d in loc.directives)) for loc in server.locations
+    )
+    return _Shaped(server, host, (directives, locations), tuple(slots))
+
+
+def _fill(directive: str, slot: Iterator[str]) -> str:
+    """``directive`` with each slot mark replaced by the next replacement, in order."""
+    head, *rest = directive.split(_SLOT_MARK)
+    return head + "".join(next(slot) + part for part in rest)
+
+
+@dataclass(frozen=True, slots=True)
+class _Map:
+    comments: tuple[str, ...]
+    header: str
+    lines: tuple[str, ...]
+
+
+def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
+    """Servers for the hosts' blocks, one per group of blocks of one shape, and the maps of
+    ``$host`` to a backend that the shared blocks read (one per backend position: a host is in
+    one group, so its key is unique in each map)."""
+    groups: dict[object, list[_Shaped]] = {}
+    order: list[object] = []
+    with_slots: set[str] = set()
+    for item in shaped:
+        key: object = item.shape
+        if item.shape is None or (item.slots and item.host in with_slots):
+            key = item  # alone (a host's second block with backends would repeat its map key)
+        elif item.slots:
+            with_slots.add(item.host)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(item)
+    entries: dict[int, list[str]] = {}
+    servers: list[_Server] = []
+    for key in order:
+        members = groups[key]
+        if len(members) == 1:
+            servers.append(members[0].server)
+            continue
+        first = members[0]
+        assert first.shape is not None
+        directives, locations = first.shape
+        replacements = []
+        seen: dict[tuple[str, ...], int] = {}  # a position with the same backends reads one map
+        for j, backend in enumerate(first.slots):
+            values = tuple(m.slots[j] for m in members)
+            if all(v == backend for v in values):
+                replacements.append(f"set {BACKEND_VARIABLE} {backend};")
+                continue
+            if values not in seen:
+                seen[values] = j
+                entries.setdefault(j, []).extend(
+                    f"{quote(m.host)} {v};" for m, v in zip(members, values, strict=True)
+                )
+            replacements.append(f"set {BACKEND_VARIABLE} {SLOT_VARIABLE}{seen[values]};")
+        slot = iter(replacements)
+        names = tuple(
+            line for m in members for line in (*m.server.comments, f"server_name {quote(m.host)};")
+        )
+        servers.append(
+            _Server(
+                (
+                    f"# {len(members)} hosts served alike, each named below with its objects"
+                    + (f"; backends by $host ({SLOT_VARIABLE}N)." if seen else "."),
+                ),
+                tuple(x for d in directives for x in (names if d == _NAME_MARK else (d,))),
+                tuple(
+                    _Location((), match, tuple(_fill(d, slot) for d in ds))
+                    for match, ds in locations
+                ),
+            )
+        )
+    maps = [
+        _Map(
+            () if j else ("# The backend of each position of the shared server blocks, by host.",),
+            f"map $host {SLOT_VARIABLE}{j}",
+            ('default "";', *lines),
+        )
+        for j, lines in sorted(entries.items())
+    ]
+    return servers, maps
+
+
+class RenderCache:
+    """The host server blocks of the last render, reused for a host while it and what its
+    blocks depend on are unchanged (its routes and TLS, the default backend, which of its
+    backends exist or have endpoints, its certificate's files, the listen options). A change
+    to one host renders that host again, not 10,000. Only the last render's hosts are kept."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, tuple[VirtualHost, object, tuple[_Shaped, ...]]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+
+def _host_deps(
+    model: RouteModel, vhost: VirtualHost, opts: RenderOptions, pairs: dict[str, KeyPair]
+) -> object:
+    """What a host's blocks depend on besides the host itself (see :class:`RenderCache`)."""
+    lua = opts.lua is not None
+    below = model.fallback_host(vhost) if vhost.kind is HostKind.WILDCARD else None
+    names = {r.backend for r in vhost.routes}
+    if below is not None:
+        names.update(r.backend for r in below.routes)
+    if model.default_backend is not None:
+        names.add(model.default_backend)
+    index = model.backend_index
+    state = tuple(
+        sorted((n, n in index, not lua and n in index and index[n].available) for n in names)
+    )
+    pair = None
+    if vhost.tls is not None and vhost.tls.certificate is not None:
+        found = pairs[vhost.tls.certificate]
+        pair = (found.crt, found.key, found.refs)
+    return (opts, model.default_backend, state, below, pair)
+
+
 # -- upstreams ----------------------------------------------------------------------------------
 
 
@@ -505,31 +747,39 @@ def upstreams(
     model: RouteModel, settings: NginxSettings, lua: bool = False
 ) -> tuple[_Upstream, ...]:
     """Static: one upstream per backend with ready endpoints; servers are IPs (notes §7).
-    Lua: one upstream per backend, without a single endpoint address (module docstring)."""
+    Lua: one upstream for every backend, without a single endpoint address (module docstring):
+    the balancer reads the backend's name from ``$polyingress_backend``. 10,000 upstream blocks
+    cost nginx ~12 KB each and their parse at every reload; one costs nothing per backend."""
+    connections = settings.upstream_keepalive_connections
+    if lua and "upstream-keepalive-connections" not in settings.from_configmap:
+        connections = LUA_KEEPALIVE_DEFAULT
     keepalive: list[str] = []
-    if settings.upstream_keepalive_connections > 0:
+    if connections > 0:
         # After the balancer: keepalive wraps whichever balancer is set before it.
         keepalive = [
-            f"keepalive {settings.upstream_keepalive_connections};",
+            f"keepalive {connections};",
             f"keepalive_timeout {settings.upstream_keepalive_timeout};",
             f"keepalive_requests {settings.upstream_keepalive_requests};",
         ]
+    if lua:
+        comments = (
+            "# Lua mode: every backend. The balancer picks an endpoint of the backend named in",
+            f"# {BACKEND_VARIABLE}, from the endpoints the controller pushed (idle connections:",
+            "# one pool per worker for all backends).",
+        )
+        directives = (
+            "server 0.0.0.1;",
+            f"balancer_by_lua_block {{ require({_lua_string(_LUA_BALANCER)}).balance() }}",
+        )
+        return (_Upstream(comments, LUA_UPSTREAM, (*directives, *keepalive)),)
     out = []
     for backend in model.backends:
         ref = ObjectRef(kind="Service", namespace=backend.namespace, name=backend.service)
-        if lua:
-            directives = [
-                "server 0.0.0.1;",
-                f"balancer_by_lua_block {{ require({_lua_string(_LUA_BALANCER)}).balance() }}",
-            ]
-        else:
-            ready = backend.ready_endpoints
-            if not ready:
-                continue
-            directives = [f"server {quote(e.hostport)};" for e in ready]
-        out.append(
-            _Upstream(_source_comment([ref]), quote(backend.name), (*directives, *keepalive))
-        )
+        ready = backend.ready_endpoints
+        if not ready:
+            continue
+        servers = [f"server {quote(e.hostport)};" for e in ready]
+        out.append(_Upstream(_source_comment([ref]), quote(backend.name), (*servers, *keepalive)))
     return tuple(out)
 
 
@@ -575,9 +825,6 @@ def _lua_http(lua: LuaRender) -> tuple[str, ...]:
     return (
         f"lua_package_path {quote(lua.package_dir.rstrip('/') + '/?.lua;;')};",
         f"lua_shared_dict {LUA_DICT} {LUA_DICT_SIZE};",
-        # The balancer's key: the upstream name from proxy_pass. ngx.var cannot read
-        # $proxy_host (it is not in nginx's variable hash); a map can.
-        f"map $proxy_host {_UPSTREAM_VARIABLE} {{ default $proxy_host; }}",
         # In the master, before the workers fork (they inherit the loaded modules and the
         # token, and need not read the package directory when running as nobody).
         f"init_by_lua_block {{ {init} }}",
@@ -674,6 +921,9 @@ def _http(s: NginxSettings, names: Iterable[str], lua: LuaRender | None) -> tupl
         *(f"{name} {quote(path)};" for name, path in TEMP_PATHS),
         f"server_names_hash_bucket_size {bucket};",
         f"server_names_hash_max_size {max_size};",
+        # The maps of shared server blocks have the host names as keys (Lua mode).
+        f"map_hash_bucket_size {bucket};",
+        f"map_hash_max_size {max_size};",
         f"keepalive_timeout {s.keep_alive};",
         f"keepalive_requests {s.keep_alive_requests};",
         f"client_header_timeout {s.client_header_timeout};",
@@ -786,8 +1036,14 @@ def _template() -> jinja2.Template:
     return env.get_template("nginx.conf.j2")
 
 
-def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> NginxConfig:
-    """The nginx.conf for ``model``; same inputs, byte-identical text."""
+def render(
+    model: RouteModel,
+    opts: RenderOptions,
+    fallback: Certificate,
+    cache: RenderCache | None = None,
+) -> NginxConfig:
+    """The nginx.conf for ``model``; same inputs, byte-identical text (with or without a
+    ``cache`` of the last render's host blocks, which only saves time)."""
     settings, problems = parse_settings(model.settings)
     http_listen = _listen_address(opts.bind, opts.http_port)
     https_listen = _listen_address(opts.bind, opts.https_port)
@@ -820,11 +1076,34 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         )
     ]
     names: list[str] = []
+    shaped: list[_Shaped] = []
+    fresh: dict[str, tuple[VirtualHost, object, tuple[_Shaped, ...]]] = {}
     for vhost in model.vhosts:
-        if vhost.host is None:
+        host = vhost.host
+        if host is None:
             continue
-        names.append(vhost.host)
-        servers += _host_servers(model, vhost, opts, http_listen, https_listen, pairs)
+        names.append(host)
+        deps = _host_deps(model, vhost, opts, pairs)
+        entry = cache._hosts.get(host) if cache is not None else None
+        if entry is not None and (entry[0] is vhost or entry[0] == vhost) and entry[1] == deps:
+            parts = entry[2]
+            if cache is not None:
+                cache.hits += 1
+        else:
+            built = _host_servers(model, vhost, opts, http_listen, https_listen, pairs)
+            parts = tuple(_shaped(server, host) for server in built)
+            if cache is not None:
+                cache.misses += 1
+        fresh[host] = (vhost, deps, parts)
+        shaped.extend(parts)
+    if cache is not None:
+        cache._hosts = fresh
+    maps: list[_Map] = []
+    if lua:
+        grouped, maps = _grouped(shaped)
+        servers += grouped
+    else:
+        servers += [item.server for item in shaped]
     servers.append(_status_server(opts))
     if opts.lua is not None:
         servers += _lua_servers(opts.lua)
@@ -833,6 +1112,7 @@ def render(model: RouteModel, opts: RenderOptions, fallback: Certificate) -> Ngi
         main=_main(settings, opts.lua),
         events=(f"worker_connections {settings.max_worker_connections};",),
         http=_http(settings, names, opts.lua),
+        maps=maps,
         upstreams=upstreams(model, settings, lua=opts.lua is not None),
         servers=servers,
     )
