@@ -603,10 +603,13 @@ class _Shaped:
     host: str
     shape: _Shape | None
     slots: tuple[str, ...]
+    quoted: str = ""  # the host, quoted
+    names: tuple[str, ...] = ()  # its lines in a shared block: comments, server_name
 
 
 def _shaped(server: _Server, host: str) -> _Shaped:
-    name_line = f"server_name {quote(host)};"
+    quoted = quote(host)
+    name_line = f"server_name {quoted};"
     if host in _MAP_WORDS or host.startswith("*."):
         return _Shaped(server, host, None, ())
     slots: list[str] = []
@@ -619,7 +622,8 @@ def _shaped(server: _Server, host: str) -> _Shaped:
     locations = tuple(
         (loc.match, tuple(_SLOT.sub(take, d) for d in loc.directives)) for loc in server.locations
     )
-    return _Shaped(server, host, (directives, locations), tuple(slots))
+    names = (*server.comments, name_line)
+    return _Shaped(server, host, (directives, locations), tuple(slots), quoted, names)
 
 
 def _fill(directive: str, slot: Iterator[str]) -> str:
@@ -672,13 +676,11 @@ def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
             if values not in seen:
                 seen[values] = j
                 entries.setdefault(j, []).extend(
-                    f"{quote(m.host)} {v};" for m, v in zip(members, values, strict=True)
+                    f"{m.quoted} {v};" for m, v in zip(members, values, strict=True)
                 )
             replacements.append(f"set {BACKEND_VARIABLE} {SLOT_VARIABLE}{seen[values]};")
         slot = iter(replacements)
-        names = tuple(
-            line for m in members for line in (*m.server.comments, f"server_name {quote(m.host)};")
-        )
+        names = tuple(line for m in members for line in m.names)
         servers.append(
             _Server(
                 (
@@ -721,23 +723,28 @@ class RenderCache:
 def _host_deps(
     model: RouteModel, vhost: VirtualHost, opts: RenderOptions, pairs: dict[str, KeyPair]
 ) -> object:
-    """What a host's blocks depend on besides the host itself (see :class:`RenderCache`)."""
-    lua = opts.lua is not None
-    below = model.fallback_host(vhost) if vhost.kind is HostKind.WILDCARD else None
-    names = {r.backend for r in vhost.routes}
-    if below is not None:
-        names.update(r.backend for r in below.routes)
-    if model.default_backend is not None:
-        names.add(model.default_backend)
+    """What a host's blocks depend on besides the host itself (see :class:`RenderCache`): the
+    Backend objects its routes (and a wildcard's fallback host's) and the default backend name,
+    or None where missing. The builder keeps an unchanged Backend the same object, so comparing
+    them is mostly comparing identities; a changed one renders the host again."""
     index = model.backend_index
-    state = tuple(
-        sorted((n, n in index, not lua and n in index and index[n].available) for n in names)
-    )
+    below = model.fallback_host(vhost) if vhost.kind is HostKind.WILDCARD else None
+    backends = [index.get(r.backend) for r in vhost.routes]
+    if below is not None:
+        backends += [index.get(r.backend) for r in below.routes]
+    default = model.default_backend
     pair = None
     if vhost.tls is not None and vhost.tls.certificate is not None:
         found = pairs[vhost.tls.certificate]
         pair = (found.crt, found.key, found.refs)
-    return (opts, model.default_backend, state, below, pair)
+    return (
+        opts,
+        default,
+        index.get(default) if default is not None else None,
+        tuple(backends),
+        below,
+        pair,
+    )
 
 
 # -- upstreams ----------------------------------------------------------------------------------
