@@ -435,14 +435,20 @@ def test_rendering_a_stream_of_changed_models_retains_no_memory(backend: str) ->
 
     for i in range(300):  # warm up: every cache that is bounded by the model is full
         change(i)
+    # Two windows of 1,000 changes: what a render retains grows in both; a one-time event
+    # (a dict of the interpreter's own, allocated before tracing began, resized in a window:
+    # the new table counts, the old one's release does not) shows in one window only.
     tracemalloc.start()
+    grown = []
     try:
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
-        for i in range(300, 1300):
-            change(i)
-        gc.collect()
-        grown = tracemalloc.get_traced_memory()[0] - before
+        for start in (300, 1300):
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(start, start + 1000):
+                change(i)
+            gc.collect()
+            grown.append(tracemalloc.get_traced_memory()[0] - before)
     finally:
         tracemalloc.stop()
-    assert grown < 256 * 1024, f"{grown / 1024:.0f} KiB retained over 1,000 changes"
+    least = min(grown)
+    assert least < 256 * 1024, f"{least / 1024:.0f} KiB retained over 1,000 changes ({grown})"
