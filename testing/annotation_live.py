@@ -14,8 +14,7 @@ which tests/test_annotations_core.py checks.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,8 @@ from polyingress.testing.live import (
     Controller,
     HelloFleet,
     Response,
+    check_split,
+    hold_consistently,
     metric,
     wait_until,
     write_manifests,
@@ -57,8 +58,6 @@ __all__ = [
 
 pytestmark = pytest.mark.live
 
-CONSECUTIVE = 3
-_WEIGHT_TRIES = 10
 CORE_PORTS = (8080, 8443)  # the proxy's ports the core check builds with
 
 
@@ -211,42 +210,18 @@ class AnnotationWorld:
     def check(self, case: AnnotationCase) -> None:
         self.load(case)
         for e in case.expects:
-            self._consistently(case, e)
+            hold_consistently(functools.partial(self.holds, case, e))
         if case.weights:
             self.check_weights(case)
 
-    def _consistently(self, case: AnnotationCase, e: Expect, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        streak = 0
-        while streak < CONSECUTIVE:
-            good, why = self.holds(case, e)
-            streak = streak + 1 if good else 0
-            if not good:
-                if time.monotonic() > deadline:
-                    raise AssertionError(why)
-                time.sleep(0.1)
-
     def check_weights(self, case: AnnotationCase, requests: int = 500) -> None:
-        """Each Service's share of 500 requests within 5 % of its weight's (10 tries)."""
         e = case.expects[0]
-        shares = {hello_name(s): share for s, share in case.weights}
-        failures: list[str] = []
-        for _ in range(_WEIGHT_TRIES):
-            seen: Counter[str] = Counter()
-            for _ in range(requests):
-                resp = self.send(e)
-                assert resp.status == 200, f"{case}: HTTP {resp.status}"
-                seen[str(resp.server_name)] += 1
-            wrong = [
-                f"{name} got {seen[name] / requests:.1%}, its weight says {share:.1%}"
-                for name, share in shares.items()
-                if abs(seen[name] / requests - share) > 0.05
-            ]
-            wrong += [f"{name} is no backend of the split" for name in seen if name not in shares]
-            if not wrong:
-                return
-            failures.append("; ".join(wrong))
-        raise AssertionError(f"{case}: the split missed {_WEIGHT_TRIES} times: {failures}")
+        check_split(
+            lambda: self.send(e),
+            {hello_name(s): share for s, share in case.weights},
+            str(case),
+            requests,
+        )
 
     def stop(self) -> None:
         self.controller.stop()

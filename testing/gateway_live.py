@@ -16,11 +16,10 @@ features; a core case is never skipped.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
-import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,9 +44,12 @@ from polyingress.testing.gateway_cases import (
     hello_name,
 )
 from polyingress.testing.live import (
+    CONSECUTIVE,
     Controller,
     HelloFleet,
     Response,
+    check_split,
+    hold_consistently,
     metric,
     wait_until,
     write_manifests,
@@ -68,8 +70,6 @@ pytestmark = pytest.mark.live
 
 _HELLO_PORT = 1  # the port the base objects name; the model check needs no real one
 _GROUP = "gateway.networking.k8s.io"
-CONSECUTIVE = 3  # upstream's RequiredConsecutiveSuccesses: an expectation must hold 3 in a row
-_WEIGHT_TRIES = 10  # upstream's weight.MaxTestRetries
 _REQUEST_ID = "gateway-api-conformance-request-id"  # upstream's query parameter for mirrors
 _WELL_KNOWN = {"http": 80, "https": 443}
 
@@ -413,47 +413,19 @@ class GatewayWorld:
     def check(self, case: GatewayCase) -> None:
         self.load(case)
         for e in case.expects:
-            self._consistently(case, e)
+            hold_consistently(functools.partial(self.holds, case, e))
         if case.weights:
             self.check_weights(case)
         check_statuses(case, self.statuses())
 
-    def _consistently(self, case: GatewayCase, e: Expect, timeout: float = 15.0) -> None:
-        """Until ``e`` holds CONSECUTIVE times in a row (upstream's eventually consistent
-        response), within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        streak, why = 0, ""
-        while streak < CONSECUTIVE:
-            good, why = self.holds(case, e)
-            streak = streak + 1 if good else 0
-            if not good:
-                if time.monotonic() > deadline:
-                    raise AssertionError(why)
-                time.sleep(0.1)
-
     def check_weights(self, case: GatewayCase, requests: int = 500) -> None:
-        """Upstream's rule: over 500 requests each backend's share is within 5 % of its
-        weight's share and a weight 0 gets none; a try that misses is tried again, up to 10
-        tries."""
         e = case.expects[0]
-        shares = {hello_name(*ref): share for ref, share in case.weights}
-        failures: list[str] = []
-        for _ in range(_WEIGHT_TRIES):
-            seen: Counter[str] = Counter()
-            for _ in range(requests):
-                resp = self.send(e)
-                assert resp.status == 200, f"{case}: HTTP {resp.status}"
-                seen[str(resp.server_name)] += 1
-            wrong = [
-                f"{name} got {seen[name] / requests:.1%}, its weight says {share:.1%}"
-                for name, share in shares.items()
-                if (abs(seen[name] / requests - share) > 0.05 if share else seen[name] > 0)
-            ]
-            wrong += [f"{name} is no backend of the split" for name in seen if name not in shares]
-            if not wrong:
-                return
-            failures.append("; ".join(wrong))
-        raise AssertionError(f"{case}: the split missed {_WEIGHT_TRIES} times: {failures}")
+        check_split(
+            lambda: self.send(e),
+            {hello_name(*ref): share for ref, share in case.weights},
+            str(case),
+            requests,
+        )
 
     def statuses(self) -> list[dict[str, Any]]:
         """The status ``polyingress status --backend`` computes for the loaded manifests."""

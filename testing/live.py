@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,13 +38,17 @@ from polyingress.core import BuildOptions, RunSettings, session_members
 from polyingress.core.runtime.hello import HelloServer
 
 __all__ = [
+    "CONSECUTIVE",
+    "WEIGHT_TRIES",
     "AddressEcho",
     "Controller",
     "EarlyClose",
     "HelloFleet",
     "Response",
+    "check_split",
     "free_port",
     "get",
+    "hold_consistently",
     "metric",
     "processes_in_session",
     "request",
@@ -89,6 +94,49 @@ def wait_until(pred: Callable[[], Any], timeout: float = 15.0, interval: float =
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last error: {last_exc!r})")
+
+
+CONSECUTIVE = 3  # upstream's RequiredConsecutiveSuccesses: an expectation must hold 3 in a row
+WEIGHT_TRIES = 10  # upstream's weight.MaxTestRetries
+
+
+def hold_consistently(holds: Callable[[], tuple[bool, str]], timeout: float = 15.0) -> None:
+    """Until ``holds()`` says True CONSECUTIVE times in a row (upstream's eventually consistent
+    response), within ``timeout`` seconds; else AssertionError with its last reason."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < CONSECUTIVE:
+        good, why = holds()
+        streak = streak + 1 if good else 0
+        if not good:
+            if time.monotonic() > deadline:
+                raise AssertionError(why)
+            time.sleep(0.1)
+
+
+def check_split(
+    send: Callable[[], Response], shares: dict[str, float], what: str, requests: int = 500
+) -> None:
+    """Upstream's rule for a weighted split: over ``requests`` requests (``send``) each hello
+    server's share is within 5 % of its weight's (``shares``: server name -> share) and a share
+    of 0 gets none; a try that misses is tried again, up to WEIGHT_TRIES tries."""
+    failures: list[str] = []
+    for _ in range(WEIGHT_TRIES):
+        seen: Counter[str] = Counter()
+        for _ in range(requests):
+            resp = send()
+            assert resp.status == 200, f"{what}: HTTP {resp.status}"
+            seen[str(resp.server_name)] += 1
+        wrong = [
+            f"{name} got {seen[name] / requests:.1%}, its weight says {share:.1%}"
+            for name, share in shares.items()
+            if (abs(seen[name] / requests - share) > 0.05 if share else seen[name] > 0)
+        ]
+        wrong += [f"{name} is no backend of the split" for name in seen if name not in shares]
+        if not wrong:
+            return
+        failures.append("; ".join(wrong))
+    raise AssertionError(f"{what}: the split missed {WEIGHT_TRIES} times: {failures}")
 
 
 def write_manifests(directory: Path, name: str, objects: list[dict[str, Any]]) -> Path:
