@@ -44,6 +44,7 @@ from benchkit import (
     last_host,
     pct,
     probe_objects,
+    reloads,
     served,
     service,
     start_upstream,
@@ -60,14 +61,6 @@ from polyingress.testing.live import Controller, HelloFleet, free_port, write_ma
 DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
 KINDS = ("endpoint", "path+", "ingress-", "tls+")
 STREAM_HOST = "stream.bench.example.com"
-
-
-def reloads(ctl: Controller) -> float:
-    total = 0.0
-    for line in ctl.metrics().splitlines():
-        if line.startswith("polyingress_reloads_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchkit import pct, served
+from benchkit import pct, reloads, served
 
 from polyingress.testing.live import Controller, HelloFleet, write_manifests
 
@@ -128,14 +128,6 @@ def probe(paths: list[str], header: str, weights: tuple[int, int]) -> list[dict[
         for p in paths
     ]
     return [_route("probe", PROBE, rules)]
-
-
-def reloads(ctl: Controller) -> float:
-    total = 0.0
-    for line in ctl.metrics().splitlines():
-        if line.startswith("polyingress_reloads_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def run_one(backend: str, size: int, changes: int, tmp: Path) -> dict[str, Any]:

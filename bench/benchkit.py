@@ -20,7 +20,7 @@ from typing import Any
 
 from worlds import generated_world
 
-from polyingress.testing.live import Response, _SNIConnection, request
+from polyingress.testing.live import Controller, Response, _SNIConnection, request
 
 PROBE_HOST = "probe.bench.example.com"
 _CLIENT_TLS = ssl.create_default_context()
@@ -231,6 +231,16 @@ def probe_objects(
 
 
 # -- measuring ----------------------------------------------------------------------------------
+
+
+def reloads(ctl: Controller) -> float:
+    """The proxy reloads a running controller counted (``polyingress_reloads_total``, every
+    reason), from its /metrics."""
+    total = 0.0
+    for line in ctl.metrics().splitlines():
+        if line.startswith("polyingress_reloads_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def served(
