@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -60,10 +61,32 @@ __all__ = [
 ]
 
 
+# Ports handed out by free_port in this process: never handed out twice. Asking the kernel
+# for port 0 twice in a row can return the same port (a CI run once started Caddy with
+# --http-port equal to --https-port), and a port in the ephemeral range can be taken by any
+# outgoing connection's source port between the check and the proxy's bind.
+_HANDED_OUT: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+_PORT_RANGE = (20000, 32767)  # below Linux's default ephemeral range (32768-60999)
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on ``address`` now, below the kernel's ephemeral range, and never
+    returned before by this process (so two ports asked for one proxy always differ)."""
+    rng = random.SystemRandom()
+    with _PORTS_LOCK:
+        for _ in range(2000):
+            port = rng.randint(*_PORT_RANGE)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind((address, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError(f"no free TCP port on {address} in {_PORT_RANGE}")
 
 
 def run_settings(

@@ -50,6 +50,7 @@ from polyingress.plugins.haproxy.runtime import (
     parse_servers_state,
     parse_show_proc,
 )
+from polyingress.testing.live import free_port
 
 HAPROXY = shutil.which("haproxy")
 needs_haproxy = needs("haproxy")
@@ -106,13 +107,6 @@ def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
         thread.join(timeout=5)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 CONFIG = """\
 global
     stats socket {admin} mode 600 level admin expose-fd listeners
@@ -153,7 +147,7 @@ class HAProxy:
 
     root: Path
     upstreams: tuple[Upstream, Upstream]
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
 

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import os
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -37,6 +36,7 @@ from polyingress.plugins.traefik import plugin
 from polyingress.plugins.traefik.filters import MODULE, PLUGIN, plugin_files
 from polyingress.plugins.traefik.plugin import TraefikBackend, static_config
 from polyingress.plugins.traefik.render import MIDDLEWARE_REDIRECT, SERVICE_UNAVAILABLE
+from polyingress.testing.live import free_port
 
 REF = ObjectRef(kind="Ingress", namespace="ns", name="ing")
 
@@ -62,12 +62,6 @@ def model(port: int = 8080, tls: bool = False) -> RouteModel:
             ),
         ),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def settings(
