@@ -111,6 +111,40 @@ def applies(log: str) -> list[Apply]:
     return found
 
 
+def part_times(parts: str) -> dict[str, float]:
+    """``render 80.9 ms, write 8.3 ms`` -> {"render": 80.9, "write": 8.3} (ms)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in parts.split(", "))):
+        name, _, value = item.rpartition(" ")[0].rpartition(" ")
+        out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+_OLD_EXIT = re.compile(r"nginx: the old workers of reload \d+ exited ([\d.]+) s after it")
+_RELOAD_PARTS = ("master parse", "reload until served", "reload")
+
+
+def breakdown(found: list[Apply], log: str) -> dict[str, Any]:
+    """Where the time of the applies that reloaded went: the median of each part (ms) over
+    them, the apply's own total, and (nginx) how long old workers lived after their reload."""
+    reloads = [a for a in found if any(k in part_times(a.parts) for k in _RELOAD_PARTS)]
+    out: dict[str, Any] = {"reload_applies": len(reloads), "parts_p50_ms": {}}
+    names: dict[str, list[float]] = {}
+    for a in reloads:
+        for name, ms in part_times(a.parts).items():
+            names.setdefault(name, []).append(ms)
+    for name, values in names.items():
+        out["parts_p50_ms"][name] = statistics.median(values)
+    if reloads:
+        out["parts_p50_ms"]["apply (total)"] = statistics.median(a.apply_ms for a in reloads)
+        out["parts_p50_ms"]["build"] = statistics.median(a.build_ms for a in reloads)
+    exits = [float(x) for x in _OLD_EXIT.findall(log)]
+    if exits:
+        out["old_workers_exit_p50_s"] = statistics.median(exits)
+        out["old_workers_exit_max_s"] = max(exits)
+    return out
+
+
 def attribute(changes: list[Change], log: str) -> None:
     """Give each change the applies that noticed a change between its write and its being
     served (log times have millisecond resolution)."""
@@ -296,6 +330,7 @@ def run_one(
             logs.mkdir(parents=True, exist_ok=True)
             (logs / f"{backend}-{size}.log").write_text(log)
     attribute(done, log)
+    where_time = breakdown(applies(log), log)
     all_lat = [c.latency for c in done]
     by_kind = {k: [c.latency for c in done if c.kind == k] for k in KINDS}
     slowest = sorted(done, key=lambda c: c.latency, reverse=True)[:5]
@@ -312,6 +347,7 @@ def run_one(
         "rps_last_of_n": rps_last,
         "long_lived": f"{kept} {lasted:.0f}s / {long_changes}" if kept else "",
         "slowest": [{"kind": c.kind, "ms": c.latency * 1000, "where": where(c)} for c in slowest],
+        "breakdown": where_time,
     }
 
 
@@ -377,6 +413,20 @@ def main() -> None:
             f"{k.get('tls+', 0):>6.1f}ms {r['reloads']:>7.0f} "
             f"{r['rps_1_route']:>12,.0f} {r['rps_last_of_n']:>14,.0f}  {r['long_lived']}"
         )
+    for r in rows:
+        b = r["breakdown"]
+        if not b["reload_applies"]:
+            continue
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in b["parts_p50_ms"].items())
+        print(
+            f"\nwhere a reload's time goes, {r['backend']} at {r['ingresses']:,} Ingresses "
+            f"(median of {b['reload_applies']} applies that reloaded, ms): {parts}"
+        )
+        if "old_workers_exit_p50_s" in b:
+            print(
+                f"  old workers exited {b['old_workers_exit_p50_s']:.1f} s after their reload "
+                f"(median; max {b['old_workers_exit_max_s']:.1f} s)"
+            )
     for r in rows:
         print(f"\nslowest changes, {r['backend']} at {r['ingresses']:,} Ingresses (ms):")
         for c in r["slowest"]:

@@ -61,9 +61,10 @@ from polyingress.core import (
     write_atomic,
 )
 
+from . import metrics
 from .channel import ChannelError, EndpointChannel
 from .lua_support import CHANNEL_DIR, CHANNEL_SOCKET, lua_render
-from .process import LogTail, NginxProcess, check_config
+from .process import Generations, LogTail, NginxProcess, check_config, pss_bytes
 from .render import (
     CONFIG_VERSION_PATH,
     LUA_SEED,
@@ -244,6 +245,8 @@ class NginxBackend:
                 self.lua_state,
             )
         self.tail = LogTail()
+        self.generations = Generations()
+        self.tail.watch(self.generations.on_line)
         self.process: NginxProcess | None = None
         self.running: NginxConfig | None = None
         self.failed: tuple[str, ApplyError] | None = None
@@ -259,6 +262,7 @@ class NginxBackend:
         # Ready only once start() returned: in Lua mode that is after the endpoints were
         # pushed and read back, not when nginx first answers.
         self._ready = False
+        metrics.observe(self)
 
     # -- rendering and files ------------------------------------------------------------------
 
@@ -425,6 +429,7 @@ class NginxBackend:
             process.failed_start()  # restarts back off as if nginx had died at once
             raise
         mark = self.tail.mark()
+        self.generations.clear()
         process.start()
         try:
             self._wait_serving(process, config, mark)
@@ -587,11 +592,10 @@ class NginxBackend:
         os.replace(self.candidate, self.conf)
         old_workers = process.workers()
         mark = self.tail.mark()
-        with self.watch.part("reload"):
-            process.signal(signal.SIGHUP)
+        hup = time.monotonic()
+        process.signal(signal.SIGHUP)
         try:
-            with self.watch.part("wait-until-served"):
-                self._wait_serving(process, config, mark)
+            self._wait_serving(process, config, mark)
         except ApplyError as exc:
             # The master keeps its old configuration; so must the file, for later restarts.
             write_atomic(self.conf, previous.text, mode=0o600)
@@ -599,10 +603,12 @@ class NginxBackend:
             self.failed = (config.digest, exc)
             self.last_error = str(exc)
             raise
-        with self.watch.part("old workers retired"):
+        self._time_reload(mark, hup)
+        with self.watch.part("old workers stop accepting"):
             retired = process.wait_retired(old_workers, timeout=5.0)
         if not retired:
             log.warning("old nginx workers still accept connections 5s after the reload")
+        self.generations.retire(self.reloads + 1, old_workers, hup)
         self.running = config
         self._guard_record()
         self.failed = None
@@ -617,6 +623,35 @@ class NginxBackend:
             self._check_seconds * 1000,
             (time.monotonic() - started) * 1000,
         )
+
+    def _time_reload(self, mark: int, hup: float) -> None:
+        """Split the time from SIGHUP until the new workers served into the master's parse of
+        the configuration (until it logs "start worker processes", notice level) and the new
+        workers' start (until the status server answers the new digest)."""
+        served = time.monotonic()
+        parsed = self.tail.arrived(mark, "start worker processes")
+        if parsed is not None and hup <= parsed <= served:
+            self.watch.add("master parse", parsed - hup)
+            self.watch.add("new workers serve", served - parsed)
+        else:
+            self.watch.add("reload until served", served - hup)
+
+    # -- observed by /metrics ---------------------------------------------------------------
+
+    def worker_generations(self) -> int:
+        """The current workers' generation plus each older one still shutting down (0: nginx
+        is not running)."""
+        process = self.process
+        if process is None or not process.alive():
+            return 0
+        return 1 + len(self.generations.old(process.pid))
+
+    def memory_bytes(self) -> int:
+        """PSS of the master and all its workers (old ones included)."""
+        process = self.process
+        if process is None or process.pid is None or not process.alive():
+            return 0
+        return sum(pss_bytes(pid) for pid in [process.pid, *process.workers()])
 
     def _guard_record(self) -> None:
         certs = self.conf_dir / "certs"
