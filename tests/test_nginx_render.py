@@ -54,6 +54,7 @@ CASES = [
     "wildcard-tls",
     "wildcard-tls-catch-all",
     "settings",
+    "alike",
 ]
 BUILD = {"settings": BuildOptions(configmap=("kube-system", "polyingress"))}
 NGINX = shutil.which("nginx")

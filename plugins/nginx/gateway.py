@@ -65,7 +65,9 @@ from dataclasses import dataclass, field
 from polyingress.core import HostKind, ObjectRef, PathTable, Route, RouteModel, VirtualHost
 
 from .render import (
+    _LUA_PROXY_PASS,
     _ROOT,
+    _Answer,
     _directive,
     _Key,
     _Location,
@@ -241,12 +243,43 @@ class Gateway:
     http_blocks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     _tables: dict[str | None, PathTable] = field(default_factory=dict)
+    # Between record() and recorded(): the http blocks named, and where the problems started.
+    _named: set[str] | None = None
+    _problems_from: int = 0
 
     def involves(self, *vhosts: VirtualHost | None) -> bool:
         return involves(*vhosts)
 
     def shadowed(self, vhost: VirtualHost) -> bool:
         return shadowed(self.model, vhost)
+
+    # -- what one host needs (render.py's RenderCache) -----------------------------------------
+
+    def record(self) -> None:
+        """Start noting the http blocks that the servers rendered next name, and their
+        problems."""
+        self._named = set()
+        self._problems_from = len(self.problems)
+
+    def recorded(self) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]:
+        """The http blocks (name, lines) and the problems since :meth:`record`."""
+        named = self._named or set()
+        self._named = None
+        blocks = tuple((name, self.http_blocks[name]) for name in sorted(named))
+        return blocks, tuple(self.problems[self._problems_from :])
+
+    def replay(
+        self, blocks: tuple[tuple[str, tuple[str, ...]], ...], problems: tuple[str, ...]
+    ) -> None:
+        """What :meth:`recorded` gave for servers that are reused instead of rendered again."""
+        for name, lines in blocks:
+            self.http_blocks.setdefault(name, lines)
+        self.problems.extend(problems)
+
+    def _block(self, name: str, lines: tuple[str, ...]) -> None:
+        self.http_blocks.setdefault(name, lines)
+        if self._named is not None:
+            self._named.add(name)
 
     # -- http level -----------------------------------------------------------------------------
 
@@ -271,12 +304,15 @@ class Gateway:
         """A map of ``source`` with ``entries`` (key, value), all nginx text, named by its
         content; returns the variable's name."""
         var = _PREFIX + kind + "_" + _digest(source, entries, default)
-        if var not in self.http_blocks:
-            self.http_blocks[var] = (
-                f"map {source} ${var} {{",
-                f"    default {default};",
-                *(f"    {k} {v};" for k, v in entries),
-                "}",
+        if var not in self.http_blocks or self._named is not None:
+            self._block(
+                var,
+                (
+                    f"map {source} ${var} {{",
+                    f"    default {default};",
+                    *(f"    {k} {v};" for k, v in entries),
+                    "}",
+                ),
             )
         return var
 
@@ -424,13 +460,19 @@ class Gateway:
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
         )
         mirrors, extra = self._mirrors(route)
+        final = _directive(self.model, answer, self.lua)
+        # Lua mode names the backend with `set`, a rewrite-module directive: it must come
+        # before a `rewrite ... break`, which ends them.
+        named = _Answer(final).backend_set
+        head = (named,) if named is not None else ()
         directives = (
+            *head,
             *self._rewrite(route, "break"),
             *self._headers(route),
             *self._response(route),
             *mirrors,
             *self._timeouts(route),
-            _directive(self.model, answer, self.lua),
+            _LUA_PROXY_PASS if named is not None else final,
         )
         return _simple(directives, extra=extra)
 
@@ -503,7 +545,7 @@ class Gateway:
                 )
             before = upto
         var = _PREFIX + "w_" + _digest(entries)
-        self.http_blocks.setdefault(var, (f'split_clients "$request_id" ${var} {{', *entries, "}"))
+        self._block(var, (f'split_clients "$request_id" ${var} {{', *entries, "}"))
         inline = (f"error_page 418 = ${var};", "return 418;")
         return _Action(inline, "$" + var, (), tuple(deps), tuple(extra))
 

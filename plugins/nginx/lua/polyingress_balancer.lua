@@ -8,8 +8,10 @@
 -- A worker keeps decoded copies and drops them all when the generation changes, so every
 -- request sees the state of the last completed write for the price of one shared-dict read.
 --
--- balance() runs as balancer_by_lua of every backend's upstream; the backend is the upstream's
--- name ($polyingress_upstream, a map of $proxy_host, which ngx.var cannot read directly).
+-- balance() runs as balancer_by_lua of the one upstream all backends share; the location names
+-- its backend in $polyingress_backend (a literal, or a map of $host where many hosts share one
+-- server block). balance(name) is the balancer of a mirror target's own upstream: a mirror's
+-- subrequest shares the variables of the request it copies, so it is handed its backend.
 -- A backend without a ready endpoint is sent to a local server (loopback) that answers 503:
 -- an access-phase check would cost every request a Lua coroutine (measured on a 2-core VM:
 -- about +2 us of nginx CPU per proxied request, +7-9%); this costs nothing to requests whose
@@ -126,8 +128,8 @@ local function pick(name, peers, tried)
     return peers[spare]
 end
 
-function _M.balance()
-    local name = var.polyingress_upstream
+function _M.balance(backend)
+    local name = backend or var.polyingress_backend
     local peers = name ~= nil and peers_of(name)
     if not peers then
         if unavailable_host == nil then
