@@ -1,11 +1,12 @@
-"""Apply: write, ``nginx -t`` a new file, swap atomically, SIGHUP, wait until served; in Lua
-mode, push endpoints through the channel instead of reloading when only endpoints changed.
+"""Apply: write a new file, swap atomically, SIGHUP, wait until served (``nginx -t`` only
+before a start: a reload's own parse refuses a bad file and keeps the old configuration); in
+Lua mode, push endpoints through the channel instead of reloading when only endpoints changed.
 
 Workdir layout (the nginx prefix; nothing is written outside it)::
 
     conf/nginx.conf             the running configuration (0600: it holds the channel token)
     conf/nginx.conf.next        the candidate being checked
-    conf/nginx.conf.rejected    the last candidate nginx -t refused (for the operator)
+    conf/nginx.conf.rejected    the last candidate nginx refused (for the operator)
     conf/certs/                 certificates (0644) and keys (0600), named by fingerprint
     channel/                    0700, Lua mode: nginx.sock (0600), the endpoint channel, and
                                 endpoints.json (0600), the state a new dictionary starts from
@@ -19,9 +20,10 @@ endpoints, read back and compared. Until then ``start`` and ``apply`` do not ret
 Lua mode, per apply (the decision in words: :func:`plan`):
 
 * Same rendered text (an endpoints-only diff always is): PATCH the changed backends, verify.
-* Otherwise a reload: before the HUP, PATCH every backend of the new model (old and new workers
-  share the dictionary; a backend only the new config routes to must have its endpoints when
-  the first new worker starts); after it, PUT the whole state (drops removed backends), verify.
+* Otherwise a reload: before the HUP, PATCH the backends the diff adds or changes (old and new
+  workers share the dictionary; a backend only the new config routes to must have its
+  endpoints when the first new worker starts); after it, once no old worker accepts, delete
+  the backends the diff removes; verify each write. Without a diff: PUT the whole state.
   When the running config has no dictionary yet (start, or back from static upstreams), nginx
   fills the new one from ``channel/endpoints.json`` while loading the config.
 * Any channel failure: render the same model with static upstreams and reload, so no request
@@ -70,6 +72,7 @@ from .render import (
     LUA_SEED,
     TEMP_PATHS,
     NginxConfig,
+    RenderCache,
     RenderOptions,
     UnsafeValue,
     endpoint_state,
@@ -253,6 +256,8 @@ class NginxBackend:
         self.checks = 0
         self.reloads = 0
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
+        # The host blocks of the last render per mode (Lua, and static for the fallback).
+        self._render_cache = {True: RenderCache(), False: RenderCache()}
         self.restarts = 0
         self.restart_failures = 0
         self.last_error: str | None = None
@@ -272,7 +277,7 @@ class NginxBackend:
     def render(self, model: RouteModel, lua: bool = False) -> NginxConfig:
         options = replace(self.render_options, lua=self.lua if lua else None)
         try:
-            config = render(model, options, self.fallback)
+            config = render(model, options, self.fallback, self._render_cache[lua])
         except UnsafeValue as exc:
             raise ApplyError(f"cannot render the nginx configuration: {exc}") from exc
         if config.problems != self._problems:
@@ -333,15 +338,26 @@ class NginxBackend:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
-    def _check(self, config: NginxConfig) -> None:
-        """Write the candidate to a new file and ``nginx -t`` it; ApplyError if refused."""
+    def _write_candidate(self, config: NginxConfig) -> None:
+        """Write the candidate (and its certificates) to new files; ApplyError at once if the
+        same text was refused before."""
         if self.failed is not None and self.failed[0] == config.digest:
-            # The same text was refused already: say so again without running nginx -t.
+            # The same text was refused already: say so again without asking nginx.
             raise ApplyError(str(self.failed[1]), self.failed[1].refs)
         with self.watch.part("write"):
             self._write_key_pairs(config)
             write_atomic(self.candidate, config.text, mode=0o600)
         self.checks += 1
+
+    def _check(self, config: NginxConfig) -> None:
+        """Before a start: write the candidate and ``nginx -t`` it; ApplyError if refused.
+
+        A reload needs no ``nginx -t``: the master parses the new file itself, and one it
+        refuses ([emerg]) leaves the old configuration and workers serving (notes §5); the
+        apply reads the refusal from nginx's log (:meth:`_wait_serving`). With no master
+        running yet, a refused file would end nginx instead, so a start checks it first.
+        """
+        self._write_candidate(config)
         with self.watch.part("validate"):
             result = check_config(self.options.binary, self.prefix, self.candidate)
         self._check_seconds = result.seconds
@@ -460,18 +476,23 @@ class NginxBackend:
         except OSError as exc:
             log.warning("nginx: cannot make %s 0600: %s", self.channel_socket, exc)
 
-    def _push(self, model: RouteModel, names: tuple[str, ...] | None) -> int:
-        """Write the endpoints of ``names`` (None: the whole state) and verify them."""
+    def _push(
+        self, model: RouteModel, names: tuple[str, ...] | None, delete: tuple[str, ...] = ()
+    ) -> int:
+        """Write the endpoints of ``names`` (None: the whole state), delete the backends
+        ``delete``, and verify."""
         assert self.channel is not None
         started = time.monotonic()
         with self.watch.part("push endpoints"):
-            generation = self._send(model, names)
+            generation = self._send(model, names, delete)
         self.pushes += 1
         if names is None:
             what = f"all {len(model.backends)} backends"
         else:
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             what = f"{len(names)} backend{'s' if len(names) != 1 else ''} ({shown})"
+        if delete:
+            what += f", {len(delete)} deleted"
         log.info(
             "nginx: endpoints of %s pushed and read back (generation %d, %.1f ms)",
             what,
@@ -480,11 +501,13 @@ class NginxBackend:
         )
         return generation
 
-    def _send(self, model: RouteModel, names: tuple[str, ...] | None) -> int:
+    def _send(
+        self, model: RouteModel, names: tuple[str, ...] | None, delete: tuple[str, ...] = ()
+    ) -> int:
         assert self.channel is not None
         if names is None:
             return self.channel.replace(endpoint_state(model))
-        return self.channel.update(endpoint_state(model, names))
+        return self.channel.update(endpoint_state(model, names), delete=delete)
 
     def _fall_back(
         self, model: RouteModel, exc: ChannelError, reasons: tuple[ReloadReason, ...]
@@ -543,7 +566,7 @@ class NginxBackend:
         else:
             reasons = (ReloadReason.OTHER,)
         started = time.monotonic()
-        self._check(config)
+        self._write_candidate(config)
         if config.lua:
             # Before the HUP: the endpoints of backends the new workers route to first.
             try:
@@ -559,7 +582,11 @@ class NginxBackend:
         if config.lua:
             self._secure_channel()
             try:
-                self._push(model, None)
+                if not previous.lua or diff is None:
+                    self._push(model, None)  # the whole state: a new dictionary, or unknown
+                elif diff.backends_removed:
+                    # Once no old worker accepts: what only the old configuration routed to.
+                    self._push(model, (), delete=diff.backends_removed)
             except ChannelError as exc:
                 return self._fall_back(model, exc, reasons)
             if not previous.lua:
@@ -580,14 +607,15 @@ class NginxBackend:
     def _reload(
         self, config: NginxConfig, reasons: tuple[ReloadReason, ...], started: float | None = None
     ) -> None:
-        """Make the running master serve ``config``: nginx -t (unless the caller did, at
+        """Make the running master serve ``config``: write it (unless the caller did, at
         ``started``), swap, HUP, wait until the new workers serve it and the old ones stopped
-        accepting."""
+        accepting. A configuration the master refuses is an ApplyError, and the old one keeps
+        serving."""
         process = self.process
         assert process is not None and self.running is not None
         if started is None:
             started = time.monotonic()
-            self._check(config)
+            self._write_candidate(config)
         previous = self.running
         os.replace(self.candidate, self.conf)
         old_workers = process.workers()
@@ -598,6 +626,7 @@ class NginxBackend:
             self._wait_serving(process, config, mark)
         except ApplyError as exc:
             # The master keeps its old configuration; so must the file, for later restarts.
+            write_atomic(self.rejected, config.text, mode=0o600)
             write_atomic(self.conf, previous.text, mode=0o600)
             self._remove_stale_files(previous)
             self.failed = (config.digest, exc)
@@ -616,11 +645,10 @@ class NginxBackend:
         self.reloads += 1
         self._remove_stale_files(config)
         log.info(
-            "nginx reloaded (%s): config %s, %s, nginx -t %.0f ms, served after %.0f ms",
+            "nginx reloaded (%s): config %s, %s, served after %.0f ms",
             ", ".join(reasons),
             config.digest,
             "Lua balancer" if config.lua else "static upstreams",
-            self._check_seconds * 1000,
             (time.monotonic() - started) * 1000,
         )
 
