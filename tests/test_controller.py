@@ -145,3 +145,76 @@ def test_unchanged_input_applies_nothing(setup: Any) -> None:
     store.upsert({**CLASS, "metadata": {"name": "polyingress", "annotations": {"a": "b"}}})
     wait_until(lambda: rec.supervised.is_set())
     assert len(rec.applied) == 1
+
+
+class SlowReloadBackend(RecordingBackend):
+    """A backend whose applies of routing changes block until released (a slow reload), and
+    which takes endpoint-only changes at run time (polyingress_push_endpoints)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.reloading = threading.Event()
+        self.pushed: list[tuple[RouteModel, RouteModel, ModelDiff]] = []
+
+    @hookimpl
+    def polyingress_apply(
+        self, backend: Any, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    ) -> ApplyResult:
+        if not diff.endpoints_only:
+            self.reloading.set()
+            assert self.release.wait(10)
+            self.reloading.clear()
+        return super().polyingress_apply(backend, model, previous, diff)
+
+    @hookimpl
+    def polyingress_push_endpoints(
+        self, backend: Any, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    ) -> ApplyResult:
+        assert self.reloading.is_set(), "only called while an apply runs"
+        self.pushed.append((model, previous, diff))
+        return ApplyResult(runtime_changes=len(diff.endpoints_changed))
+
+
+def test_endpoint_changes_during_a_slow_apply_are_pushed_without_waiting() -> None:
+    store = ObjectStore()
+    store.replace_many(objects(1), ())
+    rec = SlowReloadBackend()
+    ctl = Controller(RunSettings(backend="rec"), plugin_manager(("rec", rec)), store, debounce=0.01)
+    ctl.start()
+    try:
+        routed = [*objects(1), ingress("j", rule("j.com", path("/", "s")))]
+        store.replace_many(routed, ())  # a routing change: a slow apply
+        assert rec.reloading.wait(5)
+        applying = rec.applied[-1]
+        store.replace_many([slice_("s", [("10.0.0.7", True)])], ())
+        wait_until(lambda: len(rec.pushed) == 1, timeout=5)
+        model, previous, diff = rec.pushed[0]
+        assert diff.endpoints_only and diff.endpoints_changed == ("default__s__80",)
+        assert model.backends[0].ready_endpoints[0].address == "10.0.0.7"
+        assert "j.com" in previous.vhost_index, "against the model being applied"
+        assert rec.applied[-1] is applying, "the slow apply is still running"
+        # Another endpoint change: against the model pushed last.
+        store.replace_many([slice_("s", [("10.0.0.8", True)])], ())
+        wait_until(lambda: len(rec.pushed) == 2, timeout=5)
+        assert rec.pushed[1][1] is rec.pushed[0][0]
+        # A routing change is left to the worker; it is not pushed.
+        store.replace_many([ingress("k", rule("k.com", path("/", "s")))], ())
+        time.sleep(0.3)
+        assert len(rec.pushed) == 2
+        rec.release.set()
+        # The worker then applies the newest model itself (the record of what is served).
+        wait_until(lambda: "k.com" in rec.applied[-1].vhost_index, timeout=10)
+        assert rec.applied[-1].backends[0].ready_endpoints[0].address == "10.0.0.8"
+        assert ctl.last_good is rec.applied[-1] and ctl.lane_pushes == 2
+    finally:
+        rec.release.set()
+        ctl.stop()
+
+
+def test_without_the_hook_there_is_no_lane(setup: Any) -> None:
+    store, rec, ctl = setup
+    store.replace_many(objects(2), ())
+    wait_until(lambda: len(rec.applied) == 2)
+    assert ctl.lane_pushes == 0
+    assert not any(t.name == "runtime-lane" for t in threading.enumerate())

@@ -513,6 +513,38 @@ def test_a_routing_change_reloads_and_its_new_backend_has_endpoints_at_once(
 
 
 @pytest.mark.live
+def test_an_endpoint_change_is_served_while_a_reload_runs(lua_live: LuaLive) -> None:
+    """An endpoint change never waits behind a reload: with nginx's master stopped in the middle
+    of one (SIGSTOP: the HUP waits, so does the apply), the endpoint change made meanwhile is
+    pushed by the core's runtime lane and served by the running workers at once. The reload's
+    own channel writes afterwards do not bring the old endpoint back."""
+    live = lua_live
+    port = live.fleet.port
+    process = live.backend.process
+    assert process is not None and process.pid is not None
+    reloads = live.backend.reloads
+    conf = live.settings.workdir / "conf" / "nginx.conf"
+    assert set(live.served_by("app.test", "/x/1")) == {"a1", "a2"}
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        routes = {"/x": "svc-a", "/y": "svc-b", "/w": "svc-b"}
+        live.store.replace_many(upserts=[ingress("app", "app.test", routes)], deletes=())
+        wait_until(lambda: '"/w"' in conf.read_text(), timeout=10)  # swapped; HUP pending
+        live.store.replace_many(upserts=[endpoints("svc-a", port, "a2")], deletes=())
+        wait_until(lambda: live.served_by("app.test", "/x/1", 10) == Counter({"a2": 10}))
+        assert live.backend.reloads == reloads, "the reload has not finished"
+        assert live.get("app.test", "/w/1").status == 404, "the old configuration serves"
+        assert live.controller.lane_pushes == 1
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    wait_until(lambda: live.backend.reloads == reloads + 1, timeout=20)
+    wait_until(lambda: live.controller.last_good is live.controller.last_result.model)
+    assert live.served_by("app.test", "/w/1") == Counter({"b1": 20})
+    assert live.served_by("app.test", "/x/1") == Counter({"a2": 20})
+    assert live.state("live__svc-a__80") == [["127.0.4.2", port]]
+
+
+@pytest.mark.live
 def test_a_refused_connection_is_retried_on_the_next_endpoint(lua_live: LuaLive) -> None:
     live = lua_live
     # 127.0.4.99 has no server: every attempt there is refused before anything is sent.

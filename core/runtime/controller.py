@@ -94,6 +94,11 @@ class Controller:
         self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
         self._told_unknown_reason = False
         self.last_noticed_at: float | None = None  # of the changes in the last build
+        # The runtime lane (polyingress_push_endpoints): endpoint-only changes that arrive
+        # while an apply runs are pushed from a second thread instead of waiting behind it.
+        self._build_lock = threading.Lock()
+        self._lane_wake = threading.Event()
+        self.lane_pushes = 0
         store.subscribe(self._on_change)
 
     # -- public -------------------------------------------------------------------------------
@@ -111,14 +116,19 @@ class Controller:
             if self._noticed_at is None:
                 self._noticed_at = time.monotonic()
         self._dirty.set()
+        self._lane_wake.set()
+
+    def _build_model(self) -> BuildResult:
+        with self._build_lock:
+            with self._changed_lock:
+                changed, self._changed = self._changed, set()
+                self.last_noticed_at, self._noticed_at = self._noticed_at, None
+                snapshot = self.store.snapshot()
+            return self._builder.build(snapshot, changed)
 
     def build(self) -> BuildResult:
         """Build the model for the store's current state (incrementally from the last build)."""
-        with self._changed_lock:
-            changed, self._changed = self._changed, set()
-            self.last_noticed_at, self._noticed_at = self._noticed_at, None
-            snapshot = self.store.snapshot()
-        result = self._builder.build(snapshot, changed)
+        result = self._build_model()
         self.last_result = result
         for p in result.problems:
             if p.severity is Severity.ERROR:
@@ -245,6 +255,7 @@ class Controller:
             return
         log.info("applying: %s", change.summary())
         started = time.monotonic()
+        lane = self._start_lane(model)
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(self.retry_attempts),
@@ -274,6 +285,8 @@ class Controller:
             self._retry_at = time.monotonic() + self.retry_pause
             return
         finally:
+            if lane is not None:
+                lane.stop()
             APPLY_SECONDS.observe(time.monotonic() - started)
         apply_result = apply_result or ApplyResult()
         done = time.monotonic()
@@ -291,6 +304,16 @@ class Controller:
             f" ({apply_result.timings})" if apply_result.timings.parts else "",
         )
         self._record_success(model, apply_result, change)
+
+    def _start_lane(self, model: RouteModel) -> _RuntimeLane | None:
+        """While the apply of ``model`` runs: a lane for the endpoint-only changes (if the
+        backend takes them, ``polyingress_push_endpoints``)."""
+        if not self.pm.hook.polyingress_push_endpoints.get_hookimpls():
+            return None
+        self._lane_wake.clear()
+        lane = _RuntimeLane(self, model)
+        lane.start()
+        return lane
 
     def _remember_failure(self, model: RouteModel) -> None:
         self._retry_at = None
@@ -338,3 +361,85 @@ class Controller:
             )
         said = ", ".join(given) or "no reason given"
         log.info("reloaded the proxy: %s%s", said, f" ({result.detail})" if result.detail else "")
+
+
+class _RuntimeLane(threading.Thread):
+    """Endpoint-only changes while an apply runs, pushed without waiting behind it.
+
+    Woken by store changes, it builds the model (debounced like the worker), diffs it against
+    the model being applied (or the last one it pushed) and, when only endpoints differ,
+    passes it to ``polyingress_push_endpoints``. Anything else (a routing change, a declined
+    push) it leaves to the worker, which applies the newest model once the apply returned:
+    the lane only brings endpoints forward, the worker's apply stays the record (last good
+    model, metrics, observers). It never calls observers itself.
+    """
+
+    def __init__(self, controller: Controller, applying: RouteModel) -> None:
+        super().__init__(name="runtime-lane", daemon=True)
+        self.controller = controller
+        self.base = applying
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.controller._lane_wake.set()
+        self.join(timeout=30)
+        # Whatever arrived meanwhile is the worker's to build and apply now.
+        self.controller._dirty.set()
+
+    def run(self) -> None:
+        c = self.controller
+        while not self._halt.is_set():
+            c._lane_wake.wait()
+            if self._halt.is_set():
+                return
+            deadline = time.monotonic() + max(c.debounce * 20, 1.0)
+            while time.monotonic() < deadline:
+                c._lane_wake.clear()
+                if not c._lane_wake.wait(timeout=c.debounce) or self._halt.is_set():
+                    break
+            if self._halt.is_set():
+                return
+            c._lane_wake.clear()
+            try:
+                if not self._push_one():
+                    return
+            except Exception:
+                log.exception("runtime lane failed; the change is applied after the running apply")
+                return
+
+    def _push_one(self) -> bool:
+        """Build and push one change; False: leave the rest of this apply to the worker."""
+        c = self.controller
+        began = time.monotonic()
+        result = c._build_model()
+        noticed = c.last_noticed_at
+        built = time.monotonic()
+        model = result.model
+        change = diff(self.base, model)
+        diffed = time.monotonic()
+        if change.empty:
+            return True
+        if not change.endpoints_only:
+            return False
+        pushed = c.pm.hook.polyingress_push_endpoints(
+            backend=c.backend, model=model, previous=self.base, diff=change
+        )
+        if pushed is None:
+            log.debug("the backend left an endpoint change to the next apply")
+            return False
+        done = time.monotonic()
+        self.base = model
+        c.lane_pushes += 1
+        log.info(
+            "pushed during an apply %s in %.1f ms: queued %.1f ms, build %.1f ms, diff %.1f ms, "
+            "push %.1f ms%s",
+            change.summary(),
+            (done - (noticed if noticed is not None else began)) * 1000,
+            (began - noticed) * 1000 if noticed is not None else 0.0,
+            (built - began) * 1000,
+            (diffed - built) * 1000,
+            (done - diffed) * 1000,
+            f" ({pushed.timings})" if pushed.timings.parts else "",
+        )
+        return True

@@ -42,6 +42,7 @@ import re
 import secrets
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,6 +58,7 @@ from polyingress.core import (
     RouteModel,
     RunSettings,
     Stopwatch,
+    Timings,
     diff_reasons,
     fallback_certificate,
     wait_until_served,
@@ -256,6 +258,11 @@ class NginxBackend:
         self.checks = 0
         self.reloads = 0
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
+        # The channel's writes (the apply's and the runtime lane's) and the newest model whose
+        # endpoints they send; the model whose apply the lane's pushes followed (push_endpoints).
+        self._channel_lock = threading.Lock()
+        self._endpoints: RouteModel | None = None
+        self._lane_root: RouteModel | None = None
         # The host blocks of the last render per mode (Lua, and static for the fallback).
         self._render_cache = {True: RenderCache(), False: RenderCache()}
         self.restarts = 0
@@ -423,6 +430,8 @@ class NginxBackend:
     def start(self, model: RouteModel) -> ApplyResult:
         """Start nginx serving ``model`` (stopping a master an earlier run left behind)."""
         self._ready = False
+        with self._channel_lock:
+            self._endpoints = model
         self._prepare_dirs()
         self._check_worker_access()
         process = self.process
@@ -504,10 +513,18 @@ class NginxBackend:
     def _send(
         self, model: RouteModel, names: tuple[str, ...] | None, delete: tuple[str, ...] = ()
     ) -> int:
+        """One write and its read-back, under the channel lock, with the endpoints of the
+        newest model handed over (``model``'s own, or a runtime lane push's newer ones: the
+        same backends, a diff of endpoints only; see :meth:`push_endpoints`)."""
         assert self.channel is not None
-        if names is None:
-            return self.channel.replace(endpoint_state(model))
-        return self.channel.update(endpoint_state(model, names), delete=delete)
+        with self._channel_lock:
+            newest = self._endpoints
+            source = newest if newest is not None and newest is not model else model
+            if source.backend_index.keys() != model.backend_index.keys():
+                source = model
+            if names is None:
+                return self.channel.replace(endpoint_state(source))
+            return self.channel.update(endpoint_state(source, names), delete=delete)
 
     def _fall_back(
         self, model: RouteModel, exc: ChannelError, reasons: tuple[ReloadReason, ...]
@@ -533,8 +550,68 @@ class NginxBackend:
         """Serve ``model``; the result's ``timings`` say where the time went. ``previous`` is
         not needed: the backend compares with the configuration it runs."""
         self.watch.reset()
-        result = self._apply(model, diff)
+        with self._channel_lock:
+            # Endpoints come from the newest model: this one, unless the core's runtime lane
+            # already pushed a successor of it (push_endpoints, while this apply started).
+            if self._lane_root is not model:
+                self._endpoints = model
+            self._lane_root = None
+        try:
+            result = self._apply(model, diff)
+        finally:
+            with self._channel_lock:
+                self._lane_root = None
         return replace(result, timings=self.watch.timings())
+
+    def push_endpoints(
+        self, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    ) -> ApplyResult | None:
+        """The core's runtime lane (a second thread, while :meth:`apply` runs, a reload say):
+        push an endpoint-only change through the channel at once instead of after the reload.
+        Old and new workers share the dictionary, so the push is live for both. None (the
+        next apply does it) unless nginx runs the Lua balancer and the push was read back.
+
+        Every channel write, this one and the apply's, takes the endpoints from the newest
+        model handed over (``self._endpoints``) under one lock, so an apply's write never
+        brings back endpoints older than a push of the lane."""
+        process, running, channel = self.process, self.running, self.channel
+        if (
+            channel is None
+            or not diff.endpoints_only
+            or running is None
+            or not running.lua
+            or not self._use_lua()
+            or process is None
+            or not process.alive()
+        ):
+            return None
+        started = time.monotonic()
+        names = diff.endpoints_changed
+        try:
+            with self._channel_lock:
+                if self._lane_root is None:
+                    self._lane_root = previous
+                self._endpoints = model
+                generation = channel.update(endpoint_state(model, names))
+                self.pushes += 1
+        except ChannelError as exc:
+            log.warning("nginx: endpoint push during a reload failed (%s); after it then", exc)
+            return None
+        seconds = time.monotonic() - started
+        log.info(
+            "nginx: endpoints of %d backend%s pushed during an apply and read back "
+            "(generation %d, %.1f ms)",
+            len(names),
+            "s" if len(names) != 1 else "",
+            generation,
+            seconds * 1000,
+        )
+        return ApplyResult(
+            reloaded=False,
+            reasons=(ReloadReason.ENDPOINTS_CHANGED,),
+            runtime_changes=len(names),
+            timings=Timings((("push endpoints", seconds),)),
+        )
 
     def _apply(self, model: RouteModel, diff: ModelDiff | None) -> ApplyResult:
         process = self.process
