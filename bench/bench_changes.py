@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import os
+import random
 import re
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,11 +60,13 @@ from longlived import Stream
 
 from polyingress.core import Certificate
 from polyingress.core.tls import self_signed
-from polyingress.testing.live import Controller, HelloFleet, free_port, write_manifests
+from polyingress.testing.live import Controller, HelloFleet, free_port, metric, write_manifests
 
 DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
 KINDS = ("endpoint", "path+", "ingress-", "tls+")
 STREAM_HOST = "stream.bench.example.com"
+CHURN_HOST = "churn.bench.example.com"
+MEMORY_HOST = "memory.bench.example.com"
 
 
 @dataclass
@@ -225,6 +231,89 @@ def long_lived(
         stream.close()
 
 
+def under_reloads(
+    ctl: Controller,
+    manifests: Path,
+    fleet_port: int,
+    current: str,
+    paths: list[str],
+    count: int,
+) -> tuple[list[float], float, str]:
+    """``count`` endpoint changes of the probe while the paths of another Ingress change all the
+    time (each change written as soon as the last one is served: on nginx, a reload after a
+    reload). A random pause of up to 0.2 s before each endpoint change lands it anywhere in a
+    reload. Returns the latencies, the reloads meanwhile, and the probe's current address."""
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            paths = [f"/churn-{j}" for j in range(max(0, i - 3), i + 1)]
+            write_manifests(
+                manifests, "churn.yaml", [ingress("churn", CHURN_HOST, paths, "streamer")]
+            )
+            with contextlib.suppress(TimeoutError):
+                served(ctl.http_port, CHURN_HOST, paths[-1] + "/x", lambda r: r.status == 200)
+
+    thread = threading.Thread(target=churn, name="churn", daemon=True)
+    thread.start()
+    rng = random.Random(18)
+    latencies: list[float] = []
+    try:
+        time.sleep(1.0)  # the churn is under way
+        before = reloads(ctl)
+        for _ in range(count):
+            time.sleep(rng.uniform(0, 0.2))
+            current = "127.0.2.2" if current == "127.0.2.1" else "127.0.2.1"
+            want = "probe-a" if current == "127.0.2.1" else "probe-b"
+            t = time.monotonic()
+            write_manifests(
+                manifests, "probe.yaml", probe_objects([current], fleet_port, paths, True)
+            )
+            done = served(ctl.http_port, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
+            latencies.append(done - t)
+        during = reloads(ctl) - before
+    finally:
+        stop.set()
+        thread.join(timeout=180)
+    return latencies, during, current
+
+
+def nginx_memory(ctl: Controller) -> tuple[float, float]:
+    """(PSS of nginx's master and workers in bytes, worker generations) from /metrics."""
+    text = ctl.metrics()
+    return (
+        metric(text, "polyingress_nginx_memory_bytes"),
+        metric(text, "polyingress_nginx_worker_generations"),
+    )
+
+
+def memory_after_reloads(ctl: Controller, manifests: Path, count: int) -> dict[str, float]:
+    """``count`` path changes of an Ingress of its own (a reload each on nginx), then, once the
+    old workers are gone (one generation left), nginx's memory."""
+    started = reloads(ctl)
+    for i in range(count):
+        write_manifests(
+            manifests, "memory.yaml", [ingress("memory", MEMORY_HOST, [f"/m{i}"], "streamer")]
+        )
+        served(ctl.http_port, MEMORY_HOST, f"/m{i}/x", lambda r: r.status == 200)
+    deadline = time.monotonic() + 60
+    most = 1.0
+    while True:
+        memory, generations = nginx_memory(ctl)
+        most = max(most, generations)
+        if generations <= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return {
+        "reloads": reloads(ctl) - started,
+        "memory_bytes": memory,
+        "generations": generations,
+        "generations_seen": most,
+    }
+
+
 def run_one(
     backend: str,
     size: int,
@@ -233,6 +322,8 @@ def run_one(
     wrk_seconds: int,
     logs: Path | None = None,
     long_changes: int = 20,
+    under: int = 20,
+    memory_reloads: int = 20,
 ) -> dict[str, Any]:
     fleet = HelloFleet(
         [("probe-a", "127.0.2.1"), ("probe-b", "127.0.2.2"), ("streamer", "127.0.2.3")]
@@ -256,6 +347,10 @@ def run_one(
     ctl.start(timeout=300)
     start_s = time.monotonic() - t0
     proxy = ctl.http_port
+    memory_start = nginx_memory(ctl)[0] if backend == "nginx" else 0.0
+    under_lat: list[float] = []
+    under_count = 0.0
+    memory: dict[str, float] = {}
     done: list[Change] = []
     reloads_before = reloads(ctl)
     current = "127.0.2.1"
@@ -302,8 +397,14 @@ def run_one(
                 continue
             done.append(Change(kind, t, time.time()))
         reload_count = reloads(ctl) - reloads_before
+        if under:
+            under_lat, under_count, current = under_reloads(
+                ctl, manifests, fleet.port, current, paths, under
+            )
         if long_changes:
             kept, lasted = long_lived(ctl, manifests, fleet.port, long_changes, current)
+        if memory_reloads and backend == "nginx":
+            memory = memory_after_reloads(ctl, manifests, memory_reloads)
         rps_1 = rps_last = 0.0
         if wrk_seconds and shutil.which("wrk"):
             # Same upstream, same path shape: one route vs the last of `size` hosts.
@@ -346,6 +447,14 @@ def run_one(
         "rps_1_route": rps_1,
         "rps_last_of_n": rps_last,
         "long_lived": f"{kept} {lasted:.0f}s / {long_changes}" if kept else "",
+        "under_reloads": {
+            "changes": len(under_lat),
+            "reloads": under_count,
+            "p50_ms": statistics.median(under_lat) * 1000 if under_lat else None,
+            "p99_ms": pct(under_lat, 0.99) * 1000 if under_lat else None,
+            "max_ms": max(under_lat) * 1000 if under_lat else None,
+        },
+        "memory": {"start_bytes": memory_start, **memory},
         "slowest": [{"kind": c.kind, "ms": c.latency * 1000, "where": where(c)} for c in slowest],
         "breakdown": where_time,
     }
@@ -372,6 +481,25 @@ def main() -> None:
         default=20,
         help="routine changes applied while a stream is held open (0: no long-lived column)",
     )
+    ap.add_argument(
+        "--under-reloads",
+        type=int,
+        default=20,
+        help="endpoint changes measured while another Ingress's paths change all the time "
+        "(0: none)",
+    )
+    ap.add_argument(
+        "--under-reloads-at",
+        default="",
+        help="another count for some backend and size, e.g. traefik:10000:0",
+    )
+    ap.add_argument(
+        "--memory-reloads",
+        type=int,
+        default=20,
+        help="nginx: reloads after which its memory is compared with its memory after start "
+        "(0: none)",
+    )
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--logs", type=Path, help="copy each controller's log into this directory")
@@ -380,6 +508,11 @@ def main() -> None:
     for item in filter(None, args.changes_at.split(",")):
         b, n, c = item.split(":")
         fewer[(b, int(n))] = int(c)
+    under_at = {}
+    for item in filter(None, args.under_reloads_at.split(",")):
+        b, n, c = item.split(":")
+        under_at[(b, int(n))] = int(c)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         for backend in args.backends.split(","):
@@ -395,8 +528,11 @@ def main() -> None:
                         args.wrk_seconds,
                         args.logs,
                         long_changes,
+                        under_at.get((backend, size), args.under_reloads),
+                        args.memory_reloads,
                     )
                 )
+                rows[-1]["load_after"] = os.getloadavg()
                 r = rows[-1]
                 print(f"  done: {backend} {size} p99={r['p99_ms']:.1f}ms", file=sys.stderr)
     print(
@@ -412,6 +548,33 @@ def main() -> None:
             f"{k.get('path+', 0):>6.1f}ms {k.get('ingress-', 0):>7.1f}ms "
             f"{k.get('tls+', 0):>6.1f}ms {r['reloads']:>7.0f} "
             f"{r['rps_1_route']:>12,.0f} {r['rps_last_of_n']:>14,.0f}  {r['long_lived']}"
+        )
+    under_rows = [r for r in rows if r["under_reloads"]["changes"]]
+    if under_rows:
+        print("\nendpoint changes while another Ingress's paths change all the time:")
+        for r in under_rows:
+            u = r["under_reloads"]
+            print(
+                f"  {r['backend']:<8} {r['ingresses']:>6,}: {u['changes']} changes, p50 "
+                f"{u['p50_ms']:.1f} ms, p99 {u['p99_ms']:.1f} ms, max {u['max_ms']:.1f} ms; "
+                f"{u['reloads']:.0f} reloads meanwhile"
+            )
+    memory_rows = [r for r in rows if r["memory"].get("reloads")]
+    if memory_rows:
+        print("\nnginx memory (PSS of master and workers, from /metrics):")
+        for r in memory_rows:
+            m = r["memory"]
+            ratio = m["memory_bytes"] / m["start_bytes"] if m["start_bytes"] else 0.0
+            print(
+                f"  {r['ingresses']:>6,} Ingresses: {m['start_bytes'] / 2**20:.0f} MiB after "
+                f"start, {m['memory_bytes'] / 2**20:.0f} MiB after {m['reloads']:.0f} more "
+                f"reloads ({ratio:.2f}x; generations at the end {m['generations']:.0f}, most "
+                f"seen {m['generations_seen']:.0f})"
+            )
+    for r in rows:
+        print(
+            f"\nload average after {r['backend']} at {r['ingresses']:,}: "
+            + " ".join(f"{x:.2f}" for x in r["load_after"])
         )
     for r in rows:
         b = r["breakdown"]

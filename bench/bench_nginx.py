@@ -255,9 +255,12 @@ def nginx_t(prefix: Path, repeat: int) -> dict[str, Any]:
     }
 
 
-# "nginx -t" is 0 when the backend checked before the reload started; "served after" minus it is
-# the time from the swap and SIGHUP until new workers serve and the old ones stopped accepting.
-_RELOAD = re.compile(r"nginx reloaded \(([^)]*)\): .*nginx -t (\d+) ms, served after (\d+) ms")
+# The apply line of a reload: its parts from SIGHUP until the new workers serve (the master's
+# parse, the new workers' start) and until no old worker accepts.
+_RELOAD = re.compile(
+    r"applied .* \(.*master parse ([\d.]+) ms, new workers serve ([\d.]+) ms, "
+    r"old workers stop accepting ([\d.]+) ms"
+)
 
 
 def measure_changes(run: Run, port: int, changes: int) -> dict[str, Any]:
@@ -291,7 +294,7 @@ def measure_changes(run: Run, port: int, changes: int) -> dict[str, Any]:
         "served_max_s": max(every),
         "by_kind_p50_s": {k: statistics.median(v) for k, v in lat.items() if v},
         "reloads": len(reloads),
-        "hup_to_served_p50_s": statistics.median(int(r[2]) - int(r[1]) for r in reloads) / 1000
+        "hup_to_served_p50_s": statistics.median(sum(map(float, r)) for r in reloads) / 1000
         if reloads
         else None,
     }

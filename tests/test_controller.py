@@ -218,3 +218,38 @@ def test_without_the_hook_there_is_no_lane(setup: Any) -> None:
     wait_until(lambda: len(rec.applied) == 2)
     assert ctl.lane_pushes == 0
     assert not any(t.name == "runtime-lane" for t in threading.enumerate())
+
+
+def test_an_endpoint_change_pushed_during_an_apply_and_undone_is_applied_again() -> None:
+    """The lane pushed endpoints of a model the core never recorded: when the change is
+    undone, the newest model equals the applied one, yet the proxy holds the pushed
+    endpoints. The core applies the backend again (in the diff's endpoints_changed)."""
+    store = ObjectStore()
+    store.replace_many(objects(1), ())
+    rec = SlowReloadBackend()
+    ctl = Controller(RunSettings(backend="rec"), plugin_manager(("rec", rec)), store, debounce=0.01)
+    ctl.start()
+    try:
+        store.replace_many([ingress("j", rule("j.com", path("/", "s")))], ())
+        assert rec.reloading.wait(5)
+        store.replace_many([slice_("s", [("10.0.0.7", True)])], ())
+        wait_until(lambda: len(rec.pushed) == 1, timeout=5)
+        # Undone, together with a routing change: the lane leaves both to the worker.
+        undo = [slice_("s", [("10.0.0.1", True)]), ingress("k", rule("k.com", path("/", "s")))]
+        store.replace_many(undo, ())
+        time.sleep(0.3)
+        assert len(rec.pushed) == 1
+        applies = len(rec.applied)
+        rec.release.set()
+        wait_until(lambda: len(rec.applied) == applies + 2, timeout=10)
+        last = rec.applied[-1]
+        assert "k.com" in last.vhost_index
+        assert last.backends[0].ready_endpoints[0].address == "10.0.0.1"
+        # The endpoints equal those of the model applied before, but the proxy got 10.0.0.7
+        # from the lane: the diff names the backend, so the backend pushes it again.
+        assert rec.diffs[-1].endpoints_changed == ("default__s__80",)
+        time.sleep(0.3)  # nothing more to apply once it was taken
+        assert len(rec.applied) == applies + 2
+    finally:
+        rec.release.set()
+        ctl.stop()

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pluggy
@@ -99,6 +99,9 @@ class Controller:
         self._build_lock = threading.Lock()
         self._lane_wake = threading.Event()
         self.lane_pushes = 0
+        # Backends the lane pushed that no applied model has recorded yet: name -> push count.
+        self._lane_lock = threading.Lock()
+        self._lane_touched: dict[str, int] = {}
         store.subscribe(self._on_change)
 
     # -- public -------------------------------------------------------------------------------
@@ -244,7 +247,7 @@ class Controller:
         built = time.monotonic()
         model = result.model
         previous = self.last_good or RouteModel()
-        change = diff(previous, model)
+        change, lane_pushed = self._with_lane_pushes(diff(previous, model), previous, model)
         diffed = time.monotonic()
         if change.empty:
             SYNCS.labels("unchanged").inc()
@@ -303,7 +306,28 @@ class Controller:
             (done - started) * 1000,
             f" ({apply_result.timings})" if apply_result.timings.parts else "",
         )
+        with self._lane_lock:
+            for name, seq in lane_pushed.items():
+                if self._lane_touched.get(name) == seq:
+                    del self._lane_touched[name]
         self._record_success(model, apply_result, change)
+
+    def _with_lane_pushes(
+        self, change: ModelDiff, previous: RouteModel, model: RouteModel
+    ) -> tuple[ModelDiff, dict[str, int]]:
+        """The diff, with the backends the runtime lane pushed since the last good model among
+        ``endpoints_changed``: the proxy has their endpoints of a model the core never recorded,
+        which may differ from both ``previous`` and ``model`` (a change pushed during an apply,
+        then undone). Returns them with their push counts, forgotten once an apply took them."""
+        with self._lane_lock:
+            pushed = dict(self._lane_touched)
+        both = previous.backend_index.keys() & model.backend_index.keys()
+        extra = {n for n in pushed if n in both} - set(change.endpoints_changed)
+        if extra:
+            change = replace(
+                change, endpoints_changed=tuple(sorted({*change.endpoints_changed, *extra}))
+            )
+        return change, {n: c for n, c in pushed.items() if n in both}
 
     def _start_lane(self, model: RouteModel) -> _RuntimeLane | None:
         """While the apply of ``model`` runs: a lane for the endpoint-only changes (if the
@@ -431,6 +455,9 @@ class _RuntimeLane(threading.Thread):
         done = time.monotonic()
         self.base = model
         c.lane_pushes += 1
+        with c._lane_lock:
+            for name in change.endpoints_changed:
+                c._lane_touched[name] = c.lane_pushes
         log.info(
             "pushed during an apply %s in %.1f ms: queued %.1f ms, build %.1f ms, diff %.1f ms, "
             "push %.1f ms%s",
