@@ -280,6 +280,19 @@ def under_reloads(
     return latencies, during, current
 
 
+def nginx_pss(ctl: Controller) -> list[float]:
+    """PSS (MiB) of nginx's master, then of each of its workers, from /proc."""
+    master = int((ctl.workdir / "run" / "nginx.pid").read_text())
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    out = []
+    for pid in [master, *map(int, children)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    out.append(int(line.split()[1]) / 1024)
+    return out
+
+
 def nginx_memory(ctl: Controller) -> tuple[float, float]:
     """(PSS of nginx's master and workers in bytes, worker generations) from /metrics."""
     text = ctl.metrics()
@@ -301,13 +314,16 @@ def memory_after_reloads(ctl: Controller, manifests: Path, count: int) -> dict[s
     deadline = time.monotonic() + 60
     most = 1.0
     while True:
+        # Served before the apply returned: wait for it too (it retires the old workers).
         memory, generations = nginx_memory(ctl)
         most = max(most, generations)
-        if generations <= 1 or time.monotonic() > deadline:
+        done = reloads(ctl) - started >= count
+        if (done and generations <= 1) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     return {
         "reloads": reloads(ctl) - started,
+        "pss_mib": nginx_pss(ctl),
         "memory_bytes": memory,
         "generations": generations,
         "generations_seen": most,
@@ -348,6 +364,7 @@ def run_one(
     start_s = time.monotonic() - t0
     proxy = ctl.http_port
     memory_start = nginx_memory(ctl)[0] if backend == "nginx" else 0.0
+    pss_start = nginx_pss(ctl) if backend == "nginx" else []
     under_lat: list[float] = []
     under_count = 0.0
     memory: dict[str, float] = {}
@@ -454,7 +471,7 @@ def run_one(
             "p99_ms": pct(under_lat, 0.99) * 1000 if under_lat else None,
             "max_ms": max(under_lat) * 1000 if under_lat else None,
         },
-        "memory": {"start_bytes": memory_start, **memory},
+        "memory": {"start_bytes": memory_start, "start_pss_mib": pss_start, **memory},
         "slowest": [{"kind": c.kind, "ms": c.latency * 1000, "where": where(c)} for c in slowest],
         "breakdown": where_time,
     }
@@ -570,6 +587,12 @@ def main() -> None:
                 f"start, {m['memory_bytes'] / 2**20:.0f} MiB after {m['reloads']:.0f} more "
                 f"reloads ({ratio:.2f}x; generations at the end {m['generations']:.0f}, most "
                 f"seen {m['generations_seen']:.0f})"
+            )
+            print(
+                "    master, workers (MiB): "
+                + " ".join(f"{x:.0f}" for x in m["start_pss_mib"])
+                + " -> "
+                + " ".join(f"{x:.0f}" for x in m["pss_mib"])
             )
     for r in rows:
         print(

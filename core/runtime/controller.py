@@ -334,7 +334,7 @@ class Controller:
         backend takes them, ``polyingress_push_endpoints``)."""
         if not self.pm.hook.polyingress_push_endpoints.get_hookimpls():
             return None
-        self._lane_wake.clear()
+        # Not cleared: a change that came after this model was built wakes the lane at once.
         lane = _RuntimeLane(self, model)
         lane.start()
         return lane

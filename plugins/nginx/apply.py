@@ -749,7 +749,11 @@ class NginxBackend:
         process = self.process
         if process is None or not process.alive():
             return 0
-        return 1 + len(self.generations.old(process.pid))
+        old = self.generations.old(process.pid)
+        known = {pid for generation in old for pid in generation}
+        # Retired by a reload whose apply has not returned yet: one more generation.
+        stray = [pid for pid in process.shutting_down() if pid not in known]
+        return 1 + len(old) + (1 if stray else 0)
 
     def memory_bytes(self) -> int:
         """PSS of the master and all its workers (old ones included)."""

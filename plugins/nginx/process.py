@@ -209,6 +209,10 @@ class NginxProcess(ManagedProcess):
                 out.append(pid)
         return sorted(out)
 
+    def shutting_down(self) -> list[int]:
+        """The workers that stopped accepting and finish what they hold (old generations)."""
+        return [pid for pid in self.workers() if "shutting down" in _title(pid)]
+
     def wait_retired(self, old: list[int], timeout: float) -> bool:
         """Wait until the old workers stopped accepting: exited, or titled "shutting down".
 
