@@ -20,10 +20,14 @@ endpoints, read back and compared. Until then ``start`` and ``apply`` do not ret
 Lua mode, per apply (the decision in words: :func:`plan`):
 
 * Same rendered text (an endpoints-only diff always is): PATCH the changed backends, verify.
-* Otherwise a reload: before the HUP, PATCH the backends the diff adds or changes (old and new
-  workers share the dictionary; a backend only the new config routes to must have its
-  endpoints when the first new worker starts); after it, once no old worker accepts, delete
-  the backends the diff removes; verify each write. Without a diff: PUT the whole state.
+* Otherwise first (before rendering) PATCH the backends the diff adds or changes (old and new
+  workers share the dictionary: a changed endpoint is live at once, and a backend only the new
+  config routes to has its endpoints when the first new worker starts); then, if the text
+  changed, the reload; after it, once no old worker accepts, delete the backends the diff
+  removes; verify each write. Without a diff: PUT the whole state.
+* While an apply runs (a reload), the core's runtime lane may push newer endpoints from a
+  second thread (:meth:`NginxBackend.push_endpoints`): all channel writes go through one lock
+  and take each backend's endpoints from the newest model handed over.
   When the running config has no dictionary yet (start, or back from static upstreams), nginx
   fills the new one from ``channel/endpoints.json`` while loading the config.
 * Any channel failure: render the same model with static upstreams and reload, so no request
@@ -624,6 +628,17 @@ class NginxBackend:
             # Lua mode renders no endpoint: the text is the running one, without rendering it
             # (the render of 10,000 hosts takes longer than the push).
             return self._push_endpoints(model, diff.endpoints_changed)
+        early: tuple[str, ...] = ()
+        if diff is not None and previous.lua and self._use_lua():
+            # First the endpoints (old and new workers share the dictionary): an endpoint
+            # change is live now, not after the render, and a new backend has its endpoints
+            # before the first new worker starts.
+            early = (*diff.backends_added, *diff.endpoints_changed)
+            if early:
+                try:
+                    self._push(model, early)
+                except ChannelError as exc:
+                    return self._fall_back(model, exc, reload_reasons(diff, lua=True))
         with self.watch.part("render"):
             config = self.render(model, lua=self._use_lua())
         if config.text == previous.text:
@@ -632,6 +647,12 @@ class NginxBackend:
             if not config.lua or (change is not None and not change.push):
                 log.debug("rendered configuration unchanged (%s): no reload", config.digest)
                 return ApplyResult(reloaded=False)
+            if early and change is not None:
+                return ApplyResult(
+                    reloaded=False,
+                    reasons=(ReloadReason.ENDPOINTS_CHANGED,),
+                    runtime_changes=len(change.push),
+                )
             return self._push_endpoints(model, change.push if change is not None else None)
         if config.lua and not previous.lua:
             reasons = (
@@ -645,14 +666,13 @@ class NginxBackend:
         started = time.monotonic()
         self._write_candidate(config)
         if config.lua:
-            # Before the HUP: the endpoints of backends the new workers route to first.
+            # Before the HUP: the endpoints of backends the new workers route to first (with
+            # a diff, pushed above already).
             try:
                 if not previous.lua:
                     self._write_seed(model)
                 elif diff is None:
                     self._push(model, tuple(b.name for b in model.backends))
-                elif diff.backends_added or diff.endpoints_changed:
-                    self._push(model, (*diff.backends_added, *diff.endpoints_changed))
             except ChannelError as exc:
                 return self._fall_back(model, exc, reasons)
         self._reload(config, reasons, started=started)
