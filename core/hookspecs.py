@@ -159,9 +159,11 @@ def polyingress_push_endpoints(
 
     An apply that takes long (a reload) would hold every change behind it, endpoint changes
     too. While ``polyingress_apply`` runs, the core keeps building the models that arrive, and
-    each that differs in endpoints only (``diff.endpoints_only``) from ``previous`` (the model
-    being applied, or the last one this hook took) is passed here, from a second thread,
-    concurrently with ``polyingress_apply``. Make it live at run time and return an
+    for each that changes the endpoints of backends it shares with ``previous`` (the model
+    being applied, then the last one built) calls this hook, from a second thread, concurrently
+    with ``polyingress_apply``. ``diff`` names those backends only (``diff.endpoints_only``);
+    a routing change in the same model waits for the next ``polyingress_apply``. Make the
+    endpoints of those backends in ``model`` live at run time and return an
     :class:`ApplyResult` (``runtime_changes``), or return None to leave it to the next
     ``polyingress_apply``: the core calls that anyway, with the same model, once the running
     apply returned (make it cheap when the endpoints are live already). Never reload or

@@ -391,11 +391,13 @@ class _RuntimeLane(threading.Thread):
     """Endpoint-only changes while an apply runs, pushed without waiting behind it.
 
     Woken by store changes, it builds the model (debounced like the worker), diffs it against
-    the model being applied (or the last one it pushed) and, when only endpoints differ,
-    passes it to ``polyingress_push_endpoints``. Anything else (a routing change, a declined
-    push) it leaves to the worker, which applies the newest model once the apply returned:
-    the lane only brings endpoints forward, the worker's apply stays the record (last good
-    model, metrics, observers). It never calls observers itself.
+    the model being applied (then the last one it built) and passes the endpoint changes of
+    backends both have to ``polyingress_push_endpoints``, also when the same model changes
+    routes. Routing changes it leaves to the worker, which applies the newest model once the
+    apply returned; after a declined push the lane stops for this apply. The lane only brings
+    endpoints forward: the worker's apply stays the record (last good model, metrics,
+    observers), and the backends the lane pushed are in its next diff's endpoints_changed.
+    It never calls observers itself.
     """
 
     def __init__(self, controller: Controller, applying: RouteModel) -> None:
@@ -442,18 +444,19 @@ class _RuntimeLane(threading.Thread):
         model = result.model
         change = diff(self.base, model)
         diffed = time.monotonic()
-        if change.empty:
-            return True
-        if not change.endpoints_only:
-            return False
+        previous, self.base = self.base, model
+        if not change.endpoints_changed:
+            return True  # nothing for the lane (a routing change is the worker's, after)
+        # Only the endpoints of backends both models have: a routing change in the same
+        # model waits for the worker, the endpoints need not.
+        change = ModelDiff(endpoints_changed=change.endpoints_changed)
         pushed = c.pm.hook.polyingress_push_endpoints(
-            backend=c.backend, model=model, previous=self.base, diff=change
+            backend=c.backend, model=model, previous=previous, diff=change
         )
         if pushed is None:
             log.debug("the backend left an endpoint change to the next apply")
             return False
         done = time.monotonic()
-        self.base = model
         c.lane_pushes += 1
         with c._lane_lock:
             for name in change.endpoints_changed:

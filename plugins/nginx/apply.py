@@ -517,18 +517,19 @@ class NginxBackend:
     def _send(
         self, model: RouteModel, names: tuple[str, ...] | None, delete: tuple[str, ...] = ()
     ) -> int:
-        """One write and its read-back, under the channel lock, with the endpoints of the
-        newest model handed over (``model``'s own, or a runtime lane push's newer ones: the
-        same backends, a diff of endpoints only; see :meth:`push_endpoints`)."""
+        """One write and its read-back, under the channel lock: the endpoints of ``names``
+        (None: every backend) in ``model``, or in the newest model handed over where it has
+        the backend (a runtime lane push's newer endpoints, see :meth:`push_endpoints`)."""
         assert self.channel is not None
         with self._channel_lock:
+            state = endpoint_state(model, names)
             newest = self._endpoints
-            source = newest if newest is not None and newest is not model else model
-            if source.backend_index.keys() != model.backend_index.keys():
-                source = model
+            if newest is not None and newest is not model:
+                index = newest.backend_index
+                state.update(endpoint_state(newest, [n for n in state if n in index]))
             if names is None:
-                return self.channel.replace(endpoint_state(source))
-            return self.channel.update(endpoint_state(source, names), delete=delete)
+                return self.channel.replace(state)
+            return self.channel.update(state, delete=delete)
 
     def _fall_back(
         self, model: RouteModel, exc: ChannelError, reasons: tuple[ReloadReason, ...]
