@@ -302,9 +302,18 @@ def nginx_memory(ctl: Controller) -> tuple[float, float]:
     )
 
 
-def memory_after_reloads(ctl: Controller, manifests: Path, count: int) -> dict[str, float]:
-    """``count`` path changes of an Ingress of its own (a reload each on nginx), then, once the
-    old workers are gone (one generation left), nginx's memory."""
+def memory_after_reloads(
+    ctl: Controller, manifests: Path, count: int, processes: int
+) -> dict[str, Any]:
+    """``count`` path changes of an Ingress of its own (a reload each on nginx), then, once no
+    reload is under way and the old workers are gone (one generation, ``processes`` nginx
+    processes as after start), nginx's memory."""
+    last, since = reloads(ctl), time.monotonic()
+    while time.monotonic() - since < 1.0:  # earlier changes settled: no reload under way
+        time.sleep(0.1)
+        now = reloads(ctl)
+        if now != last:
+            last, since = now, time.monotonic()
     started = reloads(ctl)
     for i in range(count):
         write_manifests(
@@ -316,14 +325,15 @@ def memory_after_reloads(ctl: Controller, manifests: Path, count: int) -> dict[s
     while True:
         # Served before the apply returned: wait for it too (it retires the old workers).
         memory, generations = nginx_memory(ctl)
+        pss = nginx_pss(ctl)
         most = max(most, generations)
         done = reloads(ctl) - started >= count
-        if (done and generations <= 1) or time.monotonic() > deadline:
+        if (done and generations <= 1 and len(pss) == processes) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     return {
         "reloads": reloads(ctl) - started,
-        "pss_mib": nginx_pss(ctl),
+        "pss_mib": pss,
         "memory_bytes": memory,
         "generations": generations,
         "generations_seen": most,
@@ -367,7 +377,7 @@ def run_one(
     pss_start = nginx_pss(ctl) if backend == "nginx" else []
     under_lat: list[float] = []
     under_count = 0.0
-    memory: dict[str, float] = {}
+    memory: dict[str, Any] = {}
     done: list[Change] = []
     reloads_before = reloads(ctl)
     current = "127.0.2.1"
@@ -421,7 +431,7 @@ def run_one(
         if long_changes:
             kept, lasted = long_lived(ctl, manifests, fleet.port, long_changes, current)
         if memory_reloads and backend == "nginx":
-            memory = memory_after_reloads(ctl, manifests, memory_reloads)
+            memory = memory_after_reloads(ctl, manifests, memory_reloads, len(pss_start))
         rps_1 = rps_last = 0.0
         if wrk_seconds and shutil.which("wrk"):
             # Same upstream, same path shape: one route vs the last of `size` hosts.
