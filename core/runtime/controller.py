@@ -21,7 +21,7 @@ from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, 
 
 from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings
 from polyingress.core.pipeline.builder import Builder, BuildResult
-from polyingress.core.pipeline.diff import ModelDiff, diff
+from polyingress.core.pipeline.diff import ModelDiff, diff, endpoints_changed
 from polyingress.core.pipeline.model import RouteModel
 from polyingress.core.pipeline.problems import Severity
 from polyingress.core.pipeline.store import ObjectKey, ObjectStore
@@ -442,14 +442,14 @@ class _RuntimeLane(threading.Thread):
         noticed = c.last_noticed_at
         built = time.monotonic()
         model = result.model
-        change = diff(self.base, model)
+        # Only the endpoints of backends both models have: a routing change in the same
+        # model is the worker's, after the apply; the endpoints need not wait.
+        names = endpoints_changed(self.base, model)
         diffed = time.monotonic()
         previous, self.base = self.base, model
-        if not change.endpoints_changed:
-            return True  # nothing for the lane (a routing change is the worker's, after)
-        # Only the endpoints of backends both models have: a routing change in the same
-        # model waits for the worker, the endpoints need not.
-        change = ModelDiff(endpoints_changed=change.endpoints_changed)
+        if not names:
+            return True
+        change = ModelDiff(endpoints_changed=names)
         pushed = c.pm.hook.polyingress_push_endpoints(
             backend=c.backend, model=model, previous=previous, diff=change
         )
