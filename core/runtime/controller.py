@@ -44,6 +44,7 @@ RUNTIME_CHANGES = Counter("polyingress_runtime_changes_total", "Changes applied 
 REPAIRS = Counter("polyingress_supervisor_repairs_total", "Proxy repairs by the supervisor")
 PROBLEMS = Gauge("polyingress_problems", "Problems in the current model", ["severity"])
 ROUTES = Gauge("polyingress_routes", "Routes in the last applied model")
+LANE_SETTLE = 0.002  # seconds the runtime lane waits for a burst of changes to settle
 LAST_SUCCESS = Gauge("polyingress_last_apply_success_timestamp_seconds", "Last good apply")
 
 
@@ -390,14 +391,14 @@ class Controller:
 class _RuntimeLane(threading.Thread):
     """Endpoint-only changes while an apply runs, pushed without waiting behind it.
 
-    Woken by store changes, it builds the model (debounced like the worker), diffs it against
-    the model being applied (then the last one it built) and passes the endpoint changes of
-    backends both have to ``polyingress_push_endpoints``, also when the same model changes
-    routes. Routing changes it leaves to the worker, which applies the newest model once the
-    apply returned; after a declined push the lane stops for this apply. The lane only brings
-    endpoints forward: the worker's apply stays the record (last good model, metrics,
-    observers), and the backends the lane pushed are in its next diff's endpoints_changed.
-    It never calls observers itself.
+    Woken by store changes, it builds the model (after a settle of at most 2 ms, not the
+    worker's debounce), compares it with the model being applied (then the last one it
+    built) and passes the endpoint changes of backends both have to
+    ``polyingress_push_endpoints``, also when the same model changes routes. Routing changes
+    it leaves to the worker, which applies the newest model once the apply returned; after a
+    declined push the lane stops for this apply. The lane only brings endpoints forward: the
+    worker's apply stays the record (last good model, metrics, observers), and the backends
+    the lane pushed are in its next diff's endpoints_changed. It never calls observers itself.
     """
 
     def __init__(self, controller: Controller, applying: RouteModel) -> None:
@@ -419,10 +420,13 @@ class _RuntimeLane(threading.Thread):
             c._lane_wake.wait()
             if self._halt.is_set():
                 return
-            deadline = time.monotonic() + max(c.debounce * 20, 1.0)
+            # A short settle only: a push costs the backend little, and changes that come
+            # while one is under way are taken together by the next.
+            settle = min(c.debounce, LANE_SETTLE)
+            deadline = time.monotonic() + max(settle * 20, 0.1)
             while time.monotonic() < deadline:
                 c._lane_wake.clear()
-                if not c._lane_wake.wait(timeout=c.debounce) or self._halt.is_set():
+                if not c._lane_wake.wait(timeout=settle) or self._halt.is_set():
                     break
             if self._halt.is_set():
                 return
