@@ -107,13 +107,25 @@ _APPLIED = re.compile(
 )
 
 
+# The core's runtime lane: an endpoint change pushed while an apply ran.
+_PUSHED = re.compile(
+    r"^(\S+ \S+) INFO polyingress\.controller: pushed during an apply .* in ([\d.]+) ms: "
+    r"queued ([\d.]+) ms, build ([\d.]+) ms, diff ([\d.]+) ms, push ([\d.]+) ms(?: \((.*)\))?$"
+)
+
+
 def applies(log: str) -> list[Apply]:
+    """The applies and the runtime lane's pushes (their parts marked "lane") in ``log``."""
     found = []
     for line in log.splitlines():
         m = _APPLIED.match(line)
+        lane = m is None
+        if lane:
+            m = _PUSHED.match(line)
         if m:
             ended = datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            found.append(Apply(ended, *(float(m[i]) for i in range(2, 7)), m[7] or ""))
+            parts = ("lane: " if lane else "") + (m[7] or "")
+            found.append(Apply(ended, *(float(m[i]) for i in range(2, 7)), parts))
     return found
 
 
@@ -238,7 +250,7 @@ def under_reloads(
     current: str,
     paths: list[str],
     count: int,
-) -> tuple[list[float], float, str]:
+) -> tuple[list[Change], float, str]:
     """``count`` endpoint changes of the probe while the paths of another Ingress change all the
     time (each change written as soon as the last one is served: on nginx, a reload after a
     reload). A random pause of up to 0.2 s before each endpoint change lands it anywhere in a
@@ -259,7 +271,7 @@ def under_reloads(
     thread = threading.Thread(target=churn, name="churn", daemon=True)
     thread.start()
     rng = random.Random(18)
-    latencies: list[float] = []
+    changes: list[Change] = []
     try:
         time.sleep(1.0)  # the churn is under way
         before = reloads(ctl)
@@ -267,17 +279,17 @@ def under_reloads(
             time.sleep(rng.uniform(0, 0.2))
             current = "127.0.2.2" if current == "127.0.2.1" else "127.0.2.1"
             want = "probe-a" if current == "127.0.2.1" else "probe-b"
-            t = time.monotonic()
+            t = time.time()
             write_manifests(
                 manifests, "probe.yaml", probe_objects([current], fleet_port, paths, True)
             )
-            done = served(ctl.http_port, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
-            latencies.append(done - t)
+            served(ctl.http_port, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
+            changes.append(Change("endpoint", t, time.time()))
         during = reloads(ctl) - before
     finally:
         stop.set()
         thread.join(timeout=180)
-    return latencies, during, current
+    return changes, during, current
 
 
 def nginx_pss(ctl: Controller) -> list[float]:
@@ -375,7 +387,7 @@ def run_one(
     proxy = ctl.http_port
     memory_start = nginx_memory(ctl)[0] if backend == "nginx" else 0.0
     pss_start = nginx_pss(ctl) if backend == "nginx" else []
-    under_lat: list[float] = []
+    under_changes: list[Change] = []
     under_count = 0.0
     memory: dict[str, Any] = {}
     done: list[Change] = []
@@ -425,7 +437,7 @@ def run_one(
             done.append(Change(kind, t, time.time()))
         reload_count = reloads(ctl) - reloads_before
         if under:
-            under_lat, under_count, current = under_reloads(
+            under_changes, under_count, current = under_reloads(
                 ctl, manifests, fleet.port, current, paths, under
             )
         if long_changes:
@@ -458,6 +470,9 @@ def run_one(
             logs.mkdir(parents=True, exist_ok=True)
             (logs / f"{backend}-{size}.log").write_text(log)
     attribute(done, log)
+    attribute(under_changes, log)
+    under_lat = [c.latency for c in under_changes]
+    under_slowest = sorted(under_changes, key=lambda c: c.latency, reverse=True)[:3]
     where_time = breakdown(applies(log), log)
     all_lat = [c.latency for c in done]
     by_kind = {k: [c.latency for c in done if c.kind == k] for k in KINDS}
@@ -480,6 +495,7 @@ def run_one(
             "p50_ms": statistics.median(under_lat) * 1000 if under_lat else None,
             "p99_ms": pct(under_lat, 0.99) * 1000 if under_lat else None,
             "max_ms": max(under_lat) * 1000 if under_lat else None,
+            "slowest": [{"ms": c.latency * 1000, "where": where(c)} for c in under_slowest],
         },
         "memory": {"start_bytes": memory_start, "start_pss_mib": pss_start, **memory},
         "slowest": [{"kind": c.kind, "ms": c.latency * 1000, "where": where(c)} for c in slowest],
@@ -586,6 +602,8 @@ def main() -> None:
                 f"{u['p50_ms']:.1f} ms, p99 {u['p99_ms']:.1f} ms, max {u['max_ms']:.1f} ms; "
                 f"{u['reloads']:.0f} reloads meanwhile"
             )
+            for c in u["slowest"]:
+                print(f"    {c['ms']:>8.1f}: {c['where']}")
     memory_rows = [r for r in rows if r["memory"].get("reloads")]
     if memory_rows:
         print("\nnginx memory (PSS of master and workers, from /metrics):")
