@@ -390,6 +390,11 @@ def run_one(
     under_changes: list[Change] = []
     under_count = 0.0
     memory: dict[str, Any] = {}
+    if memory_reloads and backend == "nginx":
+        # First, so that nothing but the reloads comes between the two readings: traffic fills
+        # nginx's shared zones (the endpoint dictionary, the TLS session cache) up to their
+        # sizes, whatever the reloads do.
+        memory = memory_after_reloads(ctl, manifests, memory_reloads, len(pss_start))
     done: list[Change] = []
     reloads_before = reloads(ctl)
     current = "127.0.2.1"
@@ -442,8 +447,10 @@ def run_one(
             )
         if long_changes:
             kept, lasted = long_lived(ctl, manifests, fleet.port, long_changes, current)
-        if memory_reloads and backend == "nginx":
-            memory = memory_after_reloads(ctl, manifests, memory_reloads, len(pss_start))
+        if memory:
+            # And after every phase (the traffic, all reloads), once old workers are gone.
+            memory["end"] = memory_after_reloads(ctl, manifests, 0, len(pss_start))
+            memory["end"]["run_reloads"] = reloads(ctl) - reloads_before
         rps_1 = rps_last = 0.0
         if wrk_seconds and shutil.which("wrk"):
             # Same upstream, same path shape: one route vs the last of `size` hosts.
@@ -622,6 +629,14 @@ def main() -> None:
                 + " -> "
                 + " ".join(f"{x:.0f}" for x in m["pss_mib"])
             )
+            if "end" in m:
+                e = m["end"]
+                print(
+                    f"    at the end of the run ({e['run_reloads']:.0f} reloads and the traffic "
+                    f"since): {e['memory_bytes'] / 2**20:.0f} MiB "
+                    f"({e['memory_bytes'] / m['start_bytes']:.2f}x), master, workers "
+                    + " ".join(f"{x:.0f}" for x in e["pss_mib"])
+                )
     for r in rows:
         print(
             f"\nload average after {r['backend']} at {r['ingresses']:,}: "
