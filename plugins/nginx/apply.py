@@ -743,7 +743,7 @@ class NginxBackend:
             retired = process.wait_retired(old_workers, timeout=5.0)
         if not retired:
             log.warning("old nginx workers still accept connections 5s after the reload")
-        self.generations.retire(self.reloads + 1, old_workers, hup)
+        self.generations.retire(self.reloads + 1, old_workers, hup, process.pid)
         self.running = config
         self._guard_record()
         self.failed = None

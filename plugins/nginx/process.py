@@ -276,11 +276,17 @@ class Generations:
         self._old: list[_Generation] = []
         self._lock = threading.Lock()
 
-    def retire(self, reload: int, pids: list[int], at: float) -> None:
+    def retire(self, reload: int, pids: list[int], at: float, master: int | None) -> None:
         """``pids`` (the master's children before the reload) stopped being current; those
-        already retired by an earlier reload stay in their own generation."""
-        with self._lock:
-            new = set(pids).difference(*(gen.pids for gen in self._old))
+        already retired by an earlier reload stay in their own generation, and those that
+        exited already (nginx logged it before this reload's apply returned) are left out."""
+        with self._lock:  # held: an exit logged meanwhile waits for the generation to exist
+            alive = set()
+            for pid in pids:
+                st = _stat(pid)
+                if st is not None and st.state not in "ZX" and st.ppid == master:
+                    alive.add(pid)
+            new = alive.difference(*(gen.pids for gen in self._old))
             if new:
                 self._old.append(_Generation(reload, at, new))
 
