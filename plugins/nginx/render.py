@@ -62,8 +62,9 @@ blocks differ only in their name and their backends share one block (:func:`_gro
 ``server_name`` line per host, and a backend that differs by host read from a map of ``$host``
 (``$polyingress_slot_N``). 10,000 such hosts are one block and a map: ``nginx -t`` 0.03 s and
 20 MB instead of 8 s and 1.3 GB. Wildcard hosts, hosts named like a map's own words, hosts with
-Gateway API rows (gateway.py's servers) and hosts of a shape of their own keep a block each. :class:`RenderCache` keeps the host blocks of the last
-render, so a change renders the hosts it touches.
+Gateway API rows (gateway.py's servers) and hosts of a shape of their own keep a block each.
+:class:`RenderCache` keeps the host blocks of the last render, so a change renders the hosts it
+touches.
 """
 
 from __future__ import annotations
