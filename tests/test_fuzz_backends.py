@@ -483,15 +483,17 @@ class RecordingChannel(EndpointChannel):
     def _request(self, method: str, target: str, body: Any = None) -> Any:
         self.requests.append((method, target, body))
         if body is not None:
+            # A write answers what the dictionary holds after it (PUT: all; PATCH: the named).
             data = json.loads(json.dumps(body, separators=(",", ":")))
             if method == "PUT":
                 self.state = {}
             for name in data.get("delete", []):
                 self.state.pop(name, None)
             self.state.update(data["backends"])
-            return {"generation": len(self.requests)}
-        names = target.partition("?backend=")[2]
-        wanted = names.split(",") if names else list(self.state)
+            wanted = list(self.state) if method == "PUT" else [*data["backends"], *data["delete"]]
+        else:
+            names = target.partition("?backend=")[2]
+            wanted = names.split(",") if names else list(self.state)
         backends = {n: self.state[n] for n in wanted if n in self.state}
         return {"generation": len(self.requests), "backends": backends}
 

@@ -9,6 +9,7 @@ replaces the last good state.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,7 +45,8 @@ RUNTIME_CHANGES = Counter("polyingress_runtime_changes_total", "Changes applied 
 REPAIRS = Counter("polyingress_supervisor_repairs_total", "Proxy repairs by the supervisor")
 PROBLEMS = Gauge("polyingress_problems", "Problems in the current model", ["severity"])
 ROUTES = Gauge("polyingress_routes", "Routes in the last applied model")
-LANE_SETTLE = 0.002  # seconds the runtime lane waits for a burst of changes to settle
+# The interpreter's switch interval while the controller runs (see Controller.start).
+SWITCH_INTERVAL = 0.001
 LAST_SUCCESS = Gauge("polyingress_last_apply_success_timestamp_seconds", "Last good apply")
 
 
@@ -151,6 +153,13 @@ class Controller:
         self.backend = self.pm.hook.polyingress_create_backend(settings=self.settings)
         if self.backend is None:
             raise RuntimeError(f"backend {self.settings.backend!r} created no backend object")
+        # While the reconciler renders (pure Python: tens of ms for 10,000 Ingresses), every
+        # other thread that carries a change in (the source's watch, the runtime lane, their
+        # socket reads and writes) waits for the GIL at each step, up to the interpreter's
+        # switch interval (5 ms by default): chained, 20-50 ms of an endpoint change pushed
+        # during a reload. A shorter interval bounds each wait; the render costs the same.
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._dirty.clear()
         result = self.build()
         model = result.model
@@ -391,8 +400,8 @@ class Controller:
 class _RuntimeLane(threading.Thread):
     """Endpoint-only changes while an apply runs, pushed without waiting behind it.
 
-    Woken by store changes, it builds the model (after a settle of at most 2 ms, not the
-    worker's debounce), compares it with the model being applied (then the last one it
+    Woken by store changes, it builds the model at once (not after the worker's
+    debounce), compares it with the model being applied (then the last one it
     built) and passes the endpoint changes of backends both have to
     ``polyingress_push_endpoints``, also when the same model changes routes. Routing changes
     it leaves to the worker, which applies the newest model once the apply returned; after a
@@ -420,16 +429,9 @@ class _RuntimeLane(threading.Thread):
             c._lane_wake.wait()
             if self._halt.is_set():
                 return
-            # A short settle only: a push costs the backend little, and changes that come
-            # while one is under way are taken together by the next.
-            settle = min(c.debounce, LANE_SETTLE)
-            deadline = time.monotonic() + max(settle * 20, 0.1)
-            while time.monotonic() < deadline:
-                c._lane_wake.clear()
-                if not c._lane_wake.wait(timeout=settle) or self._halt.is_set():
-                    break
-            if self._halt.is_set():
-                return
+            # No settle: the source publishes a burst (a file, a watch event) as one change, a
+            # push costs the backend little, and changes that come while one is under way are
+            # taken together by the next.
             c._lane_wake.clear()
             try:
                 if not self._push_one():

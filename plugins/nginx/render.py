@@ -778,6 +778,7 @@ class _CachedHost:
     # their rendering reported (gateway.py), put back into a render that reuses the blocks.
     blocks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     problems: tuple[str, ...] = ()
+    involved: bool = False  # it has Gateway API rows (its fallback's, for a wildcard)
 
 
 class RenderCache:
@@ -827,14 +828,12 @@ def _keepalive(settings: NginxSettings, connections: int) -> tuple[str, ...]:
     )
 
 
-def _mirror_targets(model: RouteModel, gw: Gateway | None) -> tuple[str, ...]:
-    """The backends that rows mirror requests to (only Gateway API rows have mirrors)."""
-    if gw is None:
-        return ()
-    index = model.backend_index
-    return tuple(
-        sorted({m for v in model.vhosts for r in v.routes for m in r.mirrors} & index.keys())
-    )
+def _mirrors_of(*vhosts: VirtualHost | None) -> Iterator[str]:
+    """The backends that the rows of ``vhosts`` mirror requests to (Gateway API rows)."""
+    for vhost in vhosts:
+        if vhost is not None:
+            for r in vhost.routes:
+                yield from r.mirrors
 
 
 def upstreams(
@@ -1172,7 +1171,12 @@ def render(
     pairs = _key_pairs(model, fallback)
     catch_all = model.vhost_index.get(None)
     lua = opts.lua is not None
+    # The Gateway API renderer serves the hosts with Gateway API rows; its http-level lines
+    # are written when the model has such a host or a suffix host (found host by host below:
+    # a scan of every row took 100 ms at 10,000 Ingresses, more than the rest of a render).
     gw = _gateway(model, settings, opts)
+    gateway_used = gw.involves(catch_all)
+    mirrors: set[str] = set(_mirrors_of(catch_all)) if gateway_used else set()
 
     default_listens = (
         f"listen {http_listen} default_server;",
@@ -1190,7 +1194,7 @@ def render(
         f"ssl_certificate {quote(FALLBACK_CRT)};",
         f"ssl_certificate_key {quote(FALLBACK_KEY)};",
     )
-    if gw is not None and gw.involves(catch_all):
+    if gateway_used:
         servers = gw.servers(
             default_comments,
             (default_listens[0], 'server_name "";', *PATH_RULE),
@@ -1226,35 +1230,41 @@ def render(
     fresh: dict[str, _CachedHost] = {}
     for vhost in model.vhosts:
         host = vhost.host
-        if host is None or (gw is not None and gw.shadowed(vhost)):
+        if host is None:
             continue
+        if host.startswith("**."):
+            gateway_used = True  # a suffix host (HTTPRoute)
+            if gw.shadowed(vhost):
+                continue
         names.append(host)
-        below = model.fallback_host(vhost) if vhost.kind is HostKind.WILDCARD else None
-        involved = gw is not None and gw.involves(vhost, below)
-        if involved and below is None:
-            # gateway.py's servers read the host the names would fall to (Gateway._redundant).
+        below = model.fallback_host(vhost) if host.startswith("*.") else None
+        entry = hosts.get(host)
+        if entry is not None and not (entry.vhost is vhost or entry.vhost == vhost):
+            entry = None
+        if entry is not None and entry.involved and below is None:
             below = model.fallback_host(vhost)
         pair = None
         if vhost.tls is not None and vhost.tls.certificate is not None:
             found = pairs[vhost.tls.certificate]
             pair = (found.crt, found.key, found.refs)
-        entry = hosts.get(host)
         if (
             entry is not None
-            and (entry.vhost is vhost or entry.vhost == vhost)
             and (entry.below is below or entry.below == below)
             and entry.pair == pair
             and entry.backends.isdisjoint(changed)
         ):
-            if gw is not None:
-                gw.replay(entry.blocks, entry.problems)
+            # Same host, same fallback: its Gateway API rows, if any, are as they were.
+            gw.replay(entry.blocks, entry.problems)
             if cache is not None:
                 cache.hits += 1
         else:
-            if gw is not None:
-                gw.record()
+            involved = gw.involves(vhost, below)
+            if involved and below is None:
+                # gateway.py's servers read the host the names would fall to (_redundant).
+                below = model.fallback_host(vhost)
+            gw.record()
             built = _host_servers(model, vhost, opts, http_listen, https_listen, pairs, gw)
-            blocks, problems = gw.recorded() if gw is not None else ((), ())
+            blocks, problems = gw.recorded()
             entry = _CachedHost(
                 vhost,
                 frozenset(_named_backends(vhost, below)),
@@ -1263,9 +1273,13 @@ def render(
                 tuple(_shaped(server, host, alone=involved) for server in built),
                 blocks,
                 problems,
+                involved,
             )
             if cache is not None:
                 cache.misses += 1
+        if entry.involved:
+            gateway_used = True
+            mirrors.update(_mirrors_of(vhost, below))
         fresh[host] = entry
         shaped.extend(entry.parts)
     if cache is not None:
@@ -1283,9 +1297,11 @@ def render(
     text = _template().render(
         main=_main(settings, opts.lua),
         events=(f"worker_connections {settings.max_worker_connections};",),
-        http=(*_http(settings, names, opts.lua), *(gw.http() if gw is not None else ())),
+        http=(*_http(settings, names, opts.lua), *(gw.http() if gateway_used else ())),
         maps=maps,
-        upstreams=upstreams(model, settings, lua=lua, mirrors=_mirror_targets(model, gw)),
+        upstreams=upstreams(
+            model, settings, lua=lua, mirrors=sorted(mirrors & model.backend_index.keys())
+        ),
         servers=servers,
     )
     if text.count(_DIGEST_PLACEHOLDER) != 1:
@@ -1297,17 +1313,15 @@ def render(
         key_pairs=tuple(pairs[n] for n in sorted(pairs)),
         settings=settings,
         settings_source=model.settings.source,
-        problems=tuple(gw.problems) if gw is not None else (),
+        problems=tuple(gw.problems),
         lua=opts.lua is not None,
     )
 
 
-def _gateway(model: RouteModel, settings: NginxSettings, opts: RenderOptions) -> Gateway | None:
-    """The Gateway API renderer (gateway.py), when the model has Gateway API rows or hosts."""
-    from .gateway import Gateway, used
+def _gateway(model: RouteModel, settings: NginxSettings, opts: RenderOptions) -> Gateway:
+    """The Gateway API renderer (gateway.py) of one render."""
+    from .gateway import Gateway
 
-    if not used(model):
-        return None
     return Gateway(model, settings, opts.lua is not None, opts.https_port, proxy_headers(settings))
 
 
