@@ -38,7 +38,14 @@ from polyingress.testing.cases import (
     service_of,
     world,
 )
-from polyingress.testing.live import Controller, HelloFleet, Response, wait_until, write_manifests
+from polyingress.testing.live import (
+    Controller,
+    HelloFleet,
+    Response,
+    hold_consistently,
+    wait_until,
+    write_manifests,
+)
 
 # ``from polyingress.testing.conformance import *`` collects the whole suite into a test module.
 __all__ = [
@@ -47,6 +54,7 @@ __all__ = [
     "test_load_spread_over_all_ready_endpoints",
     "test_manifest_changes_to_ingress_endpoints_and_secret_are_served",
     "test_post_body_and_method_pass_through",
+    "test_redirect_names_the_https_port_clients_reach",
     "test_redirect_status_depends_on_the_method_only",
     "test_request_headers_reach_backend",
     "test_request_path_rule",
@@ -125,6 +133,23 @@ def test_redirect_status_depends_on_the_method_only(live_world: LiveWorld, metho
     live_world.check_redirect(resp, TLS_HOST, "/a/b?c=d&e")
 
 
+def test_redirect_names_the_https_port_clients_reach(
+    polyingress_backend: str, polyingress_run_args: list[str], tmp_path: Path
+) -> None:
+    """Behind a Service that maps 443 to ``--https-port``, ``--https-redirect-port 443`` makes
+    an ssl-redirect host's Location name port 443 (left out of the URL) while the proxy still
+    listens on ``--https-port``."""
+    extra = [*polyingress_run_args, "--https-redirect-port", "443", "--http-redirect-port", "80"]
+    world_ = LiveWorld(polyingress_backend, tmp_path, extra=extra)
+    try:
+        resp = world_.get(TLS_HOST, "/p?q=1")
+        assert resp.status == 301
+        assert resp.headers.get("location", "").lower() == f"https://{TLS_HOST}/p?q=1"
+        assert world_.get(TLS_HOST, "/p", scheme="https").peer_cn == TLS_HOST
+    finally:
+        world_.stop()
+
+
 def test_load_spread_over_all_ready_endpoints(live_world: LiveWorld) -> None:
     seen = Counter(live_world.get("app.example.com", "/spread/x").server_name for _ in range(30))
     assert set(seen) == {"svc-spread-1", "svc-spread-2", "svc-spread-3"}, seen
@@ -158,10 +183,13 @@ def test_post_body_and_method_pass_through(live_world: LiveWorld) -> None:
 def test_default_backend_added_at_run_time(live_world: LiveWorld) -> None:
     path = write_manifests(live_world.manifests, "default.yaml", [default_backend_ingress()])
     try:
-        wait_until(
-            lambda: live_world.get("unknown.example.com", "/").server_name == "svc-default-1",
-            timeout=20,
-        )
+        # Held several times in a row: while nginx reloads, its old workers may still accept a
+        # connection after a new one answered.
+        def served() -> tuple[bool, str]:
+            name = live_world.get("unknown.example.com", "/").server_name
+            return name == "svc-default-1", f"unknown.example.com answered by {name}"
+
+        hold_consistently(served, timeout=20)
         for case in DEFAULT_CASES:
             live_world.check(case)
     finally:
