@@ -231,10 +231,14 @@ def test_endpoint_changes_during_a_slow_apply_are_pushed_without_waiting() -> No
         assert rec.pushed[2][2] == ModelDiff(endpoints_changed=("default__s__80",))
         assert rec.live["default__s__80"] == ("10.0.0.8",)
         rec.release.set()
-        # The worker then applies the newest model itself (the record of what is served).
-        wait_until(lambda: "m.com" in rec.applied[-1].vhost_index, timeout=10)
+        # The worker then applies the newest model itself (the record of what is served;
+        # recorded once the backend's apply returned, after the backend noted it).
+        wait_until(
+            lambda: "m.com" in rec.applied[-1].vhost_index and ctl.last_good is rec.applied[-1],
+            timeout=10,
+        )
         assert rec.applied[-1].backends[0].ready_endpoints[0].address == "10.0.0.8"
-        assert ctl.last_good is rec.applied[-1] and ctl.lane_pushes == 3
+        assert ctl.lane_pushes == 3
     finally:
         rec.release.set()
         ctl.stop()
