@@ -535,6 +535,102 @@ _CANARY_HEADER_OVER_WEIGHT = AnnotationCase(
     ),
 )
 
+
+def _cookie(value: str) -> tuple[tuple[str, str], ...]:
+    return (("Cookie", value),)
+
+
+_CANARY_COOKIE = AnnotationCase(
+    "canary-by-cookie/always-never",
+    _E2E + 'canary.go "when canaried by cookie respects always and never values"; the cookie '
+    "among others; the name matched case-sensitively (ingress-nginx: in any case)",
+    (_CANARY_MAIN, _canary("canary", "canary.foo.com", "/", canary_by_cookie="Canary-By-Cookie")),
+    (
+        Expect("canary.foo.com", "/", "canary", headers=_cookie("Canary-By-Cookie=always")),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("Canary-By-Cookie=never")),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("Canary-By-Cookie=badcookievalue")),
+        Expect("canary.foo.com", "/", "echo"),
+        Expect(
+            "canary.foo.com", "/x", "canary", headers=_cookie("a=1; Canary-By-Cookie=always; b=2")
+        ),
+        Expect(
+            "canary.foo.com",
+            "/",
+            "echo",
+            headers=_cookie("Canary-By-Cookie=never; Canary-By-Cookie=always"),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("canary-by-cookie=always")),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("XCanary-By-Cookie=always")),
+    ),
+)
+
+_CANARY_HEADER_VALUE_COOKIE = AnnotationCase(
+    "canary-by-cookie/after-header-value",
+    _E2E + 'canary.go "when canaried by header with value and cookie should route requests '
+    'to the correct upstream"',
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_value="DoCanary",
+            canary_by_cookie="CanaryByCookie",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/",
+            "canary",
+            headers=(("CanaryByHeader", "otherheadervalue"), ("Cookie", "CanaryByCookie=always")),
+        ),
+        Expect("canary.foo.com", "/", "canary", headers=(("CanaryByHeader", "DoCanary"),)),
+        Expect(
+            "canary.foo.com",
+            "/",
+            "canary",
+            headers=(("CanaryByHeader", "DoCanary"), ("Cookie", "CanaryByCookie=never")),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("CanaryByCookie=never")),
+    ),
+)
+
+_CANARY_PRECEDENCE = AnnotationCase(
+    "canary-by-cookie/header-cookie-weight",
+    _DOCS + " Canary: precedence canary-by-header -> canary-by-cookie -> canary-weight "
+    "(rootfs/etc/nginx/lua/balancer.lua: a header 'never' ends the choice)",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_cookie="CanaryByCookie",
+            canary_weight="100",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/",
+            "echo",
+            headers=(("CanaryByHeader", "never"), ("Cookie", "CanaryByCookie=always")),
+        ),
+        Expect(
+            "canary.foo.com",
+            "/",
+            "canary",
+            headers=(("CanaryByHeader", "always"), ("Cookie", "CanaryByCookie=never")),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("CanaryByCookie=never")),
+        Expect("canary.foo.com", "/", "canary", headers=_cookie("CanaryByCookie=other")),
+        Expect("canary.foo.com", "/", "canary"),
+    ),
+)
+
 _TWO_CANARIES = AnnotationCase(
     "canary/two-canaries",
     "polyingress's extension: any number of canaries per path (ingress-nginx serves one); "
@@ -630,6 +726,9 @@ CASES: list[AnnotationCase] = [
     _CANARY_WEIGHT_TOTAL,
     _CANARY_WEIGHT_50,
     _CANARY_HEADER_OVER_WEIGHT,
+    _CANARY_COOKIE,
+    _CANARY_HEADER_VALUE_COOKIE,
+    _CANARY_PRECEDENCE,
     _TWO_CANARIES,
     _ALIAS,
     _ALIAS_TWO_INGRESSES,

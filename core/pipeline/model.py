@@ -37,6 +37,7 @@ __all__ = [
     "Answer",
     "Backend",
     "Certificate",
+    "CookieMatch",
     "Endpoint",
     "GlobalSettings",
     "HeaderFilter",
@@ -167,6 +168,18 @@ class HeaderMatch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class CookieMatch:
+    """The request's cookie ``name`` (case-sensitive) must have exactly ``value``. The first
+    pair of that name in the Cookie header counts (what ingress-nginx's ``$cookie_<name>``
+    reads); pairs are split on ``;``, surrounding spaces and tabs dropped, and a pair without
+    ``=`` is no cookie (:meth:`Request.cookie`). Names and values are cookie tokens (RFC 6265:
+    no space, ``;``, ``,``, quote or backslash), checked by the translation."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
 class QueryMatch:
     """The request's query must carry parameter ``name`` (case-sensitive) with exactly
     ``value``; when the name repeats, its first value counts."""
@@ -276,6 +289,7 @@ class Route:
     method: str | None = None
     headers: tuple[HeaderMatch, ...] = ()
     query: tuple[QueryMatch, ...] = ()
+    cookies: tuple[CookieMatch, ...] = ()
     schemes: tuple[str, ...] = ("http", "https")
     split: tuple[WeightedBackend, ...] = ()
     status: int | None = None
@@ -287,10 +301,14 @@ class Route:
     timeout: float | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
-    def sort_key(self) -> tuple[int, int, str, int, int, int, tuple[str, str, str, int, int]]:
+    def sort_key(
+        self,
+    ) -> tuple[int, int, str, int, int, int, int, tuple[str, str, str, int, int]]:
         # The precedence of the Gateway API (Ingress rows are the case without conditions):
         # Exact before Prefix, longer before shorter, then a method match, more headers, more
-        # query parameters, then the oldest source, its namespace/name and rule order.
+        # query parameters, then the oldest source, its namespace/name and rule order. Cookie
+        # matches (annotation rows only: canary-by-cookie) come after header matches, as
+        # ingress-nginx's canary precedence (header, then cookie, then weight) says.
         return (
             0 if self.path_type is PathType.EXACT else 1,
             -len(self.path),
@@ -298,13 +316,20 @@ class Route:
             0 if self.method is not None else 1,
             -len(self.headers),
             -len(self.query),
+            -len(self.cookies),
             self.order,
         )
 
     @property
     def conditional(self) -> bool:
         """True when the row requires more than its path (a method, headers, query, a scheme)."""
-        return bool(self.method is not None or self.headers or self.query or len(self.schemes) < 2)
+        return bool(
+            self.method is not None
+            or self.headers
+            or self.query
+            or self.cookies
+            or len(self.schemes) < 2
+        )
 
     @property
     def match_key(self) -> tuple[object, ...]:
@@ -316,6 +341,7 @@ class Route:
             tuple(sorted(self.headers)),
             tuple(sorted(self.query)),
             self.schemes,
+            tuple(sorted(self.cookies)),
         )
 
     @property
@@ -335,13 +361,16 @@ class Route:
         return path == self.path or path.startswith(self.path + "/")
 
     def accepts(self, request: Request) -> bool:
-        """The conditions beyond the path: scheme, method, headers, query parameters."""
+        """The conditions beyond the path: scheme, method, headers, query parameters, cookies."""
         if request.scheme not in self.schemes:
             return False
         if self.method is not None and request.method != self.method:
             return False
         for h in self.headers:
             if request.header(h.name) != h.value:
+                return False
+        for c in self.cookies:
+            if request.cookie(c.name) != c.value:
                 return False
         return all(request.query_param(q.name) == q.value for q in self.query)
 
@@ -359,6 +388,19 @@ class Request:
         for k, v in self.headers:
             if k.lower() == name:
                 return v
+        return None
+
+    def cookie(self, name: str) -> str | None:
+        """The value of the first cookie ``name`` (case-sensitive) of the Cookie header (one
+        line, as RFC 6265 §5.4 has user agents send): pairs split on ``;``, spaces and tabs
+        around a pair dropped, pairs without ``=`` skipped."""
+        header = self.header("cookie")
+        if header is None:
+            return None
+        for part in header.split(";"):
+            key, eq, value = part.strip(" \t").partition("=")
+            if eq and key == name:
+                return value
         return None
 
     def query_param(self, name: str) -> str | None:
@@ -551,6 +593,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "method": r.method,
         "headers": [[h.name, h.value] for h in r.headers],
         "query": [[q.name, q.value] for q in r.query],
+        "cookies": [[c.name, c.value] for c in r.cookies],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
         "split": [[w.backend, w.weight] for w in r.split],
         "status": r.status,

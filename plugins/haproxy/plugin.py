@@ -106,6 +106,9 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:
+    # rows.py cookie_regex).
+    "polyingress.io/CookieMatching",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

@@ -94,7 +94,9 @@ _WELL_KNOWN = {"http": 80, "https": 443}
 _ID_BYTES = 8  # 64-bit content ids (16 hex digits); a clash within one host is detected
 
 Signature = tuple[bool, tuple[str, ...], tuple[str, ...]]
-"""(compares the method, header names, query parameter names) of a conditional row."""
+"""(compares the method, header names, query parameter names) of a conditional row; a cookie
+match counts as a header named ``cookie:<name>`` (no header name holds ``:``)."""
+COOKIE = "cookie:"
 
 
 # --------------------------------------------------------------------------- quoting
@@ -249,7 +251,13 @@ class Shapes:
         """``http-request`` rules fetching the request values the signatures compare."""
         lines = []
         for j, name in enumerate(self.match_headers):
-            expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
+            if name.startswith(COOKIE):
+                # " <value>" of the first such cookie; a header without it keeps its own text,
+                # which never starts with a space (HAProxy trims it): no row's value.
+                regex = cookie_regex(name.removeprefix(COOKIE))
+                expr = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1"),sha2(256),hex')
+            else:
+                expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
             lines.append(f"set-var(txn.m{j}) {expr}")
         for j, name in enumerate(self.match_queries):
             expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),sha2(256),hex')
@@ -275,11 +283,11 @@ class Shapes:
 
 
 def signature(route: Route) -> Signature | None:
-    if route.method is None and not route.headers and not route.query:
+    if route.method is None and not route.headers and not route.query and not route.cookies:
         return None
     return (
         route.method is not None,
-        tuple(h.name for h in route.headers),
+        (*(h.name for h in route.headers), *(COOKIE + c.name for c in route.cookies)),
         tuple(q.name for q in route.query),
     )
 
@@ -287,8 +295,22 @@ def signature(route: Route) -> Signature | None:
 def _values(route: Route) -> str:
     parts = [route.method] if route.method is not None else []
     parts += [_digest(h.value) for h in route.headers]
+    parts += [_digest(" " + c.value) for c in route.cookies]
     parts += [_digest(" " + q.value) for q in route.query]
     return "|".join(parts)
+
+
+def cookie_regex(name: str) -> str:
+    """The regex whose first group is the value of the first cookie ``name`` (case-sensitive)
+    of a Cookie header (the core's Request.cookie: pairs split on ``;``, spaces and tabs around
+    them dropped, pairs without ``=`` skipped). HAProxy's ``req.cook`` takes the *last* pair of
+    that name, so the value comes from ``regsub`` on the header. Names are letters, digits and
+    ``-._~`` (the translation's rule): ``.`` is written ``[.]``, blanks ``[[:blank:]]``: no
+    backslash or comma reaches the converter argument (notes §9)."""
+    if not name or any(c not in _UNRESERVED for c in name):
+        raise ValueError(f"cookie name {name!r} is not [A-Za-z0-9._~-]")
+    n = name.replace(".", "[.]")
+    return f"^(?:(?![[:blank:]]*{n}=)[^;]*;)*[[:blank:]]*{n}=([^;]*?)[[:blank:]]*(?:;.*)?$"
 
 
 def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
@@ -622,7 +644,7 @@ def _scheme_chain(chain: Sequence[Route], scheme: str) -> list[Route]:
         if scheme not in route.schemes:
             continue
         rows.append(route)
-        if route.method is None and not route.headers and not route.query:
+        if signature(route) is None:
             break
     return rows
 

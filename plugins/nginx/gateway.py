@@ -17,7 +17,8 @@ How a request finds its row, without Lua (so the same in both upstream modes):
   after the first row without conditions, then the default (default backend, else 404).
 * Each condition is a ``map`` to ``1``/``0`` (http level, named by a hash of what it tests, so
   equal conditions are one map): the method (``$request_method``), a header (``$http_<name>``,
-  an anchored case-sensitive regex), a query parameter (``$args``: the *first* parameter of
+  an anchored case-sensitive regex), a cookie (``$http_cookie``, :func:`cookie_regex`), a
+  query parameter (``$args``: the *first* parameter of
   that name has that value, as :meth:`Request.query_param`), the wildcard guard (``$host``,
   single label). A location with conditional candidates gets one more ``map``: the
   concatenated condition bits -> the named location of the first candidate that holds (regex
@@ -109,6 +110,8 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
+    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match).
+    "polyingress.io/CookieMatching",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -173,6 +176,14 @@ def _re_escape(value: str) -> str:
     """A PCRE literal: every character but ASCII letters and digits backslash-escaped (a
     backslash before a non-alphanumeric character is always that character)."""
     return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in value)
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """A PCRE holding for a Cookie header whose first pair named ``name`` (case-sensitive)
+    has ``value`` (Request.cookie): every pair before it does not start with ``name=``.
+    ``$cookie_<name>`` would match the name in any case."""
+    n, v = _re_escape(name), _re_escape(value)
+    return f"^(?:(?![ \\t]*{n}=)[^;]*;)*[ \\t]*{n}={v}[ \\t]*(?:;|$)"
 
 
 def literal(value: str) -> str:
@@ -300,6 +311,8 @@ class Gateway:
                 return None
             variable = "$http_" + h.name.replace("-", "_")
             conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
+        for c in route.cookies:
+            conds.add(self._flag("$http_cookie", cookie_regex(c.name, c.value)))
         for q in route.query:
             name, value = _re_escape(q.name), _re_escape(q.value)
             tail = f"={value}(?:&|$)" if q.value else "=?(?:&|$)"

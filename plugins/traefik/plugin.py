@@ -96,6 +96,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex).
+    "polyingress.io/CookieMatching",
 )
 
 

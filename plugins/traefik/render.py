@@ -419,7 +419,42 @@ def _conditions(route: Route) -> list[str]:
         out.append(f"Method({literal(route.method)})")
     out.extend(f"Header({literal(h.name)}, {literal(h.value)})" for h in route.headers)
     out.extend(f"Query({literal(q.name)}, {literal(q.value)})" for q in route.query)
+    out.extend(
+        f"HeaderRegexp({quote('Cookie')}, {literal(cookie_regex(c.name, c.value))})"
+        for c in route.cookies
+    )
     return out
+
+
+_COOKIE_TOKEN = re.compile(r"[-._~A-Za-z0-9]+")
+
+
+def _re2(char: str) -> str:
+    return "\\" + char if char in ".-" else char
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """An RE2 expression holding for a Cookie header whose first pair named ``name``
+    (case-sensitive) has ``value`` (the core's Request.cookie). RE2 has no look-ahead, so
+    "a pair before it is not named ``name``" is spelled out: the pair (blanks dropped) is
+    empty, a proper prefix of ``name=``, or leaves ``name=`` at some character. Names and
+    values are letters, digits and ``-._~`` (the translation's rule); nothing else is built
+    into the expression."""
+    for part in (name, value):
+        if not _COOKIE_TOKEN.fullmatch(part):
+            raise ValueError(f"{part!r} is not a cookie token of letters, digits and -._~")
+    want = name + "="
+    alternatives = [""]
+    for i in range(len(want)):
+        head = "".join(_re2(c) for c in want[:i])
+        if i:
+            alternatives.append(head)
+        banned = ";[:blank:]" if i == 0 else ";"
+        alternatives.append(f"{head}[^{banned}{_re2(want[i])}][^;]*")
+    before = "(?:[[:blank:]]*(?:" + "|".join(alternatives) + ");)*"
+    n = "".join(_re2(c) for c in name)
+    v = "".join(_re2(c) for c in value)
+    return f"^{before}[[:blank:]]*{n}={v}[[:blank:]]*(?:;|$)"
 
 
 def _and(host: str | None, path: str, conditions: Iterable[str] = ()) -> str:
@@ -782,7 +817,13 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                 kind = "exact" if route.path_type is PathType.EXACT else "prefix"
                 key: tuple[Any, ...] = (entrypoint, vhost.host, kind, route.path)
                 if route.conditional:
-                    conditions = (route.method, route.headers, route.query, route.schemes)
+                    conditions = (
+                        route.method,
+                        route.headers,
+                        route.query,
+                        route.schemes,
+                        route.cookies,
+                    )
                     key = (*key, conditions)
                 memo = (id(route), scheme if route.redirect is not None else "")
                 target = targets.get(memo)

@@ -39,6 +39,7 @@ from polyingress.core.pipeline.annotations import (
     parse_bool,
 )
 from polyingress.core.pipeline.model import (
+    CookieMatch,
     HeaderFilter,
     HeaderMatch,
     ObjectRef,
@@ -55,8 +56,10 @@ from polyingress.core.pipeline.regexpath import RegexForm
 from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
 
 __all__ = [
+    "ANNOTATION_FEATURES",
     "ANNOTATION_SUPPORT",
     "CANARY_KEYS",
+    "COOKIE_MATCHING",
     "Canary",
     "Gate",
     "IngressPolicy",
@@ -78,6 +81,11 @@ _PATH_REDIRECT = "HTTPRoutePathRedirect"
 _SCHEME_REDIRECT = "HTTPRouteSchemeRedirect"
 _PORT_REDIRECT = "HTTPRoutePortRedirect"
 _TIMEOUT = "HTTPRouteBackendTimeout"
+# Route model parts the Gateway API has no feature for, which only annotations use: a backend
+# declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
+# lists only upstream names: core/pipeline/gateway.py).
+COOKIE_MATCHING = "polyingress.io/CookieMatching"
+ANNOTATION_FEATURES = (COOKIE_MATCHING,)
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -111,13 +119,15 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Canary:
-    """A canary Ingress's rules: ``weight`` of ``total`` requests, and the header that sends a
-    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values)."""
+    """A canary Ingress's rules: ``weight`` of ``total`` requests, the header that sends a
+    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values) and the
+    cookie that does (``always``/``never``)."""
 
     weight: int = 0
     total: int = 100
     header: str | None = None
     value: str | None = None
+    cookie: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,9 +367,10 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "regular expression header matches are not in the route model",
     ),
     "canary-by-cookie": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "cookie matches are not in the route model",
+        Support.PARTIAL,
+        frozenset({_CORE, COOKIE_MATCHING}),
+        "the cookie name is matched case-sensitively (ingress-nginx: in any case); the first "
+        "cookie of that name counts, as in ingress-nginx",
     ),
     "upstream-vhost": (Support.HONOURED, frozenset({_CORE, _HOST_REWRITE}), ""),
     "x-forwarded-prefix": (
@@ -532,6 +543,7 @@ def translate_annotations(
             total=total,
             header=header,
             value=hvalue if header is not None else None,
+            cookie=values.get("canary-by-cookie"),
         )
 
     def inherited(name: str) -> bool:
@@ -907,7 +919,8 @@ def with_canaries(
 ) -> tuple[list[Route], list[tuple[CanaryUse, str]]]:
     """A main rule's rows with its canaries attached (oldest canary first), ingress-nginx's
     order of precedence: ``canary-by-header`` (``always``, or the value) sends a request to
-    that canary and ``never`` keeps it from that canary; then the weights split what is left.
+    that canary and ``never`` keeps it from that canary; then ``canary-by-cookie`` likewise
+    (``always``/``never``); then the weights split what is left.
     With several canaries, their header rows come in age order (every ``always``/value row
     before any ``never`` row) and the weights add up. Rows that do not proxy (a redirect, a
     500) take no canary. Returns the rows and the canaries whose weight was left out."""
@@ -922,22 +935,29 @@ def with_canaries(
         out.append(replace(row, backend=backend, split=split))
         for i, use in enumerate(canaries):
             c = use.canary
-            if c.header is None:
-                continue
             created, ns, name = use.order
-            hits = (("0", c.value),) if c.value is not None else (("0", "always"), ("1", "never"))
-            for rank, value in hits:
+            matches: list[tuple[str, str, HeaderMatch | CookieMatch]] = []
+            if c.header is not None:
+                values = (("0", c.value),) if c.value is not None else _ALWAYS_NEVER
+                matches += [(r, v, HeaderMatch(name=c.header, value=v)) for r, v in values]
+            if c.cookie is not None:
+                # After every header row (Route.sort_key: more headers first), as
+                # ingress-nginx's precedence header -> cookie -> weight says.
+                matches += [(r, v, CookieMatch(name=c.cookie, value=v)) for r, v in _ALWAYS_NEVER]
+            for rank, value, match in matches:
                 if value == "never":
                     others = {j: s for j, s in shares.items() if j != i}
                     b, sp = _split(main, canaries, others)
                     target = replace(row, backend=b, split=sp)
                 else:
                     target = replace(row, backend=use.backend, split=(), source=use.ref)
-                out.append(
-                    replace(
-                        target,
-                        headers=(HeaderMatch(name=c.header, value=value),),
-                        order=(rank + created, ns, name, i, 0),
-                    )
+                condition: dict[str, Any] = (
+                    {"headers": (match,)}
+                    if isinstance(match, HeaderMatch)
+                    else {"cookies": (match,)}
                 )
+                out.append(replace(target, order=(rank + created, ns, name, i, 0), **condition))
     return out, dropped
+
+
+_ALWAYS_NEVER = (("0", "always"), ("1", "never"))
