@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ALLOWED_RESPONSE_HEADERS",
     "CASES",
     "NGINX",
     "SERVICES",
+    "SETTINGS_CONFIGMAP",
     "AnnotationCase",
     "Expect",
     "base_objects",
@@ -45,6 +47,12 @@ SERVICES: dict[str, str] = {
 }
 
 
+# The --configmap of the annotation worlds: global settings the annotations read
+# (global-allowed-response-headers: the names custom-headers may set).
+SETTINGS_CONFIGMAP = (NAMESPACE, "polyingress-settings")
+ALLOWED_RESPONSE_HEADERS = ("My-Custom-Header", "My-Custom-Header-Dollar", "X-Frame-Options")
+
+
 def hello_name(service: str) -> str:
     return f"{NAMESPACE}/{service}"
 
@@ -61,9 +69,10 @@ def location(template: str, http_port: int, https_port: int) -> str:
 class Expect:
     """One request and what it must get. ``service``: the Service whose hello server must
     answer (200), receiving ``path_seen`` (default: the target as sent), ``host_seen``
-    (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it.
-    Without a service, ``status`` is what the proxy answers by itself, with ``location``
-    (a template, see :func:`location`) for a redirect."""
+    (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it; the
+    response must carry ``response_headers`` (name, value). Without a service, ``status`` is
+    what the proxy answers by itself, with ``location`` (a template, see :func:`location`)
+    for a redirect."""
 
     host: str
     target: str
@@ -77,6 +86,7 @@ class Expect:
     headers_seen: tuple[tuple[str, str], ...] = ()
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
@@ -85,14 +95,17 @@ class Expect:
 
 @dataclass(frozen=True)
 class AnnotationCase:
-    """Ingresses (added to :func:`base_objects`) and the requests checked in order;
-    ``weights``: (Service, share) the first request's answers must be split by."""
+    """Ingresses (and the objects they read, added to :func:`base_objects`) and the requests
+    checked in order; ``weights``: (Service, share) the first request's answers must be split
+    by; ``errors``: a text each of the build's errors must hold, one per error (none by
+    default)."""
 
     name: str
     source: str
     ingresses: tuple[dict[str, Any], ...]
     expects: tuple[Expect, ...]
     weights: tuple[tuple[str, float], ...] = field(default=())
+    errors: tuple[str, ...] = field(default=())
 
     def __str__(self) -> str:
         return self.name
@@ -113,6 +126,14 @@ def base_objects(port: int) -> list[dict[str, Any]]:
             "spec": {"controller": CONTROLLER},
         },
     ]
+    objs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": SETTINGS_CONFIGMAP[1], "namespace": NAMESPACE},
+            "data": {"global-allowed-response-headers": ",".join(ALLOWED_RESPONSE_HEADERS)},
+        }
+    )
     for name, address in SERVICES.items():
         objs.append(
             {
@@ -663,6 +684,82 @@ _TWO_CANARIES = AnnotationCase(
     weights=(("echo", 0.5), ("canary", 0.25), ("canary-two", 0.25)),
 )
 
+# --- custom-headers --------------------------------------------------------------------------
+
+
+def _configmap(name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "data": dict(data),
+    }
+
+
+_CUSTOM = {"custom-headers": f"{NAMESPACE}/custom-headers"}
+
+_CUSTOM_HEADERS = AnnotationCase(
+    "custom-headers/set",
+    _E2E + "customheaders.go \"should set 'more_set_headers 'My-Custom-Header' '42';' when "
+    'custom-headers are set" (names listed in global-allowed-response-headers); the value '
+    "$remote_addr is sent as written; a name the backend sends too is replaced",
+    (
+        _configmap(
+            "custom-headers",
+            {
+                "My-Custom-Header": "42",
+                "My-Custom-Header-Dollar": "$remote_addr",
+                "X-Frame-Options": "DENY",
+            },
+        ),
+        ingress("custom", "custom-headers", "/", annotations=_CUSTOM),
+    ),
+    (
+        Expect(
+            "custom-headers",
+            "/",
+            "echo",
+            response_headers=(
+                ("My-Custom-Header", "42"),
+                ("My-Custom-Header-Dollar", "$remote_addr"),
+                ("X-Frame-Options", "DENY"),
+            ),
+        ),
+        Expect(
+            "custom-headers",
+            "/x",
+            "echo",
+            headers=(("X-Echo-Set-Header", "X-Frame-Options:SAMEORIGIN"),),
+            response_headers=(("X-Frame-Options", "DENY"),),
+        ),
+    ),
+)
+
+_CUSTOM_HEADERS_MISSING = AnnotationCase(
+    "custom-headers/missing-configmap",
+    _E2E + 'customheaders.go "should return status code 503 when custom-headers is configured '
+    'with an invalid secret"',
+    (ingress("custom", "custom-headers", "/", annotations=_CUSTOM),),
+    (Expect("custom-headers", "/", status=503),),
+    errors=("ConfigMap annotations/custom-headers not found",),
+)
+
+_CUSTOM_HEADERS_NOT_ALLOWED = AnnotationCase(
+    "custom-headers/not-allowed",
+    "internal/ingress/annotations/customheaders/main.go: a header not listed in "
+    "global-allowed-response-headers denies the location (503)",
+    (
+        _configmap("custom-headers", {"My-Custom-Header": "42", "Not-Listed": "1"}),
+        ingress("custom", "custom-headers", "/", annotations=_CUSTOM),
+        ingress("plain", "plain.custom-headers", "/"),
+    ),
+    (
+        Expect("custom-headers", "/", status=503),
+        Expect("plain.custom-headers", "/", "echo"),
+    ),
+    errors=("header Not-Listed is not allowed",),
+)
+
 # --- hosts, timeouts -------------------------------------------------------------------------
 
 _ALIAS = AnnotationCase(
@@ -730,6 +827,9 @@ CASES: list[AnnotationCase] = [
     _CANARY_HEADER_VALUE_COOKIE,
     _CANARY_PRECEDENCE,
     _TWO_CANARIES,
+    _CUSTOM_HEADERS,
+    _CUSTOM_HEADERS_MISSING,
+    _CUSTOM_HEADERS_NOT_ALLOWED,
     _ALIAS,
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,

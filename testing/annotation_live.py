@@ -30,6 +30,7 @@ from polyingress.testing.annotation_cases import (
     CASES,
     NAMESPACE,
     SERVICES,
+    SETTINGS_CONFIGMAP,
     AnnotationCase,
     Expect,
     base_objects,
@@ -78,7 +79,9 @@ def model_of(
     """The core's build of the base plus the case (a BuildResult)."""
     store = ObjectStore()
     store.replace_many([*base_objects(1), *case.ingresses], ())
-    opts = BuildOptions(features=features, http_port=ports[0], https_port=ports[1])
+    opts = BuildOptions(
+        features=features, http_port=ports[0], https_port=ports[1], configmap=SETTINGS_CONFIGMAP
+    )
     return build_model(store.snapshot(), opts)
 
 
@@ -122,6 +125,11 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
         assert seen.get(k.lower()) == [v], f"{case}: {e}: backend gets headers {seen}"
     for k in e.absent_seen:
         assert k.lower() not in seen, f"{case}: {e}: {k} reaches the backend"
+    if e.response_headers:
+        changes = route.response_headers if route is not None else None
+        sent_back = changes.apply({}) if changes is not None else {}
+        for k, v in e.response_headers:
+            assert sent_back.get(k.lower()) == [v], f"{case}: {e}: response headers {sent_back}"
 
 
 def check_model(case: AnnotationCase) -> None:
@@ -129,7 +137,9 @@ def check_model(case: AnnotationCase) -> None:
     weights; no problem but the case's own."""
     result = model_of(case)
     errors = [str(p) for p in result.errors]
-    assert not errors, f"{case}: {errors}"
+    assert len(errors) == len(case.errors), f"{case}: {errors}"
+    for error, want in zip(errors, case.errors, strict=True):
+        assert want in error, f"{case}: {errors}"
     for e in case.expects:
         _check_answer(case, e, result.model)
     if case.weights:
@@ -151,7 +161,10 @@ class AnnotationWorld:
         self.fleet = HelloFleet([(hello_name(s), a) for s, a in SERVICES.items()])
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
-        self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
+        settings = ["--configmap", "/".join(SETTINGS_CONFIGMAP)]
+        self.controller = Controller(
+            backend, self.manifests, tmp / "work", extra=[*settings, *(extra or [])]
+        )
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
@@ -205,6 +218,9 @@ class AnnotationWorld:
         for k in e.absent_seen:
             if k.lower() in seen["headers"]:
                 return False, f"{why}: {k} reached the backend"
+        for k, v in e.response_headers:
+            if resp.header_values(k) != [v]:
+                return False, f"{why}: the response header {k} is {resp.header_values(k)}"
         return True, ""
 
     def check(self, case: AnnotationCase) -> None:

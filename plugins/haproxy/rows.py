@@ -38,6 +38,7 @@ whose conditions hold, as the core says.
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
+``3`` answers 503,
 ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the path with ``pvalue``,
 ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. ``mirrors``
 lists the slots a copy of the request goes to (lua/mirror.lua). Header values
@@ -91,6 +92,9 @@ DEFAULT_SUFFIX_LABELS = 8
 MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _WELL_KNOWN = {"http": 80, "https": 443}
+# The record kinds answering a status by themselves: 500 (a rule without a valid backend, an
+# annotation the backend lacks), 503 (an annotation ingress-nginx denies: custom-headers).
+_STATUS_KINDS = {500: "5", 503: "3"}
 _ID_BYTES = 8  # 64-bit content ids (16 hex digits); a clash within one host is detected
 
 Signature = tuple[bool, tuple[str, ...], tuple[str, ...]]
@@ -541,7 +545,9 @@ class _Compiler:
         flags = ""
         entries: dict[str, str] = {}
         if route.status is not None:
-            kind = "5"
+            if route.status not in _STATUS_KINDS:
+                raise ValueError(f"{route.source}: no record kind answers {route.status}")
+            kind = _STATUS_KINDS[route.status]
         elif route.redirect is not None:
             redirect = route.redirect
             kind, slot_or_code = "r", str(int(redirect.status))
@@ -564,7 +570,7 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
-        if kind != "5":
+        if kind not in _STATUS_KINDS.values():
             entries |= _filters(route, "p", self.shapes.response_filter_index)
         if any(s.startswith("|q") for s in entries):
             flags += "q"

@@ -22,6 +22,7 @@ note says where polyingress differs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -66,6 +67,7 @@ __all__ = [
     "Support",
     "Verdict",
     "app_root_rows",
+    "custom_headers_filter",
     "error_rows",
     "gate",
     "policy_of",
@@ -81,6 +83,7 @@ _PATH_REDIRECT = "HTTPRoutePathRedirect"
 _SCHEME_REDIRECT = "HTTPRouteSchemeRedirect"
 _PORT_REDIRECT = "HTTPRoutePortRedirect"
 _TIMEOUT = "HTTPRouteBackendTimeout"
+_RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 # Route model parts the Gateway API has no feature for, which only annotations use: a backend
 # declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
 # lists only upstream names: core/pipeline/gateway.py).
@@ -145,6 +148,12 @@ class IngressPolicy:
     force_ssl: bool = False
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
+    # custom-headers: the ConfigMap (namespace, name), and the response headers it gives once
+    # the builder has read it (custom_headers_filter); ``denied``: it could not be used, and
+    # the Ingress's paths answer 503 (ingress-nginx's denied location).
+    custom_headers: tuple[str, str] | None = None
+    response_headers: HeaderFilter | None = None
+    denied: bool = False
     http_port: int = 80
     https_port: int = 443
 
@@ -175,6 +184,7 @@ class IngressPolicy:
             and self.timeout is None
             and self.redirect is None
             and not self.force_ssl
+            and self.response_headers is None
         )
 
     def problems(self) -> list[Problem]:
@@ -225,7 +235,13 @@ class IngressPolicy:
         if self.forwarded_prefix is not None and modifier is not None:
             # ingress-nginx sets X-Forwarded-Prefix only where it rewrites the path.
             headers = HeaderFilter(set=(("x-forwarded-prefix", self.forwarded_prefix),))
-        row = replace(base, rewrite=rewrite, request_headers=headers, timeout=self.timeout)
+        row = replace(
+            base,
+            rewrite=rewrite,
+            request_headers=headers,
+            response_headers=self.response_headers,
+            timeout=self.timeout,
+        )
         if not self.force_ssl:
             return [row]
         redirect = Redirect(status=308, scheme="https", port=self.https_port)
@@ -410,11 +426,13 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "only HTTP backends (the default) are served",
     ),
     "custom-headers": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "response headers set from a ConfigMap would fit the route model (ingress-nginx: "
-        "more_set_headers, names listed in global-allowed-response-headers), but the "
-        "controller reads only its own ConfigMap (RBAC resourceNames): not translated yet",
+        Support.PARTIAL,
+        frozenset({_CORE, _RESPONSE_HEADERS}),
+        "set on the responses the backend sends (ingress-nginx: also on the proxy's own "
+        "answers, such as a redirect or 503); a ConfigMap of the Ingress's namespace only; "
+        "names listed in the ConfigMap key global-allowed-response-headers, as in "
+        "ingress-nginx; a missing ConfigMap or a name or value refused: 503 on the Ingress's "
+        "paths, as in ingress-nginx",
     ),
     "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
     "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
@@ -700,11 +718,24 @@ def translate_annotations(
         policy["timeout"] = float(values["proxy-read-timeout"])
 
     # -- not in the route model --------------------------------------------------------------
+    if "custom-headers" in values and not inherited("custom-headers"):
+        ns, cm = values["custom-headers"]
+        if ns is not None and ns != ref.namespace:
+            verdict(
+                "custom-headers",
+                Support.UNSUPPORTED,
+                f"the ConfigMap {ns}/{cm} is not in the Ingress's namespace {ref.namespace} "
+                "(ingress-nginx: only ConfigMaps of the same namespace are allowed)",
+                (),
+            )
+            verdicts[-1] = replace(verdicts[-1], severity=Severity.ERROR)
+        else:
+            verdict("custom-headers")
+            policy["custom_headers"] = (ref.namespace, cm)
     for name in (
         "proxy-connect-timeout",
         "proxy-send-timeout",
         "proxy-body-size",
-        "custom-headers",
     ):
         if name in values and not inherited(name):
             verdict(name)
@@ -750,6 +781,60 @@ def translate_annotations(
         https_port=https_port,
         **policy,  # type: ignore[arg-type]
     )
+
+
+# ingress-nginx's custom-headers rules (internal/ingress/annotations/customheaders): a name of
+# letters, digits, '-' and '_'; a value of printable ASCII (its list is every printable
+# character), at most VALUE_MAX long here.
+_CUSTOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_CUSTOM_VALUE = re.compile(r"[\x20-\x7e]{1,1024}")
+
+
+def custom_headers_filter(
+    policy: IngressPolicy,
+    configmap: Mapping[str, Any] | None,
+    allowed: Sequence[str],
+    key_field: str,
+) -> tuple[HeaderFilter | None, Problem | None]:
+    """The response headers of a custom-headers ConfigMap (``data``: name -> value, each set,
+    replacing what the backend sent: more_set_headers), or why it cannot be used: missing, a
+    name or value ingress-nginx refuses, or a name not in ``allowed`` (the ConfigMap key
+    global-allowed-response-headers, compared as written, as ingress-nginx does)."""
+    assert policy.custom_headers is not None
+    ns, name = policy.custom_headers
+
+    def denied(why: str) -> tuple[None, Problem]:
+        return None, Problem(
+            ref=policy.ref,
+            field=key_field,
+            message=f"{why}; the Ingress's paths answer 503 (as in ingress-nginx)",
+            severity=Severity.ERROR,
+            reason=DENIED,
+        )
+
+    if configmap is None:
+        return denied(f"ConfigMap {ns}/{name} not found")
+    data = configmap.get("data") or {}
+    if not isinstance(data, Mapping) or not data:
+        return denied(f"ConfigMap {ns}/{name} has no data")
+    headers: list[tuple[str, str]] = []
+    for header in sorted(data, key=str):
+        value = data[header]
+        if not isinstance(header, str) or not _CUSTOM_NAME.fullmatch(header):
+            return denied(f"ConfigMap {ns}/{name}: {str(header)[:60]!r} is not a header name")
+        if not isinstance(value, str) or not _CUSTOM_VALUE.fullmatch(value):
+            return denied(f"ConfigMap {ns}/{name}: the value of {header} is not printable text")
+        if header not in allowed:
+            return denied(
+                f"ConfigMap {ns}/{name}: header {header} is not allowed: list it in the "
+                "ConfigMap key global-allowed-response-headers"
+            )
+        headers.append((header.lower(), value))
+    return HeaderFilter(set=tuple(headers)), None
+
+
+DENIED = "AnnotationDenied"
+"""The reason of a problem whose Ingress is served with its paths answering 503."""
 
 
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
@@ -836,9 +921,12 @@ def gate_problems(policy: IngressPolicy, g: Gate, backend: str) -> list[Problem]
     return out
 
 
-def error_rows(rule: PathRule, ref: ObjectRef) -> list[Route]:
-    """The row of a rule whose annotations its backend cannot serve: 500."""
-    return [Route(path=rule.path, path_type=rule.path_type, backend=None, source=ref, status=500)]
+def error_rows(rule: PathRule, ref: ObjectRef, status: int = 500) -> list[Route]:
+    """The row of a rule whose annotations its backend cannot serve (500), or that
+    ingress-nginx denies (503)."""
+    return [
+        Route(path=rule.path, path_type=rule.path_type, backend=None, source=ref, status=status)
+    ]
 
 
 def app_root_rows(policy: IngressPolicy, status: int | None = None) -> list[Route]:

@@ -1,0 +1,71 @@
+"""Translation of the traffic annotations (canary-by-cookie, custom-headers): the values refused
+and what the route model gets. The behaviour a request sees is in the annotation cases
+(polyingress.testing.annotation_cases), checked against the core and live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from polyingress.core.pipeline.translate.annotations import Support, policy_of
+
+N = "nginx.ingress.kubernetes.io/"
+
+
+def _ingress(annotations: dict[str, str], namespace: str = "shop") -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": namespace, "annotations": annotations},
+        "spec": {
+            "rules": [
+                {
+                    "host": "a.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "s", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+
+
+@pytest.mark.parametrize("name", ["a b", "a/b", "a:b", "a$b", "a;b", "a=b", "é"])
+def test_canary_cookie_names_are_plain_tokens(name: str) -> None:
+    policy, problems = policy_of(_ingress({N + "canary": "true", N + "canary-by-cookie": name}))
+    assert policy is not None
+    assert [p.reason for p in problems] == ["InvalidAnnotation"]
+    assert policy.canary is not None and policy.canary.cookie is None
+
+
+def test_canary_cookie_is_a_canary_s_rule() -> None:
+    policy, problems = policy_of(
+        _ingress({N + "canary": "true", N + "canary-by-cookie": "Canary.v2"})
+    )
+    assert problems == [] and policy is not None and policy.canary is not None
+    assert policy.canary.cookie == "Canary.v2"
+    assert "polyingress.io/CookieMatching" in policy.features
+    # Not a canary: refused, as ingress-nginx refuses it.
+    policy, problems = policy_of(_ingress({N + "canary-by-cookie": "Canary"}))
+    assert policy is not None and policy.rejected
+
+
+def test_custom_headers_reads_a_configmap_of_the_ingress_namespace_only() -> None:
+    policy, problems = policy_of(_ingress({N + "custom-headers": "shop/headers"}))
+    assert problems == [] and policy is not None
+    assert policy.custom_headers == ("shop", "headers")
+    assert "HTTPRouteResponseHeaderModification" in policy.features
+    policy, _problems = policy_of(_ingress({N + "custom-headers": "headers"}))
+    assert policy is not None and policy.custom_headers == ("shop", "headers")
+    policy, problems = policy_of(_ingress({N + "custom-headers": "kube-system/headers"}))
+    assert policy is not None and policy.custom_headers is None
+    (verdict,) = policy.rejected
+    assert verdict.support is Support.UNSUPPORTED and "kube-system/headers" in verdict.note
+    assert [p.reason for p in problems] == ["UnsupportedAnnotation"]
