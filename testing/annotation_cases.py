@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "ALLOWED_RESPONSE_HEADERS",
+    "BLACKHOLE",
     "CASES",
     "NGINX",
     "SERVICES",
@@ -46,6 +47,11 @@ SERVICES: dict[str, str] = {
     "other": "127.0.91.4",
 }
 
+
+# A Service whose one endpoint never accepts a connection: a listener whose accept queue is
+# full (AnnotationWorld), so the kernel drops every further SYN and a connect waits until the
+# proxy's connect timeout.
+BLACKHOLE = ("blackhole", "127.0.91.9")
 
 # The --configmap of the annotation worlds: global settings the annotations read
 # (global-allowed-response-headers: the names custom-headers may set).
@@ -87,6 +93,7 @@ class Expect:
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
     response_headers: tuple[tuple[str, str], ...] = ()
+    within: float | None = None  # the answer must come sooner (seconds)
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
@@ -131,10 +138,14 @@ def base_objects(port: int) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": SETTINGS_CONFIGMAP[1], "namespace": NAMESPACE},
-            "data": {"global-allowed-response-headers": ",".join(ALLOWED_RESPONSE_HEADERS)},
+            "data": {
+                "global-allowed-response-headers": ",".join(ALLOWED_RESPONSE_HEADERS),
+                # Longer than any case waits: a proxy-connect-timeout case must end sooner.
+                "proxy-connect-timeout": "60s",
+            },
         }
     )
-    for name, address in SERVICES.items():
+    for name, address in (*SERVICES.items(), BLACKHOLE):
         objs.append(
             {
                 "apiVersion": "v1",
@@ -801,6 +812,26 @@ _READ_TIMEOUT = AnnotationCase(
     ),
 )
 
+_CONNECT_TIMEOUT = AnnotationCase(
+    "proxy-connect-timeout/504",
+    _DOCS + " Custom timeouts (unitless seconds): nginx's proxy_connect_timeout answers 504 "
+    "when no endpoint accepts the connection in time (the ConfigMap's is 60s here)",
+    (
+        ingress(
+            "connect",
+            "connect.bar.com",
+            "/",
+            BLACKHOLE[0],
+            annotations={"proxy-connect-timeout": "1"},
+        ),
+        ingress("fine", "connect-fine.bar.com", "/", annotations={"proxy-connect-timeout": "1"}),
+    ),
+    (
+        Expect("connect.bar.com", "/", status=504, within=15.0),
+        Expect("connect-fine.bar.com", "/x", "echo"),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -833,4 +864,5 @@ CASES: list[AnnotationCase] = [
     _ALIAS,
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
+    _CONNECT_TIMEOUT,
 ]

@@ -15,6 +15,8 @@ which tests/test_annotations_core.py checks.
 from __future__ import annotations
 
 import functools
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from polyingress.core.pipeline.translate.annotations import policy_of
 from polyingress.core.pipeline.translate.service import backend_name
 from polyingress.core.runtime.hello import request_delay
 from polyingress.testing.annotation_cases import (
+    BLACKHOLE,
     CASES,
     NAMESPACE,
     SERVICES,
@@ -99,6 +102,13 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     )
     route = answer.route
     delay = request_delay(e.target)
+    if e.within is not None:
+        # The endpoint never accepts: only the row's connect timeout ends the wait in time.
+        assert answer.proxied and route is not None, f"{case}: {e}: got {answer}"
+        assert route.connect_timeout is not None and route.connect_timeout < e.within, (
+            f"{case}: {e}: the connect timeout {route.connect_timeout} does not end it"
+        )
+        return
     if e.status == 504 and delay is not None:
         assert answer.proxied and route is not None, f"{case}: {e}: got {answer}"
         assert route.timeout is not None and route.timeout < delay, (
@@ -165,6 +175,7 @@ class AnnotationWorld:
         self.controller = Controller(
             backend, self.manifests, tmp / "work", extra=[*settings, *(extra or [])]
         )
+        self.blackhole = _blackhole(BLACKHOLE[1], self.fleet.port)
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
@@ -185,8 +196,12 @@ class AnnotationWorld:
         )
 
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:
+        started = time.monotonic()
         resp = self.send(e)
+        took = time.monotonic() - started
         why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
+        if e.within is not None and took >= e.within:
+            return False, f"{why} after {took:.1f}s, not within {e.within}s"
         if e.service is None and e.status != 200:
             if resp.status != e.status:
                 return False, why
@@ -242,6 +257,24 @@ class AnnotationWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        for sock in self.blackhole:
+            sock.close()
+
+
+def _blackhole(address: str, port: int) -> list[socket.socket]:
+    """A listener that never accepts, its accept queue filled: the kernel then drops the SYNs
+    of every further connection, which waits until its connect timeout (Linux)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((address, port))
+    listener.listen(0)
+    held = [listener]
+    for _ in range(4):
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setblocking(False)
+        client.connect_ex((address, port))
+        held.append(client)
+    time.sleep(0.2)
+    return held
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

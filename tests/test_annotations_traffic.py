@@ -69,3 +69,24 @@ def test_custom_headers_reads_a_configmap_of_the_ingress_namespace_only() -> Non
     (verdict,) = policy.rejected
     assert verdict.support is Support.UNSUPPORTED and "kube-system/headers" in verdict.note
     assert [p.reason for p in problems] == ["UnsupportedAnnotation"]
+
+
+def test_a_backend_without_connect_timeouts_serves_the_ingress_without_one() -> None:
+    from polyingress.core import BuildOptions, ObjectStore, build_model, served_features
+    from polyingress.core.runtime.matrix import info_of
+    from polyingress.testing.annotation_cases import CASES, base_objects
+
+    case = next(c for c in CASES if c.name == "proxy-connect-timeout/504")
+    store = ObjectStore()
+    store.replace_many([*base_objects(8080), *case.ingresses], ())
+    for backend, kept in (("haproxy", None), ("nginx", 1.0), ("traefik", 1.0)):
+        info = info_of(backend)
+        assert info is not None
+        opts = BuildOptions(features=served_features(info.gateway_features), backend=backend)
+        result = build_model(store.snapshot(), opts)
+        answer = result.model.answer("connect-fine.bar.com", "/x")
+        assert answer.proxied and answer.route is not None, backend
+        assert answer.route.connect_timeout == kept, backend
+        assert not result.errors, backend
+        found = [p for p in result.problems if "proxy-connect-timeout" in p.field]
+        assert bool(found) == (kept is None), (backend, found)

@@ -122,7 +122,7 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         ({"limit-rps": "10"}, "warning", True),
         ({"proxy-body-size": "8m"}, "warning", True),
         ({"affinity": "cookie"}, "warning", True),
-        ({"proxy-connect-timeout": "5"}, "warning", True),
+        ({"proxy-send-timeout": "5"}, "warning", True),
     ],
     ids=[
         "allowlist",
@@ -133,7 +133,7 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         "limit",
         "body-size",
         "affinity",
-        "connect",
+        "send",
     ],
 )
 def test_unsupported_annotations_fail_closed_where_ignoring_opens_access(

@@ -44,6 +44,7 @@ from polyingress.core.pipeline.translate.annotations import (
     error_rows,
     gate,
     gate_problems,
+    served_policy,
     translate_annotations,
     uses_regex,
     with_canaries,
@@ -511,6 +512,7 @@ class Builder:
                 https_port=opts.https_port,
             )
             passed = gate(policy, opts.features)
+            policy = served_policy(policy, passed)
             state.annotations, state.policy, state.gate = annotations, policy, passed
             state.annotation_problems = [
                 *found,

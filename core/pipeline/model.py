@@ -277,8 +277,12 @@ class Route:
     only (``schemes``), split its requests between weighted backends (``split``; ``backend`` is
     then None), answer by itself (``status``, e.g. 500 for a rule without a valid backend;
     ``redirect``), change the request (``rewrite``, ``request_headers``) and the response
-    (``response_headers``), and copy requests to ``mirrors``. ``order`` breaks the ties the
-    match leaves: (creation timestamp, namespace, name, rule index, match index).
+    (``response_headers``), and copy requests to ``mirrors``. ``timeout`` (seconds): the
+    backend must answer within it, else 504; ``connect_timeout`` (seconds, annotation rows:
+    proxy-connect-timeout): an endpoint must accept the connection within it, else the proxy
+    answers by itself (504; HAProxy 503) instead of waiting for the ConfigMap's
+    proxy-connect-timeout. ``order`` breaks the ties the match leaves: (creation timestamp,
+    namespace, name, rule index, match index).
     """
 
     path: str
@@ -299,6 +303,7 @@ class Route:
     response_headers: HeaderFilter | None = None
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
+    connect_timeout: float | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
     def sort_key(
@@ -603,6 +608,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
+        "connect_timeout": r.connect_timeout,
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}

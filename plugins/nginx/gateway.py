@@ -110,8 +110,10 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
-    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match).
+    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match) and
+    # proxy-connect-timeout (proxy_connect_timeout in the row's location).
     "polyingress.io/CookieMatching",
+    "polyingress.io/BackendConnectTimeout",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -143,6 +145,7 @@ def gateway_row(route: Route) -> bool:
         or route.response_headers is not None
         or route.mirrors
         or route.timeout is not None
+        or route.connect_timeout is not None
     )
 
 
@@ -390,11 +393,16 @@ class Gateway:
 
     @staticmethod
     def _timeouts(route: Route) -> tuple[str, ...]:
+        lines: list[str] = []
+        if route.connect_timeout is not None:
+            lines.append(f"proxy_connect_timeout {_ms(route.connect_timeout)};")
         if route.timeout is None:
-            return ()
+            return tuple(lines)
         t = _ms(route.timeout)
+        if route.connect_timeout is None:
+            lines.append(f"proxy_connect_timeout {t};")
         return (
-            f"proxy_connect_timeout {t};",
+            *lines,
             f"proxy_send_timeout {t};",
             f"proxy_read_timeout {t};",
             f"proxy_next_upstream_timeout {t};",

@@ -96,8 +96,10 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
-    # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex).
+    # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex) and
+    # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
     "polyingress.io/CookieMatching",
+    "polyingress.io/BackendConnectTimeout",
 )
 
 

@@ -678,27 +678,39 @@ def _status_middleware(status: int, middlewares: dict[str, Any]) -> str:
     return name
 
 
-def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, Any]) -> str:
-    """A row's timeout towards its backends: a copy of the service whose servers use a
+def _timed(
+    name: str,
+    ms: int | None,
+    services: dict[str, Any],
+    transports: dict[str, Any],
+    dial_ms: int | None = None,
+) -> str:
+    """A row's timeouts towards its backends: a copy of the service whose servers use a
     serversTransport waiting ``ms`` for the response headers (the ConfigMap's
-    ``proxy-read-timeout`` is every other service's; a route's own timeout may be longer). The
-    filters middleware bounds the whole request by the same time."""
+    ``proxy-read-timeout`` is every other service's; a route's own timeout may be longer) and
+    ``dial_ms`` for the connection (proxy-connect-timeout). The filters middleware bounds the
+    whole request by ``ms``."""
+    suffix = "".join(
+        f"-{what}-{value}ms" for what, value in (("timeout", ms), ("dial", dial_ms)) if value
+    )
     conf = services[name]
     if "loadBalancer" in conf:
-        transport = f"polyingress-timeout-{ms}ms"
+        transport = f"polyingress{suffix}"
         if transport not in transports:
-            base = transports[SERVERS_TRANSPORT]["forwardingTimeouts"]
-            transports[transport] = {
-                "forwardingTimeouts": {**base, "responseHeaderTimeout": format_duration(ms)}
-            }
-        copy = f"{name}-timeout-{ms}ms"
+            timeouts = dict(transports[SERVERS_TRANSPORT]["forwardingTimeouts"])
+            if ms is not None:
+                timeouts["responseHeaderTimeout"] = format_duration(ms)
+            if dial_ms is not None:
+                timeouts["dialTimeout"] = format_duration(dial_ms)
+            transports[transport] = {"forwardingTimeouts": timeouts}
+        copy = f"{name}{suffix}"
         services[copy] = {"loadBalancer": {**conf["loadBalancer"], "serversTransport": transport}}
         return copy
     children = conf.get("weighted", {}).get("services") or []
     if not children:
         return name  # no server: 503 at once
-    timed = [{**c, "name": _timed(c["name"], ms, services, transports)} for c in children]
-    copy = f"{name}-timeout-{ms}ms"
+    timed = [{**c, "name": _timed(c["name"], ms, services, transports, dial_ms)} for c in children]
+    copy = f"{name}{suffix}"
     services[copy] = {"weighted": {"services": timed}}
     return copy
 
@@ -729,8 +741,14 @@ def _row_target(
         service = route.backend
     if service == SERVICE_UNAVAILABLE:
         return (), service, True  # 503: nothing is proxied
-    if route.timeout is not None:
-        service = _timed(service, timeout_ms(route.timeout), services, transports)
+    if route.timeout is not None or route.connect_timeout is not None:
+        service = _timed(
+            service,
+            None if route.timeout is None else timeout_ms(route.timeout),
+            services,
+            transports,
+            None if route.connect_timeout is None else timeout_ms(route.connect_timeout),
+        )
     chain: tuple[str, ...] = ()
     native = native_headers(route)
     if native is not None:

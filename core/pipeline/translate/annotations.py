@@ -60,6 +60,7 @@ __all__ = [
     "ANNOTATION_FEATURES",
     "ANNOTATION_SUPPORT",
     "CANARY_KEYS",
+    "CONNECT_TIMEOUT",
     "COOKIE_MATCHING",
     "Canary",
     "Gate",
@@ -71,6 +72,7 @@ __all__ = [
     "error_rows",
     "gate",
     "policy_of",
+    "served_policy",
     "translate_annotations",
     "uses_regex",
     "with_canaries",
@@ -88,7 +90,11 @@ _RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 # declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
 # lists only upstream names: core/pipeline/gateway.py).
 COOKIE_MATCHING = "polyingress.io/CookieMatching"
-ANNOTATION_FEATURES = (COOKIE_MATCHING,)
+CONNECT_TIMEOUT = "polyingress.io/BackendConnectTimeout"
+ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT)
+# Features whose absence only loses a refinement: a backend lacking one serves the Ingress
+# without it (a warning), not with 500 (the ConfigMap's timeout applies instead).
+OPTIONAL_FEATURES = frozenset({CONNECT_TIMEOUT})
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -144,6 +150,7 @@ class IngressPolicy:
     host_rewrite: str | None = None
     forwarded_prefix: str | None = None
     timeout: float | None = None
+    connect_timeout: float | None = None
     redirect: Redirect | None = None  # permanent-/temporal-redirect: every path answers it
     force_ssl: bool = False
     app_root: str | None = None
@@ -182,6 +189,7 @@ class IngressPolicy:
             self.rewrite_target is None
             and self.host_rewrite is None
             and self.timeout is None
+            and self.connect_timeout is None
             and self.redirect is None
             and not self.force_ssl
             and self.response_headers is None
@@ -241,6 +249,7 @@ class IngressPolicy:
             request_headers=headers,
             response_headers=self.response_headers,
             timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
         )
         if not self.force_ssl:
             return [row]
@@ -406,9 +415,11 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "response streaming longer than it may be cut on some backends",
     ),
     "proxy-connect-timeout": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "no connect timeout in the route model; the backend's default applies",
+        Support.PARTIAL,
+        frozenset({_CORE, CONNECT_TIMEOUT}),
+        "an endpoint that does not accept the connection in time: 504 (nginx, Traefik), as in "
+        "ingress-nginx; a backend without it (HAProxy 2.6: no per-request connect timeout) "
+        "serves the Ingress with the ConfigMap's proxy-connect-timeout, with a warning",
     ),
     "proxy-send-timeout": (
         Support.UNSUPPORTED,
@@ -716,6 +727,9 @@ def translate_annotations(
     if "proxy-read-timeout" in values and not inherited("proxy-read-timeout"):
         verdict("proxy-read-timeout")
         policy["timeout"] = float(values["proxy-read-timeout"])
+    if "proxy-connect-timeout" in values and not inherited("proxy-connect-timeout"):
+        verdict("proxy-connect-timeout")
+        policy["connect_timeout"] = float(values["proxy-connect-timeout"])
 
     # -- not in the route model --------------------------------------------------------------
     if "custom-headers" in values and not inherited("custom-headers"):
@@ -733,7 +747,6 @@ def translate_annotations(
             verdict("custom-headers")
             policy["custom_headers"] = (ref.namespace, cm)
     for name in (
-        "proxy-connect-timeout",
         "proxy-send-timeout",
         "proxy-body-size",
     ):
@@ -884,6 +897,8 @@ class Gate:
 
     missing: Mapping[str, frozenset[str]] = field(default_factory=dict)
     core: bool = True
+    # Optional features (OPTIONAL_FEATURES) the backend lacks, per key: served without them.
+    optional: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -893,18 +908,39 @@ class Gate:
 def gate(policy: IngressPolicy, features: frozenset[str] | None) -> Gate:
     if features is None:
         return Gate()
-    missing = {
-        v.key: frozenset(v.features - features)
-        for v in policy.verdicts
-        if v.support is not Support.UNSUPPORTED and v.features - features
-    }
-    return Gate(missing=missing, core=_CORE in features)
+    missing: dict[str, frozenset[str]] = {}
+    optional: dict[str, frozenset[str]] = {}
+    for v in policy.verdicts:
+        lacking = v.features - features if v.support is not Support.UNSUPPORTED else frozenset()
+        if lacking and lacking <= OPTIONAL_FEATURES:
+            optional[v.key] = frozenset(lacking)
+        elif lacking:
+            missing[v.key] = frozenset(lacking)
+    return Gate(missing=missing, core=_CORE in features, optional=optional)
+
+
+def served_policy(policy: IngressPolicy, g: Gate) -> IngressPolicy:
+    """The policy as a backend lacking the optional features ``g`` names serves it."""
+    lacking = frozenset().union(*g.optional.values()) if g.optional else frozenset()
+    if CONNECT_TIMEOUT in lacking:
+        policy = replace(policy, connect_timeout=None)
+    return policy
 
 
 def gate_problems(policy: IngressPolicy, g: Gate, backend: str) -> list[Problem]:
     """What the Ingress loses on this backend: its rows answer 500 (UnsupportedValue), or it is
     rejected when the backend serves no Gateway API rows (or it is a canary)."""
-    out = []
+    out = [
+        Problem(
+            ref=policy.ref,
+            field=f"metadata.annotations[{key!r}]",
+            message=f"needs {', '.join(sorted(features))}, not served by the "
+            f"{backend or 'selected'} backend; ignored (the ConfigMap's setting applies)",
+            severity=Severity.WARNING,
+            reason="UnsupportedAnnotation",
+        )
+        for key, features in sorted(g.optional.items())
+    ]
     reject = not g.core or policy.canary is not None
     for key, features in sorted(g.missing.items()):
         names = ", ".join(sorted(features))
