@@ -27,11 +27,14 @@ __all__ = [
     "NGINX",
     "SERVICES",
     "SETTINGS_CONFIGMAP",
+    "STICKY",
     "AnnotationCase",
     "Expect",
+    "Sticky",
     "base_objects",
     "hello_name",
     "location",
+    "sticky_names",
 ]
 
 NAMESPACE = "annotations"
@@ -52,6 +55,15 @@ SERVICES: dict[str, str] = {
 # full (AnnotationWorld), so the kernel drops every further SYN and a connect waits until the
 # proxy's connect timeout.
 BLACKHOLE = ("blackhole", "127.0.91.9")
+
+# A Service with three endpoints, for session affinity: (Service, its endpoints' addresses).
+STICKY = ("sticky", ("127.0.91.10", "127.0.91.11", "127.0.91.12"))
+
+
+def sticky_names() -> list[tuple[str, str]]:
+    """(hello server name, address) of the sticky Service's endpoints."""
+    return [(f"{NAMESPACE}/{STICKY[0]}-{i}", a) for i, a in enumerate(STICKY[1])]
+
 
 # The --configmap of the annotation worlds: global settings the annotations read
 # (global-allowed-response-headers: the names custom-headers may set).
@@ -101,6 +113,22 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Sticky:
+    """Session affinity through ``host`` + ``target`` (the sticky Service): a request without
+    the cookie ``cookie`` gets it, with ``attributes`` (``Name=value`` or a flag, compared
+    without case) and none of ``absent``; ``requests`` requests sending it back reach one
+    endpoint; as many without it reach more than one."""
+
+    host: str
+    target: str
+    cookie: str
+    attributes: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    scheme: str = "http"
+    requests: int = 20
+
+
+@dataclass(frozen=True)
 class AnnotationCase:
     """Ingresses (and the objects they read, added to :func:`base_objects`) and the requests
     checked in order; ``weights``: (Service, share) the first request's answers must be split
@@ -113,6 +141,7 @@ class AnnotationCase:
     expects: tuple[Expect, ...]
     weights: tuple[tuple[str, float], ...] = field(default=())
     errors: tuple[str, ...] = field(default=())
+    sticky: tuple[Sticky, ...] = field(default=())
 
     def __str__(self) -> str:
         return self.name
@@ -145,7 +174,11 @@ def base_objects(port: int) -> list[dict[str, Any]]:
             },
         }
     )
-    for name, address in (*SERVICES.items(), BLACKHOLE):
+    for name, addresses in (
+        *((n, (a,)) for n, a in SERVICES.items()),
+        (BLACKHOLE[0], (BLACKHOLE[1],)),
+        STICKY,
+    ):
         objs.append(
             {
                 "apiVersion": "v1",
@@ -165,7 +198,9 @@ def base_objects(port: int) -> list[dict[str, Any]]:
                 },
                 "addressType": "IPv4",
                 "ports": [{"name": "http", "port": port}],
-                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+                "endpoints": [
+                    {"addresses": [address], "conditions": {"ready": True}} for address in addresses
+                ],
             }
         )
     return objs
@@ -832,6 +867,82 @@ _CONNECT_TIMEOUT = AnnotationCase(
     ),
 )
 
+# --- session affinity ------------------------------------------------------------------------
+
+_AFFINITY = AnnotationCase(
+    "affinity/sticky-cookie",
+    _E2E + 'affinity.go "should set sticky cookie SERVERID"; the brief\'s rule: with the cookie '
+    "20 requests reach one of 3 endpoints, without it they spread",
+    (
+        ingress(
+            "sticky",
+            "sticky.foo.com",
+            "/",
+            STICKY[0],
+            annotations={"affinity": "cookie", "session-cookie-name": "SERVERID"},
+        ),
+    ),
+    (),
+    sticky=(
+        Sticky(
+            "sticky.foo.com",
+            "/",
+            "SERVERID",
+            attributes=("Path=/", "HttpOnly"),
+            absent=("Secure", "Domain", "Max-Age"),
+        ),
+        Sticky("sticky.foo.com", "/x", "SERVERID", attributes=("Secure",), scheme="https"),
+    ),
+)
+
+_AFFINITY_ATTRIBUTES = AnnotationCase(
+    "affinity/cookie-attributes",
+    _E2E + 'affinity.go "should set the path to /something on the generated cookie", "should '
+    'set cookie with expires" (Max-Age), "should set cookie with domain", "should set secure '
+    'in cookie with provided true annotation on http"; docs: SameSite',
+    (
+        ingress(
+            "sticky",
+            "attributes.foo.com",
+            "/something",
+            STICKY[0],
+            annotations={
+                "affinity": "cookie",
+                "affinity-mode": "persistent",
+                "session-cookie-name": "ExpiresCookie",
+                "session-cookie-expires": "172800",
+                "session-cookie-max-age": "259200",
+                "session-cookie-domain": "foo.bar",
+                "session-cookie-samesite": "Strict",
+                "session-cookie-secure": "true",
+            },
+        ),
+        ingress(
+            "plain",
+            "attributes.foo.com",
+            "/other",
+            STICKY[0],
+            created="2026-01-02T00:00:00Z",
+        ),
+    ),
+    (Expect("attributes.foo.com", "/other", None, status=200),),
+    sticky=(
+        Sticky(
+            "attributes.foo.com",
+            "/something/x",
+            "ExpiresCookie",
+            attributes=(
+                "Path=/something",
+                "Max-Age=259200",
+                "Domain=foo.bar",
+                "SameSite=Strict",
+                "Secure",
+                "HttpOnly",
+            ),
+        ),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -865,4 +976,6 @@ CASES: list[AnnotationCase] = [
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
     _CONNECT_TIMEOUT,
+    _AFFINITY,
+    _AFFINITY_ATTRIBUTES,
 ]

@@ -34,11 +34,14 @@ from polyingress.testing.annotation_cases import (
     NAMESPACE,
     SERVICES,
     SETTINGS_CONFIGMAP,
+    STICKY,
     AnnotationCase,
     Expect,
+    Sticky,
     base_objects,
     hello_name,
     location,
+    sticky_names,
 )
 from polyingress.testing.gateway_live import backend_features, same_location
 from polyingress.testing.live import (
@@ -152,6 +155,11 @@ def check_model(case: AnnotationCase) -> None:
         assert want in error, f"{case}: {errors}"
     for e in case.expects:
         _check_answer(case, e, result.model)
+    for sticky in case.sticky:
+        answer = result.model.answer(sticky.host, sticky.target, scheme=sticky.scheme)
+        assert answer.proxied and answer.backend == _name(STICKY[0]), f"{case}: {answer}"
+        affinity = answer.route.affinity if answer.route is not None else None
+        assert affinity is not None and affinity.name == sticky.cookie, f"{case}: {affinity}"
     if case.weights:
         e = case.expects[0]
         answer = result.model.answer(e.host, e.target, scheme=e.scheme, headers=_sent(e))
@@ -168,7 +176,9 @@ class AnnotationWorld:
     def __init__(self, backend: str, tmp: Path, extra: list[str] | None = None) -> None:
         self.backend = backend
         self.features = backend_features(backend)
-        self.fleet = HelloFleet([(hello_name(s), a) for s, a in SERVICES.items()])
+        self.fleet = HelloFleet(
+            [*((hello_name(s), a) for s, a in SERVICES.items()), *sticky_names()]
+        )
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
         settings = ["--configmap", "/".join(SETTINGS_CONFIGMAP)]
@@ -244,6 +254,48 @@ class AnnotationWorld:
             hold_consistently(functools.partial(self.holds, case, e))
         if case.weights:
             self.check_weights(case)
+        for sticky in case.sticky:
+            self.check_sticky(case, sticky)
+
+    def _sticky_get(self, sticky: Sticky, cookie: str | None) -> Response:
+        headers = {"Cookie": f"{sticky.cookie}={cookie}"} if cookie is not None else {}
+        return self.controller.get(
+            sticky.host, sticky.target, scheme=sticky.scheme, headers=headers
+        )
+
+    def _served_by(self, case: AnnotationCase, resp: Response) -> str:
+        assert resp.status == 200, f"{case}: HTTP {resp.status} {resp.body[:200]!r}"
+        name = str(resp.json()["server_name"])
+        assert name in {n for n, _a in sticky_names()}, f"{case}: answered by {name}"
+        return name
+
+    def check_sticky(self, case: AnnotationCase, sticky: Sticky) -> None:
+        """A request without the cookie gets it (with its attributes); sent back, it keeps
+        every request on one endpoint; without it, requests reach several."""
+        wait_until(lambda: bool(self._cookie(sticky, self._sticky_get(sticky, None))), timeout=20)
+        resp = self._sticky_get(sticky, None)
+        self._served_by(case, resp)
+        value, attributes = self._cookie(sticky, resp)
+        assert value, f"{case}: no {sticky.cookie} cookie in {resp.header_values('set-cookie')}"
+        for want in sticky.attributes:
+            assert want.lower() in attributes, f"{case}: {want} not in {attributes}"
+        for name in sticky.absent:
+            found = [a for a in attributes if a.split("=")[0] == name.lower()]
+            assert not found, f"{case}: {name} in {attributes}"
+        kept = {self._served_by(case, self._sticky_get(sticky, value)) for _ in range(20)}
+        assert len(kept) == 1, f"{case}: with the cookie, requests reached {sorted(kept)}"
+        spread = {self._served_by(case, self._sticky_get(sticky, None)) for _ in range(20)}
+        assert len(spread) > 1, f"{case}: without the cookie, only {sorted(spread)} answered"
+
+    @staticmethod
+    def _cookie(sticky: Sticky, resp: Response) -> tuple[str, list[str]]:
+        """The cookie's value and attributes (lowercase) from the response's Set-Cookie."""
+        for line in resp.header_values("set-cookie"):
+            first, *rest = [p.strip() for p in line.split(";")]
+            name, _eq, value = first.partition("=")
+            if name == sticky.cookie:
+                return value, [a.lower() for a in rest if a]
+        return "", []
 
     def check_weights(self, case: AnnotationCase, requests: int = 500) -> None:
         e = case.expects[0]

@@ -121,7 +121,6 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         ({"enable-cors": "true"}, "warning", True),
         ({"limit-rps": "10"}, "warning", True),
         ({"proxy-body-size": "8m"}, "warning", True),
-        ({"affinity": "cookie"}, "warning", True),
         ({"proxy-send-timeout": "5"}, "warning", True),
     ],
     ids=[
@@ -132,7 +131,6 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         "cors",
         "limit",
         "body-size",
-        "affinity",
         "send",
     ],
 )

@@ -211,6 +211,15 @@ def parse_canary_cookie(value: str) -> str:
     return value
 
 
+def parse_cookie_domain(value: str) -> str:
+    """A cookie's Domain: a DNS name (a leading '.' allowed, as browsers ignore it)."""
+    name = value[1:] if value.startswith(".") else value
+    reason = check_host(name.lower())
+    if reason is not None or name.startswith("*."):
+        raise ValueError(f"{value!r} is not a domain name")
+    return value
+
+
 def parse_hostname(value: str) -> str:
     """A DNS name (no wildcard, no port, no nginx variable)."""
     if "$" in value:
@@ -507,7 +516,7 @@ _spec("affinity", _choice("cookie"), Risk.LOW, "Session affinity by cookie.")
 _spec("affinity-mode", _choice("balanced", "persistent"), Risk.LOW, "Affinity stickiness.")
 _spec("session-cookie-name", parse_cookie_name, Risk.LOW, "Affinity cookie name.")
 _spec("session-cookie-path", parse_plain_path, Risk.LOW, "Affinity cookie Path.")
-_spec("session-cookie-domain", parse_basic, Risk.LOW, "Affinity cookie Domain.")
+_spec("session-cookie-domain", parse_cookie_domain, Risk.LOW, "Affinity cookie Domain.")
 _spec(
     "session-cookie-samesite",
     _choice("None", "Lax", "Strict"),

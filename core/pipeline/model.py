@@ -55,6 +55,7 @@ __all__ = [
     "Rewrite",
     "Route",
     "RouteModel",
+    "SessionAffinity",
     "TLSBinding",
     "VirtualHost",
     "WeightedBackend",
@@ -179,6 +180,30 @@ class CookieMatch:
     value: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionAffinity:
+    """Cookie session affinity (ingress-nginx's ``affinity: cookie``): a client that got the
+    cookie ``name`` from a row keeps reaching the same endpoint of the row's backend while it
+    sends the cookie back and that endpoint is ready; a request without it is balanced as any
+    other and gets the cookie. ``mode``: ``balanced`` (scaling up may move some sessions) or
+    ``persistent`` (never moved while the endpoint is ready). The cookie is HttpOnly, with
+    ``path`` (None: the row's path), ``domain``, ``samesite`` (``None``/``Lax``/``Strict``),
+    ``max_age`` and ``expires`` (seconds), ``secure`` (None: on HTTPS requests only);
+    ``change_on_failure``: a request whose endpoint failed gets a new cookie. Names and values
+    are checked by the translation (cookie tokens, plain paths, host names)."""
+
+    name: str = "INGRESSCOOKIE"
+    mode: str = "balanced"
+    path: str | None = None
+    domain: str | None = None
+    samesite: str | None = None
+    conditional_samesite_none: bool = False
+    expires: int | None = None
+    max_age: int | None = None
+    secure: bool | None = None
+    change_on_failure: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
 class QueryMatch:
     """The request's query must carry parameter ``name`` (case-sensitive) with exactly
@@ -281,7 +306,8 @@ class Route:
     backend must answer within it, else 504; ``connect_timeout`` (seconds, annotation rows:
     proxy-connect-timeout): an endpoint must accept the connection within it, else the proxy
     answers by itself (504; HAProxy 503) instead of waiting for the ConfigMap's
-    proxy-connect-timeout. ``order`` breaks the ties the match leaves: (creation timestamp,
+    proxy-connect-timeout; ``affinity``: cookie session affinity to the row's endpoints
+    (annotation rows). ``order`` breaks the ties the match leaves: (creation timestamp,
     namespace, name, rule index, match index).
     """
 
@@ -304,6 +330,7 @@ class Route:
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
     connect_timeout: float | None = None
+    affinity: SessionAffinity | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
     def sort_key(
@@ -609,6 +636,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
         "connect_timeout": r.connect_timeout,
+        "affinity": None if r.affinity is None else _plain(r.affinity),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}

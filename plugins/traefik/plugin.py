@@ -100,6 +100,8 @@ GATEWAY_FEATURES = (
     # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
+    # affinity: cookie (a load balancer's sticky cookie: render.py _sticky).
+    "polyingress.io/SessionAffinity",
 )
 
 

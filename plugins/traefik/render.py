@@ -715,6 +715,38 @@ def _timed(
     return copy
 
 
+def _sticky(
+    name: str, route: Route, scheme: str, services: dict[str, Any], cookie: dict[str, Any] | None
+) -> str:
+    """A copy of the service whose load balancers set a sticky cookie (cookie session
+    affinity): ingress-nginx's attributes, HttpOnly, Secure on HTTPS unless the annotation
+    says, Path the row's path unless given."""
+    affinity = route.affinity
+    assert affinity is not None
+    if cookie is None:
+        secure = affinity.secure if affinity.secure is not None else scheme == "https"
+        cookie = {"name": affinity.name, "httpOnly": True, "secure": secure}
+        cookie["path"] = affinity.path if affinity.path is not None else route.path
+        if affinity.domain is not None:
+            cookie["domain"] = affinity.domain
+        if affinity.samesite is not None:
+            cookie["sameSite"] = affinity.samesite.lower()
+        if affinity.max_age is not None:
+            cookie["maxAge"] = affinity.max_age
+    conf = services[name]
+    digest = hashlib.sha256(repr(sorted(cookie.items())).encode()).hexdigest()[:12]
+    copy = f"{name}-sticky-{digest}"
+    if "loadBalancer" in conf:
+        services[copy] = {"loadBalancer": {**conf["loadBalancer"], "sticky": {"cookie": cookie}}}
+        return copy
+    children = conf.get("weighted", {}).get("services") or []
+    if not children:
+        return name  # no server: 503 at once
+    sticky = [{**c, "name": _sticky(c["name"], route, scheme, services, cookie)} for c in children]
+    services[copy] = {"weighted": {"services": sticky}}
+    return copy
+
+
 def _row_target(
     route: Route,
     scheme: str,
@@ -749,6 +781,8 @@ def _row_target(
             transports,
             None if route.connect_timeout is None else timeout_ms(route.connect_timeout),
         )
+    if route.affinity is not None:
+        service = _sticky(service, route, scheme, services, None)
     chain: tuple[str, ...] = ()
     native = native_headers(route)
     if native is not None:
@@ -843,7 +877,8 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                         route.cookies,
                     )
                     key = (*key, conditions)
-                memo = (id(route), scheme if route.redirect is not None else "")
+                per_scheme = route.redirect is not None or route.affinity is not None
+                memo = (id(route), scheme if per_scheme else "")
                 target = targets.get(memo)
                 if target is None:
                     target = _row_target(route, scheme, model, services, middlewares, transports)

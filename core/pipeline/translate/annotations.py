@@ -50,6 +50,7 @@ from polyingress.core.pipeline.model import (
     Redirect,
     Rewrite,
     Route,
+    SessionAffinity,
     WeightedBackend,
 )
 from polyingress.core.pipeline.problems import Problem, Severity
@@ -62,6 +63,7 @@ __all__ = [
     "CANARY_KEYS",
     "CONNECT_TIMEOUT",
     "COOKIE_MATCHING",
+    "SESSION_AFFINITY",
     "Canary",
     "Gate",
     "IngressPolicy",
@@ -91,10 +93,12 @@ _RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 # lists only upstream names: core/pipeline/gateway.py).
 COOKIE_MATCHING = "polyingress.io/CookieMatching"
 CONNECT_TIMEOUT = "polyingress.io/BackendConnectTimeout"
-ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT)
+SESSION_AFFINITY = "polyingress.io/SessionAffinity"
+ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT, SESSION_AFFINITY)
 # Features whose absence only loses a refinement: a backend lacking one serves the Ingress
-# without it (a warning), not with 500 (the ConfigMap's timeout applies instead).
-OPTIONAL_FEATURES = frozenset({CONNECT_TIMEOUT})
+# without it (a warning), not with 500 (the ConfigMap's timeout applies instead; requests are
+# balanced over the endpoints, as without affinity).
+OPTIONAL_FEATURES = frozenset({CONNECT_TIMEOUT, SESSION_AFFINITY})
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -151,6 +155,7 @@ class IngressPolicy:
     forwarded_prefix: str | None = None
     timeout: float | None = None
     connect_timeout: float | None = None
+    affinity: SessionAffinity | None = None
     redirect: Redirect | None = None  # permanent-/temporal-redirect: every path answers it
     force_ssl: bool = False
     app_root: str | None = None
@@ -190,6 +195,7 @@ class IngressPolicy:
             and self.host_rewrite is None
             and self.timeout is None
             and self.connect_timeout is None
+            and self.affinity is None
             and self.redirect is None
             and not self.force_ssl
             and self.response_headers is None
@@ -250,6 +256,7 @@ class IngressPolicy:
             response_headers=self.response_headers,
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
+            affinity=self.affinity,
         )
         if not self.force_ssl:
             return [row]
@@ -446,7 +453,14 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "paths, as in ingress-nginx",
     ),
     "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
-    "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
+    "affinity": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "Traefik: its sticky cookie names the endpoint (a session moves only when its endpoint "
+        "goes; the cookie value is Traefik's, not ingress-nginx's); nginx and HAProxy do not "
+        "serve it yet (requests are balanced, with a warning); a canary's own affinity and "
+        "ingress-nginx's sticky canaries are not served",
+    ),
     "auth-type": (
         Support.UNSUPPORTED,
         frozenset(),
@@ -461,10 +475,29 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         for k in _LIMIT_KEYS
     },
     **{k: (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model") for k in _CORS_KEYS},
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model")
-        for k in _SESSION_KEYS
-    },
+    **{k: (Support.HONOURED, frozenset({_CORE, SESSION_AFFINITY}), "") for k in _SESSION_KEYS},
+    "affinity-mode": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "Traefik keeps a session on its endpoint while it is ready (persistent) whatever the mode",
+    ),
+    "session-cookie-expires": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "sent as Max-Age (the same lifetime) when session-cookie-max-age is not set, not as "
+        "an Expires date",
+    ),
+    "session-cookie-conditional-samesite-none": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "SameSite=None is sent to every browser (ingress-nginx leaves it out for browsers "
+        "known to mishandle it)",
+    ),
+    "session-cookie-change-on-failure": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "Traefik gives a new cookie when the cookie's endpoint is gone, whatever the value",
+    ),
     **{
         k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
         for k in _AUTH_KEYS
@@ -763,9 +796,38 @@ def translate_annotations(
     for name in _ACCESS_KEYS:
         if name in values and not inherited(name):
             verdict(name)
+    # -- session affinity ------------------------------------------------------------------
+    affinity_keys = [k for k in ("affinity", *_SESSION_KEYS) if k in values]
+    if affinity_keys and is_canary:
+        for k in affinity_keys:
+            verdict(
+                k,
+                Support.UNSUPPORTED,
+                "a canary's own session affinity is not served: its rows take the main Ingress's",
+                (),
+            )
+    elif values.get("affinity") == "cookie":
+        for k in affinity_keys:
+            verdict(k)
+        expires = values.get("session-cookie-expires")
+        max_age = values.get("session-cookie-max-age")
+        policy["affinity"] = SessionAffinity(
+            name=values.get("session-cookie-name", "INGRESSCOOKIE"),
+            mode=values.get("affinity-mode", "balanced"),
+            path=values.get("session-cookie-path"),
+            domain=values.get("session-cookie-domain"),
+            samesite=values.get("session-cookie-samesite"),
+            conditional_samesite_none=bool(values.get("session-cookie-conditional-samesite-none")),
+            expires=expires,
+            max_age=max_age if max_age is not None else expires,
+            secure=values.get("session-cookie-secure"),
+            change_on_failure=bool(values.get("session-cookie-change-on-failure")),
+        )
+    else:
+        for k in affinity_keys:
+            verdict(k, Support.HONOURED, "no effect without affinity (as in ingress-nginx)", ())
     for switch, keys in (
         ("enable-cors", _CORS_KEYS),
-        ("affinity", _SESSION_KEYS),
         ("auth-type", _AUTH_KEYS),
     ):
         on = bool(values.get(switch))
@@ -924,6 +986,8 @@ def served_policy(policy: IngressPolicy, g: Gate) -> IngressPolicy:
     lacking = frozenset().union(*g.optional.values()) if g.optional else frozenset()
     if CONNECT_TIMEOUT in lacking:
         policy = replace(policy, connect_timeout=None)
+    if SESSION_AFFINITY in lacking:
+        policy = replace(policy, affinity=None)
     return policy
 
 
