@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 from polyingress.core import HostKind, ObjectRef, PathTable, Route, RouteModel, VirtualHost
 
+from .affinity import affinity_lines, upstream_name
 from .render import (
     _ROOT,
     _directive,
@@ -110,10 +111,13 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
-    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match) and
-    # proxy-connect-timeout (proxy_connect_timeout in the row's location).
+    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match),
+    # proxy-connect-timeout (proxy_connect_timeout in the row's location) and
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
+    # affinity: cookie (affinity.py: the cookie's value picks the endpoint, by a consistent
+    # hash upstream in static mode, by the Lua balancer's rendezvous hashing in Lua mode).
+    "polyingress.io/SessionAffinity",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -146,6 +150,7 @@ def gateway_row(route: Route) -> bool:
         or route.mirrors
         or route.timeout is not None
         or route.connect_timeout is not None
+        or route.affinity is not None
     )
 
 
@@ -445,15 +450,30 @@ class Gateway:
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
         )
         mirrors, extra = self._mirrors(route)
+        proxy = _directive(self.model, answer, self.lua)
+        sticky: tuple[str, ...] = ()
+        if route.affinity is not None and proxy.startswith("proxy_pass"):
+            sticky = self._affinity(route)
+            if not self.lua:  # the upstream hashing the key (render.py upstreams)
+                proxy = f"proxy_pass {quote('http://' + upstream_name(backend))};"
         directives = (
             *self._rewrite(route, "break"),
             *self._headers(route),
             *self._response(route),
+            *sticky,
             *mirrors,
             *self._timeouts(route),
-            _directive(self.model, answer, self.lua),
+            proxy,
         )
         return _simple(directives, extra=extra)
+
+    def _affinity(self, route: Route) -> tuple[str, ...]:
+        def add_map(name: str, lines: tuple[str, ...]) -> None:
+            self.http_blocks.setdefault(name, lines)
+
+        return affinity_lines(
+            route, add_map, _re_escape, lambda t: quote(t, variables=True), literal
+        )
 
     def _status(self, route: Route, status: int) -> _Action:
         return _simple((*self._response(route), f"return {status};"))

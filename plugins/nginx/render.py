@@ -83,6 +83,8 @@ from polyingress.core import (
     VirtualHost,
 )
 
+from .affinity import VARIABLE as AFFINITY_VARIABLE
+from .affinity import affinity_backends, upstream_name
 from .settings import NginxSettings, nginx_settings
 
 if TYPE_CHECKING:
@@ -561,6 +563,7 @@ def upstreams(
             f"keepalive_requests {settings.upstream_keepalive_requests};",
         ]
     out = []
+    sticky = frozenset() if lua else affinity_backends(model)
     for backend in model.backends:
         ref = ObjectRef(kind="Service", namespace=backend.namespace, name=backend.service)
         if lua:
@@ -576,6 +579,12 @@ def upstreams(
         out.append(
             _Upstream(_source_comment([ref]), quote(backend.name), (*directives, *keepalive))
         )
+        if backend.name in sticky:
+            # Session affinity (affinity.py): the same servers, chosen by the cookie's key.
+            hashed = (f"hash {AFFINITY_VARIABLE} consistent;", *directives, *keepalive)
+            out.append(
+                _Upstream(_source_comment([ref]), quote(upstream_name(backend.name)), hashed)
+            )
     return tuple(out)
 
 

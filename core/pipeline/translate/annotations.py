@@ -456,8 +456,9 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "affinity": (
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
-        "Traefik: its sticky cookie names the endpoint (a session moves only when its endpoint "
-        "goes; the cookie value is Traefik's, not ingress-nginx's); nginx and HAProxy do not "
+        "the cookie's value is the proxy's own (ingress-nginx: an endpoint digest): on nginx "
+        "a key hashed onto the endpoints (consistent: adding an endpoint moves about 1/n of "
+        "the sessions), on Traefik its sticky cookie naming the endpoint; HAProxy does not "
         "serve it yet (requests are balanced, with a warning); a canary's own affinity and "
         "ingress-nginx's sticky canaries are not served",
     ),
@@ -479,7 +480,8 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "affinity-mode": (
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
-        "Traefik keeps a session on its endpoint while it is ready (persistent) whatever the mode",
+        "nginx moves about 1/n of the sessions when an endpoint is added (balanced) and "
+        "Traefik none (persistent), whatever the mode",
     ),
     "session-cookie-expires": (
         Support.PARTIAL,
@@ -496,7 +498,8 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "session-cookie-change-on-failure": (
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
-        "Traefik gives a new cookie when the cookie's endpoint is gone, whatever the value",
+        "whatever the value, Traefik gives a new cookie when the cookie's endpoint is gone and "
+        "nginx keeps the cookie (its key then picks another endpoint)",
     ),
     **{
         k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
