@@ -134,6 +134,7 @@ def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> B
         settings_support=support,
         http_port=getattr(args, "http_port", 80),
         https_port=getattr(args, "https_port", 443),
+        configmaps_read=getattr(args, "manifests", None) is not None,
     )
 
 
