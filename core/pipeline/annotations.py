@@ -514,7 +514,7 @@ _spec("cors-allow-credentials", parse_bool, Risk.LOW, "Access-Control-Allow-Cred
 _spec("cors-max-age", _ranged(0, 2**31 - 1), Risk.LOW, "Access-Control-Max-Age.")
 _spec("affinity", _choice("cookie"), Risk.LOW, "Session affinity by cookie.")
 _spec("affinity-mode", _choice("balanced", "persistent"), Risk.LOW, "Affinity stickiness.")
-_spec("session-cookie-name", parse_cookie_name, Risk.LOW, "Affinity cookie name.")
+_spec("session-cookie-name", parse_canary_cookie, Risk.LOW, "Affinity cookie name.")
 _spec("session-cookie-path", parse_plain_path, Risk.LOW, "Affinity cookie Path.")
 _spec("session-cookie-domain", parse_cookie_domain, Risk.LOW, "Affinity cookie Domain.")
 _spec(

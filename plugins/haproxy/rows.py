@@ -32,16 +32,19 @@ whose conditions hold, as the core says.
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
     x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
-                       port|mirrors
+                       port|mirrors|affinity
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
+    x<vk>#<id>|c    -> the attributes of the affinity cookie (percent-encoded)
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
-``3`` answers 503,
-``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the path with ``pvalue``,
-``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. ``mirrors``
-lists the slots a copy of the request goes to (lua/mirror.lua). Header values
+``3`` answers 503, ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the
+path with ``pvalue``, ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters)
+with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua).
+``affinity`` is the index of the row's affinity cookie among the shape's: the cookie's value
+(else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``, the key every
+slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it). Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -163,6 +166,7 @@ class Shapes:
     match_queries: tuple[str, ...] = ()
     request_filters: tuple[str, ...] = ()
     response_filters: tuple[str, ...] = ()
+    affinity_cookies: tuple[str, ...] = ()
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
     _index: dict[str, dict[object, int]] = field(
@@ -175,6 +179,7 @@ class Shapes:
         signatures: set[Signature] = set()
         req: set[str] = set()
         resp: set[str] = set()
+        cookies: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
         for vhost in model.vhosts:
@@ -184,6 +189,7 @@ class Shapes:
             signatures |= needs.signatures
             req |= needs.request_filters
             resp |= needs.response_filters
+            cookies |= needs.cookies
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
         return cls(
@@ -192,6 +198,7 @@ class Shapes:
             match_queries=tuple(sorted({q for s in signatures for q in s[2]})),
             request_filters=tuple(sorted(req)),
             response_filters=tuple(sorted(resp)),
+            affinity_cookies=tuple(sorted(cookies)),
             segments=segments,
             suffix_labels=labels,
         )
@@ -201,6 +208,7 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.affinity_cookies) <= set(self.affinity_cookies)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
         )
@@ -211,6 +219,7 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.affinity_cookies) <= set(self.affinity_cookies)
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -220,6 +229,7 @@ class Shapes:
             match_queries=tuple(sorted({*self.match_queries, *other.match_queries})),
             request_filters=tuple(sorted({*self.request_filters, *other.request_filters})),
             response_filters=tuple(sorted({*self.response_filters, *other.response_filters})),
+            affinity_cookies=tuple(sorted({*self.affinity_cookies, *other.affinity_cookies})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
         )
@@ -279,6 +289,20 @@ class Shapes:
             formats.append(f"%[var(txn.g)]|{i}|{letter}|" + "|".join(parts))
         return formats
 
+    def affinity_index(self, name: str) -> int:
+        return self._lookup("aff", self.affinity_cookies, name)
+
+    def affinity_lines(self) -> list[tuple[int, str, str]]:
+        """(index, cookie name as a log-format word part, the fetch of its value) per
+        affinity cookie: ``" <value>"`` of the first such cookie (cookie_regex), else the
+        header as it is (never starting with a space) or nothing."""
+        out = []
+        for j, name in enumerate(self.affinity_cookies):
+            regex = cookie_regex(name)  # checks the name: letters, digits and -._~
+            fetch = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1")')
+            out.append((j, name, fetch))
+        return out
+
     def request_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.request_filters)]
 
@@ -315,6 +339,25 @@ def cookie_regex(name: str) -> str:
         raise ValueError(f"cookie name {name!r} is not [A-Za-z0-9._~-]")
     n = name.replace(".", "[.]")
     return f"^(?:(?![[:blank:]]*{n}=)[^;]*;)*[[:blank:]]*{n}=([^;]*?)[[:blank:]]*(?:;.*)?$"
+
+
+def cookie_attributes(route: Route, scheme: str) -> str:
+    """What follows ``<name>=<key>`` in an affinity cookie (ingress-nginx's attributes):
+    Path (the row's unless given), Domain, Max-Age, SameSite, HttpOnly, Secure (on HTTPS
+    unless given)."""
+    a = route.affinity
+    assert a is not None
+    parts = [f"Path={a.path if a.path is not None else route.path}"]
+    if a.domain is not None:
+        parts.append(f"Domain={a.domain}")
+    if a.max_age is not None:
+        parts.append(f"Max-Age={int(a.max_age)}")
+    if a.samesite is not None:
+        parts.append(f"SameSite={a.samesite}")
+    parts.append("HttpOnly")
+    if a.secure if a.secure is not None else scheme == "https":
+        parts.append("Secure")
+    return "".join("; " + p for p in parts)
 
 
 def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
@@ -422,6 +465,7 @@ class _Needs:
     segments: int = 0
     labels: int = 0
     splits: frozenset[str] = frozenset()
+    cookies: frozenset[str] = frozenset()
 
 
 _NOTHING = _Needs()
@@ -438,6 +482,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     req: set[str] = set()
     resp: set[str] = set()
     splits: set[str] = set()
+    cookies: set[str] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -454,8 +499,16 @@ def _needs(vhost: VirtualHost) -> _Needs:
                 segments = max(segments, _prefix(route).count("/"))
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
+        if route.affinity is not None:
+            cookies.add(route.affinity.name)
     found = _Needs(
-        frozenset(signatures), frozenset(req), frozenset(resp), segments, labels, frozenset(splits)
+        frozenset(signatures),
+        frozenset(req),
+        frozenset(resp),
+        segments,
+        labels,
+        frozenset(splits),
+        frozenset(cookies),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -486,6 +539,7 @@ def plain_behaviour(route: Route) -> bool:
         and route.response_headers is None
         and route.timeout is None
         and not route.mirrors
+        and route.affinity is None
     )
 
 
@@ -540,7 +594,7 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = affinity = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -570,6 +624,9 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+            if route.affinity is not None:
+                affinity = str(self.shapes.affinity_index(route.affinity.name))
+                entries["|c"] = encode_value(cookie_attributes(route, scheme))
         if kind not in _STATUS_KINDS.values():
             entries |= _filters(route, "p", self.shapes.response_filter_index)
         if any(s.startswith("|q") for s in entries):
@@ -591,6 +648,7 @@ class _Compiler:
             rscheme,
             rport,
             mirrors,
+            affinity,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):

@@ -457,10 +457,9 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
         "the cookie's value is the proxy's own (ingress-nginx: an endpoint digest): on nginx "
-        "a key hashed onto the endpoints (consistent: adding an endpoint moves about 1/n of "
-        "the sessions), on Traefik its sticky cookie naming the endpoint; HAProxy does not "
-        "serve it yet (requests are balanced, with a warning); a canary's own affinity and "
-        "ingress-nginx's sticky canaries are not served",
+        "and HAProxy a key hashed onto the endpoints (consistent: adding an endpoint moves "
+        "about 1/n of the sessions), on Traefik its sticky cookie naming the endpoint; a "
+        "canary's own affinity and ingress-nginx's sticky canaries are not served",
     ),
     "auth-type": (
         Support.UNSUPPORTED,
@@ -480,8 +479,8 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "affinity-mode": (
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
-        "nginx moves about 1/n of the sessions when an endpoint is added (balanced) and "
-        "Traefik none (persistent), whatever the mode",
+        "nginx and HAProxy move about 1/n of the sessions when an endpoint is added "
+        "(balanced) and Traefik none (persistent), whatever the mode",
     ),
     "session-cookie-expires": (
         Support.PARTIAL,
@@ -498,8 +497,8 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "session-cookie-change-on-failure": (
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
-        "whatever the value, Traefik gives a new cookie when the cookie's endpoint is gone and "
-        "nginx keeps the cookie (its key then picks another endpoint)",
+        "whatever the value, Traefik gives a new cookie when the cookie's endpoint is gone; "
+        "nginx and HAProxy keep the cookie (its key then picks another endpoint)",
     ),
     **{
         k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
