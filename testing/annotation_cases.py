@@ -27,6 +27,7 @@ __all__ = [
     "NGINX",
     "SERVICES",
     "SETTINGS_CONFIGMAP",
+    "SINK",
     "STICKY",
     "AnnotationCase",
     "Expect",
@@ -55,6 +56,10 @@ SERVICES: dict[str, str] = {
 # full (AnnotationWorld), so the kernel drops every further SYN and a connect waits until the
 # proxy's connect timeout.
 BLACKHOLE = ("blackhole", "127.0.91.9")
+# A Service whose one endpoint accepts connections and never reads them (a small receive
+# buffer): a request body larger than the buffers stops being sent, until the proxy's send
+# timeout.
+SINK = ("sink", "127.0.91.13")
 
 # A Service with three endpoints, for session affinity: (Service, its endpoints' addresses).
 STICKY = ("sticky", ("127.0.91.10", "127.0.91.11", "127.0.91.12"))
@@ -105,7 +110,9 @@ class Expect:
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
     response_headers: tuple[tuple[str, str], ...] = ()
-    within: float | None = None  # the answer must come sooner (seconds)
+    within: float | None = None  # the answer must come sooner (seconds) ...
+    ends_by: str = "connect_timeout"  # ... ended by this timeout of the route
+    body_size: int = 0  # a body of that many bytes is sent
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
@@ -169,14 +176,18 @@ def base_objects(port: int) -> list[dict[str, Any]]:
             "metadata": {"name": SETTINGS_CONFIGMAP[1], "namespace": NAMESPACE},
             "data": {
                 "global-allowed-response-headers": ",".join(ALLOWED_RESPONSE_HEADERS),
-                # Longer than any case waits: a proxy-connect-timeout case must end sooner.
+                # Longer than any case waits: a proxy-connect-timeout or -send-timeout case
+                # must end sooner; bodies of the send-timeout case are accepted.
                 "proxy-connect-timeout": "60s",
+                "proxy-send-timeout": "60s",
+                "proxy-body-size": "32m",
             },
         }
     )
     for name, addresses in (
         *((n, (a,)) for n, a in SERVICES.items()),
         (BLACKHOLE[0], (BLACKHOLE[1],)),
+        (SINK[0], (SINK[1],)),
         STICKY,
     ):
         objs.append(
@@ -847,6 +858,28 @@ _READ_TIMEOUT = AnnotationCase(
     ),
 )
 
+_SEND_TIMEOUT = AnnotationCase(
+    "proxy-send-timeout/504",
+    _DOCS + " Custom timeouts (unitless seconds): nginx's proxy_send_timeout answers 504 when "
+    "the backend stops reading the request for that long (the ConfigMap's is 60s here)",
+    (
+        ingress("send", "send.bar.com", "/", SINK[0], annotations={"proxy-send-timeout": "1"}),
+        ingress("fine", "send-fine.bar.com", "/", annotations={"proxy-send-timeout": "1"}),
+    ),
+    (
+        Expect(
+            "send.bar.com",
+            "/",
+            status=504,
+            method="POST",
+            within=15.0,
+            ends_by="send_timeout",
+            body_size=24 << 20,
+        ),
+        Expect("send-fine.bar.com", "/x", "echo", method="POST", body_size=1 << 20),
+    ),
+)
+
 _CONNECT_TIMEOUT = AnnotationCase(
     "proxy-connect-timeout/504",
     _DOCS + " Custom timeouts (unitless seconds): nginx's proxy_connect_timeout answers 504 "
@@ -976,6 +1009,7 @@ CASES: list[AnnotationCase] = [
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
     _CONNECT_TIMEOUT,
+    _SEND_TIMEOUT,
     _AFFINITY,
     _AFFINITY_ATTRIBUTES,
 ]

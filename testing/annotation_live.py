@@ -14,8 +14,12 @@ which tests/test_annotations_core.py checks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import shutil
 import socket
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from polyingress.testing.annotation_cases import (
     NAMESPACE,
     SERVICES,
     SETTINGS_CONFIGMAP,
+    SINK,
     STICKY,
     AnnotationCase,
     Expect,
@@ -108,8 +113,9 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     if e.within is not None:
         # The endpoint never accepts: only the row's connect timeout ends the wait in time.
         assert answer.proxied and route is not None, f"{case}: {e}: got {answer}"
-        assert route.connect_timeout is not None and route.connect_timeout < e.within, (
-            f"{case}: {e}: the connect timeout {route.connect_timeout} does not end it"
+        limit = getattr(route, e.ends_by)
+        assert limit is not None and limit < e.within, (
+            f"{case}: {e}: the route's {e.ends_by} {limit} does not end it"
         )
         return
     if e.status == 504 and delay is not None:
@@ -182,10 +188,15 @@ class AnnotationWorld:
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
         settings = ["--configmap", "/".join(SETTINGS_CONFIGMAP)]
+        # The proxy's workdir where nginx's workers (nobody, when run as root) can write the
+        # temporary files of large request bodies: pytest's base directory is 0700.
+        self.workdir = Path(tempfile.mkdtemp(prefix="polyingress-annotations-"))
+        self.workdir.chmod(0o711)
         self.controller = Controller(
-            backend, self.manifests, tmp / "work", extra=[*settings, *(extra or [])]
+            backend, self.manifests, self.workdir / "work", extra=[*settings, *(extra or [])]
         )
         self.blackhole = _blackhole(BLACKHOLE[1], self.fleet.port)
+        self.sink = _Sink(SINK[1], self.fleet.port)
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
@@ -201,8 +212,15 @@ class AnnotationWorld:
         return metric(self.controller.metrics(), "polyingress_syncs_total")
 
     def send(self, e: Expect) -> Response:
+        body = b"x" * e.body_size if e.body_size else None
         return self.controller.get(
-            e.host, e.target, scheme=e.scheme, method=e.method, headers=dict(e.headers)
+            e.host,
+            e.target,
+            scheme=e.scheme,
+            method=e.method,
+            headers=dict(e.headers),
+            body=body,
+            timeout=max(5.0, e.within or 0.0),
         )
 
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:
@@ -311,6 +329,39 @@ class AnnotationWorld:
         self.fleet.stop()
         for sock in self.blackhole:
             sock.close()
+        self.sink.stop()
+        # (the controller's log, beside the proxy's workdir, is kept)
+        shutil.rmtree(self.workdir / "work", ignore_errors=True)
+
+
+class _Sink(threading.Thread):
+    """A server that accepts connections and never reads from them (receive buffer 4 KB):
+    whatever is sent to it stops once the buffers are full."""
+
+    def __init__(self, address: str, port: int) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind((address, port))
+        self.listener.listen(64)
+        self.held: list[socket.socket] = []
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _peer = self.listener.accept()
+            except OSError:
+                return  # closed by stop()
+            self.held = [*self.held[-63:], conn]
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.listener.close()
+        self.join(timeout=5)
+        for conn in self.held:
+            conn.close()
 
 
 def _blackhole(address: str, port: int) -> list[socket.socket]:

@@ -306,7 +306,9 @@ class Route:
     backend must answer within it, else 504; ``connect_timeout`` (seconds, annotation rows:
     proxy-connect-timeout): an endpoint must accept the connection within it, else the proxy
     answers by itself (504; HAProxy 503) instead of waiting for the ConfigMap's
-    proxy-connect-timeout; ``affinity``: cookie session affinity to the row's endpoints
+    proxy-connect-timeout; ``send_timeout`` (seconds, proxy-send-timeout): the longest pause
+    between two writes of the request to the endpoint (one that stops reading it: 504);
+    ``affinity``: cookie session affinity to the row's endpoints
     (annotation rows). ``order`` breaks the ties the match leaves: (creation timestamp,
     namespace, name, rule index, match index).
     """
@@ -330,6 +332,7 @@ class Route:
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
     connect_timeout: float | None = None
+    send_timeout: float | None = None
     affinity: SessionAffinity | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
@@ -636,6 +639,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
         "connect_timeout": r.connect_timeout,
+        "send_timeout": r.send_timeout,
         "affinity": None if r.affinity is None else _plain(r.affinity),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }

@@ -112,9 +112,11 @@ GATEWAY_FEATURES = (
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
     # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match),
-    # proxy-connect-timeout (proxy_connect_timeout in the row's location) and
+    # proxy-connect-timeout and proxy-send-timeout (proxy_connect_timeout, proxy_send_timeout
+    # in the row's location) and
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
+    "polyingress.io/BackendSendTimeout",
     # affinity: cookie (affinity.py: the cookie's value picks the endpoint, by a consistent
     # hash upstream in static mode, by the Lua balancer's rendezvous hashing in Lua mode).
     "polyingress.io/SessionAffinity",
@@ -150,6 +152,7 @@ def gateway_row(route: Route) -> bool:
         or route.mirrors
         or route.timeout is not None
         or route.connect_timeout is not None
+        or route.send_timeout is not None
         or route.affinity is not None
     )
 
@@ -401,14 +404,17 @@ class Gateway:
         lines: list[str] = []
         if route.connect_timeout is not None:
             lines.append(f"proxy_connect_timeout {_ms(route.connect_timeout)};")
+        if route.send_timeout is not None:
+            lines.append(f"proxy_send_timeout {_ms(route.send_timeout)};")
         if route.timeout is None:
             return tuple(lines)
         t = _ms(route.timeout)
         if route.connect_timeout is None:
             lines.append(f"proxy_connect_timeout {t};")
+        if route.send_timeout is None:
+            lines.append(f"proxy_send_timeout {t};")
         return (
             *lines,
-            f"proxy_send_timeout {t};",
             f"proxy_read_timeout {t};",
             f"proxy_next_upstream_timeout {t};",
         )

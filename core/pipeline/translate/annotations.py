@@ -63,6 +63,7 @@ __all__ = [
     "CANARY_KEYS",
     "CONNECT_TIMEOUT",
     "COOKIE_MATCHING",
+    "SEND_TIMEOUT",
     "SESSION_AFFINITY",
     "Canary",
     "Gate",
@@ -94,11 +95,12 @@ _RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 COOKIE_MATCHING = "polyingress.io/CookieMatching"
 CONNECT_TIMEOUT = "polyingress.io/BackendConnectTimeout"
 SESSION_AFFINITY = "polyingress.io/SessionAffinity"
-ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT, SESSION_AFFINITY)
+SEND_TIMEOUT = "polyingress.io/BackendSendTimeout"
+ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT, SESSION_AFFINITY, SEND_TIMEOUT)
 # Features whose absence only loses a refinement: a backend lacking one serves the Ingress
 # without it (a warning), not with 500 (the ConfigMap's timeout applies instead; requests are
 # balanced over the endpoints, as without affinity).
-OPTIONAL_FEATURES = frozenset({CONNECT_TIMEOUT, SESSION_AFFINITY})
+OPTIONAL_FEATURES = frozenset({CONNECT_TIMEOUT, SESSION_AFFINITY, SEND_TIMEOUT})
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -155,6 +157,7 @@ class IngressPolicy:
     forwarded_prefix: str | None = None
     timeout: float | None = None
     connect_timeout: float | None = None
+    send_timeout: float | None = None
     affinity: SessionAffinity | None = None
     redirect: Redirect | None = None  # permanent-/temporal-redirect: every path answers it
     force_ssl: bool = False
@@ -195,6 +198,7 @@ class IngressPolicy:
             and self.host_rewrite is None
             and self.timeout is None
             and self.connect_timeout is None
+            and self.send_timeout is None
             and self.affinity is None
             and self.redirect is None
             and not self.force_ssl
@@ -256,6 +260,7 @@ class IngressPolicy:
             response_headers=self.response_headers,
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
+            send_timeout=self.send_timeout,
             affinity=self.affinity,
         )
         if not self.force_ssl:
@@ -429,9 +434,11 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "serves the Ingress with the ConfigMap's proxy-connect-timeout, with a warning",
     ),
     "proxy-send-timeout": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "no send timeout in the route model; the backend's default applies",
+        Support.PARTIAL,
+        frozenset({_CORE, SEND_TIMEOUT}),
+        "a backend that stops reading the request for that long: 504 on nginx, as in "
+        "ingress-nginx; HAProxy (timeout server also bounds the response) and Traefik (no "
+        "send timeout) serve the Ingress with the ConfigMap's timeouts, with a warning",
     ),
     "proxy-body-size": (
         Support.UNSUPPORTED,
@@ -765,6 +772,9 @@ def translate_annotations(
     if "proxy-connect-timeout" in values and not inherited("proxy-connect-timeout"):
         verdict("proxy-connect-timeout")
         policy["connect_timeout"] = float(values["proxy-connect-timeout"])
+    if "proxy-send-timeout" in values and not inherited("proxy-send-timeout"):
+        verdict("proxy-send-timeout")
+        policy["send_timeout"] = float(values["proxy-send-timeout"])
 
     # -- not in the route model --------------------------------------------------------------
     if "custom-headers" in values and not inherited("custom-headers"):
@@ -781,10 +791,7 @@ def translate_annotations(
         else:
             verdict("custom-headers")
             policy["custom_headers"] = (ref.namespace, cm)
-    for name in (
-        "proxy-send-timeout",
-        "proxy-body-size",
-    ):
+    for name in ("proxy-body-size",):
         if name in values and not inherited(name):
             verdict(name)
     if "backend-protocol" in values and not inherited("backend-protocol"):
@@ -990,6 +997,8 @@ def served_policy(policy: IngressPolicy, g: Gate) -> IngressPolicy:
         policy = replace(policy, connect_timeout=None)
     if SESSION_AFFINITY in lacking:
         policy = replace(policy, affinity=None)
+    if SEND_TIMEOUT in lacking:
+        policy = replace(policy, send_timeout=None)
     return policy
 
 
