@@ -869,13 +869,14 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                 kind = "exact" if route.path_type is PathType.EXACT else "prefix"
                 key: tuple[Any, ...] = (entrypoint, vhost.host, kind, route.path)
                 if route.conditional:
-                    conditions = (
+                    conditions: tuple[Any, ...] = (
                         route.method,
                         route.headers,
                         route.query,
                         route.schemes,
-                        route.cookies,
                     )
+                    if route.cookies:  # (only then: the other routers keep their names)
+                        conditions = (*conditions, route.cookies)
                     key = (*key, conditions)
                 per_scheme = route.redirect is not None or route.affinity is not None
                 memo = (id(route), scheme if per_scheme else "")
