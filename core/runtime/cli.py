@@ -475,7 +475,11 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
             f"cannot listen on {args.health_bind} port {args.health_port} (--health-bind, "
             f"--health-port): {exc.strerror or exc}"
         ) from None
-    dashboard = _dashboard(args, pm, controller, report) if args.dashboard else None
+    try:
+        dashboard = _dashboard(args, pm, controller, report) if args.dashboard else None
+    except CommandError:
+        health.server.server_close()
+        raise
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
