@@ -349,8 +349,10 @@ def test_search_refuses_what_is_no_request(url: str, method: str, headers: str, 
 # -- the server --------------------------------------------------------------------------------
 
 
-def _fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url, method=method)
+def _fetch(
+    url: str, method: str = "GET", host: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, method=method, headers={"Host": host} if host else {})
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
@@ -383,6 +385,26 @@ def test_the_server_is_read_only_and_loads_nothing_from_elsewhere() -> None:
         assert _fetch(base + "/metrics")[0] == 404
         status, _h, body = _fetch(base + "/", "HEAD")
         assert (status, body) == (200, b"")
+        # On loopback, a page elsewhere cannot read it through a rebound DNS name.
+        for host, want in (
+            ("evil.example:80", 421),
+            ("127.0.0.1.nip.io", 421),
+            (f"localhost:{server.port}", 200),
+            (f"[::1]:{server.port}", 200),
+            ("10.1.2.3", 200),
+        ):
+            assert _fetch(base + "/dashboard.json", host=host)[0] == want, host
+    finally:
+        server.stop()
+
+
+def test_bound_elsewhere_every_host_may_read_it() -> None:
+    st = state()
+    server = DashboardServer("0.0.0.0", free_port(), lambda: st)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/dashboard.json"
+        assert _fetch(url, host="dashboard.example.com")[0] == 200
     finally:
         server.stop()
 

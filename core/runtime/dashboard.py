@@ -7,6 +7,8 @@ backend's :class:`BackendInfo` — so it is the same for every backend, Ingresse
 alike. The search answers a URL with :meth:`RouteModel.answer`, the function every backend is
 tested against.
 
+On a loopback address it answers only requests whose Host is ``localhost`` or an IP address
+(421 otherwise): a web page elsewhere cannot read it through a DNS name rebound to 127.0.0.1.
 Read-only (GET and HEAD only), no JavaScript, nothing loaded from elsewhere (a
 Content-Security-Policy forbids it), every value HTML-escaped (Jinja2's autoescape). No Secret
 data is ever shown: of a certificate, only what its public part says (subject, issuer, names,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ipaddress
 import json
 import re
 import socket
@@ -581,9 +584,31 @@ _SECURITY_HEADERS = (
 )
 
 
+def host_allowed(host: str | None, loopback: bool) -> bool:
+    """Whether a request with this Host header may read a dashboard bound to a loopback
+    address (``loopback``): ``localhost`` or an IP address, never another name (DNS
+    rebinding). Bound elsewhere, every Host may."""
+    if not loopback or host is None:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].split("]", 1)[0]
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class DashboardServer:
     """Serves the page on ``/`` and its data on ``/dashboard.json``, from ``state()`` at each
-    request. GET and HEAD only."""
+    request. GET and HEAD only; on a loopback address, only to a Host that is ``localhost`` or
+    an IP address (:func:`host_allowed`)."""
 
     def __init__(self, bind: str, port: int, state: Callable[[], DashboardState]) -> None:
         outer = self
@@ -604,6 +629,13 @@ class DashboardServer:
             do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
             def _answer(self, body: bool) -> None:
+                if not host_allowed(self.headers.get("Host"), outer.loopback):
+                    text = (
+                        "this dashboard listens on a loopback address and answers only "
+                        "http://localhost or an IP address (--dashboard-bind serves others)\n"
+                    )
+                    self._send(421, text.encode(), "text/plain", body)
+                    return
                 path, _, raw = self.path.partition("?")
                 if path not in ("/", JSON_PATH):
                     self._send(404, b"not found\n", "text/plain", body)
@@ -639,6 +671,7 @@ class DashboardServer:
             daemon_threads = True
 
         self.state = state
+        self.loopback = ipaddress.ip_address(bind).is_loopback
         self.server = Server((bind, port), Handler)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(
