@@ -75,6 +75,7 @@ class Cafe:
     fleet: HelloFleet
     dashboard: str  # the page's URL
     shots: Path
+    https_redirect_port: int  # what the HTTPS redirect names (--https-redirect-port)
 
     def shot(self, driver: Any, name: str) -> Path:
         path = self.shots / f"{self.backend}-{name}.png"
@@ -106,12 +107,18 @@ def cafe(
     tmp = tmp_path_factory.mktemp(f"dashboard-{backend}")
     fleet = HelloFleet([(name, address) for name, address, _port in CAFE_BACKENDS])
     cafe_manifests(tmp / "manifests", fleet.port)
-    port = free_port()
+    port, redirect_port = free_port(), free_port()
     controller = Controller(
         backend,
         tmp / "manifests",
         tmp / "work",
-        extra=["--dashboard", "--dashboard-port", str(port)],
+        extra=[
+            "--dashboard",
+            "--dashboard-port",
+            str(port),
+            "--https-redirect-port",
+            str(redirect_port),
+        ],
     )
     try:
         controller.start()
@@ -121,7 +128,7 @@ def cafe(
     assert controller.proc is not None
     session = controller.proc.pid
     try:
-        yield Cafe(backend, controller, fleet, f"http://127.0.0.1:{port}/", tmp)
+        yield Cafe(backend, controller, fleet, f"http://127.0.0.1:{port}/", tmp, redirect_port)
     finally:
         controller.stop()
         fleet.stop_at_once(wait=False)
@@ -220,11 +227,10 @@ def test_a_user_sees_where_the_cafe_requests_go(cafe: Cafe, browser: Any) -> Non
     served = cafe.controller.get(CAFE, "/coffee", scheme="https")
     assert (served.server_name or "").startswith("coffee-"), served
 
-    https = cafe.controller.https_port
     answer = search(browser, f"http://{CAFE}/tea")
     shot = cafe.shot(browser, "search-redirect")
-    location = f"https://{CAFE}:{https}/tea"
-    # The dashboard's search knows the controller's --https-port.
+    location = f"https://{CAFE}:{cafe.https_redirect_port}/tea"
+    # The dashboard's search names the port the proxy's redirect names (--https-redirect-port).
     assert f"→ 301 redirect to {location}" in answer, f"{answer!r} (screenshot: {shot})"
     redirect = cafe.controller.get(CAFE, "/tea")
     assert (redirect.status, redirect.headers["location"]) == (301, location)

@@ -71,7 +71,9 @@ class DashboardState:
     """What the dashboard shows, read from the controller at one moment.
 
     ``model`` is the model the proxy serves (the last one applied); ``result`` the last build,
-    whose problems are shown (it may be a model the proxy refused: ``failing``)."""
+    whose problems are shown (it may be a model the proxy refused: ``failing``);
+    ``http_port`` and ``https_port`` the ports clients reach (``--https-redirect-port``, else
+    ``--https-port``): the HTTPS redirect's Location names the latter."""
 
     model: RouteModel
     result: BuildResult | None = None
