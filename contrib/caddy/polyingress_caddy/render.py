@@ -104,11 +104,12 @@ __all__ = [
 HTTP_SERVER = "polyingress-http"
 HTTPS_SERVER = "polyingress-https"
 ERRORS_SERVER = "polyingress-errors"
-# The Gateway API features this backend serves (BackendInfo.gateway_features), each proven by
-# the kit's Gateway API cases live (tests/test_caddy_gateway.py). Not declared: the mirrors
-# (Caddy has no request mirroring), CORS, backend protocols (h2c, WebSocket by appProtocol),
-# listener ports in parentRefs, destination port matching, backend request header filters and
-# retries, which the core does not hand to any backend either.
+# The Gateway API features this backend serves (BackendInfo.gateway_features), each proven
+# live: by the kit's Gateway API cases (tests/test_caddy_gateway.py), WebSockets by
+# tests/test_caddy_gateway_live.py (Caddy's reverse_proxy passes every upgrade, through
+# conditional, filtered, rewritten and split rows alike). Not declared: the mirrors (Caddy has
+# no request mirroring), CORS, h2c backends, listener ports in parentRefs, destination port
+# matching, backend request header filters and retries.
 GATEWAY_FEATURES = (
     "HTTPRoute",
     "HTTPRouteQueryParamMatching",
@@ -124,6 +125,7 @@ GATEWAY_FEATURES = (
     "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteBackendProtocolWebSocket",
 )
 # A weighted split is a round robin over a sequence of this many entries at most (the weights
 # reduced by their greatest common divisor; larger totals are scaled down, each share then

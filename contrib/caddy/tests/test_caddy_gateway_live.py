@@ -3,18 +3,22 @@ GatewayWorld, cases of this module's own loaded one at a time): the invalid refe
 a weighted split answered 500 by the server on a UNIX socket, also after other configurations
 were loaded; values with Caddy's placeholder syntax reaching the backend and the client
 literally; the first query parameter of a name deciding, as the core reads a query; a header
-removal Caddy cannot express answering 500 for its rule alone."""
+removal Caddy cannot express answering 500 for its rule alone; WebSockets through conditional,
+filtered and split rows (HTTPRouteBackendProtocolWebSocket)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import websocket
 from caddykit import require_caddy
 
 from polyingress.testing.gateway_cases import GW, INFRA, Expect, GatewayCase, hello_name, v
 from polyingress.testing.gateway_live import GatewayWorld, check_model, model_of
+from polyingress.testing.live import WebSocketEcho, free_port
 
 pytestmark = pytest.mark.live
 
@@ -207,3 +211,112 @@ def test_a_header_removal_caddy_cannot_express_answers_500_for_its_rule_alone(
     log = gateway_world.controller.log_path
     assert log is not None
     assert "HTTPRoute gateway-conformance-infra/wildcard: removing header 'x-*'" in log.read_text()
+
+
+WS_ADDRESS = "127.0.91.1"
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[WebSocketEcho]:
+    server = WebSocketEcho(WS_ADDRESS, free_port(WS_ADDRESS))
+    yield server
+    server.stop()
+
+
+def ws_service(name: str, port: int) -> list[dict[str, Any]]:
+    """A Service whose port says WebSocket (appProtocol kubernetes.io/ws), on the echo."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": INFRA},
+            "spec": {
+                "ports": [
+                    {
+                        "name": "ws",
+                        "port": 8080,
+                        "targetPort": port,
+                        "appProtocol": "kubernetes.io/ws",
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-1",
+                "namespace": INFRA,
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": "ws", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [WS_ADDRESS], "conditions": {"ready": True}}],
+        },
+    ]
+
+
+def test_websockets_pass_conditional_filtered_and_split_rows(
+    gateway_world: GatewayWorld, echo: WebSocketEcho
+) -> None:
+    """HTTPRouteBackendProtocolWebSocket: the upgrade passes a row with a header match and a
+    request header filter (the echo sees the header), a weighted split, and a rewritten path;
+    the same path without the header is a plain HTTP backend, whose refusal of the upgrade
+    reaches the client."""
+    port = echo.server.server_address[1]
+    filtered = {
+        "type": "RequestHeaderModifier",
+        "requestHeaderModifier": {"set": [{"name": "X-Filtered", "value": "yes"}]},
+    }
+    rewrite = {
+        "type": "URLRewrite",
+        "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/room"}},
+    }
+    case = GatewayCase(
+        "CaddyWebSockets",
+        (
+            *ws_service("ws", port),
+            *ws_service("ws-two", port),
+            route(
+                "ws",
+                {
+                    "matches": [
+                        {**prefix("/chat"), "headers": [{"name": "X-Room", "value": "one"}]}
+                    ],
+                    "filters": [filtered],
+                    "backendRefs": [ref("ws")],
+                },
+                {"matches": [prefix("/split")], "backendRefs": [ref("ws"), ref("ws-two")]},
+                {"matches": [prefix("/moved")], "filters": [rewrite], "backendRefs": [ref("ws")]},
+                {"matches": [prefix("/chat")], "backendRefs": [ref(1)]},
+            ),
+        ),
+        (Expect(HOST, "/chat", backend=v(1)),),
+        features=frozenset({"HTTPRoutePathRewrite"}),
+    )
+    check_model(case)
+    gateway_world.check(case)
+
+    def connect(path: str, *headers: str) -> websocket.WebSocket:
+        return websocket.create_connection(
+            f"ws://127.0.0.1:{gateway_world.controller.http_port}{path}",
+            host=HOST,
+            header=list(headers),
+            timeout=5,
+        )
+
+    for path, headers, want in (
+        ("/chat?x=1", ("X-Room: one",), "/chat?x=1 yes"),
+        ("/split/a", (), "/split/a -"),
+        ("/split/b", (), "/split/b -"),
+        ("/moved/x", (), "/room/x -"),
+    ):
+        ws = connect(path, *headers)
+        try:
+            for message in ("hello", "again"):
+                ws.send(message)
+                assert ws.recv() == f"{want} {message}"
+        finally:
+            ws.close()
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        connect("/chat")
