@@ -45,9 +45,21 @@ Every request goes through the same routes, in order (the core's ``RouteModel.an
    **503** when the backend has none. After the rows, ``RouteModel.outcome(None)``: the default
    backend, or **404**.
 
+Gateway API rows (HTTPRoutes; Ingress rows with annotations) add to a row what the model says:
+a method (``method``), headers (``header_regexp`` of the literal value), query parameters
+(``vars_regexp`` on the raw query, each a matcher set of its own inside nested ``not``
+matchers: Caddy ORs the keys of one ``vars_regexp``), the listener scheme (the row is on that server
+only), 500, weighted splits (a round robin along :func:`split_sequence`; an invalid reference's
+share goes to the 500 server on ``errors_socket``), header filters (``headers`` handlers, in the
+model's order), redirects (``static_response`` with a Location), rewrites (``rewrite``'s
+``path_regexp``, the proxy's ``Host``) and timeouts (``response_header_timeout``: 504). A row
+Caddy cannot serve as the model says (a header removal whose name Caddy reads as a wildcard)
+answers 500 and is listed in ``CaddyConfig.refused``. contrib/caddy/README.md has the table.
+
 Every string that reaches the document comes from the validated model and is JSON-encoded by
 ``json.dumps``; host names and rule paths are checked again here (:func:`literal`,
-:func:`host_names`), and what they become in a matcher is literal.
+:func:`host_names`), and what they become in a matcher is literal; a value in a field Caddy runs
+through its replacer has its braces escaped (:func:`caddy_text`).
 """
 
 from __future__ import annotations
