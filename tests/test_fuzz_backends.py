@@ -807,7 +807,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         body = sections[f"backend {slot} from slots"]
         backend = model.backend_index.get(owner[slot]) if slot in owner else None
         if backend is None:
-            assert body == ["# spare", "balance roundrobin"]
+            assert body == ["# spare", "balance hash var(txn.aff)"]
             continue
         servers = sorted(
             {f"server {e.address}_{e.port} {e.hostport}" for e in backend.ready_endpoints}
@@ -816,7 +816,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
             f"# {backend.name} ({len(backend.ready_endpoints)} ready of "
             f"{len(backend.endpoints)} endpoints)"
         )
-        assert body[:2] == [comment, "balance roundrobin"] and sorted(body[2:]) == servers
+        assert body[:2] == [comment, "balance hash var(txn.aff)"] and sorted(body[2:]) == servers
 
     # The crt-list: the fallback, then each bound certificate with its hosts as SNI filters.
     bound: dict[str, list[str]] = {}

@@ -817,7 +817,13 @@ class GatewayStage:
         """The status documents: GatewayClasses, Gateways, then HTTPRoutes, each sorted."""
         now = self.now
         docs: list[dict[str, Any]] = []
-        supported = sorted((self.features or frozenset()) - {"Gateway", "ReferenceGrant"})
+        # Upstream names only: "polyingress.io/..." features are the annotations' (route
+        # model parts without a Gateway API feature).
+        supported = sorted(
+            f
+            for f in (self.features or frozenset()) - {"Gateway", "ReferenceGrant"}
+            if "/" not in f
+        )
         for name, obj in sorted(self.classes.items()):
             _ns, _n, gen = _meta(obj)
             status: dict[str, Any] = {

@@ -37,6 +37,7 @@ __all__ = [
     "Answer",
     "Backend",
     "Certificate",
+    "CookieMatch",
     "Endpoint",
     "GlobalSettings",
     "HeaderFilter",
@@ -54,6 +55,7 @@ __all__ = [
     "Rewrite",
     "Route",
     "RouteModel",
+    "SessionAffinity",
     "TLSBinding",
     "VirtualHost",
     "WeightedBackend",
@@ -167,6 +169,42 @@ class HeaderMatch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class CookieMatch:
+    """The request's cookie ``name`` (case-sensitive) must have exactly ``value``. The first
+    pair of that name in the Cookie header counts (what ingress-nginx's ``$cookie_<name>``
+    reads); pairs are split on ``;``, surrounding spaces and tabs dropped, and a pair without
+    ``=`` is no cookie (:meth:`Request.cookie`). Names and values are cookie tokens (RFC 6265:
+    no space, ``;``, ``,``, quote or backslash), checked by the translation."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionAffinity:
+    """Cookie session affinity (ingress-nginx's ``affinity: cookie``): a client that got the
+    cookie ``name`` from a row keeps reaching the same endpoint of the row's backend while it
+    sends the cookie back and that endpoint is ready; a request without it is balanced as any
+    other and gets the cookie. ``mode``: ``balanced`` (scaling up may move some sessions) or
+    ``persistent`` (never moved while the endpoint is ready). The cookie is HttpOnly, with
+    ``path`` (None: the row's path), ``domain``, ``samesite`` (``None``/``Lax``/``Strict``),
+    ``max_age`` and ``expires`` (seconds), ``secure`` (None: on HTTPS requests only);
+    ``change_on_failure``: a request whose endpoint failed gets a new cookie. Names and values
+    are checked by the translation (cookie tokens, plain paths, host names)."""
+
+    name: str = "INGRESSCOOKIE"
+    mode: str = "balanced"
+    path: str | None = None
+    domain: str | None = None
+    samesite: str | None = None
+    conditional_samesite_none: bool = False
+    expires: int | None = None
+    max_age: int | None = None
+    secure: bool | None = None
+    change_on_failure: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
 class QueryMatch:
     """The request's query must carry parameter ``name`` (case-sensitive) with exactly
     ``value``; when the name repeats, its first value counts."""
@@ -264,8 +302,15 @@ class Route:
     only (``schemes``), split its requests between weighted backends (``split``; ``backend`` is
     then None), answer by itself (``status``, e.g. 500 for a rule without a valid backend;
     ``redirect``), change the request (``rewrite``, ``request_headers``) and the response
-    (``response_headers``), and copy requests to ``mirrors``. ``order`` breaks the ties the
-    match leaves: (creation timestamp, namespace, name, rule index, match index).
+    (``response_headers``), and copy requests to ``mirrors``. ``timeout`` (seconds): the
+    backend must answer within it, else 504; ``connect_timeout`` (seconds, annotation rows:
+    proxy-connect-timeout): an endpoint must accept the connection within it, else the proxy
+    answers by itself (504; HAProxy 503) instead of waiting for the ConfigMap's
+    proxy-connect-timeout; ``send_timeout`` (seconds, proxy-send-timeout): the longest pause
+    between two writes of the request to the endpoint (one that stops reading it: 504);
+    ``affinity``: cookie session affinity to the row's endpoints
+    (annotation rows). ``order`` breaks the ties the match leaves: (creation timestamp,
+    namespace, name, rule index, match index).
     """
 
     path: str
@@ -276,6 +321,7 @@ class Route:
     method: str | None = None
     headers: tuple[HeaderMatch, ...] = ()
     query: tuple[QueryMatch, ...] = ()
+    cookies: tuple[CookieMatch, ...] = ()
     schemes: tuple[str, ...] = ("http", "https")
     split: tuple[WeightedBackend, ...] = ()
     status: int | None = None
@@ -285,12 +331,19 @@ class Route:
     response_headers: HeaderFilter | None = None
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
+    connect_timeout: float | None = None
+    send_timeout: float | None = None
+    affinity: SessionAffinity | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
-    def sort_key(self) -> tuple[int, int, str, int, int, int, tuple[str, str, str, int, int]]:
+    def sort_key(
+        self,
+    ) -> tuple[int, int, str, int, int, int, int, tuple[str, str, str, int, int]]:
         # The precedence of the Gateway API (Ingress rows are the case without conditions):
         # Exact before Prefix, longer before shorter, then a method match, more headers, more
-        # query parameters, then the oldest source, its namespace/name and rule order.
+        # query parameters, then the oldest source, its namespace/name and rule order. Cookie
+        # matches (annotation rows only: canary-by-cookie) come after header matches, as
+        # ingress-nginx's canary precedence (header, then cookie, then weight) says.
         return (
             0 if self.path_type is PathType.EXACT else 1,
             -len(self.path),
@@ -298,13 +351,20 @@ class Route:
             0 if self.method is not None else 1,
             -len(self.headers),
             -len(self.query),
+            -len(self.cookies),
             self.order,
         )
 
     @property
     def conditional(self) -> bool:
         """True when the row requires more than its path (a method, headers, query, a scheme)."""
-        return bool(self.method is not None or self.headers or self.query or len(self.schemes) < 2)
+        return bool(
+            self.method is not None
+            or self.headers
+            or self.query
+            or self.cookies
+            or len(self.schemes) < 2
+        )
 
     @property
     def match_key(self) -> tuple[object, ...]:
@@ -316,6 +376,7 @@ class Route:
             tuple(sorted(self.headers)),
             tuple(sorted(self.query)),
             self.schemes,
+            tuple(sorted(self.cookies)),
         )
 
     @property
@@ -335,13 +396,16 @@ class Route:
         return path == self.path or path.startswith(self.path + "/")
 
     def accepts(self, request: Request) -> bool:
-        """The conditions beyond the path: scheme, method, headers, query parameters."""
+        """The conditions beyond the path: scheme, method, headers, query parameters, cookies."""
         if request.scheme not in self.schemes:
             return False
         if self.method is not None and request.method != self.method:
             return False
         for h in self.headers:
             if request.header(h.name) != h.value:
+                return False
+        for c in self.cookies:
+            if request.cookie(c.name) != c.value:
                 return False
         return all(request.query_param(q.name) == q.value for q in self.query)
 
@@ -359,6 +423,19 @@ class Request:
         for k, v in self.headers:
             if k.lower() == name:
                 return v
+        return None
+
+    def cookie(self, name: str) -> str | None:
+        """The value of the first cookie ``name`` (case-sensitive) of the Cookie header (one
+        line, as RFC 6265 §5.4 has user agents send): pairs split on ``;``, spaces and tabs
+        around a pair dropped, pairs without ``=`` skipped."""
+        header = self.header("cookie")
+        if header is None:
+            return None
+        for part in header.split(";"):
+            key, eq, value = part.strip(" \t").partition("=")
+            if eq and key == name:
+                return value
         return None
 
     def query_param(self, name: str) -> str | None:
@@ -551,6 +628,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "method": r.method,
         "headers": [[h.name, h.value] for h in r.headers],
         "query": [[q.name, q.value] for q in r.query],
+        "cookies": [[c.name, c.value] for c in r.cookies],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
         "split": [[w.backend, w.weight] for w in r.split],
         "status": r.status,
@@ -560,6 +638,9 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
+        "connect_timeout": r.connect_timeout,
+        "send_timeout": r.send_timeout,
+        "affinity": None if r.affinity is None else _plain(r.affinity),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}
@@ -712,6 +793,28 @@ class RouteModel:
     def _available(self, backend: str) -> bool:
         found = self.backend_index.get(backend)
         return found is not None and found.available
+
+    def split_shares(self, route: Route) -> tuple[tuple[tuple[str, int], ...], int]:
+        """How a proxy shares out the requests of ``route``'s weighted split: (backend, weight)
+        of each backend with a weight and a ready endpoint, in the split's order (a backend named
+        twice gets the sum), and the weight answered 500 (the invalid references' share). A
+        backend without a ready endpoint gets no share: the others take its requests (when none
+        is left, :meth:`outcome` answers 503). For a row without a split: its one backend, if
+        available."""
+        if not route.split:
+            if route.backend is not None and self._available(route.backend):
+                return ((route.backend, 1),), 0
+            return (), 0
+        weights: dict[str, int] = {}
+        failing = 0
+        for share in route.split:
+            if share.weight <= 0:
+                continue
+            if share.backend is None:
+                failing += share.weight
+            elif self._available(share.backend):
+                weights[share.backend] = weights.get(share.backend, 0) + share.weight
+        return tuple(weights.items()), failing
 
     def answer(
         self,

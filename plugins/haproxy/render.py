@@ -521,6 +521,7 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "redirect_codes": REDIRECT_CODES,
         "request_filters": shapes.request_filter_names(),
         "response_filters": shapes.response_filter_names(),
+        "affinity": shapes.affinity_lines(),
     }
 
 

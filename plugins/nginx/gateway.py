@@ -17,7 +17,8 @@ How a request finds its row, without Lua (so the same in both upstream modes):
   after the first row without conditions, then the default (default backend, else 404).
 * Each condition is a ``map`` to ``1``/``0`` (http level, named by a hash of what it tests, so
   equal conditions are one map): the method (``$request_method``), a header (``$http_<name>``,
-  an anchored case-sensitive regex), a query parameter (``$args``: the *first* parameter of
+  an anchored case-sensitive regex), a cookie (``$http_cookie``, :func:`cookie_regex`), a
+  query parameter (``$args``: the *first* parameter of
   that name has that value, as :meth:`Request.query_param`), the wildcard guard (``$host``,
   single label). A location with conditional candidates gets one more ``map``: the
   concatenated condition bits -> the named location of the first candidate that holds (regex
@@ -64,6 +65,7 @@ from dataclasses import dataclass, field
 
 from polyingress.core import HostKind, ObjectRef, PathTable, Route, RouteModel, VirtualHost
 
+from .affinity import affinity_lines, upstream_name
 from .render import (
     _LUA_PROXY_PASS,
     _ROOT,
@@ -111,6 +113,15 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
+    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match),
+    # proxy-connect-timeout and proxy-send-timeout (proxy_connect_timeout, proxy_send_timeout
+    # in the row's location) and
+    "polyingress.io/CookieMatching",
+    "polyingress.io/BackendConnectTimeout",
+    "polyingress.io/BackendSendTimeout",
+    # affinity: cookie (affinity.py: the cookie's value picks the endpoint, by a consistent
+    # hash upstream in static mode, by the Lua balancer's rendezvous hashing in Lua mode).
+    "polyingress.io/SessionAffinity",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -142,6 +153,9 @@ def gateway_row(route: Route) -> bool:
         or route.response_headers is not None
         or route.mirrors
         or route.timeout is not None
+        or route.connect_timeout is not None
+        or route.send_timeout is not None
+        or route.affinity is not None
     )
 
 
@@ -175,6 +189,14 @@ def _re_escape(value: str) -> str:
     """A PCRE literal: every character but ASCII letters and digits backslash-escaped (a
     backslash before a non-alphanumeric character is always that character)."""
     return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in value)
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """A PCRE holding for a Cookie header whose first pair named ``name`` (case-sensitive)
+    has ``value`` (Request.cookie): every pair before it does not start with ``name=``.
+    ``$cookie_<name>`` would match the name in any case."""
+    n, v = _re_escape(name), _re_escape(value)
+    return f"^(?:(?![ \\t]*{n}=)[^;]*;)*[ \\t]*{n}={v}[ \\t]*(?:;|$)"
 
 
 def literal(value: str) -> str:
@@ -336,6 +358,8 @@ class Gateway:
                 return None
             variable = "$http_" + h.name.replace("-", "_")
             conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
+        for c in route.cookies:
+            conds.add(self._flag("$http_cookie", cookie_regex(c.name, c.value)))
         for q in route.query:
             name, value = _re_escape(q.name), _re_escape(q.value)
             tail = f"={value}(?:&|$)" if q.value else "=?(?:&|$)"
@@ -413,12 +437,20 @@ class Gateway:
 
     @staticmethod
     def _timeouts(route: Route) -> tuple[str, ...]:
+        lines: list[str] = []
+        if route.connect_timeout is not None:
+            lines.append(f"proxy_connect_timeout {_ms(route.connect_timeout)};")
+        if route.send_timeout is not None:
+            lines.append(f"proxy_send_timeout {_ms(route.send_timeout)};")
         if route.timeout is None:
-            return ()
+            return tuple(lines)
         t = _ms(route.timeout)
+        if route.connect_timeout is None:
+            lines.append(f"proxy_connect_timeout {t};")
+        if route.send_timeout is None:
+            lines.append(f"proxy_send_timeout {t};")
         return (
-            f"proxy_connect_timeout {t};",
-            f"proxy_send_timeout {t};",
+            *lines,
             f"proxy_read_timeout {t};",
             f"proxy_next_upstream_timeout {t};",
         )
@@ -462,19 +494,36 @@ class Gateway:
         mirrors, extra = self._mirrors(route)
         final = _directive(self.model, answer, self.lua)
         # Lua mode names the backend with `set`, a rewrite-module directive: it must come
-        # before a `rewrite ... break`, which ends them.
+        # before a `rewrite ... break`, which ends them (so must the affinity key's `set`).
         named = _Answer(final).backend_set
-        head = (named,) if named is not None else ()
+        proxy = _LUA_PROXY_PASS if named is not None else final
+        head: tuple[str, ...] = (named,) if named is not None else ()
+        sticky: tuple[str, ...] = ()
+        if route.affinity is not None and proxy.startswith("proxy_pass"):
+            sticky = self._affinity(route)
+            head += tuple(line for line in sticky if line.startswith("set "))
+            sticky = tuple(line for line in sticky if not line.startswith("set "))
+            if not self.lua:  # the upstream hashing the key (render.py upstreams)
+                proxy = f"proxy_pass {quote('http://' + upstream_name(backend))};"
         directives = (
             *head,
             *self._rewrite(route, "break"),
             *self._headers(route),
             *self._response(route),
+            *sticky,
             *mirrors,
             *self._timeouts(route),
-            _LUA_PROXY_PASS if named is not None else final,
+            proxy,
         )
         return _simple(directives, extra=extra)
+
+    def _affinity(self, route: Route) -> tuple[str, ...]:
+        def add_map(name: str, lines: tuple[str, ...]) -> None:
+            self._block(name, lines)  # noted for the render cache, as every http block
+
+        return affinity_lines(
+            route, add_map, _re_escape, lambda t: quote(t, variables=True), literal
+        )
 
     def _status(self, route: Route, status: int) -> _Action:
         return _simple((*self._response(route), f"return {status};"))

@@ -95,6 +95,8 @@ from polyingress.core import (
     VirtualHost,
 )
 
+from .affinity import VARIABLE as AFFINITY_VARIABLE
+from .affinity import affinity_backends, upstream_name
 from .settings import NginxSettings, nginx_settings
 
 if TYPE_CHECKING:
@@ -832,6 +834,15 @@ def _keepalive(settings: NginxSettings, connections: int) -> tuple[str, ...]:
     )
 
 
+def _sticky_of(*vhosts: VirtualHost | None) -> Iterator[str]:
+    """The backends that the rows of ``vhosts`` with session affinity proxy to."""
+    for vhost in vhosts:
+        if vhost is not None:
+            for r in vhost.routes:
+                if r.affinity is not None:
+                    yield from r.backends
+
+
 def _mirrors_of(*vhosts: VirtualHost | None) -> Iterator[str]:
     """The backends that the rows of ``vhosts`` mirror requests to (Gateway API rows)."""
     for vhost in vhosts:
@@ -845,6 +856,7 @@ def upstreams(
     settings: NginxSettings,
     lua: bool = False,
     mirrors: Iterable[str] = (),
+    sticky: frozenset[str] | None = None,
 ) -> tuple[_Upstream, ...]:
     """Static: one upstream per backend with ready endpoints; servers are IPs (notes §7).
     Lua: one upstream for every backend, without a single endpoint address (module docstring):
@@ -854,7 +866,9 @@ def upstreams(
     Lua mode's ``mirrors`` (backends that rows mirror requests to) get an upstream each, whose
     balancer is handed the backend's name: a mirror's subrequest shares the variables of the
     request it copies (nginx's subrequests do), so it cannot name its backend in
-    ``$polyingress_backend`` without changing the backend of the request itself."""
+    ``$polyingress_backend`` without changing the backend of the request itself. Static mode's
+    ``sticky`` (backends that rows with session affinity proxy to; None: found in the model) get
+    a second upstream each, hashing the affinity key."""
     if lua:
         connections = settings.upstream_keepalive_connections
         if "upstream-keepalive-connections" not in settings.from_configmap:
@@ -887,6 +901,8 @@ def upstreams(
         return tuple(out)
     keepalive = _keepalive(settings, settings.upstream_keepalive_connections)
     out = []
+    if sticky is None:
+        sticky = affinity_backends(model)
     for backend in model.backends:
         ref = ObjectRef(kind="Service", namespace=backend.namespace, name=backend.service)
         ready = backend.ready_endpoints
@@ -894,6 +910,12 @@ def upstreams(
             continue
         servers = [f"server {quote(e.hostport)};" for e in ready]
         out.append(_Upstream(_source_comment([ref]), quote(backend.name), (*servers, *keepalive)))
+        if backend.name in sticky:
+            # Session affinity (affinity.py): the same servers, chosen by the cookie's key.
+            hashed = (f"hash {AFFINITY_VARIABLE} consistent;", *servers, *keepalive)
+            out.append(
+                _Upstream(_source_comment([ref]), quote(upstream_name(backend.name)), hashed)
+            )
     return tuple(out)
 
 
@@ -1181,6 +1203,7 @@ def render(
     gw = _gateway(model, settings, opts)
     gateway_used = gw.involves(catch_all)
     mirrors: set[str] = set(_mirrors_of(catch_all)) if gateway_used else set()
+    sticky: set[str] = set(_sticky_of(catch_all)) if gateway_used else set()
 
     default_listens = (
         f"listen {http_listen} default_server;",
@@ -1284,6 +1307,7 @@ def render(
         if entry.involved:
             gateway_used = True
             mirrors.update(_mirrors_of(vhost, below))
+            sticky.update(_sticky_of(vhost, below))
         fresh[host] = entry
         shaped.extend(entry.parts)
     if cache is not None:
@@ -1304,7 +1328,11 @@ def render(
         http=(*_http(settings, names, opts.lua), *(gw.http() if gateway_used else ())),
         maps=maps,
         upstreams=upstreams(
-            model, settings, lua=lua, mirrors=sorted(mirrors & model.backend_index.keys())
+            model,
+            settings,
+            lua=lua,
+            mirrors=sorted(mirrors & model.backend_index.keys()),
+            sticky=frozenset(sticky),
         ),
         servers=servers,
     )

@@ -29,6 +29,7 @@ local ngx = ngx
 local decode = cjson.decode
 local exit = ngx.exit
 local now = ngx.now
+local crc32_long = ngx.crc32_long
 local var = ngx.var
 local log = ngx.log
 local ERR = ngx.ERR
@@ -128,6 +129,27 @@ local function pick(name, peers, tried)
     return peers[spare]
 end
 
+-- Session affinity (affinity.py): the endpoint whose hash with the key is highest among those
+-- neither tried nor failing (rendezvous hashing: adding an endpoint moves about 1/n of the
+-- keys, removing one only its own); nil when none is left.
+local function pick_by_key(key, peers, tried)
+    local t = now()
+    local best, best_score
+    for i = 1, #peers do
+        local peer = peers[i]
+        if not tried[peer.key] then
+            local deadline = failed_until[peer.key]
+            if deadline == nil or deadline <= t then
+                local score = crc32_long(key .. "|" .. peer.key)
+                if best == nil or score > best_score then
+                    best, best_score = peer, score
+                end
+            end
+        end
+    end
+    return best
+end
+
 function _M.balance(backend)
     local name = backend or var.polyingress_backend
     local peers = name ~= nil and peers_of(name)
@@ -168,7 +190,11 @@ function _M.balance(backend)
             failed_until[last] = now() + FAIL_TIMEOUT
         end
     end
-    local peer = pick(name, peers, tried)
+    local key = var.polyingress_affinity
+    local peer = key ~= nil and key ~= "" and pick_by_key(key, peers, tried)
+    if not peer then
+        peer = pick(name, peers, tried)
+    end
     local ok, err = set_current_peer(peer.host, peer.port)
     if not ok then
         log(ERR, "polyingress: backend ", name, ": peer ", peer.key, ": ", err)
