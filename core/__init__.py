@@ -53,6 +53,13 @@ from polyingress.core.pipeline.model import (
     VirtualHost,
     redirect_status,
 )
+from polyingress.core.pipeline.policy import (
+    POLICY_FEATURES,
+    SOURCE_RANGES,
+    RoutePolicy,
+    SourceRanges,
+    admitted_networks,
+)
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.requestpath import normalize_request_path
 from polyingress.core.pipeline.settings import (
@@ -71,7 +78,9 @@ from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signe
 
 __all__ = [
     "FALLBACK_NAME",
+    "POLICY_FEATURES",
     "SETTINGS",
+    "SOURCE_RANGES",
     "Answer",
     "ApplyError",
     "ApplyResult",
@@ -101,16 +110,19 @@ __all__ = [
     "Route",
     "RouteKey",
     "RouteModel",
+    "RoutePolicy",
     "RunSettings",
     "Setting",
     "SettingsSupport",
     "Severity",
     "Snapshot",
+    "SourceRanges",
     "Stopwatch",
     "TLSBinding",
     "Timings",
     "TransientApplyError",
     "VirtualHost",
+    "admitted_networks",
     "backend_plugin",
     "build_model",
     "command_line",

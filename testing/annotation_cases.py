@@ -63,7 +63,8 @@ class Expect:
     answer (200), receiving ``path_seen`` (default: the target as sent), ``host_seen``
     (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it.
     Without a service, ``status`` is what the proxy answers by itself, with ``location``
-    (a template, see :func:`location`) for a redirect."""
+    (a template, see :func:`location`) for a redirect. ``source``: the client address the
+    request comes from (a loopback address: the proxies listen on 127.0.0.1)."""
 
     host: str
     target: str
@@ -77,10 +78,12 @@ class Expect:
     headers_seen: tuple[tuple[str, str], ...] = ()
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
+    source: str = "127.0.0.1"
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
-        return f"{self.method} {self.scheme}://{self.host}{self.target}{extra}"
+        origin = f" from {self.source}" if self.source != "127.0.0.1" else ""
+        return f"{self.method} {self.scheme}://{self.host}{self.target}{extra}{origin}"
 
 
 @dataclass(frozen=True)
@@ -608,6 +611,152 @@ _READ_TIMEOUT = AnnotationCase(
     ),
 )
 
+# --- access: client address lists -----------------------------------------------------------
+# The client binds its connection to an address of 127.0.0.0/8 (every one of them reaches a
+# proxy listening on 127.0.0.1): 127.0.92.x and 127.0.93.x stand for two client networks.
+
+_INSIDE, _OUTSIDE = "127.0.92.5", "127.0.93.5"
+
+_ALLOWLIST = AnnotationCase(
+    "allowlist-source-range/403-for-others",
+    _E2E
+    + 'ipallowlist.go "should set valid ip allowlist range" (allow lines, then deny all); '
+    + _DOCS
+    + " Allowlist source range",
+    (
+        ingress(
+            "allowlist",
+            "allowlist.foo.com",
+            "/",
+            annotations={"allowlist-source-range": "127.0.92.0/24, ::1"},
+        ),
+    ),
+    (
+        Expect("allowlist.foo.com", "/", "echo", source=_INSIDE),
+        Expect("allowlist.foo.com", "/a?b=c", "echo", source="127.0.92.250"),
+        Expect("allowlist.foo.com", "/", status=403, source=_OUTSIDE),
+        Expect("allowlist.foo.com", "/x", status=403, method="POST", source=_OUTSIDE),
+        Expect("allowlist.foo.com", "/x", status=403, scheme="https", source=_OUTSIDE),
+        Expect("allowlist.foo.com", "/x", "echo", scheme="https", source=_INSIDE),
+        Expect("allowlist.foo.com", "/", status=403),  # from 127.0.0.1
+    ),
+)
+
+_WHITELIST = AnnotationCase(
+    "whitelist-source-range/old-name",
+    "internal/ingress/annotations/ipallowlist/main.go: whitelist-source-range is an alias of "
+    "allowlist-source-range, which wins when both are set",
+    (
+        ingress(
+            "whitelist",
+            "whitelist.foo.com",
+            "/",
+            annotations={"whitelist-source-range": "127.0.93.0/24"},
+        ),
+        ingress(
+            "both",
+            "both.foo.com",
+            "/",
+            annotations={
+                "whitelist-source-range": "127.0.93.0/24",
+                "allowlist-source-range": "127.0.92.0/24",
+            },
+        ),
+    ),
+    (
+        Expect("whitelist.foo.com", "/", "echo", source=_OUTSIDE),
+        Expect("whitelist.foo.com", "/", status=403, source=_INSIDE),
+        Expect("both.foo.com", "/", "echo", source=_INSIDE),
+        Expect("both.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
+_DENYLIST = AnnotationCase(
+    "denylist-source-range/403-for-listed",
+    _E2E
+    + 'ipdenylist.go "should set valid ip denylist range" (deny lines, no deny all); '
+    + _DOCS
+    + " Denylist source range",
+    (
+        ingress(
+            "denylist",
+            "denylist.foo.com",
+            "/",
+            annotations={"denylist-source-range": "127.0.93.0/24,127.0.92.7"},
+        ),
+    ),
+    (
+        Expect("denylist.foo.com", "/", status=403, source=_OUTSIDE),
+        Expect("denylist.foo.com", "/", status=403, source="127.0.92.7"),
+        Expect("denylist.foo.com", "/", "echo", source="127.0.92.8"),
+        Expect("denylist.foo.com", "/", "echo"),
+    ),
+)
+
+_DENY_BEFORE_ALLOW = AnnotationCase(
+    "denylist-source-range/before-allowlist",
+    "rootfs/etc/nginx/template/nginx.tmpl: a location's deny lines come before its allow lines "
+    "and deny all",
+    (
+        ingress(
+            "acl",
+            "acl.foo.com",
+            "/",
+            annotations={
+                "allowlist-source-range": "127.0.92.0/24",
+                "denylist-source-range": "127.0.92.128/25",
+            },
+        ),
+    ),
+    (
+        Expect("acl.foo.com", "/", "echo", source=_INSIDE),
+        Expect("acl.foo.com", "/", status=403, source="127.0.92.200"),
+        Expect("acl.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
+_ACL_OWN_PATHS = AnnotationCase(
+    "allowlist-source-range/own-paths-only",
+    "ingress-nginx applies an Ingress's location annotations to its own paths: another Ingress "
+    "of the same host stays open, and a canary's traffic gets the main Ingress's list",
+    (
+        ingress(
+            "admin",
+            "acl.foo.com",
+            "/admin",
+            annotations={"allowlist-source-range": "127.0.92.0/24"},
+        ),
+        ingress("site", "acl.foo.com", "/", created="2026-01-02T00:00:00Z"),
+        _canary("admin-canary", "acl.foo.com", "/admin", canary_by_header="X-Canary"),
+    ),
+    (
+        Expect("acl.foo.com", "/admin/x", "echo", source=_INSIDE),
+        Expect("acl.foo.com", "/admin/x", status=403, source=_OUTSIDE),
+        Expect("acl.foo.com", "/public", "echo", source=_OUTSIDE),
+        Expect(
+            "acl.foo.com", "/admin", "canary", headers=(("X-Canary", "always"),), source=_INSIDE
+        ),
+        Expect(
+            "acl.foo.com", "/admin", status=403, headers=(("X-Canary", "always"),), source=_OUTSIDE
+        ),
+    ),
+)
+
+_ACL_SPLIT = AnnotationCase(
+    "allowlist-source-range/weighted-canary",
+    "a weighted canary's requests get the main Ingress's list too",
+    (
+        ingress(
+            "main", "split.foo.com", "/", annotations={"allowlist-source-range": "127.0.92.0/24"}
+        ),
+        _canary("canary", "split.foo.com", "/", canary_weight="50"),
+    ),
+    (
+        Expect("split.foo.com", "/", None, source=_INSIDE),
+        Expect("split.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -634,4 +783,10 @@ CASES: list[AnnotationCase] = [
     _ALIAS,
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
+    _ALLOWLIST,
+    _WHITELIST,
+    _DENYLIST,
+    _DENY_BEFORE_ALLOW,
+    _ACL_OWN_PATHS,
+    _ACL_SPLIT,
 ]

@@ -92,7 +92,7 @@ def _sent(e: Expect) -> tuple[tuple[str, str], ...]:
 
 def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     answer: Answer = model.answer(
-        e.host, e.target, scheme=e.scheme, method=e.method, headers=_sent(e)
+        e.host, e.target, scheme=e.scheme, method=e.method, headers=_sent(e), client=e.source
     )
     route = answer.route
     delay = request_delay(e.target)
@@ -168,7 +168,12 @@ class AnnotationWorld:
 
     def send(self, e: Expect) -> Response:
         return self.controller.get(
-            e.host, e.target, scheme=e.scheme, method=e.method, headers=dict(e.headers)
+            e.host,
+            e.target,
+            scheme=e.scheme,
+            method=e.method,
+            headers=dict(e.headers),
+            source=e.source,
         )
 
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:

@@ -293,17 +293,23 @@ def request(
     body: bytes | None = None,
     timeout: float = 5.0,
     conn: http.client.HTTPConnection | None = None,
+    source: str | None = None,
 ) -> Response:
-    """One request on a fresh connection (or ``conn``); JSON answers from hello servers."""
+    """One request on a fresh connection (or ``conn``); JSON answers from hello servers.
+    ``source``: the local address the connection comes from (any of 127.0.0.0/8 reaches a
+    proxy on 127.0.0.1: a test sends requests from several client addresses)."""
     own = conn is None
+    bound = (source, 0) if source is not None else None
     if conn is None:
         if scheme == "https":
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            conn = _SNIConnection(address, port, timeout=timeout, context=ctx, sni=sni or host)
+            conn = _SNIConnection(
+                address, port, timeout=timeout, context=ctx, sni=sni or host, source_address=bound
+            )
         else:
-            conn = http.client.HTTPConnection(address, port, timeout=timeout)
+            conn = http.client.HTTPConnection(address, port, timeout=timeout, source_address=bound)
     hdrs = {"Host": host, "Accept": "application/json", **(headers or {})}
     try:
         peer = digest = None
@@ -333,7 +339,8 @@ class _SNIConnection(http.client.HTTPSConnection):
         self._sni = sni
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
+        source = self.source_address  # type: ignore[attr-defined]
+        sock = socket.create_connection((self.host, self.port), self.timeout, source)
         self.sock = self._context.wrap_socket(sock, server_hostname=self._sni)  # type: ignore[attr-defined]
 
 

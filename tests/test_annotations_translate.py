@@ -114,8 +114,6 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
 @pytest.mark.parametrize(
     ("annotations", "severity", "served"),
     [
-        ({"whitelist-source-range": "10.0.0.0/8"}, "error", False),
-        ({"denylist-source-range": "10.0.0.1"}, "error", False),
         ({"auth-type": "basic", "auth-secret": "users"}, "error", False),
         ({"backend-protocol": "GRPC"}, "error", False),
         ({"enable-cors": "true"}, "warning", True),
@@ -125,8 +123,6 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         ({"proxy-connect-timeout": "5"}, "warning", True),
     ],
     ids=[
-        "allowlist",
-        "denylist",
         "auth",
         "grpc",
         "cors",

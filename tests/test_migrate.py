@@ -116,7 +116,7 @@ def test_canary_pair(report: dict[str, IngressReport]) -> None:
 def test_fail_closed_and_invalid(report: dict[str, IngressReport]) -> None:
     admin = report["admin"]
     assert admin.outcomes == ("rejected",) * 3
-    assert cells(admin, "whitelist-source-range") == ["unsupported"] * 3
+    assert cells(admin, "whitelist-source-range") == ["honoured", "unsupported", "unsupported"]
     (line,) = [x for x in admin.lines if x.key == N + "auth-type"]
     assert "the Ingress is rejected" in line.cells[0].note
     regex = report["versioned-api"]

@@ -1101,6 +1101,9 @@ def _missing_shapes(have: Shapes, needed: Shapes) -> str:
         parts.append(f"{needed.segments} prefix segments")
     if needed.suffix_labels > have.suffix_labels:
         parts.append(f"suffix hosts of {needed.suffix_labels} labels")
+    lengths = sorted(set(needed.source_lengths) - set(have.source_lengths))
+    if lengths:
+        parts.append("source range lengths " + ", ".join(f"IPv{f} /{n}" for f, n in lengths))
     return "; ".join(parts)
 
 

@@ -106,6 +106,9 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges are record
+    # entries of the routes map (rows.py), changed through the Runtime API.
+    "PolyingressSourceRanges",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

@@ -518,6 +518,7 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "redirect_codes": REDIRECT_CODES,
         "request_filters": shapes.request_filter_names(),
         "response_filters": shapes.response_filter_names(),
+        "source_masks": shapes.source_masks(),
     }
 
 

@@ -109,6 +109,8 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
+    # polyingress's request policies (core/pipeline/policy.py): allow/deny lines per row.
+    "PolyingressSourceRanges",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -128,6 +130,27 @@ _NGINX_HEADER = re.compile(r"[a-z0-9-]+")
 _PATH_SAFE = "A-Za-z0-9\\-._~!$&'()*+,;=:@/"
 
 
+# A 503 answered after the access phase (``return`` answers in the rewrite phase, before it):
+# ``try_files`` runs after access, finds no such file and answers its code. For a row with a
+# policy, a refused client gets 403 before the 503 of a backend without a ready endpoint.
+_UNAVAILABLE_AFTER_ACCESS = "try_files /.polyingress-no-endpoint =503;"
+
+
+def access_lines(route: Route) -> tuple[str, ...]:
+    """A row's source ranges as ingress-nginx renders them (ngx_http_access_module, first
+    match wins): ``deny`` each denied network, then ``allow`` each allowed one and ``deny
+    all`` when there is an allow list. The networks are the core's normalized CIDRs."""
+    policy = route.policy
+    if policy is None or policy.sources is None:
+        return ()
+    sources = policy.sources
+    lines = [f"deny {quote(cidr)};" for cidr in sources.deny]
+    if sources.allow:
+        lines += [f"allow {quote(cidr)};" for cidr in sources.allow]
+        lines.append("deny all;")
+    return tuple(lines)
+
+
 def gateway_row(route: Route) -> bool:
     """True when a row needs more than an Ingress row (a path and one backend)."""
     return bool(
@@ -140,6 +163,7 @@ def gateway_row(route: Route) -> bool:
         or route.response_headers is not None
         or route.mirrors
         or route.timeout is not None
+        or route.policy is not None
     )
 
 
@@ -424,13 +448,18 @@ class Gateway:
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
         )
         mirrors, extra = self._mirrors(route)
+        directive = _directive(self.model, answer, self.lua)
+        access = access_lines(route)
+        if access and directive == "return 503;":
+            directive = _UNAVAILABLE_AFTER_ACCESS
         directives = (
+            *access,
             *self._rewrite(route, "break"),
             *self._headers(route),
             *self._response(route),
             *mirrors,
             *self._timeouts(route),
-            _directive(self.model, answer, self.lua),
+            directive,
         )
         return _simple(directives, extra=extra)
 
@@ -483,7 +512,9 @@ class Gateway:
             pick = (f"rewrite_by_lua_block {{ {call}, {{ {targets} }}) }}",)
             return _simple(pick, tuple(deps), tuple(extra))
         if not any(w.backend is not None and self._available(w.backend) for w in live):
-            return _simple((*self._response(route), "return 503;"))
+            access = access_lines(route)
+            last = _UNAVAILABLE_AFTER_ACCESS if access else "return 503;"
+            return _simple((*access, *self._response(route), last))
         error = self._status(route, 500)
         if any(share is None for _w, share in shares):
             deps += error.own

@@ -96,6 +96,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges as ipAllowList.
+    "PolyingressSourceRanges",
 )
 
 

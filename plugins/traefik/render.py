@@ -111,6 +111,7 @@ from polyingress.core import (
     Route,
     RouteModel,
     VirtualHost,
+    admitted_networks,
     format_duration,
 )
 
@@ -668,6 +669,21 @@ def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, A
     return copy
 
 
+def _access(route: Route, middlewares: dict[str, Any]) -> tuple[str, ...]:
+    """A row's source ranges: an ``ipAllowList`` (403 by default; without ``ipStrategy`` the
+    connection's address is checked) of the networks they admit, the allow list (else every
+    address) without the denied networks (:func:`admitted_networks`); none admitted: the
+    address no connection comes from."""
+    policy = route.policy
+    if policy is None or policy.sources is None:
+        return ()
+    admitted = list(admitted_networks(policy.sources)) or [NEVER_A_CLIENT]
+    conf = {"ipAllowList": {"sourceRange": admitted, "rejectStatusCode": 403}}
+    name = _content_name("polyingress-sources", conf)
+    middlewares[name] = conf
+    return (name,)
+
+
 def _row_target(
     route: Route,
     scheme: str,
@@ -692,16 +708,16 @@ def _row_target(
     else:
         assert route.backend is not None
         service = route.backend
+    chain: tuple[str, ...] = _access(route, middlewares)
     if service == SERVICE_UNAVAILABLE:
-        return (), service, True  # 503: nothing is proxied
+        return chain, service, True  # 503: nothing is proxied (after the policy's 403)
     if route.timeout is not None:
         service = _timed(service, timeout_ms(route.timeout), services, transports)
-    chain: tuple[str, ...] = ()
     native = native_headers(route)
     if native is not None:
         name = _content_name("polyingress-headers", native)
         middlewares[name] = {"headers": native}
-        chain = (name,)
+        chain = (*chain, name)
     config = filter_config(route, scheme, fail)
     if config is not None:
         name = filter_name(config)

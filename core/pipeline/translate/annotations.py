@@ -21,8 +21,9 @@ note says where polyingress differs.
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
@@ -50,6 +51,7 @@ from polyingress.core.pipeline.model import (
     Route,
     WeightedBackend,
 )
+from polyingress.core.pipeline.policy import SOURCE_RANGES, RoutePolicy, SourceRanges
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.regexpath import RegexForm
 from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
@@ -135,6 +137,7 @@ class IngressPolicy:
     force_ssl: bool = False
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
+    policy: RoutePolicy | None = None  # what a proxied request must satisfy (source ranges)
     http_port: int = 80
     https_port: int = 443
 
@@ -165,6 +168,7 @@ class IngressPolicy:
             and self.timeout is None
             and self.redirect is None
             and not self.force_ssl
+            and self.policy is None
         )
 
     def problems(self) -> list[Problem]:
@@ -215,7 +219,13 @@ class IngressPolicy:
         if self.forwarded_prefix is not None and modifier is not None:
             # ingress-nginx sets X-Forwarded-Prefix only where it rewrites the path.
             headers = HeaderFilter(set=(("x-forwarded-prefix", self.forwarded_prefix),))
-        row = replace(base, rewrite=rewrite, request_headers=headers, timeout=self.timeout)
+        row = replace(
+            base,
+            rewrite=rewrite,
+            request_headers=headers,
+            timeout=self.timeout,
+            policy=self.policy,
+        )
         if not self.force_ssl:
             return [row]
         redirect = Redirect(status=308, scheme="https", port=self.https_port)
@@ -412,10 +422,22 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         frozenset(),
         "authentication is not in the route model",
     ),
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "client address lists are not in the route model")
-        for k in _ACCESS_KEYS
-    },
+    "whitelist-source-range": (
+        Support.HONOURED,
+        frozenset({SOURCE_RANGES}),
+        "others get 403 (the connection's address); allowlist-source-range wins when both are "
+        "set (as in ingress-nginx)",
+    ),
+    "allowlist-source-range": (
+        Support.HONOURED,
+        frozenset({SOURCE_RANGES}),
+        "others get 403 (the connection's address)",
+    ),
+    "denylist-source-range": (
+        Support.HONOURED,
+        frozenset({SOURCE_RANGES}),
+        "403 (the connection's address); checked before the allowlist (as in ingress-nginx)",
+    ),
     **{
         k: (Support.UNSUPPORTED, frozenset(), "rate limits are not in the route model")
         for k in _LIMIT_KEYS
@@ -704,9 +726,9 @@ def translate_annotations(
                 "backend-protocol",
                 note=f"{values['backend-protocol']}: only HTTP backends (the default) are served",
             )
-    for name in _ACCESS_KEYS:
-        if name in values and not inherited(name):
-            verdict(name)
+    sources = _source_ranges(values, verdict, inherited)
+    if sources is not None:
+        policy["policy"] = RoutePolicy(sources=sources)
     for switch, keys in (
         ("enable-cors", _CORS_KEYS),
         ("affinity", _SESSION_KEYS),
@@ -738,6 +760,42 @@ def translate_annotations(
         https_port=https_port,
         **policy,  # type: ignore[arg-type]
     )
+
+
+def _cidr_order(cidr: str) -> tuple[int, int, int]:
+    net = ipaddress.ip_network(cidr)
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def _source_ranges(
+    values: Mapping[str, Any],
+    verdict: Callable[..., None],
+    inherited: Callable[[str], bool],
+) -> SourceRanges | None:
+    """ingress-nginx's ``ipallowlist`` (``allowlist-source-range``, its alias
+    ``whitelist-source-range`` when it is not set) and ``ipdenylist`` parsers."""
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    for name in _ACCESS_KEYS:
+        if name not in values or inherited(name):
+            continue
+        if name == "whitelist-source-range" and "allowlist-source-range" in values:
+            verdict(
+                name,
+                Support.HONOURED,
+                "no effect: allowlist-source-range is set (as in ingress-nginx)",
+                (),
+            )
+            continue
+        verdict(name)
+        cidrs = tuple(sorted(set(values[name]), key=_cidr_order))
+        if name == "denylist-source-range":
+            deny = cidrs
+        else:
+            allow = cidrs
+    if not allow and not deny:
+        return None
+    return SourceRanges(allow=allow, deny=deny)
 
 
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:

@@ -1,0 +1,134 @@
+"""Request policies of a route row: what a proxied request must satisfy before it is proxied.
+
+The Gateway API has no vocabulary for these; ingress-nginx's annotations do
+(``whitelist-source-range``/``allowlist-source-range``, ``denylist-source-range``, ...), and
+:mod:`polyingress.core.pipeline.translate.annotations` translates them onto a
+:class:`RoutePolicy` of the rows of the Ingress. :meth:`RouteModel.answer
+<polyingress.core.pipeline.model.RouteModel.answer>` states what a request gets: a policy is
+checked only on a row that proxies (a redirect or a 500 row answers first, as nginx's
+``return`` in the rewrite phase does before its access phase), and before the backend is
+chosen (a denied request gets 403 even when the backend has no ready endpoint, as ingress-nginx
+answers with its Lua balancer).
+
+A backend serves a policy only when it declares its feature (:data:`POLICY_FEATURES`, in
+``BackendInfo.gateway_features`` beside the Gateway API names); without it the core answers the
+rows 500 and reports the annotation, so that a missing access rule never opens access.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+__all__ = [
+    "POLICY_FEATURES",
+    "SOURCE_RANGES",
+    "RoutePolicy",
+    "SourceRanges",
+    "admitted_networks",
+]
+
+# The features a backend declares (BackendInfo.gateway_features) to serve a policy. They are
+# polyingress's, not the Gateway API's: the GatewayClass status and the conformance report
+# leave them out.
+SOURCE_RANGES = "PolyingressSourceRanges"
+POLICY_FEATURES = frozenset({SOURCE_RANGES})
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(items: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(i, strict=True) for i in items)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRanges:
+    """Which client addresses may be proxied (ingress-nginx's ``deny <cidr>;`` lines, then
+    ``allow <cidr>;`` lines and ``deny all;``): an address in ``deny`` is refused; with an
+    ``allow`` list, an address outside it is refused too; everyone else passes. Refused: 403.
+
+    ``allow`` and ``deny`` are normalized CIDRs (``10.0.0.0/8``, ``2001:db8::/32``; an address
+    is a /32 or /128), IPv4 and IPv6 mixed, sorted, without repeats. The client address is the
+    connection's peer (ingress-nginx's default, without ``use-forwarded-headers``)."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for cidr in (*self.allow, *self.deny):
+            net = ipaddress.ip_network(cidr, strict=False)
+            if str(net) != cidr:
+                raise ValueError(f"{cidr!r} is not a normalized CIDR ({net})")
+
+    @cached_property
+    def _allow(self) -> tuple[Network, ...]:
+        return _networks(self.allow)
+
+    @cached_property
+    def _deny(self) -> tuple[Network, ...]:
+        return _networks(self.deny)
+
+    def admits(self, client: str) -> bool:
+        """Whether a request from address ``client`` is proxied."""
+        address = ipaddress.ip_address(client)
+        if any(address in net for net in self._deny if net.version == address.version):
+            return False
+        if not self.allow:
+            return True
+        return any(address in net for net in self._allow if net.version == address.version)
+
+
+def _without(
+    allowed: list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network],
+    denied: list[ipaddress.IPv4Network] | list[ipaddress.IPv6Network],
+) -> list[str]:
+    """The addresses of ``allowed`` not in ``denied`` (one family), as disjoint CIDRs."""
+    pieces: list[Any] = list(ipaddress.collapse_addresses(allowed))  # type: ignore[type-var]
+    refused: list[Any] = list(ipaddress.collapse_addresses(denied))  # type: ignore[type-var]
+    for bad in refused:
+        kept: list[Any] = []
+        for piece in pieces:
+            if not piece.overlaps(bad):
+                kept.append(piece)
+            elif not bad.supernet_of(piece):
+                kept.extend(piece.address_exclude(bad))
+        pieces = kept
+    return [str(n) for n in ipaddress.collapse_addresses(pieces)]
+
+
+def admitted_networks(ranges: SourceRanges) -> tuple[str, ...]:
+    """The networks whose addresses ``ranges`` admits, as one list of disjoint CIDRs (for a
+    proxy that has an allow list only, e.g. Traefik's ``ipAllowList``): the allow list (else
+    every address) without the denied networks."""
+    v4 = [n for n in (*ranges._allow, *ranges._deny) if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in (*ranges._allow, *ranges._deny) if isinstance(n, ipaddress.IPv6Network)]
+    allow4 = [n for n in v4 if n in ranges._allow]
+    allow6 = [n for n in v6 if n in ranges._allow]
+    if not ranges.allow:
+        allow4 = [ipaddress.IPv4Network("0.0.0.0/0")]
+        allow6 = [ipaddress.IPv6Network("::/0")]
+    deny4 = [n for n in v4 if n in ranges._deny]
+    deny6 = [n for n in v6 if n in ranges._deny]
+    return (*_without(allow4, deny4), *_without(allow6, deny6))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutePolicy:
+    """What a request on a proxying row must satisfy before it is proxied. ``sources``: the
+    client address lists (403)."""
+
+    sources: SourceRanges | None = None
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The backend features serving this policy needs."""
+        return frozenset({SOURCE_RANGES}) if self.sources is not None else frozenset()
+
+    def refusal(self, client: str) -> int | None:
+        """The status a request from ``client`` gets instead of being proxied, None when it
+        passes."""
+        if self.sources is not None and not self.sources.admits(client):
+            return 403
+        return None

@@ -1,0 +1,186 @@
+"""Access policies from ingress-nginx annotations in the core: source ranges (allowlist,
+whitelist, denylist) on the route model, what RouteModel.answer says, and what a backend that
+does not declare the feature gets (500, never an open door)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from polyingress.core import (
+    SOURCE_RANGES,
+    BuildOptions,
+    ObjectStore,
+    RoutePolicy,
+    SourceRanges,
+    admitted_networks,
+    build_model,
+)
+from polyingress.core.pipeline.model import Outcome
+from polyingress.core.pipeline.problems import Severity
+from polyingress.testing.annotation_cases import NAMESPACE, base_objects, ingress
+
+ECHO = f"{NAMESPACE}__echo__80"
+
+
+def build(*ingresses: dict[str, Any], **opts: Any) -> Any:
+    store = ObjectStore()
+    store.replace_many([*base_objects(8080), *ingresses], ())
+    return build_model(store.snapshot(), BuildOptions(**opts))
+
+
+def test_allowlist_admits_its_networks_only() -> None:
+    ing = ingress(
+        "acl", "a.example.com", "/", annotations={"allowlist-source-range": "10.0.0.0/8, ::1"}
+    )
+    model = build(ing).model
+    assert model.answer("a.example.com", "/x", client="10.1.2.3").backend == ECHO
+    assert model.answer("a.example.com", "/x", client="::1").backend == ECHO
+    refused = model.answer("a.example.com", "/x", client="192.168.0.1")
+    assert (refused.outcome, refused.status) == (Outcome.REFUSED, 403)
+    assert model.answer("a.example.com", "/x", client="::2").status == 403
+
+
+def test_denylist_comes_before_the_allowlist() -> None:
+    """ingress-nginx renders ``deny`` lines, then ``allow`` lines and ``deny all``."""
+    ing = ingress(
+        "acl",
+        "a.example.com",
+        "/",
+        annotations={
+            "allowlist-source-range": "10.0.0.0/8",
+            "denylist-source-range": "10.9.0.0/16,10.0.0.1",
+        },
+    )
+    model = build(ing).model
+    assert model.answer("a.example.com", "/", client="10.1.0.1").proxied
+    assert model.answer("a.example.com", "/", client="10.9.3.4").status == 403
+    assert model.answer("a.example.com", "/", client="10.0.0.1").status == 403
+    assert model.answer("a.example.com", "/", client="11.0.0.1").status == 403
+
+
+def test_denylist_alone_refuses_its_networks_only() -> None:
+    ing = ingress("acl", "a.example.com", "/", annotations={"denylist-source-range": "10.0.0.0/8"})
+    model = build(ing).model
+    assert model.answer("a.example.com", "/", client="10.0.0.9").status == 403
+    assert model.answer("a.example.com", "/", client="11.0.0.9").proxied
+    assert model.answer("a.example.com", "/", client="2001:db8::1").proxied
+
+
+def test_allowlist_wins_over_its_old_name() -> None:
+    ing = ingress(
+        "acl",
+        "a.example.com",
+        "/",
+        annotations={
+            "allowlist-source-range": "10.0.0.0/8",
+            "whitelist-source-range": "11.0.0.0/8",
+        },
+    )
+    result = build(ing)
+    assert result.model.answer("a.example.com", "/", client="10.0.0.1").proxied
+    assert result.model.answer("a.example.com", "/", client="11.0.0.1").status == 403
+    assert not result.problems
+
+
+def test_the_policy_is_on_the_ingress_rows_only() -> None:
+    """Another Ingress on the same host keeps its paths open; a redirect row answers first."""
+    acl = ingress(
+        "acl", "a.example.com", "/admin", annotations={"whitelist-source-range": "10.0.0.1"}
+    )
+    other = ingress("other", "a.example.com", "/", created="2026-01-02T00:00:00Z")
+    moved = ingress(
+        "moved",
+        "b.example.com",
+        "/",
+        annotations={
+            "whitelist-source-range": "10.0.0.1",
+            "permanent-redirect": "https://c.example.com/",
+        },
+    )
+    model = build(acl, other, moved).model
+    assert model.answer("a.example.com", "/admin/x", client="10.0.0.2").status == 403
+    assert model.answer("a.example.com", "/public", client="10.0.0.2").proxied
+    assert model.answer("b.example.com", "/", client="10.0.0.2").status == 301
+
+
+def test_a_refused_request_gets_403_before_503() -> None:
+    """As ingress-nginx answers (its Lua balancer picks the endpoint after the access phase)."""
+    ing = ingress(
+        "acl", "a.example.com", "/", "missing", annotations={"whitelist-source-range": "10.0.0.1"}
+    )
+    model = build(ing).model
+    assert model.answer("a.example.com", "/", client="10.0.0.1").status == 503
+    assert model.answer("a.example.com", "/", client="10.0.0.2").status == 403
+
+
+def test_a_canary_gets_the_main_ingress_policy() -> None:
+    main = ingress("main", "a.example.com", "/", annotations={"whitelist-source-range": "10.0.0.1"})
+    canary = ingress(
+        "canary",
+        "a.example.com",
+        "/",
+        "canary",
+        annotations={
+            "canary": "true",
+            "canary-by-header": "x-canary",
+            "whitelist-source-range": "0.0.0.0/0",
+        },
+        created="2026-01-02T00:00:00Z",
+    )
+    result = build(main, canary)
+    model = result.model
+    headers = (("x-canary", "always"),)
+    assert model.answer("a.example.com", "/", headers=headers, client="10.0.0.2").status == 403
+    answer = model.answer("a.example.com", "/", headers=headers, client="10.0.0.1")
+    assert answer.backend == f"{NAMESPACE}__canary__80"
+    assert [p.severity for p in result.problems] == []
+
+
+def test_a_backend_without_the_feature_answers_500_never_opens() -> None:
+    ing = ingress("acl", "a.example.com", "/", annotations={"denylist-source-range": "10.0.0.1"})
+    result = build(ing, features=frozenset({"HTTPRoute"}), backend="tiny")
+    assert result.model.answer("a.example.com", "/", client="10.0.0.2").status == 500
+    (p,) = result.problems
+    assert (p.severity, p.reason) == (Severity.ERROR, "UnsupportedValue")
+    assert p.field == "metadata.annotations['nginx.ingress.kubernetes.io/denylist-source-range']"
+    assert f"needs {SOURCE_RANGES}" in p.message
+    served = build(ing, features=frozenset({"HTTPRoute", SOURCE_RANGES}), backend="full")
+    assert not served.problems
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("10.0.0.0/33", "not a CIDR"),
+        ("10.0.0.0/8 11.0.0.0/8", "not a CIDR"),
+        ("all", "not a CIDR"),
+        ("10.0.0.0/8;deny", "not a CIDR"),
+        (",", "no CIDR given"),
+    ],
+)
+def test_a_bad_range_rejects_the_ingress_naming_the_key(value: str, message: str) -> None:
+    bad = ingress("bad", "a.example.com", "/", annotations={"denylist-source-range": value})
+    good = ingress("good", "b.example.com", "/")
+    result = build(bad, good)
+    assert [r.name for r in result.rejected] == ["bad"]
+    (p,) = result.problems
+    assert p.field == "metadata.annotations['nginx.ingress.kubernetes.io/denylist-source-range']"
+    assert message in p.message
+    assert result.model.answer("b.example.com", "/").proxied
+    assert result.model.answer("a.example.com", "/").status == 404
+
+
+def test_admitted_networks_is_the_allowlist_without_the_denylist() -> None:
+    ranges = SourceRanges(allow=("10.0.0.0/8", "2001:db8::/32"), deny=("10.128.0.0/9",))
+    assert admitted_networks(ranges) == ("10.0.0.0/9", "2001:db8::/32")
+    everything = admitted_networks(SourceRanges(deny=("0.0.0.0/1",)))
+    assert everything == ("128.0.0.0/1", "::/0")
+    assert admitted_networks(SourceRanges(allow=("10.0.0.1/32",), deny=("10.0.0.0/8",))) == ()
+
+
+def test_source_ranges_are_normalized_and_state_their_feature() -> None:
+    with pytest.raises(ValueError, match="normalized"):
+        SourceRanges(allow=("10.0.0.1/8",))
+    assert RoutePolicy(sources=SourceRanges(deny=("10.0.0.0/8",))).features == {SOURCE_RANGES}
