@@ -757,6 +757,25 @@ _ACL_SPLIT = AnnotationCase(
     ),
 )
 
+_ACL_BEFORE_503 = AnnotationCase(
+    "allowlist-source-range/403-before-503",
+    "rootfs/etc/nginx/template/nginx.tmpl: the access lines are checked before the Lua "
+    "balancer picks an endpoint, so a refused client gets 403 whether or not the Service has one",
+    (
+        ingress(
+            "gone",
+            "gone.foo.com",
+            "/",
+            "no-such-service",
+            annotations={"allowlist-source-range": "127.0.92.0/24"},
+        ),
+    ),
+    (
+        Expect("gone.foo.com", "/", status=503, source=_INSIDE),
+        Expect("gone.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -789,4 +808,5 @@ CASES: list[AnnotationCase] = [
     _DENY_BEFORE_ALLOW,
     _ACL_OWN_PATHS,
     _ACL_SPLIT,
+    _ACL_BEFORE_503,
 ]

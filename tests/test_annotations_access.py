@@ -184,3 +184,29 @@ def test_source_ranges_are_normalized_and_state_their_feature() -> None:
     with pytest.raises(ValueError, match="normalized"):
         SourceRanges(allow=("10.0.0.1/8",))
     assert RoutePolicy(sources=SourceRanges(deny=("10.0.0.0/8",))).features == {SOURCE_RANGES}
+
+
+def test_haproxy_source_entries_are_masked_addresses_in_hex() -> None:
+    """The record entries HAProxy's ``src,ipmask(m4,m6),hex`` finds, and the lengths its
+    rules compare (a family without a length keeps the whole address)."""
+    from polyingress.plugins.haproxy.rows import Shapes, table_entries
+
+    ing = ingress(
+        "acl",
+        "a.example.com",
+        "/",
+        annotations={
+            "allowlist-source-range": "2001:db8::/32, 10.0.0.1",
+            "denylist-source-range": "10.0.0.1",
+        },
+    )
+    model = build(ing).model
+    shapes = Shapes.of(model)
+    assert (32, 32, 32) in shapes.source_masks()  # IPv4 /32 and IPv6 /32: one rule
+    assert (8, 128, 8) in shapes.source_masks()
+    (vhost,) = model.vhosts
+    entries = table_entries(vhost, "a.example.com", {ECHO: "slot_0001"}, shapes)
+    sources = {k.split("|", 1)[1]: v for k, v in entries.items() if k.startswith("x") and "|s" in k}
+    assert sources == {"s20010DB8000000000000000000000000/32": "a", "s0A000001/32": "ad"}
+    (record,) = [v for k, v in entries.items() if k.startswith("x") and "|" not in k]
+    assert record.split("|")[5] == "sl"
