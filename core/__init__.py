@@ -54,6 +54,7 @@ from polyingress.core.pipeline.model import (
     redirect_status,
 )
 from polyingress.core.pipeline.policy import (
+    BODY_SIZE,
     POLICY_FEATURES,
     SOURCE_RANGES,
     RoutePolicy,
@@ -77,6 +78,7 @@ from polyingress.core.reasons import ReloadReason, diff_reasons
 from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
+    "BODY_SIZE",
     "FALLBACK_NAME",
     "POLICY_FEATURES",
     "SETTINGS",

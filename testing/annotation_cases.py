@@ -64,7 +64,8 @@ class Expect:
     (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it.
     Without a service, ``status`` is what the proxy answers by itself, with ``location``
     (a template, see :func:`location`) for a redirect. ``source``: the client address the
-    request comes from (a loopback address: the proxies listen on 127.0.0.1)."""
+    request comes from (a loopback address: the proxies listen on 127.0.0.1); ``body_size``:
+    the request carries a body of that many bytes (with its Content-Length)."""
 
     host: str
     target: str
@@ -79,11 +80,14 @@ class Expect:
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
     source: str = "127.0.0.1"
+    body_size: int | None = None
+    chunked: bool = False  # the body without a Content-Length
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
         origin = f" from {self.source}" if self.source != "127.0.0.1" else ""
-        return f"{self.method} {self.scheme}://{self.host}{self.target}{extra}{origin}"
+        body = f" body={self.body_size}" if self.body_size is not None else ""
+        return f"{self.method} {self.scheme}://{self.host}{self.target}{extra}{origin}{body}"
 
 
 @dataclass(frozen=True)
@@ -776,6 +780,50 @@ _ACL_BEFORE_503 = AnnotationCase(
     ),
 )
 
+# --- request body size ------------------------------------------------------------------------
+
+_BODY_SIZE = AnnotationCase(
+    "proxy-body-size/413-above-it",
+    _DOCS + " Custom max body size (nginx's client_max_body_size: 413 above it; k, m units)",
+    (
+        ingress("small", "body.foo.com", "/", annotations={"proxy-body-size": "1k"}),
+        ingress("mega", "mega.foo.com", "/", annotations={"proxy-body-size": "1m"}),
+    ),
+    (
+        Expect("body.foo.com", "/", "echo", method="POST", body_size=1024),
+        Expect("body.foo.com", "/", status=413, method="POST", body_size=1025),
+        Expect("body.foo.com", "/x", status=413, method="PUT", body_size=100_000),
+        Expect("body.foo.com", "/x", "echo"),
+        Expect("mega.foo.com", "/", "echo", method="POST", body_size=1 << 20),
+        Expect("mega.foo.com", "/", status=413, method="POST", body_size=(1 << 20) + 1),
+    ),
+)
+
+_BODY_SIZE_UNLIMITED = AnnotationCase(
+    "proxy-body-size/0-unlimited",
+    "nginx's client_max_body_size 0: no limit (above ingress-nginx's default of 1m)",
+    (ingress("any", "any.foo.com", "/", annotations={"proxy-body-size": "0"}),),
+    (Expect("any.foo.com", "/", "echo", method="POST", body_size=3 << 20),),
+)
+
+_BODY_BEFORE_SOURCES = AnnotationCase(
+    "proxy-body-size/before-source-ranges",
+    "nginx checks the body size when it selects the location, before the access phase",
+    (
+        ingress(
+            "both",
+            "both.foo.com",
+            "/",
+            annotations={"proxy-body-size": "10", "allowlist-source-range": "127.0.92.0/24"},
+        ),
+    ),
+    (
+        Expect("both.foo.com", "/", status=413, method="POST", body_size=11, source=_OUTSIDE),
+        Expect("both.foo.com", "/", status=403, method="POST", body_size=10, source=_OUTSIDE),
+        Expect("both.foo.com", "/", "echo", method="POST", body_size=10, source=_INSIDE),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -809,4 +857,7 @@ CASES: list[AnnotationCase] = [
     _ACL_OWN_PATHS,
     _ACL_SPLIT,
     _ACL_BEFORE_503,
+    _BODY_SIZE,
+    _BODY_SIZE_UNLIMITED,
+    _BODY_BEFORE_SOURCES,
 ]

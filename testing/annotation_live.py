@@ -15,6 +15,8 @@ which tests/test_annotations_core.py checks.
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,13 @@ def _sent(e: Expect) -> tuple[tuple[str, str], ...]:
 
 def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     answer: Answer = model.answer(
-        e.host, e.target, scheme=e.scheme, method=e.method, headers=_sent(e), client=e.source
+        e.host,
+        e.target,
+        scheme=e.scheme,
+        method=e.method,
+        headers=_sent(e),
+        client=e.source,
+        body_size=e.body_size,
     )
     route = answer.route
     delay = request_delay(e.target)
@@ -151,7 +159,15 @@ class AnnotationWorld:
         self.fleet = HelloFleet([(hello_name(s), a) for s, a in SERVICES.items()])
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
-        self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
+        # nginx run as root buffers request bodies above 16 KiB in <workdir>/tmp as nobody,
+        # who must reach it: pytest's private temporary directories are not searchable by
+        # others (the nginx backend warns about such a workdir), so the workdir lives in a
+        # directory of its own that is.
+        self.reachable = Path(tempfile.mkdtemp(prefix="polyingress-annotations-"))
+        self.reachable.chmod(0o711)
+        self.controller = Controller(
+            backend, self.manifests, self.reachable / "work", extra=extra or []
+        )
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
@@ -174,6 +190,8 @@ class AnnotationWorld:
             method=e.method,
             headers=dict(e.headers),
             source=e.source,
+            body=None if e.body_size is None else b"b" * e.body_size,
+            chunked=e.chunked,
         )
 
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:
@@ -231,6 +249,7 @@ class AnnotationWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        shutil.rmtree(self.reachable, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

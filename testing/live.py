@@ -294,10 +294,12 @@ def request(
     timeout: float = 5.0,
     conn: http.client.HTTPConnection | None = None,
     source: str | None = None,
+    chunked: bool = False,
 ) -> Response:
     """One request on a fresh connection (or ``conn``); JSON answers from hello servers.
     ``source``: the local address the connection comes from (any of 127.0.0.0/8 reaches a
-    proxy on 127.0.0.1: a test sends requests from several client addresses)."""
+    proxy on 127.0.0.1: a test sends requests from several client addresses); ``chunked``:
+    the body is sent with chunked transfer encoding, without a Content-Length."""
     own = conn is None
     bound = (source, 0) if source is not None else None
     if conn is None:
@@ -314,7 +316,16 @@ def request(
     try:
         peer = digest = None
         try:
-            conn.request(method, path, body=body, headers=hdrs)
+            try:
+                if chunked and body is not None:
+                    conn.request(method, path, body=iter([body]), headers=hdrs, encode_chunked=True)
+                else:
+                    conn.request(method, path, body=body, headers=hdrs)
+            except (ConnectionResetError, BrokenPipeError):
+                # A proxy may answer a request body it refuses (413) before reading it, and
+                # close: what it answered is read as a browser reads it, else EarlyClose.
+                if body is None:
+                    raise
             # The certificate before the response: getresponse() drops the socket of a
             # response with "Connection: close" (a proxy's worker that is shutting down).
             if isinstance(conn, http.client.HTTPSConnection) and conn.sock is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from polyingress.core import (
+    BODY_SIZE,
     SOURCE_RANGES,
     BuildOptions,
     ObjectStore,
@@ -210,3 +211,31 @@ def test_haproxy_source_entries_are_masked_addresses_in_hex() -> None:
     assert sources == {"s20010DB8000000000000000000000000/32": "a", "s0A000001/32": "ad"}
     (record,) = [v for k, v in entries.items() if k.startswith("x") and "|" not in k]
     assert record.split("|")[5] == "sl"
+
+
+def test_body_size_413_above_it_before_the_source_ranges() -> None:
+    ing = ingress(
+        "up",
+        "a.example.com",
+        "/",
+        annotations={"proxy-body-size": "1k", "allowlist-source-range": "10.0.0.0/8"},
+    )
+    free = ingress("free", "b.example.com", "/", annotations={"proxy-body-size": "0"})
+    model = build(ing, free).model
+    assert model.answer("a.example.com", "/", client="10.0.0.1", body_size=1024).proxied
+    too_big = model.answer("a.example.com", "/", client="10.0.0.1", body_size=1025)
+    assert (too_big.outcome, too_big.status) == (Outcome.REFUSED, 413)
+    assert model.answer("a.example.com", "/", client="11.0.0.1", body_size=1025).status == 413
+    assert model.answer("a.example.com", "/", client="11.0.0.1", body_size=1).status == 403
+    assert model.answer("b.example.com", "/", body_size=1 << 40).proxied
+    (row,) = [r for v in model.vhosts if v.host == "b.example.com" for r in v.routes]
+    assert row.policy == RoutePolicy(max_body=0)
+    assert row.policy.features == {BODY_SIZE}
+
+
+def test_body_size_bad_values_reject_the_ingress() -> None:
+    for value in ("8mb", "-1", "1.5m", "8 m"):
+        result = build(ingress("bad", "a.example.com", "/", annotations={"proxy-body-size": value}))
+        assert [r.name for r in result.rejected] == ["bad"], value
+        (p,) = result.problems
+        assert p.field == "metadata.annotations['nginx.ingress.kubernetes.io/proxy-body-size']"

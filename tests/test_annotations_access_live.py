@@ -132,3 +132,36 @@ def test_haproxy_list_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
         )
     )
     assert _reloads(haproxy) == reloads + 1
+
+
+def _chunked_case(status: int, service: str | None) -> AnnotationCase:
+    return AnnotationCase(
+        "proxy-body-size/chunked",
+        "nginx's client_max_body_size counts a chunked body as it arrives",
+        (ingress("small", "body.foo.com", "/", annotations={"proxy-body-size": "1k"}),),
+        (
+            Expect(
+                "body.foo.com",
+                "/",
+                service,
+                status=status,
+                method="POST",
+                body_size=50_000,
+                chunked=True,
+                path_seen="/",
+            ),
+            Expect("body.foo.com", "/", "echo", method="POST", body_size=1000, chunked=True),
+        ),
+    )
+
+
+@needs("nginx")
+def test_a_chunked_body_above_the_size_gets_413_on_nginx(static_nginx: AnnotationWorld) -> None:
+    static_nginx.check(_chunked_case(413, None))
+
+
+@needs("haproxy")
+def test_a_chunked_body_above_the_size_is_proxied_on_haproxy(haproxy: AnnotationWorld) -> None:
+    """The documented partial (README matrix, proxy-body-size): HAProxy compares the
+    Content-Length only; a chunked body has none."""
+    haproxy.check(_chunked_case(200, "echo"))

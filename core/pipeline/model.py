@@ -486,7 +486,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not-found"  # no route and no default backend: 404
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
-    REFUSED = "refused"  # the route's policy refuses the request (403)
+    REFUSED = "refused"  # the route's policy refuses the request (413, 403)
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
 
 
@@ -729,15 +729,17 @@ class RouteModel:
         method: str = "GET",
         headers: tuple[tuple[str, str], ...] = (),
         client: str = "127.0.0.1",
+        body_size: int | None = None,
     ) -> Answer:
         """What a request gets, the whole semantics in one place, in the order a proxy applies
         them: the request-path rule (400), the HTTPS redirect of an ssl-redirect host for plain
         HTTP (301/308), the route of the selected virtual host (its conditions: scheme, method,
         headers, query), else the default backend, else 404; the route's own answer (500, a
-        redirect with its Location); a proxying route's policy (403 for a ``client`` address
-        its source ranges refuse), before a chosen backend without a ready endpoint answers
-        503. ``target`` is the request target as sent (path and query); ``host`` the Host
-        header; ``client`` the address the request comes from."""
+        redirect with its Location); a proxying route's policy (413 for a body above its size,
+        then 403 for a ``client`` address its source ranges refuse), before a chosen backend
+        without a ready endpoint answers 503. ``target`` is the request target as sent (path
+        and query); ``host`` the Host header; ``client`` the address the request comes from;
+        ``body_size`` its Content-Length (None: no body)."""
         normalized = normalize_request_path(target)
         if normalized is None:
             return Answer(Outcome.BAD_PATH, status=400)
@@ -761,7 +763,7 @@ class RouteModel:
             )
             return replace(answer, status=redirect.status, location=location)
         if route is not None and route.policy is not None and answer.outcome in _PROXYING:
-            refused = route.policy.refusal(client)
+            refused = route.policy.refusal(client, body_size)
             if refused is not None:
                 return Answer(Outcome.REFUSED, status=refused, route=route)
         if answer.status is not None:

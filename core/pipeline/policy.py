@@ -23,6 +23,7 @@ from functools import cached_property
 from typing import Any
 
 __all__ = [
+    "BODY_SIZE",
     "POLICY_FEATURES",
     "SOURCE_RANGES",
     "RoutePolicy",
@@ -34,7 +35,8 @@ __all__ = [
 # polyingress's, not the Gateway API's: the GatewayClass status and the conformance report
 # leave them out.
 SOURCE_RANGES = "PolyingressSourceRanges"
-POLICY_FEATURES = frozenset({SOURCE_RANGES})
+BODY_SIZE = "PolyingressBodySize"
+POLICY_FEATURES = frozenset({SOURCE_RANGES, BODY_SIZE})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -116,19 +118,34 @@ def admitted_networks(ranges: SourceRanges) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoutePolicy:
-    """What a request on a proxying row must satisfy before it is proxied. ``sources``: the
-    client address lists (403)."""
+    """What a request on a proxying row must satisfy before it is proxied, checked in this
+    order (ingress-nginx's: nginx checks the body size when it chooses the location, before
+    its access phase): ``max_body``, the largest request body in bytes (413 above it; 0: no
+    limit, also not the ConfigMap's ``proxy-body-size``; None: the backend's default);
+    ``sources``, the client address lists (403)."""
 
     sources: SourceRanges | None = None
+    max_body: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_body is not None and self.max_body < 0:
+            raise ValueError(f"max_body {self.max_body} is negative")
 
     @property
     def features(self) -> frozenset[str]:
         """The backend features serving this policy needs."""
-        return frozenset({SOURCE_RANGES}) if self.sources is not None else frozenset()
+        out = set()
+        if self.sources is not None:
+            out.add(SOURCE_RANGES)
+        if self.max_body is not None:
+            out.add(BODY_SIZE)
+        return frozenset(out)
 
-    def refusal(self, client: str) -> int | None:
-        """The status a request from ``client`` gets instead of being proxied, None when it
-        passes."""
+    def refusal(self, client: str, body_size: int | None = None) -> int | None:
+        """The status a request from ``client`` with a body of ``body_size`` bytes (its
+        Content-Length; None: no body) gets instead of being proxied, None when it passes."""
+        if self.max_body and body_size is not None and body_size > self.max_body:
+            return 413
         if self.sources is not None and not self.sources.admits(client):
             return 403
         return None

@@ -109,6 +109,8 @@ GATEWAY_FEATURES = (
     # polyingress's request policies (core/pipeline/policy.py): source ranges are record
     # entries of the routes map (rows.py), changed through the Runtime API.
     "PolyingressSourceRanges",
+    # ... and the body size: a record field (413 for a Content-Length above it).
+    "PolyingressBodySize",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

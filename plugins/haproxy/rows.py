@@ -544,7 +544,7 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = max_body = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -572,6 +572,8 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+            if route.policy is not None and route.policy.max_body:
+                max_body = str(int(route.policy.max_body))
             sources = _source_entries(route)
             if sources:
                 entries |= sources
@@ -600,6 +602,7 @@ class _Compiler:
             rscheme,
             rport,
             mirrors,
+            max_body,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):

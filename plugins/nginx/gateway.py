@@ -111,6 +111,7 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendProtocolWebSocket",
     # polyingress's request policies (core/pipeline/policy.py): allow/deny lines per row.
     "PolyingressSourceRanges",
+    "PolyingressBodySize",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -149,6 +150,23 @@ def access_lines(route: Route) -> tuple[str, ...]:
         lines += [f"allow {quote(cidr)};" for cidr in sources.allow]
         lines.append("deny all;")
     return tuple(lines)
+
+
+def body_lines(route: Route) -> tuple[str, ...]:
+    """A row's request body limit: ``client_max_body_size`` (413 above it; 0: no limit)."""
+    policy = route.policy
+    if policy is None or policy.max_body is None:
+        return ()
+    return (f"client_max_body_size {int(policy.max_body)};",)
+
+
+def _location_body(choices: list[_Choice]) -> tuple[str, ...]:
+    """The body limit of a location that dispatches to named locations: nginx compares a
+    request's Content-Length with the limit of the location its URI selects, before the
+    dispatch (a named location's own limit checks only the chunked bodies it reads). The rows'
+    limit when every row with one agrees (the rows of one Ingress and its canaries do)."""
+    limits = {c.body for c in choices if c.body}
+    return next(iter(limits)) if len(limits) == 1 else ()
 
 
 def gateway_row(route: Route) -> bool:
@@ -240,6 +258,7 @@ class _Action:
 class _Choice:
     conds: frozenset[_Cond]
     action: _Action
+    body: tuple[str, ...] = ()  # the row's client_max_body_size line (see locations)
 
 
 def _simple(
@@ -449,7 +468,7 @@ class Gateway:
         )
         mirrors, extra = self._mirrors(route)
         directive = _directive(self.model, answer, self.lua)
-        access = access_lines(route)
+        access = (*body_lines(route), *access_lines(route))
         if access and directive == "return 503;":
             directive = _UNAVAILABLE_AFTER_ACCESS
         directives = (
@@ -512,7 +531,7 @@ class Gateway:
             pick = (f"rewrite_by_lua_block {{ {call}, {{ {targets} }}) }}",)
             return _simple(pick, tuple(deps), tuple(extra))
         if not any(w.backend is not None and self._available(w.backend) for w in live):
-            access = access_lines(route)
+            access = (*body_lines(route), *access_lines(route))
             last = _UNAVAILABLE_AFTER_ACCESS if access else "return 503;"
             return _simple((*access, *self._response(route), last))
         error = self._status(route, 500)
@@ -578,7 +597,7 @@ class Gateway:
                 conds = self._conds(route)
                 if conds is None:
                     continue
-                out.append(_Choice(conds, self._row(route, scheme)))
+                out.append(_Choice(conds, self._row(route, scheme), body_lines(route)))
                 if not conds:
                     return out
         out.append(_Choice(frozenset(), self._default()))
@@ -619,13 +638,13 @@ class Gateway:
             rep = key.representative
             choices = self._choices(vhost, rep, scheme)
             if guard_cond is not None:
-                guarded = [_Choice(c.conds | {guard_cond}, c.action) for c in choices]
+                guarded = [_Choice(c.conds | {guard_cond}, c.action, c.body) for c in choices]
                 choices = guarded + self._choices(below, rep, scheme)
             if not choices[0].conds:
                 directives = choices[0].action.inline
                 used = [(choices[0].action, True)]
             else:
-                directives = self._dispatch(choices)
+                directives = (*_location_body(choices), *self._dispatch(choices))
                 used = [(c.action, False) for c in choices]
             for action, inline in used:
                 named.update(action.reached(inline))

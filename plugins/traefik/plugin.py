@@ -98,6 +98,7 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendTimeout",
     # polyingress's request policies (core/pipeline/policy.py): source ranges as ipAllowList.
     "PolyingressSourceRanges",
+    "PolyingressBodySize",
 )
 
 

@@ -670,18 +670,29 @@ def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, A
 
 
 def _access(route: Route, middlewares: dict[str, Any]) -> tuple[str, ...]:
-    """A row's source ranges: an ``ipAllowList`` (403 by default; without ``ipStrategy`` the
+    """A row's policy: its body size as a ``buffering`` middleware, then its source ranges,
+    an ``ipAllowList`` (403 by default; without ``ipStrategy`` the
     connection's address is checked) of the networks they admit, the allow list (else every
     address) without the denied networks (:func:`admitted_networks`); none admitted: the
     address no connection comes from."""
     policy = route.policy
-    if policy is None or policy.sources is None:
+    if policy is None:
         return ()
-    admitted = list(admitted_networks(policy.sources)) or [NEVER_A_CLIENT]
-    conf = {"ipAllowList": {"sourceRange": admitted, "rejectStatusCode": 403}}
-    name = _content_name("polyingress-sources", conf)
-    middlewares[name] = conf
-    return (name,)
+    chain: list[str] = []
+    if policy.max_body:
+        # Traefik's buffering: 413 for a body above it, a Content-Length at once, a chunked
+        # body once that much has arrived (the backend gets nothing of it).
+        conf: dict[str, Any] = {"buffering": {"maxRequestBodyBytes": int(policy.max_body)}}
+        name = _content_name("polyingress-body", conf)
+        middlewares[name] = conf
+        chain.append(name)
+    if policy.sources is not None:
+        admitted = list(admitted_networks(policy.sources)) or [NEVER_A_CLIENT]
+        conf = {"ipAllowList": {"sourceRange": admitted, "rejectStatusCode": 403}}
+        name = _content_name("polyingress-sources", conf)
+        middlewares[name] = conf
+        chain.append(name)
+    return tuple(chain)
 
 
 def _row_target(

@@ -51,7 +51,7 @@ from polyingress.core.pipeline.model import (
     Route,
     WeightedBackend,
 )
-from polyingress.core.pipeline.policy import SOURCE_RANGES, RoutePolicy, SourceRanges
+from polyingress.core.pipeline.policy import BODY_SIZE, SOURCE_RANGES, RoutePolicy, SourceRanges
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.regexpath import RegexForm
 from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
@@ -399,9 +399,10 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "no send timeout in the route model; the backend's default applies",
     ),
     "proxy-body-size": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "no body size limit in the route model; the backend's default applies",
+        Support.PARTIAL,
+        frozenset({BODY_SIZE}),
+        "413 for a body above it (0: no limit) on the Ingress's proxied paths; HAProxy checks "
+        "the Content-Length only: a chunked body above it is proxied",
     ),
     "backend-protocol": (
         Support.UNSUPPORTED,
@@ -713,7 +714,6 @@ def translate_annotations(
     for name in (
         "proxy-connect-timeout",
         "proxy-send-timeout",
-        "proxy-body-size",
         "custom-headers",
     ):
         if name in values and not inherited(name):
@@ -727,8 +727,12 @@ def translate_annotations(
                 note=f"{values['backend-protocol']}: only HTTP backends (the default) are served",
             )
     sources = _source_ranges(values, verdict, inherited)
-    if sources is not None:
-        policy["policy"] = RoutePolicy(sources=sources)
+    max_body: int | None = None
+    if "proxy-body-size" in values and not inherited("proxy-body-size"):
+        verdict("proxy-body-size")
+        max_body = values["proxy-body-size"]
+    if sources is not None or max_body is not None:
+        policy["policy"] = RoutePolicy(sources=sources, max_body=max_body)
     for switch, keys in (
         ("enable-cors", _CORS_KEYS),
         ("affinity", _SESSION_KEYS),
