@@ -54,9 +54,11 @@ from polyingress.core.pipeline.model import (
     redirect_status,
 )
 from polyingress.core.pipeline.policy import (
+    BASIC_AUTH,
     BODY_SIZE,
     POLICY_FEATURES,
     SOURCE_RANGES,
+    BasicAuth,
     RoutePolicy,
     SourceRanges,
     admitted_networks,
@@ -78,6 +80,7 @@ from polyingress.core.reasons import ReloadReason, diff_reasons
 from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
+    "BASIC_AUTH",
     "BODY_SIZE",
     "FALLBACK_NAME",
     "POLICY_FEATURES",
@@ -88,6 +91,7 @@ __all__ = [
     "ApplyResult",
     "Backend",
     "BackendInfo",
+    "BasicAuth",
     "BuildOptions",
     "BuildResult",
     "Builder",

@@ -16,6 +16,7 @@ port part of the proxy's HTTP and HTTPS ports (``:8080``, or nothing for 80/443)
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +83,7 @@ class Expect:
     source: str = "127.0.0.1"
     body_size: int | None = None
     chunked: bool = False  # the body without a Content-Length
+    challenge: str | None = None  # the WWW-Authenticate of a 401
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
@@ -92,14 +94,17 @@ class Expect:
 
 @dataclass(frozen=True)
 class AnnotationCase:
-    """Ingresses (added to :func:`base_objects`) and the requests checked in order;
-    ``weights``: (Service, share) the first request's answers must be split by."""
+    """Ingresses (added to :func:`base_objects`, with ``objects``, e.g. Secrets) and the
+    requests checked in order; ``weights``: (Service, share) the first request's answers must
+    be split by; ``errors``: the reasons of the errors the build must report (none else)."""
 
     name: str
     source: str
     ingresses: tuple[dict[str, Any], ...]
     expects: tuple[Expect, ...]
     weights: tuple[tuple[str, float], ...] = field(default=())
+    objects: tuple[dict[str, Any], ...] = field(default=())
+    errors: tuple[str, ...] = field(default=())
 
     def __str__(self) -> str:
         return self.name
@@ -824,6 +829,118 @@ _BODY_BEFORE_SOURCES = AnnotationCase(
     ),
 )
 
+# --- basic authentication -----------------------------------------------------------------
+
+# Users foo (bcrypt) and bar (md5-crypt), password "open sesame"; baz (bcrypt of "bar").
+_BCRYPT = "$2y$04$ABePdTwGq2Ow5BWZLO12LeTnPGEdBjwulNqW2nfVWdcnMNqAEc.Pu"
+_MD5_CRYPT = "$1$jxFc39BW$IjVCeU1/bC99sGYDmd4Ec0"
+_BCRYPT_BAR = "$2b$04$15qi/36.3jb6RWOBSWWTduF4NHU5jKCDaBdk2zFPtniyTBFPiCJwW"
+_APR1 = "$apr1$ferEWR2m$5k.IdJ67zbNbMJ/6gD4Kb0"
+
+
+def basic(user: str, password: str) -> tuple[str, str]:
+    """An Authorization header with basic credentials."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return ("Authorization", f"Basic {token}")
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    """An Opaque Secret of the case namespace (values base64-encoded)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+_AUTH = {"auth-type": "basic", "auth-secret": "basic-auth", "auth-realm": "test auth"}
+_REALM = 'Basic realm="test auth"'
+
+_AUTH_BASIC = AnnotationCase(
+    "auth-type/basic",
+    _E2E + 'auth.go "should return status code 401 when authentication is configured but '
+    'Authorization header is not configured", "... with invalid credentials", "should return '
+    'status code 200 when authentication is configured and Authorization header is sent"',
+    (ingress("auth", "auth.foo.com", "/", annotations=_AUTH),),
+    (
+        Expect("auth.foo.com", "/", status=401, challenge=_REALM),
+        Expect("auth.foo.com", "/", status=401, headers=(basic("foo", "wrong"),)),
+        Expect("auth.foo.com", "/", status=401, headers=(basic("nobody", "open sesame"),)),
+        Expect("auth.foo.com", "/", status=401, headers=(("Authorization", "Bearer x"),)),
+        Expect("auth.foo.com", "/a?b=c", "echo", headers=(basic("foo", "open sesame"),)),
+        Expect("auth.foo.com", "/", "echo", headers=(basic("bar", "open sesame"),)),
+        Expect("auth.foo.com", "/", "echo", scheme="https", headers=(basic("foo", "open sesame"),)),
+        Expect("auth.foo.com", "/", status=401, scheme="https", challenge=_REALM),
+    ),
+    objects=(secret("basic-auth", auth=f"# users\nfoo:{_BCRYPT}\nbar:{_MD5_CRYPT}\n"),),
+)
+
+_AUTH_MAP = AnnotationCase(
+    "auth-secret-type/auth-map",
+    _E2E + 'auth.go "should return status code 200 when authentication is configured with a '
+    'map and Authorization header is sent"',
+    (
+        ingress(
+            "auth",
+            "auth.foo.com",
+            "/",
+            annotations={**_AUTH, "auth-secret-type": "auth-map", "auth-realm": "map"},
+        ),
+    ),
+    (
+        Expect("auth.foo.com", "/", "echo", headers=(basic("baz", "bar"),)),
+        Expect("auth.foo.com", "/", status=401, challenge='Basic realm="map"'),
+    ),
+    objects=(secret("basic-auth", baz=_BCRYPT_BAR),),
+)
+
+_AUTH_MISSING = AnnotationCase(
+    "auth-secret/missing-503",
+    _E2E + 'auth.go "should return status code 503 when authentication is configured with an '
+    'invalid secret"',
+    (ingress("auth", "auth.foo.com", "/", annotations={**_AUTH, "auth-secret": "something"}),),
+    (
+        Expect("auth.foo.com", "/", status=503),
+        Expect("auth.foo.com", "/", status=503, headers=(basic("foo", "open sesame"),)),
+    ),
+    errors=("InvalidAuthSecret",),
+)
+
+_AUTH_FORMAT = AnnotationCase(
+    "auth-secret/hash-no-backend-checks-503",
+    "polyingress: an apr1 hash (HAProxy cannot check it) makes the Secret unusable, as "
+    "ingress-nginx treats a Secret it cannot use",
+    (ingress("auth", "auth.foo.com", "/", annotations=_AUTH),),
+    (Expect("auth.foo.com", "/", status=503, headers=(basic("foo", "s3cret"),)),),
+    objects=(secret("basic-auth", auth=f"foo:{_APR1}\n"),),
+    errors=("InvalidAuthSecret",),
+)
+
+_AUTH_AFTER_SOURCES = AnnotationCase(
+    "auth-type/after-source-ranges",
+    "rootfs/etc/nginx/template/nginx.tmpl: the allow/deny lines and auth_basic are both access "
+    "checks; nginx's access module comes first (403, then 401)",
+    (
+        ingress(
+            "auth",
+            "auth.foo.com",
+            "/",
+            annotations={**_AUTH, "allowlist-source-range": "127.0.92.0/24"},
+        ),
+    ),
+    (
+        Expect("auth.foo.com", "/", status=403, source=_OUTSIDE),
+        Expect(
+            "auth.foo.com", "/", status=403, source=_OUTSIDE, headers=(basic("foo", "open sesame"),)
+        ),
+        Expect("auth.foo.com", "/", status=401, source=_INSIDE, challenge=_REALM),
+        Expect("auth.foo.com", "/", "echo", source=_INSIDE, headers=(basic("foo", "open sesame"),)),
+    ),
+    objects=(secret("basic-auth", auth=f"foo:{_BCRYPT}\n"),),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -860,4 +977,9 @@ CASES: list[AnnotationCase] = [
     _BODY_SIZE,
     _BODY_SIZE_UNLIMITED,
     _BODY_BEFORE_SOURCES,
+    _AUTH_BASIC,
+    _AUTH_MAP,
+    _AUTH_MISSING,
+    _AUTH_FORMAT,
+    _AUTH_AFTER_SOURCES,
 ]

@@ -79,7 +79,7 @@ def model_of(
 ) -> Any:
     """The core's build of the base plus the case (a BuildResult)."""
     store = ObjectStore()
-    store.replace_many([*base_objects(1), *case.ingresses], ())
+    store.replace_many([*base_objects(1), *case.ingresses, *case.objects], ())
     opts = BuildOptions(features=features, http_port=ports[0], https_port=ports[1])
     return build_model(store.snapshot(), opts)
 
@@ -112,6 +112,10 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
         return
     if e.service is None and e.status != 200:
         assert answer.status == e.status, f"{case}: {e}: got {answer}"
+        if e.challenge is not None:
+            policy = route.policy if route is not None else None
+            auth = policy.auth if policy is not None else None
+            assert auth is not None and auth.challenge() == e.challenge, f"{case}: {e}: {auth}"
         if e.location is not None:
             want = location(e.location, *CORE_PORTS)
             assert answer.location == want, f"{case}: {e}: Location {answer.location}, not {want}"
@@ -136,8 +140,8 @@ def check_model(case: AnnotationCase) -> None:
     """Every request of the case against :meth:`RouteModel.answer`; the split against the
     weights; no problem but the case's own."""
     result = model_of(case)
-    errors = [str(p) for p in result.errors]
-    assert not errors, f"{case}: {errors}"
+    errors = [p.reason for p in result.errors]
+    assert errors == list(case.errors), f"{case}: {[str(p) for p in result.errors]}"
     for e in case.expects:
         _check_answer(case, e, result.model)
     if case.weights:
@@ -172,12 +176,13 @@ class AnnotationWorld:
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
     def load(self, case: AnnotationCase) -> None:
-        if self.loaded == case.ingresses:
+        objects = (*case.ingresses, *case.objects)
+        if self.loaded == objects:
             return
         before = self._syncs()
-        write_manifests(self.manifests, "case.yaml", list(case.ingresses))
+        write_manifests(self.manifests, "case.yaml", list(objects))
         wait_until(lambda: self._syncs() > before, timeout=20)
-        self.loaded = case.ingresses
+        self.loaded = objects
 
     def _syncs(self) -> float:
         return metric(self.controller.metrics(), "polyingress_syncs_total")
@@ -200,6 +205,8 @@ class AnnotationWorld:
         if e.service is None and e.status != 200:
             if resp.status != e.status:
                 return False, why
+            if e.challenge is not None and resp.headers.get("www-authenticate") != e.challenge:
+                return False, f"{why}: WWW-Authenticate is not {e.challenge}"
             if e.location is not None:
                 want = location(e.location, self.controller.http_port, self.controller.https_port)
                 if not same_location(resp.headers.get("location"), want):

@@ -4,6 +4,7 @@ does not declare the feature gets (500, never an open door)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,16 +12,18 @@ import pytest
 from polyingress.core import (
     BODY_SIZE,
     SOURCE_RANGES,
+    Builder,
     BuildOptions,
     ObjectStore,
     RoutePolicy,
     SourceRanges,
     admitted_networks,
     build_model,
+    diff,
 )
 from polyingress.core.pipeline.model import Outcome
 from polyingress.core.pipeline.problems import Severity
-from polyingress.testing.annotation_cases import NAMESPACE, base_objects, ingress
+from polyingress.testing.annotation_cases import NAMESPACE, base_objects, basic, ingress, secret
 
 ECHO = f"{NAMESPACE}__echo__80"
 
@@ -239,3 +242,129 @@ def test_body_size_bad_values_reject_the_ingress() -> None:
         assert [r.name for r in result.rejected] == ["bad"], value
         (p,) = result.problems
         assert p.field == "metadata.annotations['nginx.ingress.kubernetes.io/proxy-body-size']"
+
+
+# --- basic authentication ---------------------------------------------------------------------
+
+BCRYPT = "$2y$04$ABePdTwGq2Ow5BWZLO12LeTnPGEdBjwulNqW2nfVWdcnMNqAEc.Pu"  # "open sesame"
+MD5_CRYPT = "$1$jxFc39BW$IjVCeU1/bC99sGYDmd4Ec0"  # "open sesame"
+AUTH = {"auth-type": "basic", "auth-secret": "users", "auth-realm": "staff only"}
+
+
+def _auth_ingress(**extra: str) -> dict[str, Any]:
+    return ingress("auth", "a.example.com", "/", annotations={**AUTH, **extra})
+
+
+def test_basic_auth_401_without_a_password_of_the_secret() -> None:
+    result = build(_auth_ingress(), secret("users", auth=f"foo:{BCRYPT}\nbar:{MD5_CRYPT}\n"))
+    model = result.model
+    assert not result.problems
+    refused = model.answer("a.example.com", "/")
+    assert (refused.outcome, refused.status) == (Outcome.REFUSED, 401)
+    assert refused.route is not None and refused.route.policy is not None
+    auth = refused.route.policy.auth
+    assert auth is not None and auth.challenge() == 'Basic realm="staff only"'
+    for user in ("foo", "bar"):
+        assert model.answer("a.example.com", "/", headers=(basic(user, "open sesame"),)).proxied
+        assert model.answer("a.example.com", "/", headers=(basic(user, "x"),)).status == 401
+    assert "open sesame" not in repr(auth) and BCRYPT not in repr(auth)
+    canonical = json.dumps(model.to_canonical())
+    assert BCRYPT not in canonical and auth.fingerprint in canonical
+
+
+def test_a_changed_secret_is_served_by_the_next_incremental_build() -> None:
+    store = ObjectStore()
+    store.replace_many(
+        [*base_objects(8080), _auth_ingress(), secret("users", auth=f"foo:{BCRYPT}")], ()
+    )
+    builder = Builder(BuildOptions())
+    first = builder.build(store.snapshot()).model
+    assert first.answer("a.example.com", "/", headers=(basic("foo", "open sesame"),)).proxied
+    store.replace_many([secret("users", auth=f"bar:{MD5_CRYPT}")], ())
+    second = builder.build(store.snapshot()).model
+    assert builder.incremental_builds == 1
+    assert second.answer("a.example.com", "/", headers=(basic("foo", "open sesame"),)).status == 401
+    assert second.answer("a.example.com", "/", headers=(basic("bar", "open sesame"),)).proxied
+    assert diff(first, second).routes_changed
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"auth": "foo:$apr1$ferEWR2m$5k.IdJ67zbNbMJ/6gD4Kb0"}, "apr1 (Apache MD5; HAProxy"),
+        ({"auth": "foo:{SHA}/vNB+F2HQ559kaLUZbmHHvZrXpg="}, "{SHA} (HAProxy"),
+        ({"auth": "foo:{PLAIN}s3cret"}, "{PLAIN}"),
+        ({"auth": "foo:$6$jL2QdQLhbQIWrVE5$PfhpAlOdb5pOYyqc"}, "sha512-crypt (Traefik"),
+        ({"auth": "foo:abhWCwoTZY2c6"}, "DES crypt (Traefik"),
+        ({"auth": f"foo:{BCRYPT}\nfoo:{MD5_CRYPT}"}, "names a user twice"),
+        ({"auth": f"f o:{BCRYPT}"}, "the user name is not"),
+        ({"auth": "foo"}, "line 1 of 'auth' is not user:hash"),
+        ({"auth": "# nobody\n"}, "holds no user"),
+        ({"other": f"foo:{BCRYPT}"}, "has no key 'auth'"),
+    ],
+)
+def test_an_unusable_secret_answers_503_naming_the_format_never_the_hash(
+    data: dict[str, str], message: str
+) -> None:
+    """As ingress-nginx answers for a Secret it cannot use (its e2e test: 503); the problem
+    names the Secret, the line and the hash format, and holds no secret data."""
+    result = build(_auth_ingress(), secret("users", **data))
+    assert (
+        result.model.answer("a.example.com", "/", headers=(basic("foo", "s3cret"),)).status == 503
+    )
+    (p,) = result.problems
+    assert (p.severity, p.reason) == (Severity.ERROR, "InvalidAuthSecret")
+    assert p.field == "metadata.annotations['nginx.ingress.kubernetes.io/auth-secret']"
+    assert message in p.message and "Secret annotations/users" in p.message
+    for value in data.values():
+        for part in value.split(":")[1:]:
+            assert part.split("\n")[0] not in p.message
+
+
+def test_a_missing_secret_answers_503_and_its_arrival_serves() -> None:
+    result = build(_auth_ingress())
+    assert result.model.answer("a.example.com", "/").status == 503
+    assert "Secret annotations/users not found" in result.problems[0].message
+    served = build(_auth_ingress(), secret("users", auth=f"foo:{BCRYPT}"))
+    assert served.model.answer("a.example.com", "/").status == 401
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ({"auth-type": "digest"}, "digest authentication is not served"),
+        ({"auth-secret": "other/users"}, "a Secret of another namespace"),
+    ],
+)
+def test_what_basic_auth_refuses_rejects_the_ingress(extra: dict[str, str], why: str) -> None:
+    result = build(_auth_ingress(**extra), secret("users", auth=f"foo:{BCRYPT}"))
+    assert [r.name for r in result.rejected] == ["auth"]
+    assert any(why in p.message for p in result.problems)
+    assert result.model.answer("a.example.com", "/").status == 404
+
+
+def test_auth_map_and_the_default_realm() -> None:
+    ing = ingress(
+        "auth",
+        "a.example.com",
+        "/",
+        annotations={"auth-type": "basic", "auth-secret": "users", "auth-secret-type": "auth-map"},
+    )
+    model = build(ing, secret("users", foo=BCRYPT, bar=MD5_CRYPT)).model
+    assert model.answer("a.example.com", "/", headers=(basic("bar", "open sesame"),)).proxied
+    refused = model.answer("a.example.com", "/")
+    assert refused.route is not None and refused.route.policy is not None
+    assert refused.route.policy.auth is not None
+    assert refused.route.policy.auth.challenge() == 'Basic realm=""'
+
+
+def test_a_backend_without_basic_auth_answers_500() -> None:
+    result = build(
+        _auth_ingress(),
+        secret("users", auth=f"foo:{BCRYPT}"),
+        features=frozenset({"HTTPRoute", SOURCE_RANGES}),
+        backend="tiny",
+    )
+    answer = result.model.answer("a.example.com", "/", headers=(basic("foo", "open sesame"),))
+    assert answer.status == 500
+    assert {p.reason for p in result.problems} == {"UnsupportedValue"}

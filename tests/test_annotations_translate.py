@@ -114,7 +114,7 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
 @pytest.mark.parametrize(
     ("annotations", "severity", "served"),
     [
-        ({"auth-type": "basic", "auth-secret": "users"}, "error", False),
+        ({"auth-type": "digest", "auth-secret": "users"}, "error", False),
         ({"backend-protocol": "GRPC"}, "error", False),
         ({"enable-cors": "true"}, "warning", True),
         ({"limit-rps": "10"}, "warning", True),

@@ -486,7 +486,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not-found"  # no route and no default backend: 404
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
-    REFUSED = "refused"  # the route's policy refuses the request (413, 403)
+    REFUSED = "refused"  # the route's policy refuses the request (413, 403, 401)
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
 
 
@@ -566,7 +566,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
-        "policy": None if r.policy is None else _plain(r.policy),
+        "policy": None if r.policy is None else r.policy.canonical(),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}
@@ -736,7 +736,8 @@ class RouteModel:
         HTTP (301/308), the route of the selected virtual host (its conditions: scheme, method,
         headers, query), else the default backend, else 404; the route's own answer (500, a
         redirect with its Location); a proxying route's policy (413 for a body above its size,
-        then 403 for a ``client`` address its source ranges refuse), before a chosen backend
+        then 403 for a ``client`` address its source ranges refuse, then 401 without valid
+        basic credentials in the ``authorization`` header), before a chosen backend
         without a ready endpoint answers 503. ``target`` is the request target as sent (path
         and query); ``host`` the Host header; ``client`` the address the request comes from;
         ``body_size`` its Content-Length (None: no body)."""
@@ -763,7 +764,8 @@ class RouteModel:
             )
             return replace(answer, status=redirect.status, location=location)
         if route is not None and route.policy is not None and answer.outcome in _PROXYING:
-            refused = route.policy.refusal(client, body_size)
+            authorization = next((v for k, v in headers if k.lower() == "authorization"), None)
+            refused = route.policy.refusal(client, body_size, authorization)
             if refused is not None:
                 return Answer(Outcome.REFUSED, status=refused, route=route)
         if answer.status is not None:

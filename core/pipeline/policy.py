@@ -17,15 +17,22 @@ rows 500 and reports the annotation, so that a missing access rule never opens a
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import ipaddress
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 __all__ = [
+    "BASIC_AUTH",
     "BODY_SIZE",
+    "HASH_FORMATS",
     "POLICY_FEATURES",
     "SOURCE_RANGES",
+    "BasicAuth",
     "RoutePolicy",
     "SourceRanges",
     "admitted_networks",
@@ -36,7 +43,8 @@ __all__ = [
 # leave them out.
 SOURCE_RANGES = "PolyingressSourceRanges"
 BODY_SIZE = "PolyingressBodySize"
-POLICY_FEATURES = frozenset({SOURCE_RANGES, BODY_SIZE})
+BASIC_AUTH = "PolyingressBasicAuth"
+POLICY_FEATURES = frozenset({SOURCE_RANGES, BODY_SIZE, BASIC_AUTH})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -116,16 +124,104 @@ def admitted_networks(ranges: SourceRanges) -> tuple[str, ...]:
     return (*_without(allow4, deny4), *_without(allow6, deny6))
 
 
+# The password hash formats every backend checks (measured on nginx 1.22 with Debian's
+# libxcrypt, HAProxy 2.6 userlists and Traefik 3.7's basicAuth): bcrypt and md5-crypt. Not
+# apr1 nor {SHA} (HAProxy), not sha256-/sha512-crypt nor DES crypt (Traefik), not {PLAIN}
+# (HAProxy, Traefik). (format name, regular expression of the whole hash)
+HASH_FORMATS = (
+    ("bcrypt", re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")),
+    ("md5-crypt", re.compile(r"\$1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}")),
+)
+# User names every backend takes as they are: no ':' (htpasswd), no space or quote (an
+# HAProxy userlist word), printable ASCII.
+USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BasicAuth:
+    """HTTP basic authentication (ingress-nginx's ``auth-type: basic``): a request without a
+    valid ``Authorization: Basic`` of one of ``users`` gets 401 with ``WWW-Authenticate:
+    Basic realm="<realm>"``. ``users`` are (name, hash) sorted by name, each name once, each
+    hash of :data:`HASH_FORMATS`; ``secret`` names the Secret they came from (``ns/name``).
+    The hashes are secret material: never in a repr, a log or the canonical model (its
+    ``fingerprint`` stands for them)."""
+
+    realm: str
+    users: tuple[tuple[str, str], ...] = field(repr=False)
+    secret: str = ""
+
+    def __post_init__(self) -> None:
+        names = [u for u, _h in self.users]
+        if names != sorted(set(names)):
+            raise ValueError("users must be sorted, each name once")
+        for user, digest in self.users:
+            if not USER_NAME.fullmatch(user):
+                raise ValueError(f"user name {user!r} is not [A-Za-z0-9._@+-]")
+            if hash_format(digest) is None:
+                raise ValueError(f"the hash of user {user!r} is not bcrypt or md5-crypt")
+        if any(c in self.realm for c in '"\\') or not self.realm.isprintable():
+            raise ValueError("the realm must be printable, without quotes or backslashes")
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the users and their hashes (what changes when they do)."""
+        blob = "\n".join(f"{u}:{h}" for u, h in self.users)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def challenge(self) -> str:
+        """The WWW-Authenticate header of a 401."""
+        return f'Basic realm="{self.realm}"'
+
+    def admits(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value holds a user's name and password."""
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return False
+        digest = dict(self.users).get(user)
+        return digest is not None and verify_password(password, digest)
+
+
+def hash_format(digest: str) -> str | None:
+    """The name of ``digest``'s format if every backend checks it, else None."""
+    for name, pattern in HASH_FORMATS:
+        if pattern.fullmatch(digest):
+            return name
+    return None
+
+
+def verify_password(password: str, digest: str) -> bool:
+    """``password`` against a bcrypt or md5-crypt ``digest`` (libpass/bcrypt, never our own
+    hashing)."""
+    from passlib.hash import bcrypt, md5_crypt  # type: ignore[import-untyped]
+
+    scheme = md5_crypt if digest.startswith("$1$") else bcrypt
+    try:
+        return bool(scheme.verify(password, digest))
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoutePolicy:
     """What a request on a proxying row must satisfy before it is proxied, checked in this
     order (ingress-nginx's: nginx checks the body size when it chooses the location, before
-    its access phase): ``max_body``, the largest request body in bytes (413 above it; 0: no
-    limit, also not the ConfigMap's ``proxy-body-size``; None: the backend's default);
-    ``sources``, the client address lists (403)."""
+    its access phase, where the address lists come before authentication): ``max_body``, the
+    largest request body in bytes (413 above it; 0: no limit, also not the ConfigMap's
+    ``proxy-body-size``; None: the backend's default); ``sources``, the client address lists
+    (403); ``auth``, basic authentication (401)."""
 
     sources: SourceRanges | None = None
     max_body: int | None = None
+    auth: BasicAuth | None = None
 
     def __post_init__(self) -> None:
         if self.max_body is not None and self.max_body < 0:
@@ -139,13 +235,35 @@ class RoutePolicy:
             out.add(SOURCE_RANGES)
         if self.max_body is not None:
             out.add(BODY_SIZE)
+        if self.auth is not None:
+            out.add(BASIC_AUTH)
         return frozenset(out)
 
-    def refusal(self, client: str, body_size: int | None = None) -> int | None:
+    def refusal(
+        self, client: str, body_size: int | None = None, authorization: str | None = None
+    ) -> int | None:
         """The status a request from ``client`` with a body of ``body_size`` bytes (its
-        Content-Length; None: no body) gets instead of being proxied, None when it passes."""
+        Content-Length; None: no body) and an ``Authorization`` header gets instead of being
+        proxied, None when it passes."""
         if self.max_body and body_size is not None and body_size > self.max_body:
             return 413
         if self.sources is not None and not self.sources.admits(client):
             return 403
+        if self.auth is not None and not self.auth.admits(authorization):
+            return 401
         return None
+
+    def canonical(self) -> dict[str, object]:
+        """Plain JSON for the canonical model: the auth's users by fingerprint only."""
+        out: dict[str, object] = {}
+        if self.sources is not None:
+            out["sources"] = {"allow": list(self.sources.allow), "deny": list(self.sources.deny)}
+        if self.max_body is not None:
+            out["max_body"] = self.max_body
+        if self.auth is not None:
+            out["auth"] = {
+                "realm": self.auth.realm,
+                "secret": self.auth.secret,
+                "fingerprint": self.auth.fingerprint,
+            }
+        return out

@@ -111,6 +111,8 @@ GATEWAY_FEATURES = (
     "PolyingressSourceRanges",
     # ... and the body size: a record field (413 for a Content-Length above it).
     "PolyingressBodySize",
+    # ... and basic authentication: userlists in the configuration (their changes reload).
+    "PolyingressBasicAuth",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

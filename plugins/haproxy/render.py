@@ -519,6 +519,7 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "request_filters": shapes.request_filter_names(),
         "response_filters": shapes.response_filter_names(),
         "source_masks": shapes.source_masks(),
+        "userlists": shapes.userlists(),
     }
 
 
@@ -558,6 +559,7 @@ def render_config(
             mirror_lua=MIRROR_LUA,
             mirror_socket=MIRROR_SOCKET,
             suffix_labels=range(shapes.suffix_labels, 0, -1),
+            userlists=shapes.userlists(),
             gateway_http=_gateway(shapes, "http"),
             gateway_https=_gateway(shapes, "https"),
         )

@@ -57,7 +57,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import BasicAuth, HostKind, PathType, Route, RouteModel, VirtualHost
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -164,6 +164,9 @@ class Shapes:
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
     source_lengths: tuple[tuple[int, int], ...] = DEFAULT_SOURCE_LENGTHS
+    # Basic authentication: (id, BasicAuth) of each userlist, the model's own (a userlist's
+    # users and realm are configuration: HAProxy 2.6 changes none at run time).
+    auths: tuple[tuple[str, BasicAuth], ...] = ()
     _index: dict[str, dict[object, int]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -177,6 +180,7 @@ class Shapes:
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
         lengths = set(DEFAULT_SOURCE_LENGTHS)
+        auths: dict[str, BasicAuth] = {}
         for vhost in model.vhosts:
             needs = _needs(vhost)
             if needs is _NOTHING:
@@ -187,6 +191,7 @@ class Shapes:
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
             lengths |= needs.source_lengths
+            auths.update(needs.auths)
         return cls(
             signatures=tuple(sorted(signatures)),
             match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
@@ -196,6 +201,7 @@ class Shapes:
             segments=segments,
             suffix_labels=labels,
             source_lengths=tuple(sorted(lengths)),
+            auths=tuple(sorted(auths.items(), key=lambda item: item[0])),
         )
 
     def covers(self, needed: Shapes) -> bool:
@@ -206,6 +212,7 @@ class Shapes:
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
             and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def names_cover(self, needed: Shapes) -> bool:
@@ -215,6 +222,7 @@ class Shapes:
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
             and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -227,6 +235,7 @@ class Shapes:
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
             source_lengths=tuple(sorted({*self.source_lengths, *other.source_lengths})),
+            auths=other.auths,  # the new model's userlists only: no stale users are kept
         )
 
     def _lookup(self, kind: str, values: Sequence[object], key: object) -> int:
@@ -286,6 +295,15 @@ class Shapes:
         v4 = {n for f, n in self.source_lengths if f == 4}
         v6 = {n for f, n in self.source_lengths if f == 6}
         return [(n if n in v4 else 32, n if n in v6 else 128, n) for n in sorted(v4 | v6)]
+
+    def userlists(self) -> list[tuple[str, str, list[str]]]:
+        """(id, realm word, user lines) of each userlist: ``user <name> password <hash>``
+        (names and hashes are checked by the core: no space, quote or control character)."""
+        out = []
+        for ident, auth in self.auths:
+            users = [f"user {cfg_word(u)} password {cfg_word(h)}" for u, h in auth.users]
+            out.append((ident, cfg_word(auth.realm), users))
+        return out
 
     def request_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.request_filters)]
@@ -417,6 +435,7 @@ class _Needs:
     labels: int = 0
     splits: frozenset[str] = frozenset()
     source_lengths: frozenset[tuple[int, int]] = frozenset()
+    auths: frozenset[tuple[str, BasicAuth]] = frozenset()
 
 
 _NOTHING = _Needs()
@@ -434,6 +453,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     resp: set[str] = set()
     splits: set[str] = set()
     lengths: set[tuple[int, int]] = set()
+    auths: set[tuple[str, BasicAuth]] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -451,6 +471,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
         lengths.update((n.version, n.prefixlen) for n, _v in _source_networks(route))
+        if route.policy is not None and route.policy.auth is not None:
+            auths.add((auth_id(route.policy.auth), route.policy.auth))
     found = _Needs(
         frozenset(signatures),
         frozenset(req),
@@ -459,6 +481,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
         labels,
         frozenset(splits),
         frozenset(lengths),
+        frozenset(auths),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -544,12 +567,14 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = max_body = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = max_body = auth = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
         if route.status is not None:
             kind = "5"
+            if route.status != 500:  # 503: an Ingress whose auth Secret is unusable
+                slot_or_code = str(int(route.status))
         elif route.redirect is not None:
             redirect = route.redirect
             kind, slot_or_code = "r", str(int(redirect.status))
@@ -574,6 +599,8 @@ class _Compiler:
             entries |= _filters(route, "q", self.shapes.request_filter_index)
             if route.policy is not None and route.policy.max_body:
                 max_body = str(int(route.policy.max_body))
+            if route.policy is not None and route.policy.auth is not None:
+                auth = auth_id(route.policy.auth)
             sources = _source_entries(route)
             if sources:
                 entries |= sources
@@ -603,6 +630,7 @@ class _Compiler:
             rport,
             mirrors,
             max_body,
+            auth,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
@@ -685,6 +713,12 @@ def _filters(route: Route, letter: str, index: Callable[[str], int]) -> dict[str
         f"|{letter}{index(name)}": op + (encode_value(value) if op != "r" else "")
         for op, name, value in _filter_ops(route, response=response)
     }
+
+
+def auth_id(auth: BasicAuth) -> str:
+    """The name of a userlist: a hash of its realm and users (``a`` + 16 hex digits)."""
+    blob = f"{auth.realm}\n{auth.fingerprint}"
+    return "a" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _source_networks(

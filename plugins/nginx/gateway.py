@@ -62,7 +62,15 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, ObjectRef, PathTable, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    BasicAuth,
+    HostKind,
+    ObjectRef,
+    PathTable,
+    Route,
+    RouteModel,
+    VirtualHost,
+)
 
 from .render import (
     _ROOT,
@@ -112,6 +120,7 @@ GATEWAY_FEATURES = (
     # polyingress's request policies (core/pipeline/policy.py): allow/deny lines per row.
     "PolyingressSourceRanges",
     "PolyingressBodySize",
+    "PolyingressBasicAuth",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -150,6 +159,27 @@ def access_lines(route: Route) -> tuple[str, ...]:
         lines += [f"allow {quote(cidr)};" for cidr in sources.allow]
         lines.append("deny all;")
     return tuple(lines)
+
+
+def auth_file(auth: BasicAuth) -> tuple[str, str]:
+    """(name relative to nginx.conf's directory, text) of a user file: named by its content,
+    so a changed Secret is a new file and the running configuration's never changes."""
+    blob = f"{auth.realm}\n{auth.fingerprint}"
+    name = f"auth/{hashlib.sha256(blob.encode()).hexdigest()[:20]}.htpasswd"
+    return name, "".join(f"{user}:{digest}\n" for user, digest in auth.users)
+
+
+def auth_lines(route: Route) -> tuple[str, ...]:
+    """A row's basic authentication: ``auth_basic`` with the realm (nginx answers 401 with
+    WWW-Authenticate: Basic realm="<realm>") and the user file (see :func:`auth_file`)."""
+    policy = route.policy
+    if policy is None or policy.auth is None:
+        return ()
+    name, _text = auth_file(policy.auth)
+    return (
+        f"auth_basic {literal(policy.auth.realm)};",
+        f"auth_basic_user_file {quote(name)};",
+    )
 
 
 def body_lines(route: Route) -> tuple[str, ...]:
@@ -468,7 +498,7 @@ class Gateway:
         )
         mirrors, extra = self._mirrors(route)
         directive = _directive(self.model, answer, self.lua)
-        access = (*body_lines(route), *access_lines(route))
+        access = (*body_lines(route), *access_lines(route), *auth_lines(route))
         if access and directive == "return 503;":
             directive = _UNAVAILABLE_AFTER_ACCESS
         directives = (
@@ -531,7 +561,7 @@ class Gateway:
             pick = (f"rewrite_by_lua_block {{ {call}, {{ {targets} }}) }}",)
             return _simple(pick, tuple(deps), tuple(extra))
         if not any(w.backend is not None and self._available(w.backend) for w in live):
-            access = (*body_lines(route), *access_lines(route))
+            access = (*body_lines(route), *access_lines(route), *auth_lines(route))
             last = _UNAVAILABLE_AFTER_ACCESS if access else "return 503;"
             return _simple((*access, *self._response(route), last))
         error = self._status(route, 500)

@@ -99,6 +99,7 @@ GATEWAY_FEATURES = (
     # polyingress's request policies (core/pipeline/policy.py): source ranges as ipAllowList.
     "PolyingressSourceRanges",
     "PolyingressBodySize",
+    "PolyingressBasicAuth",
 )
 
 

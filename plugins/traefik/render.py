@@ -670,8 +670,9 @@ def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, A
 
 
 def _access(route: Route, middlewares: dict[str, Any]) -> tuple[str, ...]:
-    """A row's policy: its body size as a ``buffering`` middleware, then its source ranges,
-    an ``ipAllowList`` (403 by default; without ``ipStrategy`` the
+    """A row's policy: its body size as a ``buffering`` middleware, its source ranges, an
+    ``ipAllowList``, then its basic authentication, ``basicAuth``. The source ranges: an
+    ``ipAllowList`` (403 by default; without ``ipStrategy`` the
     connection's address is checked) of the networks they admit, the allow list (else every
     address) without the denied networks (:func:`admitted_networks`); none admitted: the
     address no connection comes from."""
@@ -690,6 +691,15 @@ def _access(route: Route, middlewares: dict[str, Any]) -> tuple[str, ...]:
         admitted = list(admitted_networks(policy.sources)) or [NEVER_A_CLIENT]
         conf = {"ipAllowList": {"sourceRange": admitted, "rejectStatusCode": 403}}
         name = _content_name("polyingress-sources", conf)
+        middlewares[name] = conf
+        chain.append(name)
+    if policy.auth is not None:
+        # basicAuth checks bcrypt and md5-crypt (the core accepts no other hash); its 401
+        # says WWW-Authenticate: Basic realm="<realm>". The Authorization header is passed on,
+        # as nginx does.
+        users = [f"{user}:{digest}" for user, digest in policy.auth.users]
+        conf = {"basicAuth": {"users": users, "realm": policy.auth.realm, "removeHeader": False}}
+        name = _content_name("polyingress-auth", conf)
         middlewares[name] = conf
         chain.append(name)
     return tuple(chain)

@@ -51,9 +51,17 @@ from polyingress.core.pipeline.model import (
     Route,
     WeightedBackend,
 )
-from polyingress.core.pipeline.policy import BODY_SIZE, SOURCE_RANGES, RoutePolicy, SourceRanges
+from polyingress.core.pipeline.policy import (
+    BASIC_AUTH,
+    BODY_SIZE,
+    SOURCE_RANGES,
+    BasicAuth,
+    RoutePolicy,
+    SourceRanges,
+)
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.regexpath import RegexForm
+from polyingress.core.pipeline.translate.htpasswd import SecretUsersError, users_of_secret
 from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
 
 __all__ = [
@@ -137,7 +145,9 @@ class IngressPolicy:
     force_ssl: bool = False
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
-    policy: RoutePolicy | None = None  # what a proxied request must satisfy (source ranges)
+    policy: RoutePolicy | None = None  # what a proxied request must satisfy
+    auth_ref: AuthRef | None = None  # basic authentication's Secret (see resolve_auth)
+    auth_failure: str | None = None  # why that Secret gives no users: the paths answer 503
     http_port: int = 80
     https_port: int = 443
 
@@ -169,6 +179,7 @@ class IngressPolicy:
             and self.redirect is None
             and not self.force_ssl
             and self.policy is None
+            and self.auth_ref is None
         )
 
     def problems(self) -> list[Problem]:
@@ -209,6 +220,8 @@ class IngressPolicy:
         base = Route(path=rule.path, path_type=rule.path_type, backend=backend, source=self.ref)
         if self.plain:
             return [base]
+        if self.auth_failure is not None:
+            return [replace(base, backend=None, status=503)]
         if self.redirect is not None:
             return [replace(base, backend=None, redirect=self.redirect)]
         modifier = self._path_rewrite(rule)
@@ -419,10 +432,24 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
     "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
     "auth-type": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "authentication is not in the route model",
+        Support.HONOURED,
+        frozenset({BASIC_AUTH}),
+        "basic: 401 with WWW-Authenticate without a user's password (after the source "
+        "ranges' 403); digest is refused (the Ingress is rejected)",
     ),
+    "auth-secret": (
+        Support.PARTIAL,
+        frozenset({BASIC_AUTH}),
+        "only bcrypt and md5-crypt hashes, the ones every backend checks (another hash, a "
+        "missing Secret or one of another namespace: the paths answer 503, as ingress-nginx "
+        "answers for a Secret it cannot use)",
+    ),
+    "auth-secret-type": (
+        Support.HONOURED,
+        frozenset({BASIC_AUTH}),
+        "auth-file (default: the key auth, htpasswd lines) or auth-map (user: hash)",
+    ),
+    "auth-realm": (Support.HONOURED, frozenset({BASIC_AUTH}), ""),
     "whitelist-source-range": (
         Support.HONOURED,
         frozenset({SOURCE_RANGES}),
@@ -447,10 +474,6 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     **{
         k: (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model")
         for k in _SESSION_KEYS
-    },
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
-        for k in _AUTH_KEYS
     },
 }
 # Unsupported annotations whose absence would open access or send requests elsewhere: the
@@ -736,7 +759,6 @@ def translate_annotations(
     for switch, keys in (
         ("enable-cors", _CORS_KEYS),
         ("affinity", _SESSION_KEYS),
-        ("auth-type", _AUTH_KEYS),
     ):
         on = bool(values.get(switch))
         if switch in values and not (switch != "affinity" and inherited(switch)):
@@ -755,6 +777,9 @@ def translate_annotations(
     for name in _LIMIT_KEYS:
         if name in values and not inherited(name):
             verdict(name)
+    auth = _auth_ref(ref, values, ann, prefix, verdict, inherited)
+    if auth is not None:
+        policy["auth_ref"] = auth
 
     verdicts.sort(key=lambda v: v.name)
     return IngressPolicy(
@@ -763,6 +788,71 @@ def translate_annotations(
         http_port=http_port,
         https_port=https_port,
         **policy,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRef:
+    """The Secret an Ingress's basic authentication reads (resolved by the builder into the
+    rows' :class:`BasicAuth`): its namespace and name, whether it is an ``auth-map``, the
+    realm, and the annotation key that names it (for problems)."""
+
+    namespace: str
+    name: str
+    auth_map: bool
+    realm: str
+    key: str
+
+
+def _auth_ref(
+    ref: ObjectRef,
+    values: Mapping[str, Any],
+    ann: Annotations,
+    prefix: str,
+    verdict: Callable[..., None],
+    inherited: Callable[[str], bool],
+) -> AuthRef | None:
+    """ingress-nginx's ``auth`` parser: ``auth-type`` basic (digest refused) with the Secret
+    ``auth-secret`` of the Ingress's namespace (ingress-nginx refuses other namespaces by
+    default), ``auth-secret-type`` and ``auth-realm`` (default empty)."""
+    kind = values.get("auth-type")
+    if kind is None or inherited("auth-type"):
+        for k in _AUTH_KEYS:
+            if k in values and not inherited(k):
+                verdict(
+                    k, Support.HONOURED, "no effect without auth-type (as in ingress-nginx)", ()
+                )
+        return None
+    if kind == "digest":
+        verdict("auth-type", Support.UNSUPPORTED, "digest authentication is not served", ())
+        return None
+    secret = values.get("auth-secret")
+    if secret is None:
+        verdict(
+            "auth-type",
+            Support.UNSUPPORTED,
+            "basic without auth-secret: no user can be checked",
+            (),
+        )
+        return None
+    namespace, name = secret
+    if namespace is not None and namespace != ref.namespace:
+        verdict(
+            "auth-secret",
+            Support.UNSUPPORTED,
+            "a Secret of another namespace (ingress-nginx refuses it by default)",
+            (),
+        )
+        return None
+    for k in ("auth-type", *_AUTH_KEYS):
+        if k in values:
+            verdict(k)
+    return AuthRef(
+        namespace=ref.namespace,
+        name=name,
+        auth_map=values.get("auth-secret-type") == "auth-map",
+        realm=values.get("auth-realm", ""),
+        key=ann.key("auth-secret", prefix),
     )
 
 
@@ -800,6 +890,34 @@ def _source_ranges(
     if not allow and not deny:
         return None
     return SourceRanges(allow=allow, deny=deny)
+
+
+def resolve_auth(
+    policy: IngressPolicy, secret: Mapping[str, Any] | None
+) -> tuple[IngressPolicy, list[Problem]]:
+    """The policy with its basic authentication's users read from ``secret`` (the Secret
+    ``policy.auth_ref`` names, None when missing): the rows check them; a Secret that gives no
+    users makes the paths answer 503, as ingress-nginx answers, with an error naming it."""
+    ref = policy.auth_ref
+    if ref is None:
+        return policy, []
+    where = f"Secret {ref.namespace}/{ref.name}"
+    try:
+        if secret is None:
+            raise SecretUsersError("not found")
+        users = users_of_secret(secret, auth_map=ref.auth_map)
+        auth = BasicAuth(realm=ref.realm, users=users, secret=f"{ref.namespace}/{ref.name}")
+    except (SecretUsersError, ValueError) as exc:
+        problem = Problem(
+            ref=policy.ref,
+            field=f"metadata.annotations[{ref.key!r}]",
+            message=f"{where} {exc}; the paths answer 503",
+            severity=Severity.ERROR,
+            reason="InvalidAuthSecret",
+        )
+        return replace(policy, auth_failure=str(exc)), [problem]
+    base = policy.policy or RoutePolicy()
+    return replace(policy, policy=replace(base, auth=auth)), []
 
 
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
