@@ -15,6 +15,7 @@ from polyingress.core import (
     Builder,
     BuildOptions,
     ObjectStore,
+    RateLimit,
     RoutePolicy,
     SourceRanges,
     admitted_networks,
@@ -368,3 +369,53 @@ def test_a_backend_without_basic_auth_answers_500() -> None:
     answer = result.model.answer("a.example.com", "/", headers=(basic("foo", "open sesame"),))
     assert answer.status == 500
     assert {p.reason for p in result.problems} == {"UnsupportedValue"}
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+def test_rate_limits_are_one_zone_per_ingress_inherited_by_its_canaries() -> None:
+    main = ingress(
+        "main",
+        "a.example.com",
+        "/",
+        annotations={"limit-rps": "10", "limit-rpm": "100", "limit-connections": "3"},
+        more=(("/other", "echo"),),
+    )
+    canary = ingress(
+        "canary",
+        "a.example.com",
+        "/",
+        "canary",
+        annotations={"canary": "true", "canary-by-header": "x-canary", "limit-rps": "99"},
+        created="2026-01-02T00:00:00Z",
+    )
+    model = build(main, canary).model
+    rates = {r.policy.rate for v in model.vhosts for r in v.routes if r.policy is not None}
+    assert rates == {
+        RateLimit(zone="annotations/main", rps=10, rpm=100, connections=3, burst_multiplier=5)
+    }
+    (rate,) = rates
+    assert rate is not None and (rate.burst(10), rate.status) == (50, 503)
+    # What a request within the limits gets: the limits are the proxies' counting.
+    assert model.answer("a.example.com", "/other").proxied
+
+
+def test_burst_multiplier_alone_has_no_effect() -> None:
+    result = build(
+        ingress("m", "a.example.com", "/", annotations={"limit-burst-multiplier": "2"}),
+        ingress(
+            "c",
+            "b.example.com",
+            "/",
+            annotations={"limit-connections": "2", "limit-burst-multiplier": "2"},
+        ),
+    )
+    routes = {v.host: v.routes[0] for v in result.model.vhosts}
+    assert routes["a.example.com"].policy is None
+    policy = routes["b.example.com"].policy
+    assert policy is not None and policy.rate == RateLimit(
+        zone="annotations/c", connections=2, burst_multiplier=2
+    )
+    with pytest.raises(ValueError, match="without a limit"):
+        RateLimit(zone="x/y")

@@ -31,8 +31,10 @@ __all__ = [
     "BODY_SIZE",
     "HASH_FORMATS",
     "POLICY_FEATURES",
+    "RATE_LIMIT",
     "SOURCE_RANGES",
     "BasicAuth",
+    "RateLimit",
     "RoutePolicy",
     "SourceRanges",
     "admitted_networks",
@@ -44,7 +46,8 @@ __all__ = [
 SOURCE_RANGES = "PolyingressSourceRanges"
 BODY_SIZE = "PolyingressBodySize"
 BASIC_AUTH = "PolyingressBasicAuth"
-POLICY_FEATURES = frozenset({SOURCE_RANGES, BODY_SIZE, BASIC_AUTH})
+RATE_LIMIT = "PolyingressRateLimit"
+POLICY_FEATURES = frozenset({SOURCE_RANGES, BODY_SIZE, BASIC_AUTH, RATE_LIMIT})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -211,17 +214,55 @@ def verify_password(password: str, digest: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """ingress-nginx's rate limits of one Ingress, per client address, counted over every
+    path of the Ingress (``zone``: ``namespace/name``, its counters' name): ``rps`` requests
+    per second and ``rpm`` per minute, each with a burst of ``burst_multiplier`` times the
+    limit (nginx's ``limit_req ... burst=<limit x multiplier> nodelay``), and ``connections``
+    concurrent requests (``limit_conn``). Above a limit: ``status`` (ingress-nginx's
+    ``limit-req-status-code``/``limit-conn-status-code``, 503). Each proxy counts its own way
+    (the README's matrix notes say how); :meth:`RouteModel.answer` states what a request
+    within the limits gets."""
+
+    zone: str
+    rps: int | None = None
+    rpm: int | None = None
+    connections: int | None = None
+    burst_multiplier: int = 5
+    status: int = 503
+
+    def __post_init__(self) -> None:
+        for what, value in (
+            ("rps", self.rps),
+            ("rpm", self.rpm),
+            ("connections", self.connections),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{what} {value} is below 1")
+        if self.burst_multiplier < 1:
+            raise ValueError(f"burst multiplier {self.burst_multiplier} is below 1")
+        if self.rps is None and self.rpm is None and self.connections is None:
+            raise ValueError("a rate limit without a limit")
+
+    def burst(self, limit: int) -> int:
+        """The burst of a request limit (nginx's ``burst=``)."""
+        return limit * self.burst_multiplier
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoutePolicy:
     """What a request on a proxying row must satisfy before it is proxied, checked in this
     order (ingress-nginx's: nginx checks the body size when it chooses the location, before
     its access phase, where the address lists come before authentication): ``max_body``, the
     largest request body in bytes (413 above it; 0: no limit, also not the ConfigMap's
     ``proxy-body-size``; None: the backend's default); ``sources``, the client address lists
-    (403); ``auth``, basic authentication (401)."""
+    (403); ``auth``, basic authentication (401). ``rate`` (rate limits, 503) is counted by
+    the proxy, before all of them (nginx's preaccess phase): not decided here."""
 
     sources: SourceRanges | None = None
     max_body: int | None = None
     auth: BasicAuth | None = None
+    rate: RateLimit | None = None
 
     def __post_init__(self) -> None:
         if self.max_body is not None and self.max_body < 0:
@@ -237,6 +278,8 @@ class RoutePolicy:
             out.add(BODY_SIZE)
         if self.auth is not None:
             out.add(BASIC_AUTH)
+        if self.rate is not None:
+            out.add(RATE_LIMIT)
         return frozenset(out)
 
     def refusal(
@@ -265,5 +308,15 @@ class RoutePolicy:
                 "realm": self.auth.realm,
                 "secret": self.auth.secret,
                 "fingerprint": self.auth.fingerprint,
+            }
+        if self.rate is not None:
+            rate = self.rate
+            out["rate"] = {
+                "zone": rate.zone,
+                "rps": rate.rps,
+                "rpm": rate.rpm,
+                "connections": rate.connections,
+                "burst_multiplier": rate.burst_multiplier,
+                "status": rate.status,
             }
         return out

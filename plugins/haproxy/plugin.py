@@ -113,6 +113,8 @@ GATEWAY_FEATURES = (
     "PolyingressBodySize",
     # ... and basic authentication: userlists in the configuration (their changes reload).
     "PolyingressBasicAuth",
+    # ... and rate limits: counters in three fixed stick tables, limits as record fields.
+    "PolyingressRateLimit",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

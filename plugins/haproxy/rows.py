@@ -568,6 +568,7 @@ class _Compiler:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
         host = pmode = pvalue = rscheme = rport = mirrors = max_body = auth = ""
+        zone = rps = rpm = conns = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -601,6 +602,13 @@ class _Compiler:
                 max_body = str(int(route.policy.max_body))
             if route.policy is not None and route.policy.auth is not None:
                 auth = auth_id(route.policy.auth)
+            rate = route.policy.rate if route.policy is not None else None
+            if rate is not None:
+                # The counters' key: the Ingress (hashed: no '|' or space) and the client.
+                zone = "z" + hashlib.sha256(rate.zone.encode()).hexdigest()[:16]
+                rps = str(rate.burst(rate.rps)) if rate.rps is not None else ""
+                rpm = str(rate.burst(rate.rpm)) if rate.rpm is not None else ""
+                conns = str(int(rate.connections)) if rate.connections is not None else ""
             sources = _source_entries(route)
             if sources:
                 entries |= sources
@@ -631,6 +639,10 @@ class _Compiler:
             mirrors,
             max_body,
             auth,
+            zone,
+            rps,
+            rpm,
+            conns,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):

@@ -121,6 +121,7 @@ GATEWAY_FEATURES = (
     "PolyingressSourceRanges",
     "PolyingressBodySize",
     "PolyingressBasicAuth",
+    "PolyingressRateLimit",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -448,6 +449,40 @@ class Gateway:
             extra.append(_Location((), f"= {quote(uri)}", ("internal;", f"proxy_pass {target};")))
         return tuple(lines), tuple(extra)
 
+    def _policy(self, route: Route) -> tuple[str, ...]:
+        """A row's policy: rate limits, body size, source ranges, basic authentication."""
+        return (*self._rate(route), *body_lines(route), *access_lines(route), *auth_lines(route))
+
+    def _rate(self, route: Route) -> tuple[str, ...]:
+        """ingress-nginx's rate limits (its template's limit_conn/limit_req lines): one zone
+        per Ingress and limit, keyed by the client address, named by a hash of both (so a
+        changed limit is a new zone); ``nodelay`` with a burst of limit x multiplier."""
+        rate = route.policy.rate if route.policy is not None else None
+        if rate is None:
+            return ()
+        lines: list[str] = []
+        if rate.connections is not None:
+            zone = _PREFIX + "conn_" + _digest(rate.zone, "conn")
+            self.http_blocks.setdefault(
+                zone, (f"limit_conn_zone $binary_remote_addr zone={zone}:5m;",)
+            )
+            lines += [
+                f"limit_conn {zone} {int(rate.connections)};",
+                f"limit_conn_status {rate.status};",
+            ]
+        for limit, unit in ((rate.rpm, "m"), (rate.rps, "s")):
+            if limit is None:
+                continue
+            zone = _PREFIX + f"r{unit}_" + _digest(rate.zone, unit, limit)
+            self.http_blocks.setdefault(
+                zone,
+                (f"limit_req_zone $binary_remote_addr zone={zone}:5m rate={int(limit)}r/{unit};",),
+            )
+            lines.append(f"limit_req zone={zone} burst={rate.burst(limit)} nodelay;")
+        if rate.rps is not None or rate.rpm is not None:
+            lines.append(f"limit_req_status {rate.status};")
+        return tuple(lines)
+
     @staticmethod
     def _timeouts(route: Route) -> tuple[str, ...]:
         if route.timeout is None:
@@ -498,7 +533,7 @@ class Gateway:
         )
         mirrors, extra = self._mirrors(route)
         directive = _directive(self.model, answer, self.lua)
-        access = (*body_lines(route), *access_lines(route), *auth_lines(route))
+        access = self._policy(route)
         if access and directive == "return 503;":
             directive = _UNAVAILABLE_AFTER_ACCESS
         directives = (
@@ -561,7 +596,7 @@ class Gateway:
             pick = (f"rewrite_by_lua_block {{ {call}, {{ {targets} }}) }}",)
             return _simple(pick, tuple(deps), tuple(extra))
         if not any(w.backend is not None and self._available(w.backend) for w in live):
-            access = (*body_lines(route), *access_lines(route), *auth_lines(route))
+            access = self._policy(route)
             last = _UNAVAILABLE_AFTER_ACCESS if access else "return 503;"
             return _simple((*access, *self._response(route), last))
         error = self._status(route, 500)

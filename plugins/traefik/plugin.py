@@ -100,6 +100,7 @@ GATEWAY_FEATURES = (
     "PolyingressSourceRanges",
     "PolyingressBodySize",
     "PolyingressBasicAuth",
+    "PolyingressRateLimit",
 )
 
 

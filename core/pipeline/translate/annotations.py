@@ -54,8 +54,10 @@ from polyingress.core.pipeline.model import (
 from polyingress.core.pipeline.policy import (
     BASIC_AUTH,
     BODY_SIZE,
+    RATE_LIMIT,
     SOURCE_RANGES,
     BasicAuth,
+    RateLimit,
     RoutePolicy,
     SourceRanges,
 )
@@ -441,8 +443,8 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         Support.PARTIAL,
         frozenset({BASIC_AUTH}),
         "only bcrypt and md5-crypt hashes, the ones every backend checks (another hash, a "
-        "missing Secret or one of another namespace: the paths answer 503, as ingress-nginx "
-        "answers for a Secret it cannot use)",
+        "user named twice or a missing Secret: the paths answer 503, as ingress-nginx answers "
+        "for a Secret it cannot use; a Secret of another namespace rejects the Ingress)",
     ),
     "auth-secret-type": (
         Support.HONOURED,
@@ -466,10 +468,30 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         frozenset({SOURCE_RANGES}),
         "403 (the connection's address); checked before the allowlist (as in ingress-nginx)",
     ),
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "rate limits are not in the route model")
-        for k in _LIMIT_KEYS
-    },
+    "limit-rps": (
+        Support.PARTIAL,
+        frozenset({RATE_LIMIT}),
+        "per client address over the Ingress's paths, 503 above it; nginx and Traefik: a "
+        "bucket of limit x burst-multiplier requests refilled at the limit (Traefik answers "
+        "429); HAProxy: at most limit x burst-multiplier requests in any second",
+    ),
+    "limit-rpm": (
+        Support.PARTIAL,
+        frozenset({RATE_LIMIT}),
+        "as limit-rps, per minute (HAProxy: at most limit x burst-multiplier requests in any "
+        "minute)",
+    ),
+    "limit-connections": (
+        Support.PARTIAL,
+        frozenset({RATE_LIMIT}),
+        "concurrent requests per client address over the Ingress's paths, 503 above it "
+        "(Traefik answers 429)",
+    ),
+    "limit-burst-multiplier": (
+        Support.HONOURED,
+        frozenset({RATE_LIMIT}),
+        "no effect without limit-rps or limit-rpm (as in ingress-nginx)",
+    ),
     **{k: (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model") for k in _CORS_KEYS},
     **{
         k: (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model")
@@ -774,9 +796,11 @@ def translate_annotations(
                     verdict(
                         k, Support.HONOURED, f"no effect without {switch} (as in ingress-nginx)", ()
                     )
-    for name in _LIMIT_KEYS:
-        if name in values and not inherited(name):
-            verdict(name)
+    rate = _rate_limit(ref, values, verdict, inherited)
+    if rate is not None:
+        base = policy.get("policy")
+        assert base is None or isinstance(base, RoutePolicy)
+        policy["policy"] = replace(base or RoutePolicy(), rate=rate)
     auth = _auth_ref(ref, values, ann, prefix, verdict, inherited)
     if auth is not None:
         policy["auth_ref"] = auth
@@ -788,6 +812,32 @@ def translate_annotations(
         http_port=http_port,
         https_port=https_port,
         **policy,  # type: ignore[arg-type]
+    )
+
+
+def _rate_limit(
+    ref: ObjectRef,
+    values: Mapping[str, Any],
+    verdict: Callable[..., None],
+    inherited: Callable[[str], bool],
+) -> RateLimit | None:
+    """ingress-nginx's ``ratelimit`` parser: the limits of the Ingress, one zone per Ingress."""
+    found = {k: values[k] for k in _LIMIT_KEYS if k in values and not inherited(k)}
+    if not found:
+        return None
+    for k in found:
+        if k == "limit-burst-multiplier" and "limit-rps" not in found and "limit-rpm" not in found:
+            verdict(k, Support.HONOURED, "no effect without limit-rps or limit-rpm", ())
+        else:
+            verdict(k)
+    if not {"limit-rps", "limit-rpm", "limit-connections"} & set(found):
+        return None
+    return RateLimit(
+        zone=f"{ref.namespace}/{ref.name}",
+        rps=found.get("limit-rps"),
+        rpm=found.get("limit-rpm"),
+        connections=found.get("limit-connections"),
+        burst_multiplier=found.get("limit-burst-multiplier", 5),
     )
 
 
