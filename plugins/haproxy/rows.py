@@ -568,7 +568,7 @@ class _Compiler:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
         host = pmode = pvalue = rscheme = rport = mirrors = max_body = auth = ""
-        zone = rps = rpm = conns = ""
+        zone = rps = rpm = conns = lengths = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -613,6 +613,9 @@ class _Compiler:
             if sources:
                 entries |= sources
                 flags += "s"
+                # The prefix lengths its lists use: only those are looked up for it.
+                used = sorted({n.prefixlen for n, _v in _source_networks(route)})
+                lengths = "," + ",".join(str(n) for n in used) + ","
                 assert route.policy is not None and route.policy.sources is not None
                 if route.policy.sources.allow:
                     flags += "l"
@@ -643,6 +646,7 @@ class _Compiler:
             rps,
             rpm,
             conns,
+            lengths,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
