@@ -165,3 +165,22 @@ def test_a_chunked_body_above_the_size_is_proxied_on_haproxy(haproxy: Annotation
     """The documented partial (README matrix, proxy-body-size): HAProxy compares the
     Content-Length only; a chunked body has none."""
     haproxy.check(_chunked_case(200, "echo"))
+
+
+@needs("haproxy")
+def test_haproxy_limit_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
+    """Rate limits and body sizes are record fields: editing them is Runtime API data."""
+    reloads = _reloads(haproxy)
+    for rps, size, big in (("100", "1k", 2000), ("200", "4k", 5000), ("300", "1k", 2000)):
+        haproxy.check(
+            _lists(
+                f"limits-{rps}-{size}",
+                (
+                    Expect("acl.foo.com", "/", "echo", method="POST", body_size=1000),
+                    Expect("acl.foo.com", "/", status=413, method="POST", body_size=big),
+                ),
+                limit_rps=rps,
+                proxy_body_size=size,
+            )
+        )
+        assert _reloads(haproxy) == reloads, haproxy.controller.log()
