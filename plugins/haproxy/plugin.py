@@ -412,7 +412,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (MIRROR_LUA, mirror_lua()),
     ]
     written = [
-        RenderedFile(name=CONFIG_FILE, text=rendered.config),
+        RenderedFile(name=CONFIG_FILE, text=rendered.config, mode=SECRET_MODE),  # userlists
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
         RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),
