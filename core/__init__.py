@@ -40,6 +40,7 @@ from polyingress.core.pipeline.gateway import served_features
 from polyingress.core.pipeline.model import (
     Answer,
     Backend,
+    BackendProtocol,
     Certificate,
     Endpoint,
     HostKind,
@@ -77,6 +78,7 @@ __all__ = [
     "ApplyResult",
     "Backend",
     "BackendInfo",
+    "BackendProtocol",
     "BuildOptions",
     "BuildResult",
     "Builder",

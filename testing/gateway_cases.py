@@ -57,7 +57,9 @@ __all__ = [
     "GW",
     "HTTPS_HOSTS",
     "INFRA",
+    "PROTOCOL_PORTS",
     "WEB",
+    "WS_MESSAGES",
     "Expect",
     "GatewayCase",
     "ListenerStatus",
@@ -109,13 +111,33 @@ def hello_name(namespace: str, service: str) -> str:
     return f"{namespace}/{service}"
 
 
-def _service(namespace: str, name: str, port: int) -> list[dict[str, Any]]:
+# The ports of infra-backend-v1 beyond 8080, as upstream's base has them: (name, Service port,
+# appProtocol). Their endpoints are the kit's h2c and WebSocket servers
+# (:mod:`polyingress.testing.protocols`) on the same address.
+PROTOCOL_PORTS = (
+    ("second-port", 8081, "kubernetes.io/h2c"),
+    ("third-port", 8082, "kubernetes.io/ws"),
+)
+
+
+def _service(
+    namespace: str, name: str, port: int, extra: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """A Service of the base and its EndpointSlice; ``extra``: the target port of each of
+    :data:`PROTOCOL_PORTS` (infra-backend-v1 only)."""
+    ports: list[dict[str, Any]] = [{"name": "http", "port": 8080, "targetPort": port}]
+    slice_ports: list[dict[str, Any]] = [{"name": "http", "port": port, "protocol": "TCP"}]
+    for pname, number, app in PROTOCOL_PORTS:
+        if extra is not None:
+            target = extra[pname]
+            ports.append({"name": pname, "port": number, "targetPort": target, "appProtocol": app})
+            slice_ports.append({"name": pname, "port": target, "protocol": "TCP"})
     return [
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]},
+            "spec": {"ports": ports},
         },
         {
             "apiVersion": "discovery.k8s.io/v1",
@@ -126,7 +148,7 @@ def _service(namespace: str, name: str, port: int) -> list[dict[str, Any]]:
                 "labels": {"kubernetes.io/service-name": name},
             },
             "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "ports": slice_ports,
             "endpoints": [
                 {"addresses": [BACKENDS[(namespace, name)]], "conditions": {"ready": True}}
             ],
@@ -187,8 +209,12 @@ def _https(name: str, hostname: str | None, secret: str) -> dict[str, Any]:
     return listener
 
 
-def base_objects(port: int, controller: str = CONTROLLER) -> list[dict[str, Any]]:
-    """Upstream's base: namespaces, our GatewayClass, the shared Gateways, the backends."""
+def base_objects(
+    port: int, controller: str = CONTROLLER, protocol_ports: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """Upstream's base: namespaces, our GatewayClass, the shared Gateways, the backends.
+    ``protocol_ports``: where infra-backend-v1's h2c and WebSocket servers listen, by port
+    name (:data:`PROTOCOL_PORTS`; default: ``port``, enough for the model)."""
     objs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -241,8 +267,11 @@ def base_objects(port: int, controller: str = CONTROLLER) -> list[dict[str, Any]
     # The suite's certificate in the web backends' namespace (upstream creates it for the tests
     # of cross-namespace certificateRefs).
     objs.append(_tls_secret("certificate", "certificate.invalid", WEB))
+    extra = dict(protocol_ports or {pname: port for pname, _n, _a in PROTOCOL_PORTS})
     for ns, name in BACKENDS:
-        objs += _service(ns, name, port)
+        objs += _service(
+            ns, name, port, extra if (ns, name) == (INFRA, "infra-backend-v1") else None
+        )
     return objs
 
 
@@ -283,6 +312,11 @@ class Expect:
     scheme's well-known one may be written or not) and path); ``mirrored_to`` are the
     Services a copy of the request must reach; ``certificate`` the TLS Secret (of the base)
     whose certificate the proxy must present for the Host as SNI.
+
+    ``protocol`` is how the client talks to the Gateway: ``HTTP/1.1``; ``h2c`` (HTTP/2 in clear
+    text with prior knowledge, upstream's H2CPriorKnowledgeProtocol: the backend's answer must
+    come over HTTP/2 too, see :mod:`polyingress.testing.protocols`); ``websocket`` (upgrade,
+    then a text and a binary message that must come back unchanged: :data:`WS_MESSAGES`).
     """
 
     host: str
@@ -302,6 +336,7 @@ class Expect:
     backend_response_headers: tuple[tuple[str, str], ...] = ()
     mirrored_to: tuple[tuple[str, str], ...] = ()
     certificate: str | None = None
+    protocol: str = "HTTP/1.1"
 
     @property
     def as_sent(self) -> bool:
@@ -322,6 +357,9 @@ class Expect:
 
 
 Status = tuple[str, str, str, str, str, str, str]
+
+# What upstream's HTTPRouteBackendProtocolWebSocket sends: a text frame, then a binary one.
+WS_MESSAGES: tuple[str | bytes, ...] = ("Websocket Support!", bytes([1, 2, 3, 4, 5, 6, 7]))
 
 
 @dataclass(frozen=True)
@@ -4944,6 +4982,67 @@ spec:
 )
 
 
+_BACKEND_PROTOCOL_H2C = GatewayCase(
+    "HTTPRouteBackendProtocolH2C",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: backend-protocol-h2c
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    # This points to a Service with the following ServicePort
+    # - protocol: TCP
+    #   appProtocol: kubernetes.io/h2c
+    #   port: 8081
+    #   targetPort: 3001
+    - name: infra-backend-v1
+      port: 8081
+"""
+    ),
+    # The h2c backend speaks HTTP/2 only: a proxy talking HTTP/1.1 to it gets no answer (502).
+    (Expect(GW, "/", v(1), protocol="h2c"),),
+    features=frozenset({"HTTPRouteBackendProtocolH2C"}),
+    statuses=accepted("backend-protocol-h2c"),
+)
+
+_BACKEND_PROTOCOL_WEBSOCKET = GatewayCase(
+    "HTTPRouteBackendProtocolWebSocket",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: backend-protocol-ws
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    # This points to a Service with the following ServicePort
+    # - name: third-port
+    #   appProtocol: kubernetes.io/ws
+    #   protocol: TCP
+    #   port: 8082
+    #   targetPort: 3000
+    - name: infra-backend-v1
+      port: 8082
+"""
+    ),
+    # Upstream checks the echo only; here the connection must also reach infra-backend-v1's
+    # WebSocket server (its count of connections grows).
+    (Expect(GW, "/ws", v(1), protocol="websocket"),),
+    features=frozenset({"HTTPRouteBackendProtocolWebSocket"}),
+    statuses=accepted("backend-protocol-ws"),
+)
+
+
 def _isolation_expects() -> tuple[Expect, ...]:
     """Upstream's table: each host reaches only the routes of its most specific listener."""
     served = {
@@ -5332,6 +5431,8 @@ CASES: list[GatewayCase] = [
         "HTTPRouteBackendTimeout",
     ),
     _NAMED_RULE,
+    _BACKEND_PROTOCOL_H2C,
+    _BACKEND_PROTOCOL_WEBSOCKET,
     *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)
     _DISALLOWED_KIND,

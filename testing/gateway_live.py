@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import h2.exceptions
 import pytest
 import yaml
+from websockets.exceptions import WebSocketException
 
 from polyingress.core import BuildOptions, RouteModel, build_model, served_features
 from polyingress.core.pipeline.model import Answer
@@ -37,6 +39,8 @@ from polyingress.testing.gateway_cases import (
     CASES,
     CONTROLLER,
     CORE_FEATURES,
+    INFRA,
+    WS_MESSAGES,
     Expect,
     GatewayCase,
     base_objects,
@@ -49,11 +53,13 @@ from polyingress.testing.live import (
     HelloFleet,
     Response,
     check_split,
+    free_port,
     hold_consistently,
     metric,
     wait_until,
     write_manifests,
 )
+from polyingress.testing.protocols import H2CServer, WebSocketEcho, h2c_get, websocket_echo
 
 __all__ = [
     "CONSECUTIVE",
@@ -323,8 +329,16 @@ class GatewayWorld:
         self.backend = backend
         self.features = backend_features(backend) | (CORE_FEATURES - {"HTTPRoute"})
         self.fleet = HelloFleet([(hello_name(ns, s), a) for (ns, s), a in BACKENDS.items()])
+        # infra-backend-v1's h2c-only and WebSocket servers (its ports 8081 and 8082).
+        v1 = hello_name(INFRA, "infra-backend-v1")
+        address = BACKENDS[(INFRA, "infra-backend-v1")]
+        self.h2c = H2CServer(v1, address, free_port()).start()
+        self.ws = WebSocketEcho(v1, address, free_port()).start()
+        ports = {"second-port": self.h2c.port, "third-port": self.ws.port}
         self.manifests = tmp / "manifests"
-        write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
+        write_manifests(
+            self.manifests, "base.yaml", base_objects(self.fleet.port, CONTROLLER, ports)
+        )
         self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
@@ -355,6 +369,10 @@ class GatewayWorld:
 
     def holds(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
         """One request: whether it got what ``e`` expects, and if not, why."""
+        if e.protocol == "h2c":
+            return self._holds_h2c(case, e)
+        if e.protocol == "websocket":
+            return self._holds_websocket(case, e)
         target, want_path = e.path, e.path_seen or e.path
         if e.mirrored_to:  # a unique request, to be found in the mirrors' logs
             rid = f"{_REQUEST_ID}={uuid.uuid4()}"
@@ -410,6 +428,41 @@ class GatewayWorld:
                 return False, f"{case}: {e}: no copy of {want_path} reached {ref}"
         return True, ""
 
+    def _holds_h2c(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
+        """An HTTP/2 prior-knowledge request; the answer must come from the backend's h2c
+        server (it speaks nothing else)."""
+        try:
+            resp = h2c_get(self.controller.http_port, e.host, e.path)
+        except (OSError, h2.exceptions.ProtocolError) as exc:
+            return False, f"{case}: {e}: {type(exc).__name__}: {exc}"
+        why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
+        if resp.status != e.status:
+            return False, why
+        if e.backend is not None:
+            try:
+                seen = resp.json()
+            except ValueError:
+                return False, f"{why}: not an answer of the h2c backend"
+            if seen.get("server_name") != hello_name(*e.backend):
+                return False, why
+            if seen.get("protocol") != "HTTP/2" or seen.get("uri") != (e.path_seen or e.path):
+                return False, f"{why}: the backend got {seen}"
+        return True, ""
+
+    def _holds_websocket(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
+        """A WebSocket through the Gateway: the messages come back unchanged, from the
+        backend's WebSocket server."""
+        before = self.ws.connections
+        try:
+            replies = websocket_echo(self.controller.http_port, e.host, e.path, WS_MESSAGES)
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            return False, f"{case}: {e}: {type(exc).__name__}: {exc}"
+        if replies != list(WS_MESSAGES):
+            return False, f"{case}: {e}: replies {replies!r}, not {WS_MESSAGES!r}"
+        if e.backend == (INFRA, "infra-backend-v1") and self.ws.connections <= before:
+            return False, f"{case}: {e}: the echo did not come from {e.backend}'s server"
+        return True, ""
+
     def check(self, case: GatewayCase) -> None:
         self.load(case)
         for e in case.expects:
@@ -453,6 +506,8 @@ class GatewayWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        self.h2c.stop()
+        self.ws.stop()
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

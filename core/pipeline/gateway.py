@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyingress.core.pipeline.model import (
+    BackendProtocol,
     ObjectRef,
     PathModifierType,
     Redirect,
@@ -45,7 +46,7 @@ from polyingress.core.pipeline.translate.httproute import (
 )
 from polyingress.core.pipeline.translate.ingress import BackendRef
 from polyingress.core.pipeline.translate.secret import CertificateError, certificate_from_secret
-from polyingress.core.pipeline.translate.service import backend_name
+from polyingress.core.pipeline.translate.service import app_protocol
 from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
@@ -501,11 +502,39 @@ class _Backends:
     message: str = ""
 
 
+# A Service port's appProtocol -> the protocol the proxy talks to it and the feature that needs
+# (GEP-1911). WebSocket is HTTP/1.1 with the upgrade passed through, as on every HTTP backend.
+_APP_PROTOCOLS: dict[str | None, tuple[BackendProtocol, str | None]] = {
+    None: (BackendProtocol.HTTP, None),
+    "http": (BackendProtocol.HTTP, None),
+    "kubernetes.io/h2c": (BackendProtocol.H2C, "HTTPRouteBackendProtocolH2C"),
+    "kubernetes.io/ws": (BackendProtocol.HTTP, "HTTPRouteBackendProtocolWebSocket"),
+}
+
+
+def _protocol_of(
+    snapshot: Snapshot, b: BackendRefSpec, features: frozenset[str] | None
+) -> tuple[BackendProtocol | None, tuple[str, str] | None]:
+    """The protocol of a backendRef's Service port (its appProtocol), or None with why the
+    reference is invalid: an appProtocol the backend does not serve (UnsupportedProtocol)."""
+    app = app_protocol(snapshot, b.namespace, b.name, str(b.port))
+    found = _APP_PROTOCOLS.get(app)
+    needs = found[1] if found is not None else None
+    if found is None or (features is not None and needs is not None and needs not in features):
+        return None, (
+            "UnsupportedProtocol",
+            f"{b.field}: Service {b.namespace}/{b.name} port {b.port}: appProtocol {app!r} "
+            "is not served",
+        )
+    return found[0], None
+
+
 def _resolve_backends(
     snapshot: Snapshot,
     route: ParsedHTTPRoute,
     refs: Sequence[BackendRefSpec],
     used: dict[str, BackendRef],
+    features: frozenset[str] | None = None,
 ) -> _Backends:
     out = _Backends(split=[])
     for b in refs:
@@ -532,8 +561,11 @@ def _resolve_backends(
         elif snapshot.get("Service", b.namespace, b.name) is None:
             why = ("BackendNotFound", f"{b.field}: Service {b.namespace}/{b.name} not found")
         else:
-            name = backend_name(b.namespace, b.name, str(b.port))
-            used.setdefault(name, BackendRef(b.namespace, b.name, str(b.port), False))
+            protocol, why = _protocol_of(snapshot, b, features)
+            if protocol is not None:
+                ref = BackendRef(b.namespace, b.name, str(b.port), False, protocol)
+                name = ref.name
+                used.setdefault(name, ref)
         if why is not None and out.reason is None:
             out.reason, out.message = why
         out.split.append(WeightedBackend(backend=name, weight=b.weight))
@@ -986,11 +1018,13 @@ def _route(
         for b in (*rule.backends, *rule.mirrors):
             result.services.add((b.namespace, b.name))
     used: dict[str, BackendRef] = {}
-    resolved = [_resolve_backends(snapshot, parsed, rule.backends, used) for rule in parsed.rules]
+    resolved = [
+        _resolve_backends(snapshot, parsed, rule.backends, used, features) for rule in parsed.rules
+    ]
     mirrors = [
         tuple(
             w.backend
-            for w in _resolve_backends(snapshot, parsed, rule.mirrors, used).split
+            for w in _resolve_backends(snapshot, parsed, rule.mirrors, used, features).split
             if w.backend is not None
         )
         for rule in parsed.rules

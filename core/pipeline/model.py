@@ -36,6 +36,7 @@ from polyingress.core.pipeline.settings import GlobalSettings
 __all__ = [
     "Answer",
     "Backend",
+    "BackendProtocol",
     "Certificate",
     "Endpoint",
     "GlobalSettings",
@@ -127,6 +128,34 @@ class Endpoint:
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
+class BackendProtocol(StrEnum):
+    """How the proxy talks to a backend's endpoints.
+
+    ``HTTP``: HTTP/1.1 in clear text, WebSocket upgrades passed through (a Service port with
+    ``appProtocol: kubernetes.io/ws`` is such a backend); ``H2C``: HTTP/2 in clear text with
+    prior knowledge (``appProtocol: kubernetes.io/h2c``, the ``backend-protocol: H2C``
+    annotation); ``HTTPS``: HTTP/1.1 over TLS, the endpoint's certificate not verified (the
+    ``backend-protocol: HTTPS`` annotation, as ingress-nginx does); ``GRPC``/``GRPCS``: gRPC
+    over HTTP/2 in clear text / over TLS (unverified): the proxy talks HTTP/2 to the endpoint
+    as for ``H2C`` / ``HTTPS`` with ALPN h2."""
+
+    HTTP = "http"
+    H2C = "h2c"
+    HTTPS = "https"
+    GRPC = "grpc"
+    GRPCS = "grpcs"
+
+    @property
+    def tls(self) -> bool:
+        """TLS to the endpoint (never verified)."""
+        return self in (BackendProtocol.HTTPS, BackendProtocol.GRPCS)
+
+    @property
+    def http2(self) -> bool:
+        """HTTP/2 to the endpoint (prior knowledge in clear text, ALPN h2 over TLS)."""
+        return self in (BackendProtocol.H2C, BackendProtocol.GRPC, BackendProtocol.GRPCS)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Backend:
     """A Service port, addressed by its stable ``name`` (``<namespace>__<service>__<port>``).
@@ -134,7 +163,9 @@ class Backend:
     ``name`` only contains ``[a-z0-9_-]`` and is safe as an identifier in every proxy's config.
     ``endpoints`` is sorted by (address, port) and holds every endpoint, ready or not; backends
     send traffic to ``ready_endpoints`` only. ``problem`` says why a backend has no endpoints
-    when that is an error (Service missing, port unknown).
+    when that is an error (Service missing, port unknown). ``protocol`` is how the proxy talks
+    to the endpoints (:class:`BackendProtocol`); a Service port reached with another protocol
+    than HTTP is a backend of its own, named ``<namespace>__<service>__<port>__<protocol>``.
     """
 
     name: str
@@ -143,6 +174,7 @@ class Backend:
     port: str
     endpoints: tuple[Endpoint, ...] = ()
     problem: str | None = None
+    protocol: BackendProtocol = BackendProtocol.HTTP
 
     def __post_init__(self) -> None:
         if not _NAME_OK.fullmatch(self.name):
@@ -796,6 +828,7 @@ class RouteModel:
                     b.port,
                     b.problem,
                     [[e.address, e.port, e.ready, e.serving, e.terminating] for e in b.endpoints],
+                    *([b.protocol.value] if b.protocol is not BackendProtocol.HTTP else []),
                 ]
                 for b in self.backends
             ],

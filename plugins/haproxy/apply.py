@@ -282,7 +282,9 @@ def plan_servers(
         weight = () if server.weight == 1 else ("weight", str(server.weight))
         # Notes §2: add (starts in maintenance), then enable; never the `enabled` keyword.
         commands.append(
-            Command.of("add", "server", ref, server.address, *weight, *DYNAMIC_SERVER_POOL)
+            Command.of(
+                "add", "server", ref, server.address, *weight, *server.options, *DYNAMIC_SERVER_POOL
+            )
         )
         commands.append(Command.of("enable", "server", ref))
     return commands, retire

@@ -73,6 +73,7 @@ from .render import (
     _redirect,
     _Server,
     _source_comment,
+    proxy_pass,
     quote,
     uri_form,
 )
@@ -371,8 +372,9 @@ class Gateway:
             # A path no route can have (route paths hold no space): only the subrequest gets it.
             uri = f"/.polyingress mirror/{backend.name}"
             lines.append(f"mirror {quote(uri)};")
-            target = quote(f"http://{backend.name}$request_uri", variables=True)
-            extra.append(_Location((), f"= {quote(uri)}", ("internal;", f"proxy_pass {target};")))
+            extra.append(
+                _Location((), f"= {quote(uri)}", ("internal;", proxy_pass(backend, "$request_uri")))
+            )
         return tuple(lines), tuple(extra)
 
     @staticmethod

@@ -73,6 +73,7 @@ import jinja2
 
 from polyingress.core import (
     Answer,
+    Backend,
     Certificate,
     HostKind,
     ObjectRef,
@@ -313,7 +314,18 @@ def _directive(model: RouteModel, answer: Answer, lua: bool) -> str:
     backend = model.backend_index.get(answer.backend) if answer.backend is not None else None
     if backend is None or (answer.outcome is Outcome.UNAVAILABLE and not lua):
         return "return 503;"
-    return f"proxy_pass {quote('http://' + backend.name)};"
+    return proxy_pass(backend)
+
+
+def proxy_pass(backend: Backend, uri: str = "") -> str:
+    """``proxy_pass`` to a backend's upstream in its protocol: HTTP/1.1 in clear text or over
+    TLS (``https``: the certificate is not verified, nginx's default, as in ingress-nginx).
+    nginx 1.22 proxies no HTTP/2 (grpc_pass speaks gRPC only), and the backend does not declare
+    HTTPRouteBackendProtocolH2C: such a backend answers 500, never HTTP/1.1 in silence."""
+    if backend.protocol.http2:
+        return "return 500;"
+    scheme = "https" if backend.protocol.tls else "http"
+    return f"proxy_pass {quote(f'{scheme}://{backend.name}{uri}', variables=bool(uri))};"
 
 
 def _table(model: RouteModel, vhost: VirtualHost | None, lua: bool) -> Table:

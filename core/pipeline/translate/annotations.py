@@ -22,7 +22,7 @@ note says where polyingress differs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
@@ -39,6 +39,7 @@ from polyingress.core.pipeline.annotations import (
     parse_bool,
 )
 from polyingress.core.pipeline.model import (
+    BackendProtocol,
     HeaderFilter,
     HeaderMatch,
     ObjectRef,
@@ -78,6 +79,7 @@ _PATH_REDIRECT = "HTTPRoutePathRedirect"
 _SCHEME_REDIRECT = "HTTPRouteSchemeRedirect"
 _PORT_REDIRECT = "HTTPRoutePortRedirect"
 _TIMEOUT = "HTTPRouteBackendTimeout"
+_H2C = "HTTPRouteBackendProtocolH2C"
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -135,6 +137,7 @@ class IngressPolicy:
     force_ssl: bool = False
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
+    protocol: BackendProtocol = BackendProtocol.HTTP  # backend-protocol
     http_port: int = 80
     https_port: int = 443
 
@@ -394,9 +397,12 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "no body size limit in the route model; the backend's default applies",
     ),
     "backend-protocol": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "only HTTP backends (the default) are served",
+        Support.PARTIAL,
+        frozenset({_CORE}),
+        "HTTP, HTTPS (TLS to the endpoint, its certificate not verified, as ingress-nginx) and "
+        "H2C are honoured, H2C only where the backend serves HTTPRouteBackendProtocolH2C; GRPC "
+        "and GRPCS are proxied as HTTP/2 (an error of the proxy's own is an HTTP status, not a "
+        "grpc-status); AUTO_HTTP and FCGI are not served (the Ingress is rejected)",
     ),
     "custom-headers": (
         Support.UNSUPPORTED,
@@ -697,13 +703,7 @@ def translate_annotations(
         if name in values and not inherited(name):
             verdict(name)
     if "backend-protocol" in values and not inherited("backend-protocol"):
-        if values["backend-protocol"] == "HTTP":
-            verdict("backend-protocol", Support.HONOURED, "")
-        else:
-            verdict(
-                "backend-protocol",
-                note=f"{values['backend-protocol']}: only HTTP backends (the default) are served",
-            )
+        _backend_protocol(values["backend-protocol"], verdict, policy)
     for name in _ACCESS_KEYS:
         if name in values and not inherited(name):
             verdict(name)
@@ -738,6 +738,55 @@ def translate_annotations(
         https_port=https_port,
         **policy,  # type: ignore[arg-type]
     )
+
+
+# backend-protocol value -> (the model's protocol, support, the features it needs, note).
+_PROTOCOLS: dict[str, tuple[BackendProtocol, Support, frozenset[str], str]] = {
+    "HTTP": (BackendProtocol.HTTP, Support.HONOURED, frozenset(), ""),
+    "HTTPS": (
+        BackendProtocol.HTTPS,
+        Support.HONOURED,
+        frozenset({_CORE}),
+        "HTTP/1.1 over TLS; the endpoint's certificate is not verified (as in ingress-nginx)",
+    ),
+    "H2C": (
+        BackendProtocol.H2C,
+        Support.HONOURED,
+        frozenset({_H2C}),
+        "HTTP/2 in clear text with prior knowledge",
+    ),
+    "GRPC": (
+        BackendProtocol.GRPC,
+        Support.PARTIAL,
+        frozenset({_H2C}),
+        "gRPC is proxied as HTTP/2 in clear text; an error of the proxy's own (503, 504) is an "
+        "HTTP status, not a grpc-status trailer as ingress-nginx's grpc_pass answers",
+    ),
+    "GRPCS": (
+        BackendProtocol.GRPCS,
+        Support.PARTIAL,
+        frozenset({_H2C}),
+        "gRPC is proxied as HTTP/2 over TLS (ALPN h2, the certificate not verified); an error "
+        "of the proxy's own is an HTTP status, not a grpc-status trailer",
+    ),
+}
+
+
+def _backend_protocol(value: str, verdict: Callable[..., None], policy: dict[str, object]) -> None:
+    """backend-protocol: how the proxy talks to the Ingress's backends."""
+    found = _PROTOCOLS.get(value)
+    if found is None:
+        verdict(
+            "backend-protocol",
+            Support.UNSUPPORTED,
+            f"{value}: AUTO_HTTP and FCGI backends are not served",
+            (),
+        )
+        return
+    protocol, support, features, note = found
+    verdict("backend-protocol", support, note, features)
+    if protocol is not BackendProtocol.HTTP:
+        policy["protocol"] = protocol
 
 
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
