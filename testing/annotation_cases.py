@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "CASES",
     "NGINX",
+    "PROTOCOL_SERVICES",
     "SERVICES",
     "AnnotationCase",
     "Expect",
@@ -42,6 +43,15 @@ SERVICES: dict[str, str] = {
     "canary": "127.0.91.2",
     "canary-two": "127.0.91.3",
     "other": "127.0.91.4",
+}
+
+
+# Services whose one endpoint speaks another protocol than HTTP/1.1 (address, protocol), on the
+# hello servers' port: an HTTPS hello server (self-signed) and an h2c-only one
+# (:mod:`polyingress.testing.protocols`). Reached only with the right backend-protocol.
+PROTOCOL_SERVICES: dict[str, tuple[str, str]] = {
+    "secure": ("127.0.91.5", "https"),
+    "h2c": ("127.0.91.6", "h2c"),
 }
 
 
@@ -113,7 +123,8 @@ def base_objects(port: int) -> list[dict[str, Any]]:
             "spec": {"controller": CONTROLLER},
         },
     ]
-    for name, address in SERVICES.items():
+    addresses = {**SERVICES, **{n: a for n, (a, _p) in PROTOCOL_SERVICES.items()}}
+    for name, address in addresses.items():
         objs.append(
             {
                 "apiVersion": "v1",
@@ -608,6 +619,26 @@ _READ_TIMEOUT = AnnotationCase(
     ),
 )
 
+# --- backend-protocol ------------------------------------------------------------------------
+
+_BACKEND_HTTPS = AnnotationCase(
+    "backend-protocol/HTTPS",
+    _E2E
+    + 'backendprotocol.go "should set backend protocol to https:// and use proxy_pass"; '
+    + _DOCS
+    + " (HTTPS: TLS to the endpoint; ingress-nginx does not verify its certificate)",
+    (ingress("https", "https.bar.com", "/", "secure", annotations={"backend-protocol": "HTTPS"}),),
+    (Expect("https.bar.com", "/tls?a=1", "secure"),),
+)
+
+_BACKEND_H2C = AnnotationCase(
+    "backend-protocol/H2C",
+    _E2E + 'backendprotocol.go "should set backend protocol to h2c"; the endpoint speaks '
+    "HTTP/2 only, so only a proxy talking h2c reaches it",
+    (ingress("h2c", "h2c.bar.com", "/", "h2c", annotations={"backend-protocol": "H2C"}),),
+    (Expect("h2c.bar.com", "/h2?a=1", "h2c"),),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -634,4 +665,6 @@ CASES: list[AnnotationCase] = [
     _ALIAS,
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
+    _BACKEND_HTTPS,
+    _BACKEND_H2C,
 ]

@@ -25,10 +25,11 @@ from polyingress.core.pipeline.model import Answer
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.pipeline.translate.annotations import policy_of
 from polyingress.core.pipeline.translate.service import backend_name
-from polyingress.core.runtime.hello import request_delay
+from polyingress.core.runtime.hello import HelloServer, request_delay
 from polyingress.testing.annotation_cases import (
     CASES,
     NAMESPACE,
+    PROTOCOL_SERVICES,
     SERVICES,
     AnnotationCase,
     Expect,
@@ -47,6 +48,7 @@ from polyingress.testing.live import (
     wait_until,
     write_manifests,
 )
+from polyingress.testing.protocols import H2CServer, tls_hello
 
 __all__ = [
     "AnnotationWorld",
@@ -111,7 +113,8 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     assert answer.proxied, f"{case}: {e}: expected a backend, got {answer}"
     names = {w.backend for w in answer.backends if w.weight > 0}
     if e.service is not None:
-        assert names == {_name(e.service)}, f"{case}: {e}: reaches {names}"
+        services = {model.backend(n).service for n in names if n is not None}
+        assert services == {e.service}, f"{case}: {e}: reaches {names}"
     if delay is not None and route is not None:
         assert route.timeout is None or route.timeout > delay, f"{case}: {e}: times out"
     assert answer.path == (e.path_seen or e.target), f"{case}: {e}: backend gets {answer.path}"
@@ -149,6 +152,7 @@ class AnnotationWorld:
         self.backend = backend
         self.features = backend_features(backend)
         self.fleet = HelloFleet([(hello_name(s), a) for s, a in SERVICES.items()])
+        self.others = start_protocol_servers(self.fleet.port)
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
         self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
@@ -226,6 +230,20 @@ class AnnotationWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        for server in self.others:
+            server.stop()
+
+
+def start_protocol_servers(port: int) -> list[HelloServer | H2CServer]:
+    """The endpoints of :data:`PROTOCOL_SERVICES` on ``port``: an HTTPS hello server with a
+    self-signed certificate, an h2c-only server."""
+    out: list[HelloServer | H2CServer] = []
+    for service, (address, protocol) in PROTOCOL_SERVICES.items():
+        if protocol == "https":
+            out.append(tls_hello(hello_name(service), address, port).start())
+        else:
+            out.append(H2CServer(hello_name(service), address, port).start())
+    return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -18,10 +18,13 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import h2.config
@@ -32,7 +35,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import Server, ServerConnection, serve
 
-__all__ = ["H2CResponse", "H2CServer", "WebSocketEcho", "h2c_get", "websocket_echo"]
+from polyingress.core import self_signed
+from polyingress.core.runtime.hello import HelloServer
+
+__all__ = [
+    "H2CResponse",
+    "H2CServer",
+    "WebSocketEcho",
+    "h2c_get",
+    "tls_hello",
+    "websocket_echo",
+]
 
 _READ = 65536
 
@@ -240,3 +253,16 @@ def websocket_echo(
             ws.send(message)
             replies.append(ws.recv(timeout=timeout))
     return replies
+
+
+def tls_hello(name: str, address: str, port: int) -> HelloServer:
+    """A hello server speaking HTTPS only, with a new self-signed certificate (not started)."""
+    cert = self_signed(name.replace("/", "-"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hello.pem"
+        path.write_text(cert.pem_bundle)
+        context.load_cert_chain(path)
+    server = HelloServer(name, address, port)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    return server
