@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 
 __all__ = [
+    "address_list",
     "ip_address",
     "namespaced_name",
     "non_negative_int",
@@ -17,6 +18,14 @@ __all__ = [
     "port_number",
     "positive_number",
 ]
+
+
+def address_list(value: str) -> tuple[str, ...]:
+    """``ADDR[,ADDR...]``: IPs or hostnames, blanks dropped; at least one."""
+    out = tuple(a.strip() for a in value.split(",") if a.strip())
+    if not out:
+        raise argparse.ArgumentTypeError("expected ADDR[,ADDR...]")
+    return out
 
 
 def namespaced_name(value: str) -> tuple[str, str]:

@@ -79,3 +79,31 @@ def test_validate_adds_a_gateway_line_only_when_there_are_gateway_objects(tmp_pa
     )
     cafe = polyingress("validate", "--manifests", "examples/cafe")
     assert "HTTPRoutes" not in cafe.stdout
+
+
+def test_status_gives_gateways_the_published_addresses(tmp_path: Path) -> None:
+    manifests = str(_world(tmp_path))
+    docs = yaml.safe_load(polyingress("status", "--manifests", manifests).stdout)
+    # Not published anywhere: the spec's "not yet known" is no addresses field at all.
+    assert all("addresses" not in d["status"] for d in docs if d["kind"] == "Gateway")
+    out = polyingress(
+        "status",
+        "--manifests",
+        manifests,
+        "--publish-status-address",
+        "203.0.113.7, LB.Example.COM,2001:db8:0:0::1,203.0.113.7",
+    )
+    assert out.returncode == 0, out.stderr
+    docs = yaml.safe_load(out.stdout)
+    gateways = [d for d in docs if d["kind"] == "Gateway"]
+    assert gateways
+    for gw in gateways:
+        assert gw["status"]["addresses"] == [
+            {"type": "IPAddress", "value": "203.0.113.7"},
+            {"type": "Hostname", "value": "lb.example.com"},
+            {"type": "IPAddress", "value": "2001:db8::1"},
+        ]
+    # Routes and classes have no addresses.
+    assert all("addresses" not in d["status"] for d in docs if d["kind"] != "Gateway")
+    bad = polyingress("status", "--manifests", manifests, "--publish-status-address", " , ")
+    assert bad.returncode == 2 and "ADDR[,ADDR...]" in bad.stderr

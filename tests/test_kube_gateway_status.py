@@ -420,3 +420,19 @@ def test_kubernetes_mode_writes_the_status_each_build_computes(kube: KubeEmulato
         kube.put(service("nudge"))
         time.sleep(1.2)  # builds and resyncs: nothing changed, nothing written
         assert len(status_writes(kube)) == writes
+
+
+def test_gateways_get_the_addresses_the_ingresses_are_published_at(kube: KubeEmulator) -> None:
+    world(kube)
+    with replicas(kube, publish_status_address=("192.0.2.10", "lb.example.com")) as (rep,):
+        assert rep.leading
+        wait_until(lambda: (status_of(kube, "Gateway", "gw") or {}).get("addresses"))
+        assert status_of(kube, "Gateway", "gw")["addresses"] == [
+            {"type": "IPAddress", "value": "192.0.2.10"},
+            {"type": "Hostname", "value": "lb.example.com"},
+        ]
+        # Not ours: no addresses written to the other class's Gateway.
+        assert "addresses" not in (status_of(kube, "Gateway", "their-gw") or {})
+        writes = len(status_writes(kube))
+        time.sleep(1.2)  # resyncs: the stored addresses are what we want; nothing written again
+        assert len(status_writes(kube)) == writes

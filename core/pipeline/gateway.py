@@ -22,6 +22,7 @@ The stage reads the snapshot and states, exactly as the Gateway API v1 specifica
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,8 +57,10 @@ __all__ = [
     "GatewayResult",
     "GatewayStage",
     "GatewayTLS",
+    "gateway_addresses",
     "served_features",
     "translate_gateways",
+    "with_addresses",
 ]
 
 Host = str | None
@@ -871,6 +874,43 @@ class GatewayStage:
 
 
 _CONTEXT = frozenset({"GatewayClass", "Gateway", "ReferenceGrant", "Namespace", "Secret"})
+
+
+def gateway_addresses(values: Iterable[str]) -> list[dict[str, str]]:
+    """``status.addresses`` of a Gateway served at ``values`` (the addresses the controller
+    publishes, as for an Ingress's ``status.loadBalancer``): ``IPAddress`` for an IP (in its
+    canonical form), ``Hostname`` otherwise; first seen first, duplicates dropped."""
+    out: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for raw in values:
+        value = raw.strip()
+        if not value:
+            continue
+        try:
+            entry = ("IPAddress", str(ipaddress.ip_address(value)))
+        except ValueError:
+            entry = ("Hostname", value.lower())
+        if entry not in seen:
+            seen.add(entry)
+            out.append({"type": entry[0], "value": entry[1]})
+    return out
+
+
+def with_addresses(
+    documents: Iterable[Mapping[str, Any]], addresses: Sequence[Mapping[str, str]]
+) -> list[dict[str, Any]]:
+    """The status documents with every Gateway's ``status.addresses`` set to ``addresses``
+    (omitted when there are none: the spec's "not yet known"); other kinds unchanged."""
+    out: list[dict[str, Any]] = []
+    for doc in documents:
+        if doc.get("kind") != "Gateway":
+            out.append(dict(doc))
+            continue
+        status = {k: v for k, v in doc["status"].items() if k != "addresses"}
+        if addresses:
+            status = {"addresses": [dict(a) for a in addresses], **status}
+        out.append({**doc, "status": status})
+    return out
 
 
 def _drop(index: dict[Any, Any], outer: Any, key: Any) -> None:

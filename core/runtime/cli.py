@@ -24,7 +24,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from polyingress.core.api import RenderedFile, RunSettings
-from polyingress.core.argtypes import ip_address, namespaced_name, non_negative_int, port_number
+from polyingress.core.argtypes import (
+    address_list,
+    ip_address,
+    namespaced_name,
+    non_negative_int,
+    port_number,
+)
 from polyingress.core.files import write_atomic
 from polyingress.core.pipeline.annotations import validate_prefix
 from polyingress.core.pipeline.builder import (
@@ -34,7 +40,7 @@ from polyingress.core.pipeline.builder import (
     _our_classes,
     build_model,
 )
-from polyingress.core.pipeline.gateway import served_features
+from polyingress.core.pipeline.gateway import gateway_addresses, served_features, with_addresses
 from polyingress.core.pipeline.settings import SettingsSupport
 from polyingress.core.pipeline.store import ObjectStore, Snapshot
 from polyingress.core.runtime.plugins import PluginError, discover, load_backend, plugin_manager
@@ -274,7 +280,8 @@ def cmd_status(args: argparse.Namespace, pm: Any) -> int:
         return 1
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = build_model(store.snapshot(), _build_options(args, pm, now=now))
-    sys.stdout.write(yaml.safe_dump(list(result.statuses), sort_keys=False, width=100))
+    documents = with_addresses(result.statuses, gateway_addresses(args.publish_status_address))
+    sys.stdout.write(yaml.safe_dump(documents, sort_keys=False, width=100))
     return 0
 
 
@@ -577,6 +584,13 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
         metavar="NAME",
         help="judge the routes as this backend would serve them (its Gateway API features); "
         "without it: as a backend serving every feature",
+    )
+    status.add_argument(
+        "--publish-status-address",
+        type=address_list,
+        default=(),
+        metavar="ADDR[,ADDR]",
+        help="the Gateways' status.addresses (as run's --publish-status-address writes them)",
     )
     _add_source_options(status)
     status.set_defaults(func=lambda a: cmd_status(a, pm))

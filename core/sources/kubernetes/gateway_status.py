@@ -17,7 +17,10 @@ function given instead computes the documents from the store. This module writes
   ``controllerName``) are kept as they are, ours are replaced; an HTTPRoute that no longer
   appears in the documents has our entries removed;
 * a GatewayClass is written only when its ``controllerName`` is ours, a Gateway only when its
-  class is ours.
+  class is ours;
+* a Gateway's ``status.addresses`` are the addresses the Ingresses are published at
+  (``--publish-status-address``, else ``--publish-service``'s, through ``addresses()``), as
+  ``polyingress status --publish-status-address`` prints them.
 
 Writes are a replace (PUT) of the status subresource with the resourceVersion read: a status
 written meanwhile by someone else is a 409 Conflict, answered by reading the object again and
@@ -47,6 +50,7 @@ from tenacity import (
     wait_random,
 )
 
+from polyingress.core.pipeline.gateway import with_addresses
 from polyingress.core.pipeline.store import (
     CLUSTER_SCOPED,
     GATEWAY_API_VERSIONS,
@@ -227,6 +231,7 @@ class GatewayStatusWriter:
         leader: Leader,
         controller: str,
         statuses: StatusDocuments | None = None,
+        addresses: Callable[[], Sequence[Mapping[str, str]] | None] | None = None,
         resync: float = 60.0,
         request_timeout: float = 10.0,
         retry_after: float = 5.0,
@@ -238,6 +243,7 @@ class GatewayStatusWriter:
         self.store = store
         self.leader = leader
         self.statuses = statuses
+        self.addresses = addresses
         self.controller = controller
         self.resync_every = resync
         self.request_timeout = request_timeout
@@ -295,6 +301,9 @@ class GatewayStatusWriter:
                 documents = self._documents
         if documents is None:
             return 0  # no build yet
+        published = self.addresses() if self.addresses is not None else None
+        if published:
+            documents = with_addresses(documents, published)
         writes = 0
         seen: set[Key] = set()
         for doc in documents:

@@ -51,8 +51,9 @@ from tenacity import (
 )
 
 from polyingress.core.api import HealthReport
-from polyingress.core.argtypes import namespaced_name, positive_number
+from polyingress.core.argtypes import address_list, namespaced_name, positive_number
 from polyingress.core.pipeline.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
+from polyingress.core.pipeline.gateway import gateway_addresses
 from polyingress.core.pipeline.store import (
     CLUSTER_SCOPED,
     GATEWAY_GROUP,
@@ -151,13 +152,6 @@ class _Stopped(Exception):
 # -- options ----------------------------------------------------------------------------------
 
 
-def _addresses(value: str) -> tuple[str, ...]:
-    out = tuple(a.strip() for a in value.split(",") if a.strip())
-    if not out:
-        raise argparse.ArgumentTypeError("expected ADDR[,ADDR...]")
-    return out
-
-
 def _bool(value: str) -> bool:
     low = value.lower()
     if low in ("1", "t", "true", "yes", "on"):
@@ -191,7 +185,7 @@ def add_kube_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--publish-status-address",
-        type=_addresses,
+        type=address_list,
         metavar="ADDR[,ADDR]",
         help="write these IPs/hostnames to status.loadBalancer (overrides --publish-service)",
     )
@@ -992,6 +986,7 @@ class KubeRuntime:
                 store,
                 leader=elector,
                 statuses=self.gateway_statuses,
+                addresses=self._published_addresses,
                 controller=opts.controller_class,
                 resync=opts.status_resync,
                 request_timeout=opts.request_timeout,
@@ -1011,6 +1006,15 @@ class KubeRuntime:
             self.status.start()
         if self.gateway_status is not None:
             self.gateway_status.start()
+
+    def _published_addresses(self) -> list[dict[str, str]] | None:
+        """The Gateways' ``status.addresses``: where the Ingresses are published."""
+        if self.status is None:
+            return None
+        entries = self.status.desired_entries()
+        if entries is None:
+            return None
+        return gateway_addresses(v for e in entries for v in e.values())
 
     def _on_build(self, result: BuildResult) -> None:
         self._hooks.last_build = result
