@@ -52,6 +52,7 @@ from polyingress.core.pipeline.model import (
     RouteModel,
     TLSBinding,
     VirtualHost,
+    WeightedBackend,
     redirect_status,
 )
 from polyingress.core.pipeline.problems import Problem, Severity
@@ -113,6 +114,7 @@ __all__ = [
     "Timings",
     "TransientApplyError",
     "VirtualHost",
+    "WeightedBackend",
     "backend_plugin",
     "build_model",
     "command_line",

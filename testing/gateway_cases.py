@@ -50,6 +50,7 @@ from polyingress.core import self_signed
 __all__ = [
     "APP",
     "BACKENDS",
+    "BACKEND_HEADER_REQUESTS",
     "CASES",
     "CONTROLLER",
     "CORE_FEATURES",
@@ -317,6 +318,11 @@ class Expect:
     text with prior knowledge, upstream's H2CPriorKnowledgeProtocol: the backend's answer must
     come over HTTP/2 too, see :mod:`polyingress.testing.protocols`); ``websocket`` (upgrade,
     then a text and a binary message that must come back unchanged: :data:`WS_MESSAGES`).
+
+    ``backend_header``: the request reaches one of the route's backends, which must receive this
+    header with its own Service name as value (upstream's HTTPRouteRequestHeaderModifier-
+    BackendWeights: each backendRef of a split sets it); checked on
+    :data:`BACKEND_HEADER_REQUESTS` requests in a row.
     """
 
     host: str
@@ -337,6 +343,7 @@ class Expect:
     mirrored_to: tuple[tuple[str, str], ...] = ()
     certificate: str | None = None
     protocol: str = "HTTP/1.1"
+    backend_header: str | None = None
 
     @property
     def as_sent(self) -> bool:
@@ -357,6 +364,9 @@ class Expect:
 
 
 Status = tuple[str, str, str, str, str, str, str]
+
+# How many requests upstream's HTTPRouteRequestHeaderModifierBackendWeights checks in a row.
+BACKEND_HEADER_REQUESTS = 100
 
 # What upstream's HTTPRouteBackendProtocolWebSocket sends: a text frame, then a binary one.
 WS_MESSAGES: tuple[str | bytes, ...] = ("Websocket Support!", bytes([1, 2, 3, 4, 5, 6, 7]))
@@ -5043,6 +5053,148 @@ spec:
 )
 
 
+_BACKEND_REQUEST_HEADER_MODIFIER = GatewayCase(
+    "HTTPRouteBackendRequestHeaderModifier",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-header-modifier
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /set
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: X-Header-Set
+            value: set-overwrites-values
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /add
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          add:
+          - name: X-Header-Add
+            value: add-appends-values
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /remove
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          remove:
+          - X-Header-Remove
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /multiple
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: X-Header-Set-1
+            value: header-set-1
+          - name: X-Header-Set-2
+            value: header-set-2
+          add:
+          - name: X-Header-Add-1
+            value: header-add-1
+          - name: X-Header-Add-2
+            value: header-add-2
+          - name: X-Header-Add-3
+            value: header-add-3
+          remove:
+          - X-Header-Remove-1
+          - X-Header-Remove-2
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /case-insensitivity
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: X-Header-Set
+            value: header-set
+          add:
+          - name: X-Header-Add
+            value: header-add
+          remove:
+          - X-Header-Remove
+"""
+    ),
+    # Upstream runs HTTPRouteRequestHeaderModifier's table on these manifests.
+    _REQUEST_HEADER_MODIFIER.expects,
+    features=frozenset({"HTTPRouteBackendRequestHeaderModification"}),
+    statuses=accepted("request-header-modifier"),
+)
+
+_REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS = GatewayCase(
+    "HTTPRouteRequestHeaderModifierBackendWeights",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-header-modifier-backend-weights
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      weight: 10
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v1
+    - name: infra-backend-v2
+      port: 8080
+      weight: 10
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v2
+"""
+    ),
+    (Expect(GW, "/", backend_header="Backend"),),
+    features=frozenset({"HTTPRouteBackendRequestHeaderModification"}),
+    statuses=accepted("request-header-modifier-backend-weights"),
+)
+
+
 def _isolation_expects() -> tuple[Expect, ...]:
     """Upstream's table: each host reaches only the routes of its most specific listener."""
     served = {
@@ -5433,6 +5585,8 @@ CASES: list[GatewayCase] = [
     _NAMED_RULE,
     _BACKEND_PROTOCOL_H2C,
     _BACKEND_PROTOCOL_WEBSOCKET,
+    _BACKEND_REQUEST_HEADER_MODIFIER,
+    _REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS,
     *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)
     _DISALLOWED_KIND,

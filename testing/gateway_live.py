@@ -35,6 +35,7 @@ from polyingress.core.pipeline.model import Answer
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.runtime.hello import request_delay
 from polyingress.testing.gateway_cases import (
+    BACKEND_HEADER_REQUESTS,
     BACKENDS,
     CASES,
     CONTROLLER,
@@ -185,6 +186,17 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
     got_headers = (
         route.request_headers.apply(sent) if route and route.request_headers is not None else sent
     )
+    if e.backend_header is not None:
+        # Each backend of the split sets the header to its own Service name.
+        for w in answer.backends:
+            if w.weight <= 0 or w.backend is None:
+                continue
+            own = w.headers(route.request_headers if route is not None else None)
+            seen = own.apply(sent) if own is not None else sent
+            service = model.backend(w.backend).service
+            assert _joined(seen, e.backend_header) == service, (
+                f"{case}: {e}: {w.backend} gets {e.backend_header} {seen}"
+            )
     for k, val in e.request_headers if e.as_sent else e.headers:
         assert _joined(got_headers, k) == val, f"{case}: {e}: request headers {got_headers}"
     for k in e.absent:
@@ -403,6 +415,11 @@ class GatewayWorld:
             for k in e.absent:
                 if k.lower() in seen["headers"]:
                     return False, f"{why}: {k} reached the backend"
+            if e.backend_header is not None:
+                service = name.split("/", 1)[-1]
+                got = seen["headers"].get(e.backend_header.lower())
+                if got != service:
+                    return False, f"{why}: {service} got {e.backend_header}: {got}"
         elif resp.status != e.status:
             return False, why
         if e.location is not None and not same_location(resp.headers.get("location"), e.location):
@@ -467,6 +484,11 @@ class GatewayWorld:
         self.load(case)
         for e in case.expects:
             hold_consistently(functools.partial(self.holds, case, e))
+            if e.backend_header is not None:
+                # Upstream's loop: every one of these requests, none retried.
+                for _ in range(BACKEND_HEADER_REQUESTS):
+                    good, why = self.holds(case, e)
+                    assert good, why
         if case.weights:
             self.check_weights(case)
         check_statuses(case, self.statuses())

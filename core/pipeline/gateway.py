@@ -571,7 +571,9 @@ def _resolve_backends(
                 used.setdefault(name, ref)
         if why is not None and out.reason is None:
             out.reason, out.message = why
-        out.split.append(WeightedBackend(backend=name, weight=b.weight))
+        out.split.append(
+            WeightedBackend(backend=name, weight=b.weight, request_headers=b.request_headers)
+        )
     return out
 
 
@@ -604,6 +606,7 @@ def _rows(
     status: int | None = None
     split: tuple[WeightedBackend, ...] = ()
     backend: str | None = None
+    request_headers = rule.request_headers
     if unsupported:
         status = 500
     elif redirect is None:
@@ -611,7 +614,9 @@ def _rows(
         if not backends.split or not live:
             status = 500  # no backendRefs, or all with weight 0: nothing to send to
         elif len(live) == 1 and live[0].backend is not None and len(backends.split) == 1:
+            # One backend: its own header filter is the row's, after the rule's.
             backend = live[0].backend
+            request_headers = live[0].headers(request_headers)
         elif all(w.backend is None for w in live):
             status = 500
         else:
@@ -643,7 +648,7 @@ def _rows(
                         else None
                     ),
                     rewrite=rule.rewrite if status is None else None,
-                    request_headers=rule.request_headers if status is None else None,
+                    request_headers=request_headers if status is None else None,
                     response_headers=rule.response_headers if status is None else None,
                     mirrors=mirrors if status is None else (),
                     timeout=rule.timeout if status is None else None,

@@ -208,16 +208,6 @@ class QueryMatch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
-class WeightedBackend:
-    """One backend of a traffic split: it gets ``weight`` / (sum of weights) of the requests;
-    weight 0 gets none. ``backend`` None is the share of an invalid backend reference: those
-    requests are answered 500 (Gateway API)."""
-
-    backend: str | None
-    weight: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderFilter:
     """Header changes, applied in this order: ``set`` (replace or add), ``add`` (append a value),
     ``remove``. Names are lowercase; values are checked printable ASCII without CR/LF."""
@@ -225,6 +215,36 @@ class HeaderFilter:
     set: tuple[tuple[str, str], ...] = ()
     add: tuple[tuple[str, str], ...] = ()
     remove: tuple[str, ...] = ()
+
+    def then(self, after: HeaderFilter | None) -> HeaderFilter:
+        """One filter with the effect of this one followed by ``after`` (a backendRef's filter
+        after its rule's), each name in one list only: a value added to a value set or added
+        before is appended to it with ``,`` (one header line holding both, as a proxy joins
+        them), an added header that was removed before is set."""
+        if after is None:
+            return self
+        ops: dict[str, tuple[str, str]] = {}
+        for name, value in self.set:
+            ops[name] = ("set", value)
+        for name, value in self.add:
+            ops[name] = ("add", value)
+        for name in self.remove:
+            ops[name] = ("remove", "")
+        for name, value in after.set:
+            ops[name] = ("set", value)
+        for name, value in after.add:
+            kind, prev = ops.get(name, ("", ""))
+            if kind in ("set", "add"):
+                ops[name] = (kind, f"{prev},{value}")
+            else:
+                ops[name] = ("set" if kind == "remove" else "add", value)
+        for name in after.remove:
+            ops[name] = ("remove", "")
+        return HeaderFilter(
+            set=tuple((n, v) for n, (k, v) in ops.items() if k == "set"),
+            add=tuple((n, v) for n, (k, v) in ops.items() if k == "add"),
+            remove=tuple(n for n, (k, _v) in ops.items() if k == "remove"),
+        )
 
     def apply(self, headers: dict[str, list[str]]) -> dict[str, list[str]]:
         """The header multimap after the changes (the reference semantics the tests compare
@@ -237,6 +257,24 @@ class HeaderFilter:
         for name in self.remove:
             out.pop(name, None)
         return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class WeightedBackend:
+    """One backend of a traffic split: it gets ``weight`` / (sum of weights) of the requests;
+    weight 0 gets none. ``backend`` None is the share of an invalid backend reference: those
+    requests are answered 500 (Gateway API). ``request_headers``: the backendRef's own
+    RequestHeaderModifier, applied after the row's to the requests this backend gets."""
+
+    backend: str | None
+    weight: int
+    request_headers: HeaderFilter | None = None
+
+    def headers(self, row: HeaderFilter | None) -> HeaderFilter | None:
+        """The request header changes this share gets: the row's, then its own."""
+        if self.request_headers is None:
+            return row
+        return (row or HeaderFilter()).then(self.request_headers)
 
 
 class PathModifierType(StrEnum):
@@ -584,7 +622,10 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "headers": [[h.name, h.value] for h in r.headers],
         "query": [[q.name, q.value] for q in r.query],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
-        "split": [[w.backend, w.weight] for w in r.split],
+        "split": [
+            [w.backend, w.weight, *([_plain(w.request_headers)] if w.request_headers else [])]
+            for w in r.split
+        ],
         "status": r.status,
         "redirect": None if r.redirect is None else _plain(r.redirect),
         "rewrite": None if r.rewrite is None else _plain(r.rewrite),

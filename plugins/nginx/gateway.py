@@ -62,7 +62,15 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, ObjectRef, PathTable, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    HostKind,
+    ObjectRef,
+    PathTable,
+    Route,
+    RouteModel,
+    VirtualHost,
+    WeightedBackend,
+)
 
 from .render import (
     _ROOT,
@@ -110,6 +118,9 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
+    # A backendRef's RequestHeaderModifier: the row's filter then its own, in the location of
+    # its share of a split (or of the row, for one backend).
+    "HTTPRouteBackendRequestHeaderModification",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -314,10 +325,11 @@ class Gateway:
         found = self.model.backend_index.get(backend)
         return found is not None and found.available
 
-    def _headers(self, route: Route) -> tuple[str, ...]:
+    def _headers(self, route: Route, share: WeightedBackend | None = None) -> tuple[str, ...]:
         """All proxy_set_header lines when the row changes a request header: render.py's
-        defaults, then the host rewrite, then the filter (set, add, remove)."""
-        f = route.request_headers
+        defaults, then the host rewrite, then the filter (set, add, remove): the row's, then
+        the split ``share``'s own (a backendRef's RequestHeaderModifier)."""
+        f = route.request_headers if share is None else share.headers(route.request_headers)
         host = route.rewrite.hostname if route.rewrite is not None else None
         if f is None and host is None:
             return ()
@@ -420,7 +432,7 @@ class Gateway:
             f"rewrite {rest} {quote('$1', variables=True)}{end}",
         )
 
-    def _proxy(self, route: Route, backend: str) -> _Action:
+    def _proxy(self, route: Route, backend: str, share: WeightedBackend | None = None) -> _Action:
         # The core's answer for this backend (503 in static mode without a ready endpoint).
         answer = self.model.outcome(
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
@@ -428,7 +440,7 @@ class Gateway:
         mirrors, extra = self._mirrors(route)
         directives = (
             *self._rewrite(route, "break"),
-            *self._headers(route),
+            *self._headers(route, share),
             *self._response(route),
             *mirrors,
             *self._timeouts(route),
@@ -463,7 +475,7 @@ class Gateway:
 
     def _split(self, route: Route) -> _Action:
         live = [w for w in route.split if w.weight > 0]
-        shares = [(w, self._proxy(route, w.backend) if w.backend else None) for w in live]
+        shares = [(w, self._proxy(route, w.backend, w) if w.backend else None) for w in live]
         deps: list[tuple[str, tuple[str, ...]]] = []
         extra: list[_Location] = []
         for _w, share in shares:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from polyingress.core.pipeline.model import (
@@ -88,6 +88,7 @@ class BackendRefSpec:
     port: int | None
     weight: int
     field: str
+    request_headers: HeaderFilter | None = None  # the backendRef's RequestHeaderModifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +319,32 @@ def _hostname(value: Any, field: str) -> str:
     return str(value).lower()
 
 
+def _backend_filters(
+    ref: BackendRefSpec, raw: Any, unsupported: list[tuple[str, str]], features: set[str]
+) -> BackendRefSpec:
+    """A backendRef's filters: RequestHeaderModifier (HTTPRouteBackendRequestHeaderModification,
+    applied after the rule's to the requests this backend gets); any other type is not
+    served."""
+    filters = _list(
+        raw.get("filters") if isinstance(raw, Mapping) else None, ref.field + ".filters"
+    )
+    request_headers: HeaderFilter | None = None
+    for j, f in enumerate(filters):
+        ff = f"{ref.field}.filters[{j}]"
+        f = _map(f, ff)
+        ftype = f.get("type")
+        if ftype == "RequestHeaderModifier":
+            if request_headers is not None:
+                raise _Invalid(ff + ".type", f"{ftype} appears twice")
+            request_headers = _header_filter(f.get("requestHeaderModifier"), ff)
+            features.add("HTTPRouteBackendRequestHeaderModification")
+        else:
+            unsupported.append((ff + ".type", f"the {ftype} filter on a backendRef"))
+    if request_headers is None:
+        return ref
+    return replace(ref, request_headers=request_headers)
+
+
 def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
     field = f"spec.rules[{i}]"
     rule = _map(rule, field)
@@ -408,13 +435,9 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
     if redirect is not None and rewrite is not None:
         raise _Invalid(field + ".filters", "RequestRedirect and URLRewrite cannot be combined")
     backends = tuple(
-        _backend(b, ns, f"{field}.backendRefs[{j}]")
+        _backend_filters(_backend(b, ns, f"{field}.backendRefs[{j}]"), b, unsupported, features)
         for j, b in enumerate(_list(rule.get("backendRefs"), field + ".backendRefs"))
     )
-    for b in backends:
-        raw = rule["backendRefs"][int(b.field.rsplit("[", 1)[1][:-1])]
-        if isinstance(raw, Mapping) and raw.get("filters"):
-            unsupported.append((b.field + ".filters", "filters on a backendRef"))
     if redirect is not None and backends:
         raise _Invalid(field, "a rule with a RequestRedirect must not have backendRefs")
     timeout: float | None = None
