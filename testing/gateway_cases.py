@@ -5195,6 +5195,297 @@ spec:
 )
 
 
+def _cors_allowed(origin: str) -> tuple[tuple[str, str], ...]:
+    """The preflight answer of cors-multiple-origins-methods-headers for an allowed Origin."""
+    return (
+        ("access-control-allow-origin", origin),
+        ("access-control-allow-methods", "GET, OPTIONS"),
+        ("access-control-allow-headers", "x-header-1, x-header-2"),
+        ("access-control-expose-headers", "x-header-3, x-header-4"),
+        ("access-control-max-age", "3600"),
+        ("access-control-allow-credentials", "true"),
+    )
+
+
+def _cors_request(origin: str, *more: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return (("Origin", origin), *more)
+
+
+_ACRM_GET = ("access-control-request-method", "GET")
+_ACRH = ("access-control-request-headers", "x-header-1, x-header-2")
+
+# Upstream allows several answers where the specification does (200 or 204 to a preflight,
+# "*" or the echoed Origin, method and headers with allowCredentials false, 403 to a preflight
+# from an Origin not allowed); here every backend gives the one the core states (Cors): 204,
+# the Origin, method and headers echoed, the lists joined by ", " (upstream ignores the
+# whitespace).
+_CORS = GatewayCase(
+    "HTTPRouteCORS",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-multiple-origins-methods-headers
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "https://www.foo.com"
+        - "https://*.bar.com"
+        allowMethods:
+        - GET
+        - OPTIONS
+        allowHeaders:
+        - "x-header-1"
+        - "x-header-2"
+        exposeHeaders:
+        - "x-header-3"
+        - "x-header-4"
+        allowCredentials: true
+        maxAge: 3600
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-1
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-wildcard-methods
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "https://www.foo.com"
+        allowMethods: ["*"]
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-2
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-wildcard-origin
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "*"
+        allowMethods: ["PUT"]
+        allowCredentials: false
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-wildcard-origin
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-wildcard-methods-headers
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "*"
+        allowMethods: ["*"]
+        allowHeaders: ["*"]
+        allowCredentials: true
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-wildcard-methods-headers
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "*"
+        allowMethods: ["*"]
+        allowHeaders: ["*"]
+        allowCredentials: false
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-wildcard-methods-headers-unauth
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+    ),
+    (
+        # preflights from an exact, a wildcard and a deeper wildcard origin
+        *(
+            Expect(
+                GW,
+                "/cors-1",
+                status=204,
+                method="OPTIONS",
+                request_headers=_cors_request(origin, _ACRM_GET, _ACRH),
+                response_headers=_cors_allowed(origin),
+            )
+            for origin in ("https://www.foo.com", "https://www.bar.com", "https://xpto.www.bar.com")
+        ),
+        # a preflight from an origin not allowed: 204 without CORS headers
+        Expect(
+            GW,
+            "/cors-1",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request("https://foobar.com", _ACRM_GET),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+        # simple requests: proxied, the allowed Origin echoed
+        *(
+            Expect(
+                GW,
+                "/cors-1",
+                v(1),
+                request_headers=_cors_request(origin, _ACRM_GET, _ACRH),
+                response_headers=(("access-control-allow-origin", origin),),
+            )
+            for origin in ("https://www.foo.com", "https://www.bar.com")
+        ),
+        Expect(
+            GW,
+            "/cors-1",
+            v(1),
+            request_headers=_cors_request("https://foobar.com", _ACRM_GET),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+        # allowMethods "*": the requested method echoed; no credentials
+        Expect(
+            GW,
+            "/cors-2",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request(
+                "https://www.foo.com", ("access-control-request-method", "POST")
+            ),
+            response_headers=(
+                ("access-control-allow-methods", "POST"),
+                ("access-control-allow-origin", "https://www.foo.com"),
+            ),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+        # allowOrigins "*": the Origin echoed (with a port too)
+        *(
+            Expect(
+                GW,
+                "/cors-wildcard-origin",
+                status=204,
+                method="OPTIONS",
+                request_headers=_cors_request(origin, ("access-control-request-method", "PUT")),
+                response_headers=(
+                    ("access-control-allow-origin", origin),
+                    ("access-control-allow-methods", "PUT"),
+                ),
+                absent_response_headers=("access-control-allow-credentials",),
+            )
+            for origin in ("https://foobar.com", "https://foobar.com:12345")
+        ),
+        *(
+            Expect(
+                GW,
+                "/cors-wildcard-origin",
+                v(1),
+                method="PUT",
+                request_headers=_cors_request(origin),
+                response_headers=(("access-control-allow-origin", origin),),
+                absent_response_headers=("access-control-allow-credentials",),
+            )
+            for origin in ("https://foobar.com:12345", "https://foobar.com")
+        ),
+        # wildcard methods and headers: echoed, with and without credentials
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request(
+                "https://other.foo.com", ("access-control-request-method", "PUT"), _ACRH
+            ),
+            response_headers=(
+                ("access-control-allow-origin", "https://other.foo.com"),
+                ("access-control-allow-methods", "PUT"),
+                ("access-control-allow-headers", "x-header-1, x-header-2"),
+                ("access-control-allow-credentials", "true"),
+            ),
+        ),
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers-unauth",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request(
+                "https://other.foo.com", ("access-control-request-method", "PUT"), _ACRH
+            ),
+            response_headers=(
+                ("access-control-allow-origin", "https://other.foo.com"),
+                ("access-control-allow-methods", "PUT"),
+                ("access-control-allow-headers", "x-header-1, x-header-2"),
+            ),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers",
+            v(1),
+            request_headers=_cors_request("https://other.foo.com"),
+            response_headers=(
+                ("access-control-allow-origin", "https://other.foo.com"),
+                ("access-control-allow-credentials", "true"),
+            ),
+        ),
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers-unauth",
+            v(1),
+            request_headers=_cors_request("https://other.foo.com"),
+            response_headers=(("access-control-allow-origin", "https://other.foo.com"),),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+    ),
+    features=frozenset({"HTTPRouteCORS"}),
+    statuses=(
+        *accepted("cors-multiple-origins-methods-headers", "cors-wildcard-methods"),
+        *accepted("cors-wildcard-origin", "cors-wildcard-methods-headers"),
+    ),
+)
+
+
 def _isolation_expects() -> tuple[Expect, ...]:
     """Upstream's table: each host reaches only the routes of its most specific listener."""
     served = {
@@ -5587,6 +5878,7 @@ CASES: list[GatewayCase] = [
     _BACKEND_PROTOCOL_WEBSOCKET,
     _BACKEND_REQUEST_HEADER_MODIFIER,
     _REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS,
+    _CORS,
     *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)
     _DISALLOWED_KIND,

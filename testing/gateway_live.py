@@ -31,7 +31,7 @@ import yaml
 from websockets.exceptions import WebSocketException
 
 from polyingress.core import BuildOptions, RouteModel, build_model, served_features
-from polyingress.core.pipeline.model import Answer
+from polyingress.core.pipeline.model import Answer, Outcome
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.runtime.hello import request_delay
 from polyingress.testing.gateway_cases import (
@@ -174,6 +174,8 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
         assert got is not None and model.certificate(got).fingerprint == want, (
             f"{case}: {e}: the host is served with {got}, not {e.certificate}"
         )
+    if answer.outcome is Outcome.CORS_PREFLIGHT:
+        _check_response_headers(case, e, _multimap(answer.cors))
     if not reaches_backend or not answer.proxied:
         return
     want_path = e.path_seen or e.path
@@ -204,14 +206,19 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
     resp = _multimap(e.backend_response_headers)
     if route is not None and route.response_headers is not None:
         resp = route.response_headers.apply(resp)
-    for k, val in e.response_headers:
-        assert _joined(resp, k) == val, f"{case}: {e}: response headers {resp}"
-    for k in e.absent_response_headers:
-        assert k.lower() not in resp, f"{case}: {e}: {k} must not be in the response"
+    resp.update({k: [val] for k, val in answer.cors})  # they replace the backend's
+    _check_response_headers(case, e, resp)
     if e.mirrored_to:
         mirrors = set(route.mirrors) if route is not None else set()
         for ref in e.mirrored_to:
             assert _backend_name(ref) in mirrors, f"{case}: {e}: not mirrored to {ref}: {mirrors}"
+
+
+def _check_response_headers(case: GatewayCase, e: Expect, resp: dict[str, list[str]]) -> None:
+    for k, val in e.response_headers:
+        assert _joined(resp, k) == val, f"{case}: {e}: response headers {resp}"
+    for k in e.absent_response_headers:
+        assert k.lower() not in resp, f"{case}: {e}: {k} must not be in the response"
 
 
 def check_model(case: GatewayCase) -> None:

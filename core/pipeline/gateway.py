@@ -652,6 +652,7 @@ def _rows(
                     response_headers=rule.response_headers if status is None else None,
                     mirrors=mirrors if status is None else (),
                     timeout=rule.timeout if status is None else None,
+                    cors=rule.cors if status is None else None,
                     order=(*route.order, rule.index, j),
                 )
             )

@@ -38,6 +38,7 @@ __all__ = [
     "Backend",
     "BackendProtocol",
     "Certificate",
+    "Cors",
     "Endpoint",
     "GlobalSettings",
     "HeaderFilter",
@@ -277,6 +278,104 @@ class WeightedBackend:
         return (row or HeaderFilter()).then(self.request_headers)
 
 
+_HOST_LABELS = "[a-z0-9.-]+"  # what the ``*`` of an allowed origin stands for
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cors:
+    """The Gateway API CORS filter (HTTPRouteCORS), as every backend answers it.
+
+    ``allow_origins``: ``*`` (any Origin), or ``scheme://host[:port]`` with scheme http or
+    https, host lowercase, optionally ``*.`` + a suffix (one label or more to the left); without
+    a port the scheme's default port may be written or not. ``allow_methods`` and
+    ``allow_headers`` may be ``("*",)``; ``expose_headers`` too.
+
+    A **preflight** (OPTIONS with ``Origin`` and ``Access-Control-Request-Method``) is answered
+    by the proxy with 204, never proxied: with the CORS headers of :meth:`preflight_headers`
+    when the Origin is allowed, with none when it is not. Any other request is proxied (or
+    answered) as the row says; when it carries an allowed Origin, the answer gets
+    :meth:`response_headers`, which replace the backend's own ``Access-Control-Allow-Origin``,
+    ``-Allow-Credentials`` and ``-Expose-Headers``. The allowed Origin is always echoed (never
+    ``*``: allowed by the specification in every case, required with credentials); a wildcard
+    method or header list echoes the request's ``Access-Control-Request-Method`` /
+    ``-Headers``; a wildcard expose list is ``*``, or left out with credentials."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: int = 5
+
+    @property
+    def origin_regex(self) -> str:
+        """An anchored regular expression of the allowed Origins, in the subset of PCRE, RE2
+        and HAProxy's regexes that means the same in all three (no look-around, no
+        backreferences); ``(?!)`` never matches."""
+        parts: list[str] = []
+        for origin in self.allow_origins:
+            if origin == "*":
+                return "^.+$"
+            scheme, _, rest = origin.partition("://")
+            host, colon, port = rest.partition(":")
+            # Hosts are [a-z0-9.-] (validated): the dot is the one character to escape.
+            if host.startswith("*."):
+                host_re = _HOST_LABELS + host[1:].replace(".", "\\.")
+            else:
+                host_re = host.replace(".", "\\.")
+            port_re = ":" + port if colon else f"(:{_DEFAULT_PORTS[scheme]})?"
+            parts.append(f"{scheme}://{host_re}{port_re}")
+        if not parts:
+            return "(?!)"
+        return "^(" + "|".join(parts) + ")$"
+
+    def allows(self, origin: str | None) -> bool:
+        return origin is not None and re.fullmatch(self.origin_regex, origin) is not None
+
+    def _methods(self, requested: str | None) -> str | None:
+        if self.allow_methods == ("*",):
+            return requested or None
+        return ", ".join(self.allow_methods) or None
+
+    def _headers(self, requested: str | None) -> str | None:
+        if self.allow_headers == ("*",):
+            return requested or None
+        return ", ".join(self.allow_headers) or None
+
+    @property
+    def expose(self) -> str | None:
+        """The Access-Control-Expose-Headers value (None: left out)."""
+        if self.expose_headers == ("*",):
+            return None if self.allow_credentials else "*"
+        return ", ".join(self.expose_headers) or None
+
+    def response_headers(self, origin: str) -> tuple[tuple[str, str], ...]:
+        """What an answer to a request with the allowed ``origin`` carries."""
+        out = [("access-control-allow-origin", origin)]
+        if self.allow_credentials:
+            out.append(("access-control-allow-credentials", "true"))
+        expose = self.expose
+        if expose is not None:
+            out.append(("access-control-expose-headers", expose))
+        return tuple(out)
+
+    def preflight_headers(
+        self, origin: str, method: str | None, headers: str | None
+    ) -> tuple[tuple[str, str], ...]:
+        """The proxy's 204 to a preflight from the allowed ``origin`` (``method``,
+        ``headers``: its Access-Control-Request-Method and -Headers)."""
+        out = list(self.response_headers(origin))
+        allow_methods = self._methods(method)
+        if allow_methods is not None:
+            out.append(("access-control-allow-methods", allow_methods))
+        allow_headers = self._headers(headers)
+        if allow_headers is not None:
+            out.append(("access-control-allow-headers", allow_headers))
+        out.append(("access-control-max-age", str(self.max_age)))
+        return tuple(out)
+
+
 class PathModifierType(StrEnum):
     FULL = "ReplaceFullPath"
     PREFIX = "ReplacePrefixMatch"
@@ -355,6 +454,7 @@ class Route:
     response_headers: HeaderFilter | None = None
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
+    cors: Cors | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
     def sort_key(self) -> tuple[int, int, str, int, int, int, tuple[str, str, str, int, int]]:
@@ -554,6 +654,7 @@ class Outcome(StrEnum):
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
+    CORS_PREFLIGHT = "cors-preflight"  # a CORS preflight the route's CORS filter answers: 204
 
 
 def redirect_status(method: str) -> int:
@@ -572,7 +673,9 @@ class Answer:
     split: see ``backends``); ``route`` the matched route, if any; ``path`` the request target
     the backend receives (normalized path, rewritten if the route says so, and the query as
     sent), None when the request is refused; ``host`` the Host the backend receives when the
-    route rewrites it; ``location`` the Location of a redirect the route answers."""
+    route rewrites it; ``location`` the Location of a redirect the route answers; ``cors`` the
+    CORS response headers (lowercase names) of the route's CORS filter: those of the proxy's
+    own 204 to a preflight, else those the answer carries (:class:`Cors`)."""
 
     outcome: Outcome
     status: int | None = None
@@ -581,6 +684,7 @@ class Answer:
     path: str | None = None
     host: str | None = None
     location: str | None = None
+    cors: tuple[tuple[str, str], ...] = ()
 
     @property
     def proxied(self) -> bool:
@@ -633,6 +737,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
+        "cors": None if r.cors is None else _plain(r.cors),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}
@@ -811,6 +916,34 @@ class RouteModel:
             return Answer(Outcome.REDIRECT, status=redirect_status(method), path=normalized)
         request = Request(scheme=scheme, method=method, headers=headers, query=query)
         route = vhost.match(path, request) if vhost is not None else None
+        answer = self._answer(route, request, host, normalized)
+        if route is not None and route.cors is not None:
+            return self._cors(route, request, answer)
+        return answer
+
+    @staticmethod
+    def _cors(route: Route, request: Request, answer: Answer) -> Answer:
+        """A CORS row: a preflight is the proxy's 204; an allowed Origin gets its headers."""
+        cors = route.cors
+        assert cors is not None
+        origin = request.header("origin")
+        wanted = request.header("access-control-request-method")
+        allowed = cors.allows(origin)
+        if request.method == "OPTIONS" and origin is not None and wanted is not None:
+            found: tuple[tuple[str, str], ...] = ()
+            if allowed and origin is not None:
+                asked = request.header("access-control-request-headers")
+                found = cors.preflight_headers(origin, wanted, asked)
+            return Answer(Outcome.CORS_PREFLIGHT, status=204, route=route, cors=found)
+        if allowed and origin is not None and answer.outcome is not Outcome.BAD_PATH:
+            return replace(answer, cors=cors.response_headers(origin))
+        return answer
+
+    def _answer(self, route: Route | None, request: Request, host: str, normalized: str) -> Answer:
+        """The answer once the row is chosen (``route``; None: none matched) to the request
+        for ``normalized`` (its normalized path and query)."""
+        scheme = request.scheme
+        path, _, query = normalized.partition("?")
         answer = self.outcome(route)
         bare_host = host.lower()
         if ":" in bare_host and not bare_host.startswith("["):

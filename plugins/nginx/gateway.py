@@ -63,6 +63,7 @@ import re
 from dataclasses import dataclass, field
 
 from polyingress.core import (
+    Cors,
     HostKind,
     ObjectRef,
     PathTable,
@@ -121,12 +122,22 @@ GATEWAY_FEATURES = (
     # A backendRef's RequestHeaderModifier: the row's filter then its own, in the location of
     # its share of a split (or of the row, for one backend).
     "HTTPRouteBackendRequestHeaderModification",
+    # The CORS filter: maps of the Origin, a preflight answered 204 before the row's own
+    # directives, the allowed Origin's headers added (always) where the row answers.
+    "HTTPRouteCORS",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
 )
 
 _PREFIX = "polyingress_"
+_CORS_PREFLIGHT = "polyingress_cors_preflight"
+# The CORS headers of an answer that the CORS filter replaces (Cors.response_headers).
+_CORS_RESPONSE = (
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-expose-headers",
+)
 _DOLLAR = "${polyingress_dollar}"
 _QMARK = "${polyingress_qmark}"
 _URI_OK = "polyingress_uri_ok"
@@ -360,11 +371,76 @@ class Gateway:
             f"proxy_set_header {quote(n)} {quote(v, variables=True)};" for n, v in out.values()
         )
 
+    # -- CORS (core Cors: a preflight answered 204; an allowed Origin's headers on the rest) ---
+
+    def _cors_vars(self, cors: Cors) -> dict[str, str]:
+        """Variables holding each CORS header's value for this request ("" when the Origin is
+        not allowed, or the header has no value: add_header leaves an empty one out)."""
+        origin = self._map(
+            "co",
+            "$http_origin",
+            [(quote("~" + cors.origin_regex, variables=True), "$http_origin")],
+            '""',
+        )
+
+        def gated(kind: str, value: str) -> str:
+            # The value, only when the Origin is allowed.
+            return "$" + self._map(kind, "$" + origin, [('""', '""')], value)
+
+        out = {"access-control-allow-origin": "$" + origin}
+        if cors.allow_credentials:
+            out["access-control-allow-credentials"] = gated("cc", '"true"')
+        if cors.expose is not None:
+            out["access-control-expose-headers"] = gated("ce", quote(cors.expose))
+        if cors.allow_methods == ("*",):
+            out["access-control-allow-methods"] = gated("cm", "$http_access_control_request_method")
+        elif cors.allow_methods:
+            out["access-control-allow-methods"] = gated("cm", quote(", ".join(cors.allow_methods)))
+        if cors.allow_headers == ("*",):
+            out["access-control-allow-headers"] = gated(
+                "ch", "$http_access_control_request_headers"
+            )
+        elif cors.allow_headers:
+            out["access-control-allow-headers"] = gated("ch", quote(", ".join(cors.allow_headers)))
+        out["access-control-max-age"] = gated("ca", quote(str(cors.max_age)))
+        return out
+
+    def _cors_response(self, route: Route) -> tuple[str, ...]:
+        """An allowed Origin's headers on every answer of the row (replacing the backend's)."""
+        if route.cors is None:
+            return ()
+        found = self._cors_vars(route.cors)
+        lines: list[str] = []
+        for name in _CORS_RESPONSE:
+            lines.append(f"proxy_hide_header {quote(name)};")
+            if name in found:
+                lines.append(
+                    f"add_header {quote(name)} {quote(found[name], variables=True)} always;"
+                )
+        return tuple(lines)
+
+    def _cors_preflight(self, route: Route) -> tuple[str, ...]:
+        """The preflight (OPTIONS with Origin and Access-Control-Request-Method): 204 with the
+        CORS headers when the Origin is allowed, without when it is not."""
+        if route.cors is None:
+            return ()
+        # A CORS preflight: OPTIONS with an Access-Control-Request-Method.
+        self.http_blocks[_CORS_PREFLIGHT] = (
+            f'map "$request_method:$http_access_control_request_method" ${_CORS_PREFLIGHT} '
+            '{ default 0; "~^OPTIONS:." 1; }',
+        )
+        found = self._cors_vars(route.cors)
+        headers = [
+            f"    add_header {quote(n)} {quote(v, variables=True)} always;"
+            for n, v in found.items()
+        ]
+        return (f"if (${_CORS_PREFLIGHT}) {{", *headers, "    return 204;", "}")
+
     def _response(self, route: Route) -> tuple[str, ...]:
         f = route.response_headers
         if f is None:
-            return ()
-        lines: list[str] = []
+            return self._cors_response(route)
+        lines: list[str] = list(self._cors_response(route))
         for name, value in f.set:
             lines.append(f"proxy_hide_header {quote(name)};")
             lines.append(f"add_header {quote(name)} {literal(value)} always;")
@@ -522,6 +598,15 @@ class Gateway:
         return _Action(inline, "$" + var, (), tuple(deps), tuple(extra))
 
     def _row(self, route: Route, scheme: str) -> _Action:
+        action = self._row_action(route, scheme)
+        preflight = self._cors_preflight(route)
+        if not preflight:
+            return action
+        # Before anything else of the row (a rewrite's break, a split's dispatch).
+        reached = action.deps if action.target.startswith("@") else action.reached(False)
+        return _simple((*preflight, *action.inline), reached, action.extra)
+
+    def _row_action(self, route: Route, scheme: str) -> _Action:
         if route.status is not None:
             return self._status(route, route.status)
         if route.split:

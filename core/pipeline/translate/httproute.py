@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from polyingress.core.pipeline.model import (
+    Cors,
     HeaderFilter,
     HeaderMatch,
     ObjectRef,
@@ -57,6 +58,7 @@ _DURATION_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
 _METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
+_METHOD_NAME = re.compile("^(" + "|".join(sorted(_METHODS)) + ")$")
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -112,6 +114,7 @@ class RuleSpec:
     rewrite: Rewrite | None
     mirrors: tuple[BackendRefSpec, ...]
     timeout: float | None
+    cors: Cors | None
     # Why the rule cannot be served as written (UnsupportedValue): it then answers 500.
     unsupported: tuple[tuple[str, str], ...]
     features: frozenset[str]  # the Gateway API extended features the rule uses
@@ -312,6 +315,59 @@ def _path_modifier(spec: Any, field: str, matches: tuple[MatchSpec, ...]) -> Pat
     raise _Invalid(field + ".type", f"unknown path modifier type {ptype!r}")
 
 
+# An allowed Origin: scheme://host[:port], the host lowercase, optionally "*." + a suffix.
+_ORIGIN = re.compile(
+    r"^(https?)://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(:[1-9][0-9]{0,4})?$"
+)
+
+
+def _cors_list(value: Any, field: str, check: re.Pattern[str], what: str) -> tuple[str, ...]:
+    items = _list(value, field)
+    out: list[str] = []
+    for j, item in enumerate(items):
+        if not isinstance(item, str) or not (item == "*" or check.fullmatch(item)):
+            raise _Invalid(f"{field}[{j}]", f"must be {what} or *")
+        if item not in out:
+            out.append(item)
+    if "*" in out and len(out) > 1:
+        raise _Invalid(field, "* cannot be given with other values")
+    return tuple(out)
+
+
+def _cors(spec: Any, field: str) -> Cors:
+    """The CORS filter (HTTPRouteCORS): every value checked, so that it can be written into
+    any proxy's configuration as it is."""
+    spec = _map(spec, field)
+    origins = _cors_list(spec.get("allowOrigins"), field + ".allowOrigins", _ORIGIN, "an origin")
+    if len(origins) > 64:
+        raise _Invalid(field + ".allowOrigins", "at most 64 origins")
+    for j, origin in enumerate(origins):
+        port = origin.rsplit(":", 1)[1] if origin.count(":") == 2 else None
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise _Invalid(f"{field}.allowOrigins[{j}]", "port must be 1-65535")
+    methods = _cors_list(
+        spec.get("allowMethods"), field + ".allowMethods", _METHOD_NAME, "an HTTP method"
+    )
+    headers = _cors_list(spec.get("allowHeaders"), field + ".allowHeaders", _TOKEN, "a header name")
+    expose = _cors_list(
+        spec.get("exposeHeaders"), field + ".exposeHeaders", _TOKEN, "a header name"
+    )
+    credentials = spec.get("allowCredentials", False)
+    if not isinstance(credentials, bool):
+        raise _Invalid(field + ".allowCredentials", "must be true or false")
+    max_age = spec.get("maxAge", 5)
+    max_age = _int(max_age, field + ".maxAge", 1, 2**31 - 1)
+    return Cors(
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=headers,
+        expose_headers=expose,
+        allow_credentials=credentials,
+        max_age=max_age,
+    )
+
+
 def _hostname(value: Any, field: str) -> str:
     reason = check_host(value)
     if reason:
@@ -364,6 +420,7 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
     redirect: Redirect | None = None
     redirect_port_set = False
     rewrite: Rewrite | None = None
+    cors: Cors | None = None
     mirrors: list[BackendRefSpec] = []
     seen_types: set[str] = set()
     for j, f in enumerate(_list(rule.get("filters"), field + ".filters")):
@@ -428,7 +485,10 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
             features.add("HTTPRouteRequestMirror")
             if len(mirrors) > 1:
                 features.add("HTTPRouteRequestMultipleMirrors")
-        elif ftype in ("CORS", "ExtensionRef"):
+        elif ftype == "CORS":
+            cors = _cors(f.get("cors"), ff + ".cors")
+            features.add("HTTPRouteCORS")
+        elif ftype == "ExtensionRef":
             unsupported.append((ff + ".type", f"the {ftype} filter"))
         else:
             raise _Invalid(ff + ".type", f"unknown filter type {ftype!r}")
@@ -467,6 +527,7 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
         rewrite=rewrite,
         mirrors=tuple(mirrors),
         timeout=timeout,
+        cors=cors,
         unsupported=tuple(unsupported),
         features=frozenset(features),
     )
