@@ -98,6 +98,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendTimeout",
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
+    # CORS: the local plugin (middleware/filters.go) answers the preflight and adds the headers.
+    "HTTPRouteCORS",
 )
 
 
