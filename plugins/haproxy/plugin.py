@@ -109,6 +109,8 @@ GATEWAY_FEATURES = (
     # h2c: servers with `proto h2`; WebSocket: HAProxy passes upgrades in mode http.
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
+    # CORS: the allowed-Origin regexes are configuration (a new one reloads), the rest map data.
+    "HTTPRouteCORS",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

@@ -540,6 +540,7 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "redirect_codes": REDIRECT_CODES,
         "request_filters": shapes.request_filter_names(),
         "response_filters": shapes.response_filter_names(),
+        "cors": shapes.cors_regexes(),
     }
 
 

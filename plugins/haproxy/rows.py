@@ -32,15 +32,18 @@ whose conditions hold, as the core says.
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
     x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
-                       port|mirrors
+                       port|mirrors|cors
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
+    x<vk>#<id>|c    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
 ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the path with ``pvalue``,
 ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. ``mirrors``
-lists the slots a copy of the request goes to (lua/mirror.lua). Header values
+lists the slots a copy of the request goes to (lua/mirror.lua). ``cors`` is the index of the
+row's allowed-Origin regex in the shape (CORS: the regexes are configuration, their values
+data). Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -56,7 +59,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import Cors, HostKind, PathType, Route, RouteModel, VirtualHost
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -157,6 +160,7 @@ class Shapes:
     match_queries: tuple[str, ...] = ()
     request_filters: tuple[str, ...] = ()
     response_filters: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
     _index: dict[str, dict[object, int]] = field(
@@ -169,6 +173,7 @@ class Shapes:
         signatures: set[Signature] = set()
         req: set[str] = set()
         resp: set[str] = set()
+        cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
         for vhost in model.vhosts:
@@ -178,6 +183,7 @@ class Shapes:
             signatures |= needs.signatures
             req |= needs.request_filters
             resp |= needs.response_filters
+            cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
         return cls(
@@ -186,6 +192,7 @@ class Shapes:
             match_queries=tuple(sorted({q for s in signatures for q in s[2]})),
             request_filters=tuple(sorted(req)),
             response_filters=tuple(sorted(resp)),
+            cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
         )
@@ -195,6 +202,7 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
         )
@@ -205,6 +213,7 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.cors_origins) <= set(self.cors_origins)
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -214,6 +223,7 @@ class Shapes:
             match_queries=tuple(sorted({*self.match_queries, *other.match_queries})),
             request_filters=tuple(sorted({*self.request_filters, *other.request_filters})),
             response_filters=tuple(sorted({*self.response_filters, *other.response_filters})),
+            cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
         )
@@ -242,6 +252,9 @@ class Shapes:
 
     def response_filter_index(self, name: str) -> int:
         return self._lookup("resp", self.response_filters, name)
+
+    def cors_index(self, regex: str) -> int:
+        return self._lookup("cors", self.cors_origins, regex)
 
     # ---- the configuration lines (haproxy.cfg.j2 writes them as given)
 
@@ -272,6 +285,10 @@ class Shapes:
 
     def response_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.response_filters)]
+
+    def cors_regexes(self) -> list[tuple[int, str]]:
+        """The allowed-Origin regex of each CORS index, as a configuration word."""
+        return [(j, cfg_word(r)) for j, r in enumerate(self.cors_origins)]
 
 
 def signature(route: Route) -> Signature | None:
@@ -396,6 +413,7 @@ class _Needs:
     segments: int = 0
     labels: int = 0
     splits: frozenset[str] = frozenset()
+    cors: frozenset[str] = frozenset()
 
 
 _NOTHING = _Needs()
@@ -412,6 +430,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     req: set[str] = set()
     resp: set[str] = set()
     splits: set[str] = set()
+    cors: set[str] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -428,8 +447,16 @@ def _needs(vhost: VirtualHost) -> _Needs:
                 segments = max(segments, _prefix(route).count("/"))
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
+        if route.cors is not None:
+            cors.add(route.cors.origin_regex)
     found = _Needs(
-        frozenset(signatures), frozenset(req), frozenset(resp), segments, labels, frozenset(splits)
+        frozenset(signatures),
+        frozenset(req),
+        frozenset(resp),
+        segments,
+        labels,
+        frozenset(splits),
+        frozenset(cors),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -460,6 +487,7 @@ def plain_behaviour(route: Route) -> bool:
         and route.response_headers is None
         and route.timeout is None
         and not route.mirrors
+        and route.cors is None
     )
 
 
@@ -542,6 +570,10 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+        cors = ""
+        if kind != "5" and route.cors is not None:
+            cors = str(self.shapes.cors_index(route.cors.origin_regex))
+            entries["|c"] = _cors_entry(route.cors)
         if kind != "5":
             entries |= _filters(route, "p", self.shapes.response_filter_index)
         if any(s.startswith("|q") for s in entries):
@@ -563,6 +595,7 @@ class _Compiler:
             rscheme,
             rport,
             mirrors,
+            cors,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
@@ -645,6 +678,28 @@ def _filters(route: Route, letter: str, index: Callable[[str], int]) -> dict[str
         f"|{letter}{index(name)}": op + (encode_value(value) if op != "r" else "")
         for op, name, value in _filter_ops(route, response=response)
     }
+
+
+def _cors_entry(cors: Cors) -> str:
+    """A CORS row's values (record entry ``|c``): ``cred|methods|headers|expose|max-age`` with
+    cred ``t`` or empty, methods and headers ``e`` (echo the request's: a wildcard), ``l`` +
+    the encoded list, or empty, expose encoded or empty."""
+
+    def listed(values: tuple[str, ...]) -> str:
+        if values == ("*",):
+            return "e"
+        return "l" + encode_value(", ".join(values)) if values else ""
+
+    expose = cors.expose
+    return "|".join(
+        (
+            "t" if cors.allow_credentials else "",
+            listed(cors.allow_methods),
+            listed(cors.allow_headers),
+            encode_value(expose) if expose is not None else "",
+            str(int(cors.max_age)),
+        )
+    )
 
 
 def _map_key_ok(text: str) -> str:
