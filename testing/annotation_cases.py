@@ -73,7 +73,8 @@ class Expect:
     answer (200), receiving ``path_seen`` (default: the target as sent), ``host_seen``
     (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it.
     Without a service, ``status`` is what the proxy answers by itself, with ``location``
-    (a template, see :func:`location`) for a redirect."""
+    (a template, see :func:`location`) for a redirect. ``response_headers`` must be in the
+    answer with these values (lowercase names), ``absent_response_headers`` not."""
 
     host: str
     target: str
@@ -87,6 +88,8 @@ class Expect:
     headers_seen: tuple[tuple[str, str], ...] = ()
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()
+    absent_response_headers: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
@@ -639,6 +642,121 @@ _BACKEND_H2C = AnnotationCase(
     (Expect("h2c.bar.com", "/h2?a=1", "h2c"),),
 )
 
+# --- enable-cors -----------------------------------------------------------------------------
+
+_CORS_DEFAULT_METHODS = "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+_CORS_DEFAULT_HEADERS = (
+    "DNT, Keep-Alive, User-Agent, X-Requested-With, If-Modified-Since, Cache-Control, "
+    "Content-Type, Range, Authorization"
+)
+
+
+def _preflight(origin: str) -> tuple[tuple[str, str], ...]:
+    return (("Origin", origin), ("Access-Control-Request-Method", "GET"))
+
+
+_CORS_DEFAULTS = AnnotationCase(
+    "enable-cors/defaults",
+    _E2E + 'cors.go "should enable cors" (the default methods, headers, credentials and '
+    "max-age); partial: the Origin is echoed where ingress-nginx answers *, a preflight is 204",
+    (ingress("cors", "cors.foo.com", "/", annotations={"enable-cors": "true"}),),
+    (
+        Expect(
+            "cors.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.example"),
+            response_headers=(
+                ("access-control-allow-origin", "https://origin.example"),
+                ("access-control-allow-methods", _CORS_DEFAULT_METHODS),
+                ("access-control-allow-headers", _CORS_DEFAULT_HEADERS),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-max-age", "1728000"),
+            ),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/x",
+            "echo",
+            headers=(("Origin", "https://origin.example"),),
+            response_headers=(
+                ("access-control-allow-origin", "https://origin.example"),
+                ("access-control-allow-credentials", "true"),
+            ),
+        ),
+        Expect(
+            "cors.foo.com", "/x", "echo", absent_response_headers=("access-control-allow-origin",)
+        ),
+    ),
+)
+
+_CORS_ORIGINS = AnnotationCase(
+    "enable-cors/origins",
+    _E2E + 'cors.go "should allow - single origin for multiple cors values", "should not '
+    'allow - single origin for multiple cors values", "should allow correct origin but not '
+    'others - cors allow origin annotations contain trailing comma", wildcard origins; '
+    "cors-allow-methods, -headers, -expose-headers, -credentials, -max-age",
+    (
+        ingress(
+            "cors",
+            "cors.foo.com",
+            "/",
+            annotations={
+                "enable-cors": "true",
+                "cors-allow-origin": "https://origin.cors.com:8080, https://*.wild.cors.com,",
+                "cors-allow-methods": "PUT, GET",
+                "cors-allow-headers": "X-Custom",
+                "cors-expose-headers": "X-Exposed, X-Other",
+                "cors-allow-credentials": "false",
+                "cors-max-age": "600",
+            },
+        ),
+    ),
+    (
+        Expect(
+            "cors.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.cors.com:8080"),
+            response_headers=(
+                ("access-control-allow-origin", "https://origin.cors.com:8080"),
+                ("access-control-allow-methods", "PUT, GET"),
+                ("access-control-allow-headers", "X-Custom"),
+                ("access-control-expose-headers", "X-Exposed, X-Other"),
+                ("access-control-max-age", "600"),
+            ),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.cors.com"),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/a",
+            "echo",
+            headers=(("Origin", "https://a.wild.cors.com"),),
+            response_headers=(
+                ("access-control-allow-origin", "https://a.wild.cors.com"),
+                ("access-control-expose-headers", "X-Exposed, X-Other"),
+            ),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/a",
+            "echo",
+            headers=(("Origin", "https://wild.cors.com"),),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -667,4 +785,6 @@ CASES: list[AnnotationCase] = [
     _READ_TIMEOUT,
     _BACKEND_HTTPS,
     _BACKEND_H2C,
+    _CORS_DEFAULTS,
+    _CORS_ORIGINS,
 ]

@@ -104,6 +104,11 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
             f"{case}: {e}: the route's timeout {route.timeout} does not end a {delay}s wait"
         )
         return
+    cors = dict(answer.cors)
+    for k, v in e.response_headers:
+        assert cors.get(k) == v, f"{case}: {e}: CORS headers {cors}"
+    for k in e.absent_response_headers:
+        assert k not in cors, f"{case}: {e}: {k} in {cors}"
     if e.service is None and e.status != 200:
         assert answer.status == e.status, f"{case}: {e}: got {answer}"
         if e.location is not None:
@@ -178,6 +183,12 @@ class AnnotationWorld:
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:
         resp = self.send(e)
         why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
+        for k, v in e.response_headers:
+            if resp.header_values(k) != [v]:
+                return False, f"{why}: response header {k}: {resp.header_values(k)}"
+        for k in e.absent_response_headers:
+            if resp.header_values(k):
+                return False, f"{why}: {k} in the response"
         if e.service is None and e.status != 200:
             if resp.status != e.status:
                 return False, why

@@ -146,3 +146,73 @@ def test_refused_values_name_the_field(cors: dict[str, Any], field: str) -> None
     status, reason, message = _accepted(_build(_route(cors)))
     assert (status, reason) == ("False", "UnsupportedValue")
     assert f"spec.rules[0].filters[0].cors.{field}" in message
+
+
+def _ingress_model(*objs: dict[str, Any], features: frozenset[str] | None = None) -> Any:
+    from polyingress.testing.annotation_cases import base_objects as annotation_base
+
+    store = ObjectStore()
+    store.replace_many([*annotation_base(8080), *objs], ())
+    return build_model(store.snapshot(), BuildOptions(features=features, backend="test"))
+
+
+def test_enable_cors_defaults_are_ingress_nginx_s() -> None:
+    from polyingress.testing.annotation_cases import ingress
+
+    result = _ingress_model(ingress("c", "a.example", "/", annotations={"enable-cors": "true"}))
+    route = result.model.answer("a.example", "/").route
+    assert route.cors == Cors(
+        allow_origins=("*",),
+        allow_methods=("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"),
+        allow_headers=(
+            "DNT",
+            "Keep-Alive",
+            "User-Agent",
+            "X-Requested-With",
+            "If-Modified-Since",
+            "Cache-Control",
+            "Content-Type",
+            "Range",
+            "Authorization",
+        ),
+        allow_credentials=True,
+        max_age=1728000,
+    )
+
+
+def test_cors_annotation_origins_and_switch() -> None:
+    from polyingress.testing.annotation_cases import ingress
+
+    on = ingress(
+        "c",
+        "a.example",
+        "/",
+        annotations={
+            "enable-cors": "true",
+            "cors-allow-origin": "https://A.Example:8443, ftp://files.example, *",
+        },
+    )
+    cors = _ingress_model(on).model.answer("a.example", "/").route.cors
+    assert cors.allow_origins == ("*",)
+    listed = ingress(
+        "c",
+        "a.example",
+        "/",
+        annotations={
+            "enable-cors": "true",
+            "cors-allow-origin": "https://A.Example:8443, ftp://x.y",
+        },
+    )
+    cors = _ingress_model(listed).model.answer("a.example", "/").route.cors
+    assert cors.allow_origins == ("https://a.example:8443",)  # ftp left out (partial)
+    off = ingress("c", "a.example", "/", annotations={"enable-cors": "false", "cors-max-age": "1"})
+    assert _ingress_model(off).model.answer("a.example", "/").route.cors is None
+
+
+def test_cors_annotation_on_a_backend_without_cors_answers_500() -> None:
+    from polyingress.testing.annotation_cases import ingress
+
+    on = ingress("c", "a.example", "/", annotations={"enable-cors": "true"})
+    result = _ingress_model(on, features=frozenset({"HTTPRoute"}))
+    assert result.model.answer("a.example", "/").status == 500
+    assert any("HTTPRouteCORS" in p.message for p in result.problems)

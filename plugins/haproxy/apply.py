@@ -126,7 +126,8 @@ RELOAD_REFUSED = ReloadReason.RUNTIME_FAILED  # the Runtime API refused a change
 RELOAD_CERT_SIZE = ReloadReason.RUNTIME_UNSUPPORTED  # a certificate too large for one command
 RELOAD_DRIFT = ReloadReason.DRIFT_REPAIRED  # drift not repairable at run time
 # A Gateway API row needs a header or query parameter name the configuration does not read
-# (HAProxy 2.6 reads them only by a name written in haproxy.cfg: rows.py).
+# (HAProxy 2.6 reads them only by a name written in haproxy.cfg: rows.py), or a CORS filter's
+# allowed-Origin regex it does not have (a regex is configuration too).
 RELOAD_NEW_NAME = ReloadReason.RUNTIME_UNSUPPORTED
 
 

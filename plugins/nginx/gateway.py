@@ -163,6 +163,7 @@ def gateway_row(route: Route) -> bool:
         or route.response_headers is not None
         or route.mirrors
         or route.timeout is not None
+        or route.cors is not None
     )
 
 

@@ -40,6 +40,7 @@ from polyingress.core.pipeline.annotations import (
 )
 from polyingress.core.pipeline.model import (
     BackendProtocol,
+    Cors,
     HeaderFilter,
     HeaderMatch,
     ObjectRef,
@@ -80,6 +81,36 @@ _SCHEME_REDIRECT = "HTTPRouteSchemeRedirect"
 _PORT_REDIRECT = "HTTPRoutePortRedirect"
 _TIMEOUT = "HTTPRouteBackendTimeout"
 _H2C = "HTTPRouteBackendProtocolH2C"
+_CORS = "HTTPRouteCORS"
+_CORS_NOTE = (
+    "served as the Gateway API CORS filter: a preflight is an OPTIONS with an Origin and "
+    "Access-Control-Request-Method (ingress-nginx: any OPTIONS from an allowed Origin), answered "
+    "204 without a body's headers; Allow-Methods, -Headers and Max-Age go on the preflight only "
+    "(ingress-nginx: on every answer); an allowed Origin is echoed, also for cors-allow-origin "
+    "* (ingress-nginx answers *); origins compare case-sensitively and *.x matches one label or "
+    "more (ingress-nginx: case-insensitively, one label); an origin of another scheme than "
+    "http or https is left out"
+)
+# ingress-nginx's defaults of the cors-* keys (docs/user-guide/nginx-configuration/
+# annotations.md, "Enable CORS").
+_CORS_DEFAULTS: dict[str, Any] = {
+    "cors-allow-origin": ("*",),
+    "cors-allow-methods": ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"),
+    "cors-allow-headers": (
+        "DNT",
+        "Keep-Alive",
+        "User-Agent",
+        "X-Requested-With",
+        "If-Modified-Since",
+        "Cache-Control",
+        "Content-Type",
+        "Range",
+        "Authorization",
+    ),
+    "cors-expose-headers": (),
+    "cors-allow-credentials": True,
+    "cors-max-age": 1728000,
+}
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -138,6 +169,7 @@ class IngressPolicy:
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
     protocol: BackendProtocol = BackendProtocol.HTTP  # backend-protocol
+    cors: Cors | None = None  # enable-cors and the cors-* keys
     http_port: int = 80
     https_port: int = 443
 
@@ -168,6 +200,7 @@ class IngressPolicy:
             and self.timeout is None
             and self.redirect is None
             and not self.force_ssl
+            and self.cors is None
         )
 
     def problems(self) -> list[Problem]:
@@ -205,7 +238,13 @@ class IngressPolicy:
 
     def rows(self, rule: PathRule, backend: str) -> list[Route]:
         """The rows of one of the Ingress's rules (not a canary's: see :func:`with_canaries`)."""
-        base = Route(path=rule.path, path_type=rule.path_type, backend=backend, source=self.ref)
+        base = Route(
+            path=rule.path,
+            path_type=rule.path_type,
+            backend=backend,
+            source=self.ref,
+            cors=self.cors,
+        )
         if self.plain:
             return [base]
         if self.redirect is not None:
@@ -411,7 +450,7 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "more_set_headers, names listed in global-allowed-response-headers), but the "
         "controller reads only its own ConfigMap (RBAC resourceNames): not translated yet",
     ),
-    "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
+    "enable-cors": (Support.PARTIAL, frozenset({_CORS}), _CORS_NOTE),
     "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
     "auth-type": (
         Support.UNSUPPORTED,
@@ -426,7 +465,7 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         k: (Support.UNSUPPORTED, frozenset(), "rate limits are not in the route model")
         for k in _LIMIT_KEYS
     },
-    **{k: (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model") for k in _CORS_KEYS},
+    **{k: (Support.HONOURED, frozenset({_CORS}), "") for k in _CORS_KEYS},
     **{
         k: (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model")
         for k in _SESSION_KEYS
@@ -726,6 +765,8 @@ def translate_annotations(
                     verdict(
                         k, Support.HONOURED, f"no effect without {switch} (as in ingress-nginx)", ()
                     )
+        if switch == "enable-cors" and on and not is_canary:  # a canary's is the main's
+            policy["cors"] = _cors_of(values)
     for name in _LIMIT_KEYS:
         if name in values and not inherited(name):
             verdict(name)
@@ -787,6 +828,32 @@ def _backend_protocol(value: str, verdict: Callable[..., None], policy: dict[str
     verdict("backend-protocol", support, note, features)
     if protocol is not BackendProtocol.HTTP:
         policy["protocol"] = protocol
+
+
+def _cors_of(values: Mapping[str, Any]) -> Cors:
+    """enable-cors and the cors-* keys (ingress-nginx's defaults for those not given) as the
+    route model's CORS filter."""
+    got = {k: values.get(k, default) for k, default in _CORS_DEFAULTS.items()}
+    origins: list[str] = []
+    for origin in got["cors-allow-origin"]:
+        scheme, sep, rest = str(origin).partition("://")
+        if origin == "*":
+            origins = ["*"]
+            break
+        if sep and scheme.lower() in ("http", "https"):
+            origins.append(f"{scheme.lower()}://{rest.lower()}")
+
+    def wildcard(items: tuple[str, ...]) -> tuple[str, ...]:
+        return ("*",) if "*" in items else tuple(dict.fromkeys(items))
+
+    return Cors(
+        allow_origins=tuple(dict.fromkeys(origins)),
+        allow_methods=tuple(dict.fromkeys(m.upper() for m in got["cors-allow-methods"])),
+        allow_headers=wildcard(got["cors-allow-headers"]),
+        expose_headers=wildcard(got["cors-expose-headers"]),
+        allow_credentials=bool(got["cors-allow-credentials"]),
+        max_age=int(got["cors-max-age"]),
+    )
 
 
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
