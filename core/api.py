@@ -40,10 +40,25 @@ class RunSettings:
     bind: str = "0.0.0.0"
     http_port: int = 8080
     https_port: int = 8443
+    # The ports clients reach the proxy on, where they differ from the listen ports (a Service
+    # mapping 443 to 8443): what a redirect's Location names. None: the listen port.
+    http_redirect_port: int | None = None
+    https_redirect_port: int | None = None
     workdir: Path = Path("workdir")
     health_port: int = 10254
     build: BuildOptions = field(default_factory=BuildOptions)
     options: argparse.Namespace = field(default_factory=argparse.Namespace)
+
+    @property
+    def public_http_port(self) -> int:
+        """The HTTP port clients reach: ``--http-redirect-port``, else ``--http-port``."""
+        return self.http_redirect_port or self.http_port
+
+    @property
+    def public_https_port(self) -> int:
+        """The HTTPS port clients reach, the one an HTTPS redirect's Location names (443 is left
+        out of a URL): ``--https-redirect-port``, else ``--https-port``."""
+        return self.https_redirect_port or self.https_port
 
 
 @dataclass(frozen=True, slots=True)

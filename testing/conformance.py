@@ -47,6 +47,7 @@ __all__ = [
     "test_load_spread_over_all_ready_endpoints",
     "test_manifest_changes_to_ingress_endpoints_and_secret_are_served",
     "test_post_body_and_method_pass_through",
+    "test_redirect_names_the_https_port_clients_reach",
     "test_redirect_status_depends_on_the_method_only",
     "test_request_headers_reach_backend",
     "test_request_path_rule",
@@ -123,6 +124,23 @@ def test_redirect_status_depends_on_the_method_only(live_world: LiveWorld, metho
     resp = live_world.get(host, "/a/b?c=d&e", method=method, body=body)
     assert resp.status == redirect_status(method)
     live_world.check_redirect(resp, TLS_HOST, "/a/b?c=d&e")
+
+
+def test_redirect_names_the_https_port_clients_reach(
+    polyingress_backend: str, polyingress_run_args: list[str], tmp_path: Path
+) -> None:
+    """Behind a Service that maps 443 to ``--https-port``, ``--https-redirect-port 443`` makes
+    an ssl-redirect host's Location name port 443 (left out of the URL) while the proxy still
+    listens on ``--https-port``."""
+    extra = [*polyingress_run_args, "--https-redirect-port", "443", "--http-redirect-port", "80"]
+    world_ = LiveWorld(polyingress_backend, tmp_path, extra=extra)
+    try:
+        resp = world_.get(TLS_HOST, "/p?q=1")
+        assert resp.status == 301
+        assert resp.headers.get("location", "").lower() == f"https://{TLS_HOST}/p?q=1"
+        assert world_.get(TLS_HOST, "/p", scheme="https").peer_cn == TLS_HOST
+    finally:
+        world_.stop()
 
 
 def test_load_spread_over_all_ready_endpoints(live_world: LiveWorld) -> None:

@@ -456,3 +456,31 @@ def test_a_canary_brings_no_tls_and_no_default_backend() -> None:
     assert result.model.answer("a.example.com", "/").backend == f"{NAMESPACE}__echo__80"
     (p,) = result.problems
     assert p.field == "spec.tls" and "spec.tls and spec.defaultBackend of a canary" in p.message
+
+
+def test_redirects_name_the_ports_clients_reach() -> None:
+    """``run --http-redirect-port 80 --https-redirect-port 443`` behind a Service mapping 80/443
+    to the listen ports: app-root and force-ssl-redirect name the public ports (left out of the
+    URL), though the proxy listens on 8080/8443."""
+    from polyingress.core.runtime.cli import _build_options, build_parser
+
+    argv = ["run", "--backend", "nginx", "--manifests", "m", "--http-port", "8080"]
+    argv += ["--https-port", "8443", "--http-redirect-port", "80", "--https-redirect-port", "443"]
+    parser, _pm = build_parser(argv)
+    opts = _build_options(parser.parse_args(argv))
+    assert (opts.http_port, opts.https_port) == (80, 443)
+    root = ingress("root", "a.example.com", "/", annotations={"app-root": "/app"})
+    force = ingress("force", "b.example.com", "/", annotations={"force-ssl-redirect": "true"})
+    model = build(
+        root, force, http_port=opts.http_port, https_port=opts.https_port, features=ALL_GATEWAY
+    ).model
+    assert model.answer("a.example.com", "/").location == "http://a.example.com/app"
+    assert model.answer("a.example.com", "/", scheme="https").location == (
+        "https://a.example.com/app"
+    )
+    assert model.answer("b.example.com", "/x?y=1").location == "https://b.example.com/x?y=1"
+    # Without them: the listen ports.
+    argv = argv[: argv.index("--http-redirect-port")]
+    parser, _pm = build_parser(argv)
+    opts = _build_options(parser.parse_args(argv))
+    assert (opts.http_port, opts.https_port) == (8080, 8443)

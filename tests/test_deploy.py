@@ -131,6 +131,9 @@ def test_controller_arguments_are_real_flags(overlay: str) -> None:
     assert parsed.health_bind == "0.0.0.0"  # probes come from the kubelet, not localhost
     assert parsed.configmap == ("$(POD_NAMESPACE)", "polyingress")
     assert parsed.election_id == "polyingress-leader"
+    # Redirects name the Service's ports, not the container's.
+    assert (parsed.http_port, parsed.https_port) == (8080, 8443)
+    assert (parsed.http_redirect_port, parsed.https_redirect_port) == (80, 443)
 
 
 def test_traefik_runs_as_a_sidecar_on_the_shared_workdir() -> None:

@@ -75,8 +75,9 @@ class BuildOptions:
     default_backend_service: tuple[str, str] | None = None
     configmap: tuple[str, str] | None = None
     annotations_prefix: str = "polyingress.io"
-    # The ports the proxy listens on: a redirect an annotation asks for (force-ssl-redirect,
-    # app-root) names them, as the HTTPS redirect of an ssl-redirect host does.
+    # The ports clients reach the proxy on (RunSettings.public_http_port/public_https_port): a
+    # redirect an annotation asks for (force-ssl-redirect, app-root) names them, as the HTTPS
+    # redirect of an ssl-redirect host does.
     http_port: int = 80
     https_port: int = 443
     # The Gateway API features the selected backend serves (its BackendInfo.features); None:

@@ -101,6 +101,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bind", type=ip_address, default="0.0.0.0", metavar="ADDR")
     g.add_argument("--http-port", type=port_number, default=8080, metavar="P")
     g.add_argument("--https-port", type=port_number, default=8443, metavar="Q")
+    g.add_argument(
+        "--http-redirect-port",
+        type=port_number,
+        metavar="P",
+        help="the HTTP port clients reach, named in redirects to HTTP (default: --http-port)",
+    )
+    g.add_argument(
+        "--https-redirect-port",
+        type=port_number,
+        metavar="Q",
+        help="the HTTPS port clients reach, named in redirects to HTTPS, such as ssl-redirect's "
+        "(default: --https-port; 443 behind a Service that maps 443 to --https-port)",
+    )
     g.add_argument("--workdir", type=Path, default=Path("workdir"), metavar="DIR")
     g.add_argument("--health-port", type=port_number, default=10254, metavar="H")
     g.add_argument("--health-bind", default="127.0.0.1", metavar="ADDR")
@@ -132,9 +145,19 @@ def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> B
         backend=str(getattr(args, "backend", None) or ""),
         now=now,
         settings_support=support,
-        http_port=getattr(args, "http_port", 80),
-        https_port=getattr(args, "https_port", 443),
+        http_port=_public_port(args, "http", 80),
+        https_port=_public_port(args, "https", 443),
     )
+
+
+def _public_port(args: argparse.Namespace, scheme: str, default: int) -> int:
+    """The port clients reach ``scheme`` on: ``--<scheme>-redirect-port``, else
+    ``--<scheme>-port``, else ``default`` (commands without ports)."""
+    given: int | None = getattr(args, f"{scheme}_redirect_port", None)
+    if given is not None:
+        return given
+    port: int = getattr(args, f"{scheme}_port", default)
+    return port
 
 
 def _settings(args: argparse.Namespace, pm: Any = None) -> RunSettings:
@@ -143,6 +166,8 @@ def _settings(args: argparse.Namespace, pm: Any = None) -> RunSettings:
         bind=getattr(args, "bind", "0.0.0.0"),
         http_port=getattr(args, "http_port", 8080),
         https_port=getattr(args, "https_port", 8443),
+        http_redirect_port=getattr(args, "http_redirect_port", None),
+        https_redirect_port=getattr(args, "https_redirect_port", None),
         workdir=Path(getattr(args, "workdir", Path("workdir"))).resolve(),
         health_port=getattr(args, "health_port", 10254),
         build=_build_options(args, pm),

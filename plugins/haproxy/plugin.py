@@ -140,6 +140,7 @@ def _render_settings(settings: RunSettings) -> RenderSettings:
         bind=settings.bind,
         http_port=settings.http_port,
         https_port=settings.https_port,
+        redirect_https_port=settings.public_https_port,
         spare_backends=_spare(settings.options),
     )
 

@@ -187,6 +187,8 @@ class RenderSettings:
     bind: str = "0.0.0.0"
     http_port: int = 8080
     https_port: int = 8443
+    # The HTTPS port redirects name (RunSettings.public_https_port); None: https_port.
+    redirect_https_port: int | None = None
     spare_backends: int = 64
 
     def bind_address(self, port: int) -> str:
@@ -195,7 +197,8 @@ class RenderSettings:
         return f"{host}:{int(port)}"
 
     def https_location(self) -> str:
-        port = "" if self.https_port == 443 else f":{int(self.https_port)}"
+        public = self.redirect_https_port or self.https_port
+        port = "" if public == 443 else f":{int(public)}"
         return f"https://%[var(txn.host)]{port}%[pathq]"
 
 

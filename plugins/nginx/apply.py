@@ -213,6 +213,7 @@ class NginxBackend:
             bind=settings.bind,
             http_port=settings.http_port,
             https_port=settings.https_port,
+            redirect_https_port=settings.public_https_port,
             status_port=options.status_port or ports[0],
         )
         self.fallback = fallback_certificate()

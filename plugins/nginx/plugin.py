@@ -135,6 +135,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
             bind=settings.bind,
             http_port=settings.http_port,
             https_port=settings.https_port,
+            redirect_https_port=settings.public_https_port,
             status_port=options.status_port,
             lua=lua,
         ),

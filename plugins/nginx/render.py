@@ -203,6 +203,9 @@ class RenderOptions:
     bind: str = "0.0.0.0"
     http_port: int = 8080
     https_port: int = 8443
+    # The HTTPS port an ssl-redirect's Location names (RunSettings.public_https_port); None:
+    # https_port.
+    redirect_https_port: int | None = None
     status_port: int = 10246
     lua: LuaRender | None = None
 
@@ -526,7 +529,8 @@ def _host_servers(
         )
     table = _table(model, vhost, lua)
     if vhost.tls is not None and vhost.tls.ssl_redirect:
-        port = "" if opts.https_port == 443 else f":{opts.https_port}"
+        public = opts.redirect_https_port or opts.https_port
+        port = "" if public == 443 else f":{public}"
         target = quote("https://$host" + port + "$request_uri", variables=True)
         return [
             _Server(
@@ -934,7 +938,13 @@ def _gateway(model: RouteModel, settings: NginxSettings, opts: RenderOptions) ->
 
     if not used(model):
         return None
-    return Gateway(model, settings, opts.lua is not None, opts.https_port, proxy_headers(settings))
+    return Gateway(
+        model,
+        settings,
+        opts.lua is not None,
+        opts.redirect_https_port or opts.https_port,
+        proxy_headers(settings),
+    )
 
 
 # -- attribution of nginx errors ------------------------------------------------------------------

@@ -113,7 +113,10 @@ class TraefikBackend:
         given = getattr(options, "traefik_binary", None)
         self.binary_given = given is not None
         self.binary: str | None = given if given is not None else find_traefik()
-        redirect_port = getattr(options, "traefik_https_redirect_port", None)
+        # --traefik-https-redirect-port (kept for scripts) wins over the core's port.
+        redirect_port = (
+            getattr(options, "traefik_https_redirect_port", None) or settings.public_https_port
+        )
         self.redirect_listen_given = getattr(options, "traefik_redirect_listen", None) is not None
         self.render_settings = RenderSettings(
             cert_dir=str(self.layout.cert_dir),
@@ -333,8 +336,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         type=port_number,
         default=None,
-        help="port in the Location of HTTP to HTTPS redirects (default: --https-port; "
-        "443 is left out of the URL)",
+        help="port in the Location of HTTP to HTTPS redirects (default: --https-redirect-port, "
+        "else --https-port; 443 is left out of the URL); the same as --https-redirect-port",
     )
     group.add_argument(
         "--traefik-redirect-listen",

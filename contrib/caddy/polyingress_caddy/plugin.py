@@ -75,6 +75,7 @@ def render_settings(settings: RunSettings, layout: Layout) -> RenderSettings:
         bind=settings.bind,
         http_port=settings.http_port,
         https_port=settings.https_port,
+        redirect_https_port=settings.public_https_port,
         stream_close_delay=DEFAULT_STREAM_CLOSE_DELAY if delay is None else float(delay),
     )
 

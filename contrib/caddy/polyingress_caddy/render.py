@@ -124,6 +124,8 @@ class RenderSettings:
     bind: str = "0.0.0.0"
     http_port: int = 80
     https_port: int = 443
+    # The HTTPS port redirects name (RunSettings.public_https_port); None: https_port.
+    redirect_https_port: int | None = None
     stream_close_delay: float = 3600.0
 
 
@@ -257,7 +259,7 @@ class _Renderer:
         return self.proxy(answer.backend, port)
 
     def redirect(self) -> list[dict[str, Any]]:
-        port = self.settings.https_port
+        port = self.settings.redirect_https_port or self.settings.https_port
         location = "https://{http.request.host}" + ("" if port == 443 else f":{port}")
         location += "{http.request.uri}"
 
