@@ -38,7 +38,14 @@ from polyingress.testing.cases import (
     service_of,
     world,
 )
-from polyingress.testing.live import Controller, HelloFleet, Response, wait_until, write_manifests
+from polyingress.testing.live import (
+    Controller,
+    HelloFleet,
+    Response,
+    hold_consistently,
+    wait_until,
+    write_manifests,
+)
 
 # ``from polyingress.testing.conformance import *`` collects the whole suite into a test module.
 __all__ = [
@@ -176,10 +183,13 @@ def test_post_body_and_method_pass_through(live_world: LiveWorld) -> None:
 def test_default_backend_added_at_run_time(live_world: LiveWorld) -> None:
     path = write_manifests(live_world.manifests, "default.yaml", [default_backend_ingress()])
     try:
-        wait_until(
-            lambda: live_world.get("unknown.example.com", "/").server_name == "svc-default-1",
-            timeout=20,
-        )
+        # Held several times in a row: while nginx reloads, its old workers may still accept a
+        # connection after a new one answered.
+        def served() -> tuple[bool, str]:
+            name = live_world.get("unknown.example.com", "/").server_name
+            return name == "svc-default-1", f"unknown.example.com answered by {name}"
+
+        hold_consistently(served, timeout=20)
         for case in DEFAULT_CASES:
             live_world.check(case)
     finally:

@@ -67,16 +67,31 @@ __all__ = [
 # outgoing connection's source port between the check and the proxy's bind.
 _HANDED_OUT: set[int] = set()
 _PORTS_LOCK = threading.Lock()
-_PORT_RANGE = (20000, 32767)  # below Linux's default ephemeral range (32768-60999)
+_ALL_PORTS = (20000, 32767)  # below Linux's default ephemeral range (32768-60999)
+
+
+def _port_range() -> tuple[int, int]:
+    """This process's share of ``_ALL_PORTS``: under pytest-xdist (``PYTEST_XDIST_WORKER``
+    gwN of ``PYTEST_XDIST_WORKER_COUNT``) each worker draws from a slice of its own, so two
+    workers never hand out the same port; otherwise all of it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return _ALL_PORTS
+    low, high = _ALL_PORTS
+    size = (high - low + 1) // count
+    start = low + int(worker[2:]) % count * size
+    return start, start + size - 1
 
 
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port free on ``address`` now, below the kernel's ephemeral range, and never
     returned before by this process (so two ports asked for one proxy always differ)."""
     rng = random.SystemRandom()
+    span = _port_range()
     with _PORTS_LOCK:
         for _ in range(2000):
-            port = rng.randint(*_PORT_RANGE)
+            port = rng.randint(*span)
             if port in _HANDED_OUT:
                 continue
             with socket.socket() as s:
@@ -86,7 +101,7 @@ def free_port(address: str = "127.0.0.1") -> int:
                     continue
             _HANDED_OUT.add(port)
             return port
-    raise RuntimeError(f"no free TCP port on {address} in {_PORT_RANGE}")
+    raise RuntimeError(f"no free TCP port on {address} in {span}")
 
 
 def run_settings(

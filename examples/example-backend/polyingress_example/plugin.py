@@ -59,7 +59,11 @@ class ExampleBackend:
         self.settings = settings
         self.target: Path = settings.workdir / "routes.json"
         self.proxy = Proxy(
-            settings.bind, settings.http_port, settings.https_port, settings.workdir / "certs"
+            settings.bind,
+            settings.http_port,
+            settings.https_port,
+            settings.workdir / "certs",
+            redirect_https_port=settings.public_https_port,
         )
 
     def start(self, model: RouteModel) -> ApplyResult:

@@ -38,10 +38,19 @@ UPSTREAM_TIMEOUT = 30.0
 class Proxy:
     """Two listeners (plain HTTP and TLS) serving the current model."""
 
-    def __init__(self, bind: str, http_port: int, https_port: int, cert_dir: Path) -> None:
+    def __init__(
+        self,
+        bind: str,
+        http_port: int,
+        https_port: int,
+        cert_dir: Path,
+        redirect_https_port: int | None = None,
+    ) -> None:
         self.bind = bind
         self.http_port = http_port
         self.https_port = https_port
+        # The HTTPS port clients reach (RunSettings.public_https_port): what redirects name.
+        self.redirect_https_port = redirect_https_port or https_port
         self.cert_dir = cert_dir
         self.model = RouteModel()
         # certificate name -> (fingerprint, context): a rotated Secret keeps its name
@@ -158,7 +167,8 @@ def _handler(proxy: Proxy, tls: bool) -> type[BaseHTTPRequestHandler]:
             answer = proxy.model.answer(host, self.path, scheme=scheme, method=self.command)
             if answer.status in (301, 308):
                 name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-                https = "" if proxy.https_port == 443 else f":{proxy.https_port}"
+                public = proxy.redirect_https_port
+                https = "" if public == 443 else f":{public}"
                 self._plain(answer.status, location=f"https://{name.lower()}{https}{answer.path}")
                 return
             if answer.status is not None or answer.backend is None or answer.path is None:
