@@ -172,7 +172,10 @@ class BackendInfo:
     # says why); GatewayClass.status.supportedFeatures lists them. The same declaration gates
     # ingress-nginx annotations: an Ingress row may carry a rewrite, redirect, split, header
     # match, header filter or timeout (translate/annotations.py names the features each
-    # annotation needs), and only when the backend declares them.
+    # annotation needs), and only when the backend declares them. Names with a "/" are
+    # polyingress capabilities, not Gateway API features (left out of supportedFeatures):
+    # "polyingress.io/BackendProtocolTLS" (core BACKEND_TLS) says the backend reaches a
+    # Backend whose protocol is HTTPS or GRPCS over TLS (backend-protocol annotation).
     gateway_features: tuple[str, ...] = ()
     settings: Mapping[str, str] = field(default_factory=dict)
 

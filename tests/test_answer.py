@@ -154,3 +154,37 @@ def test_a_host_with_a_port_and_trailing_dots_selects_its_virtual_host() -> None
     ).model
     for host in ("r.com", "r.com.", "R.COM.:8080", "r.com:8080"):
         assert model.answer(host, "/").outcome is Outcome.ROUTE, host
+
+
+def test_split_shares_are_what_a_proxy_shares_out() -> None:
+    """A weighted split as a proxy serves it: backends without a ready endpoint and weights of
+    0 get no share, a backend named twice adds up, invalid references' weight answers 500."""
+    from polyingress.core import Backend, Endpoint, ObjectRef, PathType, Route, WeightedBackend
+
+    up = Endpoint(address="10.0.0.1", port=80)
+    down = Endpoint(address="10.0.0.2", port=80, ready=False)
+    m = RouteModel(
+        backends=(
+            Backend(name="a", namespace="n", service="a", port="80", endpoints=(up,)),
+            Backend(name="b", namespace="n", service="b", port="80", endpoints=(up,)),
+            Backend(name="c", namespace="n", service="c", port="80", endpoints=(down,)),
+        )
+    )
+    ref = ObjectRef(kind="HTTPRoute", namespace="n", name="r")
+
+    def split(*shares: tuple[str | None, int]) -> Route:
+        parts = tuple(WeightedBackend(backend=b, weight=w) for b, w in shares)
+        return Route(path="/", path_type=PathType.PREFIX, backend=None, source=ref, split=parts)
+
+    assert m.split_shares(split(("a", 3), ("c", 5), ("b", 0), (None, 2), ("a", 1))) == (
+        (("a", 4),),
+        2,
+    )
+    assert m.split_shares(split(("b", 1), ("a", 2))) == ((("b", 1), ("a", 2)), 0)
+    assert m.split_shares(split(("c", 1), (None, 0))) == ((), 0)
+    one = Route(path="/", path_type=PathType.PREFIX, backend="a", source=ref)
+    assert m.split_shares(one) == ((("a", 1),), 0)
+    assert m.split_shares(Route(path="/", path_type=PathType.PREFIX, backend="c", source=ref)) == (
+        (),
+        0,
+    )

@@ -197,3 +197,20 @@ def test_websocket_echo_refuses_plain_http() -> None:
         assert server.connections == 1
     finally:
         server.stop()
+
+
+def test_https_needs_the_tls_capability_and_it_is_no_gateway_feature() -> None:
+    """A backend serving HTTPRoute but not declaring polyingress.io/BackendProtocolTLS (a
+    third-party one) answers an HTTPS Ingress 500, never plain HTTP; the capability is not
+    listed in GatewayClass supportedFeatures."""
+    from polyingress.core.pipeline.gateway import BACKEND_TLS
+
+    secure = ingress("secure", "a.example.com", "/", annotations={"backend-protocol": "HTTPS"})
+    without = _ingress_build(secure, features=frozenset({"HTTPRoute"}))
+    assert without.model.answer("a.example.com", "/").status == 500
+    served = _ingress_build(secure, features=frozenset({"HTTPRoute", BACKEND_TLS}))
+    assert served.model.answer("a.example.com", "/").proxied
+    result = _gateway_build([], frozenset({"HTTPRoute", "Gateway", BACKEND_TLS}))
+    doc = next(d for d in result.statuses if d["kind"] == "GatewayClass")
+    names = [f["name"] for f in doc["status"]["supportedFeatures"]]
+    assert "HTTPRoute" in names and BACKEND_TLS not in names

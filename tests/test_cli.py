@@ -102,6 +102,8 @@ def test_bad_flag_values_are_rejected() -> None:
         ("haproxy", "--haproxy-spare-backends", "-1", "must be >= 0"),
         ("haproxy", "--haproxy-drain-timeout", "soon", "is not a number"),
         ("traefik", "--traefik-https-redirect-port", "65536", "out of range 0-65535"),
+        ("nginx", "--dashboard-port", "65536", "out of range 0-65535"),
+        ("caddy", "--dashboard-bind", "localhost", "is not an IP address"),
     ],
 )
 def test_bad_numbers_are_usage_errors_naming_the_flag(
@@ -283,6 +285,30 @@ def test_health_port_in_use_is_one_line(tmp_path: Path) -> None:
         )
     assert_one_line_error(
         out, 2, f"cannot listen on 127.0.0.1 port {port} (--health-bind, --health-port): "
+    )
+
+
+def test_dashboard_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = console(
+            "run",
+            "--backend",
+            "nginx",
+            "--manifests",
+            "examples/cafe",
+            "--workdir",
+            str(tmp_path / "w"),
+            "--health-port",
+            "0",
+            "--dashboard",
+            "--dashboard-port",
+            str(port),
+        )
+    assert_one_line_error(
+        out, 2, f"cannot listen on 127.0.0.1 port {port} (--dashboard-bind, --dashboard-port): "
     )
 
 

@@ -44,7 +44,7 @@ def descendants(root: int) -> set[int]:
     "backend", [backend_param(n) for n in ("nginx", "haproxy", "traefik", "caddy")]
 )
 def test_demo_cafe_serves_coffee_and_tea_over_tls(tmp_path: Path, backend: str) -> None:
-    http, https, health = free_port(), free_port(), free_port()
+    http, https, health, dashboard = free_port(), free_port(), free_port(), free_port()
     flags = [] if backend == "nginx" else ["--backend", backend]
     proc = subprocess.Popen(
         [
@@ -63,6 +63,9 @@ def test_demo_cafe_serves_coffee_and_tea_over_tls(tmp_path: Path, backend: str) 
             str(tmp_path / "work"),
             "--exit-after",
             "90",
+            "--dashboard",
+            "--dashboard-port",
+            str(dashboard),
             *flags,
         ],
         cwd=REPO,
@@ -83,6 +86,9 @@ def test_demo_cafe_serves_coffee_and_tea_over_tls(tmp_path: Path, backend: str) 
         assert redirect.status == 301  # GET; other methods get 308
         assert redirect.headers["location"] == f"https://{host}:{https}/tea"
         assert get(http, "127.0.0.1", "/").status == 404
+        # --dashboard: the page where every request goes, on loopback (its address is printed).
+        page = get(dashboard, "127.0.0.1", "/?url=https://cafe.example.com/coffee")
+        assert page.status == 200 and b"proxied to default/coffee-svc:80" in page.body
         proxies = descendants(proc.pid)
         assert proxies, "the proxy is seen"
     finally:
@@ -94,3 +100,4 @@ def test_demo_cafe_serves_coffee_and_tea_over_tls(tmp_path: Path, backend: str) 
     assert [pid for pid in proxies if alive(pid)] == [], "the demo left processes running"
     assert b"curl --resolve cafe.example.com" in out
     assert f"backend {backend}".encode() in out
+    assert f"Dashboard (where every request goes): http://127.0.0.1:{dashboard}/".encode() in out

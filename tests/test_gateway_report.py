@@ -175,3 +175,41 @@ def test_ported_case_features_are_upstreams(name: str) -> None:
         if case.upstream == name:
             assert case.features == needs_, f"{case}: {case.features} != upstream's {needs_}"
             assert case.provisional == _provisional
+
+
+@needs("nginx")
+def test_report_of_a_suite_whose_module_names_the_backend(tmp_path: Path) -> None:
+    """A third-party distribution runs the suite from a module of its own that overrides the
+    ``polyingress_backend`` fixture (no --polyingress-backend): the report is that backend's."""
+    (tmp_path / "test_suite.py").write_text(
+        "import pytest\n"
+        "from polyingress.testing.gateway_live import *  # noqa: F403\n\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def polyingress_backend() -> str:\n"
+        "    return 'nginx'\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "polyingress.testing",
+            "-p",
+            "no:cacheprovider",
+            "--polyingress-gateway-report",
+            str(tmp_path / "report.yaml"),
+            "-k",
+            "HTTPRouteSimpleSameNamespace",
+            "-q",
+            "test_suite.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
+    report = yaml.safe_load((tmp_path / "report.yaml").read_text())
+    assert report["profiles"][0]["core"]["statistics"]["Passed"] == 1, report

@@ -13,10 +13,7 @@ certificates, and (Lua mode) endpoint changes without a reload.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import socketserver
 import threading
 import time
 from collections import Counter
@@ -33,6 +30,7 @@ from livekit import Controller, HelloFleet, Response, metric, needs, wait_until,
 from polyingress.core import BuildOptions, ObjectStore, RouteModel, build_model
 from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.nginx.gateway import GATEWAY_FEATURES
+from polyingress.testing.live import WebSocketEcho
 
 pytestmark = [pytest.mark.live, needs("nginx")]
 
@@ -99,74 +97,6 @@ class Recorder:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class WebSocketEcho:
-    """A WebSocket server (RFC 6455): the handshake, then every text frame echoed back with
-    the request's path and the X-Filtered header it got."""
-
-    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-    def __init__(self, address: str, port: int) -> None:
-        echo = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = self.connection.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
-                lines = head.decode("latin-1").split("\r\n")
-                path = lines[0].split(" ")[1]
-                headers = {
-                    k.strip().lower(): v.strip()
-                    for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)
-                }
-                if headers.get("upgrade", "").lower() != "websocket":
-                    self.connection.sendall(
-                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
-                    )
-                    return
-                accept = base64.b64encode(
-                    hashlib.sha1((headers["sec-websocket-key"] + echo.GUID).encode()).digest()
-                ).decode()
-                self.connection.sendall(
-                    (
-                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-                    ).encode()
-                )
-                while True:
-                    message = echo.read_frame(self.rfile)
-                    if message is None:
-                        return
-                    reply = f"{path} {headers.get('x-filtered', '-')} {message}".encode()
-                    self.connection.sendall(bytes([0x81, len(reply)]) + reply)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server((address, port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def read_frame(rfile: Any) -> str | None:
-        """One masked client frame (short text frames only); None on close or EOF."""
-        head = rfile.read(2)
-        if len(head) < 2 or head[0] & 0x0F == 0x8:
-            return None
-        length = head[1] & 0x7F
-        assert length < 126, "short frames only"
-        mask = rfile.read(4)
-        data = rfile.read(length)
-        return bytes(b ^ mask[i % 4] for i, b in enumerate(data)).decode()
 
     def stop(self) -> None:
         self.server.shutdown()

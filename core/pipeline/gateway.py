@@ -51,6 +51,7 @@ from polyingress.core.pipeline.translate.service import app_protocol
 from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
+    "BACKEND_TLS",
     "CORE_FEATURES",
     "CORE_PROVIDED",
     "HTTPROUTE_EXTENDED",
@@ -104,6 +105,13 @@ HTTPROUTE_EXTENDED = (
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteRetry",
 )
+
+
+# A polyingress capability declared among BackendInfo.gateway_features (not a Gateway API
+# feature: left out of supportedFeatures): the backend reaches a Backend whose protocol is
+# HTTPS or GRPCS over TLS (ingress-nginx's backend-protocol). Without it such an Ingress
+# answers 500, never plain HTTP in silence.
+BACKEND_TLS = "polyingress.io/BackendProtocolTLS"
 
 
 def served_features(declared: Iterable[str]) -> frozenset[str]:
@@ -855,7 +863,12 @@ class GatewayStage:
         """The status documents: GatewayClasses, Gateways, then HTTPRoutes, each sorted."""
         now = self.now
         docs: list[dict[str, Any]] = []
-        supported = sorted((self.features or frozenset()) - {"Gateway", "ReferenceGrant"})
+        # Gateway API feature names only (a polyingress capability has a "/" in its name).
+        supported = sorted(
+            f
+            for f in (self.features or frozenset()) - {"Gateway", "ReferenceGrant"}
+            if "/" not in f
+        )
         for name, obj in sorted(self.classes.items()):
             _ns, _n, gen = _meta(obj)
             status: dict[str, Any] = {

@@ -891,6 +891,28 @@ class RouteModel:
         found = self.backend_index.get(backend)
         return found is not None and found.available
 
+    def split_shares(self, route: Route) -> tuple[tuple[tuple[str, int], ...], int]:
+        """How a proxy shares out the requests of ``route``'s weighted split: (backend, weight)
+        of each backend with a weight and a ready endpoint, in the split's order (a backend named
+        twice gets the sum), and the weight answered 500 (the invalid references' share). A
+        backend without a ready endpoint gets no share: the others take its requests (when none
+        is left, :meth:`outcome` answers 503). For a row without a split: its one backend, if
+        available."""
+        if not route.split:
+            if route.backend is not None and self._available(route.backend):
+                return ((route.backend, 1),), 0
+            return (), 0
+        weights: dict[str, int] = {}
+        failing = 0
+        for share in route.split:
+            if share.weight <= 0:
+                continue
+            if share.backend is None:
+                failing += share.weight
+            elif self._available(share.backend):
+                weights[share.backend] = weights.get(share.backend, 0) + share.weight
+        return tuple(weights.items()), failing
+
     def answer(
         self,
         host: str,

@@ -127,6 +127,38 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
+DASHBOARD_PORT = 10260
+
+
+def _add_dashboard_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dashboard")
+    g.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the read-only dashboard (where every request goes, problems, applies) on "
+        "--dashboard-bind:--dashboard-port",
+    )
+    g.add_argument(
+        "--dashboard-bind",
+        type=ip_address,
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="the dashboard's address (default 127.0.0.1: this machine only)",
+    )
+    g.add_argument(
+        "--dashboard-port",
+        type=port_number,
+        default=DASHBOARD_PORT,
+        metavar="D",
+        help=f"the dashboard's port (default {DASHBOARD_PORT})",
+    )
+
+
+def _url(address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}/"
+
+
 def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> BuildOptions:
     """The build options of a command; with the plugin manager of a ``--backend``, the Gateway
     API features that backend serves (without one: every feature) and the ConfigMap keys it
@@ -475,6 +507,11 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
             f"cannot listen on {args.health_bind} port {args.health_port} (--health-bind, "
             f"--health-port): {exc.strerror or exc}"
         ) from None
+    try:
+        dashboard = _dashboard(args, pm, controller, report) if args.dashboard else None
+    except CommandError:
+        health.server.server_close()
+        raise
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -485,6 +522,9 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
     signal.signal(signal.SIGINT, on_signal)
     health.start()
     log.info("health on http://%s:%d (/healthz /readyz /metrics)", args.health_bind, health.port)
+    if dashboard is not None:
+        dashboard.start()
+        log.info("dashboard on %s", _url(args.dashboard_bind, dashboard.port))
     try:
         if kube is not None:
             try:
@@ -516,7 +556,39 @@ def cmd_run(args: argparse.Namespace, pm: Any) -> int:
             source.stop()
         controller.stop()
         health.stop()
+        if dashboard is not None:
+            dashboard.stop()
     return 0
+
+
+def _dashboard(args: argparse.Namespace, pm: Any, controller: Any, report: Any) -> Any:
+    """The dashboard server of ``run --dashboard``, reading the controller at each request."""
+    from polyingress.core.pipeline.model import RouteModel
+    from polyingress.core.runtime.dashboard import DashboardServer, DashboardState
+
+    info = pm.hook.polyingress_backend_info()
+
+    def state() -> DashboardState:
+        status = controller.status()
+        return DashboardState(
+            model=controller.last_good or RouteModel(),
+            result=controller.last_result,
+            history=controller.history(),
+            info=info,
+            health=report(),
+            last_error=status.last_error,
+            failing=status.failing,
+            http_port=_public_port(args, "http", 80),
+            https_port=_public_port(args, "https", 443),
+        )
+
+    try:
+        return DashboardServer(args.dashboard_bind, args.dashboard_port, state)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.dashboard_bind} port {args.dashboard_port} "
+            f"(--dashboard-bind, --dashboard-port): {exc.strerror or exc}"
+        ) from None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -566,6 +638,7 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
     )
     run.add_argument("--backend", required=True, metavar="NAME")
     _add_run_options(run)
+    _add_dashboard_options(run)
     _add_source_options(run)
     add_kube_options(run)
     run.set_defaults(func=lambda a: cmd_run(a, pm))
@@ -675,6 +748,12 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, Any]:
     demo.add_argument("--https-port", type=port_number, default=8443)
     demo.add_argument("--workdir", type=Path, default=Path("workdir/demo"))
     demo.add_argument("--health-port", type=port_number, default=10254)
+    demo.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the read-only dashboard on 127.0.0.1:--dashboard-port and print its address",
+    )
+    demo.add_argument("--dashboard-port", type=port_number, default=DASHBOARD_PORT)
     demo.add_argument(
         "--exit-after", type=float, default=None, help="stop after N seconds (for CI)"
     )

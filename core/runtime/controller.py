@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 from prometheus_client import Counter, Gauge, Histogram
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
-from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings
+from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings, Timings
 from polyingress.core.pipeline.builder import Builder, BuildResult
 from polyingress.core.pipeline.diff import ModelDiff, diff
 from polyingress.core.pipeline.model import RouteModel
@@ -27,7 +28,7 @@ from polyingress.core.pipeline.problems import Severity
 from polyingress.core.pipeline.store import ObjectKey, ObjectStore
 from polyingress.core.reasons import ReloadReason
 
-__all__ = ["Controller", "ControllerStatus"]
+__all__ = ["ApplyRecord", "Controller", "ControllerStatus"]
 
 log = logging.getLogger("polyingress.controller")
 
@@ -55,6 +56,33 @@ class ControllerStatus:
     failing: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyRecord:
+    """One apply the controller attempted, for the dashboard's history (newest last).
+
+    ``outcome`` is ``started`` (the first model), ``applied``, ``rejected`` (the proxy refused
+    the model: ``ApplyError``) or ``failed`` (any other failure; retried later). The times are
+    seconds: ``total`` from the first change noticed to the proxy serving the model, made of
+    ``queued`` (waiting for the worker and the debounce), ``build``, ``diff`` and ``apply``
+    (the backend's call, whose own parts are ``timings``). ``reasons`` are ReloadReason
+    values when the proxy ``reloaded``; ``detail`` and ``error`` are free text."""
+
+    at: float  # wall clock (time.time()) when the apply ended
+    outcome: str
+    change: str
+    total: float
+    queued: float = 0.0
+    build: float = 0.0
+    diff: float = 0.0
+    apply: float = 0.0
+    reloaded: bool = False
+    reasons: tuple[str, ...] = ()
+    runtime_changes: int = 0
+    detail: str = ""
+    timings: Timings = field(default_factory=Timings)
+    error: str = ""
+
+
 class Controller:
     """Drives one backend from one store. ``start()`` blocks until the first model is served."""
 
@@ -67,6 +95,7 @@ class Controller:
         debounce: float = 0.05,
         supervise_interval: float = 1.0,
         retry_attempts: int = 5,
+        history: int = 50,
     ) -> None:
         self.settings = settings
         self.pm = pm
@@ -94,9 +123,20 @@ class Controller:
         self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
         self._told_unknown_reason = False
         self.last_noticed_at: float | None = None  # of the changes in the last build
+        self._history: deque[ApplyRecord] = deque(maxlen=history)
+        self._history_lock = threading.Lock()
         store.subscribe(self._on_change)
 
     # -- public -------------------------------------------------------------------------------
+
+    def history(self) -> tuple[ApplyRecord, ...]:
+        """The last applies (at most ``history`` of them), oldest first."""
+        with self._history_lock:
+            return tuple(self._history)
+
+    def _remember(self, record: ApplyRecord) -> None:
+        with self._history_lock:
+            self._history.append(record)
 
     def on_build(self, callback: Callable[[BuildResult], None]) -> None:
         self._listeners.append(callback)
@@ -138,8 +178,10 @@ class Controller:
         if self.backend is None:
             raise RuntimeError(f"backend {self.settings.backend!r} created no backend object")
         self._dirty.clear()
+        began = time.monotonic()
         result = self.build()
         model = result.model
+        built = time.monotonic()
         for attempt in Retrying(
             stop=stop_after_attempt(self.retry_attempts),
             wait=wait_exponential(multiplier=0.2, max=5),
@@ -149,7 +191,19 @@ class Controller:
                 started = time.monotonic()
                 apply_result = self.pm.hook.polyingress_start(backend=self.backend, model=model)
                 APPLY_SECONDS.observe(time.monotonic() - started)
-        self._record_success(model, apply_result or ApplyResult(), ModelDiff())
+        apply_result = apply_result or ApplyResult()
+        done = time.monotonic()
+        self._remember(
+            _record(
+                "started",
+                "the first model",
+                apply_result,
+                total=done - began,
+                build=built - began,
+                apply=done - built,
+            )
+        )
+        self._record_success(model, apply_result, ModelDiff())
         self.started = True
         log.info("serving %d hosts, %d backends", len(model.vhosts), len(model.backends))
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
@@ -264,6 +318,16 @@ class Controller:
             SYNCS.labels("rejected").inc()
             culprits = ", ".join(str(r) for r in exc.refs) or "unknown object"
             log.error("the proxy refused the new configuration (%s): %s", culprits, exc)
+            self._remember_attempt(
+                "rejected",
+                change,
+                sync_started,
+                noticed,
+                started,
+                built,
+                diffed,
+                f"{culprits}: {exc}",
+            )
             return
         except Exception as exc:
             # Transient (the proxy died, a socket was busy): keep the last good model and try
@@ -272,6 +336,9 @@ class Controller:
             SYNCS.labels("failed").inc()
             log.exception("applying the new model failed; still serving the last good one")
             self._retry_at = time.monotonic() + self.retry_pause
+            self._remember_attempt(
+                "failed", change, sync_started, noticed, started, built, diffed, self.last_error
+            )
             return
         finally:
             APPLY_SECONDS.observe(time.monotonic() - started)
@@ -290,7 +357,45 @@ class Controller:
             (done - started) * 1000,
             f" ({apply_result.timings})" if apply_result.timings.parts else "",
         )
+        self._remember(
+            _record(
+                "applied",
+                change.summary(),
+                apply_result,
+                total=done - (noticed if noticed is not None else sync_started),
+                queued=queued,
+                build=built - sync_started,
+                diff=diffed - built,
+                apply=done - started,
+            )
+        )
         self._record_success(model, apply_result, change)
+
+    def _remember_attempt(
+        self,
+        outcome: str,
+        change: ModelDiff,
+        sync_started: float,
+        noticed: float | None,
+        started: float,
+        built: float,
+        diffed: float,
+        error: str,
+    ) -> None:
+        done = time.monotonic()
+        self._remember(
+            _record(
+                outcome,
+                change.summary(),
+                ApplyResult(),
+                total=done - (noticed if noticed is not None else sync_started),
+                queued=sync_started - noticed if noticed is not None else 0.0,
+                build=built - sync_started,
+                diff=diffed - built,
+                apply=done - started,
+                error=error,
+            )
+        )
 
     def _remember_failure(self, model: RouteModel) -> None:
         self._retry_at = None
@@ -338,3 +443,38 @@ class Controller:
             )
         said = ", ".join(given) or "no reason given"
         log.info("reloaded the proxy: %s%s", said, f" ({result.detail})" if result.detail else "")
+
+
+def _record(
+    outcome: str,
+    change: str,
+    result: ApplyResult,
+    *,
+    total: float,
+    queued: float = 0.0,
+    build: float = 0.0,
+    diff: float = 0.0,
+    apply: float = 0.0,
+    error: str = "",
+) -> ApplyRecord:
+    reasons = (
+        tuple(dict.fromkeys(ReloadReason.of(r).value for r in result.reasons))
+        if result.reloaded
+        else ()
+    )
+    return ApplyRecord(
+        at=time.time(),
+        outcome=outcome,
+        change=change,
+        total=total,
+        queued=queued,
+        build=build,
+        diff=diff,
+        apply=apply,
+        reloaded=result.reloaded,
+        reasons=reasons or (("other",) if result.reloaded else ()),
+        runtime_changes=result.runtime_changes,
+        detail=result.detail,
+        timings=result.timings,
+        error=error,
+    )

@@ -48,6 +48,11 @@ def run_demo(args: argparse.Namespace) -> int:
             f"demo: cannot start the cafe backend {n} on {a}:{p}: {exc.strerror or exc}", code=1
         ) from None
     port, sport = args.http_port, args.https_port
+    dashboard = (
+        f"\nDashboard (where every request goes): http://127.0.0.1:{args.dashboard_port}/\n"
+        if args.dashboard
+        else ""
+    )
     print(
         f"""
 cafe demo: {len(servers)} hello backends started (coffee x2, tea x3), backend {args.backend}
@@ -59,7 +64,7 @@ Try, in another terminal:
   curl -i http://127.0.0.1:{port}/  # 404
 
 Edit {manifests} while it runs: changes are applied live. Ctrl-C stops everything.
-""",
+{dashboard}""",
         flush=True,
     )
     if args.exit_after:
@@ -84,6 +89,11 @@ Edit {manifests} while it runs: changes are applied live. Ctrl-C stops everythin
                 str(args.workdir),
                 "--health-port",
                 str(args.health_port),
+                *(
+                    ["--dashboard", "--dashboard-port", str(args.dashboard_port)]
+                    if args.dashboard
+                    else []
+                ),
             ]
         )
     finally:

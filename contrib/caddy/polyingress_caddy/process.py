@@ -60,6 +60,11 @@ class Layout:
         return self.socket_dir / "caddy-admin.sock"
 
     @property
+    def errors_socket(self) -> Path:
+        """Where Caddy's server answering 500 listens (the invalid share of a split)."""
+        return self.socket_dir / "caddy-500.sock"
+
+    @property
     def bootstrap_path(self) -> Path:
         return self.workdir / "caddy-bootstrap.json"
 

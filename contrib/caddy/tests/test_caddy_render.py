@@ -263,20 +263,3 @@ def test_the_plugin_imports_only_polyingress_public_api() -> None:
                     assert top in allowed[kind], f"{path.name} imports {name}"
                     if kind == "plugin":
                         assert name == "polyingress.core", f"{path.name} imports {name}"
-
-
-def test_a_gateway_api_row_is_refused_not_rendered_as_something_else() -> None:
-    """The core gives Gateway API rows only to a backend declaring "HTTPRoute"; were one to
-    arrive, it is refused by name, never rendered as a plain path row."""
-    import dataclasses
-
-    m = model(world())
-    vhost = m.vhost_index["a.example.com"]
-    routes = list(vhost.routes)
-    routes[0] = dataclasses.replace(routes[0], method="GET")  # an HTTPRoute's method match
-    changed = dataclasses.replace(
-        m, vhosts=tuple(dataclasses.replace(v, routes=tuple(routes)) if v is vhost else v
-                        for v in m.vhosts)
-    )  # fmt: skip
-    with pytest.raises(ValueError, match="Gateway API row"):
-        render(changed, SETTINGS, fallback_certificate())

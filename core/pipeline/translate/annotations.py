@@ -38,6 +38,7 @@ from polyingress.core.pipeline.annotations import (
     parse_annotations,
     parse_bool,
 )
+from polyingress.core.pipeline.gateway import BACKEND_TLS
 from polyingress.core.pipeline.model import (
     BackendProtocol,
     Cors,
@@ -437,7 +438,7 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     ),
     "backend-protocol": (
         Support.PARTIAL,
-        frozenset({_CORE}),
+        frozenset({_CORE, BACKEND_TLS}),
         "HTTP, HTTPS (TLS to the endpoint, its certificate not verified, as ingress-nginx) and "
         "H2C are honoured, H2C only where the backend serves HTTPRouteBackendProtocolH2C; GRPC "
         "and GRPCS are proxied as HTTP/2 (an error of the proxy's own is an HTTP status, not a "
@@ -787,7 +788,7 @@ _PROTOCOLS: dict[str, tuple[BackendProtocol, Support, frozenset[str], str]] = {
     "HTTPS": (
         BackendProtocol.HTTPS,
         Support.HONOURED,
-        frozenset({_CORE}),
+        frozenset({_CORE, BACKEND_TLS}),
         "HTTP/1.1 over TLS; the endpoint's certificate is not verified (as in ingress-nginx)",
     ),
     "H2C": (
@@ -806,7 +807,7 @@ _PROTOCOLS: dict[str, tuple[BackendProtocol, Support, frozenset[str], str]] = {
     "GRPCS": (
         BackendProtocol.GRPCS,
         Support.PARTIAL,
-        frozenset({_H2C}),
+        frozenset({_H2C, BACKEND_TLS}),
         "gRPC is proxied as HTTP/2 over TLS (ALPN h2, the certificate not verified); an error "
         "of the proxy's own is an HTTP status, not a grpc-status trailer",
     ),
