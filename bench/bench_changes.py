@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import os
+import random
 import re
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,11 +60,13 @@ from longlived import Stream
 
 from polyingress.core import Certificate
 from polyingress.core.tls import self_signed
-from polyingress.testing.live import Controller, HelloFleet, free_port, write_manifests
+from polyingress.testing.live import Controller, HelloFleet, free_port, metric, write_manifests
 
 DEBOUNCE_MS = 10  # `run --debounce-ms`: how long the reconciler waits for a burst to settle
 KINDS = ("endpoint", "path+", "ingress-", "tls+")
 STREAM_HOST = "stream.bench.example.com"
+CHURN_HOST = "churn.bench.example.com"
+MEMORY_HOST = "memory.bench.example.com"
 
 
 @dataclass
@@ -101,14 +107,60 @@ _APPLIED = re.compile(
 )
 
 
+# The core's runtime lane: an endpoint change pushed while an apply ran.
+_PUSHED = re.compile(
+    r"^(\S+ \S+) INFO polyingress\.controller: pushed during an apply .* in ([\d.]+) ms: "
+    r"queued ([\d.]+) ms, build ([\d.]+) ms, diff ([\d.]+) ms, push ([\d.]+) ms(?: \((.*)\))?$"
+)
+
+
 def applies(log: str) -> list[Apply]:
+    """The applies and the runtime lane's pushes (their parts marked "lane") in ``log``."""
     found = []
     for line in log.splitlines():
         m = _APPLIED.match(line)
+        lane = m is None
+        if lane:
+            m = _PUSHED.match(line)
         if m:
             ended = datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            found.append(Apply(ended, *(float(m[i]) for i in range(2, 7)), m[7] or ""))
+            parts = ("lane: " if lane else "") + (m[7] or "")
+            found.append(Apply(ended, *(float(m[i]) for i in range(2, 7)), parts))
     return found
+
+
+def part_times(parts: str) -> dict[str, float]:
+    """``render 80.9 ms, write 8.3 ms`` -> {"render": 80.9, "write": 8.3} (ms)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in parts.split(", "))):
+        name, _, value = item.rpartition(" ")[0].rpartition(" ")
+        out[name] = out.get(name, 0.0) + float(value)
+    return out
+
+
+_OLD_EXIT = re.compile(r"nginx: the old workers of reload \d+ exited ([\d.]+) s after it")
+_RELOAD_PARTS = ("master parse", "reload until served", "reload")
+
+
+def breakdown(found: list[Apply], log: str) -> dict[str, Any]:
+    """Where the time of the applies that reloaded went: the median of each part (ms) over
+    them, the apply's own total, and (nginx) how long old workers lived after their reload."""
+    reloads = [a for a in found if any(k in part_times(a.parts) for k in _RELOAD_PARTS)]
+    out: dict[str, Any] = {"reload_applies": len(reloads), "parts_p50_ms": {}}
+    names: dict[str, list[float]] = {}
+    for a in reloads:
+        for name, ms in part_times(a.parts).items():
+            names.setdefault(name, []).append(ms)
+    for name, values in names.items():
+        out["parts_p50_ms"][name] = statistics.median(values)
+    if reloads:
+        out["parts_p50_ms"]["apply (total)"] = statistics.median(a.apply_ms for a in reloads)
+        out["parts_p50_ms"]["build"] = statistics.median(a.build_ms for a in reloads)
+    exits = [float(x) for x in _OLD_EXIT.findall(log)]
+    if exits:
+        out["old_workers_exit_p50_s"] = statistics.median(exits)
+        out["old_workers_exit_max_s"] = max(exits)
+    return out
 
 
 def attribute(changes: list[Change], log: str) -> None:
@@ -191,6 +243,115 @@ def long_lived(
         stream.close()
 
 
+def under_reloads(
+    ctl: Controller,
+    manifests: Path,
+    fleet_port: int,
+    current: str,
+    paths: list[str],
+    count: int,
+) -> tuple[list[Change], float, str]:
+    """``count`` endpoint changes of the probe while the paths of another Ingress change all the
+    time (each change written as soon as the last one is served: on nginx, a reload after a
+    reload). A random pause of up to 0.2 s before each endpoint change lands it anywhere in a
+    reload. Returns the latencies, the reloads meanwhile, and the probe's current address."""
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            paths = [f"/churn-{j}" for j in range(max(0, i - 3), i + 1)]
+            write_manifests(
+                manifests, "churn.yaml", [ingress("churn", CHURN_HOST, paths, "streamer")]
+            )
+            with contextlib.suppress(TimeoutError):
+                served(ctl.http_port, CHURN_HOST, paths[-1] + "/x", lambda r: r.status == 200)
+
+    thread = threading.Thread(target=churn, name="churn", daemon=True)
+    thread.start()
+    rng = random.Random(18)
+    changes: list[Change] = []
+    try:
+        time.sleep(1.0)  # the churn is under way
+        before = reloads(ctl)
+        for _ in range(count):
+            time.sleep(rng.uniform(0, 0.2))
+            current = "127.0.2.2" if current == "127.0.2.1" else "127.0.2.1"
+            want = "probe-a" if current == "127.0.2.1" else "probe-b"
+            t = time.time()
+            write_manifests(
+                manifests, "probe.yaml", probe_objects([current], fleet_port, paths, True)
+            )
+            served(ctl.http_port, PROBE_HOST, "/base", lambda r, w=want: r.server_name == w)
+            changes.append(Change("endpoint", t, time.time()))
+        during = reloads(ctl) - before
+    finally:
+        stop.set()
+        thread.join(timeout=180)
+    return changes, during, current
+
+
+def nginx_pss(ctl: Controller) -> list[float]:
+    """PSS (MiB) of nginx's master, then of each of its workers, from /proc."""
+    master = int((ctl.workdir / "run" / "nginx.pid").read_text())
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    out = []
+    for pid in [master, *map(int, children)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    out.append(int(line.split()[1]) / 1024)
+    return out
+
+
+def nginx_memory(ctl: Controller) -> tuple[float, float]:
+    """(PSS of nginx's master and workers in bytes, worker generations) from /metrics."""
+    text = ctl.metrics()
+    return (
+        metric(text, "polyingress_nginx_memory_bytes"),
+        metric(text, "polyingress_nginx_worker_generations"),
+    )
+
+
+def memory_after_reloads(
+    ctl: Controller, manifests: Path, count: int, processes: int
+) -> dict[str, Any]:
+    """``count`` path changes of an Ingress of its own (a reload each on nginx), then, once no
+    reload is under way and the old workers are gone (one generation, ``processes`` nginx
+    processes as after start), nginx's memory."""
+    last, since = reloads(ctl), time.monotonic()
+    while time.monotonic() - since < 1.0:  # earlier changes settled: no reload under way
+        time.sleep(0.1)
+        now = reloads(ctl)
+        if now != last:
+            last, since = now, time.monotonic()
+    started = reloads(ctl)
+    for i in range(count):
+        write_manifests(
+            manifests, "memory.yaml", [ingress("memory", MEMORY_HOST, [f"/m{i}"], "streamer")]
+        )
+        served(ctl.http_port, MEMORY_HOST, f"/m{i}/x", lambda r: r.status == 200)
+    deadline = time.monotonic() + 60
+    most = 1.0
+    while True:
+        # Served before the apply returned: wait for it too (it retires the old workers).
+        memory, generations = nginx_memory(ctl)
+        pss = nginx_pss(ctl)
+        most = max(most, generations)
+        done = reloads(ctl) - started >= count
+        if (done and generations <= 1 and len(pss) == processes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return {
+        "reloads": reloads(ctl) - started,
+        "pss_mib": pss,
+        "memory_bytes": memory,
+        "generations": generations,
+        "generations_seen": most,
+    }
+
+
 def run_one(
     backend: str,
     size: int,
@@ -199,6 +360,8 @@ def run_one(
     wrk_seconds: int,
     logs: Path | None = None,
     long_changes: int = 20,
+    under: int = 20,
+    memory_reloads: int = 20,
 ) -> dict[str, Any]:
     fleet = HelloFleet(
         [("probe-a", "127.0.2.1"), ("probe-b", "127.0.2.2"), ("streamer", "127.0.2.3")]
@@ -222,6 +385,16 @@ def run_one(
     ctl.start(timeout=300)
     start_s = time.monotonic() - t0
     proxy = ctl.http_port
+    memory_start = nginx_memory(ctl)[0] if backend == "nginx" else 0.0
+    pss_start = nginx_pss(ctl) if backend == "nginx" else []
+    under_changes: list[Change] = []
+    under_count = 0.0
+    memory: dict[str, Any] = {}
+    if memory_reloads and backend == "nginx":
+        # First, so that nothing but the reloads comes between the two readings: traffic fills
+        # nginx's shared zones (the endpoint dictionary, the TLS session cache) up to their
+        # sizes, whatever the reloads do.
+        memory = memory_after_reloads(ctl, manifests, memory_reloads, len(pss_start))
     done: list[Change] = []
     reloads_before = reloads(ctl)
     current = "127.0.2.1"
@@ -268,8 +441,16 @@ def run_one(
                 continue
             done.append(Change(kind, t, time.time()))
         reload_count = reloads(ctl) - reloads_before
+        if under:
+            under_changes, under_count, current = under_reloads(
+                ctl, manifests, fleet.port, current, paths, under
+            )
         if long_changes:
             kept, lasted = long_lived(ctl, manifests, fleet.port, long_changes, current)
+        if memory:
+            # And after every phase (the traffic, all reloads), once old workers are gone.
+            memory["end"] = memory_after_reloads(ctl, manifests, 0, len(pss_start))
+            memory["end"]["run_reloads"] = reloads(ctl) - reloads_before
         rps_1 = rps_last = 0.0
         if wrk_seconds and shutil.which("wrk"):
             # Same upstream, same path shape: one route vs the last of `size` hosts.
@@ -296,6 +477,10 @@ def run_one(
             logs.mkdir(parents=True, exist_ok=True)
             (logs / f"{backend}-{size}.log").write_text(log)
     attribute(done, log)
+    attribute(under_changes, log)
+    under_lat = [c.latency for c in under_changes]
+    under_slowest = sorted(under_changes, key=lambda c: c.latency, reverse=True)[:3]
+    where_time = breakdown(applies(log), log)
     all_lat = [c.latency for c in done]
     by_kind = {k: [c.latency for c in done if c.kind == k] for k in KINDS}
     slowest = sorted(done, key=lambda c: c.latency, reverse=True)[:5]
@@ -311,7 +496,17 @@ def run_one(
         "rps_1_route": rps_1,
         "rps_last_of_n": rps_last,
         "long_lived": f"{kept} {lasted:.0f}s / {long_changes}" if kept else "",
+        "under_reloads": {
+            "changes": len(under_lat),
+            "reloads": under_count,
+            "p50_ms": statistics.median(under_lat) * 1000 if under_lat else None,
+            "p99_ms": pct(under_lat, 0.99) * 1000 if under_lat else None,
+            "max_ms": max(under_lat) * 1000 if under_lat else None,
+            "slowest": [{"ms": c.latency * 1000, "where": where(c)} for c in under_slowest],
+        },
+        "memory": {"start_bytes": memory_start, "start_pss_mib": pss_start, **memory},
         "slowest": [{"kind": c.kind, "ms": c.latency * 1000, "where": where(c)} for c in slowest],
+        "breakdown": where_time,
     }
 
 
@@ -336,6 +531,25 @@ def main() -> None:
         default=20,
         help="routine changes applied while a stream is held open (0: no long-lived column)",
     )
+    ap.add_argument(
+        "--under-reloads",
+        type=int,
+        default=20,
+        help="endpoint changes measured while another Ingress's paths change all the time "
+        "(0: none)",
+    )
+    ap.add_argument(
+        "--under-reloads-at",
+        default="",
+        help="another count for some backend and size, e.g. traefik:10000:0",
+    )
+    ap.add_argument(
+        "--memory-reloads",
+        type=int,
+        default=20,
+        help="nginx: reloads after which its memory is compared with its memory after start "
+        "(0: none)",
+    )
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--logs", type=Path, help="copy each controller's log into this directory")
@@ -344,6 +558,11 @@ def main() -> None:
     for item in filter(None, args.changes_at.split(",")):
         b, n, c = item.split(":")
         fewer[(b, int(n))] = int(c)
+    under_at = {}
+    for item in filter(None, args.under_reloads_at.split(",")):
+        b, n, c = item.split(":")
+        under_at[(b, int(n))] = int(c)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr)
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
         for backend in args.backends.split(","):
@@ -359,8 +578,11 @@ def main() -> None:
                         args.wrk_seconds,
                         args.logs,
                         long_changes,
+                        under_at.get((backend, size), args.under_reloads),
+                        args.memory_reloads,
                     )
                 )
+                rows[-1]["load_after"] = os.getloadavg()
                 r = rows[-1]
                 print(f"  done: {backend} {size} p99={r['p99_ms']:.1f}ms", file=sys.stderr)
     print(
@@ -377,6 +599,63 @@ def main() -> None:
             f"{k.get('tls+', 0):>6.1f}ms {r['reloads']:>7.0f} "
             f"{r['rps_1_route']:>12,.0f} {r['rps_last_of_n']:>14,.0f}  {r['long_lived']}"
         )
+    under_rows = [r for r in rows if r["under_reloads"]["changes"]]
+    if under_rows:
+        print("\nendpoint changes while another Ingress's paths change all the time:")
+        for r in under_rows:
+            u = r["under_reloads"]
+            print(
+                f"  {r['backend']:<8} {r['ingresses']:>6,}: {u['changes']} changes, p50 "
+                f"{u['p50_ms']:.1f} ms, p99 {u['p99_ms']:.1f} ms, max {u['max_ms']:.1f} ms; "
+                f"{u['reloads']:.0f} reloads meanwhile"
+            )
+            for c in u["slowest"]:
+                print(f"    {c['ms']:>8.1f}: {c['where']}")
+    memory_rows = [r for r in rows if r["memory"].get("reloads")]
+    if memory_rows:
+        print("\nnginx memory (PSS of master and workers, from /metrics):")
+        for r in memory_rows:
+            m = r["memory"]
+            ratio = m["memory_bytes"] / m["start_bytes"] if m["start_bytes"] else 0.0
+            print(
+                f"  {r['ingresses']:>6,} Ingresses: {m['start_bytes'] / 2**20:.0f} MiB after "
+                f"start, {m['memory_bytes'] / 2**20:.0f} MiB after {m['reloads']:.0f} more "
+                f"reloads ({ratio:.2f}x; generations at the end {m['generations']:.0f}, most "
+                f"seen {m['generations_seen']:.0f})"
+            )
+            print(
+                "    master, workers (MiB): "
+                + " ".join(f"{x:.0f}" for x in m["start_pss_mib"])
+                + " -> "
+                + " ".join(f"{x:.0f}" for x in m["pss_mib"])
+            )
+            if "end" in m:
+                e = m["end"]
+                print(
+                    f"    at the end of the run ({e['run_reloads']:.0f} reloads and the traffic "
+                    f"since): {e['memory_bytes'] / 2**20:.0f} MiB "
+                    f"({e['memory_bytes'] / m['start_bytes']:.2f}x), master, workers "
+                    + " ".join(f"{x:.0f}" for x in e["pss_mib"])
+                )
+    for r in rows:
+        print(
+            f"\nload average after {r['backend']} at {r['ingresses']:,}: "
+            + " ".join(f"{x:.2f}" for x in r["load_after"])
+        )
+    for r in rows:
+        b = r["breakdown"]
+        if not b["reload_applies"]:
+            continue
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in b["parts_p50_ms"].items())
+        print(
+            f"\nwhere a reload's time goes, {r['backend']} at {r['ingresses']:,} Ingresses "
+            f"(median of {b['reload_applies']} applies that reloaded, ms): {parts}"
+        )
+        if "old_workers_exit_p50_s" in b:
+            print(
+                f"  old workers exited {b['old_workers_exit_p50_s']:.1f} s after their reload "
+                f"(median; max {b['old_workers_exit_max_s']:.1f} s)"
+            )
     for r in rows:
         print(f"\nslowest changes, {r['backend']} at {r['ingresses']:,} Ingresses (ms):")
         for c in r["slowest"]:

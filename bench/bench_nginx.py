@@ -12,10 +12,11 @@ answers 200 ("ok <server address>"), listening on 127.0.3.1 and 127.0.3.2.
   plugin, in this process; median of ``--repeat`` runs.
 - nginx -t: the exact command the backend runs, on the configuration a real run is serving.
 - change -> served: a real ``polyingress run --backend nginx`` (``--nginx-lua off`` when that
-  option exists) serves the world; the probe manifest is rewritten, alternately adding a path
-  and moving the probe's endpoint to the other address, and the time from the file write to
-  nginx answering the new state is polled through nginx every 2 ms. Each change is a reload;
-  the controller's own log gives each reload's time from SIGHUP until served.
+  option exists, ``--nginx-lua on`` with ``--lua``) serves the world; the probe manifest is
+  rewritten, alternately adding a path and moving the probe's endpoint to the other address,
+  and the time from the file write to nginx answering the new state is polled through nginx
+  every 2 ms. Each change is a reload (with ``--lua`` the path changes only); the controller's
+  own log gives each reload's time from SIGHUP until served.
 - memory: RSS and PSS of the master and each worker (``/proc/PID/smaps_rollup``) after start
   and after those reloads, once no old worker is still shutting down.
 - requests/s: wrk (2 threads, 50 connections) through three runs that are up at the same time:
@@ -201,7 +202,7 @@ def memory(prefix: Path, label: str, workers_expected: int | None = None) -> dic
 # -- measurements -------------------------------------------------------------------------------
 
 
-def measure_render(n: int, port: int, repeat: int) -> dict[str, Any]:
+def measure_render(n: int, port: int, repeat: int, lua: str = "off") -> dict[str, Any]:
     objs = world(n, port) + kit.probe_objects([UPSTREAM_A], port, ["/base"])
     store = ObjectStore()
     store.replace_many(objs, ())
@@ -214,7 +215,7 @@ def measure_render(n: int, port: int, repeat: int) -> dict[str, Any]:
         bind="127.0.0.1",
         http_port=18080,
         https_port=18443,
-        options=argparse.Namespace(nginx_lua="off"),
+        options=argparse.Namespace(nginx_lua=lua),
     )
     times = []
     text = ""
@@ -255,9 +256,12 @@ def nginx_t(prefix: Path, repeat: int) -> dict[str, Any]:
     }
 
 
-# "nginx -t" is 0 when the backend checked before the reload started; "served after" minus it is
-# the time from the swap and SIGHUP until new workers serve and the old ones stopped accepting.
-_RELOAD = re.compile(r"nginx reloaded \(([^)]*)\): .*nginx -t (\d+) ms, served after (\d+) ms")
+# The apply line of a reload: its parts from SIGHUP until the new workers serve (the master's
+# parse, the new workers' start) and until no old worker accepts.
+_RELOAD = re.compile(
+    r"applied .* \(.*master parse ([\d.]+) ms, new workers serve ([\d.]+) ms, "
+    r"old workers stop accepting ([\d.]+) ms"
+)
 
 
 def measure_changes(run: Run, port: int, changes: int) -> dict[str, Any]:
@@ -291,7 +295,7 @@ def measure_changes(run: Run, port: int, changes: int) -> dict[str, Any]:
         "served_max_s": max(every),
         "by_kind_p50_s": {k: statistics.median(v) for k, v in lat.items() if v},
         "reloads": len(reloads),
-        "hup_to_served_p50_s": statistics.median(int(r[2]) - int(r[1]) for r in reloads) / 1000
+        "hup_to_served_p50_s": statistics.median(sum(map(float, r)) for r in reloads) / 1000
         if reloads
         else None,
     }
@@ -390,7 +394,8 @@ def print_render(rows: list[dict[str, Any]]) -> None:
 
 def print_changes(rows: list[dict[str, Any]]) -> None:
     print(
-        "\nchange -> served (file write until nginx answers the new state; every change reloads;"
+        "\nchange -> served (file write until nginx answers the new state; a reload per change,"
+        "\nper path change in Lua mode;"
         "\nHUP..served: swap + SIGHUP until new workers serve and old ones stopped accepting,"
         "\nfrom the controller's log; start: process start until /readyz)"
     )
@@ -503,12 +508,21 @@ def main() -> None:
     ap.add_argument("--rps-hosts", type=int, default=10_000, help="hosts of the rps worlds")
     ap.add_argument("--rounds", type=int, default=10, help="wrk rounds (alternating order)")
     ap.add_argument("--wrk-seconds", type=int, default=3)
+    ap.add_argument(
+        "--lua",
+        action="store_true",
+        help="the default mode where the Lua module is installed (--nginx-lua on): endpoint "
+        "changes are pushed, not reloaded; without it, static upstreams (--nginx-lua off)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    extra = lua_flag()
+    extra = ["--nginx-lua", "on"] if args.lua else lua_flag()
     started = time.monotonic()
-    mode = "plain (--nginx-lua off)" if extra else "plain (no --nginx-lua option)"
+    if args.lua:
+        mode = "Lua balancer (--nginx-lua on)"
+    else:
+        mode = "plain (--nginx-lua off)" if extra else "plain (no --nginx-lua option)"
     out: dict[str, Any] = {
         "machine": {
             "arch": platform.machine(),
@@ -533,7 +547,9 @@ def main() -> None:
         try:
             rows = []
             for n in sizes:
-                row = measure_render(n, port, args.repeat if n < 10_000 else 1)
+                row = measure_render(
+                    n, port, args.repeat if n < 10_000 else 1, "on" if args.lua else "off"
+                )
                 print(f"  render {n}: {row['render_s']:.2f}s", file=sys.stderr)
                 run = Run(tmp, f"size-{n}", world(n, port), extra)
                 write_manifests(

@@ -19,14 +19,17 @@ Lifecycle of ``polyingress run --backend NAME``::
     polyingress_start(backend, model)         # start the proxy, serving the first model
     loop:
         polyingress_apply(backend, model, previous, diff)  # each new model (one worker)
+        polyingress_push_endpoints(...)           # optional: endpoint-only changes that
+                                                  # arrive while an apply runs (a 2nd thread)
         polyingress_supervise(backend, model)             # about once a second
         polyingress_health(backend)                       # on /healthz and /readyz
     polyingress_stop(backend)                 # SIGTERM/SIGINT: stop, leave no process behind
 
 All lifecycle hooks are called from ONE worker thread of the core (never concurrently with each
 other), except ``polyingress_health``, which is called from the health server's thread and must
-only read state. Implementations may accept a subset of a hook's arguments (pluggy rule). Hook
-names are stable; arguments may be added, never renamed or removed without a deprecation cycle.
+only read state, and ``polyingress_push_endpoints``, called while ``polyingress_apply`` runs.
+Implementations may accept a subset of a hook's arguments (pluggy rule). Hook names are stable;
+arguments may be added, never renamed or removed without a deprecation cycle.
 
 Models are immutable (:class:`polyingress.core.RouteModel`); every string that comes from a
 Kubernetes object has been validated by the core (hosts, paths, names), but a backend must still
@@ -145,6 +148,28 @@ def polyingress_apply(
     good model, reports the error, and does not retry the same model again. Raise
     :class:`polyingress.core.TransientApplyError` when the proxy could not take the model now
     (busy, restarting): the core retries the same model after a pause. First result wins.
+    """
+
+
+@hookspec(firstresult=True)
+def polyingress_push_endpoints(
+    backend: ProxyBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
+) -> ApplyResult | None:
+    """Make an endpoint change live while ``polyingress_apply`` is still running (optional).
+
+    An apply that takes long (a reload) would hold every change behind it, endpoint changes
+    too. While ``polyingress_apply`` runs, the core keeps building the models that arrive, and
+    for each that changes the endpoints of backends it shares with ``previous`` (the model
+    being applied, then the last one built) calls this hook, from a second thread, concurrently
+    with ``polyingress_apply``. ``diff`` names those backends only (``diff.endpoints_only``);
+    a routing change in the same model waits for the next ``polyingress_apply``. Make the
+    endpoints of those backends in ``model`` live at run time and return an
+    :class:`ApplyResult` (``runtime_changes``), or return None to leave it to the next
+    ``polyingress_apply``: the core calls that anyway, with the same model, once the running
+    apply returned (make it cheap when the endpoints are live already). Never reload or
+    restart here, never raise for a refusal (return None), and guard what this hook shares
+    with ``polyingress_apply``. The kit provides it for a backend with a ``push_endpoints``
+    method (``backend_plugin(..., push_endpoints=True)``). First result wins.
     """
 
 

@@ -76,6 +76,8 @@ class ProxyBackend(Protocol):
 
     All methods but :meth:`health` are called from the core's one worker thread, never
     concurrently; :meth:`health` is called from the health server's thread and only reads.
+    Optional: ``push_endpoints(model, previous, diff) -> ApplyResult | None``, called from a
+    second thread while :meth:`apply` runs (see ``backend_plugin(push_endpoints=True)``).
     """
 
     def start(self, model: RouteModel) -> ApplyResult:
@@ -110,13 +112,16 @@ def backend_plugin(
     render: Callable[[RunSettings, RouteModel], RenderedConfig] | None = None,
     add_options: Callable[[argparse.ArgumentParser], None] | None = None,
     add_commands: Callable[[Any], None] | None = None,
+    push_endpoints: bool = False,
 ) -> types.SimpleNamespace:
     """The hook implementations of a backend, as one object to register with pluggy.
 
     ``create(settings)`` returns the :class:`ProxyBackend`; ``info()`` describes it for
     ``polyingress plugins``; ``render(settings, model)`` is the dry run of ``polyingress render``
     (without it, ``render`` says the backend has none); ``add_options(parser)`` adds the
-    backend's flags; ``add_commands(subparsers)`` its own subcommands.
+    backend's flags; ``add_commands(subparsers)`` its own subcommands. ``push_endpoints``: the
+    backend has a ``push_endpoints(model, previous, diff)`` method, safe to call from a second
+    thread while ``apply`` runs (the hook ``polyingress_push_endpoints``).
     """
 
     @hookimpl
@@ -174,6 +179,19 @@ def backend_plugin(
             options_hook(parser)
 
         hooks["polyingress_add_options"] = polyingress_add_options
+    if push_endpoints:
+
+        @hookimpl
+        def polyingress_push_endpoints(
+            backend: ProxyBackend, model: RouteModel, previous: RouteModel, diff: ModelDiff
+        ) -> ApplyResult | None:
+            method = getattr(backend, "push_endpoints", None)
+            if method is None:
+                return None
+            result: ApplyResult | None = method(model, previous, diff)
+            return result
+
+        hooks["polyingress_push_endpoints"] = polyingress_push_endpoints
     if add_commands is not None:
         commands_hook = add_commands
 

@@ -21,15 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ALLOWED_RESPONSE_HEADERS",
+    "BLACKHOLE",
     "CASES",
     "NGINX",
     "PROTOCOL_SERVICES",
     "SERVICES",
+    "SETTINGS_CONFIGMAP",
+    "SINK",
+    "STICKY",
     "AnnotationCase",
     "Expect",
+    "Sticky",
     "base_objects",
     "hello_name",
     "location",
+    "sticky_names",
 ]
 
 NAMESPACE = "annotations"
@@ -53,6 +60,30 @@ PROTOCOL_SERVICES: dict[str, tuple[str, str]] = {
     "secure": ("127.0.91.5", "https"),
     "h2c": ("127.0.91.6", "h2c"),
 }
+
+
+# A Service whose one endpoint never accepts a connection: a listener whose accept queue is
+# full (AnnotationWorld), so the kernel drops every further SYN and a connect waits until the
+# proxy's connect timeout.
+BLACKHOLE = ("blackhole", "127.0.91.9")
+# A Service whose one endpoint accepts connections and never reads them (a small receive
+# buffer): a request body larger than the buffers stops being sent, until the proxy's send
+# timeout.
+SINK = ("sink", "127.0.91.13")
+
+# A Service with three endpoints, for session affinity: (Service, its endpoints' addresses).
+STICKY = ("sticky", ("127.0.91.10", "127.0.91.11", "127.0.91.12"))
+
+
+def sticky_names() -> list[tuple[str, str]]:
+    """(hello server name, address) of the sticky Service's endpoints."""
+    return [(f"{NAMESPACE}/{STICKY[0]}-{i}", a) for i, a in enumerate(STICKY[1])]
+
+
+# The --configmap of the annotation worlds: global settings the annotations read
+# (global-allowed-response-headers: the names custom-headers may set).
+SETTINGS_CONFIGMAP = (NAMESPACE, "polyingress-settings")
+ALLOWED_RESPONSE_HEADERS = ("My-Custom-Header", "My-Custom-Header-Dollar", "X-Frame-Options")
 
 
 def hello_name(service: str) -> str:
@@ -90,6 +121,9 @@ class Expect:
     location: str | None = None
     response_headers: tuple[tuple[str, str], ...] = ()
     absent_response_headers: tuple[str, ...] = ()
+    within: float | None = None  # the answer must come sooner (seconds) ...
+    ends_by: str = "connect_timeout"  # ... ended by this timeout of the route
+    body_size: int = 0  # a body of that many bytes is sent
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
@@ -97,15 +131,35 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Sticky:
+    """Session affinity through ``host`` + ``target`` (the sticky Service): a request without
+    the cookie ``cookie`` gets it, with ``attributes`` (``Name=value`` or a flag, compared
+    without case) and none of ``absent``; ``requests`` requests sending it back reach one
+    endpoint; as many without it reach more than one."""
+
+    host: str
+    target: str
+    cookie: str
+    attributes: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    scheme: str = "http"
+    requests: int = 20
+
+
+@dataclass(frozen=True)
 class AnnotationCase:
-    """Ingresses (added to :func:`base_objects`) and the requests checked in order;
-    ``weights``: (Service, share) the first request's answers must be split by."""
+    """Ingresses (and the objects they read, added to :func:`base_objects`) and the requests
+    checked in order; ``weights``: (Service, share) the first request's answers must be split
+    by; ``errors``: a text each of the build's errors must hold, one per error (none by
+    default)."""
 
     name: str
     source: str
     ingresses: tuple[dict[str, Any], ...]
     expects: tuple[Expect, ...]
     weights: tuple[tuple[str, float], ...] = field(default=())
+    errors: tuple[str, ...] = field(default=())
+    sticky: tuple[Sticky, ...] = field(default=())
 
     def __str__(self) -> str:
         return self.name
@@ -126,8 +180,28 @@ def base_objects(port: int) -> list[dict[str, Any]]:
             "spec": {"controller": CONTROLLER},
         },
     ]
-    addresses = {**SERVICES, **{n: a for n, (a, _p) in PROTOCOL_SERVICES.items()}}
-    for name, address in addresses.items():
+    objs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": SETTINGS_CONFIGMAP[1], "namespace": NAMESPACE},
+            "data": {
+                "global-allowed-response-headers": ",".join(ALLOWED_RESPONSE_HEADERS),
+                # Longer than any case waits: a proxy-connect-timeout or -send-timeout case
+                # must end sooner; bodies of the send-timeout case are accepted.
+                "proxy-connect-timeout": "60s",
+                "proxy-send-timeout": "60s",
+                "proxy-body-size": "32m",
+            },
+        }
+    )
+    for name, addresses in (
+        *((n, (a,)) for n, a in SERVICES.items()),
+        *((n, (a,)) for n, (a, _p) in PROTOCOL_SERVICES.items()),
+        (BLACKHOLE[0], (BLACKHOLE[1],)),
+        (SINK[0], (SINK[1],)),
+        STICKY,
+    ):
         objs.append(
             {
                 "apiVersion": "v1",
@@ -147,7 +221,9 @@ def base_objects(port: int) -> list[dict[str, Any]]:
                 },
                 "addressType": "IPv4",
                 "ports": [{"name": "http", "port": port}],
-                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+                "endpoints": [
+                    {"addresses": [address], "conditions": {"ready": True}} for address in addresses
+                ],
             }
         )
     return objs
@@ -549,6 +625,102 @@ _CANARY_HEADER_OVER_WEIGHT = AnnotationCase(
     ),
 )
 
+
+def _cookie(value: str) -> tuple[tuple[str, str], ...]:
+    return (("Cookie", value),)
+
+
+_CANARY_COOKIE = AnnotationCase(
+    "canary-by-cookie/always-never",
+    _E2E + 'canary.go "when canaried by cookie respects always and never values"; the cookie '
+    "among others; the name matched case-sensitively (ingress-nginx: in any case)",
+    (_CANARY_MAIN, _canary("canary", "canary.foo.com", "/", canary_by_cookie="Canary-By-Cookie")),
+    (
+        Expect("canary.foo.com", "/", "canary", headers=_cookie("Canary-By-Cookie=always")),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("Canary-By-Cookie=never")),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("Canary-By-Cookie=badcookievalue")),
+        Expect("canary.foo.com", "/", "echo"),
+        Expect(
+            "canary.foo.com", "/x", "canary", headers=_cookie("a=1; Canary-By-Cookie=always; b=2")
+        ),
+        Expect(
+            "canary.foo.com",
+            "/",
+            "echo",
+            headers=_cookie("Canary-By-Cookie=never; Canary-By-Cookie=always"),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("canary-by-cookie=always")),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("XCanary-By-Cookie=always")),
+    ),
+)
+
+_CANARY_HEADER_VALUE_COOKIE = AnnotationCase(
+    "canary-by-cookie/after-header-value",
+    _E2E + 'canary.go "when canaried by header with value and cookie should route requests '
+    'to the correct upstream"',
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_value="DoCanary",
+            canary_by_cookie="CanaryByCookie",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/",
+            "canary",
+            headers=(("CanaryByHeader", "otherheadervalue"), ("Cookie", "CanaryByCookie=always")),
+        ),
+        Expect("canary.foo.com", "/", "canary", headers=(("CanaryByHeader", "DoCanary"),)),
+        Expect(
+            "canary.foo.com",
+            "/",
+            "canary",
+            headers=(("CanaryByHeader", "DoCanary"), ("Cookie", "CanaryByCookie=never")),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("CanaryByCookie=never")),
+    ),
+)
+
+_CANARY_PRECEDENCE = AnnotationCase(
+    "canary-by-cookie/header-cookie-weight",
+    _DOCS + " Canary: precedence canary-by-header -> canary-by-cookie -> canary-weight "
+    "(rootfs/etc/nginx/lua/balancer.lua: a header 'never' ends the choice)",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_cookie="CanaryByCookie",
+            canary_weight="100",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/",
+            "echo",
+            headers=(("CanaryByHeader", "never"), ("Cookie", "CanaryByCookie=always")),
+        ),
+        Expect(
+            "canary.foo.com",
+            "/",
+            "canary",
+            headers=(("CanaryByHeader", "always"), ("Cookie", "CanaryByCookie=never")),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_cookie("CanaryByCookie=never")),
+        Expect("canary.foo.com", "/", "canary", headers=_cookie("CanaryByCookie=other")),
+        Expect("canary.foo.com", "/", "canary"),
+    ),
+)
+
 _TWO_CANARIES = AnnotationCase(
     "canary/two-canaries",
     "polyingress's extension: any number of canaries per path (ingress-nginx serves one); "
@@ -579,6 +751,82 @@ _TWO_CANARIES = AnnotationCase(
         Expect("canary.foo.com", "/", "canary-two", headers=(("X-Canary-Two", "always"),)),
     ),
     weights=(("echo", 0.5), ("canary", 0.25), ("canary-two", 0.25)),
+)
+
+# --- custom-headers --------------------------------------------------------------------------
+
+
+def _configmap(name: str, data: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "data": dict(data),
+    }
+
+
+_CUSTOM = {"custom-headers": f"{NAMESPACE}/custom-headers"}
+
+_CUSTOM_HEADERS = AnnotationCase(
+    "custom-headers/set",
+    _E2E + "customheaders.go \"should set 'more_set_headers 'My-Custom-Header' '42';' when "
+    'custom-headers are set" (names listed in global-allowed-response-headers); the value '
+    "$remote_addr is sent as written; a name the backend sends too is replaced",
+    (
+        _configmap(
+            "custom-headers",
+            {
+                "My-Custom-Header": "42",
+                "My-Custom-Header-Dollar": "$remote_addr",
+                "X-Frame-Options": "DENY",
+            },
+        ),
+        ingress("custom", "custom-headers", "/", annotations=_CUSTOM),
+    ),
+    (
+        Expect(
+            "custom-headers",
+            "/",
+            "echo",
+            response_headers=(
+                ("My-Custom-Header", "42"),
+                ("My-Custom-Header-Dollar", "$remote_addr"),
+                ("X-Frame-Options", "DENY"),
+            ),
+        ),
+        Expect(
+            "custom-headers",
+            "/x",
+            "echo",
+            headers=(("X-Echo-Set-Header", "X-Frame-Options:SAMEORIGIN"),),
+            response_headers=(("X-Frame-Options", "DENY"),),
+        ),
+    ),
+)
+
+_CUSTOM_HEADERS_MISSING = AnnotationCase(
+    "custom-headers/missing-configmap",
+    _E2E + 'customheaders.go "should return status code 503 when custom-headers is configured '
+    'with an invalid secret"',
+    (ingress("custom", "custom-headers", "/", annotations=_CUSTOM),),
+    (Expect("custom-headers", "/", status=503),),
+    errors=("ConfigMap annotations/custom-headers not found",),
+)
+
+_CUSTOM_HEADERS_NOT_ALLOWED = AnnotationCase(
+    "custom-headers/not-allowed",
+    "internal/ingress/annotations/customheaders/main.go: a header not listed in "
+    "global-allowed-response-headers denies the location (503)",
+    (
+        _configmap("custom-headers", {"My-Custom-Header": "42", "Not-Listed": "1"}),
+        ingress("custom", "custom-headers", "/", annotations=_CUSTOM),
+        ingress("plain", "plain.custom-headers", "/"),
+    ),
+    (
+        Expect("custom-headers", "/", status=503),
+        Expect("plain.custom-headers", "/", "echo"),
+    ),
+    errors=("header Not-Listed is not allowed",),
 )
 
 # --- hosts, timeouts -------------------------------------------------------------------------
@@ -757,6 +1005,124 @@ _CORS_ORIGINS = AnnotationCase(
     ),
 )
 
+_SEND_TIMEOUT = AnnotationCase(
+    "proxy-send-timeout/504",
+    _DOCS + " Custom timeouts (unitless seconds): nginx's proxy_send_timeout answers 504 when "
+    "the backend stops reading the request for that long (the ConfigMap's is 60s here)",
+    (
+        ingress("send", "send.bar.com", "/", SINK[0], annotations={"proxy-send-timeout": "1"}),
+        ingress("fine", "send-fine.bar.com", "/", annotations={"proxy-send-timeout": "1"}),
+    ),
+    (
+        Expect(
+            "send.bar.com",
+            "/",
+            status=504,
+            method="POST",
+            within=15.0,
+            ends_by="send_timeout",
+            body_size=24 << 20,
+        ),
+        Expect("send-fine.bar.com", "/x", "echo", method="POST", body_size=1 << 20),
+    ),
+)
+
+_CONNECT_TIMEOUT = AnnotationCase(
+    "proxy-connect-timeout/504",
+    _DOCS + " Custom timeouts (unitless seconds): nginx's proxy_connect_timeout answers 504 "
+    "when no endpoint accepts the connection in time (the ConfigMap's is 60s here)",
+    (
+        ingress(
+            "connect",
+            "connect.bar.com",
+            "/",
+            BLACKHOLE[0],
+            annotations={"proxy-connect-timeout": "1"},
+        ),
+        ingress("fine", "connect-fine.bar.com", "/", annotations={"proxy-connect-timeout": "1"}),
+    ),
+    (
+        Expect("connect.bar.com", "/", status=504, within=15.0),
+        Expect("connect-fine.bar.com", "/x", "echo"),
+    ),
+)
+
+# --- session affinity ------------------------------------------------------------------------
+
+_AFFINITY = AnnotationCase(
+    "affinity/sticky-cookie",
+    _E2E + 'affinity.go "should set sticky cookie SERVERID"; the brief\'s rule: with the cookie '
+    "20 requests reach one of 3 endpoints, without it they spread",
+    (
+        ingress(
+            "sticky",
+            "sticky.foo.com",
+            "/",
+            STICKY[0],
+            annotations={"affinity": "cookie", "session-cookie-name": "SERVERID"},
+        ),
+    ),
+    (),
+    sticky=(
+        Sticky(
+            "sticky.foo.com",
+            "/",
+            "SERVERID",
+            attributes=("Path=/", "HttpOnly"),
+            absent=("Secure", "Domain", "Max-Age"),
+        ),
+        Sticky("sticky.foo.com", "/x", "SERVERID", attributes=("Secure",), scheme="https"),
+    ),
+)
+
+_AFFINITY_ATTRIBUTES = AnnotationCase(
+    "affinity/cookie-attributes",
+    _E2E + 'affinity.go "should set the path to /something on the generated cookie", "should '
+    'set cookie with expires" (Max-Age), "should set cookie with domain", "should set secure '
+    'in cookie with provided true annotation on http"; docs: SameSite',
+    (
+        ingress(
+            "sticky",
+            "attributes.foo.com",
+            "/something",
+            STICKY[0],
+            annotations={
+                "affinity": "cookie",
+                "affinity-mode": "persistent",
+                "session-cookie-name": "ExpiresCookie",
+                "session-cookie-expires": "172800",
+                "session-cookie-max-age": "259200",
+                "session-cookie-domain": "foo.bar",
+                "session-cookie-samesite": "Strict",
+                "session-cookie-secure": "true",
+            },
+        ),
+        ingress(
+            "plain",
+            "attributes.foo.com",
+            "/other",
+            STICKY[0],
+            created="2026-01-02T00:00:00Z",
+        ),
+    ),
+    (Expect("attributes.foo.com", "/other", None, status=200),),
+    sticky=(
+        Sticky(
+            "attributes.foo.com",
+            "/something/x",
+            "ExpiresCookie",
+            attributes=(
+                "Path=/something",
+                "Max-Age=259200",
+                "Domain=foo.bar",
+                "SameSite=Strict",
+                "Secure",
+                "HttpOnly",
+            ),
+        ),
+    ),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -779,7 +1145,13 @@ CASES: list[AnnotationCase] = [
     _CANARY_WEIGHT_TOTAL,
     _CANARY_WEIGHT_50,
     _CANARY_HEADER_OVER_WEIGHT,
+    _CANARY_COOKIE,
+    _CANARY_HEADER_VALUE_COOKIE,
+    _CANARY_PRECEDENCE,
     _TWO_CANARIES,
+    _CUSTOM_HEADERS,
+    _CUSTOM_HEADERS_MISSING,
+    _CUSTOM_HEADERS_NOT_ALLOWED,
     _ALIAS,
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
@@ -787,4 +1159,8 @@ CASES: list[AnnotationCase] = [
     _BACKEND_H2C,
     _CORS_DEFAULTS,
     _CORS_ORIGINS,
+    _CONNECT_TIMEOUT,
+    _SEND_TIMEOUT,
+    _AFFINITY,
+    _AFFINITY_ATTRIBUTES,
 ]

@@ -14,7 +14,13 @@ which tests/test_annotations_core.py checks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import shutil
+import socket
+import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +33,21 @@ from polyingress.core.pipeline.translate.annotations import policy_of
 from polyingress.core.pipeline.translate.service import backend_name
 from polyingress.core.runtime.hello import HelloServer, request_delay
 from polyingress.testing.annotation_cases import (
+    BLACKHOLE,
     CASES,
     NAMESPACE,
     PROTOCOL_SERVICES,
     SERVICES,
+    SETTINGS_CONFIGMAP,
+    SINK,
+    STICKY,
     AnnotationCase,
     Expect,
+    Sticky,
     base_objects,
     hello_name,
     location,
+    sticky_names,
 )
 from polyingress.testing.gateway_live import backend_features, same_location
 from polyingress.testing.live import (
@@ -80,7 +92,9 @@ def model_of(
     """The core's build of the base plus the case (a BuildResult)."""
     store = ObjectStore()
     store.replace_many([*base_objects(1), *case.ingresses], ())
-    opts = BuildOptions(features=features, http_port=ports[0], https_port=ports[1])
+    opts = BuildOptions(
+        features=features, http_port=ports[0], https_port=ports[1], configmap=SETTINGS_CONFIGMAP
+    )
     return build_model(store.snapshot(), opts)
 
 
@@ -98,17 +112,29 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     )
     route = answer.route
     delay = request_delay(e.target)
+    if e.within is not None:
+        # The endpoint never accepts: only the row's connect timeout ends the wait in time.
+        assert answer.proxied and route is not None, f"{case}: {e}: got {answer}"
+        limit = getattr(route, e.ends_by)
+        assert limit is not None and limit < e.within, (
+            f"{case}: {e}: the route's {e.ends_by} {limit} does not end it"
+        )
+        return
     if e.status == 504 and delay is not None:
         assert answer.proxied and route is not None, f"{case}: {e}: got {answer}"
         assert route.timeout is not None and route.timeout < delay, (
             f"{case}: {e}: the route's timeout {route.timeout} does not end a {delay}s wait"
         )
         return
-    cors = dict(answer.cors)
+    # The response headers the core states: the CORS filter's (Answer.cors), the row's response
+    # header filter's (custom-headers).
+    changes = route.response_headers if route is not None else None
+    given = changes.apply({}) if changes is not None else {}
+    given |= {k: [v] for k, v in answer.cors}
     for k, v in e.response_headers:
-        assert cors.get(k) == v, f"{case}: {e}: CORS headers {cors}"
+        assert given.get(k.lower()) == [v], f"{case}: {e}: response headers {given}"
     for k in e.absent_response_headers:
-        assert k not in cors, f"{case}: {e}: {k} in {cors}"
+        assert k.lower() not in given, f"{case}: {e}: {k} in {given}"
     if e.service is None and e.status != 200:
         assert answer.status == e.status, f"{case}: {e}: got {answer}"
         if e.location is not None:
@@ -137,9 +163,16 @@ def check_model(case: AnnotationCase) -> None:
     weights; no problem but the case's own."""
     result = model_of(case)
     errors = [str(p) for p in result.errors]
-    assert not errors, f"{case}: {errors}"
+    assert len(errors) == len(case.errors), f"{case}: {errors}"
+    for error, want in zip(errors, case.errors, strict=True):
+        assert want in error, f"{case}: {errors}"
     for e in case.expects:
         _check_answer(case, e, result.model)
+    for sticky in case.sticky:
+        answer = result.model.answer(sticky.host, sticky.target, scheme=sticky.scheme)
+        assert answer.proxied and answer.backend == _name(STICKY[0]), f"{case}: {answer}"
+        affinity = answer.route.affinity if answer.route is not None else None
+        assert affinity is not None and affinity.name == sticky.cookie, f"{case}: {affinity}"
     if case.weights:
         e = case.expects[0]
         answer = result.model.answer(e.host, e.target, scheme=e.scheme, headers=_sent(e))
@@ -156,11 +189,22 @@ class AnnotationWorld:
     def __init__(self, backend: str, tmp: Path, extra: list[str] | None = None) -> None:
         self.backend = backend
         self.features = backend_features(backend)
-        self.fleet = HelloFleet([(hello_name(s), a) for s, a in SERVICES.items()])
+        self.fleet = HelloFleet(
+            [*((hello_name(s), a) for s, a in SERVICES.items()), *sticky_names()]
+        )
         self.others = start_protocol_servers(self.fleet.port)
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
-        self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
+        settings = ["--configmap", "/".join(SETTINGS_CONFIGMAP)]
+        # The proxy's workdir where nginx's workers (nobody, when run as root) can write the
+        # temporary files of large request bodies: pytest's base directory is 0700.
+        self.workdir = Path(tempfile.mkdtemp(prefix="polyingress-annotations-"))
+        self.workdir.chmod(0o711)
+        self.controller = Controller(
+            backend, self.manifests, self.workdir / "work", extra=[*settings, *(extra or [])]
+        )
+        self.blackhole = _blackhole(BLACKHOLE[1], self.fleet.port)
+        self.sink = _Sink(SINK[1], self.fleet.port)
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
@@ -176,12 +220,21 @@ class AnnotationWorld:
         return metric(self.controller.metrics(), "polyingress_syncs_total")
 
     def send(self, e: Expect) -> Response:
+        body = b"x" * e.body_size if e.body_size else None
         return self.controller.get(
-            e.host, e.target, scheme=e.scheme, method=e.method, headers=dict(e.headers)
+            e.host,
+            e.target,
+            scheme=e.scheme,
+            method=e.method,
+            headers=dict(e.headers),
+            body=body,
+            timeout=max(5.0, e.within or 0.0),
         )
 
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:
+        started = time.monotonic()
         resp = self.send(e)
+        took = time.monotonic() - started
         why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
         for k, v in e.response_headers:
             if resp.header_values(k) != [v]:
@@ -189,6 +242,8 @@ class AnnotationWorld:
         for k in e.absent_response_headers:
             if resp.header_values(k):
                 return False, f"{why}: {k} in the response"
+        if e.within is not None and took >= e.within:
+            return False, f"{why} after {took:.1f}s, not within {e.within}s"
         if e.service is None and e.status != 200:
             if resp.status != e.status:
                 return False, why
@@ -228,6 +283,48 @@ class AnnotationWorld:
             hold_consistently(functools.partial(self.holds, case, e))
         if case.weights:
             self.check_weights(case)
+        for sticky in case.sticky:
+            self.check_sticky(case, sticky)
+
+    def _sticky_get(self, sticky: Sticky, cookie: str | None) -> Response:
+        headers = {"Cookie": f"{sticky.cookie}={cookie}"} if cookie is not None else {}
+        return self.controller.get(
+            sticky.host, sticky.target, scheme=sticky.scheme, headers=headers
+        )
+
+    def _served_by(self, case: AnnotationCase, resp: Response) -> str:
+        assert resp.status == 200, f"{case}: HTTP {resp.status} {resp.body[:200]!r}"
+        name = str(resp.json()["server_name"])
+        assert name in {n for n, _a in sticky_names()}, f"{case}: answered by {name}"
+        return name
+
+    def check_sticky(self, case: AnnotationCase, sticky: Sticky) -> None:
+        """A request without the cookie gets it (with its attributes); sent back, it keeps
+        every request on one endpoint; without it, requests reach several."""
+        wait_until(lambda: bool(self._cookie(sticky, self._sticky_get(sticky, None))), timeout=20)
+        resp = self._sticky_get(sticky, None)
+        self._served_by(case, resp)
+        value, attributes = self._cookie(sticky, resp)
+        assert value, f"{case}: no {sticky.cookie} cookie in {resp.header_values('set-cookie')}"
+        for want in sticky.attributes:
+            assert want.lower() in attributes, f"{case}: {want} not in {attributes}"
+        for name in sticky.absent:
+            found = [a for a in attributes if a.split("=")[0] == name.lower()]
+            assert not found, f"{case}: {name} in {attributes}"
+        kept = {self._served_by(case, self._sticky_get(sticky, value)) for _ in range(20)}
+        assert len(kept) == 1, f"{case}: with the cookie, requests reached {sorted(kept)}"
+        spread = {self._served_by(case, self._sticky_get(sticky, None)) for _ in range(20)}
+        assert len(spread) > 1, f"{case}: without the cookie, only {sorted(spread)} answered"
+
+    @staticmethod
+    def _cookie(sticky: Sticky, resp: Response) -> tuple[str, list[str]]:
+        """The cookie's value and attributes (lowercase) from the response's Set-Cookie."""
+        for line in resp.header_values("set-cookie"):
+            first, *rest = [p.strip() for p in line.split(";")]
+            name, _eq, value = first.partition("=")
+            if name == sticky.cookie:
+                return value, [a.lower() for a in rest if a]
+        return "", []
 
     def check_weights(self, case: AnnotationCase, requests: int = 500) -> None:
         e = case.expects[0]
@@ -243,6 +340,57 @@ class AnnotationWorld:
         self.fleet.stop()
         for server in self.others:
             server.stop()
+        for sock in self.blackhole:
+            sock.close()
+        self.sink.stop()
+        # (the controller's log, beside the proxy's workdir, is kept)
+        shutil.rmtree(self.workdir / "work", ignore_errors=True)
+
+
+class _Sink(threading.Thread):
+    """A server that accepts connections and never reads from them (receive buffer 4 KB):
+    whatever is sent to it stops once the buffers are full."""
+
+    def __init__(self, address: str, port: int) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.listener.bind((address, port))
+        self.listener.listen(64)
+        self.held: list[socket.socket] = []
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _peer = self.listener.accept()
+            except OSError:
+                return  # closed by stop()
+            self.held = [*self.held[-63:], conn]
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.listener.close()
+        self.join(timeout=5)
+        for conn in self.held:
+            conn.close()
+
+
+def _blackhole(address: str, port: int) -> list[socket.socket]:
+    """A listener that never accepts, its accept queue filled: the kernel then drops the SYNs
+    of every further connection, which waits until its connect timeout (Linux)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((address, port))
+    listener.listen(0)
+    held = [listener]
+    for _ in range(4):
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setblocking(False)
+        client.connect_ex((address, port))
+        held.append(client)
+    time.sleep(0.2)
+    return held
 
 
 def start_protocol_servers(port: int) -> list[HelloServer | H2CServer]:

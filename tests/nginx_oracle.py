@@ -4,8 +4,9 @@
 their escapes, ``*_by_lua_block`` bodies); ``nginx_answer`` says what a request gets from the
 parsed servers: server by exact name, else the longest matching leading wildcard, else the
 default server; location ``=``, else the longest prefix; the rewrite phase (``set``, ``if``,
-``return``) in order, over the variables ``$host``, ``$request_method`` and the request-path
-rule's ``$polyingress_bad_path``. Used by the renderer's property tests and the hostile-input
+``return``) in order, over the variables ``$host``, ``$request_method``, the request-path
+rule's ``$polyingress_bad_path`` and the maps of ``$host``; in Lua mode the backend a location
+names for the one balancer upstream. Used by the renderer's property tests and the hostile-input
 fuzzing.
 """
 
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+LUA_UPSTREAM = "polyingress_lua"  # render.LUA_UPSTREAM, restated
+BACKEND_VARIABLE = "$polyingress_backend"
 
 __all__ = [
     "NginxServer",
@@ -174,7 +178,7 @@ def stmt_answer(stmt: Stmt) -> str:
     return stmt.args[1].removeprefix("http://")
 
 
-_VARIABLE = re.compile(r"\$[a-z_]+")
+_VARIABLE = re.compile(r"\$[a-z_][a-z0-9_]*")
 
 
 def _value(arg: str, variables: dict[str, str]) -> str:
@@ -259,6 +263,11 @@ def nginx_answer(
         server = next(s for s in candidates if port in s.default_ports)
     variables = {"$host": host, "$request_method": method}
     maps = server.http.children("map") if server.http is not None else []
+    for m in maps:
+        if m.args[1] == "$host":
+            # The maps of shared server blocks (Lua mode): exact host keys, and a default.
+            table = {e.args[0]: e.args[1] for e in m.block or []}
+            variables[m.args[2]] = table.get(host, table.get("default", ""))
     if any(m.args[1:] == ["$request_uri", "$polyingress_bad_path"] for m in maps):
         # The request-path rule's map (render.PATH_RULE): its regex on the request line.
         variables["$polyingress_bad_path"] = "1" if _bad_path(server.http, path) else "0"
@@ -277,9 +286,12 @@ def nginx_answer(
     answer, lent = _rewrite(location.block or [], variables)
     if answer is not None:
         return answer
-    if lent is not None:
-        return lent
-    return stmt_answer(next(s for s in location.block or [] if s.name == "proxy_pass"))
+    if lent is None:
+        lent = stmt_answer(next(s for s in location.block or [] if s.name == "proxy_pass"))
+    if lent == LUA_UPSTREAM:
+        # Lua mode: one upstream; the balancer proxies to the backend the location named.
+        return variables[BACKEND_VARIABLE]
+    return lent
 
 
 def nginx_servers(text: str) -> list[NginxServer]:

@@ -120,8 +120,6 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         ({"backend-protocol": "FCGI"}, "error", False),
         ({"limit-rps": "10"}, "warning", True),
         ({"proxy-body-size": "8m"}, "warning", True),
-        ({"affinity": "cookie"}, "warning", True),
-        ({"proxy-connect-timeout": "5"}, "warning", True),
     ],
     ids=[
         "allowlist",
@@ -130,8 +128,6 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
         "fcgi",
         "limit",
         "body-size",
-        "affinity",
-        "connect",
     ],
 )
 def test_unsupported_annotations_fail_closed_where_ignoring_opens_access(

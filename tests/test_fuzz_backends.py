@@ -219,6 +219,8 @@ NGINX_ALLOWED = {
         "scgi_temp_path",
         "server_names_hash_bucket_size",
         "server_names_hash_max_size",
+        "map_hash_bucket_size",
+        "map_hash_max_size",
         "keepalive_timeout",
         "keepalive_requests",
         "client_header_timeout",
@@ -323,22 +325,30 @@ def check_nginx_structure(
     (http,) = [s for s in tree if s.name == "http"]
     _check_names(events.block or [], "events", False)
     _check_names(http.block or [], "http", lua is not None)
-    maps = [[s.args for s in m.block or []] for m in http.children("map")]
+    fixed_maps = [m for m in http.children("map") if m.args[1] != "$host"]
+    maps = [[s.args for s in m.block or []] for m in fixed_maps]
     want_maps = [
         [["default", "upgrade"], ["", ""]],
         [["default", "$http_host"], ["", "$host"]],  # the Host as sent, else nginx's name
         [["default", "0"], ["~^[^?]*(?:%2[fF]|%5[cC]|\\\\)", "1"]],  # the request-path rule
     ]
-    if lua is not None:
-        want_maps.append([["default", "$proxy_host"]])
     assert maps == want_maps
+    # Lua mode: the backends of shared server blocks by host, one map per position.
+    slot_maps = {m.args[2]: m for m in http.children("map") if m.args[1] == "$host"}
+    assert lua is not None or not slot_maps
+    for var, slot_map in slot_maps.items():
+        assert re.fullmatch(r"\$polyingress_slot_\d+", var), var
+        entries = [e.args for e in slot_map.block or []]
+        assert entries[0] == ["default", ""], entries[:1]
+        for key, value in entries[1:]:
+            assert key in model.vhost_index and value in model.backend_index, (key, value)
 
     ready = {b.name: {e.hostport for e in b.ready_endpoints} for b in model.backends}
     upstreams = {u.args[1]: u for u in http.children("upstream")}
     if lua is None:
         assert set(upstreams) == {name for name, eps in ready.items() if eps}
     else:
-        assert set(upstreams) == set(ready)
+        assert set(upstreams) == {nginx_render.LUA_UPSTREAM}
     for name, upstream in upstreams.items():
         _check_names(upstream.block or [], "upstream", lua is not None)
         servers = [s.args[1:] for s in upstream.children("server")]
@@ -355,14 +365,19 @@ def check_nginx_structure(
     servers = servers_of(http)
     redirects = sum(1 for v in host_vhosts if v.tls is not None and v.tls.ssl_redirect)
     extra = 2 if lua is not None else 0
-    assert len(servers) == 2 + len(host_vhosts) + redirects + extra, "server blocks != the model's"
+    blocks = 2 + len(host_vhosts) + redirects + extra
+    if lua is None:
+        assert len(servers) == blocks, "server blocks != the model's"
+    else:  # hosts served alike share a block
+        assert len(servers) <= blocks, "more server blocks than the model's"
     names = sorted(n for s in servers for n in s.names)
     want = [""] + [
         v.host for v in host_vhosts for _ in range(2 if v.tls and v.tls.ssl_redirect else 1)
     ]
     assert names == sorted(want, key=str)
 
-    vhost_servers = servers[: 1 + len(host_vhosts) + redirects]
+    internal = 1 + extra
+    vhost_servers = servers[: len(servers) - internal]
     status, *lua_servers = servers[len(vhost_servers) :]
     for internal in (status, *lua_servers):
         _check_names(internal.stmt.block or [], "status-server", lua is not None)
@@ -391,30 +406,39 @@ def check_nginx_structure(
             targets = [stmt_answer(s) for s in stmts if s.name in ("return", "proxy_pass")]
             for t in targets:
                 assert t in upstreams or t in ("404", "503", "301", "308"), t
+            for s in stmts:
+                if s.name == "set" and s.args[1] == "$polyingress_backend":
+                    assert lua is not None
+                    assert s.args[2] in model.backend_index or s.args[2] in slot_maps, s.args
         keys = {tuple(loc.args[1:]) for loc in server.locations}
         assert len(keys) == len(server.locations), "duplicate location"
+        # A key that answers as the key above it is left out (render._pruned); "/" never is.
+        assert ("/",) in keys
         certs = [s.args[1:] for s in server.stmt.children("ssl_certificate")]
         cert_keys = [s.args[1:] for s in server.stmt.children("ssl_certificate_key")]
         if server.names == [""]:
-            assert keys == catch_keys
+            assert keys <= catch_keys
             assert certs == [[nginx_render.FALLBACK_CRT]]
             assert cert_keys == [[nginx_render.FALLBACK_KEY]]
             continue
-        (host,) = server.names
-        vhost = model.vhost_index[host]
-        own = _location_keys(vhost.routes)
-        is_redirect = HTTP_PORT in server.ports and vhost.tls is not None and vhost.tls.ssl_redirect
-        if is_redirect:
-            own = {("/",)}
-        if vhost.host is not None and vhost.host.startswith("*."):
-            assert own <= keys <= own | catch_keys, (host, keys)
-        else:
-            assert keys == own, (host, keys, own)
-        if HTTPS_PORT in server.ports and vhost.tls is not None and vhost.tls.certificate:
-            pair = pairs[vhost.tls.certificate]
-            assert certs == [[pair.crt]] and cert_keys == [[pair.key]]
-        else:
-            assert certs == [] and cert_keys == []
+        assert len(server.names) == 1 or lua is not None, server.names
+        for host in server.names:
+            vhost = model.vhost_index[host]
+            own = _location_keys(vhost.routes)
+            is_redirect = (
+                HTTP_PORT in server.ports and vhost.tls is not None and vhost.tls.ssl_redirect
+            )
+            if is_redirect:
+                own = {("/",)}
+            if vhost.host is not None and vhost.host.startswith("*."):
+                assert keys <= own | catch_keys, (host, keys)
+            else:
+                assert keys <= own, (host, keys, own)
+            if HTTPS_PORT in server.ports and vhost.tls is not None and vhost.tls.certificate:
+                pair = pairs[vhost.tls.certificate]
+                assert certs == [[pair.crt]] and cert_keys == [[pair.key]]
+            else:
+                assert certs == [] and cert_keys == []
     return vhost_servers
 
 
@@ -459,15 +483,17 @@ class RecordingChannel(EndpointChannel):
     def _request(self, method: str, target: str, body: Any = None) -> Any:
         self.requests.append((method, target, body))
         if body is not None:
+            # A write answers what the dictionary holds after it (PUT: all; PATCH: the named).
             data = json.loads(json.dumps(body, separators=(",", ":")))
             if method == "PUT":
                 self.state = {}
             for name in data.get("delete", []):
                 self.state.pop(name, None)
             self.state.update(data["backends"])
-            return {"generation": len(self.requests)}
-        names = target.partition("?backend=")[2]
-        wanted = names.split(",") if names else list(self.state)
+            wanted = list(self.state) if method == "PUT" else [*data["backends"], *data["delete"]]
+        else:
+            names = target.partition("?backend=")[2]
+            wanted = names.split(",") if names else list(self.state)
         backends = {n: self.state[n] for n in wanted if n in self.state}
         return {"generation": len(self.requests), "backends": backends}
 
@@ -781,7 +807,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         body = sections[f"backend {slot} from slots"]
         backend = model.backend_index.get(owner[slot]) if slot in owner else None
         if backend is None:
-            assert body == ["# spare", "balance roundrobin"]
+            assert body == ["# spare", "balance hash var(txn.aff)"]
             continue
         servers = sorted(
             {f"server {e.address}_{e.port} {e.hostport}" for e in backend.ready_endpoints}
@@ -790,7 +816,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
             f"# {backend.name} ({len(backend.ready_endpoints)} ready of "
             f"{len(backend.endpoints)} endpoints)"
         )
-        assert body[:2] == [comment, "balance roundrobin"] and sorted(body[2:]) == servers
+        assert body[:2] == [comment, "balance hash var(txn.aff)"] and sorted(body[2:]) == servers
 
     # The crt-list: the fallback, then each bound certificate with its hosts as SNI filters.
     bound: dict[str, list[str]] = {}

@@ -37,7 +37,31 @@ ANNOTATION_SETS: list[dict[str, str]] = [
     {N + "whitelist-source-range": "10.0.0.0/8"},
     {N + "enable-cors": "true"},
     {N + "canary-weight": "5"},
+    {N + "custom-headers": "headers"},
+    {N + "custom-headers": "other/headers"},
+    {N + "canary": "true", N + "canary-by-cookie": "Canary", N + "canary-weight": "10"},
 ]
+# The ConfigMaps custom-headers reads: its own, and --configmap (the allowed names).
+CONFIGMAP_DATA: list[dict[str, str]] = [
+    {"X-Custom": "1"},
+    {"X-Custom": "2", "X-Other": "a b"},
+    {"Bad Name": "1"},
+    {},
+]
+SETTINGS_DATA: list[dict[str, str]] = [
+    {"global-allowed-response-headers": "X-Custom"},
+    {"global-allowed-response-headers": "X-Custom,X-Other"},
+    {"global-allowed-response-headers": "x-custom"},
+    {},
+]
+
+
+def configmaps(namespace: str) -> list[dict[str, Any]]:
+    def cm(name: str, data: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": name, "namespace": namespace}
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+    return [cm("headers", CONFIGMAP_DATA[0]), cm("settings", SETTINGS_DATA[0])]
 
 
 def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[str, Any] | None:
@@ -102,6 +126,9 @@ def mutate(rng: random.Random, objs: dict[ObjectKey, dict[str, Any]]) -> dict[st
             obj["metadata"]["labels"]["kubernetes.io/service-name"] = "svc-root"
     elif kind == "Service":
         obj["spec"]["ports"][0]["port"] = rng.choice([80, 81])
+    elif kind == "ConfigMap":
+        table = SETTINGS_DATA if obj["metadata"]["name"] == "settings" else CONFIGMAP_DATA
+        obj["data"] = dict(rng.choice(table))
     elif kind == "Secret":
         obj = tls_secret(
             obj["metadata"]["name"],
@@ -133,9 +160,11 @@ def canaries(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("seed", range(12))
 def test_random_change_sequences_match_full_build(seed: int) -> None:
     rng = random.Random(seed)
-    opts = BuildOptions(default_backend_service=("routing", "svc-default"))
+    opts = BuildOptions(
+        default_backend_service=("routing", "svc-default"), configmap=("routing", "settings")
+    )
     base = [*world(8080), default_backend_ingress()]
-    objs = {object_key(o): o for o in [*base, *canaries(base)]}
+    objs = {object_key(o): o for o in [*base, *canaries(base), *configmaps("routing")]}
     store = ObjectStore()
     store.replace_many(objs.values(), ())
     inc = Builder(opts)

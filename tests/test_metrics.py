@@ -39,6 +39,7 @@ METRIC_MODULES = (
     "polyingress.core.sources.kubernetes.source",
     "polyingress.core.sources.manifests",
     "polyingress.plugins.haproxy.metrics",
+    "polyingress.plugins.nginx.metrics",
 )
 
 

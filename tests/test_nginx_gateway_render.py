@@ -21,7 +21,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import needs
-from nginx_oracle import NginxServer, Stmt, _rewrite, nginx_servers, parse_nginx, stmt_answer
+from nginx_oracle import (
+    BACKEND_VARIABLE,
+    LUA_UPSTREAM,
+    NginxServer,
+    Stmt,
+    _rewrite,
+    nginx_servers,
+    parse_nginx,
+    stmt_answer,
+)
 from test_nginx_lua import LUA
 from test_nginx_render import GOLDEN, OPTS, UPDATE_GOLDEN, nginx_t
 
@@ -37,7 +46,7 @@ from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.nginx import lua_support
 from polyingress.plugins.nginx.gateway import GATEWAY_FEATURES
 from polyingress.plugins.nginx.lua_support import detect_lua
-from polyingress.plugins.nginx.render import render
+from polyingress.plugins.nginx.render import RenderCache, render
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nginx" / "gateway.yaml"
 FEATURES = frozenset(GATEWAY_FEATURES)
@@ -248,10 +257,17 @@ _VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}|\$([A-Za-z0-9_]+)")
 class Variables(dict[str, str]):
     """nginx variables of one request, maps evaluated on first use as nginx does."""
 
-    def __init__(self, http: Stmt, request: dict[str, str], headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        http: Stmt,
+        request: dict[str, str],
+        headers: dict[str, str],
+        unready: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(request)
         self.maps = {m.args[2]: m for m in http.children("map")}
         self.headers = headers
+        self.unready = unready
 
     def __missing__(self, name: str) -> str:
         if name.startswith("$http_"):
@@ -285,8 +301,24 @@ class Variables(dict[str, str]):
 
 
 def _rewrite_phase(stmts: list[Stmt], variables: Variables) -> tuple[str | None, str | None]:
-    """The oracle's rewrite phase (set, if, return; the proxy_pass an ``if`` lends)."""
-    return _rewrite(stmts, variables)
+    """The oracle's rewrite phase (set, if, return; the proxy_pass an ``if`` lends), ended by
+    a ``rewrite ... break`` (taken as matching: the renderer's always do where they stand), as
+    nginx ends the rewrite directives there: a ``set`` after it never runs."""
+    end = next(
+        (i for i, s in enumerate(stmts) if s.name == "rewrite" and s.args[-1] == "break"),
+        len(stmts),
+    )
+    return _rewrite(stmts[:end], variables)
+
+
+def _proxied(upstream: str, variables: Variables) -> str:
+    """The backend a ``proxy_pass`` reaches: Lua mode's one upstream proxies to the backend
+    the location named in ``$polyingress_backend``, the balancer answers 503 for one without a
+    ready endpoint (``unready``)."""
+    if upstream != LUA_UPSTREAM:
+        return upstream
+    backend = variables[BACKEND_VARIABLE]
+    return "503" if backend in variables.unready else backend
 
 
 def _server(servers: list[NginxServer], port: int, host: str) -> NginxServer:
@@ -313,8 +345,10 @@ def simulate(
     method: str,
     headers: dict[str, str],
     scheme: str,
+    unready: frozenset[str] = frozenset(),
 ) -> str:
-    """What nginx answers: a status, or the upstream a request is proxied to."""
+    """What nginx answers: a status, or the upstream a request is proxied to (Lua mode: the
+    backend, 503 for the ``unready`` ones)."""
     path, _, args = target.partition("?")
     server = _server(servers, port, host)
     assert server.http is not None
@@ -330,6 +364,7 @@ def simulate(
             "$polyingress_bad_path": "0",
         },
         headers,
+        unready,
     )
     rewrites = [s for s in server.stmt.block or [] if s.name in ("set", "if", "return")]
     answer, _lent = _rewrite_phase(rewrites, variables)
@@ -354,8 +389,9 @@ def simulate(
     if answer is not None:
         return answer
     if lent is not None:
-        return lent
-    return stmt_answer(next(s for s in location.block or [] if s.name == "proxy_pass"))
+        return _proxied(lent, variables)
+    proxy = stmt_answer(next(s for s in location.block or [] if s.name == "proxy_pass"))
+    return _proxied(proxy, variables)
 
 
 CERT = self_signed("h.example")
@@ -483,7 +519,22 @@ def _gateway_world(
                 route["spec"]["hostnames"] = [host]
             objs.append(route)
             n += 1
-    ingress_rules: list[dict[str, Any]] = []
+    # Two Ingress hosts alike but for their backends: one shared server block in Lua mode.
+    ingress_rules: list[dict[str, Any]] = [
+        {
+            "host": f"i{i}.example",
+            "http": {
+                "paths": [
+                    {
+                        "path": "/a",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": name, "port": {"number": 8080}}},
+                    }
+                ]
+            },
+        }
+        for i, name in ((1, "v2"), (2, "empty"))
+    ]
     if ingress_wildcard:
         path = {
             "path": "/a",
@@ -508,6 +559,8 @@ def _gateway_world(
 
 REQUEST_HOSTS = [
     "h.example",
+    "i1.example",
+    "i2.example",
     "a.s.example",
     "a.b.s.example",
     "a.m.example",
@@ -532,6 +585,7 @@ REQUEST_QUERIES = ["", "?q=1", "?q=2&q=1", "?r&q=2"]
     catch_all=rules,
     ingress_wildcard=st.booleans(),
     default=st.booleans(),
+    lua=st.booleans(),
 )
 def test_nginx_selection_answers_as_the_core(
     exact: list[dict[str, Any]],
@@ -540,10 +594,16 @@ def test_nginx_selection_answers_as_the_core(
     catch_all: list[dict[str, Any]],
     ingress_wildcard: bool,
     default: bool,
+    lua: bool,
 ) -> None:
+    """Both upstream modes; in Lua mode the Ingress hosts beside the Gateway API ones share a
+    server block (the backend from a map of $host) unless catch-all rows made them hosts with
+    Gateway API rows, which keep blocks of their own."""
     tables = {"h.example": exact, "*.s.example": suffix, "*.m.example": mix, None: catch_all}
     model = build(_gateway_world(tables, ingress_wildcard, default))
-    servers = nginx_servers(render(model, OPTS, fallback_certificate()).text)
+    text = render(model, replace(OPTS, lua=LUA if lua else None), fallback_certificate()).text
+    servers = nginx_servers(text)
+    unready = frozenset(b.name for b in model.backends if not b.available)
     for scheme, port in (("http", OPTS.http_port), ("https", OPTS.https_port)):
         for host in REQUEST_HOSTS:
             for path in REQUEST_PATHS:
@@ -551,7 +611,9 @@ def test_nginx_selection_answers_as_the_core(
                     for headers in REQUEST_HEADERS:
                         for method in ("GET", "POST"):
                             target = path + query
-                            got = simulate(servers, port, host, target, method, headers, scheme)
+                            got = simulate(
+                                servers, port, host, target, method, headers, scheme, unready
+                            )
                             answer = model.answer(
                                 host,
                                 target,
@@ -564,6 +626,118 @@ def test_nginx_selection_answers_as_the_core(
                                 f"{method} {scheme}://{host}{target} {headers}: nginx {got}, "
                                 f"the core {want} ({answer})"
                             )
+
+
+# -- the render cache with Gateway API hosts ----------------------------------------------------
+
+# A row nginx cannot serve as the model says (a header name nginx drops): a render problem.
+UNDERSCORE = _route(
+    "under",
+    {
+        "matches": [
+            {
+                "path": {"type": "PathPrefix", "value": "/u"},
+                "headers": [{"name": "x_u", "value": "1"}],
+            }
+        ],
+        "backendRefs": [{"name": "v2", "port": 8080}],
+    },
+    ["p.example"],
+)
+# Mirrors and a weighted split: http-level splits (static mode) and mirror upstreams.
+EXTRAS = _route(
+    "extras",
+    {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/x"}}],
+        "filters": [
+            {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "v2", "port": 8080}}}
+        ],
+        "backendRefs": [
+            {"name": "v1", "port": 8080, "weight": 3},
+            {"name": "v2", "port": 8080, "weight": 1},
+        ],
+    },
+    ["q.example"],
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(
+            rules,
+            rules,
+            rules,
+            st.booleans(),
+            st.booleans(),
+            st.booleans(),
+            st.sampled_from([None, "v1", "v2"]),
+        ),
+        min_size=2,
+        max_size=4,
+    ),
+    lua=st.booleans(),
+)
+def test_a_render_through_the_cache_is_the_render_without_it(
+    steps: list[
+        tuple[
+            list[dict[str, Any]],
+            list[dict[str, Any]],
+            list[dict[str, Any]],
+            bool,
+            bool,
+            bool,
+            str | None,
+        ]
+    ],
+    lua: bool,
+) -> None:
+    """Worlds of Gateway API hosts (conditions, redirects, a host whose row is a render
+    problem, mirrors and a weighted split), an Ingress wildcard beside a suffix host, Ingress
+    hosts alike and the catch-all, a Service losing its ready endpoint (static mode renders
+    splits and mirrors by it), changed step by step and rendered through one RenderCache:
+    at every step the text and the problems are those of a render without it (the cache puts
+    back the http-level maps, splits and problems of the Gateway API hosts it reuses)."""
+    opts = replace(OPTS, lua=LUA if lua else None)
+    cache = RenderCache()
+    fallback = fallback_certificate()
+    objects: list[dict[str, Any]] = []
+    for exact, suffix, catch_all, wildcard, default, extra, down in steps:
+        tables = {"h.example": exact, "*.s.example": suffix, None: catch_all}
+        objects = _gateway_world(tables, wildcard, default)
+        for obj in objects:
+            if obj["kind"] == "EndpointSlice" and obj["metadata"]["name"] == down:
+                obj["endpoints"][0]["conditions"]["ready"] = False
+        objects += [UNDERSCORE, EXTRAS] if extra else [EXTRAS]
+        model = build(objects)
+        cached = render(model, opts, fallback, cache)
+        plain = render(model, opts, fallback)
+        assert cached.text == plain.text
+        assert cached.problems == plain.problems
+        assert any("x_u" in p for p in plain.problems) == extra
+    # Not vacuous: the same world again is rendered from the cache alone.
+    misses = cache.misses
+    again = render(build(objects), opts, fallback, cache)
+    assert again.text == cached.text and again.problems == cached.problems
+    assert cache.misses == misses
+
+
+def test_a_split_or_mirror_backend_losing_its_endpoints_renders_its_host_again() -> None:
+    """Static mode renders a weighted split and a mirror by their backends' ready endpoints
+    (503 without any, no copy to a mirror without one): the cached host depends on them."""
+    cache = RenderCache()
+    fallback = fallback_certificate()
+    texts = []
+    for down in (None, "v2", "v1", None):
+        objects = [*_gateway_world({}, False, False), EXTRAS]
+        for obj in objects:
+            if obj["kind"] == "EndpointSlice" and obj["metadata"]["name"] == down:
+                obj["endpoints"][0]["conditions"]["ready"] = False
+        model = build(objects)
+        text = render(model, OPTS, fallback, cache).text
+        assert text == render(model, OPTS, fallback).text
+        texts.append(text)
+    assert texts[0] == texts[3] and len(set(texts)) == 3
 
 
 PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)

@@ -34,7 +34,9 @@ from livekit import (
     wait_until,
     write_manifests,
 )
+from longlived import Stream
 from manifests import Objects
+from prometheus_client import REGISTRY
 
 from polyingress.core import BuildOptions, ObjectStore, RunSettings, build_model, group_members
 from polyingress.core.runtime.controller import Controller
@@ -408,3 +410,46 @@ def test_a_master_left_by_an_earlier_run_is_stopped_at_start(tmp_path: Path) -> 
         successor.stop()
         crashed.stop()
         fleet.stop()
+
+
+def test_reloads_with_streams_open_keep_generations_and_memory_bounded(tmp_path: Path) -> None:
+    """Old workers do not pile up: 20 reloads, each while a stream (a long-lived response) is
+    open through nginx, so that every reload leaves a generation of old workers holding one;
+    with worker-shutdown-timeout 2s from the ConfigMap they all end, the metrics say one
+    generation again, and nginx's memory (PSS of master and workers) is back near its start."""
+    timeout = 2.0
+
+    def objects(port: int) -> list[dict[str, Any]]:
+        return [*world(port)[:-1], configmap(**{"worker-shutdown-timeout": f"{timeout:.0f}s"})]
+
+    state = Live.start(tmp_path, objects, nginx_reload_timeout=20.0)
+    streams: list[Stream] = []
+    with state.serving():
+        backend = state.backend
+        assert backend.running is not None
+        assert f"worker_shutdown_timeout {timeout:.0f}s;" in backend.running.text
+        assert backend.worker_generations() == 1
+        started = backend.memory_bytes()
+        assert started > 0
+        most, peak = 1, started
+        for i in range(20):
+            stream = Stream(state.settings.http_port, "app.test", "/x/stream").open()
+            streams.append(stream)
+            state.change(ingress("app", "app.test", {"/x": "svc-a", f"/p{i}": "svc-b"}))
+            most = max(most, backend.worker_generations())
+            peak = max(peak, backend.memory_bytes())
+        assert backend.reloads >= 20
+        # Not vacuous: the open streams kept old generations alive.
+        assert most >= 3, most
+        wait_until(lambda: backend.worker_generations() == 1, timeout=timeout + 15)
+        assert REGISTRY.get_sample_value("polyingress_nginx_worker_generations") == 1
+        # Every stream but the one the current workers serve was cut by the timeout.
+        assert all(s.ended is not None and not s.complete for s in streams[:-1])
+        memory = backend.memory_bytes()
+        assert REGISTRY.get_sample_value("polyingress_nginx_memory_bytes") > 0
+        mib = f"{memory >> 20} MiB, {started >> 20} at start, {peak >> 20} at most"
+        # Back near the start (the workers of this generation have served requests since, a
+        # few MiB on this small world), far below what the old generations held.
+        assert memory <= 2 * started and memory * 2 <= peak, mib
+    for stream in streams:
+        stream.close()

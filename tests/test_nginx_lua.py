@@ -27,16 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from livekit import needs, request, require, wait_until
+from nginx_oracle import nginx_answer, nginx_servers
 from test_nginx_live import Live, configmap, endpoints, hello_services, ingress, service, slice_
 from test_nginx_render import (
     GOLDEN,
+    METHODS,
     OPTS,
     UPDATE_GOLDEN,
+    _path,
+    _world,
     build,
     fixture_model,
     needs_nginx,
     nginx_t,
+    request_paths,
+    routes,
 )
 
 from polyingress.core import (
@@ -66,6 +74,7 @@ from polyingress.plugins.nginx.render import (
     endpoint_state,
     render,
 )
+from polyingress.testing.cases import model_answer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nginx"
 LUA = LuaRender(
@@ -79,7 +88,7 @@ LUA = LuaRender(
     token="0123456789abcdef0123456789abcdef",
 )
 LUA_OPTS = replace(OPTS, lua=LUA)
-LUA_CASES = ["cafe", "paths", "wildcard-catch-all"]
+LUA_CASES = ["cafe", "paths", "wildcard-catch-all", "alike"]
 HAVE_LUA = shutil.which("nginx") is not None and detect_lua("nginx").available
 needs_lua = needs("nginx-lua")
 
@@ -176,13 +185,18 @@ def test_lua_render_names_no_endpoint_and_endpoint_changes_leave_it_byte_identic
 def test_lua_render_proxies_backends_without_endpoints_and_keeps_503_for_missing_ones() -> None:
     model = fixture_model("paths")
     text = render(model, LUA_OPTS, fallback_certificate()).text
-    assert 'upstream "shop__empty__80"' in text  # no ready endpoint today: pushed later
-    assert 'proxy_pass "http://shop__empty__80";' in text
-    assert text.count("server 0.0.0.1;") == len(model.backends)
-    assert text.count("balancer_by_lua_block") == len(model.backends)
+    proxy = 'proxy_pass "http://polyingress_lua";'
+    # No ready endpoint today: proxied all the same (its endpoints are pushed later).
+    assert f'set $polyingress_backend "shop__empty__80"; {proxy}' in text
+    # One upstream for every backend, and no endpoint address in the text.
+    assert (
+        len(re.findall(r"^    upstream ", text, re.M)) == 1 and text.count("server 0.0.0.1;") == 1
+    )
+    assert text.count("balancer_by_lua_block") == 1
     missing = [b for b in model.backends if b.problem is not None]
+    assert missing
     for backend in missing:
-        assert f'proxy_pass "http://{backend.name}";' in text
+        assert f'set $polyingress_backend "{backend.name}"; {proxy}' in text
 
 
 def test_lua_render_keeps_the_channel_off_tcp_and_the_responder_on_loopback() -> None:
@@ -196,6 +210,55 @@ def test_lua_render_keeps_the_channel_off_tcp_and_the_responder_on_loopback() ->
     assert text.index('load_module "/usr/lib/nginx/modules/ndk_http_module.so";') < text.index(
         'load_module "/usr/lib/nginx/modules/ngx_http_lua_module.so";'
     )
+
+
+# Hosts drawn from a few tables, so that several share a shape and one server block.
+TABLES = st.lists(routes, min_size=1, max_size=3)
+GROUP_HOSTS = [f"h{i}.example.com" for i in range(6)]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tables=TABLES,
+    picks=st.lists(st.tuples(st.integers(0, 2), st.booleans()), min_size=6, max_size=6),
+    default=st.sampled_from([None, "s1", "s3", "s4"]),
+    requests=request_paths,
+)
+def test_hosts_served_alike_answer_as_the_model_in_lua_mode(
+    tables: list[list[tuple[str, str, str]]],
+    picks: list[tuple[int, bool]],
+    default: str | None,
+    requests: list[str],
+) -> None:
+    """Lua mode: hosts whose blocks differ only in name and backends share a server block and
+    read their backends from maps of $host; every request gets the model's answer (the
+    balancer's 503 for a backend without endpoints included)."""
+    rules, tls = [], []
+    for host, (index, secure) in zip(GROUP_HOSTS, picks, strict=True):
+        table = tables[index % len(tables)]
+        # The same table to another Service: same shape, other backends.
+        swap = {"s1": "s2", "s2": "s1"} if host.startswith(("h1", "h3")) else {}
+        paths = [_path(p, t, swap.get(svc, svc)) for p, t, svc in table]
+        rules.append({"host": host, "http": {"paths": paths or [_path("/", "Prefix", "s1")]}})
+        if secure:
+            tls.append({"hosts": [host]})
+    model = build(_world(rules, tls=tls, default=default))
+    text = render(model, LUA_OPTS, fallback_certificate()).text
+    event("hosts share a server block" if "served alike" in text else "no shared block")
+    servers = nginx_servers(text)
+    probes = set(requests) | {p for t in tables for p, _t, _s in t}
+    probes |= {p.rstrip("/") + suffix for p in list(probes) for suffix in ("/", "x", "/x")}
+    for scheme, port in (("http", OPTS.http_port), ("https", OPTS.https_port)):
+        for host in GROUP_HOSTS:
+            for path in sorted(p for p in probes if p.startswith("/")):
+                for method in METHODS:
+                    got = nginx_answer(servers, port, host, path, method)
+                    if got in model.backend_index and not model.backend(got).available:
+                        got = "503"  # the balancer sends it to the local 503 responder
+                    want = model_answer(model, scheme, host, path, method)
+                    assert got == want, (
+                        f"{method} {scheme}://{host}{path}: nginx {got}, model {want}"
+                    )
 
 
 @pytest.mark.parametrize("case", LUA_CASES)
@@ -447,6 +510,38 @@ def test_a_routing_change_reloads_and_its_new_backend_has_endpoints_at_once(
     live.change(ingress("app", "app.test", {"/x": "svc-a"}))
     _generation, state = live.channel().read()
     assert set(state) == {"live__svc-a__80"}, "a full push after a reload drops old backends"
+
+
+@pytest.mark.live
+def test_an_endpoint_change_is_served_while_a_reload_runs(lua_live: LuaLive) -> None:
+    """An endpoint change never waits behind a reload: with nginx's master stopped in the middle
+    of one (SIGSTOP: the HUP waits, so does the apply), the endpoint change made meanwhile is
+    pushed by the core's runtime lane and served by the running workers at once. The reload's
+    own channel writes afterwards do not bring the old endpoint back."""
+    live = lua_live
+    port = live.fleet.port
+    process = live.backend.process
+    assert process is not None and process.pid is not None
+    reloads = live.backend.reloads
+    conf = live.settings.workdir / "conf" / "nginx.conf"
+    assert set(live.served_by("app.test", "/x/1")) == {"a1", "a2"}
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        routes = {"/x": "svc-a", "/y": "svc-b", "/w": "svc-b"}
+        live.store.replace_many(upserts=[ingress("app", "app.test", routes)], deletes=())
+        wait_until(lambda: '"/w"' in conf.read_text(), timeout=10)  # swapped; HUP pending
+        live.store.replace_many(upserts=[endpoints("svc-a", port, "a2")], deletes=())
+        wait_until(lambda: live.served_by("app.test", "/x/1", 10) == Counter({"a2": 10}))
+        assert live.backend.reloads == reloads, "the reload has not finished"
+        assert live.get("app.test", "/w/1").status == 404, "the old configuration serves"
+        assert live.controller.lane_pushes == 1
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    wait_until(lambda: live.backend.reloads == reloads + 1, timeout=20)
+    wait_until(lambda: live.controller.last_good is live.controller.last_result.model)
+    assert live.served_by("app.test", "/w/1") == Counter({"b1": 20})
+    assert live.served_by("app.test", "/x/1") == Counter({"a2": 20})
+    assert live.state("live__svc-a__80") == [["127.0.4.2", port]]
 
 
 @pytest.mark.live

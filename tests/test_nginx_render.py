@@ -11,6 +11,7 @@ import random
 import shutil
 import string
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import needs
+from manifests import Objects
 from nginx_oracle import nginx_answer, nginx_servers
 
 from polyingress.core import (
@@ -32,7 +34,9 @@ from polyingress.core import (
 from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.nginx.process import check_config
 from polyingress.plugins.nginx.render import (
+    LuaRender,
     NginxConfig,
+    RenderCache,
     RenderOptions,
     UnsafeValue,
     line_owners,
@@ -54,10 +58,12 @@ CASES = [
     "wildcard-tls",
     "wildcard-tls-catch-all",
     "settings",
+    "alike",
 ]
 BUILD = {"settings": BuildOptions(configmap=("kube-system", "polyingress"))}
 NGINX = shutil.which("nginx")
 needs_nginx = needs("nginx")
+FALLBACK = fallback_certificate()
 
 
 def build(objects: list[dict[str, Any]], opts: BuildOptions | None = None) -> RouteModel:
@@ -408,3 +414,89 @@ def test_indexed_matcher_agrees_with_the_reference_match(
     for path in [*probes, *(p for p, _t, _s in table)]:
         reference = next((r for r in routes if r.matches(path)), None)
         assert matcher.match(path) == reference, path
+
+
+# -- the render cache ------------------------------------------------------------------------------
+
+Row = tuple[str, str, str]
+CACHE_LUA = LuaRender(
+    modules=(),
+    package_dir="/opt/polyingress/lua",
+    channel_socket="/run/polyingress/channel/nginx.sock",
+    unavailable_port=18247,
+    token="0123456789abcdef0123456789abcdef",
+)
+# One Secret, two certificates (a rotation: the files are named by the fingerprint).
+G_SECRETS = [
+    Objects("t", api_version=False).self_signed_secret("g-tls", "g.example.com", f"g-v{i}")
+    for i in (1, 2)
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(
+            routes,
+            routes,
+            routes,
+            st.sampled_from([None, "s1", "s3"]),
+            st.sampled_from([None, 0, 1, 2]),
+            st.sampled_from(["s1", "s2", "s3"]),
+        ),
+        min_size=2,
+        max_size=5,
+    ),
+    lua=st.booleans(),
+)
+def test_a_render_through_the_cache_is_the_render_without_it(
+    steps: list[tuple[list[Row], list[Row], list[Row], str | None, int | None, str]], lua: bool
+) -> None:
+    """A sequence of worlds (a host's routes, a wildcard's, the host-less ones, the default
+    backend, TLS with the fallback or one of two certificates of one Secret, which Service has
+    no ready endpoint) rendered through one RenderCache gives, at every step, the text a render
+    without it gives."""
+    opts = replace(OPTS, lua=CACHE_LUA if lua else None)
+    cache = RenderCache()
+    for exact, wild, any_host, default, tls, down in steps:
+        rules: list[dict[str, Any]] = [
+            {"host": "h.example.com", "http": {"paths": [_path("/", "Prefix", "s1")]}},
+            {"host": "g.example.com", "http": {"paths": [_path(p, t, s) for p, t, s in exact]}},
+            {"host": "*.w.example.com", "http": {"paths": [_path(p, t, s) for p, t, s in wild]}},
+            {"http": {"paths": [_path(p, t, s) for p, t, s in any_host]}},
+        ]
+        rules = [r for r in rules if r["http"]["paths"]]
+        secure: list[dict[str, Any]] | None = None
+        if tls is not None:
+            secure = [{"hosts": ["g.example.com"]}]
+            if tls:
+                secure[0]["secretName"] = "g-tls"
+        objects = _world(rules, tls=secure, default=default)
+        if tls:
+            objects.append(G_SECRETS[tls - 1])
+        for obj in objects:
+            if obj["kind"] == "EndpointSlice":
+                ready = obj["metadata"]["name"] != f"{down}-1"
+                obj["endpoints"] = [{"addresses": ["10.9.0.1"], "conditions": {"ready": ready}}]
+        model = build(objects)
+        cached = render(model, opts, FALLBACK, cache).text
+        assert cached == render(model, opts, FALLBACK).text
+    # Not vacuous: the same world again is rendered from the cache alone.
+    hits, misses = cache.hits, cache.misses
+    assert render(build(objects), opts, FALLBACK, cache).text == cached
+    assert cache.misses == misses
+    assert cache.hits - hits == len([v for v in model.vhosts if v.host is not None])
+
+
+def test_a_rotated_certificate_renders_the_host_again_through_the_cache() -> None:
+    """Same host, same routes, same Secret; a new certificate in it names new files."""
+    rules = [{"host": "g.example.com", "http": {"paths": [_path("/", "Prefix", "s1")]}}]
+    cache = RenderCache()
+    for secret in (*G_SECRETS, G_SECRETS[0]):
+        objects = [*_world(rules, tls=[{"hosts": ["g.example.com"], "secretName": "g-tls"}])]
+        model = build([*objects, secret])
+        text = render(model, OPTS, FALLBACK, cache).text
+        assert text == render(model, OPTS, FALLBACK).text
+        (pair,) = [p for p in render(model, OPTS, FALLBACK).key_pairs if p.name != FALLBACK.name]
+        assert f'ssl_certificate "{pair.crt}";' in text
+    assert cache.misses == 3

@@ -29,6 +29,7 @@ from polyingress.core import (
     SETTINGS,
     BackendInfo,
     GlobalSettings,
+    SettingsSupport,
     format_duration,
     format_size,
     parse_settings,
@@ -61,9 +62,22 @@ def test_every_field_of_global_settings_is_a_documented_key_with_its_default() -
         assert key == spec.attr.replace("_", "-") and spec.key == key
         assert spec.kind and spec.values and spec.meaning, key
         assert getattr(defaults, spec.attr) == spec.default, key
-        if spec.default is not None:
-            # The default, written as a ConfigMap would write it, parses back to itself.
+        if spec.default not in (None, ()):
+            # The default, written as a ConfigMap would write it, parses back to itself (an
+            # empty list, such as no allowed response header, is written by leaving it out).
             assert spec.parse(spec.show(spec.default)) == spec.default, key
+
+
+def test_allowed_response_headers_are_the_core_s_for_every_backend() -> None:
+    settings, issues = parse_settings(
+        {"global-allowed-response-headers": "My-Header, X_Two,My-Header"},
+        support=SettingsSupport("nginx", frozenset()),
+    )
+    assert issues == ()  # applied by the core: never "not applied by the backend"
+    assert settings.global_allowed_response_headers == ("My-Header", "X_Two")
+    settings, issues = parse_settings({"global-allowed-response-headers": "a b"})
+    assert settings.global_allowed_response_headers == ()
+    assert [i.reason for i in issues] == ["InvalidSetting"]
 
 
 @pytest.mark.parametrize(

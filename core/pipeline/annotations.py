@@ -112,6 +112,9 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,254}$")
 # ingress-nginx's BasicCharsRegex: what canary-by-header-value and cookie names may hold.
 _BASIC = re.compile(r"^[-._~A-Za-z0-9/:]{1,256}$")
 _COOKIE_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$")
+# A cookie name both an HTTP token and ingress-nginx's basic characters (its canary-by-cookie
+# validator): letters, digits and -._~ (no regex or quoting metacharacter but '.').
+_CANARY_COOKIE = re.compile(r"^[-._~A-Za-z0-9]{1,256}$")
 # ingress-nginx's URLIsValidRegex characters.
 _URL_CHARS = re.compile(r"^[-._~A-Za-z0-9/:,?&=]+$")
 _URL_PATH = re.compile(r"^/[-._~A-Za-z0-9/:,&=]*$")
@@ -197,6 +200,23 @@ def parse_basic(value: str) -> str:
 def parse_cookie_name(value: str) -> str:
     if not _COOKIE_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a cookie name (an HTTP token)")
+    return value
+
+
+def parse_canary_cookie(value: str) -> str:
+    """canary-by-cookie: a cookie name of letters, digits and -._~ (ingress-nginx's basic
+    characters that a cookie name may hold)."""
+    if not _CANARY_COOKIE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a cookie name of letters, digits and -._~ (1-256)")
+    return value
+
+
+def parse_cookie_domain(value: str) -> str:
+    """A cookie's Domain: a DNS name (a leading '.' allowed, as browsers ignore it)."""
+    name = value[1:] if value.startswith(".") else value
+    reason = check_host(name.lower())
+    if reason is not None or name.startswith("*."):
+        raise ValueError(f"{value!r} is not a domain name")
     return value
 
 
@@ -438,7 +458,7 @@ _spec(
 )
 _spec(
     "canary-by-cookie",
-    parse_cookie_name,
+    parse_canary_cookie,
     Risk.LOW,
     "Cookie that sends a request to the canary (always/never).",
 )
@@ -494,9 +514,9 @@ _spec("cors-allow-credentials", parse_bool, Risk.LOW, "Access-Control-Allow-Cred
 _spec("cors-max-age", _ranged(0, 2**31 - 1), Risk.LOW, "Access-Control-Max-Age.")
 _spec("affinity", _choice("cookie"), Risk.LOW, "Session affinity by cookie.")
 _spec("affinity-mode", _choice("balanced", "persistent"), Risk.LOW, "Affinity stickiness.")
-_spec("session-cookie-name", parse_cookie_name, Risk.LOW, "Affinity cookie name.")
+_spec("session-cookie-name", parse_canary_cookie, Risk.LOW, "Affinity cookie name.")
 _spec("session-cookie-path", parse_plain_path, Risk.LOW, "Affinity cookie Path.")
-_spec("session-cookie-domain", parse_basic, Risk.LOW, "Affinity cookie Domain.")
+_spec("session-cookie-domain", parse_cookie_domain, Risk.LOW, "Affinity cookie Domain.")
 _spec(
     "session-cookie-samesite",
     _choice("None", "Lax", "Strict"),

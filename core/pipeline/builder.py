@@ -36,13 +36,16 @@ from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.settings import SettingsSupport, parse_settings
 from polyingress.core.pipeline.store import KINDS, ObjectKey, Snapshot
 from polyingress.core.pipeline.translate.annotations import (
+    DENIED,
     CanaryUse,
     Gate,
     IngressPolicy,
     app_root_rows,
+    custom_headers_filter,
     error_rows,
     gate,
     gate_problems,
+    served_policy,
     translate_annotations,
     uses_regex,
     with_canaries,
@@ -88,6 +91,10 @@ class BuildOptions:
     now: str = ""
     # The keys the selected backend applies; None (validate, no backend): not checked.
     settings_support: SettingsSupport | None = None
+    # Whether the source holds the ConfigMaps custom-headers names (a manifest directory does;
+    # the Kubernetes source watches only --configmap so far): without, the annotation is
+    # ignored with a warning instead of answering 503 for a ConfigMap it cannot see.
+    configmaps_read: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +221,9 @@ _GATEWAY_INPUTS = frozenset(
 IngressKey = tuple[str, str]
 SecretRef = tuple[str, str]
 _ACCEPTED, _REJECTED, _IGNORED = "accepted", "rejected", "ignored"
+# Errors an Ingress is served with: its paths answer 500 (a feature the backend lacks) or 503
+# (ingress-nginx's denied location).
+_SERVED_WITH_ERRORS = frozenset({"UnsupportedValue", DENIED})
 _NONE: frozenset[Any] = frozenset()
 
 
@@ -304,6 +314,7 @@ class Builder:
 
     def _build(self, snapshot: Snapshot, changed: Iterable[ObjectKey] | None) -> BuildResult:
         previous, self.snapshot = self.snapshot, snapshot
+        self._allowed: tuple[str, ...] | None = None  # read once per build, when needed
         if self.result is None or previous is None:
             return self._full(snapshot)
         keys = _changed_keys(previous, snapshot) if changed is None else set(changed)
@@ -364,6 +375,8 @@ class Builder:
         )
         self._order: dict[str, tuple[list[Any], tuple[Any, ...]]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
+        # custom-headers: the Ingresses reading each ConfigMap; the allowed names (per build).
+        self.header_configmaps: dict[tuple[str, str], list[IngressKey]] = {}
 
     def _full(self, snapshot: Snapshot) -> BuildResult:
         """Every object changed, on the empty state (translations of unchanged Ingresses are
@@ -401,11 +414,23 @@ class Builder:
                 todo.services.add((ns, name))
             elif kind == "Secret":
                 todo.secrets.add((ns, name))
+            elif kind == "ConfigMap":
+                self._configmap((ns, name), snapshot, todo)
         if any(k[0] in _GATEWAY_INPUTS for k in keys):
             hosts, tls_hosts = self.gateway.update(snapshot, keys)
             todo.hosts |= hosts
             todo.tls |= tls_hosts
         return self._derive(snapshot, todo)
+
+    def _configmap(self, key: tuple[str, str], snapshot: Snapshot, todo: _Changes) -> None:
+        """A ConfigMap changed: the Ingresses whose custom-headers read it are judged again
+        (all of them when it is --configmap: global-allowed-response-headers)."""
+        if key == self.opts.configmap:
+            readers = {k for keys in self.header_configmaps.values() for k in keys}
+        else:
+            readers = set(self.header_configmaps.get(key, ()))
+        for ing in sorted(readers):
+            self._ingress(ing, snapshot.get("Ingress", *ing), todo)
 
     def _derive(self, snapshot: Snapshot, todo: _Changes) -> BuildResult:
         """Everything the changed objects touch, per host and per object, then the result."""
@@ -493,6 +518,7 @@ class Builder:
                 https_port=opts.https_port,
             )
             passed = gate(policy, opts.features)
+            policy = served_policy(policy, passed)
             state.annotations, state.policy, state.gate = annotations, policy, passed
             state.annotation_problems = [
                 *found,
@@ -505,15 +531,47 @@ class Builder:
                 state.annotation_problems.append(_canary_own_parts(parsed))
                 state.parsed = parsed = replace(parsed, tls=(), default_backend=None)
         state.problems = state.annotation_problems
+        if state.policy is not None and state.policy.custom_headers is not None:
+            state.policy, headers_problem = self._custom_headers(state.policy)
+            if headers_problem is not None:
+                state.problems = [*state.problems, headers_problem]
         errors = any(
-            p.severity is Severity.ERROR and p.reason != "UnsupportedValue" for p in state.problems
+            p.severity is Severity.ERROR and p.reason not in _SERVED_WITH_ERRORS
+            for p in state.problems
         )
         state.status = _REJECTED if errors else _ACCEPTED
         return state
 
+    def _custom_headers(self, policy: IngressPolicy) -> tuple[IngressPolicy, Problem | None]:
+        """The policy with the response headers of its custom-headers ConfigMap, or denied."""
+        assert policy.custom_headers is not None and self.snapshot is not None
+        key = next(v.key for v in policy.verdicts if v.name == "custom-headers")
+        if not self.opts.configmaps_read:
+            return replace(policy, response_headers=None, denied=False), Problem(
+                ref=policy.ref,
+                field=f"metadata.annotations[{key!r}]",
+                message="not supported in the Kubernetes mode yet (it reads no ConfigMap but "
+                "--configmap); ignored",
+                severity=Severity.WARNING,
+                reason="UnsupportedAnnotation",
+            )
+        ns, name = policy.custom_headers
+        if self._allowed is None:
+            self._allowed = _settings(self.snapshot, self.opts, []).global_allowed_response_headers
+        found, problem = custom_headers_filter(
+            policy,
+            self.snapshot.get("ConfigMap", ns, name),
+            self._allowed,
+            f"metadata.annotations[{key!r}]",
+        )
+        return replace(policy, response_headers=found, denied=problem is not None), problem
+
     def _index(self, key: IngressKey, state: _Ingress, todo: _Changes, *, add: bool) -> None:
         """Add (or remove) an Ingress to (from) the indexes; what it touches becomes dirty."""
         assert state.ref is not None
+        cm = state.policy.custom_headers if state.policy is not None else None
+        if cm is not None:
+            _link(self.header_configmaps, {cm}, key, add)
         if add:
             self.by_status[state.status][key] = state.ref
             if state.status == _IGNORED and names_no_class(state.obj):
@@ -647,7 +705,9 @@ class Builder:
                 b = _with_protocol(rule.backend, policy)
                 bname = b.name
                 refs[bname] = b
-                if policy is None or (policy.plain and (passed is None or passed.ok)):
+                if policy is not None and policy.denied:
+                    rows = error_rows(rule, ing.ref, 503)
+                elif policy is None or (policy.plain and (passed is None or passed.ok)):
                     rows = [
                         Route(
                             path=rule.path, path_type=rule.path_type, backend=bname, source=ing.ref

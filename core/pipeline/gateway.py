@@ -863,7 +863,8 @@ class GatewayStage:
         """The status documents: GatewayClasses, Gateways, then HTTPRoutes, each sorted."""
         now = self.now
         docs: list[dict[str, Any]] = []
-        # Gateway API feature names only (a polyingress capability has a "/" in its name).
+        # Upstream names only: a polyingress capability (BACKEND_TLS, the annotations'
+        # "polyingress.io/..." features) has a "/" in its name.
         supported = sorted(
             f
             for f in (self.features or frozenset()) - {"Gateway", "ReferenceGrant"}

@@ -38,6 +38,7 @@ __all__ = [
     "Backend",
     "BackendProtocol",
     "Certificate",
+    "CookieMatch",
     "Cors",
     "Endpoint",
     "GlobalSettings",
@@ -56,6 +57,7 @@ __all__ = [
     "Rewrite",
     "Route",
     "RouteModel",
+    "SessionAffinity",
     "TLSBinding",
     "VirtualHost",
     "WeightedBackend",
@@ -197,6 +199,42 @@ class HeaderMatch:
 
     name: str
     value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class CookieMatch:
+    """The request's cookie ``name`` (case-sensitive) must have exactly ``value``. The first
+    pair of that name in the Cookie header counts (what ingress-nginx's ``$cookie_<name>``
+    reads); pairs are split on ``;``, surrounding spaces and tabs dropped, and a pair without
+    ``=`` is no cookie (:meth:`Request.cookie`). Names and values are cookie tokens (RFC 6265:
+    no space, ``;``, ``,``, quote or backslash), checked by the translation."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionAffinity:
+    """Cookie session affinity (ingress-nginx's ``affinity: cookie``): a client that got the
+    cookie ``name`` from a row keeps reaching the same endpoint of the row's backend while it
+    sends the cookie back and that endpoint is ready; a request without it is balanced as any
+    other and gets the cookie. ``mode``: ``balanced`` (scaling up may move some sessions) or
+    ``persistent`` (never moved while the endpoint is ready). The cookie is HttpOnly, with
+    ``path`` (None: the row's path), ``domain``, ``samesite`` (``None``/``Lax``/``Strict``),
+    ``max_age`` and ``expires`` (seconds), ``secure`` (None: on HTTPS requests only);
+    ``change_on_failure``: a request whose endpoint failed gets a new cookie. Names and values
+    are checked by the translation (cookie tokens, plain paths, host names)."""
+
+    name: str = "INGRESSCOOKIE"
+    mode: str = "balanced"
+    path: str | None = None
+    domain: str | None = None
+    samesite: str | None = None
+    conditional_samesite_none: bool = False
+    expires: int | None = None
+    max_age: int | None = None
+    secure: bool | None = None
+    change_on_failure: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -433,8 +471,15 @@ class Route:
     only (``schemes``), split its requests between weighted backends (``split``; ``backend`` is
     then None), answer by itself (``status``, e.g. 500 for a rule without a valid backend;
     ``redirect``), change the request (``rewrite``, ``request_headers``) and the response
-    (``response_headers``), and copy requests to ``mirrors``. ``order`` breaks the ties the
-    match leaves: (creation timestamp, namespace, name, rule index, match index).
+    (``response_headers``), and copy requests to ``mirrors``. ``timeout`` (seconds): the
+    backend must answer within it, else 504; ``connect_timeout`` (seconds, annotation rows:
+    proxy-connect-timeout): an endpoint must accept the connection within it, else the proxy
+    answers by itself (504; HAProxy 503) instead of waiting for the ConfigMap's
+    proxy-connect-timeout; ``send_timeout`` (seconds, proxy-send-timeout): the longest pause
+    between two writes of the request to the endpoint (one that stops reading it: 504);
+    ``affinity``: cookie session affinity to the row's endpoints
+    (annotation rows). ``order`` breaks the ties the match leaves: (creation timestamp,
+    namespace, name, rule index, match index).
     """
 
     path: str
@@ -445,6 +490,7 @@ class Route:
     method: str | None = None
     headers: tuple[HeaderMatch, ...] = ()
     query: tuple[QueryMatch, ...] = ()
+    cookies: tuple[CookieMatch, ...] = ()
     schemes: tuple[str, ...] = ("http", "https")
     split: tuple[WeightedBackend, ...] = ()
     status: int | None = None
@@ -455,12 +501,19 @@ class Route:
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
     cors: Cors | None = None
+    connect_timeout: float | None = None
+    send_timeout: float | None = None
+    affinity: SessionAffinity | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
-    def sort_key(self) -> tuple[int, int, str, int, int, int, tuple[str, str, str, int, int]]:
+    def sort_key(
+        self,
+    ) -> tuple[int, int, str, int, int, int, int, tuple[str, str, str, int, int]]:
         # The precedence of the Gateway API (Ingress rows are the case without conditions):
         # Exact before Prefix, longer before shorter, then a method match, more headers, more
-        # query parameters, then the oldest source, its namespace/name and rule order.
+        # query parameters, then the oldest source, its namespace/name and rule order. Cookie
+        # matches (annotation rows only: canary-by-cookie) come after header matches, as
+        # ingress-nginx's canary precedence (header, then cookie, then weight) says.
         return (
             0 if self.path_type is PathType.EXACT else 1,
             -len(self.path),
@@ -468,13 +521,20 @@ class Route:
             0 if self.method is not None else 1,
             -len(self.headers),
             -len(self.query),
+            -len(self.cookies),
             self.order,
         )
 
     @property
     def conditional(self) -> bool:
         """True when the row requires more than its path (a method, headers, query, a scheme)."""
-        return bool(self.method is not None or self.headers or self.query or len(self.schemes) < 2)
+        return bool(
+            self.method is not None
+            or self.headers
+            or self.query
+            or self.cookies
+            or len(self.schemes) < 2
+        )
 
     @property
     def match_key(self) -> tuple[object, ...]:
@@ -486,6 +546,7 @@ class Route:
             tuple(sorted(self.headers)),
             tuple(sorted(self.query)),
             self.schemes,
+            tuple(sorted(self.cookies)),
         )
 
     @property
@@ -505,13 +566,16 @@ class Route:
         return path == self.path or path.startswith(self.path + "/")
 
     def accepts(self, request: Request) -> bool:
-        """The conditions beyond the path: scheme, method, headers, query parameters."""
+        """The conditions beyond the path: scheme, method, headers, query parameters, cookies."""
         if request.scheme not in self.schemes:
             return False
         if self.method is not None and request.method != self.method:
             return False
         for h in self.headers:
             if request.header(h.name) != h.value:
+                return False
+        for c in self.cookies:
+            if request.cookie(c.name) != c.value:
                 return False
         return all(request.query_param(q.name) == q.value for q in self.query)
 
@@ -529,6 +593,19 @@ class Request:
         for k, v in self.headers:
             if k.lower() == name:
                 return v
+        return None
+
+    def cookie(self, name: str) -> str | None:
+        """The value of the first cookie ``name`` (case-sensitive) of the Cookie header (one
+        line, as RFC 6265 §5.4 has user agents send): pairs split on ``;``, spaces and tabs
+        around a pair dropped, pairs without ``=`` skipped."""
+        header = self.header("cookie")
+        if header is None:
+            return None
+        for part in header.split(";"):
+            key, eq, value = part.strip(" \t").partition("=")
+            if eq and key == name:
+                return value
         return None
 
     def query_param(self, name: str) -> str | None:
@@ -725,6 +802,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "method": r.method,
         "headers": [[h.name, h.value] for h in r.headers],
         "query": [[q.name, q.value] for q in r.query],
+        "cookies": [[c.name, c.value] for c in r.cookies],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
         "split": [
             [w.backend, w.weight, *([_plain(w.request_headers)] if w.request_headers else [])]
@@ -738,6 +816,9 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
         "cors": None if r.cors is None else _plain(r.cors),
+        "connect_timeout": r.connect_timeout,
+        "send_timeout": r.send_timeout,
+        "affinity": None if r.affinity is None else _plain(r.affinity),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}

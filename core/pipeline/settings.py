@@ -155,6 +155,25 @@ def _words(
     return parse
 
 
+_RESPONSE_HEADER = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def _header_names(value: str) -> tuple[str, ...]:
+    """Comma-separated response header names (ingress-nginx's custom-headers name rule:
+    letters, digits, ``-`` and ``_``), duplicates dropped, order and case kept."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise ValueError("expected comma-separated header names")
+    for name in names:
+        if not _RESPONSE_HEADER.fullmatch(name):
+            raise ValueError(f"{name[:60]!r} is not a header name (letters, digits, - and _)")
+    return tuple(dict.fromkeys(names))
+
+
+def _show_names(names: tuple[str, ...]) -> str:
+    return ",".join(names)
+
+
 def _buffers(value: str) -> tuple[int, int]:
     parts = value.split()
     if len(parts) != 2:
@@ -264,6 +283,9 @@ class Setting:
     key: str = ""
     attr: str = ""
     default: Any = None
+    # Set when the core applies the key for every backend (what it does, for the table): no
+    # backend declares it, and it is never reported as not applied.
+    core: str = ""
 
 
 def _show_words(words: tuple[str, ...]) -> str:
@@ -438,6 +460,20 @@ class GlobalSettings:
     ssl_ciphers: str | None = _setting(
         None, "text", _ciphers, "OpenSSL cipher list", "TLS ciphers offered to clients (TLS 1.2)"
     )
+    global_allowed_response_headers: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "setting": Setting(
+                kind="names",
+                parse=_header_names,
+                values="comma-separated header names (letters, digits, - and _)",
+                meaning="the response headers a custom-headers annotation may set (the names "
+                "as written there; none by default)",
+                show=_show_names,
+                core="the core: custom-headers",
+            )
+        },
+    )
 
     values: tuple[tuple[str, str], ...] = ()
     source: ObjectRef | None = None
@@ -491,6 +527,8 @@ class SettingsSupport:
 
 def default_text(spec: Setting) -> str:
     """The default of ``spec`` as the ConfigMap would write it, or ``the backend's``."""
+    if spec.default == ():
+        return "none"
     return "the backend's" if spec.default is None else spec.show(spec.default)
 
 
@@ -543,7 +581,7 @@ def parse_settings(
             issues.append(SettingIssue(key, message, "InvalidSetting"))
             continue
         given.append((key, value))
-        if support is not None and key not in support.keys:
+        if support is not None and key not in support.keys and not spec.core:
             issues.append(
                 SettingIssue(
                     key,
@@ -571,6 +609,6 @@ def settings_table(backends: Iterable[tuple[str, Mapping[str, str]]]) -> str:
     for key, spec in SETTINGS.items():
         default = default_text(spec) if spec.default is None else f"`{default_text(spec)}`"
         row = [f"`{key}`", spec.values, default, spec.meaning]
-        row += [applied.get(key, "-") for _name, applied in columns]
+        row += [spec.core or applied.get(key, "-") for _name, applied in columns]
         lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return "\n".join(lines) + "\n"

@@ -9,11 +9,12 @@ replaces the last good state.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pluggy
@@ -22,7 +23,7 @@ from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, 
 
 from polyingress.core.api import ApplyError, ApplyResult, HealthReport, RunSettings, Timings
 from polyingress.core.pipeline.builder import Builder, BuildResult
-from polyingress.core.pipeline.diff import ModelDiff, diff
+from polyingress.core.pipeline.diff import ModelDiff, diff, endpoints_changed
 from polyingress.core.pipeline.model import RouteModel
 from polyingress.core.pipeline.problems import Severity
 from polyingress.core.pipeline.store import ObjectKey, ObjectStore
@@ -45,6 +46,8 @@ RUNTIME_CHANGES = Counter("polyingress_runtime_changes_total", "Changes applied 
 REPAIRS = Counter("polyingress_supervisor_repairs_total", "Proxy repairs by the supervisor")
 PROBLEMS = Gauge("polyingress_problems", "Problems in the current model", ["severity"])
 ROUTES = Gauge("polyingress_routes", "Routes in the last applied model")
+# The interpreter's switch interval while the controller runs (see Controller.start).
+SWITCH_INTERVAL = 0.001
 LAST_SUCCESS = Gauge("polyingress_last_apply_success_timestamp_seconds", "Last good apply")
 
 
@@ -123,6 +126,14 @@ class Controller:
         self._applied_listeners: list[Callable[[RouteModel, ApplyResult], None]] = []
         self._told_unknown_reason = False
         self.last_noticed_at: float | None = None  # of the changes in the last build
+        # The runtime lane (polyingress_push_endpoints): endpoint-only changes that arrive
+        # while an apply runs are pushed from a second thread instead of waiting behind it.
+        self._build_lock = threading.Lock()
+        self._lane_wake = threading.Event()
+        self.lane_pushes = 0
+        # Backends the lane pushed that no applied model has recorded yet: name -> push count.
+        self._lane_lock = threading.Lock()
+        self._lane_touched: dict[str, int] = {}
         self._history: deque[ApplyRecord] = deque(maxlen=history)
         self._history_lock = threading.Lock()
         store.subscribe(self._on_change)
@@ -151,14 +162,19 @@ class Controller:
             if self._noticed_at is None:
                 self._noticed_at = time.monotonic()
         self._dirty.set()
+        self._lane_wake.set()
+
+    def _build_model(self) -> BuildResult:
+        with self._build_lock:
+            with self._changed_lock:
+                changed, self._changed = self._changed, set()
+                self.last_noticed_at, self._noticed_at = self._noticed_at, None
+                snapshot = self.store.snapshot()
+            return self._builder.build(snapshot, changed)
 
     def build(self) -> BuildResult:
         """Build the model for the store's current state (incrementally from the last build)."""
-        with self._changed_lock:
-            changed, self._changed = self._changed, set()
-            self.last_noticed_at, self._noticed_at = self._noticed_at, None
-            snapshot = self.store.snapshot()
-        result = self._builder.build(snapshot, changed)
+        result = self._build_model()
         self.last_result = result
         for p in result.problems:
             if p.severity is Severity.ERROR:
@@ -177,6 +193,13 @@ class Controller:
         self.backend = self.pm.hook.polyingress_create_backend(settings=self.settings)
         if self.backend is None:
             raise RuntimeError(f"backend {self.settings.backend!r} created no backend object")
+        # While the reconciler renders (pure Python: tens of ms for 10,000 Ingresses), every
+        # other thread that carries a change in (the source's watch, the runtime lane, their
+        # socket reads and writes) waits for the GIL at each step, up to the interpreter's
+        # switch interval (5 ms by default): chained, 20-50 ms of an endpoint change pushed
+        # during a reload. A shorter interval bounds each wait; the render costs the same.
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._dirty.clear()
         began = time.monotonic()
         result = self.build()
@@ -288,7 +311,7 @@ class Controller:
         built = time.monotonic()
         model = result.model
         previous = self.last_good or RouteModel()
-        change = diff(previous, model)
+        change, lane_pushed = self._with_lane_pushes(diff(previous, model), previous, model)
         diffed = time.monotonic()
         if change.empty:
             SYNCS.labels("unchanged").inc()
@@ -299,6 +322,7 @@ class Controller:
             return
         log.info("applying: %s", change.summary())
         started = time.monotonic()
+        lane = self._start_lane(model)
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(self.retry_attempts),
@@ -341,6 +365,8 @@ class Controller:
             )
             return
         finally:
+            if lane is not None:
+                lane.stop()
             APPLY_SECONDS.observe(time.monotonic() - started)
         apply_result = apply_result or ApplyResult()
         done = time.monotonic()
@@ -357,6 +383,10 @@ class Controller:
             (done - started) * 1000,
             f" ({apply_result.timings})" if apply_result.timings.parts else "",
         )
+        with self._lane_lock:
+            for name, seq in lane_pushed.items():
+                if self._lane_touched.get(name) == seq:
+                    del self._lane_touched[name]
         self._remember(
             _record(
                 "applied",
@@ -396,6 +426,33 @@ class Controller:
                 error=error,
             )
         )
+
+    def _with_lane_pushes(
+        self, change: ModelDiff, previous: RouteModel, model: RouteModel
+    ) -> tuple[ModelDiff, dict[str, int]]:
+        """The diff, with the backends the runtime lane pushed since the last good model among
+        ``endpoints_changed``: the proxy has their endpoints of a model the core never recorded,
+        which may differ from both ``previous`` and ``model`` (a change pushed during an apply,
+        then undone). Returns them with their push counts, forgotten once an apply took them."""
+        with self._lane_lock:
+            pushed = dict(self._lane_touched)
+        both = previous.backend_index.keys() & model.backend_index.keys()
+        extra = {n for n in pushed if n in both} - set(change.endpoints_changed)
+        if extra:
+            change = replace(
+                change, endpoints_changed=tuple(sorted({*change.endpoints_changed, *extra}))
+            )
+        return change, {n: c for n, c in pushed.items() if n in both}
+
+    def _start_lane(self, model: RouteModel) -> _RuntimeLane | None:
+        """While the apply of ``model`` runs: a lane for the endpoint-only changes (if the
+        backend takes them, ``polyingress_push_endpoints``)."""
+        if not self.pm.hook.polyingress_push_endpoints.get_hookimpls():
+            return None
+        # Not cleared: a change that came after this model was built wakes the lane at once.
+        lane = _RuntimeLane(self, model)
+        lane.start()
+        return lane
 
     def _remember_failure(self, model: RouteModel) -> None:
         self._retry_at = None
@@ -443,6 +500,90 @@ class Controller:
             )
         said = ", ".join(given) or "no reason given"
         log.info("reloaded the proxy: %s%s", said, f" ({result.detail})" if result.detail else "")
+
+
+class _RuntimeLane(threading.Thread):
+    """Endpoint-only changes while an apply runs, pushed without waiting behind it.
+
+    Woken by store changes, it builds the model at once (not after the worker's
+    debounce), compares it with the model being applied (then the last one it
+    built) and passes the endpoint changes of backends both have to
+    ``polyingress_push_endpoints``, also when the same model changes routes. Routing changes
+    it leaves to the worker, which applies the newest model once the apply returned; after a
+    declined push the lane stops for this apply. The lane only brings endpoints forward: the
+    worker's apply stays the record (last good model, metrics, observers), and the backends
+    the lane pushed are in its next diff's endpoints_changed. It never calls observers itself.
+    """
+
+    def __init__(self, controller: Controller, applying: RouteModel) -> None:
+        super().__init__(name="runtime-lane", daemon=True)
+        self.controller = controller
+        self.base = applying
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.controller._lane_wake.set()
+        self.join(timeout=30)
+        # Whatever arrived meanwhile is the worker's to build and apply now.
+        self.controller._dirty.set()
+
+    def run(self) -> None:
+        c = self.controller
+        while not self._halt.is_set():
+            c._lane_wake.wait()
+            if self._halt.is_set():
+                return
+            # No settle: the source publishes a burst (a file, a watch event) as one change, a
+            # push costs the backend little, and changes that come while one is under way are
+            # taken together by the next.
+            c._lane_wake.clear()
+            try:
+                if not self._push_one():
+                    return
+            except Exception:
+                log.exception("runtime lane failed; the change is applied after the running apply")
+                return
+
+    def _push_one(self) -> bool:
+        """Build and push one change; False: leave the rest of this apply to the worker."""
+        c = self.controller
+        began = time.monotonic()
+        result = c._build_model()
+        noticed = c.last_noticed_at
+        built = time.monotonic()
+        model = result.model
+        # Only the endpoints of backends both models have: a routing change in the same
+        # model is the worker's, after the apply; the endpoints need not wait.
+        names = endpoints_changed(self.base, model)
+        diffed = time.monotonic()
+        previous, self.base = self.base, model
+        if not names:
+            return True
+        change = ModelDiff(endpoints_changed=names)
+        pushed = c.pm.hook.polyingress_push_endpoints(
+            backend=c.backend, model=model, previous=previous, diff=change
+        )
+        if pushed is None:
+            log.debug("the backend left an endpoint change to the next apply")
+            return False
+        done = time.monotonic()
+        c.lane_pushes += 1
+        with c._lane_lock:
+            for name in change.endpoints_changed:
+                c._lane_touched[name] = c.lane_pushes
+        log.info(
+            "pushed during an apply %s in %.1f ms: queued %.1f ms, build %.1f ms, diff %.1f ms, "
+            "push %.1f ms%s",
+            change.summary(),
+            (done - (noticed if noticed is not None else began)) * 1000,
+            (began - noticed) * 1000 if noticed is not None else 0.0,
+            (built - began) * 1000,
+            (diffed - built) * 1000,
+            (done - diffed) * 1000,
+            f" ({pushed.timings})" if pushed.timings.parts else "",
+        )
+        return True
 
 
 def _record(

@@ -368,8 +368,10 @@ class ManifestSource:
             winners: dict[ObjectKey, dict[str, Any]] = {}
             for path in sorted(self.file_objects):  # later files win, as in _publish
                 objects = self.file_objects[path]
-                for key in affected.intersection(objects) if len(objects) > 64 else objects:
-                    if key in affected:
+                # Look the few affected keys up (set.intersection(dict) walks the whole dict:
+                # 30,000 objects in the 10,000-Ingress world's file, at every change).
+                for key in affected:
+                    if key in objects:
                         winners[key] = objects[key]
             deletes = [k for k in affected if k not in winners]
             return self.store.replace_many(upserts=winners.values(), deletes=deletes)
@@ -398,7 +400,9 @@ class ManifestSource:
             self.directory,
             stop_event=self._stop,
             debounce=self.debounce_ms,
-            step=5,  # yield 5 ms after the last event: changes are served fast
+            # Yield 2 ms after the last event (watchfiles checks every `step` ms: a change
+            # waits 1.5 steps on average; at 2 ms the idle watch costs ~0.6 % of a core).
+            step=2,
             rust_timeout=200,
             yield_on_timeout=True,
             raise_interrupt=False,

@@ -1096,7 +1096,7 @@ def _reusable_splits(
 
 def _missing_shapes(have: Shapes, needed: Shapes) -> str:
     parts = []
-    for what in ("signatures", "request_filters", "response_filters"):
+    for what in ("signatures", "request_filters", "response_filters", "affinity_cookies"):
         extra = sorted(set(getattr(needed, what)) - set(getattr(have, what)))
         if extra:
             parts.append(f"{what} {extra}")

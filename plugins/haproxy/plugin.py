@@ -113,6 +113,11 @@ GATEWAY_FEATURES = (
     "HTTPRouteCORS",
     # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
     "polyingress.io/BackendProtocolTLS",
+    # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:
+    # rows.py cookie_regex).
+    "polyingress.io/CookieMatching",
+    # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
+    "polyingress.io/SessionAffinity",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

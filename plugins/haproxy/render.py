@@ -544,6 +544,7 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "request_filters": shapes.request_filter_names(),
         "response_filters": shapes.response_filter_names(),
         "cors": shapes.cors_regexes(),
+        "affinity": shapes.affinity_lines(),
     }
 
 

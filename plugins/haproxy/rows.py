@@ -32,18 +32,22 @@ whose conditions hold, as the core says.
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
     x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
-                       port|mirrors|cors
+                       port|mirrors|affinity|cors
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
-    x<vk>#<id>|c    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
+    x<vk>#<id>|c    -> the attributes of the affinity cookie (percent-encoded)
+    x<vk>#<id>|o    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
-``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the path with ``pvalue``,
-``P`` replaces the matched prefix (``k`` segments, ``plen`` characters) with it. ``mirrors``
-lists the slots a copy of the request goes to (lua/mirror.lua). ``cors`` is the index of the
-row's allowed-Origin regex in the shape (CORS: the regexes are configuration, their values
-data). Header values
+``3`` answers 503, ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the
+path with ``pvalue``, ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters)
+with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua).
+``affinity`` (field 15) is the index of the row's affinity cookie among the shape's: the
+cookie's value (else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``,
+the key every slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it).
+``cors`` (field 16) is the index of the row's allowed-Origin regex in the shape (CORS: the
+regexes are configuration, their values data: entry ``|o``). Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -94,10 +98,15 @@ DEFAULT_SUFFIX_LABELS = 8
 MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _WELL_KNOWN = {"http": 80, "https": 443}
+# The record kinds answering a status by themselves: 500 (a rule without a valid backend, an
+# annotation the backend lacks), 503 (an annotation ingress-nginx denies: custom-headers).
+_STATUS_KINDS = {500: "5", 503: "3"}
 _ID_BYTES = 8  # 64-bit content ids (16 hex digits); a clash within one host is detected
 
 Signature = tuple[bool, tuple[str, ...], tuple[str, ...]]
-"""(compares the method, header names, query parameter names) of a conditional row."""
+"""(compares the method, header names, query parameter names) of a conditional row; a cookie
+match counts as a header named ``cookie:<name>`` (no header name holds ``:``)."""
+COOKIE = "cookie:"
 
 
 # --------------------------------------------------------------------------- quoting
@@ -160,6 +169,7 @@ class Shapes:
     match_queries: tuple[str, ...] = ()
     request_filters: tuple[str, ...] = ()
     response_filters: tuple[str, ...] = ()
+    affinity_cookies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
@@ -173,6 +183,7 @@ class Shapes:
         signatures: set[Signature] = set()
         req: set[str] = set()
         resp: set[str] = set()
+        cookies: set[str] = set()
         cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
@@ -183,6 +194,7 @@ class Shapes:
             signatures |= needs.signatures
             req |= needs.request_filters
             resp |= needs.response_filters
+            cookies |= needs.cookies
             cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
@@ -192,6 +204,7 @@ class Shapes:
             match_queries=tuple(sorted({q for s in signatures for q in s[2]})),
             request_filters=tuple(sorted(req)),
             response_filters=tuple(sorted(resp)),
+            affinity_cookies=tuple(sorted(cookies)),
             cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
@@ -202,6 +215,7 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.affinity_cookies) <= set(self.affinity_cookies)
             and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
@@ -213,6 +227,7 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.affinity_cookies) <= set(self.affinity_cookies)
             and set(needed.cors_origins) <= set(self.cors_origins)
         )
 
@@ -223,6 +238,7 @@ class Shapes:
             match_queries=tuple(sorted({*self.match_queries, *other.match_queries})),
             request_filters=tuple(sorted({*self.request_filters, *other.request_filters})),
             response_filters=tuple(sorted({*self.response_filters, *other.response_filters})),
+            affinity_cookies=tuple(sorted({*self.affinity_cookies, *other.affinity_cookies})),
             cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
@@ -262,7 +278,13 @@ class Shapes:
         """``http-request`` rules fetching the request values the signatures compare."""
         lines = []
         for j, name in enumerate(self.match_headers):
-            expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
+            if name.startswith(COOKIE):
+                # " <value>" of the first such cookie; a header without it keeps its own text,
+                # which never starts with a space (HAProxy trims it): no row's value.
+                regex = cookie_regex(name.removeprefix(COOKIE))
+                expr = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1"),sha2(256),hex')
+            else:
+                expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
             lines.append(f"set-var(txn.m{j}) {expr}")
         for j, name in enumerate(self.match_queries):
             expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),sha2(256),hex')
@@ -280,6 +302,20 @@ class Shapes:
             formats.append(f"%[var(txn.g)]|{i}|{letter}|" + "|".join(parts))
         return formats
 
+    def affinity_index(self, name: str) -> int:
+        return self._lookup("aff", self.affinity_cookies, name)
+
+    def affinity_lines(self) -> list[tuple[int, str, str]]:
+        """(index, cookie name as a log-format word part, the fetch of its value) per
+        affinity cookie: ``" <value>"`` of the first such cookie (cookie_regex), else the
+        header as it is (never starting with a space) or nothing."""
+        out = []
+        for j, name in enumerate(self.affinity_cookies):
+            regex = cookie_regex(name)  # checks the name: letters, digits and -._~
+            fetch = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1")')
+            out.append((j, name, fetch))
+        return out
+
     def request_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.request_filters)]
 
@@ -292,11 +328,11 @@ class Shapes:
 
 
 def signature(route: Route) -> Signature | None:
-    if route.method is None and not route.headers and not route.query:
+    if route.method is None and not route.headers and not route.query and not route.cookies:
         return None
     return (
         route.method is not None,
-        tuple(h.name for h in route.headers),
+        (*(h.name for h in route.headers), *(COOKIE + c.name for c in route.cookies)),
         tuple(q.name for q in route.query),
     )
 
@@ -304,8 +340,41 @@ def signature(route: Route) -> Signature | None:
 def _values(route: Route) -> str:
     parts = [route.method] if route.method is not None else []
     parts += [_digest(h.value) for h in route.headers]
+    parts += [_digest(" " + c.value) for c in route.cookies]
     parts += [_digest(" " + q.value) for q in route.query]
     return "|".join(parts)
+
+
+def cookie_regex(name: str) -> str:
+    """The regex whose first group is the value of the first cookie ``name`` (case-sensitive)
+    of a Cookie header (the core's Request.cookie: pairs split on ``;``, spaces and tabs around
+    them dropped, pairs without ``=`` skipped). HAProxy's ``req.cook`` takes the *last* pair of
+    that name, so the value comes from ``regsub`` on the header. Names are letters, digits and
+    ``-._~`` (the translation's rule): ``.`` is written ``[.]``, blanks ``[[:blank:]]``: no
+    backslash or comma reaches the converter argument (notes §9)."""
+    if not name or any(c not in _UNRESERVED for c in name):
+        raise ValueError(f"cookie name {name!r} is not [A-Za-z0-9._~-]")
+    n = name.replace(".", "[.]")
+    return f"^(?:(?![[:blank:]]*{n}=)[^;]*;)*[[:blank:]]*{n}=([^;]*?)[[:blank:]]*(?:;.*)?$"
+
+
+def cookie_attributes(route: Route, scheme: str) -> str:
+    """What follows ``<name>=<key>`` in an affinity cookie (ingress-nginx's attributes):
+    Path (the row's unless given), Domain, Max-Age, SameSite, HttpOnly, Secure (on HTTPS
+    unless given)."""
+    a = route.affinity
+    assert a is not None
+    parts = [f"Path={a.path if a.path is not None else route.path}"]
+    if a.domain is not None:
+        parts.append(f"Domain={a.domain}")
+    if a.max_age is not None:
+        parts.append(f"Max-Age={int(a.max_age)}")
+    if a.samesite is not None:
+        parts.append(f"SameSite={a.samesite}")
+    parts.append("HttpOnly")
+    if a.secure if a.secure is not None else scheme == "https":
+        parts.append("Secure")
+    return "".join("; " + p for p in parts)
 
 
 def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
@@ -413,6 +482,7 @@ class _Needs:
     segments: int = 0
     labels: int = 0
     splits: frozenset[str] = frozenset()
+    cookies: frozenset[str] = frozenset()
     cors: frozenset[str] = frozenset()
 
 
@@ -430,6 +500,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     req: set[str] = set()
     resp: set[str] = set()
     splits: set[str] = set()
+    cookies: set[str] = set()
     cors: set[str] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
@@ -447,6 +518,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
                 segments = max(segments, _prefix(route).count("/"))
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
+        if route.affinity is not None:
+            cookies.add(route.affinity.name)
         if route.cors is not None:
             cors.add(route.cors.origin_regex)
     found = _Needs(
@@ -456,6 +529,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
         segments,
         labels,
         frozenset(splits),
+        frozenset(cookies),
         frozenset(cors),
     )
     if found == _NOTHING:
@@ -487,6 +561,7 @@ def plain_behaviour(route: Route) -> bool:
         and route.response_headers is None
         and route.timeout is None
         and not route.mirrors
+        and route.affinity is None
         and route.cors is None
     )
 
@@ -542,12 +617,14 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = affinity = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
         if route.status is not None:
-            kind = "5"
+            if route.status not in _STATUS_KINDS:
+                raise ValueError(f"{route.source}: no record kind answers {route.status}")
+            kind = _STATUS_KINDS[route.status]
         elif route.redirect is not None:
             redirect = route.redirect
             kind, slot_or_code = "r", str(int(redirect.status))
@@ -570,11 +647,14 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+            if route.affinity is not None:
+                affinity = str(self.shapes.affinity_index(route.affinity.name))
+                entries["|c"] = encode_value(cookie_attributes(route, scheme))
         cors = ""
-        if kind != "5" and route.cors is not None:
+        if kind not in _STATUS_KINDS.values() and route.cors is not None:
             cors = str(self.shapes.cors_index(route.cors.origin_regex))
-            entries["|c"] = _cors_entry(route.cors)
-        if kind != "5":
+            entries["|o"] = _cors_entry(route.cors)
+        if kind not in _STATUS_KINDS.values():
             entries |= _filters(route, "p", self.shapes.response_filter_index)
         if any(s.startswith("|q") for s in entries):
             flags += "q"
@@ -595,6 +675,7 @@ class _Compiler:
             rscheme,
             rport,
             mirrors,
+            affinity,
             cors,
         )
         for value in fields:
@@ -655,7 +736,7 @@ def _scheme_chain(chain: Sequence[Route], scheme: str) -> list[Route]:
         if scheme not in route.schemes:
             continue
         rows.append(route)
-        if route.method is None and not route.headers and not route.query:
+        if signature(route) is None:
             break
     return rows
 
@@ -681,7 +762,7 @@ def _filters(route: Route, letter: str, index: Callable[[str], int]) -> dict[str
 
 
 def _cors_entry(cors: Cors) -> str:
-    """A CORS row's values (record entry ``|c``): ``cred|methods|headers|expose|max-age`` with
+    """A CORS row's values (record entry ``|o``): ``cred|methods|headers|expose|max-age`` with
     cred ``t`` or empty, methods and headers ``e`` (echo the request's: a wildcard), ``l`` +
     the encoded list, or empty, expose encoded or empty."""
 

@@ -1,11 +1,12 @@
-"""Apply: write, ``nginx -t`` a new file, swap atomically, SIGHUP, wait until served; in Lua
-mode, push endpoints through the channel instead of reloading when only endpoints changed.
+"""Apply: write a new file, swap atomically, SIGHUP, wait until served (``nginx -t`` only
+before a start: a reload's own parse refuses a bad file and keeps the old configuration); in
+Lua mode, push endpoints through the channel instead of reloading when only endpoints changed.
 
 Workdir layout (the nginx prefix; nothing is written outside it)::
 
     conf/nginx.conf             the running configuration (0600: it holds the channel token)
     conf/nginx.conf.next        the candidate being checked
-    conf/nginx.conf.rejected    the last candidate nginx -t refused (for the operator)
+    conf/nginx.conf.rejected    the last candidate nginx refused (for the operator)
     conf/certs/                 certificates (0644) and keys (0600), named by fingerprint
     channel/                    0700, Lua mode: nginx.sock (0600), the endpoint channel, and
                                 endpoints.json (0600), the state a new dictionary starts from
@@ -19,9 +20,14 @@ endpoints, read back and compared. Until then ``start`` and ``apply`` do not ret
 Lua mode, per apply (the decision in words: :func:`plan`):
 
 * Same rendered text (an endpoints-only diff always is): PATCH the changed backends, verify.
-* Otherwise a reload: before the HUP, PATCH every backend of the new model (old and new workers
-  share the dictionary; a backend only the new config routes to must have its endpoints when
-  the first new worker starts); after it, PUT the whole state (drops removed backends), verify.
+* Otherwise first (before rendering) PATCH the backends the diff adds or changes (old and new
+  workers share the dictionary: a changed endpoint is live at once, and a backend only the new
+  config routes to has its endpoints when the first new worker starts); then, if the text
+  changed, the reload; after it, once no old worker accepts, delete the backends the diff
+  removes; verify each write. Without a diff: PUT the whole state.
+* While an apply runs (a reload), the core's runtime lane may push newer endpoints from a
+  second thread (:meth:`NginxBackend.push_endpoints`): all channel writes go through one lock
+  and take each backend's endpoints from the newest model handed over.
   When the running config has no dictionary yet (start, or back from static upstreams), nginx
   fills the new one from ``channel/endpoints.json`` while loading the config.
 * Any channel failure: render the same model with static upstreams and reload, so no request
@@ -32,6 +38,7 @@ Lua mode, per apply (the decision in words: :func:`plan`):
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import json
 import logging
@@ -40,6 +47,7 @@ import re
 import secrets
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,20 +63,23 @@ from polyingress.core import (
     RouteModel,
     RunSettings,
     Stopwatch,
+    Timings,
     diff_reasons,
     fallback_certificate,
     wait_until_served,
     write_atomic,
 )
 
+from . import metrics
 from .channel import ChannelError, EndpointChannel
 from .lua_support import CHANNEL_DIR, CHANNEL_SOCKET, lua_render
-from .process import LogTail, NginxProcess, check_config
+from .process import Generations, LogTail, NginxProcess, check_config, pss_bytes
 from .render import (
     CONFIG_VERSION_PATH,
     LUA_SEED,
     TEMP_PATHS,
     NginxConfig,
+    RenderCache,
     RenderOptions,
     UnsafeValue,
     endpoint_state,
@@ -245,12 +256,21 @@ class NginxBackend:
                 self.lua_state,
             )
         self.tail = LogTail()
+        self.generations = Generations()
+        self.tail.watch(self.generations.on_line)
         self.process: NginxProcess | None = None
         self.running: NginxConfig | None = None
         self.failed: tuple[str, ApplyError] | None = None
         self.checks = 0
         self.reloads = 0
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
+        # The channel's writes (the apply's and the runtime lane's) and the newest model whose
+        # endpoints they send; the model whose apply the lane's pushes followed (push_endpoints).
+        self._channel_lock = threading.Lock()
+        self._endpoints: RouteModel | None = None
+        self._lane_root: RouteModel | None = None
+        # The host blocks of the last render per mode (Lua, and static for the fallback).
+        self._render_cache = {True: RenderCache(), False: RenderCache()}
         self.restarts = 0
         self.restart_failures = 0
         self.last_error: str | None = None
@@ -260,6 +280,7 @@ class NginxBackend:
         # Ready only once start() returned: in Lua mode that is after the endpoints were
         # pushed and read back, not when nginx first answers.
         self._ready = False
+        metrics.observe(self)
 
     # -- rendering and files ------------------------------------------------------------------
 
@@ -268,10 +289,17 @@ class NginxBackend:
 
     def render(self, model: RouteModel, lua: bool = False) -> NginxConfig:
         options = replace(self.render_options, lua=self.lua if lua else None)
+        # No cyclic garbage is made here, and with 10,000 hosts a full collection over the
+        # model's objects took longer than the render itself (as in the core's diff).
+        enabled = gc.isenabled()
+        gc.disable()
         try:
-            config = render(model, options, self.fallback)
+            config = render(model, options, self.fallback, self._render_cache[lua])
         except UnsafeValue as exc:
             raise ApplyError(f"cannot render the nginx configuration: {exc}") from exc
+        finally:
+            if enabled:
+                gc.enable()
         if config.problems != self._problems:
             for problem in config.problems:
                 log.warning("%s", problem)
@@ -330,15 +358,26 @@ class NginxBackend:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
-    def _check(self, config: NginxConfig) -> None:
-        """Write the candidate to a new file and ``nginx -t`` it; ApplyError if refused."""
+    def _write_candidate(self, config: NginxConfig) -> None:
+        """Write the candidate (and its certificates) to new files; ApplyError at once if the
+        same text was refused before."""
         if self.failed is not None and self.failed[0] == config.digest:
-            # The same text was refused already: say so again without running nginx -t.
+            # The same text was refused already: say so again without asking nginx.
             raise ApplyError(str(self.failed[1]), self.failed[1].refs)
         with self.watch.part("write"):
             self._write_key_pairs(config)
             write_atomic(self.candidate, config.text, mode=0o600)
         self.checks += 1
+
+    def _check(self, config: NginxConfig) -> None:
+        """Before a start: write the candidate and ``nginx -t`` it; ApplyError if refused.
+
+        A reload needs no ``nginx -t``: the master parses the new file itself, and one it
+        refuses ([emerg]) leaves the old configuration and workers serving (notes §5); the
+        apply reads the refusal from nginx's log (:meth:`_wait_serving`). With no master
+        running yet, a refused file would end nginx instead, so a start checks it first.
+        """
+        self._write_candidate(config)
         with self.watch.part("validate"):
             result = check_config(self.options.binary, self.prefix, self.candidate)
         self._check_seconds = result.seconds
@@ -404,6 +443,8 @@ class NginxBackend:
     def start(self, model: RouteModel) -> ApplyResult:
         """Start nginx serving ``model`` (stopping a master an earlier run left behind)."""
         self._ready = False
+        with self._channel_lock:
+            self._endpoints = model
         self._prepare_dirs()
         self._check_worker_access()
         process = self.process
@@ -426,6 +467,7 @@ class NginxBackend:
             process.failed_start()  # restarts back off as if nginx had died at once
             raise
         mark = self.tail.mark()
+        self.generations.clear()
         process.start()
         try:
             self._wait_serving(process, config, mark)
@@ -456,18 +498,23 @@ class NginxBackend:
         except OSError as exc:
             log.warning("nginx: cannot make %s 0600: %s", self.channel_socket, exc)
 
-    def _push(self, model: RouteModel, names: tuple[str, ...] | None) -> int:
-        """Write the endpoints of ``names`` (None: the whole state) and verify them."""
+    def _push(
+        self, model: RouteModel, names: tuple[str, ...] | None, delete: tuple[str, ...] = ()
+    ) -> int:
+        """Write the endpoints of ``names`` (None: the whole state), delete the backends
+        ``delete``, and verify."""
         assert self.channel is not None
         started = time.monotonic()
         with self.watch.part("push endpoints"):
-            generation = self._send(model, names)
+            generation = self._send(model, names, delete)
         self.pushes += 1
         if names is None:
             what = f"all {len(model.backends)} backends"
         else:
             shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
             what = f"{len(names)} backend{'s' if len(names) != 1 else ''} ({shown})"
+        if delete:
+            what += f", {len(delete)} deleted"
         log.info(
             "nginx: endpoints of %s pushed and read back (generation %d, %.1f ms)",
             what,
@@ -476,11 +523,22 @@ class NginxBackend:
         )
         return generation
 
-    def _send(self, model: RouteModel, names: tuple[str, ...] | None) -> int:
+    def _send(
+        self, model: RouteModel, names: tuple[str, ...] | None, delete: tuple[str, ...] = ()
+    ) -> int:
+        """One write and its read-back, under the channel lock: the endpoints of ``names``
+        (None: every backend) in ``model``, or in the newest model handed over where it has
+        the backend (a runtime lane push's newer endpoints, see :meth:`push_endpoints`)."""
         assert self.channel is not None
-        if names is None:
-            return self.channel.replace(endpoint_state(model))
-        return self.channel.update(endpoint_state(model, names))
+        with self._channel_lock:
+            state = endpoint_state(model, names)
+            newest = self._endpoints
+            if newest is not None and newest is not model:
+                index = newest.backend_index
+                state.update(endpoint_state(newest, [n for n in state if n in index]))
+            if names is None:
+                return self.channel.replace(state)
+            return self.channel.update(state, delete=delete)
 
     def _fall_back(
         self, model: RouteModel, exc: ChannelError, reasons: tuple[ReloadReason, ...]
@@ -506,8 +564,68 @@ class NginxBackend:
         """Serve ``model``; the result's ``timings`` say where the time went. ``previous`` is
         not needed: the backend compares with the configuration it runs."""
         self.watch.reset()
-        result = self._apply(model, diff)
+        with self._channel_lock:
+            # Endpoints come from the newest model: this one, unless the core's runtime lane
+            # already pushed a successor of it (push_endpoints, while this apply started).
+            if self._lane_root is not model:
+                self._endpoints = model
+            self._lane_root = None
+        try:
+            result = self._apply(model, diff)
+        finally:
+            with self._channel_lock:
+                self._lane_root = None
         return replace(result, timings=self.watch.timings())
+
+    def push_endpoints(
+        self, model: RouteModel, previous: RouteModel, diff: ModelDiff
+    ) -> ApplyResult | None:
+        """The core's runtime lane (a second thread, while :meth:`apply` runs, a reload say):
+        push an endpoint-only change through the channel at once instead of after the reload.
+        Old and new workers share the dictionary, so the push is live for both. None (the
+        next apply does it) unless nginx runs the Lua balancer and the push was read back.
+
+        Every channel write, this one and the apply's, takes the endpoints from the newest
+        model handed over (``self._endpoints``) under one lock, so an apply's write never
+        brings back endpoints older than a push of the lane."""
+        process, running, channel = self.process, self.running, self.channel
+        if (
+            channel is None
+            or not diff.endpoints_only
+            or running is None
+            or not running.lua
+            or not self._use_lua()
+            or process is None
+            or not process.alive()
+        ):
+            return None
+        started = time.monotonic()
+        names = diff.endpoints_changed
+        try:
+            with self._channel_lock:
+                if self._lane_root is None:
+                    self._lane_root = previous
+                self._endpoints = model
+                generation = channel.update(endpoint_state(model, names))
+                self.pushes += 1
+        except ChannelError as exc:
+            log.warning("nginx: endpoint push during a reload failed (%s); after it then", exc)
+            return None
+        seconds = time.monotonic() - started
+        log.info(
+            "nginx: endpoints of %d backend%s pushed during an apply and read back "
+            "(generation %d, %.1f ms)",
+            len(names),
+            "s" if len(names) != 1 else "",
+            generation,
+            seconds * 1000,
+        )
+        return ApplyResult(
+            reloaded=False,
+            reasons=(ReloadReason.ENDPOINTS_CHANGED,),
+            runtime_changes=len(names),
+            timings=Timings((("push endpoints", seconds),)),
+        )
 
     def _apply(self, model: RouteModel, diff: ModelDiff | None) -> ApplyResult:
         process = self.process
@@ -520,6 +638,17 @@ class NginxBackend:
             # Lua mode renders no endpoint: the text is the running one, without rendering it
             # (the render of 10,000 hosts takes longer than the push).
             return self._push_endpoints(model, diff.endpoints_changed)
+        early: tuple[str, ...] = ()
+        if diff is not None and previous.lua and self._use_lua():
+            # First the endpoints (old and new workers share the dictionary): an endpoint
+            # change is live now, not after the render, and a new backend has its endpoints
+            # before the first new worker starts.
+            early = (*diff.backends_added, *diff.endpoints_changed)
+            if early:
+                try:
+                    self._push(model, early)
+                except ChannelError as exc:
+                    return self._fall_back(model, exc, reload_reasons(diff, lua=True))
         with self.watch.part("render"):
             config = self.render(model, lua=self._use_lua())
         if config.text == previous.text:
@@ -528,6 +657,12 @@ class NginxBackend:
             if not config.lua or (change is not None and not change.push):
                 log.debug("rendered configuration unchanged (%s): no reload", config.digest)
                 return ApplyResult(reloaded=False)
+            if early and change is not None:
+                return ApplyResult(
+                    reloaded=False,
+                    reasons=(ReloadReason.ENDPOINTS_CHANGED,),
+                    runtime_changes=len(change.push),
+                )
             return self._push_endpoints(model, change.push if change is not None else None)
         if config.lua and not previous.lua:
             reasons = (
@@ -539,23 +674,26 @@ class NginxBackend:
         else:
             reasons = (ReloadReason.OTHER,)
         started = time.monotonic()
-        self._check(config)
+        self._write_candidate(config)
         if config.lua:
-            # Before the HUP: the endpoints of backends the new workers route to first.
+            # Before the HUP: the endpoints of backends the new workers route to first (with
+            # a diff, pushed above already).
             try:
                 if not previous.lua:
                     self._write_seed(model)
                 elif diff is None:
                     self._push(model, tuple(b.name for b in model.backends))
-                elif diff.backends_added or diff.endpoints_changed:
-                    self._push(model, (*diff.backends_added, *diff.endpoints_changed))
             except ChannelError as exc:
                 return self._fall_back(model, exc, reasons)
         self._reload(config, reasons, started=started)
         if config.lua:
             self._secure_channel()
             try:
-                self._push(model, None)
+                if not previous.lua or diff is None:
+                    self._push(model, None)  # the whole state: a new dictionary, or unknown
+                elif diff.backends_removed:
+                    # Once no old worker accepts: what only the old configuration routed to.
+                    self._push(model, (), delete=diff.backends_removed)
             except ChannelError as exc:
                 return self._fall_back(model, exc, reasons)
             if not previous.lua:
@@ -576,34 +714,37 @@ class NginxBackend:
     def _reload(
         self, config: NginxConfig, reasons: tuple[ReloadReason, ...], started: float | None = None
     ) -> None:
-        """Make the running master serve ``config``: nginx -t (unless the caller did, at
+        """Make the running master serve ``config``: write it (unless the caller did, at
         ``started``), swap, HUP, wait until the new workers serve it and the old ones stopped
-        accepting."""
+        accepting. A configuration the master refuses is an ApplyError, and the old one keeps
+        serving."""
         process = self.process
         assert process is not None and self.running is not None
         if started is None:
             started = time.monotonic()
-            self._check(config)
+            self._write_candidate(config)
         previous = self.running
         os.replace(self.candidate, self.conf)
         old_workers = process.workers()
         mark = self.tail.mark()
-        with self.watch.part("reload"):
-            process.signal(signal.SIGHUP)
+        hup = time.monotonic()
+        process.signal(signal.SIGHUP)
         try:
-            with self.watch.part("wait-until-served"):
-                self._wait_serving(process, config, mark)
+            self._wait_serving(process, config, mark)
         except ApplyError as exc:
             # The master keeps its old configuration; so must the file, for later restarts.
+            write_atomic(self.rejected, config.text, mode=0o600)
             write_atomic(self.conf, previous.text, mode=0o600)
             self._remove_stale_files(previous)
             self.failed = (config.digest, exc)
             self.last_error = str(exc)
             raise
-        with self.watch.part("old workers retired"):
+        self._time_reload(mark, hup)
+        with self.watch.part("old workers stop accepting"):
             retired = process.wait_retired(old_workers, timeout=5.0)
         if not retired:
             log.warning("old nginx workers still accept connections 5s after the reload")
+        self.generations.retire(self.reloads + 1, old_workers, hup, process.pid)
         self.running = config
         self._guard_record()
         self.failed = None
@@ -611,13 +752,45 @@ class NginxBackend:
         self.reloads += 1
         self._remove_stale_files(config)
         log.info(
-            "nginx reloaded (%s): config %s, %s, nginx -t %.0f ms, served after %.0f ms",
+            "nginx reloaded (%s): config %s, %s, served after %.0f ms",
             ", ".join(reasons),
             config.digest,
             "Lua balancer" if config.lua else "static upstreams",
-            self._check_seconds * 1000,
             (time.monotonic() - started) * 1000,
         )
+
+    def _time_reload(self, mark: int, hup: float) -> None:
+        """Split the time from SIGHUP until the new workers served into the master's parse of
+        the configuration (until it logs "start worker processes", notice level) and the new
+        workers' start (until the status server answers the new digest)."""
+        served = time.monotonic()
+        parsed = self.tail.arrived(mark, "start worker processes")
+        if parsed is not None and hup <= parsed <= served:
+            self.watch.add("master parse", parsed - hup)
+            self.watch.add("new workers serve", served - parsed)
+        else:
+            self.watch.add("reload until served", served - hup)
+
+    # -- observed by /metrics ---------------------------------------------------------------
+
+    def worker_generations(self) -> int:
+        """The current workers' generation plus each older one still shutting down (0: nginx
+        is not running)."""
+        process = self.process
+        if process is None or not process.alive():
+            return 0
+        old = self.generations.old(process.pid)
+        known = {pid for generation in old for pid in generation}
+        # Retired by a reload whose apply has not returned yet: one more generation.
+        stray = [pid for pid in process.shutting_down() if pid not in known]
+        return 1 + len(old) + (1 if stray else 0)
+
+    def memory_bytes(self) -> int:
+        """PSS of the master and all its workers (old ones included)."""
+        process = self.process
+        if process is None or process.pid is None or not process.alive():
+            return 0
+        return sum(pss_bytes(pid) for pid in [process.pid, *process.workers()])
 
     def _guard_record(self) -> None:
         certs = self.conf_dir / "certs"

@@ -17,7 +17,8 @@ How a request finds its row, without Lua (so the same in both upstream modes):
   after the first row without conditions, then the default (default backend, else 404).
 * Each condition is a ``map`` to ``1``/``0`` (http level, named by a hash of what it tests, so
   equal conditions are one map): the method (``$request_method``), a header (``$http_<name>``,
-  an anchored case-sensitive regex), a query parameter (``$args``: the *first* parameter of
+  an anchored case-sensitive regex), a cookie (``$http_cookie``, :func:`cookie_regex`), a
+  query parameter (``$args``: the *first* parameter of
   that name has that value, as :meth:`Request.query_param`), the wildcard guard (``$host``,
   single label). A location with conditional candidates gets one more ``map``: the
   concatenated condition bits -> the named location of the first candidate that holds (regex
@@ -73,8 +74,10 @@ from polyingress.core import (
     WeightedBackend,
 )
 
+from .affinity import affinity_lines, upstream_name
 from .render import (
     _ROOT,
+    _Answer,
     _directive,
     _Key,
     _Location,
@@ -127,6 +130,15 @@ GATEWAY_FEATURES = (
     "HTTPRouteCORS",
     # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
     "polyingress.io/BackendProtocolTLS",
+    # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match),
+    # proxy-connect-timeout and proxy-send-timeout (proxy_connect_timeout, proxy_send_timeout
+    # in the row's location) and
+    "polyingress.io/CookieMatching",
+    "polyingress.io/BackendConnectTimeout",
+    "polyingress.io/BackendSendTimeout",
+    # affinity: cookie (affinity.py: the cookie's value picks the endpoint, by a consistent
+    # hash upstream in static mode, by the Lua balancer's rendezvous hashing in Lua mode).
+    "polyingress.io/SessionAffinity",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -166,6 +178,9 @@ def gateway_row(route: Route) -> bool:
         or route.mirrors
         or route.timeout is not None
         or route.cors is not None
+        or route.connect_timeout is not None
+        or route.send_timeout is not None
+        or route.affinity is not None
     )
 
 
@@ -199,6 +214,14 @@ def _re_escape(value: str) -> str:
     """A PCRE literal: every character but ASCII letters and digits backslash-escaped (a
     backslash before a non-alphanumeric character is always that character)."""
     return "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in value)
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """A PCRE holding for a Cookie header whose first pair named ``name`` (case-sensitive)
+    has ``value`` (Request.cookie): every pair before it does not start with ``name=``.
+    ``$cookie_<name>`` would match the name in any case."""
+    n, v = _re_escape(name), _re_escape(value)
+    return f"^(?:(?![ \\t]*{n}=)[^;]*;)*[ \\t]*{n}={v}[ \\t]*(?:;|$)"
 
 
 def literal(value: str) -> str:
@@ -267,12 +290,43 @@ class Gateway:
     http_blocks: dict[str, tuple[str, ...]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     _tables: dict[str | None, PathTable] = field(default_factory=dict)
+    # Between record() and recorded(): the http blocks named, and where the problems started.
+    _named: set[str] | None = None
+    _problems_from: int = 0
 
     def involves(self, *vhosts: VirtualHost | None) -> bool:
         return involves(*vhosts)
 
     def shadowed(self, vhost: VirtualHost) -> bool:
         return shadowed(self.model, vhost)
+
+    # -- what one host needs (render.py's RenderCache) -----------------------------------------
+
+    def record(self) -> None:
+        """Start noting the http blocks that the servers rendered next name, and their
+        problems."""
+        self._named = set()
+        self._problems_from = len(self.problems)
+
+    def recorded(self) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]:
+        """The http blocks (name, lines) and the problems since :meth:`record`."""
+        named = self._named or set()
+        self._named = None
+        blocks = tuple((name, self.http_blocks[name]) for name in sorted(named))
+        return blocks, tuple(self.problems[self._problems_from :])
+
+    def replay(
+        self, blocks: tuple[tuple[str, tuple[str, ...]], ...], problems: tuple[str, ...]
+    ) -> None:
+        """What :meth:`recorded` gave for servers that are reused instead of rendered again."""
+        for name, lines in blocks:
+            self.http_blocks.setdefault(name, lines)
+        self.problems.extend(problems)
+
+    def _block(self, name: str, lines: tuple[str, ...]) -> None:
+        self.http_blocks.setdefault(name, lines)
+        if self._named is not None:
+            self._named.add(name)
 
     # -- http level -----------------------------------------------------------------------------
 
@@ -297,12 +351,15 @@ class Gateway:
         """A map of ``source`` with ``entries`` (key, value), all nginx text, named by its
         content; returns the variable's name."""
         var = _PREFIX + kind + "_" + _digest(source, entries, default)
-        if var not in self.http_blocks:
-            self.http_blocks[var] = (
-                f"map {source} ${var} {{",
-                f"    default {default};",
-                *(f"    {k} {v};" for k, v in entries),
-                "}",
+        if var not in self.http_blocks or self._named is not None:
+            self._block(
+                var,
+                (
+                    f"map {source} ${var} {{",
+                    f"    default {default};",
+                    *(f"    {k} {v};" for k, v in entries),
+                    "}",
+                ),
             )
         return var
 
@@ -326,6 +383,8 @@ class Gateway:
                 return None
             variable = "$http_" + h.name.replace("-", "_")
             conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
+        for c in route.cookies:
+            conds.add(self._flag("$http_cookie", cookie_regex(c.name, c.value)))
         for q in route.query:
             name, value = _re_escape(q.name), _re_escape(q.value)
             tail = f"={value}(?:&|$)" if q.value else "=?(?:&|$)"
@@ -428,9 +487,13 @@ class Gateway:
         if route.cors is None:
             return ()
         # A CORS preflight: OPTIONS with an Access-Control-Request-Method.
-        self.http_blocks[_CORS_PREFLIGHT] = (
-            f'map "$request_method:$http_access_control_request_method" ${_CORS_PREFLIGHT} '
-            '{ default 0; "~^OPTIONS:." 1; }',
+        # Noted for the render cache, as every http block.
+        self._block(
+            _CORS_PREFLIGHT,
+            (
+                f'map "$request_method:$http_access_control_request_method" ${_CORS_PREFLIGHT} '
+                '{ default 0; "~^OPTIONS:." 1; }',
+            ),
         )
         found = self._cors_vars(route.cors)
         headers = [
@@ -470,12 +533,20 @@ class Gateway:
 
     @staticmethod
     def _timeouts(route: Route) -> tuple[str, ...]:
+        lines: list[str] = []
+        if route.connect_timeout is not None:
+            lines.append(f"proxy_connect_timeout {_ms(route.connect_timeout)};")
+        if route.send_timeout is not None:
+            lines.append(f"proxy_send_timeout {_ms(route.send_timeout)};")
         if route.timeout is None:
-            return ()
+            return tuple(lines)
         t = _ms(route.timeout)
+        if route.connect_timeout is None:
+            lines.append(f"proxy_connect_timeout {t};")
+        if route.send_timeout is None:
+            lines.append(f"proxy_send_timeout {t};")
         return (
-            f"proxy_connect_timeout {t};",
-            f"proxy_send_timeout {t};",
+            *lines,
             f"proxy_read_timeout {t};",
             f"proxy_next_upstream_timeout {t};",
         )
@@ -517,15 +588,40 @@ class Gateway:
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
         )
         mirrors, extra = self._mirrors(route)
+        final = _directive(self.model, answer, self.lua)
+        # Lua mode names the backend with `set`, a rewrite-module directive: it must come
+        # before a `rewrite ... break`, which ends them (so must the affinity key's `set`).
+        named = _Answer(final).backend_set
+        proxy = _Answer(final).lua_proxy if named is not None else final
+        head: tuple[str, ...] = (named,) if named is not None else ()
+        sticky: tuple[str, ...] = ()
+        if route.affinity is not None and proxy.startswith("proxy_pass"):
+            sticky = self._affinity(route)
+            head += tuple(line for line in sticky if line.startswith("set "))
+            sticky = tuple(line for line in sticky if not line.startswith("set "))
+            if not self.lua:  # the upstream hashing the key (render.py upstreams)
+                found = self.model.backend_index[backend]
+                scheme = "https" if found.protocol.tls else "http"
+                proxy = f"proxy_pass {quote(f'{scheme}://{upstream_name(backend)}')};"
         directives = (
+            *head,
             *self._rewrite(route, "break"),
             *self._headers(route, share),
             *self._response(route),
+            *sticky,
             *mirrors,
             *self._timeouts(route),
-            _directive(self.model, answer, self.lua),
+            proxy,
         )
         return _simple(directives, extra=extra)
+
+    def _affinity(self, route: Route) -> tuple[str, ...]:
+        def add_map(name: str, lines: tuple[str, ...]) -> None:
+            self._block(name, lines)  # noted for the render cache, as every http block
+
+        return affinity_lines(
+            route, add_map, _re_escape, lambda t: quote(t, variables=True), literal
+        )
 
     def _status(self, route: Route, status: int) -> _Action:
         return _simple((*self._response(route), f"return {status};"))
@@ -596,7 +692,7 @@ class Gateway:
                 )
             before = upto
         var = _PREFIX + "w_" + _digest(entries)
-        self.http_blocks.setdefault(var, (f'split_clients "$request_id" ${var} {{', *entries, "}"))
+        self._block(var, (f'split_clients "$request_id" ${var} {{', *entries, "}"))
         inline = (f"error_page 418 = ${var};", "return 418;")
         return _Action(inline, "$" + var, (), tuple(deps), tuple(extra))
 

@@ -160,4 +160,10 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
 
 
 # Every hook of the backend, from its class and the functions above (polyingress.core.kit).
-hooks = backend_plugin(info=info, create=create, render=render_config, add_options=add_options)
+hooks = backend_plugin(
+    info=info,
+    create=create,
+    render=render_config,
+    add_options=add_options,
+    push_endpoints=True,  # NginxBackend.push_endpoints: endpoint changes during a reload
+)

@@ -102,6 +102,12 @@ GATEWAY_FEATURES = (
     "HTTPRouteCORS",
     # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
     "polyingress.io/BackendProtocolTLS",
+    # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex) and
+    # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
+    "polyingress.io/CookieMatching",
+    "polyingress.io/BackendConnectTimeout",
+    # affinity: cookie (a load balancer's sticky cookie: render.py _sticky).
+    "polyingress.io/SessionAffinity",
 )
 
 

@@ -445,7 +445,42 @@ def _conditions(route: Route) -> list[str]:
         out.append(f"Method({literal(route.method)})")
     out.extend(f"Header({literal(h.name)}, {literal(h.value)})" for h in route.headers)
     out.extend(f"Query({literal(q.name)}, {literal(q.value)})" for q in route.query)
+    out.extend(
+        f"HeaderRegexp({quote('Cookie')}, {literal(cookie_regex(c.name, c.value))})"
+        for c in route.cookies
+    )
     return out
+
+
+_COOKIE_TOKEN = re.compile(r"[-._~A-Za-z0-9]+")
+
+
+def _re2(char: str) -> str:
+    return "\\" + char if char in ".-" else char
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """An RE2 expression holding for a Cookie header whose first pair named ``name``
+    (case-sensitive) has ``value`` (the core's Request.cookie). RE2 has no look-ahead, so
+    "a pair before it is not named ``name``" is spelled out: the pair (blanks dropped) is
+    empty, a proper prefix of ``name=``, or leaves ``name=`` at some character. Names and
+    values are letters, digits and ``-._~`` (the translation's rule); nothing else is built
+    into the expression."""
+    for part in (name, value):
+        if not _COOKIE_TOKEN.fullmatch(part):
+            raise ValueError(f"{part!r} is not a cookie token of letters, digits and -._~")
+    want = name + "="
+    alternatives = [""]
+    for i in range(len(want)):
+        head = "".join(_re2(c) for c in want[:i])
+        if i:
+            alternatives.append(head)
+        banned = ";[:blank:]" if i == 0 else ";"
+        alternatives.append(f"{head}[^{banned}{_re2(want[i])}][^;]*")
+    before = "(?:[[:blank:]]*(?:" + "|".join(alternatives) + ");)*"
+    n = "".join(_re2(c) for c in name)
+    v = "".join(_re2(c) for c in value)
+    return f"^{before}[[:blank:]]*{n}={v}[[:blank:]]*(?:;|$)"
 
 
 def _and(host: str | None, path: str, conditions: Iterable[str] = ()) -> str:
@@ -669,36 +704,75 @@ def _status_middleware(status: int, middlewares: dict[str, Any]) -> str:
     return name
 
 
-def _timed(name: str, ms: int, services: dict[str, Any], transports: dict[str, Any]) -> str:
-    """A row's timeout towards its backends: a copy of the service whose servers use a
+def _timed(
+    name: str,
+    ms: int | None,
+    services: dict[str, Any],
+    transports: dict[str, Any],
+    dial_ms: int | None = None,
+) -> str:
+    """A row's timeouts towards its backends: a copy of the service whose servers use a
     serversTransport waiting ``ms`` for the response headers (the ConfigMap's
-    ``proxy-read-timeout`` is every other service's; a route's own timeout may be longer). The
-    filters middleware bounds the whole request by the same time."""
+    ``proxy-read-timeout`` is every other service's; a route's own timeout may be longer) and
+    ``dial_ms`` for the connection (proxy-connect-timeout). The filters middleware bounds the
+    whole request by ``ms``."""
+    suffix = "".join(
+        f"-{what}-{value}ms" for what, value in (("timeout", ms), ("dial", dial_ms)) if value
+    )
     conf = services[name]
     if "loadBalancer" in conf:
-        # Each backend's own transport (TLS or not), waiting ``ms``.
+        # Each backend's own transport (TLS or not), with the row's timeouts.
         own = conf["loadBalancer"].get("serversTransport", SERVERS_TRANSPORT)
-        transport = (
-            f"{own}-timeout-{ms}ms" if own != SERVERS_TRANSPORT else f"polyingress-timeout-{ms}ms"
-        )
+        transport = f"{own}{suffix}" if own != SERVERS_TRANSPORT else f"polyingress{suffix}"
         if transport not in transports:
             base = transports[own]
-            transports[transport] = {
-                **base,
-                "forwardingTimeouts": {
-                    **base["forwardingTimeouts"],
-                    "responseHeaderTimeout": format_duration(ms),
-                },
-            }
-        copy = f"{name}-timeout-{ms}ms"
+            timeouts = dict(base["forwardingTimeouts"])
+            if ms is not None:
+                timeouts["responseHeaderTimeout"] = format_duration(ms)
+            if dial_ms is not None:
+                timeouts["dialTimeout"] = format_duration(dial_ms)
+            transports[transport] = {**base, "forwardingTimeouts": timeouts}
+        copy = f"{name}{suffix}"
         services[copy] = {"loadBalancer": {**conf["loadBalancer"], "serversTransport": transport}}
         return copy
     children = conf.get("weighted", {}).get("services") or []
     if not children:
         return name  # no server: 503 at once
-    timed = [{**c, "name": _timed(c["name"], ms, services, transports)} for c in children]
-    copy = f"{name}-timeout-{ms}ms"
+    timed = [{**c, "name": _timed(c["name"], ms, services, transports, dial_ms)} for c in children]
+    copy = f"{name}{suffix}"
     services[copy] = {"weighted": {"services": timed}}
+    return copy
+
+
+def _sticky(
+    name: str, route: Route, scheme: str, services: dict[str, Any], cookie: dict[str, Any] | None
+) -> str:
+    """A copy of the service whose load balancers set a sticky cookie (cookie session
+    affinity): ingress-nginx's attributes, HttpOnly, Secure on HTTPS unless the annotation
+    says, Path the row's path unless given."""
+    affinity = route.affinity
+    assert affinity is not None
+    if cookie is None:
+        secure = affinity.secure if affinity.secure is not None else scheme == "https"
+        cookie = {"name": affinity.name, "httpOnly": True, "secure": secure}
+        cookie["path"] = affinity.path if affinity.path is not None else route.path
+        if affinity.domain is not None:
+            cookie["domain"] = affinity.domain
+        if affinity.samesite is not None:
+            cookie["sameSite"] = affinity.samesite.lower()
+        if affinity.max_age is not None:
+            cookie["maxAge"] = affinity.max_age
+    conf = services[name]
+    digest = hashlib.sha256(repr(sorted(cookie.items())).encode()).hexdigest()[:12]
+    copy = f"{name}-sticky-{digest}"
+    if "loadBalancer" in conf:
+        services[copy] = {"loadBalancer": {**conf["loadBalancer"], "sticky": {"cookie": cookie}}}
+        return copy
+    children = conf.get("weighted", {}).get("services") or []
+    if not children:
+        return name  # no server: 503 at once
+    sticky = [{**c, "name": _sticky(c["name"], route, scheme, services, cookie)} for c in children]
+    services[copy] = {"weighted": {"services": sticky}}
     return copy
 
 
@@ -728,8 +802,16 @@ def _row_target(
         service = route.backend
     if service == SERVICE_UNAVAILABLE:
         return (), service, True  # 503: nothing is proxied
-    if route.timeout is not None:
-        service = _timed(service, timeout_ms(route.timeout), services, transports)
+    if route.timeout is not None or route.connect_timeout is not None:
+        service = _timed(
+            service,
+            None if route.timeout is None else timeout_ms(route.timeout),
+            services,
+            transports,
+            None if route.connect_timeout is None else timeout_ms(route.connect_timeout),
+        )
+    if route.affinity is not None:
+        service = _sticky(service, route, scheme, services, None)
     chain: tuple[str, ...] = ()
     native = native_headers(route)
     if native is not None:
@@ -817,9 +899,17 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
                 kind = "exact" if route.path_type is PathType.EXACT else "prefix"
                 key: tuple[Any, ...] = (entrypoint, vhost.host, kind, route.path)
                 if route.conditional:
-                    conditions = (route.method, route.headers, route.query, route.schemes)
+                    conditions: tuple[Any, ...] = (
+                        route.method,
+                        route.headers,
+                        route.query,
+                        route.schemes,
+                    )
+                    if route.cookies:  # (only then: the other routers keep their names)
+                        conditions = (*conditions, route.cookies)
                     key = (*key, conditions)
-                memo = (id(route), scheme if route.redirect is not None else "")
+                per_scheme = route.redirect is not None or route.affinity is not None
+                memo = (id(route), scheme if per_scheme else "")
                 target = targets.get(memo)
                 if target is None:
                     target = _row_target(route, scheme, model, services, middlewares, transports)

@@ -22,6 +22,7 @@ note says where polyingress differs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -41,6 +42,7 @@ from polyingress.core.pipeline.annotations import (
 from polyingress.core.pipeline.gateway import BACKEND_TLS
 from polyingress.core.pipeline.model import (
     BackendProtocol,
+    CookieMatch,
     Cors,
     HeaderFilter,
     HeaderMatch,
@@ -51,6 +53,7 @@ from polyingress.core.pipeline.model import (
     Redirect,
     Rewrite,
     Route,
+    SessionAffinity,
     WeightedBackend,
 )
 from polyingress.core.pipeline.problems import Problem, Severity
@@ -58,17 +61,24 @@ from polyingress.core.pipeline.regexpath import RegexForm
 from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
 
 __all__ = [
+    "ANNOTATION_FEATURES",
     "ANNOTATION_SUPPORT",
     "CANARY_KEYS",
+    "CONNECT_TIMEOUT",
+    "COOKIE_MATCHING",
+    "SEND_TIMEOUT",
+    "SESSION_AFFINITY",
     "Canary",
     "Gate",
     "IngressPolicy",
     "Support",
     "Verdict",
     "app_root_rows",
+    "custom_headers_filter",
     "error_rows",
     "gate",
     "policy_of",
+    "served_policy",
     "translate_annotations",
     "uses_regex",
     "with_canaries",
@@ -112,6 +122,19 @@ _CORS_DEFAULTS: dict[str, Any] = {
     "cors-allow-credentials": True,
     "cors-max-age": 1728000,
 }
+_RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
+# Route model parts the Gateway API has no feature for, which only annotations use: a backend
+# declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
+# lists only upstream names: core/pipeline/gateway.py).
+COOKIE_MATCHING = "polyingress.io/CookieMatching"
+CONNECT_TIMEOUT = "polyingress.io/BackendConnectTimeout"
+SESSION_AFFINITY = "polyingress.io/SessionAffinity"
+SEND_TIMEOUT = "polyingress.io/BackendSendTimeout"
+ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT, SESSION_AFFINITY, SEND_TIMEOUT)
+# Features whose absence only loses a refinement: a backend lacking one serves the Ingress
+# without it (a warning), not with 500 (the ConfigMap's timeout applies instead; requests are
+# balanced over the endpoints, as without affinity).
+OPTIONAL_FEATURES = frozenset({CONNECT_TIMEOUT, SESSION_AFFINITY, SEND_TIMEOUT})
 _WELL_KNOWN = {"http": 80, "https": 443}
 _CODE_FEATURES = {
     303: "HTTPRoute303RedirectStatusCode",
@@ -145,13 +168,15 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Canary:
-    """A canary Ingress's rules: ``weight`` of ``total`` requests, and the header that sends a
-    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values)."""
+    """A canary Ingress's rules: ``weight`` of ``total`` requests, the header that sends a
+    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values) and the
+    cookie that does (``always``/``never``)."""
 
     weight: int = 0
     total: int = 100
     header: str | None = None
     value: str | None = None
+    cookie: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +190,21 @@ class IngressPolicy:
     host_rewrite: str | None = None
     forwarded_prefix: str | None = None
     timeout: float | None = None
+    connect_timeout: float | None = None
+    send_timeout: float | None = None
+    affinity: SessionAffinity | None = None
     redirect: Redirect | None = None  # permanent-/temporal-redirect: every path answers it
     force_ssl: bool = False
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
     protocol: BackendProtocol = BackendProtocol.HTTP  # backend-protocol
     cors: Cors | None = None  # enable-cors and the cors-* keys
+    # custom-headers: the ConfigMap (namespace, name), and the response headers it gives once
+    # the builder has read it (custom_headers_filter); ``denied``: it could not be used, and
+    # the Ingress's paths answer 503 (ingress-nginx's denied location).
+    custom_headers: tuple[str, str] | None = None
+    response_headers: HeaderFilter | None = None
+    denied: bool = False
     http_port: int = 80
     https_port: int = 443
 
@@ -199,9 +233,13 @@ class IngressPolicy:
             self.rewrite_target is None
             and self.host_rewrite is None
             and self.timeout is None
+            and self.connect_timeout is None
+            and self.send_timeout is None
+            and self.affinity is None
             and self.redirect is None
             and not self.force_ssl
             and self.cors is None
+            and self.response_headers is None
         )
 
     def problems(self) -> list[Problem]:
@@ -258,7 +296,16 @@ class IngressPolicy:
         if self.forwarded_prefix is not None and modifier is not None:
             # ingress-nginx sets X-Forwarded-Prefix only where it rewrites the path.
             headers = HeaderFilter(set=(("x-forwarded-prefix", self.forwarded_prefix),))
-        row = replace(base, rewrite=rewrite, request_headers=headers, timeout=self.timeout)
+        row = replace(
+            base,
+            rewrite=rewrite,
+            request_headers=headers,
+            response_headers=self.response_headers,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            send_timeout=self.send_timeout,
+            affinity=self.affinity,
+        )
         if not self.force_ssl:
             return [row]
         redirect = Redirect(status=308, scheme="https", port=self.https_port)
@@ -400,9 +447,10 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "regular expression header matches are not in the route model",
     ),
     "canary-by-cookie": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "cookie matches are not in the route model",
+        Support.PARTIAL,
+        frozenset({_CORE, COOKIE_MATCHING}),
+        "the cookie name is matched case-sensitively (ingress-nginx: in any case); the first "
+        "cookie of that name counts, as in ingress-nginx",
     ),
     "upstream-vhost": (Support.HONOURED, frozenset({_CORE, _HOST_REWRITE}), ""),
     "x-forwarded-prefix": (
@@ -422,14 +470,18 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "response streaming longer than it may be cut on some backends",
     ),
     "proxy-connect-timeout": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "no connect timeout in the route model; the backend's default applies",
+        Support.PARTIAL,
+        frozenset({_CORE, CONNECT_TIMEOUT}),
+        "an endpoint that does not accept the connection in time: 504 (nginx, Traefik), as in "
+        "ingress-nginx; a backend without it (HAProxy 2.6: no per-request connect timeout) "
+        "serves the Ingress with the ConfigMap's proxy-connect-timeout, with a warning",
     ),
     "proxy-send-timeout": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "no send timeout in the route model; the backend's default applies",
+        Support.PARTIAL,
+        frozenset({_CORE, SEND_TIMEOUT}),
+        "a backend that stops reading the request for that long: 504 on nginx, as in "
+        "ingress-nginx; HAProxy (timeout server also bounds the response) and Traefik (no "
+        "send timeout) serve the Ingress with the ConfigMap's timeouts, with a warning",
     ),
     "proxy-body-size": (
         Support.UNSUPPORTED,
@@ -445,14 +497,23 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "grpc-status); AUTO_HTTP and FCGI are not served (the Ingress is rejected)",
     ),
     "custom-headers": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "response headers set from a ConfigMap would fit the route model (ingress-nginx: "
-        "more_set_headers, names listed in global-allowed-response-headers), but the "
-        "controller reads only its own ConfigMap (RBAC resourceNames): not translated yet",
+        Support.PARTIAL,
+        frozenset({_CORE, _RESPONSE_HEADERS}),
+        "set on the responses the backend sends (ingress-nginx: also on the proxy's own "
+        "answers, such as a redirect or 503); a ConfigMap of the Ingress's namespace only; "
+        "names listed in the ConfigMap key global-allowed-response-headers, as in "
+        "ingress-nginx; a missing ConfigMap or a name or value refused: 503 on the Ingress's "
+        "paths, as in ingress-nginx",
     ),
     "enable-cors": (Support.PARTIAL, frozenset({_CORS}), _CORS_NOTE),
-    "affinity": (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model"),
+    "affinity": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "the cookie's value is the proxy's own (ingress-nginx: an endpoint digest): on nginx "
+        "and HAProxy a key hashed onto the endpoints (consistent: adding an endpoint moves "
+        "about 1/n of the sessions), on Traefik its sticky cookie naming the endpoint; a "
+        "canary's own affinity and ingress-nginx's sticky canaries are not served",
+    ),
     "auth-type": (
         Support.UNSUPPORTED,
         frozenset(),
@@ -467,10 +528,31 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         for k in _LIMIT_KEYS
     },
     **{k: (Support.HONOURED, frozenset({_CORS}), "") for k in _CORS_KEYS},
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "session affinity is not in the route model")
-        for k in _SESSION_KEYS
-    },
+    **{k: (Support.HONOURED, frozenset({_CORE, SESSION_AFFINITY}), "") for k in _SESSION_KEYS},
+    "affinity-mode": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "nginx and HAProxy move about 1/n of the sessions when an endpoint is added "
+        "(balanced) and Traefik none (persistent), whatever the mode",
+    ),
+    "session-cookie-expires": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "sent as Max-Age (the same lifetime) when session-cookie-max-age is not set, not as "
+        "an Expires date",
+    ),
+    "session-cookie-conditional-samesite-none": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "SameSite=None is sent to every browser (ingress-nginx leaves it out for browsers "
+        "known to mishandle it)",
+    ),
+    "session-cookie-change-on-failure": (
+        Support.PARTIAL,
+        frozenset({_CORE, SESSION_AFFINITY}),
+        "whatever the value, Traefik gives a new cookie when the cookie's endpoint is gone; "
+        "nginx and HAProxy keep the cookie (its key then picks another endpoint)",
+    ),
     **{
         k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
         for k in _AUTH_KEYS
@@ -578,6 +660,7 @@ def translate_annotations(
             total=total,
             header=header,
             value=hvalue if header is not None else None,
+            cookie=values.get("canary-by-cookie"),
         )
 
     def inherited(name: str) -> bool:
@@ -732,14 +815,29 @@ def translate_annotations(
     if "proxy-read-timeout" in values and not inherited("proxy-read-timeout"):
         verdict("proxy-read-timeout")
         policy["timeout"] = float(values["proxy-read-timeout"])
+    if "proxy-connect-timeout" in values and not inherited("proxy-connect-timeout"):
+        verdict("proxy-connect-timeout")
+        policy["connect_timeout"] = float(values["proxy-connect-timeout"])
+    if "proxy-send-timeout" in values and not inherited("proxy-send-timeout"):
+        verdict("proxy-send-timeout")
+        policy["send_timeout"] = float(values["proxy-send-timeout"])
 
     # -- not in the route model --------------------------------------------------------------
-    for name in (
-        "proxy-connect-timeout",
-        "proxy-send-timeout",
-        "proxy-body-size",
-        "custom-headers",
-    ):
+    if "custom-headers" in values and not inherited("custom-headers"):
+        ns, cm = values["custom-headers"]
+        if ns is not None and ns != ref.namespace:
+            verdict(
+                "custom-headers",
+                Support.UNSUPPORTED,
+                f"the ConfigMap {ns}/{cm} is not in the Ingress's namespace {ref.namespace} "
+                "(ingress-nginx: only ConfigMaps of the same namespace are allowed)",
+                (),
+            )
+            verdicts[-1] = replace(verdicts[-1], severity=Severity.ERROR)
+        else:
+            verdict("custom-headers")
+            policy["custom_headers"] = (ref.namespace, cm)
+    for name in ("proxy-body-size",):
         if name in values and not inherited(name):
             verdict(name)
     if "backend-protocol" in values and not inherited("backend-protocol"):
@@ -747,9 +845,38 @@ def translate_annotations(
     for name in _ACCESS_KEYS:
         if name in values and not inherited(name):
             verdict(name)
+    # -- session affinity ------------------------------------------------------------------
+    affinity_keys = [k for k in ("affinity", *_SESSION_KEYS) if k in values]
+    if affinity_keys and is_canary:
+        for k in affinity_keys:
+            verdict(
+                k,
+                Support.UNSUPPORTED,
+                "a canary's own session affinity is not served: its rows take the main Ingress's",
+                (),
+            )
+    elif values.get("affinity") == "cookie":
+        for k in affinity_keys:
+            verdict(k)
+        expires = values.get("session-cookie-expires")
+        max_age = values.get("session-cookie-max-age")
+        policy["affinity"] = SessionAffinity(
+            name=values.get("session-cookie-name", "INGRESSCOOKIE"),
+            mode=values.get("affinity-mode", "balanced"),
+            path=values.get("session-cookie-path"),
+            domain=values.get("session-cookie-domain"),
+            samesite=values.get("session-cookie-samesite"),
+            conditional_samesite_none=bool(values.get("session-cookie-conditional-samesite-none")),
+            expires=expires,
+            max_age=max_age if max_age is not None else expires,
+            secure=values.get("session-cookie-secure"),
+            change_on_failure=bool(values.get("session-cookie-change-on-failure")),
+        )
+    else:
+        for k in affinity_keys:
+            verdict(k, Support.HONOURED, "no effect without affinity (as in ingress-nginx)", ())
     for switch, keys in (
         ("enable-cors", _CORS_KEYS),
-        ("affinity", _SESSION_KEYS),
         ("auth-type", _AUTH_KEYS),
     ):
         on = bool(values.get(switch))
@@ -857,6 +984,60 @@ def _cors_of(values: Mapping[str, Any]) -> Cors:
     )
 
 
+# ingress-nginx's custom-headers rules (internal/ingress/annotations/customheaders): a name of
+# letters, digits, '-' and '_'; a value of printable ASCII (its list is every printable
+# character), at most VALUE_MAX long here.
+_CUSTOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_CUSTOM_VALUE = re.compile(r"[\x20-\x7e]{1,1024}")
+
+
+def custom_headers_filter(
+    policy: IngressPolicy,
+    configmap: Mapping[str, Any] | None,
+    allowed: Sequence[str],
+    key_field: str,
+) -> tuple[HeaderFilter | None, Problem | None]:
+    """The response headers of a custom-headers ConfigMap (``data``: name -> value, each set,
+    replacing what the backend sent: more_set_headers), or why it cannot be used: missing, a
+    name or value ingress-nginx refuses, or a name not in ``allowed`` (the ConfigMap key
+    global-allowed-response-headers, compared as written, as ingress-nginx does)."""
+    assert policy.custom_headers is not None
+    ns, name = policy.custom_headers
+
+    def denied(why: str) -> tuple[None, Problem]:
+        return None, Problem(
+            ref=policy.ref,
+            field=key_field,
+            message=f"{why}; the Ingress's paths answer 503 (as in ingress-nginx)",
+            severity=Severity.ERROR,
+            reason=DENIED,
+        )
+
+    if configmap is None:
+        return denied(f"ConfigMap {ns}/{name} not found")
+    data = configmap.get("data") or {}
+    if not isinstance(data, Mapping) or not data:
+        return denied(f"ConfigMap {ns}/{name} has no data")
+    headers: list[tuple[str, str]] = []
+    for header in sorted(data, key=str):
+        value = data[header]
+        if not isinstance(header, str) or not _CUSTOM_NAME.fullmatch(header):
+            return denied(f"ConfigMap {ns}/{name}: {str(header)[:60]!r} is not a header name")
+        if not isinstance(value, str) or not _CUSTOM_VALUE.fullmatch(value):
+            return denied(f"ConfigMap {ns}/{name}: the value of {header} is not printable text")
+        if header not in allowed:
+            return denied(
+                f"ConfigMap {ns}/{name}: header {header} is not allowed: list it in the "
+                "ConfigMap key global-allowed-response-headers"
+            )
+        headers.append((header.lower(), value))
+    return HeaderFilter(set=tuple(headers)), None
+
+
+DENIED = "AnnotationDenied"
+"""The reason of a problem whose Ingress is served with its paths answering 503."""
+
+
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
     """Whether an Ingress sets use-regex (our prefix first, then ingress-nginx's; a value that
     is not a boolean is reported by the annotation parser and counts as false here)."""
@@ -904,6 +1085,8 @@ class Gate:
 
     missing: Mapping[str, frozenset[str]] = field(default_factory=dict)
     core: bool = True
+    # Optional features (OPTIONAL_FEATURES) the backend lacks, per key: served without them.
+    optional: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -913,18 +1096,43 @@ class Gate:
 def gate(policy: IngressPolicy, features: frozenset[str] | None) -> Gate:
     if features is None:
         return Gate()
-    missing = {
-        v.key: frozenset(v.features - features)
-        for v in policy.verdicts
-        if v.support is not Support.UNSUPPORTED and v.features - features
-    }
-    return Gate(missing=missing, core=_CORE in features)
+    missing: dict[str, frozenset[str]] = {}
+    optional: dict[str, frozenset[str]] = {}
+    for v in policy.verdicts:
+        lacking = v.features - features if v.support is not Support.UNSUPPORTED else frozenset()
+        if lacking and lacking <= OPTIONAL_FEATURES:
+            optional[v.key] = frozenset(lacking)
+        elif lacking:
+            missing[v.key] = frozenset(lacking)
+    return Gate(missing=missing, core=_CORE in features, optional=optional)
+
+
+def served_policy(policy: IngressPolicy, g: Gate) -> IngressPolicy:
+    """The policy as a backend lacking the optional features ``g`` names serves it."""
+    lacking = frozenset().union(*g.optional.values()) if g.optional else frozenset()
+    if CONNECT_TIMEOUT in lacking:
+        policy = replace(policy, connect_timeout=None)
+    if SESSION_AFFINITY in lacking:
+        policy = replace(policy, affinity=None)
+    if SEND_TIMEOUT in lacking:
+        policy = replace(policy, send_timeout=None)
+    return policy
 
 
 def gate_problems(policy: IngressPolicy, g: Gate, backend: str) -> list[Problem]:
     """What the Ingress loses on this backend: its rows answer 500 (UnsupportedValue), or it is
     rejected when the backend serves no Gateway API rows (or it is a canary)."""
-    out = []
+    out = [
+        Problem(
+            ref=policy.ref,
+            field=f"metadata.annotations[{key!r}]",
+            message=f"needs {', '.join(sorted(features))}, not served by the "
+            f"{backend or 'selected'} backend; ignored (the ConfigMap's setting applies)",
+            severity=Severity.WARNING,
+            reason="UnsupportedAnnotation",
+        )
+        for key, features in sorted(g.optional.items())
+    ]
     reject = not g.core or policy.canary is not None
     for key, features in sorted(g.missing.items()):
         names = ", ".join(sorted(features))
@@ -941,9 +1149,12 @@ def gate_problems(policy: IngressPolicy, g: Gate, backend: str) -> list[Problem]
     return out
 
 
-def error_rows(rule: PathRule, ref: ObjectRef) -> list[Route]:
-    """The row of a rule whose annotations its backend cannot serve: 500."""
-    return [Route(path=rule.path, path_type=rule.path_type, backend=None, source=ref, status=500)]
+def error_rows(rule: PathRule, ref: ObjectRef, status: int = 500) -> list[Route]:
+    """The row of a rule whose annotations its backend cannot serve (500), or that
+    ingress-nginx denies (503)."""
+    return [
+        Route(path=rule.path, path_type=rule.path_type, backend=None, source=ref, status=status)
+    ]
 
 
 def app_root_rows(policy: IngressPolicy, status: int | None = None) -> list[Route]:
@@ -1024,7 +1235,8 @@ def with_canaries(
 ) -> tuple[list[Route], list[tuple[CanaryUse, str]]]:
     """A main rule's rows with its canaries attached (oldest canary first), ingress-nginx's
     order of precedence: ``canary-by-header`` (``always``, or the value) sends a request to
-    that canary and ``never`` keeps it from that canary; then the weights split what is left.
+    that canary and ``never`` keeps it from that canary; then ``canary-by-cookie`` likewise
+    (``always``/``never``); then the weights split what is left.
     With several canaries, their header rows come in age order (every ``always``/value row
     before any ``never`` row) and the weights add up. Rows that do not proxy (a redirect, a
     500) take no canary. Returns the rows and the canaries whose weight was left out."""
@@ -1039,22 +1251,29 @@ def with_canaries(
         out.append(replace(row, backend=backend, split=split))
         for i, use in enumerate(canaries):
             c = use.canary
-            if c.header is None:
-                continue
             created, ns, name = use.order
-            hits = (("0", c.value),) if c.value is not None else (("0", "always"), ("1", "never"))
-            for rank, value in hits:
+            matches: list[tuple[str, str, HeaderMatch | CookieMatch]] = []
+            if c.header is not None:
+                values = (("0", c.value),) if c.value is not None else _ALWAYS_NEVER
+                matches += [(r, v, HeaderMatch(name=c.header, value=v)) for r, v in values]
+            if c.cookie is not None:
+                # After every header row (Route.sort_key: more headers first), as
+                # ingress-nginx's precedence header -> cookie -> weight says.
+                matches += [(r, v, CookieMatch(name=c.cookie, value=v)) for r, v in _ALWAYS_NEVER]
+            for rank, value, match in matches:
                 if value == "never":
                     others = {j: s for j, s in shares.items() if j != i}
                     b, sp = _split(main, canaries, others)
                     target = replace(row, backend=b, split=sp)
                 else:
                     target = replace(row, backend=use.backend, split=(), source=use.ref)
-                out.append(
-                    replace(
-                        target,
-                        headers=(HeaderMatch(name=c.header, value=value),),
-                        order=(rank + created, ns, name, i, 0),
-                    )
+                condition: dict[str, Any] = (
+                    {"headers": (match,)}
+                    if isinstance(match, HeaderMatch)
+                    else {"cookies": (match,)}
                 )
+                out.append(replace(target, order=(rank + created, ns, name, i, 0), **condition))
     return out, dropped
+
+
+_ALWAYS_NEVER = (("0", "always"), ("1", "never"))

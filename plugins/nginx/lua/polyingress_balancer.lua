@@ -8,8 +8,10 @@
 -- A worker keeps decoded copies and drops them all when the generation changes, so every
 -- request sees the state of the last completed write for the price of one shared-dict read.
 --
--- balance() runs as balancer_by_lua of every backend's upstream; the backend is the upstream's
--- name ($polyingress_upstream, a map of $proxy_host, which ngx.var cannot read directly).
+-- balance() runs as balancer_by_lua of the one upstream all backends share; the location names
+-- its backend in $polyingress_backend (a literal, or a map of $host where many hosts share one
+-- server block). balance(name) is the balancer of a mirror target's own upstream: a mirror's
+-- subrequest shares the variables of the request it copies, so it is handed its backend.
 -- A backend without a ready endpoint is sent to a local server (loopback) that answers 503:
 -- an access-phase check would cost every request a Lua coroutine (measured on a 2-core VM:
 -- about +2 us of nginx CPU per proxied request, +7-9%); this costs nothing to requests whose
@@ -27,6 +29,7 @@ local ngx = ngx
 local decode = cjson.decode
 local exit = ngx.exit
 local now = ngx.now
+local crc32_long = ngx.crc32_long
 local var = ngx.var
 local log = ngx.log
 local ERR = ngx.ERR
@@ -126,8 +129,29 @@ local function pick(name, peers, tried)
     return peers[spare]
 end
 
-function _M.balance()
-    local name = var.polyingress_upstream
+-- Session affinity (affinity.py): the endpoint whose hash with the key is highest among those
+-- neither tried nor failing (rendezvous hashing: adding an endpoint moves about 1/n of the
+-- keys, removing one only its own); nil when none is left.
+local function pick_by_key(key, peers, tried)
+    local t = now()
+    local best, best_score
+    for i = 1, #peers do
+        local peer = peers[i]
+        if not tried[peer.key] then
+            local deadline = failed_until[peer.key]
+            if deadline == nil or deadline <= t then
+                local score = crc32_long(key .. "|" .. peer.key)
+                if best == nil or score > best_score then
+                    best, best_score = peer, score
+                end
+            end
+        end
+    end
+    return best
+end
+
+function _M.balance(backend)
+    local name = backend or var.polyingress_backend
     local peers = name ~= nil and peers_of(name)
     if not peers then
         if unavailable_host == nil then
@@ -166,7 +190,11 @@ function _M.balance()
             failed_until[last] = now() + FAIL_TIMEOUT
         end
     end
-    local peer = pick(name, peers, tried)
+    local key = var.polyingress_affinity
+    local peer = key ~= nil and key ~= "" and pick_by_key(key, peers, tried)
+    if not peer then
+        peer = pick(name, peers, tried)
+    end
     local ok, err = set_current_peer(peer.host, peer.port)
     if not ok then
         log(ERR, "polyingress: backend ", name, ": peer ", peer.key, ": ", err)

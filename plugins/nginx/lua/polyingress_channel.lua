@@ -9,7 +9,9 @@
 --   PUT   /endpoints   {"backends": {...}}                   the whole state; others deleted
 --   PATCH /endpoints   {"backends": {...}, "delete": [...]}  only the backends named
 --
--- A write is validated entirely before the first key changes and answers the new generation.
+-- A write is validated entirely before the first key changes. It answers what the dictionary
+-- holds once it is done, as GET would (PUT: the whole state; PATCH: the backends it named,
+-- deleted ones absent), so the controller verifies a write without a second request.
 -- A backend that does not fit into the dictionary is deleted (its requests get 503: never
 -- the endpoints it had before) and the write answers 507, so the controller falls back.
 
@@ -142,7 +144,14 @@ local function write(doc, replace)
         dict:delete(PREFIX .. name)
     end
     local generation = dict:incr(GENERATION, 1, 0)
-    return generation, nil, full
+    local touched = nil  -- PUT: the whole state is read back
+    if not replace then
+        touched = deletes
+        for name in pairs(encoded) do
+            touched[#touched + 1] = name
+        end
+    end
+    return generation, nil, full, touched
 end
 
 local function reply(status, body)
@@ -220,7 +229,7 @@ function _M.handle()
     if type(doc) ~= "table" then
         return reply(400, { error = "expected a JSON object" })
     end
-    local generation, err, full = write(doc, method == "PUT")
+    local generation, err, full, touched = write(doc, method == "PUT")
     if generation == nil then
         return reply(400, { error = err })
     end
@@ -230,7 +239,9 @@ function _M.handle()
         return reply(507, { error = "no memory in lua_shared_dict", backends = full,
             generation = generation })
     end
-    return reply(200, { generation = generation })
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(state(touched))
+    return ngx.exit(200)
 end
 
 local function load_seed(path)
