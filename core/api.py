@@ -172,12 +172,15 @@ class BackendInfo:
     # says why); GatewayClass.status.supportedFeatures lists them. The same declaration gates
     # ingress-nginx annotations: an Ingress row may carry a rewrite, redirect, split, header
     # match, header filter or timeout (translate/annotations.py names the features each
-    # annotation needs), and only when the backend declares them. Parts of the route model the
-    # Gateway API has no feature for are named "polyingress.io/<Name>" (ANNOTATION_FEATURES:
-    # CookieMatching for Route.cookies; BackendConnectTimeout, BackendSendTimeout and
-    # SessionAffinity for Route.connect_timeout, .send_timeout and .affinity, which are
-    # optional: a backend without them serves the Ingress without that part, with a
-    # warning); GatewayClass status lists upstream names only.
+    # annotation needs), and only when the backend declares them. Names with a "/" are
+    # polyingress capabilities, not Gateway API features (left out of supportedFeatures;
+    # GatewayClass status lists upstream names only): "polyingress.io/BackendProtocolTLS"
+    # (core BACKEND_TLS) says the backend reaches a Backend whose protocol is HTTPS or GRPCS
+    # over TLS (backend-protocol annotation); parts of the route model the Gateway API has no
+    # feature for are named "polyingress.io/<Name>" (ANNOTATION_FEATURES: CookieMatching for
+    # Route.cookies; BackendConnectTimeout, BackendSendTimeout and SessionAffinity for
+    # Route.connect_timeout, .send_timeout and .affinity, which are optional: a backend
+    # without them serves the Ingress without that part, with a warning).
     gateway_features: tuple[str, ...] = ()
     settings: Mapping[str, str] = field(default_factory=dict)
 

@@ -25,6 +25,7 @@ __all__ = [
     "BLACKHOLE",
     "CASES",
     "NGINX",
+    "PROTOCOL_SERVICES",
     "SERVICES",
     "SETTINGS_CONFIGMAP",
     "SINK",
@@ -49,6 +50,15 @@ SERVICES: dict[str, str] = {
     "canary": "127.0.91.2",
     "canary-two": "127.0.91.3",
     "other": "127.0.91.4",
+}
+
+
+# Services whose one endpoint speaks another protocol than HTTP/1.1 (address, protocol), on the
+# hello servers' port: an HTTPS hello server (self-signed) and an h2c-only one
+# (:mod:`polyingress.testing.protocols`). Reached only with the right backend-protocol.
+PROTOCOL_SERVICES: dict[str, tuple[str, str]] = {
+    "secure": ("127.0.91.5", "https"),
+    "h2c": ("127.0.91.6", "h2c"),
 }
 
 
@@ -92,10 +102,10 @@ def location(template: str, http_port: int, https_port: int) -> str:
 class Expect:
     """One request and what it must get. ``service``: the Service whose hello server must
     answer (200), receiving ``path_seen`` (default: the target as sent), ``host_seen``
-    (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it; the
-    response must carry ``response_headers`` (name, value). Without a service, ``status`` is
-    what the proxy answers by itself, with ``location`` (a template, see :func:`location`)
-    for a redirect."""
+    (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it.
+    Without a service, ``status`` is what the proxy answers by itself, with ``location``
+    (a template, see :func:`location`) for a redirect. ``response_headers`` must be in the
+    answer with these values (lowercase names), ``absent_response_headers`` not."""
 
     host: str
     target: str
@@ -110,6 +120,7 @@ class Expect:
     absent_seen: tuple[str, ...] = ()
     location: str | None = None
     response_headers: tuple[tuple[str, str], ...] = ()
+    absent_response_headers: tuple[str, ...] = ()
     within: float | None = None  # the answer must come sooner (seconds) ...
     ends_by: str = "connect_timeout"  # ... ended by this timeout of the route
     body_size: int = 0  # a body of that many bytes is sent
@@ -186,6 +197,7 @@ def base_objects(port: int) -> list[dict[str, Any]]:
     )
     for name, addresses in (
         *((n, (a,)) for n, a in SERVICES.items()),
+        *((n, (a,)) for n, (a, _p) in PROTOCOL_SERVICES.items()),
         (BLACKHOLE[0], (BLACKHOLE[1],)),
         (SINK[0], (SINK[1],)),
         STICKY,
@@ -858,6 +870,141 @@ _READ_TIMEOUT = AnnotationCase(
     ),
 )
 
+# --- backend-protocol ------------------------------------------------------------------------
+
+_BACKEND_HTTPS = AnnotationCase(
+    "backend-protocol/HTTPS",
+    _E2E
+    + 'backendprotocol.go "should set backend protocol to https:// and use proxy_pass"; '
+    + _DOCS
+    + " (HTTPS: TLS to the endpoint; ingress-nginx does not verify its certificate)",
+    (ingress("https", "https.bar.com", "/", "secure", annotations={"backend-protocol": "HTTPS"}),),
+    (Expect("https.bar.com", "/tls?a=1", "secure"),),
+)
+
+_BACKEND_H2C = AnnotationCase(
+    "backend-protocol/H2C",
+    _E2E + 'backendprotocol.go "should set backend protocol to h2c"; the endpoint speaks '
+    "HTTP/2 only, so only a proxy talking h2c reaches it",
+    (ingress("h2c", "h2c.bar.com", "/", "h2c", annotations={"backend-protocol": "H2C"}),),
+    (Expect("h2c.bar.com", "/h2?a=1", "h2c"),),
+)
+
+# --- enable-cors -----------------------------------------------------------------------------
+
+_CORS_DEFAULT_METHODS = "GET, PUT, POST, DELETE, PATCH, OPTIONS"
+_CORS_DEFAULT_HEADERS = (
+    "DNT, Keep-Alive, User-Agent, X-Requested-With, If-Modified-Since, Cache-Control, "
+    "Content-Type, Range, Authorization"
+)
+
+
+def _preflight(origin: str) -> tuple[tuple[str, str], ...]:
+    return (("Origin", origin), ("Access-Control-Request-Method", "GET"))
+
+
+_CORS_DEFAULTS = AnnotationCase(
+    "enable-cors/defaults",
+    _E2E + 'cors.go "should enable cors" (the default methods, headers, credentials and '
+    "max-age); partial: the Origin is echoed where ingress-nginx answers *, a preflight is 204",
+    (ingress("cors", "cors.foo.com", "/", annotations={"enable-cors": "true"}),),
+    (
+        Expect(
+            "cors.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.example"),
+            response_headers=(
+                ("access-control-allow-origin", "https://origin.example"),
+                ("access-control-allow-methods", _CORS_DEFAULT_METHODS),
+                ("access-control-allow-headers", _CORS_DEFAULT_HEADERS),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-max-age", "1728000"),
+            ),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/x",
+            "echo",
+            headers=(("Origin", "https://origin.example"),),
+            response_headers=(
+                ("access-control-allow-origin", "https://origin.example"),
+                ("access-control-allow-credentials", "true"),
+            ),
+        ),
+        Expect(
+            "cors.foo.com", "/x", "echo", absent_response_headers=("access-control-allow-origin",)
+        ),
+    ),
+)
+
+_CORS_ORIGINS = AnnotationCase(
+    "enable-cors/origins",
+    _E2E + 'cors.go "should allow - single origin for multiple cors values", "should not '
+    'allow - single origin for multiple cors values", "should allow correct origin but not '
+    'others - cors allow origin annotations contain trailing comma", wildcard origins; '
+    "cors-allow-methods, -headers, -expose-headers, -credentials, -max-age",
+    (
+        ingress(
+            "cors",
+            "cors.foo.com",
+            "/",
+            annotations={
+                "enable-cors": "true",
+                "cors-allow-origin": "https://origin.cors.com:8080, https://*.wild.cors.com,",
+                "cors-allow-methods": "PUT, GET",
+                "cors-allow-headers": "X-Custom",
+                "cors-expose-headers": "X-Exposed, X-Other",
+                "cors-allow-credentials": "false",
+                "cors-max-age": "600",
+            },
+        ),
+    ),
+    (
+        Expect(
+            "cors.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.cors.com:8080"),
+            response_headers=(
+                ("access-control-allow-origin", "https://origin.cors.com:8080"),
+                ("access-control-allow-methods", "PUT, GET"),
+                ("access-control-allow-headers", "X-Custom"),
+                ("access-control-expose-headers", "X-Exposed, X-Other"),
+                ("access-control-max-age", "600"),
+            ),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.cors.com"),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/a",
+            "echo",
+            headers=(("Origin", "https://a.wild.cors.com"),),
+            response_headers=(
+                ("access-control-allow-origin", "https://a.wild.cors.com"),
+                ("access-control-expose-headers", "X-Exposed, X-Other"),
+            ),
+        ),
+        Expect(
+            "cors.foo.com",
+            "/a",
+            "echo",
+            headers=(("Origin", "https://wild.cors.com"),),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+    ),
+)
+
 _SEND_TIMEOUT = AnnotationCase(
     "proxy-send-timeout/504",
     _DOCS + " Custom timeouts (unitless seconds): nginx's proxy_send_timeout answers 504 when "
@@ -1008,6 +1155,10 @@ CASES: list[AnnotationCase] = [
     _ALIAS,
     _ALIAS_TWO_INGRESSES,
     _READ_TIMEOUT,
+    _BACKEND_HTTPS,
+    _BACKEND_H2C,
+    _CORS_DEFAULTS,
+    _CORS_ORIGINS,
     _CONNECT_TIMEOUT,
     _SEND_TIMEOUT,
     _AFFINITY,

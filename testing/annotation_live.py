@@ -31,11 +31,12 @@ from polyingress.core.pipeline.model import Answer
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.pipeline.translate.annotations import policy_of
 from polyingress.core.pipeline.translate.service import backend_name
-from polyingress.core.runtime.hello import request_delay
+from polyingress.core.runtime.hello import HelloServer, request_delay
 from polyingress.testing.annotation_cases import (
     BLACKHOLE,
     CASES,
     NAMESPACE,
+    PROTOCOL_SERVICES,
     SERVICES,
     SETTINGS_CONFIGMAP,
     SINK,
@@ -59,6 +60,7 @@ from polyingress.testing.live import (
     wait_until,
     write_manifests,
 )
+from polyingress.testing.protocols import H2CServer, tls_hello
 
 __all__ = [
     "AnnotationWorld",
@@ -124,6 +126,15 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
             f"{case}: {e}: the route's timeout {route.timeout} does not end a {delay}s wait"
         )
         return
+    # The response headers the core states: the CORS filter's (Answer.cors), the row's response
+    # header filter's (custom-headers).
+    changes = route.response_headers if route is not None else None
+    given = changes.apply({}) if changes is not None else {}
+    given |= {k: [v] for k, v in answer.cors}
+    for k, v in e.response_headers:
+        assert given.get(k.lower()) == [v], f"{case}: {e}: response headers {given}"
+    for k in e.absent_response_headers:
+        assert k.lower() not in given, f"{case}: {e}: {k} in {given}"
     if e.service is None and e.status != 200:
         assert answer.status == e.status, f"{case}: {e}: got {answer}"
         if e.location is not None:
@@ -133,7 +144,8 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     assert answer.proxied, f"{case}: {e}: expected a backend, got {answer}"
     names = {w.backend for w in answer.backends if w.weight > 0}
     if e.service is not None:
-        assert names == {_name(e.service)}, f"{case}: {e}: reaches {names}"
+        services = {model.backend(n).service for n in names if n is not None}
+        assert services == {e.service}, f"{case}: {e}: reaches {names}"
     if delay is not None and route is not None:
         assert route.timeout is None or route.timeout > delay, f"{case}: {e}: times out"
     assert answer.path == (e.path_seen or e.target), f"{case}: {e}: backend gets {answer.path}"
@@ -144,11 +156,6 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
         assert seen.get(k.lower()) == [v], f"{case}: {e}: backend gets headers {seen}"
     for k in e.absent_seen:
         assert k.lower() not in seen, f"{case}: {e}: {k} reaches the backend"
-    if e.response_headers:
-        changes = route.response_headers if route is not None else None
-        sent_back = changes.apply({}) if changes is not None else {}
-        for k, v in e.response_headers:
-            assert sent_back.get(k.lower()) == [v], f"{case}: {e}: response headers {sent_back}"
 
 
 def check_model(case: AnnotationCase) -> None:
@@ -185,6 +192,7 @@ class AnnotationWorld:
         self.fleet = HelloFleet(
             [*((hello_name(s), a) for s, a in SERVICES.items()), *sticky_names()]
         )
+        self.others = start_protocol_servers(self.fleet.port)
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
         settings = ["--configmap", "/".join(SETTINGS_CONFIGMAP)]
@@ -228,6 +236,12 @@ class AnnotationWorld:
         resp = self.send(e)
         took = time.monotonic() - started
         why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
+        for k, v in e.response_headers:
+            if resp.header_values(k) != [v]:
+                return False, f"{why}: response header {k}: {resp.header_values(k)}"
+        for k in e.absent_response_headers:
+            if resp.header_values(k):
+                return False, f"{why}: {k} in the response"
         if e.within is not None and took >= e.within:
             return False, f"{why} after {took:.1f}s, not within {e.within}s"
         if e.service is None and e.status != 200:
@@ -261,9 +275,6 @@ class AnnotationWorld:
         for k in e.absent_seen:
             if k.lower() in seen["headers"]:
                 return False, f"{why}: {k} reached the backend"
-        for k, v in e.response_headers:
-            if resp.header_values(k) != [v]:
-                return False, f"{why}: the response header {k} is {resp.header_values(k)}"
         return True, ""
 
     def check(self, case: AnnotationCase) -> None:
@@ -327,6 +338,8 @@ class AnnotationWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        for server in self.others:
+            server.stop()
         for sock in self.blackhole:
             sock.close()
         self.sink.stop()
@@ -378,6 +391,18 @@ def _blackhole(address: str, port: int) -> list[socket.socket]:
         held.append(client)
     time.sleep(0.2)
     return held
+
+
+def start_protocol_servers(port: int) -> list[HelloServer | H2CServer]:
+    """The endpoints of :data:`PROTOCOL_SERVICES` on ``port``: an HTTPS hello server with a
+    self-signed certificate, an h2c-only server."""
+    out: list[HelloServer | H2CServer] = []
+    for service, (address, protocol) in PROTOCOL_SERVICES.items():
+        if protocol == "https":
+            out.append(tls_hello(hello_name(service), address, port).start())
+        else:
+            out.append(H2CServer(hello_name(service), address, port).start())
+    return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

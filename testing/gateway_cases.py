@@ -50,6 +50,7 @@ from polyingress.core import self_signed
 __all__ = [
     "APP",
     "BACKENDS",
+    "BACKEND_HEADER_REQUESTS",
     "CASES",
     "CONTROLLER",
     "CORE_FEATURES",
@@ -57,7 +58,9 @@ __all__ = [
     "GW",
     "HTTPS_HOSTS",
     "INFRA",
+    "PROTOCOL_PORTS",
     "WEB",
+    "WS_MESSAGES",
     "Expect",
     "GatewayCase",
     "ListenerStatus",
@@ -109,13 +112,33 @@ def hello_name(namespace: str, service: str) -> str:
     return f"{namespace}/{service}"
 
 
-def _service(namespace: str, name: str, port: int) -> list[dict[str, Any]]:
+# The ports of infra-backend-v1 beyond 8080, as upstream's base has them: (name, Service port,
+# appProtocol). Their endpoints are the kit's h2c and WebSocket servers
+# (:mod:`polyingress.testing.protocols`) on the same address.
+PROTOCOL_PORTS = (
+    ("second-port", 8081, "kubernetes.io/h2c"),
+    ("third-port", 8082, "kubernetes.io/ws"),
+)
+
+
+def _service(
+    namespace: str, name: str, port: int, extra: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """A Service of the base and its EndpointSlice; ``extra``: the target port of each of
+    :data:`PROTOCOL_PORTS` (infra-backend-v1 only)."""
+    ports: list[dict[str, Any]] = [{"name": "http", "port": 8080, "targetPort": port}]
+    slice_ports: list[dict[str, Any]] = [{"name": "http", "port": port, "protocol": "TCP"}]
+    for pname, number, app in PROTOCOL_PORTS:
+        if extra is not None:
+            target = extra[pname]
+            ports.append({"name": pname, "port": number, "targetPort": target, "appProtocol": app})
+            slice_ports.append({"name": pname, "port": target, "protocol": "TCP"})
     return [
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": namespace},
-            "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": port}]},
+            "spec": {"ports": ports},
         },
         {
             "apiVersion": "discovery.k8s.io/v1",
@@ -126,7 +149,7 @@ def _service(namespace: str, name: str, port: int) -> list[dict[str, Any]]:
                 "labels": {"kubernetes.io/service-name": name},
             },
             "addressType": "IPv4",
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "ports": slice_ports,
             "endpoints": [
                 {"addresses": [BACKENDS[(namespace, name)]], "conditions": {"ready": True}}
             ],
@@ -187,8 +210,12 @@ def _https(name: str, hostname: str | None, secret: str) -> dict[str, Any]:
     return listener
 
 
-def base_objects(port: int, controller: str = CONTROLLER) -> list[dict[str, Any]]:
-    """Upstream's base: namespaces, our GatewayClass, the shared Gateways, the backends."""
+def base_objects(
+    port: int, controller: str = CONTROLLER, protocol_ports: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """Upstream's base: namespaces, our GatewayClass, the shared Gateways, the backends.
+    ``protocol_ports``: where infra-backend-v1's h2c and WebSocket servers listen, by port
+    name (:data:`PROTOCOL_PORTS`; default: ``port``, enough for the model)."""
     objs: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -241,8 +268,11 @@ def base_objects(port: int, controller: str = CONTROLLER) -> list[dict[str, Any]
     # The suite's certificate in the web backends' namespace (upstream creates it for the tests
     # of cross-namespace certificateRefs).
     objs.append(_tls_secret("certificate", "certificate.invalid", WEB))
+    extra = dict(protocol_ports or {pname: port for pname, _n, _a in PROTOCOL_PORTS})
     for ns, name in BACKENDS:
-        objs += _service(ns, name, port)
+        objs += _service(
+            ns, name, port, extra if (ns, name) == (INFRA, "infra-backend-v1") else None
+        )
     return objs
 
 
@@ -283,6 +313,16 @@ class Expect:
     scheme's well-known one may be written or not) and path); ``mirrored_to`` are the
     Services a copy of the request must reach; ``certificate`` the TLS Secret (of the base)
     whose certificate the proxy must present for the Host as SNI.
+
+    ``protocol`` is how the client talks to the Gateway: ``HTTP/1.1``; ``h2c`` (HTTP/2 in clear
+    text with prior knowledge, upstream's H2CPriorKnowledgeProtocol: the backend's answer must
+    come over HTTP/2 too, see :mod:`polyingress.testing.protocols`); ``websocket`` (upgrade,
+    then a text and a binary message that must come back unchanged: :data:`WS_MESSAGES`).
+
+    ``backend_header``: the request reaches one of the route's backends, which must receive this
+    header with its own Service name as value (upstream's HTTPRouteRequestHeaderModifier-
+    BackendWeights: each backendRef of a split sets it); checked on
+    :data:`BACKEND_HEADER_REQUESTS` requests in a row.
     """
 
     host: str
@@ -302,6 +342,8 @@ class Expect:
     backend_response_headers: tuple[tuple[str, str], ...] = ()
     mirrored_to: tuple[tuple[str, str], ...] = ()
     certificate: str | None = None
+    protocol: str = "HTTP/1.1"
+    backend_header: str | None = None
 
     @property
     def as_sent(self) -> bool:
@@ -322,6 +364,12 @@ class Expect:
 
 
 Status = tuple[str, str, str, str, str, str, str]
+
+# How many requests upstream's HTTPRouteRequestHeaderModifierBackendWeights checks in a row.
+BACKEND_HEADER_REQUESTS = 100
+
+# What upstream's HTTPRouteBackendProtocolWebSocket sends: a text frame, then a binary one.
+WS_MESSAGES: tuple[str | bytes, ...] = ("Websocket Support!", bytes([1, 2, 3, 4, 5, 6, 7]))
 
 
 @dataclass(frozen=True)
@@ -4944,6 +4992,500 @@ spec:
 )
 
 
+_BACKEND_PROTOCOL_H2C = GatewayCase(
+    "HTTPRouteBackendProtocolH2C",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: backend-protocol-h2c
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    # This points to a Service with the following ServicePort
+    # - protocol: TCP
+    #   appProtocol: kubernetes.io/h2c
+    #   port: 8081
+    #   targetPort: 3001
+    - name: infra-backend-v1
+      port: 8081
+"""
+    ),
+    # The h2c backend speaks HTTP/2 only: a proxy talking HTTP/1.1 to it gets no answer (502).
+    (Expect(GW, "/", v(1), protocol="h2c"),),
+    features=frozenset({"HTTPRouteBackendProtocolH2C"}),
+    statuses=accepted("backend-protocol-h2c"),
+)
+
+_BACKEND_PROTOCOL_WEBSOCKET = GatewayCase(
+    "HTTPRouteBackendProtocolWebSocket",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: backend-protocol-ws
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    # This points to a Service with the following ServicePort
+    # - name: third-port
+    #   appProtocol: kubernetes.io/ws
+    #   protocol: TCP
+    #   port: 8082
+    #   targetPort: 3000
+    - name: infra-backend-v1
+      port: 8082
+"""
+    ),
+    # Upstream checks the echo only; here the connection must also reach infra-backend-v1's
+    # WebSocket server (its count of connections grows).
+    (Expect(GW, "/ws", v(1), protocol="websocket"),),
+    features=frozenset({"HTTPRouteBackendProtocolWebSocket"}),
+    statuses=accepted("backend-protocol-ws"),
+)
+
+
+_BACKEND_REQUEST_HEADER_MODIFIER = GatewayCase(
+    "HTTPRouteBackendRequestHeaderModifier",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-header-modifier
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /set
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: X-Header-Set
+            value: set-overwrites-values
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /add
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          add:
+          - name: X-Header-Add
+            value: add-appends-values
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /remove
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          remove:
+          - X-Header-Remove
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /multiple
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: X-Header-Set-1
+            value: header-set-1
+          - name: X-Header-Set-2
+            value: header-set-2
+          add:
+          - name: X-Header-Add-1
+            value: header-add-1
+          - name: X-Header-Add-2
+            value: header-add-2
+          - name: X-Header-Add-3
+            value: header-add-3
+          remove:
+          - X-Header-Remove-1
+          - X-Header-Remove-2
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /case-insensitivity
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: X-Header-Set
+            value: header-set
+          add:
+          - name: X-Header-Add
+            value: header-add
+          remove:
+          - X-Header-Remove
+"""
+    ),
+    # Upstream runs HTTPRouteRequestHeaderModifier's table on these manifests.
+    _REQUEST_HEADER_MODIFIER.expects,
+    features=frozenset({"HTTPRouteBackendRequestHeaderModification"}),
+    statuses=accepted("request-header-modifier"),
+)
+
+_REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS = GatewayCase(
+    "HTTPRouteRequestHeaderModifierBackendWeights",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-header-modifier-backend-weights
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      weight: 10
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v1
+    - name: infra-backend-v2
+      port: 8080
+      weight: 10
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v2
+"""
+    ),
+    (Expect(GW, "/", backend_header="Backend"),),
+    features=frozenset({"HTTPRouteBackendRequestHeaderModification"}),
+    statuses=accepted("request-header-modifier-backend-weights"),
+)
+
+
+def _cors_allowed(origin: str) -> tuple[tuple[str, str], ...]:
+    """The preflight answer of cors-multiple-origins-methods-headers for an allowed Origin."""
+    return (
+        ("access-control-allow-origin", origin),
+        ("access-control-allow-methods", "GET, OPTIONS"),
+        ("access-control-allow-headers", "x-header-1, x-header-2"),
+        ("access-control-expose-headers", "x-header-3, x-header-4"),
+        ("access-control-max-age", "3600"),
+        ("access-control-allow-credentials", "true"),
+    )
+
+
+def _cors_request(origin: str, *more: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+    return (("Origin", origin), *more)
+
+
+_ACRM_GET = ("access-control-request-method", "GET")
+_ACRH = ("access-control-request-headers", "x-header-1, x-header-2")
+
+# Upstream allows several answers where the specification does (200 or 204 to a preflight,
+# "*" or the echoed Origin, method and headers with allowCredentials false, 403 to a preflight
+# from an Origin not allowed); here every backend gives the one the core states (Cors): 204,
+# the Origin, method and headers echoed, the lists joined by ", " (upstream ignores the
+# whitespace).
+_CORS = GatewayCase(
+    "HTTPRouteCORS",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-multiple-origins-methods-headers
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "https://www.foo.com"
+        - "https://*.bar.com"
+        allowMethods:
+        - GET
+        - OPTIONS
+        allowHeaders:
+        - "x-header-1"
+        - "x-header-2"
+        exposeHeaders:
+        - "x-header-3"
+        - "x-header-4"
+        allowCredentials: true
+        maxAge: 3600
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-1
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-wildcard-methods
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "https://www.foo.com"
+        allowMethods: ["*"]
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-2
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-wildcard-origin
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "*"
+        allowMethods: ["PUT"]
+        allowCredentials: false
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-wildcard-origin
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: cors-wildcard-methods-headers
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "*"
+        allowMethods: ["*"]
+        allowHeaders: ["*"]
+        allowCredentials: true
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-wildcard-methods-headers
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins:
+        - "*"
+        allowMethods: ["*"]
+        allowHeaders: ["*"]
+        allowCredentials: false
+    matches:
+    - path:
+        type: PathPrefix
+        value: /cors-wildcard-methods-headers-unauth
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+"""
+    ),
+    (
+        # preflights from an exact, a wildcard and a deeper wildcard origin
+        *(
+            Expect(
+                GW,
+                "/cors-1",
+                status=204,
+                method="OPTIONS",
+                request_headers=_cors_request(origin, _ACRM_GET, _ACRH),
+                response_headers=_cors_allowed(origin),
+            )
+            for origin in ("https://www.foo.com", "https://www.bar.com", "https://xpto.www.bar.com")
+        ),
+        # a preflight from an origin not allowed: 204 without CORS headers
+        Expect(
+            GW,
+            "/cors-1",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request("https://foobar.com", _ACRM_GET),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+        # simple requests: proxied, the allowed Origin echoed
+        *(
+            Expect(
+                GW,
+                "/cors-1",
+                v(1),
+                request_headers=_cors_request(origin, _ACRM_GET, _ACRH),
+                response_headers=(("access-control-allow-origin", origin),),
+            )
+            for origin in ("https://www.foo.com", "https://www.bar.com")
+        ),
+        Expect(
+            GW,
+            "/cors-1",
+            v(1),
+            request_headers=_cors_request("https://foobar.com", _ACRM_GET),
+            absent_response_headers=("access-control-allow-origin",),
+        ),
+        # allowMethods "*": the requested method echoed; no credentials
+        Expect(
+            GW,
+            "/cors-2",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request(
+                "https://www.foo.com", ("access-control-request-method", "POST")
+            ),
+            response_headers=(
+                ("access-control-allow-methods", "POST"),
+                ("access-control-allow-origin", "https://www.foo.com"),
+            ),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+        # allowOrigins "*": the Origin echoed (with a port too)
+        *(
+            Expect(
+                GW,
+                "/cors-wildcard-origin",
+                status=204,
+                method="OPTIONS",
+                request_headers=_cors_request(origin, ("access-control-request-method", "PUT")),
+                response_headers=(
+                    ("access-control-allow-origin", origin),
+                    ("access-control-allow-methods", "PUT"),
+                ),
+                absent_response_headers=("access-control-allow-credentials",),
+            )
+            for origin in ("https://foobar.com", "https://foobar.com:12345")
+        ),
+        *(
+            Expect(
+                GW,
+                "/cors-wildcard-origin",
+                v(1),
+                method="PUT",
+                request_headers=_cors_request(origin),
+                response_headers=(("access-control-allow-origin", origin),),
+                absent_response_headers=("access-control-allow-credentials",),
+            )
+            for origin in ("https://foobar.com:12345", "https://foobar.com")
+        ),
+        # wildcard methods and headers: echoed, with and without credentials
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request(
+                "https://other.foo.com", ("access-control-request-method", "PUT"), _ACRH
+            ),
+            response_headers=(
+                ("access-control-allow-origin", "https://other.foo.com"),
+                ("access-control-allow-methods", "PUT"),
+                ("access-control-allow-headers", "x-header-1, x-header-2"),
+                ("access-control-allow-credentials", "true"),
+            ),
+        ),
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers-unauth",
+            status=204,
+            method="OPTIONS",
+            request_headers=_cors_request(
+                "https://other.foo.com", ("access-control-request-method", "PUT"), _ACRH
+            ),
+            response_headers=(
+                ("access-control-allow-origin", "https://other.foo.com"),
+                ("access-control-allow-methods", "PUT"),
+                ("access-control-allow-headers", "x-header-1, x-header-2"),
+            ),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers",
+            v(1),
+            request_headers=_cors_request("https://other.foo.com"),
+            response_headers=(
+                ("access-control-allow-origin", "https://other.foo.com"),
+                ("access-control-allow-credentials", "true"),
+            ),
+        ),
+        Expect(
+            GW,
+            "/cors-wildcard-methods-headers-unauth",
+            v(1),
+            request_headers=_cors_request("https://other.foo.com"),
+            response_headers=(("access-control-allow-origin", "https://other.foo.com"),),
+            absent_response_headers=("access-control-allow-credentials",),
+        ),
+    ),
+    features=frozenset({"HTTPRouteCORS"}),
+    statuses=(
+        *accepted("cors-multiple-origins-methods-headers", "cors-wildcard-methods"),
+        *accepted("cors-wildcard-origin", "cors-wildcard-methods-headers"),
+    ),
+)
+
+
 def _isolation_expects() -> tuple[Expect, ...]:
     """Upstream's table: each host reaches only the routes of its most specific listener."""
     served = {
@@ -5332,6 +5874,11 @@ CASES: list[GatewayCase] = [
         "HTTPRouteBackendTimeout",
     ),
     _NAMED_RULE,
+    _BACKEND_PROTOCOL_H2C,
+    _BACKEND_PROTOCOL_WEBSOCKET,
+    _BACKEND_REQUEST_HEADER_MODIFIER,
+    _REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS,
+    _CORS,
     *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)
     _DISALLOWED_KIND,

@@ -25,18 +25,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import h2.exceptions
 import pytest
 import yaml
+from websockets.exceptions import WebSocketException
 
 from polyingress.core import BuildOptions, RouteModel, build_model, served_features
-from polyingress.core.pipeline.model import Answer
+from polyingress.core.pipeline.model import Answer, Outcome
 from polyingress.core.pipeline.store import ObjectStore
 from polyingress.core.runtime.hello import request_delay
 from polyingress.testing.gateway_cases import (
+    BACKEND_HEADER_REQUESTS,
     BACKENDS,
     CASES,
     CONTROLLER,
     CORE_FEATURES,
+    INFRA,
+    WS_MESSAGES,
     Expect,
     GatewayCase,
     base_objects,
@@ -49,11 +54,13 @@ from polyingress.testing.live import (
     HelloFleet,
     Response,
     check_split,
+    free_port,
     hold_consistently,
     metric,
     wait_until,
     write_manifests,
 )
+from polyingress.testing.protocols import H2CServer, WebSocketEcho, h2c_get, websocket_echo
 
 __all__ = [
     "CONSECUTIVE",
@@ -167,6 +174,8 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
         assert got is not None and model.certificate(got).fingerprint == want, (
             f"{case}: {e}: the host is served with {got}, not {e.certificate}"
         )
+    if answer.outcome is Outcome.CORS_PREFLIGHT:
+        _check_response_headers(case, e, _multimap(answer.cors))
     if not reaches_backend or not answer.proxied:
         return
     want_path = e.path_seen or e.path
@@ -179,6 +188,17 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
     got_headers = (
         route.request_headers.apply(sent) if route and route.request_headers is not None else sent
     )
+    if e.backend_header is not None:
+        # Each backend of the split sets the header to its own Service name.
+        for w in answer.backends:
+            if w.weight <= 0 or w.backend is None:
+                continue
+            own = w.headers(route.request_headers if route is not None else None)
+            seen = own.apply(sent) if own is not None else sent
+            service = model.backend(w.backend).service
+            assert _joined(seen, e.backend_header) == service, (
+                f"{case}: {e}: {w.backend} gets {e.backend_header} {seen}"
+            )
     for k, val in e.request_headers if e.as_sent else e.headers:
         assert _joined(got_headers, k) == val, f"{case}: {e}: request headers {got_headers}"
     for k in e.absent:
@@ -186,14 +206,19 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
     resp = _multimap(e.backend_response_headers)
     if route is not None and route.response_headers is not None:
         resp = route.response_headers.apply(resp)
-    for k, val in e.response_headers:
-        assert _joined(resp, k) == val, f"{case}: {e}: response headers {resp}"
-    for k in e.absent_response_headers:
-        assert k.lower() not in resp, f"{case}: {e}: {k} must not be in the response"
+    resp.update({k: [val] for k, val in answer.cors})  # they replace the backend's
+    _check_response_headers(case, e, resp)
     if e.mirrored_to:
         mirrors = set(route.mirrors) if route is not None else set()
         for ref in e.mirrored_to:
             assert _backend_name(ref) in mirrors, f"{case}: {e}: not mirrored to {ref}: {mirrors}"
+
+
+def _check_response_headers(case: GatewayCase, e: Expect, resp: dict[str, list[str]]) -> None:
+    for k, val in e.response_headers:
+        assert _joined(resp, k) == val, f"{case}: {e}: response headers {resp}"
+    for k in e.absent_response_headers:
+        assert k.lower() not in resp, f"{case}: {e}: {k} must not be in the response"
 
 
 def check_model(case: GatewayCase) -> None:
@@ -323,8 +348,16 @@ class GatewayWorld:
         self.backend = backend
         self.features = backend_features(backend) | (CORE_FEATURES - {"HTTPRoute"})
         self.fleet = HelloFleet([(hello_name(ns, s), a) for (ns, s), a in BACKENDS.items()])
+        # infra-backend-v1's h2c-only and WebSocket servers (its ports 8081 and 8082).
+        v1 = hello_name(INFRA, "infra-backend-v1")
+        address = BACKENDS[(INFRA, "infra-backend-v1")]
+        self.h2c = H2CServer(v1, address, free_port()).start()
+        self.ws = WebSocketEcho(v1, address, free_port()).start()
+        ports = {"second-port": self.h2c.port, "third-port": self.ws.port}
         self.manifests = tmp / "manifests"
-        write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
+        write_manifests(
+            self.manifests, "base.yaml", base_objects(self.fleet.port, CONTROLLER, ports)
+        )
         self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
@@ -355,6 +388,10 @@ class GatewayWorld:
 
     def holds(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
         """One request: whether it got what ``e`` expects, and if not, why."""
+        if e.protocol == "h2c":
+            return self._holds_h2c(case, e)
+        if e.protocol == "websocket":
+            return self._holds_websocket(case, e)
         target, want_path = e.path, e.path_seen or e.path
         if e.mirrored_to:  # a unique request, to be found in the mirrors' logs
             rid = f"{_REQUEST_ID}={uuid.uuid4()}"
@@ -385,6 +422,11 @@ class GatewayWorld:
             for k in e.absent:
                 if k.lower() in seen["headers"]:
                     return False, f"{why}: {k} reached the backend"
+            if e.backend_header is not None:
+                service = name.split("/", 1)[-1]
+                got = seen["headers"].get(e.backend_header.lower())
+                if got != service:
+                    return False, f"{why}: {service} got {e.backend_header}: {got}"
         elif resp.status != e.status:
             return False, why
         if e.location is not None and not same_location(resp.headers.get("location"), e.location):
@@ -410,10 +452,50 @@ class GatewayWorld:
                 return False, f"{case}: {e}: no copy of {want_path} reached {ref}"
         return True, ""
 
+    def _holds_h2c(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
+        """An HTTP/2 prior-knowledge request; the answer must come from the backend's h2c
+        server (it speaks nothing else)."""
+        try:
+            resp = h2c_get(self.controller.http_port, e.host, e.path)
+        except (OSError, h2.exceptions.ProtocolError) as exc:
+            return False, f"{case}: {e}: {type(exc).__name__}: {exc}"
+        why = f"{case}: {e}: got HTTP {resp.status} {resp.headers} {resp.body[:200]!r}"
+        if resp.status != e.status:
+            return False, why
+        if e.backend is not None:
+            try:
+                seen = resp.json()
+            except ValueError:
+                return False, f"{why}: not an answer of the h2c backend"
+            if seen.get("server_name") != hello_name(*e.backend):
+                return False, why
+            if seen.get("protocol") != "HTTP/2" or seen.get("uri") != (e.path_seen or e.path):
+                return False, f"{why}: the backend got {seen}"
+        return True, ""
+
+    def _holds_websocket(self, case: GatewayCase, e: Expect) -> tuple[bool, str]:
+        """A WebSocket through the Gateway: the messages come back unchanged, from the
+        backend's WebSocket server."""
+        before = self.ws.connections
+        try:
+            replies = websocket_echo(self.controller.http_port, e.host, e.path, WS_MESSAGES)
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            return False, f"{case}: {e}: {type(exc).__name__}: {exc}"
+        if replies != list(WS_MESSAGES):
+            return False, f"{case}: {e}: replies {replies!r}, not {WS_MESSAGES!r}"
+        if e.backend == (INFRA, "infra-backend-v1") and self.ws.connections <= before:
+            return False, f"{case}: {e}: the echo did not come from {e.backend}'s server"
+        return True, ""
+
     def check(self, case: GatewayCase) -> None:
         self.load(case)
         for e in case.expects:
             hold_consistently(functools.partial(self.holds, case, e))
+            if e.backend_header is not None:
+                # Upstream's loop: every one of these requests, none retried.
+                for _ in range(BACKEND_HEADER_REQUESTS):
+                    good, why = self.holds(case, e)
+                    assert good, why
         if case.weights:
             self.check_weights(case)
         check_statuses(case, self.statuses())
@@ -453,6 +535,8 @@ class GatewayWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        self.h2c.stop()
+        self.ws.stop()
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -645,3 +645,76 @@ def test_request_mirrors_get_the_request_as_proxied(world: GatewayWorld) -> None
     time.sleep(0.5)
     assert not _copies(world, SERVICES[1], "id=second")  # no longer a mirror
     assert _reloads(world) == reloads
+
+
+def _cors(origins: list[str], methods: list[str], credentials: bool) -> list[dict[str, Any]]:
+    spec = {
+        "parentRefs": [HTTP_GATEWAY],
+        "hostnames": ["cors.example"],
+        "rules": [
+            {
+                "filters": [
+                    {
+                        "type": "CORS",
+                        "cors": {
+                            "allowOrigins": origins,
+                            "allowMethods": methods,
+                            "exposeHeaders": ["x-exposed"],
+                            "allowCredentials": credentials,
+                            "maxAge": 90,
+                        },
+                    }
+                ],
+                "backendRefs": [{"name": SERVICES[0], "port": 8080}],
+            }
+        ],
+    }
+    return [_route("cors", spec)]
+
+
+def _preflight(world: GatewayWorld, origin: str) -> Any:
+    headers = {"Origin": origin, "Access-Control-Request-Method": "PUT"}
+    return world.controller.get("cors.example", "/p", method="OPTIONS", headers=headers)
+
+
+def test_cors_values_are_data_and_a_new_origin_list_reloads_once(world: GatewayWorld) -> None:
+    """A CORS row's methods, credentials, expose list and max-age are map data (no reload);
+    its allowed-Origin regex is configuration: a new origin list reloads once
+    (runtime_unsupported). A preflight never reaches the backend, and the backend's own CORS
+    headers are replaced."""
+    _load(world, "cors-0", _cors(["https://*.good.example"], ["GET", "PUT"], True))
+    reloads = _reloads(world)
+    seen = len(world.fleet.servers[hello_name(INFRA, SERVICES[0])].requests)
+    resp = _preflight(world, "https://a.b.good.example")
+    assert resp.status == 204, resp
+    assert resp.headers.get("access-control-allow-origin") == "https://a.b.good.example"
+    assert resp.headers.get("access-control-allow-methods") == "GET, PUT"
+    assert resp.headers.get("access-control-allow-credentials") == "true"
+    assert resp.headers.get("access-control-max-age") == "90"
+    denied = _preflight(world, "https://evil.example")
+    assert denied.status == 204 and "access-control-allow-origin" not in denied.headers
+    assert len(world.fleet.servers[hello_name(INFRA, SERVICES[0])].requests) == seen
+    # the backend's own header is replaced by the allowed Origin's
+    echo = "Access-Control-Allow-Origin:*,Access-Control-Allow-Credentials:false"
+    actual = world.controller.get(
+        "cors.example",
+        "/a",
+        headers={"Origin": "https://x.good.example", "X-Echo-Set-Header": echo},
+    )
+    assert actual.status == 200 and actual.server_name == hello_name(INFRA, SERVICES[0])
+    assert actual.header_values("access-control-allow-origin") == ["https://x.good.example"]
+    assert actual.header_values("access-control-allow-credentials") == ["true"]
+    assert actual.header_values("access-control-expose-headers") == ["x-exposed"]
+    _load(world, "cors-1", _cors(["https://*.good.example"], ["*"], False))
+    resp = _preflight(world, "https://a.good.example")
+    assert resp.headers.get("access-control-allow-methods") == "PUT"
+    assert "access-control-allow-credentials" not in resp.headers
+    assert _reloads(world) == reloads, world.controller.log()
+    _load(world, "cors-2", _cors(["https://other.example:8443"], ["*"], False))
+    assert (
+        _preflight(world, "https://a.good.example").headers.get("access-control-allow-origin")
+        is None
+    )
+    resp = _preflight(world, "https://other.example:8443")
+    assert resp.headers.get("access-control-allow-origin") == "https://other.example:8443"
+    assert _reloads(world) == reloads + 1, world.controller.log()

@@ -31,6 +31,7 @@ from traefik_oracle import Request as OracleRequest
 from traefik_oracle import route as oracle_route
 
 from polyingress.core import ObjectStore, Route, RouteModel, build_model, format_duration
+from polyingress.core.pipeline.gateway import BACKEND_TLS
 from polyingress.core.pipeline.translate.annotations import ANNOTATION_FEATURES
 from polyingress.plugins.traefik.filters import timeout_ms
 from polyingress.plugins.traefik.plugin import GATEWAY_FEATURES
@@ -486,5 +487,9 @@ def test_rule_paths_are_traefiks_routing_paths(path: str, routing: str | None) -
 def test_declared_features_are_the_gateway_api_names() -> None:
     assert GATEWAY_FEATURES[0] == "HTTPRoute"
     assert len(set(GATEWAY_FEATURES)) == len(GATEWAY_FEATURES)
-    # (and the annotations' own parts of the route model, polyingress.io/<Name>)
-    assert all(f.startswith("HTTPRoute") or f in ANNOTATION_FEATURES for f in GATEWAY_FEATURES)
+    # Gateway API names, the polyingress capabilities (core BACKEND_TLS) and the annotations'
+    # own parts of the route model (polyingress.io/<Name>)
+    assert all(
+        f.startswith("HTTPRoute") or f in ANNOTATION_FEATURES or f == BACKEND_TLS
+        for f in GATEWAY_FEATURES
+    )

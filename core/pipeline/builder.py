@@ -21,6 +21,7 @@ from polyingress.core.pipeline.annotations import Annotations, parse_annotations
 from polyingress.core.pipeline.gateway import GatewayStage
 from polyingress.core.pipeline.model import (
     Backend,
+    BackendProtocol,
     Certificate,
     GlobalSettings,
     ObjectRef,
@@ -701,8 +702,8 @@ class Builder:
                     problems.append(_path_conflict(ing.ref, rule, winner))
                     continue
                 claimed[ckey] = ing.ref
-                b = rule.backend
-                bname = backend_name(b.namespace, b.service, b.port)
+                b = _with_protocol(rule.backend, policy)
+                bname = b.name
                 refs[bname] = b
                 if policy is not None and policy.denied:
                     rows = error_rows(rule, ing.ref, 503)
@@ -726,8 +727,11 @@ class Builder:
                     continue
                 ckey = (rule.path, rule.path_type)
                 found = mains.get(ckey)
+                # The main Ingress's backend-protocol applies to its canaries (ingress-nginx).
                 b = rule.backend
-                bname = backend_name(b.namespace, b.service, b.port)
+                if found is not None and found[1] in refs:
+                    b = replace(b, protocol=refs[found[1]].protocol)
+                bname = b.name
                 if found is None or found[1] == bname:
                     problems.append(_canary_unattached(ing.ref, rule, found is not None))
                     continue
@@ -988,6 +992,7 @@ class Builder:
                     b.service,
                     b.port,
                     b.port_is_name,
+                    b.protocol,
                 )
                 self.backends[bname] = backend
                 if backend.problem is None:
@@ -1327,3 +1332,10 @@ def _tls_problem(
         severity=Severity.WARNING,
         reason="InvalidSecret",
     )
+
+
+def _with_protocol(ref: BackendRef, policy: IngressPolicy | None) -> BackendRef:
+    """An Ingress rule's backend with the protocol its annotations ask for (backend-protocol)."""
+    if policy is None or policy.protocol is BackendProtocol.HTTP:
+        return ref
+    return replace(ref, protocol=policy.protocol)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyingress.core.pipeline.model import (
+    BackendProtocol,
     ObjectRef,
     PathModifierType,
     Redirect,
@@ -46,10 +47,11 @@ from polyingress.core.pipeline.translate.httproute import (
 )
 from polyingress.core.pipeline.translate.ingress import BackendRef
 from polyingress.core.pipeline.translate.secret import CertificateError, certificate_from_secret
-from polyingress.core.pipeline.translate.service import backend_name
+from polyingress.core.pipeline.translate.service import app_protocol
 from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
+    "BACKEND_TLS",
     "CORE_FEATURES",
     "CORE_PROVIDED",
     "HTTPROUTE_EXTENDED",
@@ -103,6 +105,13 @@ HTTPROUTE_EXTENDED = (
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteRetry",
 )
+
+
+# A polyingress capability declared among BackendInfo.gateway_features (not a Gateway API
+# feature: left out of supportedFeatures): the backend reaches a Backend whose protocol is
+# HTTPS or GRPCS over TLS (ingress-nginx's backend-protocol). Without it such an Ingress
+# answers 500, never plain HTTP in silence.
+BACKEND_TLS = "polyingress.io/BackendProtocolTLS"
 
 
 def served_features(declared: Iterable[str]) -> frozenset[str]:
@@ -504,11 +513,39 @@ class _Backends:
     message: str = ""
 
 
+# A Service port's appProtocol -> the protocol the proxy talks to it and the feature that needs
+# (GEP-1911). WebSocket is HTTP/1.1 with the upgrade passed through, as on every HTTP backend.
+_APP_PROTOCOLS: dict[str | None, tuple[BackendProtocol, str | None]] = {
+    None: (BackendProtocol.HTTP, None),
+    "http": (BackendProtocol.HTTP, None),
+    "kubernetes.io/h2c": (BackendProtocol.H2C, "HTTPRouteBackendProtocolH2C"),
+    "kubernetes.io/ws": (BackendProtocol.HTTP, "HTTPRouteBackendProtocolWebSocket"),
+}
+
+
+def _protocol_of(
+    snapshot: Snapshot, b: BackendRefSpec, features: frozenset[str] | None
+) -> tuple[BackendProtocol | None, tuple[str, str] | None]:
+    """The protocol of a backendRef's Service port (its appProtocol), or None with why the
+    reference is invalid: an appProtocol the backend does not serve (UnsupportedProtocol)."""
+    app = app_protocol(snapshot, b.namespace, b.name, str(b.port))
+    found = _APP_PROTOCOLS.get(app)
+    needs = found[1] if found is not None else None
+    if found is None or (features is not None and needs is not None and needs not in features):
+        return None, (
+            "UnsupportedProtocol",
+            f"{b.field}: Service {b.namespace}/{b.name} port {b.port}: appProtocol {app!r} "
+            "is not served",
+        )
+    return found[0], None
+
+
 def _resolve_backends(
     snapshot: Snapshot,
     route: ParsedHTTPRoute,
     refs: Sequence[BackendRefSpec],
     used: dict[str, BackendRef],
+    features: frozenset[str] | None = None,
 ) -> _Backends:
     out = _Backends(split=[])
     for b in refs:
@@ -535,11 +572,16 @@ def _resolve_backends(
         elif snapshot.get("Service", b.namespace, b.name) is None:
             why = ("BackendNotFound", f"{b.field}: Service {b.namespace}/{b.name} not found")
         else:
-            name = backend_name(b.namespace, b.name, str(b.port))
-            used.setdefault(name, BackendRef(b.namespace, b.name, str(b.port), False))
+            protocol, why = _protocol_of(snapshot, b, features)
+            if protocol is not None:
+                ref = BackendRef(b.namespace, b.name, str(b.port), False, protocol)
+                name = ref.name
+                used.setdefault(name, ref)
         if why is not None and out.reason is None:
             out.reason, out.message = why
-        out.split.append(WeightedBackend(backend=name, weight=b.weight))
+        out.split.append(
+            WeightedBackend(backend=name, weight=b.weight, request_headers=b.request_headers)
+        )
     return out
 
 
@@ -572,6 +614,7 @@ def _rows(
     status: int | None = None
     split: tuple[WeightedBackend, ...] = ()
     backend: str | None = None
+    request_headers = rule.request_headers
     if unsupported:
         status = 500
     elif redirect is None:
@@ -579,7 +622,9 @@ def _rows(
         if not backends.split or not live:
             status = 500  # no backendRefs, or all with weight 0: nothing to send to
         elif len(live) == 1 and live[0].backend is not None and len(backends.split) == 1:
+            # One backend: its own header filter is the row's, after the rule's.
             backend = live[0].backend
+            request_headers = live[0].headers(request_headers)
         elif all(w.backend is None for w in live):
             status = 500
         else:
@@ -611,10 +656,11 @@ def _rows(
                         else None
                     ),
                     rewrite=rule.rewrite if status is None else None,
-                    request_headers=rule.request_headers if status is None else None,
+                    request_headers=request_headers if status is None else None,
                     response_headers=rule.response_headers if status is None else None,
                     mirrors=mirrors if status is None else (),
                     timeout=rule.timeout if status is None else None,
+                    cors=rule.cors if status is None else None,
                     order=(*route.order, rule.index, j),
                 )
             )
@@ -817,8 +863,8 @@ class GatewayStage:
         """The status documents: GatewayClasses, Gateways, then HTTPRoutes, each sorted."""
         now = self.now
         docs: list[dict[str, Any]] = []
-        # Upstream names only: "polyingress.io/..." features are the annotations' (route
-        # model parts without a Gateway API feature).
+        # Upstream names only: a polyingress capability (BACKEND_TLS, the annotations'
+        # "polyingress.io/..." features) has a "/" in its name.
         supported = sorted(
             f
             for f in (self.features or frozenset()) - {"Gateway", "ReferenceGrant"}
@@ -1032,11 +1078,13 @@ def _route(
         for b in (*rule.backends, *rule.mirrors):
             result.services.add((b.namespace, b.name))
     used: dict[str, BackendRef] = {}
-    resolved = [_resolve_backends(snapshot, parsed, rule.backends, used) for rule in parsed.rules]
+    resolved = [
+        _resolve_backends(snapshot, parsed, rule.backends, used, features) for rule in parsed.rules
+    ]
     mirrors = [
         tuple(
             w.backend
-            for w in _resolve_backends(snapshot, parsed, rule.mirrors, used).split
+            for w in _resolve_backends(snapshot, parsed, rule.mirrors, used, features).split
             if w.backend is not None
         )
         for rule in parsed.rules

@@ -36,8 +36,10 @@ from polyingress.core.pipeline.settings import GlobalSettings
 __all__ = [
     "Answer",
     "Backend",
+    "BackendProtocol",
     "Certificate",
     "CookieMatch",
+    "Cors",
     "Endpoint",
     "GlobalSettings",
     "HeaderFilter",
@@ -129,6 +131,34 @@ class Endpoint:
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
+class BackendProtocol(StrEnum):
+    """How the proxy talks to a backend's endpoints.
+
+    ``HTTP``: HTTP/1.1 in clear text, WebSocket upgrades passed through (a Service port with
+    ``appProtocol: kubernetes.io/ws`` is such a backend); ``H2C``: HTTP/2 in clear text with
+    prior knowledge (``appProtocol: kubernetes.io/h2c``, the ``backend-protocol: H2C``
+    annotation); ``HTTPS``: HTTP/1.1 over TLS, the endpoint's certificate not verified (the
+    ``backend-protocol: HTTPS`` annotation, as ingress-nginx does); ``GRPC``/``GRPCS``: gRPC
+    over HTTP/2 in clear text / over TLS (unverified): the proxy talks HTTP/2 to the endpoint
+    as for ``H2C`` / ``HTTPS`` with ALPN h2."""
+
+    HTTP = "http"
+    H2C = "h2c"
+    HTTPS = "https"
+    GRPC = "grpc"
+    GRPCS = "grpcs"
+
+    @property
+    def tls(self) -> bool:
+        """TLS to the endpoint (never verified)."""
+        return self in (BackendProtocol.HTTPS, BackendProtocol.GRPCS)
+
+    @property
+    def http2(self) -> bool:
+        """HTTP/2 to the endpoint (prior knowledge in clear text, ALPN h2 over TLS)."""
+        return self in (BackendProtocol.H2C, BackendProtocol.GRPC, BackendProtocol.GRPCS)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Backend:
     """A Service port, addressed by its stable ``name`` (``<namespace>__<service>__<port>``).
@@ -136,7 +166,9 @@ class Backend:
     ``name`` only contains ``[a-z0-9_-]`` and is safe as an identifier in every proxy's config.
     ``endpoints`` is sorted by (address, port) and holds every endpoint, ready or not; backends
     send traffic to ``ready_endpoints`` only. ``problem`` says why a backend has no endpoints
-    when that is an error (Service missing, port unknown).
+    when that is an error (Service missing, port unknown). ``protocol`` is how the proxy talks
+    to the endpoints (:class:`BackendProtocol`); a Service port reached with another protocol
+    than HTTP is a backend of its own, named ``<namespace>__<service>__<port>__<protocol>``.
     """
 
     name: str
@@ -145,6 +177,7 @@ class Backend:
     port: str
     endpoints: tuple[Endpoint, ...] = ()
     problem: str | None = None
+    protocol: BackendProtocol = BackendProtocol.HTTP
 
     def __post_init__(self) -> None:
         if not _NAME_OK.fullmatch(self.name):
@@ -214,16 +247,6 @@ class QueryMatch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
-class WeightedBackend:
-    """One backend of a traffic split: it gets ``weight`` / (sum of weights) of the requests;
-    weight 0 gets none. ``backend`` None is the share of an invalid backend reference: those
-    requests are answered 500 (Gateway API)."""
-
-    backend: str | None
-    weight: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class HeaderFilter:
     """Header changes, applied in this order: ``set`` (replace or add), ``add`` (append a value),
     ``remove``. Names are lowercase; values are checked printable ASCII without CR/LF."""
@@ -231,6 +254,36 @@ class HeaderFilter:
     set: tuple[tuple[str, str], ...] = ()
     add: tuple[tuple[str, str], ...] = ()
     remove: tuple[str, ...] = ()
+
+    def then(self, after: HeaderFilter | None) -> HeaderFilter:
+        """One filter with the effect of this one followed by ``after`` (a backendRef's filter
+        after its rule's), each name in one list only: a value added to a value set or added
+        before is appended to it with ``,`` (one header line holding both, as a proxy joins
+        them), an added header that was removed before is set."""
+        if after is None:
+            return self
+        ops: dict[str, tuple[str, str]] = {}
+        for name, value in self.set:
+            ops[name] = ("set", value)
+        for name, value in self.add:
+            ops[name] = ("add", value)
+        for name in self.remove:
+            ops[name] = ("remove", "")
+        for name, value in after.set:
+            ops[name] = ("set", value)
+        for name, value in after.add:
+            kind, prev = ops.get(name, ("", ""))
+            if kind in ("set", "add"):
+                ops[name] = (kind, f"{prev},{value}")
+            else:
+                ops[name] = ("set" if kind == "remove" else "add", value)
+        for name in after.remove:
+            ops[name] = ("remove", "")
+        return HeaderFilter(
+            set=tuple((n, v) for n, (k, v) in ops.items() if k == "set"),
+            add=tuple((n, v) for n, (k, v) in ops.items() if k == "add"),
+            remove=tuple(n for n, (k, _v) in ops.items() if k == "remove"),
+        )
 
     def apply(self, headers: dict[str, list[str]]) -> dict[str, list[str]]:
         """The header multimap after the changes (the reference semantics the tests compare
@@ -243,6 +296,122 @@ class HeaderFilter:
         for name in self.remove:
             out.pop(name, None)
         return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class WeightedBackend:
+    """One backend of a traffic split: it gets ``weight`` / (sum of weights) of the requests;
+    weight 0 gets none. ``backend`` None is the share of an invalid backend reference: those
+    requests are answered 500 (Gateway API). ``request_headers``: the backendRef's own
+    RequestHeaderModifier, applied after the row's to the requests this backend gets."""
+
+    backend: str | None
+    weight: int
+    request_headers: HeaderFilter | None = None
+
+    def headers(self, row: HeaderFilter | None) -> HeaderFilter | None:
+        """The request header changes this share gets: the row's, then its own."""
+        if self.request_headers is None:
+            return row
+        return (row or HeaderFilter()).then(self.request_headers)
+
+
+_HOST_LABELS = "[a-z0-9.-]+"  # what the ``*`` of an allowed origin stands for
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cors:
+    """The Gateway API CORS filter (HTTPRouteCORS), as every backend answers it.
+
+    ``allow_origins``: ``*`` (any Origin), or ``scheme://host[:port]`` with scheme http or
+    https, host lowercase, optionally ``*.`` + a suffix (one label or more to the left); without
+    a port the scheme's default port may be written or not. ``allow_methods`` and
+    ``allow_headers`` may be ``("*",)``; ``expose_headers`` too.
+
+    A **preflight** (OPTIONS with ``Origin`` and ``Access-Control-Request-Method``) is answered
+    by the proxy with 204, never proxied: with the CORS headers of :meth:`preflight_headers`
+    when the Origin is allowed, with none when it is not. Any other request is proxied (or
+    answered) as the row says; when it carries an allowed Origin, the answer gets
+    :meth:`response_headers`, which replace the backend's own ``Access-Control-Allow-Origin``,
+    ``-Allow-Credentials`` and ``-Expose-Headers``. The allowed Origin is always echoed (never
+    ``*``: allowed by the specification in every case, required with credentials); a wildcard
+    method or header list echoes the request's ``Access-Control-Request-Method`` /
+    ``-Headers``; a wildcard expose list is ``*``, or left out with credentials."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: int = 5
+
+    @property
+    def origin_regex(self) -> str:
+        """An anchored regular expression of the allowed Origins, in the subset of PCRE, RE2
+        and HAProxy's regexes that means the same in all three (no look-around, no
+        backreferences); ``(?!)`` never matches."""
+        parts: list[str] = []
+        for origin in self.allow_origins:
+            if origin == "*":
+                return "^.+$"
+            scheme, _, rest = origin.partition("://")
+            host, colon, port = rest.partition(":")
+            # Hosts are [a-z0-9.-] (validated): the dot is the one character to escape.
+            if host.startswith("*."):
+                host_re = _HOST_LABELS + host[1:].replace(".", "\\.")
+            else:
+                host_re = host.replace(".", "\\.")
+            port_re = ":" + port if colon else f"(:{_DEFAULT_PORTS[scheme]})?"
+            parts.append(f"{scheme}://{host_re}{port_re}")
+        if not parts:
+            return "(?!)"
+        return "^(" + "|".join(parts) + ")$"
+
+    def allows(self, origin: str | None) -> bool:
+        return origin is not None and re.fullmatch(self.origin_regex, origin) is not None
+
+    def _methods(self, requested: str | None) -> str | None:
+        if self.allow_methods == ("*",):
+            return requested or None
+        return ", ".join(self.allow_methods) or None
+
+    def _headers(self, requested: str | None) -> str | None:
+        if self.allow_headers == ("*",):
+            return requested or None
+        return ", ".join(self.allow_headers) or None
+
+    @property
+    def expose(self) -> str | None:
+        """The Access-Control-Expose-Headers value (None: left out)."""
+        if self.expose_headers == ("*",):
+            return None if self.allow_credentials else "*"
+        return ", ".join(self.expose_headers) or None
+
+    def response_headers(self, origin: str) -> tuple[tuple[str, str], ...]:
+        """What an answer to a request with the allowed ``origin`` carries."""
+        out = [("access-control-allow-origin", origin)]
+        if self.allow_credentials:
+            out.append(("access-control-allow-credentials", "true"))
+        expose = self.expose
+        if expose is not None:
+            out.append(("access-control-expose-headers", expose))
+        return tuple(out)
+
+    def preflight_headers(
+        self, origin: str, method: str | None, headers: str | None
+    ) -> tuple[tuple[str, str], ...]:
+        """The proxy's 204 to a preflight from the allowed ``origin`` (``method``,
+        ``headers``: its Access-Control-Request-Method and -Headers)."""
+        out = list(self.response_headers(origin))
+        allow_methods = self._methods(method)
+        if allow_methods is not None:
+            out.append(("access-control-allow-methods", allow_methods))
+        allow_headers = self._headers(headers)
+        if allow_headers is not None:
+            out.append(("access-control-allow-headers", allow_headers))
+        out.append(("access-control-max-age", str(self.max_age)))
+        return tuple(out)
 
 
 class PathModifierType(StrEnum):
@@ -331,6 +500,7 @@ class Route:
     response_headers: HeaderFilter | None = None
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
+    cors: Cors | None = None
     connect_timeout: float | None = None
     send_timeout: float | None = None
     affinity: SessionAffinity | None = None
@@ -561,6 +731,7 @@ class Outcome(StrEnum):
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
+    CORS_PREFLIGHT = "cors-preflight"  # a CORS preflight the route's CORS filter answers: 204
 
 
 def redirect_status(method: str) -> int:
@@ -579,7 +750,9 @@ class Answer:
     split: see ``backends``); ``route`` the matched route, if any; ``path`` the request target
     the backend receives (normalized path, rewritten if the route says so, and the query as
     sent), None when the request is refused; ``host`` the Host the backend receives when the
-    route rewrites it; ``location`` the Location of a redirect the route answers."""
+    route rewrites it; ``location`` the Location of a redirect the route answers; ``cors`` the
+    CORS response headers (lowercase names) of the route's CORS filter: those of the proxy's
+    own 204 to a preflight, else those the answer carries (:class:`Cors`)."""
 
     outcome: Outcome
     status: int | None = None
@@ -588,6 +761,7 @@ class Answer:
     path: str | None = None
     host: str | None = None
     location: str | None = None
+    cors: tuple[tuple[str, str], ...] = ()
 
     @property
     def proxied(self) -> bool:
@@ -630,7 +804,10 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "query": [[q.name, q.value] for q in r.query],
         "cookies": [[c.name, c.value] for c in r.cookies],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
-        "split": [[w.backend, w.weight] for w in r.split],
+        "split": [
+            [w.backend, w.weight, *([_plain(w.request_headers)] if w.request_headers else [])]
+            for w in r.split
+        ],
         "status": r.status,
         "redirect": None if r.redirect is None else _plain(r.redirect),
         "rewrite": None if r.rewrite is None else _plain(r.rewrite),
@@ -638,6 +815,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
+        "cors": None if r.cors is None else _plain(r.cors),
         "connect_timeout": r.connect_timeout,
         "send_timeout": r.send_timeout,
         "affinity": None if r.affinity is None else _plain(r.affinity),
@@ -841,6 +1019,34 @@ class RouteModel:
             return Answer(Outcome.REDIRECT, status=redirect_status(method), path=normalized)
         request = Request(scheme=scheme, method=method, headers=headers, query=query)
         route = vhost.match(path, request) if vhost is not None else None
+        answer = self._answer(route, request, host, normalized)
+        if route is not None and route.cors is not None:
+            return self._cors(route, request, answer)
+        return answer
+
+    @staticmethod
+    def _cors(route: Route, request: Request, answer: Answer) -> Answer:
+        """A CORS row: a preflight is the proxy's 204; an allowed Origin gets its headers."""
+        cors = route.cors
+        assert cors is not None
+        origin = request.header("origin")
+        wanted = request.header("access-control-request-method")
+        allowed = cors.allows(origin)
+        if request.method == "OPTIONS" and origin is not None and wanted is not None:
+            found: tuple[tuple[str, str], ...] = ()
+            if allowed and origin is not None:
+                asked = request.header("access-control-request-headers")
+                found = cors.preflight_headers(origin, wanted, asked)
+            return Answer(Outcome.CORS_PREFLIGHT, status=204, route=route, cors=found)
+        if allowed and origin is not None and answer.outcome is not Outcome.BAD_PATH:
+            return replace(answer, cors=cors.response_headers(origin))
+        return answer
+
+    def _answer(self, route: Route | None, request: Request, host: str, normalized: str) -> Answer:
+        """The answer once the row is chosen (``route``; None: none matched) to the request
+        for ``normalized`` (its normalized path and query)."""
+        scheme = request.scheme
+        path, _, query = normalized.partition("?")
         answer = self.outcome(route)
         bare_host = host.lower()
         if ":" in bare_host and not bare_host.startswith("["):
@@ -899,6 +1105,7 @@ class RouteModel:
                     b.port,
                     b.problem,
                     [[e.address, e.port, e.ready, e.serving, e.terminating] for e in b.endpoints],
+                    *([b.protocol.value] if b.protocol is not BackendProtocol.HTTP else []),
                 ]
                 for b in self.backends
             ],

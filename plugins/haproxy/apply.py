@@ -126,7 +126,8 @@ RELOAD_REFUSED = ReloadReason.RUNTIME_FAILED  # the Runtime API refused a change
 RELOAD_CERT_SIZE = ReloadReason.RUNTIME_UNSUPPORTED  # a certificate too large for one command
 RELOAD_DRIFT = ReloadReason.DRIFT_REPAIRED  # drift not repairable at run time
 # A Gateway API row needs a header or query parameter name the configuration does not read
-# (HAProxy 2.6 reads them only by a name written in haproxy.cfg: rows.py).
+# (HAProxy 2.6 reads them only by a name written in haproxy.cfg: rows.py), or a CORS filter's
+# allowed-Origin regex it does not have (a regex is configuration too).
 RELOAD_NEW_NAME = ReloadReason.RUNTIME_UNSUPPORTED
 
 
@@ -282,7 +283,9 @@ def plan_servers(
         weight = () if server.weight == 1 else ("weight", str(server.weight))
         # Notes §2: add (starts in maintenance), then enable; never the `enabled` keyword.
         commands.append(
-            Command.of("add", "server", ref, server.address, *weight, *DYNAMIC_SERVER_POOL)
+            Command.of(
+                "add", "server", ref, server.address, *weight, *server.options, *DYNAMIC_SERVER_POOL
+            )
         )
         commands.append(Command.of("enable", "server", ref))
     return commands, retire

@@ -106,6 +106,13 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # h2c: servers with `proto h2`; WebSocket: HAProxy passes upgrades in mode http.
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    # CORS: the allowed-Origin regexes are configuration (a new one reloads), the rest map data.
+    "HTTPRouteCORS",
+    # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
+    "polyingress.io/BackendProtocolTLS",
     # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:
     # rows.py cookie_regex).
     "polyingress.io/CookieMatching",

@@ -55,6 +55,7 @@ import jinja2
 
 from polyingress.core import (
     Backend,
+    BackendProtocol,
     Certificate,
     GlobalSettings,
     HostKind,
@@ -260,11 +261,31 @@ class Server:
     name: str
     address: str  # ip:port, IPv6 in brackets
     weight: int = 1  # HAProxy's default; a split's servers carry their backend's share
+    # How HAProxy talks to it (server keywords, fixed words: protocol_options); a protocol is
+    # part of the name, so a server never changes protocol in place (no Runtime API for it).
+    options: tuple[str, ...] = ()
 
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.address.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+# The server keywords of each backend protocol and the prefix of its servers' names. TLS to the
+# endpoint is not verified (ingress-nginx's backend-protocol HTTPS/GRPCS); HTTP/2 is ``proto
+# h2`` in clear text (prior knowledge) and ALPN h2 over TLS.
+_PROTOCOL_SERVERS: dict[BackendProtocol, tuple[str, tuple[str, ...]]] = {
+    BackendProtocol.HTTP: ("", ()),
+    BackendProtocol.H2C: ("h2c_", ("proto", "h2")),
+    BackendProtocol.GRPC: ("h2c_", ("proto", "h2")),
+    BackendProtocol.HTTPS: ("tls_", ("ssl", "verify", "none")),
+    BackendProtocol.GRPCS: ("h2s_", ("ssl", "verify", "none", "alpn", "h2")),
+}
+
+
+def protocol_options(protocol: BackendProtocol) -> tuple[str, tuple[str, ...]]:
+    """The server name prefix and the server keywords of a backend protocol."""
+    return _PROTOCOL_SERVERS[protocol]
 
 
 class _NameCache:
@@ -310,7 +331,7 @@ def slot_servers(owner: str, backends: Mapping[str, Backend]) -> tuple[Server, .
             continue
         per_server = weights[backend.name]
         servers += [
-            Server(name=f"m{i}_{s.name}", address=s.address, weight=per_server)
+            Server(name=f"m{i}_{s.name}", address=s.address, weight=per_server, options=s.options)
             for s in servers_of(backend)
         ]
     return tuple(sorted(servers))
@@ -324,14 +345,15 @@ def servers_of(backend: Backend) -> tuple[Server, ...]:
     if cached is not None:
         return cached
     servers: dict[str, Server] = {}
+    prefix, options = protocol_options(backend.protocol)
     for endpoint in backend.ready_endpoints:
         port = int(endpoint.port)
         if not 0 < port < 65536:
             continue
         ip = quote(endpoint.address, "endpoint address")
         address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-        name = f"{ip}_{port}"
-        servers[name] = Server(name=name, address=address)
+        name = f"{prefix}{ip}_{port}"
+        servers[name] = Server(name=name, address=address, options=options)
     result = tuple(sorted(servers.values()))
     _SERVERS.put(backend, result)
     return result
@@ -521,6 +543,7 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "redirect_codes": REDIRECT_CODES,
         "request_filters": shapes.request_filter_names(),
         "response_filters": shapes.response_filter_names(),
+        "cors": shapes.cors_regexes(),
         "affinity": shapes.affinity_lines(),
     }
 

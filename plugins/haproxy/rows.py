@@ -32,19 +32,22 @@ whose conditions hold, as the core says.
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
     x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
-                       port|mirrors|affinity
+                       port|mirrors|affinity|cors
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
     x<vk>#<id>|c    -> the attributes of the affinity cookie (percent-encoded)
+    x<vk>#<id>|o    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
 ``3`` answers 503, ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the
 path with ``pvalue``, ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters)
 with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua).
-``affinity`` is the index of the row's affinity cookie among the shape's: the cookie's value
-(else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``, the key every
-slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it). Header values
+``affinity`` (field 15) is the index of the row's affinity cookie among the shape's: the
+cookie's value (else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``,
+the key every slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it).
+``cors`` (field 16) is the index of the row's allowed-Origin regex in the shape (CORS: the
+regexes are configuration, their values data: entry ``|o``). Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -60,7 +63,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import Cors, HostKind, PathType, Route, RouteModel, VirtualHost
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -167,6 +170,7 @@ class Shapes:
     request_filters: tuple[str, ...] = ()
     response_filters: tuple[str, ...] = ()
     affinity_cookies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
     _index: dict[str, dict[object, int]] = field(
@@ -180,6 +184,7 @@ class Shapes:
         req: set[str] = set()
         resp: set[str] = set()
         cookies: set[str] = set()
+        cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
         for vhost in model.vhosts:
@@ -190,6 +195,7 @@ class Shapes:
             req |= needs.request_filters
             resp |= needs.response_filters
             cookies |= needs.cookies
+            cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
         return cls(
@@ -199,6 +205,7 @@ class Shapes:
             request_filters=tuple(sorted(req)),
             response_filters=tuple(sorted(resp)),
             affinity_cookies=tuple(sorted(cookies)),
+            cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
         )
@@ -209,6 +216,7 @@ class Shapes:
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
             and set(needed.affinity_cookies) <= set(self.affinity_cookies)
+            and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
         )
@@ -220,6 +228,7 @@ class Shapes:
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
             and set(needed.affinity_cookies) <= set(self.affinity_cookies)
+            and set(needed.cors_origins) <= set(self.cors_origins)
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -230,6 +239,7 @@ class Shapes:
             request_filters=tuple(sorted({*self.request_filters, *other.request_filters})),
             response_filters=tuple(sorted({*self.response_filters, *other.response_filters})),
             affinity_cookies=tuple(sorted({*self.affinity_cookies, *other.affinity_cookies})),
+            cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
         )
@@ -258,6 +268,9 @@ class Shapes:
 
     def response_filter_index(self, name: str) -> int:
         return self._lookup("resp", self.response_filters, name)
+
+    def cors_index(self, regex: str) -> int:
+        return self._lookup("cors", self.cors_origins, regex)
 
     # ---- the configuration lines (haproxy.cfg.j2 writes them as given)
 
@@ -308,6 +321,10 @@ class Shapes:
 
     def response_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.response_filters)]
+
+    def cors_regexes(self) -> list[tuple[int, str]]:
+        """The allowed-Origin regex of each CORS index, as a configuration word."""
+        return [(j, cfg_word(r)) for j, r in enumerate(self.cors_origins)]
 
 
 def signature(route: Route) -> Signature | None:
@@ -466,6 +483,7 @@ class _Needs:
     labels: int = 0
     splits: frozenset[str] = frozenset()
     cookies: frozenset[str] = frozenset()
+    cors: frozenset[str] = frozenset()
 
 
 _NOTHING = _Needs()
@@ -483,6 +501,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     resp: set[str] = set()
     splits: set[str] = set()
     cookies: set[str] = set()
+    cors: set[str] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -501,6 +520,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
             splits.add(name)
         if route.affinity is not None:
             cookies.add(route.affinity.name)
+        if route.cors is not None:
+            cors.add(route.cors.origin_regex)
     found = _Needs(
         frozenset(signatures),
         frozenset(req),
@@ -509,6 +530,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
         labels,
         frozenset(splits),
         frozenset(cookies),
+        frozenset(cors),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -540,6 +562,7 @@ def plain_behaviour(route: Route) -> bool:
         and route.timeout is None
         and not route.mirrors
         and route.affinity is None
+        and route.cors is None
     )
 
 
@@ -627,6 +650,10 @@ class _Compiler:
             if route.affinity is not None:
                 affinity = str(self.shapes.affinity_index(route.affinity.name))
                 entries["|c"] = encode_value(cookie_attributes(route, scheme))
+        cors = ""
+        if kind not in _STATUS_KINDS.values() and route.cors is not None:
+            cors = str(self.shapes.cors_index(route.cors.origin_regex))
+            entries["|o"] = _cors_entry(route.cors)
         if kind not in _STATUS_KINDS.values():
             entries |= _filters(route, "p", self.shapes.response_filter_index)
         if any(s.startswith("|q") for s in entries):
@@ -649,6 +676,7 @@ class _Compiler:
             rport,
             mirrors,
             affinity,
+            cors,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
@@ -731,6 +759,28 @@ def _filters(route: Route, letter: str, index: Callable[[str], int]) -> dict[str
         f"|{letter}{index(name)}": op + (encode_value(value) if op != "r" else "")
         for op, name, value in _filter_ops(route, response=response)
     }
+
+
+def _cors_entry(cors: Cors) -> str:
+    """A CORS row's values (record entry ``|o``): ``cred|methods|headers|expose|max-age`` with
+    cred ``t`` or empty, methods and headers ``e`` (echo the request's: a wildcard), ``l`` +
+    the encoded list, or empty, expose encoded or empty."""
+
+    def listed(values: tuple[str, ...]) -> str:
+        if values == ("*",):
+            return "e"
+        return "l" + encode_value(", ".join(values)) if values else ""
+
+    expose = cors.expose
+    return "|".join(
+        (
+            "t" if cors.allow_credentials else "",
+            listed(cors.allow_methods),
+            listed(cors.allow_headers),
+            encode_value(expose) if expose is not None else "",
+            str(int(cors.max_age)),
+        )
+    )
 
 
 def _map_key_ok(text: str) -> str:

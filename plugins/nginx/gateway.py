@@ -63,11 +63,19 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, ObjectRef, PathTable, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    Cors,
+    HostKind,
+    ObjectRef,
+    PathTable,
+    Route,
+    RouteModel,
+    VirtualHost,
+    WeightedBackend,
+)
 
 from .affinity import affinity_lines, upstream_name
 from .render import (
-    _LUA_PROXY_PASS,
     _ROOT,
     _Answer,
     _directive,
@@ -77,6 +85,7 @@ from .render import (
     _redirect,
     _Server,
     _source_comment,
+    proxy_pass,
     quote,
     uri_form,
 )
@@ -113,6 +122,14 @@ GATEWAY_FEATURES = (
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
     # row sets request headers; tested live through a conditional row and a filtered one).
     "HTTPRouteBackendProtocolWebSocket",
+    # A backendRef's RequestHeaderModifier: the row's filter then its own, in the location of
+    # its share of a split (or of the row, for one backend).
+    "HTTPRouteBackendRequestHeaderModification",
+    # The CORS filter: maps of the Origin, a preflight answered 204 before the row's own
+    # directives, the allowed Origin's headers added (always) where the row answers.
+    "HTTPRouteCORS",
+    # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
+    "polyingress.io/BackendProtocolTLS",
     # Annotation rows: canary-by-cookie (a map on $http_cookie, like a header match),
     # proxy-connect-timeout and proxy-send-timeout (proxy_connect_timeout, proxy_send_timeout
     # in the row's location) and
@@ -128,6 +145,13 @@ GATEWAY_FEATURES = (
 )
 
 _PREFIX = "polyingress_"
+_CORS_PREFLIGHT = "polyingress_cors_preflight"
+# The CORS headers of an answer that the CORS filter replaces (Cors.response_headers).
+_CORS_RESPONSE = (
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-expose-headers",
+)
 _DOLLAR = "${polyingress_dollar}"
 _QMARK = "${polyingress_qmark}"
 _URI_OK = "polyingress_uri_ok"
@@ -153,6 +177,7 @@ def gateway_row(route: Route) -> bool:
         or route.response_headers is not None
         or route.mirrors
         or route.timeout is not None
+        or route.cors is not None
         or route.connect_timeout is not None
         or route.send_timeout is not None
         or route.affinity is not None
@@ -373,10 +398,11 @@ class Gateway:
         found = self.model.backend_index.get(backend)
         return found is not None and found.available
 
-    def _headers(self, route: Route) -> tuple[str, ...]:
+    def _headers(self, route: Route, share: WeightedBackend | None = None) -> tuple[str, ...]:
         """All proxy_set_header lines when the row changes a request header: render.py's
-        defaults, then the host rewrite, then the filter (set, add, remove)."""
-        f = route.request_headers
+        defaults, then the host rewrite, then the filter (set, add, remove): the row's, then
+        the split ``share``'s own (a backendRef's RequestHeaderModifier)."""
+        f = route.request_headers if share is None else share.headers(route.request_headers)
         host = route.rewrite.hostname if route.rewrite is not None else None
         if f is None and host is None:
             return ()
@@ -407,11 +433,80 @@ class Gateway:
             f"proxy_set_header {quote(n)} {quote(v, variables=True)};" for n, v in out.values()
         )
 
+    # -- CORS (core Cors: a preflight answered 204; an allowed Origin's headers on the rest) ---
+
+    def _cors_vars(self, cors: Cors) -> dict[str, str]:
+        """Variables holding each CORS header's value for this request ("" when the Origin is
+        not allowed, or the header has no value: add_header leaves an empty one out)."""
+        origin = self._map(
+            "co",
+            "$http_origin",
+            [(quote("~" + cors.origin_regex, variables=True), "$http_origin")],
+            '""',
+        )
+
+        def gated(kind: str, value: str) -> str:
+            # The value, only when the Origin is allowed.
+            return "$" + self._map(kind, "$" + origin, [('""', '""')], value)
+
+        out = {"access-control-allow-origin": "$" + origin}
+        if cors.allow_credentials:
+            out["access-control-allow-credentials"] = gated("cc", '"true"')
+        if cors.expose is not None:
+            out["access-control-expose-headers"] = gated("ce", quote(cors.expose))
+        if cors.allow_methods == ("*",):
+            out["access-control-allow-methods"] = gated("cm", "$http_access_control_request_method")
+        elif cors.allow_methods:
+            out["access-control-allow-methods"] = gated("cm", quote(", ".join(cors.allow_methods)))
+        if cors.allow_headers == ("*",):
+            out["access-control-allow-headers"] = gated(
+                "ch", "$http_access_control_request_headers"
+            )
+        elif cors.allow_headers:
+            out["access-control-allow-headers"] = gated("ch", quote(", ".join(cors.allow_headers)))
+        out["access-control-max-age"] = gated("ca", quote(str(cors.max_age)))
+        return out
+
+    def _cors_response(self, route: Route) -> tuple[str, ...]:
+        """An allowed Origin's headers on every answer of the row (replacing the backend's)."""
+        if route.cors is None:
+            return ()
+        found = self._cors_vars(route.cors)
+        lines: list[str] = []
+        for name in _CORS_RESPONSE:
+            lines.append(f"proxy_hide_header {quote(name)};")
+            if name in found:
+                lines.append(
+                    f"add_header {quote(name)} {quote(found[name], variables=True)} always;"
+                )
+        return tuple(lines)
+
+    def _cors_preflight(self, route: Route) -> tuple[str, ...]:
+        """The preflight (OPTIONS with Origin and Access-Control-Request-Method): 204 with the
+        CORS headers when the Origin is allowed, without when it is not."""
+        if route.cors is None:
+            return ()
+        # A CORS preflight: OPTIONS with an Access-Control-Request-Method.
+        # Noted for the render cache, as every http block.
+        self._block(
+            _CORS_PREFLIGHT,
+            (
+                f'map "$request_method:$http_access_control_request_method" ${_CORS_PREFLIGHT} '
+                '{ default 0; "~^OPTIONS:." 1; }',
+            ),
+        )
+        found = self._cors_vars(route.cors)
+        headers = [
+            f"    add_header {quote(n)} {quote(v, variables=True)} always;"
+            for n, v in found.items()
+        ]
+        return (f"if (${_CORS_PREFLIGHT}) {{", *headers, "    return 204;", "}")
+
     def _response(self, route: Route) -> tuple[str, ...]:
         f = route.response_headers
         if f is None:
-            return ()
-        lines: list[str] = []
+            return self._cors_response(route)
+        lines: list[str] = list(self._cors_response(route))
         for name, value in f.set:
             lines.append(f"proxy_hide_header {quote(name)};")
             lines.append(f"add_header {quote(name)} {literal(value)} always;")
@@ -431,8 +526,9 @@ class Gateway:
             # A path no route can have (route paths hold no space): only the subrequest gets it.
             uri = f"/.polyingress mirror/{backend.name}"
             lines.append(f"mirror {quote(uri)};")
-            target = quote(f"http://{backend.name}$request_uri", variables=True)
-            extra.append(_Location((), f"= {quote(uri)}", ("internal;", f"proxy_pass {target};")))
+            extra.append(
+                _Location((), f"= {quote(uri)}", ("internal;", proxy_pass(backend, "$request_uri")))
+            )
         return tuple(lines), tuple(extra)
 
     @staticmethod
@@ -486,7 +582,7 @@ class Gateway:
             f"rewrite {rest} {quote('$1', variables=True)}{end}",
         )
 
-    def _proxy(self, route: Route, backend: str) -> _Action:
+    def _proxy(self, route: Route, backend: str, share: WeightedBackend | None = None) -> _Action:
         # The core's answer for this backend (503 in static mode without a ready endpoint).
         answer = self.model.outcome(
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
@@ -496,7 +592,7 @@ class Gateway:
         # Lua mode names the backend with `set`, a rewrite-module directive: it must come
         # before a `rewrite ... break`, which ends them (so must the affinity key's `set`).
         named = _Answer(final).backend_set
-        proxy = _LUA_PROXY_PASS if named is not None else final
+        proxy = _Answer(final).lua_proxy if named is not None else final
         head: tuple[str, ...] = (named,) if named is not None else ()
         sticky: tuple[str, ...] = ()
         if route.affinity is not None and proxy.startswith("proxy_pass"):
@@ -504,11 +600,13 @@ class Gateway:
             head += tuple(line for line in sticky if line.startswith("set "))
             sticky = tuple(line for line in sticky if not line.startswith("set "))
             if not self.lua:  # the upstream hashing the key (render.py upstreams)
-                proxy = f"proxy_pass {quote('http://' + upstream_name(backend))};"
+                found = self.model.backend_index[backend]
+                scheme = "https" if found.protocol.tls else "http"
+                proxy = f"proxy_pass {quote(f'{scheme}://{upstream_name(backend)}')};"
         directives = (
             *head,
             *self._rewrite(route, "break"),
-            *self._headers(route),
+            *self._headers(route, share),
             *self._response(route),
             *sticky,
             *mirrors,
@@ -552,7 +650,7 @@ class Gateway:
 
     def _split(self, route: Route) -> _Action:
         live = [w for w in route.split if w.weight > 0]
-        shares = [(w, self._proxy(route, w.backend) if w.backend else None) for w in live]
+        shares = [(w, self._proxy(route, w.backend, w) if w.backend else None) for w in live]
         deps: list[tuple[str, tuple[str, ...]]] = []
         extra: list[_Location] = []
         for _w, share in shares:
@@ -599,6 +697,15 @@ class Gateway:
         return _Action(inline, "$" + var, (), tuple(deps), tuple(extra))
 
     def _row(self, route: Route, scheme: str) -> _Action:
+        action = self._row_action(route, scheme)
+        preflight = self._cors_preflight(route)
+        if not preflight:
+            return action
+        # Before anything else of the row (a rewrite's break, a split's dispatch).
+        reached = action.deps if action.target.startswith("@") else action.reached(False)
+        return _simple((*preflight, *action.inline), reached, action.extra)
+
+    def _row_action(self, route: Route, scheme: str) -> _Action:
         if route.status is not None:
             return self._status(route, route.status)
         if route.split:

@@ -150,6 +150,10 @@ CHANNEL_PATH = "/endpoints"
 LUA_UPSTREAM = "polyingress_lua"
 BACKEND_VARIABLE = "$polyingress_backend"
 _LUA_PROXY_PASS = f'proxy_pass "http://{LUA_UPSTREAM}";'
+# A backend reached over TLS (backend-protocol HTTPS/GRPCS): the same upstream, the balancer
+# picks the endpoint, nginx speaks TLS to it (its certificate not verified, as in ingress-nginx).
+_LUA_PROXY_PASS_TLS = f'proxy_pass "https://{LUA_UPSTREAM}";'
+_LUA_PROXIES = (_LUA_PROXY_PASS, _LUA_PROXY_PASS_TLS)
 # Lua mode's idle upstream connections per worker, shared by every backend (ingress-nginx's
 # default for its one balancer upstream), unless the ConfigMap sets
 # upstream-keepalive-connections.
@@ -334,9 +338,15 @@ class _Answer:
     @property
     def backend_set(self) -> str | None:
         """Lua mode: the ``set`` of the backend a proxied answer names (None otherwise)."""
-        if self.directive.endswith(" " + _LUA_PROXY_PASS):
-            return self.directive[: -len(_LUA_PROXY_PASS) - 1]
+        for proxy in _LUA_PROXIES:
+            if self.directive.endswith(" " + proxy):
+                return self.directive[: -len(proxy) - 1]
         return None
+
+    @property
+    def lua_proxy(self) -> str:
+        """Lua mode: the ``proxy_pass`` of a proxied answer (http or https to the upstream)."""
+        return next(p for p in _LUA_PROXIES if self.directive.endswith(" " + p))
 
 
 Table = Callable[[str], _Answer]
@@ -350,9 +360,21 @@ def _directive(model: RouteModel, answer: Answer, lua: bool) -> str:
     backend = model.backend_index.get(answer.backend) if answer.backend is not None else None
     if backend is None or (answer.outcome is Outcome.UNAVAILABLE and not lua):
         return "return 503;"
-    if lua:
-        return f"set {BACKEND_VARIABLE} {quote(backend.name)}; {_LUA_PROXY_PASS}"
-    return f"proxy_pass {quote('http://' + backend.name)};"
+    if lua and not backend.protocol.http2:
+        proxy = _LUA_PROXY_PASS_TLS if backend.protocol.tls else _LUA_PROXY_PASS
+        return f"set {BACKEND_VARIABLE} {quote(backend.name)}; {proxy}"
+    return proxy_pass(backend)
+
+
+def proxy_pass(backend: Backend, uri: str = "") -> str:
+    """``proxy_pass`` to a backend's upstream in its protocol: HTTP/1.1 in clear text or over
+    TLS (``https``: the certificate is not verified, nginx's default, as in ingress-nginx).
+    nginx 1.22 proxies no HTTP/2 (grpc_pass speaks gRPC only), and the backend does not declare
+    HTTPRouteBackendProtocolH2C: such a backend answers 500, never HTTP/1.1 in silence."""
+    if backend.protocol.http2:
+        return "return 500;"
+    scheme = "https" if backend.protocol.tls else "http"
+    return f"proxy_pass {quote(f'{scheme}://{backend.name}{uri}', variables=bool(uri))};"
 
 
 def _table(model: RouteModel, vhost: VirtualHost | None, lua: bool) -> Table:
@@ -414,8 +436,8 @@ def _guarded(primary: _Answer, fallback: _Answer, regex: str) -> tuple[str, ...]
         cond = f"$host !~ {quote(regex, variables=True)}"
         return (
             primary.backend_set,
-            f"if ({cond}) {{ {fallback.backend_set} {_LUA_PROXY_PASS} }}",
-            _LUA_PROXY_PASS,
+            f"if ({cond}) {{ {fallback.backend_set} {fallback.lua_proxy} }}",
+            primary.lua_proxy,
         )
     if fallback.is_return or not primary.is_return:
         cond = f"$host !~ {quote(regex, variables=True)}"

@@ -36,13 +36,14 @@ import re
 from importlib import resources
 from typing import Any
 
-from polyingress.core import Route
+from polyingress.core import Cors, Route
 
 __all__ = [
     "MODULE",
     "PLUGIN",
     "PLUGINS_DIR",
     "WELL_KNOWN_PORTS",
+    "cors_config",
     "filter_config",
     "filter_name",
     "native_headers",
@@ -200,7 +201,27 @@ def filter_config(
         config["failWeight"], config["failTotal"] = fail
     if route.timeout is not None:
         config["timeoutMs"] = timeout_ms(route.timeout)
+    if route.cors is not None:
+        config["cors"] = cors_config(route.cors)
     return config or None
+
+
+def cors_config(cors: Cors) -> dict[str, Any]:
+    """The plugin's CORS part (the core's Cors, every value validated by the core)."""
+    out: dict[str, Any] = {"originRegex": cors.origin_regex, "maxAge": str(cors.max_age)}
+    for key, echo, values in (
+        ("allowMethods", "echoMethod", cors.allow_methods),
+        ("allowHeaders", "echoHeaders", cors.allow_headers),
+    ):
+        if values == ("*",):
+            out[echo] = True
+        elif values:
+            out[key] = ", ".join(values)
+    if cors.expose is not None:
+        out["expose"] = cors.expose
+    if cors.allow_credentials:
+        out["credentials"] = True
+    return out
 
 
 def timeout_ms(seconds: float) -> int:

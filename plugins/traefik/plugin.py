@@ -96,6 +96,12 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    # CORS: the local plugin (middleware/filters.go) answers the preflight and adds the headers.
+    "HTTPRouteCORS",
+    # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
+    "polyingress.io/BackendProtocolTLS",
     # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex) and
     # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
     "polyingress.io/CookieMatching",

@@ -104,6 +104,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polyingress.core import (
+    BackendProtocol,
     Certificate,
     GlobalSettings,
     HostKind,
@@ -306,6 +307,31 @@ def servers_transport(settings: GlobalSettings) -> dict[str, Any]:
             "idleConnTimeout": format_duration(settings.upstream_keepalive_timeout),
         }
     }
+
+
+# The serversTransport of backends reached over TLS: the endpoint's certificate is not verified
+# (ingress-nginx's backend-protocol HTTPS/GRPCS).
+INSECURE_TRANSPORT = "polyingress-tls-unverified"
+_SCHEMES = {
+    BackendProtocol.HTTP: "http",
+    BackendProtocol.H2C: "h2c",
+    BackendProtocol.GRPC: "h2c",
+    BackendProtocol.HTTPS: "https",
+    BackendProtocol.GRPCS: "https",
+}
+
+
+def _protocol(protocol: BackendProtocol, transports: dict[str, Any]) -> tuple[str, str]:
+    """The server URL scheme of a backend protocol (``h2c``: HTTP/2 in clear text; over
+    ``https`` Traefik offers h2 and HTTP/1.1 by ALPN) and its serversTransport."""
+    if not protocol.tls:
+        return _SCHEMES[protocol], SERVERS_TRANSPORT
+    if INSECURE_TRANSPORT not in transports:
+        transports[INSECURE_TRANSPORT] = {
+            **transports[SERVERS_TRANSPORT],
+            "insecureSkipVerify": True,
+        }
+    return _SCHEMES[protocol], INSECURE_TRANSPORT
 
 
 def _regex_escape(name: str) -> str:
@@ -695,14 +721,17 @@ def _timed(
     )
     conf = services[name]
     if "loadBalancer" in conf:
-        transport = f"polyingress{suffix}"
+        # Each backend's own transport (TLS or not), with the row's timeouts.
+        own = conf["loadBalancer"].get("serversTransport", SERVERS_TRANSPORT)
+        transport = f"{own}{suffix}" if own != SERVERS_TRANSPORT else f"polyingress{suffix}"
         if transport not in transports:
-            timeouts = dict(transports[SERVERS_TRANSPORT]["forwardingTimeouts"])
+            base = transports[own]
+            timeouts = dict(base["forwardingTimeouts"])
             if ms is not None:
                 timeouts["responseHeaderTimeout"] = format_duration(ms)
             if dial_ms is not None:
                 timeouts["dialTimeout"] = format_duration(dial_ms)
-            transports[transport] = {"forwardingTimeouts": timeouts}
+            transports[transport] = {**base, "forwardingTimeouts": timeouts}
         copy = f"{name}{suffix}"
         services[copy] = {"loadBalancer": {**conf["loadBalancer"], "serversTransport": transport}}
         return copy
@@ -821,18 +850,19 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
             router["tls"] = {}
         routers.append((base, key, router))
 
+    transports: dict[str, Any] = {SERVERS_TRANSPORT: servers_transport(model.settings)}
     for backend in model.backends:
         ready = backend.ready_endpoints
         if ready:
+            scheme, transport = _protocol(backend.protocol, transports)
             services[backend.name] = {
                 "loadBalancer": {
-                    "servers": [{"url": f"http://{e.hostport}"} for e in ready],
-                    "serversTransport": SERVERS_TRANSPORT,
+                    "servers": [{"url": f"{scheme}://{e.hostport}"} for e in ready],
+                    "serversTransport": transport,
                 }
             }
         else:
             services[backend.name] = {"weighted": {"services": []}}
-    transports: dict[str, Any] = {SERVERS_TRANSPORT: servers_transport(model.settings)}
     # A row's middlewares and service, once for both entry points (its redirect's Location
     # alone depends on the scheme): (id of the row, the scheme or "") -> _row_target's result.
     targets: dict[tuple[int, str], tuple[tuple[str, ...], str, bool]] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fractions import Fraction
@@ -39,8 +39,11 @@ from polyingress.core.pipeline.annotations import (
     parse_annotations,
     parse_bool,
 )
+from polyingress.core.pipeline.gateway import BACKEND_TLS
 from polyingress.core.pipeline.model import (
+    BackendProtocol,
     CookieMatch,
+    Cors,
     HeaderFilter,
     HeaderMatch,
     ObjectRef,
@@ -88,6 +91,37 @@ _PATH_REDIRECT = "HTTPRoutePathRedirect"
 _SCHEME_REDIRECT = "HTTPRouteSchemeRedirect"
 _PORT_REDIRECT = "HTTPRoutePortRedirect"
 _TIMEOUT = "HTTPRouteBackendTimeout"
+_H2C = "HTTPRouteBackendProtocolH2C"
+_CORS = "HTTPRouteCORS"
+_CORS_NOTE = (
+    "served as the Gateway API CORS filter: a preflight is an OPTIONS with an Origin and "
+    "Access-Control-Request-Method (ingress-nginx: any OPTIONS from an allowed Origin), answered "
+    "204 without a body's headers; Allow-Methods, -Headers and Max-Age go on the preflight only "
+    "(ingress-nginx: on every answer); an allowed Origin is echoed, also for cors-allow-origin "
+    "* (ingress-nginx answers *); origins compare case-sensitively and *.x matches one label or "
+    "more (ingress-nginx: case-insensitively, one label); an origin of another scheme than "
+    "http or https is left out"
+)
+# ingress-nginx's defaults of the cors-* keys (docs/user-guide/nginx-configuration/
+# annotations.md, "Enable CORS").
+_CORS_DEFAULTS: dict[str, Any] = {
+    "cors-allow-origin": ("*",),
+    "cors-allow-methods": ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"),
+    "cors-allow-headers": (
+        "DNT",
+        "Keep-Alive",
+        "User-Agent",
+        "X-Requested-With",
+        "If-Modified-Since",
+        "Cache-Control",
+        "Content-Type",
+        "Range",
+        "Authorization",
+    ),
+    "cors-expose-headers": (),
+    "cors-allow-credentials": True,
+    "cors-max-age": 1728000,
+}
 _RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 # Route model parts the Gateway API has no feature for, which only annotations use: a backend
 # declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
@@ -163,6 +197,8 @@ class IngressPolicy:
     force_ssl: bool = False
     app_root: str | None = None
     aliases: tuple[str, ...] = ()
+    protocol: BackendProtocol = BackendProtocol.HTTP  # backend-protocol
+    cors: Cors | None = None  # enable-cors and the cors-* keys
     # custom-headers: the ConfigMap (namespace, name), and the response headers it gives once
     # the builder has read it (custom_headers_filter); ``denied``: it could not be used, and
     # the Ingress's paths answer 503 (ingress-nginx's denied location).
@@ -202,6 +238,7 @@ class IngressPolicy:
             and self.affinity is None
             and self.redirect is None
             and not self.force_ssl
+            and self.cors is None
             and self.response_headers is None
         )
 
@@ -240,7 +277,13 @@ class IngressPolicy:
 
     def rows(self, rule: PathRule, backend: str) -> list[Route]:
         """The rows of one of the Ingress's rules (not a canary's: see :func:`with_canaries`)."""
-        base = Route(path=rule.path, path_type=rule.path_type, backend=backend, source=self.ref)
+        base = Route(
+            path=rule.path,
+            path_type=rule.path_type,
+            backend=backend,
+            source=self.ref,
+            cors=self.cors,
+        )
         if self.plain:
             return [base]
         if self.redirect is not None:
@@ -446,9 +489,12 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "no body size limit in the route model; the backend's default applies",
     ),
     "backend-protocol": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "only HTTP backends (the default) are served",
+        Support.PARTIAL,
+        frozenset({_CORE, BACKEND_TLS}),
+        "HTTP, HTTPS (TLS to the endpoint, its certificate not verified, as ingress-nginx) and "
+        "H2C are honoured, H2C only where the backend serves HTTPRouteBackendProtocolH2C; GRPC "
+        "and GRPCS are proxied as HTTP/2 (an error of the proxy's own is an HTTP status, not a "
+        "grpc-status); AUTO_HTTP and FCGI are not served (the Ingress is rejected)",
     ),
     "custom-headers": (
         Support.PARTIAL,
@@ -459,7 +505,7 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "ingress-nginx; a missing ConfigMap or a name or value refused: 503 on the Ingress's "
         "paths, as in ingress-nginx",
     ),
-    "enable-cors": (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model"),
+    "enable-cors": (Support.PARTIAL, frozenset({_CORS}), _CORS_NOTE),
     "affinity": (
         Support.PARTIAL,
         frozenset({_CORE, SESSION_AFFINITY}),
@@ -481,7 +527,7 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         k: (Support.UNSUPPORTED, frozenset(), "rate limits are not in the route model")
         for k in _LIMIT_KEYS
     },
-    **{k: (Support.UNSUPPORTED, frozenset(), "CORS is not in the route model") for k in _CORS_KEYS},
+    **{k: (Support.HONOURED, frozenset({_CORS}), "") for k in _CORS_KEYS},
     **{k: (Support.HONOURED, frozenset({_CORE, SESSION_AFFINITY}), "") for k in _SESSION_KEYS},
     "affinity-mode": (
         Support.PARTIAL,
@@ -795,13 +841,7 @@ def translate_annotations(
         if name in values and not inherited(name):
             verdict(name)
     if "backend-protocol" in values and not inherited("backend-protocol"):
-        if values["backend-protocol"] == "HTTP":
-            verdict("backend-protocol", Support.HONOURED, "")
-        else:
-            verdict(
-                "backend-protocol",
-                note=f"{values['backend-protocol']}: only HTTP backends (the default) are served",
-            )
+        _backend_protocol(values["backend-protocol"], verdict, policy)
     for name in _ACCESS_KEYS:
         if name in values and not inherited(name):
             verdict(name)
@@ -853,6 +893,8 @@ def translate_annotations(
                     verdict(
                         k, Support.HONOURED, f"no effect without {switch} (as in ingress-nginx)", ()
                     )
+        if switch == "enable-cors" and on and not is_canary:  # a canary's is the main's
+            policy["cors"] = _cors_of(values)
     for name in _LIMIT_KEYS:
         if name in values and not inherited(name):
             verdict(name)
@@ -864,6 +906,81 @@ def translate_annotations(
         http_port=http_port,
         https_port=https_port,
         **policy,  # type: ignore[arg-type]
+    )
+
+
+# backend-protocol value -> (the model's protocol, support, the features it needs, note).
+_PROTOCOLS: dict[str, tuple[BackendProtocol, Support, frozenset[str], str]] = {
+    "HTTP": (BackendProtocol.HTTP, Support.HONOURED, frozenset(), ""),
+    "HTTPS": (
+        BackendProtocol.HTTPS,
+        Support.HONOURED,
+        frozenset({_CORE, BACKEND_TLS}),
+        "HTTP/1.1 over TLS; the endpoint's certificate is not verified (as in ingress-nginx)",
+    ),
+    "H2C": (
+        BackendProtocol.H2C,
+        Support.HONOURED,
+        frozenset({_H2C}),
+        "HTTP/2 in clear text with prior knowledge",
+    ),
+    "GRPC": (
+        BackendProtocol.GRPC,
+        Support.PARTIAL,
+        frozenset({_H2C}),
+        "gRPC is proxied as HTTP/2 in clear text; an error of the proxy's own (503, 504) is an "
+        "HTTP status, not a grpc-status trailer as ingress-nginx's grpc_pass answers",
+    ),
+    "GRPCS": (
+        BackendProtocol.GRPCS,
+        Support.PARTIAL,
+        frozenset({_H2C, BACKEND_TLS}),
+        "gRPC is proxied as HTTP/2 over TLS (ALPN h2, the certificate not verified); an error "
+        "of the proxy's own is an HTTP status, not a grpc-status trailer",
+    ),
+}
+
+
+def _backend_protocol(value: str, verdict: Callable[..., None], policy: dict[str, object]) -> None:
+    """backend-protocol: how the proxy talks to the Ingress's backends."""
+    found = _PROTOCOLS.get(value)
+    if found is None:
+        verdict(
+            "backend-protocol",
+            Support.UNSUPPORTED,
+            f"{value}: AUTO_HTTP and FCGI backends are not served",
+            (),
+        )
+        return
+    protocol, support, features, note = found
+    verdict("backend-protocol", support, note, features)
+    if protocol is not BackendProtocol.HTTP:
+        policy["protocol"] = protocol
+
+
+def _cors_of(values: Mapping[str, Any]) -> Cors:
+    """enable-cors and the cors-* keys (ingress-nginx's defaults for those not given) as the
+    route model's CORS filter."""
+    got = {k: values.get(k, default) for k, default in _CORS_DEFAULTS.items()}
+    origins: list[str] = []
+    for origin in got["cors-allow-origin"]:
+        scheme, sep, rest = str(origin).partition("://")
+        if origin == "*":
+            origins = ["*"]
+            break
+        if sep and scheme.lower() in ("http", "https"):
+            origins.append(f"{scheme.lower()}://{rest.lower()}")
+
+    def wildcard(items: tuple[str, ...]) -> tuple[str, ...]:
+        return ("*",) if "*" in items else tuple(dict.fromkeys(items))
+
+    return Cors(
+        allow_origins=tuple(dict.fromkeys(origins)),
+        allow_methods=tuple(dict.fromkeys(m.upper() for m in got["cors-allow-methods"])),
+        allow_headers=wildcard(got["cors-allow-headers"]),
+        expose_headers=wildcard(got["cors-expose-headers"]),
+        allow_credentials=bool(got["cors-allow-credentials"]),
+        max_age=int(got["cors-max-age"]),
     )
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from polyingress.core.pipeline.model import (
+    Cors,
     HeaderFilter,
     HeaderMatch,
     ObjectRef,
@@ -57,6 +58,7 @@ _DURATION_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
 _METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
+_METHOD_NAME = re.compile("^(" + "|".join(sorted(_METHODS)) + ")$")
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -88,6 +90,7 @@ class BackendRefSpec:
     port: int | None
     weight: int
     field: str
+    request_headers: HeaderFilter | None = None  # the backendRef's RequestHeaderModifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,7 @@ class RuleSpec:
     rewrite: Rewrite | None
     mirrors: tuple[BackendRefSpec, ...]
     timeout: float | None
+    cors: Cors | None
     # Why the rule cannot be served as written (UnsupportedValue): it then answers 500.
     unsupported: tuple[tuple[str, str], ...]
     features: frozenset[str]  # the Gateway API extended features the rule uses
@@ -311,11 +315,90 @@ def _path_modifier(spec: Any, field: str, matches: tuple[MatchSpec, ...]) -> Pat
     raise _Invalid(field + ".type", f"unknown path modifier type {ptype!r}")
 
 
+# An allowed Origin: scheme://host[:port], the host lowercase, optionally "*." + a suffix.
+_ORIGIN = re.compile(
+    r"^(https?)://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(:[1-9][0-9]{0,4})?$"
+)
+
+
+def _cors_list(value: Any, field: str, check: re.Pattern[str], what: str) -> tuple[str, ...]:
+    items = _list(value, field)
+    out: list[str] = []
+    for j, item in enumerate(items):
+        if not isinstance(item, str) or not (item == "*" or check.fullmatch(item)):
+            raise _Invalid(f"{field}[{j}]", f"must be {what} or *")
+        if item not in out:
+            out.append(item)
+    if "*" in out and len(out) > 1:
+        raise _Invalid(field, "* cannot be given with other values")
+    return tuple(out)
+
+
+def _cors(spec: Any, field: str) -> Cors:
+    """The CORS filter (HTTPRouteCORS): every value checked, so that it can be written into
+    any proxy's configuration as it is."""
+    spec = _map(spec, field)
+    origins = _cors_list(spec.get("allowOrigins"), field + ".allowOrigins", _ORIGIN, "an origin")
+    if len(origins) > 64:
+        raise _Invalid(field + ".allowOrigins", "at most 64 origins")
+    for j, origin in enumerate(origins):
+        port = origin.rsplit(":", 1)[1] if origin.count(":") == 2 else None
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise _Invalid(f"{field}.allowOrigins[{j}]", "port must be 1-65535")
+    methods = _cors_list(
+        spec.get("allowMethods"), field + ".allowMethods", _METHOD_NAME, "an HTTP method"
+    )
+    headers = _cors_list(spec.get("allowHeaders"), field + ".allowHeaders", _TOKEN, "a header name")
+    expose = _cors_list(
+        spec.get("exposeHeaders"), field + ".exposeHeaders", _TOKEN, "a header name"
+    )
+    credentials = spec.get("allowCredentials", False)
+    if not isinstance(credentials, bool):
+        raise _Invalid(field + ".allowCredentials", "must be true or false")
+    max_age = spec.get("maxAge", 5)
+    max_age = _int(max_age, field + ".maxAge", 1, 2**31 - 1)
+    return Cors(
+        allow_origins=origins,
+        allow_methods=methods,
+        allow_headers=headers,
+        expose_headers=expose,
+        allow_credentials=credentials,
+        max_age=max_age,
+    )
+
+
 def _hostname(value: Any, field: str) -> str:
     reason = check_host(value)
     if reason:
         raise _Invalid(field, reason)
     return str(value).lower()
+
+
+def _backend_filters(
+    ref: BackendRefSpec, raw: Any, unsupported: list[tuple[str, str]], features: set[str]
+) -> BackendRefSpec:
+    """A backendRef's filters: RequestHeaderModifier (HTTPRouteBackendRequestHeaderModification,
+    applied after the rule's to the requests this backend gets); any other type is not
+    served."""
+    filters = _list(
+        raw.get("filters") if isinstance(raw, Mapping) else None, ref.field + ".filters"
+    )
+    request_headers: HeaderFilter | None = None
+    for j, f in enumerate(filters):
+        ff = f"{ref.field}.filters[{j}]"
+        f = _map(f, ff)
+        ftype = f.get("type")
+        if ftype == "RequestHeaderModifier":
+            if request_headers is not None:
+                raise _Invalid(ff + ".type", f"{ftype} appears twice")
+            request_headers = _header_filter(f.get("requestHeaderModifier"), ff)
+            features.add("HTTPRouteBackendRequestHeaderModification")
+        else:
+            unsupported.append((ff + ".type", f"the {ftype} filter on a backendRef"))
+    if request_headers is None:
+        return ref
+    return replace(ref, request_headers=request_headers)
 
 
 def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
@@ -337,6 +420,7 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
     redirect: Redirect | None = None
     redirect_port_set = False
     rewrite: Rewrite | None = None
+    cors: Cors | None = None
     mirrors: list[BackendRefSpec] = []
     seen_types: set[str] = set()
     for j, f in enumerate(_list(rule.get("filters"), field + ".filters")):
@@ -401,20 +485,19 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
             features.add("HTTPRouteRequestMirror")
             if len(mirrors) > 1:
                 features.add("HTTPRouteRequestMultipleMirrors")
-        elif ftype in ("CORS", "ExtensionRef"):
+        elif ftype == "CORS":
+            cors = _cors(f.get("cors"), ff + ".cors")
+            features.add("HTTPRouteCORS")
+        elif ftype == "ExtensionRef":
             unsupported.append((ff + ".type", f"the {ftype} filter"))
         else:
             raise _Invalid(ff + ".type", f"unknown filter type {ftype!r}")
     if redirect is not None and rewrite is not None:
         raise _Invalid(field + ".filters", "RequestRedirect and URLRewrite cannot be combined")
     backends = tuple(
-        _backend(b, ns, f"{field}.backendRefs[{j}]")
+        _backend_filters(_backend(b, ns, f"{field}.backendRefs[{j}]"), b, unsupported, features)
         for j, b in enumerate(_list(rule.get("backendRefs"), field + ".backendRefs"))
     )
-    for b in backends:
-        raw = rule["backendRefs"][int(b.field.rsplit("[", 1)[1][:-1])]
-        if isinstance(raw, Mapping) and raw.get("filters"):
-            unsupported.append((b.field + ".filters", "filters on a backendRef"))
     if redirect is not None and backends:
         raise _Invalid(field, "a rule with a RequestRedirect must not have backendRefs")
     timeout: float | None = None
@@ -444,6 +527,7 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
         rewrite=rewrite,
         mirrors=tuple(mirrors),
         timeout=timeout,
+        cors=cors,
         unsupported=tuple(unsupported),
         features=frozenset(features),
     )

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from polyingress.core.pipeline.model import ObjectRef, PathType
+from polyingress.core.pipeline.model import BackendProtocol, ObjectRef, PathType
 from polyingress.core.pipeline.problems import Problem
 from polyingress.core.pipeline.regexpath import RegexPath, parse_regex_path
+from polyingress.core.pipeline.translate.service import backend_name
 from polyingress.core.pipeline.validate import (
     check_dns1035_label,
     check_dns1123_label,
@@ -29,6 +30,12 @@ class BackendRef:
     service: str
     port: str  # the number as text, or the port name
     port_is_name: bool
+    protocol: BackendProtocol = BackendProtocol.HTTP
+
+    @property
+    def name(self) -> str:
+        """The model backend's name (:func:`backend_name`)."""
+        return backend_name(self.namespace, self.service, self.port, self.protocol)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,18 +8,40 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from polyingress.core.pipeline.model import Backend, Endpoint
+from polyingress.core.pipeline.model import Backend, BackendProtocol, Endpoint
 from polyingress.core.pipeline.store import Snapshot
 
-__all__ = ["SERVICE_NAME_LABEL", "backend_name", "resolve_backend", "service_of_slice"]
+__all__ = [
+    "SERVICE_NAME_LABEL",
+    "app_protocol",
+    "backend_name",
+    "resolve_backend",
+    "service_of_slice",
+]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def backend_name(namespace: str, service: str, port: str) -> str:
+def backend_name(
+    namespace: str, service: str, port: str, protocol: BackendProtocol = BackendProtocol.HTTP
+) -> str:
     # Kubernetes names never contain '_', so '__' separators cannot collide. Interned: every
-    # row of a backend and the backend itself share one string.
+    # row of a backend and the backend itself share one string. A protocol other than HTTP
+    # makes another backend of the same Service port.
+    if protocol is not BackendProtocol.HTTP:
+        return sys.intern(f"{namespace}__{service}__{port}__{protocol.value}")
     return sys.intern(f"{namespace}__{service}__{port}")
+
+
+def app_protocol(snapshot: Snapshot, namespace: str, service: str, port: str) -> str | None:
+    """The ``appProtocol`` of a Service port given by number (None: not set, or no such
+    Service or port)."""
+    svc = snapshot.get("Service", namespace, service)
+    if svc is None:
+        return None
+    sp = _find_service_port(svc, port, False)
+    value = sp.get("appProtocol") if isinstance(sp, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 @lru_cache(maxsize=1 << 17)
@@ -129,12 +151,13 @@ def resolve_backend(
     service: str,
     port: str,
     by_name: bool,
+    protocol: BackendProtocol = BackendProtocol.HTTP,
 ) -> Backend:
     """Service port by number or name -> targetPort -> EndpointSlice ports -> endpoints.
 
     ``slices`` are the Service's EndpointSlices (sorted by name: the result must not depend on
     the order the store happened to receive them in)."""
-    name = backend_name(namespace, service, port)
+    name = backend_name(namespace, service, port, protocol)
 
     def broken(why: str) -> Backend:
         return Backend(
@@ -143,6 +166,7 @@ def resolve_backend(
             service=service,
             port=port,
             problem=f"Service {namespace}/{service} {why}",
+            protocol=protocol,
         )
 
     svc = snapshot.get("Service", namespace, service)
@@ -159,7 +183,14 @@ def resolve_backend(
         legacy = snapshot.get("Endpoints", namespace, service)
         eps = _endpoints_from_legacy(legacy, sp) if legacy is not None else []
     eps.sort()
-    return Backend(name=name, namespace=namespace, service=service, port=port, endpoints=tuple(eps))
+    return Backend(
+        name=name,
+        namespace=namespace,
+        service=service,
+        port=port,
+        endpoints=tuple(eps),
+        protocol=protocol,
+    )
 
 
 def first_port(snapshot: Snapshot, namespace: str, service: str) -> tuple[str, bool] | None:

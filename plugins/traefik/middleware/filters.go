@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -59,6 +60,22 @@ type Rewrite struct {
 	Path     *PathChange
 }
 
+// Cors is the CORS filter (polyingress.core Cors): a preflight (OPTIONS with Origin and
+// Access-Control-Request-Method) is answered 204; any other request from an allowed Origin
+// gets the Origin echoed and its headers, replacing the backend's. OriginRegex is
+// Cors.origin_regex; an Echo* flag stands for a wildcard list (the request's value echoed);
+// empty strings are headers left out.
+type Cors struct {
+	OriginRegex  string
+	AllowMethods string
+	EchoMethod   bool
+	AllowHeaders string
+	EchoHeaders  bool
+	Expose       string
+	Credentials  bool
+	MaxAge       string
+}
+
 // Config is one route row's filters. FailWeight out of FailTotal requests answer 500 (the
 // share of an invalid backend reference in a weighted split).
 type Config struct {
@@ -69,6 +86,7 @@ type Config struct {
 	FailWeight      int
 	FailTotal       int
 	TimeoutMs       int
+	Cors            *Cors
 }
 
 // CreateConfig is Traefik's hook for the empty configuration.
@@ -77,8 +95,9 @@ func CreateConfig() *Config {
 }
 
 type filters struct {
-	next http.Handler
-	cfg  *Config
+	next    http.Handler
+	cfg     *Config
+	origins *regexp.Regexp
 }
 
 // New is Traefik's hook: one handler per middleware instance.
@@ -89,11 +108,87 @@ func New(_ context.Context, next http.Handler, cfg *Config, _ string) (http.Hand
 	if cfg.FailWeight < 0 || cfg.FailTotal < 0 || cfg.FailWeight > cfg.FailTotal {
 		return nil, errors.New("polyingress filters: failWeight must be in 0..failTotal")
 	}
-	return &filters{next: next, cfg: cfg}, nil
+	out := &filters{next: next, cfg: cfg}
+	if cfg.Cors != nil {
+		origins, err := regexp.Compile(cfg.Cors.OriginRegex)
+		if err != nil {
+			return nil, errors.New("polyingress filters: bad CORS origin regex")
+		}
+		out.origins = origins
+	}
+	return out, nil
+}
+
+// corsHeaders are the CORS response headers (Cors.response_headers, and with preflight
+// Cors.preflight_headers) for an allowed origin.
+func corsHeaders(c *Cors, origin string, req *http.Request, preflight bool) []Header {
+	out := []Header{{"Access-Control-Allow-Origin", origin}}
+	if c.Credentials {
+		out = append(out, Header{"Access-Control-Allow-Credentials", "true"})
+	}
+	if c.Expose != "" {
+		out = append(out, Header{"Access-Control-Expose-Headers", c.Expose})
+	}
+	if !preflight {
+		return out
+	}
+	methods := c.AllowMethods
+	if c.EchoMethod {
+		methods = req.Header.Get("Access-Control-Request-Method")
+	}
+	if methods != "" {
+		out = append(out, Header{"Access-Control-Allow-Methods", methods})
+	}
+	headers := c.AllowHeaders
+	if c.EchoHeaders {
+		headers = strings.Join(req.Header.Values("Access-Control-Request-Headers"), ",")
+	}
+	if headers != "" {
+		out = append(out, Header{"Access-Control-Allow-Headers", headers})
+	}
+	return append(out, Header{"Access-Control-Max-Age", c.MaxAge})
+}
+
+// cors answers a preflight (true: done), or wraps rw to give an allowed Origin its headers.
+func (f *filters) cors(rw http.ResponseWriter, req *http.Request) (http.ResponseWriter, bool) {
+	c := f.cfg.Cors
+	origin := req.Header.Get("Origin")
+	allowed := origin != "" && f.origins.MatchString(origin)
+	if req.Method == http.MethodOptions && origin != "" && req.Header.Get("Access-Control-Request-Method") != "" {
+		if allowed {
+			for _, h := range corsHeaders(c, origin, req, true) {
+				rw.Header().Set(h.Name, h.Value)
+			}
+		}
+		rw.WriteHeader(http.StatusNoContent)
+		return rw, true
+	}
+	if !allowed {
+		return rw, false
+	}
+	set := corsHeaders(c, origin, req, false)
+	remove := []string{}
+	for _, name := range []string{"Access-Control-Allow-Credentials", "Access-Control-Expose-Headers"} {
+		found := false
+		for _, h := range set {
+			found = found || h.Name == name
+		}
+		if !found {
+			remove = append(remove, name)
+		}
+	}
+	return &responseHeaders{ResponseWriter: rw, headers: &Headers{Set: set, Remove: remove}}, false
 }
 
 func (f *filters) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	cfg := f.cfg
+	if cfg.Cors != nil {
+		var done bool
+		rw, done = f.cors(rw, req)
+		if done {
+			return
+		}
+	}
 	if cfg.ResponseHeaders != nil {
 		rw = &responseHeaders{ResponseWriter: rw, headers: cfg.ResponseHeaders}
 	}
