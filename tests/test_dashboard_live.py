@@ -164,8 +164,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 def search(driver: Any, url: str) -> str:
     """Type ``url`` into the search box and submit it, as a user does; the answer's text."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     before = driver.find_element(By.TAG_NAME, "html")
@@ -173,13 +173,33 @@ def search(driver: Any, url: str) -> str:
     box.clear()
     box.send_keys(url)
     driver.find_element(By.ID, "search-submit").click()
-    # The answer is a new page: wait until the old one is gone, then read the new one's.
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(before))
-    answer = WebDriverWait(driver, 15).until(
-        expected_conditions.presence_of_element_located((By.ID, "answer"))
-    )
-    assert driver.find_element(By.ID, "search-url").get_attribute("value") == url
-    return str(answer.text)
+
+    # The answer is a new page: wait until the old one is gone, then read the new one's. While
+    # Chromium is still replacing the document, a node found a moment ago may no longer belong
+    # to it (a WebDriverException, seen once on a loaded machine): read again until the page
+    # holds still.
+    def gone(_d: Any) -> bool:
+        # staleness_of, except that Chromium may also answer "Node with given id does not belong
+        # to the document" (a plain WebDriverException) for a node of the replaced page.
+        try:
+            before.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(driver, 15).until(gone)
+
+    def read(d: Any) -> tuple[str, str] | None:
+        try:
+            text = d.find_element(By.ID, "answer").text
+            typed = d.find_element(By.ID, "search-url").get_attribute("value")
+        except WebDriverException:
+            return None
+        return str(text), str(typed)
+
+    text, typed = WebDriverWait(driver, 15).until(read)
+    assert typed == url
+    return text
 
 
 @needs("chromium")
