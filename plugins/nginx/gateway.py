@@ -87,6 +87,7 @@ from .render import (
     _source_comment,
     proxy_pass,
     quote,
+    ssl_redirect_target,
     uri_form,
 )
 from .settings import NginxSettings
@@ -720,8 +721,7 @@ class Gateway:
         return _simple((_directive(self.model, self.model.outcome(None), self.lua),))
 
     def _ssl_redirect(self) -> _Action:
-        port = "" if self.https_port == 443 else f":{self.https_port}"
-        return _simple(_redirect(quote("https://$host" + port + "$request_uri", variables=True)))
+        return _simple(_redirect(ssl_redirect_target(self.https_port)))
 
     # -- choices --------------------------------------------------------------------------------
 

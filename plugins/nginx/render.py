@@ -121,6 +121,7 @@ __all__ = [
     "lua_safe",
     "quote",
     "render",
+    "ssl_redirect_target",
     "upstreams",
     "uri_form",
 ]
@@ -238,6 +239,18 @@ class RenderOptions:
     redirect_https_port: int | None = None
     status_port: int = 10246
     lua: LuaRender | None = None
+
+    @property
+    def public_https_port(self) -> int:
+        """The HTTPS port redirects name: ``redirect_https_port``, else ``https_port``."""
+        return self.redirect_https_port or self.https_port
+
+
+def ssl_redirect_target(https_port: int) -> str:
+    """The quoted Location of an HTTP to HTTPS redirect: the request's host and target on
+    ``https_port`` (left out when 443)."""
+    port = "" if https_port == 443 else f":{https_port}"
+    return quote("https://$host" + port + "$request_uri", variables=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -628,9 +641,7 @@ def _host_servers(
         )
     table = _table(model, vhost, lua)
     if vhost.tls is not None and vhost.tls.ssl_redirect:
-        public = opts.redirect_https_port or opts.https_port
-        port = "" if public == 443 else f":{public}"
-        target = quote("https://$host" + port + "$request_uri", variables=True)
+        target = ssl_redirect_target(opts.public_https_port)
         return [
             _Server(
                 (f"# {host_q}: plain HTTP redirects to HTTPS", *_source_comment(refs)),
@@ -1380,7 +1391,7 @@ def _gateway(model: RouteModel, settings: NginxSettings, opts: RenderOptions) ->
         model,
         settings,
         opts.lua is not None,
-        opts.redirect_https_port or opts.https_port,
+        opts.public_https_port,
         proxy_headers(settings),
     )
 
