@@ -61,6 +61,18 @@ from polyingress.core.pipeline.model import (
     WeightedBackend,
     redirect_status,
 )
+from polyingress.core.pipeline.policy import (
+    BASIC_AUTH,
+    BODY_SIZE,
+    POLICY_FEATURES,
+    RATE_LIMIT,
+    SOURCE_RANGES,
+    BasicAuth,
+    RateLimit,
+    RoutePolicy,
+    SourceRanges,
+    admitted_networks,
+)
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.requestpath import normalize_request_path
 from polyingress.core.pipeline.settings import (
@@ -78,13 +90,19 @@ from polyingress.core.reasons import ReloadReason, diff_reasons
 from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
+    "BASIC_AUTH",
+    "BODY_SIZE",
     "FALLBACK_NAME",
+    "POLICY_FEATURES",
+    "RATE_LIMIT",
     "SETTINGS",
+    "SOURCE_RANGES",
     "Answer",
     "ApplyError",
     "ApplyResult",
     "Backend",
     "BackendInfo",
+    "BasicAuth",
     "BuildOptions",
     "BuildResult",
     "Builder",
@@ -108,6 +126,7 @@ __all__ = [
     "Problem",
     "ProxyBackend",
     "QueryMatch",
+    "RateLimit",
     "Redirect",
     "ReloadReason",
     "RenderedConfig",
@@ -116,17 +135,20 @@ __all__ = [
     "Route",
     "RouteKey",
     "RouteModel",
+    "RoutePolicy",
     "RunSettings",
     "Setting",
     "SettingsSupport",
     "Severity",
     "Snapshot",
+    "SourceRanges",
     "Stopwatch",
     "TLSBinding",
     "Timings",
     "TransientApplyError",
     "VirtualHost",
     "WeightedBackend",
+    "admitted_networks",
     "backend_plugin",
     "build_model",
     "command_line",

@@ -172,7 +172,10 @@ class BackendInfo:
     # says why); GatewayClass.status.supportedFeatures lists them. The same declaration gates
     # ingress-nginx annotations: an Ingress row may carry a rewrite, redirect, split, header
     # match, header filter or timeout (translate/annotations.py names the features each
-    # annotation needs), and only when the backend declares them.
+    # annotation needs), and only when the backend declares them. polyingress's own request
+    # policies (core/pipeline/policy.py: PolyingressSourceRanges, PolyingressBodySize,
+    # PolyingressBasicAuth, PolyingressRateLimit) are declared here too; a row whose policy
+    # needs one the backend lacks answers 500, never without the policy.
     gateway_features: tuple[str, ...] = ()
     settings: Mapping[str, str] = field(default_factory=dict)
 

@@ -15,6 +15,8 @@ which tests/test_annotations_core.py checks.
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,7 @@ def model_of(
 ) -> Any:
     """The core's build of the base plus the case (a BuildResult)."""
     store = ObjectStore()
-    store.replace_many([*base_objects(1), *case.ingresses], ())
+    store.replace_many([*base_objects(1), *case.ingresses, *case.objects], ())
     opts = BuildOptions(features=features, http_port=ports[0], https_port=ports[1])
     return build_model(store.snapshot(), opts)
 
@@ -92,7 +94,13 @@ def _sent(e: Expect) -> tuple[tuple[str, str], ...]:
 
 def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     answer: Answer = model.answer(
-        e.host, e.target, scheme=e.scheme, method=e.method, headers=_sent(e)
+        e.host,
+        e.target,
+        scheme=e.scheme,
+        method=e.method,
+        headers=_sent(e),
+        client=e.source,
+        body_size=e.body_size,
     )
     route = answer.route
     delay = request_delay(e.target)
@@ -104,6 +112,10 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
         return
     if e.service is None and e.status != 200:
         assert answer.status == e.status, f"{case}: {e}: got {answer}"
+        if e.challenge is not None:
+            policy = route.policy if route is not None else None
+            auth = policy.auth if policy is not None else None
+            assert auth is not None and auth.challenge() == e.challenge, f"{case}: {e}: {auth}"
         if e.location is not None:
             want = location(e.location, *CORE_PORTS)
             assert answer.location == want, f"{case}: {e}: Location {answer.location}, not {want}"
@@ -128,8 +140,8 @@ def check_model(case: AnnotationCase) -> None:
     """Every request of the case against :meth:`RouteModel.answer`; the split against the
     weights; no problem but the case's own."""
     result = model_of(case)
-    errors = [str(p) for p in result.errors]
-    assert not errors, f"{case}: {errors}"
+    errors = [p.reason for p in result.errors]
+    assert errors == list(case.errors), f"{case}: {[str(p) for p in result.errors]}"
     for e in case.expects:
         _check_answer(case, e, result.model)
     if case.weights:
@@ -151,24 +163,40 @@ class AnnotationWorld:
         self.fleet = HelloFleet([(hello_name(s), a) for s, a in SERVICES.items()])
         self.manifests = tmp / "manifests"
         write_manifests(self.manifests, "base.yaml", base_objects(self.fleet.port))
-        self.controller = Controller(backend, self.manifests, tmp / "work", extra=extra or [])
+        # nginx run as root buffers request bodies above 16 KiB in <workdir>/tmp as nobody,
+        # who must reach it: pytest's private temporary directories are not searchable by
+        # others (the nginx backend warns about such a workdir), so the workdir lives in a
+        # directory of its own that is.
+        self.reachable = Path(tempfile.mkdtemp(prefix="polyingress-annotations-"))
+        self.reachable.chmod(0o711)
+        self.controller = Controller(
+            backend, self.manifests, self.reachable / "work", extra=extra or []
+        )
         self.controller.start()
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
     def load(self, case: AnnotationCase) -> None:
-        if self.loaded == case.ingresses:
+        objects = (*case.ingresses, *case.objects)
+        if self.loaded == objects:
             return
         before = self._syncs()
-        write_manifests(self.manifests, "case.yaml", list(case.ingresses))
+        write_manifests(self.manifests, "case.yaml", list(objects))
         wait_until(lambda: self._syncs() > before, timeout=20)
-        self.loaded = case.ingresses
+        self.loaded = objects
 
     def _syncs(self) -> float:
         return metric(self.controller.metrics(), "polyingress_syncs_total")
 
     def send(self, e: Expect) -> Response:
         return self.controller.get(
-            e.host, e.target, scheme=e.scheme, method=e.method, headers=dict(e.headers)
+            e.host,
+            e.target,
+            scheme=e.scheme,
+            method=e.method,
+            headers=dict(e.headers),
+            source=e.source,
+            body=None if e.body_size is None else b"b" * e.body_size,
+            chunked=e.chunked,
         )
 
     def holds(self, case: AnnotationCase, e: Expect) -> tuple[bool, str]:
@@ -177,6 +205,8 @@ class AnnotationWorld:
         if e.service is None and e.status != 200:
             if resp.status != e.status:
                 return False, why
+            if e.challenge is not None and resp.headers.get("www-authenticate") != e.challenge:
+                return False, f"{why}: WWW-Authenticate is not {e.challenge}"
             if e.location is not None:
                 want = location(e.location, self.controller.http_port, self.controller.https_port)
                 if not same_location(resp.headers.get("location"), want):
@@ -226,6 +256,7 @@ class AnnotationWorld:
     def stop(self) -> None:
         self.controller.stop()
         self.fleet.stop()
+        shutil.rmtree(self.reachable, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from polyingress.core import POLICY_FEATURES
 from polyingress.testing.gateway_cases import CASES, INFRA, base_objects
 from polyingress.testing.gateway_live import backend_features
 from polyingress.testing.live import write_manifests
@@ -66,8 +67,10 @@ def test_status_with_a_backend_lists_its_features(tmp_path: Path) -> None:
     out = polyingress("status", "--manifests", str(_world(tmp_path)), "--backend", "traefik")
     assert out.returncode == 0, out.stderr
     cls = _doc(yaml.safe_load(out.stdout), "GatewayClass", "polyingress")["status"]
-    declared = sorted(backend_features("traefik") - {"Gateway", "ReferenceGrant"})
+    # (polyingress's own policy features are not Gateway API features: left out)
+    declared = sorted(backend_features("traefik") - {"Gateway", "ReferenceGrant"} - POLICY_FEATURES)
     assert [f["name"] for f in cls["supportedFeatures"]] == declared
+    assert backend_features("traefik") >= POLICY_FEATURES
 
 
 def test_validate_adds_a_gateway_line_only_when_there_are_gateway_objects(tmp_path: Path) -> None:

@@ -30,7 +30,14 @@ from traefik_oracle import FALLBACK, Outcome, schema_validator
 from traefik_oracle import Request as OracleRequest
 from traefik_oracle import route as oracle_route
 
-from polyingress.core import ObjectStore, Route, RouteModel, build_model, format_duration
+from polyingress.core import (
+    POLICY_FEATURES,
+    ObjectStore,
+    Route,
+    RouteModel,
+    build_model,
+    format_duration,
+)
 from polyingress.plugins.traefik.filters import timeout_ms
 from polyingress.plugins.traefik.plugin import GATEWAY_FEATURES
 from polyingress.plugins.traefik.render import RenderSettings, literal, render, routing_path
@@ -483,6 +490,7 @@ def test_rule_paths_are_traefiks_routing_paths(path: str, routing: str | None) -
 
 
 def test_declared_features_are_the_gateway_api_names() -> None:
+    """Gateway API names, and polyingress's own policy features (core/pipeline/policy.py)."""
     assert GATEWAY_FEATURES[0] == "HTTPRoute"
     assert len(set(GATEWAY_FEATURES)) == len(GATEWAY_FEATURES)
-    assert all(f.startswith("HTTPRoute") for f in GATEWAY_FEATURES)
+    assert all(f.startswith("HTTPRoute") or f in POLICY_FEATURES for f in GATEWAY_FEATURES)

@@ -42,6 +42,7 @@ from polyingress.core.pipeline.translate.annotations import (
     error_rows,
     gate,
     gate_problems,
+    resolve_auth,
     translate_annotations,
     uses_regex,
     with_canaries,
@@ -228,6 +229,10 @@ class _Ingress:
     annotation_problems: Sequence[Problem] = ()
     policy: IngressPolicy | None = None  # what its annotations mean (set with annotations)
     gate: Gate | None = None  # the policy held against the backend's features
+    # The auth-secret the policy read (the object, or None when missing), and the policy
+    # before reading it: a new Secret object retranslates only that step.
+    auth_secret: Mapping[str, Any] | None = None
+    unresolved: IngressPolicy | None = None
     status: str = _IGNORED
     ref: ObjectRef | None = None
     problems: Sequence[Problem] = ()  # what this Ingress reports
@@ -391,6 +396,17 @@ class Builder:
 
     def _apply(self, snapshot: Snapshot, keys: Iterable[ObjectKey], todo: _Changes) -> BuildResult:
         self._build_indexes()
+        keys = list(keys)
+        secrets = {(ns, name) for kind, ns, name in keys if kind == "Secret"}
+        if secrets:
+            # Basic authentication reads Secrets: their Ingresses are translated again.
+            users = self._auth_users()
+            keys += [
+                ("Ingress", *key)
+                for sref in secrets
+                for key in users.get(sref, ())
+                if ("Ingress", *key) not in keys
+            ]
         for kind, ns, name in keys:
             if kind == "Ingress":
                 self._ingress((ns, name), snapshot.get(kind, ns, name), todo)
@@ -455,7 +471,7 @@ class Builder:
 
     def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
         opts = self.opts
-        if old is not None and old.obj is obj:
+        if old is not None and old.obj is obj and not self._auth_changed(old):
             state = _Ingress(
                 obj,
                 old.parsed,
@@ -464,6 +480,8 @@ class Builder:
                 old.annotation_problems,
                 old.policy,
                 old.gate,
+                old.auth_secret,
+                old.unresolved,
             )
         else:
             parsed, found = parse_ingress(obj, regex=uses_regex(obj, opts.annotations_prefix))
@@ -492,11 +510,17 @@ class Builder:
                 https_port=opts.https_port,
             )
             passed = gate(policy, opts.features)
+            state.unresolved = policy
+            auth_problems: list[Problem] = []
+            if policy.auth_ref is not None:
+                state.auth_secret = self._auth_secret(policy)
+                policy, auth_problems = resolve_auth(policy, state.auth_secret)
             state.annotations, state.policy, state.gate = annotations, policy, passed
             state.annotation_problems = [
                 *found,
                 *policy.problems(),
                 *gate_problems(policy, passed, opts.backend),
+                *auth_problems,
             ]
             if policy.canary is not None and (parsed.tls or parsed.default_backend):
                 # ingress-nginx builds no server from a canary: its TLS and default backend
@@ -504,11 +528,36 @@ class Builder:
                 state.annotation_problems.append(_canary_own_parts(parsed))
                 state.parsed = parsed = replace(parsed, tls=(), default_backend=None)
         state.problems = state.annotation_problems
+        # (Unusable auth Secret: its paths answer 503, as ingress-nginx's; not rejected.)
         errors = any(
-            p.severity is Severity.ERROR and p.reason != "UnsupportedValue" for p in state.problems
+            p.severity is Severity.ERROR
+            and p.reason not in ("UnsupportedValue", "InvalidAuthSecret")
+            for p in state.problems
         )
         state.status = _REJECTED if errors else _ACCEPTED
         return state
+
+    def _auth_secret(self, policy: IngressPolicy) -> Mapping[str, Any] | None:
+        ref = policy.auth_ref
+        if ref is None or self.snapshot is None:
+            return None
+        return self.snapshot.get("Secret", ref.namespace, ref.name)
+
+    def _auth_changed(self, old: _Ingress) -> bool:
+        """Whether the auth-secret an Ingress's translation read is another object now."""
+        policy = old.unresolved
+        if policy is None or policy.auth_ref is None:
+            return False
+        return self._auth_secret(policy) is not old.auth_secret
+
+    def _auth_users(self) -> dict[SecretRef, list[IngressKey]]:
+        """The Ingresses whose basic authentication reads each Secret."""
+        out: dict[SecretRef, list[IngressKey]] = {}
+        for key, state in self.ings.items():
+            ref = state.unresolved.auth_ref if state.unresolved is not None else None
+            if ref is not None:
+                out.setdefault((ref.namespace, ref.name), []).append(key)
+        return out
 
     def _index(self, key: IngressKey, state: _Ingress, todo: _Changes, *, add: bool) -> None:
         """Add (or remove) an Ingress to (from) the indexes; what it touches becomes dirty."""

@@ -35,6 +35,7 @@ from polyingress.core.pipeline.model import (
     Route,
     WeightedBackend,
 )
+from polyingress.core.pipeline.policy import POLICY_FEATURES
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.store import Snapshot
 from polyingress.core.pipeline.translate.httproute import (
@@ -817,7 +818,10 @@ class GatewayStage:
         """The status documents: GatewayClasses, Gateways, then HTTPRoutes, each sorted."""
         now = self.now
         docs: list[dict[str, Any]] = []
-        supported = sorted((self.features or frozenset()) - {"Gateway", "ReferenceGrant"})
+        # (polyingress's own policy features are not Gateway API features)
+        supported = sorted(
+            (self.features or frozenset()) - {"Gateway", "ReferenceGrant"} - POLICY_FEATURES
+        )
         for name, obj in sorted(self.classes.items()):
             _ns, _n, gen = _meta(obj)
             status: dict[str, Any] = {

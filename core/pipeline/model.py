@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
+from polyingress.core.pipeline.policy import RoutePolicy
 from polyingress.core.pipeline.requestpath import normalize_request_path
 from polyingress.core.pipeline.settings import GlobalSettings
 
@@ -54,6 +55,7 @@ __all__ = [
     "Rewrite",
     "Route",
     "RouteModel",
+    "RoutePolicy",
     "TLSBinding",
     "VirtualHost",
     "WeightedBackend",
@@ -285,6 +287,7 @@ class Route:
     response_headers: HeaderFilter | None = None
     mirrors: tuple[str, ...] = ()
     timeout: float | None = None
+    policy: RoutePolicy | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
     def sort_key(self) -> tuple[int, int, str, int, int, int, tuple[str, str, str, int, int]]:
@@ -483,6 +486,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not-found"  # no route and no default backend: 404
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
+    REFUSED = "refused"  # the route's policy refuses the request (413, 403, 401)
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
 
 
@@ -525,6 +529,8 @@ class Answer:
 
 
 _WELL_KNOWN = {"http": 80, "https": 443}
+# The outcomes of a route that proxies (or would, with a ready endpoint): its policy applies.
+_PROXYING = frozenset({Outcome.ROUTE, Outcome.UNAVAILABLE})
 
 
 def redirect_location(
@@ -560,6 +566,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
         "timeout": r.timeout,
+        "policy": None if r.policy is None else r.policy.canonical(),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}
@@ -743,13 +750,19 @@ class RouteModel:
         scheme: str = "http",
         method: str = "GET",
         headers: tuple[tuple[str, str], ...] = (),
+        client: str = "127.0.0.1",
+        body_size: int | None = None,
     ) -> Answer:
         """What a request gets, the whole semantics in one place, in the order a proxy applies
         them: the request-path rule (400), the HTTPS redirect of an ssl-redirect host for plain
         HTTP (301/308), the route of the selected virtual host (its conditions: scheme, method,
         headers, query), else the default backend, else 404; the route's own answer (500, a
-        redirect with its Location); a chosen backend without a ready endpoint answers 503.
-        ``target`` is the request target as sent (path and query); ``host`` the Host header."""
+        redirect with its Location); a proxying route's policy (413 for a body above its size,
+        then 403 for a ``client`` address its source ranges refuse, then 401 without valid
+        basic credentials in the ``authorization`` header), before a chosen backend
+        without a ready endpoint answers 503. ``target`` is the request target as sent (path
+        and query); ``host`` the Host header; ``client`` the address the request comes from;
+        ``body_size`` its Content-Length (None: no body)."""
         normalized = normalize_request_path(target)
         if normalized is None:
             return Answer(Outcome.BAD_PATH, status=400)
@@ -772,6 +785,11 @@ class RouteModel:
                 redirect, route, scheme=scheme, host=bare_host, path=path, query=query
             )
             return replace(answer, status=redirect.status, location=location)
+        if route is not None and route.policy is not None and answer.outcome in _PROXYING:
+            authorization = next((v for k, v in headers if k.lower() == "authorization"), None)
+            refused = route.policy.refusal(client, body_size, authorization)
+            if refused is not None:
+                return Answer(Outcome.REFUSED, status=refused, route=route)
         if answer.status is not None:
             return answer
         if route is not None and route.rewrite is not None:

@@ -106,6 +106,15 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges are record
+    # entries of the routes map (rows.py), changed through the Runtime API.
+    "PolyingressSourceRanges",
+    # ... and the body size: a record field (413 for a Content-Length above it).
+    "PolyingressBodySize",
+    # ... and basic authentication: userlists in the configuration (their changes reload).
+    "PolyingressBasicAuth",
+    # ... and rate limits: counters in three fixed stick tables, limits as record fields.
+    "PolyingressRateLimit",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64
@@ -403,7 +412,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (MIRROR_LUA, mirror_lua()),
     ]
     written = [
-        RenderedFile(name=CONFIG_FILE, text=rendered.config),
+        RenderedFile(name=CONFIG_FILE, text=rendered.config, mode=SECRET_MODE),  # userlists
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
         RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),

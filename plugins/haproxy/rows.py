@@ -52,11 +52,12 @@ the old ones (apply.py), and no request sees half of a change.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import BasicAuth, HostKind, PathType, Route, RouteModel, VirtualHost
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -88,6 +89,9 @@ REPLACE_PREFIX = "ReplacePrefixMatch"
 # Bounds rendered even when the model needs less, so that routine changes fit without a reload.
 DEFAULT_SEGMENTS = 16
 DEFAULT_SUFFIX_LABELS = 8
+# Source range prefix lengths (family, length) evaluated even when the model needs none: the
+# usual ones, so that routine allow/deny list changes fit without a reload.
+DEFAULT_SOURCE_LENGTHS = ((4, 8), (4, 16), (4, 24), (4, 32), (6, 48), (6, 64), (6, 128))
 MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _WELL_KNOWN = {"http": 80, "https": 443}
@@ -159,6 +163,10 @@ class Shapes:
     response_filters: tuple[str, ...] = ()
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
+    source_lengths: tuple[tuple[int, int], ...] = DEFAULT_SOURCE_LENGTHS
+    # Basic authentication: (id, BasicAuth) of each userlist, the model's own (a userlist's
+    # users and realm are configuration: HAProxy 2.6 changes none at run time).
+    auths: tuple[tuple[str, BasicAuth], ...] = ()
     _index: dict[str, dict[object, int]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -171,6 +179,8 @@ class Shapes:
         resp: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
+        lengths = set(DEFAULT_SOURCE_LENGTHS)
+        auths: dict[str, BasicAuth] = {}
         for vhost in model.vhosts:
             needs = _needs(vhost)
             if needs is _NOTHING:
@@ -180,6 +190,8 @@ class Shapes:
             resp |= needs.response_filters
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
+            lengths |= needs.source_lengths
+            auths.update(needs.auths)
         return cls(
             signatures=tuple(sorted(signatures)),
             match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
@@ -188,6 +200,8 @@ class Shapes:
             response_filters=tuple(sorted(resp)),
             segments=segments,
             suffix_labels=labels,
+            source_lengths=tuple(sorted(lengths)),
+            auths=tuple(sorted(auths.items(), key=lambda item: item[0])),
         )
 
     def covers(self, needed: Shapes) -> bool:
@@ -197,6 +211,8 @@ class Shapes:
             and set(needed.response_filters) <= set(self.response_filters)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
+            and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def names_cover(self, needed: Shapes) -> bool:
@@ -205,6 +221,8 @@ class Shapes:
             set(needed.signatures) <= set(self.signatures)
             and set(needed.request_filters) <= set(self.request_filters)
             and set(needed.response_filters) <= set(self.response_filters)
+            and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -216,6 +234,8 @@ class Shapes:
             response_filters=tuple(sorted({*self.response_filters, *other.response_filters})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
+            source_lengths=tuple(sorted({*self.source_lengths, *other.source_lengths})),
+            auths=other.auths,  # the new model's userlists only: no stale users are kept
         )
 
     def _lookup(self, kind: str, values: Sequence[object], key: object) -> int:
@@ -266,6 +286,24 @@ class Shapes:
             parts += [f"%[var(txn.u{self.query_index(q)})]" for q in queries]
             formats.append(f"%[var(txn.g)]|{i}|{letter}|" + "|".join(parts))
         return formats
+
+    def source_masks(self) -> list[tuple[int, int, int]]:
+        """(IPv4 mask, IPv6 mask, length) of each prefix length the source ranges compare: the
+        client address masked to it (``src,ipmask(m4,m6),hex``) is looked up as
+        ``<record>|s<hex>/<length>``; a family without that length keeps its whole address,
+        which no entry of that length can equal but the address itself."""
+        v4 = {n for f, n in self.source_lengths if f == 4}
+        v6 = {n for f, n in self.source_lengths if f == 6}
+        return [(n if n in v4 else 32, n if n in v6 else 128, n) for n in sorted(v4 | v6)]
+
+    def userlists(self) -> list[tuple[str, str, list[str]]]:
+        """(id, realm word, user lines) of each userlist: ``user <name> password <hash>``
+        (names and hashes are checked by the core: no space, quote or control character)."""
+        out = []
+        for ident, auth in self.auths:
+            users = [f"user {cfg_word(u)} password {cfg_word(h)}" for u, h in auth.users]
+            out.append((ident, cfg_word(auth.realm), users))
+        return out
 
     def request_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.request_filters)]
@@ -396,6 +434,8 @@ class _Needs:
     segments: int = 0
     labels: int = 0
     splits: frozenset[str] = frozenset()
+    source_lengths: frozenset[tuple[int, int]] = frozenset()
+    auths: frozenset[tuple[str, BasicAuth]] = frozenset()
 
 
 _NOTHING = _Needs()
@@ -412,6 +452,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
     req: set[str] = set()
     resp: set[str] = set()
     splits: set[str] = set()
+    lengths: set[tuple[int, int]] = set()
+    auths: set[tuple[str, BasicAuth]] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -428,8 +470,18 @@ def _needs(vhost: VirtualHost) -> _Needs:
                 segments = max(segments, _prefix(route).count("/"))
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
+        lengths.update((n.version, n.prefixlen) for n, _v in _source_networks(route))
+        if route.policy is not None and route.policy.auth is not None:
+            auths.add((auth_id(route.policy.auth), route.policy.auth))
     found = _Needs(
-        frozenset(signatures), frozenset(req), frozenset(resp), segments, labels, frozenset(splits)
+        frozenset(signatures),
+        frozenset(req),
+        frozenset(resp),
+        segments,
+        labels,
+        frozenset(splits),
+        frozenset(lengths),
+        frozenset(auths),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -460,6 +512,7 @@ def plain_behaviour(route: Route) -> bool:
         and route.response_headers is None
         and route.timeout is None
         and not route.mirrors
+        and route.policy is None
     )
 
 
@@ -514,12 +567,15 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = max_body = auth = ""
+        zone = rps = rpm = conns = lengths = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
         if route.status is not None:
             kind = "5"
+            if route.status != 500:  # 503: an Ingress whose auth Secret is unusable
+                slot_or_code = str(int(route.status))
         elif route.redirect is not None:
             redirect = route.redirect
             kind, slot_or_code = "r", str(int(redirect.status))
@@ -542,6 +598,27 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+            if route.policy is not None and route.policy.max_body:
+                max_body = str(int(route.policy.max_body))
+            if route.policy is not None and route.policy.auth is not None:
+                auth = auth_id(route.policy.auth)
+            rate = route.policy.rate if route.policy is not None else None
+            if rate is not None:
+                # The counters' key: the Ingress (hashed: no '|' or space) and the client.
+                zone = "z" + hashlib.sha256(rate.zone.encode()).hexdigest()[:16]
+                rps = str(rate.burst(rate.rps)) if rate.rps is not None else ""
+                rpm = str(rate.burst(rate.rpm)) if rate.rpm is not None else ""
+                conns = str(int(rate.connections)) if rate.connections is not None else ""
+            sources = _source_entries(route)
+            if sources:
+                entries |= sources
+                flags += "s"
+                # The prefix lengths its lists use: only those are looked up for it.
+                used = sorted({n.prefixlen for n, _v in _source_networks(route)})
+                lengths = "," + ",".join(str(n) for n in used) + ","
+                assert route.policy is not None and route.policy.sources is not None
+                if route.policy.sources.allow:
+                    flags += "l"
         if kind != "5":
             entries |= _filters(route, "p", self.shapes.response_filter_index)
         if any(s.startswith("|q") for s in entries):
@@ -563,6 +640,13 @@ class _Compiler:
             rscheme,
             rport,
             mirrors,
+            max_body,
+            auth,
+            zone,
+            rps,
+            rpm,
+            conns,
+            lengths,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
@@ -645,6 +729,36 @@ def _filters(route: Route, letter: str, index: Callable[[str], int]) -> dict[str
         f"|{letter}{index(name)}": op + (encode_value(value) if op != "r" else "")
         for op, name, value in _filter_ops(route, response=response)
     }
+
+
+def auth_id(auth: BasicAuth) -> str:
+    """The name of a userlist: a hash of its realm and users (``a`` + 16 hex digits)."""
+    blob = f"{auth.realm}\n{auth.fingerprint}"
+    return "a" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _source_networks(
+    route: Route,
+) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """(network, a allowed / d denied) of the row's source ranges."""
+    policy = route.policy
+    if policy is None or policy.sources is None:
+        return []
+    out = [(ipaddress.ip_network(c), "d") for c in policy.sources.deny]
+    out += [(ipaddress.ip_network(c), "a") for c in policy.sources.allow]
+    return out
+
+
+def _source_entries(route: Route) -> dict[str, str]:
+    """Record entries of the row's source ranges: ``|s<network address, hex>/<length>`` ->
+    ``a``, ``d`` or ``ad`` (what HAProxy's ``src,ipmask(...),hex`` gives for an address of
+    that network, upper-case; notes §9: the frontend compares the client address masked to
+    each length the shapes list)."""
+    out: dict[str, str] = {}
+    for net, mark in _source_networks(route):
+        key = f"|s{net.network_address.packed.hex().upper()}/{net.prefixlen}"
+        out[key] = "".join(sorted(set(out.get(key, "") + mark)))
+    return out
 
 
 def _map_key_ok(text: str) -> str:

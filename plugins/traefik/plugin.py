@@ -96,6 +96,11 @@ GATEWAY_FEATURES = (
     "HTTPRouteRequestMultipleMirrors",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges as ipAllowList.
+    "PolyingressSourceRanges",
+    "PolyingressBodySize",
+    "PolyingressBasicAuth",
+    "PolyingressRateLimit",
 )
 
 
@@ -409,7 +414,12 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (f"dynamic/{backend.layout.config_path.name}", rendered.text),
         *plugin_files(),
     ]
-    written = [RenderedFile(name=name, text=text) for name, text in files]
+    # The dynamic file is owner-only, as run writes it (a basicAuth middleware holds hashes).
+    dynamic = files[1][0]
+    written = [
+        RenderedFile(name=name, text=text, mode=SECRET_MODE if name == dynamic else 0o644)
+        for name, text in files
+    ]
     files.extend(
         (f"certs/{f.name}", KEY_PLACEHOLDER if f.is_key else f.data) for f in rendered.files
     )
