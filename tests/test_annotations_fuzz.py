@@ -18,7 +18,7 @@ from polyingress.core import BuildOptions, ObjectStore, build_model
 from polyingress.core.pipeline.annotations import NGINX_PREFIX, REGISTRY, parse_annotations
 from polyingress.core.pipeline.model import ObjectRef, Route
 from polyingress.core.pipeline.problems import Severity
-from polyingress.testing.annotation_cases import base_objects, ingress
+from polyingress.testing.annotation_cases import base_objects, ingress, secret
 
 REF = ObjectRef(kind="Ingress", namespace="default", name="web")
 # A valid value per annotation: hostile text is added around it, so that the fuzzing also
@@ -40,6 +40,12 @@ VALID = {
     "canary-weight": "10",
     "custom-headers": "ns/headers",
     "auth-realm": "Protected area",
+    "allowlist-source-range": "10.0.0.0/8,::1",
+    "denylist-source-range": "10.1.0.0/16",
+    "limit-rps": "10",
+    "limit-connections": "5",
+    "auth-type": "basic",
+    "auth-secret": "users",
 }
 # Characters no accepted value may hold (a capture reference $1-$9 excepted).
 _UNSAFE = re.compile(r"[^\x20-\x7e]|[\"'`{};\\#<>|]")
@@ -116,6 +122,13 @@ def strings_of(route: Route) -> list[str]:
     out = [route.path]
     for part in (route.rewrite, route.redirect, route.request_headers, route.response_headers):
         out += values(part)
+    policy = route.policy
+    if policy is not None:
+        # (a user's hash is not text of the annotations: the core accepts bcrypt and md5-crypt
+        # only, of [./A-Za-z0-9$])
+        out += values(policy.sources) + values(policy.rate)
+        if policy.auth is not None:
+            out += [policy.auth.realm, *(u for u, _h in policy.auth.users)]
     out += values(route.headers)
     return out
 
@@ -130,6 +143,14 @@ _TRANSLATED = (
     "canary-by-header",
     "canary-by-header-value",
     "server-alias",
+    "allowlist-source-range",
+    "denylist-source-range",
+    "proxy-body-size",
+    "limit-rps",
+    "limit-connections",
+    "auth-type",
+    "auth-secret",
+    "auth-realm",
 )
 
 
@@ -163,7 +184,8 @@ def test_hostile_annotations_reject_one_ingress_or_reach_the_model_safe(
     )
     bystander = ingress("bystander", "b.example.com", "/", "other")
     store = ObjectStore()
-    store.replace_many([*base_objects(8080), main, fuzzed, bystander], ())
+    users = secret("users", auth="foo:$1$jxFc39BW$IjVCeU1/bC99sGYDmd4Ec0\n")
+    store.replace_many([*base_objects(8080), main, fuzzed, bystander, users], ())
     result = build_model(store.snapshot(), BuildOptions(https_port=8443))
     assert "bystander" in {r.name for r in result.served}
     assert result.model.answer("b.example.com", "/").proxied
@@ -174,4 +196,7 @@ def test_hostile_annotations_reject_one_ingress_or_reach_the_model_safe(
             for text in strings_of(route):
                 assert_safe(text, f"{vhost.host} {route.path}")
     for target in ("/", "/api", "/api/x?y=1"):
-        result.model.answer("a.example.com", target, headers=(("x-canary", "always"),))
+        for client in ("10.0.0.1", "::1"):
+            result.model.answer(
+                "a.example.com", target, headers=(("x-canary", "always"),), client=client
+            )

@@ -543,7 +543,7 @@ _spec("limit-rps", _ranged(1, 2**31 - 1), Risk.LOW, "Requests per second per cli
 _spec("limit-rpm", _ranged(1, 2**31 - 1), Risk.LOW, "Requests per minute per client address.")
 _spec(
     "limit-connections",
-    _ranged(1, 2**31 - 1),
+    _ranged(1, 65535),  # nginx's limit_conn refuses 65536 and more
     Risk.LOW,
     "Concurrent connections per client address.",
 )

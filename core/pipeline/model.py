@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 
+from polyingress.core.pipeline.policy import RoutePolicy
 from polyingress.core.pipeline.requestpath import normalize_request_path
 from polyingress.core.pipeline.settings import GlobalSettings
 
@@ -57,6 +58,7 @@ __all__ = [
     "Rewrite",
     "Route",
     "RouteModel",
+    "RoutePolicy",
     "SessionAffinity",
     "TLSBinding",
     "VirtualHost",
@@ -504,6 +506,7 @@ class Route:
     connect_timeout: float | None = None
     send_timeout: float | None = None
     affinity: SessionAffinity | None = None
+    policy: RoutePolicy | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
     def sort_key(
@@ -730,6 +733,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not-found"  # no route and no default backend: 404
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
+    REFUSED = "refused"  # the route's policy refuses the request (413, 403, 401)
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
     CORS_PREFLIGHT = "cors-preflight"  # a CORS preflight the route's CORS filter answers: 204
 
@@ -776,6 +780,8 @@ class Answer:
 
 
 _WELL_KNOWN = {"http": 80, "https": 443}
+# The outcomes of a route that proxies (or would, with a ready endpoint): its policy applies.
+_PROXYING = frozenset({Outcome.ROUTE, Outcome.UNAVAILABLE})
 
 
 def redirect_location(
@@ -819,6 +825,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "connect_timeout": r.connect_timeout,
         "send_timeout": r.send_timeout,
         "affinity": None if r.affinity is None else _plain(r.affinity),
+        "policy": None if r.policy is None else r.policy.canonical(),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}
@@ -1002,13 +1009,21 @@ class RouteModel:
         scheme: str = "http",
         method: str = "GET",
         headers: tuple[tuple[str, str], ...] = (),
+        client: str = "127.0.0.1",
+        body_size: int | None = None,
     ) -> Answer:
         """What a request gets, the whole semantics in one place, in the order a proxy applies
         them: the request-path rule (400), the HTTPS redirect of an ssl-redirect host for plain
         HTTP (301/308), the route of the selected virtual host (its conditions: scheme, method,
         headers, query), else the default backend, else 404; the route's own answer (500, a
-        redirect with its Location); a chosen backend without a ready endpoint answers 503.
-        ``target`` is the request target as sent (path and query); ``host`` the Host header."""
+        redirect with its Location); a proxying route's policy (413 for a body above its size,
+        then 403 for a ``client`` address its source ranges refuse, then 401 without valid
+        basic credentials in the ``authorization`` header), before a chosen backend
+        without a ready endpoint answers 503; a CORS row answers a preflight 204 before all of
+        the route's own answers and policy, and gives an allowed Origin its headers.
+        ``target`` is the request target as sent (path and query); ``host`` the Host header;
+        ``client`` the address the request comes from; ``body_size`` its Content-Length (None:
+        no body)."""
         normalized = normalize_request_path(target)
         if normalized is None:
             return Answer(Outcome.BAD_PATH, status=400)
@@ -1019,7 +1034,7 @@ class RouteModel:
             return Answer(Outcome.REDIRECT, status=redirect_status(method), path=normalized)
         request = Request(scheme=scheme, method=method, headers=headers, query=query)
         route = vhost.match(path, request) if vhost is not None else None
-        answer = self._answer(route, request, host, normalized)
+        answer = self._answer(route, request, host, normalized, client, body_size)
         if route is not None and route.cors is not None:
             return self._cors(route, request, answer)
         return answer
@@ -1042,9 +1057,18 @@ class RouteModel:
             return replace(answer, cors=cors.response_headers(origin))
         return answer
 
-    def _answer(self, route: Route | None, request: Request, host: str, normalized: str) -> Answer:
+    def _answer(
+        self,
+        route: Route | None,
+        request: Request,
+        host: str,
+        normalized: str,
+        client: str,
+        body_size: int | None,
+    ) -> Answer:
         """The answer once the row is chosen (``route``; None: none matched) to the request
-        for ``normalized`` (its normalized path and query)."""
+        for ``normalized`` (its normalized path and query) from ``client`` with a body of
+        ``body_size`` bytes."""
         scheme = request.scheme
         path, _, query = normalized.partition("?")
         answer = self.outcome(route)
@@ -1059,6 +1083,11 @@ class RouteModel:
                 redirect, route, scheme=scheme, host=bare_host, path=path, query=query
             )
             return replace(answer, status=redirect.status, location=location)
+        if route is not None and route.policy is not None and answer.outcome in _PROXYING:
+            authorization = request.header("authorization")
+            refused = route.policy.refusal(client, body_size, authorization)
+            if refused is not None:
+                return Answer(Outcome.REFUSED, status=refused, route=route)
         if answer.status is not None:
             return answer
         if route is not None and route.rewrite is not None:

@@ -118,6 +118,15 @@ GATEWAY_FEATURES = (
     "polyingress.io/CookieMatching",
     # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
     "polyingress.io/SessionAffinity",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges are record
+    # entries of the routes map (rows.py), changed through the Runtime API.
+    "polyingress.io/SourceRanges",
+    # ... and the body size: a record field (413 for a Content-Length above it).
+    "polyingress.io/BodySize",
+    # ... and basic authentication: userlists in the configuration (their changes reload).
+    "polyingress.io/BasicAuth",
+    # ... and rate limits: counters in three fixed stick tables, limits as record fields.
+    "polyingress.io/RateLimit",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64
@@ -415,7 +424,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (MIRROR_LUA, mirror_lua()),
     ]
     written = [
-        RenderedFile(name=CONFIG_FILE, text=rendered.config),
+        RenderedFile(name=CONFIG_FILE, text=rendered.config, mode=SECRET_MODE),  # userlists
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
         RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),

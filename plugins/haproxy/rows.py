@@ -32,11 +32,13 @@ whose conditions hold, as the core says.
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
     x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
-                       port|mirrors|affinity|cors
+                       port|mirrors|affinity|cors|max body|userlist|rate key|rps|rpm|
+                       connections|source lengths
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
     x<vk>#<id>|c    -> the attributes of the affinity cookie (percent-encoded)
     x<vk>#<id>|o    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
+    x<vk>#<id>|s<network, hex>/<length> -> a / d / ad   a source range: allowed / denied
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
@@ -47,7 +49,13 @@ with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.l
 cookie's value (else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``,
 the key every slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it).
 ``cors`` (field 16) is the index of the row's allowed-Origin regex in the shape (CORS: the
-regexes are configuration, their values data: entry ``|o``). Header values
+regexes are configuration, their values data: entry ``|o``). The request policies
+(core/pipeline/policy.py): ``max body`` (field 17, bytes: 413 for a Content-Length above it),
+``userlist`` (18, auth_id: a userlist of the configuration), ``rate key`` (19, the Ingress's
+counters) with the limits ``rps``, ``rpm`` (20, 21: requests let through in any second or
+minute, burst included) and ``connections`` (22), ``source lengths`` (23, ``,8,24,``: the
+prefix lengths the row's ``|s`` entries use; flag ``s``: source ranges, ``l``: an allow
+list). Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -59,11 +67,12 @@ the old ones (apply.py), and no request sees half of a change.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import Cors, HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import BasicAuth, Cors, HostKind, PathType, Route, RouteModel, VirtualHost
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -95,6 +104,9 @@ REPLACE_PREFIX = "ReplacePrefixMatch"
 # Bounds rendered even when the model needs less, so that routine changes fit without a reload.
 DEFAULT_SEGMENTS = 16
 DEFAULT_SUFFIX_LABELS = 8
+# Source range prefix lengths (family, length) evaluated even when the model needs none: the
+# usual ones, so that routine allow/deny list changes fit without a reload.
+DEFAULT_SOURCE_LENGTHS = ((4, 8), (4, 16), (4, 24), (4, 32), (6, 48), (6, 64), (6, 128))
 MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _WELL_KNOWN = {"http": 80, "https": 443}
@@ -173,6 +185,10 @@ class Shapes:
     cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
+    source_lengths: tuple[tuple[int, int], ...] = DEFAULT_SOURCE_LENGTHS
+    # Basic authentication: (id, BasicAuth) of each userlist, the model's own (a userlist's
+    # users and realm are configuration: HAProxy 2.6 changes none at run time).
+    auths: tuple[tuple[str, BasicAuth], ...] = ()
     _index: dict[str, dict[object, int]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -187,6 +203,8 @@ class Shapes:
         cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
+        lengths = set(DEFAULT_SOURCE_LENGTHS)
+        auths: dict[str, BasicAuth] = {}
         for vhost in model.vhosts:
             needs = _needs(vhost)
             if needs is _NOTHING:
@@ -198,6 +216,8 @@ class Shapes:
             cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
+            lengths |= needs.source_lengths
+            auths.update(needs.auths)
         return cls(
             signatures=tuple(sorted(signatures)),
             match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
@@ -208,6 +228,8 @@ class Shapes:
             cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
+            source_lengths=tuple(sorted(lengths)),
+            auths=tuple(sorted(auths.items(), key=lambda item: item[0])),
         )
 
     def covers(self, needed: Shapes) -> bool:
@@ -219,6 +241,8 @@ class Shapes:
             and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
+            and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def names_cover(self, needed: Shapes) -> bool:
@@ -229,6 +253,8 @@ class Shapes:
             and set(needed.response_filters) <= set(self.response_filters)
             and set(needed.affinity_cookies) <= set(self.affinity_cookies)
             and set(needed.cors_origins) <= set(self.cors_origins)
+            and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -242,6 +268,8 @@ class Shapes:
             cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
+            source_lengths=tuple(sorted({*self.source_lengths, *other.source_lengths})),
+            auths=other.auths,  # the new model's userlists only: no stale users are kept
         )
 
     def _lookup(self, kind: str, values: Sequence[object], key: object) -> int:
@@ -314,6 +342,24 @@ class Shapes:
             regex = cookie_regex(name)  # checks the name: letters, digits and -._~
             fetch = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1")')
             out.append((j, name, fetch))
+        return out
+
+    def source_masks(self) -> list[tuple[int, int, int]]:
+        """(IPv4 mask, IPv6 mask, length) of each prefix length the source ranges compare: the
+        client address masked to it (``src,ipmask(m4,m6),hex``) is looked up as
+        ``<record>|s<hex>/<length>``; a family without that length keeps its whole address,
+        which no entry of that length can equal but the address itself."""
+        v4 = {n for f, n in self.source_lengths if f == 4}
+        v6 = {n for f, n in self.source_lengths if f == 6}
+        return [(n if n in v4 else 32, n if n in v6 else 128, n) for n in sorted(v4 | v6)]
+
+    def userlists(self) -> list[tuple[str, str, list[str]]]:
+        """(id, realm word, user lines) of each userlist: ``user <name> password <hash>``
+        (names and hashes are checked by the core: no space, quote or control character)."""
+        out = []
+        for ident, auth in self.auths:
+            users = [f"user {cfg_word(u)} password {cfg_word(h)}" for u, h in auth.users]
+            out.append((ident, cfg_word(auth.realm), users))
         return out
 
     def request_filter_names(self) -> list[tuple[int, str]]:
@@ -484,6 +530,8 @@ class _Needs:
     splits: frozenset[str] = frozenset()
     cookies: frozenset[str] = frozenset()
     cors: frozenset[str] = frozenset()
+    source_lengths: frozenset[tuple[int, int]] = frozenset()
+    auths: frozenset[tuple[str, BasicAuth]] = frozenset()
 
 
 _NOTHING = _Needs()
@@ -502,6 +550,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
     splits: set[str] = set()
     cookies: set[str] = set()
     cors: set[str] = set()
+    lengths: set[tuple[int, int]] = set()
+    auths: set[tuple[str, BasicAuth]] = set()
     segments = labels = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -522,6 +572,9 @@ def _needs(vhost: VirtualHost) -> _Needs:
             cookies.add(route.affinity.name)
         if route.cors is not None:
             cors.add(route.cors.origin_regex)
+        lengths.update((n.version, n.prefixlen) for n, _v in _source_networks(route))
+        if route.policy is not None and route.policy.auth is not None:
+            auths.add((auth_id(route.policy.auth), route.policy.auth))
     found = _Needs(
         frozenset(signatures),
         frozenset(req),
@@ -531,6 +584,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
         frozenset(splits),
         frozenset(cookies),
         frozenset(cors),
+        frozenset(lengths),
+        frozenset(auths),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -563,6 +618,7 @@ def plain_behaviour(route: Route) -> bool:
         and not route.mirrors
         and route.affinity is None
         and route.cors is None
+        and route.policy is None
     )
 
 
@@ -617,7 +673,8 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = affinity = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = affinity = max_body = auth = ""
+        zone = rps = rpm = conns = lengths = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -650,6 +707,27 @@ class _Compiler:
             if route.affinity is not None:
                 affinity = str(self.shapes.affinity_index(route.affinity.name))
                 entries["|c"] = encode_value(cookie_attributes(route, scheme))
+            if route.policy is not None and route.policy.max_body:
+                max_body = str(int(route.policy.max_body))
+            if route.policy is not None and route.policy.auth is not None:
+                auth = auth_id(route.policy.auth)
+            rate = route.policy.rate if route.policy is not None else None
+            if rate is not None:
+                # The counters' key: the Ingress (hashed: no '|' or space) and the client.
+                zone = "z" + hashlib.sha256(rate.zone.encode()).hexdigest()[:16]
+                rps = str(rate.burst(rate.rps)) if rate.rps is not None else ""
+                rpm = str(rate.burst(rate.rpm)) if rate.rpm is not None else ""
+                conns = str(int(rate.connections)) if rate.connections is not None else ""
+            sources = _source_entries(route)
+            if sources:
+                entries |= sources
+                flags += "s"
+                # The prefix lengths its lists use: only those are looked up for it.
+                used = sorted({n.prefixlen for n, _v in _source_networks(route)})
+                lengths = "," + ",".join(str(n) for n in used) + ","
+                assert route.policy is not None and route.policy.sources is not None
+                if route.policy.sources.allow:
+                    flags += "l"
         cors = ""
         if kind not in _STATUS_KINDS.values() and route.cors is not None:
             cors = str(self.shapes.cors_index(route.cors.origin_regex))
@@ -677,6 +755,13 @@ class _Compiler:
             mirrors,
             affinity,
             cors,
+            max_body,
+            auth,
+            zone,
+            rps,
+            rpm,
+            conns,
+            lengths,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
@@ -781,6 +866,36 @@ def _cors_entry(cors: Cors) -> str:
             str(int(cors.max_age)),
         )
     )
+
+
+def auth_id(auth: BasicAuth) -> str:
+    """The name of a userlist: a hash of its realm and users (``a`` + 16 hex digits)."""
+    blob = f"{auth.realm}\n{auth.fingerprint}"
+    return "a" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _source_networks(
+    route: Route,
+) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """(network, a allowed / d denied) of the row's source ranges."""
+    policy = route.policy
+    if policy is None or policy.sources is None:
+        return []
+    out = [(ipaddress.ip_network(c), "d") for c in policy.sources.deny]
+    out += [(ipaddress.ip_network(c), "a") for c in policy.sources.allow]
+    return out
+
+
+def _source_entries(route: Route) -> dict[str, str]:
+    """Record entries of the row's source ranges: ``|s<network address, hex>/<length>`` ->
+    ``a``, ``d`` or ``ad`` (what HAProxy's ``src,ipmask(...),hex`` gives for an address of
+    that network, upper-case; notes §9: the frontend compares the client address masked to
+    each length the shapes list)."""
+    out: dict[str, str] = {}
+    for net, mark in _source_networks(route):
+        key = f"|s{net.network_address.packed.hex().upper()}/{net.prefixlen}"
+        out[key] = "".join(sorted(set(out.get(key, "") + mark)))
+    return out
 
 
 def _map_key_ok(text: str) -> str:
