@@ -664,6 +664,141 @@ _CANARY_COOKIE = AnnotationCase(
     ),
 )
 
+
+def _hdr(value: str) -> tuple[tuple[str, str], ...]:
+    return (("CanaryByHeader", value),)
+
+
+_CANARY_PATTERN = AnnotationCase(
+    "canary-by-header-pattern/match",
+    _E2E + 'canary.go "when canaried by header with value and pattern" (the pattern alone); '
+    "balancer.lua: ngx.re.match finds the pattern anywhere in the value, and a value it is not "
+    "found in (always, never included) goes on to the cookie and the weights",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="^Do[A-Z][a-z]+y$",
+        ),
+        _canary(
+            "search",
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="stag(ing)?|lab",
+        ),
+        ingress("search-main", "canary.foo.com", "/search", "echo"),
+    ),
+    (
+        Expect("canary.foo.com", "/", "canary", headers=_hdr("DoCanary")),
+        Expect("canary.foo.com", "/x?y=1", "canary", headers=_hdr("DoDummy")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("Docanary")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("always")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("xDoCanary")),
+        Expect("canary.foo.com", "/", "echo"),
+        Expect("canary.foo.com", "/search", "canary-two", headers=_hdr("pre-staging-2")),
+        Expect("canary.foo.com", "/search/a", "canary-two", headers=_hdr("lab")),
+        Expect("canary.foo.com", "/search", "echo", headers=_hdr("STAGING")),
+        Expect("canary.foo.com", "/search", "echo", headers=_hdr("never")),
+    ),
+)
+
+_CANARY_PATTERN_COOKIE = AnnotationCase(
+    "canary-by-header-pattern/then-cookie",
+    "balancer.lua: a value the pattern is not found in goes on to canary-by-cookie; "
+    + _DOCS
+    + " Canary: precedence canary-by-header -> canary-by-cookie -> canary-weight",
+    (
+        ingress("search-main", "canary.foo.com", "/search", "echo"),
+        _canary(
+            "search",
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="stag(ing)?|lab",
+            canary_by_cookie="CanaryByCookie",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            headers=(*_hdr("never"), *_cookie("CanaryByCookie=always")),
+        ),
+        # The header's pattern before the cookie's never (precedence header -> cookie).
+        Expect(
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            headers=(*_hdr("lab"), *_cookie("CanaryByCookie=never")),
+        ),
+    ),
+)
+
+_CANARY_PATTERN_VALUE = AnnotationCase(
+    "canary-by-header-pattern/value-wins",
+    _E2E + 'canary.go "when canaried by header with value and pattern": with '
+    "canary-by-header-value set the pattern has no effect",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_value="DoCanary",
+            canary_by_header_pattern="^Do[A-Z][a-z]+y$",
+        ),
+    ),
+    (
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("DoCananry")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("DoDummy")),
+        Expect("canary.foo.com", "/", "canary", headers=_hdr("DoCanary")),
+    ),
+)
+
+_CANARY_PATTERN_REFUSED = AnnotationCase(
+    "canary-by-header-pattern/refused-regex",
+    _E2E + 'canary.go "should routes to mainline upstream when the given Regex causes error" '
+    "(the canary Ingress is rejected naming the key, so the main Ingress answers); a "
+    "look-ahead, which RE2 lacks, likewise",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="[][**da?$&*",
+            canary_by_cookie="CanaryByCookie",
+        ),
+        _canary(
+            "lookahead",
+            "canary.foo.com",
+            "/",
+            created="2026-01-03T00:00:00Z",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="^(?=Do)",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/",
+            "echo",
+            headers=(*_hdr("DoCanary"), *_cookie("CanaryByCookie=always")),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("DoCanary")),
+    ),
+    errors=("canary-by-header-pattern", "canary-by-header-pattern"),
+)
+
 _CANARY_HEADER_VALUE_COOKIE = AnnotationCase(
     "canary-by-cookie/after-header-value",
     _E2E + 'canary.go "when canaried by header with value and cookie should route requests '
@@ -1478,6 +1613,10 @@ CASES: list[AnnotationCase] = [
     _CANARY_HEADER_OVER_WEIGHT,
     _CANARY_COOKIE,
     _CANARY_HEADER_VALUE_COOKIE,
+    _CANARY_PATTERN,
+    _CANARY_PATTERN_COOKIE,
+    _CANARY_PATTERN_VALUE,
+    _CANARY_PATTERN_REFUSED,
     _CANARY_PRECEDENCE,
     _TWO_CANARIES,
     _CUSTOM_HEADERS,

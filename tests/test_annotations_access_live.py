@@ -184,3 +184,72 @@ def test_haproxy_limit_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
             )
         )
         assert _reloads(haproxy) == reloads, haproxy.controller.log()
+
+
+def _pattern(name: str, patterns: dict[str, str], expects: tuple[Expect, ...]) -> AnnotationCase:
+    """A main Ingress on acl.foo.com and one canary per (path, pattern) of ``patterns``."""
+    ingresses = [ingress("acl", "acl.foo.com", "/")]
+    for i, (path, pattern) in enumerate(sorted(patterns.items())):
+        ingresses.append(ingress(f"acl-main-{i}", "acl.foo.com", path))
+        ingresses.append(
+            ingress(
+                f"acl-canary-{i}",
+                "acl.foo.com",
+                path,
+                "canary",
+                annotations={
+                    "canary": "true",
+                    "canary-by-header": "X-Canary",
+                    "canary-by-header-pattern": pattern,
+                },
+                created="2026-01-02T00:00:00Z",
+            )
+        )
+    return AnnotationCase(
+        name, "polyingress: HAProxy and canary-by-header-pattern", tuple(ingresses), expects
+    )
+
+
+@needs("haproxy")
+def test_haproxy_pattern_edits_reload_only_for_a_new_regex(haproxy: AnnotationWorld) -> None:
+    """A pattern is a line of haproxy.cfg (HAProxy 2.6 matches no regex read from a map or a
+    variable): a new one reloads once; a canary moving to a pattern the configuration already
+    reads, or dropping one, is routes-map data."""
+    hit, miss = (("X-Canary", "v12"),), (("X-Canary", "x"),)
+    two = {"/a": "^v[0-9]+$", "/b": "^x$"}
+    haproxy.check(
+        _pattern(
+            "patterns-two",
+            two,
+            (
+                Expect("acl.foo.com", "/a", "canary", headers=hit),
+                Expect("acl.foo.com", "/a", "echo", headers=miss),
+                Expect("acl.foo.com", "/b", "canary", headers=miss),
+            ),
+        )
+    )
+    reloads = _reloads(haproxy)
+    swapped = {"/a": "^x$", "/b": "^v[0-9]+$"}
+    haproxy.check(
+        _pattern(
+            "patterns-swapped",
+            swapped,
+            (
+                Expect("acl.foo.com", "/a", "canary", headers=miss),
+                Expect("acl.foo.com", "/a", "echo", headers=hit),
+                Expect("acl.foo.com", "/b", "canary", headers=hit),
+            ),
+        )
+    )
+    assert _reloads(haproxy) == reloads, haproxy.controller.log()
+    haproxy.check(
+        _pattern(
+            "patterns-new",
+            {"/a": "^w", "/b": "^v[0-9]+$"},
+            (
+                Expect("acl.foo.com", "/a", "canary", headers=(("X-Canary", "wx"),)),
+                Expect("acl.foo.com", "/a", "echo", headers=miss),
+            ),
+        )
+    )
+    assert _reloads(haproxy) == reloads + 1, haproxy.controller.log()

@@ -18,6 +18,7 @@ from polyingress.core import BuildOptions, ObjectStore, build_model
 from polyingress.core.pipeline.annotations import NGINX_PREFIX, REGISTRY, parse_annotations
 from polyingress.core.pipeline.model import ObjectRef, Route
 from polyingress.core.pipeline.problems import Severity
+from polyingress.core.pipeline.regexpath import check_common_regex
 from polyingress.testing.annotation_cases import base_objects, ingress, secret
 
 REF = ObjectRef(kind="Ingress", namespace="default", name="web")
@@ -32,6 +33,7 @@ VALID = {
     "x-forwarded-prefix": "/p",
     "canary-by-header": "X-Canary",
     "canary-by-header-value": "yes",
+    "canary-by-header-pattern": "^(v[0-9]+|lab)$",
     "server-alias": "a.example.com,*.b.example.com",
     "whitelist-source-range": "10.0.0.0/8,192.168.1.1",
     "cors-allow-origin": "https://a.example.com",
@@ -62,7 +64,19 @@ def values(value: Any) -> list[str]:
     return []
 
 
+# A regular expression (canary-by-header-pattern) needs { } | \ $: each backend writes it
+# quoted as a regex (nginx quote, haproxy.cfg cfg_word, Traefik literal); it holds none of
+# the characters that end or comment a word, and is in the common subset.
+_UNSAFE_REGEX = re.compile(r"[^\x21-\x7e]|[\"'`;#<>,!@%]")
+_REGEXES = frozenset({"canary-by-header-pattern"})
+
+
 def assert_safe(text: str, where: str) -> None:
+    if where.split("=", 1)[0].rsplit("/", 1)[-1] in _REGEXES:
+        bad = _UNSAFE_REGEX.search(text)
+        assert bad is None, f"{where}: {text!r} holds {bad.group()!r}"
+        check_common_regex(text)
+        return
     bad = _UNSAFE.search(text)
     assert bad is None, f"{where}: {text!r} holds {bad.group()!r}"
     assert "$" not in re.sub(r"\$[1-9]", "", text), f"{where}: {text!r} holds '$'"

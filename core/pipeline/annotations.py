@@ -28,6 +28,7 @@ from typing import Any
 
 from polyingress.core.pipeline.model import ObjectRef
 from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.regexpath import check_common_regex
 from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
@@ -195,6 +196,26 @@ def parse_basic(value: str) -> str:
     if not _BASIC.fullmatch(value):
         raise ValueError(f"{value!r} may only hold letters, digits and -._~/: (1-256 of them)")
     return value
+
+
+# ingress-nginx's IsValidRegex characters (annotations/parser: alphaNumericChars plus
+# regexEnabledChars), what canary-by-header-pattern may hold there.
+_REGEX_CHARS = re.compile(r"[-/\w.~:^$\[\](){}*+?|&=\\]{1,1024}", re.ASCII)
+
+
+def parse_header_pattern(value: str) -> str:
+    """canary-by-header-pattern: ingress-nginx's regex characters, and a regular expression
+    that means the same on every backend (:func:`check_common_regex`: no look-around, no
+    backreferences)."""
+    if not _REGEX_CHARS.fullmatch(value):
+        raise ValueError(
+            f"{value[:80]!r} may only hold letters, digits and -_.~:/^$[](){{}}*+?|&=\\ "
+            "(ingress-nginx's regex characters)"
+        )
+    try:
+        return check_common_regex(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (the same on nginx, HAProxy and Traefik)") from None
 
 
 def parse_cookie_name(value: str) -> str:
@@ -452,7 +473,7 @@ _spec(
 )
 _spec(
     "canary-by-header-pattern",
-    parse_basic,
+    parse_header_pattern,
     Risk.MEDIUM,
     "A regular expression for the canary-by-header value.",
 )

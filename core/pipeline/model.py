@@ -28,7 +28,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from polyingress.core.pipeline.policy import RoutePolicy
 from polyingress.core.pipeline.requestpath import normalize_request_path
@@ -89,6 +89,11 @@ class HostKind(StrEnum):
     WILDCARD = "wildcard"
     SUFFIX = "suffix"
     ANY = "any"
+
+
+@lru_cache(maxsize=1024)
+def _compiled(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
 
 
 def host_kind(host: str | None) -> HostKind:
@@ -194,13 +199,34 @@ class Backend:
         return any(e.ready for e in self.endpoints)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+@dataclass(frozen=True, slots=True, kw_only=True, order=True, repr=False)
 class HeaderMatch:
     """The request must carry header ``name`` (lowercase; names match case-insensitively) with
-    exactly ``value`` (case-sensitive)."""
+    exactly ``value`` (case-sensitive), or, with ``regex`` (the Gateway API's HeaderMatch type
+    RegularExpression; annotation rows only: canary-by-header-pattern), a value in which the
+    regular expression ``value`` is found (a search, case-sensitive, as ingress-nginx's
+    ``ngx.re.match``; anchors are written ``^...$``). Such a ``value`` is in the subset of PCRE,
+    HAProxy's regexes and RE2 that means the same in all three (regexpath.check_common_regex),
+    so Python's ``re`` states it too. The first header of that name counts; an empty value
+    is no value for a regular expression (nginx's ``$http_<name>`` cannot tell it from a
+    missing header)."""
 
     name: str
     value: str
+    regex: bool = False
+
+    def __repr__(self) -> str:
+        # (without ``regex`` when False: the repr of an exact match is what it always was,
+        # which renderers hash into names)
+        extra = ", regex=True" if self.regex else ""
+        return f"HeaderMatch(name={self.name!r}, value={self.value!r}{extra})"
+
+    def accepts(self, found: str | None) -> bool:
+        if found is None:
+            return False
+        if self.regex:
+            return found != "" and _compiled(self.value).search(found) is not None
+        return found == self.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -575,7 +601,7 @@ class Route:
         if self.method is not None and request.method != self.method:
             return False
         for h in self.headers:
-            if request.header(h.name) != h.value:
+            if not h.accepts(request.header(h.name)):
                 return False
         for c in self.cookies:
             if request.cookie(c.name) != c.value:
@@ -806,7 +832,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
     row: list[object] = [r.path, r.path_type.value, r.backend, source, r.from_catch_all]
     extra = {
         "method": r.method,
-        "headers": [[h.name, h.value] for h in r.headers],
+        "headers": [[h.name, h.value, *(["regex"] if h.regex else [])] for h in r.headers],
         "query": [[q.name, q.value] for q in r.query],
         "cookies": [[c.name, c.value] for c in r.cookies],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],

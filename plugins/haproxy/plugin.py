@@ -116,6 +116,9 @@ GATEWAY_FEATURES = (
     # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:
     # rows.py cookie_regex).
     "polyingress.io/CookieMatching",
+    # canary-by-header-pattern: the regex is configuration (rows.py REGEX: a new one reloads
+    # once; HAProxy 2.6 matches no regex taken from a map or variable), its rows map data.
+    "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
     "polyingress.io/SessionAffinity",
     # polyingress's request policies (core/pipeline/policy.py): source ranges are record

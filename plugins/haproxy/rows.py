@@ -72,7 +72,16 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import BasicAuth, Cors, HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    BasicAuth,
+    Cors,
+    HeaderMatch,
+    HostKind,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+)
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -119,6 +128,12 @@ Signature = tuple[bool, tuple[str, ...], tuple[str, ...]]
 """(compares the method, header names, query parameter names) of a conditional row; a cookie
 match counts as a header named ``cookie:<name>`` (no header name holds ``:``)."""
 COOKIE = "cookie:"
+# A regular expression header match (HeaderMatch.regex) counts as a header named
+# ``regex:<name>:<regex>`` (no header name holds ``:``) whose value is "1" when the regex is
+# found in the first such header, a non-empty one: the regex is configuration (a new one
+# reloads once), a row using it map data.
+REGEX = "regex:"
+_FOUND = "1"
 
 
 # --------------------------------------------------------------------------- quoting
@@ -303,9 +318,18 @@ class Shapes:
     # ---- the configuration lines (haproxy.cfg.j2 writes them as given)
 
     def value_lines(self) -> list[str]:
-        """``http-request`` rules fetching the request values the signatures compare."""
+        """``http-request`` rules (with their conditions) fetching the request values the
+        signatures compare."""
+        group = " if { var(txn.g) -m found }"
         lines = []
         for j, name in enumerate(self.match_headers):
+            if name.startswith(REGEX):
+                header, _, regex = name.removeprefix(REGEX).partition(":")
+                fetch = cfg_word(f"req.fhdr({_arg(header)},1)")
+                value = cfg_word(f"str({_FOUND}),sha2(256),hex")
+                found = f"{{ {fetch} -m len gt 0 }} {{ {fetch} -m reg {cfg_word(regex)} }}"
+                lines.append(f"set-var(txn.m{j}) {value}{group} {found}")
+                continue
             if name.startswith(COOKIE):
                 # " <value>" of the first such cookie; a header without it keeps its own text,
                 # which never starts with a space (HAProxy trims it): no row's value.
@@ -313,10 +337,10 @@ class Shapes:
                 expr = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1"),sha2(256),hex')
             else:
                 expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
-            lines.append(f"set-var(txn.m{j}) {expr}")
+            lines.append(f"set-var(txn.m{j}) {expr}{group}")
         for j, name in enumerate(self.match_queries):
             expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),sha2(256),hex')
-            lines.append(f"set-var(txn.u{j}) {expr}")
+            lines.append(f"set-var(txn.u{j}) {expr}{group}")
         return lines
 
     def signature_formats(self, scheme: str) -> list[str]:
@@ -378,17 +402,21 @@ def signature(route: Route) -> Signature | None:
         return None
     return (
         route.method is not None,
-        (*(h.name for h in route.headers), *(COOKIE + c.name for c in route.cookies)),
+        (*(_header_key(h) for h in route.headers), *(COOKIE + c.name for c in route.cookies)),
         tuple(q.name for q in route.query),
     )
 
 
 def _values(route: Route) -> str:
     parts = [route.method] if route.method is not None else []
-    parts += [_digest(h.value) for h in route.headers]
+    parts += [_digest(_FOUND if h.regex else h.value) for h in route.headers]
     parts += [_digest(" " + c.value) for c in route.cookies]
     parts += [_digest(" " + q.value) for q in route.query]
     return "|".join(parts)
+
+
+def _header_key(h: HeaderMatch) -> str:
+    return f"{REGEX}{h.name}:{h.value}" if h.regex else h.name
 
 
 def cookie_regex(name: str) -> str:

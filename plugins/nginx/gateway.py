@@ -138,6 +138,8 @@ GATEWAY_FEATURES = (
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
     "polyingress.io/BackendSendTimeout",
+    # canary-by-header-pattern: the regex in a map of $http_<name>, as the exact values.
+    "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (affinity.py: the cookie's value picks the endpoint, by a consistent
     # hash upstream in static mode, by the Lua balancer's rendezvous hashing in Lua mode).
     "polyingress.io/SessionAffinity",
@@ -450,7 +452,13 @@ class Gateway:
                 )
                 return None
             variable = "$http_" + h.name.replace("-", "_")
-            conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
+            if h.regex:
+                # A search, as ingress-nginx's ngx.re.match; an empty (or missing) header never
+                # matches (HeaderMatch.accepts). The regex is in the common subset (core).
+                conds.add(self._flag(variable, "."))
+                conds.add(self._flag(variable, h.value))
+            else:
+                conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
         for c in route.cookies:
             conds.add(self._flag("$http_cookie", cookie_regex(c.name, c.value)))
         for q in route.query:

@@ -106,6 +106,8 @@ GATEWAY_FEATURES = (
     # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
+    # canary-by-header-pattern: HeaderRegexp (render.py _conditions).
+    "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (a load balancer's sticky cookie: render.py _sticky).
     "polyingress.io/SessionAffinity",
     # polyingress's request policies (core/pipeline/policy.py): source ranges as ipAllowList.

@@ -445,7 +445,14 @@ def _conditions(route: Route) -> list[str]:
     out: list[str] = []
     if route.method is not None:
         out.append(f"Method({literal(route.method)})")
-    out.extend(f"Header({literal(h.name)}, {literal(h.value)})" for h in route.headers)
+    for h in route.headers:
+        if h.regex:
+            # Go's regexp finds it in the value, as ingress-nginx's ngx.re.match (the regex is
+            # in the common subset: core); "." keeps an empty value out (HeaderMatch.accepts).
+            out.append(f"HeaderRegexp({literal(h.name)}, {quote('.')})")
+            out.append(f"HeaderRegexp({literal(h.name)}, {literal(h.value)})")
+        else:
+            out.append(f"Header({literal(h.name)}, {literal(h.value)})")
     out.extend(f"Query({literal(q.name)}, {literal(q.value)})" for q in route.query)
     out.extend(
         f"HeaderRegexp({quote('Cookie')}, {literal(cookie_regex(c.name, c.value))})"

@@ -78,6 +78,7 @@ __all__ = [
     "CANARY_KEYS",
     "CONNECT_TIMEOUT",
     "COOKIE_MATCHING",
+    "HEADER_REGEX",
     "SEND_TIMEOUT",
     "SESSION_AFFINITY",
     "Canary",
@@ -139,6 +140,9 @@ _RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 # declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
 # lists only upstream names: core/pipeline/gateway.py).
 COOKIE_MATCHING = "polyingress.io/CookieMatching"
+# HeaderMatch.regex (canary-by-header-pattern): the Gateway API's RegularExpression header
+# match type, which has no feature name of its own there.
+HEADER_REGEX = "polyingress.io/HeaderRegexMatching"
 CONNECT_TIMEOUT = "polyingress.io/BackendConnectTimeout"
 SESSION_AFFINITY = "polyingress.io/SessionAffinity"
 SEND_TIMEOUT = "polyingress.io/BackendSendTimeout"
@@ -146,6 +150,7 @@ SEND_TIMEOUT = "polyingress.io/BackendSendTimeout"
 # RATE_LIMIT) are named the same way and are never optional: without one the rows answer 500.
 ANNOTATION_FEATURES = (
     COOKIE_MATCHING,
+    HEADER_REGEX,
     CONNECT_TIMEOUT,
     SESSION_AFFINITY,
     SEND_TIMEOUT,
@@ -192,14 +197,16 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Canary:
     """A canary Ingress's rules: ``weight`` of ``total`` requests, the header that sends a
-    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values) and the
-    cookie that does (``always``/``never``)."""
+    request to it (``value`` None: ``pattern``, a regular expression found in the header's
+    value, else ``always``/``never``, ingress-nginx's default values) and the cookie that does
+    (``always``/``never``)."""
 
     weight: int = 0
     total: int = 100
     header: str | None = None
     value: str | None = None
     cookie: str | None = None
+    pattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,9 +480,12 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "canary-by-header": (Support.HONOURED, frozenset({_CORE}), ""),
     "canary-by-header-value": (Support.HONOURED, frozenset({_CORE}), ""),
     "canary-by-header-pattern": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "regular expression header matches are not in the route model",
+        Support.HONOURED,
+        frozenset({_CORE, HEADER_REGEX}),
+        "a search in the header's value, as ingress-nginx's; only regular expressions that mean "
+        "the same in PCRE, HAProxy's and Go's (no look-around, backreferences, named groups, "
+        "\\b or \\x escapes, POSIX classes): another rejects the canary Ingress, whose "
+        "requests then reach the main Ingress, as ingress-nginx's for a pattern it cannot use",
     ),
     "canary-by-cookie": (
         Support.PARTIAL,
@@ -726,6 +736,11 @@ def translate_annotations(
                     k,
                     Support.HONOURED,
                     "no effect: canary-by-header-value is set (as in ingress-nginx)",
+                    (),
+                )
+            elif k == "canary-by-header-pattern" and header is None:
+                verdict(
+                    k, note="no effect without canary-by-header (as in ingress-nginx)", features=()
                 )
             else:
                 verdict(k)
@@ -735,6 +750,11 @@ def translate_annotations(
             header=header,
             value=hvalue if header is not None else None,
             cookie=values.get("canary-by-cookie"),
+            pattern=(
+                values.get("canary-by-header-pattern")
+                if header is not None and hvalue is None
+                else None
+            ),
         )
 
     def inherited(name: str) -> bool:
@@ -1485,7 +1505,11 @@ def with_canaries(
             c = use.canary
             created, ns, name = use.order
             matches: list[tuple[str, str, HeaderMatch | CookieMatch]] = []
-            if c.header is not None:
+            if c.header is not None and c.pattern is not None:
+                # No always/never with a pattern: a value it is not found in goes on to the
+                # cookie and the weights (ingress-nginx's balancer).
+                matches.append(("0", "", HeaderMatch(name=c.header, value=c.pattern, regex=True)))
+            elif c.header is not None:
                 values = (("0", c.value),) if c.value is not None else _ALWAYS_NEVER
                 matches += [(r, v, HeaderMatch(name=c.header, value=v)) for r, v in values]
             if c.cookie is not None:
