@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kube_emulator import KubeEmulator, replicas, running_emulator
 from kube_objects import CLASS, ingress, path, rule, service, slice_
-from livekit import wait_until
+from livekit import needs, wait_until
 
 from polyingress.core import BuildResult
 from polyingress.core.sources.kubernetes.configmaps import named_configmaps
+from polyingress.testing.live import Controller, HelloFleet
 
 SETTINGS = ("polyingress", "polyingress")
 NGINX = "nginx.ingress.kubernetes.io"
@@ -168,3 +170,44 @@ def test_a_relist_keeps_the_named_configmaps_beside_the_settings_one(kube: KubeE
         wait_until(lambda: all(r.relists > before[role] for role, r in lists.items()))
         assert held(rep) == {SETTINGS, ("polyingress", "team")}
         assert answer(rep, "ops.example.com") == (200, (("x-team", "ops"),))
+
+
+# -- live: `polyingress run` in Kubernetes mode, a real proxy, a real backend ------------------
+
+
+@needs("nginx")
+def test_custom_headers_through_a_live_proxy(kube: KubeEmulator, tmp_path: Path) -> None:
+    """`polyingress run --kubeconfig` against the emulator, nginx in front of a hello server:
+    the named ConfigMap's headers are on the answers, an edit is served without a restart, a
+    deletion answers 503, and a ConfigMap created again is served again."""
+    fleet = HelloFleet([("default/web", "127.0.93.1")])
+    world(kube)
+    kube.put(service("web", ports=[{"name": "http", "port": 80, "targetPort": fleet.port}]))
+    kube.put(slice_("web", [("127.0.93.1", True)], ports=[{"name": "http", "port": fleet.port}]))
+    kube.put(configmap("default", "team", {"X-Team": "blue"}))
+    kube.put(headers_ingress("web", "web.example.com", "team"))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(kube.kubeconfig())
+    flags = ["--kubeconfig", str(kubeconfig), "--election-namespace", "polyingress"]
+    controller = Controller(
+        "nginx", None, tmp_path / "work", extra=[*flags, "--configmap", "polyingress/polyingress"]
+    )
+
+    def team() -> tuple[int, str | None]:
+        got = controller.get("web.example.com", "/")
+        return got.status, got.headers.get("x-team")
+
+    try:
+        controller.start()
+        wait_until(lambda: team() == (200, "blue"))
+        assert controller.get("web.example.com", "/").server_name == "default/web"
+        kube.put(configmap("default", "team", {"X-Team": "green"}))
+        wait_until(lambda: team() == (200, "green"))
+        kube.delete("ConfigMap", "default", "team")
+        wait_until(lambda: team()[0] == 503)
+        kube.put(configmap("default", "team", {"X-Team": "red"}))
+        wait_until(lambda: team() == (200, "red"))
+        assert controller.proc is not None and controller.proc.poll() is None  # never restarted
+    finally:
+        controller.stop()
+        fleet.stop()
