@@ -55,7 +55,10 @@ regexes are configuration, their values data: entry ``|o``). The request policie
 counters) with the limits ``rps``, ``rpm`` (20, 21: requests let through in any second or
 minute, burst included) and ``connections`` (22), ``source lengths`` (23, ``,8,24,``: the
 prefix lengths the row's ``|s`` entries use; flag ``s``: source ranges, ``l``: an allow
-list). Header values
+list). ``flags`` (field 6) names the optional parts a record uses, which the frontend tests
+before reading their fields: ``s``/``l`` source ranges / an allow list, ``q``/``p`` request /
+response header filters, ``m`` body size, ``u`` userlist, ``r`` rate limits, ``k`` affinity,
+``c`` CORS. Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -766,6 +769,14 @@ class _Compiler:
             flags += "q"
         if any(s.startswith("|p") for s in entries):
             flags += "p"
+        # (the frontend tests these letters before reading the fields: haproxy.cfg.j2)
+        flags += "".join(
+            letter
+            for letter, value in (("m", max_body), ("u", auth), ("r", zone), ("k", affinity))
+            if value
+        )
+        if cors:
+            flags += "c"
         fields = (
             kind,
             slot_or_code,
