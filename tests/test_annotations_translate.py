@@ -155,6 +155,8 @@ def test_unsupported_annotations_fail_closed_where_ignoring_opens_access(
         ("proxy-read-timeout", "60s", "not a whole number"),
         ("proxy-body-size", "8mb", "not a size"),
         ("whitelist-source-range", "10.0.0.0/33", "not a CIDR"),
+        ("allowlist-source-range", "10.0.0.0/8,fe80::1%eth0", "not a CIDR"),
+        ("denylist-source-range", "::%'", "not a CIDR"),
         ("force-ssl-redirect", "yes", "not a boolean"),
         ("x-forwarded-prefix", "/$1", "must be a path"),
         ("backend-protocol", "SMTP", "is not one of"),

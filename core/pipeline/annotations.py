@@ -346,6 +346,9 @@ def parse_size(value: str) -> int:
     return int(found.group(1)) * _SIZE_UNITS[found.group(2).lower()]
 
 
+_CIDR_CHARS = re.compile(r"[0-9A-Fa-f.:]+(?:/[0-9]{1,3})?")
+
+
 def parse_cidrs(value: str) -> tuple[str, ...]:
     """Comma-separated CIDRs or addresses (an address is a /32 or /128); normalized."""
     out: list[str] = []
@@ -353,6 +356,10 @@ def parse_cidrs(value: str) -> tuple[str, ...]:
         item = raw.strip()
         if not item:
             continue
+        if not _CIDR_CHARS.fullmatch(item):
+            # (Python reads an IPv6 scope "fe80::1%eth0"; Go's net.ParseCIDR, ingress-nginx's,
+            # does not, and no proxy compares one)
+            raise ValueError(f"{item[:60]!r} is not a CIDR or an IP address")
         try:
             net = ipaddress.ip_network(item, strict=False)
         except ValueError:
