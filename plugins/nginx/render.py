@@ -61,8 +61,12 @@ location above it is left out (:func:`_pruned`; both modes), and in Lua mode hos
 blocks differ only in their name and their backends share one block (:func:`_grouped`): a
 ``server_name`` line per host, and a backend that differs by host read from a map of ``$host``
 (``$polyingress_slot_N``). 10,000 such hosts are one block and a map: ``nginx -t`` 0.03 s and
-20 MB instead of 8 s and 1.3 GB. Wildcard hosts, hosts named like a map's own words, hosts with
-Gateway API rows (gateway.py's servers) and hosts of a shape of their own keep a block each.
+20 MB instead of 8 s and 1.3 GB. Hosts with Gateway API rows (gateway.py's servers) are grouped
+alike: their named locations and http-level maps are named by their content. A host's second
+block with backends (a Gateway API host's HTTPS server beside its HTTP one) reads maps of a
+layer of its own (``$polyingress_slot_1_N``). Wildcard and suffix hosts (their guards read
+``$host``), hosts named like a map's own words and hosts of a shape of their own keep a block
+each.
 :class:`RenderCache` keeps the host blocks of the last render, so a change renders the hosts it
 touches.
 """
@@ -688,6 +692,9 @@ SLOT_VARIABLE = "$polyingress_slot_"
 
 
 _Shape = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
+# The lines of one item in a server block as the template lays it out (a shared block's
+# server_name lines are one item: 10,000 hosts are 30,000 lines).
+_NAMES_JOIN = "\n        "
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,7 +707,7 @@ class _Shaped:
     shape: _Shape | None
     slots: tuple[str, ...]
     quoted: str = ""  # the host, quoted
-    names: tuple[str, ...] = ()  # its lines in a shared block: comments, server_name
+    names: str = ""  # its lines in a shared block (comments, server_name), joined
 
 
 def _shaped(server: _Server, host: str) -> _Shaped:
@@ -723,7 +730,7 @@ def _shaped(server: _Server, host: str) -> _Shaped:
     locations = tuple(
         (loc.match, tuple(_SLOT.sub(take, d) for d in loc.directives)) for loc in server.locations
     )
-    names = (*server.comments, name_line)
+    names = _NAMES_JOIN.join((*server.comments, name_line))
     return _Shaped(server, host, (directives, locations), tuple(slots), quoted, names)
 
 
@@ -788,7 +795,7 @@ def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
         slot = iter(replacements)
         # One string of lines (the template lays out a line per item: 10,000 hosts are
         # 30,000 lines).
-        names = ("\n        ".join(line for m in members for line in m.names),)
+        names = (_NAMES_JOIN.join(m.names for m in members),)
         servers.append(
             _Server(
                 (
@@ -1302,6 +1309,7 @@ def render(
             changed = {n for n, b in index.items() if (o := last.get(n)) is not b and o != b}
             changed.update(last.keys() - index.keys())
     fresh: dict[str, _CachedHost] = {}
+    flat = not any(h is not None and h.startswith("*") for h in model.vhost_index)
     for vhost in model.vhosts:
         host = vhost.host
         if host is None:
@@ -1316,7 +1324,8 @@ def render(
         if entry is not None and not (entry.vhost is vhost or entry.vhost == vhost):
             entry = None
         if entry is not None and entry.involved and below is None:
-            below = model.fallback_host(vhost)
+            # (an exact host's is the catch-all when no wildcard or suffix host exists)
+            below = catch_all if flat else model.fallback_host(vhost)
         pair = None
         if vhost.tls is not None and vhost.tls.certificate is not None:
             found = pairs[vhost.tls.certificate]
