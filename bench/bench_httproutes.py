@@ -13,7 +13,8 @@ the manifest directory and measures the time from the file write to the proxy se
 Reloads are counted from the controller's /metrics: on HAProxy none of these edits reloads.
 Where the time of the applies that reloaded went (the controller's per-apply parts, medians:
 render, write, master parse, new workers serve, ...) is printed per row, and for nginx its
-memory (PSS of master and workers) after start and after the edits.
+memory (PSS of master and workers) after start and after the edits, once the old workers
+exited.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from bench_changes import applies, breakdown, nginx_memory
+from bench_changes import applies, breakdown, nginx_memory, nginx_pss
 from benchkit import pct, reloads, served
 
 from polyingress.testing.live import Controller, HelloFleet, write_manifests
@@ -149,6 +150,7 @@ def run_one(backend: str, size: int, changes: int, tmp: Path) -> dict[str, Any]:
     port = ctl.http_port
     latencies: dict[str, list[float]] = {k: [] for k in KINDS}
     memory = [nginx_memory(ctl)[0]] if backend == "nginx" else []
+    processes = len(nginx_pss(ctl)) if backend == "nginx" else 0
     log_from = len(ctl.log(tail=None))
     before = reloads(ctl)
     try:
@@ -171,7 +173,13 @@ def run_one(backend: str, size: int, changes: int, tmp: Path) -> dict[str, Any]:
             latencies[kind].append(done - t)
         reload_count = reloads(ctl) - before
         if memory:
-            time.sleep(2)  # the old workers of the last reload exit
+            # Once the old workers of the last reloads are gone (one generation, as many nginx
+            # processes as after start; at most 60 s).
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if nginx_memory(ctl)[1] <= 1 and len(nginx_pss(ctl)) == processes:
+                    break
+                time.sleep(0.2)
             memory.append(nginx_memory(ctl)[0])
         log = ctl.log(tail=None)[log_from:]
     finally:
