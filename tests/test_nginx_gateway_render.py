@@ -834,3 +834,73 @@ def test_any_allowed_value_is_read_back_exactly(header: str, value: str, path: s
     assert re.search(regex[1:], header) and not re.search(regex[1:], header + "x")
     locations = {s.args[-1] for s in stmts if s.name == "location"}
     assert path in locations and path + "/" in locations
+
+
+def _alike(i: int, extra: str | None = None) -> dict[str, Any]:
+    """An HTTPRoute of the HTTP listener only (Gateway API rows): ``/`` and ``/api`` to
+    v1 and v2, swapped for odd ``i``; ``extra`` adds a path of its own."""
+    a, b = ("v1", "v2") if i % 2 == 0 else ("v2", "v1")
+    rules: list[dict[str, Any]] = [
+        {"backendRefs": [{"name": a, "port": 8080}]},
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+            "backendRefs": [{"name": b, "port": 8080}],
+        },
+    ]
+    if extra is not None:
+        rules.append(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": extra}}],
+                "backendRefs": [{"name": "v2", "port": 8080}],
+            }
+        )
+    route = _route(f"alike-{i}", rules[0], [f"r{i}.alike.example"])
+    route["spec"]["rules"] = rules
+    route["spec"]["parentRefs"] = [{"name": "gw", "sectionName": "http"}]
+    return route
+
+
+def test_hosts_with_gateway_api_rows_alike_share_one_block_in_lua_mode() -> None:
+    """30 hosts whose HTTPRoutes differ only in their backends: one server block in Lua mode
+    (a block each with static upstreams), each host's backends from maps of $host; an edit of
+    one host, rendered through the cache, gives that host a block of its own and leaves the
+    others shared, as a render without the cache does."""
+    cache = RenderCache()
+    fallback = fallback_certificate()
+    lua = replace(OPTS, lua=LUA)
+    hosts = [f"r{i}.alike.example" for i in range(30)]
+
+    def blocks(text: str) -> list[list[str]]:
+        servers = nginx_servers(text)
+        return sorted(
+            sorted(set(hosts) & set(s.names)) for s in servers if set(hosts) & set(s.names)
+        )
+
+    before = build([*_gateway_world({}, False, False), *(_alike(i) for i in range(30))])
+    text = render(before, lua, fallback, cache).text
+    assert blocks(text) == [sorted(hosts)]
+    assert blocks(render(before, OPTS, fallback).text) == sorted([h] for h in hosts)
+    servers = nginx_servers(text)
+    for i, host in enumerate(hosts):
+        for path, want in (("/", "v1"), ("/api/x", "v2"), ("/apix", "v1")):
+            if i % 2:
+                want = {"v1": "v2", "v2": "v1"}[want]
+            got = simulate(servers, OPTS.http_port, host, path, "GET", {}, "http")
+            assert got == f"gw__{want}__8080", (host, path, got)
+
+    edited = build(
+        [
+            *_gateway_world({}, False, False),
+            *(_alike(i, "/new" if i == 7 else None) for i in range(30)),
+        ]
+    )
+    text = render(edited, lua, fallback, cache).text
+    assert text == render(edited, lua, fallback).text
+    assert blocks(text) == [
+        sorted(h for h in hosts if h != "r7.alike.example"),
+        ["r7.alike.example"],
+    ]
+    got = simulate(
+        nginx_servers(text), OPTS.http_port, "r7.alike.example", "/new/x", "GET", {}, "http"
+    )
+    assert got == "gw__v2__8080"
