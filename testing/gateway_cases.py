@@ -5194,6 +5194,59 @@ spec:
     statuses=accepted("request-header-modifier-backend-weights"),
 )
 
+# Not upstream's: its case splits 1:1, so a proxy that picked the member before its load
+# balancing (or balanced members, not their shares) would pass it. Here the shares are 3:1:0
+# (within 5 % over 500 requests, as HTTPRouteWeight) and each request must still carry the
+# header of the backend that got it.
+_REQUEST_HEADER_MODIFIER_BACKEND_UNEVEN_WEIGHTS = GatewayCase(
+    "HTTPRouteRequestHeaderModifierBackendWeights/uneven-weights",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-header-modifier-backend-weights
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      weight: 30
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v1
+    - name: infra-backend-v2
+      port: 8080
+      weight: 10
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v2
+    - name: infra-backend-v3
+      port: 8080
+      weight: 0
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v1
+"""
+    ),
+    (Expect(GW, "/", backend_header="Backend"),),
+    features=frozenset({"HTTPRouteBackendRequestHeaderModification"}),
+    statuses=accepted("request-header-modifier-backend-weights"),
+    weights=((v(1), 0.75), (v(2), 0.25), (v(3), 0.0)),
+)
+
 
 def _cors_allowed(origin: str) -> tuple[tuple[str, str], ...]:
     """The preflight answer of cors-multiple-origins-methods-headers for an allowed Origin."""
@@ -5878,6 +5931,7 @@ CASES: list[GatewayCase] = [
     _BACKEND_PROTOCOL_WEBSOCKET,
     _BACKEND_REQUEST_HEADER_MODIFIER,
     _REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS,
+    _REQUEST_HEADER_MODIFIER_BACKEND_UNEVEN_WEIGHTS,
     _CORS,
     *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)

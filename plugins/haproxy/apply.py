@@ -86,7 +86,15 @@ from .render import (
     vhost_entries,
     vhost_key,
 )
-from .rows import GROUP_PREFIX, RECORD_PREFIX, SPLIT_PREFIX, Shapes, split_members, wanted_names
+from .rows import (
+    GROUP_PREFIX,
+    RECORD_PREFIX,
+    SPLIT_PREFIX,
+    Shapes,
+    is_hop,
+    split_members,
+    wanted_names,
+)
 from .runtime import (
     Command,
     CommandRejected,
@@ -1080,15 +1088,18 @@ def _reusable_splits(
     added: Iterable[str], assigned: Mapping[str, str], wanted: set[str]
 ) -> dict[str, str]:
     """New split -> a split leaving the model with the same backends (other weights)."""
-    leaving: dict[frozenset[str], list[str]] = {}
+    leaving: dict[tuple[bool, frozenset[str]], list[str]] = {}
     for name in sorted(assigned):
         if name.startswith(SPLIT_PREFIX) and name not in wanted:
-            members = frozenset(b for b, _w in split_members(name))
+            members = (is_hop(name), frozenset(b for b, _w in split_members(name)))
             leaving.setdefault(members, []).append(name)
     reuse: dict[str, str] = {}
     for name in added:
         if name.startswith(SPLIT_PREFIX):
-            candidates = leaving.get(frozenset(b for b, _w in split_members(name)))
+            # A split through member sockets (rows.hop_members) keeps such a slot only: its
+            # servers' addresses are sockets, which `set server addr` cannot set.
+            key = (is_hop(name), frozenset(b for b, _w in split_members(name)))
+            candidates = leaving.get(key)
             if candidates:
                 reuse[name] = candidates.pop(0)
     return reuse
@@ -1104,6 +1115,8 @@ def _missing_shapes(have: Shapes, needed: Shapes) -> str:
         parts.append(f"{needed.segments} prefix segments")
     if needed.suffix_labels > have.suffix_labels:
         parts.append(f"suffix hosts of {needed.suffix_labels} labels")
+    if needed.members > have.members:
+        parts.append(f"splits of {needed.members} members with their own filters")
     return "; ".join(parts)
 
 

@@ -111,6 +111,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendProtocolWebSocket",
     # CORS: the allowed-Origin regexes are configuration (a new one reloads), the rest map data.
     "HTTPRouteCORS",
+    # Filters on a backendRef of a split: the member sockets' frontend (rows.hop_members).
+    "HTTPRouteBackendRequestHeaderModification",
     # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
     "polyingress.io/BackendProtocolTLS",
     # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:

@@ -63,12 +63,21 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import Cors, HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    Cors,
+    HeaderFilter,
+    HostKind,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+)
 
 __all__ = [
     "DEFAULT_SEGMENTS",
     "DEFAULT_SUFFIX_LABELS",
     "GROUP_PREFIX",
+    "HOP_PREFIX",
     "RECORD_PREFIX",
     "SCHEME_LETTER",
     "SPLIT_PREFIX",
@@ -76,6 +85,8 @@ __all__ = [
     "Signature",
     "cfg_word",
     "encode_value",
+    "hop_members",
+    "is_hop",
     "is_plain",
     "plain_behaviour",
     "query_regex",
@@ -89,12 +100,18 @@ __all__ = [
 GROUP_PREFIX = "~"
 RECORD_PREFIX = "x"
 SPLIT_PREFIX = "split~"
+# The slot owner of a split whose backendRefs carry their own request header filters
+# (HTTPRouteBackendRequestHeaderModification): hop_members explains it.
+HOP_PREFIX = SPLIT_PREFIX + "hop~"
 SCHEME_LETTER = {"http": "h", "https": "s"}
 REPLACE_FULL = "ReplaceFullPath"  # the core's PathModifierType values
 REPLACE_PREFIX = "ReplacePrefixMatch"
 # Bounds rendered even when the model needs less, so that routine changes fit without a reload.
 DEFAULT_SEGMENTS = 16
 DEFAULT_SUFFIX_LABELS = 8
+# Member sockets rendered for splits whose backendRefs have their own filters (a split of more
+# members reloads once, as a longer prefix does).
+DEFAULT_MEMBERS = 8
 MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _WELL_KNOWN = {"http": 80, "https": 443}
@@ -173,6 +190,7 @@ class Shapes:
     cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
+    members: int = DEFAULT_MEMBERS  # member sockets of splits with backendRef filters
     _index: dict[str, dict[object, int]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -187,6 +205,7 @@ class Shapes:
         cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
+        members = DEFAULT_MEMBERS
         for vhost in model.vhosts:
             needs = _needs(vhost)
             if needs is _NOTHING:
@@ -198,6 +217,7 @@ class Shapes:
             cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
+            members = max(members, needs.members)
         return cls(
             signatures=tuple(sorted(signatures)),
             match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
@@ -208,6 +228,7 @@ class Shapes:
             cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
+            members=members,
         )
 
     def covers(self, needed: Shapes) -> bool:
@@ -219,6 +240,7 @@ class Shapes:
             and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
+            and self.members >= needed.members
         )
 
     def names_cover(self, needed: Shapes) -> bool:
@@ -242,6 +264,7 @@ class Shapes:
             cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
+            members=max(self.members, other.members),
         )
 
     def _lookup(self, kind: str, values: Sequence[object], key: object) -> int:
@@ -377,18 +400,41 @@ def cookie_attributes(route: Route, scheme: str) -> str:
     return "".join("; " + p for p in parts)
 
 
-def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
-    """(operation s/a/r, header name, value) of the row's request or response header filter,
-    in the order the core applies them: set, add, remove."""
-    f = route.response_headers if response else route.request_headers
+def _ops(f: HeaderFilter | None) -> Iterator[tuple[str, str, str]]:
+    """(operation s/a/r, header name, value) of a header filter, in the order the core applies
+    them: set, add, remove."""
     if f is not None:
         yield from (("s", name, value) for name, value in f.set)
         yield from (("a", name, value) for name, value in f.add)
         yield from (("r", name, "") for name in f.remove)
 
 
+def _row_request_filter(route: Route) -> HeaderFilter | None:
+    """The request header filter the frontend applies for a row: the row's own, then that of
+    the one backendRef of a split that gets its requests (the others weigh 0 or are invalid);
+    none for a split through member sockets (:func:`hop_members`: each member's is applied
+    there, the row's included)."""
+    if not route.split:
+        return route.request_headers
+    live = [w for w in route.split if w.backend is not None and w.weight > 0]
+    if hop_members(route) is not None:
+        return None
+    if len(live) == 1 or len({w.request_headers for w in live}) == 1:
+        return live[0].headers(route.request_headers) if live else route.request_headers
+    return route.request_headers
+
+
+def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
+    """(operation s/a/r, header name, value) of the row's request or response header filter,
+    in the order the core applies them: set, add, remove."""
+    return _ops(route.response_headers if response else _row_request_filter(route))
+
+
 def _filter_names(route: Route, *, response: bool) -> Iterator[str]:
-    return (name for _op, name, _value in _filter_ops(route, response=response))
+    yield from (name for _op, name, _value in _filter_ops(route, response=response))
+    if not response:
+        for _backend, _weight, f in hop_members(route) or ():
+            yield from (name for _op, name, _value in _ops(f))
 
 
 def _modifiers(route: Route) -> Iterator[tuple[str, str]]:
@@ -410,9 +456,40 @@ def _live_members(route: Route) -> list[tuple[str, int]]:
     return [(w.backend, w.weight) for w in route.split if w.backend is not None and w.weight > 0]
 
 
+def hop_members(route: Route) -> list[tuple[str, int, HeaderFilter | None]] | None:
+    """(backend, weight, request header filter) of each backendRef of a split that gets
+    requests, in the split's order, when they do not all change the request alike; else None.
+
+    HAProxy applies ``http-request`` rules before its load balancing picks a server, so the
+    split's slot cannot change a request by the server it picked. Such a split's slot (owner
+    ``split~hop~<backend>*<weight>,...``, a member per backendRef, the same backend possibly
+    twice) has the servers of each member's endpoints, weighted as any split's, all pointing at
+    member socket ``i`` (``unix@member-<i>.sock``, i: the member's place): the split's shares,
+    and a member without a ready endpoint getting none, stay HAProxy's weighted round robin.
+    The internal frontend ``members`` binds those sockets; it knows the member by the socket
+    (``so_id``) and the row by the header ``x-polyingress-row`` the row's frontend sets, applies
+    the member's filter (the row's, then its own: record entries ``|m<i>q<j>``) and proxies to
+    the member backend's own slot (entry ``|m<i>``), which balances over its endpoints."""
+    live = [w for w in route.split if w.backend is not None and w.weight > 0]
+    if len(live) < 2 or all(w.request_headers is None for w in live):
+        return None
+    if len({w.request_headers for w in live}) == 1:
+        return None  # every share changes the request alike: the row's frontend does it
+    return [(w.backend, w.weight, w.headers(route.request_headers)) for w in live if w.backend]
+
+
+def is_hop(name: str) -> bool:
+    return name.startswith(HOP_PREFIX)
+
+
 def split_name(route: Route) -> str | None:
     """The slot owner of a split with two backends or more: its backends and their weights
-    (divided by their greatest common divisor). None for one backend: its own slot serves."""
+    (divided by their greatest common divisor). None for one backend: its own slot serves.
+    A split whose members change the request differently: :func:`hop_members`."""
+    hop = hop_members(route)
+    if hop is not None:
+        divisor = math.gcd(*(w for _b, w, _f in hop))
+        return HOP_PREFIX + ",".join(f"{b}*{w // divisor}" for b, w, _f in hop)
     members = _live_members(route)
     if len({b for b, _w in members}) < 2:
         return None
@@ -425,7 +502,7 @@ def split_name(route: Route) -> str | None:
 
 def split_members(name: str) -> tuple[tuple[str, int], ...]:
     """(backend, weight) of a split's slot owner name."""
-    body = name.removeprefix(SPLIT_PREFIX)
+    body = name.removeprefix(HOP_PREFIX).removeprefix(SPLIT_PREFIX)
     out = []
     for part in body.split(","):
         backend, _, weight = part.rpartition("*")
@@ -484,6 +561,7 @@ class _Needs:
     splits: frozenset[str] = frozenset()
     cookies: frozenset[str] = frozenset()
     cors: frozenset[str] = frozenset()
+    members: int = 0
 
 
 _NOTHING = _Needs()
@@ -502,7 +580,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     splits: set[str] = set()
     cookies: set[str] = set()
     cors: set[str] = set()
-    segments = labels = 0
+    segments = labels = members = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
     for route in vhost.routes:
@@ -522,6 +600,9 @@ def _needs(vhost: VirtualHost) -> _Needs:
             cookies.add(route.affinity.name)
         if route.cors is not None:
             cors.add(route.cors.origin_regex)
+        hop = hop_members(route)
+        if hop is not None:
+            members = max(members, len(hop))
     found = _Needs(
         frozenset(signatures),
         frozenset(req),
@@ -531,6 +612,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
         frozenset(splits),
         frozenset(cookies),
         frozenset(cors),
+        members,
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -647,6 +729,7 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+            entries |= self._member_entries(route)
             if route.affinity is not None:
                 affinity = str(self.shapes.affinity_index(route.affinity.name))
                 entries["|c"] = encode_value(cookie_attributes(route, scheme))
@@ -660,6 +743,8 @@ class _Compiler:
             flags += "q"
         if any(s.startswith("|p") for s in entries):
             flags += "p"
+        if any(s.startswith("|m") for s in entries):
+            flags += "m"
         fields = (
             kind,
             slot_or_code,
@@ -682,6 +767,17 @@ class _Compiler:
             if "|" in value or any(c.isspace() for c in value):
                 raise ValueError(f"{route.source}: {value!r} cannot be a record field")
         entries[""] = "|".join(fields)
+        return entries
+
+    def _member_entries(self, route: Route) -> dict[str, str]:
+        """A split through member sockets (:func:`hop_members`): ``|m<i>`` -> the slot of
+        member i's backend, ``|m<i>q<j>`` -> its request header changes (as ``|q<j>``)."""
+        entries: dict[str, str] = {}
+        for i, (backend, _weight, f) in enumerate(hop_members(route) or ()):
+            entries[f"|m{i}"] = self.assigned[backend]
+            for op, name, value in _ops(f):
+                index = self.shapes.request_filter_index(name)
+                entries[f"|m{i}q{index}"] = op + (encode_value(value) if op != "r" else "")
         return entries
 
     def _target(self, route: Route) -> tuple[str, int, int]:
