@@ -104,6 +104,9 @@ GATEWAY_FEATURES = (
     "HTTPRoutePathRewrite",
     "HTTPRouteRequestMirror",
     "HTTPRouteRequestMultipleMirrors",
+    # Mirror shares: a counter per row and mirror in lua/mirror.lua, any fraction.
+    "HTTPRouteRequestPercentageMirror",
+    "polyingress.io/MirrorFraction",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
     # h2c: servers with `proto h2`; WebSocket: HAProxy passes upgrades in mode http.

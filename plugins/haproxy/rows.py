@@ -42,7 +42,8 @@ kind ``b`` proxies to the slot (a split's slot holds the servers of its backends
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
 ``3`` answers 503, ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the
 path with ``pvalue``, ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters)
-with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua).
+with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua); a slot
+``<slot>:<n>:<d>`` gets n of every d requests of the row.
 ``affinity`` (field 15) is the index of the row's affinity cookie among the shape's: the
 cookie's value (else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``,
 the key every slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it).
@@ -720,7 +721,7 @@ class _Compiler:
                 )
         else:
             slot_or_code, e500, weight = self._target(route)
-            mirrors = ",".join(self.assigned[m] for m in route.mirrors)
+            mirrors = _mirrors_field(route, self.assigned)
             if route.timeout is not None:
                 timeout = max(1, round(route.timeout * 1000))
             if route.rewrite is not None:
@@ -835,6 +836,17 @@ def _scheme_chain(chain: Sequence[Route], scheme: str) -> list[Route]:
         if signature(route) is None:
             break
     return rows
+
+
+def _mirrors_field(route: Route, assigned: Mapping[str, str]) -> str:
+    """Record field 14: the slot of each mirror, ``<slot>:<n>:<d>`` for one that gets n of
+    every d requests (HTTPRouteRequestPercentageMirror: lua/mirror.lua counts them per row)."""
+    fractions = route.mirror_fractions or tuple((1, 1) for _m in route.mirrors)
+    parts = []
+    for mirror, (n, d) in zip(route.mirrors, fractions, strict=True):
+        slot = assigned[mirror]
+        parts.append(slot if n == d else f"{slot}:{int(n)}:{int(d)}")
+    return ",".join(parts)
 
 
 def _path_fields(kind: str, value: str, route: Route) -> tuple[str, str, int, int]:
