@@ -123,6 +123,9 @@ GATEWAY_FEATURES = (
     "polyingress.io/CookieMatching",
     # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
     "polyingress.io/SessionAffinity",
+    # proxy-connect-timeout: a slot section with its own `timeout connect` (rows.connect_name;
+    # a new value reloads once), HAProxy's 503 of a connection never accepted answering 504.
+    "polyingress.io/BackendConnectTimeout",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

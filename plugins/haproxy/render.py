@@ -67,6 +67,8 @@ from polyingress.core import (
 from .rows import (
     SPLIT_PREFIX,
     Shapes,
+    connect_base,
+    connect_ms,
     is_hop,
     split_members,
     split_weights,
@@ -321,7 +323,8 @@ _BLOCKS: dict[str, tuple[Backend | None, str, str | None]] = {}
 def slot_servers(owner: str, backends: Mapping[str, Backend]) -> tuple[Server, ...]:
     """The servers of the slot serving ``owner``: a backend's ready endpoints, or a split's
     (each backend's endpoints, named ``m<i>_<ip>_<port>``, weighted so that each backend gets
-    its share: rows.split_weights)."""
+    its share: rows.split_weights); a connect-timeout owner's: its base owner's."""
+    owner = connect_base(owner)
     if not owner.startswith(SPLIT_PREFIX):
         backend = backends.get(owner)
         return servers_of(backend) if backend is not None else ()
@@ -538,14 +541,18 @@ def _environment() -> jinja2.Environment:
 
 
 def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -> str:
+    connect = connect_ms(owner) if owner is not None else None
     backend = index.get(owner) if owner is not None else None
-    split = owner is not None and owner.startswith(SPLIT_PREFIX)
+    split = owner is not None and (owner.startswith(SPLIT_PREFIX) or connect is not None)
     cached = _BLOCKS.get(slot)
     if cached is not None and cached[0] is backend and not split and cached[2] == owner:
         return cached[1]
     servers: tuple[Server, ...] = ()
     if owner is None:
         comment = "spare"
+    elif connect is not None:
+        servers = slot_servers(owner, index)
+        comment = f"{quote(owner, 'owner')}: its own connect timeout ({len(servers)} servers)"
     elif split:
         servers = slot_servers(owner, index)
         comment = f"weighted split {quote(owner, 'split')} ({len(servers)} servers)"
@@ -560,7 +567,7 @@ def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -
     text = (
         _environment()
         .get_template("backend.cfg.j2")
-        .render(name=slot, comment=comment, servers=servers)
+        .render(name=slot, comment=comment, servers=servers, connect_ms=connect)
     )
     if len(_BLOCKS) > 200_000:
         _BLOCKS.clear()

@@ -75,6 +75,7 @@ from polyingress.core import (
 )
 
 __all__ = [
+    "CONNECT_PREFIX",
     "DEFAULT_SEGMENTS",
     "DEFAULT_SUFFIX_LABELS",
     "GROUP_PREFIX",
@@ -85,6 +86,9 @@ __all__ = [
     "Shapes",
     "Signature",
     "cfg_word",
+    "connect_base",
+    "connect_ms",
+    "connect_name",
     "encode_value",
     "hop_members",
     "is_hop",
@@ -104,6 +108,10 @@ SPLIT_PREFIX = "split~"
 # The slot owner of a split whose backendRefs carry their own request header filters
 # (HTTPRouteBackendRequestHeaderModification): hop_members explains it.
 HOP_PREFIX = SPLIT_PREFIX + "hop~"
+# The slot owner of rows with a connect timeout (proxy-connect-timeout): ``connect~<ms>~<owner>``
+# (a backend or a split), a slot whose section has its own ``timeout connect`` (HAProxy 2.6 has
+# no per-request connect timeout: ``http-request set-timeout`` knows server and tunnel only).
+CONNECT_PREFIX = "connect~"
 SCHEME_LETTER = {"http": "h", "https": "s"}
 REPLACE_FULL = "ReplaceFullPath"  # the core's PathModifierType values
 REPLACE_PREFIX = "ReplacePrefixMatch"
@@ -501,6 +509,35 @@ def split_name(route: Route) -> str | None:
     return SPLIT_PREFIX + ",".join(f"{b}*{w // divisor}" for b, w in sorted(totals.items()))
 
 
+def connect_name(route: Route) -> str | None:
+    """The slot owner of a proxied row with a connect timeout: ``connect~<ms>~<owner>``, the
+    owner the row's requests would have without it (its backend, or its split's)."""
+    if route.connect_timeout is None or route.status is not None or route.redirect is not None:
+        return None
+    base = split_name(route) if route.split else route.backend
+    if base is None:
+        live = [w.backend for w in route.split if w.backend is not None and w.weight > 0]
+        if not live:
+            return None
+        base = live[0]
+    ms = max(1, round(route.connect_timeout * 1000))
+    return f"{CONNECT_PREFIX}{ms}~{base}"
+
+
+def connect_ms(name: str) -> int | None:
+    """The connect timeout (ms) of a slot owner, None for an owner without one."""
+    if not name.startswith(CONNECT_PREFIX):
+        return None
+    return int(name[len(CONNECT_PREFIX) :].split("~", 1)[0])
+
+
+def connect_base(name: str) -> str:
+    """The owner a connect-timeout owner's slot has the servers of."""
+    if not name.startswith(CONNECT_PREFIX):
+        return name
+    return name[len(CONNECT_PREFIX) :].split("~", 1)[1]
+
+
 def split_members(name: str) -> tuple[tuple[str, int], ...]:
     """(backend, weight) of a split's slot owner name."""
     body = name.removeprefix(HOP_PREFIX).removeprefix(SPLIT_PREFIX)
@@ -597,6 +634,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
                 segments = max(segments, _prefix(route).count("/"))
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
+        if (name := connect_name(route)) is not None:
+            splits.add(name)
         if route.affinity is not None:
             cookies.add(route.affinity.name)
         if route.cors is not None:
@@ -646,6 +685,7 @@ def plain_behaviour(route: Route) -> bool:
         and not route.mirrors
         and route.affinity is None
         and route.cors is None
+        and route.connect_timeout is None
     )
 
 
@@ -746,6 +786,8 @@ class _Compiler:
             flags += "p"
         if any(s.startswith("|m") for s in entries):
             flags += "m"
+        if kind == "b" and route.connect_timeout is not None:
+            flags += "c"  # a connect timeout of its slot's own: its 503 answers 504
         fields = (
             kind,
             slot_or_code,
@@ -783,6 +825,13 @@ class _Compiler:
 
     def _target(self, route: Route) -> tuple[str, int, int]:
         """(slot, weight answered 500, total weight) of a proxied row."""
+        slot, e500, total = self._base_target(route)
+        name = connect_name(route)
+        if name is not None:
+            slot = self.assigned[name]
+        return slot, e500, total
+
+    def _base_target(self, route: Route) -> tuple[str, int, int]:
         if not route.split:
             if route.backend is None:
                 raise ValueError(f"{route.source}: a row with neither backend nor answer")
