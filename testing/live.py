@@ -367,10 +367,11 @@ def get(port: int, host: str, path: str, **kw: Any) -> Response:
 
 @dataclass
 class Controller:
-    """A real `polyingress run` subprocess."""
+    """A real `polyingress run` subprocess (Kubernetes mode without ``manifests``: give
+    ``--kubeconfig`` in ``extra``)."""
 
     backend: str
-    manifests: Path
+    manifests: Path | None
     workdir: Path
     extra: list[str] = field(default_factory=list)
     debounce_ms: int = 20
@@ -390,8 +391,7 @@ class Controller:
             "run",
             "--backend",
             self.backend,
-            "--manifests",
-            str(self.manifests),
+            *(["--manifests", str(self.manifests)] if self.manifests is not None else []),
             "--bind",
             "127.0.0.1",
             "--http-port",

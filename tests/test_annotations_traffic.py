@@ -121,27 +121,3 @@ def test_send_timeouts_are_a_documented_partial_on_haproxy_and_traefik() -> None
         found = [p for p in result.problems if "proxy-send-timeout" in p.field]
         assert bool(found) == (kept is None), (backend, found)
         assert all(p.severity.value == "warning" for p in found), (backend, found)
-
-
-def test_custom_headers_in_the_kubernetes_mode_is_ignored_with_a_warning() -> None:
-    """The Kubernetes source reads no ConfigMap but --configmap: there the annotation is served
-    as before it was translated (ignored, a warning), never a 503 for a ConfigMap it cannot
-    see; a manifest directory holds them."""
-    from polyingress.core import Builder, BuildOptions, ObjectStore
-    from polyingress.testing.annotation_cases import CASES, SETTINGS_CONFIGMAP, base_objects
-
-    case = next(c for c in CASES if c.name == "custom-headers/set")
-    store = ObjectStore()
-    store.replace_many([*base_objects(8080), *case.ingresses], ())
-    for read in (True, False):
-        builder = Builder(BuildOptions(configmap=SETTINGS_CONFIGMAP, configmaps_read=read))
-        ing = next(o for o in case.ingresses if o["kind"] == "Ingress")
-        key = ("Ingress", ing["metadata"]["namespace"], ing["metadata"]["name"])
-        for again in (False, True):  # the second build reuses the first one's translation
-            result = builder.build(store.snapshot(), {key} if again else None)
-            answer = result.model.answer("custom-headers", "/")
-            assert answer.proxied and answer.route is not None
-            headers = answer.route.response_headers
-            assert (headers is not None) == read
-            warned = [p for p in result.problems if "custom-headers" in p.field]
-            assert bool(warned) == (not read) and not result.errors

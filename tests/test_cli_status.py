@@ -101,9 +101,9 @@ def test_status_gives_gateways_the_published_addresses(tmp_path: Path) -> None:
     assert gateways
     for gw in gateways:
         assert gw["status"]["addresses"] == [
+            {"type": "IPAddress", "value": "2001:db8::1"},
             {"type": "IPAddress", "value": "203.0.113.7"},
             {"type": "Hostname", "value": "lb.example.com"},
-            {"type": "IPAddress", "value": "2001:db8::1"},
         ]
     # Routes and classes have no addresses.
     assert all("addresses" not in d["status"] for d in docs if d["kind"] != "Gateway")

@@ -5,11 +5,15 @@ route parents kept), against the kmock emulator serving the vendored CRDs."""
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from gwapi_objects import (
     CONTROLLER,
     Statuses,
@@ -28,6 +32,7 @@ from polyingress.core.sources.kubernetes.gateway_status import (
     desired_status,
     with_status_defaults,
 )
+from polyingress.testing.live import write_manifests
 
 OTHER = "example.com/other-controller"
 T0 = "2026-01-01T00:00:00Z"
@@ -61,6 +66,23 @@ def world(kube: KubeEmulator) -> None:
     kube.put(gateway("gw"))
     kube.put(gateway("their-gw", cls="theirs"))
     kube.put(http_route("web", "web.example.com"))
+
+
+_WORLD = [
+    ("Namespace", "", "default"),
+    ("GatewayClass", "", "polyingress"),
+    ("GatewayClass", "", "theirs"),
+    ("Gateway", "default", "gw"),
+    ("Gateway", "default", "their-gw"),
+    ("HTTPRoute", "default", "web"),
+]
+
+
+def _spec_only(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An object as a manifest has it: no status, no server-set metadata."""
+    meta = obj["metadata"]
+    keep = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
+    return {k: v for k, v in obj.items() if k != "status"} | {"metadata": keep}
 
 
 def accepted(kube: KubeEmulator, kind: str, name: str, ns: str = "default") -> Any:
@@ -422,15 +444,42 @@ def test_kubernetes_mode_writes_the_status_each_build_computes(kube: KubeEmulato
         assert len(status_writes(kube)) == writes
 
 
-def test_gateways_get_the_addresses_the_ingresses_are_published_at(kube: KubeEmulator) -> None:
+def test_gateways_get_the_addresses_the_ingresses_are_published_at(
+    kube: KubeEmulator, tmp_path: Path
+) -> None:
     world(kube)
-    with replicas(kube, publish_status_address=("192.0.2.10", "lb.example.com")) as (rep,):
+    # Given in no particular order: hostname first, IPs unsorted, an IPv6 one not canonical.
+    given = ("lb.example.com", "192.0.2.10", "2001:DB8:0:0::1", "10.0.0.2", "192.0.2.10")
+    with replicas(kube, publish_status_address=given) as (rep,):
         assert rep.leading
         wait_until(lambda: (status_of(kube, "Gateway", "gw") or {}).get("addresses"))
-        assert status_of(kube, "Gateway", "gw")["addresses"] == [
+        written = status_of(kube, "Gateway", "gw")["addresses"]
+        assert written == [
+            {"type": "IPAddress", "value": "10.0.0.2"},
             {"type": "IPAddress", "value": "192.0.2.10"},
+            {"type": "IPAddress", "value": "2001:db8::1"},
             {"type": "Hostname", "value": "lb.example.com"},
         ]
+        # The same objects and addresses without a cluster: `polyingress status` prints the
+        # addresses Kubernetes mode wrote, in the same order.
+        objects = [kube.get(kind, ns, name) for kind, ns, name in _WORLD]
+        write_manifests(tmp_path, "world.yaml", [_spec_only(o) for o in objects if o])
+        out = subprocess.run(
+            [
+                *(sys.executable, "-m", "polyingress.core.runtime.cli", "status"),
+                *("--manifests", str(tmp_path), "--publish-status-address", ",".join(given)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        printed = next(
+            d
+            for d in yaml.safe_load(out.stdout)
+            if d["kind"] == "Gateway" and d["metadata"]["name"] == "gw"
+        )
+        assert printed["status"]["addresses"] == written
         # Not ours: no addresses written to the other class's Gateway.
         assert "addresses" not in (status_of(kube, "Gateway", "their-gw") or {})
         writes = len(status_writes(kube))

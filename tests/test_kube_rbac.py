@@ -124,7 +124,15 @@ def test_the_rbac_grants_nothing_the_code_does_not_use() -> None:
     assert ("update", "leases") in verbs and ("patch", "events") in verbs
     for plural in ("gatewayclasses", "gateways", "httproutes"):
         assert ("update", f"{plural}/status") in verbs and ("get", plural) in verbs
-    for plural in ("gatewayclasses", "gateways", "httproutes", "referencegrants", "namespaces"):
+    kinds = (
+        "gatewayclasses",
+        "gateways",
+        "httproutes",
+        "referencegrants",
+        "namespaces",
+        "configmaps",
+    )
+    for plural in kinds:
         assert ("list", plural) in verbs and ("watch", plural) in verbs
 
 
@@ -141,6 +149,7 @@ def test_a_call_outside_the_grants_is_caught() -> None:
     sneaky = [
         Call("get", "", "secrets", "default", "cafe-tls", f"polyingress/x {now}"),
         Call("update", "coordination.k8s.io", "leases", "polyingress", "other-lease", ""),
-        Call("list", "", "configmaps", "polyingress", "", ""),  # no name: not authorized
+        Call("get", "", "services", "polyingress", "", ""),  # no name: not authorized
+        Call("get", "", "configmaps", "default", "team", ""),  # configmaps: list/watch only
     ]
     assert forbidden_calls(sneaky) == sorted(sneaky)

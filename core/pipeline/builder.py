@@ -91,10 +91,6 @@ class BuildOptions:
     now: str = ""
     # The keys the selected backend applies; None (validate, no backend): not checked.
     settings_support: SettingsSupport | None = None
-    # Whether the source holds the ConfigMaps custom-headers names (a manifest directory does;
-    # the Kubernetes source watches only --configmap so far): without, the annotation is
-    # ignored with a warning instead of answering 503 for a ConfigMap it cannot see.
-    configmaps_read: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -546,15 +542,6 @@ class Builder:
         """The policy with the response headers of its custom-headers ConfigMap, or denied."""
         assert policy.custom_headers is not None and self.snapshot is not None
         key = next(v.key for v in policy.verdicts if v.name == "custom-headers")
-        if not self.opts.configmaps_read:
-            return replace(policy, response_headers=None, denied=False), Problem(
-                ref=policy.ref,
-                field=f"metadata.annotations[{key!r}]",
-                message="not supported in the Kubernetes mode yet (it reads no ConfigMap but "
-                "--configmap); ignored",
-                severity=Severity.WARNING,
-                reason="UnsupportedAnnotation",
-            )
         ns, name = policy.custom_headers
         if self._allowed is None:
             self._allowed = _settings(self.snapshot, self.opts, []).global_allowed_response_headers

@@ -904,21 +904,20 @@ _CONTEXT = frozenset({"GatewayClass", "Gateway", "ReferenceGrant", "Namespace", 
 def gateway_addresses(values: Iterable[str]) -> list[dict[str, str]]:
     """``status.addresses`` of a Gateway served at ``values`` (the addresses the controller
     publishes, as for an Ingress's ``status.loadBalancer``): ``IPAddress`` for an IP (in its
-    canonical form), ``Hostname`` otherwise; first seen first, duplicates dropped."""
-    out: list[dict[str, str]] = []
-    seen: set[tuple[str, str]] = set()
+    canonical form), ``Hostname`` otherwise; duplicates dropped; IPs first, then by value: the
+    order of an Ingress's ``status.loadBalancer.ingress`` (``kubernetes.status.lb_entries``), so
+    the order the addresses are given in changes nothing, on every path that publishes them."""
+    entries: set[tuple[str, str]] = set()
     for raw in values:
         value = raw.strip()
         if not value:
             continue
         try:
-            entry = ("IPAddress", str(ipaddress.ip_address(value)))
+            entries.add(("IPAddress", str(ipaddress.ip_address(value))))
         except ValueError:
-            entry = ("Hostname", value.lower())
-        if entry not in seen:
-            seen.add(entry)
-            out.append({"type": entry[0], "value": entry[1]})
-    return out
+            entries.add(("Hostname", value.lower()))
+    ordered = sorted(entries, key=lambda e: (e[0] != "IPAddress", e[1]))
+    return [{"type": kind, "value": value} for kind, value in ordered]
 
 
 def with_addresses(

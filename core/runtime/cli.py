@@ -179,7 +179,6 @@ def _build_options(args: argparse.Namespace, pm: Any = None, now: str = "") -> B
         settings_support=support,
         http_port=_public_port(args, "http", 80),
         https_port=_public_port(args, "https", 443),
-        configmaps_read=getattr(args, "manifests", None) is not None,
     )
 
 

@@ -58,6 +58,7 @@ from polyingress.core.pipeline.store import (
     ObjectStore,
     Snapshot,
 )
+from polyingress.core.sources.kubernetes.loop import ResyncLoop
 from polyingress.core.sources.kubernetes.source import StatusDocuments, raw
 from polyingress.core.sources.kubernetes.status import STATUS_WRITES
 
@@ -219,9 +220,13 @@ class Leader(Protocol):
 Key = tuple[str, str, str]  # kind, namespace ("" for a GatewayClass), name
 
 
-class GatewayStatusWriter:
+class GatewayStatusWriter(ResyncLoop):
     """Writes the status documents of the last build, or those ``statuses(snapshot)`` returns
     (see the module docstring)."""
+
+    thread_name = "gateway-status"
+    failure = "updating Gateway API status failed"
+    retry_on_failure = True
 
     def __init__(
         self,
@@ -239,15 +244,16 @@ class GatewayStatusWriter:
         backoff: float = 0.1,
         clock: Callable[[], str] = _now,
     ) -> None:
+        super().__init__(
+            resync=resync, retry_after=retry_after, stop_timeout=request_timeout * attempts + 1
+        )
         self.custom = kclient.CustomObjectsApi(api)
         self.store = store
         self.leader = leader
         self.statuses = statuses
         self.addresses = addresses
         self.controller = controller
-        self.resync_every = resync
         self.request_timeout = request_timeout
-        self.retry_after = retry_after
         self.attempts = attempts
         self.backoff = backoff
         self.clock = clock
@@ -255,26 +261,12 @@ class GatewayStatusWriter:
         # until the watch brings the object back (no second write of the same status meanwhile,
         # and none when the API server stores it in a form we do not foresee).
         self._written: dict[Key, tuple[dict[str, Any], str, str]] = {}
-        self._retry = False
         self._documents: Documents | None = None  # of the last build
         self._lock = threading.Lock()
         self._told: set[str] = set()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.writes = 0
 
     # -- public --------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gateway-status", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.request_timeout * self.attempts + 1)
 
     def update(self, result: Any = None) -> None:
         """A new model was built: write its statuses (``result.statuses``; from the writer's
@@ -283,10 +275,10 @@ class GatewayStatusWriter:
         if documents is not None:
             with self._lock:
                 self._documents = documents
-        self._wake.set()
+        self.wake()
 
     def resync(self) -> None:
-        self._wake.set()
+        self.wake()
 
     def sync_once(self) -> int:
         """Write every status that differs; returns the number of writes."""
@@ -400,18 +392,6 @@ class GatewayStatusWriter:
         return done
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.retry_after if self._retry else self.resync_every)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.sync_once()
-            except Exception:
-                log.exception("updating Gateway API status failed")
-                self._retry = True
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)

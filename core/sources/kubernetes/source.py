@@ -52,6 +52,7 @@ from tenacity import (
 
 from polyingress.core.api import HealthReport
 from polyingress.core.argtypes import address_list, namespaced_name, positive_number
+from polyingress.core.pipeline.annotations import DEFAULT_PREFIX
 from polyingress.core.pipeline.builder import DEFAULT_CONTROLLER_CLASS, BuildResult
 from polyingress.core.pipeline.gateway import gateway_addresses
 from polyingress.core.pipeline.store import (
@@ -62,6 +63,7 @@ from polyingress.core.pipeline.store import (
     Snapshot,
     object_key,
 )
+from polyingress.core.sources.kubernetes.configmaps import ConfigMapRefs, NamedSink, StoreSink
 
 if TYPE_CHECKING:
     from kubernetes import client as kclient
@@ -234,6 +236,7 @@ class KubeOptions:
     kubeconfig: str | None = None
     watch_namespace: str | None = None
     configmap: tuple[str, str] | None = None
+    annotations_prefix: str = DEFAULT_PREFIX  # where custom-headers annotations are read
     publish_service: tuple[str, str] | None = None
     publish_status_address: tuple[str, ...] = ()
     update_status: bool = True
@@ -266,6 +269,7 @@ class KubeOptions:
             kubeconfig=get("kubeconfig"),
             watch_namespace=get("watch_namespace"),
             configmap=get("configmap"),
+            annotations_prefix=get("annotations_prefix", DEFAULT_PREFIX),
             publish_service=get("publish_service"),
             publish_status_address=tuple(get("publish_status_address", ())),
             update_status=bool(get("update_status", True)),
@@ -374,6 +378,9 @@ class KindSpec:
     # Listed instead when this one is not served (an older version of the same kind).
     fallback: KindSpec | None = None
     served_as: str = ""  # the apiVersion listed, when it differs from api_version
+    # What the objects are read for, when a kind has more than one reflector ("settings":
+    # --configmap; "custom-headers": the ConfigMaps Ingresses name, see configmaps.py).
+    role: str = ""
 
 
 GATEWAY_PLURALS = {
@@ -479,6 +486,20 @@ def kind_specs(
             fallback=gateway_kind_spec(custom, "ReferenceGrant", "v1beta1", ns),
         ),
     ]
+    # The ConfigMaps custom-headers annotations name: any of the Ingresses' namespaces (the
+    # store keeps only those named, see configmaps.py); optional: the RBAC of a release before
+    # it granted only --configmap.
+    specs.append(
+        KindSpec(
+            "ConfigMap",
+            "v1",
+            core.list_config_map_for_all_namespaces,
+            core.list_namespaced_config_map,
+            ns,
+            optional=True,
+            role="custom-headers",
+        )
+    )
     if configmap is not None:
         specs.append(
             KindSpec(
@@ -488,6 +509,7 @@ def kind_specs(
                 core.list_namespaced_config_map,
                 configmap[0],
                 field_selector=f"metadata.name={configmap[1]}",
+                role="settings",
             )
         )
     return specs
@@ -503,10 +525,12 @@ class Reflector:
         opts: KubeOptions,
         stop: threading.Event,
         on_state: Callable[[], None],
+        sink: StoreSink | None = None,
     ) -> None:
         self.spec = spec
         self.active = spec  # the variant listed (spec, or its fallback)
         self.store = store
+        self.sink = sink if sink is not None else StoreSink(store)
         self.opts = opts
         self._stop = stop
         self._on_state = on_state
@@ -521,7 +545,8 @@ class Reflector:
         self.relists = 0
         self._response: Any = None
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"watch-{spec.kind}", daemon=True)
+        name = f"watch-{spec.kind}" + (f"-{spec.role}" if spec.role else "")
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -621,7 +646,7 @@ class Reflector:
             if not cont:
                 break
         scope = None if self.spec.kind in CLUSTER_SCOPED else self.spec.namespace
-        self.store.replace_kind(self.spec.kind, items, namespace=scope)
+        self.sink.replace(self.spec.kind, items, scope)
         self.resource_version = meta.get("resourceVersion") or None
         self.relists += 1
         if self.absent:
@@ -705,11 +730,11 @@ class Reflector:
             return
         obj = self._normalize(obj)
         if etype in ("ADDED", "MODIFIED"):
-            self.store.upsert(obj)
+            self.sink.upsert(obj)
         elif etype == "DELETED":
             key = object_key(obj)
             if key is not None:
-                self.store.delete(key)
+                self.sink.delete(key)
         if rv:
             self.resource_version = rv
 
@@ -738,7 +763,7 @@ class Reflector:
         self.active = self.spec
         self.resource_version = None
         scope = None if self.spec.kind in CLUSTER_SCOPED else self.spec.namespace
-        self.store.replace_kind(self.spec.kind, [], namespace=scope)
+        self.sink.replace(self.spec.kind, [], scope)
         self.synced.set()
         self._ok()
         if first and not self.quiet:
@@ -805,10 +830,50 @@ class KubeSource:
         self.store = store
         self.opts = opts
         self._stop = threading.Event()
+        self.configmap_refs = ConfigMapRefs(
+            store, self._configmap, prefix=opts.annotations_prefix, settings=opts.configmap
+        )
         self.reflectors = [
-            Reflector(spec, store, opts, self._stop, self._state_changed)
+            Reflector(spec, store, opts, self._stop, self._state_changed, self._sink(spec))
             for spec in kind_specs(api, opts.watch_namespace, opts.configmap)
         ]
+
+    def _sink(self, spec: KindSpec) -> StoreSink:
+        if spec.role == "custom-headers":
+            return self.configmap_refs.configmaps
+        if spec.role == "settings" and self.opts.configmap is not None:
+            return NamedSink(self.store, ("ConfigMap", *self.opts.configmap))
+        if spec.kind == "Ingress":
+            return self.configmap_refs.ingresses
+        return StoreSink(self.store)
+
+    def _configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One ConfigMap, read when an Ingress starts naming it (a list with the field
+        selector metadata.name: the verb the ConfigMap watch needs anyway)."""
+        from kubernetes import client as kclient
+        from kubernetes.client.exceptions import ApiException
+
+        core = kclient.CoreV1Api(self.api)
+        try:
+            body = raw(
+                core.list_namespaced_config_map,
+                namespace,
+                field_selector=f"metadata.name={name}",
+                _request_timeout=self.opts.request_timeout,
+            )
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise  # retried: the Ingress waits for its ConfigMap
+            log.warning("ConfigMap %s/%s: HTTP %s %s", namespace, name, exc.status, exc.reason)
+            return None
+        for obj in (body or {}).get("items") or []:
+            if isinstance(obj, dict):
+                obj["kind"], obj["apiVersion"] = "ConfigMap", "v1"
+                meta = obj.get("metadata")
+                if isinstance(meta, dict):
+                    meta.pop("managedFields", None)
+                return obj
+        return None
 
     def _state_changed(self) -> None:
         DEGRADED.set(0 if all(r.healthy for r in self.reflectors) else 1)

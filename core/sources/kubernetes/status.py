@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from polyingress.core.pipeline.builder import BuildResult
 from polyingress.core.pipeline.model import ObjectRef
 from polyingress.core.pipeline.store import ObjectStore
+from polyingress.core.sources.kubernetes.loop import ResyncLoop
 from polyingress.core.sources.kubernetes.source import merge_patch, raw
 
 __all__ = ["StatusUpdater", "addresses_of_service", "lb_entries"]
@@ -107,7 +108,10 @@ def addresses_of_service(
     ]
 
 
-class StatusUpdater:
+class StatusUpdater(ResyncLoop):
+    thread_name = "status"
+    failure = "updating Ingress status failed"
+
     def __init__(
         self,
         api: kclient.ApiClient,
@@ -121,61 +125,35 @@ class StatusUpdater:
         request_timeout: float = 10.0,
         retry_after: float = 5.0,
     ) -> None:
+        super().__init__(resync=resync, retry_after=retry_after, stop_timeout=request_timeout + 1)
         self.api = api
         self.net = kclient.NetworkingV1Api(api)
         self.store = store
         self.leader = leader
         self.publish_service = publish_service
         self.publish_addresses = tuple(publish_addresses)
-        self.resync_every = resync
         self.publish_refresh = publish_refresh
         self.request_timeout = request_timeout
-        self.retry_after = retry_after
-        self._retry = False
         self.ours: dict[ObjectRef, Entries] = {}  # what we wrote, per Ingress
         self._pending: dict[ObjectRef, tuple[Entries, str]] = {}  # written at store rv
         self._result: BuildResult | None = None
         self._published: tuple[list[dict[str, str]], float] | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self.writes = 0
 
     # -- public --------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.request_timeout + 1)
-
     def update(self, result: BuildResult) -> None:
         with self._lock:
             self._result = result
-        self._wake.set()
+        self.wake()
 
     def resync(self) -> None:
         with self._lock:
             self._published = None
-        self._wake.set()
+        self.wake()
 
     # -- internals ------------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.retry_after if self._retry else self.resync_every)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.sync_once()
-            except Exception:
-                log.exception("updating Ingress status failed")
 
     def desired_entries(self) -> list[dict[str, str]] | None:
         if self.publish_addresses:
