@@ -11,6 +11,10 @@ the manifest directory and measures the time from the file write to the proxy se
   - header: the probe's header-match rule moves to another header value
   - weight: the probe's split between two backends flips from 100/0 to 0/100
 Reloads are counted from the controller's /metrics: on HAProxy none of these edits reloads.
+Where the time of the applies that reloaded went (the controller's per-apply parts, medians:
+render, write, master parse, new workers serve, ...) is printed per row, and for nginx its
+memory (PSS of master and workers) after start and after the edits, once the old workers
+exited.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
+from bench_changes import applies, breakdown, nginx_memory, nginx_pss
 from benchkit import pct, reloads, served
 
 from polyingress.testing.live import Controller, HelloFleet, write_manifests
@@ -143,6 +149,9 @@ def run_one(backend: str, size: int, changes: int, tmp: Path) -> dict[str, Any]:
     start_s = time.monotonic() - t0
     port = ctl.http_port
     latencies: dict[str, list[float]] = {k: [] for k in KINDS}
+    memory = [nginx_memory(ctl)[0]] if backend == "nginx" else []
+    processes = len(nginx_pss(ctl)) if backend == "nginx" else 0
+    log_from = len(ctl.log(tail=None))
     before = reloads(ctl)
     try:
         for i in range(changes):
@@ -163,6 +172,16 @@ def run_one(backend: str, size: int, changes: int, tmp: Path) -> dict[str, Any]:
                 done = served(port, PROBE, "/base", lambda r, w=want: r.server_name == w)
             latencies[kind].append(done - t)
         reload_count = reloads(ctl) - before
+        if memory:
+            # Once the old workers of the last reloads are gone (one generation, as many nginx
+            # processes as after start; at most 60 s).
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if nginx_memory(ctl)[1] <= 1 and len(nginx_pss(ctl)) == processes:
+                    break
+                time.sleep(0.2)
+            memory.append(nginx_memory(ctl)[0])
+        log = ctl.log(tail=None)[log_from:]
     finally:
         ctl.stop()
         fleet.stop()
@@ -176,6 +195,8 @@ def run_one(backend: str, size: int, changes: int, tmp: Path) -> dict[str, Any]:
         "p99_ms": pct(every, 0.99) * 1000,
         "by_kind_p50_ms": {k: statistics.median(v) * 1000 for k, v in latencies.items() if v},
         "reloads": reload_count,
+        "breakdown": breakdown(applies(log), log),
+        "memory_mib": [m / 2**20 for m in memory],
     }
 
 
@@ -211,6 +232,18 @@ def main() -> None:
                     f"reloads {r['reloads']:.0f}",
                     flush=True,
                 )
+                parts = r["breakdown"]["parts_p50_ms"]
+                if parts:
+                    print(
+                        "    reloads, p50: "
+                        + ", ".join(f"{k} {v:.1f} ms" for k, v in parts.items())
+                    )
+                if r["memory_mib"]:
+                    print(
+                        "    nginx PSS after start, after the edits: "
+                        + " -> ".join(f"{m:.0f} MiB" for m in r["memory_mib"]),
+                        flush=True,
+                    )
     print()
     print("| backend | HTTPRoutes | start | change→served p50 | p99 | by kind (p50) | reloads |")
     print("|---|---|---|---|---|---|---|")

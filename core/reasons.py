@@ -96,6 +96,7 @@ def diff_reasons(diff: ModelDiff, *, endpoints: bool = True) -> tuple[ReloadReas
         or diff.certificates_added
         or diff.certificates_removed
         or diff.certificates_changed
+        or diff.default_certificate_changed
     ):
         found.add(ReloadReason.CERTIFICATES_CHANGED)
     if diff.settings_changed:

@@ -1887,9 +1887,9 @@ spec:
 # Upstream checks the certificate each answer comes with against its one certificate; here the
 # listeners have one each: example.org is served by the hostname-less listener "https" (its
 # tls-validity-checks-certificate), second-example.org by "https-with-hostname". For
-# unknown-example.org upstream's one certificate (also for *.org) is presented too; here no
-# listener certificate is the default certificate of the HTTPS port (the model has none: the
-# proxy's fallback answers that SNI), so that request checks the status only.
+# unknown-example.org upstream's one certificate (also for *.org) is presented too; here the
+# hostname-less listener matches every hostname (the spec), so its certificate is the HTTPS
+# port's default certificate: it answers that SNI too (not the proxy's fallback).
 _HTTPS_LISTENER = GatewayCase(
     "HTTPRouteHTTPSListener",
     manifests(
@@ -1932,7 +1932,13 @@ spec:
             scheme="https",
             certificate="tls-validity-checks-certificate",
         ),
-        Expect("unknown-example.org", "/", status=404, scheme="https"),
+        Expect(
+            "unknown-example.org",
+            "/",
+            status=404,
+            scheme="https",
+            certificate="tls-validity-checks-certificate",
+        ),
         Expect("second-example.org", "/", v(2), scheme="https", certificate="tls-second-example"),
     ),
     statuses=accepted(

@@ -168,9 +168,7 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
     if e.location is not None:
         assert answer.location == e.location, f"{case}: {e}: got {answer.location}"
     if e.certificate is not None:
-        vhost = model.select_vhost(e.host)
-        tls = vhost.tls if vhost is not None else None
-        got = None if tls is None or tls.certificate is None else tls.certificate
+        got = model.certificate_for(e.host)
         want = certificate_sha256(e.certificate)
         assert got is not None and model.certificate(got).fingerprint == want, (
             f"{case}: {e}: the host is served with {got}, not {e.certificate}"

@@ -192,3 +192,35 @@ def test_a_gateway_row_change_beside_another_row_of_its_path_is_a_route_change()
     d = diff(_gateway_world("one", "10.0.0.1"), _gateway_world("two", "10.0.0.2"))
     assert d.routes_changed == (("h.com", "/", PathType.PREFIX),)
     assert not d.endpoints_only and d.routing_changed
+
+
+def test_the_default_certificate_is_the_hostname_less_https_listeners() -> None:
+    """An HTTPS listener without hostname matches every hostname: its certificate answers no
+    or unknown SNI (the model's default certificate); with a hostname it is that host's only,
+    and the diff says the default changed."""
+    from gwapi_objects import gateway, gateway_class, namespace
+
+    cert = self_signed("default.test", ("default.test",))
+    secret = tls_secret("gw-cert", cert.cert_pem, cert.key_pem)
+
+    def listener(hostname: str | None) -> dict[str, Any]:
+        ln: dict[str, Any] = {
+            "name": "https",
+            "protocol": "HTTPS",
+            "port": 443,
+            "tls": {"certificateRefs": [{"kind": "Secret", "name": "gw-cert"}]},
+        }
+        return ln if hostname is None else {**ln, "hostname": hostname}
+
+    def model(hostname: str | None) -> RouteModel:
+        objs = [namespace("default"), gateway_class(), secret]
+        return build([*objs, gateway("gw", listeners=[listener(hostname)])]).model
+
+    open_listener, named = model(None), model("named.test")
+    assert open_listener.default_certificate == "default__gw-cert"
+    assert open_listener.certificate("default__gw-cert").fingerprint == cert.fingerprint
+    assert open_listener.certificate_for("unknown.example") == "default__gw-cert"
+    assert named.default_certificate is None
+    assert named.certificate_for("unknown.example") is None  # the fallback
+    assert diff(named, open_listener).default_certificate_changed
+    assert not diff(open_listener, model(None)).default_certificate_changed

@@ -273,6 +273,13 @@ REQUESTS = [
     # an HTTPS-only route, its HTTP side redirecting
     _r("secure.example", "/x?y=1"),
     _r("secure.example", "/x?y=1", scheme="https"),
+    # hosts alike but for their backends (Lua mode: one shared block per port, maps of $host)
+    *(
+        Req(host, target, scheme=scheme)
+        for host in ("one.alike.example", "two.alike.example")
+        for scheme in ("http", "https")
+        for target in ("/", "/api/x")
+    ),
     # Ingress and HTTPRoute rows on one host; host-less rows (HTTP listener only)
     _r("mixed.example", "/ingress"),
     _r("mixed.example", "/ingress/x"),

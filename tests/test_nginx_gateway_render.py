@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from livekit import needs
 from nginx_oracle import (
@@ -416,6 +416,17 @@ rules = st.lists(
 )
 
 
+_ROW: dict[str, Any] = {
+    "path": "/",
+    "type": "PathPrefix",
+    "method": None,
+    "headers": [],
+    "query": [],
+    "action": "v1",
+    "section": None,
+}
+
+
 def _gateway_world(
     tables: dict[str | None, list[dict[str, Any]]], ingress_wildcard: bool, default: bool
 ) -> list[dict[str, Any]]:
@@ -559,6 +570,8 @@ def _gateway_world(
 
 REQUEST_HOSTS = [
     "h.example",
+    "g.example",
+    "k.example",
     "i1.example",
     "i2.example",
     "a.s.example",
@@ -587,6 +600,20 @@ REQUEST_QUERIES = ["", "?q=1", "?q=2&q=1", "?r&q=2"]
     default=st.booleans(),
     lua=st.booleans(),
 )
+@example(
+    # A row per listener: h and g have an HTTP and an HTTPS block each, both shared.
+    exact=[
+        {**_ROW, "path": "/a", "action": "v1", "section": "http"},
+        {**_ROW, "path": "/a", "action": "v2", "section": "https"},
+        {**_ROW, "path": "/b", "action": "v2", "section": "https"},
+    ],
+    suffix=[],
+    mix=[],
+    catch_all=[],
+    ingress_wildcard=False,
+    default=False,
+    lua=True,
+)
 def test_nginx_selection_answers_as_the_core(
     exact: list[dict[str, Any]],
     suffix: list[dict[str, Any]],
@@ -596,14 +623,32 @@ def test_nginx_selection_answers_as_the_core(
     default: bool,
     lua: bool,
 ) -> None:
-    """Both upstream modes; in Lua mode the Ingress hosts beside the Gateway API ones share a
-    server block (the backend from a map of $host) unless catch-all rows made them hosts with
-    Gateway API rows, which keep blocks of their own."""
-    tables = {"h.example": exact, "*.s.example": suffix, "*.m.example": mix, None: catch_all}
+    """Both upstream modes; in Lua mode hosts whose blocks differ only in name and backends
+    share a server block (the backend from a map of $host): the Ingress hosts beside the Gateway
+    API ones, and the Gateway API hosts h, g (h's rows with v1 and v2 swapped) and k (h's rows
+    again), on HTTP and on HTTPS (a host's second shared block reads maps of its own)."""
+    swap = {"v1": "v2", "v2": "v1"}
+    swapped = [{**r, "action": swap.get(r["action"], r["action"])} for r in exact]
+    tables = {
+        "h.example": exact,
+        "g.example": swapped,
+        "k.example": exact,
+        "*.s.example": suffix,
+        "*.m.example": mix,
+        None: catch_all,
+    }
     model = build(_gateway_world(tables, ingress_wildcard, default))
     text = render(model, replace(OPTS, lua=LUA if lua else None), fallback_certificate()).text
     servers = nginx_servers(text)
     unready = frozenset(b.name for b in model.backends if not b.available)
+    # h and k have the same rows: one block on each port in Lua mode, blocks of their own else.
+    for server in servers:
+        if "h.example" in server.names:
+            assert ("k.example" in server.names) is lua, server.names
+            if "g.example" in server.names:
+                event("a Gateway API block shared by hosts with other backends")
+    if "$polyingress_slot_1_" in text:
+        event("a host's second shared block reads maps of its own")
     for scheme, port in (("http", OPTS.http_port), ("https", OPTS.https_port)):
         for host in REQUEST_HOSTS:
             for path in REQUEST_PATHS:
@@ -789,3 +834,73 @@ def test_any_allowed_value_is_read_back_exactly(header: str, value: str, path: s
     assert re.search(regex[1:], header) and not re.search(regex[1:], header + "x")
     locations = {s.args[-1] for s in stmts if s.name == "location"}
     assert path in locations and path + "/" in locations
+
+
+def _alike(i: int, extra: str | None = None) -> dict[str, Any]:
+    """An HTTPRoute of the HTTP listener only (Gateway API rows): ``/`` and ``/api`` to
+    v1 and v2, swapped for odd ``i``; ``extra`` adds a path of its own."""
+    a, b = ("v1", "v2") if i % 2 == 0 else ("v2", "v1")
+    rules: list[dict[str, Any]] = [
+        {"backendRefs": [{"name": a, "port": 8080}]},
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+            "backendRefs": [{"name": b, "port": 8080}],
+        },
+    ]
+    if extra is not None:
+        rules.append(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": extra}}],
+                "backendRefs": [{"name": "v2", "port": 8080}],
+            }
+        )
+    route = _route(f"alike-{i}", rules[0], [f"r{i}.alike.example"])
+    route["spec"]["rules"] = rules
+    route["spec"]["parentRefs"] = [{"name": "gw", "sectionName": "http"}]
+    return route
+
+
+def test_hosts_with_gateway_api_rows_alike_share_one_block_in_lua_mode() -> None:
+    """30 hosts whose HTTPRoutes differ only in their backends: one server block in Lua mode
+    (a block each with static upstreams), each host's backends from maps of $host; an edit of
+    one host, rendered through the cache, gives that host a block of its own and leaves the
+    others shared, as a render without the cache does."""
+    cache = RenderCache()
+    fallback = fallback_certificate()
+    lua = replace(OPTS, lua=LUA)
+    hosts = [f"r{i}.alike.example" for i in range(30)]
+
+    def blocks(text: str) -> list[list[str]]:
+        servers = nginx_servers(text)
+        return sorted(
+            sorted(set(hosts) & set(s.names)) for s in servers if set(hosts) & set(s.names)
+        )
+
+    before = build([*_gateway_world({}, False, False), *(_alike(i) for i in range(30))])
+    text = render(before, lua, fallback, cache).text
+    assert blocks(text) == [sorted(hosts)]
+    assert blocks(render(before, OPTS, fallback).text) == sorted([h] for h in hosts)
+    servers = nginx_servers(text)
+    for i, host in enumerate(hosts):
+        for path, want in (("/", "v1"), ("/api/x", "v2"), ("/apix", "v1")):
+            if i % 2:
+                want = {"v1": "v2", "v2": "v1"}[want]
+            got = simulate(servers, OPTS.http_port, host, path, "GET", {}, "http")
+            assert got == f"gw__{want}__8080", (host, path, got)
+
+    edited = build(
+        [
+            *_gateway_world({}, False, False),
+            *(_alike(i, "/new" if i == 7 else None) for i in range(30)),
+        ]
+    )
+    text = render(edited, lua, fallback, cache).text
+    assert text == render(edited, lua, fallback).text
+    assert blocks(text) == [
+        sorted(h for h in hosts if h != "r7.alike.example"),
+        ["r7.alike.example"],
+    ]
+    got = simulate(
+        nginx_servers(text), OPTS.http_port, "r7.alike.example", "/new/x", "GET", {}, "http"
+    )
+    assert got == "gw__v2__8080"

@@ -81,7 +81,7 @@ def mode_world(
 
 def test_runs_in_the_mode_asked_for_and_says_so_once(mode_world: ModeWorld) -> None:
     status, detail = mode_world.controller.health("/readyz")
-    assert status == 200
+    assert status == 200, f"{detail}\n{mode_world.controller.log(tail=4000)}"
     conf = (mode_world.controller.workdir / "conf" / "nginx.conf").read_text()
     log = mode_world.controller.log(tail=None)
     if mode_world.mode == "on":

@@ -32,6 +32,11 @@ def test_values_are_short_stable_snake_case_words() -> None:
         (ModelDiff(endpoints_changed=("b",)), False, ()),
         (ModelDiff(tls_changed=("a.test",)), True, (ReloadReason.CERTIFICATES_CHANGED,)),
         (ModelDiff(certificates_changed=("c",)), True, (ReloadReason.CERTIFICATES_CHANGED,)),
+        (
+            ModelDiff(default_certificate_changed=True),
+            True,
+            (ReloadReason.CERTIFICATES_CHANGED,),
+        ),
         (ModelDiff(settings_changed=True), True, (ReloadReason.SETTINGS_CHANGED,)),
         (
             ModelDiff(
@@ -61,6 +66,7 @@ def test_values_are_short_stable_snake_case_words() -> None:
         "endpoints-at-run-time",
         "tls-binding",
         "certificate",
+        "default-certificate",
         "settings",
         "everything-once-in-vocabulary-order",
         "nothing",

@@ -358,6 +358,8 @@ class Builder:
         self.bindings: dict[str, tuple[SecretRef | None, ObjectRef, str]] = {}
         self.tls_problems: dict[str, list[Problem]] = {}
         self.certs: dict[SecretRef, _CertState] = {}
+        # The certificate for no or unknown SNI: an HTTPS listener's without hostname (Secret).
+        self.default_tls: SecretRef | None = None
         # EndpointSlice names by (namespace, Service), sorted; the Service of each slice.
         self.slices: dict[tuple[str, str], list[str]] = {}
         self.slice_owner: dict[tuple[str, str], str] | None = None  # (built likewise)
@@ -432,6 +434,10 @@ class Builder:
         """Everything the changed objects touch, per host and per object, then the result."""
         self._route_hosts(todo)
         self._tls_hosts(todo)
+        default_tls = self.gateway.default_tls()
+        if default_tls != self.default_tls:
+            todo.secrets.update(s for s in (self.default_tls, default_tls) if s is not None)
+            self.default_tls = default_tls
         self._certificates(snapshot, todo)
         flag = self.opts.default_backend_service
         if todo.default or (flag is not None and flag in todo.services):
@@ -900,6 +906,8 @@ class Builder:
 
     def _certificates(self, snapshot: Snapshot, todo: _Changes) -> None:
         used = {b[0] for b in self.bindings.values() if b[0] is not None}
+        if self.default_tls is not None:
+            used.add(self.default_tls)
         for sref in todo.secrets:
             before = self.certs.pop(sref, None)
             if sref not in used:
@@ -1036,10 +1044,16 @@ class Builder:
             default_name = backend_name(
                 default_ref.namespace, default_ref.service, default_ref.port
             )
+        default_cert = self.certs.get(self.default_tls) if self.default_tls is not None else None
         model = RouteModel(
             vhosts=self._sorted("vhosts", self.vhosts, host_sort_key, todo),
             backends=self._sorted("backends", self.backends, None, todo),  # by name
             certificates=tuple(certificates[n] for n in sorted(certificates)),
+            default_certificate=(
+                default_cert.cert.name
+                if default_cert is not None and default_cert.cert is not None
+                else None
+            ),
             default_backend=default_name,
             settings=settings,
         )

@@ -20,7 +20,8 @@ class ModelDiff:
     ``endpoints_changed`` names backends present in both models whose endpoints (or problem)
     differ; ``routes_changed`` are row keys present in both whose rows differ in anything (an
     Ingress row's backend or source; any field of the Gateway API rows of that path);
-    ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert).
+    ``tls_changed`` names hosts whose TLS binding changed (added, removed, other cert);
+    ``default_certificate_changed``: another certificate answers no or unknown SNI.
     """
 
     backends_added: tuple[str, ...] = ()
@@ -35,6 +36,7 @@ class ModelDiff:
     certificates_added: tuple[str, ...] = ()
     certificates_removed: tuple[str, ...] = ()
     certificates_changed: tuple[str, ...] = ()
+    default_certificate_changed: bool = False
     default_backend_changed: bool = False
     settings_changed: bool = False
 
@@ -177,6 +179,7 @@ def _diff(old: RouteModel, new: RouteModel) -> ModelDiff:
         certificates_added=tuple(sorted(nc.keys() - oc.keys())),
         certificates_removed=tuple(sorted(oc.keys() - nc.keys())),
         certificates_changed=tuple(sorted(certs_changed)),
+        default_certificate_changed=old.default_certificate != new.default_certificate,
         default_backend_changed=old.default_backend != new.default_backend,
         settings_changed=old.settings != new.settings,
     )

@@ -846,6 +846,17 @@ class GatewayStage:
     def hosts(self) -> set[Host]:
         return set(self._rows)
 
+    def default_tls(self) -> tuple[str, str] | None:
+        """The Secret whose certificate answers TLS handshakes with no or an unknown SNI: that
+        of the first HTTPS listener without hostname (the spec: it matches every hostname),
+        by Gateway namespace/name then listener order, whose certificate reference resolves;
+        None: the fallback certificate."""
+        for _key, listeners in sorted(self.listeners.items()):
+            for ln in listeners:
+                if ln.served and ln.scheme == "https" and ln.hostname is None and ln.tls_secret:
+                    return ln.tls_secret
+        return None
+
     def tls_of(self, host: str) -> GatewayTLS | None:
         """The certificate of the HTTPS listener serving ``host`` (of the first route, by
         namespace/name, that attached the host to an HTTPS listener)."""

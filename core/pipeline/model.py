@@ -869,6 +869,9 @@ class RouteModel:
     vhosts: tuple[VirtualHost, ...] = ()
     backends: tuple[Backend, ...] = ()
     certificates: tuple[Certificate, ...] = ()
+    # The certificate (a name in ``certificates``) a TLS handshake with no SNI, or an SNI no
+    # host's binding claims, gets: an HTTPS listener's without hostname. None: the fallback.
+    default_certificate: str | None = None
     default_backend: str | None = None
     settings: GlobalSettings = field(default_factory=GlobalSettings)
 
@@ -900,6 +903,16 @@ class RouteModel:
         host = host.rstrip(".")  # after the port: "r.com.:8080" is r.com
         exact = self.vhost_index.get(host)
         return exact if exact is not None else self._below(host)
+
+    def certificate_for(self, server_name: str) -> str | None:
+        """The certificate (a name in ``certificates``) a TLS handshake with this SNI gets: that
+        of the host it selects, if bound to a valid one, else the default certificate; None:
+        the fallback certificate."""
+        vhost = self.select_vhost(server_name)
+        tls = vhost.tls if vhost is not None else None
+        if tls is not None and tls.certificate is not None:
+            return tls.certificate
+        return self.default_certificate
 
     def fallback_host(self, vhost: VirtualHost) -> VirtualHost | None:
         """The virtual host the names of ``vhost`` would select if it did not exist: for an

@@ -268,6 +268,17 @@ class Controller:
     # -- worker -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._work()
+        except BaseException:
+            # Nothing but a stop should end the worker; if anything else does, /healthz says
+            # "reconciler worker stopped" and the log says why.
+            log.critical("reconciler worker failed", exc_info=True)
+            raise
+        finally:
+            log.info("reconciler worker exits (stop requested: %s)", self._stop.is_set())
+
+    def _work(self) -> None:
         next_supervise = time.monotonic() + self.supervise_interval
         while not self._stop.is_set():
             timeout = max(0.0, next_supervise - time.monotonic())

@@ -515,6 +515,9 @@ class Applier:
         self.worker_pids: frozenset[int] = frozenset()
         self.reloads = 0
         self._written_pems: dict[str, str] = {}  # file -> fingerprint on disk
+        # The fingerprint of the certificate FALLBACK_PEM (the crt-list's first line: no or
+        # unknown SNI) holds on disk: the model's default certificate's, "" for the fallback.
+        self._default_on_disk: str | None = None
         self._written_routes: Mapping[str, str] | None = None  # the map object last written
         self._serving: _Desired | None = None  # what the files and HAProxy hold
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
@@ -527,7 +530,15 @@ class Applier:
         certs.mkdir(parents=True, exist_ok=True)
         os.chmod(certs, 0o700)
         write_atomic(self.workdir / FALLBACK_PEM, pem_bundle(self.fallback), mode=SECRET_MODE)
+        self._default_on_disk = ""
         write_atomic(self.workdir / MIRROR_LUA, mirror_lua())
+
+    def _default_certificate(self, model: RouteModel) -> tuple[str, Certificate]:
+        """The certificate of the crt-list's first line for ``model`` and its fingerprint: the
+        model's default certificate (an HTTPS listener's without hostname), else ("", the
+        fallback). HAProxy reads that line at a reload only: a change reloads."""
+        cert = model.certificate_index.get(model.default_certificate or "")
+        return (cert.fingerprint, cert) if cert is not None else ("", self.fallback)
 
     def _write(
         self,
@@ -543,6 +554,10 @@ class Applier:
         not the one last written; ``config``/``crt_list`` False: known to be unchanged."""
         fingerprints = desired.fingerprints
         if crt_list:
+            default, cert = self._default_certificate(desired.model)
+            if default != self._default_on_disk:
+                write_atomic(self.workdir / FALLBACK_PEM, pem_bundle(cert), mode=SECRET_MODE)
+                self._default_on_disk = default
             for name, fingerprint in fingerprints.items():
                 if self._written_pems.get(name) != fingerprint:
                     write_atomic(self.workdir / name, desired.pem(name), mode=SECRET_MODE)
@@ -640,6 +655,8 @@ class Applier:
                 reasons.append(RELOAD_SPARE_POOL)
             else:
                 reasons.append(RELOAD_NEW_NAME)
+        if self._default_certificate(model)[0] != self._default_on_disk:
+            reasons.append(ReloadReason.CERTIFICATES_CHANGED)
         for cert in model.certificates:
             name = cert_file(cert.name)
             if state.certs.get(name) != cert.fingerprint and not _cert_payload_ok(

@@ -47,6 +47,7 @@ from polyingress.core import (
     ApplyError,
     ApplyResult,
     BackendInfo,
+    Certificate,
     FileGuard,
     HealthReport,
     ModelDiff,
@@ -143,6 +144,10 @@ KEY_PLACEHOLDER = "<private key: written to the workdir (mode 0600), not shown>\
 FALLBACK_PLACEHOLDER = (
     "<self-signed fallback certificate and key: generated at start, written to the workdir>\n"
 )
+
+
+def _default_note(cert: Certificate) -> str:
+    return f"<the default certificate {cert.name} and its key (no or unknown SNI)>\n"
 
 
 def _spare(options: argparse.Namespace) -> int:
@@ -415,18 +420,22 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     render_settings = _render_settings(settings)
     slots = SlotTable.plan(wanted_names(model), render_settings.spare_backends)
     rendered = render(model, render_settings, slots)
+    # The crt-list's first line: the model's default certificate, else the fallback.
+    default = model.certificate_index.get(model.default_certificate or "")
     files: list[tuple[str, str]] = [
         (CONFIG_FILE, rendered.config),
         (ROUTES_MAP, rendered.map_text),
         (CRT_LIST, rendered.crt_list_text),
-        (FALLBACK_PEM, FALLBACK_PLACEHOLDER),
+        (FALLBACK_PEM, FALLBACK_PLACEHOLDER if default is None else _default_note(default)),
         (MIRROR_LUA, mirror_lua()),
     ]
     written = [
         RenderedFile(name=CONFIG_FILE, text=rendered.config),
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
-        RenderedFile(name=FALLBACK_PEM, text=pem_bundle(fallback_certificate()), mode=SECRET_MODE),
+        RenderedFile(
+            name=FALLBACK_PEM, text=pem_bundle(default or fallback_certificate()), mode=SECRET_MODE
+        ),
         RenderedFile(name=MIRROR_LUA, text=mirror_lua()),
     ]
     for cert in model.certificates:

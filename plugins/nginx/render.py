@@ -61,8 +61,12 @@ location above it is left out (:func:`_pruned`; both modes), and in Lua mode hos
 blocks differ only in their name and their backends share one block (:func:`_grouped`): a
 ``server_name`` line per host, and a backend that differs by host read from a map of ``$host``
 (``$polyingress_slot_N``). 10,000 such hosts are one block and a map: ``nginx -t`` 0.03 s and
-20 MB instead of 8 s and 1.3 GB. Wildcard hosts, hosts named like a map's own words, hosts with
-Gateway API rows (gateway.py's servers) and hosts of a shape of their own keep a block each.
+20 MB instead of 8 s and 1.3 GB. Hosts with Gateway API rows (gateway.py's servers) are grouped
+alike: their named locations and http-level maps are named by their content. A host's second
+block with backends (a Gateway API host's HTTPS server beside its HTTP one) reads maps of a
+layer of its own (``$polyingress_slot_1_N``). Wildcard and suffix hosts (their guards read
+``$host``), hosts named like a map's own words and hosts of a shape of their own keep a block
+each.
 :class:`RenderCache` keeps the host blocks of the last render, so a change renders the hosts it
 touches.
 """
@@ -688,6 +692,9 @@ SLOT_VARIABLE = "$polyingress_slot_"
 
 
 _Shape = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
+# The lines of one item in a server block as the template lays it out (a shared block's
+# server_name lines are one item: 10,000 hosts are 30,000 lines).
+_NAMES_JOIN = "\n        "
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,14 +707,16 @@ class _Shaped:
     shape: _Shape | None
     slots: tuple[str, ...]
     quoted: str = ""  # the host, quoted
-    names: tuple[str, ...] = ()  # its lines in a shared block: comments, server_name
+    names: str = ""  # its lines in a shared block (comments, server_name), joined
 
 
-def _shaped(server: _Server, host: str, alone: bool = False) -> _Shaped:
-    """``alone``: the block is served by itself whatever its shape (the servers of a host with
-    Gateway API rows: their named locations and maps are named by what they do, so that two
-    such hosts rarely share a shape, and their grouping would need its own proof)."""
-    if alone or host in _MAP_WORDS or host.startswith(("*.", "**.")):
+def _shaped(server: _Server, host: str) -> _Shaped:
+    """A host's block with what it shares with blocks alike. Hosts with Gateway API rows are
+    shaped too: their named locations and http-level maps are named by their content (the
+    same rows render the same text), and nothing in their blocks reads the host's name but
+    ``server_name`` and the slot maps (wildcard and suffix hosts, whose guards read ``$host``,
+    keep a block of their own)."""
+    if host in _MAP_WORDS or host.startswith(("*.", "**.")):
         return _Shaped(server, host, None, ())
     quoted = quote(host)
     name_line = f"server_name {quoted};"
@@ -721,7 +730,7 @@ def _shaped(server: _Server, host: str, alone: bool = False) -> _Shaped:
     locations = tuple(
         (loc.match, tuple(_SLOT.sub(take, d) for d in loc.directives)) for loc in server.locations
     )
-    names = (*server.comments, name_line)
+    names = _NAMES_JOIN.join((*server.comments, name_line))
     return _Shaped(server, host, (directives, locations), tuple(slots), quoted, names)
 
 
@@ -740,22 +749,26 @@ class _Map:
 
 def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
     """Servers for the hosts' blocks, one per group of blocks of one shape, and the maps of
-    ``$host`` to a backend that the shared blocks read (one per backend position: a host is in
-    one group, so its key is unique in each map)."""
+    ``$host`` to a backend that the shared blocks read: one per backend position and *layer*.
+    A host's first block with backends is in layer 0, its second (a Gateway API host's HTTP and
+    HTTPS servers) in layer 1, and so on; groups are of one shape and one layer, so a host is in
+    one group per layer and its key is unique in each map."""
     groups: dict[object, list[_Shaped]] = {}
     order: list[object] = []
-    with_slots: set[str] = set()
+    layers: dict[str, int] = {}  # a host's blocks with backends so far
     for item in shaped:
-        key: object = item.shape
-        if item.shape is None or (item.slots and item.host in with_slots):
-            key = item  # alone (a host's second block with backends would repeat its map key)
-        elif item.slots:
-            with_slots.add(item.host)
+        key: object = item
+        if item.shape is not None:
+            layer = 0
+            if item.slots:
+                layer = layers.get(item.host, 0)
+                layers[item.host] = layer + 1
+            key = (item.shape, layer)
         if key not in groups:
             groups[key] = []
             order.append(key)
         groups[key].append(item)
-    entries: dict[int, list[str]] = {}
+    entries: dict[tuple[int, int], list[str]] = {}
     servers: list[_Server] = []
     for key in order:
         members = groups[key]
@@ -763,7 +776,8 @@ def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
             servers.append(members[0].server)
             continue
         first = members[0]
-        assert first.shape is not None
+        assert first.shape is not None and isinstance(key, tuple)
+        layer = key[1]
         directives, locations = first.shape
         replacements = []
         seen: dict[tuple[str, ...], int] = {}  # a position with the same backends reads one map
@@ -774,14 +788,14 @@ def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
                 continue
             if values not in seen:
                 seen[values] = j
-                entries.setdefault(j, []).extend(
+                entries.setdefault((layer, j), []).extend(
                     f"{m.quoted} {v};" for m, v in zip(members, values, strict=True)
                 )
-            replacements.append(f"set {BACKEND_VARIABLE} {SLOT_VARIABLE}{seen[values]};")
+            replacements.append(f"set {BACKEND_VARIABLE} {_slot_variable(layer, seen[values])};")
         slot = iter(replacements)
         # One string of lines (the template lays out a line per item: 10,000 hosts are
         # 30,000 lines).
-        names = ("\n        ".join(line for m in members for line in m.names),)
+        names = (_NAMES_JOIN.join(m.names for m in members),)
         servers.append(
             _Server(
                 (
@@ -797,13 +811,20 @@ def _grouped(shaped: list[_Shaped]) -> tuple[list[_Server], list[_Map]]:
         )
     maps = [
         _Map(
-            () if j else ("# The backend of each position of the shared server blocks, by host.",),
-            f"map $host {SLOT_VARIABLE}{j}",
+            ()
+            if layer or j
+            else ("# The backend of each position of the shared server blocks, by host.",),
+            f"map $host {_slot_variable(layer, j)}",
             ('default "";', "\n        ".join(lines)),
         )
-        for j, lines in sorted(entries.items())
+        for (layer, j), lines in sorted(entries.items())
     ]
     return servers, maps
+
+
+def _slot_variable(layer: int, position: int) -> str:
+    """The map variable of a backend position of the shared blocks of one layer."""
+    return f"{SLOT_VARIABLE}{position}" if not layer else f"{SLOT_VARIABLE}{layer}_{position}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1180,6 +1201,8 @@ def _key_pairs(model: RouteModel, fallback: Certificate) -> dict[str, KeyPair]:
     for vhost in model.vhosts:
         if vhost.tls is not None and vhost.tls.certificate is not None:
             bindings.setdefault(vhost.tls.certificate, set()).add(vhost.tls.source)
+    if model.default_certificate is not None:
+        bindings.setdefault(model.default_certificate, set())
     pairs = {
         fallback.name: KeyPair(
             name=fallback.name,
@@ -1250,9 +1273,11 @@ def render(
     # context (measured: nginx -t of 10,000 hosts took 6 s instead of 0.3 s). Hosts without a
     # certificate of their own keep this server's context, i.e. the fallback certificate,
     # after SNI selected them.
+    # The model's default certificate (an HTTPS listener's without hostname) if it has one.
+    default_pair = pairs[model.default_certificate] if model.default_certificate else None
     fallback_cert = (
-        f"ssl_certificate {quote(FALLBACK_CRT)};",
-        f"ssl_certificate_key {quote(FALLBACK_KEY)};",
+        f"ssl_certificate {quote(default_pair.crt if default_pair else FALLBACK_CRT)};",
+        f"ssl_certificate_key {quote(default_pair.key if default_pair else FALLBACK_KEY)};",
     )
     if gateway_used:
         servers = gw.servers(
@@ -1288,6 +1313,7 @@ def render(
             changed = {n for n, b in index.items() if (o := last.get(n)) is not b and o != b}
             changed.update(last.keys() - index.keys())
     fresh: dict[str, _CachedHost] = {}
+    flat = not any(h is not None and h.startswith("*") for h in model.vhost_index)
     for vhost in model.vhosts:
         host = vhost.host
         if host is None:
@@ -1302,7 +1328,8 @@ def render(
         if entry is not None and not (entry.vhost is vhost or entry.vhost == vhost):
             entry = None
         if entry is not None and entry.involved and below is None:
-            below = model.fallback_host(vhost)
+            # (an exact host's is the catch-all when no wildcard or suffix host exists)
+            below = catch_all if flat else model.fallback_host(vhost)
         pair = None
         if vhost.tls is not None and vhost.tls.certificate is not None:
             found = pairs[vhost.tls.certificate]
@@ -1330,7 +1357,7 @@ def render(
                 frozenset(_named_backends(vhost, below)),
                 below,
                 pair,
-                tuple(_shaped(server, host, alone=involved) for server in built),
+                tuple(_shaped(server, host) for server in built),
                 blocks,
                 problems,
                 involved,

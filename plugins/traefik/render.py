@@ -72,8 +72,9 @@ TLS: every virtual host is served on both entry points, ``web`` and ``websecure`
 are files in ``RenderSettings.cert_dir`` listed under ``tls.certificates``; their names carry a
 hash of their content, so a renewed certificate changes the configuration text (Traefik reloads
 certificate files only when the configuration changes: "FAQ > Why Is My TLS Certificate Not
-Reloaded"). The fallback certificate is ``tls.stores.default.defaultCertificate``, served when
-no certificate matches the SNI. Traefik picks a certificate by SNI across all certificates, so a
+Reloaded"). ``tls.stores.default.defaultCertificate``, served when no certificate matches the
+SNI, is the model's default certificate (an HTTPS listener's without hostname), else the
+fallback certificate. Traefik picks a certificate by SNI across all certificates, so a
 host whose binding has no valid Secret gets the fallback only when no other certificate covers
 it. With ``ssl_redirect`` the host's only ``web`` router is ``Host(...)`` with the
 ``polyingress-redirect-https`` middleware: ``redirectScheme`` https, permanent, ``port`` unless
@@ -988,8 +989,12 @@ def render(model: RouteModel, settings: RenderSettings, fallback: Certificate) -
         entry, cert_files = _cert_files(cert, settings)
         certificates.append(entry)
         files.extend(cert_files)
-    default_entry, fallback_files = _cert_files(fallback, settings)
-    files.extend(fallback_files)
+    # The model's default certificate (an HTTPS listener's without hostname; its files are
+    # written above), else the fallback.
+    default = model.certificate_index.get(model.default_certificate or "")
+    default_entry, fallback_files = _cert_files(default or fallback, settings)
+    if default is None:
+        files.extend(fallback_files)
 
     tls: dict[str, Any] = {"stores": {"default": {"defaultCertificate": default_entry}}}
     if certificates:

@@ -599,8 +599,11 @@ class _Renderer:
 
     def connection_policies(self, fallback: Certificate) -> list[dict[str, Any]]:
         """The certificate each SNI name gets: that of the virtual host the name selects (the
-        core's ``select_vhost``), else the fallback. By content tag: a policy's certificate is
-        chosen even where it does not cover the name, as on the other backends."""
+        core's ``select_vhost``), else the model's default certificate (an HTTPS listener's
+        without hostname: ``RouteModel.certificate_for``), else the fallback. By content tag: a
+        policy's certificate is chosen even where it does not cover the name, as on the other
+        backends."""
+        default = self.usable.get(self.model.default_certificate or "") or fallback
         policies = []
         for vhost in self.vhosts():
             if vhost.host is None:
@@ -613,9 +616,9 @@ class _Renderer:
             else:
                 match = {"sni": [vhost.host]}
             policies.append(
-                {"match": match, "certificate_selection": {"any_tag": [_tag(cert or fallback)]}}
+                {"match": match, "certificate_selection": {"any_tag": [_tag(cert or default)]}}
             )
-        policies.append({"certificate_selection": {"any_tag": [_tag(fallback)]}})
+        policies.append({"certificate_selection": {"any_tag": [_tag(default)]}})
         return policies
 
 

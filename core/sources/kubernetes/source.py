@@ -6,6 +6,8 @@ on quiet kinds; ``410 Gone``/``Expired`` (the change log was compacted) is answe
 relist that replaces the kind in the store; any other failure is retried with exponential
 backoff (tenacity). Objects are written to the ObjectStore as plain API-JSON dicts (the raw
 response bodies, ``managedFields`` dropped), so the builder sees what the manifest source gives.
+ConfigMaps are the exception: ``--configmap`` is watched by name, and of the other ConfigMaps
+only those a ``custom-headers`` annotation names are stored (configmaps.py).
 
 While the API server is unreachable the store keeps the last state it had: the proxy keeps
 serving, ``/readyz`` stays green and ``/healthz`` stays 200 with the source reported degraded
