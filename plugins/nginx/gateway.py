@@ -38,7 +38,11 @@ What a row does (one named location per distinct action in a server):
   the normalized ``$uri`` (ReplaceFullPath: the value; ReplacePrefixMatch: the core's rule,
   ``PathModifier.apply``). Response filters: ``proxy_hide_header`` + ``add_header ...
   always``. Mirrors: ``mirror`` to an internal location proxying ``$request_uri`` to the
-  mirror's upstream (static mode: none without a ready endpoint). Timeouts: connect, send,
+  mirror's upstream (static mode: none without a ready endpoint). A mirror's share (n of every
+  d requests, HTTPRouteRequestPercentageMirror): Lua mode, a location of its own per row and
+  mirror whose ``rewrite_by_lua`` (polyingress_mirror.lua, a counter in a shared dictionary)
+  ends the copies not chosen with 204 before the upstream is contacted; static mode counts
+  nothing, and the row answers 500. Timeouts: connect, send,
   read and ``proxy_next_upstream_timeout`` (nginx answers 504).
 * Weighted split: static mode, ``split_clients`` over ``$request_id`` (random, per request)
   naming the share's named location; Lua mode, ``polyingress_split.lua`` (smooth weighted
@@ -102,8 +106,8 @@ __all__ = [
     "used",
 ]
 
-# The Gateway API features this backend serves, in both upstream modes (nothing here needs
-# Lua: conditions are maps, splits split_clients or Lua, the rest plain directives).
+# The Gateway API features this backend serves, in both upstream modes but mirror shares
+# (conditions are maps, splits split_clients or Lua, the rest plain directives).
 GATEWAY_FEATURES = (
     "HTTPRoute",
     "HTTPRouteQueryParamMatching",
@@ -119,6 +123,11 @@ GATEWAY_FEATURES = (
     "HTTPRoutePathRewrite",
     "HTTPRouteRequestMirror",
     "HTTPRouteRequestMultipleMirrors",
+    # Mirror shares, percent or any fraction: Lua mode counts n of every d requests per row
+    # and mirror (polyingress_mirror.lua); static mode cannot, and a row with a share answers
+    # 500 there (the declaration is per backend, not per upstream mode).
+    "HTTPRouteRequestPercentageMirror",
+    "polyingress.io/MirrorFraction",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
@@ -166,6 +175,10 @@ _QMARK = "${polyingress_qmark}"
 _URI_OK = "polyingress_uri_ok"
 _WELL_KNOWN = {"http": 80, "https": 443}
 _LUA_SPLIT = "polyingress_split"
+# Mirror shares (Lua mode): the module, and the shared dictionary of its counters (one per row
+# and mirror; rendered only when a row has a share, so other configurations keep their text).
+_MIRROR_DICT = "polyingress_mirror"
+_MIRROR_SIZE = "1m"
 _FULL = "ReplaceFullPath"  # PathModifierType.FULL
 # A header nginx keeps: ignore_invalid_headers (on by default) drops request headers whose
 # names have other characters (underscores_in_headers is off), before any variable sees them.
@@ -595,16 +608,26 @@ class Gateway:
     def _mirrors(self, route: Route) -> tuple[tuple[str, ...], tuple[_Location, ...]]:
         lines: list[str] = []
         extra: list[_Location] = []
-        for name in route.mirrors:
+        shares = route.mirror_fractions or tuple((1, 1) for _m in route.mirrors)
+        for index, (name, (n, d)) in enumerate(zip(route.mirrors, shares, strict=True)):
             backend = self.model.backend_index.get(name)
             if backend is None or (not self.lua and not backend.available):
                 continue  # static mode: no upstream to send the copy to
+            if n == 0:
+                continue  # a share of nothing: no copy
             # A path no route can have (route paths hold no space): only the subrequest gets it.
             uri = f"/.polyingress mirror/{backend.name}"
+            directives: tuple[str, ...] = ("internal;", proxy_pass(backend, "$request_uri"))
+            if n < d:
+                # Lua mode only (static rows with a share answer 500, _proxy): n of every d
+                # requests of the row, counted per row and mirror (polyingress_mirror.lua).
+                key = _digest(route, index)
+                uri += f" {key}"
+                self._block(_MIRROR_DICT, (f"lua_shared_dict {_MIRROR_DICT} {_MIRROR_SIZE};",))
+                call = f"require({_lua_string(_MIRROR_DICT)}).sample({_lua_string(key)}, {n}, {d})"
+                directives = ("internal;", f"rewrite_by_lua_block {{ {call} }}", directives[1])
             lines.append(f"mirror {quote(uri)};")
-            extra.append(
-                _Location((), f"= {quote(uri)}", ("internal;", proxy_pass(backend, "$request_uri")))
-            )
+            extra.append(_Location((), f"= {quote(uri)}", directives))
         return tuple(lines), tuple(extra)
 
     def _policy(self, route: Route) -> tuple[str, ...]:
@@ -638,6 +661,11 @@ class Gateway:
         if rate.rps is not None or rate.rpm is not None:
             lines.append(f"limit_req_status {rate.status};")
         return tuple(lines)
+
+    def _unserved_share(self, route: Route) -> bool:
+        """Static mode cannot count a mirror's share (HTTPRouteRequestPercentageMirror needs
+        Lua): such a row answers 500 rather than copy every request or none."""
+        return not self.lua and any(0 < n < d for n, d in route.mirror_fractions)
 
     @staticmethod
     def _timeouts(route: Route) -> tuple[str, ...]:
@@ -695,6 +723,8 @@ class Gateway:
         answer = self.model.outcome(
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
         )
+        if self._unserved_share(route):
+            return self._status(route, 500)
         mirrors, extra = self._mirrors(route)
         final = _directive(self.model, answer, self.lua)
         access = self._policy(route)
