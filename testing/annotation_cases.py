@@ -1299,6 +1299,53 @@ _ALLOWLIST = AnnotationCase(
     ),
 )
 
+_CORS_BEFORE_POLICY = AnnotationCase(
+    "enable-cors/preflight-before-allowlist",
+    "polyingress: a CORS row answers a preflight 204 before the row's policy (as an nginx "
+    "location answers its OPTIONS before its allow/deny), and an allowed Origin gets its headers "
+    "also on the policy's 403 (RouteModel.answer)",
+    (
+        ingress(
+            "corsallow",
+            "corsallow.foo.com",
+            "/",
+            annotations={
+                "enable-cors": "true",
+                "cors-allow-origin": "https://origin.example",
+                "allowlist-source-range": "127.0.92.0/24",
+            },
+        ),
+    ),
+    (
+        Expect(
+            "corsallow.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.example"),
+            response_headers=(("access-control-allow-origin", "https://origin.example"),),
+            source=_OUTSIDE,
+        ),
+        Expect(
+            "corsallow.foo.com",
+            "/x",
+            status=403,
+            headers=(("Origin", "https://origin.example"),),
+            response_headers=(("access-control-allow-origin", "https://origin.example"),),
+            source=_OUTSIDE,
+        ),
+        Expect("corsallow.foo.com", "/x", status=403, source=_OUTSIDE),
+        Expect(
+            "corsallow.foo.com",
+            "/x",
+            "echo",
+            headers=(("Origin", "https://origin.example"),),
+            response_headers=(("access-control-allow-origin", "https://origin.example"),),
+            source=_INSIDE,
+        ),
+    ),
+)
+
 _WHITELIST = AnnotationCase(
     "whitelist-source-range/old-name",
     "internal/ingress/annotations/ipallowlist/main.go: whitelist-source-range is an alias of "
@@ -1634,6 +1681,7 @@ CASES: list[AnnotationCase] = [
     _AFFINITY,
     _AFFINITY_ATTRIBUTES,
     _ALLOWLIST,
+    _CORS_BEFORE_POLICY,
     _WHITELIST,
     _DENYLIST,
     _DENY_BEFORE_ALLOW,

@@ -118,7 +118,14 @@ from polyingress.core import (
     format_duration,
 )
 
-from .filters import PLUGIN, filter_config, filter_name, native_headers, timeout_ms
+from .filters import (
+    PLUGIN,
+    cors_only_config,
+    filter_config,
+    filter_name,
+    native_headers,
+    timeout_ms,
+)
 
 __all__ = [
     "DYNAMIC_FILE",
@@ -883,6 +890,13 @@ def _row_target(
         assert route.backend is not None
         service = route.backend
     chain: tuple[str, ...] = _access(route, middlewares)
+    cors_first = route.cors is not None and (bool(chain) or service == SERVICE_UNAVAILABLE)
+    if cors_first:
+        config = cors_only_config(route)
+        assert config is not None
+        name = filter_name(config)
+        middlewares[name] = {"plugin": {PLUGIN: config}}
+        chain = (name, *chain)
     if service == SERVICE_UNAVAILABLE:
         return chain, service, True  # 503: nothing is proxied (after the policy's 403)
     if route.timeout is not None or route.connect_timeout is not None:
@@ -900,7 +914,7 @@ def _row_target(
         name = _content_name("polyingress-headers", native)
         middlewares[name] = {"headers": native}
         chain = (*chain, name)
-    config = filter_config(route, scheme, fail)
+    config = filter_config(route, scheme, fail, cors=not cors_first)
     if config is not None:
         name = filter_name(config)
         middlewares[name] = {"plugin": {PLUGIN: config}}
