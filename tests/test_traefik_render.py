@@ -34,7 +34,13 @@ from polyingress.core import (
     build_model,
     redirect_status,
 )
-from polyingress.plugins.traefik.render import RenderSettings, dump_yaml, quote, render
+from polyingress.plugins.traefik.render import (
+    MAPPING_CHUNK,
+    RenderSettings,
+    dump_yaml,
+    quote,
+    render,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "traefik"
@@ -302,6 +308,43 @@ def test_quote_refuses_what_cannot_be_a_rule_value() -> None:
 def test_dump_yaml_quotes_what_yaml_would_read_otherwise(value: str) -> None:
     doc = {"k": value, "l": [value, {"x": value, "y": []}], "m": {}, "n": 3, "o": False}
     assert yaml.safe_load(dump_yaml(doc)) == doc
+
+
+def _largest_mapping(node: yaml.Node) -> int:
+    if isinstance(node, yaml.MappingNode):
+        return max([len(node.value), *(_largest_mapping(v) for _k, v in node.value)])
+    if isinstance(node, yaml.SequenceNode):
+        return max([0, *(_largest_mapping(v) for v in node.value)])
+    return 0
+
+
+@pytest.mark.parametrize("size", [1, MAPPING_CHUNK, MAPPING_CHUNK + 1, 3 * MAPPING_CHUNK + 7])
+def test_a_large_mapping_is_written_as_a_merge_of_small_ones(size: int) -> None:
+    """Traefik's YAML decoder compares every pair of a mapping's keys (yaml.v3's duplicate
+    check): 20,000 routers in one mapping cost seconds at every change. A mapping of more than
+    MAPPING_CHUNK keys is written as ``<<:`` and a list of mappings of at most that many keys,
+    which a YAML loader reads back as the one mapping; a smaller one is written as before."""
+    inner = {f"r-{i:05d}": {"rule": f"Host(`h{i}.com`)", "priority": i} for i in range(size)}
+    doc = {"http": {"routers": inner, "middlewares": {"m": {"x": [1, {"y": "z"}]}}}}
+    text = dump_yaml(doc)
+    assert yaml.safe_load(text) == doc
+    composed = yaml.compose(text)
+    assert composed is not None
+    assert _largest_mapping(composed) == max(2, min(size, MAPPING_CHUNK))  # 2: "http"
+    assert ("<<:" in text) == (size > MAPPING_CHUNK)
+    if size <= MAPPING_CHUNK:
+        assert text.startswith("http:\n  middlewares:\n")
+        assert "\n  routers:\n    r-00000:\n" in text
+
+
+def test_a_large_worlds_text_is_its_document(validator: Any) -> None:
+    model = build(ingress_world(1_000))
+    rendered = render(model, SETTINGS, FALLBACK)
+    assert len(rendered.config["http"]["routers"]) > 4 * MAPPING_CHUNK
+    validate(validator, rendered)
+    composed = yaml.compose(rendered.text)
+    assert composed is not None
+    assert _largest_mapping(composed) <= MAPPING_CHUNK
 
 
 # ---------------------------------------------------------------------------------------------
