@@ -58,6 +58,7 @@ __all__ = [
     "GW",
     "HTTPS_HOSTS",
     "INFRA",
+    "MIRROR_SHARE_REQUESTS",
     "PROTOCOL_PORTS",
     "WEB",
     "WS_MESSAGES",
@@ -323,6 +324,10 @@ class Expect:
     header with its own Service name as value (upstream's HTTPRouteRequestHeaderModifier-
     BackendWeights: each backendRef of a split sets it); checked on
     :data:`BACKEND_HEADER_REQUESTS` requests in a row.
+
+    ``mirror_shares``: (Service, share) — of :data:`MIRROR_SHARE_REQUESTS` requests in a row,
+    that share is copied to the Service, within 5 % of it (upstream's
+    HTTPRouteRequestPercentageMirror: 500 requests, a tolerance of 5 % of the expected count).
     """
 
     host: str
@@ -344,6 +349,7 @@ class Expect:
     certificate: str | None = None
     protocol: str = "HTTP/1.1"
     backend_header: str | None = None
+    mirror_shares: tuple[tuple[tuple[str, str], float], ...] = ()
 
     @property
     def as_sent(self) -> bool:
@@ -367,6 +373,7 @@ Status = tuple[str, str, str, str, str, str, str]
 
 # How many requests upstream's HTTPRouteRequestHeaderModifierBackendWeights checks in a row.
 BACKEND_HEADER_REQUESTS = 100
+MIRROR_SHARE_REQUESTS = 500  # upstream's totalRequests of HTTPRouteRequestPercentageMirror
 
 # What upstream's HTTPRouteBackendProtocolWebSocket sends: a text frame, then a binary one.
 WS_MESSAGES: tuple[str | bytes, ...] = ("Websocket Support!", bytes([1, 2, 3, 4, 5, 6, 7]))
@@ -5200,6 +5207,175 @@ spec:
     statuses=accepted("request-header-modifier-backend-weights"),
 )
 
+# Not upstream's: its case splits 1:1, so a proxy that picked the member before its load
+# balancing (or balanced members, not their shares) would pass it. Here the shares are 3:1:0
+# (within 5 % over 500 requests, as HTTPRouteWeight) and each request must still carry the
+# header of the backend that got it.
+_REQUEST_HEADER_MODIFIER_BACKEND_UNEVEN_WEIGHTS = GatewayCase(
+    "HTTPRouteRequestHeaderModifierBackendWeights/uneven-weights",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-header-modifier-backend-weights
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      weight: 30
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v1
+    - name: infra-backend-v2
+      port: 8080
+      weight: 10
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v2
+    - name: infra-backend-v3
+      port: 8080
+      weight: 0
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier:
+          set:
+          - name: Backend
+            value: infra-backend-v1
+"""
+    ),
+    (Expect(GW, "/", backend_header="Backend"),),
+    features=frozenset({"HTTPRouteBackendRequestHeaderModification"}),
+    statuses=accepted("request-header-modifier-backend-weights"),
+    weights=((v(1), 0.75), (v(2), 0.25), (v(3), 0.0)),
+)
+
+
+# Upstream's manifests; its requests: each path, then 500 requests whose copies are counted in
+# the mirror's log (here: the hello server's requests). Upstream's third request names
+# /percent-mirror-and-modify-headers, a path its manifest does not have (it falls to
+# /percent-mirror); the path of the manifest is used here.
+_REQUEST_PERCENTAGE_MIRROR = GatewayCase(
+    "HTTPRouteRequestPercentageMirror",
+    manifests(
+        """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: request-percentage-mirror
+  namespace: gateway-conformance-infra
+spec:
+  parentRefs:
+  - name: same-namespace
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /percent-mirror
+    filters:
+    - type: RequestMirror
+      requestMirror:
+        backendRef:
+          name: infra-backend-v2
+          namespace: gateway-conformance-infra
+          port: 8080
+        percent: 20
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      namespace: gateway-conformance-infra
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /percent-mirror-fraction
+    filters:
+    - type: RequestMirror
+      requestMirror:
+        backendRef:
+          name: infra-backend-v2
+          namespace: gateway-conformance-infra
+          port: 8080
+        fraction:
+          numerator: 25
+          denominator: 50
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      namespace: gateway-conformance-infra
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /percent-multi-mirror-and-modify-headers
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set:
+        - name: X-Header-Set
+          value: set-overwrites-values
+        add:
+        - name: X-Header-Add
+          value: header-val-1
+        - name: X-Header-Add-Append
+          value: header-val-2
+        remove:
+        - X-Header-Remove
+    - type: RequestMirror
+      requestMirror:
+        backendRef:
+          name: infra-backend-v2
+          namespace: gateway-conformance-infra
+          port: 8080
+        percent: 35
+    - type: RequestMirror
+      requestMirror:
+        backendRef:
+          name: infra-backend-v3
+          namespace: gateway-conformance-infra
+          port: 8080
+        percent: 50
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      namespace: gateway-conformance-infra
+"""
+    ),
+    (
+        Expect(GW, "/percent-mirror", v(1), mirror_shares=((v(2), 0.2),)),
+        Expect(GW, "/percent-mirror-fraction", v(1), mirror_shares=((v(2), 0.5),)),
+        Expect(
+            GW,
+            "/percent-multi-mirror-and-modify-headers",
+            v(1),
+            request_headers=(
+                ("X-Header-Remove", "remove-val"),
+                ("X-Header-Add-Append", "append-val-1"),
+            ),
+            headers=(
+                ("X-Header-Add", "header-val-1"),
+                ("X-Header-Add-Append", "append-val-1,header-val-2"),
+                ("X-Header-Set", "set-overwrites-values"),
+            ),
+            absent=("X-Header-Remove",),
+            mirror_shares=((v(2), 0.35), (v(3), 0.5)),
+        ),
+    ),
+    # Upstream's features (its third rule has two mirrors: HTTPRouteRequestMultipleMirrors,
+    # which every backend declaring this one declares too).
+    features=frozenset({"HTTPRouteRequestPercentageMirror"}),
+    statuses=accepted("request-percentage-mirror"),
+    provisional=True,
+)
+
 
 def _cors_allowed(origin: str) -> tuple[tuple[str, str], ...]:
     """The preflight answer of cors-multiple-origins-methods-headers for an allowed Origin."""
@@ -5865,6 +6041,7 @@ CASES: list[GatewayCase] = [
     _REWRITE_PATH,
     _REQUEST_MIRROR,
     _REQUEST_MULTIPLE_MIRRORS,
+    _REQUEST_PERCENTAGE_MIRROR,
     _timeout_case(
         "HTTPRouteTimeoutRequest",
         "request-timeout",
@@ -5884,6 +6061,7 @@ CASES: list[GatewayCase] = [
     _BACKEND_PROTOCOL_WEBSOCKET,
     _BACKEND_REQUEST_HEADER_MODIFIER,
     _REQUEST_HEADER_MODIFIER_BACKEND_WEIGHTS,
+    _REQUEST_HEADER_MODIFIER_BACKEND_UNEVEN_WEIGHTS,
     _CORS,
     *_HTTP_LISTENER_ISOLATION,
     # outside the GATEWAY-HTTP profile (upstream runs it where TLSRoute is declared)

@@ -41,6 +41,7 @@ from polyingress.testing.gateway_cases import (
     CONTROLLER,
     CORE_FEATURES,
     INFRA,
+    MIRROR_SHARE_REQUESTS,
     WS_MESSAGES,
     Expect,
     GatewayCase,
@@ -210,6 +211,13 @@ def _check_answer(case: GatewayCase, e: Expect, model: RouteModel) -> None:
         mirrors = set(route.mirrors) if route is not None else set()
         for ref in e.mirrored_to:
             assert _backend_name(ref) in mirrors, f"{case}: {e}: not mirrored to {ref}: {mirrors}"
+    if e.mirror_shares:
+        assert route is not None, f"{case}: {e}: no route"
+        fractions = route.mirror_fractions or tuple((1, 1) for _m in route.mirrors)
+        shares = {m: n / d for m, (n, d) in zip(route.mirrors, fractions, strict=True)}
+        for ref, share in e.mirror_shares:
+            has = shares.get(_backend_name(ref))
+            assert has == share, f"{case}: {e}: mirrors {ref} with share {has}, not {share}"
 
 
 def _check_response_headers(case: GatewayCase, e: Expect, resp: dict[str, list[str]]) -> None:
@@ -494,9 +502,50 @@ class GatewayWorld:
                 for _ in range(BACKEND_HEADER_REQUESTS):
                     good, why = self.holds(case, e)
                     assert good, why
+            if e.mirror_shares:
+                self.check_mirror_shares(case, e)
         if case.weights:
             self.check_weights(case)
         check_statuses(case, self.statuses())
+
+    def check_mirror_shares(self, case: GatewayCase, e: Expect) -> None:
+        """Upstream's distribution check: of MIRROR_SHARE_REQUESTS requests in a row, each
+        mirror gets its share of copies, within 5 % of the expected count."""
+        servers = {ref: self.fleet.servers[hello_name(*ref)] for ref, _share in e.mirror_shares}
+        marks = {ref: 0 for ref in servers}
+        want_path = e.path_seen or e.path
+
+        def copies() -> dict[tuple[str, str], int]:
+            return {
+                ref: sum(
+                    1
+                    for r in list(server.requests)[marks[ref] :]
+                    if str(r["uri"]).split("?", 1)[0] == want_path
+                )
+                for ref, server in servers.items()
+            }
+
+        last: dict[tuple[str, str], int] = {}
+
+        def settled() -> bool:  # copies travel on their own: wait until none is on its way
+            nonlocal last
+            now = copies()
+            done = now == last
+            last = now
+            return done
+
+        wait_until(settled, timeout=20, interval=0.5)  # the copies of the requests before
+        marks = {ref: len(list(server.requests)) for ref, server in servers.items()}
+        for _ in range(MIRROR_SHARE_REQUESTS):
+            good, why = self.holds(case, e)
+            assert good, why
+        last = {}
+        wait_until(settled, timeout=20, interval=0.5)
+        for ref, share in e.mirror_shares:
+            expected = MIRROR_SHARE_REQUESTS * share
+            assert abs(last[ref] - expected) <= expected * 0.05, (
+                f"{case}: {e}: {last[ref]} copies reached {ref}, not {expected:.0f} (±5 %)"
+            )
 
     def check_weights(self, case: GatewayCase, requests: int = 500) -> None:
         e = case.expects[0]

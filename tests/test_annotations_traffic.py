@@ -79,10 +79,16 @@ def test_a_backend_without_connect_timeouts_serves_the_ingress_without_one() -> 
     case = next(c for c in CASES if c.name == "proxy-connect-timeout/504")
     store = ObjectStore()
     store.replace_many([*base_objects(8080), *case.ingresses], ())
-    for backend, kept in (("haproxy", None), ("nginx", 1.0), ("traefik", 1.0)):
+    # Every built-in backend serves it; a backend without it: HAProxy's features less it.
+    lacking = "polyingress.io/BackendConnectTimeout"
+    for backend, kept in (("haproxy", None), ("haproxy", 1.0), ("nginx", 1.0), ("traefik", 1.0)):
         info = info_of(backend)
         assert info is not None
-        opts = BuildOptions(features=served_features(info.gateway_features), backend=backend)
+        features = served_features(info.gateway_features)
+        assert lacking in features, backend
+        if kept is None:
+            features -= {lacking}
+        opts = BuildOptions(features=features, backend=backend)
         result = build_model(store.snapshot(), opts)
         answer = result.model.answer("connect-fine.bar.com", "/x")
         assert answer.proxied and answer.route is not None, backend
@@ -90,3 +96,28 @@ def test_a_backend_without_connect_timeouts_serves_the_ingress_without_one() -> 
         assert not result.errors, backend
         found = [p for p in result.problems if "proxy-connect-timeout" in p.field]
         assert bool(found) == (kept is None), (backend, found)
+
+
+def test_send_timeouts_are_a_documented_partial_on_haproxy_and_traefik() -> None:
+    """proxy-send-timeout: nginx's proxy_send_timeout only. HAProxy's `timeout server` would
+    also bound the wait for the response, and Traefik has no send timeout: there the Ingress is
+    served with the ConfigMap's timeouts (the row has none) and a warning names the key."""
+    from polyingress.core import BuildOptions, ObjectStore, build_model, served_features
+    from polyingress.core.runtime.matrix import info_of
+    from polyingress.testing.annotation_cases import CASES, base_objects
+
+    case = next(c for c in CASES if c.name == "proxy-send-timeout/504")
+    store = ObjectStore()
+    store.replace_many([*base_objects(8080), *case.ingresses], ())
+    for backend, kept in (("haproxy", None), ("traefik", None), ("nginx", 1.0)):
+        info = info_of(backend)
+        assert info is not None
+        opts = BuildOptions(features=served_features(info.gateway_features), backend=backend)
+        result = build_model(store.snapshot(), opts)
+        answer = result.model.answer("send-fine.bar.com", "/x", method="POST")
+        assert answer.proxied and answer.route is not None, backend
+        assert answer.route.send_timeout == kept, backend
+        assert not result.errors, backend
+        found = [p for p in result.problems if "proxy-send-timeout" in p.field]
+        assert bool(found) == (kept is None), (backend, found)
+        assert all(p.severity.value == "warning" for p in found), (backend, found)

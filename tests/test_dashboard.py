@@ -475,7 +475,8 @@ def test_the_apply_history_says_what_was_applied_how_fast_and_whether_it_reloade
     assert records[2]["runtime_changes"] == 1 and "endpoints_changed" in records[2]["change"]
     assert records[1]["detail"] == "a path"
     for r in records:
-        assert r["total_ms"] >= r["build_ms"] + r["apply_ms"] > 0, r
+        # Each figure is rounded to 0.1 ms on its own: the parts may add up to 0.15 ms more.
+        assert r["total_ms"] + 0.15 >= r["build_ms"] + r["apply_ms"] > 0, r
     text = seen(render_page(view(DashboardState(model=RouteModel(), history=controller.history()))))
     assert "rejected | routes_added=1" in text.replace("vhosts_added=1, ", ""), text
     assert "yes: routes_changed" in text and "no (1 run-time changes)" in text

@@ -480,6 +480,73 @@ def test_weighted_split_shares_and_weight_changes_without_a_reload(world: Gatewa
     assert _reloads(world) == reloads, world.controller.log()
 
 
+def _member_split(members: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """split.example: one rule whose backendRefs (Service, weight, value) each set header
+    Member to their own value (HTTPRouteBackendRequestHeaderModification); the rule adds
+    X-Rule."""
+
+    def ref(name: str, weight: int, value: str) -> dict[str, Any]:
+        modifier = {"set": [{"name": "Member", "value": value}]}
+        return {
+            "name": name,
+            "port": 8080,
+            "weight": weight,
+            "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": modifier}],
+        }
+
+    rule = {
+        "filters": [
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"add": [{"name": "X-Rule", "value": "r"}]},
+            }
+        ],
+        "backendRefs": [ref(*m) for m in members],
+    }
+    spec = {"parentRefs": [HTTP_GATEWAY], "hostnames": ["split.example"], "rules": [rule]}
+    return [_route("split", spec)]
+
+
+def _member_shares(world: GatewayWorld, requests: int = 400) -> dict[tuple[str, str], float]:
+    """(server, Member header it got) -> share; every request must carry X-Rule and one
+    X-Forwarded-For address (the member hop adds none)."""
+    seen: dict[tuple[str, str], int] = {}
+    for _ in range(requests):
+        resp = world.controller.get("split.example", "/")
+        assert resp.status == 200, (resp.status, resp.body[:200])
+        headers = resp.json()["headers"]
+        assert headers.get("x-rule") == "r", headers
+        assert headers.get("x-forwarded-for") == "127.0.0.1", headers
+        assert "x-polyingress-row" not in headers, headers
+        key = (str(resp.server_name), str(headers.get("member")))
+        seen[key] = seen.get(key, 0) + 1
+    return {k: n / requests for k, n in seen.items()}
+
+
+def test_backend_filters_of_a_split_per_member_without_a_reload(world: GatewayWorld) -> None:
+    """Each backendRef of a split changes the requests it gets, and only those (HAProxy picks
+    the server after its http-request rules: the member sockets' frontend, rows.hop_members):
+    the shares stay the weights', the same Service twice with two filters is two members, and
+    new weights, new values and another member are run-time changes after the first load."""
+    v1, v2, _v3 = (hello_name(INFRA, s) for s in SERVICES)
+    _load(world, "members-0", _member_split([(SERVICES[0], 3, "one"), (SERVICES[1], 1, "two")]))
+    reloads = _reloads(world)
+    shares = _member_shares(world)
+    assert set(shares) == {(v1, "one"), (v2, "two")}, shares
+    assert abs(shares[(v1, "one")] - 0.75) <= 0.03, shares
+    _load(world, "members-1", _member_split([(SERVICES[0], 1, "uno"), (SERVICES[1], 1, "dos")]))
+    shares = _member_shares(world)
+    assert set(shares) == {(v1, "uno"), (v2, "dos")}, shares
+    assert abs(shares[(v1, "uno")] - 0.5) <= 0.03, shares
+    three = [(SERVICES[0], 1, "a"), (SERVICES[1], 2, "b"), (SERVICES[0], 1, "c")]
+    _load(world, "members-2", _member_split(three))
+    shares = _member_shares(world)
+    assert set(shares) == {(v1, "a"), (v2, "b"), (v1, "c")}, shares
+    for key, want in (((v1, "a"), 0.25), ((v2, "b"), 0.5), ((v1, "c"), 0.25)):
+        assert abs(shares[key] - want) <= 0.03, shares
+    assert _reloads(world) == reloads, world.controller.log()
+
+
 def _timeouts(fast: str, slow: str) -> list[dict[str, Any]]:
     def rule(path: str, timeout: str) -> dict[str, Any]:
         return {

@@ -589,7 +589,7 @@ def _rows(
     route: ParsedHTTPRoute,
     rule: RuleSpec,
     backends: _Backends,
-    mirrors: tuple[str, ...],
+    mirrors: tuple[tuple[str, tuple[int, int] | None], ...],
     host: Host,
     listeners: Sequence[_Listener],
     unsupported: bool,
@@ -658,7 +658,12 @@ def _rows(
                     rewrite=rule.rewrite if status is None else None,
                     request_headers=request_headers if status is None else None,
                     response_headers=rule.response_headers if status is None else None,
-                    mirrors=mirrors if status is None else (),
+                    mirrors=tuple(m for m, _f in mirrors) if status is None else (),
+                    mirror_fractions=(
+                        tuple(f or (1, 1) for _m, f in mirrors)
+                        if status is None and any(f is not None for _m, f in mirrors)
+                        else ()
+                    ),
                     timeout=rule.timeout if status is None else None,
                     cors=rule.cors if status is None else None,
                     order=(*route.order, rule.index, j),
@@ -1093,9 +1098,13 @@ def _route(
     ]
     mirrors = [
         tuple(
-            w.backend
-            for w in _resolve_backends(snapshot, parsed, rule.mirrors, used, features).split
-            if w.backend is not None
+            (w.backend, spec.fraction)
+            for spec, w in zip(
+                rule.mirrors,
+                _resolve_backends(snapshot, parsed, rule.mirrors, used, features).split,
+                strict=True,
+            )
+            if w.backend is not None and (spec.fraction is None or spec.fraction[0] > 0)
         )
         for rule in parsed.rules
     ]

@@ -471,7 +471,9 @@ class Route:
     only (``schemes``), split its requests between weighted backends (``split``; ``backend`` is
     then None), answer by itself (``status``, e.g. 500 for a rule without a valid backend;
     ``redirect``), change the request (``rewrite``, ``request_headers``) and the response
-    (``response_headers``), and copy requests to ``mirrors``. ``timeout`` (seconds): the
+    (``response_headers``), and copy requests to ``mirrors`` (``mirror_fractions``: a
+    mirror's share, n/d — of every d requests of the row in a row, n are copied, counted from
+    the proxy's start; HTTPRouteRequestPercentageMirror). ``timeout`` (seconds): the
     backend must answer within it, else 504; ``connect_timeout`` (seconds, annotation rows:
     proxy-connect-timeout): an endpoint must accept the connection within it, else the proxy
     answers by itself (504; HAProxy 503) instead of waiting for the ConfigMap's
@@ -499,6 +501,9 @@ class Route:
     request_headers: HeaderFilter | None = None
     response_headers: HeaderFilter | None = None
     mirrors: tuple[str, ...] = ()
+    # The share of the requests each mirror gets, (numerator, denominator) in the order of
+    # ``mirrors``; empty: every request goes to every mirror.
+    mirror_fractions: tuple[tuple[int, int], ...] = ()
     timeout: float | None = None
     cors: Cors | None = None
     connect_timeout: float | None = None
@@ -814,6 +819,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "request_headers": None if r.request_headers is None else _plain(r.request_headers),
         "response_headers": None if r.response_headers is None else _plain(r.response_headers),
         "mirrors": list(r.mirrors),
+        "mirror_fractions": [list(f) for f in r.mirror_fractions],
         "timeout": r.timeout,
         "cors": None if r.cors is None else _plain(r.cors),
         "connect_timeout": r.connect_timeout,

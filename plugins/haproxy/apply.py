@@ -86,7 +86,17 @@ from .render import (
     vhost_entries,
     vhost_key,
 )
-from .rows import GROUP_PREFIX, RECORD_PREFIX, SPLIT_PREFIX, Shapes, split_members, wanted_names
+from .rows import (
+    GROUP_PREFIX,
+    RECORD_PREFIX,
+    SPLIT_PREFIX,
+    Shapes,
+    connect_base,
+    connect_ms,
+    is_hop,
+    split_members,
+    wanted_names,
+)
 from .runtime import (
     Command,
     CommandRejected,
@@ -129,6 +139,8 @@ RELOAD_DRIFT = ReloadReason.DRIFT_REPAIRED  # drift not repairable at run time
 # (HAProxy 2.6 reads them only by a name written in haproxy.cfg: rows.py), or a CORS filter's
 # allowed-Origin regex it does not have (a regex is configuration too).
 RELOAD_NEW_NAME = ReloadReason.RUNTIME_UNSUPPORTED
+# A new proxy-connect-timeout value (a slot section of its own: rows.connect_name).
+RELOAD_CONNECT_TIMEOUT = ReloadReason.RUNTIME_UNSUPPORTED
 
 
 class DriftError(Exception):
@@ -153,6 +165,8 @@ class LiveState:
     tuning: Tuning
     shapes: Shapes  # the names and bounds the configuration evaluates (rows.py)
     draining: dict[tuple[str, str], float] = field(default_factory=dict)  # -> deadline
+    # slot -> the connect timeout (ms) its section was loaded with (rows.connect_name owners)
+    loaded_connect: dict[str, int] = field(default_factory=dict)
     dirty: bool = False  # a failed apply may have left HAProxy between two models
 
 
@@ -575,6 +589,7 @@ class Applier:
             certs=dict(desired.fingerprints),
             tuning=desired.tuning,
             shapes=desired.shapes,
+            loaded_connect=_loaded_connect(desired.slots),
         )
 
     # ---- start / restart
@@ -625,6 +640,8 @@ class Applier:
                 len(state.slots.free),
             )
             reasons.append(RELOAD_SPARE_POOL)
+        if _connect_mismatch(new, reusable, state):
+            reasons.append(RELOAD_CONNECT_TIMEOUT)
         if diff is None or state.dirty:
             needed = Shapes.of(model)
         else:
@@ -704,9 +721,10 @@ class Applier:
                 changed |= {
                     n
                     for n in assigned
-                    if n.startswith(SPLIT_PREFIX)
-                    and any(b in endpoints for b, _w in split_members(n))
+                    if (base := connect_base(n)).startswith(SPLIT_PREFIX)
+                    and any(b in endpoints for b, _w in split_members(base))
                 }
+                changed |= {n for n in assigned if connect_base(n) in endpoints}
             touched = sorted({assigned[n] for n in changed if n in assigned}, key=slot_number)
         with watch.part("runtime servers"):
             self._sync_servers(touched, desired)
@@ -1093,19 +1111,43 @@ class Applier:
             SPARE_SLOTS.set(len(self.state.slots.free))
 
 
+def _loaded_connect(slots: SlotTable) -> dict[str, int]:
+    """slot -> the connect timeout its section has in a configuration rendered with ``slots``."""
+    found: dict[str, int] = {}
+    for name, slot in slots.assigned.items():
+        ms = connect_ms(name)
+        if ms is not None:
+            found[slot] = ms
+    return found
+
+
+def _connect_mismatch(new: Sequence[str], reusable: Mapping[str, str], state: LiveState) -> bool:
+    """True when the owners ``new`` cannot take slots at run time because of connect timeouts:
+    an owner with one needs a section rendered with it (a reload); one without must not take
+    a spare slot whose section was loaded with one (the first spares go first)."""
+    taking = [n for n in new if n not in reusable]
+    if any(connect_ms(n) is not None for n in taking):
+        return True
+    spares = state.slots.free[: len(taking)]
+    return any(slot in state.loaded_connect for slot in spares)
+
+
 def _reusable_splits(
     added: Iterable[str], assigned: Mapping[str, str], wanted: set[str]
 ) -> dict[str, str]:
     """New split -> a split leaving the model with the same backends (other weights)."""
-    leaving: dict[frozenset[str], list[str]] = {}
+    leaving: dict[tuple[bool, frozenset[str]], list[str]] = {}
     for name in sorted(assigned):
         if name.startswith(SPLIT_PREFIX) and name not in wanted:
-            members = frozenset(b for b, _w in split_members(name))
+            members = (is_hop(name), frozenset(b for b, _w in split_members(name)))
             leaving.setdefault(members, []).append(name)
     reuse: dict[str, str] = {}
     for name in added:
         if name.startswith(SPLIT_PREFIX):
-            candidates = leaving.get(frozenset(b for b, _w in split_members(name)))
+            # A split through member sockets (rows.hop_members) keeps such a slot only: its
+            # servers' addresses are sockets, which `set server addr` cannot set.
+            key = (is_hop(name), frozenset(b for b, _w in split_members(name)))
+            candidates = leaving.get(key)
             if candidates:
                 reuse[name] = candidates.pop(0)
     return reuse
@@ -1121,6 +1163,8 @@ def _missing_shapes(have: Shapes, needed: Shapes) -> str:
         parts.append(f"{needed.segments} prefix segments")
     if needed.suffix_labels > have.suffix_labels:
         parts.append(f"suffix hosts of {needed.suffix_labels} labels")
+    if needed.members > have.members:
+        parts.append(f"splits of {needed.members} members with their own filters")
     return "; ".join(parts)
 
 

@@ -105,6 +105,9 @@ GATEWAY_FEATURES = (
     "HTTPRoutePathRewrite",
     "HTTPRouteRequestMirror",
     "HTTPRouteRequestMultipleMirrors",
+    # Mirror shares: a counter per row and mirror in lua/mirror.lua, any fraction.
+    "HTTPRouteRequestPercentageMirror",
+    "polyingress.io/MirrorFraction",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
     # h2c: servers with `proto h2`; WebSocket: HAProxy passes upgrades in mode http.
@@ -112,6 +115,8 @@ GATEWAY_FEATURES = (
     "HTTPRouteBackendProtocolWebSocket",
     # CORS: the allowed-Origin regexes are configuration (a new one reloads), the rest map data.
     "HTTPRouteCORS",
+    # Filters on a backendRef of a split: the member sockets' frontend (rows.hop_members).
+    "HTTPRouteBackendRequestHeaderModification",
     # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
     "polyingress.io/BackendProtocolTLS",
     # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:
@@ -119,6 +124,9 @@ GATEWAY_FEATURES = (
     "polyingress.io/CookieMatching",
     # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
     "polyingress.io/SessionAffinity",
+    # proxy-connect-timeout: a slot section with its own `timeout connect` (rows.connect_name;
+    # a new value reloads once), HAProxy's 503 of a connection never accepted answering 504.
+    "polyingress.io/BackendConnectTimeout",
     # (Named rules and listener isolation are the core's: served_features adds them.)
 )
 DEFAULT_SPARE_BACKENDS = 64

@@ -67,6 +67,9 @@ from polyingress.core import (
 from .rows import (
     SPLIT_PREFIX,
     Shapes,
+    connect_base,
+    connect_ms,
+    is_hop,
     split_members,
     split_weights,
     table_entries,
@@ -93,6 +96,7 @@ __all__ = [
     "cert_file",
     "crt_entries",
     "map_entries",
+    "member_socket",
     "mirror_lua",
     "pem_bundle",
     "quote",
@@ -114,6 +118,9 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "haproxy.cfg"
 MIRROR_LUA = "mirror.lua"  # the request-mirror action (lua/mirror.lua), loaded by lua-load
 MIRROR_SOCKET = "mirror.sock"  # the internal frontend the copies go through (mirror.lua)
+# The internal frontend of splits whose members change requests differently (rows.hop_members).
+MEMBER_SOCKET_PREFIX = "member-"
+MEMBER_HEADER = "x-polyingress-row"
 ROUTES_MAP = "maps/routes.map"
 CRT_LIST = "certs/crt-list.txt"
 FALLBACK_PEM = "certs/polyingress-fallback.pem"
@@ -267,6 +274,8 @@ class Server:
 
     @property
     def host_port(self) -> tuple[str, int]:
+        if self.address.startswith("unix@"):
+            return "-", 0  # what `show servers state` says of a UNIX socket's address
         host, _, port = self.address.rpartition(":")
         return host.strip("[]"), int(port)
 
@@ -314,11 +323,14 @@ _BLOCKS: dict[str, tuple[Backend | None, str, str | None]] = {}
 def slot_servers(owner: str, backends: Mapping[str, Backend]) -> tuple[Server, ...]:
     """The servers of the slot serving ``owner``: a backend's ready endpoints, or a split's
     (each backend's endpoints, named ``m<i>_<ip>_<port>``, weighted so that each backend gets
-    its share: rows.split_weights)."""
+    its share: rows.split_weights); a connect-timeout owner's: its base owner's."""
+    owner = connect_base(owner)
     if not owner.startswith(SPLIT_PREFIX):
         backend = backends.get(owner)
         return servers_of(backend) if backend is not None else ()
     members = split_members(owner)
+    if is_hop(owner):
+        return _member_servers(members, backends)
     found = [(i, backends.get(name), weight) for i, (name, weight) in enumerate(members)]
     counted = [
         (name, weight, len(servers_of(b)) if b is not None else 0)
@@ -332,6 +344,34 @@ def slot_servers(owner: str, backends: Mapping[str, Backend]) -> tuple[Server, .
         per_server = weights[backend.name]
         servers += [
             Server(name=f"m{i}_{s.name}", address=s.address, weight=per_server, options=s.options)
+            for s in servers_of(backend)
+        ]
+    return tuple(sorted(servers))
+
+
+def member_socket(index: int) -> str:
+    """The socket of split member ``index`` (rows.hop_members), relative to the workdir."""
+    return f"{MEMBER_SOCKET_PREFIX}{int(index)}.sock"
+
+
+def _member_servers(
+    members: tuple[tuple[str, int], ...], backends: Mapping[str, Backend]
+) -> tuple[Server, ...]:
+    """The servers of a split through member sockets (rows.hop_members): each member's ready
+    endpoints, named ``m<i>_<ip>_<port>`` and weighted as in any split, at member socket i."""
+    found = [backends.get(name) for name, _weight in members]
+    counted = [
+        (str(i), weight, len(servers_of(b)) if b is not None else 0)
+        for i, ((_name, weight), b) in enumerate(zip(members, found, strict=True))
+    ]
+    weights = split_weights(counted)
+    servers: list[Server] = []
+    for i, backend in enumerate(found):
+        if backend is None or str(i) not in weights:
+            continue
+        address = "unix@" + member_socket(i)
+        servers += [
+            Server(name=f"m{i}_{s.name}", address=address, weight=weights[str(i)])
             for s in servers_of(backend)
         ]
     return tuple(sorted(servers))
@@ -501,14 +541,18 @@ def _environment() -> jinja2.Environment:
 
 
 def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -> str:
+    connect = connect_ms(owner) if owner is not None else None
     backend = index.get(owner) if owner is not None else None
-    split = owner is not None and owner.startswith(SPLIT_PREFIX)
+    split = owner is not None and (owner.startswith(SPLIT_PREFIX) or connect is not None)
     cached = _BLOCKS.get(slot)
     if cached is not None and cached[0] is backend and not split and cached[2] == owner:
         return cached[1]
     servers: tuple[Server, ...] = ()
     if owner is None:
         comment = "spare"
+    elif connect is not None:
+        servers = slot_servers(owner, index)
+        comment = f"{quote(owner, 'owner')}: its own connect timeout ({len(servers)} servers)"
     elif split:
         servers = slot_servers(owner, index)
         comment = f"weighted split {quote(owner, 'split')} ({len(servers)} servers)"
@@ -523,7 +567,7 @@ def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -
     text = (
         _environment()
         .get_template("backend.cfg.j2")
-        .render(name=slot, comment=comment, servers=servers)
+        .render(name=slot, comment=comment, servers=servers, connect_ms=connect)
     )
     if len(_BLOCKS) > 200_000:
         _BLOCKS.clear()
@@ -583,6 +627,9 @@ def render_config(
             suffixes_key=SUFFIXES_KEY,
             mirror_lua=MIRROR_LUA,
             mirror_socket=MIRROR_SOCKET,
+            member_sockets=[(i, member_socket(i)) for i in range(shapes.members)],
+            member_header=MEMBER_HEADER,
+            member_filters=shapes.request_filter_names(),
             suffix_labels=range(shapes.suffix_labels, 0, -1),
             gateway_http=_gateway(shapes, "http"),
             gateway_https=_gateway(shapes, "https"),

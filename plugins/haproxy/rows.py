@@ -42,7 +42,8 @@ kind ``b`` proxies to the slot (a split's slot holds the servers of its backends
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
 ``3`` answers 503, ``r`` redirects (code, scheme, host, port). ``pmode`` ``F`` replaces the
 path with ``pvalue``, ``P`` replaces the matched prefix (``k`` segments, ``plen`` characters)
-with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua).
+with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.lua); a slot
+``<slot>:<n>:<d>`` gets n of every d requests of the row.
 ``affinity`` (field 15) is the index of the row's affinity cookie among the shape's: the
 cookie's value (else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``,
 the key every slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it).
@@ -63,19 +64,34 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from polyingress.core import Cors, HostKind, PathType, Route, RouteModel, VirtualHost
+from polyingress.core import (
+    Cors,
+    HeaderFilter,
+    HostKind,
+    PathType,
+    Route,
+    RouteModel,
+    VirtualHost,
+)
 
 __all__ = [
+    "CONNECT_PREFIX",
     "DEFAULT_SEGMENTS",
     "DEFAULT_SUFFIX_LABELS",
     "GROUP_PREFIX",
+    "HOP_PREFIX",
     "RECORD_PREFIX",
     "SCHEME_LETTER",
     "SPLIT_PREFIX",
     "Shapes",
     "Signature",
     "cfg_word",
+    "connect_base",
+    "connect_ms",
+    "connect_name",
     "encode_value",
+    "hop_members",
+    "is_hop",
     "is_plain",
     "plain_behaviour",
     "query_regex",
@@ -89,12 +105,22 @@ __all__ = [
 GROUP_PREFIX = "~"
 RECORD_PREFIX = "x"
 SPLIT_PREFIX = "split~"
+# The slot owner of a split whose backendRefs carry their own request header filters
+# (HTTPRouteBackendRequestHeaderModification): hop_members explains it.
+HOP_PREFIX = SPLIT_PREFIX + "hop~"
+# The slot owner of rows with a connect timeout (proxy-connect-timeout): ``connect~<ms>~<owner>``
+# (a backend or a split), a slot whose section has its own ``timeout connect`` (HAProxy 2.6 has
+# no per-request connect timeout: ``http-request set-timeout`` knows server and tunnel only).
+CONNECT_PREFIX = "connect~"
 SCHEME_LETTER = {"http": "h", "https": "s"}
 REPLACE_FULL = "ReplaceFullPath"  # the core's PathModifierType values
 REPLACE_PREFIX = "ReplacePrefixMatch"
 # Bounds rendered even when the model needs less, so that routine changes fit without a reload.
 DEFAULT_SEGMENTS = 16
 DEFAULT_SUFFIX_LABELS = 8
+# Member sockets rendered for splits whose backendRefs have their own filters (a split of more
+# members reloads once, as a longer prefix does).
+DEFAULT_MEMBERS = 8
 MAX_SERVER_WEIGHT = 256  # HAProxy's server weight range is 0-256
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _WELL_KNOWN = {"http": 80, "https": 443}
@@ -173,6 +199,7 @@ class Shapes:
     cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
+    members: int = DEFAULT_MEMBERS  # member sockets of splits with backendRef filters
     _index: dict[str, dict[object, int]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -187,6 +214,7 @@ class Shapes:
         cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
+        members = DEFAULT_MEMBERS
         for vhost in model.vhosts:
             needs = _needs(vhost)
             if needs is _NOTHING:
@@ -198,6 +226,7 @@ class Shapes:
             cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
+            members = max(members, needs.members)
         return cls(
             signatures=tuple(sorted(signatures)),
             match_headers=tuple(sorted({h for s in signatures for h in s[1]})),
@@ -208,6 +237,7 @@ class Shapes:
             cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
+            members=members,
         )
 
     def covers(self, needed: Shapes) -> bool:
@@ -219,6 +249,7 @@ class Shapes:
             and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
+            and self.members >= needed.members
         )
 
     def names_cover(self, needed: Shapes) -> bool:
@@ -242,6 +273,7 @@ class Shapes:
             cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
+            members=max(self.members, other.members),
         )
 
     def _lookup(self, kind: str, values: Sequence[object], key: object) -> int:
@@ -377,18 +409,41 @@ def cookie_attributes(route: Route, scheme: str) -> str:
     return "".join("; " + p for p in parts)
 
 
-def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
-    """(operation s/a/r, header name, value) of the row's request or response header filter,
-    in the order the core applies them: set, add, remove."""
-    f = route.response_headers if response else route.request_headers
+def _ops(f: HeaderFilter | None) -> Iterator[tuple[str, str, str]]:
+    """(operation s/a/r, header name, value) of a header filter, in the order the core applies
+    them: set, add, remove."""
     if f is not None:
         yield from (("s", name, value) for name, value in f.set)
         yield from (("a", name, value) for name, value in f.add)
         yield from (("r", name, "") for name in f.remove)
 
 
+def _row_request_filter(route: Route) -> HeaderFilter | None:
+    """The request header filter the frontend applies for a row: the row's own, then that of
+    the one backendRef of a split that gets its requests (the others weigh 0 or are invalid);
+    none for a split through member sockets (:func:`hop_members`: each member's is applied
+    there, the row's included)."""
+    if not route.split:
+        return route.request_headers
+    live = [w for w in route.split if w.backend is not None and w.weight > 0]
+    if hop_members(route) is not None:
+        return None
+    if len(live) == 1 or len({w.request_headers for w in live}) == 1:
+        return live[0].headers(route.request_headers) if live else route.request_headers
+    return route.request_headers
+
+
+def _filter_ops(route: Route, *, response: bool) -> Iterator[tuple[str, str, str]]:
+    """(operation s/a/r, header name, value) of the row's request or response header filter,
+    in the order the core applies them: set, add, remove."""
+    return _ops(route.response_headers if response else _row_request_filter(route))
+
+
 def _filter_names(route: Route, *, response: bool) -> Iterator[str]:
-    return (name for _op, name, _value in _filter_ops(route, response=response))
+    yield from (name for _op, name, _value in _filter_ops(route, response=response))
+    if not response:
+        for _backend, _weight, f in hop_members(route) or ():
+            yield from (name for _op, name, _value in _ops(f))
 
 
 def _modifiers(route: Route) -> Iterator[tuple[str, str]]:
@@ -410,9 +465,40 @@ def _live_members(route: Route) -> list[tuple[str, int]]:
     return [(w.backend, w.weight) for w in route.split if w.backend is not None and w.weight > 0]
 
 
+def hop_members(route: Route) -> list[tuple[str, int, HeaderFilter | None]] | None:
+    """(backend, weight, request header filter) of each backendRef of a split that gets
+    requests, in the split's order, when they do not all change the request alike; else None.
+
+    HAProxy applies ``http-request`` rules before its load balancing picks a server, so the
+    split's slot cannot change a request by the server it picked. Such a split's slot (owner
+    ``split~hop~<backend>*<weight>,...``, a member per backendRef, the same backend possibly
+    twice) has the servers of each member's endpoints, weighted as any split's, all pointing at
+    member socket ``i`` (``unix@member-<i>.sock``, i: the member's place): the split's shares,
+    and a member without a ready endpoint getting none, stay HAProxy's weighted round robin.
+    The internal frontend ``members`` binds those sockets; it knows the member by the socket
+    (``so_id``) and the row by the header ``x-polyingress-row`` the row's frontend sets, applies
+    the member's filter (the row's, then its own: record entries ``|m<i>q<j>``) and proxies to
+    the member backend's own slot (entry ``|m<i>``), which balances over its endpoints."""
+    live = [w for w in route.split if w.backend is not None and w.weight > 0]
+    if len(live) < 2 or all(w.request_headers is None for w in live):
+        return None
+    if len({w.request_headers for w in live}) == 1:
+        return None  # every share changes the request alike: the row's frontend does it
+    return [(w.backend, w.weight, w.headers(route.request_headers)) for w in live if w.backend]
+
+
+def is_hop(name: str) -> bool:
+    return name.startswith(HOP_PREFIX)
+
+
 def split_name(route: Route) -> str | None:
     """The slot owner of a split with two backends or more: its backends and their weights
-    (divided by their greatest common divisor). None for one backend: its own slot serves."""
+    (divided by their greatest common divisor). None for one backend: its own slot serves.
+    A split whose members change the request differently: :func:`hop_members`."""
+    hop = hop_members(route)
+    if hop is not None:
+        divisor = math.gcd(*(w for _b, w, _f in hop))
+        return HOP_PREFIX + ",".join(f"{b}*{w // divisor}" for b, w, _f in hop)
     members = _live_members(route)
     if len({b for b, _w in members}) < 2:
         return None
@@ -423,9 +509,38 @@ def split_name(route: Route) -> str | None:
     return SPLIT_PREFIX + ",".join(f"{b}*{w // divisor}" for b, w in sorted(totals.items()))
 
 
+def connect_name(route: Route) -> str | None:
+    """The slot owner of a proxied row with a connect timeout: ``connect~<ms>~<owner>``, the
+    owner the row's requests would have without it (its backend, or its split's)."""
+    if route.connect_timeout is None or route.status is not None or route.redirect is not None:
+        return None
+    base = split_name(route) if route.split else route.backend
+    if base is None:
+        live = [w.backend for w in route.split if w.backend is not None and w.weight > 0]
+        if not live:
+            return None
+        base = live[0]
+    ms = max(1, round(route.connect_timeout * 1000))
+    return f"{CONNECT_PREFIX}{ms}~{base}"
+
+
+def connect_ms(name: str) -> int | None:
+    """The connect timeout (ms) of a slot owner, None for an owner without one."""
+    if not name.startswith(CONNECT_PREFIX):
+        return None
+    return int(name[len(CONNECT_PREFIX) :].split("~", 1)[0])
+
+
+def connect_base(name: str) -> str:
+    """The owner a connect-timeout owner's slot has the servers of."""
+    if not name.startswith(CONNECT_PREFIX):
+        return name
+    return name[len(CONNECT_PREFIX) :].split("~", 1)[1]
+
+
 def split_members(name: str) -> tuple[tuple[str, int], ...]:
     """(backend, weight) of a split's slot owner name."""
-    body = name.removeprefix(SPLIT_PREFIX)
+    body = name.removeprefix(HOP_PREFIX).removeprefix(SPLIT_PREFIX)
     out = []
     for part in body.split(","):
         backend, _, weight = part.rpartition("*")
@@ -484,6 +599,7 @@ class _Needs:
     splits: frozenset[str] = frozenset()
     cookies: frozenset[str] = frozenset()
     cors: frozenset[str] = frozenset()
+    members: int = 0
 
 
 _NOTHING = _Needs()
@@ -502,7 +618,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     splits: set[str] = set()
     cookies: set[str] = set()
     cors: set[str] = set()
-    segments = labels = 0
+    segments = labels = members = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
     for route in vhost.routes:
@@ -518,10 +634,15 @@ def _needs(vhost: VirtualHost) -> _Needs:
                 segments = max(segments, _prefix(route).count("/"))
         if route.split and (name := split_name(route)) is not None:
             splits.add(name)
+        if (name := connect_name(route)) is not None:
+            splits.add(name)
         if route.affinity is not None:
             cookies.add(route.affinity.name)
         if route.cors is not None:
             cors.add(route.cors.origin_regex)
+        hop = hop_members(route)
+        if hop is not None:
+            members = max(members, len(hop))
     found = _Needs(
         frozenset(signatures),
         frozenset(req),
@@ -531,6 +652,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
         frozenset(splits),
         frozenset(cookies),
         frozenset(cors),
+        members,
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -563,6 +685,7 @@ def plain_behaviour(route: Route) -> bool:
         and not route.mirrors
         and route.affinity is None
         and route.cors is None
+        and route.connect_timeout is None
     )
 
 
@@ -638,7 +761,7 @@ class _Compiler:
                 )
         else:
             slot_or_code, e500, weight = self._target(route)
-            mirrors = ",".join(self.assigned[m] for m in route.mirrors)
+            mirrors = _mirrors_field(route, self.assigned)
             if route.timeout is not None:
                 timeout = max(1, round(route.timeout * 1000))
             if route.rewrite is not None:
@@ -647,6 +770,7 @@ class _Compiler:
                 if path is not None:
                     pmode, pvalue, k, plen = _path_fields(path.type.value, path.value, route)
             entries |= _filters(route, "q", self.shapes.request_filter_index)
+            entries |= self._member_entries(route)
             if route.affinity is not None:
                 affinity = str(self.shapes.affinity_index(route.affinity.name))
                 entries["|c"] = encode_value(cookie_attributes(route, scheme))
@@ -660,6 +784,10 @@ class _Compiler:
             flags += "q"
         if any(s.startswith("|p") for s in entries):
             flags += "p"
+        if any(s.startswith("|m") for s in entries):
+            flags += "m"
+        if kind == "b" and route.connect_timeout is not None:
+            flags += "c"  # a connect timeout of its slot's own: its 503 answers 504
         fields = (
             kind,
             slot_or_code,
@@ -684,8 +812,26 @@ class _Compiler:
         entries[""] = "|".join(fields)
         return entries
 
+    def _member_entries(self, route: Route) -> dict[str, str]:
+        """A split through member sockets (:func:`hop_members`): ``|m<i>`` -> the slot of
+        member i's backend, ``|m<i>q<j>`` -> its request header changes (as ``|q<j>``)."""
+        entries: dict[str, str] = {}
+        for i, (backend, _weight, f) in enumerate(hop_members(route) or ()):
+            entries[f"|m{i}"] = self.assigned[backend]
+            for op, name, value in _ops(f):
+                index = self.shapes.request_filter_index(name)
+                entries[f"|m{i}q{index}"] = op + (encode_value(value) if op != "r" else "")
+        return entries
+
     def _target(self, route: Route) -> tuple[str, int, int]:
         """(slot, weight answered 500, total weight) of a proxied row."""
+        slot, e500, total = self._base_target(route)
+        name = connect_name(route)
+        if name is not None:
+            slot = self.assigned[name]
+        return slot, e500, total
+
+    def _base_target(self, route: Route) -> tuple[str, int, int]:
         if not route.split:
             if route.backend is None:
                 raise ValueError(f"{route.source}: a row with neither backend nor answer")
@@ -739,6 +885,17 @@ def _scheme_chain(chain: Sequence[Route], scheme: str) -> list[Route]:
         if signature(route) is None:
             break
     return rows
+
+
+def _mirrors_field(route: Route, assigned: Mapping[str, str]) -> str:
+    """Record field 14: the slot of each mirror, ``<slot>:<n>:<d>`` for one that gets n of
+    every d requests (HTTPRouteRequestPercentageMirror: lua/mirror.lua counts them per row)."""
+    fractions = route.mirror_fractions or tuple((1, 1) for _m in route.mirrors)
+    parts = []
+    for mirror, (n, d) in zip(route.mirrors, fractions, strict=True):
+        slot = assigned[mirror]
+        parts.append(slot if n == d else f"{slot}:{int(n)}:{int(d)}")
+    return ",".join(parts)
 
 
 def _path_fields(kind: str, value: str, route: Route) -> tuple[str, str, int, int]:

@@ -94,6 +94,9 @@ GATEWAY_FEATURES = (
     "HTTPRoutePathRewrite",
     "HTTPRouteRequestMirror",
     "HTTPRouteRequestMultipleMirrors",
+    # Mirror shares as the mirroring service's integer percent (a counter, exact); a share
+    # that is no whole percent (polyingress.io/MirrorFraction) is not declared: 500.
+    "HTTPRouteRequestPercentageMirror",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
     "HTTPRouteBackendProtocolH2C",

@@ -804,6 +804,20 @@ def _sticky(
     return copy
 
 
+def _mirror_percents(route: Route) -> list[dict[str, Any]]:
+    """The mirrors of a ``mirroring`` service: each with its share as Traefik's integer
+    ``percent`` (HTTPRouteRequestPercentageMirror; a share that is no whole percent never
+    reaches here: the backend does not declare polyingress.io/MirrorFraction). Traefik counts
+    (copied * 100 < seen * percent), so the share is exact in any run of requests."""
+    fractions = route.mirror_fractions or tuple((1, 1) for _m in route.mirrors)
+    out = []
+    for mirror, (n, d) in zip(route.mirrors, fractions, strict=True):
+        if (100 * n) % d:
+            raise ValueError(f"{route.source}: a mirror share of {n}/{d} is no whole percent")
+        out.append({"name": mirror, "percent": 100 * n // d})
+    return out
+
+
 def _row_target(
     route: Route,
     scheme: str,
@@ -852,7 +866,7 @@ def _row_target(
         middlewares[name] = {"plugin": {PLUGIN: config}}
         chain = (*chain, name)
     if route.mirrors:
-        mirrors = [{"name": m, "percent": 100} for m in route.mirrors]
+        mirrors = _mirror_percents(route)
         mirroring = {"service": service, "mirrors": mirrors}
         service = _content_name("polyingress-mirror", mirroring)
         services[service] = {"mirroring": mirroring}

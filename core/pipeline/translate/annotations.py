@@ -472,9 +472,11 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "proxy-connect-timeout": (
         Support.PARTIAL,
         frozenset({_CORE, CONNECT_TIMEOUT}),
-        "an endpoint that does not accept the connection in time: 504 (nginx, Traefik), as in "
-        "ingress-nginx; a backend without it (HAProxy 2.6: no per-request connect timeout) "
-        "serves the Ingress with the ConfigMap's proxy-connect-timeout, with a warning",
+        "an endpoint that does not accept the connection in time: 504, as in ingress-nginx; "
+        "HAProxy (a backend section with its own timeout connect: a new value reloads once) "
+        "tries up to 4 times (retries 3, each to another endpoint when there is one), so with "
+        "one endpoint its 504 comes after 4 times the timeout; a backend without it serves the "
+        "Ingress with the ConfigMap's proxy-connect-timeout, with a warning",
     ),
     "proxy-send-timeout": (
         Support.PARTIAL,

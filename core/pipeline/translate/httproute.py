@@ -13,6 +13,7 @@ naming the field.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from polyingress.core.pipeline.validate import check_dns1123_subdomain, check_ho
 
 __all__ = [
     "GATEWAY_GROUP",
+    "MIRROR_FRACTION",
     "BackendRefSpec",
     "MatchSpec",
     "ParentRefSpec",
@@ -61,6 +63,9 @@ _METHODS = frozenset(
 _METHOD_NAME = re.compile("^(" + "|".join(sorted(_METHODS)) + ")$")
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# A polyingress capability (not a Gateway API feature): a mirror fraction that is not a whole
+# percent (Traefik's mirroring service takes an integer percent only).
+MIRROR_FRACTION = "polyingress.io/MirrorFraction"
 
 
 def parse_duration(value: Any) -> float | None:
@@ -91,6 +96,8 @@ class BackendRefSpec:
     weight: int
     field: str
     request_headers: HeaderFilter | None = None  # the backendRef's RequestHeaderModifier
+    # A mirror's share of the requests (numerator, denominator), reduced; None: every request.
+    fraction: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +375,28 @@ def _cors(spec: Any, field: str) -> Cors:
     )
 
 
+def _mirror_fraction(spec: Mapping[str, Any], field: str) -> tuple[int, int] | None:
+    """A RequestMirror's ``percent`` or ``fraction`` as a reduced (numerator, denominator);
+    None when every request is mirrored (neither given, or all of them)."""
+    percent, fraction = spec.get("percent"), spec.get("fraction")
+    if percent is not None and fraction is not None:
+        raise _Invalid(field, "percent and fraction cannot both be set")
+    if percent is not None:
+        numerator, denominator = _int(percent, field + ".percent", 0, 100), 100
+    elif fraction is not None:
+        fraction = _map(fraction, field + ".fraction")
+        denominator = _int(
+            fraction.get("denominator", 100), field + ".fraction.denominator", 1, 2**31 - 1
+        )
+        numerator = _int(fraction.get("numerator"), field + ".fraction.numerator", 0, denominator)
+    else:
+        return None
+    if numerator == denominator:
+        return None
+    divisor = math.gcd(numerator, denominator)
+    return numerator // divisor, denominator // divisor
+
+
 def _hostname(value: Any, field: str) -> str:
     reason = check_host(value)
     if reason:
@@ -479,9 +508,14 @@ def _rule(rule: Any, i: int, ns: str) -> RuleSpec:
             rewrite = Rewrite(hostname=hostname, path=path)
         elif ftype == "RequestMirror":
             spec = _map(f.get("requestMirror"), ff + ".requestMirror")
-            if spec.get("percent") is not None or spec.get("fraction") is not None:
-                unsupported.append((ff + ".requestMirror", "percentage mirrors"))
-            mirrors.append(_backend(spec.get("backendRef"), ns, ff + ".requestMirror.backendRef"))
+            mirror = _backend(spec.get("backendRef"), ns, ff + ".requestMirror.backendRef")
+            fraction = _mirror_fraction(spec, ff + ".requestMirror")
+            if fraction is not None:
+                features.add("HTTPRouteRequestPercentageMirror")
+                if (100 * fraction[0]) % fraction[1]:
+                    features.add(MIRROR_FRACTION)
+                mirror = replace(mirror, fraction=fraction)
+            mirrors.append(mirror)
             features.add("HTTPRouteRequestMirror")
             if len(mirrors) > 1:
                 features.add("HTTPRouteRequestMultipleMirrors")

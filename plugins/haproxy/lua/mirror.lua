@@ -19,6 +19,35 @@ local SKIP = {
     [SLOT_HEADER] = true,
 }
 
+-- Mirrors with a share (HTTPRouteRequestPercentageMirror, "<slot>:<n>:<d>" in txn.mir): of
+-- every d requests of a row, n are copied — a counter per row and mirror, as Traefik's
+-- mirroring service counts (copied * d < seen * n), so the share is exact in any run of
+-- requests, not a random sample. lua-load runs one Lua state for every thread, so the counts
+-- are the process's. They start again at a reload; the table is emptied when it grows large
+-- (records are content-addressed: an edited row is a new key).
+local counts = {}
+local counted = 0
+
+local function chosen(row, index, n, d)
+    local key = row .. "#" .. index
+    local c = counts[key]
+    if c == nil then
+        if counted >= 10000 then
+            counts = {}
+            counted = 0
+        end
+        c = {seen = 0, copied = 0}
+        counts[key] = c
+        counted = counted + 1
+    end
+    c.seen = c.seen + 1
+    if c.copied * d < c.seen * n then
+        c.copied = c.copied + 1
+        return true
+    end
+    return false
+end
+
 local function send(message)
     local socket = core.tcp()
     socket:settimeout(10)
@@ -33,6 +62,21 @@ end
 core.register_action("polyingress_mirror", {"http-req"}, function(txn)
     local slots = txn:get_var("txn.mir")
     if slots == nil then
+        return
+    end
+    local row = txn:get_var("txn.row") or ""
+    local targets = {}
+    local index = 0
+    for entry in string.gmatch(slots, "[^,]+") do
+        index = index + 1
+        local slot, n, d = string.match(entry, "^([^:]+):(%d+):(%d+)$")
+        if slot == nil then
+            targets[#targets + 1] = entry
+        elseif chosen(row, index, tonumber(n), tonumber(d)) then
+            targets[#targets + 1] = slot
+        end
+    end
+    if #targets == 0 then
         return
     end
     local request = txn.http:req_get_headers()
@@ -55,7 +99,7 @@ core.register_action("polyingress_mirror", {"http-req"}, function(txn)
     lines[#lines + 1] = "content-length: " .. #body
     lines[#lines + 1] = "connection: close"
     local head = table.concat(lines, "\r\n") .. "\r\n"
-    for slot in string.gmatch(slots, "[^,]+") do
+    for _, slot in ipairs(targets) do
         local message = head .. SLOT_HEADER .. ": " .. slot .. "\r\n\r\n" .. body
         core.register_task(function()
             send(message)
