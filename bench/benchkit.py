@@ -127,11 +127,18 @@ _LATENCY_SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def wrk(
-    port: int, host: str, seconds: int, path: str = "/", *, allow_non2xx: bool = False
+    port: int,
+    host: str,
+    seconds: int,
+    path: str = "/",
+    *,
+    allow_non2xx: bool = False,
+    headers: Sequence[str] = (),
 ) -> WrkResult:
     """wrk (2 threads, 50 connections) for ``seconds`` against ``http://127.0.0.1:port/path``
-    with ``Host: host``. Raises if it fails, and if any answer was not 2xx or 3xx unless
-    ``allow_non2xx`` (the caller then counts them itself)."""
+    with ``Host: host`` and ``headers`` ("Name: value"). Raises if it fails, and if any answer
+    was not 2xx or 3xx unless ``allow_non2xx`` (the caller then counts them itself)."""
+    extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
         [
             "wrk",
@@ -140,6 +147,7 @@ def wrk(
             f"-d{seconds}s",
             "-H",
             f"Host: {host}",
+            *extra,
             f"http://127.0.0.1:{port}{path}",
         ],
         capture_output=True,

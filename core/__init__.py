@@ -63,6 +63,17 @@ from polyingress.core.pipeline.model import (
     WeightedBackend,
     redirect_status,
 )
+from polyingress.core.pipeline.policy import (
+    BASIC_AUTH,
+    BODY_SIZE,
+    RATE_LIMIT,
+    SOURCE_RANGES,
+    BasicAuth,
+    RateLimit,
+    RoutePolicy,
+    SourceRanges,
+    admitted_networks,
+)
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.requestpath import normalize_request_path
 from polyingress.core.pipeline.settings import (
@@ -80,14 +91,19 @@ from polyingress.core.reasons import ReloadReason, diff_reasons
 from polyingress.core.tls import FALLBACK_NAME, fallback_certificate, self_signed
 
 __all__ = [
+    "BASIC_AUTH",
+    "BODY_SIZE",
     "FALLBACK_NAME",
+    "RATE_LIMIT",
     "SETTINGS",
+    "SOURCE_RANGES",
     "Answer",
     "ApplyError",
     "ApplyResult",
     "Backend",
     "BackendInfo",
     "BackendProtocol",
+    "BasicAuth",
     "BuildOptions",
     "BuildResult",
     "Builder",
@@ -112,6 +128,7 @@ __all__ = [
     "Problem",
     "ProxyBackend",
     "QueryMatch",
+    "RateLimit",
     "Redirect",
     "ReloadReason",
     "RenderedConfig",
@@ -120,17 +137,20 @@ __all__ = [
     "Route",
     "RouteKey",
     "RouteModel",
+    "RoutePolicy",
     "RunSettings",
     "Setting",
     "SettingsSupport",
     "Severity",
     "Snapshot",
+    "SourceRanges",
     "Stopwatch",
     "TLSBinding",
     "Timings",
     "TransientApplyError",
     "VirtualHost",
     "WeightedBackend",
+    "admitted_networks",
     "backend_plugin",
     "build_model",
     "command_line",

@@ -180,7 +180,10 @@ class BackendInfo:
     # feature for are named "polyingress.io/<Name>" (ANNOTATION_FEATURES: CookieMatching for
     # Route.cookies; BackendConnectTimeout, BackendSendTimeout and SessionAffinity for
     # Route.connect_timeout, .send_timeout and .affinity, which are optional: a backend
-    # without them serves the Ingress without that part, with a warning).
+    # without them serves the Ingress without that part, with a warning; SourceRanges,
+    # BodySize, BasicAuth and RateLimit for a row's RoutePolicy (core/pipeline/policy.py),
+    # which are not: a row whose policy needs one the backend lacks answers 500, never
+    # without the policy).
     gateway_features: tuple[str, ...] = ()
     settings: Mapping[str, str] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ port part of the proxy's HTTP and HTTPS ports (``:8080``, or nothing for 80/443)
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,10 @@ class Expect:
     (default: the Host as sent) and ``headers_seen``; ``absent_seen`` must not reach it.
     Without a service, ``status`` is what the proxy answers by itself, with ``location``
     (a template, see :func:`location`) for a redirect. ``response_headers`` must be in the
-    answer with these values (lowercase names), ``absent_response_headers`` not."""
+    answer with these values (lowercase names), ``absent_response_headers`` not. ``source``:
+    the client address the request comes from (a loopback address: the proxies listen on
+    127.0.0.1); ``body_size``: the request carries a body of that many bytes (with its
+    Content-Length unless ``chunked``)."""
 
     host: str
     target: str
@@ -123,11 +127,16 @@ class Expect:
     absent_response_headers: tuple[str, ...] = ()
     within: float | None = None  # the answer must come sooner (seconds) ...
     ends_by: str = "connect_timeout"  # ... ended by this timeout of the route
-    body_size: int = 0  # a body of that many bytes is sent
+    source: str = "127.0.0.1"
+    body_size: int | None = None  # a body of that many bytes is sent
+    chunked: bool = False  # the body without a Content-Length
+    challenge: str | None = None  # the WWW-Authenticate of a 401
 
     def __str__(self) -> str:
         extra = "".join(f" {k}={v}" for k, v in self.headers)
-        return f"{self.method} {self.scheme}://{self.host}{self.target}{extra}"
+        origin = f" from {self.source}" if self.source != "127.0.0.1" else ""
+        body = f" body={self.body_size}" if self.body_size is not None else ""
+        return f"{self.method} {self.scheme}://{self.host}{self.target}{extra}{origin}{body}"
 
 
 @dataclass(frozen=True)
@@ -148,16 +157,17 @@ class Sticky:
 
 @dataclass(frozen=True)
 class AnnotationCase:
-    """Ingresses (and the objects they read, added to :func:`base_objects`) and the requests
-    checked in order; ``weights``: (Service, share) the first request's answers must be split
-    by; ``errors``: a text each of the build's errors must hold, one per error (none by
-    default)."""
+    """Ingresses (and the objects they read, added to :func:`base_objects`, with ``objects``,
+    e.g. Secrets) and the requests checked in order; ``weights``: (Service, share) the first
+    request's answers must be split by; ``errors``: a text each of the build's errors must
+    hold, one per error (none by default)."""
 
     name: str
     source: str
     ingresses: tuple[dict[str, Any], ...]
     expects: tuple[Expect, ...]
     weights: tuple[tuple[str, float], ...] = field(default=())
+    objects: tuple[dict[str, Any], ...] = field(default=())
     errors: tuple[str, ...] = field(default=())
     sticky: tuple[Sticky, ...] = field(default=())
 
@@ -654,6 +664,141 @@ _CANARY_COOKIE = AnnotationCase(
     ),
 )
 
+
+def _hdr(value: str) -> tuple[tuple[str, str], ...]:
+    return (("CanaryByHeader", value),)
+
+
+_CANARY_PATTERN = AnnotationCase(
+    "canary-by-header-pattern/match",
+    _E2E + 'canary.go "when canaried by header with value and pattern" (the pattern alone); '
+    "balancer.lua: ngx.re.match finds the pattern anywhere in the value, and a value it is not "
+    "found in (always, never included) goes on to the cookie and the weights",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="^Do[A-Z][a-z]+y$",
+        ),
+        _canary(
+            "search",
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="stag(ing)?|lab",
+        ),
+        ingress("search-main", "canary.foo.com", "/search", "echo"),
+    ),
+    (
+        Expect("canary.foo.com", "/", "canary", headers=_hdr("DoCanary")),
+        Expect("canary.foo.com", "/x?y=1", "canary", headers=_hdr("DoDummy")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("Docanary")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("always")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("xDoCanary")),
+        Expect("canary.foo.com", "/", "echo"),
+        Expect("canary.foo.com", "/search", "canary-two", headers=_hdr("pre-staging-2")),
+        Expect("canary.foo.com", "/search/a", "canary-two", headers=_hdr("lab")),
+        Expect("canary.foo.com", "/search", "echo", headers=_hdr("STAGING")),
+        Expect("canary.foo.com", "/search", "echo", headers=_hdr("never")),
+    ),
+)
+
+_CANARY_PATTERN_COOKIE = AnnotationCase(
+    "canary-by-header-pattern/then-cookie",
+    "balancer.lua: a value the pattern is not found in goes on to canary-by-cookie; "
+    + _DOCS
+    + " Canary: precedence canary-by-header -> canary-by-cookie -> canary-weight",
+    (
+        ingress("search-main", "canary.foo.com", "/search", "echo"),
+        _canary(
+            "search",
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="stag(ing)?|lab",
+            canary_by_cookie="CanaryByCookie",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            headers=(*_hdr("never"), *_cookie("CanaryByCookie=always")),
+        ),
+        # The header's pattern before the cookie's never (precedence header -> cookie).
+        Expect(
+            "canary.foo.com",
+            "/search",
+            "canary-two",
+            headers=(*_hdr("lab"), *_cookie("CanaryByCookie=never")),
+        ),
+    ),
+)
+
+_CANARY_PATTERN_VALUE = AnnotationCase(
+    "canary-by-header-pattern/value-wins",
+    _E2E + 'canary.go "when canaried by header with value and pattern": with '
+    "canary-by-header-value set the pattern has no effect",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_value="DoCanary",
+            canary_by_header_pattern="^Do[A-Z][a-z]+y$",
+        ),
+    ),
+    (
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("DoCananry")),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("DoDummy")),
+        Expect("canary.foo.com", "/", "canary", headers=_hdr("DoCanary")),
+    ),
+)
+
+_CANARY_PATTERN_REFUSED = AnnotationCase(
+    "canary-by-header-pattern/refused-regex",
+    _E2E + 'canary.go "should routes to mainline upstream when the given Regex causes error" '
+    "(the canary Ingress is rejected naming the key, so the main Ingress answers); a "
+    "look-ahead, which RE2 lacks, likewise",
+    (
+        _CANARY_MAIN,
+        _canary(
+            "canary",
+            "canary.foo.com",
+            "/",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="[][**da?$&*",
+            canary_by_cookie="CanaryByCookie",
+        ),
+        _canary(
+            "lookahead",
+            "canary.foo.com",
+            "/",
+            created="2026-01-03T00:00:00Z",
+            canary_by_header="CanaryByHeader",
+            canary_by_header_pattern="^(?=Do)",
+        ),
+    ),
+    (
+        Expect(
+            "canary.foo.com",
+            "/",
+            "echo",
+            headers=(*_hdr("DoCanary"), *_cookie("CanaryByCookie=always")),
+        ),
+        Expect("canary.foo.com", "/", "echo", headers=_hdr("DoCanary")),
+    ),
+    errors=("canary-by-header-pattern", "canary-by-header-pattern"),
+)
+
 _CANARY_HEADER_VALUE_COOKIE = AnnotationCase(
     "canary-by-cookie/after-header-value",
     _E2E + 'canary.go "when canaried by header with value and cookie should route requests '
@@ -1123,6 +1268,374 @@ _AFFINITY_ATTRIBUTES = AnnotationCase(
     ),
 )
 
+# --- access: client address lists -----------------------------------------------------------
+# The client binds its connection to an address of 127.0.0.0/8 (every one of them reaches a
+# proxy listening on 127.0.0.1): 127.0.92.x and 127.0.93.x stand for two client networks.
+
+_INSIDE, _OUTSIDE = "127.0.92.5", "127.0.93.5"
+
+_ALLOWLIST = AnnotationCase(
+    "allowlist-source-range/403-for-others",
+    _E2E
+    + 'ipallowlist.go "should set valid ip allowlist range" (allow lines, then deny all); '
+    + _DOCS
+    + " Allowlist source range",
+    (
+        ingress(
+            "allowlist",
+            "allowlist.foo.com",
+            "/",
+            annotations={"allowlist-source-range": "127.0.92.0/24, ::1"},
+        ),
+    ),
+    (
+        Expect("allowlist.foo.com", "/", "echo", source=_INSIDE),
+        Expect("allowlist.foo.com", "/a?b=c", "echo", source="127.0.92.250"),
+        Expect("allowlist.foo.com", "/", status=403, source=_OUTSIDE),
+        Expect("allowlist.foo.com", "/x", status=403, method="POST", source=_OUTSIDE),
+        Expect("allowlist.foo.com", "/x", status=403, scheme="https", source=_OUTSIDE),
+        Expect("allowlist.foo.com", "/x", "echo", scheme="https", source=_INSIDE),
+        Expect("allowlist.foo.com", "/", status=403),  # from 127.0.0.1
+    ),
+)
+
+_CORS_BEFORE_POLICY = AnnotationCase(
+    "enable-cors/preflight-before-allowlist",
+    "polyingress: a CORS row answers a preflight 204 before the row's policy (as an nginx "
+    "location answers its OPTIONS before its allow/deny), and an allowed Origin gets its headers "
+    "also on the policy's 403 (RouteModel.answer)",
+    (
+        ingress(
+            "corsallow",
+            "corsallow.foo.com",
+            "/",
+            annotations={
+                "enable-cors": "true",
+                "cors-allow-origin": "https://origin.example",
+                "allowlist-source-range": "127.0.92.0/24",
+            },
+        ),
+    ),
+    (
+        Expect(
+            "corsallow.foo.com",
+            "/",
+            status=204,
+            method="OPTIONS",
+            headers=_preflight("https://origin.example"),
+            response_headers=(("access-control-allow-origin", "https://origin.example"),),
+            source=_OUTSIDE,
+        ),
+        Expect(
+            "corsallow.foo.com",
+            "/x",
+            status=403,
+            headers=(("Origin", "https://origin.example"),),
+            response_headers=(("access-control-allow-origin", "https://origin.example"),),
+            source=_OUTSIDE,
+        ),
+        Expect("corsallow.foo.com", "/x", status=403, source=_OUTSIDE),
+        Expect(
+            "corsallow.foo.com",
+            "/x",
+            "echo",
+            headers=(("Origin", "https://origin.example"),),
+            response_headers=(("access-control-allow-origin", "https://origin.example"),),
+            source=_INSIDE,
+        ),
+    ),
+)
+
+_WHITELIST = AnnotationCase(
+    "whitelist-source-range/old-name",
+    "internal/ingress/annotations/ipallowlist/main.go: whitelist-source-range is an alias of "
+    "allowlist-source-range, which wins when both are set",
+    (
+        ingress(
+            "whitelist",
+            "whitelist.foo.com",
+            "/",
+            annotations={"whitelist-source-range": "127.0.93.0/24"},
+        ),
+        ingress(
+            "both",
+            "both.foo.com",
+            "/",
+            annotations={
+                "whitelist-source-range": "127.0.93.0/24",
+                "allowlist-source-range": "127.0.92.0/24",
+            },
+        ),
+    ),
+    (
+        Expect("whitelist.foo.com", "/", "echo", source=_OUTSIDE),
+        Expect("whitelist.foo.com", "/", status=403, source=_INSIDE),
+        Expect("both.foo.com", "/", "echo", source=_INSIDE),
+        Expect("both.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
+_DENYLIST = AnnotationCase(
+    "denylist-source-range/403-for-listed",
+    _E2E
+    + 'ipdenylist.go "should set valid ip denylist range" (deny lines, no deny all); '
+    + _DOCS
+    + " Denylist source range",
+    (
+        ingress(
+            "denylist",
+            "denylist.foo.com",
+            "/",
+            annotations={"denylist-source-range": "127.0.93.0/24,127.0.92.7"},
+        ),
+    ),
+    (
+        Expect("denylist.foo.com", "/", status=403, source=_OUTSIDE),
+        Expect("denylist.foo.com", "/", status=403, source="127.0.92.7"),
+        Expect("denylist.foo.com", "/", "echo", source="127.0.92.8"),
+        Expect("denylist.foo.com", "/", "echo"),
+    ),
+)
+
+_DENY_BEFORE_ALLOW = AnnotationCase(
+    "denylist-source-range/before-allowlist",
+    "rootfs/etc/nginx/template/nginx.tmpl: a location's deny lines come before its allow lines "
+    "and deny all",
+    (
+        ingress(
+            "acl",
+            "acl.foo.com",
+            "/",
+            annotations={
+                "allowlist-source-range": "127.0.92.0/24",
+                "denylist-source-range": "127.0.92.128/25",
+            },
+        ),
+    ),
+    (
+        Expect("acl.foo.com", "/", "echo", source=_INSIDE),
+        Expect("acl.foo.com", "/", status=403, source="127.0.92.200"),
+        Expect("acl.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
+_ACL_OWN_PATHS = AnnotationCase(
+    "allowlist-source-range/own-paths-only",
+    "ingress-nginx applies an Ingress's location annotations to its own paths: another Ingress "
+    "of the same host stays open, and a canary's traffic gets the main Ingress's list",
+    (
+        ingress(
+            "admin",
+            "acl.foo.com",
+            "/admin",
+            annotations={"allowlist-source-range": "127.0.92.0/24"},
+        ),
+        ingress("site", "acl.foo.com", "/", created="2026-01-02T00:00:00Z"),
+        _canary("admin-canary", "acl.foo.com", "/admin", canary_by_header="X-Canary"),
+    ),
+    (
+        Expect("acl.foo.com", "/admin/x", "echo", source=_INSIDE),
+        Expect("acl.foo.com", "/admin/x", status=403, source=_OUTSIDE),
+        Expect("acl.foo.com", "/public", "echo", source=_OUTSIDE),
+        Expect(
+            "acl.foo.com", "/admin", "canary", headers=(("X-Canary", "always"),), source=_INSIDE
+        ),
+        Expect(
+            "acl.foo.com", "/admin", status=403, headers=(("X-Canary", "always"),), source=_OUTSIDE
+        ),
+    ),
+)
+
+_ACL_SPLIT = AnnotationCase(
+    "allowlist-source-range/weighted-canary",
+    "a weighted canary's requests get the main Ingress's list too",
+    (
+        ingress(
+            "main", "split.foo.com", "/", annotations={"allowlist-source-range": "127.0.92.0/24"}
+        ),
+        _canary("canary", "split.foo.com", "/", canary_weight="50"),
+    ),
+    (
+        Expect("split.foo.com", "/", None, source=_INSIDE),
+        Expect("split.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
+_ACL_BEFORE_503 = AnnotationCase(
+    "allowlist-source-range/403-before-503",
+    "rootfs/etc/nginx/template/nginx.tmpl: the access lines are checked before the Lua "
+    "balancer picks an endpoint, so a refused client gets 403 whether or not the Service has one",
+    (
+        ingress(
+            "gone",
+            "gone.foo.com",
+            "/",
+            "no-such-service",
+            annotations={"allowlist-source-range": "127.0.92.0/24"},
+        ),
+    ),
+    (
+        Expect("gone.foo.com", "/", status=503, source=_INSIDE),
+        Expect("gone.foo.com", "/", status=403, source=_OUTSIDE),
+    ),
+)
+
+# --- request body size ------------------------------------------------------------------------
+
+_BODY_SIZE = AnnotationCase(
+    "proxy-body-size/413-above-it",
+    _DOCS + " Custom max body size (nginx's client_max_body_size: 413 above it; k, m units)",
+    (
+        ingress("small", "body.foo.com", "/", annotations={"proxy-body-size": "1k"}),
+        ingress("mega", "mega.foo.com", "/", annotations={"proxy-body-size": "1m"}),
+    ),
+    (
+        Expect("body.foo.com", "/", "echo", method="POST", body_size=1024),
+        Expect("body.foo.com", "/", status=413, method="POST", body_size=1025),
+        Expect("body.foo.com", "/x", status=413, method="PUT", body_size=100_000),
+        Expect("body.foo.com", "/x", "echo"),
+        Expect("mega.foo.com", "/", "echo", method="POST", body_size=1 << 20),
+        Expect("mega.foo.com", "/", status=413, method="POST", body_size=(1 << 20) + 1),
+    ),
+)
+
+_BODY_SIZE_UNLIMITED = AnnotationCase(
+    "proxy-body-size/0-unlimited",
+    "nginx's client_max_body_size 0: no limit (above ingress-nginx's default of 1m)",
+    (ingress("any", "any.foo.com", "/", annotations={"proxy-body-size": "0"}),),
+    (Expect("any.foo.com", "/", "echo", method="POST", body_size=3 << 20),),
+)
+
+_BODY_BEFORE_SOURCES = AnnotationCase(
+    "proxy-body-size/before-source-ranges",
+    "nginx checks the body size when it selects the location, before the access phase",
+    (
+        ingress(
+            "both",
+            "both.foo.com",
+            "/",
+            annotations={"proxy-body-size": "10", "allowlist-source-range": "127.0.92.0/24"},
+        ),
+    ),
+    (
+        Expect("both.foo.com", "/", status=413, method="POST", body_size=11, source=_OUTSIDE),
+        Expect("both.foo.com", "/", status=403, method="POST", body_size=10, source=_OUTSIDE),
+        Expect("both.foo.com", "/", "echo", method="POST", body_size=10, source=_INSIDE),
+    ),
+)
+
+# --- basic authentication -----------------------------------------------------------------
+
+# Users foo (bcrypt) and bar (md5-crypt), password "open sesame"; baz (bcrypt of "bar").
+_BCRYPT = "$2y$04$ABePdTwGq2Ow5BWZLO12LeTnPGEdBjwulNqW2nfVWdcnMNqAEc.Pu"
+_MD5_CRYPT = "$1$jxFc39BW$IjVCeU1/bC99sGYDmd4Ec0"
+_BCRYPT_BAR = "$2b$04$15qi/36.3jb6RWOBSWWTduF4NHU5jKCDaBdk2zFPtniyTBFPiCJwW"
+_APR1 = "$apr1$ferEWR2m$5k.IdJ67zbNbMJ/6gD4Kb0"
+
+
+def basic(user: str, password: str) -> tuple[str, str]:
+    """An Authorization header with basic credentials."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return ("Authorization", f"Basic {token}")
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    """An Opaque Secret of the case namespace (values base64-encoded)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+_AUTH = {"auth-type": "basic", "auth-secret": "basic-auth", "auth-realm": "test auth"}
+_REALM = 'Basic realm="test auth"'
+
+_AUTH_BASIC = AnnotationCase(
+    "auth-type/basic",
+    _E2E + 'auth.go "should return status code 401 when authentication is configured but '
+    'Authorization header is not configured", "... with invalid credentials", "should return '
+    'status code 200 when authentication is configured and Authorization header is sent"',
+    (ingress("auth", "auth.foo.com", "/", annotations=_AUTH),),
+    (
+        Expect("auth.foo.com", "/", status=401, challenge=_REALM),
+        Expect("auth.foo.com", "/", status=401, headers=(basic("foo", "wrong"),)),
+        Expect("auth.foo.com", "/", status=401, headers=(basic("nobody", "open sesame"),)),
+        Expect("auth.foo.com", "/", status=401, headers=(("Authorization", "Bearer x"),)),
+        Expect("auth.foo.com", "/a?b=c", "echo", headers=(basic("foo", "open sesame"),)),
+        Expect("auth.foo.com", "/", "echo", headers=(basic("bar", "open sesame"),)),
+        Expect("auth.foo.com", "/", "echo", scheme="https", headers=(basic("foo", "open sesame"),)),
+        Expect("auth.foo.com", "/", status=401, scheme="https", challenge=_REALM),
+    ),
+    objects=(secret("basic-auth", auth=f"# users\nfoo:{_BCRYPT}\nbar:{_MD5_CRYPT}\n"),),
+)
+
+_AUTH_MAP = AnnotationCase(
+    "auth-secret-type/auth-map",
+    _E2E + 'auth.go "should return status code 200 when authentication is configured with a '
+    'map and Authorization header is sent"',
+    (
+        ingress(
+            "auth",
+            "auth.foo.com",
+            "/",
+            annotations={**_AUTH, "auth-secret-type": "auth-map", "auth-realm": "map"},
+        ),
+    ),
+    (
+        Expect("auth.foo.com", "/", "echo", headers=(basic("baz", "bar"),)),
+        Expect("auth.foo.com", "/", status=401, challenge='Basic realm="map"'),
+    ),
+    objects=(secret("basic-auth", baz=_BCRYPT_BAR),),
+)
+
+_AUTH_MISSING = AnnotationCase(
+    "auth-secret/missing-503",
+    _E2E + 'auth.go "should return status code 503 when authentication is configured with an '
+    'invalid secret"',
+    (ingress("auth", "auth.foo.com", "/", annotations={**_AUTH, "auth-secret": "something"}),),
+    (
+        Expect("auth.foo.com", "/", status=503),
+        Expect("auth.foo.com", "/", status=503, headers=(basic("foo", "open sesame"),)),
+    ),
+    errors=("Secret annotations/something not found; the paths answer 503",),
+)
+
+_AUTH_FORMAT = AnnotationCase(
+    "auth-secret/hash-no-backend-checks-503",
+    "polyingress: an apr1 hash (HAProxy cannot check it) makes the Secret unusable, as "
+    "ingress-nginx treats a Secret it cannot use",
+    (ingress("auth", "auth.foo.com", "/", annotations=_AUTH),),
+    (Expect("auth.foo.com", "/", status=503, headers=(basic("foo", "s3cret"),)),),
+    objects=(secret("basic-auth", auth=f"foo:{_APR1}\n"),),
+    errors=("the password hash is apr1",),
+)
+
+_AUTH_AFTER_SOURCES = AnnotationCase(
+    "auth-type/after-source-ranges",
+    "rootfs/etc/nginx/template/nginx.tmpl: the allow/deny lines and auth_basic are both access "
+    "checks; nginx's access module comes first (403, then 401)",
+    (
+        ingress(
+            "auth",
+            "auth.foo.com",
+            "/",
+            annotations={**_AUTH, "allowlist-source-range": "127.0.92.0/24"},
+        ),
+    ),
+    (
+        Expect("auth.foo.com", "/", status=403, source=_OUTSIDE),
+        Expect(
+            "auth.foo.com", "/", status=403, source=_OUTSIDE, headers=(basic("foo", "open sesame"),)
+        ),
+        Expect("auth.foo.com", "/", status=401, source=_INSIDE, challenge=_REALM),
+        Expect("auth.foo.com", "/", "echo", source=_INSIDE, headers=(basic("foo", "open sesame"),)),
+    ),
+    objects=(secret("basic-auth", auth=f"foo:{_BCRYPT}\n"),),
+)
+
 CASES: list[AnnotationCase] = [
     _REWRITE_LOG,
     _REWRITE_LONGEST,
@@ -1147,6 +1660,10 @@ CASES: list[AnnotationCase] = [
     _CANARY_HEADER_OVER_WEIGHT,
     _CANARY_COOKIE,
     _CANARY_HEADER_VALUE_COOKIE,
+    _CANARY_PATTERN,
+    _CANARY_PATTERN_COOKIE,
+    _CANARY_PATTERN_VALUE,
+    _CANARY_PATTERN_REFUSED,
     _CANARY_PRECEDENCE,
     _TWO_CANARIES,
     _CUSTOM_HEADERS,
@@ -1163,4 +1680,20 @@ CASES: list[AnnotationCase] = [
     _SEND_TIMEOUT,
     _AFFINITY,
     _AFFINITY_ATTRIBUTES,
+    _ALLOWLIST,
+    _CORS_BEFORE_POLICY,
+    _WHITELIST,
+    _DENYLIST,
+    _DENY_BEFORE_ALLOW,
+    _ACL_OWN_PATHS,
+    _ACL_SPLIT,
+    _ACL_BEFORE_503,
+    _BODY_SIZE,
+    _BODY_SIZE_UNLIMITED,
+    _BODY_BEFORE_SOURCES,
+    _AUTH_BASIC,
+    _AUTH_MAP,
+    _AUTH_MISSING,
+    _AUTH_FORMAT,
+    _AUTH_AFTER_SOURCES,
 ]

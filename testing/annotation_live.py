@@ -91,7 +91,7 @@ def model_of(
 ) -> Any:
     """The core's build of the base plus the case (a BuildResult)."""
     store = ObjectStore()
-    store.replace_many([*base_objects(1), *case.ingresses], ())
+    store.replace_many([*base_objects(1), *case.ingresses, *case.objects], ())
     opts = BuildOptions(
         features=features, http_port=ports[0], https_port=ports[1], configmap=SETTINGS_CONFIGMAP
     )
@@ -108,7 +108,13 @@ def _sent(e: Expect) -> tuple[tuple[str, str], ...]:
 
 def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
     answer: Answer = model.answer(
-        e.host, e.target, scheme=e.scheme, method=e.method, headers=_sent(e)
+        e.host,
+        e.target,
+        scheme=e.scheme,
+        method=e.method,
+        headers=_sent(e),
+        client=e.source,
+        body_size=e.body_size,
     )
     route = answer.route
     delay = request_delay(e.target)
@@ -137,6 +143,10 @@ def _check_answer(case: AnnotationCase, e: Expect, model: RouteModel) -> None:
         assert k.lower() not in given, f"{case}: {e}: {k} in {given}"
     if e.service is None and e.status != 200:
         assert answer.status == e.status, f"{case}: {e}: got {answer}"
+        if e.challenge is not None:
+            policy = route.policy if route is not None else None
+            auth = policy.auth if policy is not None else None
+            assert auth is not None and auth.challenge() == e.challenge, f"{case}: {e}: {auth}"
         if e.location is not None:
             want = location(e.location, *CORE_PORTS)
             assert answer.location == want, f"{case}: {e}: Location {answer.location}, not {want}"
@@ -209,18 +219,19 @@ class AnnotationWorld:
         self.loaded: tuple[dict[str, Any], ...] | None = None
 
     def load(self, case: AnnotationCase) -> None:
-        if self.loaded == case.ingresses:
+        objects = (*case.ingresses, *case.objects)
+        if self.loaded == objects:
             return
         before = self._syncs()
-        write_manifests(self.manifests, "case.yaml", list(case.ingresses))
+        write_manifests(self.manifests, "case.yaml", list(objects))
         wait_until(lambda: self._syncs() > before, timeout=20)
-        self.loaded = case.ingresses
+        self.loaded = objects
 
     def _syncs(self) -> float:
         return metric(self.controller.metrics(), "polyingress_syncs_total")
 
     def send(self, e: Expect) -> Response:
-        body = b"x" * e.body_size if e.body_size else None
+        body = None if e.body_size is None else b"x" * e.body_size
         return self.controller.get(
             e.host,
             e.target,
@@ -228,6 +239,8 @@ class AnnotationWorld:
             method=e.method,
             headers=dict(e.headers),
             body=body,
+            source=e.source,
+            chunked=e.chunked,
             timeout=max(5.0, e.within or 0.0),
         )
 
@@ -247,6 +260,8 @@ class AnnotationWorld:
         if e.service is None and e.status != 200:
             if resp.status != e.status:
                 return False, why
+            if e.challenge is not None and resp.headers.get("www-authenticate") != e.challenge:
+                return False, f"{why}: WWW-Authenticate is not {e.challenge}"
             if e.location is not None:
                 want = location(e.location, self.controller.http_port, self.controller.https_port)
                 if not same_location(resp.headers.get("location"), want):

@@ -311,22 +311,39 @@ def request(
     body: bytes | None = None,
     timeout: float = 5.0,
     conn: http.client.HTTPConnection | None = None,
+    source: str | None = None,
+    chunked: bool = False,
 ) -> Response:
-    """One request on a fresh connection (or ``conn``); JSON answers from hello servers."""
+    """One request on a fresh connection (or ``conn``); JSON answers from hello servers.
+    ``source``: the local address the connection comes from (any of 127.0.0.0/8 reaches a
+    proxy on 127.0.0.1: a test sends requests from several client addresses); ``chunked``:
+    the body is sent with chunked transfer encoding, without a Content-Length."""
     own = conn is None
+    bound = (source, 0) if source is not None else None
     if conn is None:
         if scheme == "https":
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            conn = _SNIConnection(address, port, timeout=timeout, context=ctx, sni=sni or host)
+            conn = _SNIConnection(
+                address, port, timeout=timeout, context=ctx, sni=sni or host, source_address=bound
+            )
         else:
-            conn = http.client.HTTPConnection(address, port, timeout=timeout)
+            conn = http.client.HTTPConnection(address, port, timeout=timeout, source_address=bound)
     hdrs = {"Host": host, "Accept": "application/json", **(headers or {})}
     try:
         peer = digest = None
         try:
-            conn.request(method, path, body=body, headers=hdrs)
+            try:
+                if chunked and body is not None:
+                    conn.request(method, path, body=iter([body]), headers=hdrs, encode_chunked=True)
+                else:
+                    conn.request(method, path, body=body, headers=hdrs)
+            except (ConnectionResetError, BrokenPipeError):
+                # A proxy may answer a request body it refuses (413) before reading it, and
+                # close: what it answered is read as a browser reads it, else EarlyClose.
+                if body is None:
+                    raise
             # The certificate before the response: getresponse() drops the socket of a
             # response with "Connection: close" (a proxy's worker that is shutting down).
             if isinstance(conn, http.client.HTTPSConnection) and conn.sock is not None:
@@ -351,7 +368,8 @@ class _SNIConnection(http.client.HTTPSConnection):
         self._sni = sni
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
+        source = self.source_address  # type: ignore[attr-defined]
+        sock = socket.create_connection((self.host, self.port), self.timeout, source)
         self.sock = self._context.wrap_socket(sock, server_hostname=self._sni)  # type: ignore[attr-defined]
 
 

@@ -18,7 +18,8 @@ from polyingress.core import BuildOptions, ObjectStore, build_model
 from polyingress.core.pipeline.annotations import NGINX_PREFIX, REGISTRY, parse_annotations
 from polyingress.core.pipeline.model import ObjectRef, Route
 from polyingress.core.pipeline.problems import Severity
-from polyingress.testing.annotation_cases import base_objects, ingress
+from polyingress.core.pipeline.regexpath import check_common_regex
+from polyingress.testing.annotation_cases import base_objects, ingress, secret
 
 REF = ObjectRef(kind="Ingress", namespace="default", name="web")
 # A valid value per annotation: hostile text is added around it, so that the fuzzing also
@@ -32,6 +33,7 @@ VALID = {
     "x-forwarded-prefix": "/p",
     "canary-by-header": "X-Canary",
     "canary-by-header-value": "yes",
+    "canary-by-header-pattern": "^(v[0-9]+|lab)$",
     "server-alias": "a.example.com,*.b.example.com",
     "whitelist-source-range": "10.0.0.0/8,192.168.1.1",
     "cors-allow-origin": "https://a.example.com",
@@ -40,6 +42,12 @@ VALID = {
     "canary-weight": "10",
     "custom-headers": "ns/headers",
     "auth-realm": "Protected area",
+    "allowlist-source-range": "10.0.0.0/8,::1",
+    "denylist-source-range": "10.1.0.0/16",
+    "limit-rps": "10",
+    "limit-connections": "5",
+    "auth-type": "basic",
+    "auth-secret": "users",
 }
 # Characters no accepted value may hold (a capture reference $1-$9 excepted).
 _UNSAFE = re.compile(r"[^\x20-\x7e]|[\"'`{};\\#<>|]")
@@ -56,7 +64,19 @@ def values(value: Any) -> list[str]:
     return []
 
 
+# A regular expression (canary-by-header-pattern) needs { } | \ $: each backend writes it
+# quoted as a regex (nginx quote, haproxy.cfg cfg_word, Traefik literal); it holds none of
+# the characters that end or comment a word, and is in the common subset.
+_UNSAFE_REGEX = re.compile(r"[^\x21-\x7e]|[\"'`;#<>,!@%]")
+_REGEXES = frozenset({"canary-by-header-pattern"})
+
+
 def assert_safe(text: str, where: str) -> None:
+    if where.split("=", 1)[0].rsplit("/", 1)[-1] in _REGEXES:
+        bad = _UNSAFE_REGEX.search(text)
+        assert bad is None, f"{where}: {text!r} holds {bad.group()!r}"
+        check_common_regex(text)
+        return
     bad = _UNSAFE.search(text)
     assert bad is None, f"{where}: {text!r} holds {bad.group()!r}"
     assert "$" not in re.sub(r"\$[1-9]", "", text), f"{where}: {text!r} holds '$'"
@@ -116,6 +136,13 @@ def strings_of(route: Route) -> list[str]:
     out = [route.path]
     for part in (route.rewrite, route.redirect, route.request_headers, route.response_headers):
         out += values(part)
+    policy = route.policy
+    if policy is not None:
+        # (a user's hash is not text of the annotations: the core accepts bcrypt and md5-crypt
+        # only, of [./A-Za-z0-9$])
+        out += values(policy.sources) + values(policy.rate)
+        if policy.auth is not None:
+            out += [policy.auth.realm, *(u for u, _h in policy.auth.users)]
     out += values(route.headers)
     return out
 
@@ -130,6 +157,14 @@ _TRANSLATED = (
     "canary-by-header",
     "canary-by-header-value",
     "server-alias",
+    "allowlist-source-range",
+    "denylist-source-range",
+    "proxy-body-size",
+    "limit-rps",
+    "limit-connections",
+    "auth-type",
+    "auth-secret",
+    "auth-realm",
 )
 
 
@@ -163,7 +198,8 @@ def test_hostile_annotations_reject_one_ingress_or_reach_the_model_safe(
     )
     bystander = ingress("bystander", "b.example.com", "/", "other")
     store = ObjectStore()
-    store.replace_many([*base_objects(8080), main, fuzzed, bystander], ())
+    users = secret("users", auth="foo:$1$jxFc39BW$IjVCeU1/bC99sGYDmd4Ec0\n")
+    store.replace_many([*base_objects(8080), main, fuzzed, bystander, users], ())
     result = build_model(store.snapshot(), BuildOptions(https_port=8443))
     assert "bystander" in {r.name for r in result.served}
     assert result.model.answer("b.example.com", "/").proxied
@@ -174,4 +210,7 @@ def test_hostile_annotations_reject_one_ingress_or_reach_the_model_safe(
             for text in strings_of(route):
                 assert_safe(text, f"{vhost.host} {route.path}")
     for target in ("/", "/api", "/api/x?y=1"):
-        result.model.answer("a.example.com", target, headers=(("x-canary", "always"),))
+        for client in ("10.0.0.1", "::1"):
+            result.model.answer(
+                "a.example.com", target, headers=(("x-canary", "always"),), client=client
+            )

@@ -5,10 +5,16 @@ features its annotations need."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from livekit import backend_param
 
+from polyingress.core import RATE_LIMIT
+from polyingress.testing.annotation_cases import AnnotationCase, Expect, ingress
 from polyingress.testing.annotation_live import *  # noqa: F403 (the whole suite)
+from polyingress.testing.annotation_live import AnnotationWorld
+from polyingress.testing.live import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -17,3 +23,64 @@ pytestmark = pytest.mark.live
 def polyingress_backend(request: pytest.FixtureRequest) -> str:
     """The conformance kit's backend, once per built-in backend."""
     return str(request.param)
+
+
+# The status each backend answers above a rate limit: ingress-nginx's 503 (limit-req-status-code
+# and limit-conn-status-code), except Traefik's rateLimit and inFlightReq, which answer 429 (the
+# documented partial of limit-rps, limit-rpm and limit-connections).
+LIMIT_STATUS = {"nginx": 503, "haproxy": 503, "traefik": 429}
+_RATE = AnnotationCase(
+    "limit-rps/limit-connections",
+    "docs/user-guide/nginx-configuration/annotations.md Rate Limiting",
+    (
+        ingress(
+            "rps",
+            "rps.foo.com",
+            "/",
+            annotations={"limit-rps": "1", "limit-burst-multiplier": "1"},
+        ),
+        ingress("conn", "conn.foo.com", "/", annotations={"limit-connections": "1"}),
+    ),
+    (),
+)
+
+
+def test_rate_limits_per_client_address(annotation_world: AnnotationWorld) -> None:
+    """limit-rps 1 (burst 1): of 10 quick requests from one address at least one gets the
+    limit status and none anything else; another address is not limited by them; after a
+    wait the first passes again. limit-connections 1: of 3 concurrent slow requests at least
+    one is refused, at least one served. No timing is relied on but the wait."""
+    world = annotation_world
+    if RATE_LIMIT not in world.features:
+        pytest.skip(f"the {world.backend} backend does not declare {RATE_LIMIT}")
+    limited = LIMIT_STATUS[world.backend]
+    world.load(_RATE)
+    wait_until(lambda: world.send(Expect("rps.foo.com", "/", source="127.0.94.1")).status == 200)
+    first = [world.send(Expect("rps.foo.com", "/", source="127.0.94.2")).status for _ in range(10)]
+    assert set(first) <= {200, limited} and limited in first, first
+    assert world.send(Expect("rps.foo.com", "/", source="127.0.94.3")).status == 200
+    wait_until(
+        lambda: world.send(Expect("rps.foo.com", "/", source="127.0.94.2")).status == 200,
+        timeout=10,
+        interval=0.5,
+    )
+    statuses: list[int] = []
+
+    def slow() -> None:
+        statuses.append(
+            world.send(Expect("conn.foo.com", "/?delay=1s", source="127.0.94.4")).status
+        )
+
+    threads = [threading.Thread(target=slow) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(set(statuses)) == sorted({200, limited}), statuses
+    # Once the requests in flight are over (a loaded machine may keep one longer than the
+    # client waited), one passes again.
+    wait_until(
+        lambda: world.send(Expect("conn.foo.com", "/", source="127.0.94.4")).status == 200,
+        timeout=15,
+        interval=0.5,
+    )

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from polyingress.core import BuildOptions, ObjectStore, build_model
+from polyingress.core import BuildOptions, HeaderMatch, ObjectStore, build_model
 from polyingress.core.pipeline.model import Outcome, PathType
 from polyingress.core.pipeline.problems import Severity
 from polyingress.core.pipeline.translate.annotations import (
     ANNOTATION_SUPPORT,
+    HEADER_REGEX,
     Support,
     policy_of,
 )
@@ -114,20 +115,12 @@ def test_canary_the_backend_cannot_serve_is_rejected_alone() -> None:
 @pytest.mark.parametrize(
     ("annotations", "severity", "served"),
     [
-        ({"whitelist-source-range": "10.0.0.0/8"}, "error", False),
-        ({"denylist-source-range": "10.0.0.1"}, "error", False),
-        ({"auth-type": "basic", "auth-secret": "users"}, "error", False),
+        ({"auth-type": "digest", "auth-secret": "users"}, "error", False),
         ({"backend-protocol": "FCGI"}, "error", False),
-        ({"limit-rps": "10"}, "warning", True),
-        ({"proxy-body-size": "8m"}, "warning", True),
     ],
     ids=[
-        "allowlist",
-        "denylist",
-        "auth",
+        "digest",
         "fcgi",
-        "limit",
-        "body-size",
     ],
 )
 def test_unsupported_annotations_fail_closed_where_ignoring_opens_access(
@@ -162,10 +155,22 @@ def test_unsupported_annotations_fail_closed_where_ignoring_opens_access(
         ("proxy-read-timeout", "60s", "not a whole number"),
         ("proxy-body-size", "8mb", "not a size"),
         ("whitelist-source-range", "10.0.0.0/33", "not a CIDR"),
+        ("allowlist-source-range", "10.0.0.0/8,fe80::1%eth0", "not a CIDR"),
+        ("denylist-source-range", "::%'", "not a CIDR"),
         ("force-ssl-redirect", "yes", "not a boolean"),
         ("x-forwarded-prefix", "/$1", "must be a path"),
         ("backend-protocol", "SMTP", "is not one of"),
         ("cors-allow-origin", "javascript:alert(1)", "not a valid origin"),
+        ("canary-by-header-pattern", "^(?=a)", "look-ahead"),
+        ("canary-by-header-pattern", "(a)\\1", "a backreference"),
+        ("canary-by-header-pattern", "(?i)a", "a group flag"),
+        ("canary-by-header-pattern", "a\\bc", "the escape '\\b'"),
+        ("canary-by-header-pattern", "a++", "a possessive"),
+        ("canary-by-header-pattern", "[[:alpha:]]", "POSIX classes"),
+        ("canary-by-header-pattern", "a{1001}", "at most 1000"),
+        ("canary-by-header-pattern", "(a", "an unclosed '('"),
+        ("canary-by-header-pattern", "a b", "ingress-nginx's regex characters"),
+        ("canary-by-header-pattern", 'a"b', "ingress-nginx's regex characters"),
     ],
 )
 def test_a_bad_value_rejects_that_ingress_alone_naming_the_key(
@@ -480,3 +485,70 @@ def test_redirects_name_the_ports_clients_reach() -> None:
     parser, _pm = build_parser(argv)
     opts = _build_options(parser.parse_args(argv))
     assert (opts.http_port, opts.https_port) == (8080, 8443)
+
+
+def test_a_header_pattern_is_a_regex_row_searched_in_the_first_non_empty_value() -> None:
+    """canary-by-header-pattern: one regex HeaderMatch row to the canary (no always/never), a
+    search as ingress-nginx's ngx.re.match; without canary-by-header it has no effect, with
+    canary-by-header-value the value wins."""
+    main = ingress("main", "a.example.com", "/")
+    canary = ingress(
+        "canary",
+        "a.example.com",
+        "/",
+        "canary",
+        annotations={
+            "canary": "true",
+            "canary-by-header": "X-Canary",
+            "canary-by-header-pattern": "^v[0-9]+",
+        },
+        created="2026-01-02T00:00:00Z",
+    )
+    result = build(main, canary)
+    assert ref_names(result.served) == ["canary", "main"]
+    rows = [r for v in result.model.vhosts for r in v.routes if r.headers]
+    assert [h for r in rows for h in r.headers] == [
+        HeaderMatch(name="x-canary", value="^v[0-9]+", regex=True)
+    ]
+    canary_backend = f"{NAMESPACE}__canary__80"
+
+    def reached(*headers: tuple[str, str]) -> str | None:
+        return result.model.answer("a.example.com", "/", headers=headers).backend
+
+    assert reached(("x-canary", "v12-beta")) == canary_backend
+    assert reached(("x-canary", "V12")) != canary_backend
+    assert reached(("x-canary", "always")) != canary_backend
+    assert reached(("x-canary", "")) != canary_backend
+    assert reached(("x-canary", "x"), ("x-canary", "v1")) != canary_backend  # the first counts
+    plain = ingress(
+        "canary",
+        "a.example.com",
+        "/",
+        "canary",
+        annotations={"canary": "true", "canary-by-header-pattern": "^v"},
+        created="2026-01-02T00:00:00Z",
+    )
+    assert not [r for v in build(main, plain).model.vhosts for r in v.routes if r.headers]
+
+
+def test_a_header_regex_needs_the_backends_feature() -> None:
+    """A backend not declaring polyingress.io/HeaderRegexMatching rejects the canary Ingress
+    (its requests reach the main Ingress), never matching the pattern as a plain value."""
+    main = ingress("main", "a.example.com", "/")
+    canary = ingress(
+        "canary",
+        "a.example.com",
+        "/",
+        "canary",
+        annotations={
+            "canary": "true",
+            "canary-by-header": "X-Canary",
+            "canary-by-header-pattern": "^v",
+        },
+        created="2026-01-02T00:00:00Z",
+    )
+    result = build(main, canary, features=frozenset({"HTTPRoute"}), backend="old")
+    assert ref_names(result.rejected) == ["canary"]
+    assert any(HEADER_REGEX in p.message for p in result.problems)
+    answer = result.model.answer("a.example.com", "/", headers=(("x-canary", "v1"),))
+    assert answer.backend == f"{NAMESPACE}__echo__80"

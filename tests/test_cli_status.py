@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from polyingress.core import BASIC_AUTH, BODY_SIZE, RATE_LIMIT, SOURCE_RANGES
 from polyingress.testing.gateway_cases import CASES, INFRA, base_objects
 from polyingress.testing.gateway_live import backend_features
 from polyingress.testing.live import write_manifests
@@ -69,7 +70,7 @@ def test_status_with_a_backend_lists_its_features(tmp_path: Path) -> None:
     declared = sorted(backend_features("traefik") - {"Gateway", "ReferenceGrant"})
     # Upstream feature names only: the annotations' own ("polyingress.io/...") are not listed.
     assert [f["name"] for f in cls["supportedFeatures"]] == [f for f in declared if "/" not in f]
-    assert any("/" in f for f in declared)
+    assert {SOURCE_RANGES, BODY_SIZE, BASIC_AUTH, RATE_LIMIT} <= set(declared)
 
 
 def test_validate_adds_a_gateway_line_only_when_there_are_gateway_objects(tmp_path: Path) -> None:

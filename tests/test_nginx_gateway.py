@@ -540,3 +540,69 @@ def test_a_rule_edit_with_an_endpoint_change_is_served(world: GatewayNginx) -> N
         applied = world.controller.applied()
         write_manifests(world.manifests, "gateway.yaml", world.objects)
         world.controller.wait_applied(applied)
+
+
+def _share_route() -> dict[str, Any]:
+    """A row mirroring to rec2 one request of every three and to rec1 half of them."""
+    mirror = [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"name": "rec2", "port": 8080},
+                "fraction": {"numerator": 1, "denominator": 3},
+            },
+        },
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"name": "rec1", "port": 8080}, "percent": 50},
+        },
+    ]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "name": "mirror-share",
+            "namespace": NS,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "hostnames": ["share.example"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/share"}}],
+                    "filters": mirror,
+                    "backendRefs": [{"name": "v1", "port": 8080}],
+                }
+            ],
+        },
+    }
+
+
+def test_mirror_shares_copy_exactly_n_of_every_d_requests(world: GatewayNginx) -> None:
+    """HTTPRouteRequestPercentageMirror: Lua mode copies exactly n of every d requests of the
+    row, the first one included, whichever worker serves them (one counter per row and mirror,
+    in a shared dictionary); static mode cannot count, and the row answers 500."""
+    objects = [*world_objects(world.fleet.port), _share_route()]
+    applied = world.controller.applied()
+    write_manifests(world.manifests, "gateway.yaml", objects)
+    world.controller.wait_applied(applied)
+    rec1, rec2 = world.recorders["rec1"], world.recorders["rec2"]
+    try:
+        if world.mode != "on":
+            assert world.send(_r("share.example", "/share?i=0")).status == 500
+            return
+        targets = [f"/share?i={i}" for i in range(1, 13)]
+        for target in targets:
+            resp = world.send(_r("share.example", target))
+            assert resp.server_name == f"{NS}/v1", (target, resp.status)
+        want2 = {f"/share?i={i}" for i in (1, 4, 7, 10)}
+        want1 = {f"/share?i={i}" for i in (1, 3, 5, 7, 9, 11)}
+        wait_until(lambda: want2 <= set(rec2.seen) and want1 <= set(rec1.seen), timeout=5)
+        time.sleep(0.3)  # copies not chosen would arrive by now
+        assert {p for p in rec2.seen if p.startswith("/share")} == want2
+        assert {p for p in rec1.seen if p.startswith("/share")} == want1
+    finally:
+        applied = world.controller.applied()
+        write_manifests(world.manifests, "gateway.yaml", world.objects)
+        world.controller.wait_applied(applied)

@@ -30,7 +30,17 @@ from traefik_oracle import FALLBACK, Outcome, schema_validator
 from traefik_oracle import Request as OracleRequest
 from traefik_oracle import route as oracle_route
 
-from polyingress.core import ObjectStore, Route, RouteModel, build_model, format_duration
+from polyingress.core import (
+    BASIC_AUTH,
+    BODY_SIZE,
+    RATE_LIMIT,
+    SOURCE_RANGES,
+    ObjectStore,
+    Route,
+    RouteModel,
+    build_model,
+    format_duration,
+)
 from polyingress.core.pipeline.gateway import BACKEND_TLS
 from polyingress.core.pipeline.translate.annotations import ANNOTATION_FEATURES
 from polyingress.plugins.traefik.filters import timeout_ms
@@ -485,6 +495,9 @@ def test_rule_paths_are_traefiks_routing_paths(path: str, routing: str | None) -
 
 
 def test_declared_features_are_the_gateway_api_names() -> None:
+    """Gateway API names and polyingress's own (a "/" in the name): capabilities and the
+    annotations' parts of the route model, the request policies (core/pipeline/policy.py)
+    among them."""
     assert GATEWAY_FEATURES[0] == "HTTPRoute"
     assert len(set(GATEWAY_FEATURES)) == len(GATEWAY_FEATURES)
     # Gateway API names, the polyingress capabilities (core BACKEND_TLS) and the annotations'
@@ -493,3 +506,4 @@ def test_declared_features_are_the_gateway_api_names() -> None:
         f.startswith("HTTPRoute") or f in ANNOTATION_FEATURES or f == BACKEND_TLS
         for f in GATEWAY_FEATURES
     )
+    assert {SOURCE_RANGES, BODY_SIZE, BASIC_AUTH, RATE_LIMIT} <= set(GATEWAY_FEATURES)

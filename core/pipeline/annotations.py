@@ -28,6 +28,7 @@ from typing import Any
 
 from polyingress.core.pipeline.model import ObjectRef
 from polyingress.core.pipeline.problems import Problem, Severity
+from polyingress.core.pipeline.regexpath import check_common_regex
 from polyingress.core.pipeline.validate import check_host
 
 __all__ = [
@@ -197,6 +198,26 @@ def parse_basic(value: str) -> str:
     return value
 
 
+# ingress-nginx's IsValidRegex characters (annotations/parser: alphaNumericChars plus
+# regexEnabledChars), what canary-by-header-pattern may hold there.
+_REGEX_CHARS = re.compile(r"[-/\w.~:^$\[\](){}*+?|&=\\]{1,1024}", re.ASCII)
+
+
+def parse_header_pattern(value: str) -> str:
+    """canary-by-header-pattern: ingress-nginx's regex characters, and a regular expression
+    that means the same on every backend (:func:`check_common_regex`: no look-around, no
+    backreferences)."""
+    if not _REGEX_CHARS.fullmatch(value):
+        raise ValueError(
+            f"{value[:80]!r} may only hold letters, digits and -_.~:/^$[](){{}}*+?|&=\\ "
+            "(ingress-nginx's regex characters)"
+        )
+    try:
+        return check_common_regex(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (the same on nginx, HAProxy and Traefik)") from None
+
+
 def parse_cookie_name(value: str) -> str:
     if not _COOKIE_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a cookie name (an HTTP token)")
@@ -325,6 +346,9 @@ def parse_size(value: str) -> int:
     return int(found.group(1)) * _SIZE_UNITS[found.group(2).lower()]
 
 
+_CIDR_CHARS = re.compile(r"[0-9A-Fa-f.:]+(?:/[0-9]{1,3})?")
+
+
 def parse_cidrs(value: str) -> tuple[str, ...]:
     """Comma-separated CIDRs or addresses (an address is a /32 or /128); normalized."""
     out: list[str] = []
@@ -332,6 +356,10 @@ def parse_cidrs(value: str) -> tuple[str, ...]:
         item = raw.strip()
         if not item:
             continue
+        if not _CIDR_CHARS.fullmatch(item):
+            # (Python reads an IPv6 scope "fe80::1%eth0"; Go's net.ParseCIDR, ingress-nginx's,
+            # does not, and no proxy compares one)
+            raise ValueError(f"{item[:60]!r} is not a CIDR or an IP address")
         try:
             net = ipaddress.ip_network(item, strict=False)
         except ValueError:
@@ -452,7 +480,7 @@ _spec(
 )
 _spec(
     "canary-by-header-pattern",
-    parse_basic,
+    parse_header_pattern,
     Risk.MEDIUM,
     "A regular expression for the canary-by-header value.",
 )
@@ -543,7 +571,7 @@ _spec("limit-rps", _ranged(1, 2**31 - 1), Risk.LOW, "Requests per second per cli
 _spec("limit-rpm", _ranged(1, 2**31 - 1), Risk.LOW, "Requests per minute per client address.")
 _spec(
     "limit-connections",
-    _ranged(1, 2**31 - 1),
+    _ranged(1, 65535),  # nginx's limit_conn refuses 65536 and more
     Risk.LOW,
     "Concurrent connections per client address.",
 )

@@ -45,6 +45,7 @@ from polyingress.core.pipeline.translate.annotations import (
     error_rows,
     gate,
     gate_problems,
+    resolve_auth,
     served_policy,
     translate_annotations,
     uses_regex,
@@ -218,8 +219,8 @@ IngressKey = tuple[str, str]
 SecretRef = tuple[str, str]
 _ACCEPTED, _REJECTED, _IGNORED = "accepted", "rejected", "ignored"
 # Errors an Ingress is served with: its paths answer 500 (a feature the backend lacks) or 503
-# (ingress-nginx's denied location).
-_SERVED_WITH_ERRORS = frozenset({"UnsupportedValue", DENIED})
+# (ingress-nginx's denied location; an auth-secret it cannot use).
+_SERVED_WITH_ERRORS = frozenset({"UnsupportedValue", DENIED, "InvalidAuthSecret"})
 _NONE: frozenset[Any] = frozenset()
 
 
@@ -235,6 +236,10 @@ class _Ingress:
     annotation_problems: Sequence[Problem] = ()
     policy: IngressPolicy | None = None  # what its annotations mean (set with annotations)
     gate: Gate | None = None  # the policy held against the backend's features
+    # The auth-secret the policy read (the object, or None when missing), and the policy
+    # before reading it: a new Secret object retranslates only that step.
+    auth_secret: Mapping[str, Any] | None = None
+    unresolved: IngressPolicy | None = None
     status: str = _IGNORED
     ref: ObjectRef | None = None
     problems: Sequence[Problem] = ()  # what this Ingress reports
@@ -403,6 +408,17 @@ class Builder:
 
     def _apply(self, snapshot: Snapshot, keys: Iterable[ObjectKey], todo: _Changes) -> BuildResult:
         self._build_indexes()
+        keys = list(keys)
+        secrets = {(ns, name) for kind, ns, name in keys if kind == "Secret"}
+        if secrets:
+            # Basic authentication reads Secrets: their Ingresses are translated again.
+            users = self._auth_users()
+            keys += [
+                ("Ingress", *key)
+                for sref in secrets
+                for key in users.get(sref, ())
+                if ("Ingress", *key) not in keys
+            ]
         for kind, ns, name in keys:
             if kind == "Ingress":
                 self._ingress((ns, name), snapshot.get(kind, ns, name), todo)
@@ -483,7 +499,7 @@ class Builder:
 
     def _classify(self, key: IngressKey, obj: Mapping[str, Any], old: _Ingress | None) -> _Ingress:
         opts = self.opts
-        if old is not None and old.obj is obj:
+        if old is not None and old.obj is obj and not self._auth_changed(old):
             state = _Ingress(
                 obj,
                 old.parsed,
@@ -492,6 +508,8 @@ class Builder:
                 old.annotation_problems,
                 old.policy,
                 old.gate,
+                old.auth_secret,
+                old.unresolved,
             )
         else:
             parsed, found = parse_ingress(obj, regex=uses_regex(obj, opts.annotations_prefix))
@@ -521,11 +539,17 @@ class Builder:
             )
             passed = gate(policy, opts.features)
             policy = served_policy(policy, passed)
+            state.unresolved = policy
+            auth_problems: list[Problem] = []
+            if policy.auth_ref is not None:
+                state.auth_secret = self._auth_secret(policy)
+                policy, auth_problems = resolve_auth(policy, state.auth_secret)
             state.annotations, state.policy, state.gate = annotations, policy, passed
             state.annotation_problems = [
                 *found,
                 *policy.problems(),
                 *gate_problems(policy, passed, opts.backend),
+                *auth_problems,
             ]
             if policy.canary is not None and (parsed.tls or parsed.default_backend):
                 # ingress-nginx builds no server from a canary: its TLS and default backend
@@ -537,6 +561,7 @@ class Builder:
             state.policy, headers_problem = self._custom_headers(state.policy)
             if headers_problem is not None:
                 state.problems = [*state.problems, headers_problem]
+        # (Unusable auth Secret: its paths answer 503, as ingress-nginx's; not rejected.)
         errors = any(
             p.severity is Severity.ERROR and p.reason not in _SERVED_WITH_ERRORS
             for p in state.problems
@@ -558,6 +583,28 @@ class Builder:
             f"metadata.annotations[{key!r}]",
         )
         return replace(policy, response_headers=found, denied=problem is not None), problem
+
+    def _auth_secret(self, policy: IngressPolicy) -> Mapping[str, Any] | None:
+        ref = policy.auth_ref
+        if ref is None or self.snapshot is None:
+            return None
+        return self.snapshot.get("Secret", ref.namespace, ref.name)
+
+    def _auth_changed(self, old: _Ingress) -> bool:
+        """Whether the auth-secret an Ingress's translation read is another object now."""
+        policy = old.unresolved
+        if policy is None or policy.auth_ref is None:
+            return False
+        return self._auth_secret(policy) is not old.auth_secret
+
+    def _auth_users(self) -> dict[SecretRef, list[IngressKey]]:
+        """The Ingresses whose basic authentication reads each Secret."""
+        out: dict[SecretRef, list[IngressKey]] = {}
+        for key, state in self.ings.items():
+            ref = state.unresolved.auth_ref if state.unresolved is not None else None
+            if ref is not None:
+                out.setdefault((ref.namespace, ref.name), []).append(key)
+        return out
 
     def _index(self, key: IngressKey, state: _Ingress, todo: _Changes, *, add: bool) -> None:
         """Add (or remove) an Ingress to (from) the indexes; what it touches becomes dirty."""

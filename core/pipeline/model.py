@@ -28,8 +28,9 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 
+from polyingress.core.pipeline.policy import RoutePolicy
 from polyingress.core.pipeline.requestpath import normalize_request_path
 from polyingress.core.pipeline.settings import GlobalSettings
 
@@ -57,6 +58,7 @@ __all__ = [
     "Rewrite",
     "Route",
     "RouteModel",
+    "RoutePolicy",
     "SessionAffinity",
     "TLSBinding",
     "VirtualHost",
@@ -87,6 +89,11 @@ class HostKind(StrEnum):
     WILDCARD = "wildcard"
     SUFFIX = "suffix"
     ANY = "any"
+
+
+@lru_cache(maxsize=1024)
+def _compiled(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
 
 
 def host_kind(host: str | None) -> HostKind:
@@ -192,13 +199,34 @@ class Backend:
         return any(e.ready for e in self.endpoints)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+@dataclass(frozen=True, slots=True, kw_only=True, order=True, repr=False)
 class HeaderMatch:
     """The request must carry header ``name`` (lowercase; names match case-insensitively) with
-    exactly ``value`` (case-sensitive)."""
+    exactly ``value`` (case-sensitive), or, with ``regex`` (the Gateway API's HeaderMatch type
+    RegularExpression; annotation rows only: canary-by-header-pattern), a value in which the
+    regular expression ``value`` is found (a search, case-sensitive, as ingress-nginx's
+    ``ngx.re.match``; anchors are written ``^...$``). Such a ``value`` is in the subset of PCRE,
+    HAProxy's regexes and RE2 that means the same in all three (regexpath.check_common_regex),
+    so Python's ``re`` states it too. The first header of that name counts; an empty value
+    is no value for a regular expression (nginx's ``$http_<name>`` cannot tell it from a
+    missing header)."""
 
     name: str
     value: str
+    regex: bool = False
+
+    def __repr__(self) -> str:
+        # (without ``regex`` when False: the repr of an exact match is what it always was,
+        # which renderers hash into names)
+        extra = ", regex=True" if self.regex else ""
+        return f"HeaderMatch(name={self.name!r}, value={self.value!r}{extra})"
+
+    def accepts(self, found: str | None) -> bool:
+        if found is None:
+            return False
+        if self.regex:
+            return found != "" and _compiled(self.value).search(found) is not None
+        return found == self.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -509,6 +537,7 @@ class Route:
     connect_timeout: float | None = None
     send_timeout: float | None = None
     affinity: SessionAffinity | None = None
+    policy: RoutePolicy | None = None
     order: tuple[str, str, str, int, int] = ("", "", "", 0, 0)
 
     def sort_key(
@@ -577,7 +606,7 @@ class Route:
         if self.method is not None and request.method != self.method:
             return False
         for h in self.headers:
-            if request.header(h.name) != h.value:
+            if not h.accepts(request.header(h.name)):
                 return False
         for c in self.cookies:
             if request.cookie(c.name) != c.value:
@@ -735,6 +764,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not-found"  # no route and no default backend: 404
     UNAVAILABLE = "unavailable"  # the chosen backend has no ready endpoint: 503
     ERROR = "error"  # the route has no valid backend (Gateway API): 500
+    REFUSED = "refused"  # the route's policy refuses the request (413, 403, 401)
     ROUTE_REDIRECT = "route-redirect"  # the route answers with a redirect (RequestRedirect)
     CORS_PREFLIGHT = "cors-preflight"  # a CORS preflight the route's CORS filter answers: 204
 
@@ -781,6 +811,8 @@ class Answer:
 
 
 _WELL_KNOWN = {"http": 80, "https": 443}
+# The outcomes of a route that proxies (or would, with a ready endpoint): its policy applies.
+_PROXYING = frozenset({Outcome.ROUTE, Outcome.UNAVAILABLE})
 
 
 def redirect_location(
@@ -805,7 +837,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
     row: list[object] = [r.path, r.path_type.value, r.backend, source, r.from_catch_all]
     extra = {
         "method": r.method,
-        "headers": [[h.name, h.value] for h in r.headers],
+        "headers": [[h.name, h.value, *(["regex"] if h.regex else [])] for h in r.headers],
         "query": [[q.name, q.value] for q in r.query],
         "cookies": [[c.name, c.value] for c in r.cookies],
         "schemes": list(r.schemes) if r.schemes != ("http", "https") else [],
@@ -825,6 +857,7 @@ def route_canonical(r: Route, source: list[str] | None) -> list[object]:
         "connect_timeout": r.connect_timeout,
         "send_timeout": r.send_timeout,
         "affinity": None if r.affinity is None else _plain(r.affinity),
+        "policy": None if r.policy is None else r.policy.canonical(),
         "order": list(r.order) if r.order != ("", "", "", 0, 0) else [],
     }
     kept = {k: v for k, v in extra.items() if v not in (None, [])}
@@ -1021,13 +1054,21 @@ class RouteModel:
         scheme: str = "http",
         method: str = "GET",
         headers: tuple[tuple[str, str], ...] = (),
+        client: str = "127.0.0.1",
+        body_size: int | None = None,
     ) -> Answer:
         """What a request gets, the whole semantics in one place, in the order a proxy applies
         them: the request-path rule (400), the HTTPS redirect of an ssl-redirect host for plain
         HTTP (301/308), the route of the selected virtual host (its conditions: scheme, method,
         headers, query), else the default backend, else 404; the route's own answer (500, a
-        redirect with its Location); a chosen backend without a ready endpoint answers 503.
-        ``target`` is the request target as sent (path and query); ``host`` the Host header."""
+        redirect with its Location); a proxying route's policy (413 for a body above its size,
+        then 403 for a ``client`` address its source ranges refuse, then 401 without valid
+        basic credentials in the ``authorization`` header), before a chosen backend
+        without a ready endpoint answers 503; a CORS row answers a preflight 204 before all of
+        the route's own answers and policy, and gives an allowed Origin its headers.
+        ``target`` is the request target as sent (path and query); ``host`` the Host header;
+        ``client`` the address the request comes from; ``body_size`` its Content-Length (None:
+        no body)."""
         normalized = normalize_request_path(target)
         if normalized is None:
             return Answer(Outcome.BAD_PATH, status=400)
@@ -1038,7 +1079,7 @@ class RouteModel:
             return Answer(Outcome.REDIRECT, status=redirect_status(method), path=normalized)
         request = Request(scheme=scheme, method=method, headers=headers, query=query)
         route = vhost.match(path, request) if vhost is not None else None
-        answer = self._answer(route, request, host, normalized)
+        answer = self._answer(route, request, host, normalized, client, body_size)
         if route is not None and route.cors is not None:
             return self._cors(route, request, answer)
         return answer
@@ -1061,9 +1102,18 @@ class RouteModel:
             return replace(answer, cors=cors.response_headers(origin))
         return answer
 
-    def _answer(self, route: Route | None, request: Request, host: str, normalized: str) -> Answer:
+    def _answer(
+        self,
+        route: Route | None,
+        request: Request,
+        host: str,
+        normalized: str,
+        client: str,
+        body_size: int | None,
+    ) -> Answer:
         """The answer once the row is chosen (``route``; None: none matched) to the request
-        for ``normalized`` (its normalized path and query)."""
+        for ``normalized`` (its normalized path and query) from ``client`` with a body of
+        ``body_size`` bytes."""
         scheme = request.scheme
         path, _, query = normalized.partition("?")
         answer = self.outcome(route)
@@ -1078,6 +1128,11 @@ class RouteModel:
                 redirect, route, scheme=scheme, host=bare_host, path=path, query=query
             )
             return replace(answer, status=redirect.status, location=location)
+        if route is not None and route.policy is not None and answer.outcome in _PROXYING:
+            authorization = request.header("authorization")
+            refused = route.policy.refusal(client, body_size, authorization)
+            if refused is not None:
+                return Answer(Outcome.REFUSED, status=refused, route=route)
         if answer.status is not None:
             return answer
         if route is not None and route.rewrite is not None:

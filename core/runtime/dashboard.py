@@ -199,7 +199,10 @@ def _route(r: Route) -> dict[str, Any]:
         "path": r.path,
         "path_type": r.path_type.value,
         "method": r.method,
-        "headers": [{"name": h.name, "value": h.value} for h in r.headers],
+        "headers": [
+            {"name": h.name, "value": h.value, **({"regex": True} if h.regex else {})}
+            for h in r.headers
+        ],
         "query": [{"name": q.name, "value": q.value} for q in r.query],
         "schemes": list(r.schemes),
         "source": _ref(r.source),
@@ -368,7 +371,7 @@ def _describe(route: Route) -> str:
     words = [f"{route.path_type.value} {route.path}"]
     if route.method is not None:
         words.append(f"method {route.method}")
-    words += [f"header {h.name}: {h.value}" for h in route.headers]
+    words += [f"header {h.name}{' ~' if h.regex else ':'} {h.value}" for h in route.headers]
     words += [f"query {q.name}={q.value}" for q in route.query]
     if len(route.schemes) < 2:
         words.append(f"{' or '.join(route.schemes)} only")
@@ -381,8 +384,9 @@ def _why_not(route: Route, request: Request) -> str:
     if route.method is not None and request.method != route.method:
         return f"needs method {route.method}"
     for h in route.headers:
-        if request.header(h.name) != h.value:
-            return f"needs header {h.name}: {h.value}"
+        if not h.accepts(request.header(h.name)):
+            what = f"a value matching {h.value}" if h.regex else h.value
+            return f"needs header {h.name}: {what}"
     for q in route.query:
         if request.query_param(q.name) != q.value:
             return f"needs query parameter {q.name}={q.value}"

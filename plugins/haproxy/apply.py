@@ -572,7 +572,8 @@ class Applier:
             write_atomic(self.workdir / ROUTES_MAP, render_map(entries))
             self._written_routes = entries
         if config or config_name != CONFIG_FILE:
-            write_atomic(self.workdir / config_name, desired.config())
+            # Owner only: userlists hold password hashes.
+            write_atomic(self.workdir / config_name, desired.config(), mode=SECRET_MODE)
 
     def _restore(self, desired: _Desired | None) -> None:
         """After a refused reload: the files of what HAProxy still serves."""
@@ -1163,6 +1164,12 @@ def _missing_shapes(have: Shapes, needed: Shapes) -> str:
         parts.append(f"{needed.segments} prefix segments")
     if needed.suffix_labels > have.suffix_labels:
         parts.append(f"suffix hosts of {needed.suffix_labels} labels")
+    users = {a for a, _u in needed.auths} - {a for a, _u in have.auths}
+    if users:
+        parts.append(f"{len(users)} new basic authentication user list(s)")
+    lengths = sorted(set(needed.source_lengths) - set(have.source_lengths))
+    if lengths:
+        parts.append("source range lengths " + ", ".join(f"IPv{f} /{n}" for f, n in lengths))
     if needed.members > have.members:
         parts.append(f"splits of {needed.members} members with their own filters")
     return "; ".join(parts)

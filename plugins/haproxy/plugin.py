@@ -122,8 +122,20 @@ GATEWAY_FEATURES = (
     # Annotation rows: canary-by-cookie (a row's cookie is one more value the key holds:
     # rows.py cookie_regex).
     "polyingress.io/CookieMatching",
+    # canary-by-header-pattern: the regex is configuration (rows.py REGEX: a new one reloads
+    # once; HAProxy 2.6 matches no regex taken from a map or variable), its rows map data.
+    "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
     "polyingress.io/SessionAffinity",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges are record
+    # entries of the routes map (rows.py), changed through the Runtime API.
+    "polyingress.io/SourceRanges",
+    # ... and the body size: a record field (413 for a Content-Length above it).
+    "polyingress.io/BodySize",
+    # ... and basic authentication: userlists in the configuration (their changes reload).
+    "polyingress.io/BasicAuth",
+    # ... and rate limits: counters in three fixed stick tables, limits as record fields.
+    "polyingress.io/RateLimit",
     # proxy-connect-timeout: a slot section with its own `timeout connect` (rows.connect_name;
     # a new value reloads once), HAProxy's 503 of a connection never accepted answering 504.
     "polyingress.io/BackendConnectTimeout",
@@ -430,7 +442,7 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (MIRROR_LUA, mirror_lua()),
     ]
     written = [
-        RenderedFile(name=CONFIG_FILE, text=rendered.config),
+        RenderedFile(name=CONFIG_FILE, text=rendered.config, mode=SECRET_MODE),  # userlists
         RenderedFile(name=ROUTES_MAP, text=rendered.map_text),
         RenderedFile(name=CRT_LIST, text=rendered.crt_list_text),
         RenderedFile(

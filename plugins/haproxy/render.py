@@ -127,6 +127,12 @@ FALLBACK_PEM = "certs/polyingress-fallback.pem"
 ADMIN_SOCKET = "admin.sock"
 MASTER_SOCKET = "master.sock"
 NOT_FOUND_BACKEND = "polyingress_404"
+# The stick tables of the rate limits (see haproxy.cfg.j2).
+RATE_TABLES = {
+    "rps": "polyingress_rate_rps",
+    "rpm": "polyingress_rate_rpm",
+    "conn": "polyingress_rate_conn",
+}
 DEFAULT_KEY = "default"
 SUFFIXES_KEY = "suffixes"  # present when some host is a suffix wildcard (**.foo.com)
 CATCH_ALL_KEY = "*"
@@ -589,6 +595,8 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "response_filters": shapes.response_filter_names(),
         "cors": shapes.cors_regexes(),
         "affinity": shapes.affinity_lines(),
+        "source_masks": shapes.source_masks(),
+        "userlists": shapes.userlists(),
     }
 
 
@@ -631,6 +639,8 @@ def render_config(
             member_header=MEMBER_HEADER,
             member_filters=shapes.request_filter_names(),
             suffix_labels=range(shapes.suffix_labels, 0, -1),
+            userlists=shapes.userlists(),
+            rate_tables=RATE_TABLES,
             gateway_http=_gateway(shapes, "http"),
             gateway_https=_gateway(shapes, "https"),
         )

@@ -32,11 +32,13 @@ whose conditions hold, as the core says.
 ``<row>`` is a slot (plain behaviour) or a *record* ``x<vk>#<id>``::
 
     x<vk>#<id>      -> kind|slot/code|e500|weight|timeout|flags|host|pmode|pvalue|k|plen|scheme|
-                       port|mirrors|affinity|cors
+                       port|mirrors|affinity|cors|max body|userlist|rate key|rps|rpm|
+                       connections|source lengths
     x<vk>#<id>|q<j> -> s<value> / a<value> / r   request header <j> of the shape: set/add/remove
     x<vk>#<id>|p<j> -> the same for the response
     x<vk>#<id>|c    -> the attributes of the affinity cookie (percent-encoded)
     x<vk>#<id>|o    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
+    x<vk>#<id>|s<network, hex>/<length> -> a / d / ad   a source range: allowed / denied
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
@@ -48,7 +50,16 @@ with it. ``mirrors`` lists the slots a copy of the request goes to (lua/mirror.l
 cookie's value (else a new ``uuid()``, which the response sets as the cookie) is ``txn.aff``,
 the key every slot hashes (``balance hash var(txn.aff)``, consistent; round robin without it).
 ``cors`` (field 16) is the index of the row's allowed-Origin regex in the shape (CORS: the
-regexes are configuration, their values data: entry ``|o``). Header values
+regexes are configuration, their values data: entry ``|o``). The request policies
+(core/pipeline/policy.py): ``max body`` (field 17, bytes: 413 for a Content-Length above it),
+``userlist`` (18, auth_id: a userlist of the configuration), ``rate key`` (19, the Ingress's
+counters) with the limits ``rps``, ``rpm`` (20, 21: requests let through in any second or
+minute, burst included) and ``connections`` (22), ``source lengths`` (23, ``,8,24,``: the
+prefix lengths the row's ``|s`` entries use; flag ``s``: source ranges, ``l``: an allow
+list). ``flags`` (field 6) names the optional parts a record uses, which the frontend tests
+before reading their fields: ``s``/``l`` source ranges / an allow list, ``q``/``p`` request /
+response header filters, ``m`` member entries, ``c`` a connect timeout, ``b`` body size, ``u``
+userlist, ``r`` rate limits, ``k`` affinity, ``o`` CORS. Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -60,13 +71,16 @@ the old ones (apply.py), and no request sees half of a change.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from polyingress.core import (
+    BasicAuth,
     Cors,
     HeaderFilter,
+    HeaderMatch,
     HostKind,
     PathType,
     Route,
@@ -118,6 +132,9 @@ REPLACE_PREFIX = "ReplacePrefixMatch"
 # Bounds rendered even when the model needs less, so that routine changes fit without a reload.
 DEFAULT_SEGMENTS = 16
 DEFAULT_SUFFIX_LABELS = 8
+# Source range prefix lengths (family, length) evaluated even when the model needs none: the
+# usual ones, so that routine allow/deny list changes fit without a reload.
+DEFAULT_SOURCE_LENGTHS = ((4, 8), (4, 16), (4, 24), (4, 32), (6, 48), (6, 64), (6, 128))
 # Member sockets rendered for splits whose backendRefs have their own filters (a split of more
 # members reloads once, as a longer prefix does).
 DEFAULT_MEMBERS = 8
@@ -133,6 +150,12 @@ Signature = tuple[bool, tuple[str, ...], tuple[str, ...]]
 """(compares the method, header names, query parameter names) of a conditional row; a cookie
 match counts as a header named ``cookie:<name>`` (no header name holds ``:``)."""
 COOKIE = "cookie:"
+# A regular expression header match (HeaderMatch.regex) counts as a header named
+# ``regex:<name>:<regex>`` (no header name holds ``:``) whose value is "1" when the regex is
+# found in the first such header, a non-empty one: the regex is configuration (a new one
+# reloads once), a row using it map data.
+REGEX = "regex:"
+_FOUND = "1"
 
 
 # --------------------------------------------------------------------------- quoting
@@ -199,6 +222,10 @@ class Shapes:
     cors_origins: tuple[str, ...] = ()  # the allowed-Origin regexes of CORS rows
     segments: int = DEFAULT_SEGMENTS
     suffix_labels: int = DEFAULT_SUFFIX_LABELS
+    source_lengths: tuple[tuple[int, int], ...] = DEFAULT_SOURCE_LENGTHS
+    # Basic authentication: (id, BasicAuth) of each userlist, the model's own (a userlist's
+    # users and realm are configuration: HAProxy 2.6 changes none at run time).
+    auths: tuple[tuple[str, BasicAuth], ...] = ()
     members: int = DEFAULT_MEMBERS  # member sockets of splits with backendRef filters
     _index: dict[str, dict[object, int]] = field(
         default_factory=dict, init=False, compare=False, repr=False
@@ -214,6 +241,8 @@ class Shapes:
         cors: set[str] = set()
         segments = DEFAULT_SEGMENTS
         labels = DEFAULT_SUFFIX_LABELS
+        lengths = set(DEFAULT_SOURCE_LENGTHS)
+        auths: dict[str, BasicAuth] = {}
         members = DEFAULT_MEMBERS
         for vhost in model.vhosts:
             needs = _needs(vhost)
@@ -226,6 +255,8 @@ class Shapes:
             cors |= needs.cors
             segments = max(segments, needs.segments)
             labels = max(labels, needs.labels)
+            lengths |= needs.source_lengths
+            auths.update(needs.auths)
             members = max(members, needs.members)
         return cls(
             signatures=tuple(sorted(signatures)),
@@ -237,6 +268,8 @@ class Shapes:
             cors_origins=tuple(sorted(cors)),
             segments=segments,
             suffix_labels=labels,
+            source_lengths=tuple(sorted(lengths)),
+            auths=tuple(sorted(auths.items(), key=lambda item: item[0])),
             members=members,
         )
 
@@ -249,6 +282,8 @@ class Shapes:
             and set(needed.cors_origins) <= set(self.cors_origins)
             and self.segments >= needed.segments
             and self.suffix_labels >= needed.suffix_labels
+            and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
             and self.members >= needed.members
         )
 
@@ -260,6 +295,8 @@ class Shapes:
             and set(needed.response_filters) <= set(self.response_filters)
             and set(needed.affinity_cookies) <= set(self.affinity_cookies)
             and set(needed.cors_origins) <= set(self.cors_origins)
+            and set(needed.source_lengths) <= set(self.source_lengths)
+            and {a for a, _u in needed.auths} <= {a for a, _u in self.auths}
         )
 
     def union(self, other: Shapes) -> Shapes:
@@ -273,6 +310,8 @@ class Shapes:
             cors_origins=tuple(sorted({*self.cors_origins, *other.cors_origins})),
             segments=max(self.segments, other.segments),
             suffix_labels=max(self.suffix_labels, other.suffix_labels),
+            source_lengths=tuple(sorted({*self.source_lengths, *other.source_lengths})),
+            auths=other.auths,  # the new model's userlists only: no stale users are kept
             members=max(self.members, other.members),
         )
 
@@ -307,9 +346,18 @@ class Shapes:
     # ---- the configuration lines (haproxy.cfg.j2 writes them as given)
 
     def value_lines(self) -> list[str]:
-        """``http-request`` rules fetching the request values the signatures compare."""
+        """``http-request`` rules (with their conditions) fetching the request values the
+        signatures compare."""
+        group = " if { var(txn.g) -m found }"
         lines = []
         for j, name in enumerate(self.match_headers):
+            if name.startswith(REGEX):
+                header, _, regex = name.removeprefix(REGEX).partition(":")
+                fetch = cfg_word(f"req.fhdr({_arg(header)},1)")
+                value = cfg_word(f"str({_FOUND}),sha2(256),hex")
+                found = f"{{ {fetch} -m len gt 0 }} {{ {fetch} -m reg {cfg_word(regex)} }}"
+                lines.append(f"set-var(txn.m{j}) {value}{group} {found}")
+                continue
             if name.startswith(COOKIE):
                 # " <value>" of the first such cookie; a header without it keeps its own text,
                 # which never starts with a space (HAProxy trims it): no row's value.
@@ -317,10 +365,10 @@ class Shapes:
                 expr = cfg_word(f'req.fhdr(cookie),regsub("{regex}"," \\1"),sha2(256),hex')
             else:
                 expr = cfg_word(f"req.fhdr({_arg(name)},1),sha2(256),hex")
-            lines.append(f"set-var(txn.m{j}) {expr}")
+            lines.append(f"set-var(txn.m{j}) {expr}{group}")
         for j, name in enumerate(self.match_queries):
             expr = cfg_word(f'query,regsub("{query_regex(name)}"," \\1"),sha2(256),hex')
-            lines.append(f"set-var(txn.u{j}) {expr}")
+            lines.append(f"set-var(txn.u{j}) {expr}{group}")
         return lines
 
     def signature_formats(self, scheme: str) -> list[str]:
@@ -348,6 +396,24 @@ class Shapes:
             out.append((j, name, fetch))
         return out
 
+    def source_masks(self) -> list[tuple[int, int, int]]:
+        """(IPv4 mask, IPv6 mask, length) of each prefix length the source ranges compare: the
+        client address masked to it (``src,ipmask(m4,m6),hex``) is looked up as
+        ``<record>|s<hex>/<length>``; a family without that length keeps its whole address,
+        which no entry of that length can equal but the address itself."""
+        v4 = {n for f, n in self.source_lengths if f == 4}
+        v6 = {n for f, n in self.source_lengths if f == 6}
+        return [(n if n in v4 else 32, n if n in v6 else 128, n) for n in sorted(v4 | v6)]
+
+    def userlists(self) -> list[tuple[str, str, list[str]]]:
+        """(id, realm word, user lines) of each userlist: ``user <name> password <hash>``
+        (names and hashes are checked by the core: no space, quote or control character)."""
+        out = []
+        for ident, auth in self.auths:
+            users = [f"user {cfg_word(u)} password {cfg_word(h)}" for u, h in auth.users]
+            out.append((ident, cfg_word(auth.realm), users))
+        return out
+
     def request_filter_names(self) -> list[tuple[int, str]]:
         return [(j, cfg_word(n)) for j, n in enumerate(self.request_filters)]
 
@@ -364,17 +430,21 @@ def signature(route: Route) -> Signature | None:
         return None
     return (
         route.method is not None,
-        (*(h.name for h in route.headers), *(COOKIE + c.name for c in route.cookies)),
+        (*(_header_key(h) for h in route.headers), *(COOKIE + c.name for c in route.cookies)),
         tuple(q.name for q in route.query),
     )
 
 
 def _values(route: Route) -> str:
     parts = [route.method] if route.method is not None else []
-    parts += [_digest(h.value) for h in route.headers]
+    parts += [_digest(_FOUND if h.regex else h.value) for h in route.headers]
     parts += [_digest(" " + c.value) for c in route.cookies]
     parts += [_digest(" " + q.value) for q in route.query]
     return "|".join(parts)
+
+
+def _header_key(h: HeaderMatch) -> str:
+    return f"{REGEX}{h.name}:{h.value}" if h.regex else h.name
 
 
 def cookie_regex(name: str) -> str:
@@ -599,6 +669,8 @@ class _Needs:
     splits: frozenset[str] = frozenset()
     cookies: frozenset[str] = frozenset()
     cors: frozenset[str] = frozenset()
+    source_lengths: frozenset[tuple[int, int]] = frozenset()
+    auths: frozenset[tuple[str, BasicAuth]] = frozenset()
     members: int = 0
 
 
@@ -618,6 +690,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
     splits: set[str] = set()
     cookies: set[str] = set()
     cors: set[str] = set()
+    lengths: set[tuple[int, int]] = set()
+    auths: set[tuple[str, BasicAuth]] = set()
     segments = labels = members = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -640,6 +714,9 @@ def _needs(vhost: VirtualHost) -> _Needs:
             cookies.add(route.affinity.name)
         if route.cors is not None:
             cors.add(route.cors.origin_regex)
+        lengths.update((n.version, n.prefixlen) for n, _v in _source_networks(route))
+        if route.policy is not None and route.policy.auth is not None:
+            auths.add((auth_id(route.policy.auth), route.policy.auth))
         hop = hop_members(route)
         if hop is not None:
             members = max(members, len(hop))
@@ -652,6 +729,8 @@ def _needs(vhost: VirtualHost) -> _Needs:
         frozenset(splits),
         frozenset(cookies),
         frozenset(cors),
+        frozenset(lengths),
+        frozenset(auths),
         members,
     )
     if found == _NOTHING:
@@ -685,6 +764,7 @@ def plain_behaviour(route: Route) -> bool:
         and not route.mirrors
         and route.affinity is None
         and route.cors is None
+        and route.policy is None
         and route.connect_timeout is None
     )
 
@@ -740,7 +820,8 @@ class _Compiler:
     def record(self, route: Route, scheme: str) -> dict[str, str]:
         """The record's entries, keyed by their suffix after the record key ("" for the main)."""
         kind, slot_or_code, e500, weight, timeout = "b", "", 0, 0, 0
-        host = pmode = pvalue = rscheme = rport = mirrors = affinity = ""
+        host = pmode = pvalue = rscheme = rport = mirrors = affinity = max_body = auth = ""
+        zone = rps = rpm = conns = lengths = ""
         k = plen = 0
         flags = ""
         entries: dict[str, str] = {}
@@ -774,6 +855,27 @@ class _Compiler:
             if route.affinity is not None:
                 affinity = str(self.shapes.affinity_index(route.affinity.name))
                 entries["|c"] = encode_value(cookie_attributes(route, scheme))
+            if route.policy is not None and route.policy.max_body:
+                max_body = str(int(route.policy.max_body))
+            if route.policy is not None and route.policy.auth is not None:
+                auth = auth_id(route.policy.auth)
+            rate = route.policy.rate if route.policy is not None else None
+            if rate is not None:
+                # The counters' key: the Ingress (hashed: no '|' or space) and the client.
+                zone = "z" + hashlib.sha256(rate.zone.encode()).hexdigest()[:16]
+                rps = str(rate.burst(rate.rps)) if rate.rps is not None else ""
+                rpm = str(rate.burst(rate.rpm)) if rate.rpm is not None else ""
+                conns = str(int(rate.connections)) if rate.connections is not None else ""
+            sources = _source_entries(route)
+            if sources:
+                entries |= sources
+                flags += "s"
+                # The prefix lengths its lists use: only those are looked up for it.
+                used = sorted({n.prefixlen for n, _v in _source_networks(route)})
+                lengths = "," + ",".join(str(n) for n in used) + ","
+                assert route.policy is not None and route.policy.sources is not None
+                if route.policy.sources.allow:
+                    flags += "l"
         cors = ""
         if kind not in _STATUS_KINDS.values() and route.cors is not None:
             cors = str(self.shapes.cors_index(route.cors.origin_regex))
@@ -788,6 +890,18 @@ class _Compiler:
             flags += "m"
         if kind == "b" and route.connect_timeout is not None:
             flags += "c"  # a connect timeout of its slot's own: its 503 answers 504
+        # (the frontend tests these letters before reading the fields: haproxy.cfg.j2)
+        flags += "".join(
+            letter
+            for letter, value in (
+                ("b", max_body),
+                ("u", auth),
+                ("r", zone),
+                ("k", affinity),
+                ("o", cors),
+            )
+            if value
+        )
         fields = (
             kind,
             slot_or_code,
@@ -805,6 +919,13 @@ class _Compiler:
             mirrors,
             affinity,
             cors,
+            max_body,
+            auth,
+            zone,
+            rps,
+            rpm,
+            conns,
+            lengths,
         )
         for value in fields:
             if "|" in value or any(c.isspace() for c in value):
@@ -938,6 +1059,36 @@ def _cors_entry(cors: Cors) -> str:
             str(int(cors.max_age)),
         )
     )
+
+
+def auth_id(auth: BasicAuth) -> str:
+    """The name of a userlist: a hash of its realm and users (``a`` + 16 hex digits)."""
+    blob = f"{auth.realm}\n{auth.fingerprint}"
+    return "a" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _source_networks(
+    route: Route,
+) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """(network, a allowed / d denied) of the row's source ranges."""
+    policy = route.policy
+    if policy is None or policy.sources is None:
+        return []
+    out = [(ipaddress.ip_network(c), "d") for c in policy.sources.deny]
+    out += [(ipaddress.ip_network(c), "a") for c in policy.sources.allow]
+    return out
+
+
+def _source_entries(route: Route) -> dict[str, str]:
+    """Record entries of the row's source ranges: ``|s<network address, hex>/<length>`` ->
+    ``a``, ``d`` or ``ad`` (what HAProxy's ``src,ipmask(...),hex`` gives for an address of
+    that network, upper-case; notes §9: the frontend compares the client address masked to
+    each length the shapes list)."""
+    out: dict[str, str] = {}
+    for net, mark in _source_networks(route):
+        key = f"|s{net.network_address.packed.hex().upper()}/{net.prefixlen}"
+        out[key] = "".join(sorted(set(out.get(key, "") + mark)))
+    return out
 
 
 def _map_key_ok(text: str) -> str:

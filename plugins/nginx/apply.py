@@ -43,6 +43,7 @@ import http.client
 import json
 import logging
 import os
+import pwd
 import re
 import secrets
 import signal
@@ -349,14 +350,33 @@ class NginxBackend:
         for pair in config.key_pairs:
             write_atomic(self.conf_dir / pair.key, pair.key_pem, mode=0o600)
             write_atomic(self.conf_dir / pair.crt, pair.cert_pem, mode=0o644)
+        self._write_auth_files(config)
+
+    def _write_auth_files(self, config: NginxConfig) -> None:
+        """The basic authentication user files: the workers read them on every request, so
+        as root (workers run as nobody) they belong to nobody, readable by it alone;
+        otherwise to us, owner only."""
+        if not config.auth_files:
+            return
+        (self.conf_dir / "auth").mkdir(mode=0o711, exist_ok=True)
+        owner = _worker_uid()
+        for name, text in config.auth_files:
+            path = self.conf_dir / name
+            written = write_atomic(path, text, mode=0o400 if owner is not None else 0o600)
+            if written and owner is not None:
+                os.chown(path, owner, -1)
 
     def _remove_stale_files(self, config: NginxConfig) -> None:
         """Certificates and keys the running configuration no longer names."""
         keep = {p.crt for p in config.key_pairs} | {p.key for p in config.key_pairs}
-        for path in (self.conf_dir / "certs").iterdir():
-            if f"certs/{path.name}" not in keep:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+        keep |= {name for name, _text in config.auth_files}
+        for folder in ("certs", "auth"):
+            if not (self.conf_dir / folder).is_dir():
+                continue
+            for path in (self.conf_dir / folder).iterdir():
+                if f"{folder}/{path.name}" not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
 
     def _write_candidate(self, config: NginxConfig) -> None:
         """Write the candidate (and its certificates) to new files; ApplyError at once if the
@@ -848,3 +868,14 @@ class NginxBackend:
         else:
             detail = self.last_error or "nginx down"
         return HealthReport(live=self.restart_failures < 5, ready=False, detail=detail)
+
+
+def _worker_uid() -> int | None:
+    """The user nginx's workers run as when started by root (nobody, nginx's default), else
+    None: they run as we do."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        return None

@@ -38,7 +38,11 @@ What a row does (one named location per distinct action in a server):
   the normalized ``$uri`` (ReplaceFullPath: the value; ReplacePrefixMatch: the core's rule,
   ``PathModifier.apply``). Response filters: ``proxy_hide_header`` + ``add_header ...
   always``. Mirrors: ``mirror`` to an internal location proxying ``$request_uri`` to the
-  mirror's upstream (static mode: none without a ready endpoint). Timeouts: connect, send,
+  mirror's upstream (static mode: none without a ready endpoint). A mirror's share (n of every
+  d requests, HTTPRouteRequestPercentageMirror): Lua mode, a location of its own per row and
+  mirror whose ``rewrite_by_lua`` (polyingress_mirror.lua, a counter in a shared dictionary)
+  ends the copies not chosen with 204 before the upstream is contacted; static mode counts
+  nothing, and the row answers 500. Timeouts: connect, send,
   read and ``proxy_next_upstream_timeout`` (nginx answers 504).
 * Weighted split: static mode, ``split_clients`` over ``$request_id`` (random, per request)
   naming the share's named location; Lua mode, ``polyingress_split.lua`` (smooth weighted
@@ -64,6 +68,7 @@ import re
 from dataclasses import dataclass, field
 
 from polyingress.core import (
+    BasicAuth,
     Cors,
     HostKind,
     ObjectRef,
@@ -101,8 +106,8 @@ __all__ = [
     "used",
 ]
 
-# The Gateway API features this backend serves, in both upstream modes (nothing here needs
-# Lua: conditions are maps, splits split_clients or Lua, the rest plain directives).
+# The Gateway API features this backend serves, in both upstream modes but mirror shares
+# (conditions are maps, splits split_clients or Lua, the rest plain directives).
 GATEWAY_FEATURES = (
     "HTTPRoute",
     "HTTPRouteQueryParamMatching",
@@ -118,6 +123,11 @@ GATEWAY_FEATURES = (
     "HTTPRoutePathRewrite",
     "HTTPRouteRequestMirror",
     "HTTPRouteRequestMultipleMirrors",
+    # Mirror shares, percent or any fraction: Lua mode counts n of every d requests per row
+    # and mirror (polyingress_mirror.lua); static mode cannot, and a row with a share answers
+    # 500 there (the declaration is per backend, not per upstream mode).
+    "HTTPRouteRequestPercentageMirror",
+    "polyingress.io/MirrorFraction",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
     # Upgrades pass every proxying location (render.py's Connection/Upgrade, repeated where a
@@ -137,9 +147,16 @@ GATEWAY_FEATURES = (
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
     "polyingress.io/BackendSendTimeout",
+    # canary-by-header-pattern: the regex in a map of $http_<name>, as the exact values.
+    "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (affinity.py: the cookie's value picks the endpoint, by a consistent
     # hash upstream in static mode, by the Lua balancer's rendezvous hashing in Lua mode).
     "polyingress.io/SessionAffinity",
+    # polyingress's request policies (core/pipeline/policy.py): allow/deny lines per row.
+    "polyingress.io/SourceRanges",
+    "polyingress.io/BodySize",
+    "polyingress.io/BasicAuth",
+    "polyingress.io/RateLimit",
     # (GatewayPort8080, HTTPRouteParentRefPort, HTTPRouteNamedRouteRule and
     # GatewayHTTPListenerIsolation are the core's, for every backend serving HTTPRoute:
     # core/pipeline/gateway.py CORE_PROVIDED; they pass live on nginx.)
@@ -158,12 +175,75 @@ _QMARK = "${polyingress_qmark}"
 _URI_OK = "polyingress_uri_ok"
 _WELL_KNOWN = {"http": 80, "https": 443}
 _LUA_SPLIT = "polyingress_split"
+# Mirror shares (Lua mode): the module, and the shared dictionary of its counters (one per row
+# and mirror; rendered only when a row has a share, so other configurations keep their text).
+_MIRROR_DICT = "polyingress_mirror"
+_MIRROR_SIZE = "1m"
 _FULL = "ReplaceFullPath"  # PathModifierType.FULL
 # A header nginx keeps: ignore_invalid_headers (on by default) drops request headers whose
 # names have other characters (underscores_in_headers is off), before any variable sees them.
 _NGINX_HEADER = re.compile(r"[a-z0-9-]+")
 # Characters a decoded path may hold and still be written into a Location as it is.
 _PATH_SAFE = "A-Za-z0-9\\-._~!$&'()*+,;=:@/"
+
+
+# A 503 answered after the access phase (``return`` answers in the rewrite phase, before it):
+# ``try_files`` runs after access, finds no such file and answers its code. For a row with a
+# policy, a refused client gets 403 before the 503 of a backend without a ready endpoint.
+_UNAVAILABLE_AFTER_ACCESS = "try_files /.polyingress-no-endpoint =503;"
+
+
+def access_lines(route: Route) -> tuple[str, ...]:
+    """A row's source ranges as ingress-nginx renders them (ngx_http_access_module, first
+    match wins): ``deny`` each denied network, then ``allow`` each allowed one and ``deny
+    all`` when there is an allow list. The networks are the core's normalized CIDRs."""
+    policy = route.policy
+    if policy is None or policy.sources is None:
+        return ()
+    sources = policy.sources
+    lines = [f"deny {quote(cidr)};" for cidr in sources.deny]
+    if sources.allow:
+        lines += [f"allow {quote(cidr)};" for cidr in sources.allow]
+        lines.append("deny all;")
+    return tuple(lines)
+
+
+def auth_file(auth: BasicAuth) -> tuple[str, str]:
+    """(name relative to nginx.conf's directory, text) of a user file: named by its content,
+    so a changed Secret is a new file and the running configuration's never changes."""
+    blob = f"{auth.realm}\n{auth.fingerprint}"
+    name = f"auth/{hashlib.sha256(blob.encode()).hexdigest()[:20]}.htpasswd"
+    return name, "".join(f"{user}:{digest}\n" for user, digest in auth.users)
+
+
+def auth_lines(route: Route) -> tuple[str, ...]:
+    """A row's basic authentication: ``auth_basic`` with the realm (nginx answers 401 with
+    WWW-Authenticate: Basic realm="<realm>") and the user file (see :func:`auth_file`)."""
+    policy = route.policy
+    if policy is None or policy.auth is None:
+        return ()
+    name, _text = auth_file(policy.auth)
+    return (
+        f"auth_basic {literal(policy.auth.realm)};",
+        f"auth_basic_user_file {quote(name)};",
+    )
+
+
+def body_lines(route: Route) -> tuple[str, ...]:
+    """A row's request body limit: ``client_max_body_size`` (413 above it; 0: no limit)."""
+    policy = route.policy
+    if policy is None or policy.max_body is None:
+        return ()
+    return (f"client_max_body_size {int(policy.max_body)};",)
+
+
+def _location_body(choices: list[_Choice]) -> tuple[str, ...]:
+    """The body limit of a location that dispatches to named locations: nginx compares a
+    request's Content-Length with the limit of the location its URI selects, before the
+    dispatch (a named location's own limit checks only the chunked bodies it reads). The rows'
+    limit when every row with one agrees (the rows of one Ingress and its canaries do)."""
+    limits = {c.body for c in choices if c.body}
+    return next(iter(limits)) if len(limits) == 1 else ()
 
 
 def gateway_row(route: Route) -> bool:
@@ -182,6 +262,7 @@ def gateway_row(route: Route) -> bool:
         or route.connect_timeout is not None
         or route.send_timeout is not None
         or route.affinity is not None
+        or route.policy is not None
     )
 
 
@@ -266,6 +347,7 @@ class _Action:
 class _Choice:
     conds: frozenset[_Cond]
     action: _Action
+    body: tuple[str, ...] = ()  # the row's client_max_body_size line (see locations)
 
 
 def _simple(
@@ -383,7 +465,13 @@ class Gateway:
                 )
                 return None
             variable = "$http_" + h.name.replace("-", "_")
-            conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
+            if h.regex:
+                # A search, as ingress-nginx's ngx.re.match; an empty (or missing) header never
+                # matches (HeaderMatch.accepts). The regex is in the common subset (core).
+                conds.add(self._flag(variable, "."))
+                conds.add(self._flag(variable, h.value))
+            else:
+                conds.add(self._flag(variable, f"^{_re_escape(h.value)}$"))
         for c in route.cookies:
             conds.add(self._flag("$http_cookie", cookie_regex(c.name, c.value)))
         for q in route.query:
@@ -520,17 +608,64 @@ class Gateway:
     def _mirrors(self, route: Route) -> tuple[tuple[str, ...], tuple[_Location, ...]]:
         lines: list[str] = []
         extra: list[_Location] = []
-        for name in route.mirrors:
+        shares = route.mirror_fractions or tuple((1, 1) for _m in route.mirrors)
+        for index, (name, (n, d)) in enumerate(zip(route.mirrors, shares, strict=True)):
             backend = self.model.backend_index.get(name)
             if backend is None or (not self.lua and not backend.available):
                 continue  # static mode: no upstream to send the copy to
+            if n == 0:
+                continue  # a share of nothing: no copy
             # A path no route can have (route paths hold no space): only the subrequest gets it.
             uri = f"/.polyingress mirror/{backend.name}"
+            directives: tuple[str, ...] = ("internal;", proxy_pass(backend, "$request_uri"))
+            if n < d:
+                # Lua mode only (static rows with a share answer 500, _proxy): n of every d
+                # requests of the row, counted per row and mirror (polyingress_mirror.lua).
+                key = _digest(route, index)
+                uri += f" {key}"
+                self._block(_MIRROR_DICT, (f"lua_shared_dict {_MIRROR_DICT} {_MIRROR_SIZE};",))
+                call = f"require({_lua_string(_MIRROR_DICT)}).sample({_lua_string(key)}, {n}, {d})"
+                directives = ("internal;", f"rewrite_by_lua_block {{ {call} }}", directives[1])
             lines.append(f"mirror {quote(uri)};")
-            extra.append(
-                _Location((), f"= {quote(uri)}", ("internal;", proxy_pass(backend, "$request_uri")))
-            )
+            extra.append(_Location((), f"= {quote(uri)}", directives))
         return tuple(lines), tuple(extra)
+
+    def _policy(self, route: Route) -> tuple[str, ...]:
+        """A row's policy: rate limits, body size, source ranges, basic authentication."""
+        return (*self._rate(route), *body_lines(route), *access_lines(route), *auth_lines(route))
+
+    def _rate(self, route: Route) -> tuple[str, ...]:
+        """ingress-nginx's rate limits (its template's limit_conn/limit_req lines): one zone
+        per Ingress and limit, keyed by the client address, named by a hash of both (so a
+        changed limit is a new zone); ``nodelay`` with a burst of limit x multiplier."""
+        rate = route.policy.rate if route.policy is not None else None
+        if rate is None:
+            return ()
+        lines: list[str] = []
+        if rate.connections is not None:
+            zone = _PREFIX + "conn_" + _digest(rate.zone, "conn")
+            self._block(zone, (f"limit_conn_zone $binary_remote_addr zone={zone}:5m;",))
+            lines += [
+                f"limit_conn {zone} {int(rate.connections)};",
+                f"limit_conn_status {rate.status};",
+            ]
+        for limit, unit in ((rate.rpm, "m"), (rate.rps, "s")):
+            if limit is None:
+                continue
+            zone = _PREFIX + f"r{unit}_" + _digest(rate.zone, unit, limit)
+            self._block(
+                zone,
+                (f"limit_req_zone $binary_remote_addr zone={zone}:5m rate={int(limit)}r/{unit};",),
+            )
+            lines.append(f"limit_req zone={zone} burst={rate.burst(limit)} nodelay;")
+        if rate.rps is not None or rate.rpm is not None:
+            lines.append(f"limit_req_status {rate.status};")
+        return tuple(lines)
+
+    def _unserved_share(self, route: Route) -> bool:
+        """Static mode cannot count a mirror's share (HTTPRouteRequestPercentageMirror needs
+        Lua): such a row answers 500 rather than copy every request or none."""
+        return not self.lua and any(0 < n < d for n, d in route.mirror_fractions)
 
     @staticmethod
     def _timeouts(route: Route) -> tuple[str, ...]:
@@ -588,8 +723,13 @@ class Gateway:
         answer = self.model.outcome(
             Route(path=route.path, path_type=route.path_type, backend=backend, source=route.source)
         )
+        if self._unserved_share(route):
+            return self._status(route, 500)
         mirrors, extra = self._mirrors(route)
         final = _directive(self.model, answer, self.lua)
+        access = self._policy(route)
+        if access and final == "return 503;":
+            final = _UNAVAILABLE_AFTER_ACCESS
         # Lua mode names the backend with `set`, a rewrite-module directive: it must come
         # before a `rewrite ... break`, which ends them (so must the affinity key's `set`).
         named = _Answer(final).backend_set
@@ -606,6 +746,7 @@ class Gateway:
                 proxy = f"proxy_pass {quote(f'{scheme}://{upstream_name(backend)}')};"
         directives = (
             *head,
+            *access,
             *self._rewrite(route, "break"),
             *self._headers(route, share),
             *self._response(route),
@@ -673,7 +814,9 @@ class Gateway:
             pick = (f"rewrite_by_lua_block {{ {call}, {{ {targets} }}) }}",)
             return _simple(pick, tuple(deps), tuple(extra))
         if not any(w.backend is not None and self._available(w.backend) for w in live):
-            return _simple((*self._response(route), "return 503;"))
+            access = self._policy(route)
+            last = _UNAVAILABLE_AFTER_ACCESS if access else "return 503;"
+            return _simple((*access, *self._response(route), last))
         error = self._status(route, 500)
         if any(share is None for _w, share in shares):
             deps += error.own
@@ -745,7 +888,7 @@ class Gateway:
                 conds = self._conds(route)
                 if conds is None:
                     continue
-                out.append(_Choice(conds, self._row(route, scheme)))
+                out.append(_Choice(conds, self._row(route, scheme), body_lines(route)))
                 if not conds:
                     return out
         out.append(_Choice(frozenset(), self._default()))
@@ -786,13 +929,13 @@ class Gateway:
             rep = key.representative
             choices = self._choices(vhost, rep, scheme)
             if guard_cond is not None:
-                guarded = [_Choice(c.conds | {guard_cond}, c.action) for c in choices]
+                guarded = [_Choice(c.conds | {guard_cond}, c.action, c.body) for c in choices]
                 choices = guarded + self._choices(below, rep, scheme)
             if not choices[0].conds:
                 directives = choices[0].action.inline
                 used = [(choices[0].action, True)]
             else:
-                directives = self._dispatch(choices)
+                directives = (*_location_body(choices), *self._dispatch(choices))
                 used = [(c.action, False) for c in choices]
             for action, inline in used:
                 named.update(action.reached(inline))

@@ -34,7 +34,12 @@ __all__ = [
 LUA_PACKAGE_DIR = Path(__file__).resolve().parent / "lua"
 # Load order matters: the Lua module needs NDK's symbols.
 MODULE_FILES = ("ndk_http_module.so", "ngx_http_lua_module.so")
-_LUA_FILES = ("polyingress_balancer.lua", "polyingress_channel.lua", "polyingress_split.lua")
+_LUA_FILES = (
+    "polyingress_balancer.lua",
+    "polyingress_channel.lua",
+    "polyingress_split.lua",
+    "polyingress_mirror.lua",
+)
 _REQUIRES = ("resty.core", "ngx.balancer", "cjson.safe", "polyingress_channel")
 _PROBE_MARK = "polyingress-lua-probe: "
 

@@ -156,6 +156,9 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
             files.append((f"conf/{pair.crt}", pair.cert_pem))
         owner = " ".join(str(r) for r in pair.refs) or "the fallback certificate"
         files.append((f"conf/{pair.key}", f"# private key of {owner}: not shown (mode 0600)\n"))
+    for name, text in config.auth_files:
+        written.append(RenderedFile(name=f"conf/{name}", text=text, mode=0o600))
+        files.append((f"conf/{name}", "# basic authentication users: not shown (mode 0600)\n"))
     return RenderedConfig(files=tuple(files), written=tuple(written))
 
 

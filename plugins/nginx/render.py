@@ -282,6 +282,8 @@ class NginxConfig:
     settings_source: ObjectRef | None
     problems: tuple[str, ...] = ()
     lua: bool = False
+    # Basic authentication user files: (name relative to nginx.conf's directory, text).
+    auth_files: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 # -- location tables ----------------------------------------------------------------------------
@@ -1407,7 +1409,20 @@ def render(
         settings_source=model.settings.source,
         problems=tuple(gw.problems),
         lua=opts.lua is not None,
+        auth_files=_auth_files(model),
     )
+
+
+def _auth_files(model: RouteModel) -> tuple[tuple[str, str], ...]:
+    from .gateway import auth_file  # (gateway.py imports this module)
+
+    files = {
+        auth_file(r.policy.auth)
+        for v in model.vhosts
+        for r in v.routes
+        if r.policy is not None and r.policy.auth is not None
+    }
+    return tuple(sorted(files))
 
 
 def _gateway(model: RouteModel, settings: NginxSettings, opts: RenderOptions) -> Gateway:

@@ -77,7 +77,8 @@ class WriteResult:
 
 def _write_if_changed(path: Path, text: str) -> bool:
     # The temporary file goes to the parent of the watched directory: Traefik never sees it.
-    return write_atomic(path, text, staging=path.parent.parent)
+    # Owner only: a basicAuth middleware holds password hashes.
+    return write_atomic(path, text, mode=0o600, staging=path.parent.parent)
 
 
 def _prepare(layout: Layout) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "PLUGINS_DIR",
     "WELL_KNOWN_PORTS",
     "cors_config",
+    "cors_only_config",
     "filter_config",
     "filter_name",
     "native_headers",
@@ -173,12 +174,13 @@ def redirect_config(route: Route, scheme: str) -> dict[str, Any]:
 
 
 def filter_config(
-    route: Route, scheme: str, fail: tuple[int, int] = (0, 0)
+    route: Route, scheme: str, fail: tuple[int, int] = (0, 0), *, cors: bool = True
 ) -> dict[str, Any] | None:
     """The plugin configuration a row needs on an entry point of ``scheme``, None if none.
 
     ``fail`` is (weight, total): that share of the requests answers 500 (an invalid backend
-    reference's share of a split)."""
+    reference's share of a split). ``cors=False`` leaves the row's CORS filter out (it is then
+    a middleware of its own, ahead of the row's policy: :func:`cors_only_config`)."""
     config: dict[str, Any] = {}
     if route.redirect is not None:
         config["redirect"] = redirect_config(route, scheme)
@@ -201,9 +203,16 @@ def filter_config(
         config["failWeight"], config["failTotal"] = fail
     if route.timeout is not None:
         config["timeoutMs"] = timeout_ms(route.timeout)
-    if route.cors is not None:
+    if cors and route.cors is not None:
         config["cors"] = cors_config(route.cors)
     return config or None
+
+
+def cors_only_config(route: Route) -> dict[str, Any] | None:
+    """The plugin configuration of a row's CORS filter alone (None without one): placed before
+    the row's policy, a preflight is answered 204 before the policy's 413/403/401 and an allowed
+    Origin's headers go on those answers too, as RouteModel.answer says."""
+    return None if route.cors is None else {"cors": cors_config(route.cors)}
 
 
 def cors_config(cors: Cors) -> dict[str, Any]:

@@ -109,8 +109,15 @@ GATEWAY_FEATURES = (
     # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
+    # canary-by-header-pattern: HeaderRegexp (render.py _conditions).
+    "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (a load balancer's sticky cookie: render.py _sticky).
     "polyingress.io/SessionAffinity",
+    # polyingress's request policies (core/pipeline/policy.py): source ranges as ipAllowList.
+    "polyingress.io/SourceRanges",
+    "polyingress.io/BodySize",
+    "polyingress.io/BasicAuth",
+    "polyingress.io/RateLimit",
 )
 
 
@@ -424,7 +431,12 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         (f"dynamic/{backend.layout.config_path.name}", rendered.text),
         *plugin_files(),
     ]
-    written = [RenderedFile(name=name, text=text) for name, text in files]
+    # The dynamic file is owner-only, as run writes it (a basicAuth middleware holds hashes).
+    dynamic = files[1][0]
+    written = [
+        RenderedFile(name=name, text=text, mode=SECRET_MODE if name == dynamic else 0o644)
+        for name, text in files
+    ]
     files.extend(
         (f"certs/{f.name}", KEY_PLACEHOLDER if f.is_key else f.data) for f in rendered.files
     )

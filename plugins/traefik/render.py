@@ -111,13 +111,22 @@ from polyingress.core import (
     GlobalSettings,
     HostKind,
     PathType,
+    RateLimit,
     Route,
     RouteModel,
     VirtualHost,
+    admitted_networks,
     format_duration,
 )
 
-from .filters import PLUGIN, filter_config, filter_name, native_headers, timeout_ms
+from .filters import (
+    PLUGIN,
+    cors_only_config,
+    filter_config,
+    filter_name,
+    native_headers,
+    timeout_ms,
+)
 
 __all__ = [
     "DYNAMIC_FILE",
@@ -482,7 +491,14 @@ def _conditions(route: Route) -> list[str]:
     out: list[str] = []
     if route.method is not None:
         out.append(f"Method({literal(route.method)})")
-    out.extend(f"Header({literal(h.name)}, {literal(h.value)})" for h in route.headers)
+    for h in route.headers:
+        if h.regex:
+            # Go's regexp finds it in the value, as ingress-nginx's ngx.re.match (the regex is
+            # in the common subset: core); "." keeps an empty value out (HeaderMatch.accepts).
+            out.append(f"HeaderRegexp({literal(h.name)}, {quote('.')})")
+            out.append(f"HeaderRegexp({literal(h.name)}, {literal(h.value)})")
+        else:
+            out.append(f"Header({literal(h.name)}, {literal(h.value)})")
     out.extend(f"Query({literal(q.name)}, {literal(q.value)})" for q in route.query)
     out.extend(
         f"HeaderRegexp({quote('Cookie')}, {literal(cookie_regex(c.name, c.value))})"
@@ -815,6 +831,64 @@ def _sticky(
     return copy
 
 
+def _rate(rate: RateLimit, middlewares: dict[str, Any]) -> tuple[str, ...]:
+    """Rate limits: ``inFlightReq`` (concurrent requests) and ``rateLimit`` (a token bucket of
+    limit x multiplier refilled at the limit, as nginx's ``burst ... nodelay``), per client
+    address (their default source: the connection's), named by the Ingress so that its paths
+    share the counters. Traefik answers 429 where nginx answers 503 (a documented partial)."""
+    chain: list[str] = []
+    zone = hashlib.sha256(rate.zone.encode()).hexdigest()[:16]
+    if rate.connections is not None:
+        name = f"polyingress-inflight-{zone}-{int(rate.connections)}"
+        middlewares[name] = {"inFlightReq": {"amount": int(rate.connections)}}
+        chain.append(name)
+    for limit, period in ((rate.rpm, "1m"), (rate.rps, "1s")):
+        if limit is None:
+            continue
+        name = f"polyingress-rate-{zone}-{int(limit)}-{period}-{rate.burst_multiplier}"
+        middlewares[name] = {
+            "rateLimit": {"average": int(limit), "period": period, "burst": rate.burst(limit)}
+        }
+        chain.append(name)
+    return tuple(chain)
+
+
+def _access(route: Route, middlewares: dict[str, Any]) -> tuple[str, ...]:
+    """A row's policy: its body size as a ``buffering`` middleware, its source ranges, an
+    ``ipAllowList``, then its basic authentication, ``basicAuth``. The source ranges: an
+    ``ipAllowList`` (403 by default; without ``ipStrategy`` the
+    connection's address is checked) of the networks they admit, the allow list (else every
+    address) without the denied networks (:func:`admitted_networks`); none admitted: the
+    address no connection comes from."""
+    policy = route.policy
+    if policy is None:
+        return ()
+    chain: list[str] = list(_rate(policy.rate, middlewares)) if policy.rate is not None else []
+    if policy.max_body:
+        # Traefik's buffering: 413 for a body above it, a Content-Length at once, a chunked
+        # body once that much has arrived (the backend gets nothing of it).
+        conf: dict[str, Any] = {"buffering": {"maxRequestBodyBytes": int(policy.max_body)}}
+        name = _content_name("polyingress-body", conf)
+        middlewares[name] = conf
+        chain.append(name)
+    if policy.sources is not None:
+        admitted = list(admitted_networks(policy.sources)) or [NEVER_A_CLIENT]
+        conf = {"ipAllowList": {"sourceRange": admitted, "rejectStatusCode": 403}}
+        name = _content_name("polyingress-sources", conf)
+        middlewares[name] = conf
+        chain.append(name)
+    if policy.auth is not None:
+        # basicAuth checks bcrypt and md5-crypt (the core accepts no other hash); its 401
+        # says WWW-Authenticate: Basic realm="<realm>". The Authorization header is passed on,
+        # as nginx does.
+        users = [f"{user}:{digest}" for user, digest in policy.auth.users]
+        conf = {"basicAuth": {"users": users, "realm": policy.auth.realm, "removeHeader": False}}
+        name = _content_name("polyingress-auth", conf)
+        middlewares[name] = conf
+        chain.append(name)
+    return tuple(chain)
+
+
 def _mirror_percents(route: Route) -> list[dict[str, Any]]:
     """The mirrors of a ``mirroring`` service: each with its share as Traefik's integer
     ``percent`` (HTTPRouteRequestPercentageMirror; a share that is no whole percent never
@@ -853,8 +927,16 @@ def _row_target(
     else:
         assert route.backend is not None
         service = route.backend
+    chain: tuple[str, ...] = _access(route, middlewares)
+    cors_first = route.cors is not None and (bool(chain) or service == SERVICE_UNAVAILABLE)
+    if cors_first:
+        config = cors_only_config(route)
+        assert config is not None
+        name = filter_name(config)
+        middlewares[name] = {"plugin": {PLUGIN: config}}
+        chain = (name, *chain)
     if service == SERVICE_UNAVAILABLE:
-        return (), service, True  # 503: nothing is proxied
+        return chain, service, True  # 503: nothing is proxied (after the policy's 403)
     if route.timeout is not None or route.connect_timeout is not None:
         service = _timed(
             service,
@@ -865,13 +947,12 @@ def _row_target(
         )
     if route.affinity is not None:
         service = _sticky(service, route, scheme, services, None)
-    chain: tuple[str, ...] = ()
     native = native_headers(route)
     if native is not None:
         name = _content_name("polyingress-headers", native)
         middlewares[name] = {"headers": native}
-        chain = (name,)
-    config = filter_config(route, scheme, fail)
+        chain = (*chain, name)
+    config = filter_config(route, scheme, fail, cors=not cors_first)
     if config is not None:
         name = filter_name(config)
         middlewares[name] = {"plugin": {PLUGIN: config}}

@@ -138,6 +138,8 @@ GATEWAY_FEATURES = (
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
     "HTTPRouteBackendProtocolWebSocket",
+    # canary-by-header-pattern: header_regexp with the regex itself (a search, Go's regexp).
+    "polyingress.io/HeaderRegexMatching",
 )
 # A weighted split is a round robin over a sequence of this many entries at most (the weights
 # reduced by their greatest common divisor; larger totals are scaled down, each share then
@@ -473,18 +475,29 @@ class _Renderer:
             # Caddy's header matcher reads '*' as a wildcard: a regexp of the literal value
             # (any of the header's values; names without case).
             fields: dict[str, dict[str, str]] = {}
+            nonempty: list[str] = []
             for h in route.headers:
-                want = {"pattern": f"^{value_literal(h.value)}$"}
+                want = {"pattern": h.value if h.regex else f"^{value_literal(h.value)}$"}
                 if fields.setdefault(h.name, want) != want:
-                    return None  # one header with two values: never
+                    return None  # one header with two values (or patterns): never
+                if h.regex:  # a regex never matches an empty value (HeaderMatch.accepts)
+                    nonempty.append(h.name)
             match["header_regexp"] = fields
+            if nonempty:
+                match["not"] = [
+                    {"not": [{"vars_regexp": {f"{{http.request.header.{n}}}": {"pattern": "."}}}]}
+                    for n in nonempty
+                ]
         if route.query:
             # The keys of one vars_regexp are ORed by Caddy, so each parameter is its own
             # matcher set, and "not" of "not"s ANDs them: no set of the outer "not" matches
             # when every parameter's pattern matches.
             match["not"] = [
-                {"not": [{"vars_regexp": {"{http.request.uri.query}": {"pattern": p}}}]}
-                for p in sorted({query_pattern(q) for q in route.query})
+                *match.get("not", []),
+                *(
+                    {"not": [{"vars_regexp": {"{http.request.uri.query}": {"pattern": p}}}]}
+                    for p in sorted({query_pattern(q) for q in route.query})
+                ),
             ]
         return match
 

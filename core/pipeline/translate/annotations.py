@@ -21,6 +21,7 @@ note says where polyingress differs.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,8 +57,19 @@ from polyingress.core.pipeline.model import (
     SessionAffinity,
     WeightedBackend,
 )
+from polyingress.core.pipeline.policy import (
+    BASIC_AUTH,
+    BODY_SIZE,
+    RATE_LIMIT,
+    SOURCE_RANGES,
+    BasicAuth,
+    RateLimit,
+    RoutePolicy,
+    SourceRanges,
+)
 from polyingress.core.pipeline.problems import Problem, Severity
 from polyingress.core.pipeline.regexpath import RegexForm
+from polyingress.core.pipeline.translate.htpasswd import SecretUsersError, users_of_secret
 from polyingress.core.pipeline.translate.ingress import PathRule, parse_ingress
 
 __all__ = [
@@ -66,6 +78,7 @@ __all__ = [
     "CANARY_KEYS",
     "CONNECT_TIMEOUT",
     "COOKIE_MATCHING",
+    "HEADER_REGEX",
     "SEND_TIMEOUT",
     "SESSION_AFFINITY",
     "Canary",
@@ -127,10 +140,25 @@ _RESPONSE_HEADERS = "HTTPRouteResponseHeaderModification"
 # declares them in BackendInfo.gateway_features beside the upstream names (GatewayClass status
 # lists only upstream names: core/pipeline/gateway.py).
 COOKIE_MATCHING = "polyingress.io/CookieMatching"
+# HeaderMatch.regex (canary-by-header-pattern): the Gateway API's RegularExpression header
+# match type, which has no feature name of its own there.
+HEADER_REGEX = "polyingress.io/HeaderRegexMatching"
 CONNECT_TIMEOUT = "polyingress.io/BackendConnectTimeout"
 SESSION_AFFINITY = "polyingress.io/SessionAffinity"
 SEND_TIMEOUT = "polyingress.io/BackendSendTimeout"
-ANNOTATION_FEATURES = (COOKIE_MATCHING, CONNECT_TIMEOUT, SESSION_AFFINITY, SEND_TIMEOUT)
+# The request policies' (core/pipeline/policy.py: SOURCE_RANGES, BODY_SIZE, BASIC_AUTH,
+# RATE_LIMIT) are named the same way and are never optional: without one the rows answer 500.
+ANNOTATION_FEATURES = (
+    COOKIE_MATCHING,
+    HEADER_REGEX,
+    CONNECT_TIMEOUT,
+    SESSION_AFFINITY,
+    SEND_TIMEOUT,
+    SOURCE_RANGES,
+    BODY_SIZE,
+    BASIC_AUTH,
+    RATE_LIMIT,
+)
 # Features whose absence only loses a refinement: a backend lacking one serves the Ingress
 # without it (a warning), not with 500 (the ConfigMap's timeout applies instead; requests are
 # balanced over the endpoints, as without affinity).
@@ -169,14 +197,16 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Canary:
     """A canary Ingress's rules: ``weight`` of ``total`` requests, the header that sends a
-    request to it (``value`` None: ``always``/``never``, ingress-nginx's default values) and the
-    cookie that does (``always``/``never``)."""
+    request to it (``value`` None: ``pattern``, a regular expression found in the header's
+    value, else ``always``/``never``, ingress-nginx's default values) and the cookie that does
+    (``always``/``never``)."""
 
     weight: int = 0
     total: int = 100
     header: str | None = None
     value: str | None = None
     cookie: str | None = None
+    pattern: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +235,9 @@ class IngressPolicy:
     custom_headers: tuple[str, str] | None = None
     response_headers: HeaderFilter | None = None
     denied: bool = False
+    policy: RoutePolicy | None = None  # what a proxied request must satisfy
+    auth_ref: AuthRef | None = None  # basic authentication's Secret (see resolve_auth)
+    auth_failure: str | None = None  # why that Secret gives no users: the paths answer 503
     http_port: int = 80
     https_port: int = 443
 
@@ -240,6 +273,8 @@ class IngressPolicy:
             and not self.force_ssl
             and self.cors is None
             and self.response_headers is None
+            and self.policy is None
+            and self.auth_ref is None
         )
 
     def problems(self) -> list[Problem]:
@@ -286,6 +321,8 @@ class IngressPolicy:
         )
         if self.plain:
             return [base]
+        if self.auth_failure is not None:
+            return [replace(base, backend=None, status=503)]
         if self.redirect is not None:
             return [replace(base, backend=None, redirect=self.redirect)]
         modifier = self._path_rewrite(rule)
@@ -305,6 +342,7 @@ class IngressPolicy:
             connect_timeout=self.connect_timeout,
             send_timeout=self.send_timeout,
             affinity=self.affinity,
+            policy=self.policy,
         )
         if not self.force_ssl:
             return [row]
@@ -442,9 +480,12 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "canary-by-header": (Support.HONOURED, frozenset({_CORE}), ""),
     "canary-by-header-value": (Support.HONOURED, frozenset({_CORE}), ""),
     "canary-by-header-pattern": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "regular expression header matches are not in the route model",
+        Support.HONOURED,
+        frozenset({_CORE, HEADER_REGEX}),
+        "a search in the header's value, as ingress-nginx's; only regular expressions that mean "
+        "the same in PCRE, HAProxy's and Go's (no look-around, backreferences, named groups, "
+        "\\b or \\x escapes, POSIX classes): another rejects the canary Ingress, whose "
+        "requests then reach the main Ingress, as ingress-nginx's for a pattern it cannot use",
     ),
     "canary-by-cookie": (
         Support.PARTIAL,
@@ -486,9 +527,10 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "send timeout) serve the Ingress with the ConfigMap's timeouts, with a warning",
     ),
     "proxy-body-size": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "no body size limit in the route model; the backend's default applies",
+        Support.PARTIAL,
+        frozenset({BODY_SIZE}),
+        "413 for a body above it (0: no limit) on the Ingress's proxied paths; HAProxy checks "
+        "the Content-Length only: a chunked body above it is proxied",
     ),
     "backend-protocol": (
         Support.PARTIAL,
@@ -517,18 +559,64 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "canary's own affinity and ingress-nginx's sticky canaries are not served",
     ),
     "auth-type": (
-        Support.UNSUPPORTED,
-        frozenset(),
-        "authentication is not in the route model",
+        Support.HONOURED,
+        frozenset({BASIC_AUTH}),
+        "basic: 401 with WWW-Authenticate without a user's password (after the source "
+        "ranges' 403); digest is refused (the Ingress is rejected)",
     ),
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "client address lists are not in the route model")
-        for k in _ACCESS_KEYS
-    },
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "rate limits are not in the route model")
-        for k in _LIMIT_KEYS
-    },
+    "auth-secret": (
+        Support.PARTIAL,
+        frozenset({BASIC_AUTH}),
+        "only bcrypt and md5-crypt hashes, the ones every backend checks (another hash, a "
+        "user named twice or a missing Secret: the paths answer 503, as ingress-nginx answers "
+        "for a Secret it cannot use; a Secret of another namespace rejects the Ingress)",
+    ),
+    "auth-secret-type": (
+        Support.HONOURED,
+        frozenset({BASIC_AUTH}),
+        "auth-file (default: the key auth, htpasswd lines) or auth-map (user: hash)",
+    ),
+    "auth-realm": (Support.HONOURED, frozenset({BASIC_AUTH}), ""),
+    "whitelist-source-range": (
+        Support.HONOURED,
+        frozenset({SOURCE_RANGES}),
+        "others get 403 (the connection's address); allowlist-source-range wins when both are "
+        "set (as in ingress-nginx)",
+    ),
+    "allowlist-source-range": (
+        Support.HONOURED,
+        frozenset({SOURCE_RANGES}),
+        "others get 403 (the connection's address)",
+    ),
+    "denylist-source-range": (
+        Support.HONOURED,
+        frozenset({SOURCE_RANGES}),
+        "403 (the connection's address); checked before the allowlist (as in ingress-nginx)",
+    ),
+    "limit-rps": (
+        Support.PARTIAL,
+        frozenset({RATE_LIMIT}),
+        "per client address over the Ingress's paths, 503 above it; nginx and Traefik: a "
+        "bucket of limit x burst-multiplier requests refilled at the limit (Traefik answers "
+        "429); HAProxy: at most limit x burst-multiplier requests in any second",
+    ),
+    "limit-rpm": (
+        Support.PARTIAL,
+        frozenset({RATE_LIMIT}),
+        "as limit-rps, per minute (HAProxy: at most limit x burst-multiplier requests in any "
+        "minute)",
+    ),
+    "limit-connections": (
+        Support.PARTIAL,
+        frozenset({RATE_LIMIT}),
+        "concurrent requests per client address over the Ingress's paths, 503 above it "
+        "(Traefik answers 429)",
+    ),
+    "limit-burst-multiplier": (
+        Support.HONOURED,
+        frozenset({RATE_LIMIT}),
+        "no effect without limit-rps or limit-rpm (as in ingress-nginx)",
+    ),
     **{k: (Support.HONOURED, frozenset({_CORS}), "") for k in _CORS_KEYS},
     **{k: (Support.HONOURED, frozenset({_CORE, SESSION_AFFINITY}), "") for k in _SESSION_KEYS},
     "affinity-mode": (
@@ -555,10 +643,6 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         "whatever the value, Traefik gives a new cookie when the cookie's endpoint is gone; "
         "nginx and HAProxy keep the cookie (its key then picks another endpoint)",
     ),
-    **{
-        k: (Support.UNSUPPORTED, frozenset(), "authentication is not in the route model")
-        for k in _AUTH_KEYS
-    },
 }
 # Unsupported annotations whose absence would open access or send requests elsewhere: the
 # Ingress is rejected (fail closed) instead of served without them.
@@ -654,6 +738,11 @@ def translate_annotations(
                     k,
                     Support.HONOURED,
                     "no effect: canary-by-header-value is set (as in ingress-nginx)",
+                    (),
+                )
+            elif k == "canary-by-header-pattern" and header is None:
+                verdict(
+                    k, note="no effect without canary-by-header (as in ingress-nginx)", features=()
                 )
             else:
                 verdict(k)
@@ -663,6 +752,11 @@ def translate_annotations(
             header=header,
             value=hvalue if header is not None else None,
             cookie=values.get("canary-by-cookie"),
+            pattern=(
+                values.get("canary-by-header-pattern")
+                if header is not None and hvalue is None
+                else None
+            ),
         )
 
     def inherited(name: str) -> bool:
@@ -839,14 +933,15 @@ def translate_annotations(
         else:
             verdict("custom-headers")
             policy["custom_headers"] = (ref.namespace, cm)
-    for name in ("proxy-body-size",):
-        if name in values and not inherited(name):
-            verdict(name)
     if "backend-protocol" in values and not inherited("backend-protocol"):
         _backend_protocol(values["backend-protocol"], verdict, policy)
-    for name in _ACCESS_KEYS:
-        if name in values and not inherited(name):
-            verdict(name)
+    sources = _source_ranges(values, verdict, inherited)
+    max_body: int | None = None
+    if "proxy-body-size" in values and not inherited("proxy-body-size"):
+        verdict("proxy-body-size")
+        max_body = values["proxy-body-size"]
+    if sources is not None or max_body is not None:
+        policy["policy"] = RoutePolicy(sources=sources, max_body=max_body)
     # -- session affinity ------------------------------------------------------------------
     affinity_keys = [k for k in ("affinity", *_SESSION_KEYS) if k in values]
     if affinity_keys and is_canary:
@@ -877,12 +972,9 @@ def translate_annotations(
     else:
         for k in affinity_keys:
             verdict(k, Support.HONOURED, "no effect without affinity (as in ingress-nginx)", ())
-    for switch, keys in (
-        ("enable-cors", _CORS_KEYS),
-        ("auth-type", _AUTH_KEYS),
-    ):
+    for switch, keys in (("enable-cors", _CORS_KEYS),):
         on = bool(values.get(switch))
-        if switch in values and not (switch != "affinity" and inherited(switch)):
+        if switch in values and not inherited(switch):
             if on:
                 verdict(switch)
             else:
@@ -897,9 +989,14 @@ def translate_annotations(
                     )
         if switch == "enable-cors" and on and not is_canary:  # a canary's is the main's
             policy["cors"] = _cors_of(values)
-    for name in _LIMIT_KEYS:
-        if name in values and not inherited(name):
-            verdict(name)
+    rate = _rate_limit(ref, values, verdict, inherited)
+    if rate is not None:
+        base = policy.get("policy")
+        assert base is None or isinstance(base, RoutePolicy)
+        policy["policy"] = replace(base or RoutePolicy(), rate=rate)
+    auth = _auth_ref(ref, values, ann, prefix, verdict, inherited)
+    if auth is not None:
+        policy["auth_ref"] = auth
 
     verdicts.sort(key=lambda v: v.name)
     return IngressPolicy(
@@ -1038,6 +1135,161 @@ def custom_headers_filter(
 
 DENIED = "AnnotationDenied"
 """The reason of a problem whose Ingress is served with its paths answering 503."""
+
+
+def _rate_limit(
+    ref: ObjectRef,
+    values: Mapping[str, Any],
+    verdict: Callable[..., None],
+    inherited: Callable[[str], bool],
+) -> RateLimit | None:
+    """ingress-nginx's ``ratelimit`` parser: the limits of the Ingress, one zone per Ingress."""
+    found = {k: values[k] for k in _LIMIT_KEYS if k in values and not inherited(k)}
+    if not found:
+        return None
+    for k in found:
+        if k == "limit-burst-multiplier" and "limit-rps" not in found and "limit-rpm" not in found:
+            verdict(k, Support.HONOURED, "no effect without limit-rps or limit-rpm", ())
+        else:
+            verdict(k)
+    if not {"limit-rps", "limit-rpm", "limit-connections"} & set(found):
+        return None
+    return RateLimit(
+        zone=f"{ref.namespace}/{ref.name}",
+        rps=found.get("limit-rps"),
+        rpm=found.get("limit-rpm"),
+        connections=found.get("limit-connections"),
+        burst_multiplier=found.get("limit-burst-multiplier", 5),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRef:
+    """The Secret an Ingress's basic authentication reads (resolved by the builder into the
+    rows' :class:`BasicAuth`): its namespace and name, whether it is an ``auth-map``, the
+    realm, and the annotation key that names it (for problems)."""
+
+    namespace: str
+    name: str
+    auth_map: bool
+    realm: str
+    key: str
+
+
+def _auth_ref(
+    ref: ObjectRef,
+    values: Mapping[str, Any],
+    ann: Annotations,
+    prefix: str,
+    verdict: Callable[..., None],
+    inherited: Callable[[str], bool],
+) -> AuthRef | None:
+    """ingress-nginx's ``auth`` parser: ``auth-type`` basic (digest refused) with the Secret
+    ``auth-secret`` of the Ingress's namespace (ingress-nginx refuses other namespaces by
+    default), ``auth-secret-type`` and ``auth-realm`` (default empty)."""
+    kind = values.get("auth-type")
+    if kind is None or inherited("auth-type"):
+        for k in _AUTH_KEYS:
+            if k in values and not inherited(k):
+                verdict(
+                    k, Support.HONOURED, "no effect without auth-type (as in ingress-nginx)", ()
+                )
+        return None
+    if kind == "digest":
+        verdict("auth-type", Support.UNSUPPORTED, "digest authentication is not served", ())
+        return None
+    secret = values.get("auth-secret")
+    if secret is None:
+        verdict(
+            "auth-type",
+            Support.UNSUPPORTED,
+            "basic without auth-secret: no user can be checked",
+            (),
+        )
+        return None
+    namespace, name = secret
+    if namespace is not None and namespace != ref.namespace:
+        verdict(
+            "auth-secret",
+            Support.UNSUPPORTED,
+            "a Secret of another namespace (ingress-nginx refuses it by default)",
+            (),
+        )
+        return None
+    for k in ("auth-type", *_AUTH_KEYS):
+        if k in values:
+            verdict(k)
+    return AuthRef(
+        namespace=ref.namespace,
+        name=name,
+        auth_map=values.get("auth-secret-type") == "auth-map",
+        realm=values.get("auth-realm", ""),
+        key=ann.key("auth-secret", prefix),
+    )
+
+
+def _cidr_order(cidr: str) -> tuple[int, int, int]:
+    net = ipaddress.ip_network(cidr)
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def _source_ranges(
+    values: Mapping[str, Any],
+    verdict: Callable[..., None],
+    inherited: Callable[[str], bool],
+) -> SourceRanges | None:
+    """ingress-nginx's ``ipallowlist`` (``allowlist-source-range``, its alias
+    ``whitelist-source-range`` when it is not set) and ``ipdenylist`` parsers."""
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    for name in _ACCESS_KEYS:
+        if name not in values or inherited(name):
+            continue
+        if name == "whitelist-source-range" and "allowlist-source-range" in values:
+            verdict(
+                name,
+                Support.HONOURED,
+                "no effect: allowlist-source-range is set (as in ingress-nginx)",
+                (),
+            )
+            continue
+        verdict(name)
+        cidrs = tuple(sorted(set(values[name]), key=_cidr_order))
+        if name == "denylist-source-range":
+            deny = cidrs
+        else:
+            allow = cidrs
+    if not allow and not deny:
+        return None
+    return SourceRanges(allow=allow, deny=deny)
+
+
+def resolve_auth(
+    policy: IngressPolicy, secret: Mapping[str, Any] | None
+) -> tuple[IngressPolicy, list[Problem]]:
+    """The policy with its basic authentication's users read from ``secret`` (the Secret
+    ``policy.auth_ref`` names, None when missing): the rows check them; a Secret that gives no
+    users makes the paths answer 503, as ingress-nginx answers, with an error naming it."""
+    ref = policy.auth_ref
+    if ref is None:
+        return policy, []
+    where = f"Secret {ref.namespace}/{ref.name}"
+    try:
+        if secret is None:
+            raise SecretUsersError("not found")
+        users = users_of_secret(secret, auth_map=ref.auth_map)
+        auth = BasicAuth(realm=ref.realm, users=users, secret=f"{ref.namespace}/{ref.name}")
+    except (SecretUsersError, ValueError) as exc:
+        problem = Problem(
+            ref=policy.ref,
+            field=f"metadata.annotations[{ref.key!r}]",
+            message=f"{where} {exc}; the paths answer 503",
+            severity=Severity.ERROR,
+            reason="InvalidAuthSecret",
+        )
+        return replace(policy, auth_failure=str(exc)), [problem]
+    base = policy.policy or RoutePolicy()
+    return replace(policy, policy=replace(base, auth=auth)), []
 
 
 def uses_regex(obj: Mapping[str, Any], prefix: str) -> bool:
@@ -1255,7 +1507,11 @@ def with_canaries(
             c = use.canary
             created, ns, name = use.order
             matches: list[tuple[str, str, HeaderMatch | CookieMatch]] = []
-            if c.header is not None:
+            if c.header is not None and c.pattern is not None:
+                # No always/never with a pattern: a value it is not found in goes on to the
+                # cookie and the weights (ingress-nginx's balancer).
+                matches.append(("0", "", HeaderMatch(name=c.header, value=c.pattern, regex=True)))
+            elif c.header is not None:
                 values = (("0", c.value),) if c.value is not None else _ALWAYS_NEVER
                 matches += [(r, v, HeaderMatch(name=c.header, value=v)) for r, v in values]
             if c.cookie is not None:
