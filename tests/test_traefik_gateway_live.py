@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from livekit import Controller, HelloFleet, Response, needs, write_manifests
 from traefik_gateway_worlds import (
     MISSING,
@@ -29,6 +30,7 @@ from traefik_gateway_worlds import (
 )
 
 from polyingress.core import ObjectStore, RouteModel, build_model
+from polyingress.plugins.traefik.render import MAPPING_CHUNK
 
 pytestmark = [pytest.mark.live, needs("traefik")]
 
@@ -112,6 +114,23 @@ def differences_world() -> list[dict[str, Any]]:
     ]
 
 
+MANY = 150
+
+
+def many_world() -> list[dict[str, Any]]:
+    """HTTPRoutes of one row each on hosts of their own: with them the document has more
+    routers than one YAML mapping of its text holds (``render.MAPPING_CHUNK``), so the routers
+    are written as a merge of several mappings, as a large world's are."""
+    return [
+        route_object(
+            f"many-{i:03d}",
+            Rule((Match(f"/m{i}"),), ((f"s{i % 3}", 1),)),
+            hostnames=(f"m{i:03d}.many.com",),
+        )
+        for i in range(MANY)
+    ]
+
+
 def world(port: int, change: int = 0, kind: str = "HTTPRoute") -> list[dict[str, Any]]:
     """The world; ``change`` > 0 adds an HTTPRoute (or Ingress) edit: ``/changed/<change>`` on
     host c.com to s2 (the change timing below)."""
@@ -122,6 +141,7 @@ def world(port: int, change: int = 0, kind: str = "HTTPRoute") -> list[dict[str,
         *differences_world(),
         *encoded_world(),
         *timeouts_world(),
+        *many_world(),
     ]
     if change and kind == "HTTPRoute":
         objects.append(
@@ -215,6 +235,34 @@ def check(live: Live, req: Request) -> None:
 def test_every_request_of_the_grid_is_answered_as_the_core_says(live: Live) -> None:
     for req in requests():
         check(live, req)
+
+
+def test_routers_in_every_merged_mapping_of_a_large_document_are_served(live: Live) -> None:
+    """Traefik's YAML decoder (yaml.v3) checks a mapping's keys for duplicates pairwise, so a
+    mapping of 20,000 routers cost seconds per change: a large document's routers are written
+    as a merge (``<<``) of mappings of at most MAPPING_CHUNK keys. Every router of every one of
+    them is served."""
+    text = (live.controller.workdir / "dynamic" / "polyingress.yaml").read_text()
+    routers = yaml.safe_load(text)["http"]["routers"]
+    assert len(routers) > 2 * MAPPING_CHUNK
+    assert text.count("\n    <<:\n") == 1  # http.routers
+    merged = yaml.compose(text)
+    assert merged is not None
+    assert _largest_mapping(merged) <= MAPPING_CHUNK
+    for i in range(MANY):
+        for scheme in ("http", "https"):
+            for target in (f"/m{i}/x", f"/m{i}", "/other", f"/m{i}x"):
+                check(live, Request(f"m{i:03d}.many.com", target, scheme))
+    check(live, Request(f"m{MANY:03d}.many.com", "/m0"))
+
+
+def _largest_mapping(node: yaml.Node) -> int:
+    if isinstance(node, yaml.MappingNode):
+        own = len(node.value)
+        return max([own, *(_largest_mapping(v) for _k, v in node.value)])
+    if isinstance(node, yaml.SequenceNode):
+        return max([0, *(_largest_mapping(v) for v in node.value)])
+    return 0
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE", "get"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import random
 import re
@@ -34,7 +35,13 @@ from polyingress.core import (
     build_model,
     redirect_status,
 )
-from polyingress.plugins.traefik.render import RenderSettings, dump_yaml, quote, render
+from polyingress.plugins.traefik.render import (
+    MAPPING_CHUNK,
+    RenderSettings,
+    dump_yaml,
+    quote,
+    render,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "traefik"
@@ -302,6 +309,63 @@ def test_quote_refuses_what_cannot_be_a_rule_value() -> None:
 def test_dump_yaml_quotes_what_yaml_would_read_otherwise(value: str) -> None:
     doc = {"k": value, "l": [value, {"x": value, "y": []}], "m": {}, "n": 3, "o": False}
     assert yaml.safe_load(dump_yaml(doc)) == doc
+
+
+def _largest_mapping(node: yaml.Node) -> int:
+    if isinstance(node, yaml.MappingNode):
+        return max([len(node.value), *(_largest_mapping(v) for _k, v in node.value)])
+    if isinstance(node, yaml.SequenceNode):
+        return max([0, *(_largest_mapping(v) for v in node.value)])
+    return 0
+
+
+@pytest.mark.parametrize("size", [1, MAPPING_CHUNK, MAPPING_CHUNK + 1, 3 * MAPPING_CHUNK + 7])
+def test_a_large_mapping_is_written_as_a_merge_of_small_ones(size: int) -> None:
+    """Traefik's YAML decoder compares every pair of a mapping's keys (yaml.v3's duplicate
+    check): 20,000 routers in one mapping cost seconds at every change. A mapping of more than
+    MAPPING_CHUNK keys is written as ``<<:`` and a list of smaller mappings, which a YAML
+    loader reads back as the one mapping; a smaller one is written as before."""
+    inner = {f"r-{i:05d}": {"rule": f"Host(`h{i}.com`)", "priority": i} for i in range(size)}
+    doc = {"http": {"routers": inner, "middlewares": {"m": {"x": [1, {"y": "z"}]}}}}
+    text = dump_yaml(doc)
+    assert yaml.safe_load(text) == doc
+    composed = yaml.compose(text)
+    assert composed is not None
+    largest = _largest_mapping(composed)
+    assert largest == max(2, size) if size <= MAPPING_CHUNK else largest <= MAPPING_CHUNK
+    assert ("<<:" in text) == (size > MAPPING_CHUNK)
+    if size <= MAPPING_CHUNK:
+        assert text.startswith("http:\n  middlewares:\n")
+        assert "\n  routers:\n    r-00000:\n" in text
+
+
+def test_one_entry_more_in_a_large_mapping_changes_only_its_own_lines() -> None:
+    """The text stays diffable: a router added to a large document (merged mappings) adds its
+    own lines; at most the list marker of its mapping's first line moves."""
+    routers = {f"r-{i:05d}": {"rule": f"Host(`h{i}.com`)"} for i in range(0, 4000, 2)}
+    before = dump_yaml({"http": {"routers": routers}}).splitlines()
+    after = dump_yaml({"http": {"routers": {**routers, "r-01001": {"rule": "X"}}}}).splitlines()
+    assert _changed(_unmarked(before), _unmarked(after)) == ["+      r-01001:", "+        rule: X"]
+    assert len(_changed(before, after)) <= 4
+
+
+def _unmarked(lines: list[str]) -> list[str]:
+    return [re.sub(r"^(\s*)- ", r"\1  ", line) for line in lines]
+
+
+def _changed(before: list[str], after: list[str]) -> list[str]:
+    diff = difflib.unified_diff(before, after, n=0, lineterm="")
+    return [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+
+
+def test_a_large_worlds_text_is_its_document(validator: Any) -> None:
+    model = build(ingress_world(1_000))
+    rendered = render(model, SETTINGS, FALLBACK)
+    assert len(rendered.config["http"]["routers"]) > 4 * MAPPING_CHUNK
+    validate(validator, rendered)
+    composed = yaml.compose(rendered.text)
+    assert composed is not None
+    assert _largest_mapping(composed) <= MAPPING_CHUNK
 
 
 # ---------------------------------------------------------------------------------------------
