@@ -55,6 +55,19 @@ def test_initial_list_through_kubeconfig_and_flags(kube: KubeEmulator, tmp_path:
     cafe(kube)
     kube.put(tls_secret("cafe-tls", "cafe.example.com"))
     kube.put({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "opaque"}, "data": {}})
+    for name, kind in (
+        ("token", "kubernetes.io/service-account-token"),
+        ("rel", "helm.sh/release.v1"),
+    ):
+        kube.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name},
+                "type": kind,
+                "data": {},
+            }
+        )
     kube.put(configmap({"proxy-body-size": "8m"}))
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(kube.kubeconfig())
@@ -72,7 +85,8 @@ def test_initial_list_through_kubeconfig_and_flags(kube: KubeEmulator, tmp_path:
     try:
         assert store.keys("Ingress") == [("default", "cafe")]
         assert store.keys("IngressClass") == [("", "polyingress")]
-        assert store.keys("Secret") == [("default", "cafe-tls")]  # TLS Secrets only
+        # TLS and Opaque (an auth-secret's type; none given is Opaque): the others never kept
+        assert store.keys("Secret") == [("default", "cafe-tls"), ("default", "opaque")]
         assert store.keys("ConfigMap") == [("polyingress", "polyingress")]
         assert len(store.keys("EndpointSlice")) == 2
         obj = store.snapshot().get("Ingress", "default", "cafe")

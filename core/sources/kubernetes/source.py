@@ -106,6 +106,10 @@ SOURCE_ERRORS = Counter("polyingress_source_errors_total", "Failed list/watch ca
 DEGRADED = Gauge("polyingress_source_degraded", "1 while the Kubernetes API is unreachable")
 
 TLS_SECRET_TYPE = "kubernetes.io/tls"
+# The Secrets the model reads: TLS certificates, and Opaque ones (auth-secret's htpasswd files
+# and maps). Other types (service-account tokens, registry credentials, Helm releases, often
+# large) are listed and watched with the rest but never stored.
+SECRET_TYPES = frozenset({TLS_SECRET_TYPE, "Opaque"})
 SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -464,7 +468,7 @@ def kind_specs(
             core.list_secret_for_all_namespaces,
             core.list_namespaced_secret,
             ns,
-            field_selector=f"type={TLS_SECRET_TYPE}",
+            role="secrets",  # only SECRET_TYPES are stored: SecretSink
         ),
         # For their labels (allowedRoutes ``from: Selector``); with --watch-namespace only the
         # routes of that namespace are read, so only its labels matter.
@@ -515,6 +519,23 @@ def kind_specs(
             )
         )
     return specs
+
+
+class SecretSink(StoreSink):
+    """The Secret reflector's sink: only the types the model reads (SECRET_TYPES) are stored;
+    a Secret's type cannot change, so one of another type is never in the store. No type is
+    Opaque, as the API server defaults it."""
+
+    def replace(self, kind: str, items: list[dict[str, Any]], namespace: str | None) -> None:
+        super().replace(kind, [o for o in items if _secret_type(o) in SECRET_TYPES], namespace)
+
+    def upsert(self, obj: dict[str, Any]) -> None:
+        if _secret_type(obj) in SECRET_TYPES:
+            super().upsert(obj)
+
+
+def _secret_type(obj: dict[str, Any]) -> Any:
+    return obj.get("type") or "Opaque"
 
 
 class Reflector:
@@ -847,6 +868,8 @@ class KubeSource:
             return NamedSink(self.store, ("ConfigMap", *self.opts.configmap))
         if spec.kind == "Ingress":
             return self.configmap_refs.ingresses
+        if spec.role == "secrets":
+            return SecretSink(self.store)
         return StoreSink(self.store)
 
     def _configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
