@@ -333,6 +333,10 @@ class Builder:
         self.ours: set[str] = set()
         self.default_class = False
         self.ings: dict[IngressKey, _Ingress] = {}
+        # custom-headers: the Ingresses reading each ConfigMap; basic authentication: the
+        # Ingresses reading each Secret (kept by _index, like the rest of the state).
+        self.header_configmaps: dict[tuple[str, str], list[IngressKey]] = {}
+        self.auth_secrets: dict[SecretRef, list[IngressKey]] = {}
         self.by_status: dict[str, dict[IngressKey, ObjectRef]] = {
             _ACCEPTED: {},
             _REJECTED: {},
@@ -378,8 +382,6 @@ class Builder:
         )
         self._order: dict[str, tuple[list[Any], tuple[Any, ...]]] = {}
         self._kept: dict[IngressKey, _Ingress] = {}  # translations a full build may reuse
-        # custom-headers: the Ingresses reading each ConfigMap; the allowed names (per build).
-        self.header_configmaps: dict[tuple[str, str], list[IngressKey]] = {}
 
     def _full(self, snapshot: Snapshot) -> BuildResult:
         """Every object changed, on the empty state (translations of unchanged Ingresses are
@@ -412,13 +414,12 @@ class Builder:
         secrets = {(ns, name) for kind, ns, name in keys if kind == "Secret"}
         if secrets:
             # Basic authentication reads Secrets: their Ingresses are translated again.
-            users = self._auth_users()
-            keys += [
-                ("Ingress", *key)
-                for sref in secrets
-                for key in users.get(sref, ())
-                if ("Ingress", *key) not in keys
-            ]
+            seen = set(keys)
+            for sref in sorted(secrets):
+                for key in list(self.auth_secrets.get(sref, ())):
+                    if ("Ingress", *key) not in seen:
+                        seen.add(("Ingress", *key))
+                        keys.append(("Ingress", *key))
         for kind, ns, name in keys:
             if kind == "Ingress":
                 self._ingress((ns, name), snapshot.get(kind, ns, name), todo)
@@ -597,21 +598,15 @@ class Builder:
             return False
         return self._auth_secret(policy) is not old.auth_secret
 
-    def _auth_users(self) -> dict[SecretRef, list[IngressKey]]:
-        """The Ingresses whose basic authentication reads each Secret."""
-        out: dict[SecretRef, list[IngressKey]] = {}
-        for key, state in self.ings.items():
-            ref = state.unresolved.auth_ref if state.unresolved is not None else None
-            if ref is not None:
-                out.setdefault((ref.namespace, ref.name), []).append(key)
-        return out
-
     def _index(self, key: IngressKey, state: _Ingress, todo: _Changes, *, add: bool) -> None:
         """Add (or remove) an Ingress to (from) the indexes; what it touches becomes dirty."""
         assert state.ref is not None
         cm = state.policy.custom_headers if state.policy is not None else None
         if cm is not None:
             _link(self.header_configmaps, {cm}, key, add)
+        auth = state.unresolved.auth_ref if state.unresolved is not None else None
+        if auth is not None:
+            _link(self.auth_secrets, {(auth.namespace, auth.name)}, key, add)
         if add:
             self.by_status[state.status][key] = state.ref
             if state.status == _IGNORED and names_no_class(state.obj):
