@@ -617,7 +617,13 @@ class Gateway:
                 continue  # a share of nothing: no copy
             # A path no route can have (route paths hold no space): only the subrequest gets it.
             uri = f"/.polyingress mirror/{backend.name}"
-            directives: tuple[str, ...] = ("internal;", proxy_pass(backend, "$request_uri"))
+            # A copy is sent even when the client closes first (nginx aborts a subrequest's
+            # upstream with its client otherwise: copies were lost under load).
+            directives: tuple[str, ...] = (
+                "internal;",
+                "proxy_ignore_client_abort on;",
+                proxy_pass(backend, "$request_uri"),
+            )
             if n < d:
                 # Lua mode only (static rows with a share answer 500, _proxy): n of every d
                 # requests of the row, counted per row and mirror (polyingress_mirror.lua).
@@ -625,7 +631,7 @@ class Gateway:
                 uri += f" {key}"
                 self._block(_MIRROR_DICT, (f"lua_shared_dict {_MIRROR_DICT} {_MIRROR_SIZE};",))
                 call = f"require({_lua_string(_MIRROR_DICT)}).sample({_lua_string(key)}, {n}, {d})"
-                directives = ("internal;", f"rewrite_by_lua_block {{ {call} }}", directives[1])
+                directives = ("internal;", f"rewrite_by_lua_block {{ {call} }}", *directives[1:])
             lines.append(f"mirror {quote(uri)};")
             extra.append(_Location((), f"= {quote(uri)}", directives))
         return tuple(lines), tuple(extra)
