@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from polyingress.core import BuildOptions, BuildResult, ObjectStore, build_model
+
+if TYPE_CHECKING:
+    from kube_emulator import KubeEmulator
 
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 
@@ -24,6 +28,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
     for mark in item.iter_markers("needs_proxy"):
         require(*mark.args)
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeEmulator]:
+    """The Kubernetes API emulator (kmock, real HTTP), empty, for one test."""
+    from kube_emulator import running_emulator
+
+    with running_emulator() as emu:
+        yield emu
 
 
 def build(objects: list[dict[str, Any]], **opts: Any) -> BuildResult:

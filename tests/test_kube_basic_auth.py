@@ -7,25 +7,18 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import pytest
-from kube_emulator import KubeEmulator, running_emulator
+from kube_emulator import KubeEmulator
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import needs, wait_until
 
 from polyingress.testing.live import Controller, HelloFleet
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def htpasswd_secret(name: str, user: str, password: str) -> dict[str, Any]:

@@ -4,12 +4,10 @@ they are kept), through the real client against the kmock emulator over real HTT
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from kube_emulator import KubeEmulator, replicas, running_emulator
+from kube_emulator import KubeEmulator, replicas
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import needs, wait_until
 
@@ -19,12 +17,6 @@ from polyingress.testing.live import Controller, HelloFleet
 
 SETTINGS = ("polyingress", "polyingress")
 NGINX = "nginx.ingress.kubernetes.io"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def configmap(ns: str, name: str, data: dict[str, str]) -> dict[str, Any]:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from kube_emulator import KubeEmulator, replicas, running_emulator
+from kube_emulator import KubeEmulator, replicas
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from kubernetes import client as kclient
 from livekit import wait_until
 
 from polyingress.core.sources.kubernetes.events import EventRecorder, Regarding
 from polyingress.core.sources.kubernetes.source import api_client
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def events(kube: KubeEmulator, name: str | None = None, reason: str | None = None) -> list[Any]:

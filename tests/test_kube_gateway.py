@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pytest
 from gwapi_objects import GROUP, gateway, gateway_class, http_route, namespace, reference_grant
-from kube_emulator import ApiError, Call, KubeEmulator, Replica, replicas, running_emulator
+from kube_emulator import ApiError, Call, KubeEmulator, Replica, replicas
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
 
 GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def cafe_ingress(kube: KubeEmulator) -> None:

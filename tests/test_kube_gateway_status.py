@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from gwapi_objects import (
     CONTROLLER,
@@ -23,7 +22,7 @@ from gwapi_objects import (
     http_route,
     namespace,
 )
-from kube_emulator import GATEWAY_CRDS, ApiError, Call, KubeEmulator, replicas, running_emulator
+from kube_emulator import GATEWAY_CRDS, ApiError, Call, KubeEmulator, replicas
 from kube_objects import service
 from livekit import wait_until
 
@@ -37,12 +36,6 @@ from polyingress.testing.live import write_manifests
 OTHER = "example.com/other-controller"
 T0 = "2026-01-01T00:00:00Z"
 NOW = "2026-06-01T12:00:00Z"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def status_of(kube: KubeEmulator, kind: str, name: str, ns: str = "default") -> Any:

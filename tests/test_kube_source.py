@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from kube_emulator import (
     KubeEmulator,
     configmap,
     replicas,
-    running_emulator,
     tls_secret,
 )
 from kube_objects import CLASS, ingress, path, rule, service, slice_
@@ -25,12 +22,6 @@ from polyingress.core.sources.kubernetes.source import (
     add_kube_options,
     api_client,
 )
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def cafe(kube: KubeEmulator) -> None:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kube_emulator import Call, KubeEmulator, replicas, running_emulator
+from kube_emulator import Call, KubeEmulator, replicas
 from kube_objects import CLASS, ingress, path, rule, service, slice_
 from livekit import wait_until
 
 from polyingress.core.sources.kubernetes.status import lb_entries
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def lb(kube: KubeEmulator, name: str, ns: str = "default") -> Any:

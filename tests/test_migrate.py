@@ -6,13 +6,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kube_emulator import KubeEmulator, running_emulator
+from kube_emulator import KubeEmulator
 
 from polyingress.core.runtime.migrate import (
     IngressReport,
@@ -156,12 +155,6 @@ def test_a_hostile_value_is_shown_escaped() -> None:
     assert "\x1b" not in text and "\\x1b[2J" in text
     (line,) = [x for x in r.lines if x.key == N + "auth-realm"]
     assert line.cells[0].status == "invalid"
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    with running_emulator() as emu:
-        yield emu
 
 
 def test_from_the_cluster_as_from_manifests(kube: KubeEmulator, tmp_path: Path) -> None:
