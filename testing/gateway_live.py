@@ -512,14 +512,14 @@ class GatewayWorld:
         """Upstream's distribution check: of MIRROR_SHARE_REQUESTS requests in a row, each
         mirror gets its share of copies, within 5 % of the expected count."""
         servers = {ref: self.fleet.servers[hello_name(*ref)] for ref, _share in e.mirror_shares}
-        marks = {ref: 0 for ref in servers}
+        marks = {ref: server.received for ref, server in servers.items()}
         want_path = e.path_seen or e.path
 
         def copies() -> dict[tuple[str, str], int]:
             return {
                 ref: sum(
                     1
-                    for r in list(server.requests)[marks[ref] :]
+                    for r in server.requests_since(marks[ref])
                     if str(r["uri"]).split("?", 1)[0] == want_path
                 )
                 for ref, server in servers.items()
@@ -535,7 +535,7 @@ class GatewayWorld:
             return done
 
         wait_until(settled, timeout=20, interval=0.5)  # the copies of the requests before
-        marks = {ref: len(list(server.requests)) for ref, server in servers.items()}
+        marks = {ref: server.received for ref, server in servers.items()}
         for _ in range(MIRROR_SHARE_REQUESTS):
             good, why = self.holds(case, e)
             assert good, why

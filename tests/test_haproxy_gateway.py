@@ -751,7 +751,7 @@ def test_cors_values_are_data_and_a_new_origin_list_reloads_once(world: GatewayW
     headers are replaced."""
     _load(world, "cors-0", _cors(["https://*.good.example"], ["GET", "PUT"], True))
     reloads = _reloads(world)
-    seen = len(world.fleet.servers[hello_name(INFRA, SERVICES[0])].requests)
+    seen = world.fleet.servers[hello_name(INFRA, SERVICES[0])].received
     resp = _preflight(world, "https://a.b.good.example")
     assert resp.status == 204, resp
     assert resp.headers.get("access-control-allow-origin") == "https://a.b.good.example"
@@ -760,7 +760,7 @@ def test_cors_values_are_data_and_a_new_origin_list_reloads_once(world: GatewayW
     assert resp.headers.get("access-control-max-age") == "90"
     denied = _preflight(world, "https://evil.example")
     assert denied.status == 204 and "access-control-allow-origin" not in denied.headers
-    assert len(world.fleet.servers[hello_name(INFRA, SERVICES[0])].requests) == seen
+    assert world.fleet.servers[hello_name(INFRA, SERVICES[0])].received == seen
     # the backend's own header is replaced by the allowed Origin's
     echo = "Access-Control-Allow-Origin:*,Access-Control-Allow-Credentials:false"
     actual = world.controller.get(

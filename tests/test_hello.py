@@ -85,3 +85,23 @@ def test_requests_keeps_what_the_server_received(hello: HelloServer) -> None:
     assert seen == ["/first?id=1", "/second?id=2"]
     assert hello.requests[0]["headers"]["x-mark"] == "a"
     assert hello.requests[0]["method"] == "GET"
+
+
+def test_requests_since_a_mark_survives_a_full_log() -> None:
+    """``received`` counts every request; ``requests_since`` finds the ones after a mark even
+    when the log is full and its oldest entries drop out (an index into ``requests`` would
+    not: the mirror-share check once counted 94 of 100 copies that way)."""
+    server = HelloServer("small-log", "127.0.0.1", 0, log_size=4).start()
+    try:
+        for i in range(3):
+            _get(server, f"/before/{i}")
+        mark = server.received
+        for i in range(3):
+            _get(server, f"/after/{i}")
+        assert server.received == 6 and len(server.requests) == 4
+        assert [r["uri"] for r in server.requests_since(mark)] == [f"/after/{i}" for i in range(3)]
+        assert server.requests_since(server.received) == []
+        with pytest.raises(LookupError, match="2 of 6 requests left the log"):
+            server.requests_since(0)
+    finally:
+        server.stop()

@@ -17,7 +17,9 @@ What the Gateway API conformance cases need of a backend (as upstream's echo ser
 * the JSON answer's ``headers`` holds every request header by lowercase name, a header sent
   more than once with its values joined by ``,`` in order;
 * ``requests`` keeps what the server received last (the JSON info of up to ``REQUEST_LOG``
-  requests), so that a test can see a request that was mirrored to it.
+  requests), so that a test can see a request that was mirrored to it; ``received`` counts
+  every request ever logged, and ``requests_since(mark)`` gives those logged after the count
+  was ``mark`` (an index into ``requests`` would shift once the log is full).
 """
 
 from __future__ import annotations
@@ -78,11 +80,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class HelloServer:
-    def __init__(self, name: str, address: str, port: int) -> None:
+    def __init__(self, name: str, address: str, port: int, log_size: int = REQUEST_LOG) -> None:
         server_name = name
         # What the server received last (the JSON info of each request), newest last.
-        self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
-        log = self.requests
+        self.requests: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self.received = 0  # requests ever logged (``requests`` keeps the last REQUEST_LOG)
+        self._log_lock = threading.Lock()
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -133,7 +137,7 @@ class HelloServer:
                     "headers": headers,
                     "body_length": len(body_in),
                 }
-                log.append(info)
+                outer._log(info)
                 wants_json = "format=json" in self.path or "json" in self.headers.get("Accept", "")
                 if wants_json:
                     body = json.dumps(info, sort_keys=True).encode()
@@ -165,6 +169,21 @@ class HelloServer:
         self.server = _Server((address, port), Handler)
         self.address, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _log(self, info: dict[str, Any]) -> None:
+        with self._log_lock:
+            self.requests.append(info)
+            self.received += 1
+
+    def requests_since(self, mark: int) -> list[dict[str, Any]]:
+        """The requests logged after ``received`` was ``mark``, oldest first. Raises
+        LookupError when some of them have already left the log (more than the log's size)."""
+        with self._log_lock:
+            kept, received = list(self.requests), self.received
+        new = received - mark
+        if new > len(kept):
+            raise LookupError(f"{new - len(kept)} of {new} requests left the log of {self.name}")
+        return kept[len(kept) - new :] if new > 0 else []
 
     def start(self) -> HelloServer:
         self._thread.start()
