@@ -5,13 +5,18 @@ features its annotations need."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from livekit import backend_param
 
 from polyingress.core import RATE_LIMIT
-from polyingress.testing.annotation_cases import AnnotationCase, Expect, ingress
+from polyingress.core.pipeline.translate.annotations import SEND_TIMEOUT
+from polyingress.testing.annotation_cases import CASES, AnnotationCase, Expect, ingress
 from polyingress.testing.annotation_live import *  # noqa: F403 (the whole suite)
 from polyingress.testing.annotation_live import AnnotationWorld
 from polyingress.testing.live import wait_until
@@ -84,3 +89,41 @@ def test_rate_limits_per_client_address(annotation_world: AnnotationWorld) -> No
         timeout=15,
         interval=0.5,
     )
+
+
+def test_send_timeout_waits_for_a_slow_client(annotation_world: AnnotationWorld) -> None:
+    """proxy-send-timeout bounds the pauses of the *endpoint* taking the request, not the
+    client's: an upload that pauses longer than the route's send timeout (1 s) between its
+    parts, to an endpoint reading normally, reaches it whole (200), however long it takes."""
+    world = annotation_world
+    if SEND_TIMEOUT not in world.features:
+        pytest.skip(f"the {world.backend} backend does not declare {SEND_TIMEOUT}")
+    case = next(c for c in CASES if c.name == "proxy-send-timeout/504")
+    world.load(case)
+    wait_until(lambda: world.send(case.expects[1]).status == 200, timeout=20)
+    part, parts, pause = 64 << 10, 3, 2.0
+
+    def body() -> Iterator[bytes]:
+        for i in range(parts):
+            if i:
+                time.sleep(pause)
+            yield b"x" * part
+
+    conn = http.client.HTTPConnection("127.0.0.1", world.controller.http_port, timeout=30)
+    try:
+        started = time.monotonic()
+        headers = {
+            "Host": "send-fine.bar.com",
+            "Accept": "application/json",
+            "Content-Length": str(part * parts),
+        }
+        conn.request("POST", "/slow", body=body(), headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        took = time.monotonic() - started
+    finally:
+        conn.close()
+    assert resp.status == 200, (resp.status, data[:200])
+    seen = json.loads(data)
+    assert seen["body_length"] == part * parts, seen
+    assert took >= (parts - 1) * pause, f"the upload took {took:.1f}s: its pauses were not kept"

@@ -98,10 +98,11 @@ def test_a_backend_without_connect_timeouts_serves_the_ingress_without_one() -> 
         assert bool(found) == (kept is None), (backend, found)
 
 
-def test_send_timeouts_are_a_documented_partial_on_haproxy_and_traefik() -> None:
-    """proxy-send-timeout: nginx's proxy_send_timeout only. HAProxy's `timeout server` would
-    also bound the wait for the response, and Traefik has no send timeout: there the Ingress is
-    served with the ConfigMap's timeouts (the row has none) and a warning names the key."""
+def test_send_timeouts_are_a_documented_partial_on_haproxy() -> None:
+    """proxy-send-timeout: nginx's proxy_send_timeout, and on Traefik the filters plugin's
+    watch on the request body. HAProxy's `timeout server` would also bound the wait for the
+    response: there the Ingress is served with the ConfigMap's timeouts (the row has none) and
+    a warning names the key."""
     from polyingress.core import BuildOptions, ObjectStore, build_model, served_features
     from polyingress.core.runtime.matrix import info_of
     from polyingress.testing.annotation_cases import CASES, base_objects
@@ -109,7 +110,7 @@ def test_send_timeouts_are_a_documented_partial_on_haproxy_and_traefik() -> None
     case = next(c for c in CASES if c.name == "proxy-send-timeout/504")
     store = ObjectStore()
     store.replace_many([*base_objects(8080), *case.ingresses], ())
-    for backend, kept in (("haproxy", None), ("traefik", None), ("nginx", 1.0)):
+    for backend, kept in (("haproxy", None), ("traefik", 1.0), ("nginx", 1.0)):
         info = info_of(backend)
         assert info is not None
         opts = BuildOptions(features=served_features(info.gateway_features), backend=backend)

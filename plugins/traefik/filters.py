@@ -203,6 +203,8 @@ def filter_config(
         config["failWeight"], config["failTotal"] = fail
     if route.timeout is not None:
         config["timeoutMs"] = timeout_ms(route.timeout)
+    if route.send_timeout is not None:
+        config["sendTimeoutMs"] = timeout_ms(route.send_timeout)
     if cors and route.cors is not None:
         config["cors"] = cors_config(route.cors)
     return config or None

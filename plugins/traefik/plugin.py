@@ -105,10 +105,12 @@ GATEWAY_FEATURES = (
     "HTTPRouteCORS",
     # backend-protocol HTTPS/GRPCS: TLS to the endpoints (polyingress capability, core BACKEND_TLS)
     "polyingress.io/BackendProtocolTLS",
-    # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex) and
-    # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed).
+    # Annotation rows: canary-by-cookie (HeaderRegexp on Cookie: render.py cookie_regex),
+    # proxy-connect-timeout (a serversTransport dialTimeout: render.py _timed) and
+    # proxy-send-timeout (the local plugin's watch on the request body: filters.py).
     "polyingress.io/CookieMatching",
     "polyingress.io/BackendConnectTimeout",
+    "polyingress.io/BackendSendTimeout",
     # canary-by-header-pattern: HeaderRegexp (render.py _conditions).
     "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (a load balancer's sticky cookie: render.py _sticky).

@@ -14,12 +14,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"math/rand"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -77,7 +79,9 @@ type Cors struct {
 }
 
 // Config is one route row's filters. FailWeight out of FailTotal requests answer 500 (the
-// share of an invalid backend reference in a weighted split).
+// share of an invalid backend reference in a weighted split). TimeoutMs bounds the whole
+// request (504); SendTimeoutMs the longest pause in the sending of the request's body to the
+// endpoint (sendWatch: 504).
 type Config struct {
 	RequestHeaders  *Headers
 	ResponseHeaders *Headers
@@ -86,6 +90,7 @@ type Config struct {
 	FailWeight      int
 	FailTotal       int
 	TimeoutMs       int
+	SendTimeoutMs   int
 	Cors            *Cors
 }
 
@@ -107,6 +112,9 @@ func New(_ context.Context, next http.Handler, cfg *Config, _ string) (http.Hand
 	}
 	if cfg.FailWeight < 0 || cfg.FailTotal < 0 || cfg.FailWeight > cfg.FailTotal {
 		return nil, errors.New("polyingress filters: failWeight must be in 0..failTotal")
+	}
+	if cfg.TimeoutMs < 0 || cfg.SendTimeoutMs < 0 {
+		return nil, errors.New("polyingress filters: timeouts must not be negative")
 	}
 	out := &filters{next: next, cfg: cfg}
 	if cfg.Cors != nil {
@@ -217,7 +225,98 @@ func (f *filters) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		defer cancel()
 		req = req.WithContext(ctx)
 	}
+	if cfg.SendTimeoutMs > 0 && req.ContentLength != 0 && req.Body != nil {
+		ctx, cancel := context.WithCancelCause(req.Context())
+		watch := newSendWatch(req.Body, time.Duration(cfg.SendTimeoutMs)*time.Millisecond, cancel)
+		defer watch.finish()
+		req = req.WithContext(ctx)
+		req.Body = watch
+	}
 	f.next.ServeHTTP(rw, req)
+}
+
+// sendWatch is the request body as the transport reads it to send it to the endpoint, and
+// nginx's proxy_send_timeout: the clock runs while the transport is not reading (it is
+// writing what it read, and the endpoint does not take it), from the first Read's return to
+// the end of the body (EOF, an error, Close). A Read in progress waits for the client: that
+// is the client's timeout, not this one. When the pause exceeds the limit, the request's
+// context is cancelled with the cause context.DeadlineExceeded: the transport drops the
+// endpoint's connection and Traefik answers 504, as for a deadline.
+type sendWatch struct {
+	body   io.ReadCloser
+	limit  time.Duration
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	last    time.Time // when the last Read returned
+	reading bool
+	done    bool
+}
+
+func newSendWatch(body io.ReadCloser, limit time.Duration, cancel context.CancelCauseFunc) *sendWatch {
+	return &sendWatch{body: body, limit: limit, cancel: cancel}
+}
+
+func (w *sendWatch) Read(p []byte) (int, error) {
+	w.mu.Lock()
+	w.reading = true
+	w.mu.Unlock()
+	n, err := w.body.Read(p)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reading = false
+	if w.done {
+		return n, err
+	}
+	if err != nil {
+		w.stop()
+		return n, err
+	}
+	w.last = time.Now()
+	if w.timer == nil {
+		w.timer = time.AfterFunc(w.limit, w.expire)
+	} else {
+		w.timer.Reset(w.limit)
+	}
+	return n, err
+}
+
+// expire runs on the timer: it cancels the request when the transport has not read for the
+// whole limit (a later Read has re-armed the timer; a Read in progress re-arms it when done).
+func (w *sendWatch) expire() {
+	w.mu.Lock()
+	fire := !w.done && !w.reading && time.Since(w.last) >= w.limit
+	if fire {
+		w.done = true
+	}
+	w.mu.Unlock()
+	if fire {
+		w.cancel(context.DeadlineExceeded)
+	}
+}
+
+// stop ends the watch (w.mu held).
+func (w *sendWatch) stop() {
+	w.done = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+func (w *sendWatch) Close() error {
+	w.mu.Lock()
+	w.stop()
+	w.mu.Unlock()
+	return w.body.Close()
+}
+
+// finish ends the watch once the request is served (the context is then released).
+func (w *sendWatch) finish() {
+	w.mu.Lock()
+	w.stop()
+	w.mu.Unlock()
+	w.cancel(context.Canceled)
 }
 
 // bareHost is the request's host as the core compares it: lowercase, trailing dots and the
