@@ -226,12 +226,48 @@ def paths_world() -> list[dict[str, Any]]:
     ]
 
 
+_NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def send_timeout_world(annotated: bool = True) -> list[dict[str, Any]]:
+    """Two Ingresses with proxy-send-timeout (one with proxy-read-timeout too), one without;
+    ``annotated=False``: the same world without the send timeouts."""
+
+    def annotations(**values: str) -> dict[str, Any]:
+        kept = {k: v for k, v in values.items() if annotated or k != "proxy-send-timeout"}
+        return {"annotations": {_NGINX + k: v for k, v in kept.items()}} if kept else {}
+
+    def annotated_ingress(name: str, spec: dict[str, Any], **values: str) -> dict[str, Any]:
+        obj = ingress(name, spec)
+        obj["metadata"].update(annotations(**values))
+        return obj
+
+    return [
+        ingress_class(),
+        annotated_ingress(
+            "upload",
+            {"rules": [rule("upload.example.com", ("/", "Prefix", "upload"))]},
+            **{"proxy-send-timeout": "3"},
+        ),
+        annotated_ingress(
+            "api",
+            {"rules": [rule("api.example.com", ("/v1", "Prefix", "api"))]},
+            **{"proxy-send-timeout": "3", "proxy-read-timeout": "30"},
+        ),
+        ingress("plain", {"rules": [rule("plain.example.com", ("/", "Prefix", "plain"))]}),
+        *service("upload", 1),
+        *service("api", 2),
+        *service("plain", 1),
+    ]
+
+
 GOLDEN_CASES = {
     "cafe": cafe_world,
     "hosts-wildcards-tls": hosts_world,
     "default-backend-503": default_world,
     "paths": paths_world,
     "empty": lambda: [ingress_class()],
+    "annotations-send-timeout": send_timeout_world,
 }
 
 
@@ -512,3 +548,48 @@ def test_no_section_is_an_empty_mapping(case: str) -> None:
     for config in (rendered.config, rendered.probe):
         found = _empty_mappings(config)
         assert [p for p in found if not re.fullmatch(r"\.http\.routers\..+\.tls", p)] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# proxy-send-timeout: the filters plugin's sendTimeoutMs
+# ---------------------------------------------------------------------------------------------
+
+
+def _plugin_configs(document: dict[str, Any], host: str) -> list[dict[str, Any]]:
+    """The filters plugin's configurations on the routers of ``host``."""
+    middlewares = document["http"]["middlewares"]
+    out = []
+    for router in document["http"]["routers"].values():
+        if f"`{host}`" not in router["rule"]:
+            continue
+        for name in router.get("middlewares", []):
+            plugin = middlewares[name].get("plugin")
+            if plugin is not None:
+                out.append(plugin["polyingress"])
+    return out
+
+
+def test_send_timeout_rows_get_the_plugin_with_send_timeout_ms(validator: Any) -> None:
+    """A row with proxy-send-timeout gets the filters middleware with sendTimeoutMs (beside a
+    route timeout's timeoutMs); equal configurations share one middleware; a row without it
+    renders exactly as in a world without any send timeout."""
+    rendered = render(build(send_timeout_world()), SETTINGS, FALLBACK)
+    validate(validator, rendered)
+    doc = rendered.document
+    upload = _plugin_configs(doc, "upload.example.com")
+    assert upload and all(c == {"sendTimeoutMs": 3000} for c in upload), upload
+    api = _plugin_configs(doc, "api.example.com")
+    assert api and all(c == {"timeoutMs": 30000, "sendTimeoutMs": 3000} for c in api), api
+    assert _plugin_configs(doc, "plain.example.com") == []
+    plugins = [m for m in doc["http"]["middlewares"].values() if "plugin" in m]
+    assert len(plugins) == 2, plugins  # one per distinct configuration, for both entry points
+
+    bare = render(build(send_timeout_world(annotated=False)), SETTINGS, FALLBACK).document
+    assert _plugin_configs(bare, "upload.example.com") == []
+    assert _plugin_configs(bare, "api.example.com") == [{"timeoutMs": 30000}] * len(api)
+    for section in ("services", "serversTransports"):
+        assert doc["http"][section] == bare["http"][section], section
+    plain = {k: v for k, v in doc["http"]["routers"].items() if "plain.example.com" in v["rule"]}
+    assert plain and plain == {
+        k: v for k, v in bare["http"]["routers"].items() if "plain.example.com" in v["rule"]
+    }

@@ -1,6 +1,6 @@
 """The Gateway API filters Traefik's file provider cannot state exactly, as a local plugin.
 
-Traefik 3.7's file provider offers no middleware for four things ``RouteModel.answer`` says
+Traefik 3.7's file provider offers no middleware for five things ``RouteModel.answer`` says
 (measured on 3.7.15 and read in its source, ``pkg/middlewares``):
 
 * appending a header value (RequestHeaderModifier and ResponseHeaderModifier ``add``): the
@@ -11,7 +11,17 @@ Traefik 3.7's file provider offers no middleware for four things ``RouteModel.an
   redirect.go``); nor can they lowercase the host of the Location;
 * answering 500 for the share of an invalid backend reference in a weighted split: a
   ``weighted`` service only has services as children, and no service answers 500;
-* the path rewrites without ``replacePath``'s ``X-Replaced-Path`` request header.
+* the path rewrites without ``replacePath``'s ``X-Replaced-Path`` request header;
+* a send timeout (proxy-send-timeout, nginx's ``proxy_send_timeout``: the endpoint stops
+  taking the request): ``serversTransport`` ``forwardingTimeouts`` has dial, responseHeader,
+  idleConn, readIdle and ping timeouts only. The plugin watches the request body as Traefik's
+  transport reads it (``sendTimeoutMs``): a pause of the transport longer than the timeout
+  (it cannot write what it read) cancels the request with the cause
+  ``context.DeadlineExceeded``, which Traefik answers 504 (measured on 3.7.15: Go's transport
+  returns the cause; a plain cancel is answered 499). A Read waiting for a slow client stops
+  the clock, and the watch ends with the body: the part of it the socket buffers take once
+  read (a whole small body) is not timed, and an endpoint that stops reading it is left to
+  proxy-read-timeout, as on nginx.
 
 Traefik's own Gateway API middlewares (``requestHeaderModifier``, ``requestRedirect``,
 ``URLRewrite``) exist but are closed to the file provider (``file:"-"`` in

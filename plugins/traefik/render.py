@@ -46,7 +46,8 @@ http/routing/rules-and-priority/):
   404 below, with ``rejectStatusCode: 500``; a weighted split is a ``weighted`` service of
   the backends with a weight and a ready endpoint; mirrors a ``mirroring`` service; header set
   and remove and the Host rewrite Traefik's ``headers`` middleware; the rest (header adds,
-  redirects, path rewrites, timeouts, the 500 share of an invalid reference in a split)
+  redirects, path rewrites, the request timeout and proxy-send-timeout, the 500 share of an
+  invalid reference in a split)
   polyingress's filters middleware, a local plugin (``filters.py`` says why).
 
 404 and 503:
