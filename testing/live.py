@@ -97,7 +97,8 @@ def free_port(address: str = "127.0.0.1") -> int:
             port = rng.randint(*span)
             if port in _HANDED_OUT:
                 continue
-            with socket.socket() as s:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            with socket.socket(family) as s:
                 try:
                     s.bind((address, port))
                 except OSError:

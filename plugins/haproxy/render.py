@@ -65,6 +65,7 @@ from polyingress.core import (
 )
 
 from .rows import (
+    FLAG_BITS,
     SPLIT_PREFIX,
     Shapes,
     connect_base,
@@ -595,7 +596,9 @@ def _gateway(shapes: Shapes, scheme: str) -> dict[str, object]:
         "response_filters": shapes.response_filter_names(),
         "cors": shapes.cors_regexes(),
         "affinity": shapes.affinity_lines(),
-        "source_masks": shapes.source_masks(),
+        "source_masks": shapes.source_mask_bits(),
+        "source_words": shapes.source_words(),
+        "flag": FLAG_BITS,
         "userlists": shapes.userlists(),
     }
 

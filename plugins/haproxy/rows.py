@@ -54,12 +54,16 @@ regexes are configuration, their values data: entry ``|o``). The request policie
 (core/pipeline/policy.py): ``max body`` (field 17, bytes: 413 for a Content-Length above it),
 ``userlist`` (18, auth_id: a userlist of the configuration), ``rate key`` (19, the Ingress's
 counters) with the limits ``rps``, ``rpm`` (20, 21: requests let through in any second or
-minute, burst included) and ``connections`` (22), ``source lengths`` (23, ``,8,24,``: the
-prefix lengths the row's ``|s`` entries use; flag ``s``: source ranges, ``l``: an allow
-list). ``flags`` (field 6) names the optional parts a record uses, which the frontend tests
-before reading their fields: ``s``/``l`` source ranges / an allow list, ``q``/``p`` request /
-response header filters, ``m`` member entries, ``c`` a connect timeout, ``b`` body size, ``u``
-userlist, ``r`` rate limits, ``k`` affinity, ``o`` CORS. Header values
+minute, burst included) and ``connections`` (22), ``source lengths`` (23: the prefix lengths
+the row's ``|s`` entries use, one bit each in the order of the shape's lengths, in words of
+LENGTH_WORD_BITS separated by ``:``; flag ``s``: source ranges, ``l``: an allow list).
+``flags`` (field 6, a number: the FLAG_BITS of its letters) names the optional parts a record
+uses, which the frontend tests before reading their fields: ``s``/``l`` source ranges / an
+allow list, ``q``/``p`` request / response header filters, ``m`` member entries, ``c`` a
+connect timeout, ``b`` body size, ``u`` userlist, ``r`` rate limits, ``k`` affinity, ``o``
+CORS. Both are numbers so that the frontend tests them with ``and()``, not a substring match.
+A path key whose requests all get one row without conditions (the same record for both
+schemes) holds that record ``x<vk>#<id>`` itself rather than a group of one. Header values
 are percent-encoded (every byte but the unreserved ones) and decoded by ``url_dec``, so any
 printable value, quotes and backslashes included, is data and never configuration.
 
@@ -73,7 +77,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from polyingress.core import (
@@ -92,8 +96,10 @@ __all__ = [
     "CONNECT_PREFIX",
     "DEFAULT_SEGMENTS",
     "DEFAULT_SUFFIX_LABELS",
+    "FLAG_BITS",
     "GROUP_PREFIX",
     "HOP_PREFIX",
+    "LENGTH_WORD_BITS",
     "RECORD_PREFIX",
     "SCHEME_LETTER",
     "SPLIT_PREFIX",
@@ -135,6 +141,13 @@ DEFAULT_SUFFIX_LABELS = 8
 # Source range prefix lengths (family, length) evaluated even when the model needs none: the
 # usual ones, so that routine allow/deny list changes fit without a reload.
 DEFAULT_SOURCE_LENGTHS = ((4, 8), (4, 16), (4, 24), (4, 32), (6, 48), (6, 64), (6, 128))
+# A record's optional parts (field 6): one bit each, tested by the frontend as
+# ``var(txn.fl),and(<bit>)`` (arithmetic: a substring match hashes its input for the pattern
+# cache, on every rule, and a record row passes dozens of such rules).
+FLAG_LETTERS = "slqpmcburko"
+FLAG_BITS = {letter: 1 << i for i, letter in enumerate(FLAG_LETTERS)}
+# Source lengths (field 23): bit i of word i // LENGTH_WORD_BITS for the i-th of source_masks.
+LENGTH_WORD_BITS = 62
 # Member sockets rendered for splits whose backendRefs have their own filters (a split of more
 # members reloads once, as a longer prefix does).
 DEFAULT_MEMBERS = 8
@@ -404,6 +417,27 @@ class Shapes:
         v4 = {n for f, n in self.source_lengths if f == 4}
         v6 = {n for f, n in self.source_lengths if f == 6}
         return [(n if n in v4 else 32, n if n in v6 else 128, n) for n in sorted(v4 | v6)]
+
+    def source_mask_bits(self) -> list[tuple[int, int, int, int, int]]:
+        """:meth:`source_masks` with where a record marks each length it uses: (IPv4 mask,
+        IPv6 mask, length, word, bit); field 23 holds the words, ``:``-separated."""
+        return [
+            (m4, m6, n, i // LENGTH_WORD_BITS, 1 << (i % LENGTH_WORD_BITS))
+            for i, (m4, m6, n) in enumerate(self.source_masks())
+        ]
+
+    def source_words(self) -> range:
+        """The words of record field 23 (one per LENGTH_WORD_BITS lengths of the shape)."""
+        return range(max(1, math.ceil(len(self.source_masks()) / LENGTH_WORD_BITS)))
+
+    def source_length_field(self, lengths: Iterable[int]) -> str:
+        """Record field 23 for a row whose source ranges use the prefix ``lengths``."""
+        index = {n: i for i, (_m4, _m6, n) in enumerate(self.source_masks())}
+        words = [0] * len(self.source_words())
+        for n in set(lengths):
+            i = index[n]  # a shape without it does not cover the row: it reloads first
+            words[i // LENGTH_WORD_BITS] |= 1 << (i % LENGTH_WORD_BITS)
+        return ":".join(str(w) for w in words)
 
     def userlists(self) -> list[tuple[str, str, list[str]]]:
         """(id, realm word, user lines) of each userlist: ``user <name> password <hash>``
@@ -871,8 +905,9 @@ class _Compiler:
                 entries |= sources
                 flags += "s"
                 # The prefix lengths its lists use: only those are looked up for it.
-                used = sorted({n.prefixlen for n, _v in _source_networks(route)})
-                lengths = "," + ",".join(str(n) for n in used) + ","
+                lengths = self.shapes.source_length_field(
+                    n.prefixlen for n, _v in _source_networks(route)
+                )
                 assert route.policy is not None and route.policy.sources is not None
                 if route.policy.sources.allow:
                     flags += "l"
@@ -908,7 +943,7 @@ class _Compiler:
             str(e500),
             str(weight),
             str(timeout),
-            flags,
+            str(sum(FLAG_BITS[letter] for letter in flags)),
             host,
             pmode,
             pvalue,
@@ -983,6 +1018,12 @@ class _Compiler:
             and first[0].backend is not None
         ):
             return self.assigned[first[0].backend]
+        if len(first) == 1 and per_scheme["https"] == first and signature(first[0]) is None:
+            # One row without conditions: the key holds the row itself (a record, the same for
+            # both schemes) rather than a group of one, which every request would evaluate.
+            ref = self.row_ref(first[0], "http")
+            if self.row_ref(first[0], "https") == ref:
+                return ref
         group: dict[str, str] = {}
         for scheme, rows in per_scheme.items():
             letter = SCHEME_LETTER[scheme]
