@@ -194,7 +194,7 @@ def test_source_ranges_are_normalized_and_state_their_feature() -> None:
 def test_haproxy_source_entries_are_masked_addresses_in_hex() -> None:
     """The record entries HAProxy's ``src,ipmask(m4,m6),hex`` finds, and the lengths its
     rules compare (a family without a length keeps the whole address)."""
-    from polyingress.plugins.haproxy.rows import Shapes, table_entries
+    from polyingress.plugins.haproxy.rows import FLAG_BITS, Shapes, table_entries
 
     ing = ingress(
         "acl",
@@ -212,9 +212,10 @@ def test_haproxy_source_entries_are_masked_addresses_in_hex() -> None:
     (vhost,) = model.vhosts
     entries = table_entries(vhost, "a.example.com", {ECHO: "slot_0001"}, shapes)
     sources = {k.split("|", 1)[1]: v for k, v in entries.items() if k.startswith("x") and "|s" in k}
-    assert sources == {"s20010DB8000000000000000000000000/32": "a", "s0A000001/32": "ad"}
+    # 1 allowed, 2 denied, 3 both
+    assert sources == {"s20010DB8000000000000000000000000/32": "1", "s0A000001/32": "3"}
     (record,) = [v for k, v in entries.items() if k.startswith("x") and "|" not in k]
-    assert record.split("|")[5] == "sl"
+    assert int(record.split("|")[5]) == sum(FLAG_BITS[c] for c in "slB")
 
 
 def test_body_size_413_above_it_before_the_source_ranges() -> None:

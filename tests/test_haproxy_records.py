@@ -94,8 +94,8 @@ def test_a_key_whose_only_row_has_no_condition_holds_its_record() -> None:
     assert pointer.startswith("xa.example#"), entries
     assert not any(k.startswith("~") for k in entries), entries
     fields = entries[pointer].split("|")
-    assert fields[0] == "b" and int(fields[5]) == FLAG_BITS["s"] | FLAG_BITS["l"], fields
-    assert entries[pointer + "|s0A000000/8"] == "a"
+    assert fields[0] == "b" and int(fields[5]) == sum(FLAG_BITS[c] for c in "slB"), fields
+    assert entries[pointer + "|s0A000000/8"] == "1"  # allowed
 
 
 def test_a_row_with_a_condition_still_gets_a_group() -> None:

@@ -38,7 +38,7 @@ whose conditions hold, as the core says.
     x<vk>#<id>|p<j> -> the same for the response
     x<vk>#<id>|c    -> the attributes of the affinity cookie (percent-encoded)
     x<vk>#<id>|o    -> cred|methods|headers|expose|max-age   a CORS row's values (_cors_entry)
-    x<vk>#<id>|s<network, hex>/<length> -> a / d / ad   a source range: allowed / denied
+    x<vk>#<id>|s<network, hex>/<length> -> 1 / 2 / 3   a source range: allowed / denied / both
 
 kind ``b`` proxies to the slot (a split's slot holds the servers of its backends with their
 weights; ``e500``/``weight``: the share of invalid backends answered 500), ``5`` answers 500,
@@ -141,10 +141,13 @@ DEFAULT_SUFFIX_LABELS = 8
 # Source range prefix lengths (family, length) evaluated even when the model needs none: the
 # usual ones, so that routine allow/deny list changes fit without a reload.
 DEFAULT_SOURCE_LENGTHS = ((4, 8), (4, 16), (4, 24), (4, 32), (6, 48), (6, 64), (6, 128))
-# A record's optional parts (field 6): one bit each, tested by the frontend as
+# A record's kind and optional parts (field 6): one bit each, tested by the frontend as
 # ``var(txn.fl),and(<bit>)`` (arithmetic: a substring match hashes its input for the pattern
-# cache, on every rule, and a record row passes dozens of such rules).
-FLAG_LETTERS = "slqpmcburko"
+# cache, and a field() scans the record, on every rule a record row passes). Lower case: the
+# parts of _record's docstring; e a share answered 500, t a timeout, w a new path, h a host
+# (a rewrite's, a redirect's), i mirrors; upper case and digits: the kind (B proxied, R
+# redirect, 5 and 3 answers).
+FLAG_LETTERS = "slqpmcburkoethwiBR53"
 FLAG_BITS = {letter: 1 << i for i, letter in enumerate(FLAG_LETTERS)}
 # Source lengths (field 23): bit i of word i // LENGTH_WORD_BITS for the i-th of source_masks.
 LENGTH_WORD_BITS = 62
@@ -934,9 +937,15 @@ class _Compiler:
                 ("r", zone),
                 ("k", affinity),
                 ("o", cors),
+                ("e", e500),
+                ("t", timeout),
+                ("h", host),
+                ("w", pmode),
+                ("i", mirrors),
             )
             if value
         )
+        flags += {"b": "B", "r": "R"}.get(kind, kind)
         fields = (
             kind,
             slot_or_code,
@@ -1120,15 +1129,18 @@ def _source_networks(
     return out
 
 
+_SOURCE_MARKS = {"a": 1, "d": 2}  # the bits of a source entry: allowed, denied (or-ed)
+
+
 def _source_entries(route: Route) -> dict[str, str]:
     """Record entries of the row's source ranges: ``|s<network address, hex>/<length>`` ->
-    ``a``, ``d`` or ``ad`` (what HAProxy's ``src,ipmask(...),hex`` gives for an address of
-    that network, upper-case; notes §9: the frontend compares the client address masked to
-    each length the shapes list)."""
+    ``1`` allowed, ``2`` denied or ``3`` both (the key: what HAProxy's
+    ``src,ipmask(...),hex`` gives for an address of that network, upper-case; notes §9: the
+    frontend compares the client address masked to each length the shapes list)."""
     out: dict[str, str] = {}
     for net, mark in _source_networks(route):
         key = f"|s{net.network_address.packed.hex().upper()}/{net.prefixlen}"
-        out[key] = "".join(sorted(set(out.get(key, "") + mark)))
+        out[key] = str(int(out.get(key, "0")) | _SOURCE_MARKS[mark])
     return out
 
 
