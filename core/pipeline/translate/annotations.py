@@ -522,9 +522,14 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
     "proxy-send-timeout": (
         Support.PARTIAL,
         frozenset({_CORE, SEND_TIMEOUT}),
-        "a backend that stops reading the request for that long: 504 on nginx, as in "
-        "ingress-nginx; HAProxy (timeout server also bounds the response) and Traefik (no "
-        "send timeout) serve the Ingress with the ConfigMap's timeouts, with a warning",
+        "a backend that stops reading the request for that long: 504, as in ingress-nginx; "
+        "Traefik has no send timeout of its own: polyingress's filters plugin times the "
+        "pauses in Traefik's reading of the request body (what the socket buffers take at "
+        "once, a whole small body, is not timed, as on nginx: proxy-read-timeout then "
+        "applies); HAProxy 2.6 has one server-side inactivity timeout for both directions "
+        "(`timeout server` would also cut a slow response) and, measured, closes the "
+        "connection without an answer when it expires during an upload: it serves the "
+        "Ingress with the ConfigMap's timeouts, with a warning",
     ),
     "proxy-body-size": (
         Support.PARTIAL,
