@@ -1,16 +1,27 @@
 """Source ranges where a backend has a mode or a runtime path of its own: nginx with static
 upstreams (a 503 answered after the access phase) and HAProxy, whose list edits are Runtime API
-changes (record entries of the routes map), never a reload, except for a prefix length no
-rendered rule compares yet (once)."""
+changes, never a reload: a row whose only policy is its lists gets a slot of its own whose ACL
+file refuses the networks (rows.sources_name; a new list is a new slot, its file filled with
+``add acl`` before the route points at it); a row that also asks for basic authentication keeps
+them in its record, where a prefix length no rendered rule compares yet reloads once."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from livekit import metric, needs
 
-from polyingress.testing.annotation_cases import CASES, AnnotationCase, Expect, ingress
+from polyingress.testing.annotation_cases import (
+    CASES,
+    AnnotationCase,
+    Expect,
+    basic,
+    ingress,
+    secret,
+)
 from polyingress.testing.annotation_live import AnnotationWorld
 
 pytestmark = pytest.mark.live
@@ -47,7 +58,10 @@ def _reloads(world: AnnotationWorld) -> float:
     return metric(world.controller.metrics(), "polyingress_haproxy_reloads_total")
 
 
-def _lists(name: str, expects: tuple[Expect, ...], **annotations: str) -> AnnotationCase:
+def _lists(
+    name: str, expects: tuple[Expect, ...], *, auth: bool = False, **annotations: str
+) -> AnnotationCase:
+    more = {"auth-type": "basic", "auth-secret": "basic-auth", "auth-realm": "r"} if auth else {}
     return AnnotationCase(
         name,
         "polyingress: HAProxy changes source ranges at run time",
@@ -56,18 +70,31 @@ def _lists(name: str, expects: tuple[Expect, ...], **annotations: str) -> Annota
                 "acl",
                 "acl.foo.com",
                 "/",
-                annotations={k.replace("_", "-"): v for k, v in annotations.items()},
+                annotations={**more, **{k.replace("_", "-"): v for k, v in annotations.items()}},
             ),
         ),
         expects,
+        objects=(secret("basic-auth", auth=f"foo:{BCRYPT}\n"),) if auth else (),
     )
+
+
+# bcrypt (cost 4) of "open sesame"
+BCRYPT = "$2y$04$ABePdTwGq2Ow5BWZLO12LeTnPGEdBjwulNqW2nfVWdcnMNqAEc.Pu"
+
+
+def _refusing(world: AnnotationWorld) -> dict[str, list[str]]:
+    """The ACL files of the running HAProxy that refuse someone: file -> networks."""
+    acls = Path(world.workdir) / "work" / "acls"
+    found = {p.name: p.read_text().split() for p in sorted(acls.glob("*.deny"))}
+    return {name: networks for name, networks in found.items() if networks}
 
 
 @needs("haproxy")
 def test_haproxy_list_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
-    """Allow a network, move it, add a denied address, drop every list, deny a /16: each is
-    served as the core says and HAProxy never reloads; a prefix length the running rules do
-    not compare (/20) reloads once, then lists of that length are data too."""
+    """Allow a network, move it, add a denied address, drop every list, deny a /16, allow a
+    /20, move it: each is served as the core says and HAProxy never reloads, whatever the
+    prefix length (each list is the ACL file of the row's own slot); exactly one slot refuses
+    someone while the row has lists, none once it has none."""
     first = _lists(
         "allow-92",
         (
@@ -102,14 +129,6 @@ def test_haproxy_list_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
             ),
             denylist_source_range="127.7.0.0/16",
         ),
-    ]
-    haproxy.check(first)
-    reloads = _reloads(haproxy)
-    for case in routine:
-        haproxy.check(case)
-        assert _reloads(haproxy) == reloads, f"{case} reloaded HAProxy:\n{haproxy.controller.log()}"
-    # A /20 is compared by no rendered rule: one reload, then /20 lists are data.
-    haproxy.check(
         _lists(
             "allow-80-20",
             (
@@ -117,11 +136,7 @@ def test_haproxy_list_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
                 Expect("acl.foo.com", "/", status=403, source="127.0.96.1"),
             ),
             allowlist_source_range="127.0.80.0/20",
-        )
-    )
-    assert _reloads(haproxy) == reloads + 1
-    assert "source range lengths IPv4 /20" in haproxy.controller.log(tail=None)
-    haproxy.check(
+        ),
         _lists(
             "allow-96-20",
             (
@@ -129,6 +144,66 @@ def test_haproxy_list_edits_need_no_reload(haproxy: AnnotationWorld) -> None:
                 Expect("acl.foo.com", "/", "echo", source="127.0.96.1"),
             ),
             allowlist_source_range="127.0.96.0/20",
+        ),
+    ]
+    haproxy.check(first)
+    reloads = _reloads(haproxy)
+    for case in routine:
+        haproxy.check(case)
+        assert _reloads(haproxy) == reloads, f"{case} reloaded HAProxy:\n{haproxy.controller.log()}"
+        refusing = _refusing(haproxy)
+        if case.name == "open":
+            assert refusing == {}, refusing
+        else:
+            assert len(refusing) == 1, refusing
+    (networks,) = _refusing(haproxy).values()
+    refused = [ipaddress.ip_network(n) for n in networks]
+    assert not any(ipaddress.ip_address("127.0.96.1") in n for n in refused), networks
+    assert any(ipaddress.ip_address("127.0.95.1") in n for n in refused), networks
+
+
+@needs("haproxy")
+def test_haproxy_lists_with_basic_auth_stay_in_the_record(haproxy: AnnotationWorld) -> None:
+    """With basic authentication (403 before 401, asked in the frontend) the lists are the
+    row's record entries: a prefix length no rendered rule compares (/21) reloads once, then
+    lists of that length are data too."""
+    creds = (basic("foo", "open sesame"),)
+    haproxy.check(
+        _lists(
+            "auth-allow-92",
+            (
+                Expect("acl.foo.com", "/", status=401, source=INSIDE),
+                Expect("acl.foo.com", "/", "echo", source=INSIDE, headers=creds),
+                Expect("acl.foo.com", "/", status=403, source=OUTSIDE, headers=creds),
+            ),
+            auth=True,
+            allowlist_source_range="127.0.92.0/24",
+        )
+    )
+    reloads = _reloads(haproxy)
+    assert _refusing(haproxy) == {}
+    haproxy.check(
+        _lists(
+            "auth-allow-88-21",
+            (
+                Expect("acl.foo.com", "/", "echo", source="127.0.88.1", headers=creds),
+                Expect("acl.foo.com", "/", status=403, source="127.0.96.1", headers=creds),
+            ),
+            auth=True,
+            allowlist_source_range="127.0.88.0/21",
+        )
+    )
+    assert _reloads(haproxy) == reloads + 1
+    assert "source range lengths IPv4 /21" in haproxy.controller.log(tail=None)
+    haproxy.check(
+        _lists(
+            "auth-allow-96-21",
+            (
+                Expect("acl.foo.com", "/", status=403, source="127.0.88.1", headers=creds),
+                Expect("acl.foo.com", "/", "echo", source="127.0.96.1", headers=creds),
+            ),
+            auth=True,
+            allowlist_source_range="127.0.96.0/21",
         )
     )
     assert _reloads(haproxy) == reloads + 1

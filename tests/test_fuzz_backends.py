@@ -806,8 +806,11 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
     for slot in slots.slots:
         body = sections[f"backend {slot} from slots"]
         backend = model.backend_index.get(owner[slot]) if slot in owner else None
+        # Each slot refuses the client networks of its ACL file (empty: no source lists here).
+        refuse = f"http-request deny deny_status 403 if {{ src -f acls/{slot}.deny }}"
+        assert rendered.acls[f"acls/{slot}.deny"] == ""
         if backend is None:
-            assert body == ["# spare", "balance hash var(txn.aff)"]
+            assert body == ["# spare", "balance hash var(txn.aff)", refuse]
             continue
         servers = sorted(
             {f"server {e.address}_{e.port} {e.hostport}" for e in backend.ready_endpoints}
@@ -816,7 +819,8 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
             f"# {backend.name} ({len(backend.ready_endpoints)} ready of "
             f"{len(backend.endpoints)} endpoints)"
         )
-        assert body[:2] == [comment, "balance hash var(txn.aff)"] and sorted(body[2:]) == servers
+        assert body[:3] == [comment, "balance hash var(txn.aff)", refuse]
+        assert sorted(body[3:]) == servers
 
     # The crt-list: the fallback, then each bound certificate with its hosts as SNI filters.
     bound: dict[str, list[str]] = {}
@@ -848,6 +852,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         haproxy_render.FALLBACK_PEM: haproxy_render.pem_bundle(fallback_certificate()),
         haproxy_render.MIRROR_LUA: haproxy_render.mirror_lua(),
         **rendered.pems,
+        **rendered.acls,
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():

@@ -23,6 +23,11 @@ Facts are from docs/notes/haproxy-2.6.md ("the notes").
   weight`` on its servers.
 * Gateway API shapes (rows.py): a model needing a header or query name, or a bound, the running
   configuration lacks reloads; a reload keeps the names it had (so they reload once).
+* Source lists (rows.sources_name): a row with its own lists has a slot of its own, whose ACL
+  file (acls/<slot>.deny) holds the networks they refuse. A slot taking such an owner gets its
+  file's contents (``prepare acl``, ``add acl @v``, ``commit acl @v``: one atomic swap) before
+  a route points at it; a freed slot's are emptied after its routes are gone. A list change is
+  a new owner: a new slot, no reload.
 * Certificates: ``new``/``set``/``commit ssl cert`` and ``add``/``del ssl crt-list`` (notes §6).
 * Every runtime change is mirrored to disk (map file, crt-list, PEMs, haproxy.cfg with real
   ``server`` lines), because nothing set at run time survives a reload (notes §2-§6).
@@ -59,6 +64,7 @@ from polyingress.core import (
 from .metrics import DRIFT_REPAIRED, RELOADS, RUNTIME_COMMANDS, SPARE_SLOTS
 from .process import ConfigInvalid, HAProxyProcess
 from .render import (
+    ACL_DIR,
     CONFIG_FILE,
     CRT_LIST,
     DEFAULT_KEY,
@@ -72,6 +78,9 @@ from .render import (
     Server,
     SlotTable,
     Tuning,
+    acl_file,
+    acl_networks,
+    acl_text,
     cert_file,
     crt_entries,
     map_entries,
@@ -91,9 +100,10 @@ from .rows import (
     RECORD_PREFIX,
     SPLIT_PREFIX,
     Shapes,
-    connect_base,
     connect_ms,
     is_hop,
+    slot_base,
+    source_lists,
     split_members,
     wanted_names,
 )
@@ -120,6 +130,7 @@ __all__ = [
     "LiveState",
     "RoutePlan",
     "group_entries",
+    "parse_acl_patterns",
     "parse_crt_list",
     "parse_servers_conn",
     "plan_routes",
@@ -167,6 +178,8 @@ class LiveState:
     draining: dict[tuple[str, str], float] = field(default_factory=dict)  # -> deadline
     # slot -> the connect timeout (ms) its section was loaded with (rows.connect_name owners)
     loaded_connect: dict[str, int] = field(default_factory=dict)
+    # slot -> the networks its ACL file refuses (rows.sources_name owners; absent: none)
+    acls: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dirty: bool = False  # a failed apply may have left HAProxy between two models
 
 
@@ -408,6 +421,12 @@ class _Desired:
         name = self._owner.get(slot)
         return slot_servers(name, self.model.backend_index) if name is not None else ()
 
+    def acl(self, slot: str) -> tuple[str, ...]:
+        """The networks the slot's ACL file refuses (empty unless its owner has lists)."""
+        if self._owner is None:
+            self._owner = self.slots.owner()
+        return acl_networks(self._owner.get(slot), source_lists(self.model))
+
     @cached_property
     def routes(self) -> dict[str, str]:
         return map_entries(self.model, self.slots.assigned, self.shapes)
@@ -519,6 +538,7 @@ class Applier:
         # unknown SNI) holds on disk: the model's default certificate's, "" for the fallback.
         self._default_on_disk: str | None = None
         self._written_routes: Mapping[str, str] | None = None  # the map object last written
+        self._written_acls: dict[str, str] = {}  # ACL file -> the text on disk
         self._serving: _Desired | None = None  # what the files and HAProxy hold
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
 
@@ -526,6 +546,7 @@ class Applier:
 
     def prepare_workdir(self) -> None:
         (self.workdir / "maps").mkdir(parents=True, exist_ok=True)
+        (self.workdir / ACL_DIR).mkdir(parents=True, exist_ok=True)
         certs = self.workdir / "certs"
         certs.mkdir(parents=True, exist_ok=True)
         os.chmod(certs, 0o700)
@@ -572,6 +593,13 @@ class Applier:
             write_atomic(self.workdir / ROUTES_MAP, render_map(entries))
             self._written_routes = entries
         if config or config_name != CONFIG_FILE:
+            # Every slot's ACL file, before the configuration naming it.
+            for slot in desired.slots.slots:
+                name = acl_file(slot)
+                text = acl_text(desired.acl(slot))
+                if self._written_acls.get(name) != text:
+                    write_atomic(self.workdir / name, text)
+                    self._written_acls[name] = text
             # Owner only: userlists hold password hashes.
             write_atomic(self.workdir / config_name, desired.config(), mode=SECRET_MODE)
 
@@ -591,6 +619,7 @@ class Applier:
             tuning=desired.tuning,
             shapes=desired.shapes,
             loaded_connect=_loaded_connect(desired.slots),
+            acls={s: a for s in desired.slots.slots if (a := desired.acl(s))},
         )
 
     # ---- start / restart
@@ -605,6 +634,7 @@ class Applier:
         self.prepare_workdir()
         self._written_pems.clear()
         self._written_routes = None
+        self._written_acls.clear()
         self._write(desired)
         keep = {*desired.fingerprints, FALLBACK_PEM}
         for pem in (self.workdir / "certs").glob("*.pem"):
@@ -722,13 +752,16 @@ class Applier:
                 changed |= {
                     n
                     for n in assigned
-                    if (base := connect_base(n)).startswith(SPLIT_PREFIX)
+                    if (base := slot_base(n)).startswith(SPLIT_PREFIX)
                     and any(b in endpoints for b, _w in split_members(base))
                 }
-                changed |= {n for n in assigned if connect_base(n) in endpoints}
+                changed |= {n for n in assigned if slot_base(n) in endpoints}
             touched = sorted({assigned[n] for n in changed if n in assigned}, key=slot_number)
         with watch.part("runtime servers"):
             self._sync_servers(touched, desired)
+        with watch.part("runtime acls"):
+            # A slot's source lists before a route points at it.
+            self._sync_acls(touched, desired, read=full)
 
         with watch.part("runtime routes"):
             if full or diff is None:
@@ -740,6 +773,9 @@ class Applier:
         empty = set(freed) | (set(slots.free) if full else set())
         with watch.part("runtime servers"):
             self._sync_servers(sorted(empty, key=slot_number), desired)
+        with watch.part("runtime acls"):
+            # A freed slot refuses nobody again, now that no route points at it.
+            self._sync_acls(sorted(empty, key=slot_number), desired, read=full)
         with watch.part("runtime drain"):
             self._delete_drained()
 
@@ -823,6 +859,7 @@ class Applier:
         desired = _Desired(model, state.slots, self.settings, state.shapes)
         repaired = self._sync_certs(desired, read_fingerprints=True, count=count_drift)
         repaired += self._sync_servers(None, desired, count=count_drift)
+        repaired += self._sync_acls(desired.slots.slots, desired, read=True, count=count_drift)
         routes = dict(desired.routes)
         repaired += self._sync_routes(routes, read=True, count=count_drift)
         state.groups = group_entries(routes)
@@ -933,6 +970,48 @@ class Applier:
             else:
                 log.warning("haproxy: %s: %s", reply.command, reply.text.strip())
         return refused
+
+    # ---- source lists
+
+    def _sync_acls(
+        self, slots: Sequence[str], desired: _Desired, *, read: bool, count: bool = False
+    ) -> int:
+        """Give each slot's ACL file the networks its owner's lists refuse: compared with what
+        we believe it holds (``show acl`` when ``read``), each differing file swapped at once
+        (``prepare acl``, ``add acl @v`` each network, ``commit acl @v``)."""
+        state = self._state()
+        if not slots:
+            return 0
+        if read:
+            replies = self.runtime.batch(
+                [Command.of("show", "acl", acl_file(slot)) for slot in slots]
+            )
+            actual = {
+                slot: parse_acl_patterns(reply.text)
+                for slot, reply in zip(slots, replies, strict=True)
+            }
+        else:
+            actual = {slot: state.acls.get(slot, ()) for slot in slots}
+        changed = [s for s in slots if sorted(actual[s]) != sorted(desired.acl(s))]
+        if not changed:
+            return 0
+        if count:
+            DRIFT_REPAIRED.labels("acls").inc(len(changed))
+        replies = self.runtime.batch([Command.of("prepare", "acl", acl_file(s)) for s in changed])
+        commands: list[Command] = []
+        for slot, reply in zip(changed, replies, strict=True):
+            version = _created_version(reply)
+            name = acl_file(slot)
+            commands += [Command.of("add", "acl", version, name, n) for n in desired.acl(slot)]
+            commands.append(Command.of("commit", "acl", version, name))
+        self.runtime.batch(commands, check=True)
+        for slot in changed:
+            networks = desired.acl(slot)
+            if networks:
+                state.acls[slot] = networks
+            else:
+                state.acls.pop(slot, None)
+        return len(changed) + len(commands)
 
     # ---- routes
 
@@ -1110,6 +1189,20 @@ class Applier:
     def _update_gauge(self) -> None:
         if self.state is not None:
             SPARE_SLOTS.set(len(self.state.slots.free))
+
+
+def parse_acl_patterns(text: str) -> tuple[str, ...]:
+    """``show acl <file>``: ``<ref id> <pattern>`` per line -> the patterns."""
+    return tuple(words[1] for line in text.splitlines() if len(words := line.split()) == 2)
+
+
+def _created_version(reply: Reply) -> str:
+    """``@<n>`` from a ``prepare acl``/``prepare map`` reply (``New version created: n``)."""
+    text = reply.raise_for_error().text
+    prefix = "New version created:"
+    if not text.startswith(prefix):
+        raise CommandRejected(reply.command, text)
+    return "@" + str(int(text[len(prefix) :].strip()))
 
 
 def _loaded_connect(slots: SlotTable) -> dict[str, int]:

@@ -450,6 +450,11 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         ),
         RenderedFile(name=MIRROR_LUA, text=mirror_lua()),
     ]
+    # Every slot's ACL file (HAProxy needs each one); printed only when it refuses someone.
+    for name, text in sorted(rendered.acls.items()):
+        if text:
+            files.append((name, text))
+        written.append(RenderedFile(name=name, text=text))
     for cert in model.certificates:
         name = cert_file(cert.name)
         if name in rendered.pems:

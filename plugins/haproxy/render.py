@@ -68,15 +68,18 @@ from .rows import (
     FLAG_BITS,
     SPLIT_PREFIX,
     Shapes,
-    connect_base,
     connect_ms,
     is_hop,
+    slot_base,
+    source_lists,
+    sources_id,
     split_members,
     split_weights,
     table_entries,
 )
 
 __all__ = [
+    "ACL_DIR",
     "ADMIN_SOCKET",
     "CONFIG_FILE",
     "CRT_LIST",
@@ -94,6 +97,10 @@ __all__ = [
     "Server",
     "SlotTable",
     "Tuning",
+    "acl_file",
+    "acl_files",
+    "acl_networks",
+    "acl_text",
     "cert_file",
     "crt_entries",
     "map_entries",
@@ -123,6 +130,9 @@ MIRROR_SOCKET = "mirror.sock"  # the internal frontend the copies go through (mi
 MEMBER_SOCKET_PREFIX = "member-"
 MEMBER_HEADER = "x-polyingress-row"
 ROUTES_MAP = "maps/routes.map"
+# Each slot's refused client networks (rows.sources_name): acls/<slot>.deny, one CIDR a line;
+# empty for a slot whose owner has no source lists of its own.
+ACL_DIR = "acls"
 CRT_LIST = "certs/crt-list.txt"
 FALLBACK_PEM = "certs/polyingress-fallback.pem"
 ADMIN_SOCKET = "admin.sock"
@@ -330,8 +340,9 @@ _BLOCKS: dict[str, tuple[Backend | None, str, str | None]] = {}
 def slot_servers(owner: str, backends: Mapping[str, Backend]) -> tuple[Server, ...]:
     """The servers of the slot serving ``owner``: a backend's ready endpoints, or a split's
     (each backend's endpoints, named ``m<i>_<ip>_<port>``, weighted so that each backend gets
-    its share: rows.split_weights); a connect-timeout owner's: its base owner's."""
-    owner = connect_base(owner)
+    its share: rows.split_weights); a connect-timeout or source-list owner's: its base
+    owner's (rows.slot_base)."""
+    owner = slot_base(owner)
     if not owner.startswith(SPLIT_PREFIX):
         backend = backends.get(owner)
         return servers_of(backend) if backend is not None else ()
@@ -547,16 +558,45 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def acl_file(slot: str) -> str:
+    """The ACL file of a slot's refused client networks, relative to the workdir."""
+    return f"{ACL_DIR}/{quote(slot, 'slot')}.deny"
+
+
+def acl_text(networks: Iterable[str]) -> str:
+    """An ACL file's text: one network a line (an empty file refuses nobody)."""
+    return "".join(f"{quote(n, 'network')}\n" for n in networks)
+
+
+def acl_networks(owner: str | None, lists: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The networks the slot of ``owner`` refuses (rows.sources_name; none for the others)."""
+    ident = sources_id(owner) if owner is not None else None
+    return lists[ident] if ident is not None else ()
+
+
+def acl_files(model: RouteModel, slots: SlotTable) -> dict[str, str]:
+    """The ACL file of every slot (spares included): file -> text."""
+    lists = source_lists(model)
+    owner = slots.owner()
+    return {acl_file(slot): acl_text(acl_networks(owner.get(slot), lists)) for slot in slots.slots}
+
+
 def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -> str:
     connect = connect_ms(owner) if owner is not None else None
+    lists = sources_id(owner) if owner is not None else None
     backend = index.get(owner) if owner is not None else None
-    split = owner is not None and (owner.startswith(SPLIT_PREFIX) or connect is not None)
+    split = owner is not None and (
+        owner.startswith(SPLIT_PREFIX) or connect is not None or lists is not None
+    )
     cached = _BLOCKS.get(slot)
     if cached is not None and cached[0] is backend and not split and cached[2] == owner:
         return cached[1]
     servers: tuple[Server, ...] = ()
     if owner is None:
         comment = "spare"
+    elif lists is not None:
+        servers = slot_servers(owner, index)
+        comment = f"{quote(owner, 'owner')}: its own source lists ({len(servers)} servers)"
     elif connect is not None:
         servers = slot_servers(owner, index)
         comment = f"{quote(owner, 'owner')}: its own connect timeout ({len(servers)} servers)"
@@ -574,7 +614,13 @@ def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -
     text = (
         _environment()
         .get_template("backend.cfg.j2")
-        .render(name=slot, comment=comment, servers=servers, connect_ms=connect)
+        .render(
+            name=slot,
+            comment=comment,
+            servers=servers,
+            connect_ms=connect,
+            acl_file=acl_file(slot),
+        )
     )
     if len(_BLOCKS) > 200_000:
         _BLOCKS.clear()
@@ -664,6 +710,7 @@ class Rendered:
     slots: SlotTable
     tuning: Tuning
     shapes: Shapes
+    acls: Mapping[str, str] = field(default_factory=dict)  # ACL file -> text (acl_files)
 
     @property
     def map_text(self) -> str:
@@ -675,7 +722,8 @@ class Rendered:
 
     @property
     def digest(self) -> str:
-        blob = "\0".join((self.config, self.map_text, self.crt_list_text))
+        acls = "".join(f"{name}\n{text}" for name, text in sorted(self.acls.items()))
+        blob = "\0".join((self.config, self.map_text, self.crt_list_text, acls))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -701,4 +749,5 @@ def render(
         slots=slots,
         tuning=tuning,
         shapes=shapes,
+        acls=acl_files(model, slots),
     )

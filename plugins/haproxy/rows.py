@@ -89,7 +89,9 @@ from polyingress.core import (
     PathType,
     Route,
     RouteModel,
+    SourceRanges,
     VirtualHost,
+    admitted_networks,
 )
 
 __all__ = [
@@ -102,6 +104,7 @@ __all__ = [
     "LENGTH_WORD_BITS",
     "RECORD_PREFIX",
     "SCHEME_LETTER",
+    "SOURCES_PREFIX",
     "SPLIT_PREFIX",
     "Shapes",
     "Signature",
@@ -115,6 +118,12 @@ __all__ = [
     "is_plain",
     "plain_behaviour",
     "query_regex",
+    "refused_networks",
+    "slot_base",
+    "slot_owner",
+    "source_lists",
+    "sources_id",
+    "sources_name",
     "split_members",
     "split_name",
     "split_weights",
@@ -132,6 +141,19 @@ HOP_PREFIX = SPLIT_PREFIX + "hop~"
 # (a backend or a split), a slot whose section has its own ``timeout connect`` (HAProxy 2.6 has
 # no per-request connect timeout: ``http-request set-timeout`` knows server and tunnel only).
 CONNECT_PREFIX = "connect~"
+# The slot owner of a proxied row whose client address lists its own slot checks
+# (sources_name): ``sources~<list id>~<owner>``, where the owner is the row's backend, split or
+# connect owner. The slot's section refuses the addresses of the ACL file acls/<slot>.deny
+# (render.acl_file), which holds the ranges the lists refuse (refused_networks); every other
+# slot's file is empty. A list change is a new owner, so a new slot: no reload.
+SOURCES_PREFIX = "sources~"
+# IPv4 addresses as IPv6 (::ffff:a.b.c.d). HAProxy 2.6 matches an IPv4 client address that an
+# ACL's IPv4 patterns do not hold against its IPv6 patterns in this form, and an IPv6 one of
+# this range (or of 6to4, 2002::/16) against the IPv4 patterns (measured: `get acl`), so the
+# IPv6 part of a refused list never covers this range: an IPv4 client is judged by the IPv4
+# ranges only.
+_MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
+_LIST_ID_CHARS = 16
 SCHEME_LETTER = {"http": "h", "https": "s"}
 REPLACE_FULL = "ReplaceFullPath"  # the core's PathModifierType values
 REPLACE_PREFIX = "ReplacePrefixMatch"
@@ -616,33 +638,139 @@ def split_name(route: Route) -> str | None:
     return SPLIT_PREFIX + ",".join(f"{b}*{w // divisor}" for b, w in sorted(totals.items()))
 
 
-def connect_name(route: Route) -> str | None:
-    """The slot owner of a proxied row with a connect timeout: ``connect~<ms>~<owner>``, the
-    owner the row's requests would have without it (its backend, or its split's)."""
-    if route.connect_timeout is None or route.status is not None or route.redirect is not None:
-        return None
+def _base_owner(route: Route) -> str | None:
+    """The owner of the slot a proxied row's requests go to, before a connect timeout or
+    source lists of its own: its backend, its split's, or its one live backend's."""
     base = split_name(route) if route.split else route.backend
     if base is None:
         live = [w.backend for w in route.split if w.backend is not None and w.weight > 0]
         if not live:
             return None
         base = live[0]
+    return base
+
+
+def connect_name(route: Route) -> str | None:
+    """The slot owner of a proxied row with a connect timeout: ``connect~<ms>~<owner>``, the
+    owner the row's requests would have without it (its backend, or its split's)."""
+    if route.connect_timeout is None or route.status is not None or route.redirect is not None:
+        return None
+    base = _base_owner(route)
+    if base is None:
+        return None
     ms = max(1, round(route.connect_timeout * 1000))
     return f"{CONNECT_PREFIX}{ms}~{base}"
 
 
+def _without_sources(name: str) -> str:
+    if not name.startswith(SOURCES_PREFIX):
+        return name
+    return name[len(SOURCES_PREFIX) :].split("~", 1)[1]
+
+
 def connect_ms(name: str) -> int | None:
     """The connect timeout (ms) of a slot owner, None for an owner without one."""
+    name = _without_sources(name)
     if not name.startswith(CONNECT_PREFIX):
         return None
     return int(name[len(CONNECT_PREFIX) :].split("~", 1)[0])
 
 
-def connect_base(name: str) -> str:
-    """The owner a connect-timeout owner's slot has the servers of."""
+def slot_base(name: str) -> str:
+    """The owner whose servers a slot owner's slot has: without its source lists
+    (``sources~<id>~``) and its connect timeout (``connect~<ms>~``)."""
+    name = _without_sources(name)
     if not name.startswith(CONNECT_PREFIX):
         return name
     return name[len(CONNECT_PREFIX) :].split("~", 1)[1]
+
+
+connect_base = slot_base  # the name render and apply used before source-list owners
+
+
+def sources_id(name: str) -> str | None:
+    """The list id of a source-list owner (:func:`sources_name`), None for any other owner."""
+    if not name.startswith(SOURCES_PREFIX):
+        return None
+    return name[len(SOURCES_PREFIX) :].split("~", 1)[0]
+
+
+def _complement(
+    nets: Iterable[ipaddress.IPv4Network], universe: ipaddress.IPv4Network
+) -> list[ipaddress.IPv4Network]:
+    pieces = [universe]
+    for bad in ipaddress.collapse_addresses(nets):
+        kept: list[ipaddress.IPv4Network] = []
+        for piece in pieces:
+            if not piece.overlaps(bad):
+                kept.append(piece)
+            elif not bad.supernet_of(piece):
+                kept.extend(piece.address_exclude(bad))
+        pieces = kept
+    return list(ipaddress.collapse_addresses(pieces))
+
+
+def _complement6(
+    nets: Iterable[ipaddress.IPv6Network], universe: ipaddress.IPv6Network
+) -> list[ipaddress.IPv6Network]:
+    pieces = [universe]
+    for bad in ipaddress.collapse_addresses(nets):
+        kept: list[ipaddress.IPv6Network] = []
+        for piece in pieces:
+            if not piece.overlaps(bad):
+                kept.append(piece)
+            elif not bad.supernet_of(piece):
+                kept.extend(piece.address_exclude(bad))
+        pieces = kept
+    return list(ipaddress.collapse_addresses(pieces))
+
+
+_REFUSED: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+
+
+def refused_networks(ranges: SourceRanges) -> tuple[str, ...]:
+    """The client networks ``ranges`` refuses, as disjoint CIDRs (IPv4 first): every address
+    but the admitted ones (the core's admitted_networks); the IPv6 part never covers
+    ::ffff:0:0/96 (_MAPPED_V4), so that HAProxy judges an IPv4 client by the IPv4 part only
+    and an IPv4-mapped IPv6 client (a dual-stack listener's) by the IPv4 address it holds."""
+    key = (ranges.allow, ranges.deny)
+    found = _REFUSED.get(key)
+    if found is not None:
+        return found
+    admitted = [ipaddress.ip_network(n) for n in admitted_networks(ranges)]
+    v4 = [n for n in admitted if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in admitted if isinstance(n, ipaddress.IPv6Network)]
+    refused4 = _complement(v4, ipaddress.IPv4Network("0.0.0.0/0"))
+    refused6 = _complement6([*v6, _MAPPED_V4], ipaddress.IPv6Network("::/0"))
+    found = tuple(str(n) for n in (*refused4, *refused6))
+    if len(_REFUSED) > 100_000:
+        _REFUSED.clear()
+    _REFUSED[key] = found
+    return found
+
+
+def _list_id(refused: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(refused).encode()).hexdigest()[:_LIST_ID_CHARS]
+
+
+def sources_name(route: Route) -> str | None:
+    """The slot owner of a proxied row whose source lists its slot checks:
+    ``sources~<list id>~<owner>`` (list id: a hash of :func:`refused_networks`; owner: the
+    connect or base owner the row would have without them). None for a row without lists, or
+    one that must check them in the frontend: with basic authentication (403 comes before 401,
+    and the frontend asks for credentials), mirrors (no copy of a refused request), a share
+    answered 500 (the slots' 500 rule runs before a slot's own rules), or no proxying."""
+    policy = route.policy
+    if policy is None or policy.sources is None or policy.auth is not None:
+        return None
+    if route.mirrors or route.status is not None or route.redirect is not None:
+        return None
+    if any(w.backend is None and w.weight > 0 for w in route.split):
+        return None
+    base = connect_name(route) or _base_owner(route)
+    if base is None:
+        return None
+    return f"{SOURCES_PREFIX}{_list_id(refused_networks(policy.sources))}~{base}"
 
 
 def split_members(name: str) -> tuple[tuple[str, int], ...]:
@@ -694,6 +822,25 @@ def wanted_names(model: RouteModel) -> list[str]:
 _WANTED: dict[str, tuple[RouteModel, tuple[str, ...]]] = {}
 
 
+def source_lists(model: RouteModel) -> dict[str, tuple[str, ...]]:
+    """List id -> the refused networks, of every source-list owner (:func:`sources_name`) of
+    the model: what the ACL file of its slot holds."""
+    last = _LISTS.get("model")
+    if last is not None and last[0] is model:
+        return last[1]
+    found: dict[str, tuple[str, ...]] = {}
+    cached = _NEEDS.get
+    for vhost in model.vhosts:
+        hit = cached(vhost.host)
+        needs = hit[1] if hit is not None and hit[0] is vhost else _needs(vhost)
+        found.update(needs.sources)
+    _LISTS["model"] = (model, found)
+    return found
+
+
+_LISTS: dict[str, tuple[RouteModel, dict[str, tuple[str, ...]]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class _Needs:
     """What one virtual host needs of the configuration and of the slots."""
@@ -709,6 +856,7 @@ class _Needs:
     source_lengths: frozenset[tuple[int, int]] = frozenset()
     auths: frozenset[tuple[str, BasicAuth]] = frozenset()
     members: int = 0
+    sources: frozenset[tuple[str, tuple[str, ...]]] = frozenset()  # (list id, refused)
 
 
 _NOTHING = _Needs()
@@ -729,6 +877,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     cors: set[str] = set()
     lengths: set[tuple[int, int]] = set()
     auths: set[tuple[str, BasicAuth]] = set()
+    lists: set[tuple[str, tuple[str, ...]]] = set()
     segments = labels = members = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -743,15 +892,25 @@ def _needs(vhost: VirtualHost) -> _Needs:
         for kind, _value in _modifiers(route):
             if kind == REPLACE_PREFIX:
                 segments = max(segments, _prefix(route).count("/"))
-        if route.split and (name := split_name(route)) is not None:
-            splits.add(name)
-        if (name := connect_name(route)) is not None:
-            splits.add(name)
+        own = sources_name(route)
+        if own is not None:
+            # The row's slot checks its lists: the owners it wraps need no slot of their own,
+            # and its lists no lookup in the frontend.
+            assert route.policy is not None and route.policy.sources is not None
+            splits.add(own)
+            ident = sources_id(own)
+            assert ident is not None
+            lists.add((ident, refused_networks(route.policy.sources)))
+        else:
+            if route.split and (name := split_name(route)) is not None:
+                splits.add(name)
+            if (name := connect_name(route)) is not None:
+                splits.add(name)
+            lengths.update((n.version, n.prefixlen) for n, _v in _source_networks(route))
         if route.affinity is not None:
             cookies.add(route.affinity.name)
         if route.cors is not None:
             cors.add(route.cors.origin_regex)
-        lengths.update((n.version, n.prefixlen) for n, _v in _source_networks(route))
         if route.policy is not None and route.policy.auth is not None:
             auths.add((auth_id(route.policy.auth), route.policy.auth))
         hop = hop_members(route)
@@ -769,6 +928,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
         frozenset(lengths),
         frozenset(auths),
         members,
+        frozenset(lists),
     )
     if found == _NOTHING:
         found = _NOTHING
@@ -782,9 +942,42 @@ def _needs(vhost: VirtualHost) -> _Needs:
 
 
 def is_plain(route: Route) -> bool:
-    """A row the routes map can state as a slot: one backend, no condition, both schemes, no
-    filter, rewrite, timeout or mirror (every Ingress row)."""
-    return plain_behaviour(route) and not route.conditional
+    """A row the routes map can state as a slot: no condition, both schemes, and a behaviour
+    that is its slot's (:func:`slot_owner`)."""
+    return not route.conditional and slot_owner(route) is not None
+
+
+def slot_owner(route: Route) -> str | None:
+    """The slot owner of a row that, once chosen, is proxied to its slot as it is (its record
+    would hold nothing but the slot): a backend, a weighted split without a share answered
+    500 or filters of its backendRefs, or a row whose only policy is source lists its slot
+    checks (:func:`sources_name`). None for a row that needs a record."""
+    if (
+        route.status is not None
+        or route.redirect is not None
+        or route.rewrite is not None
+        or route.request_headers is not None
+        or route.response_headers is not None
+        or route.timeout is not None
+        or route.mirrors
+        or route.affinity is not None
+        or route.cors is not None
+        or route.connect_timeout is not None
+    ):
+        return None
+    policy = route.policy
+    if policy is not None:
+        if policy.max_body or policy.auth is not None or policy.rate is not None:
+            return None
+        if policy.sources is not None:
+            return sources_name(route)
+    if not route.split:
+        return route.backend
+    if any(w.backend is None and w.weight > 0 for w in route.split):
+        return None
+    if hop_members(route) is not None or _row_request_filter(route) is not None:
+        return None
+    return _base_owner(route)
 
 
 def plain_behaviour(route: Route) -> bool:
@@ -840,9 +1033,9 @@ class _Compiler:
     # ---- records
 
     def row_ref(self, route: Route, scheme: str) -> str:
-        if plain_behaviour(route):
-            assert route.backend is not None
-            return self.assigned[route.backend]
+        owner = slot_owner(route)
+        if owner is not None:
+            return self.assigned[owner]
         cache_key = (id(route), scheme)
         found = self.records.get(cache_key)
         if found is not None:
@@ -903,7 +1096,7 @@ class _Compiler:
                 rps = str(rate.burst(rate.rps)) if rate.rps is not None else ""
                 rpm = str(rate.burst(rate.rpm)) if rate.rpm is not None else ""
                 conns = str(int(rate.connections)) if rate.connections is not None else ""
-            sources = _source_entries(route)
+            sources = _source_entries(route) if sources_name(route) is None else {}
             if sources:
                 entries |= sources
                 flags += "s"
@@ -991,7 +1184,7 @@ class _Compiler:
     def _target(self, route: Route) -> tuple[str, int, int]:
         """(slot, weight answered 500, total weight) of a proxied row."""
         slot, e500, total = self._base_target(route)
-        name = connect_name(route)
+        name = sources_name(route) or connect_name(route)
         if name is not None:
             slot = self.assigned[name]
         return slot, e500, total
@@ -1020,13 +1213,10 @@ class _Compiler:
         """The value of a path key whose requests get the rows ``chain`` (precedence order)."""
         per_scheme = {s: _scheme_chain(chain, s) for s in SCHEME_LETTER}
         first = per_scheme["http"]
-        if (
-            len(first) == 1
-            and per_scheme["https"] == first
-            and is_plain(first[0])
-            and first[0].backend is not None
-        ):
-            return self.assigned[first[0].backend]
+        if len(first) == 1 and per_scheme["https"] == first and not first[0].conditional:
+            owner = slot_owner(first[0])
+            if owner is not None:
+                return self.assigned[owner]
         if len(first) == 1 and per_scheme["https"] == first and signature(first[0]) is None:
             # One row without conditions: the key holds the row itself (a record, the same for
             # both schemes) rather than a group of one, which every request would evaluate.
