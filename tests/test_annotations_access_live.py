@@ -1,8 +1,8 @@
 """Source ranges where a backend has a mode or a runtime path of its own: nginx with static
 upstreams (a 503 answered after the access phase) and HAProxy, whose list edits are Runtime API
-changes, never a reload: a row whose only policy is its lists gets a slot of its own whose ACL
-file refuses the networks (rows.sources_name; a new list is a new slot, its file filled with
-``add acl`` before the route points at it); a row that also asks for basic authentication keeps
+changes, never a reload: a row whose only policy is its lists gets a slot of its own whose map
+file says which networks are refused (rows.sources_name; a new list is a new slot, its map filled
+with ``add map`` before the route points at it); a row that also asks for basic authentication keeps
 them in its record, where a prefix length no rendered rule compares yet reloads once."""
 
 from __future__ import annotations
@@ -83,10 +83,14 @@ BCRYPT = "$2y$04$ABePdTwGq2Ow5BWZLO12LeTnPGEdBjwulNqW2nfVWdcnMNqAEc.Pu"
 
 
 def _refusing(world: AnnotationWorld) -> dict[str, list[str]]:
-    """The ACL files of the running HAProxy that refuse someone: file -> networks."""
-    acls = Path(world.workdir) / "work" / "acls"
-    found = {p.name: p.read_text().split() for p in sorted(acls.glob("*.deny"))}
-    return {name: networks for name, networks in found.items() if networks}
+    """The source maps of the running HAProxy that refuse someone: file -> refused networks."""
+    maps = Path(world.workdir) / "work" / "sources"
+    found = {p.name: p.read_text().split("\n") for p in sorted(maps.glob("*.map"))}
+    return {
+        name: [line.split(" ")[0] for line in lines if line.endswith(" 1")]
+        for name, lines in found.items()
+        if any(line.endswith(" 1") for line in lines)
+    }
 
 
 @needs("haproxy")

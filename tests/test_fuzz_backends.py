@@ -806,9 +806,12 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
     for slot in slots.slots:
         body = sections[f"backend {slot} from slots"]
         backend = model.backend_index.get(owner[slot]) if slot in owner else None
-        # Each slot refuses the client networks of its ACL file (empty: no source lists here).
-        refuse = f"http-request deny deny_status 403 if {{ src -f acls/{slot}.deny }}"
-        assert rendered.acls[f"acls/{slot}.deny"] == ""
+        # Each slot refuses the clients its source map says (empty: no source lists here).
+        refuse = (
+            "http-request deny deny_status 403 if "
+            f"{{ src,map_ip_int(sources/{slot}.map,0) -m bool }}"
+        )
+        assert rendered.sources[f"sources/{slot}.map"] == ""
         if backend is None:
             assert body == ["# spare", "balance hash var(txn.aff)", refuse]
             continue
@@ -852,7 +855,7 @@ def check_haproxy(objects: list[dict[str, Any]], result: BuildResult) -> None:
         haproxy_render.FALLBACK_PEM: haproxy_render.pem_bundle(fallback_certificate()),
         haproxy_render.MIRROR_LUA: haproxy_render.mirror_lua(),
         **rendered.pems,
-        **rendered.acls,
+        **rendered.sources,
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():

@@ -10,6 +10,7 @@ shape has more than 62 lengths) still allows and denies."""
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import shutil
 import subprocess
 import time
@@ -54,6 +55,7 @@ from polyingress.plugins.haproxy.rows import (
     table_entries,
     wanted_names,
 )
+from polyingress.plugins.haproxy.runtime import Command, RuntimeClient
 from polyingress.testing.live import free_port, wait_until
 
 SRC = ObjectRef(kind="Ingress", namespace="ns", name="ing")
@@ -112,9 +114,9 @@ def test_a_key_whose_only_row_has_no_condition_holds_its_record() -> None:
 
 
 def test_a_row_whose_only_policy_is_source_lists_is_a_slot_of_its_own() -> None:
-    """Its owner wraps its backend's; the slot's ACL file refuses everything but 10.0.0.0/8
-    (IPv6: everything, the IPv4-mapped range left to the IPv4 part); other slots refuse
-    nobody; the frontend looks up no source length for it."""
+    """Its owner wraps its backend's; the slot's source map admits 10.0.0.0/8 (0), refuses
+    the rest of IPv4 and all of IPv6 (1), every address covered; other slots' maps are empty
+    (nobody refused); the frontend looks up no source length for it."""
     model = _model(
         ("a.example", (_row(policy=_sources(allow=("10.0.0.0/8",))),)),
         ("b.example", (_row(),)),
@@ -125,13 +127,16 @@ def test_a_row_whose_only_policy_is_source_lists_is_a_slot_of_its_own() -> None:
     entries = _entries(model)
     assert entries == {"^a.example/": slots.assigned[owner]}, entries
     rendered = render(model, RenderSettings(), slots)
-    files = rendered.acls
-    assert set(files) == {f"acls/{s}.deny" for s in slots.slots}
-    refused = files[f"acls/{slots.assigned[owner]}.deny"].split()
-    assert "0.0.0.0/5" in refused and "11.0.0.0/8" in refused and "8000::/1" in refused
-    assert not any(n.startswith("10.") for n in refused)
-    assert "::ffff:0:0/96" not in refused and "::ffff:0:0/97" not in refused
-    assert files[f"acls/{slots.assigned[APP]}.deny"] == ""
+    files = rendered.sources
+    assert set(files) == {f"sources/{s}.map" for s in slots.slots}
+    lines = files[f"sources/{slots.assigned[owner]}.map"].splitlines()
+    verdicts = dict(line.split(" ") for line in lines)
+    assert verdicts["10.0.0.0/8"] == "0" and verdicts["::/0"] == "1"
+    assert verdicts["0.0.0.0/5"] == "1" and verdicts["11.0.0.0/8"] == "1"
+    assert set(verdicts.values()) == {"0", "1"} and len(verdicts) == 10
+    v4 = sum(2 ** (32 - ipaddress.ip_network(n).prefixlen) for n in verdicts if ":" not in n)
+    assert v4 == 2**32  # every IPv4 address has exactly one entry
+    assert files[f"sources/{slots.assigned[APP]}.map"] == ""
     assert Shapes.of(model).source_lengths == Shapes().source_lengths
 
 
@@ -190,7 +195,7 @@ def test_haproxy_checks_a_length_in_the_second_word(tmp_path: Path, hello: Hello
     (tmp_path / FALLBACK_PEM).write_text(pem_bundle(fallback_certificate()))
     (tmp_path / MIRROR_LUA).write_text(mirror_lua())
     (tmp_path / CRT_LIST).write_text(rendered.crt_list_text)
-    for name, pem in {**rendered.pems, **rendered.acls}.items():
+    for name, pem in {**rendered.pems, **rendered.sources}.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(pem)
     haproxy = shutil.which("haproxy")
@@ -222,6 +227,106 @@ def test_haproxy_checks_a_length_in_the_second_word(tmp_path: Path, hello: Hello
         assert status("denied.example") == 403
         assert status("other.example") == 403
         assert status("allowed.example") == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert b"ALERT" not in out, out.decode(errors="replace")
+
+
+# Client addresses for the source-list slots: IPv4 and IPv6 inside and outside the lists below,
+# IPv4-mapped IPv6 (a dual-stack listener's IPv4 clients) and 6to4 addresses.
+CLIENTS = (
+    "10.1.2.3",
+    "11.0.0.1",
+    "127.0.0.1",
+    "192.168.7.7",
+    "2001:db8::1",
+    "2001:db9::1",
+    "::1",
+    "::a01:203",
+    "::ffff:10.1.2.3",
+    "::ffff:11.0.0.1",
+    "2002:a01:203::1",
+    "2002:b00:1::1",
+)
+SLOT_LISTS = {
+    "v4.example": _sources(allow=("10.0.0.0/8", "127.0.0.0/8")),
+    "v6.example": _sources(allow=("2001:db8::/32",)),
+    "all-v6.example": _sources(allow=("::/0",)),
+    "deny.example": _sources(deny=("10.0.0.0/8", "2001:db8::/32")),
+    "both.example": _sources(allow=("10.0.0.0/8", "127.0.0.1/32"), deny=("10.1.0.0/16",)),
+}
+
+
+@needs("haproxy")
+def test_slot_acl_files_refuse_what_the_core_refuses(tmp_path: Path, hello: HelloServer) -> None:
+    """Rows whose only policy is source lists, rendered and loaded by HAProxy: `get map` on
+    each slot's source map gives 1 exactly for the client addresses the core refuses (IPv4,
+    IPv6, IPv4-mapped, IPv4-compatible and 6to4 ones: HAProxy converts an address between
+    families only when its own family's tree has no entry for it), and a request from
+    127.0.0.1 gets 403 or 200 as its row's lists say."""
+    model = _model(
+        *((host, (_row(policy=policy),)) for host, policy in SLOT_LISTS.items()),
+        port=hello.port,
+    )
+    http_port = free_port("127.0.0.1")
+    settings = RenderSettings(bind="127.0.0.1", http_port=http_port, https_port=free_port())
+    slots = SlotTable.plan(wanted_names(model), 2)
+    rendered = render(model, settings, slots)
+    assert "txn.sl" not in rendered.map_text and not any(
+        k.startswith("x") for k in rendered.routes
+    ), rendered.routes
+    files = {
+        "haproxy.cfg": rendered.config,
+        ROUTES_MAP: rendered.map_text,
+        FALLBACK_PEM: pem_bundle(fallback_certificate()),
+        MIRROR_LUA: mirror_lua(),
+        CRT_LIST: rendered.crt_list_text,
+        **rendered.pems,
+        **rendered.sources,
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    haproxy = shutil.which("haproxy")
+    assert haproxy is not None
+    proc = subprocess.Popen(
+        [haproxy, "-db", "-f", "haproxy.cfg"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def status(host: str) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+            try:
+                conn.request("GET", "/", headers={"Host": host})
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        def up() -> bool:
+            try:
+                return status("v4.example") == 200
+            except OSError:
+                time.sleep(0.05)
+                return False
+
+        wait_until(up, timeout=10)
+        client = RuntimeClient(str(tmp_path / "admin.sock"))
+        for host, policy in SLOT_LISTS.items():
+            assert policy.sources is not None
+            slot = rendered.routes[f"^{host}/"]
+            assert slot.startswith("slot_"), rendered.routes
+            replies = client.execute_batch(
+                [Command.of("get", "map", f"sources/{slot}.map", c) for c in CLIENTS], check=True
+            )
+            for address, reply in zip(CLIENTS, replies, strict=True):
+                got = 'value="1"' in reply.text
+                assert got == (not policy.sources.admits(address)), (host, address, reply)
+            want = 403 if not policy.sources.admits("127.0.0.1") else 200
+            assert status(host) == want, host
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

@@ -149,7 +149,7 @@ def test_rendered_config_passes_haproxy_check(case: Case, tmp_path: Path) -> Non
         FALLBACK_PEM: pem_bundle(fallback_certificate()),
         MIRROR_LUA: mirror_lua(),
         **rendered.pems,
-        **rendered.acls,
+        **rendered.sources,
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

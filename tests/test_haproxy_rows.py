@@ -128,7 +128,7 @@ def test_hostile_names_reach_haproxy_as_one_word(tmp_path: Path) -> None:
     (tmp_path / FALLBACK_PEM).write_text(pem_bundle(fallback_certificate()))
     (tmp_path / MIRROR_LUA).write_text(mirror_lua())
     (tmp_path / CRT_LIST).write_text(rendered.crt_list_text)
-    for name, pem in {**rendered.pems, **rendered.acls}.items():
+    for name, pem in {**rendered.pems, **rendered.sources}.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(pem)
     haproxy = shutil.which("haproxy")

@@ -23,11 +23,11 @@ Facts are from docs/notes/haproxy-2.6.md ("the notes").
   weight`` on its servers.
 * Gateway API shapes (rows.py): a model needing a header or query name, or a bound, the running
   configuration lacks reloads; a reload keeps the names it had (so they reload once).
-* Source lists (rows.sources_name): a row with its own lists has a slot of its own, whose ACL
-  file (acls/<slot>.deny) holds the networks they refuse. A slot taking such an owner gets its
-  file's contents (``prepare acl``, ``add acl @v``, ``commit acl @v``: one atomic swap) before
-  a route points at it; a freed slot's are emptied after its routes are gone. A list change is
-  a new owner: a new slot, no reload.
+* Source lists (rows.sources_name): a row with its own lists has a slot of its own, whose map
+  file (sources/<slot>.map) holds the verdict of every client network. A slot taking such an
+  owner gets its file's entries (``prepare map``, ``add map @v``, ``commit map @v``: one atomic
+  swap) before a route points at it; a freed slot's are emptied after its routes are gone. A
+  list change is a new owner: a new slot, no reload.
 * Certificates: ``new``/``set``/``commit ssl cert`` and ``add``/``del ssl crt-list`` (notes §6).
 * Every runtime change is mirrored to disk (map file, crt-list, PEMs, haproxy.cfg with real
   ``server`` lines), because nothing set at run time survives a reload (notes §2-§6).
@@ -64,7 +64,6 @@ from polyingress.core import (
 from .metrics import DRIFT_REPAIRED, RELOADS, RUNTIME_COMMANDS, SPARE_SLOTS
 from .process import ConfigInvalid, HAProxyProcess
 from .render import (
-    ACL_DIR,
     CONFIG_FILE,
     CRT_LIST,
     DEFAULT_KEY,
@@ -72,15 +71,13 @@ from .render import (
     MIRROR_LUA,
     REDIRECT_VALUE,
     ROUTES_MAP,
+    SOURCES_DIR,
     SUFFIXES_KEY,
     CrtEntry,
     RenderSettings,
     Server,
     SlotTable,
     Tuning,
-    acl_file,
-    acl_networks,
-    acl_text,
     cert_file,
     crt_entries,
     map_entries,
@@ -91,6 +88,9 @@ from .render import (
     render_map,
     slot_number,
     slot_servers,
+    slot_sources,
+    source_file,
+    source_text,
     tuning_of,
     vhost_entries,
     vhost_key,
@@ -119,6 +119,8 @@ from .runtime import (
     RuntimeClient,
     ServerState,
     UnsafeArgument,
+    chunk_payload_lines,
+    map_payload_line,
     parse_map_entries,
     parse_servers_state,
 )
@@ -130,7 +132,6 @@ __all__ = [
     "LiveState",
     "RoutePlan",
     "group_entries",
-    "parse_acl_patterns",
     "parse_crt_list",
     "parse_servers_conn",
     "plan_routes",
@@ -178,8 +179,8 @@ class LiveState:
     draining: dict[tuple[str, str], float] = field(default_factory=dict)  # -> deadline
     # slot -> the connect timeout (ms) its section was loaded with (rows.connect_name owners)
     loaded_connect: dict[str, int] = field(default_factory=dict)
-    # slot -> the networks its ACL file refuses (rows.sources_name owners; absent: none)
-    acls: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # slot -> the verdicts its source map holds (rows.sources_name owners; absent: none)
+    sources: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     dirty: bool = False  # a failed apply may have left HAProxy between two models
 
 
@@ -421,11 +422,11 @@ class _Desired:
         name = self._owner.get(slot)
         return slot_servers(name, self.model.backend_index) if name is not None else ()
 
-    def acl(self, slot: str) -> tuple[str, ...]:
-        """The networks the slot's ACL file refuses (empty unless its owner has lists)."""
+    def sources(self, slot: str) -> tuple[tuple[str, str], ...]:
+        """The verdicts of the slot's source map (empty unless its owner has lists)."""
         if self._owner is None:
             self._owner = self.slots.owner()
-        return acl_networks(self._owner.get(slot), source_lists(self.model))
+        return slot_sources(self._owner.get(slot), source_lists(self.model))
 
     @cached_property
     def routes(self) -> dict[str, str]:
@@ -538,7 +539,7 @@ class Applier:
         # unknown SNI) holds on disk: the model's default certificate's, "" for the fallback.
         self._default_on_disk: str | None = None
         self._written_routes: Mapping[str, str] | None = None  # the map object last written
-        self._written_acls: dict[str, str] = {}  # ACL file -> the text on disk
+        self._written_sources: dict[str, str] = {}  # source map file -> the text on disk
         self._serving: _Desired | None = None  # what the files and HAProxy hold
         self.watch = Stopwatch()  # where an apply's time goes (ApplyResult.timings)
 
@@ -546,7 +547,7 @@ class Applier:
 
     def prepare_workdir(self) -> None:
         (self.workdir / "maps").mkdir(parents=True, exist_ok=True)
-        (self.workdir / ACL_DIR).mkdir(parents=True, exist_ok=True)
+        (self.workdir / SOURCES_DIR).mkdir(parents=True, exist_ok=True)
         certs = self.workdir / "certs"
         certs.mkdir(parents=True, exist_ok=True)
         os.chmod(certs, 0o700)
@@ -593,13 +594,13 @@ class Applier:
             write_atomic(self.workdir / ROUTES_MAP, render_map(entries))
             self._written_routes = entries
         if config or config_name != CONFIG_FILE:
-            # Every slot's ACL file, before the configuration naming it.
+            # Every slot's source map, before the configuration naming it.
             for slot in desired.slots.slots:
-                name = acl_file(slot)
-                text = acl_text(desired.acl(slot))
-                if self._written_acls.get(name) != text:
+                name = source_file(slot)
+                text = source_text(desired.sources(slot))
+                if self._written_sources.get(name) != text:
                     write_atomic(self.workdir / name, text)
-                    self._written_acls[name] = text
+                    self._written_sources[name] = text
             # Owner only: userlists hold password hashes.
             write_atomic(self.workdir / config_name, desired.config(), mode=SECRET_MODE)
 
@@ -619,7 +620,7 @@ class Applier:
             tuning=desired.tuning,
             shapes=desired.shapes,
             loaded_connect=_loaded_connect(desired.slots),
-            acls={s: a for s in desired.slots.slots if (a := desired.acl(s))},
+            sources={s: v for s in desired.slots.slots if (v := desired.sources(s))},
         )
 
     # ---- start / restart
@@ -634,7 +635,7 @@ class Applier:
         self.prepare_workdir()
         self._written_pems.clear()
         self._written_routes = None
-        self._written_acls.clear()
+        self._written_sources.clear()
         self._write(desired)
         keep = {*desired.fingerprints, FALLBACK_PEM}
         for pem in (self.workdir / "certs").glob("*.pem"):
@@ -759,9 +760,9 @@ class Applier:
             touched = sorted({assigned[n] for n in changed if n in assigned}, key=slot_number)
         with watch.part("runtime servers"):
             self._sync_servers(touched, desired)
-        with watch.part("runtime acls"):
+        with watch.part("runtime sources"):
             # A slot's source lists before a route points at it.
-            self._sync_acls(touched, desired, read=full)
+            self._sync_sources(touched, desired, read=full)
 
         with watch.part("runtime routes"):
             if full or diff is None:
@@ -773,9 +774,9 @@ class Applier:
         empty = set(freed) | (set(slots.free) if full else set())
         with watch.part("runtime servers"):
             self._sync_servers(sorted(empty, key=slot_number), desired)
-        with watch.part("runtime acls"):
+        with watch.part("runtime sources"):
             # A freed slot refuses nobody again, now that no route points at it.
-            self._sync_acls(sorted(empty, key=slot_number), desired, read=full)
+            self._sync_sources(sorted(empty, key=slot_number), desired, read=full)
         with watch.part("runtime drain"):
             self._delete_drained()
 
@@ -859,7 +860,7 @@ class Applier:
         desired = _Desired(model, state.slots, self.settings, state.shapes)
         repaired = self._sync_certs(desired, read_fingerprints=True, count=count_drift)
         repaired += self._sync_servers(None, desired, count=count_drift)
-        repaired += self._sync_acls(desired.slots.slots, desired, read=True, count=count_drift)
+        repaired += self._sync_sources(desired.slots.slots, desired, read=True, count=count_drift)
         routes = dict(desired.routes)
         repaired += self._sync_routes(routes, read=True, count=count_drift)
         state.groups = group_entries(routes)
@@ -973,44 +974,50 @@ class Applier:
 
     # ---- source lists
 
-    def _sync_acls(
+    def _sync_sources(
         self, slots: Sequence[str], desired: _Desired, *, read: bool, count: bool = False
     ) -> int:
-        """Give each slot's ACL file the networks its owner's lists refuse: compared with what
-        we believe it holds (``show acl`` when ``read``), each differing file swapped at once
-        (``prepare acl``, ``add acl @v`` each network, ``commit acl @v``)."""
+        """Give each slot's source map the verdicts of its owner's lists: compared with what we
+        believe it holds (``show map`` when ``read``), each differing map swapped at once
+        (``prepare map``, ``add map @v`` payloads, ``commit map @v``)."""
         state = self._state()
         if not slots:
             return 0
         if read:
             replies = self.runtime.batch(
-                [Command.of("show", "acl", acl_file(slot)) for slot in slots]
+                [Command.of("show", "map", source_file(slot)) for slot in slots]
             )
             actual = {
-                slot: parse_acl_patterns(reply.text)
+                slot: tuple(parse_map_entries(reply.text))
                 for slot, reply in zip(slots, replies, strict=True)
             }
         else:
-            actual = {slot: state.acls.get(slot, ()) for slot in slots}
-        changed = [s for s in slots if sorted(actual[s]) != sorted(desired.acl(s))]
+            actual = {slot: state.sources.get(slot, ()) for slot in slots}
+        changed = [s for s in slots if sorted(actual[s]) != sorted(desired.sources(s))]
         if not changed:
             return 0
         if count:
-            DRIFT_REPAIRED.labels("acls").inc(len(changed))
-        replies = self.runtime.batch([Command.of("prepare", "acl", acl_file(s)) for s in changed])
+            DRIFT_REPAIRED.labels("sources").inc(len(changed))
+        replies = self.runtime.batch(
+            [Command.of("prepare", "map", source_file(s)) for s in changed]
+        )
         commands: list[Command] = []
         for slot, reply in zip(changed, replies, strict=True):
             version = _created_version(reply)
-            name = acl_file(slot)
-            commands += [Command.of("add", "acl", version, name, n) for n in desired.acl(slot)]
-            commands.append(Command.of("commit", "acl", version, name))
+            name = source_file(slot)
+            lines = (map_payload_line(n, v) for n, v in desired.sources(slot))
+            commands += [
+                Command(("add", "map", version, name), chunk)
+                for chunk in chunk_payload_lines(lines)
+            ]
+            commands.append(Command.of("commit", "map", version, name))
         self.runtime.batch(commands, check=True)
         for slot in changed:
-            networks = desired.acl(slot)
-            if networks:
-                state.acls[slot] = networks
+            verdicts = desired.sources(slot)
+            if verdicts:
+                state.sources[slot] = verdicts
             else:
-                state.acls.pop(slot, None)
+                state.sources.pop(slot, None)
         return len(changed) + len(commands)
 
     # ---- routes
@@ -1191,13 +1198,8 @@ class Applier:
             SPARE_SLOTS.set(len(self.state.slots.free))
 
 
-def parse_acl_patterns(text: str) -> tuple[str, ...]:
-    """``show acl <file>``: ``<ref id> <pattern>`` per line -> the patterns."""
-    return tuple(words[1] for line in text.splitlines() if len(words := line.split()) == 2)
-
-
 def _created_version(reply: Reply) -> str:
-    """``@<n>`` from a ``prepare acl``/``prepare map`` reply (``New version created: n``)."""
+    """``@<n>`` from a ``prepare map`` reply (``New version created: n``)."""
     text = reply.raise_for_error().text
     prefix = "New version created:"
     if not text.startswith(prefix):

@@ -78,6 +78,7 @@ from .render import (
     mirror_lua,
     pem_bundle,
     render,
+    source_file,
 )
 from .rows import wanted_names
 from .runtime import CommandRejected, RuntimeApiError
@@ -239,7 +240,11 @@ class HAProxyBackend:
         return ApplyResult(reloaded=False, reasons=(ReloadReason.START,))
 
     def _guard_record(self) -> None:
-        self.guard.record(self.workdir / name for name in GUARDED_FILES)
+        # And the source map files that refuse someone (a slot with source lists; the others
+        # are empty, and there is one per slot: reading them all at every apply costs more).
+        state = self.applier.state
+        lists = [source_file(s) for s in sorted(state.sources)] if state is not None else []
+        self.guard.record(self.workdir / name for name in (*GUARDED_FILES, *lists))
 
     def apply(self, model: RouteModel, previous: RouteModel, diff: ModelDiff) -> ApplyResult:
         started = time.monotonic()
@@ -450,8 +455,8 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         ),
         RenderedFile(name=MIRROR_LUA, text=mirror_lua()),
     ]
-    # Every slot's ACL file (HAProxy needs each one); printed only when it refuses someone.
-    for name, text in sorted(rendered.acls.items()):
+    # Every slot's source map file (HAProxy needs each one); printed only when not empty.
+    for name, text in sorted(rendered.sources.items()):
         if text:
             files.append((name, text))
         written.append(RenderedFile(name=name, text=text))

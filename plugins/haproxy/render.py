@@ -79,7 +79,6 @@ from .rows import (
 )
 
 __all__ = [
-    "ACL_DIR",
     "ADMIN_SOCKET",
     "CONFIG_FILE",
     "CRT_LIST",
@@ -90,6 +89,7 @@ __all__ = [
     "NOT_FOUND_BACKEND",
     "ROUTES_MAP",
     "SETTINGS",
+    "SOURCES_DIR",
     "SUFFIXES_KEY",
     "CrtEntry",
     "RenderSettings",
@@ -97,10 +97,6 @@ __all__ = [
     "Server",
     "SlotTable",
     "Tuning",
-    "acl_file",
-    "acl_files",
-    "acl_networks",
-    "acl_text",
     "cert_file",
     "crt_entries",
     "map_entries",
@@ -116,6 +112,10 @@ __all__ = [
     "slot_name",
     "slot_number",
     "slot_servers",
+    "slot_sources",
+    "source_file",
+    "source_files",
+    "source_text",
     "tuning_of",
     "vhost_entries",
     "vhost_key",
@@ -130,9 +130,10 @@ MIRROR_SOCKET = "mirror.sock"  # the internal frontend the copies go through (mi
 MEMBER_SOCKET_PREFIX = "member-"
 MEMBER_HEADER = "x-polyingress-row"
 ROUTES_MAP = "maps/routes.map"
-# Each slot's refused client networks (rows.sources_name): acls/<slot>.deny, one CIDR a line;
-# empty for a slot whose owner has no source lists of its own.
-ACL_DIR = "acls"
+# Each slot's client address verdicts (rows.sources_name, rows.source_verdicts):
+# sources/<slot>.map, ``<network> 1`` refused / ``0`` admitted; empty for a slot whose owner
+# has no source lists of its own (nobody refused).
+SOURCES_DIR = "sources"
 CRT_LIST = "certs/crt-list.txt"
 FALLBACK_PEM = "certs/polyingress-fallback.pem"
 ADMIN_SOCKET = "admin.sock"
@@ -558,27 +559,31 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def acl_file(slot: str) -> str:
-    """The ACL file of a slot's refused client networks, relative to the workdir."""
-    return f"{ACL_DIR}/{quote(slot, 'slot')}.deny"
+def source_file(slot: str) -> str:
+    """The map file of a slot's client address verdicts, relative to the workdir."""
+    return f"{SOURCES_DIR}/{quote(slot, 'slot')}.map"
 
 
-def acl_text(networks: Iterable[str]) -> str:
-    """An ACL file's text: one network a line (an empty file refuses nobody)."""
-    return "".join(f"{quote(n, 'network')}\n" for n in networks)
+def source_text(verdicts: Iterable[tuple[str, str]]) -> str:
+    """A source map file's text: ``<network> <0|1>`` a line (empty: nobody refused)."""
+    return "".join(f"{quote(n, 'network')} {quote(v, 'verdict')}\n" for n, v in verdicts)
 
 
-def acl_networks(owner: str | None, lists: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """The networks the slot of ``owner`` refuses (rows.sources_name; none for the others)."""
+def slot_sources(
+    owner: str | None, lists: Mapping[str, tuple[tuple[str, str], ...]]
+) -> tuple[tuple[str, str], ...]:
+    """The verdicts of the slot of ``owner`` (rows.sources_name; none for the others)."""
     ident = sources_id(owner) if owner is not None else None
     return lists[ident] if ident is not None else ()
 
 
-def acl_files(model: RouteModel, slots: SlotTable) -> dict[str, str]:
-    """The ACL file of every slot (spares included): file -> text."""
+def source_files(model: RouteModel, slots: SlotTable) -> dict[str, str]:
+    """The source map file of every slot (spares included): file -> text."""
     lists = source_lists(model)
     owner = slots.owner()
-    return {acl_file(slot): acl_text(acl_networks(owner.get(slot), lists)) for slot in slots.slots}
+    return {
+        source_file(slot): source_text(slot_sources(owner.get(slot), lists)) for slot in slots.slots
+    }
 
 
 def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -> str:
@@ -619,7 +624,7 @@ def _backend_block(slot: str, owner: str | None, index: Mapping[str, Backend]) -
             comment=comment,
             servers=servers,
             connect_ms=connect,
-            acl_file=acl_file(slot),
+            source_file=source_file(slot),
         )
     )
     if len(_BLOCKS) > 200_000:
@@ -710,7 +715,7 @@ class Rendered:
     slots: SlotTable
     tuning: Tuning
     shapes: Shapes
-    acls: Mapping[str, str] = field(default_factory=dict)  # ACL file -> text (acl_files)
+    sources: Mapping[str, str] = field(default_factory=dict)  # file -> text (source_files)
 
     @property
     def map_text(self) -> str:
@@ -722,8 +727,8 @@ class Rendered:
 
     @property
     def digest(self) -> str:
-        acls = "".join(f"{name}\n{text}" for name, text in sorted(self.acls.items()))
-        blob = "\0".join((self.config, self.map_text, self.crt_list_text, acls))
+        lists = "".join(f"{name}\n{text}" for name, text in sorted(self.sources.items()))
+        blob = "\0".join((self.config, self.map_text, self.crt_list_text, lists))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -749,5 +754,5 @@ def render(
         slots=slots,
         tuning=tuning,
         shapes=shapes,
-        acls=acl_files(model, slots),
+        sources=source_files(model, slots),
     )

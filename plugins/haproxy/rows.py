@@ -118,10 +118,10 @@ __all__ = [
     "is_plain",
     "plain_behaviour",
     "query_regex",
-    "refused_networks",
     "slot_base",
     "slot_owner",
     "source_lists",
+    "source_verdicts",
     "sources_id",
     "sources_name",
     "split_members",
@@ -143,16 +143,11 @@ HOP_PREFIX = SPLIT_PREFIX + "hop~"
 CONNECT_PREFIX = "connect~"
 # The slot owner of a proxied row whose client address lists its own slot checks
 # (sources_name): ``sources~<list id>~<owner>``, where the owner is the row's backend, split or
-# connect owner. The slot's section refuses the addresses of the ACL file acls/<slot>.deny
-# (render.acl_file), which holds the ranges the lists refuse (refused_networks); every other
-# slot's file is empty. A list change is a new owner, so a new slot: no reload.
+# connect owner. The slot's section looks the client address up in its map file
+# sources/<slot>.map (render.source_file): network -> 1 refused, 0 admitted, covering every
+# IPv4 and every IPv6 address (source_verdicts); every other slot's file is empty (nobody
+# refused). A list change is a new owner, so a new slot: no reload.
 SOURCES_PREFIX = "sources~"
-# IPv4 addresses as IPv6 (::ffff:a.b.c.d). HAProxy 2.6 matches an IPv4 client address that an
-# ACL's IPv4 patterns do not hold against its IPv6 patterns in this form, and an IPv6 one of
-# this range (or of 6to4, 2002::/16) against the IPv4 patterns (measured: `get acl`), so the
-# IPv6 part of a refused list never covers this range: an IPv4 client is judged by the IPv4
-# ranges only.
-_MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
 _LIST_ID_CHARS = 16
 SCHEME_LETTER = {"http": "h", "https": "s"}
 REPLACE_FULL = "ReplaceFullPath"  # the core's PathModifierType values
@@ -725,37 +720,43 @@ def _complement6(
     return list(ipaddress.collapse_addresses(pieces))
 
 
-_REFUSED: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+_VERDICTS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, str], ...]] = {}
 
 
-def refused_networks(ranges: SourceRanges) -> tuple[str, ...]:
-    """The client networks ``ranges`` refuses, as disjoint CIDRs (IPv4 first): every address
-    but the admitted ones (the core's admitted_networks); the IPv6 part never covers
-    ::ffff:0:0/96 (_MAPPED_V4), so that HAProxy judges an IPv4 client by the IPv4 part only
-    and an IPv4-mapped IPv6 client (a dual-stack listener's) by the IPv4 address it holds."""
+def source_verdicts(ranges: SourceRanges) -> tuple[tuple[str, str], ...]:
+    """(network, ``1`` refused / ``0`` admitted) for the lists ``ranges``: disjoint CIDRs
+    covering all of IPv4 and all of IPv6 (the core's admitted_networks and the rest), IPv4
+    first. Complete on purpose: HAProxy 2.6's ip lookup (``map_ip``, ``-m ip``) tries an
+    address the tree of its family lacks in the other family's form (an IPv4 client as
+    ::ffff:a.b.c.d; an IPv6 one of ::/96, ::ffff:0:0/96 or 2002::/16 as the IPv4 address it
+    holds: measured with ``get map``); a family whose every address has an entry is never
+    converted, so each client is judged by its own address, as the core does."""
     key = (ranges.allow, ranges.deny)
-    found = _REFUSED.get(key)
+    found = _VERDICTS.get(key)
     if found is not None:
         return found
     admitted = [ipaddress.ip_network(n) for n in admitted_networks(ranges)]
     v4 = [n for n in admitted if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in admitted if isinstance(n, ipaddress.IPv6Network)]
     refused4 = _complement(v4, ipaddress.IPv4Network("0.0.0.0/0"))
-    refused6 = _complement6([*v6, _MAPPED_V4], ipaddress.IPv6Network("::/0"))
-    found = tuple(str(n) for n in (*refused4, *refused6))
-    if len(_REFUSED) > 100_000:
-        _REFUSED.clear()
-    _REFUSED[key] = found
+    refused6 = _complement6(v6, ipaddress.IPv6Network("::/0"))
+    verdicts4 = sorted([(n, "0") for n in v4] + [(n, "1") for n in refused4])
+    verdicts6 = sorted([(n, "0") for n in v6] + [(n, "1") for n in refused6])
+    found = tuple((str(n), v) for n, v in (*verdicts4, *verdicts6))
+    if len(_VERDICTS) > 100_000:
+        _VERDICTS.clear()
+    _VERDICTS[key] = found
     return found
 
 
-def _list_id(refused: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(refused).encode()).hexdigest()[:_LIST_ID_CHARS]
+def _list_id(verdicts: Sequence[tuple[str, str]]) -> str:
+    blob = "\n".join(f"{n} {v}" for n, v in verdicts)
+    return hashlib.sha256(blob.encode()).hexdigest()[:_LIST_ID_CHARS]
 
 
 def sources_name(route: Route) -> str | None:
     """The slot owner of a proxied row whose source lists its slot checks:
-    ``sources~<list id>~<owner>`` (list id: a hash of :func:`refused_networks`; owner: the
+    ``sources~<list id>~<owner>`` (list id: a hash of :func:`source_verdicts`; owner: the
     connect or base owner the row would have without them). None for a row without lists, or
     one that must check them in the frontend: with basic authentication (403 comes before 401,
     and the frontend asks for credentials), mirrors (no copy of a refused request), a share
@@ -770,7 +771,7 @@ def sources_name(route: Route) -> str | None:
     base = connect_name(route) or _base_owner(route)
     if base is None:
         return None
-    return f"{SOURCES_PREFIX}{_list_id(refused_networks(policy.sources))}~{base}"
+    return f"{SOURCES_PREFIX}{_list_id(source_verdicts(policy.sources))}~{base}"
 
 
 def split_members(name: str) -> tuple[tuple[str, int], ...]:
@@ -822,13 +823,13 @@ def wanted_names(model: RouteModel) -> list[str]:
 _WANTED: dict[str, tuple[RouteModel, tuple[str, ...]]] = {}
 
 
-def source_lists(model: RouteModel) -> dict[str, tuple[str, ...]]:
-    """List id -> the refused networks, of every source-list owner (:func:`sources_name`) of
-    the model: what the ACL file of its slot holds."""
+def source_lists(model: RouteModel) -> dict[str, tuple[tuple[str, str], ...]]:
+    """List id -> the verdicts (:func:`source_verdicts`) of every source-list owner
+    (:func:`sources_name`) of the model: what the map file of its slot holds."""
     last = _LISTS.get("model")
     if last is not None and last[0] is model:
         return last[1]
-    found: dict[str, tuple[str, ...]] = {}
+    found: dict[str, tuple[tuple[str, str], ...]] = {}
     cached = _NEEDS.get
     for vhost in model.vhosts:
         hit = cached(vhost.host)
@@ -838,7 +839,7 @@ def source_lists(model: RouteModel) -> dict[str, tuple[str, ...]]:
     return found
 
 
-_LISTS: dict[str, tuple[RouteModel, dict[str, tuple[str, ...]]]] = {}
+_LISTS: dict[str, tuple[RouteModel, dict[str, tuple[tuple[str, str], ...]]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -856,7 +857,7 @@ class _Needs:
     source_lengths: frozenset[tuple[int, int]] = frozenset()
     auths: frozenset[tuple[str, BasicAuth]] = frozenset()
     members: int = 0
-    sources: frozenset[tuple[str, tuple[str, ...]]] = frozenset()  # (list id, refused)
+    sources: frozenset[tuple[str, tuple[tuple[str, str], ...]]] = frozenset()  # (id, verdicts)
 
 
 _NOTHING = _Needs()
@@ -877,7 +878,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
     cors: set[str] = set()
     lengths: set[tuple[int, int]] = set()
     auths: set[tuple[str, BasicAuth]] = set()
-    lists: set[tuple[str, tuple[str, ...]]] = set()
+    lists: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     segments = labels = members = 0
     if vhost.kind is HostKind.SUFFIX and vhost.wildcard_suffix is not None:
         labels = vhost.wildcard_suffix.count(".") + 1
@@ -900,7 +901,7 @@ def _needs(vhost: VirtualHost) -> _Needs:
             splits.add(own)
             ident = sources_id(own)
             assert ident is not None
-            lists.add((ident, refused_networks(route.policy.sources)))
+            lists.add((ident, source_verdicts(route.policy.sources)))
         else:
             if route.split and (name := split_name(route)) is not None:
                 splits.add(name)
