@@ -416,6 +416,70 @@ def test_reconcile_repairs_routes_servers_and_certificates(bench: Bench) -> None
     assert resp.peer_cn == TLS_HOST
 
 
+ALLOWLIST = "nginx.ingress.kubernetes.io/allowlist-source-range"
+
+
+def _with_allowlist(port: int, networks: str | None) -> list[dict[str, Any]]:
+    """The routing world, the Ingress "only" allowing ``networks`` (None: no list), with its
+    first path only (one row: one slot of its own, the bench has 3 spares)."""
+    objects = copy.deepcopy(world(port))
+    only = next(o for o in objects if o["kind"] == "Ingress" and o["metadata"]["name"] == "only")
+    del only["spec"]["rules"][0]["http"]["paths"][1:]
+    if networks is not None:
+        only["metadata"].setdefault("annotations", {})[ALLOWLIST] = networks
+    return objects
+
+
+@live
+@pytest.mark.live
+def test_source_lists_are_slot_maps_changed_at_run_time_and_repaired(bench: Bench) -> None:
+    """An allowlist on an Ingress: its rows take a slot of their own whose source map is
+    filled at run time (no reload): the client (127.0.0.1) gets 403 outside the list, 200
+    inside; a damaged map is repaired by the read-back; another list is another slot, the
+    old one's map emptied; no list: the rows are back on their backend's slot and no slot
+    refuses anyone. The routing cases hold whenever the client is admitted."""
+    port = bench.fleet.port
+    rt = bench.applier.runtime.client
+    state = bench.applier.state
+    assert state is not None and state.sources == {}
+
+    def status() -> int:
+        return get(bench.http_port, "only.example.com", "/only").status
+
+    def maps() -> dict[str, list[tuple[str, str]]]:
+        slots = state.slots.slots  # type: ignore[union-attr]
+        return {s: rt.show_map(f"sources/{s}.map") for s in slots}
+
+    def slot() -> str:
+        return bench.applier.state.routes["^only.example.com/only/"]  # type: ignore[union-attr]
+
+    assert not bench.apply(_with_allowlist(port, None))
+    assert status() == 200
+    plain = slot()
+    assert not bench.apply(_with_allowlist(port, "10.0.0.0/8"))
+    assert status() == 403
+    refusing = slot()
+    assert refusing != plain and list(state.sources) == [refusing]
+    assert ("10.0.0.0/8", "0") in maps()[refusing] and maps()[plain] == []
+
+    rt.execute(Command.of("clear", "map", f"sources/{refusing}.map"))
+    assert status() == 200  # damaged: it refuses nobody
+    assert bench.applier.reconcile(bench.model) >= 1
+    assert status() == 403
+    assert bench.applier.reconcile(bench.model) == 0
+
+    assert not bench.apply(_with_allowlist(port, "127.0.0.0/8"))
+    assert status() == 200
+    assert slot() not in (plain, refusing) and maps()[refusing] == []
+    assert (bench.process.workdir / f"sources/{refusing}.map").read_text() == ""
+    bench.check()
+
+    assert not bench.apply(_with_allowlist(port, None))
+    assert status() == 200 and slot() == plain and state.sources == {}
+    assert all(entries == [] for entries in maps().values())
+    bench.check()
+
+
 @live
 @pytest.mark.live
 def test_removed_endpoint_is_drained_then_deleted(bench: Bench) -> None:
