@@ -30,6 +30,10 @@ through to the wildcard or catch-all table (the caveat of notes §4) and no term
 needed. No match: ``default``, else the 404 backend. A value naming a backend with no servers
 (or all in maintenance) gets HAProxy's 503 (notes §3).
 
+A row whose only policy is client address lists has a slot of its own (rows.sources_name)
+whose source map ``sources/<slot>.map`` (network -> 1 refused / 0 admitted) its section
+consults; every other slot's map is empty.
+
 Backends cannot be created at run time (notes §8), so every Service gets a neutral *slot*
 backend (``slot_0001``...) and the config declares spare slots; a new Service takes a spare slot
 by having its name written into the map. Servers are dynamic (``add server``/``del server``,

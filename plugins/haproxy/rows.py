@@ -13,9 +13,13 @@ header filter uses are part of it, and so are two bounds (the segments of a
 ``ReplacePrefixMatch`` prefix, the labels of a ``**.`` suffix host). A change needing a name or
 a bound the running configuration lacks reloads once; everything else is data.
 
-**Lookup.** A path key (``=<vk><path>``, ``^<vk><path>/``, render.py) of a table whose rows are
-all plain (one backend, no condition, no filter: every Ingress row) still holds the backend's
-slot. Otherwise it holds a *group* ``~<vk>#<id>``: the rows a request for that key may get, in
+**Lookup.** A path key (``=<vk><path>``, ``^<vk><path>/``, render.py) whose requests all get
+one row without conditions that, once chosen, is proxied to its slot as it is (no filter,
+rewrite, timeout or record-only policy: :func:`slot_owner`) holds that slot: a backend's, a
+weighted split's, or one of its own for a row whose only policy is client address lists
+(:func:`sources_name`: the slot's section refuses what its source map says, so an
+allow-listed canary Ingress costs a request no more than a plain one). Otherwise it holds a
+*group* ``~<vk>#<id>``: the rows a request for that key may get, in
 precedence order, with the rows of the shorter prefixes it falls through to appended
 (:meth:`polyingress.core.PathTable.match`), per listener scheme, up to the first row without a
 condition. Each row gives one entry::
@@ -56,7 +60,9 @@ regexes are configuration, their values data: entry ``|o``). The request policie
 counters) with the limits ``rps``, ``rpm`` (20, 21: requests let through in any second or
 minute, burst included) and ``connections`` (22), ``source lengths`` (23: the prefix lengths
 the row's ``|s`` entries use, one bit each in the order of the shape's lengths, in words of
-LENGTH_WORD_BITS separated by ``:``; flag ``s``: source ranges, ``l``: an allow list).
+LENGTH_WORD_BITS separated by ``:``; flag ``s``: source ranges, ``l``: an allow list; only
+for a row that keeps its lists in the frontend, one with basic authentication, mirrors or a
+share answered 500: every other row's lists are its slot's, :func:`sources_name`).
 ``flags`` (field 6, a number: the FLAG_BITS of its letters) names the optional parts a record
 uses, which the frontend tests before reading their fields: ``s``/``l`` source ranges / an
 allow list, ``q``/``p`` request / response header filters, ``m`` member entries, ``c`` a
