@@ -267,48 +267,29 @@ def test_run_without_cluster_says_manifests_run_without_one(tmp_path: Path) -> N
     assert_one_line_error(out, 1, "use --manifests DIR to run without a cluster")
 
 
-def test_health_port_in_use_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("backend", "listener", "flags"),
+    [
+        ("haproxy", "health", ("--health-port", "{port}")),
+        ("nginx", "dashboard", ("--health-port", "0", "--dashboard", "--dashboard-port", "{port}")),
+    ],
+    ids=["health", "dashboard"],
+)
+def test_a_listener_port_in_use_is_one_line(
+    tmp_path: Path, backend: str, listener: str, flags: tuple[str, ...]
+) -> None:
+    """A port already taken is one line naming the address, the port and the flags."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        args = [f.format(port=port) for f in flags]
         out = console(
-            "run",
-            "--backend",
-            "haproxy",
-            "--manifests",
-            "examples/cafe",
-            "--workdir",
-            str(tmp_path / "w"),
-            "--health-port",
-            str(port),
-        )
+            "run", "--backend", backend, "--manifests", "examples/cafe",
+            "--workdir", str(tmp_path / "w"), *args,
+        )  # fmt: skip
     assert_one_line_error(
-        out, 2, f"cannot listen on 127.0.0.1 port {port} (--health-bind, --health-port): "
-    )
-
-
-def test_dashboard_port_in_use_is_one_line(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        out = console(
-            "run",
-            "--backend",
-            "nginx",
-            "--manifests",
-            "examples/cafe",
-            "--workdir",
-            str(tmp_path / "w"),
-            "--health-port",
-            "0",
-            "--dashboard",
-            "--dashboard-port",
-            str(port),
-        )
-    assert_one_line_error(
-        out, 2, f"cannot listen on 127.0.0.1 port {port} (--dashboard-bind, --dashboard-port): "
+        out, 2, f"cannot listen on 127.0.0.1 port {port} (--{listener}-bind, --{listener}-port): "
     )
 
 

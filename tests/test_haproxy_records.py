@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from haproxy_files import write_rendered
 from livekit import needs
 
 from polyingress.core import (
@@ -31,18 +32,11 @@ from polyingress.core import (
     RoutePolicy,
     SourceRanges,
     VirtualHost,
-    fallback_certificate,
 )
 from polyingress.core.runtime.hello import HelloServer
 from polyingress.plugins.haproxy.render import (
-    CRT_LIST,
-    FALLBACK_PEM,
-    MIRROR_LUA,
-    ROUTES_MAP,
     RenderSettings,
     SlotTable,
-    mirror_lua,
-    pem_bundle,
     render,
 )
 from polyingress.plugins.haproxy.rows import (
@@ -188,16 +182,7 @@ def test_haproxy_checks_a_length_in_the_second_word(tmp_path: Path, hello: Hello
     settings = RenderSettings(bind="::1", http_port=http_port, https_port=free_port("::1"))
     rendered = render(model, settings, SlotTable.plan(wanted_names(model), 4))
     assert "txn.sl1" in rendered.config
-    (tmp_path / "maps").mkdir()
-    (tmp_path / "certs").mkdir()
-    (tmp_path / "haproxy.cfg").write_text(rendered.config)
-    (tmp_path / ROUTES_MAP).write_text(rendered.map_text)
-    (tmp_path / FALLBACK_PEM).write_text(pem_bundle(fallback_certificate()))
-    (tmp_path / MIRROR_LUA).write_text(mirror_lua())
-    (tmp_path / CRT_LIST).write_text(rendered.crt_list_text)
-    for name, pem in {**rendered.pems, **rendered.sources}.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(pem)
+    write_rendered(tmp_path, rendered)
     haproxy = shutil.which("haproxy")
     assert haproxy is not None
     proc = subprocess.Popen(
@@ -276,18 +261,7 @@ def test_slot_acl_files_refuse_what_the_core_refuses(tmp_path: Path, hello: Hell
     assert "txn.sl" not in rendered.map_text and not any(
         k.startswith("x") for k in rendered.routes
     ), rendered.routes
-    files = {
-        "haproxy.cfg": rendered.config,
-        ROUTES_MAP: rendered.map_text,
-        FALLBACK_PEM: pem_bundle(fallback_certificate()),
-        MIRROR_LUA: mirror_lua(),
-        CRT_LIST: rendered.crt_list_text,
-        **rendered.pems,
-        **rendered.sources,
-    }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    write_rendered(tmp_path, rendered)
     haproxy = shutil.which("haproxy")
     assert haproxy is not None
     proc = subprocess.Popen(

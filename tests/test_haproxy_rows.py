@@ -10,21 +10,17 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from haproxy_files import write_rendered
 from livekit import needs
 
-from polyingress.core import BuildOptions, ObjectStore, build_model, fallback_certificate
+from polyingress.core import BuildOptions, ObjectStore, build_model
 from polyingress.core.sources.manifests import load_objects
 from polyingress.plugins.haproxy import plugin
 from polyingress.plugins.haproxy.apply import plan_routes
 from polyingress.plugins.haproxy.render import (
-    CRT_LIST,
-    FALLBACK_PEM,
-    MIRROR_LUA,
     ROUTES_MAP,
     RenderSettings,
     SlotTable,
-    mirror_lua,
-    pem_bundle,
     render,
 )
 from polyingress.plugins.haproxy.rows import (
@@ -121,16 +117,7 @@ def test_hostile_names_reach_haproxy_as_one_word(tmp_path: Path) -> None:
     model = _model()
     rendered = render(model, RenderSettings(), SlotTable.plan(wanted_names(model), 1))
     assert """'req.fhdr("x-hostile'\\''#$%&*+^`|~!",1),sha2(256),hex'""" in rendered.config
-    (tmp_path / "maps").mkdir()
-    (tmp_path / "certs").mkdir()
-    (tmp_path / "haproxy.cfg").write_text(rendered.config)
-    (tmp_path / ROUTES_MAP).write_text(rendered.map_text)
-    (tmp_path / FALLBACK_PEM).write_text(pem_bundle(fallback_certificate()))
-    (tmp_path / MIRROR_LUA).write_text(mirror_lua())
-    (tmp_path / CRT_LIST).write_text(rendered.crt_list_text)
-    for name, pem in {**rendered.pems, **rendered.sources}.items():
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(pem)
+    write_rendered(tmp_path, rendered)
     haproxy = shutil.which("haproxy")
     assert haproxy is not None
     done = subprocess.run(

@@ -33,8 +33,9 @@ from typing import Any
 
 from polyingress.core.pipeline.annotations import NGINX_PREFIX, parse_namespaced
 from polyingress.core.pipeline.store import ObjectKey, ObjectStore, object_key
+from polyingress.core.sources.kubernetes.sinks import StoreSink
 
-__all__ = ["ConfigMapRefs", "NamedSink", "StoreSink", "named_configmaps"]
+__all__ = ["ConfigMapRefs", "named_configmaps"]
 
 log = logging.getLogger("polyingress.kubernetes")
 
@@ -66,22 +67,6 @@ def named_configmaps(ingress: Mapping[str, Any], prefix: str) -> frozenset[Name]
         if given_ns is None or given_ns == ns:
             out.add((ns, name))
     return frozenset(out)
-
-
-class StoreSink:
-    """Where a reflector puts what it reads: the store, as is."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self.store = store
-
-    def replace(self, kind: str, items: list[Obj], namespace: str | None) -> None:
-        self.store.replace_kind(kind, items, namespace=namespace)
-
-    def upsert(self, obj: Obj) -> None:
-        self.store.upsert(obj)
-
-    def delete(self, key: ObjectKey) -> None:
-        self.store.delete(key)
 
 
 class ConfigMapRefs:
@@ -243,16 +228,3 @@ class _ConfigMapSink(StoreSink):
             if refs._exists is not None:
                 refs._exists.discard(name)
             refs._drop([name])
-
-
-class NamedSink(StoreSink):
-    """The sink of a reflector that reads one object by name (``--configmap``): a relist
-    replaces that object only, never the other objects of its kind and namespace."""
-
-    def __init__(self, store: ObjectStore, key: ObjectKey) -> None:
-        super().__init__(store)
-        self.key = key
-
-    def replace(self, kind: str, items: list[Obj], namespace: str | None) -> None:
-        mine = [o for o in items if object_key(o) == self.key]
-        self.store.replace_many(mine, () if mine else [self.key])

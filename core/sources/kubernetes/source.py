@@ -65,7 +65,12 @@ from polyingress.core.pipeline.store import (
     Snapshot,
     object_key,
 )
-from polyingress.core.sources.kubernetes.configmaps import ConfigMapRefs, NamedSink, StoreSink
+from polyingress.core.sources.kubernetes.configmaps import ConfigMapRefs
+from polyingress.core.sources.kubernetes.sinks import (
+    NamedSink,
+    SecretSink,
+    StoreSink,
+)
 
 if TYPE_CHECKING:
     from kubernetes import client as kclient
@@ -105,11 +110,6 @@ RELISTS = Counter("polyingress_source_relists_total", "Full lists of a kind", ["
 SOURCE_ERRORS = Counter("polyingress_source_errors_total", "Failed list/watch calls", ["kind"])
 DEGRADED = Gauge("polyingress_source_degraded", "1 while the Kubernetes API is unreachable")
 
-TLS_SECRET_TYPE = "kubernetes.io/tls"
-# The Secrets the model reads: TLS certificates, and Opaque ones (auth-secret's htpasswd files
-# and maps). Other types (service-account tokens, registry credentials, Helm releases, often
-# large) are listed and watched with the rest but never stored.
-SECRET_TYPES = frozenset({TLS_SECRET_TYPE, "Opaque"})
 SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -519,23 +519,6 @@ def kind_specs(
             )
         )
     return specs
-
-
-class SecretSink(StoreSink):
-    """The Secret reflector's sink: only the types the model reads (SECRET_TYPES) are stored;
-    a Secret's type cannot change, so one of another type is never in the store. No type is
-    Opaque, as the API server defaults it."""
-
-    def replace(self, kind: str, items: list[dict[str, Any]], namespace: str | None) -> None:
-        super().replace(kind, [o for o in items if _secret_type(o) in SECRET_TYPES], namespace)
-
-    def upsert(self, obj: dict[str, Any]) -> None:
-        if _secret_type(obj) in SECRET_TYPES:
-            super().upsert(obj)
-
-
-def _secret_type(obj: dict[str, Any]) -> Any:
-    return obj.get("type") or "Opaque"
 
 
 class Reflector:
