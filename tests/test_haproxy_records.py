@@ -23,6 +23,7 @@ from livekit import needs
 
 from polyingress.core import (
     Backend,
+    BasicAuth,
     Endpoint,
     HeaderMatch,
     ObjectRef,
@@ -32,6 +33,7 @@ from polyingress.core import (
     RoutePolicy,
     SourceRanges,
     VirtualHost,
+    WeightedBackend,
 )
 from polyingress.core.runtime.hello import HelloServer
 from polyingress.plugins.haproxy.render import (
@@ -44,8 +46,11 @@ from polyingress.plugins.haproxy.rows import (
     LENGTH_WORD_BITS,
     SOURCES_PREFIX,
     Shapes,
+    connect_ms,
     slot_base,
+    slot_owner,
     sources_id,
+    sources_name,
     table_entries,
     wanted_names,
 )
@@ -54,12 +59,15 @@ from polyingress.testing.live import free_port, wait_until
 
 SRC = ObjectRef(kind="Ingress", namespace="ns", name="ing")
 APP = "ns__app__80"
+# bcrypt (cost 4) of "open sesame"
+BCRYPT = "$2y$04$ABePdTwGq2Ow5BWZLO12LeTnPGEdBjwulNqW2nfVWdcnMNqAEc.Pu"
 # IPv6 networks of 70 lengths: with them the shape has more than one word of lengths.
 MANY = tuple(f"2001:db8::/{n}" for n in range(48, 118))
 
 
 def _row(path: str = "/", **kw: object) -> Route:
-    return Route(path=path, path_type=PathType.PREFIX, backend=APP, source=SRC, **kw)  # type: ignore[arg-type]
+    kw.setdefault("backend", APP)
+    return Route(path=path, path_type=PathType.PREFIX, source=SRC, **kw)  # type: ignore[arg-type]
 
 
 def _mirrored(**kw: object) -> Route:
@@ -132,6 +140,37 @@ def test_a_row_whose_only_policy_is_source_lists_is_a_slot_of_its_own() -> None:
     assert v4 == 2**32  # every IPv4 address has exactly one entry
     assert files[f"sources/{slots.assigned[APP]}.map"] == ""
     assert Shapes.of(model).source_lengths == Shapes().source_lengths
+
+
+def test_which_rows_check_their_lists_in_their_slot() -> None:
+    """A source-list owner wraps the owner the row would have (its backend, its split, its
+    connect timeout's); rows that must check their lists in the frontend get none: basic
+    authentication (403 before 401), mirrors (no copy of a refused request), a share
+    answered 500 (the slots' 500 rule runs first), an answer of the row's own. The same
+    lists give the same id; other lists another."""
+    lists = _sources(allow=("10.0.0.0/8",))
+    plain = sources_name(_row(policy=lists))
+    assert plain is not None and slot_base(plain) == APP
+    assert sources_name(_row(policy=lists)) == plain
+    assert sources_name(_row(policy=_sources(allow=("10.0.0.0/16",)))) != plain
+    split = (WeightedBackend(backend="a", weight=9), WeightedBackend(backend="b", weight=1))
+    owner = sources_name(_row(backend=None, split=split, policy=lists))
+    assert owner is not None and slot_base(owner) == "split~a*9,b*1"
+    assert slot_owner(_row(backend=None, split=split, policy=lists)) == owner
+    timed = sources_name(_row(connect_timeout=1.5, policy=lists))
+    assert timed is not None and slot_base(timed) == APP and connect_ms(timed) == 1500
+    auth = BasicAuth(realm="r", users=(("foo", BCRYPT),))
+    for route in (
+        _row(policy=RoutePolicy(sources=lists.sources, auth=auth)),
+        _row(mirrors=(APP,), policy=lists),
+        _row(backend=None, split=(*split, WeightedBackend(backend=None, weight=1)), policy=lists),
+        _row(status=503, policy=lists),
+        _row(),
+    ):
+        assert sources_name(route) is None, route
+    # Its record, when something else needs one, points at that slot and has no source part.
+    rewritten = _row(policy=lists, timeout=2.0)
+    assert slot_owner(rewritten) is None and sources_name(rewritten) == plain
 
 
 def test_a_row_with_a_condition_still_gets_a_group() -> None:
