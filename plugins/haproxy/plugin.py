@@ -128,8 +128,9 @@ GATEWAY_FEATURES = (
     "polyingress.io/HeaderRegexMatching",
     # affinity: cookie (rows.py: the cookie's value is the key every slot hashes).
     "polyingress.io/SessionAffinity",
-    # polyingress's request policies (core/pipeline/policy.py): source ranges are record
-    # entries of the routes map (rows.py), changed through the Runtime API.
+    # polyingress's request policies (core/pipeline/policy.py): source ranges are the source
+    # map of the row's own slot (rows.sources_name), or record entries of the routes map for
+    # a row with basic auth, mirrors or a 500 share; both changed through the Runtime API.
     "polyingress.io/SourceRanges",
     # ... and the body size: a record field (413 for a Content-Length above it).
     "polyingress.io/BodySize",
