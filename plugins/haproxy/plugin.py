@@ -434,6 +434,12 @@ def info() -> BackendInfo:
     )
 
 
+def _slot_order(name: str) -> tuple[int, str]:
+    """A source map file in slot order (slot_0009 before slot_0010, slot_10000 last)."""
+    digits = "".join(c for c in name if c.isdigit())
+    return (int(digits or 0), name)
+
+
 def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
     render_settings = _render_settings(settings)
     slots = SlotTable.plan(wanted_names(model), render_settings.spare_backends)
@@ -456,10 +462,9 @@ def render_config(settings: RunSettings, model: RouteModel) -> RenderedConfig:
         ),
         RenderedFile(name=MIRROR_LUA, text=mirror_lua()),
     ]
-    # Every slot's source map file (HAProxy needs each one); printed only when not empty.
-    for name, text in sorted(rendered.sources.items()):
-        if text:
-            files.append((name, text))
+    # Every slot's source map file (HAProxy needs each one, an empty one refuses nobody).
+    for name, text in sorted(rendered.sources.items(), key=lambda item: _slot_order(item[0])):
+        files.append((name, text))
         written.append(RenderedFile(name=name, text=text))
     for cert in model.certificates:
         name = cert_file(cert.name)
