@@ -193,19 +193,23 @@ def test_source_ranges_are_normalized_and_state_their_feature() -> None:
 
 def test_haproxy_source_entries_are_masked_addresses_in_hex() -> None:
     """The record entries HAProxy's ``src,ipmask(m4,m6),hex`` finds, and the lengths its
-    rules compare (a family without a length keeps the whole address)."""
-    from polyingress.plugins.haproxy.rows import FLAG_BITS, Shapes, table_entries
-
-    ing = ingress(
-        "acl",
-        "a.example.com",
-        "/",
-        annotations={
-            "allowlist-source-range": "2001:db8::/32, 10.0.0.1",
-            "denylist-source-range": "10.0.0.1",
-        },
+    rules compare (a family without a length keeps the whole address), for a row that keeps
+    its lists in the frontend (basic authentication: 403 comes before 401). Without it the
+    row is a slot of its own whose source map holds the lists (rows.sources_name)."""
+    from polyingress.plugins.haproxy.rows import (
+        FLAG_BITS,
+        Shapes,
+        slot_owner,
+        source_verdicts,
+        table_entries,
     )
-    model = build(ing).model
+
+    lists = {
+        "allowlist-source-range": "2001:db8::/32, 10.0.0.1",
+        "denylist-source-range": "10.0.0.1",
+    }
+    ing = ingress("acl", "a.example.com", "/", annotations={**AUTH, **lists})
+    model = build(ing, secret("users", auth=f"foo:{BCRYPT}\n")).model
     shapes = Shapes.of(model)
     assert (32, 32, 32) in shapes.source_masks()  # IPv4 /32 and IPv6 /32: one rule
     assert (8, 128, 8) in shapes.source_masks()
@@ -215,7 +219,18 @@ def test_haproxy_source_entries_are_masked_addresses_in_hex() -> None:
     # 1 allowed, 2 denied, 3 both
     assert sources == {"s20010DB8000000000000000000000000/32": "1", "s0A000001/32": "3"}
     (record,) = [v for k, v in entries.items() if k.startswith("x") and "|" not in k]
-    assert int(record.split("|")[5]) == sum(FLAG_BITS[c] for c in "slB")
+    assert int(record.split("|")[5]) == sum(FLAG_BITS[c] for c in "sluB")
+
+    plain = build(ingress("acl", "a.example.com", "/", annotations=lists)).model
+    assert (32, 32, 32) not in Shapes.of(plain).source_masks()  # no rule for the slot way
+    ((row,),) = [v.routes for v in plain.vhosts]
+    owner = slot_owner(row)
+    assert owner is not None and row.policy is not None and row.policy.sources is not None
+    entries = table_entries(plain.vhosts[0], "a.example.com", {owner: "slot_0002"}, shapes)
+    assert entries == {"^a.example.com/": "slot_0002"}
+    verdicts = dict(source_verdicts(row.policy.sources))
+    # 10.0.0.1 is both allowed and denied: refused, as all of IPv4; the IPv6 /32 is admitted
+    assert verdicts["2001:db8::/32"] == "0" and verdicts["0.0.0.0/0"] == "1"
 
 
 def test_body_size_413_above_it_before_the_source_ranges() -> None:
