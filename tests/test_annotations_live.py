@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from livekit import backend_param
 
-from polyingress.core import RATE_LIMIT
+from polyingress.core import BASIC_AUTH, RATE_LIMIT
 from polyingress.core.pipeline.translate.annotations import SEND_TIMEOUT
 from polyingress.testing.annotation_cases import CASES, AnnotationCase, Expect, ingress
 from polyingress.testing.annotation_live import *  # noqa: F403 (the whole suite)
@@ -127,3 +127,29 @@ def test_send_timeout_waits_for_a_slow_client(annotation_world: AnnotationWorld)
     seen = json.loads(data)
     assert seen["body_length"] == part * parts, seen
     assert took >= (parts - 1) * pause, f"the upload took {took:.1f}s: its pauses were not kept"
+
+
+def test_basic_auth_without_a_realm(annotation_world: AnnotationWorld) -> None:
+    """auth-type basic without auth-realm: ingress-nginx's `auth_basic ""`, so the challenge is
+    `Basic realm=""` (HAProxy's `auth realm` refuses an empty realm: the frontend answers that
+    401 by itself; before, such an Ingress failed the whole configuration). Traefik's
+    basicAuth puts its default realm in place of an empty one: the documented partial of
+    auth-realm there."""
+    world = annotation_world
+    if BASIC_AUTH not in world.features:
+        pytest.skip(f"the {world.backend} backend does not declare {BASIC_AUTH}")
+    base = next(c for c in CASES if c.name == "auth-type/basic")
+    annotations = {"auth-type": "basic", "auth-secret": "basic-auth"}
+    case = AnnotationCase(
+        "auth-type/basic without auth-realm",
+        "ingress-nginx's template: auth_basic with the realm annotation's value, empty when unset",
+        (ingress("auth", "auth.foo.com", "/", annotations=annotations),),
+        (base.expects[4],),
+        objects=base.objects,
+    )
+    world.load(case)
+    wait_until(lambda: world.send(base.expects[4]).status == 200, timeout=20)
+    challenge = 'Basic realm="traefik"' if world.backend == "traefik" else 'Basic realm=""'
+    resp = world.send(Expect("auth.foo.com", "/", status=401))
+    assert resp.status == 401, resp
+    assert resp.headers.get("www-authenticate") == challenge, resp.headers

@@ -465,13 +465,16 @@ class Shapes:
             words[i // LENGTH_WORD_BITS] |= 1 << (i % LENGTH_WORD_BITS)
         return ":".join(str(w) for w in words)
 
-    def userlists(self) -> list[tuple[str, str, list[str]]]:
+    def userlists(self) -> list[tuple[str, str | None, list[str]]]:
         """(id, realm word, user lines) of each userlist: ``user <name> password <hash>``
-        (names and hashes are checked by the core: no space, quote or control character)."""
-        out = []
+        (names and hashes are checked by the core: no space, quote or control character).
+        The realm word is None for the empty realm (no auth-realm: ingress-nginx's
+        ``auth_basic ""``), which ``http-request auth realm`` refuses: the frontend answers
+        that challenge by itself."""
+        out: list[tuple[str, str | None, list[str]]] = []
         for ident, auth in self.auths:
             users = [f"user {cfg_word(u)} password {cfg_word(h)}" for u, h in auth.users]
-            out.append((ident, cfg_word(auth.realm), users))
+            out.append((ident, cfg_word(auth.realm) if auth.realm else None, users))
         return out
 
     def request_filter_names(self) -> list[tuple[int, str]]:

@@ -581,7 +581,13 @@ ANNOTATION_SUPPORT: dict[str, tuple[Support, frozenset[str], str]] = {
         frozenset({BASIC_AUTH}),
         "auth-file (default: the key auth, htpasswd lines) or auth-map (user: hash)",
     ),
-    "auth-realm": (Support.HONOURED, frozenset({BASIC_AUTH}), ""),
+    "auth-realm": (
+        Support.PARTIAL,
+        frozenset({BASIC_AUTH}),
+        'the 401\'s WWW-Authenticate: Basic realm="<realm>", and without the annotation '
+        'realm="" (ingress-nginx\'s auth_basic ""); Traefik\'s basicAuth puts its '
+        'default realm, "traefik", in place of an empty one',
+    ),
     "whitelist-source-range": (
         Support.HONOURED,
         frozenset({SOURCE_RANGES}),
