@@ -21,10 +21,10 @@ from polyingress.plugins.haproxy.render import SlotTable, Tuning, slot_servers
 from polyingress.plugins.haproxy.rows import (
     FLAG_BITS,
     Shapes,
-    connect_base,
     connect_ms,
     connect_name,
     hop_members,
+    slot_base,
     split_name,
     table_entries,
     wanted_names,
@@ -141,7 +141,7 @@ def test_connect_timeout_rows_get_a_slot_owner_of_their_own() -> None:
     model = _model(row)
     name = connect_name(row)
     assert name == f"connect~1500~{A}"
-    assert connect_ms(name) == 1500 and connect_base(name) == A and connect_ms(A) is None
+    assert connect_ms(name) == 1500 and slot_base(name) == A and connect_ms(A) is None
     assert name in wanted_names(model)
     assert slot_servers(name, model.backend_index) == slot_servers(A, model.backend_index)
     slots = SlotTable.plan(wanted_names(model), 4)

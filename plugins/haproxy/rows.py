@@ -85,6 +85,7 @@ import ipaddress
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from polyingress.core import (
     BasicAuth,
@@ -115,7 +116,6 @@ __all__ = [
     "Shapes",
     "Signature",
     "cfg_word",
-    "connect_base",
     "connect_ms",
     "connect_name",
     "encode_value",
@@ -458,11 +458,11 @@ class Shapes:
 
     def source_length_field(self, lengths: Iterable[int]) -> str:
         """Record field 23 for a row whose source ranges use the prefix ``lengths``."""
-        index = {n: i for i, (_m4, _m6, n) in enumerate(self.source_masks())}
+        where = {n: (w, bit) for _m4, _m6, n, w, bit in self.source_mask_bits()}
         words = [0] * len(self.source_words())
         for n in set(lengths):
-            i = index[n]  # a shape without it does not cover the row: it reloads first
-            words[i // LENGTH_WORD_BITS] |= 1 << (i % LENGTH_WORD_BITS)
+            w, bit = where[n]  # a shape without it does not cover the row: it reloads first
+            words[w] |= bit
         return ":".join(str(w) for w in words)
 
     def userlists(self) -> list[tuple[str, str | None, list[str]]]:
@@ -666,15 +666,17 @@ def connect_name(route: Route) -> str | None:
     return f"{CONNECT_PREFIX}{ms}~{base}"
 
 
-def _without_sources(name: str) -> str:
-    if not name.startswith(SOURCES_PREFIX):
+def _unwrap(name: str, prefix: str) -> str:
+    """``name`` without one ``<prefix><value>~`` wrapping (a source-list or connect-timeout
+    owner's), or ``name`` when it has none."""
+    if not name.startswith(prefix):
         return name
-    return name[len(SOURCES_PREFIX) :].split("~", 1)[1]
+    return name[len(prefix) :].split("~", 1)[1]
 
 
 def connect_ms(name: str) -> int | None:
     """The connect timeout (ms) of a slot owner, None for an owner without one."""
-    name = _without_sources(name)
+    name = _unwrap(name, SOURCES_PREFIX)
     if not name.startswith(CONNECT_PREFIX):
         return None
     return int(name[len(CONNECT_PREFIX) :].split("~", 1)[0])
@@ -683,13 +685,7 @@ def connect_ms(name: str) -> int | None:
 def slot_base(name: str) -> str:
     """The owner whose servers a slot owner's slot has: without its source lists
     (``sources~<id>~``) and its connect timeout (``connect~<ms>~``)."""
-    name = _without_sources(name)
-    if not name.startswith(CONNECT_PREFIX):
-        return name
-    return name[len(CONNECT_PREFIX) :].split("~", 1)[1]
-
-
-connect_base = slot_base  # the name render and apply used before source-list owners
+    return _unwrap(_unwrap(name, SOURCES_PREFIX), CONNECT_PREFIX)
 
 
 def sources_id(name: str) -> str | None:
@@ -699,27 +695,14 @@ def sources_id(name: str) -> str | None:
     return name[len(SOURCES_PREFIX) :].split("~", 1)[0]
 
 
-def _complement(
-    nets: Iterable[ipaddress.IPv4Network], universe: ipaddress.IPv4Network
-) -> list[ipaddress.IPv4Network]:
-    pieces = [universe]
-    for bad in ipaddress.collapse_addresses(nets):
-        kept: list[ipaddress.IPv4Network] = []
-        for piece in pieces:
-            if not piece.overlaps(bad):
-                kept.append(piece)
-            elif not bad.supernet_of(piece):
-                kept.extend(piece.address_exclude(bad))
-        pieces = kept
-    return list(ipaddress.collapse_addresses(pieces))
+_Net = TypeVar("_Net", ipaddress.IPv4Network, ipaddress.IPv6Network)
 
 
-def _complement6(
-    nets: Iterable[ipaddress.IPv6Network], universe: ipaddress.IPv6Network
-) -> list[ipaddress.IPv6Network]:
+def _complement(nets: Iterable[_Net], universe: _Net) -> list[_Net]:
+    """The networks of ``universe`` outside ``nets`` (one address family), collapsed."""
     pieces = [universe]
     for bad in ipaddress.collapse_addresses(nets):
-        kept: list[ipaddress.IPv6Network] = []
+        kept: list[_Net] = []
         for piece in pieces:
             if not piece.overlaps(bad):
                 kept.append(piece)
@@ -748,7 +731,7 @@ def source_verdicts(ranges: SourceRanges) -> tuple[tuple[str, str], ...]:
     v4 = [n for n in admitted if isinstance(n, ipaddress.IPv4Network)]
     v6 = [n for n in admitted if isinstance(n, ipaddress.IPv6Network)]
     refused4 = _complement(v4, ipaddress.IPv4Network("0.0.0.0/0"))
-    refused6 = _complement6(v6, ipaddress.IPv6Network("::/0"))
+    refused6 = _complement(v6, ipaddress.IPv6Network("::/0"))
     verdicts4 = sorted([(n, "0") for n in v4] + [(n, "1") for n in refused4])
     verdicts6 = sorted([(n, "0") for n in v6] + [(n, "1") for n in refused6])
     found = tuple((str(n), v) for n, v in (*verdicts4, *verdicts6))
