@@ -9,16 +9,12 @@ shape has more than 62 lengths) still allows and denies."""
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from haproxy_files import write_rendered
+from haproxy_files import served
 from livekit import needs
 
 from polyingress.core import (
@@ -55,7 +51,7 @@ from polyingress.plugins.haproxy.rows import (
     wanted_names,
 )
 from polyingress.plugins.haproxy.runtime import Command, RuntimeClient
-from polyingress.testing.live import free_port, wait_until
+from polyingress.testing.live import free_port
 
 SRC = ObjectRef(kind="Ingress", namespace="ns", name="ing")
 APP = "ns__app__80"
@@ -221,40 +217,10 @@ def test_haproxy_checks_a_length_in_the_second_word(tmp_path: Path, hello: Hello
     settings = RenderSettings(bind="::1", http_port=http_port, https_port=free_port("::1"))
     rendered = render(model, settings, SlotTable.plan(wanted_names(model), 4))
     assert "txn.sl1" in rendered.config
-    write_rendered(tmp_path, rendered)
-    haproxy = shutil.which("haproxy")
-    assert haproxy is not None
-    proc = subprocess.Popen(
-        [haproxy, "-db", "-f", "haproxy.cfg"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-
-        def status(host: str) -> int:
-            conn = http.client.HTTPConnection("::1", http_port, timeout=5)
-            try:
-                conn.request("GET", "/", headers={"Host": host})
-                return conn.getresponse().status
-            finally:
-                conn.close()
-
-        def up() -> bool:
-            try:
-                return status("allowed.example") == 200
-            except OSError:
-                time.sleep(0.05)
-                return False
-
-        wait_until(up, timeout=10)
+    with served(tmp_path, rendered, "::1", http_port, "allowed.example") as status:
         assert status("denied.example") == 403
         assert status("other.example") == 403
         assert status("allowed.example") == 200
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert b"ALERT" not in out, out.decode(errors="replace")
 
 
 # Client addresses for the source-list slots: IPv4 and IPv6 inside and outside the lists below,
@@ -300,33 +266,7 @@ def test_slot_acl_files_refuse_what_the_core_refuses(tmp_path: Path, hello: Hell
     assert "txn.sl" not in rendered.map_text and not any(
         k.startswith("x") for k in rendered.routes
     ), rendered.routes
-    write_rendered(tmp_path, rendered)
-    haproxy = shutil.which("haproxy")
-    assert haproxy is not None
-    proc = subprocess.Popen(
-        [haproxy, "-db", "-f", "haproxy.cfg"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-
-        def status(host: str) -> int:
-            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
-            try:
-                conn.request("GET", "/", headers={"Host": host})
-                return conn.getresponse().status
-            finally:
-                conn.close()
-
-        def up() -> bool:
-            try:
-                return status("v4.example") == 200
-            except OSError:
-                time.sleep(0.05)
-                return False
-
-        wait_until(up, timeout=10)
+    with served(tmp_path, rendered, "127.0.0.1", http_port, "v4.example") as status:
         client = RuntimeClient(str(tmp_path / "admin.sock"))
         for host, policy in SLOT_LISTS.items():
             assert policy.sources is not None
@@ -340,7 +280,3 @@ def test_slot_acl_files_refuse_what_the_core_refuses(tmp_path: Path, hello: Hell
                 assert got == (not policy.sources.admits(address)), (host, address, reply)
             want = 403 if not policy.sources.admits("127.0.0.1") else 200
             assert status(host) == want, host
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert b"ALERT" not in out, out.decode(errors="replace")
